@@ -1,0 +1,293 @@
+//! Configuration: defaults < TOML file < `AVOCET_`-prefixed environment (figment), with `__`
+//! separating nested keys (`AVOCET_FLEETS__DEMO__CONCURRENCY=4`). Unknown keys are errors
+//! naming the key.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::dialect::DialectKind;
+
+/// Default path of the configuration file, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/avocet.toml";
+
+/// Environment variables with the `AVOCET_` prefix that belong to other programs (the
+/// client's `AVOCET_ADDR`) or to the command line, not to the configuration.
+const FOREIGN_ENV: [&str; 3] = ["addr", "config", "output"];
+
+/// The daemon's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address. Default `127.0.0.1:7400`; `AVOCET_LISTEN` overrides it.
+    pub listen: SocketAddr,
+    /// Name of this daemon instance, stored as `applied_by` in history rows. Default:
+    /// `avocetd@<host name>`.
+    pub instance_id: String,
+    /// Global budget of database connections the engine holds open at once, across every
+    /// fleet (each tenant being migrated uses 2: its lock and its session). Default 64.
+    pub max_connections: usize,
+    /// Default history table name for fleets that do not set one. Default `avocet_migrations`.
+    pub history_table: String,
+    /// Fleets by name.
+    pub fleets: BTreeMap<String, FleetConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            instance_id: format!("avocetd@{host}"),
+            max_connections: 64,
+            history_table: "avocet_migrations".into(),
+            fleets: BTreeMap::new(),
+        }
+    }
+}
+
+/// One fleet: tenants that share a dialect and a migration set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// `postgres`, `mysql` (also `mariadb`) or `sqlite`.
+    pub dialect: DialectKind,
+    /// Directory of the migration set; relative paths resolve against the working directory.
+    pub migrations: PathBuf,
+    /// Tenants migrated at once by default. Default 8.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Longest wait for a tenant's lock, e.g. `"30s"`, `"500ms"`. Default 30 s.
+    #[serde(default = "default_lock_timeout", with = "humantime_serde")]
+    pub lock_timeout: Duration,
+    /// Longest wait for a connection to open. Default 10 s.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// History table name in each tenant; default: the top-level `history_table`.
+    #[serde(default)]
+    pub history_table: Option<String>,
+    /// Statements run on every connection the engine opens for this fleet, such as
+    /// `PRAGMA foreign_keys = OFF` (SQLite cannot change it inside a transaction) or
+    /// `SET FOREIGN_KEY_CHECKS = 0`.
+    #[serde(default)]
+    pub session_init: Vec<String>,
+    /// The tenants.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+
+fn default_lock_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// One tenant database (or schema).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Unique within the fleet: letters, digits, `_`, `-`, `.`; at most 63 characters.
+    pub id: String,
+    /// Connection URL (`postgres://…`, `mysql://…`, `sqlite://path?mode=rwc`). Secret.
+    pub dsn: String,
+    /// PostgreSQL schema for schema-per-tenant fleets.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Labels matched by selectors, e.g. `{ region = "eu" }`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for TenantConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantConfig")
+            .field("id", &self.id)
+            .field("dsn", &"<redacted>")
+            .field("schema", &self.schema)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file given does not exist.
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    /// A parse error, a wrong type or an unknown key; figment's message names the key.
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// A value that parses but is not allowed.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `fleets.demo.tenants[2].id`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads `path` (if given) over the defaults, then the `AVOCET_` environment, and
+    /// validates names and numbers.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] for a file that does not exist; [`ConfigError::Parse`] for
+    /// bad TOML, wrong types and unknown keys; [`ConfigError::Invalid`] for bad identifiers,
+    /// duplicate tenant ids, zero concurrency or timeouts.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError::Missing(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("AVOCET_")
+            .filter(|k| !FOREIGN_ENV.contains(&k.as_str()))
+            .split("__");
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if self.max_connections < 2 {
+            return Err(invalid("max_connections".into(), "must be at least 2"));
+        }
+        check_identifier("history_table", &self.history_table)?;
+        for (name, fleet) in &self.fleets {
+            let key = |k: &str| format!("fleets.{name}.{k}");
+            check_id(&format!("fleets.{name}"), name)?;
+            if fleet.concurrency == 0 {
+                return Err(invalid(key("concurrency"), "must be at least 1"));
+            }
+            if fleet.lock_timeout.is_zero() {
+                return Err(invalid(key("lock_timeout"), "must be greater than zero"));
+            }
+            if let Some(table) = &fleet.history_table {
+                check_identifier(&key("history_table"), table)?;
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, tenant) in fleet.tenants.iter().enumerate() {
+                let tkey = key(&format!("tenants[{i}]"));
+                check_id(&format!("{tkey}.id"), &tenant.id)?;
+                if !seen.insert(&tenant.id) {
+                    return Err(invalid(format!("{tkey}.id"), "duplicate tenant id"));
+                }
+                if let Some(schema) = &tenant.schema {
+                    check_identifier(&format!("{tkey}.schema"), schema)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tenant and fleet ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}`.
+pub fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
+    let ok = id.len() <= 63
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            message: format!("{id:?} is not a valid id (letters, digits, _ - .; 1-63 chars)"),
+        })
+    }
+}
+
+/// SQL identifiers we create (tables, schemas): `[A-Za-z_][A-Za-z0-9_]{0,62}`, the
+/// portable subset of PostgreSQL's 63-byte and MySQL's 64-character limits.
+pub fn check_identifier(key: &str, ident: &str) -> Result<(), ConfigError> {
+    let ok = ident.len() <= 63
+        && ident
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && ident.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            message: format!("{ident:?} is not a valid identifier (letters, digits, _)"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn the_shipped_default_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/avocet.toml");
+        let config = Config::load(Some(&path)).unwrap();
+        let demo = &config.fleets["demo"];
+        assert_eq!(demo.dialect, DialectKind::Sqlite);
+        assert_eq!(demo.tenants.len(), 3);
+        assert_eq!(demo.lock_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let file = write(
+            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n",
+        );
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(err.contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let file = write(
+            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
+             tenants = [{ id = \"a\", dsn = \"sqlite://a.db\" }, { id = \"a\", dsn = \"sqlite://b.db\" }]\n",
+        );
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(err.contains("fleets.demo.tenants[1].id"), "{err}");
+        let file = write("[fleets.demo]\ndialect = \"oracle\"\nmigrations = \"m\"\n");
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(err.contains("oracle"), "{err}");
+        assert!(matches!(
+            Config::load(Some(Path::new("/nonexistent/avocet.toml"))),
+            Err(ConfigError::Missing(_))
+        ));
+    }
+}

@@ -1,0 +1,45 @@
+//! `avocetd`: loads the configuration, starts telemetry and serves until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use avocet_daemon::{Config, config, fleet::Registry, telemetry};
+use clap::Parser;
+
+/// The Avocet migration daemon.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (TOML). `AVOCET_*` environment variables override it.
+    #[arg(long, env = "AVOCET_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = telemetry::init("avocetd")?;
+    let config = Config::load(Some(&args.config))?;
+    let registry = Registry::from_config(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    avocet_daemon::serve(listener, registry, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,168 @@
+use super::*;
+use crate::catalog::{Migration, Script};
+
+fn migration(version: i64, up: &str, down: Option<&str>) -> Migration {
+    Migration {
+        version,
+        name: format!("m{version}"),
+        up: Script::parse(up, DialectKind::Postgres).unwrap(),
+        down: down.map(|d| Script::parse(d, DialectKind::Postgres).unwrap()),
+    }
+}
+
+fn set(n: i64) -> MigrationSet {
+    MigrationSet::new(
+        (1..=n)
+            .map(|v| migration(v, &format!("CREATE TABLE t{v} (id int);"), Some("SELECT 1;")))
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn record(set: &MigrationSet, version: i64, status: RecordStatus, batch: i64) -> HistoryRecord {
+    let m = set.get(version).unwrap();
+    HistoryRecord {
+        version,
+        name: m.name.clone(),
+        checksum: m.up.checksum.clone(),
+        status,
+        batch,
+        statements_done: 1,
+        statements_total: 1,
+        error: None,
+    }
+}
+
+fn versions(plan: &Plan) -> Vec<i64> {
+    plan.steps.iter().map(|s| s.migration.version).collect()
+}
+
+fn codes(plan: &Plan) -> Vec<(Code, Severity)> {
+    plan.diagnostics.iter().map(|d| (d.code, d.severity)).collect()
+}
+
+#[test]
+fn pending_versions_run_in_order_up_to_the_target() {
+    let set = set(5);
+    let history = vec![record(&set, 1, RecordStatus::Applied, 1)];
+    let plan = plan_apply(&set, &history, ApplyOptions::default(), DialectKind::Postgres);
+    assert_eq!(versions(&plan), [2, 3, 4, 5]);
+    assert_eq!(plan.current_version, Some(1));
+    assert!(!plan.blocked());
+    let opts = ApplyOptions {
+        target: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(
+        versions(&plan_apply(&set, &history, opts, DialectKind::Postgres)),
+        [2, 3]
+    );
+}
+
+#[test]
+fn nothing_runs_when_everything_is_applied() {
+    let set = set(3);
+    let history: Vec<_> = (1..=3)
+        .map(|v| record(&set, v, RecordStatus::Applied, 1))
+        .collect();
+    let plan = plan_apply(&set, &history, ApplyOptions::default(), DialectKind::Sqlite);
+    assert!(plan.steps.is_empty());
+    assert!(plan.diagnostics.is_empty());
+}
+
+#[test]
+fn drift_and_missing_versions_are_errors() {
+    let set = set(3);
+    let mut changed = record(&set, 1, RecordStatus::Applied, 1);
+    changed.checksum = "0".repeat(64);
+    let mut gone = record(&set, 2, RecordStatus::Applied, 1);
+    gone.version = 9;
+    let plan = plan_apply(&set, &[changed, gone], ApplyOptions::default(), DialectKind::Postgres);
+    assert!(plan.blocked());
+    assert!(codes(&plan).contains(&(Code::ChecksumMismatch, Severity::Error)));
+    assert!(codes(&plan).contains(&(Code::MissingMigration, Severity::Error)));
+}
+
+#[test]
+fn failed_without_effect_is_retried_but_partial_and_running_block() {
+    let set = set(2);
+    let mut failed = record(&set, 1, RecordStatus::Failed, 1);
+    failed.statements_done = 0;
+    let plan = plan_apply(&set, &[failed.clone()], ApplyOptions::default(), DialectKind::Postgres);
+    assert_eq!(versions(&plan), [1, 2]);
+    assert_eq!(codes(&plan), [(Code::FailedMigration, Severity::Warning)]);
+
+    failed.statements_done = 1;
+    let plan = plan_apply(&set, &[failed], ApplyOptions::default(), DialectKind::Mysql);
+    assert!(plan.blocked());
+    assert_eq!(plan.first_error().unwrap().code, Code::PartiallyApplied);
+
+    let running = record(&set, 1, RecordStatus::Running, 1);
+    let plan = plan_apply(&set, &[running], ApplyOptions::default(), DialectKind::Mysql);
+    assert_eq!(plan.first_error().unwrap().code, Code::RunningMigration);
+}
+
+#[test]
+fn out_of_order_is_refused_unless_allowed() {
+    let set = set(3);
+    let history = vec![
+        record(&set, 1, RecordStatus::Applied, 1),
+        record(&set, 3, RecordStatus::Applied, 1),
+    ];
+    let plan = plan_apply(&set, &history, ApplyOptions::default(), DialectKind::Postgres);
+    assert_eq!(codes(&plan), [(Code::OutOfOrder, Severity::Error)]);
+    let allowed = ApplyOptions {
+        allow_out_of_order: true,
+        ..Default::default()
+    };
+    let plan = plan_apply(&set, &history, allowed, DialectKind::Postgres);
+    assert!(!plan.blocked());
+    assert_eq!(versions(&plan), [2]);
+}
+
+#[test]
+fn no_transaction_marker_and_mysql_leave_the_transaction_path() {
+    let set = MigrationSet::new(vec![
+        migration(1, "-- avocet:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);", None),
+        migration(2, "DROP TABLE old;", None),
+    ])
+    .unwrap();
+    let plan = plan_apply(&set, &[], ApplyOptions::default(), DialectKind::Postgres);
+    assert!(!plan.steps[0].transactional);
+    assert!(plan.steps[1].transactional);
+    assert!(codes(&plan).contains(&(Code::NoTransaction, Severity::Warning)));
+    assert!(codes(&plan).contains(&(Code::Destructive, Severity::Warning)));
+    let plan = plan_apply(&set, &[], ApplyOptions::default(), DialectKind::Mysql);
+    assert!(plan.steps.iter().all(|s| !s.transactional));
+}
+
+#[test]
+fn rollback_by_steps_version_and_last_batch() {
+    let set = set(5);
+    let history: Vec<_> = (1..=5)
+        .map(|v| record(&set, v, RecordStatus::Applied, if v <= 3 { 1 } else { 2 }))
+        .collect();
+    let plan = |t| plan_rollback(&set, &history, t, DialectKind::Postgres);
+    assert_eq!(versions(&plan(RollbackTarget::Steps(2))), [5, 4]);
+    assert_eq!(versions(&plan(RollbackTarget::ToVersion(2))), [5, 4, 3]);
+    assert_eq!(versions(&plan(RollbackTarget::LastBatch)), [5, 4]);
+    assert_eq!(plan(RollbackTarget::Steps(1)).steps[0].batch, Some(2));
+    assert!(plan(RollbackTarget::Steps(9)).steps.len() == 5);
+}
+
+#[test]
+fn rollback_without_down_is_an_error_before_anything_runs() {
+    let set = MigrationSet::new(vec![
+        migration(1, "SELECT 1;", Some("SELECT 1;")),
+        migration(2, "SELECT 2;", None),
+    ])
+    .unwrap();
+    let history = vec![
+        record(&set, 1, RecordStatus::Applied, 1),
+        record(&set, 2, RecordStatus::Applied, 1),
+    ];
+    let plan = plan_rollback(&set, &history, RollbackTarget::Steps(2), DialectKind::Sqlite);
+    assert!(plan.blocked());
+    assert_eq!(plan.first_error().unwrap().code, Code::Irreversible);
+    assert_eq!(plan.first_error().unwrap().version, Some(2));
+}

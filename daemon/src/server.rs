@@ -1,0 +1,75 @@
+//! Wiring: the gRPC server with health and reflection, and an orderly shutdown.
+
+use std::{sync::Arc, time::Duration};
+
+use avocet_proto::v1::{fleet_server::FleetServer, migrator_server::MigratorServer};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{Api, FleetService, MigratorService},
+    fleet::Registry,
+    rollout::Engine,
+};
+
+/// Longest wait, after shutdown begins, for running migrations to finish.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The reflection service could not read the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `avocet.v1` (plus `grpc.health.v1` and reflection) on `listener` until `shutdown`
+/// completes. Shutdown refuses new rollouts, lets running tenants finish their current
+/// migration (at most [`DRAIN_TIMEOUT`]), then returns.
+///
+/// # Errors
+/// [`ServerError`] when the transport fails.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let token = CancellationToken::new();
+    let engine = Arc::new(Engine::new(Arc::new(registry), token.clone()));
+    let api = Api::new(engine.clone());
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<MigratorServer<MigratorService>>().await;
+    health.set_serving::<FleetServer<FleetService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(avocet_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let addr = listener.local_addr().ok();
+    tracing::info!(?addr, "avocetd serving");
+    let stop = token.clone();
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(MigratorServer::new(MigratorService(api.clone())))
+        .add_service(FleetServer::new(FleetService(api)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing running migrations");
+            health.set_not_serving::<MigratorServer<MigratorService>>().await;
+            stop.cancel();
+        })
+        .await;
+    token.cancel();
+    if tokio::time::timeout(DRAIN_TIMEOUT, engine.drain())
+        .await
+        .is_err()
+    {
+        tracing::warn!("rollouts still running after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    result.map_err(ServerError::from)
+}

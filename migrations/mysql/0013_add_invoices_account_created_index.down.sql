@@ -1,0 +1,1 @@
+DROP INDEX invoices_account_created_idx ON invoices;

@@ -1,0 +1,2 @@
+-- InnoDB builds secondary indexes online, so no special handling is needed.
+CREATE INDEX invoices_account_created_idx ON invoices (account_id, created_at);

@@ -1,0 +1,4 @@
+-- Data backfill: default the display name to the local part of the email.
+UPDATE users
+SET display_name = substr(email, 1, instr(email, '@') - 1)
+WHERE display_name IS NULL;

@@ -1,0 +1,1 @@
+DROP TRIGGER projects_touch_updated_at;
