@@ -1,0 +1,154 @@
+//! Arguments and dispatch of the `avocet` command line.
+
+mod json;
+mod run;
+mod text;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+pub(crate) use run::run;
+
+/// Writes to stdout, ignoring a closed pipe (`avocet status | head`).
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Exit status when any tenant failed, verify found problems, or a plan is blocked.
+pub(crate) const EXIT_TENANT_FAILED: u8 = 1;
+/// Exit status when the daemon is unreachable or rejects the request.
+pub(crate) const EXIT_ERROR: u8 = 3;
+
+/// Plan, apply, roll back and verify schema migrations across a fleet of tenant databases,
+/// through avocetd.
+///
+/// Exit status: 0 success; 1 a tenant failed, verify found problems or a plan is blocked;
+/// 2 bad usage; 3 the daemon is unreachable or rejected the request.
+#[derive(Parser)]
+#[command(name = "avocet", version)]
+pub(crate) struct Args {
+    /// Daemon address.
+    #[arg(long, global = true, env = "AVOCET_ADDR", default_value = avocet_client::DEFAULT_ADDR)]
+    pub(crate) addr: String,
+    /// Output: text for people (progress bars, tables), json for machines (one object per
+    /// event for apply and rollback, one document otherwise).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    Text,
+    Json,
+}
+
+/// Which tenants of which fleet.
+#[derive(ClapArgs, Clone)]
+pub(crate) struct Target {
+    /// Fleet name; may be left out when the daemon serves exactly one fleet.
+    #[arg(long, global = true)]
+    pub(crate) fleet: Option<String>,
+    /// Tenant ids, comma-separated (default: every tenant).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub(crate) tenants: Vec<String>,
+    /// Label selector, e.g. `region=eu,tier!=free`.
+    #[arg(long, global = true, default_value = "")]
+    pub(crate) selector: String,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Show what apply would run on each tenant, with warnings and errors.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        /// Plan up to this version (default: latest).
+        #[arg(long = "to")]
+        to: Option<i64>,
+        /// Plan pending versions older than the newest applied one.
+        #[arg(long)]
+        allow_out_of_order: bool,
+    },
+    /// Apply pending migrations, streaming progress.
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// Apply up to this version (default: latest).
+        #[arg(long = "to")]
+        to: Option<i64>,
+        /// Show the plan as events and touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Tenants migrated at once (default: the fleet's setting).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Start no further tenant after the first failure.
+        #[arg(long)]
+        stop_on_failure: bool,
+        /// Apply pending versions older than the newest applied one.
+        #[arg(long)]
+        allow_out_of_order: bool,
+    },
+    /// Run down scripts in reverse order (default: the newest migration).
+    Rollback {
+        #[command(flatten)]
+        target: Target,
+        /// Roll back the newest N applied migrations.
+        #[arg(long, conflicts_with_all = ["to", "last_batch"])]
+        steps: Option<u32>,
+        /// Roll back every applied migration above this version (0: all).
+        #[arg(long = "to", conflicts_with = "last_batch")]
+        to: Option<i64>,
+        /// Roll back the most recent apply batch.
+        #[arg(long)]
+        last_batch: bool,
+        /// Show the plan as events and touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Tenants rolled back at once (default: the fleet's setting).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Start no further tenant after the first failure.
+        #[arg(long)]
+        stop_on_failure: bool,
+    },
+    /// Check applied migrations against the set: drift, missing, failed, pending.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Fleet summary: tenants per version, pending, failed.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List a fleet's tenants and their labels.
+    Tenants {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the daemon's fleets.
+    Fleets,
+    /// Resolve a failed or running record after checking the schema by hand.
+    Repair {
+        #[command(flatten)]
+        target: Target,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The version whose record to resolve.
+        #[arg(long)]
+        version: i64,
+        /// Record the migration as applied, or as rolled back (so it runs again).
+        #[arg(long, value_enum)]
+        mark: Mark,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Mark {
+    Applied,
+    RolledBack,
+}

@@ -1,0 +1,208 @@
+//! Running one command against the daemon.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use avocet_client::{Client, Events, pb};
+
+use super::{Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, json, text};
+
+/// Runs the parsed command and returns the exit status.
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut client = Client::connect(&args.addr).await?;
+    let out = args.output;
+    let ok = match args.command {
+        Command::Plan {
+            target,
+            to,
+            allow_out_of_order,
+        } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let resp = client
+                .plan(pb::PlanRequest {
+                    fleet,
+                    selector,
+                    target_version: to,
+                    allow_out_of_order,
+                })
+                .await?;
+            match out {
+                Output::Json => json::print(&json::plan(&resp)),
+                Output::Text => text::plan(&resp),
+            }
+            !resp.tenants.iter().any(|t| t.blocked)
+        }
+        Command::Apply {
+            target,
+            to,
+            dry_run,
+            concurrency,
+            stop_on_failure,
+            allow_out_of_order,
+        } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let events = client
+                .apply(pb::ApplyRequest {
+                    fleet,
+                    selector,
+                    target_version: to,
+                    concurrency: concurrency.unwrap_or(0),
+                    dry_run,
+                    stop_on_first_failure: stop_on_failure,
+                    allow_out_of_order,
+                })
+                .await?;
+            follow(events, out).await?
+        }
+        Command::Rollback {
+            target,
+            steps,
+            to,
+            last_batch,
+            dry_run,
+            concurrency,
+            stop_on_failure,
+        } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            use pb::rollback_request::Target as T;
+            let target = match (steps, to, last_batch) {
+                (Some(n), _, _) => T::Steps(n),
+                (_, Some(v), _) => T::ToVersion(v),
+                (_, _, true) => T::LastBatch(true),
+                _ => T::Steps(1),
+            };
+            let events = client
+                .rollback(pb::RollbackRequest {
+                    fleet,
+                    selector,
+                    target: Some(target),
+                    concurrency: concurrency.unwrap_or(0),
+                    dry_run,
+                    stop_on_first_failure: stop_on_failure,
+                })
+                .await?;
+            follow(events, out).await?
+        }
+        Command::Verify { target } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let resp = client.verify(pb::VerifyRequest { fleet, selector }).await?;
+            match out {
+                Output::Json => json::print(&json::verify(&resp)),
+                Output::Text => text::verify(&resp),
+            }
+            resp.tenants.iter().all(|t| t.ok)
+        }
+        Command::Status { target } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let resp = client.status(pb::StatusRequest { fleet, selector }).await?;
+            match out {
+                Output::Json => json::print(&json::status(&resp)),
+                Output::Text => text::status(&resp),
+            }
+            true
+        }
+        Command::Tenants { target } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let resp = client
+                .list_tenants(pb::ListTenantsRequest { fleet, selector })
+                .await?;
+            match out {
+                Output::Json => json::print(&json::tenants(&resp)),
+                Output::Text => text::tenants(&resp),
+            }
+            true
+        }
+        Command::Fleets => {
+            let fleets = client.list_fleets().await?;
+            match out {
+                Output::Json => json::print(&json::fleets(&fleets)),
+                Output::Text => text::fleets(&fleets),
+            }
+            true
+        }
+        Command::Repair {
+            target,
+            tenant,
+            version,
+            mark,
+        } => {
+            let (fleet, _) = resolve(&mut client, target).await?;
+            let action = match mark {
+                Mark::Applied => pb::RepairAction::MarkApplied,
+                Mark::RolledBack => pb::RepairAction::MarkRolledBack,
+            };
+            let resp = client
+                .repair(pb::RepairRequest {
+                    fleet,
+                    tenant,
+                    version,
+                    action: action as i32,
+                })
+                .await?;
+            match out {
+                Output::Json => json::print(&json::repair(&resp)),
+                Output::Text => super::emit(&format!(
+                    "tenant {}: version {} was {}, now {}\n",
+                    resp.tenant,
+                    resp.version,
+                    resp.previous_status,
+                    match mark {
+                        Mark::Applied => "applied",
+                        Mark::RolledBack => "rolled_back",
+                    }
+                )),
+            }
+            true
+        }
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_TENANT_FAILED)
+    })
+}
+
+/// The fleet to use (the only one when not given) and the wire selector.
+async fn resolve(
+    client: &mut Client,
+    target: Target,
+) -> anyhow::Result<(String, Option<pb::TenantSelector>)> {
+    let fleet = match target.fleet {
+        Some(f) => f,
+        None => {
+            let fleets = client.list_fleets().await?;
+            match fleets.as_slice() {
+                [only] => only.name.clone(),
+                [] => bail!("the daemon serves no fleet"),
+                many => bail!(
+                    "the daemon serves several fleets; choose one with --fleet ({})",
+                    many.iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    };
+    let selector = pb::TenantSelector {
+        tenant_ids: target.tenants,
+        labels: target.selector,
+    };
+    Ok((fleet, Some(selector)))
+}
+
+/// Prints a rollout's events as they come; true when no tenant failed.
+async fn follow(mut events: Events, out: Output) -> anyhow::Result<bool> {
+    let mut view = text::RolloutView::default();
+    let mut failed = 0;
+    while let Some(event) = events.message().await.context("rollout stream broke")? {
+        if let Some(pb::rollout_event::Kind::RolloutFinished(f)) = &event.kind {
+            failed = f.failed;
+        }
+        match out {
+            Output::Json => json::print(&json::event(&event)),
+            Output::Text => view.show(&event),
+        }
+    }
+    Ok(failed == 0)
+}

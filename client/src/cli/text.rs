@@ -1,0 +1,226 @@
+//! `--output text`: a live progress bar per rollout, a line per tenant, tables.
+
+use std::fmt::Write as _;
+
+use avocet_client::pb::{self, rollout_event::Kind};
+use indicatif::{ProgressBar, ProgressStyle};
+
+fn version(v: Option<i64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn diagnostics(out: &mut String, ds: &[pb::Diagnostic]) {
+    for d in ds {
+        let tag = if d.severity == pb::Severity::Error as i32 {
+            "error"
+        } else {
+            "warning"
+        };
+        let _ = writeln!(out, "    {tag} [{}] {}", d.code, d.message);
+    }
+}
+
+fn tenant_plan(out: &mut String, p: &pb::TenantPlan) {
+    let state = if p.blocked { "  BLOCKED" } else { "" };
+    let _ = writeln!(
+        out,
+        "{}  at {}  {} step(s){state}",
+        p.tenant,
+        version(p.current_version),
+        p.steps.len()
+    );
+    for s in &p.steps {
+        let dir = if s.direction == pb::Direction::Down as i32 {
+            "down"
+        } else {
+            "up"
+        };
+        let tx = if s.transactional {
+            ""
+        } else {
+            "  (no transaction)"
+        };
+        let _ = writeln!(
+            out,
+            "    {dir:4} {:>6} {}  {} statement(s){tx}",
+            s.version, s.name, s.statements
+        );
+    }
+    diagnostics(out, &p.diagnostics);
+}
+
+pub(crate) fn plan(resp: &pb::PlanResponse) {
+    let mut out = format!("fleet {}\n", resp.fleet);
+    for p in &resp.tenants {
+        tenant_plan(&mut out, p);
+    }
+    super::emit(&out);
+}
+
+pub(crate) fn verify(resp: &pb::VerifyResponse) {
+    let mut out = format!("fleet {}\n", resp.fleet);
+    for t in &resp.tenants {
+        let state = if t.ok { "ok" } else { "PROBLEMS" };
+        let _ = writeln!(
+            out,
+            "{}  {state}  at {}  {} pending",
+            t.tenant,
+            version(t.current_version),
+            t.pending
+        );
+        diagnostics(&mut out, &t.diagnostics);
+    }
+    let bad = resp.tenants.iter().filter(|t| !t.ok).count();
+    let _ = writeln!(out, "{} tenant(s), {bad} with problems", resp.tenants.len());
+    super::emit(&out);
+}
+
+pub(crate) fn status(resp: &pb::StatusResponse) {
+    let mut out = format!(
+        "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, {} unreachable\n",
+        resp.fleet,
+        version(resp.latest_version),
+        resp.tenant_count,
+        resp.up_to_date,
+        resp.pending,
+        resp.failed,
+        resp.unreachable
+    );
+    let _ = writeln!(out, "{:<24} {:>8} {:>8}  failed", "TENANT", "VERSION", "PENDING");
+    for t in &resp.tenants {
+        let failed: Vec<String> = t.failed_versions.iter().map(i64::to_string).collect();
+        let _ = writeln!(
+            out,
+            "{:<24} {:>8} {:>8}  {}{}",
+            t.tenant,
+            version(t.current_version),
+            t.pending,
+            failed.join(","),
+            t.error
+        );
+    }
+    super::emit(&out);
+}
+
+pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
+    let mut out = String::new();
+    for t in &resp.tenants {
+        let mut labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        let schema = if t.schema.is_empty() {
+            String::new()
+        } else {
+            format!("  schema={}", t.schema)
+        };
+        let _ = writeln!(out, "{:<24} {}{schema}", t.id, labels.join(","));
+    }
+    super::emit(&out);
+}
+
+pub(crate) fn fleets(fleets: &[pb::FleetInfo]) {
+    for f in fleets {
+        super::emit(&format!(
+            "{:<16} {:<9} {} tenant(s)  {} migration(s), latest {}\n",
+            f.name,
+            f.dialect,
+            f.tenant_count,
+            f.migration_count,
+            version(f.latest_version)
+        ));
+    }
+}
+
+/// Renders a rollout's events: a bar over tenants, one line per finished tenant.
+#[derive(Default)]
+pub(crate) struct RolloutView {
+    bar: Option<ProgressBar>,
+}
+
+impl RolloutView {
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => super::emit(&format!("{line}\n")),
+        }
+    }
+
+    pub(crate) fn show(&mut self, event: &pb::RolloutEvent) {
+        match &event.kind {
+            Some(Kind::RolloutStarted(s)) => {
+                let what = if s.direction == pb::Direction::Down as i32 {
+                    "rollback"
+                } else {
+                    "apply"
+                };
+                let dry = if s.dry_run { " (dry run)" } else { "" };
+                super::emit(&format!(
+                    "{what}{dry} on fleet {}: {} tenant(s), {} at a time  [rollout {}]\n",
+                    s.fleet, s.tenant_count, s.concurrency, event.rollout_id
+                ));
+                let bar = ProgressBar::new(u64::from(s.tenant_count));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{bar:30}] {pos}/{len} tenants  {elapsed}  {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                self.bar = Some(bar);
+            }
+            Some(Kind::MigrationStarted(m)) => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("{}: {} {}", m.tenant, m.version, m.name));
+                }
+            }
+            Some(Kind::TenantFinished(t)) => {
+                self.println(tenant_line(t));
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+            }
+            Some(Kind::RolloutFinished(f)) => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                super::emit(&format!(
+                    "done in {} ms: {} succeeded, {} failed, {} skipped, {} migration(s) run\n",
+                    f.duration_ms, f.succeeded, f.failed, f.skipped, f.migrations_run
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn tenant_line(t: &pb::TenantFinished) -> String {
+    let outcome = pb::TenantOutcome::try_from(t.outcome).unwrap_or_default();
+    let mut line = match outcome {
+        pb::TenantOutcome::Succeeded => format!(
+            "  ok      {:<20} {} migration(s) in {} ms, now at {}",
+            t.tenant,
+            t.migrations_run,
+            t.duration_ms,
+            version(t.current_version)
+        ),
+        pb::TenantOutcome::Planned => format!("  planned {}", t.tenant),
+        pb::TenantOutcome::Skipped => format!("  skipped {}", t.tenant),
+        _ => format!(
+            "  FAILED  {:<20} after {} migration(s), at {}",
+            t.tenant,
+            t.migrations_run,
+            version(t.current_version)
+        ),
+    };
+    if let Some(e) = &t.error {
+        let _ = write!(line, "\n          [{}] {}", e.code, e.message);
+    }
+    if let Some(p) = &t.plan {
+        let mut plan = String::new();
+        tenant_plan(&mut plan, p);
+        for l in plan.lines() {
+            let _ = write!(line, "\n          {l}");
+        }
+    }
+    line
+}
