@@ -34,7 +34,7 @@ pub enum ClientError {
         message: String,
     },
     /// No connection to the daemon.
-    #[error("cannot reach avocetd at {addr}: {source}")]
+    #[error("cannot reach avocetd at {addr} (is it running?)")]
     Connect {
         /// The address tried.
         addr: String,
