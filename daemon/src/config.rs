@@ -266,10 +266,28 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configurations_load_and_build_fleets() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let config = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+            // Paths in the examples are relative to the repository root.
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let mut config = config;
+            for fleet in config.fleets.values_mut() {
+                fleet.migrations = root.join(&fleet.migrations);
+            }
+            crate::fleet::Registry::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+        assert!(seen >= 2, "expected the postgres and mariadb examples");
+    }
+
+    #[test]
     fn unknown_keys_are_errors_naming_the_key() {
-        let file = write(
-            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n",
-        );
+        let file =
+            write("[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n");
         let err = Config::load(Some(file.path())).unwrap_err().to_string();
         assert!(err.contains("concurency"), "{err}");
     }

@@ -43,7 +43,9 @@ pub async fn serve(
     let engine = Arc::new(Engine::new(Arc::new(registry), token.clone()));
     let api = Api::new(engine.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<MigratorServer<MigratorService>>().await;
+    health
+        .set_serving::<MigratorServer<MigratorService>>()
+        .await;
     health.set_serving::<FleetServer<FleetService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(avocet_proto::FILE_DESCRIPTOR_SET)
@@ -60,7 +62,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: finishing running migrations");
-            health.set_not_serving::<MigratorServer<MigratorService>>().await;
+            health
+                .set_not_serving::<MigratorServer<MigratorService>>()
+                .await;
             stop.cancel();
         })
         .await;

@@ -51,7 +51,10 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
-        tracing_subscriber::registry().with(filter).with(fmt).try_init()?;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .try_init()?;
         return Ok(TelemetryGuard {
             tracer: None,
             meter: None,
@@ -106,8 +109,14 @@ impl Default for Metrics {
                 .build()
         };
         Self {
-            migration: histogram("avocet.migration.duration", "Wall time of one migration step"),
-            tenant: histogram("avocet.tenant.duration", "Wall time of one tenant in a rollout"),
+            migration: histogram(
+                "avocet.migration.duration",
+                "Wall time of one migration step",
+            ),
+            tenant: histogram(
+                "avocet.tenant.duration",
+                "Wall time of one tenant in a rollout",
+            ),
             lock_wait: histogram("avocet.lock.wait", "Time spent waiting for a tenant lock"),
             rollouts: meter
                 .u64_counter("avocet.rollouts")

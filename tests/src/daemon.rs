@@ -4,11 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
 use avocet_client::Client;
-use avocet_daemon::{
-    Config, ServerError,
-    config::FleetConfig,
-    fleet::Registry,
-};
+use avocet_daemon::{Config, ServerError, config::FleetConfig, fleet::Registry};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::Fleet;

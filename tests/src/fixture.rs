@@ -19,7 +19,8 @@ fn mysql_url() -> String {
 }
 
 const START_PG: &str = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
-const START_MARIADB: &str = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
+const START_MARIADB: &str =
+    "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
 
 async fn admin(dialect: DialectKind) -> anyhow::Result<AnyConnection> {
     sqlx::any::install_default_drivers();
@@ -321,7 +322,9 @@ impl Drop for Fleet {
                 let mut conn = admin(dialect).await?;
                 for db in databases {
                     let sql = match dialect {
-                        DialectKind::Postgres => format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                        DialectKind::Postgres => {
+                            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                        }
                         _ => format!("DROP DATABASE IF EXISTS {db}"),
                     };
                     sqlx::raw_sql(&sql).execute(&mut conn).await?;

@@ -50,11 +50,20 @@ fn outcome(t: &pb::TenantFinished) -> pb::TenantOutcome {
 /// non-transactional index, the added column and the backfilled data of the sample set.
 pub async fn assert_latest_schema(fleet: &Fleet, i: usize) -> anyhow::Result<()> {
     let tables = fleet.objects(i, "BASE TABLE").await?;
-    for t in TABLES.iter().chain(&["avocet_migrations", "avocet_migrations_log"]) {
-        ensure!(tables.contains(*t), "tenant {i}: table {t} missing from {tables:?}");
+    for t in TABLES
+        .iter()
+        .chain(&["avocet_migrations", "avocet_migrations_log"])
+    {
+        ensure!(
+            tables.contains(*t),
+            "tenant {i}: table {t} missing from {tables:?}"
+        );
     }
     let views = fleet.objects(i, "VIEW").await?;
-    ensure!(views.contains("account_revenue"), "tenant {i}: views {views:?}");
+    ensure!(
+        views.contains("account_revenue"),
+        "tenant {i}: views {views:?}"
+    );
     let triggers = fleet.objects(i, "trigger").await?;
     ensure!(
         triggers.contains("projects_touch_updated_at"),
@@ -67,7 +76,10 @@ pub async fn assert_latest_schema(fleet: &Fleet, i: usize) -> anyhow::Result<()>
     );
     if fleet.dialect == DialectKind::Postgres {
         let functions = fleet.objects(i, "function").await?;
-        ensure!(functions.contains("set_updated_at"), "tenant {i}: functions {functions:?}");
+        ensure!(
+            functions.contains("set_updated_at"),
+            "tenant {i}: functions {functions:?}"
+        );
         let valid = fleet
             .scalar(
                 i,
@@ -75,7 +87,10 @@ pub async fn assert_latest_schema(fleet: &Fleet, i: usize) -> anyhow::Result<()>
                  WHERE c.relname = 'invoices_account_created_idx'",
             )
             .await?;
-        ensure!(valid.as_deref() == Some("true"), "tenant {i}: index not valid");
+        ensure!(
+            valid.as_deref() == Some("true"),
+            "tenant {i}: index not valid"
+        );
     }
     ensure!(fleet.columns(i, "users").await?.contains("display_name"));
     ensure!(fleet.columns(i, "projects").await?.contains("archived_at"));
@@ -87,29 +102,47 @@ pub async fn assert_latest_schema(fleet: &Fleet, i: usize) -> anyhow::Result<()>
         "tenant {i}: backfill gave {name:?}"
     );
     let history = fleet.history(i).await?;
-    ensure!(history.len() == LATEST as usize, "tenant {i}: history {history:?}");
-    ensure!(history.iter().all(|(_, s, _)| s == "applied"), "tenant {i}: {history:?}");
+    ensure!(
+        history.len() == LATEST as usize,
+        "tenant {i}: history {history:?}"
+    );
+    ensure!(
+        history.iter().all(|(_, s, _)| s == "applied"),
+        "tenant {i}: {history:?}"
+    );
     Ok(())
 }
 
 /// Apply all; apply again (nothing runs); roll back two and check the schema; re-apply.
 pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
     let n = fleet.tenants.len();
-    let daemon = TestDaemon::start(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(30))
-        .await?;
+    let daemon =
+        TestDaemon::start(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(30)).await?;
     let mut client = daemon.client();
 
     let first = apply(&mut client, all("test")).await?;
-    let summary = first.finished().expect("rollout finished").clone();
-    ensure!(summary.succeeded as usize == n && summary.failed == 0, "{summary:?}");
-    ensure!(summary.migrations_run as usize == n * LATEST as usize, "{summary:?}");
+    let summary = *first.finished().expect("rollout finished");
+    ensure!(
+        summary.succeeded as usize == n && summary.failed == 0,
+        "{summary:?}"
+    );
+    ensure!(
+        summary.migrations_run as usize == n * LATEST as usize,
+        "{summary:?}"
+    );
     let started = first.events.iter().find_map(|e| match &e.kind {
         Some(pb::rollout_event::Kind::RolloutStarted(s)) => Some(s.tenant_count),
         _ => None,
     });
-    ensure!(started == Some(n as u32), "rollout started with {started:?}");
+    ensure!(
+        started == Some(n as u32),
+        "rollout started with {started:?}"
+    );
     let seqs: Vec<u64> = first.events.iter().map(|e| e.seq).collect();
-    ensure!(seqs == (1..=seqs.len() as u64).collect::<Vec<_>>(), "gaps in {seqs:?}");
+    ensure!(
+        seqs == (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gaps in {seqs:?}"
+    );
     for i in 0..n {
         assert_latest_schema(&fleet, i).await?;
     }
@@ -120,16 +153,26 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
             selector: None,
         })
         .await?;
-    ensure!(status.up_to_date as usize == n && status.pending == 0, "{status:?}");
     ensure!(
-        status.versions == [pb::VersionCount { version: Some(LATEST), tenants: n as u32 }],
+        status.up_to_date as usize == n && status.pending == 0,
+        "{status:?}"
+    );
+    ensure!(
+        status.versions
+            == [pb::VersionCount {
+                version: Some(LATEST),
+                tenants: n as u32
+            }],
         "{:?}",
         status.versions
     );
 
     let again = apply(&mut client, all("test")).await?;
     let summary = again.finished().expect("finished");
-    ensure!(summary.migrations_run == 0 && summary.succeeded as usize == n, "{summary:?}");
+    ensure!(
+        summary.migrations_run == 0 && summary.succeeded as usize == n,
+        "{summary:?}"
+    );
 
     let back = rollback(
         &mut client,
@@ -141,13 +184,19 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
     )
     .await?;
     let summary = back.finished().expect("finished");
-    ensure!(summary.migrations_run as usize == 2 * n && summary.failed == 0, "{summary:?}");
+    ensure!(
+        summary.migrations_run as usize == 2 * n && summary.failed == 0,
+        "{summary:?}"
+    );
     for t in back.tenants() {
         ensure!(t.current_version == Some(LATEST - 2), "{t:?}");
     }
     for i in 0..n {
         let tables = fleet.objects(i, "BASE TABLE").await?;
-        ensure!(!tables.contains("audit_events"), "tenant {i}: v15 not undone");
+        ensure!(
+            !tables.contains("audit_events"),
+            "tenant {i}: v15 not undone"
+        );
         ensure!(!fleet.columns(i, "projects").await?.contains("archived_at"));
         let history = fleet.history(i).await?;
         let rolled: Vec<i64> = history
@@ -164,7 +213,10 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
             selector: None,
         })
         .await?;
-    ensure!(verify.tenants.iter().all(|t| t.ok && t.pending == 2), "{verify:?}");
+    ensure!(
+        verify.tenants.iter().all(|t| t.ok && t.pending == 2),
+        "{verify:?}"
+    );
 
     let re = apply(&mut client, all("test")).await?;
     ensure!(re.finished().expect("finished").migrations_run as usize == 2 * n);
@@ -186,7 +238,10 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
 
     let third = set.up_file("0003_")?;
     let original = set.read(&third)?;
-    set.write(&third, &format!("{original}\nCREATE INDEX projects_name_idx ON projects (name);\n"))?;
+    set.write(
+        &third,
+        &format!("{original}\nCREATE INDEX projects_name_idx ON projects (name);\n"),
+    )?;
     let fourth = set.up_file("0004_")?;
     let crlf = format!("\u{feff}{}", set.read(&fourth)?.replace('\n', "\r\n"));
     set.write(&fourth, &crlf)?;
@@ -199,8 +254,11 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
         .await?;
     for t in &verify.tenants {
         ensure!(!t.ok, "{t:?}");
-        let codes: Vec<(&str, Option<i64>)> =
-            t.diagnostics.iter().map(|d| (d.code.as_str(), d.version)).collect();
+        let codes: Vec<(&str, Option<i64>)> = t
+            .diagnostics
+            .iter()
+            .map(|d| (d.code.as_str(), d.version))
+            .collect();
         ensure!(codes == [("checksum_mismatch", Some(3))], "{codes:?}");
     }
     let plan = client
@@ -214,7 +272,10 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
     for t in blocked.tenants() {
         let e = t.error.as_ref().expect("error");
         ensure!(e.code == "blocked" && e.version == Some(3), "{e:?}");
-        ensure!(e.message.contains(&t.tenant) && e.message.contains("version 3"), "{e:?}");
+        ensure!(
+            e.message.contains(&t.tenant) && e.message.contains("version 3"),
+            "{e:?}"
+        );
     }
 
     set.write(&third, &original)?;
@@ -243,7 +304,9 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
         "0017_add_feature_flags.down.sql",
         "DROP TABLE legacy_marker;\nDROP TABLE feature_flags;\n",
     )?;
-    fleet.exec(0, "CREATE TABLE legacy_marker (id INTEGER PRIMARY KEY)").await?;
+    fleet
+        .exec(0, "CREATE TABLE legacy_marker (id INTEGER PRIMARY KEY)")
+        .await?;
     let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(30)).await?;
     let mut client = daemon.client();
 
@@ -253,25 +316,42 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
     let t0 = run.tenant("t00").expect("t00 finished");
     ensure!(outcome(t0) == pb::TenantOutcome::Failed);
     let e = t0.error.as_ref().expect("error");
-    ensure!(e.code == "migration_failed" && e.version == Some(17), "{e:?}");
-    ensure!(e.message.contains("t00") && e.message.contains("version 17"), "{e:?}");
+    ensure!(
+        e.code == "migration_failed" && e.version == Some(17),
+        "{e:?}"
+    );
+    ensure!(
+        e.message.contains("t00") && e.message.contains("version 17"),
+        "{e:?}"
+    );
     ensure!(t0.current_version == Some(LATEST), "{t0:?}");
     for i in 1..fleet.tenants.len() {
-        ensure!(fleet.objects(i, "BASE TABLE").await?.contains("feature_flags"));
+        ensure!(
+            fleet
+                .objects(i, "BASE TABLE")
+                .await?
+                .contains("feature_flags")
+        );
         ensure!(fleet.history(i).await?.last() == Some(&(17, "applied".into(), 2)));
     }
     let history = fleet.history(0).await?;
     let tables = fleet.objects(0, "BASE TABLE").await?;
     if fleet.dialect.transactional_ddl() {
         ensure!(!tables.contains("feature_flags"), "v17 left a table behind");
-        ensure!(history.last() == Some(&(17, "failed".into(), 0)), "{history:?}");
+        ensure!(
+            history.last() == Some(&(17, "failed".into(), 0)),
+            "{history:?}"
+        );
         fleet.exec(0, "DROP TABLE legacy_marker").await?;
         let retry = apply(&mut client, all("test")).await?;
         let t0 = retry.tenant("t00").expect("t00");
         ensure!(outcome(t0) == pb::TenantOutcome::Succeeded && t0.migrations_run == 1);
     } else {
         ensure!(tables.contains("feature_flags"), "MySQL DDL auto-commits");
-        ensure!(history.last() == Some(&(17, "failed".into(), 1)), "{history:?}");
+        ensure!(
+            history.last() == Some(&(17, "failed".into(), 1)),
+            "{history:?}"
+        );
         let plan = client
             .plan(pb::PlanRequest {
                 fleet: "test".into(),
@@ -279,10 +359,15 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
             })
             .await?;
         let p0 = &plan.tenants[0];
-        ensure!(p0.blocked && p0.diagnostics[0].code == "partially_applied", "{p0:?}");
+        ensure!(
+            p0.blocked && p0.diagnostics[0].code == "partially_applied",
+            "{p0:?}"
+        );
         // The operator finishes the migration by hand, then records it.
         fleet.exec(0, "DROP TABLE legacy_marker").await?;
-        fleet.exec(0, "CREATE TABLE legacy_marker (id INTEGER PRIMARY KEY)").await?;
+        fleet
+            .exec(0, "CREATE TABLE legacy_marker (id INTEGER PRIMARY KEY)")
+            .await?;
         let repaired = client
             .repair(pb::RepairRequest {
                 fleet: "test".into(),
@@ -300,14 +385,17 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
             selector: None,
         })
         .await?;
-    ensure!(verify.tenants.iter().all(|t| t.ok && t.pending == 0), "{verify:?}");
+    ensure!(
+        verify.tenants.iter().all(|t| t.ok && t.pending == 0),
+        "{verify:?}"
+    );
     daemon.stop().await
 }
 
 /// Two applies started together on the same tenants apply each migration exactly once.
 pub async fn concurrent_applies(fleet: Fleet) -> anyhow::Result<()> {
-    let daemon = TestDaemon::start(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(60))
-        .await?;
+    let daemon =
+        TestDaemon::start(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(60)).await?;
     let (mut a, mut b) = (daemon.client(), daemon.client());
     let (ra, rb) = tokio::join!(apply(&mut a, all("test")), apply(&mut b, all("test")));
     let (ra, rb) = (ra?, rb?);
@@ -320,7 +408,10 @@ pub async fn concurrent_applies(fleet: Fleet) -> anyhow::Result<()> {
     );
     for i in 0..n {
         for v in 1..=LATEST {
-            ensure!(fleet.log_count(i, v, "applied").await? == 1, "tenant {i} v{v}");
+            ensure!(
+                fleet.log_count(i, v, "applied").await? == 1,
+                "tenant {i} v{v}"
+            );
         }
         assert_latest_schema(&fleet, i).await?;
     }
@@ -363,7 +454,10 @@ pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
     let e = t0.error.as_ref().expect("error");
     ensure!(e.code == "lock_timeout", "{e:?}");
     ensure!(e.message.contains("not acquired within"), "{e:?}");
-    ensure!(waited >= timeout, "failed after {waited:?}, before the timeout");
+    ensure!(
+        waited >= timeout,
+        "failed after {waited:?}, before the timeout"
+    );
     ensure!(
         !fleet.objects(0, "BASE TABLE").await?.contains("accounts"),
         "apply ran without the lock"

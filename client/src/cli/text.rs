@@ -86,7 +86,11 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
         resp.failed,
         resp.unreachable
     );
-    let _ = writeln!(out, "{:<24} {:>8} {:>8}  failed", "TENANT", "VERSION", "PENDING");
+    let _ = writeln!(
+        out,
+        "{:<24} {:>8} {:>8}  failed",
+        "TENANT", "VERSION", "PENDING"
+    );
     for t in &resp.tenants {
         let failed: Vec<String> = t.failed_versions.iter().map(i64::to_string).collect();
         let _ = writeln!(

@@ -21,8 +21,8 @@ pub(super) fn fleet_name(name: &str) -> Result<&str, ApiError> {
 
 pub(super) fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
     let sel = sel.unwrap_or_default();
-    let labels = LabelSelector::parse(&sel.labels)
-        .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+    let labels =
+        LabelSelector::parse(&sel.labels).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
     Ok(Selector {
         ids: sel.tenant_ids,
         labels,
@@ -59,9 +59,7 @@ pub(super) fn rollback_target(
     use pb::rollback_request::Target;
     match target {
         None => Ok(RollbackTarget::Steps(1)),
-        Some(Target::Steps(0)) => Err(ApiError::InvalidArgument(
-            "steps must be at least 1".into(),
-        )),
+        Some(Target::Steps(0)) => Err(ApiError::InvalidArgument("steps must be at least 1".into())),
         Some(Target::Steps(n)) => Ok(RollbackTarget::Steps(n)),
         Some(Target::ToVersion(v)) if v < 0 => Err(ApiError::InvalidArgument(format!(
             "to_version must be 0 or a version, not {v}"

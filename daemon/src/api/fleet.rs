@@ -34,7 +34,12 @@ impl Fleet for FleetService {
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         let req = request.into_inner();
         let name = convert::fleet_name(&req.fleet)?;
-        let fleet = self.0.engine.registry().fleet(name).map_err(ApiError::from)?;
+        let fleet = self
+            .0
+            .engine
+            .registry()
+            .fleet(name)
+            .map_err(ApiError::from)?;
         let tenants = fleet
             .select(&convert::selector(req.selector)?)
             .map_err(ApiError::from)?

@@ -81,7 +81,9 @@ impl Migrator for MigratorService {
     ) -> Result<Response<pb::PlanResponse>, Status> {
         let req = request.into_inner();
         let fleet = self.fleet(&req.fleet)?;
-        let tenants = fleet.select(&convert::selector(req.selector)?).map_err(ApiError::from)?;
+        let tenants = fleet
+            .select(&convert::selector(req.selector)?)
+            .map_err(ApiError::from)?;
         let set = fleet.load_set().map_err(ApiError::from)?;
         let opts = ApplyOptions {
             target: convert::target_version(&fleet.name, &set, req.target_version)?,
@@ -92,10 +94,9 @@ impl Migrator for MigratorService {
             .await
             .into_iter()
             .map(|(tenant, history)| match history {
-                Ok(h) => wire::tenant_plan(
-                    &tenant.id,
-                    &plan::plan_apply(&set, &h, opts, fleet.dialect),
-                ),
+                Ok(h) => {
+                    wire::tenant_plan(&tenant.id, &plan::plan_apply(&set, &h, opts, fleet.dialect))
+                }
                 Err(e) => unreachable_plan(&tenant, &e),
             })
             .collect();
@@ -111,7 +112,9 @@ impl Migrator for MigratorService {
     ) -> Result<Response<Self::ApplyStream>, Status> {
         let req = request.into_inner();
         let fleet = self.fleet(&req.fleet)?;
-        let tenants = fleet.select(&convert::selector(req.selector)?).map_err(ApiError::from)?;
+        let tenants = fleet
+            .select(&convert::selector(req.selector)?)
+            .map_err(ApiError::from)?;
         let set = fleet.load_set().map_err(ApiError::from)?;
         let opts = ApplyOptions {
             target: convert::target_version(&fleet.name, &set, req.target_version)?,
@@ -135,7 +138,9 @@ impl Migrator for MigratorService {
     ) -> Result<Response<Self::RollbackStream>, Status> {
         let req = request.into_inner();
         let fleet = self.fleet(&req.fleet)?;
-        let tenants = fleet.select(&convert::selector(req.selector)?).map_err(ApiError::from)?;
+        let tenants = fleet
+            .select(&convert::selector(req.selector)?)
+            .map_err(ApiError::from)?;
         let set = fleet.load_set().map_err(ApiError::from)?;
         let target = convert::rollback_target(req.target)?;
         let concurrency = convert::concurrency(req.concurrency, fleet.concurrency)?;
@@ -156,7 +161,9 @@ impl Migrator for MigratorService {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let req = request.into_inner();
         let fleet = self.fleet(&req.fleet)?;
-        let tenants = fleet.select(&convert::selector(req.selector)?).map_err(ApiError::from)?;
+        let tenants = fleet
+            .select(&convert::selector(req.selector)?)
+            .map_err(ApiError::from)?;
         let set = fleet.load_set().map_err(ApiError::from)?;
         let registry = self.0.engine.registry();
         let tenants = reads::histories(registry, tenants, fleet.concurrency)
@@ -192,7 +199,9 @@ impl Migrator for MigratorService {
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let req = request.into_inner();
         let fleet = self.fleet(&req.fleet)?;
-        let tenants = fleet.select(&convert::selector(req.selector)?).map_err(ApiError::from)?;
+        let tenants = fleet
+            .select(&convert::selector(req.selector)?)
+            .map_err(ApiError::from)?;
         let set = fleet.load_set().map_err(ApiError::from)?;
         let registry = self.0.engine.registry();
         let mut resp = pb::StatusResponse {
@@ -213,7 +222,9 @@ impl Migrator for MigratorService {
                     status.pending = plan::pending(&set, &h, None).count() as u32;
                     status.failed_versions = h
                         .iter()
-                        .filter(|r| matches!(r.status, RecordStatus::Failed | RecordStatus::Running))
+                        .filter(|r| {
+                            matches!(r.status, RecordStatus::Failed | RecordStatus::Running)
+                        })
                         .map(|r| r.version)
                         .collect();
                     *versions.entry(status.current_version).or_default() += 1;

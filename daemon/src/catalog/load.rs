@@ -125,9 +125,8 @@ pub fn load_dir(dir: &Path, dialect: DialectKind) -> Result<MigrationSet, Catalo
         if !file.ends_with(".sql") || !path.is_file() {
             continue;
         }
-        let parsed = parse_name(&file).ok_or_else(|| CatalogError::BadFileName {
-            path: path.clone(),
-        })?;
+        let parsed =
+            parse_name(&file).ok_or_else(|| CatalogError::BadFileName { path: path.clone() })?;
         let duplicate = |other: &Path| CatalogError::DuplicateVersion {
             version: parsed.version,
             first: other.display().to_string(),
@@ -199,7 +198,10 @@ mod tests {
     fn duplicate_versions_and_bad_names_are_errors_naming_the_file() {
         let dir = dir_with(&[("1_a.up.sql", "SELECT 1;"), ("0001_b.sql", "SELECT 1;")]);
         let err = load_dir(dir.path(), DialectKind::Sqlite).unwrap_err();
-        assert!(matches!(err, CatalogError::DuplicateVersion { version: 1, .. }));
+        assert!(matches!(
+            err,
+            CatalogError::DuplicateVersion { version: 1, .. }
+        ));
         assert!(err.to_string().contains("0001_b.sql"), "{err}");
 
         let dir = dir_with(&[("first.up.sql", "SELECT 1;")]);
@@ -208,7 +210,10 @@ mod tests {
 
         let dir = dir_with(&[("3_x.down.sql", "SELECT 1;")]);
         let err = load_dir(dir.path(), DialectKind::Sqlite).unwrap_err();
-        assert!(matches!(err, CatalogError::DownWithoutUp { version: 3, .. }));
+        assert!(matches!(
+            err,
+            CatalogError::DownWithoutUp { version: 3, .. }
+        ));
     }
 
     #[test]

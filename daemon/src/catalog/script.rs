@@ -44,7 +44,9 @@ pub struct ScriptError {
 /// Strips a UTF-8 byte-order mark and turns CRLF into LF, so a checkout on Windows or an
 /// editor's BOM never changes a checksum.
 pub fn normalise(raw: &str) -> String {
-    raw.strip_prefix('\u{feff}').unwrap_or(raw).replace("\r\n", "\n")
+    raw.strip_prefix('\u{feff}')
+        .unwrap_or(raw)
+        .replace("\r\n", "\n")
 }
 
 /// Lowercase hex SHA-256 of `text` (FIPS 180-4).
@@ -109,7 +111,9 @@ fn keyword(token: &Token) -> Option<Keyword> {
 
 /// The tokens that are not whitespace or comments.
 fn significant(tokens: &[TokenWithSpan]) -> impl Iterator<Item = &TokenWithSpan> {
-    tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_)))
+    tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
 }
 
 /// Splits at top-level `;`. Depth rises on `BEGIN` (unless it starts a transaction) and
@@ -217,7 +221,10 @@ mod tests {
 
     #[test]
     fn crlf_and_bom_do_not_change_the_checksum() {
-        let lf = Script::parse("CREATE TABLE a (id int);\nSELECT 1;\n", DialectKind::Postgres);
+        let lf = Script::parse(
+            "CREATE TABLE a (id int);\nSELECT 1;\n",
+            DialectKind::Postgres,
+        );
         let crlf = Script::parse(
             "\u{feff}CREATE TABLE a (id int);\r\nSELECT 1;\r\n",
             DialectKind::Postgres,
@@ -258,7 +265,10 @@ mod tests {
 
     #[test]
     fn begin_that_opens_a_transaction_is_not_a_block() {
-        let s = stmts("BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;", DialectKind::Sqlite);
+        let s = stmts(
+            "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;",
+            DialectKind::Sqlite,
+        );
         assert_eq!(s.len(), 3);
     }
 
@@ -273,7 +283,10 @@ mod tests {
         assert!(!s.destructive);
         let sqlx = Script::parse("-- no-transaction\nSELECT 1;", DialectKind::Postgres).unwrap();
         assert!(sqlx.no_transaction);
-        let late = Script::parse("SELECT 1;\n-- avocet:no-transaction\n", DialectKind::Postgres);
+        let late = Script::parse(
+            "SELECT 1;\n-- avocet:no-transaction\n",
+            DialectKind::Postgres,
+        );
         assert!(!late.unwrap().no_transaction);
         let empty = Script::parse("-- nothing here\n/* at all */\n", DialectKind::Mysql).unwrap();
         assert!(empty.statements.is_empty());

@@ -83,7 +83,9 @@ pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Err
         version,
         name,
         checksum,
-        status: status.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        status: status
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         batch,
         statements_done: done,
         statements_total: total,
@@ -175,12 +177,7 @@ pub(super) fn placeholders(style: Placeholders, n: usize) -> String {
 
 /// `INSERT … (columns) VALUES (…) <conflict clause>` where the clause's `{c}` stands for
 /// each non-key column, e.g. `ON CONFLICT (version) DO UPDATE SET` + `{c} = EXCLUDED.{c}`.
-pub(super) fn upsert_sql(
-    table: &str,
-    style: Placeholders,
-    conflict: &str,
-    assign: &str,
-) -> String {
+pub(super) fn upsert_sql(table: &str, style: Placeholders, conflict: &str, assign: &str) -> String {
     let sets: Vec<String> = WRITE_COLUMNS[1..]
         .iter()
         .map(|c| assign.replace("{c}", c))
@@ -316,7 +313,9 @@ macro_rules! sqlx_session {
             }
 
             async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error> {
-                sqlx::Executor::execute(&mut self.conn, sql).await.map(|_| ())
+                sqlx::Executor::execute(&mut self.conn, sql)
+                    .await
+                    .map(|_| ())
             }
 
             async fn close(self: Box<Self>) {

@@ -188,7 +188,10 @@ mod tests {
 
     #[test]
     fn lock_names_fit_in_64_characters() {
-        assert_eq!(lock_name("t1", "avocet_migrations"), "avocet:t1.avocet_migrations");
+        assert_eq!(
+            lock_name("t1", "avocet_migrations"),
+            "avocet:t1.avocet_migrations"
+        );
         let long = lock_name(&"d".repeat(64), "avocet_migrations");
         assert_eq!(long.len(), 63);
         assert_ne!(long, lock_name(&"e".repeat(64), "avocet_migrations"));

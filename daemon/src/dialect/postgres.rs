@@ -5,10 +5,7 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use sqlx::{
-    ConnectOptions, Connection, PgConnection,
-    postgres::PgConnectOptions,
-};
+use sqlx::{ConnectOptions, Connection, PgConnection, postgres::PgConnectOptions};
 
 use super::{
     Database, DbError, DialectKind, HeldLock, LockGuard, Session, Target, connect_within,
@@ -100,7 +97,11 @@ impl Postgres {
     }
 
     async fn open(&self) -> Result<PgConnection, DbError> {
-        connect_within(self.target.connect_timeout, PgConnection::connect_with(&self.opts)).await
+        connect_within(
+            self.target.connect_timeout,
+            PgConnection::connect_with(&self.opts),
+        )
+        .await
     }
 }
 

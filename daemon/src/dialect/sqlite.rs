@@ -76,8 +76,7 @@ impl Sqlite {
         ];
         let sql = SessionSql {
             prelude: Vec::new(),
-            exists: "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-                .into(),
+            exists: "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?".into(),
             exists_arg: target.history_table.clone(),
             select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
             upsert: upsert_sql(

@@ -3,12 +3,7 @@
 
 mod selector;
 
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
 pub use selector::{LabelSelector, SelectorError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -162,13 +157,12 @@ impl Registry {
                         session_init: fc.session_init.clone(),
                         connect_timeout: fc.connect_timeout,
                     };
-                    let db = dialect::open(fc.dialect, target).map_err(|source| {
-                        FleetError::Target {
+                    let db =
+                        dialect::open(fc.dialect, target).map_err(|source| FleetError::Target {
                             fleet: name.clone(),
                             tenant: tc.id.clone(),
                             source,
-                        }
-                    })?;
+                        })?;
                     Ok(Arc::new(Tenant {
                         id: tc.id.clone(),
                         labels: tc.labels.clone(),

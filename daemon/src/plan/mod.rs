@@ -180,7 +180,11 @@ pub fn plan_apply(
     for step in &steps {
         let m = &step.migration;
         if current.is_some_and(|c| m.version < c) {
-            diagnostics.push(Diagnostic::out_of_order(m, current, opts.allow_out_of_order));
+            diagnostics.push(Diagnostic::out_of_order(
+                m,
+                current,
+                opts.allow_out_of_order,
+            ));
         }
         if step.script().no_transaction {
             diagnostics.push(Diagnostic::no_transaction(m));

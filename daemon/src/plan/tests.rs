@@ -13,7 +13,13 @@ fn migration(version: i64, up: &str, down: Option<&str>) -> Migration {
 fn set(n: i64) -> MigrationSet {
     MigrationSet::new(
         (1..=n)
-            .map(|v| migration(v, &format!("CREATE TABLE t{v} (id int);"), Some("SELECT 1;")))
+            .map(|v| {
+                migration(
+                    v,
+                    &format!("CREATE TABLE t{v} (id int);"),
+                    Some("SELECT 1;"),
+                )
+            })
             .collect(),
     )
     .unwrap()
@@ -38,14 +44,22 @@ fn versions(plan: &Plan) -> Vec<i64> {
 }
 
 fn codes(plan: &Plan) -> Vec<(Code, Severity)> {
-    plan.diagnostics.iter().map(|d| (d.code, d.severity)).collect()
+    plan.diagnostics
+        .iter()
+        .map(|d| (d.code, d.severity))
+        .collect()
 }
 
 #[test]
 fn pending_versions_run_in_order_up_to_the_target() {
     let set = set(5);
     let history = vec![record(&set, 1, RecordStatus::Applied, 1)];
-    let plan = plan_apply(&set, &history, ApplyOptions::default(), DialectKind::Postgres);
+    let plan = plan_apply(
+        &set,
+        &history,
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
     assert_eq!(versions(&plan), [2, 3, 4, 5]);
     assert_eq!(plan.current_version, Some(1));
     assert!(!plan.blocked());
@@ -77,7 +91,12 @@ fn drift_and_missing_versions_are_errors() {
     changed.checksum = "0".repeat(64);
     let mut gone = record(&set, 2, RecordStatus::Applied, 1);
     gone.version = 9;
-    let plan = plan_apply(&set, &[changed, gone], ApplyOptions::default(), DialectKind::Postgres);
+    let plan = plan_apply(
+        &set,
+        &[changed, gone],
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
     assert!(plan.blocked());
     assert!(codes(&plan).contains(&(Code::ChecksumMismatch, Severity::Error)));
     assert!(codes(&plan).contains(&(Code::MissingMigration, Severity::Error)));
@@ -88,7 +107,12 @@ fn failed_without_effect_is_retried_but_partial_and_running_block() {
     let set = set(2);
     let mut failed = record(&set, 1, RecordStatus::Failed, 1);
     failed.statements_done = 0;
-    let plan = plan_apply(&set, &[failed.clone()], ApplyOptions::default(), DialectKind::Postgres);
+    let plan = plan_apply(
+        &set,
+        &[failed.clone()],
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
     assert_eq!(versions(&plan), [1, 2]);
     assert_eq!(codes(&plan), [(Code::FailedMigration, Severity::Warning)]);
 
@@ -98,7 +122,12 @@ fn failed_without_effect_is_retried_but_partial_and_running_block() {
     assert_eq!(plan.first_error().unwrap().code, Code::PartiallyApplied);
 
     let running = record(&set, 1, RecordStatus::Running, 1);
-    let plan = plan_apply(&set, &[running], ApplyOptions::default(), DialectKind::Mysql);
+    let plan = plan_apply(
+        &set,
+        &[running],
+        ApplyOptions::default(),
+        DialectKind::Mysql,
+    );
     assert_eq!(plan.first_error().unwrap().code, Code::RunningMigration);
 }
 
@@ -109,7 +138,12 @@ fn out_of_order_is_refused_unless_allowed() {
         record(&set, 1, RecordStatus::Applied, 1),
         record(&set, 3, RecordStatus::Applied, 1),
     ];
-    let plan = plan_apply(&set, &history, ApplyOptions::default(), DialectKind::Postgres);
+    let plan = plan_apply(
+        &set,
+        &history,
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
     assert_eq!(codes(&plan), [(Code::OutOfOrder, Severity::Error)]);
     let allowed = ApplyOptions {
         allow_out_of_order: true,
@@ -123,7 +157,11 @@ fn out_of_order_is_refused_unless_allowed() {
 #[test]
 fn no_transaction_marker_and_mysql_leave_the_transaction_path() {
     let set = MigrationSet::new(vec![
-        migration(1, "-- avocet:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);", None),
+        migration(
+            1,
+            "-- avocet:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);",
+            None,
+        ),
         migration(2, "DROP TABLE old;", None),
     ])
     .unwrap();
@@ -161,7 +199,12 @@ fn rollback_without_down_is_an_error_before_anything_runs() {
         record(&set, 1, RecordStatus::Applied, 1),
         record(&set, 2, RecordStatus::Applied, 1),
     ];
-    let plan = plan_rollback(&set, &history, RollbackTarget::Steps(2), DialectKind::Sqlite);
+    let plan = plan_rollback(
+        &set,
+        &history,
+        RollbackTarget::Steps(2),
+        DialectKind::Sqlite,
+    );
     assert!(plan.blocked());
     assert_eq!(plan.first_error().unwrap().code, Code::Irreversible);
     assert_eq!(plan.first_error().unwrap().version, Some(2));

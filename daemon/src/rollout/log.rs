@@ -75,10 +75,17 @@ fn is_finished(events: &[RolloutEvent]) -> bool {
         .is_some_and(|e| matches!(e.kind, Some(Kind::RolloutFinished(_))))
 }
 
-/// Rollouts by id: every running one, and the last [`KEEP_FINISHED`] finished ones.
+/// Rollouts by id: every running one, and the last 256 finished ones.
 #[derive(Default)]
 pub struct Rollouts {
-    inner: Mutex<(HashMap<String, Arc<RolloutLog>>, VecDeque<String>)>,
+    inner: Mutex<Index>,
+}
+
+/// Logs by id, and ids in start order (for forgetting the oldest finished ones).
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<String, Arc<RolloutLog>>,
+    order: VecDeque<String>,
 }
 
 impl Rollouts {
@@ -86,7 +93,7 @@ impl Rollouts {
     pub(crate) fn create(&self) -> Arc<RolloutLog> {
         let log = Arc::new(RolloutLog::new(uuid::Uuid::new_v4().to_string()));
         let mut inner = self.inner.lock().expect("rollouts lock poisoned");
-        let (map, order) = &mut *inner;
+        let Index { by_id: map, order } = &mut *inner;
         map.insert(log.id.clone(), log.clone());
         order.push_back(log.id.clone());
         while order.len() > KEEP_FINISHED {
@@ -109,7 +116,7 @@ impl Rollouts {
         self.inner
             .lock()
             .expect("rollouts lock poisoned")
-            .0
+            .by_id
             .get(id)
             .cloned()
     }

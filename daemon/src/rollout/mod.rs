@@ -164,7 +164,10 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
             permit = limit.clone().acquire_owned() => Some(permit.expect("limit never closed")),
         };
         let Some(permit) = permit else {
-            tally(&mut summary, &ctx.finish_tenant(&tenant, tenant::TenantReport::skipped(), 0));
+            tally(
+                &mut summary,
+                &ctx.finish_tenant(&tenant, tenant::TenantReport::skipped(), 0),
+            );
             continue;
         };
         let ctx = ctx.clone();

@@ -107,7 +107,10 @@ async fn write(session: &mut dyn Session, rec: &RecordWrite) -> Result<(), DbErr
     session.append_log(rec).await
 }
 
-async fn in_transaction(session: &mut dyn Session, r: &Recorder<'_>) -> Result<StepOutcome, DbError> {
+async fn in_transaction(
+    session: &mut dyn Session,
+    r: &Recorder<'_>,
+) -> Result<StepOutcome, DbError> {
     let script = r.step.script();
     session
         .execute("BEGIN")

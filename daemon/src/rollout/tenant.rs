@@ -90,7 +90,10 @@ impl RolloutCtx {
         report: TenantReport,
         duration_ms: u64,
     ) -> TenantReport {
-        let outcome = report.outcome.as_str_name().trim_start_matches("TENANT_OUTCOME_");
+        let outcome = report
+            .outcome
+            .as_str_name()
+            .trim_start_matches("TENANT_OUTCOME_");
         self.metrics.tenant(
             &self.fleet.name,
             self.direction().as_str(),
@@ -118,7 +121,9 @@ impl RolloutCtx {
 
     fn plan(&self, history: &[crate::dialect::HistoryRecord]) -> Plan {
         match self.op {
-            Operation::Apply(opts) => plan::plan_apply(&self.set, history, opts, self.fleet.dialect),
+            Operation::Apply(opts) => {
+                plan::plan_apply(&self.set, history, opts, self.fleet.dialect)
+            }
             Operation::Rollback(target) => {
                 plan::plan_rollback(&self.set, history, target, self.fleet.dialect)
             }
@@ -155,12 +160,14 @@ impl RolloutCtx {
         let lock = match lock {
             Ok(lock) => {
                 let waited = lock.waited.as_millis() as u64;
-                self.metrics.lock_wait(&self.fleet.name, dialect, true, waited);
+                self.metrics
+                    .lock_wait(&self.fleet.name, dialect, true, waited);
                 lock
             }
             Err(e) => {
                 if let DbError::LockTimeout { waited_ms, .. } = &e {
-                    self.metrics.lock_wait(&self.fleet.name, dialect, false, *waited_ms);
+                    self.metrics
+                        .lock_wait(&self.fleet.name, dialect, false, *waited_ms);
                 }
                 return failed(Failure::db(tenant, e), None, 0);
             }
@@ -216,7 +223,10 @@ impl RolloutCtx {
                 return failed(failure, current, run);
             }
             let span = tracing::info_span!("migration", version = m.version, name = %m.name);
-            let outcome = self.step(tenant, session, step, &meta).instrument(span).await;
+            let outcome = self
+                .step(tenant, session, step, &meta)
+                .instrument(span)
+                .await;
             match outcome {
                 Ok(o) if o.status != RecordStatus::Failed => {
                     run += 1;
@@ -264,7 +274,11 @@ impl RolloutCtx {
     }
 
     /// Highest applied version below `version` (after rolling `version` back).
-    fn version_below(&self, history: &[crate::dialect::HistoryRecord], version: i64) -> Option<i64> {
+    fn version_below(
+        &self,
+        history: &[crate::dialect::HistoryRecord],
+        version: i64,
+    ) -> Option<i64> {
         history
             .iter()
             .filter(|r| r.status == RecordStatus::Applied && r.version < version)
@@ -280,13 +294,14 @@ impl RolloutCtx {
         meta: &RunMeta<'_>,
     ) -> Result<super::step::StepOutcome, DbError> {
         let m = &step.migration;
-        self.log.append(Kind::MigrationStarted(pb::MigrationStarted {
-            tenant: tenant.id.clone(),
-            version: m.version,
-            name: m.name.clone(),
-            direction: wire::direction(step.direction) as i32,
-            transactional: step.transactional,
-        }));
+        self.log
+            .append(Kind::MigrationStarted(pb::MigrationStarted {
+                tenant: tenant.id.clone(),
+                version: m.version,
+                name: m.name.clone(),
+                direction: wire::direction(step.direction) as i32,
+                transactional: step.transactional,
+            }));
         let outcome = run_step(session, step, meta).await?;
         let status = match outcome.status {
             RecordStatus::Applied => pb::MigrationStatus::Applied,
@@ -300,16 +315,17 @@ impl RolloutCtx {
             outcome.status.as_str(),
             outcome.duration_ms,
         );
-        self.log.append(Kind::MigrationFinished(pb::MigrationFinished {
-            tenant: tenant.id.clone(),
-            version: m.version,
-            name: m.name.clone(),
-            status: status as i32,
-            duration_ms: outcome.duration_ms,
-            statements_done: outcome.statements_done,
-            statements_total: outcome.statements_total,
-            error: outcome.error.clone().unwrap_or_default(),
-        }));
+        self.log
+            .append(Kind::MigrationFinished(pb::MigrationFinished {
+                tenant: tenant.id.clone(),
+                version: m.version,
+                name: m.name.clone(),
+                status: status as i32,
+                duration_ms: outcome.duration_ms,
+                statements_done: outcome.statements_done,
+                statements_total: outcome.statements_total,
+                error: outcome.error.clone().unwrap_or_default(),
+            }));
         Ok(outcome)
     }
 }
