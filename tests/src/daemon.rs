@@ -24,6 +24,15 @@ impl TestDaemon {
         migrations: &std::path::Path,
         lock_timeout: Duration,
     ) -> anyhow::Result<Self> {
+        Self::start_with(Self::config(fleet, migrations, lock_timeout)?).await
+    }
+
+    /// The configuration [`TestDaemon::start`] uses: one fleet `test`, concurrency 8.
+    pub fn config(
+        fleet: &Fleet,
+        migrations: &std::path::Path,
+        lock_timeout: Duration,
+    ) -> anyhow::Result<Config> {
         let fleet_config = FleetConfig {
             dialect: fleet.dialect,
             migrations: migrations.to_owned(),
@@ -40,7 +49,7 @@ impl TestDaemon {
             fleets: BTreeMap::from([("test".to_owned(), fleet_config)]),
             ..Config::default()
         };
-        Self::start_with(config).await
+        Ok(config)
     }
 
     /// Starts a daemon with a full configuration (its `listen` is ignored).

@@ -1,0 +1,179 @@
+//! The `avocet` binary against an in-process daemon serving a SQLite fleet: the README's
+//! apply / status / rollback / verify flow, JSON output and exit codes.
+
+use std::{collections::BTreeMap, path::Path, process::Output};
+
+use avocet_daemon::{
+    Config,
+    config::{FleetConfig, TenantConfig},
+    dialect::DialectKind,
+    fleet::Registry,
+};
+use serde_json::Value;
+
+struct Daemon {
+    addr: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    dir: tempfile::TempDir,
+}
+
+/// Starts a daemon over three SQLite tenants and a copy of the sample set in a temporary
+/// directory (`<dir>/migrations`).
+async fn start() -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    for entry in std::fs::read_dir(sample).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), migrations.join(entry.file_name())).unwrap();
+    }
+    let tenants = ["acme", "globex", "initech"]
+        .iter()
+        .map(|id| TenantConfig {
+            id: (*id).into(),
+            dsn: format!("sqlite://{}/{id}.db?mode=rwc", dir.path().display()),
+            schema: None,
+            labels: BTreeMap::from([("region".into(), "eu".into())]),
+        })
+        .collect();
+    let fleet = FleetConfig {
+        dialect: DialectKind::Sqlite,
+        migrations,
+        concurrency: 8,
+        lock_timeout: std::time::Duration::from_secs(5),
+        connect_timeout: std::time::Duration::from_secs(5),
+        history_table: None,
+        session_init: vec![],
+        tenants,
+    };
+    let config = Config {
+        fleets: BTreeMap::from([("demo".into(), fleet)]),
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let registry = Registry::from_config(&config).unwrap();
+    tokio::spawn(avocet_daemon::serve(listener, registry, async {
+        let _ = stopped.await;
+    }));
+    Daemon { addr, stop, dir }
+}
+
+async fn avocet(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
+        .args(&args)
+        .env_remove("AVOCET_ADDR")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_flow_apply_status_rollback_verify() {
+    let d = start().await;
+    let a = d.addr.as_str();
+
+    let out = avocet(&["apply", "--addr", a]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).contains("3 succeeded, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = avocet(&["--addr", a, "--output", "json", "status"]).await;
+    assert!(out.status.success());
+    let status = json(&out);
+    assert_eq!(status["up_to_date"], 3, "{status}");
+    for t in status["tenants"].as_array().unwrap() {
+        assert_eq!(t["current_version"], 16, "{t}");
+    }
+
+    let out = avocet(&["rollback", "--steps", "2", "--addr", a, "--output", "json"]).await;
+    assert!(out.status.success());
+    let events: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "rollout_started");
+    assert_eq!(events[0]["data"]["direction"], "down");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "rollout_finished");
+    assert_eq!(last["data"]["migrations_run"], 6, "{last}");
+
+    let out = avocet(&["verify", "--addr", a, "--output", "json"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let verify = json(&out);
+    assert_eq!(verify["ok"], true);
+    for t in verify["tenants"].as_array().unwrap() {
+        assert_eq!(t["current_version"], 14);
+        assert_eq!(t["pending"], 2);
+    }
+
+    let out = avocet(&["plan", "--addr", a, "--tenants", "acme"]).await;
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("acme  at 14  2 step(s)"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = avocet(&["tenants", "--addr", a, "--selector", "region=eu"]).await;
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+    let _ = d.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_status_says_what_went_wrong() {
+    let d = start().await;
+    let a = d.addr.as_str();
+    let out = avocet(&["apply", "--addr", a, "--fleet", "nope"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fleet \"nope\" not found"));
+
+    let out = avocet(&["rollback", "--addr", a, "--steps", "1", "--last-batch"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap rejects conflicting targets"
+    );
+
+    let out = avocet(&["apply", "--addr", a, "--to", "3"]).await;
+    assert!(out.status.success());
+    // Edit an applied file: verify and plan report it and exit 1, apply refuses every tenant.
+    let file = d.dir.path().join("migrations/0002_create_users.up.sql");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n-- edited after it was applied\n")).unwrap();
+    let out = avocet(&["verify", "--addr", a]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("[checksum_mismatch] version 2"),
+        "{}",
+        stdout(&out)
+    );
+    let out = avocet(&["plan", "--addr", a]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let out = avocet(&["apply", "--addr", a]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("0 succeeded, 3 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = avocet(&["status", "--addr", "http://127.0.0.1:1"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach avocetd"));
+    let _ = d.stop.send(());
+}
