@@ -162,7 +162,11 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let env = Env::prefixed("AVOCET_")
-            .filter(|k| !FOREIGN_ENV.contains(&k.as_str()))
+            .filter(|k| {
+                !FOREIGN_ENV
+                    .iter()
+                    .any(|f| k.as_str().eq_ignore_ascii_case(f))
+            })
             .split("__");
         let config: Config = figment
             .merge(env)
@@ -257,55 +261,91 @@ mod tests {
 
     #[test]
     fn the_shipped_default_configuration_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/avocet.toml");
-        let config = Config::load(Some(&path)).unwrap();
-        let demo = &config.fleets["demo"];
-        assert_eq!(demo.dialect, DialectKind::Sqlite);
-        assert_eq!(demo.tenants.len(), 3);
-        assert_eq!(demo.lock_timeout, Duration::from_secs(30));
+        // Serialised with the test that sets AVOCET_ variables.
+        figment::Jail::expect_with(|_| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/avocet.toml");
+            let config = Config::load(Some(&path)).unwrap();
+            let demo = &config.fleets["demo"];
+            assert_eq!(demo.dialect, DialectKind::Sqlite);
+            assert_eq!(demo.tenants.len(), 3);
+            assert_eq!(demo.lock_timeout, Duration::from_secs(30));
+            Ok(())
+        });
     }
 
     #[test]
     fn the_example_configurations_load_and_build_fleets() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let config = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
-            // Paths in the examples are relative to the repository root.
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let mut config = config;
-            for fleet in config.fleets.values_mut() {
-                fleet.migrations = root.join(&fleet.migrations);
+        // Serialised with the test that sets AVOCET_ variables.
+        figment::Jail::expect_with(|_| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+            let mut seen = 0;
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let config = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+                // Paths in the examples are relative to the repository root.
+                let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                let mut config = config;
+                for fleet in config.fleets.values_mut() {
+                    fleet.migrations = root.join(&fleet.migrations);
+                }
+                crate::fleet::Registry::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
             }
-            crate::fleet::Registry::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
-            seen += 1;
-        }
-        assert!(seen >= 2, "expected the postgres and mariadb examples");
+            assert!(seen >= 2, "expected the postgres and mariadb examples");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_ignores_the_clients_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "avocet.toml",
+                "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n",
+            )?;
+            jail.set_env("AVOCET_LISTEN", "0.0.0.0:7999");
+            jail.set_env("AVOCET_FLEETS__DEMO__CONCURRENCY", "3");
+            jail.set_env("AVOCET_ADDR", "http://127.0.0.1:7400");
+            let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "0.0.0.0:7999".parse().unwrap());
+            assert_eq!(config.fleets["demo"].concurrency, 3);
+            jail.set_env("AVOCET_LISTN", "0.0.0.0:1");
+            let err = Config::load(Some(Path::new("avocet.toml"))).unwrap_err();
+            assert!(err.to_string().contains("listn"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
-        let file =
-            write("[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n");
-        let err = Config::load(Some(file.path())).unwrap_err().to_string();
-        assert!(err.contains("concurency"), "{err}");
+        // Serialised with the test that sets AVOCET_ variables.
+        figment::Jail::expect_with(|_| {
+            let file =
+                write("[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n");
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(err.contains("concurency"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        let file = write(
-            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
-             tenants = [{ id = \"a\", dsn = \"sqlite://a.db\" }, { id = \"a\", dsn = \"sqlite://b.db\" }]\n",
-        );
-        let err = Config::load(Some(file.path())).unwrap_err().to_string();
-        assert!(err.contains("fleets.demo.tenants[1].id"), "{err}");
-        let file = write("[fleets.demo]\ndialect = \"oracle\"\nmigrations = \"m\"\n");
-        let err = Config::load(Some(file.path())).unwrap_err().to_string();
-        assert!(err.contains("oracle"), "{err}");
-        assert!(matches!(
-            Config::load(Some(Path::new("/nonexistent/avocet.toml"))),
-            Err(ConfigError::Missing(_))
-        ));
+        // Serialised with the test that sets AVOCET_ variables.
+        figment::Jail::expect_with(|_| {
+            let file = write(
+                "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
+                 tenants = [{ id = \"a\", dsn = \"sqlite://a.db\" }, { id = \"a\", dsn = \"sqlite://b.db\" }]\n",
+            );
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(err.contains("fleets.demo.tenants[1].id"), "{err}");
+            let file = write("[fleets.demo]\ndialect = \"oracle\"\nmigrations = \"m\"\n");
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(err.contains("oracle"), "{err}");
+            assert!(matches!(
+                Config::load(Some(Path::new("/nonexistent/avocet.toml"))),
+                Err(ConfigError::Missing(_))
+            ));
+            Ok(())
+        });
     }
 }

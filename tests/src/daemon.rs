@@ -13,6 +13,8 @@ use crate::Fleet;
 pub struct TestDaemon {
     /// Connected to the daemon.
     pub client: Client,
+    /// `http://127.0.0.1:<port>`.
+    pub addr: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
@@ -61,11 +63,13 @@ impl TestDaemon {
         let task = tokio::spawn(avocet_daemon::serve(listener, registry, async {
             let _ = stopped.await;
         }));
-        let client = Client::connect(format!("http://{addr}"))
+        let addr = format!("http://{addr}");
+        let client = Client::connect(addr.clone())
             .await
             .context("connecting to the test daemon")?;
         Ok(Self {
             client,
+            addr,
             stop: Some(stop),
             task: Some(task),
         })

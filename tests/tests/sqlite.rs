@@ -26,3 +26,68 @@ async fn concurrent_applies_run_each_migration_once() -> anyhow::Result<()> {
 async fn held_file_lock_times_out() -> anyhow::Result<()> {
     scenarios::lock_timeout(Fleet::sqlite(1).await?).await
 }
+
+/// Batches: each apply run is one batch; `last_batch` and `to_version` roll back by them.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_last_batch_and_to_version() -> anyhow::Result<()> {
+    use anyhow::ensure;
+    use avocet_daemon::dialect::DialectKind;
+    use avocet_tests::{TestDaemon, pb, sample_dir};
+
+    let fleet = Fleet::sqlite(2).await?;
+    let daemon = TestDaemon::start(
+        &fleet,
+        &sample_dir(DialectKind::Sqlite),
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
+    let mut client = daemon.client();
+    for v in [5, 8] {
+        let req = pb::ApplyRequest {
+            fleet: "test".into(),
+            target_version: Some(v),
+            ..Default::default()
+        };
+        ensure!(
+            scenarios::apply(&mut client, req)
+                .await?
+                .finished()
+                .expect("f")
+                .failed
+                == 0
+        );
+    }
+    let back = |target| pb::RollbackRequest {
+        fleet: "test".into(),
+        target: Some(target),
+        ..Default::default()
+    };
+    use pb::rollback_request::Target;
+    let run = scenarios::rollback(&mut client, back(Target::LastBatch(true))).await?;
+    ensure!(
+        run.tenants()
+            .all(|t| t.current_version == Some(5) && t.migrations_run == 3)
+    );
+    let run = scenarios::rollback(&mut client, back(Target::ToVersion(2))).await?;
+    ensure!(
+        run.tenants()
+            .all(|t| t.current_version == Some(2) && t.migrations_run == 3)
+    );
+    for i in 0..2 {
+        let tables = fleet.objects(i, "BASE TABLE").await?;
+        ensure!(
+            tables.contains("users") && !tables.contains("projects"),
+            "{tables:?}"
+        );
+    }
+    let run = scenarios::rollback(&mut client, back(Target::ToVersion(0))).await?;
+    ensure!(run.tenants().all(|t| t.current_version.is_none()));
+    for i in 0..2 {
+        let tables = fleet.objects(i, "BASE TABLE").await?;
+        ensure!(
+            tables.len() == 2,
+            "only the history tables remain: {tables:?}"
+        );
+    }
+    daemon.stop().await
+}
