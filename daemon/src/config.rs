@@ -250,6 +250,7 @@ pub fn check_identifier(key: &str, ident: &str) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error.
 mod tests {
     use super::*;
 
