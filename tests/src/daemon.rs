@@ -1,15 +1,38 @@
-//! `avocetd` in-process on an ephemeral port.
+//! `avocetd` in-process on an ephemeral port, and shorthands for requests on its fleet.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
-use avocet_client::Client;
+use avocet_client::{Client, ClientError, RolloutRecord};
 use avocet_daemon::{Config, ServerError, config::FleetConfig, fleet::Registry};
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::Fleet;
+use crate::{Fleet, pb, sample_dir};
 
-/// A running daemon serving one fleet named `test`, and a client connected to it.
+/// The name of the one fleet a [`TestDaemon`] serves.
+pub const FLEET: &str = "test";
+
+/// An apply of the whole fleet [`FLEET`] to the latest version; change fields with
+/// `pb::ApplyRequest { dry_run: true, ..request() }`.
+pub fn request() -> pb::ApplyRequest {
+    pb::ApplyRequest {
+        fleet: FLEET.into(),
+        ..Default::default()
+    }
+}
+
+/// A selector for exactly the tenants `ids`.
+pub fn only(ids: &[&str]) -> Option<pb::TenantSelector> {
+    Some(pb::TenantSelector {
+        tenant_ids: ids.iter().map(|&id| id.into()).collect(),
+        labels: String::new(),
+    })
+}
+
+/// A running daemon serving one fleet named [`FLEET`], and a client connected to it.
+///
+/// The request methods act on the whole fleet [`FLEET`], each on a clone of the client, and
+/// read rollout event streams to the end.
 pub struct TestDaemon {
     /// Connected to the daemon.
     pub client: Client,
@@ -27,6 +50,11 @@ impl TestDaemon {
         lock_timeout: Duration,
     ) -> anyhow::Result<Self> {
         Self::start_with(Self::config(fleet, migrations, lock_timeout)?).await
+    }
+
+    /// Starts a daemon for `fleet` on the sample set of its dialect ([`sample_dir`]).
+    pub async fn sample(fleet: &Fleet, lock_timeout: Duration) -> anyhow::Result<Self> {
+        Self::start(fleet, &sample_dir(fleet.dialect), lock_timeout).await
     }
 
     /// The configuration [`TestDaemon::start`] uses: one fleet `test`, concurrency 8.
@@ -48,7 +76,7 @@ impl TestDaemon {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
             instance_id: "avocetd-test".into(),
-            fleets: BTreeMap::from([("test".to_owned(), fleet_config)]),
+            fleets: BTreeMap::from([(FLEET.to_owned(), fleet_config)]),
             ..Config::default()
         };
         Ok(config)
@@ -78,6 +106,79 @@ impl TestDaemon {
     /// A fresh client handle.
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// Applies `req` and reads the whole event stream.
+    pub async fn apply(&self, req: pb::ApplyRequest) -> Result<RolloutRecord, ClientError> {
+        RolloutRecord::collect(self.client().apply(req).await?).await
+    }
+
+    /// Applies [`request`]: every tenant to the latest version.
+    pub async fn apply_all(&self) -> Result<RolloutRecord, ClientError> {
+        self.apply(request()).await
+    }
+
+    /// Rolls every tenant back to `target` and reads the whole event stream.
+    pub async fn rollback(
+        &self,
+        target: pb::rollback_request::Target,
+    ) -> Result<RolloutRecord, ClientError> {
+        self.rollback_with(pb::RollbackRequest {
+            fleet: FLEET.into(),
+            target: Some(target),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Rolls back as `req` says and reads the whole event stream.
+    pub async fn rollback_with(
+        &self,
+        req: pb::RollbackRequest,
+    ) -> Result<RolloutRecord, ClientError> {
+        RolloutRecord::collect(self.client().rollback(req).await?).await
+    }
+
+    /// `Verify` of every tenant.
+    pub async fn verify(&self) -> Result<pb::VerifyResponse, ClientError> {
+        let req = pb::VerifyRequest {
+            fleet: FLEET.into(),
+            selector: None,
+        };
+        self.client().verify(req).await
+    }
+
+    /// `Plan` of every tenant to the latest version.
+    pub async fn plan(&self) -> Result<pb::PlanResponse, ClientError> {
+        let req = pb::PlanRequest {
+            fleet: FLEET.into(),
+            ..Default::default()
+        };
+        self.client().plan(req).await
+    }
+
+    /// `Status` of every tenant.
+    pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
+        let req = pb::StatusRequest {
+            fleet: FLEET.into(),
+            selector: None,
+        };
+        self.client().status(req).await
+    }
+
+    /// `Repair` marking `version` of `tenant` applied.
+    pub async fn mark_applied(
+        &self,
+        tenant: &str,
+        version: i64,
+    ) -> Result<pb::RepairResponse, ClientError> {
+        let req = pb::RepairRequest {
+            fleet: FLEET.into(),
+            tenant: tenant.into(),
+            version,
+            action: pb::RepairAction::MarkApplied as i32,
+        };
+        self.client().repair(req).await
     }
 
     /// Stops the daemon and waits for it.

@@ -9,7 +9,7 @@ mod daemon;
 mod fixture;
 pub mod scenarios;
 
-pub use daemon::TestDaemon;
+pub use daemon::{FLEET, TestDaemon, only, request};
 pub use fixture::{Fleet, MigrationCopy, sample_dir};
 
 /// The `avocet.v1` wire types.

@@ -3,10 +3,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use avocet_client::{Client, RolloutRecord};
 use avocet_daemon::dialect::{self, DialectKind, Target};
 
-use crate::{Fleet, MigrationCopy, TestDaemon, pb, sample_dir};
+use crate::{Fleet, MigrationCopy, TestDaemon, only, pb, request};
 
 /// The sample sets' latest version.
 pub const LATEST: i64 = 16;
@@ -21,26 +20,6 @@ const TABLES: [&str; 8] = [
     "api_keys",
     "audit_events",
 ];
-
-fn all(fleet: &str) -> pb::ApplyRequest {
-    pb::ApplyRequest {
-        fleet: fleet.into(),
-        ..Default::default()
-    }
-}
-
-/// Applies and reads the whole event stream.
-pub async fn apply(client: &mut Client, req: pb::ApplyRequest) -> anyhow::Result<RolloutRecord> {
-    Ok(RolloutRecord::collect(client.apply(req).await?).await?)
-}
-
-/// Rolls back and reads the whole event stream.
-pub async fn rollback(
-    client: &mut Client,
-    req: pb::RollbackRequest,
-) -> anyhow::Result<RolloutRecord> {
-    Ok(RolloutRecord::collect(client.rollback(req).await?).await?)
-}
 
 fn outcome(t: &pb::TenantFinished) -> pb::TenantOutcome {
     pb::TenantOutcome::try_from(t.outcome).unwrap_or_default()
@@ -116,11 +95,9 @@ pub async fn assert_latest_schema(fleet: &Fleet, i: usize) -> anyhow::Result<()>
 /// Apply all; apply again (nothing runs); roll back two and check the schema; re-apply.
 pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
     let n = fleet.tenants.len();
-    let daemon =
-        TestDaemon::start(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(30)).await?;
-    let mut client = daemon.client();
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(30)).await?;
 
-    let first = apply(&mut client, all("test")).await?;
+    let first = daemon.apply_all().await?;
     let summary = *first.finished().expect("rollout finished");
     ensure!(
         summary.succeeded as usize == n && summary.failed == 0,
@@ -147,12 +124,7 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
         assert_latest_schema(&fleet, i).await?;
     }
 
-    let status = client
-        .status(pb::StatusRequest {
-            fleet: "test".into(),
-            selector: None,
-        })
-        .await?;
+    let status = daemon.status().await?;
     ensure!(
         status.up_to_date as usize == n && status.pending == 0,
         "{status:?}"
@@ -167,22 +139,16 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
         status.versions
     );
 
-    let again = apply(&mut client, all("test")).await?;
+    let again = daemon.apply_all().await?;
     let summary = again.finished().expect("finished");
     ensure!(
         summary.migrations_run == 0 && summary.succeeded as usize == n,
         "{summary:?}"
     );
 
-    let back = rollback(
-        &mut client,
-        pb::RollbackRequest {
-            fleet: "test".into(),
-            target: Some(pb::rollback_request::Target::Steps(2)),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let back = daemon
+        .rollback(pb::rollback_request::Target::Steps(2))
+        .await?;
     let summary = back.finished().expect("finished");
     ensure!(
         summary.migrations_run as usize == 2 * n && summary.failed == 0,
@@ -207,18 +173,13 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
         ensure!(rolled == [15, 16], "tenant {i}: {history:?}");
         ensure!(fleet.log_count(i, 16, "rolled_back").await? == 1);
     }
-    let verify = client
-        .verify(pb::VerifyRequest {
-            fleet: "test".into(),
-            selector: None,
-        })
-        .await?;
+    let verify = daemon.verify().await?;
     ensure!(
         verify.tenants.iter().all(|t| t.ok && t.pending == 2),
         "{verify:?}"
     );
 
-    let re = apply(&mut client, all("test")).await?;
+    let re = daemon.apply_all().await?;
     ensure!(re.finished().expect("finished").migrations_run as usize == 2 * n);
     for i in 0..n {
         assert_latest_schema(&fleet, i).await?;
@@ -232,8 +193,7 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
 pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
     let set = MigrationCopy::of(fleet.dialect)?;
     let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(30)).await?;
-    let mut client = daemon.client();
-    let first = apply(&mut client, all("test")).await?;
+    let first = daemon.apply_all().await?;
     ensure!(first.finished().expect("finished").failed == 0);
 
     let third = set.up_file("0003_")?;
@@ -246,12 +206,7 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
     let crlf = format!("\u{feff}{}", set.read(&fourth)?.replace('\n', "\r\n"));
     set.write(&fourth, &crlf)?;
 
-    let verify = client
-        .verify(pb::VerifyRequest {
-            fleet: "test".into(),
-            selector: None,
-        })
-        .await?;
+    let verify = daemon.verify().await?;
     for t in &verify.tenants {
         ensure!(!t.ok, "{t:?}");
         let codes: Vec<(&str, Option<i64>)> = t
@@ -261,14 +216,9 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
             .collect();
         ensure!(codes == [("checksum_mismatch", Some(3))], "{codes:?}");
     }
-    let plan = client
-        .plan(pb::PlanRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        })
-        .await?;
+    let plan = daemon.plan().await?;
     ensure!(plan.tenants.iter().all(|t| t.blocked), "{plan:?}");
-    let blocked = apply(&mut client, all("test")).await?;
+    let blocked = daemon.apply_all().await?;
     for t in blocked.tenants() {
         let e = t.error.as_ref().expect("error");
         ensure!(e.code == "blocked" && e.version == Some(3), "{e:?}");
@@ -279,12 +229,7 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
     }
 
     set.write(&third, &original)?;
-    let verify = client
-        .verify(pb::VerifyRequest {
-            fleet: "test".into(),
-            selector: None,
-        })
-        .await?;
+    let verify = daemon.verify().await?;
     ensure!(verify.tenants.iter().all(|t| t.ok), "{verify:?}");
     daemon.stop().await
 }
@@ -308,9 +253,8 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
         .exec(0, "CREATE TABLE legacy_marker (id INTEGER PRIMARY KEY)")
         .await?;
     let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(30)).await?;
-    let mut client = daemon.client();
 
-    let run = apply(&mut client, all("test")).await?;
+    let run = daemon.apply_all().await?;
     let summary = run.finished().expect("finished");
     ensure!(summary.failed == 1 && summary.succeeded as usize == fleet.tenants.len() - 1);
     let t0 = run.tenant("t00").expect("t00 finished");
@@ -343,7 +287,7 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
             "{history:?}"
         );
         fleet.exec(0, "DROP TABLE legacy_marker").await?;
-        let retry = apply(&mut client, all("test")).await?;
+        let retry = daemon.apply_all().await?;
         let t0 = retry.tenant("t00").expect("t00");
         ensure!(outcome(t0) == pb::TenantOutcome::Succeeded && t0.migrations_run == 1);
     } else {
@@ -352,12 +296,7 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
             history.last() == Some(&(17, "failed".into(), 1)),
             "{history:?}"
         );
-        let plan = client
-            .plan(pb::PlanRequest {
-                fleet: "test".into(),
-                ..Default::default()
-            })
-            .await?;
+        let plan = daemon.plan().await?;
         let p0 = &plan.tenants[0];
         ensure!(
             p0.blocked && p0.diagnostics[0].code == "partially_applied",
@@ -368,23 +307,11 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
         fleet
             .exec(0, "CREATE TABLE legacy_marker (id INTEGER PRIMARY KEY)")
             .await?;
-        let repaired = client
-            .repair(pb::RepairRequest {
-                fleet: "test".into(),
-                tenant: "t00".into(),
-                version: 17,
-                action: pb::RepairAction::MarkApplied as i32,
-            })
-            .await?;
+        let repaired = daemon.mark_applied("t00", 17).await?;
         ensure!(repaired.previous_status == "failed");
         ensure!(fleet.history(0).await?.last().map(|h| h.1.as_str()) == Some("applied"));
     }
-    let verify = client
-        .verify(pb::VerifyRequest {
-            fleet: "test".into(),
-            selector: None,
-        })
-        .await?;
+    let verify = daemon.verify().await?;
     ensure!(
         verify.tenants.iter().all(|t| t.ok && t.pending == 0),
         "{verify:?}"
@@ -394,10 +321,8 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
 
 /// Two applies started together on the same tenants apply each migration exactly once.
 pub async fn concurrent_applies(fleet: Fleet) -> anyhow::Result<()> {
-    let daemon =
-        TestDaemon::start(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(60)).await?;
-    let (mut a, mut b) = (daemon.client(), daemon.client());
-    let (ra, rb) = tokio::join!(apply(&mut a, all("test")), apply(&mut b, all("test")));
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(60)).await?;
+    let (ra, rb) = tokio::join!(daemon.apply_all(), daemon.apply_all());
     let (ra, rb) = (ra?, rb?);
     let (fa, fb) = (ra.finished().expect("a"), rb.finished().expect("b"));
     ensure!(fa.failed == 0 && fb.failed == 0, "{fa:?} {fb:?}");
@@ -422,8 +347,7 @@ pub async fn concurrent_applies(fleet: Fleet) -> anyhow::Result<()> {
 /// configured timeout, touching nothing; once released, apply succeeds.
 pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(1500);
-    let daemon = TestDaemon::start(&fleet, &sample_dir(fleet.dialect), timeout).await?;
-    let mut client = daemon.client();
+    let daemon = TestDaemon::sample(&fleet, timeout).await?;
     let other = dialect::open(
         fleet.dialect,
         Target {
@@ -437,18 +361,12 @@ pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
     let held = other.lock(Duration::from_secs(5)).await?;
 
     let clock = Instant::now();
-    let run = apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
-            selector: Some(pb::TenantSelector {
-                tenant_ids: vec!["t00".into()],
-                labels: String::new(),
-            }),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let run = daemon
+        .apply(pb::ApplyRequest {
+            selector: only(&["t00"]),
+            ..request()
+        })
+        .await?;
     let waited = clock.elapsed();
     let t0 = run.tenant("t00").expect("t00");
     let e = t0.error.as_ref().expect("error");
@@ -464,7 +382,7 @@ pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
     );
 
     held.release().await?;
-    let run = apply(&mut client, all("test")).await?;
+    let run = daemon.apply_all().await?;
     ensure!(run.finished().expect("finished").failed == 0);
     assert_latest_schema(&fleet, 0).await?;
     daemon.stop().await

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use avocet_daemon::dialect::{self, DialectKind, Target};
-use avocet_tests::{Fleet, MigrationCopy, TestDaemon, pb, sample_dir, scenarios};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, only, pb, request, scenarios};
 use tonic::Code;
 
 fn code(e: &avocet_client::ClientError) -> Option<Code> {
@@ -34,12 +34,8 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
 
     let err = client
         .apply(pb::ApplyRequest {
-            fleet: "test".into(),
-            selector: Some(pb::TenantSelector {
-                tenant_ids: vec!["ghost".into()],
-                labels: String::new(),
-            }),
-            ..Default::default()
+            selector: only(&["ghost"]),
+            ..request()
         })
         .await
         .unwrap_err();
@@ -51,28 +47,25 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     for (req, needle) in [
         (
             pb::ApplyRequest {
-                fleet: "test".into(),
                 target_version: Some(99),
-                ..Default::default()
+                ..request()
             },
             "version 99",
         ),
         (
             pb::ApplyRequest {
-                fleet: "test".into(),
                 selector: Some(pb::TenantSelector {
                     tenant_ids: vec![],
                     labels: "shard in 1".into(),
                 }),
-                ..Default::default()
+                ..request()
             },
             "shard in 1",
         ),
         (
             pb::ApplyRequest {
-                fleet: "test".into(),
                 concurrency: 100_000,
-                ..Default::default()
+                ..request()
             },
             "concurrency",
         ),
@@ -84,7 +77,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     }
     let err = client
         .rollback(pb::RollbackRequest {
-            fleet: "test".into(),
+            fleet: FLEET.into(),
             target: Some(pb::rollback_request::Target::Steps(0)),
             ..Default::default()
         })
@@ -97,24 +90,10 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
         "0017_broken.up.sql",
         "INSERT INTO accounts (name) VALUES ('unterminated);",
     )?;
-    let err = client
-        .plan(pb::PlanRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = daemon.plan().await.unwrap_err();
     ensure!(code(&err) == Some(Code::FailedPrecondition), "{err}");
     ensure!(err.to_string().contains("0017_broken.up.sql"), "{err}");
-    ensure!(
-        client
-            .apply(pb::ApplyRequest {
-                fleet: "test".into(),
-                ..Default::default()
-            })
-            .await
-            .is_err()
-    );
+    ensure!(client.apply(request()).await.is_err());
     for i in 0..2 {
         ensure!(
             fleet.objects(i, "BASE TABLE").await?.is_empty(),
@@ -125,15 +104,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     std::fs::remove_file(set.path().join("0017_broken.up.sql"))?;
 
     // Repair: a version without a failed record, then a lock that does not come.
-    let err = client
-        .repair(pb::RepairRequest {
-            fleet: "test".into(),
-            tenant: "t00".into(),
-            version: 1,
-            action: pb::RepairAction::MarkApplied as i32,
-        })
-        .await
-        .unwrap_err();
+    let err = daemon.mark_applied("t00", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::FailedPrecondition), "{err}");
     let other = dialect::open(
         DialectKind::Sqlite,
@@ -146,15 +117,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
         },
     )?;
     let held = other.lock(Duration::from_secs(1)).await?;
-    let err = client
-        .repair(pb::RepairRequest {
-            fleet: "test".into(),
-            tenant: "t01".into(),
-            version: 1,
-            action: pb::RepairAction::MarkApplied as i32,
-        })
-        .await
-        .unwrap_err();
+    let err = daemon.mark_applied("t01", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::DeadlineExceeded), "{err}");
     ensure!(err.to_string().contains("t01"), "{err}");
     held.release().await?;
@@ -164,23 +127,14 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_returns_the_plan_and_touches_nothing() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(2).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Sqlite),
-        Duration::from_secs(5),
-    )
-    .await?;
-    let mut client = daemon.client();
-    let run = scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(5)).await?;
+    let run = daemon
+        .apply(pb::ApplyRequest {
             dry_run: true,
             target_version: Some(5),
-            ..Default::default()
-        },
-    )
-    .await?;
+            ..request()
+        })
+        .await?;
     for t in run.tenants() {
         ensure!(t.outcome == pb::TenantOutcome::Planned as i32, "{t:?}");
         let plan = t.plan.as_ref().expect("plan");
@@ -208,23 +162,14 @@ async fn stop_on_first_failure_skips_the_tenants_not_yet_started() -> anyhow::Re
     fleet
         .exec(0, "CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
         .await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Sqlite),
-        Duration::from_secs(5),
-    )
-    .await?;
-    let mut client = daemon.client();
-    let run = scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(5)).await?;
+    let run = daemon
+        .apply(pb::ApplyRequest {
             concurrency: 1,
             stop_on_first_failure: true,
-            ..Default::default()
-        },
-    )
-    .await?;
+            ..request()
+        })
+        .await?;
     let summary = run.finished().expect("finished");
     ensure!(summary.failed == 1 && summary.skipped == 5, "{summary:?}");
     let t0 = run.tenant("t00").expect("t00");
@@ -239,14 +184,7 @@ async fn stop_on_first_failure_skips_the_tenants_not_yet_started() -> anyhow::Re
         );
     }
     // Without the flag the failure stays with its tenant.
-    let run = scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let run = daemon.apply_all().await?;
     let summary = run.finished().expect("finished");
     ensure!(summary.failed == 1 && summary.succeeded == 5, "{summary:?}");
     daemon.stop().await
@@ -259,21 +197,8 @@ async fn an_unreachable_tenant_fails_alone() -> anyhow::Result<()> {
     down.id = "down".into();
     down.dsn = "postgres://postgres:s3cret@127.0.0.1:1/nowhere".into();
     fleet.tenants.push(down);
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Postgres),
-        Duration::from_secs(5),
-    )
-    .await?;
-    let mut client = daemon.client();
-    let run = scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(5)).await?;
+    let run = daemon.apply_all().await?;
     let summary = run.finished().expect("finished");
     ensure!(summary.succeeded == 2 && summary.failed == 1, "{summary:?}");
     let e = run
@@ -285,25 +210,12 @@ async fn an_unreachable_tenant_fails_alone() -> anyhow::Result<()> {
         "{e:?}"
     );
     ensure!(!e.message.contains("s3cret"), "the DSN leaked: {e:?}");
-    let status = client
-        .status(pb::StatusRequest {
-            fleet: "test".into(),
-            selector: None,
-        })
-        .await?;
+    let status = daemon.status().await?;
     ensure!(
         status.unreachable == 1 && status.up_to_date == 2,
         "{status:?}"
     );
-    let err = client
-        .repair(pb::RepairRequest {
-            fleet: "test".into(),
-            tenant: "down".into(),
-            version: 1,
-            action: pb::RepairAction::MarkApplied as i32,
-        })
-        .await
-        .unwrap_err();
+    let err = daemon.mark_applied("down", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::Unavailable) && !err.to_string().contains("s3cret"));
     daemon.stop().await
 }
@@ -311,22 +223,13 @@ async fn an_unreachable_tenant_fails_alone() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn schema_per_tenant_migrations_land_in_their_own_schema() -> anyhow::Result<()> {
     let fleet = Fleet::postgres_schemas(3).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Postgres),
-        Duration::from_secs(10),
-    )
-    .await?;
-    let mut client = daemon.client();
-    let run = scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(10)).await?;
+    let run = daemon
+        .apply(pb::ApplyRequest {
             concurrency: 3,
-            ..Default::default()
-        },
-    )
-    .await?;
+            ..request()
+        })
+        .await?;
     ensure!(run.finished().expect("finished").succeeded == 3);
     for i in 0..3 {
         scenarios::assert_latest_schema(&fleet, i).await?;
@@ -342,19 +245,14 @@ async fn schema_per_tenant_migrations_land_in_their_own_schema() -> anyhow::Resu
         "tables leaked into public: {public:?}"
     );
     // Rolling one tenant back leaves the others alone.
-    let back = scenarios::rollback(
-        &mut client,
-        pb::RollbackRequest {
-            fleet: "test".into(),
-            selector: Some(pb::TenantSelector {
-                tenant_ids: vec!["s01".into()],
-                labels: String::new(),
-            }),
+    let back = daemon
+        .rollback_with(pb::RollbackRequest {
+            fleet: FLEET.into(),
+            selector: only(&["s01"]),
             target: Some(pb::rollback_request::Target::ToVersion(0)),
             ..Default::default()
-        },
-    )
-    .await?;
+        })
+        .await?;
     ensure!(back.finished().expect("finished").migrations_run == 16);
     ensure!(
         fleet.objects(1, "BASE TABLE").await?.len() == 2,
@@ -392,17 +290,9 @@ async fn sqlite_session_init_keeps_children_through_a_table_rebuild() -> anyhow:
     ] {
         let fleet = Fleet::sqlite(1).await?;
         let mut config = TestDaemon::config(&fleet, dir.path(), Duration::from_secs(5))?;
-        config.fleets.get_mut("test").expect("fleet").session_init = session_init.clone();
+        config.fleets.get_mut(FLEET).expect("fleet").session_init = session_init.clone();
         let daemon = TestDaemon::start_with(config).await?;
-        let mut client = daemon.client();
-        let run = scenarios::apply(
-            &mut client,
-            pb::ApplyRequest {
-                fleet: "test".into(),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let run = daemon.apply_all().await?;
         ensure!(run.finished().expect("finished").failed == 0);
         let left = fleet
             .scalar(0, "SELECT CAST(COUNT(*) AS TEXT) FROM child")
@@ -427,15 +317,7 @@ async fn mysql_connections_use_utf8mb4() -> anyhow::Result<()> {
     )?;
     std::fs::write(dir.path().join("1_emoji.down.sql"), "DROP TABLE birds;\n")?;
     let daemon = TestDaemon::start(&fleet, dir.path(), Duration::from_secs(5)).await?;
-    let mut client = daemon.client();
-    let run = scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let run = daemon.apply_all().await?;
     ensure!(
         run.finished().expect("finished").failed == 0,
         "{:?}",

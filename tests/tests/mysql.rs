@@ -32,23 +32,15 @@ async fn held_named_lock_times_out() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn running_record_blocks_the_tenant_until_repaired() -> anyhow::Result<()> {
     use anyhow::ensure;
-    use avocet_daemon::dialect::DialectKind;
-    use avocet_tests::{TestDaemon, pb, sample_dir};
+    use avocet_tests::{TestDaemon, pb, request};
 
     let fleet = Fleet::mysql(2).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Mysql),
-        std::time::Duration::from_secs(5),
-    )
-    .await?;
-    let mut client = daemon.client();
+    let daemon = TestDaemon::sample(&fleet, std::time::Duration::from_secs(5)).await?;
     let to = |v| pb::ApplyRequest {
-        fleet: "test".into(),
         target_version: Some(v),
-        ..Default::default()
+        ..request()
     };
-    let run = scenarios::apply(&mut client, to(4)).await?;
+    let run = daemon.apply(to(4)).await?;
     ensure!(run.finished().expect("finished").failed == 0);
     // What a daemon that died in the middle of version 5 leaves behind.
     fleet
@@ -58,12 +50,7 @@ async fn running_record_blocks_the_tenant_until_repaired() -> anyhow::Result<()>
              WHERE version = 4",
         )
         .await?;
-    let plan = client
-        .plan(pb::PlanRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        })
-        .await?;
+    let plan = daemon.plan().await?;
     let d = &plan.tenants[0].diagnostics[0];
     ensure!(
         plan.tenants[0].blocked && d.code == "running_migration",
@@ -72,7 +59,7 @@ async fn running_record_blocks_the_tenant_until_repaired() -> anyhow::Result<()>
     ensure!(d.message.contains("version 4"), "{d:?}");
     ensure!(!plan.tenants[1].blocked);
 
-    let run = scenarios::apply(&mut client, to(16)).await?;
+    let run = daemon.apply(to(16)).await?;
     let t0 = run.tenant("t00").expect("t00");
     ensure!(
         t0.error
@@ -82,16 +69,9 @@ async fn running_record_blocks_the_tenant_until_repaired() -> anyhow::Result<()>
     ensure!(t0.migrations_run == 0);
     ensure!(run.tenant("t01").expect("t01").current_version == Some(16));
 
-    let repaired = client
-        .repair(pb::RepairRequest {
-            fleet: "test".into(),
-            tenant: "t00".into(),
-            version: 4,
-            action: pb::RepairAction::MarkApplied as i32,
-        })
-        .await?;
+    let repaired = daemon.mark_applied("t00", 4).await?;
     ensure!(repaired.previous_status == "running");
-    let run = scenarios::apply(&mut client, to(16)).await?;
+    let run = daemon.apply(to(16)).await?;
     ensure!(run.tenant("t00").expect("t00").migrations_run == 12);
     scenarios::assert_latest_schema(&fleet, 0).await?;
     daemon.stop().await

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use avocet_daemon::dialect::DialectKind;
-use avocet_tests::{Fleet, TestDaemon, pb, sample_dir};
+use avocet_tests::{Fleet, TestDaemon, pb, request, scenarios};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client};
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
@@ -15,12 +14,7 @@ use tonic_reflection::pb::v1::{
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_reflection_answer() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(1).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Sqlite),
-        Duration::from_secs(5),
-    )
-    .await?;
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(5)).await?;
     let channel = tonic::transport::Channel::from_shared(daemon.addr.clone())?
         .connect()
         .await?;
@@ -66,18 +60,12 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_mid_rollout_leaves_every_tenant_consistent() -> anyhow::Result<()> {
     let fleet = Fleet::postgres(6).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Postgres),
-        Duration::from_secs(5),
-    )
-    .await?;
-    let mut client = daemon.client();
-    let mut events = client
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(5)).await?;
+    let mut events = daemon
+        .client()
         .apply(pb::ApplyRequest {
-            fleet: "test".into(),
             concurrency: 2,
-            ..Default::default()
+            ..request()
         })
         .await?;
     // Wait until migrations are under way, then stop.
@@ -109,24 +97,11 @@ async fn shutdown_mid_rollout_leaves_every_tenant_consistent() -> anyhow::Result
     ensure!(finished < fleet.tenants.len(), "shutdown stopped nothing");
 
     // Every lock was released: a new daemon finishes the job.
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Postgres),
-        Duration::from_secs(2),
-    )
-    .await?;
-    let mut client = daemon.client();
-    let run = avocet_tests::scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(2)).await?;
+    let run = daemon.apply_all().await?;
     ensure!(run.finished().context("finished")?.failed == 0);
     for i in 0..fleet.tenants.len() {
-        avocet_tests::scenarios::assert_latest_schema(&fleet, i).await?;
+        scenarios::assert_latest_schema(&fleet, i).await?;
     }
     daemon.stop().await
 }

@@ -31,44 +31,23 @@ async fn held_file_lock_times_out() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_last_batch_and_to_version() -> anyhow::Result<()> {
     use anyhow::ensure;
-    use avocet_daemon::dialect::DialectKind;
-    use avocet_tests::{TestDaemon, pb, sample_dir};
+    use avocet_tests::{TestDaemon, pb, pb::rollback_request::Target, request};
 
     let fleet = Fleet::sqlite(2).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Sqlite),
-        std::time::Duration::from_secs(5),
-    )
-    .await?;
-    let mut client = daemon.client();
+    let daemon = TestDaemon::sample(&fleet, std::time::Duration::from_secs(5)).await?;
     for v in [5, 8] {
         let req = pb::ApplyRequest {
-            fleet: "test".into(),
             target_version: Some(v),
-            ..Default::default()
+            ..request()
         };
-        ensure!(
-            scenarios::apply(&mut client, req)
-                .await?
-                .finished()
-                .expect("f")
-                .failed
-                == 0
-        );
+        ensure!(daemon.apply(req).await?.finished().expect("f").failed == 0);
     }
-    let back = |target| pb::RollbackRequest {
-        fleet: "test".into(),
-        target: Some(target),
-        ..Default::default()
-    };
-    use pb::rollback_request::Target;
-    let run = scenarios::rollback(&mut client, back(Target::LastBatch(true))).await?;
+    let run = daemon.rollback(Target::LastBatch(true)).await?;
     ensure!(
         run.tenants()
             .all(|t| t.current_version == Some(5) && t.migrations_run == 3)
     );
-    let run = scenarios::rollback(&mut client, back(Target::ToVersion(2))).await?;
+    let run = daemon.rollback(Target::ToVersion(2)).await?;
     ensure!(
         run.tenants()
             .all(|t| t.current_version == Some(2) && t.migrations_run == 3)
@@ -80,7 +59,7 @@ async fn rollback_last_batch_and_to_version() -> anyhow::Result<()> {
             "{tables:?}"
         );
     }
-    let run = scenarios::rollback(&mut client, back(Target::ToVersion(0))).await?;
+    let run = daemon.rollback(Target::ToVersion(0)).await?;
     ensure!(run.tenants().all(|t| t.current_version.is_none()));
     for i in 0..2 {
         let tables = fleet.objects(i, "BASE TABLE").await?;

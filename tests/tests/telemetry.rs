@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use avocet_daemon::dialect::DialectKind;
-use avocet_tests::{Fleet, TestDaemon, pb, sample_dir, scenarios};
+use avocet_tests::{Fleet, TestDaemon, scenarios};
 use opentelemetry::global;
 use opentelemetry_sdk::metrics::{
     InMemoryMetricExporter, PeriodicReader, SdkMeterProvider,
@@ -28,21 +27,8 @@ async fn a_rollout_records_duration_metrics() -> anyhow::Result<()> {
     global::set_meter_provider(provider.clone());
 
     let fleet = Fleet::sqlite(3).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(DialectKind::Sqlite),
-        Duration::from_secs(5),
-    )
-    .await?;
-    let mut client = daemon.client();
-    let run = scenarios::apply(
-        &mut client,
-        pb::ApplyRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let daemon = TestDaemon::sample(&fleet, Duration::from_secs(5)).await?;
+    let run = daemon.apply_all().await?;
     ensure!(run.finished().context("finished")?.succeeded == 3);
     provider.force_flush()?;
 

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, ensure};
 use avocet_daemon::dialect::DialectKind;
-use avocet_tests::{Fleet, TestDaemon, pb, sample_dir, scenarios};
+use avocet_tests::{FLEET, Fleet, TestDaemon, pb, request};
 use clap::Parser;
 use serde_json::json;
 
@@ -37,19 +37,14 @@ async fn main() -> anyhow::Result<()> {
             DialectKind::Mysql => Fleet::mysql(args.tenants).await?,
             DialectKind::Sqlite => Fleet::sqlite(args.tenants).await?,
         };
-        let daemon =
-            TestDaemon::start(&fleet, &sample_dir(*dialect), Duration::from_secs(30)).await?;
-        let mut client = daemon.client();
+        let daemon = TestDaemon::sample(&fleet, Duration::from_secs(30)).await?;
         for &concurrency in &args.concurrency {
-            let run = scenarios::apply(
-                &mut client,
-                pb::ApplyRequest {
-                    fleet: "test".into(),
+            let run = daemon
+                .apply(pb::ApplyRequest {
                     concurrency,
-                    ..Default::default()
-                },
-            )
-            .await?;
+                    ..request()
+                })
+                .await?;
             let f = *run.finished().context("rollout finished")?;
             ensure!(f.failed == 0, "{f:?}");
             let seconds = f.duration_ms as f64 / 1000.0;
@@ -64,16 +59,14 @@ async fn main() -> anyhow::Result<()> {
             });
             println!("{row}");
             results.push(row);
-            let back = scenarios::rollback(
-                &mut client,
-                pb::RollbackRequest {
-                    fleet: "test".into(),
+            let back = daemon
+                .rollback_with(pb::RollbackRequest {
+                    fleet: FLEET.into(),
                     target: Some(pb::rollback_request::Target::ToVersion(0)),
                     concurrency: 32,
                     ..Default::default()
-                },
-            )
-            .await?;
+                })
+                .await?;
             ensure!(back.finished().context("rollback finished")?.failed == 0);
         }
         daemon.stop().await?;
