@@ -64,16 +64,32 @@ impl Script {
     ///
     /// # Errors
     /// [`ScriptError`] with the line and column when the text cannot be tokenised, such as an
-    /// unterminated string, quoted identifier or block comment.
+    /// unterminated string, quoted identifier or block comment; or when a script that runs
+    /// inside the migration's transaction (PostgreSQL, SQLite, no marker) has its own
+    /// `BEGIN`/`COMMIT`/`ROLLBACK`, which would commit or end that transaction (DESIGN.md
+    /// rule 1).
     pub fn parse(raw: &str, dialect: DialectKind) -> Result<Self, ScriptError> {
         let sql = normalise(raw);
         let tokens = tokenize(&sql, dialect)?;
-        let statements = split(&sql, &tokens);
+        let pieces = split(&sql, &tokens);
+        let no_transaction = has_no_transaction_marker(&sql);
+        if dialect.transactional_ddl() && !no_transaction {
+            if let Some(p) = pieces.iter().find(|p| p.transaction_control) {
+                return Err(ScriptError {
+                    line: p.line,
+                    column: p.column,
+                    message: "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script \
+                              that runs inside the migration's own transaction: remove it, \
+                              or mark the file `-- avocet:no-transaction`"
+                        .into(),
+                });
+            }
+        }
         Ok(Self {
             checksum: checksum(&sql),
-            no_transaction: has_no_transaction_marker(&sql),
+            no_transaction,
             destructive: is_destructive(&tokens),
-            statements,
+            statements: pieces.into_iter().map(|p| p.text).collect(),
             sql,
         })
     }
@@ -116,76 +132,112 @@ fn significant(tokens: &[TokenWithSpan]) -> impl Iterator<Item = &TokenWithSpan>
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
 }
 
-/// Splits at top-level `;`. Depth rises on `BEGIN` (unless it starts a transaction) and
-/// `CASE`, and falls on `END` (unless it closes `IF`, `LOOP`, `WHILE` or `REPEAT`, which
-/// only occur inside a `BEGIN` body and were never counted).
-fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<String> {
+/// One statement found by [`split`].
+struct Piece {
+    text: String,
+    /// Where it starts (1-based line and character column).
+    line: u64,
+    column: u64,
+    /// It is `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ABORT` or `ROLLBACK`.
+    transaction_control: bool,
+}
+
+fn word_is(token: Option<&Token>, words: &[&str]) -> bool {
+    match token {
+        Some(Token::Word(w)) if w.quote_style.is_none() => {
+            words.iter().any(|k| w.value.eq_ignore_ascii_case(k))
+        }
+        _ => false,
+    }
+}
+
+/// Splits at top-level `;`.
+///
+/// Block depth rises on `BEGIN` only where it opens a body: inside a `CREATE TRIGGER`,
+/// `PROCEDURE`, `FUNCTION` or `EVENT` statement, before `ATOMIC` (PostgreSQL's SQL-standard
+/// bodies), or inside another body. Elsewhere `BEGIN` starts a transaction or is a name.
+/// `CASE` rises too; `END` falls, except `END IF`, `END LOOP`, `END WHILE` and
+/// `END REPEAT` (those blocks are only ever inside a body, so were never counted), and
+/// `END CASE` closes its `CASE`.
+fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
     let offsets = LineOffsets::new(sql);
     let sig: Vec<&TokenWithSpan> = significant(tokens).collect();
-    let mut statements = Vec::new();
+    let mut pieces = Vec::new();
     let mut depth = 0usize;
     let mut start = 0usize;
-    let mut has_content = false;
+    let mut first: Option<&TokenWithSpan> = None;
+    let mut routine = false;
+    let mut transaction_control = false;
+    let mut end_case = false;
+    let mut push = |start: usize, end: usize, first: &TokenWithSpan, tc: bool| {
+        pieces.push(Piece {
+            text: sql[start..end].trim().to_owned(),
+            line: first.span.start.line,
+            column: first.span.start.column,
+            transaction_control: tc,
+        });
+    };
     for (i, t) in sig.iter().enumerate() {
         let next = sig.get(i + 1).map(|n| &n.token);
-        match (&t.token, keyword(&t.token)) {
-            (Token::SemiColon, _) if depth == 0 => {
-                let end = offsets.byte(sql, t.span.start.line, t.span.start.column);
-                if has_content {
-                    statements.push(sql[start..end].trim().to_owned());
-                }
-                start = end + 1;
-                has_content = false;
-                continue;
+        if let (Token::SemiColon, 0) = (&t.token, depth) {
+            let end = offsets.byte(sql, t.span.start.line, t.span.start.column);
+            if let Some(f) = first.take() {
+                push(start, end, f, transaction_control);
             }
-            (_, Some(Keyword::BEGIN)) => {
-                let opens_transaction = match next {
-                    None | Some(Token::SemiColon) => true,
-                    Some(n) => matches!(
-                        keyword(n),
-                        Some(
-                            Keyword::TRANSACTION
-                                | Keyword::WORK
-                                | Keyword::DEFERRED
-                                | Keyword::IMMEDIATE
-                                | Keyword::EXCLUSIVE
-                                | Keyword::ISOLATION
-                                | Keyword::READ
-                        )
-                    ),
-                };
-                if !opens_transaction {
+            start = end + 1;
+            (routine, transaction_control) = (false, false);
+            continue;
+        }
+        if first.is_none() {
+            first = Some(t);
+            transaction_control = match keyword(&t.token) {
+                Some(Keyword::COMMIT | Keyword::END | Keyword::ABORT) => true,
+                Some(Keyword::ROLLBACK) => !word_is(next, &["TO"]),
+                Some(Keyword::START) => word_is(next, &["TRANSACTION"]),
+                Some(Keyword::BEGIN) => true,
+                _ => false,
+            };
+        }
+        match keyword(&t.token) {
+            Some(Keyword::TRIGGER | Keyword::PROCEDURE | Keyword::FUNCTION | Keyword::EVENT)
+                if first.is_some_and(|f| keyword(&f.token) == Some(Keyword::CREATE)) =>
+            {
+                routine = true;
+            }
+            Some(Keyword::BEGIN) => {
+                if depth > 0 || routine || word_is(next, &["ATOMIC"]) {
                     depth += 1;
                 }
             }
-            (_, Some(Keyword::CASE)) => depth += 1,
-            (_, Some(Keyword::END)) => {
-                let closes_uncounted = next.is_some_and(|n| match n {
-                    Token::Word(w) if w.quote_style.is_none() => ["IF", "LOOP", "WHILE", "REPEAT"]
-                        .iter()
-                        .any(|k| w.value.eq_ignore_ascii_case(k)),
-                    _ => false,
-                });
-                if !closes_uncounted {
+            Some(Keyword::CASE) if end_case => end_case = false,
+            Some(Keyword::CASE) => depth += 1,
+            Some(Keyword::END) => {
+                if !word_is(next, &["IF", "LOOP", "WHILE", "REPEAT"]) {
                     depth = depth.saturating_sub(1);
+                    end_case = word_is(next, &["CASE"]);
                 }
             }
             _ => {}
         }
-        has_content = true;
     }
-    if has_content {
-        statements.push(sql[start..].trim().to_owned());
+    if let Some(f) = first {
+        push(start, sql.len(), f, transaction_control);
     }
-    statements
+    pieces
 }
 
+/// True when a statement drops or truncates a table, column, schema or database
+/// (`DROP TABLE`, `DROP COLUMN`, `ALTER TABLE t DROP c`, `TRUNCATE`).
 fn is_destructive(tokens: &[TokenWithSpan]) -> bool {
     let sig: Vec<Option<Keyword>> = significant(tokens).map(|t| keyword(&t.token)).collect();
     sig.windows(2).any(|w| match w {
         [Some(Keyword::DROP), Some(k)] => matches!(
             k,
-            Keyword::TABLE | Keyword::COLUMN | Keyword::SCHEMA | Keyword::DATABASE
+            Keyword::TABLE
+                | Keyword::COLUMN
+                | Keyword::SCHEMA
+                | Keyword::DATABASE
+                | Keyword::NoKeyword
         ),
         [Some(Keyword::TRUNCATE), _] => true,
         _ => false,
@@ -264,12 +316,42 @@ mod tests {
     }
 
     #[test]
-    fn begin_that_opens_a_transaction_is_not_a_block() {
-        let s = stmts(
-            "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;",
-            DialectKind::Sqlite,
-        );
-        assert_eq!(s.len(), 3);
+    fn begin_that_opens_a_transaction_or_names_a_column_is_not_a_block() {
+        let marked = "-- avocet:no-transaction\nBEGIN;\nCREATE TABLE a (id int);\nCOMMIT;";
+        assert_eq!(stmts(marked, DialectKind::Sqlite).len(), 3);
+        let column = "ALTER TABLE t ADD COLUMN begin date;\nCREATE TABLE b (x int);";
+        assert_eq!(stmts(column, DialectKind::Postgres).len(), 2);
+        assert_eq!(stmts(column, DialectKind::Mysql).len(), 2);
+        let deferrable = "-- no-transaction\nBEGIN NOT DEFERRABLE;\nSELECT 1;\nCOMMIT;";
+        assert_eq!(stmts(deferrable, DialectKind::Postgres).len(), 3);
+    }
+
+    #[test]
+    fn transaction_control_inside_the_migration_transaction_is_refused() {
+        for d in [DialectKind::Postgres, DialectKind::Sqlite] {
+            let err = Script::parse("SELECT 1;\nCOMMIT;\nSELECT 2;", d).unwrap_err();
+            assert_eq!((err.line, err.column), (2, 1), "{err}");
+            assert!(Script::parse("BEGIN;\nSELECT 1;", d).is_err());
+            assert!(Script::parse("SAVEPOINT a;\nROLLBACK TO a;", d).is_ok());
+        }
+        // MySQL runs statement by statement anyway: nothing to break.
+        assert!(Script::parse("SELECT 1;\nCOMMIT;", DialectKind::Mysql).is_ok());
+    }
+
+    #[test]
+    fn routines_with_case_and_labels_stay_whole() {
+        let sql = "CREATE PROCEDURE p(x INT)\nmain: BEGIN\n\
+              CASE x WHEN 1 THEN SELECT 1; ELSE SELECT 2; END CASE;\n\
+              WHILE x > 0 DO SET x = x - 1; END WHILE;\n\
+              BEGIN SELECT 3; END;\n\
+            END main;\n\
+            CREATE TABLE a (id int);\nCREATE TABLE b (id int);";
+        let s = stmts(sql, DialectKind::Mysql);
+        assert_eq!(s.len(), 3, "{s:#?}");
+        assert!(s[0].ends_with("END main"));
+        let atomic = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n\
+            BEGIN ATOMIC SELECT 1; SELECT 2; END;\nSELECT 3;";
+        assert_eq!(stmts(atomic, DialectKind::Postgres).len(), 2);
     }
 
     #[test]
@@ -292,6 +374,10 @@ mod tests {
         assert!(empty.statements.is_empty());
         let drop = Script::parse("ALTER TABLE t DROP COLUMN a;", DialectKind::Mysql).unwrap();
         assert!(drop.destructive);
+        let bare = Script::parse("ALTER TABLE t DROP a;", DialectKind::Mysql).unwrap();
+        assert!(bare.destructive);
+        let index = Script::parse("DROP INDEX i;", DialectKind::Mysql).unwrap();
+        assert!(!index.destructive);
     }
 
     #[test]
