@@ -194,6 +194,9 @@ impl Config {
             if fleet.lock_timeout.is_zero() {
                 return Err(invalid(key("lock_timeout"), "must be greater than zero"));
             }
+            if fleet.connect_timeout.is_zero() {
+                return Err(invalid(key("connect_timeout"), "must be greater than zero"));
+            }
             if let Some(table) = &fleet.history_table {
                 check_identifier(&key("history_table"), table)?;
             }

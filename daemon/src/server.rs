@@ -29,8 +29,10 @@ pub enum ServerError {
 }
 
 /// Serves `avocet.v1` (plus `grpc.health.v1` and reflection) on `listener` until `shutdown`
-/// completes. Shutdown refuses new rollouts, lets running tenants finish their current
-/// migration (at most [`DRAIN_TIMEOUT`]), then returns.
+/// completes. Shutdown refuses new rollouts and lets running tenants finish their current
+/// migration; after [`DRAIN_TIMEOUT`] it returns regardless, dropping what still runs
+/// (a dropped tenant task closes its connections, which ends its sessions and locks; a
+/// non-transactional step cut off there keeps its `running` record).
 ///
 /// # Errors
 /// [`ServerError`] when the transport fails.
@@ -54,7 +56,7 @@ pub async fn serve(
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "avocetd serving");
     let stop = token.clone();
-    let result = tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(MigratorServer::new(MigratorService(api.clone())))
@@ -66,14 +68,27 @@ pub async fn serve(
                 .set_not_serving::<MigratorServer<MigratorService>>()
                 .await;
             stop.cancel();
-        })
-        .await;
+        });
+    // Graceful shutdown waits for every connection to close; a client that stopped reading
+    // its stream, or a migration that runs for hours, must not hold the daemon past
+    // DRAIN_TIMEOUT after the signal.
+    let deadline = async {
+        token.cancelled().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    let result = tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("connections still open {DRAIN_TIMEOUT:?} after shutdown; closing");
+            Ok(())
+        }
+    };
     token.cancel();
-    if tokio::time::timeout(DRAIN_TIMEOUT, engine.drain())
+    if tokio::time::timeout(Duration::from_secs(1), engine.drain())
         .await
         .is_err()
     {
-        tracing::warn!("rollouts still running after {DRAIN_TIMEOUT:?}; stopping anyway");
+        tracing::warn!("rollouts still running at exit; their tenants' sessions close with it");
     }
     result.map_err(ServerError::from)
 }

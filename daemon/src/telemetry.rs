@@ -48,7 +48,10 @@ impl Drop for TelemetryGuard {
 /// # Errors
 /// When an OTLP exporter cannot be built from the environment's settings.
 pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx-postgres logs unknown DSN parameters with their values: keep DSNs out of logs.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("sqlx_postgres::options=error".parse()?);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
         tracing_subscriber::registry()

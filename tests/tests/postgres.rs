@@ -26,3 +26,101 @@ async fn concurrent_applies_run_each_migration_once() -> anyhow::Result<()> {
 async fn held_advisory_lock_times_out() -> anyhow::Result<()> {
     scenarios::lock_timeout(Fleet::postgres(1).await?).await
 }
+
+/// What a script does to its session (`SET search_path`) stays in that migration: the next
+/// one lands in the tenant's own schema whether or not both run in one rollout.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_settings_do_not_leak_into_the_next_migration() -> anyhow::Result<()> {
+    use anyhow::ensure;
+    use avocet_tests::TestDaemon;
+
+    let fleet = Fleet::postgres(1).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("1_elsewhere.sql"),
+        "CREATE SCHEMA reporting;\nSET search_path TO reporting;\nCREATE TABLE daily (d date);\n",
+    )?;
+    std::fs::write(
+        dir.path().join("2_accounts.sql"),
+        "CREATE TABLE accounts (id int);\n",
+    )?;
+    let daemon = TestDaemon::start(&fleet, dir.path(), std::time::Duration::from_secs(5)).await?;
+    ensure!(
+        daemon
+            .apply_all()
+            .await?
+            .finished()
+            .expect("finished")
+            .failed
+            == 0
+    );
+    let schema = fleet
+        .scalar(
+            0,
+            "SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'accounts'",
+        )
+        .await?;
+    ensure!(
+        schema.as_deref() == Some("public"),
+        "accounts landed in {schema:?}"
+    );
+    daemon.stop().await
+}
+
+/// A `CREATE INDEX CONCURRENTLY` that fails leaves an invalid index behind, so its failed
+/// record blocks the tenant instead of being retried (where `IF NOT EXISTS` would then
+/// "succeed" over the invalid index).
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_concurrent_index_blocks_until_repaired() -> anyhow::Result<()> {
+    use anyhow::ensure;
+    use avocet_tests::TestDaemon;
+
+    let fleet = Fleet::postgres(1).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("1_emails.sql"),
+        "CREATE TABLE users (email text);\nINSERT INTO users VALUES ('a'), ('a');\n",
+    )?;
+    std::fs::write(
+        dir.path().join("2_unique_email.sql"),
+        "-- avocet:no-transaction\n\
+         CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email_key ON users (email);\n",
+    )?;
+    let daemon = TestDaemon::start(&fleet, dir.path(), std::time::Duration::from_secs(5)).await?;
+    let run = daemon.apply_all().await?;
+    let t0 = run.tenant("t00").expect("t00");
+    ensure!(
+        t0.error
+            .as_ref()
+            .is_some_and(|e| e.code == "migration_failed"),
+        "{t0:?}"
+    );
+    let invalid = fleet
+        .scalar(
+            0,
+            "SELECT (NOT i.indisvalid)::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'users_email_key'",
+        )
+        .await?;
+    ensure!(
+        invalid.as_deref() == Some("true"),
+        "the failed build left {invalid:?}"
+    );
+    ensure!(fleet.history(0).await?.last() == Some(&(2, "failed".into(), 0)));
+
+    fleet.exec(0, "DELETE FROM users").await?;
+    let plan = daemon.plan().await?;
+    let d = &plan.tenants[0].diagnostics;
+    ensure!(
+        plan.tenants[0].blocked && d[0].code == "partially_applied",
+        "{d:?}"
+    );
+    let again = daemon.apply_all().await?;
+    ensure!(
+        again
+            .tenant("t00")
+            .and_then(|t| t.error.as_ref())
+            .is_some_and(|e| e.code == "blocked")
+    );
+    daemon.stop().await
+}

@@ -174,7 +174,7 @@ impl Migrator for MigratorService {
                     Ok(h) => (
                         plan::current_version(&h),
                         plan::pending(&set, &h, None).count() as u32,
-                        plan::check_history(&set, &h),
+                        plan::check_history(&set, &h, fleet.dialect),
                     ),
                     Err(e) => (None, 0, vec![Diagnostic::unreachable(&e.to_string())]),
                 };
@@ -337,6 +337,10 @@ async fn repair(
                 statements_done: record.statements_done,
                 statements_total: record.statements_total,
                 rolled_back_at: (status == RecordStatus::RolledBack).then_some(now),
+                direction: match status {
+                    RecordStatus::RolledBack => crate::plan::Direction::Down,
+                    _ => crate::plan::Direction::Up,
+                },
             };
             session.write_record(&rec).await.map_err(db_err)?;
             session.append_log(&rec).await.map_err(db_err)?;

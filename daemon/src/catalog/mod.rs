@@ -12,6 +12,25 @@ use std::sync::Arc;
 pub use load::{CatalogError, load_dir};
 pub use script::{Script, ScriptError, checksum, normalise};
 
+/// Which way a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The `up` script.
+    Up,
+    /// The `down` script.
+    Down,
+}
+
+impl Direction {
+    /// `up` or `down`, as in metrics, logs and the history table's `direction` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
 /// One versioned change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {

@@ -4,6 +4,8 @@ use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
 
+use crate::catalog::Direction;
+
 /// State of one version in a tenant's history table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordStatus {
@@ -68,17 +70,39 @@ pub struct HistoryRecord {
     pub statements_total: i64,
     /// The failure, for `failed` rows.
     pub error: Option<String>,
+    /// Which script made the last change: a `failed` row from a `down` is a half-done
+    /// rollback, never an `up` to retry.
+    pub direction: Direction,
 }
 
 /// The columns read back, in [`SELECT_COLUMNS`] order.
-pub(super) type RecordRow = (i64, String, String, String, i64, i64, i64, Option<String>);
+pub(super) type RecordRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    String,
+);
 
 /// Columns of [`RecordRow`].
 pub(super) const SELECT_COLUMNS: &str =
-    "version, name, checksum, status, batch, statements_done, statements_total, error";
+    "version, name, checksum, status, batch, statements_done, statements_total, error, direction";
 
 pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Error> {
-    let (version, name, checksum, status, batch, done, total, error) = row;
+    let (version, name, checksum, status, batch, done, total, error, direction) = row;
+    let direction = match direction.as_str() {
+        "up" => Direction::Up,
+        "down" => Direction::Down,
+        other => {
+            return Err(sqlx::Error::Decode(
+                format!("unknown history direction {other:?}").into(),
+            ));
+        }
+    };
     Ok(HistoryRecord {
         version,
         name,
@@ -90,6 +114,7 @@ pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Err
         statements_done: done,
         statements_total: total,
         error,
+        direction,
     })
 }
 
@@ -124,10 +149,12 @@ pub struct RecordWrite {
     pub statements_total: i64,
     /// When the `down` script finished, for `rolled_back` rows.
     pub rolled_back_at: Option<DateTime<Utc>>,
+    /// Which script made the change.
+    pub direction: Direction,
 }
 
 /// Every column written, in bind order.
-pub(super) const WRITE_COLUMNS: [&str; 14] = [
+pub(super) const WRITE_COLUMNS: [&str; 15] = [
     "version",
     "name",
     "checksum",
@@ -142,10 +169,11 @@ pub(super) const WRITE_COLUMNS: [&str; 14] = [
     "statements_done",
     "statements_total",
     "rolled_back_at",
+    "direction",
 ];
 
 /// Columns of the log table's insert, in bind order.
-pub(super) const LOG_COLUMNS: [&str; 8] = [
+pub(super) const LOG_COLUMNS: [&str; 9] = [
     "version",
     "name",
     "status",
@@ -154,6 +182,7 @@ pub(super) const LOG_COLUMNS: [&str; 8] = [
     "applied_by",
     "statements_done",
     "error",
+    "direction",
 ];
 
 /// Placeholder style of a dialect.
@@ -217,6 +246,7 @@ macro_rules! bind_record {
             .bind(r.statements_done)
             .bind(r.statements_total)
             .bind(r.rolled_back_at)
+            .bind(r.direction.as_str())
     }};
 }
 
@@ -233,6 +263,7 @@ macro_rules! bind_log {
             .bind(&r.applied_by)
             .bind(r.statements_done)
             .bind(&r.error)
+            .bind(r.direction.as_str())
     }};
 }
 
@@ -319,7 +350,9 @@ macro_rules! sqlx_session {
             }
 
             async fn close(self: Box<Self>) {
-                let _ = sqlx::Connection::close(self.conn).await;
+                // Dropped (socket closed) if the server does not answer the goodbye.
+                let close = sqlx::Connection::close(self.conn);
+                let _ = tokio::time::timeout($crate::dialect::RELEASE_TIMEOUT, close).await;
             }
         }
     };

@@ -153,6 +153,9 @@ pub(crate) trait HeldLock: Send {
     async fn release(self: Box<Self>) -> Result<(), DbError>;
 }
 
+/// Longest wait for a lock release or a connection close before the connection is dropped.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The per-tenant lock (DESIGN.md rule 3). Dropped without [`LockGuard::release`] — a
 /// cancelled task, a panic — it drops its connection, and the server frees a session lock
 /// when the session ends; a file lock is freed when its file is closed.
@@ -169,9 +172,17 @@ impl LockGuard {
     /// [`DbError::Query`] when the unlock statement failed; the connection is closed anyway,
     /// which ends the session and with it the lock.
     pub async fn release(mut self) -> Result<(), DbError> {
-        match self.held.take() {
-            Some(held) => held.release().await,
-            None => Ok(()),
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        // A server that stops answering must not hold the tenant forever: on timeout the
+        // release future, and with it the connection, is dropped, which ends the session.
+        match tokio::time::timeout(RELEASE_TIMEOUT, held.release()).await {
+            Ok(released) => released,
+            Err(_) => Err(DbError::Connect(format!(
+                "lock release did not finish within {} ms; its connection was dropped",
+                RELEASE_TIMEOUT.as_millis()
+            ))),
         }
     }
 }

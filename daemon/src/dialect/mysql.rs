@@ -22,20 +22,20 @@ const MAX_LOCK_NAME: usize = 64;
 pub(super) struct Mysql {
     opts: MySqlConnectOptions,
     target: Target,
-    sql: Arc<SessionSql>,
 }
 
-impl Mysql {
-    pub(super) fn new(target: Target) -> Result<Self, DbError> {
-        let opts = MySqlConnectOptions::from_str(&target.dsn)
-            .map_err(|e| DbError::Target(format!("mysql DSN does not parse: {e}")))?
-            .charset("utf8mb4")
-            .disable_statement_logging();
-        let table = quote(&target.history_table, '`');
-        let log = quote(&format!("{}_log", target.history_table), '`');
-        let create = [
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
+/// The history SQL of one session, with the tables qualified by the session's `DATABASE()`
+/// when it starts, so a script's `USE other_db` cannot send the history rows elsewhere.
+fn session_sql(database: Option<&str>, history_table: &str) -> SessionSql {
+    let qualify = |name: &str| match database {
+        Some(db) => format!("{}.{}", quote(db, '`'), quote(name, '`')),
+        None => quote(name, '`'),
+    };
+    let table = qualify(history_table);
+    let log = qualify(&format!("{history_table}_log"));
+    let create = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
                     version BIGINT NOT NULL PRIMARY KEY,
                     name VARCHAR(255) NOT NULL,
                     checksum CHAR(64) NOT NULL,
@@ -49,11 +49,12 @@ impl Mysql {
                     error TEXT NULL,
                     statements_done BIGINT NOT NULL,
                     statements_total BIGINT NOT NULL,
-                    rolled_back_at DATETIME(6) NULL
+                    rolled_back_at DATETIME(6) NULL,
+                    direction VARCHAR(4) NOT NULL
                 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {log} (
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {log} (
                     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
                     version BIGINT NOT NULL,
                     name VARCHAR(255) NOT NULL,
@@ -63,31 +64,36 @@ impl Mysql {
                     applied_by VARCHAR(255) NOT NULL,
                     statements_done BIGINT NOT NULL,
                     error TEXT NULL,
+                    direction VARCHAR(4) NOT NULL,
                     at DATETIME(6) NOT NULL
                 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"
-            ),
-        ];
-        let sql = SessionSql {
-            prelude: Vec::new(),
-            exists: "SELECT COUNT(*) FROM information_schema.tables \
+        ),
+    ];
+    SessionSql {
+        prelude: Vec::new(),
+        exists: "SELECT COUNT(*) FROM information_schema.tables \
                      WHERE table_schema = DATABASE() AND table_name = ?"
-                .into(),
-            exists_arg: target.history_table.clone(),
-            select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
-            upsert: upsert_sql(
-                &table,
-                Placeholders::Question,
-                "ON DUPLICATE KEY UPDATE",
-                "{c} = VALUES({c})",
-            ),
-            log_insert: log_insert_sql(&log, Placeholders::Question, "CURRENT_TIMESTAMP(6)"),
-            create,
-        };
-        Ok(Self {
-            opts,
-            target,
-            sql: Arc::new(sql),
-        })
+            .into(),
+        exists_arg: history_table.to_owned(),
+        select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
+        upsert: upsert_sql(
+            &table,
+            Placeholders::Question,
+            "ON DUPLICATE KEY UPDATE",
+            "{c} = VALUES({c})",
+        ),
+        log_insert: log_insert_sql(&log, Placeholders::Question, "CURRENT_TIMESTAMP(6)"),
+        create,
+    }
+}
+
+impl Mysql {
+    pub(super) fn new(target: Target) -> Result<Self, DbError> {
+        let opts = MySqlConnectOptions::from_str(&target.dsn)
+            .map_err(|e| DbError::Target(format!("mysql DSN does not parse: {e}")))?
+            .charset("utf8mb4")
+            .disable_statement_logging();
+        Ok(Self { opts, target })
     }
 
     async fn open(&self) -> Result<MySqlConnection, DbError> {
@@ -122,9 +128,14 @@ impl Database for Mysql {
                 .await
                 .map_err(DbError::query("running session_init"))?;
         }
+        let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(DbError::query("reading DATABASE()"))?;
+        let sql = session_sql(database.as_deref(), &self.target.history_table);
         Ok(Box::new(MysqlSession {
             conn,
-            sql: self.sql.clone(),
+            sql: Arc::new(sql),
         }))
     }
 

@@ -21,25 +21,21 @@ pub(super) struct Postgres {
     target: Target,
     /// The quoted schema, for `search_path`.
     schema: Option<String>,
-    sql: Arc<SessionSql>,
 }
 
-impl Postgres {
-    pub(super) fn new(target: Target) -> Result<Self, DbError> {
-        let opts = PgConnectOptions::from_str(&target.dsn)
-            .map_err(|e| DbError::Target(format!("postgres DSN does not parse: {e}")))?
-            .application_name("avocetd")
-            .disable_statement_logging();
-        let schema = target.schema.as_deref().map(|s| quote(s, '"'));
-        let qualify = |name: &str| match &schema {
-            Some(s) => format!("{s}.{}", quote(name, '"')),
-            None => quote(name, '"'),
-        };
-        let table = qualify(&target.history_table);
-        let log = qualify(&format!("{}_log", target.history_table));
-        let create = [
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
+/// The history SQL of one session, with the tables qualified by `schema` (the tenant's
+/// configured schema, or the session's `current_schema()` when it starts), so a script that
+/// changes `search_path` cannot send the history rows elsewhere.
+fn session_sql(schema: Option<&str>, history_table: &str, create_schema: bool) -> SessionSql {
+    let qualify = |name: &str| match schema {
+        Some(s) => format!("{}.{}", quote(s, '"'), quote(name, '"')),
+        None => quote(name, '"'),
+    };
+    let table = qualify(history_table);
+    let log = qualify(&format!("{history_table}_log"));
+    let create = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
                     version BIGINT PRIMARY KEY,
                     name TEXT NOT NULL,
                     checksum TEXT NOT NULL,
@@ -54,10 +50,11 @@ impl Postgres {
                     error TEXT,
                     statements_done BIGINT NOT NULL,
                     statements_total BIGINT NOT NULL,
-                    rolled_back_at TIMESTAMPTZ)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {log} (
+                    rolled_back_at TIMESTAMPTZ,
+                    direction TEXT NOT NULL)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {log} (
                     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                     version BIGINT NOT NULL,
                     name TEXT NOT NULL,
@@ -67,32 +64,40 @@ impl Postgres {
                     applied_by TEXT NOT NULL,
                     statements_done BIGINT NOT NULL,
                     error TEXT,
+                    direction TEXT NOT NULL,
                     at TIMESTAMPTZ NOT NULL)"
-            ),
-        ];
-        let sql = SessionSql {
-            prelude: schema
-                .iter()
-                .map(|s| format!("CREATE SCHEMA IF NOT EXISTS {s}"))
-                .collect(),
-            exists: "SELECT COUNT(*) FROM (SELECT to_regclass($1) AS r) t WHERE r IS NOT NULL"
-                .into(),
-            exists_arg: table.clone(),
-            select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
-            upsert: upsert_sql(
-                &table,
-                Placeholders::Numbered,
-                "ON CONFLICT (version) DO UPDATE SET",
-                "{c} = EXCLUDED.{c}",
-            ),
-            log_insert: log_insert_sql(&log, Placeholders::Numbered, "now()"),
-            create,
-        };
+        ),
+    ];
+    SessionSql {
+        prelude: match (create_schema, schema) {
+            (true, Some(s)) => vec![format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s, '"'))],
+            _ => Vec::new(),
+        },
+        exists: "SELECT COUNT(*) FROM (SELECT to_regclass($1) AS r) t WHERE r IS NOT NULL".into(),
+        exists_arg: table.clone(),
+        select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
+        upsert: upsert_sql(
+            &table,
+            Placeholders::Numbered,
+            "ON CONFLICT (version) DO UPDATE SET",
+            "{c} = EXCLUDED.{c}",
+        ),
+        log_insert: log_insert_sql(&log, Placeholders::Numbered, "now()"),
+        create,
+    }
+}
+
+impl Postgres {
+    pub(super) fn new(target: Target) -> Result<Self, DbError> {
+        let opts = PgConnectOptions::from_str(&target.dsn)
+            .map_err(|e| DbError::Target(format!("postgres DSN does not parse: {e}")))?
+            .application_name("avocetd")
+            .disable_statement_logging();
+        let schema = target.schema.as_deref().map(|s| quote(s, '"'));
         Ok(Self {
             opts,
             target,
             schema,
-            sql: Arc::new(sql),
         })
     }
 
@@ -124,9 +129,21 @@ impl Database for Postgres {
                 .await
                 .map_err(DbError::query("running session_init"))?;
         }
+        let resolved: Option<String> = match &self.target.schema {
+            Some(s) => Some(s.clone()),
+            None => sqlx::query_scalar("SELECT current_schema()")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(DbError::query("reading current_schema()"))?,
+        };
+        let sql = session_sql(
+            resolved.as_deref(),
+            &self.target.history_table,
+            self.target.schema.is_some(),
+        );
         Ok(Box::new(PgSession {
             conn,
-            sql: self.sql.clone(),
+            sql: Arc::new(sql),
         }))
     }
 

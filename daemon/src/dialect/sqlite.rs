@@ -58,7 +58,8 @@ impl Sqlite {
                     error TEXT,
                     statements_done INTEGER NOT NULL,
                     statements_total INTEGER NOT NULL,
-                    rolled_back_at TEXT)"
+                    rolled_back_at TEXT,
+                    direction TEXT NOT NULL)"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {log} (
@@ -71,6 +72,7 @@ impl Sqlite {
                     applied_by TEXT NOT NULL,
                     statements_done INTEGER NOT NULL,
                     error TEXT,
+                    direction TEXT NOT NULL,
                     at TEXT NOT NULL)"
             ),
         ];
@@ -102,8 +104,9 @@ impl Sqlite {
 
     fn make_parent_dir(&self) -> Result<(), DbError> {
         match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
-                .map_err(|e| DbError::Connect(format!("cannot create {}: {e}", dir.display()))),
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Connect(format!("cannot create the database's directory: {e}"))
+            }),
             _ => Ok(()),
         }
     }
@@ -144,8 +147,9 @@ impl Database for Sqlite {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| DbError::Connect(format!("cannot open {}: {e}", path.display())))?;
-        let name = format!("flock({})", path.display());
+            .map_err(|e| DbError::Connect(format!("cannot open the tenant's lock file: {e}")))?;
+        // The path derives from the DSN, which stays out of errors (DESIGN.md rule 6).
+        let name = "flock(<database>.avocet-lock)".to_owned();
         let mut file = file;
         poll_lock(&name, timeout, &mut file, |f| {
             let result = match f.try_lock() {

@@ -22,7 +22,8 @@ pub enum Code {
     MissingMigration,
     /// A failed migration that left nothing behind; it is retried (warning).
     FailedMigration,
-    /// A failed non-transactional migration that ran some statements (error: repair).
+    /// A migration that failed outside a transaction, or a failed rollback: part of it may
+    /// have run (error: repair).
     PartiallyApplied,
     /// A migration recorded `running`: its effect is unknown (error: repair).
     RunningMigration,
@@ -145,10 +146,14 @@ impl Diagnostic {
             Code::PartiallyApplied,
             Some(r.version),
             format!(
-                "version {} ({}) failed after {} of {} statements outside a transaction; check \
-                 the schema, then repair it: {}",
+                "version {} ({}) {} failed after {} of {} statements outside a transaction; \
+                 check the schema, then repair it: {}",
                 r.version,
                 r.name,
+                match r.direction {
+                    crate::catalog::Direction::Up => "up",
+                    crate::catalog::Direction::Down => "down (rollback)",
+                },
                 r.statements_done,
                 r.statements_total,
                 r.error.as_deref().unwrap_or("no error recorded")

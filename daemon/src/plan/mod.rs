@@ -11,29 +11,12 @@ use std::{collections::HashMap, sync::Arc};
 
 pub use diagnostics::{Code, Diagnostic, Severity};
 
+pub use crate::catalog::Direction;
+
 use crate::{
     catalog::{Migration, MigrationSet, Script},
     dialect::{DialectKind, HistoryRecord, RecordStatus},
 };
-
-/// Which way a step runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The `up` script.
-    Up,
-    /// The `down` script.
-    Down,
-}
-
-impl Direction {
-    /// `up` or `down`, as in metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Up => "up",
-            Self::Down => "down",
-        }
-    }
-}
 
 /// One migration to run in one direction.
 #[derive(Debug, Clone)]
@@ -144,7 +127,22 @@ pub fn pending<'a>(
 }
 
 /// Compares the history with the set: drift, missing versions, failed and running records.
-pub fn check_history(set: &MigrationSet, history: &[HistoryRecord]) -> Vec<Diagnostic> {
+///
+/// A `failed` record is retried (a warning) only when it cannot have left anything behind:
+/// an `up` that ran in a transaction (`dialect` has transactional DDL and the script has no
+/// `no-transaction` marker). Any other `failed` record, like a `running` one, is an error
+/// until repaired.
+pub fn check_history(
+    set: &MigrationSet,
+    history: &[HistoryRecord],
+    dialect: DialectKind,
+) -> Vec<Diagnostic> {
+    let retryable = |r: &HistoryRecord| {
+        r.direction == Direction::Up
+            && r.statements_done == 0
+            && dialect.transactional_ddl()
+            && set.get(r.version).is_some_and(|m| !m.up.no_transaction)
+    };
     history
         .iter()
         .filter_map(|r| match r.status {
@@ -154,7 +152,7 @@ pub fn check_history(set: &MigrationSet, history: &[HistoryRecord]) -> Vec<Diagn
                 Some(_) => None,
             },
             RecordStatus::Running => Some(Diagnostic::running(r)),
-            RecordStatus::Failed if r.statements_done == 0 => Some(Diagnostic::failed(r)),
+            RecordStatus::Failed if retryable(r) => Some(Diagnostic::failed(r)),
             RecordStatus::Failed => Some(Diagnostic::partial(r)),
             RecordStatus::RolledBack => None,
         })
@@ -163,9 +161,7 @@ pub fn check_history(set: &MigrationSet, history: &[HistoryRecord]) -> Vec<Diagn
 
 /// Plans an apply: every pending version up to the target, ascending.
 ///
-/// A `failed` record that ran no statement (a rolled-back transaction, or a first statement
-/// that failed) is retried with a warning; one that ran some statements, or a `running`
-/// record, blocks the tenant until it is repaired.
+/// See [`check_history`] for which `failed` records are retried and which block.
 pub fn plan_apply(
     set: &MigrationSet,
     history: &[HistoryRecord],
@@ -173,7 +169,7 @@ pub fn plan_apply(
     dialect: DialectKind,
 ) -> Plan {
     let current = current_version(history);
-    let mut diagnostics = check_history(set, history);
+    let mut diagnostics = check_history(set, history, dialect);
     let steps: Vec<Step> = pending(set, history, opts.target)
         .map(|m| Step::new(m, Direction::Up, dialect))
         .collect();
@@ -208,7 +204,7 @@ pub fn plan_rollback(
     target: RollbackTarget,
     dialect: DialectKind,
 ) -> Plan {
-    let mut diagnostics = check_history(set, history);
+    let mut diagnostics = check_history(set, history, dialect);
     let mut applied: Vec<&HistoryRecord> = history
         .iter()
         .filter(|r| r.status == RecordStatus::Applied)

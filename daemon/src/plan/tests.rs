@@ -36,6 +36,7 @@ fn record(set: &MigrationSet, version: i64, status: RecordStatus, batch: i64) ->
         statements_done: 1,
         statements_total: 1,
         error: None,
+        direction: Direction::Up,
     }
 }
 
@@ -103,7 +104,7 @@ fn drift_and_missing_versions_are_errors() {
 }
 
 #[test]
-fn failed_without_effect_is_retried_but_partial_and_running_block() {
+fn only_a_failed_transactional_up_is_retried() {
     let set = set(2);
     let mut failed = record(&set, 1, RecordStatus::Failed, 1);
     failed.statements_done = 0;
@@ -116,9 +117,45 @@ fn failed_without_effect_is_retried_but_partial_and_running_block() {
     assert_eq!(versions(&plan), [1, 2]);
     assert_eq!(codes(&plan), [(Code::FailedMigration, Severity::Warning)]);
 
+    // Outside a transaction even a first statement that failed may have left something
+    // (an invalid index from CREATE INDEX CONCURRENTLY): repair first.
+    let plan = plan_apply(
+        &set,
+        &[failed.clone()],
+        ApplyOptions::default(),
+        DialectKind::Mysql,
+    );
+    assert_eq!(plan.first_error().unwrap().code, Code::PartiallyApplied);
+    let marked = MigrationSet::new(vec![migration(
+        1,
+        "-- avocet:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);",
+        None,
+    )])
+    .unwrap();
+    let mut cic = failed.clone();
+    cic.checksum = marked.get(1).unwrap().up.checksum.clone();
+    let plan = plan_apply(
+        &marked,
+        &[cic],
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
+    assert_eq!(plan.first_error().unwrap().code, Code::PartiallyApplied);
+
+    // A failed rollback is never an up to retry.
+    let mut down = failed.clone();
+    down.direction = Direction::Down;
+    let plan = plan_apply(
+        &set,
+        &[down],
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
+    assert!(plan.blocked());
+    assert!(plan.first_error().unwrap().message.contains("down"));
+
     failed.statements_done = 1;
     let plan = plan_apply(&set, &[failed], ApplyOptions::default(), DialectKind::Mysql);
-    assert!(plan.blocked());
     assert_eq!(plan.first_error().unwrap().code, Code::PartiallyApplied);
 
     let running = record(&set, 1, RecordStatus::Running, 1);

@@ -156,6 +156,7 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
     let limit = Arc::new(Semaphore::new(req.concurrency.max(1)));
     let stop = ctx.cancel.child_token();
     let mut running = JoinSet::new();
+    let mut tenants_by_task = std::collections::HashMap::new();
     let mut summary = pb::RolloutFinished::default();
     for tenant in req.tenants {
         let permit = tokio::select! {
@@ -170,10 +171,11 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
             );
             continue;
         };
+        let task_tenant = tenant.clone();
         let ctx = ctx.clone();
         let stop = stop.clone();
         let stop_on_failure = req.stop_on_first_failure;
-        running.spawn(
+        let handle = running.spawn(
             async move {
                 let report = ctx.run_tenant(&tenant).await;
                 if stop_on_failure && report.outcome == pb::TenantOutcome::Failed {
@@ -184,13 +186,19 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
             }
             .in_current_span(),
         );
+        tenants_by_task.insert(handle.id(), task_tenant);
     }
-    while let Some(done) = running.join_next().await {
+    while let Some(done) = running.join_next_with_id().await {
         match done {
-            Ok(report) => tally(&mut summary, &report),
+            Ok((_, report)) => tally(&mut summary, &report),
             Err(e) => {
-                tracing::error!("tenant task panicked: {e}");
-                summary.failed += 1;
+                // A bug, not a database error: report it as the tenant's failure.
+                let tenant = &tenants_by_task[&e.id()];
+                let report = tenant::TenantReport::panicked(&tenant.id, &e.to_string());
+                tally(&mut summary, &ctx.finish_tenant(tenant, report, 0));
+                if req.stop_on_first_failure {
+                    stop.cancel();
+                }
             }
         }
     }

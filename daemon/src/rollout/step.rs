@@ -57,6 +57,7 @@ impl Recorder<'_> {
             statements_done: done,
             statements_total: self.total,
             rolled_back_at: (status == RecordStatus::RolledBack).then(Utc::now),
+            direction: self.step.direction,
         }
     }
 
@@ -158,9 +159,14 @@ async fn statement_by_statement(
     Ok(r.outcome(r.done_status(), r.total, None))
 }
 
-/// Records a failed script. When nothing took effect (`done == 0`), an `up` leaves a
-/// `failed` row (retried by the next apply) and a `down` leaves its version `applied`;
-/// otherwise the row is `failed` with `statements_done`, blocking the tenant until repaired.
+/// Records a failed script.
+///
+/// - A transaction that rolled back left nothing behind. For an `up`, the row becomes
+///   `failed` with `statements_done = 0`, and the next apply retries it. For a `down`, the
+///   row (restored by the rollback) stays `applied`, and only the log keeps the failure.
+/// - A failure outside a transaction may have left part of the script behind (a
+///   `CREATE INDEX CONCURRENTLY` that fails leaves an invalid index), so the row becomes
+///   `failed` with its progress and blocks the tenant until someone repairs it.
 async fn record_failure(
     session: &mut dyn Session,
     r: &Recorder<'_>,
@@ -168,9 +174,7 @@ async fn record_failure(
     error: String,
 ) -> Result<StepOutcome, DbError> {
     let failed = r.record(RecordStatus::Failed, done, Some(error.clone()));
-    if r.step.direction == Direction::Down && done == 0 {
-        let still_applied = r.record(RecordStatus::Applied, r.total, Some(error.clone()));
-        session.write_record(&still_applied).await?;
+    if r.step.transactional && r.step.direction == Direction::Down {
         session.append_log(&failed).await?;
     } else {
         write(session, &failed).await?;

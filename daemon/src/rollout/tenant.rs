@@ -1,6 +1,6 @@
 //! One tenant in a rollout: lock, read history, plan, run the steps, unlock.
 
-use std::time::Instant;
+use std::{collections::BTreeSet, time::Instant};
 
 use avocet_proto::v1::{self as pb, rollout_event::Kind};
 use tracing::Instrument;
@@ -10,7 +10,7 @@ use super::{
     step::{RunMeta, run_step},
 };
 use crate::{
-    dialect::{DbError, RecordStatus, Session},
+    dialect::{DbError, RecordStatus},
     fleet::Tenant,
     plan::{self, Direction, Plan},
     wire,
@@ -48,6 +48,16 @@ pub(crate) struct TenantReport {
 }
 
 impl TenantReport {
+    /// The tenant's task panicked; the lock and sessions it held were dropped with it.
+    pub(crate) fn panicked(tenant: &str, cause: &str) -> Self {
+        let failure = Failure {
+            code: "internal",
+            version: None,
+            message: format!("tenant {tenant}: the engine failed unexpectedly: {cause}"),
+        };
+        failed(failure, None, 0)
+    }
+
     pub(crate) fn skipped() -> Self {
         Self {
             outcome: pb::TenantOutcome::Skipped,
@@ -172,34 +182,35 @@ impl RolloutCtx {
                 return failed(Failure::db(tenant, e), None, 0);
             }
         };
-        let report = match tenant.db.connect().await {
-            Ok(mut session) => {
-                let report = self.migrate(tenant, session.as_mut()).await;
-                session.close().await;
-                report
-            }
-            Err(e) => failed(Failure::db(tenant, e), None, 0),
-        };
+        let report = self.migrate(tenant).await;
         if let Err(e) = lock.release().await {
             tracing::warn!(tenant = %tenant.id, "releasing the tenant lock: {e}");
         }
         report
     }
 
-    async fn migrate(&self, tenant: &Tenant, session: &mut dyn Session) -> TenantReport {
-        let history = match self.read_for_write(session).await {
+    /// Reads the history and plans under the lock, then runs each step on a fresh session,
+    /// so whatever a script changes in its session (`SET search_path`, `SET ROLE`, `USE`)
+    /// cannot leak into the next migration.
+    async fn migrate(&self, tenant: &Tenant) -> TenantReport {
+        let history = match self.read_for_write(tenant).await {
             Ok(h) => h,
             Err(e) => return failed(Failure::db(tenant, e), None, 0),
         };
         let plan = self.plan(&history);
-        let mut current = plan.current_version;
+        let mut applied: BTreeSet<i64> = history
+            .iter()
+            .filter(|r| r.status == RecordStatus::Applied)
+            .map(|r| r.version)
+            .collect();
+        let current = |applied: &BTreeSet<i64>| applied.last().copied();
         if let Some(error) = plan.first_error() {
             let failure = Failure {
                 code: "blocked",
                 version: error.version,
                 message: format!("tenant {}: {}", tenant.id, error.message),
             };
-            let mut report = failed(failure, current, 0);
+            let mut report = failed(failure, current(&applied), 0);
             report.plan = Some(wire::tenant_plan(&tenant.id, &plan));
             return report;
         }
@@ -220,19 +231,16 @@ impl RolloutCtx {
                         tenant.id, m.version
                     ),
                 };
-                return failed(failure, current, run);
+                return failed(failure, current(&applied), run);
             }
             let span = tracing::info_span!("migration", version = m.version, name = %m.name);
-            let outcome = self
-                .step(tenant, session, step, &meta)
-                .instrument(span)
-                .await;
+            let outcome = self.step(tenant, step, &meta).instrument(span).await;
             match outcome {
                 Ok(o) if o.status != RecordStatus::Failed => {
                     run += 1;
-                    current = match step.direction {
-                        Direction::Up => current.max(Some(m.version)),
-                        Direction::Down => self.version_below(&history, m.version),
+                    match step.direction {
+                        Direction::Up => applied.insert(m.version),
+                        Direction::Down => applied.remove(&m.version),
                     };
                 }
                 Ok(o) => {
@@ -247,19 +255,19 @@ impl RolloutCtx {
                             o.error.unwrap_or_default()
                         ),
                     };
-                    return failed(failure, current, run);
+                    return failed(failure, current(&applied), run);
                 }
                 Err(e) => {
                     let mut failure = Failure::db(tenant, e);
                     failure.version = Some(m.version);
-                    return failed(failure, current, run);
+                    return failed(failure, current(&applied), run);
                 }
             }
         }
         TenantReport {
             outcome: pb::TenantOutcome::Succeeded,
             migrations_run: run,
-            current_version: current,
+            current_version: current(&applied),
             failure: None,
             plan: None,
         }
@@ -267,33 +275,25 @@ impl RolloutCtx {
 
     async fn read_for_write(
         &self,
-        session: &mut dyn Session,
+        tenant: &Tenant,
     ) -> Result<Vec<crate::dialect::HistoryRecord>, DbError> {
-        session.ensure_history().await?;
-        session.read_history().await
-    }
-
-    /// Highest applied version below `version` (after rolling `version` back).
-    fn version_below(
-        &self,
-        history: &[crate::dialect::HistoryRecord],
-        version: i64,
-    ) -> Option<i64> {
+        let mut session = tenant.db.connect().await?;
+        let history = match session.ensure_history().await {
+            Ok(()) => session.read_history().await,
+            Err(e) => Err(e),
+        };
+        session.close().await;
         history
-            .iter()
-            .filter(|r| r.status == RecordStatus::Applied && r.version < version)
-            .map(|r| r.version)
-            .max()
     }
 
     async fn step(
         &self,
         tenant: &Tenant,
-        session: &mut dyn Session,
         step: &plan::Step,
         meta: &RunMeta<'_>,
     ) -> Result<super::step::StepOutcome, DbError> {
         let m = &step.migration;
+        let mut session = tenant.db.connect().await?;
         self.log
             .append(Kind::MigrationStarted(pb::MigrationStarted {
                 tenant: tenant.id.clone(),
@@ -302,7 +302,9 @@ impl RolloutCtx {
                 direction: wire::direction(step.direction) as i32,
                 transactional: step.transactional,
             }));
-        let outcome = run_step(session, step, meta).await?;
+        let outcome = run_step(session.as_mut(), step, meta).await;
+        session.close().await;
+        let outcome = outcome?;
         let status = match outcome.status {
             RecordStatus::Applied => pb::MigrationStatus::Applied,
             RecordStatus::RolledBack => pb::MigrationStatus::RolledBack,
