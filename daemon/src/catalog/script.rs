@@ -73,17 +73,19 @@ impl Script {
         let tokens = tokenize(&sql, dialect)?;
         let pieces = split(&sql, &tokens);
         let no_transaction = has_no_transaction_marker(&sql);
-        if dialect.transactional_ddl() && !no_transaction {
-            if let Some(p) = pieces.iter().find(|p| p.transaction_control) {
-                return Err(ScriptError {
-                    line: p.line,
-                    column: p.column,
-                    message: "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script \
-                              that runs inside the migration's own transaction: remove it, \
-                              or mark the file `-- avocet:no-transaction`"
-                        .into(),
-                });
-            }
+        let refuse_control = dialect.transactional_ddl() && !no_transaction;
+        if let Some(p) = pieces
+            .iter()
+            .find(|p| refuse_control && p.transaction_control)
+        {
+            return Err(ScriptError {
+                line: p.line,
+                column: p.column,
+                message: "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script that \
+                          runs inside the migration's own transaction: remove it, or mark the \
+                          file `-- avocet:no-transaction`"
+                    .into(),
+            });
         }
         Ok(Self {
             checksum: checksum(&sql),
@@ -204,18 +206,14 @@ fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
             {
                 routine = true;
             }
-            Some(Keyword::BEGIN) => {
-                if depth > 0 || routine || word_is(next, &["ATOMIC"]) {
-                    depth += 1;
-                }
+            Some(Keyword::BEGIN) if depth > 0 || routine || word_is(next, &["ATOMIC"]) => {
+                depth += 1;
             }
             Some(Keyword::CASE) if end_case => end_case = false,
             Some(Keyword::CASE) => depth += 1,
-            Some(Keyword::END) => {
-                if !word_is(next, &["IF", "LOOP", "WHILE", "REPEAT"]) {
-                    depth = depth.saturating_sub(1);
-                    end_case = word_is(next, &["CASE"]);
-                }
+            Some(Keyword::END) if !word_is(next, &["IF", "LOOP", "WHILE", "REPEAT"]) => {
+                depth = depth.saturating_sub(1);
+                end_case = word_is(next, &["CASE"]);
             }
             _ => {}
         }
