@@ -58,6 +58,20 @@ pub(crate) struct Target {
     pub(crate) selector: String,
 }
 
+/// How a rollout runs.
+#[derive(ClapArgs, Clone, Copy)]
+pub(crate) struct RunOptions {
+    /// Show the plan as events and touch nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Tenants at once (default: the fleet's setting).
+    #[arg(long)]
+    pub(crate) concurrency: Option<u32>,
+    /// Start no further tenant after the first failure.
+    #[arg(long)]
+    pub(crate) stop_on_failure: bool,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Show what apply would run on each tenant, with warnings and errors.
@@ -78,15 +92,8 @@ pub(crate) enum Command {
         /// Apply up to this version (default: latest).
         #[arg(long = "to")]
         to: Option<i64>,
-        /// Show the plan as events and touch nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Tenants migrated at once (default: the fleet's setting).
-        #[arg(long)]
-        concurrency: Option<u32>,
-        /// Start no further tenant after the first failure.
-        #[arg(long)]
-        stop_on_failure: bool,
+        #[command(flatten)]
+        run: RunOptions,
         /// Apply pending versions older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
@@ -104,15 +111,8 @@ pub(crate) enum Command {
         /// Roll back the most recent apply batch.
         #[arg(long)]
         last_batch: bool,
-        /// Show the plan as events and touch nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Tenants rolled back at once (default: the fleet's setting).
-        #[arg(long)]
-        concurrency: Option<u32>,
-        /// Start no further tenant after the first failure.
-        #[arg(long)]
-        stop_on_failure: bool,
+        #[command(flatten)]
+        run: RunOptions,
     },
     /// Check applied migrations against the set: drift, missing, failed, pending.
     Verify {

@@ -35,9 +35,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Apply {
             target,
             to,
-            dry_run,
-            concurrency,
-            stop_on_failure,
+            run,
             allow_out_of_order,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
@@ -46,9 +44,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     fleet,
                     selector,
                     target_version: to,
-                    concurrency: concurrency.unwrap_or(0),
-                    dry_run,
-                    stop_on_first_failure: stop_on_failure,
+                    concurrency: run.concurrency.unwrap_or(0),
+                    dry_run: run.dry_run,
+                    stop_on_first_failure: run.stop_on_failure,
                     allow_out_of_order,
                 })
                 .await?;
@@ -59,9 +57,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             steps,
             to,
             last_batch,
-            dry_run,
-            concurrency,
-            stop_on_failure,
+            run,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             use pb::rollback_request::Target as T;
@@ -76,9 +72,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     fleet,
                     selector,
                     target: Some(target),
-                    concurrency: concurrency.unwrap_or(0),
-                    dry_run,
-                    stop_on_first_failure: stop_on_failure,
+                    concurrency: run.concurrency.unwrap_or(0),
+                    dry_run: run.dry_run,
+                    stop_on_first_failure: run.stop_on_failure,
                 })
                 .await?;
             follow(events, out).await?
