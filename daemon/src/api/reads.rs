@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::{StreamExt, stream};
 
 use crate::{
-    dialect::{DbError, HistoryRecord},
+    dialect::{self, DbError, HistoryRecord},
     fleet::{Registry, Tenant},
 };
 
@@ -19,13 +19,7 @@ pub(super) async fn histories(
     stream::iter(tenants)
         .map(|tenant| async move {
             let _budget = registry.connections(1).await;
-            let read = async {
-                let mut session = tenant.db.connect().await?;
-                let history = session.read_history().await;
-                session.close().await;
-                history
-            };
-            let result = read.await;
+            let result = dialect::read_history(tenant.db.as_ref()).await;
             (tenant, result)
         })
         .buffered(concurrency.max(1))

@@ -214,6 +214,17 @@ pub trait Database: Send + Sync {
     async fn lock(&self, timeout: Duration) -> Result<LockGuard, DbError>;
 }
 
+/// Reads a tenant's history on a session of its own, without creating anything.
+///
+/// # Errors
+/// [`DbError::Connect`] when the tenant is unreachable, [`DbError::Query`] when the read fails.
+pub async fn read_history(db: &dyn Database) -> Result<Vec<HistoryRecord>, DbError> {
+    let mut session = db.connect().await?;
+    let history = session.read_history().await;
+    session.close().await;
+    history
+}
+
 /// Builds the database handle of one tenant. Nothing connects until it is used.
 ///
 /// # Errors

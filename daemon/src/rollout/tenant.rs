@@ -141,13 +141,7 @@ impl RolloutCtx {
     }
 
     async fn dry_run(&self, tenant: &Tenant) -> TenantReport {
-        let read = async {
-            let mut session = tenant.db.connect().await?;
-            let history = session.read_history().await;
-            session.close().await;
-            history
-        };
-        match read.await {
+        match crate::dialect::read_history(tenant.db.as_ref()).await {
             Ok(history) => {
                 let plan = self.plan(&history);
                 TenantReport {
