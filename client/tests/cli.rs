@@ -3,12 +3,7 @@
 
 use std::{collections::BTreeMap, path::Path, process::Output};
 
-use avocet_daemon::{
-    Config,
-    config::{FleetConfig, TenantConfig},
-    dialect::DialectKind,
-    fleet::Registry,
-};
+use avocet_daemon::{Config, DialectKind, FleetConfig, Registry, TenantConfig};
 use serde_json::Value;
 
 struct Daemon {

@@ -16,7 +16,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::dialect::DialectKind;
+use crate::model::DialectKind;
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";

@@ -1,21 +1,38 @@
 //! avocetd: keeps the schemas of a fleet of tenant databases (PostgreSQL, MySQL/MariaDB,
 //! SQLite) on the right migration, over gRPC.
 //!
-//! Request flow (DESIGN.md): [`api`] validates and maps requests ▸ [`fleet`] resolves
-//! tenants ▸ [`plan`] decides the steps (pure) ▸ [`rollout`] runs them per tenant under a
-//! lock through a [`dialect`] ▸ events stream back from the rollout's log. [`catalog`] loads
-//! migration sets; [`telemetry`] holds logs, traces and metrics; [`server`] wires it up.
+//! A request flows (docs/architecture.md has the whole picture):
+//!
+//! | step | module | owns |
+//! | --- | --- | --- |
+//! | 1 | `api` | `avocet.v1` services: convert on receipt, call the engine, convert out |
+//! | 2 | `engine` | the facade: plan, apply, rollback, verify, status, repair |
+//! | 3 | `fleet` | fleets, tenants, selectors, the connection budget |
+//! | 4 | `catalog` | loading a migration set: files, checksums, statements |
+//! | 5 | `plan` | pure planning: set × history → steps and diagnostics |
+//! | 6 | `rollout` | the job runner: tenants under a limit, each under its lock, step by step |
+//! | 7 | `dialect` | one file per database: sessions, locks, history table SQL |
+//!
+//! Beside them: `model` (the domain's types, a leaf every layer shares), `config`
+//! (figment), `telemetry` (logs, traces, metrics) and `server` (wiring and shutdown).
 
-pub mod api;
-pub mod catalog;
+mod api;
+mod catalog;
 pub mod config;
-pub mod dialect;
-pub mod fleet;
-pub mod plan;
-pub mod rollout;
-pub mod server;
-pub mod telemetry;
-pub mod wire;
+mod dialect;
+pub mod engine;
+mod fleet;
+pub mod model;
+mod plan;
+mod rollout;
+mod server;
+mod telemetry;
 
-pub use config::Config;
-pub use server::{ServerError, serve};
+pub use catalog::{CatalogError, ScriptError};
+pub use config::{Config, ConfigError, FleetConfig, TenantConfig};
+pub use dialect::{Database, DbError, LockGuard, Target, open as open_database};
+pub use engine::{Engine, EngineError};
+pub use fleet::{FleetError, Registry, SelectorError};
+pub use model::DialectKind;
+pub use server::{DRAIN_TIMEOUT, ServerError, serve};
+pub use telemetry::{TelemetryGuard, init as init_telemetry};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use avocet_daemon::{Config, config, fleet::Registry, telemetry};
+use avocet_daemon::{Config, Registry, config, init_telemetry};
 use clap::Parser;
 
 /// The Avocet migration daemon.
@@ -18,7 +18,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _telemetry = telemetry::init("avocetd")?;
+    let _telemetry = init_telemetry("avocetd")?;
     let config = Config::load(Some(&args.config))?;
     let registry = Registry::from_config(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)

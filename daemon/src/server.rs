@@ -8,9 +8,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::{Api, FleetService, MigratorService},
+    api::{self, FleetService, MigratorService},
+    engine::Engine,
     fleet::Registry,
-    rollout::Engine,
 };
 
 /// Longest wait, after shutdown begins, for running migrations to finish.
@@ -42,8 +42,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let token = CancellationToken::new();
-    let engine = Arc::new(Engine::new(Arc::new(registry), token.clone()));
-    let api = Api::new(engine.clone());
+    let engine = Arc::new(Engine::new(registry, token.clone()));
+    let (migrator, fleet) = api::services(engine.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<MigratorServer<MigratorService>>()
@@ -59,8 +59,8 @@ pub async fn serve(
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(MigratorServer::new(MigratorService(api.clone())))
-        .add_service(FleetServer::new(FleetService(api)))
+        .add_service(MigratorServer::new(migrator))
+        .add_service(FleetServer::new(fleet))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: finishing running migrations");

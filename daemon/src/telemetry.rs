@@ -93,7 +93,7 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
 
 /// The engine's instruments, created once from the global meter.
 #[derive(Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     migration: Histogram<f64>,
     tenant: Histogram<f64>,
     lock_wait: Histogram<f64>,
@@ -131,7 +131,14 @@ impl Default for Metrics {
 
 impl Metrics {
     /// One migration step finished; `status` is `applied`, `rolled_back` or `failed`.
-    pub fn migration(&self, fleet: &str, dialect: &str, direction: &str, status: &str, ms: u64) {
+    pub(crate) fn migration(
+        &self,
+        fleet: &str,
+        dialect: &str,
+        direction: &str,
+        status: &str,
+        ms: u64,
+    ) {
         self.migration.record(
             ms as f64,
             &[
@@ -144,7 +151,7 @@ impl Metrics {
     }
 
     /// One tenant finished; `outcome` is `succeeded`, `failed`, `skipped` or `planned`.
-    pub fn tenant(&self, fleet: &str, direction: &str, outcome: &str, ms: u64) {
+    pub(crate) fn tenant(&self, fleet: &str, direction: &str, outcome: &str, ms: u64) {
         self.tenant.record(
             ms as f64,
             &[
@@ -156,7 +163,7 @@ impl Metrics {
     }
 
     /// A lock wait ended, acquired or timed out.
-    pub fn lock_wait(&self, fleet: &str, dialect: &str, acquired: bool, ms: u64) {
+    pub(crate) fn lock_wait(&self, fleet: &str, dialect: &str, acquired: bool, ms: u64) {
         self.lock_wait.record(
             ms as f64,
             &[
@@ -168,7 +175,7 @@ impl Metrics {
     }
 
     /// A rollout started.
-    pub fn rollout(&self, fleet: &str, direction: &str) {
+    pub(crate) fn rollout(&self, fleet: &str, direction: &str) {
         self.rollouts.add(
             1,
             &[

@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
 use avocet_client::{Client, ClientError, RolloutRecord};
-use avocet_daemon::{Config, ServerError, config::FleetConfig, fleet::Registry};
+use avocet_daemon::{Config, FleetConfig, Registry, ServerError};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{Fleet, pb, sample_dir};

@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use avocet_daemon::{config::TenantConfig, dialect::DialectKind};
+use avocet_daemon::{DialectKind, TenantConfig};
 use sqlx::{AnyConnection, Connection, Row};
 
 fn pg_url() -> String {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use avocet_daemon::dialect::{self, DialectKind, Target};
+use avocet_daemon::{DialectKind, Target, open_database};
 
 use crate::{Fleet, MigrationCopy, TestDaemon, only, pb, request};
 
@@ -348,7 +348,7 @@ pub async fn concurrent_applies(fleet: Fleet) -> anyhow::Result<()> {
 pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(1500);
     let daemon = TestDaemon::sample(&fleet, timeout).await?;
-    let other = dialect::open(
+    let other = open_database(
         fleet.dialect,
         Target {
             dsn: fleet.tenants[0].dsn.clone(),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use avocet_daemon::dialect::{self, DialectKind, Target};
+use avocet_daemon::{DialectKind, Target, open_database};
 use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, only, pb, request, scenarios};
 use tonic::Code;
 
@@ -106,7 +106,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     // Repair: a version without a failed record, then a lock that does not come.
     let err = daemon.mark_applied("t00", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::FailedPrecondition), "{err}");
-    let other = dialect::open(
+    let other = open_database(
         DialectKind::Sqlite,
         Target {
             dsn: fleet.tenants[1].dsn.clone(),

@@ -48,6 +48,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     dry_run: run.dry_run,
                     stop_on_first_failure: run.stop_on_failure,
                     allow_out_of_order,
+                    expected_set_digest: String::new(),
                 })
                 .await?;
             follow(events, out).await?

@@ -1,79 +1,52 @@
-//! gRPC services of `avocet.v1`: request validation, mapping to the engine, and the one
-//! conversion of every layer's errors into `tonic::Status`.
+//! gRPC services of `avocet.v1`. Each handler converts its request on receipt
+//! (`receive.rs`), calls one [`Engine`] method, and converts the answer once on the way out
+//! (`send.rs`). Every failure becomes a `tonic::Status` in one place, [`ApiError`]'s `From`.
 
-mod convert;
 mod fleet;
 mod migrator;
-mod reads;
+mod receive;
+mod send;
 
 use std::sync::Arc;
 
 use tonic::{Code, Status};
 
-pub use fleet::FleetService;
-pub use migrator::MigratorService;
+pub(crate) use fleet::FleetService;
+pub(crate) use migrator::MigratorService;
 
-use crate::{dialect::DbError, fleet::FleetError, rollout::Engine};
+use crate::engine::{Engine, EngineError, ErrorKind};
 
-/// State the services share.
-#[derive(Clone)]
-pub struct Api {
-    engine: Arc<Engine>,
-}
-
-impl Api {
-    /// Services over `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
-    }
-}
-
-/// A request-level failure. Per-tenant failures of a rollout are events, not errors.
+/// A request that failed: a malformed field, or the engine's error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
     /// A malformed or out-of-range field (→ `INVALID_ARGUMENT`).
     #[error("{0}")]
     InvalidArgument(String),
-    /// Fleet or tenant lookups and migration sets (→ `NOT_FOUND`, `INVALID_ARGUMENT`,
-    /// `FAILED_PRECONDITION`).
+    /// What the engine refused (→ the code of its [`ErrorKind`]).
     #[error(transparent)]
-    Fleet(#[from] FleetError),
-    /// A database operation on one tenant (→ `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
-    /// `FAILED_PRECONDITION` or `INTERNAL`).
-    #[error("fleet {fleet:?}, tenant {tenant:?}: {source}")]
-    Tenant {
-        /// The fleet.
-        fleet: String,
-        /// The tenant.
-        tenant: String,
-        /// The database error (never contains the DSN).
-        source: DbError,
-    },
-    /// The system is not in a state the request needs (→ `FAILED_PRECONDITION`).
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// The daemon is shutting down (→ `ABORTED`).
-    #[error("the daemon is shutting down")]
-    ShuttingDown,
+    Engine(#[from] EngineError),
 }
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         let code = match &e {
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
-            ApiError::Fleet(FleetError::UnknownFleet(_)) => Code::NotFound,
-            ApiError::Fleet(FleetError::UnknownTenant { .. }) => Code::NotFound,
-            ApiError::Fleet(_) => Code::FailedPrecondition,
-            ApiError::Tenant { source, .. } => match source {
-                DbError::Connect(_) => Code::Unavailable,
-                DbError::LockTimeout { .. } => Code::DeadlineExceeded,
-                DbError::Target(_) => Code::FailedPrecondition,
-                _ => Code::Internal,
+            ApiError::Engine(e) => match e.kind() {
+                ErrorKind::InvalidArgument => Code::InvalidArgument,
+                ErrorKind::NotFound => Code::NotFound,
+                ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+                ErrorKind::Unavailable => Code::Unavailable,
+                ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+                ErrorKind::Aborted => Code::Aborted,
+                ErrorKind::Internal => Code::Internal,
             },
-            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
-            ApiError::ShuttingDown => Code::Aborted,
         };
         Status::new(code, e.to_string())
     }
+}
+
+/// The services over one engine.
+pub(crate) fn services(engine: Arc<Engine>) -> (MigratorService, FleetService) {
+    (MigratorService(engine.clone()), FleetService(engine))
 }

@@ -5,8 +5,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{Migration, MigrationSet, Script, ScriptError};
-use crate::dialect::DialectKind;
+use super::{ScriptError, parse_script};
+use crate::model::{DialectKind, DuplicateVersion, Migration, MigrationSet, Script};
 
 /// Why a migration set could not be loaded. Every variant names the file or version.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ fn read_script(path: &Path, dialect: DialectKind) -> Result<Script, CatalogError
         path: path.to_owned(),
         source,
     })?;
-    Script::parse(&text, dialect).map_err(|source| CatalogError::Script {
+    parse_script(&text, dialect).map_err(|source| CatalogError::Script {
         path: path.to_owned(),
         source,
     })
@@ -107,7 +107,7 @@ fn read_script(path: &Path, dialect: DialectKind) -> Result<Script, CatalogError
 /// # Errors
 /// [`CatalogError`] naming the file: unreadable directory or file, a bad file name, a
 /// duplicate version, a down script without an up script, or a script that does not tokenise.
-pub fn load_dir(dir: &Path, dialect: DialectKind) -> Result<MigrationSet, CatalogError> {
+pub(crate) fn load_dir(dir: &Path, dialect: DialectKind) -> Result<MigrationSet, CatalogError> {
     let io = |source| CatalogError::Io {
         path: dir.to_owned(),
         source,
@@ -163,7 +163,17 @@ pub fn load_dir(dir: &Path, dialect: DialectKind) -> Result<MigrationSet, Catalo
             down,
         });
     }
-    MigrationSet::new(migrations)
+    MigrationSet::new(migrations).map_err(CatalogError::from)
+}
+
+impl From<DuplicateVersion> for CatalogError {
+    fn from(d: DuplicateVersion) -> Self {
+        Self::DuplicateVersion {
+            version: d.version,
+            first: d.first,
+            second: d.second,
+        }
+    }
 }
 
 #[cfg(test)]

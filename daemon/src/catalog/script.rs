@@ -1,4 +1,5 @@
-//! One SQL script (an `up` or a `down`): normalised text, checksum, statements, markers.
+//! Reading one SQL script (an `up` or a `down`): normalised text, checksum, statements,
+//! markers.
 
 use sha2::{Digest, Sha256};
 use sqlparser::{
@@ -7,27 +8,11 @@ use sqlparser::{
     tokenizer::{Token, TokenWithSpan, Tokenizer},
 };
 
-use crate::dialect::DialectKind;
+use crate::model::{DialectKind, Script, StatementSpan};
 
 /// Line comments that move a script out of the per-migration transaction
 /// (DESIGN.md rule 2). The second is sqlx's spelling, accepted for compatibility.
 const NO_TRANSACTION_MARKERS: [&str; 2] = ["-- avocet:no-transaction", "-- no-transaction"];
-
-/// A script ready to run: its normalised text and what the tokenizer found in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Script {
-    /// The text with CRLF turned into LF and any UTF-8 byte-order mark removed.
-    pub sql: String,
-    /// Lowercase hex SHA-256 (64 characters) of [`Script::sql`].
-    pub checksum: String,
-    /// The statements in order, without their terminating `;`; comment-only pieces are left
-    /// out, so an empty or comment-only script has none and runs as a successful no-op.
-    pub statements: Vec<String>,
-    /// True when a leading comment line is `-- avocet:no-transaction` or `-- no-transaction`.
-    pub no_transaction: bool,
-    /// True when a statement drops or truncates a table, column, schema or database.
-    pub destructive: bool,
-}
 
 /// Why a script could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -43,58 +28,56 @@ pub struct ScriptError {
 
 /// Strips a UTF-8 byte-order mark and turns CRLF into LF, so a checkout on Windows or an
 /// editor's BOM never changes a checksum.
-pub fn normalise(raw: &str) -> String {
+pub(super) fn normalise(raw: &str) -> String {
     raw.strip_prefix('\u{feff}')
         .unwrap_or(raw)
         .replace("\r\n", "\n")
 }
 
 /// Lowercase hex SHA-256 of `text` (FIPS 180-4).
-pub fn checksum(text: &str) -> String {
+pub(super) fn checksum(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-impl Script {
-    /// Normalises `raw`, computes its checksum and splits it into statements with the
-    /// `sqlparser` tokenizer of `dialect`.
-    ///
-    /// Splitting respects quoted strings (PostgreSQL `E'…'`, `U&'…'` and dollar-quoted
-    /// strings with tags), nested block comments (PostgreSQL), and `BEGIN … END` / `CASE … END`
-    /// bodies (triggers and routines in MySQL and SQLite, `BEGIN ATOMIC` in PostgreSQL).
-    ///
-    /// # Errors
-    /// [`ScriptError`] with the line and column when the text cannot be tokenised, such as an
-    /// unterminated string, quoted identifier or block comment; or when a script that runs
-    /// inside the migration's transaction (PostgreSQL, SQLite, no marker) has its own
-    /// `BEGIN`/`COMMIT`/`ROLLBACK`, which would commit or end that transaction (DESIGN.md
-    /// rule 1).
-    pub fn parse(raw: &str, dialect: DialectKind) -> Result<Self, ScriptError> {
-        let sql = normalise(raw);
-        let tokens = tokenize(&sql, dialect)?;
-        let pieces = split(&sql, &tokens);
-        let no_transaction = has_no_transaction_marker(&sql);
-        let refuse_control = dialect.transactional_ddl() && !no_transaction;
-        if let Some(p) = pieces
-            .iter()
-            .find(|p| refuse_control && p.transaction_control)
-        {
-            return Err(ScriptError {
-                line: p.line,
-                column: p.column,
-                message: "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script that \
-                          runs inside the migration's own transaction: remove it, or mark the \
-                          file `-- avocet:no-transaction`"
-                    .into(),
-            });
-        }
-        Ok(Self {
-            checksum: checksum(&sql),
-            no_transaction,
-            destructive: is_destructive(&tokens),
-            statements: pieces.into_iter().map(|p| p.text).collect(),
-            sql,
-        })
+/// Normalises `raw`, computes its checksum and splits it into statements with the
+/// `sqlparser` tokenizer of `dialect`.
+///
+/// Splitting respects quoted strings (PostgreSQL `E'…'`, `U&'…'` and dollar-quoted
+/// strings with tags), nested block comments (PostgreSQL), and `BEGIN … END` / `CASE … END`
+/// bodies (triggers and routines in MySQL and SQLite, `BEGIN ATOMIC` in PostgreSQL).
+///
+/// # Errors
+/// [`ScriptError`] with the line and column when the text cannot be tokenised, such as an
+/// unterminated string, quoted identifier or block comment; or when a script that runs
+/// inside the migration's transaction (PostgreSQL, SQLite, no marker) has its own
+/// `BEGIN`/`COMMIT`/`ROLLBACK`, which would commit or end that transaction (DESIGN.md
+/// rule 1).
+pub(crate) fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptError> {
+    let sql = normalise(raw);
+    let tokens = tokenize(&sql, dialect)?;
+    let pieces = split(&sql, &tokens);
+    let no_transaction = has_no_transaction_marker(&sql);
+    let refuse_control = dialect.transactional_ddl() && !no_transaction;
+    if let Some(p) = pieces
+        .iter()
+        .find(|p| refuse_control && p.transaction_control)
+    {
+        return Err(ScriptError {
+            line: p.span.line,
+            column: p.span.column,
+            message: "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script that \
+                      runs inside the migration's own transaction: remove it, or mark the \
+                      file `-- avocet:no-transaction`"
+                .into(),
+        });
     }
+    Ok(Script {
+        checksum: checksum(&sql),
+        no_transaction,
+        destructive: is_destructive(&tokens),
+        spans: pieces.into_iter().map(|p| p.span).collect(),
+        sql,
+    })
 }
 
 fn tokenize(sql: &str, dialect: DialectKind) -> Result<Vec<TokenWithSpan>, ScriptError> {
@@ -136,10 +119,7 @@ fn significant(tokens: &[TokenWithSpan]) -> impl Iterator<Item = &TokenWithSpan>
 
 /// One statement found by [`split`].
 struct Piece {
-    text: String,
-    /// Where it starts (1-based line and character column).
-    line: u64,
-    column: u64,
+    span: StatementSpan,
     /// It is `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ABORT` or `ROLLBACK`.
     transaction_control: bool,
 }
@@ -162,7 +142,7 @@ fn word_is(token: Option<&Token>, words: &[&str]) -> bool {
 /// `END REPEAT` (those blocks are only ever inside a body, so were never counted), and
 /// `END CASE` closes its `CASE`.
 fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
-    let offsets = LineOffsets::new(sql);
+    let mut offsets = Offsets::new(sql);
     let sig: Vec<&TokenWithSpan> = significant(tokens).collect();
     let mut pieces = Vec::new();
     let mut depth = 0usize;
@@ -172,17 +152,22 @@ fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
     let mut transaction_control = false;
     let mut end_case = false;
     let mut push = |start: usize, end: usize, first: &TokenWithSpan, tc: bool| {
+        let text = &sql[start..end];
+        let lead = text.len() - text.trim_start().len();
+        let trail = text.len() - text.trim_end().len();
         pieces.push(Piece {
-            text: sql[start..end].trim().to_owned(),
-            line: first.span.start.line,
-            column: first.span.start.column,
+            span: StatementSpan {
+                bytes: start + lead..end - trail,
+                line: first.span.start.line,
+                column: first.span.start.column,
+            },
             transaction_control: tc,
         });
     };
     for (i, t) in sig.iter().enumerate() {
         let next = sig.get(i + 1).map(|n| &n.token);
         if let (Token::SemiColon, 0) = (&t.token, depth) {
-            let end = offsets.byte(sql, t.span.start.line, t.span.start.column);
+            let end = offsets.byte(t.span.start.line, t.span.start.column);
             if let Some(f) = first.take() {
                 push(start, end, f, transaction_control);
             }
@@ -242,22 +227,40 @@ fn is_destructive(tokens: &[TokenWithSpan]) -> bool {
     })
 }
 
-/// Maps the tokenizer's (line, column in characters) to byte offsets.
-struct LineOffsets(Vec<usize>);
+/// Maps the tokenizer's (line, column in characters) to byte offsets. Queries come in
+/// ascending order, so a cursor that only moves forward keeps the whole split linear in the
+/// length of the script, however long its lines.
+struct Offsets<'a> {
+    sql: &'a str,
+    /// The cursor: its 1-based line and column, and its byte offset.
+    line: u64,
+    column: u64,
+    byte: usize,
+}
 
-impl LineOffsets {
-    fn new(sql: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
-        Self(starts)
+impl<'a> Offsets<'a> {
+    fn new(sql: &'a str) -> Self {
+        Self {
+            sql,
+            line: 1,
+            column: 1,
+            byte: 0,
+        }
     }
 
-    fn byte(&self, sql: &str, line: u64, column: u64) -> usize {
-        let line_start = self.0[(line as usize).saturating_sub(1)];
-        sql[line_start..]
-            .char_indices()
-            .nth((column as usize).saturating_sub(1))
-            .map_or(sql.len(), |(i, _)| line_start + i)
+    /// The byte offset of (`line`, `column`); at or after the previous query.
+    fn byte(&mut self, line: u64, column: u64) -> usize {
+        let mut chars = self.sql[self.byte..].chars();
+        while (self.line, self.column) < (line, column) {
+            let Some(c) = chars.next() else { break };
+            self.byte += c.len_utf8();
+            if c == '\n' {
+                (self.line, self.column) = (self.line + 1, 1);
+            } else {
+                self.column += 1;
+            }
+        }
+        self.byte
     }
 }
 
@@ -266,16 +269,17 @@ mod tests {
     use super::*;
 
     fn stmts(sql: &str, d: DialectKind) -> Vec<String> {
-        Script::parse(sql, d).unwrap().statements
+        let script = parse_script(sql, d).unwrap();
+        script.statements().map(str::to_owned).collect()
     }
 
     #[test]
     fn crlf_and_bom_do_not_change_the_checksum() {
-        let lf = Script::parse(
+        let lf = parse_script(
             "CREATE TABLE a (id int);\nSELECT 1;\n",
             DialectKind::Postgres,
         );
-        let crlf = Script::parse(
+        let crlf = parse_script(
             "\u{feff}CREATE TABLE a (id int);\r\nSELECT 1;\r\n",
             DialectKind::Postgres,
         );
@@ -327,13 +331,13 @@ mod tests {
     #[test]
     fn transaction_control_inside_the_migration_transaction_is_refused() {
         for d in [DialectKind::Postgres, DialectKind::Sqlite] {
-            let err = Script::parse("SELECT 1;\nCOMMIT;\nSELECT 2;", d).unwrap_err();
+            let err = parse_script("SELECT 1;\nCOMMIT;\nSELECT 2;", d).unwrap_err();
             assert_eq!((err.line, err.column), (2, 1), "{err}");
-            assert!(Script::parse("BEGIN;\nSELECT 1;", d).is_err());
-            assert!(Script::parse("SAVEPOINT a;\nROLLBACK TO a;", d).is_ok());
+            assert!(parse_script("BEGIN;\nSELECT 1;", d).is_err());
+            assert!(parse_script("SAVEPOINT a;\nROLLBACK TO a;", d).is_ok());
         }
         // MySQL runs statement by statement anyway: nothing to break.
-        assert!(Script::parse("SELECT 1;\nCOMMIT;", DialectKind::Mysql).is_ok());
+        assert!(parse_script("SELECT 1;\nCOMMIT;", DialectKind::Mysql).is_ok());
     }
 
     #[test]
@@ -354,33 +358,33 @@ mod tests {
 
     #[test]
     fn markers_empty_scripts_and_destructive_statements() {
-        let s = Script::parse(
+        let s = parse_script(
             "-- avocet:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);",
             DialectKind::Postgres,
         )
         .unwrap();
         assert!(s.no_transaction);
         assert!(!s.destructive);
-        let sqlx = Script::parse("-- no-transaction\nSELECT 1;", DialectKind::Postgres).unwrap();
+        let sqlx = parse_script("-- no-transaction\nSELECT 1;", DialectKind::Postgres).unwrap();
         assert!(sqlx.no_transaction);
-        let late = Script::parse(
+        let late = parse_script(
             "SELECT 1;\n-- avocet:no-transaction\n",
             DialectKind::Postgres,
         );
         assert!(!late.unwrap().no_transaction);
-        let empty = Script::parse("-- nothing here\n/* at all */\n", DialectKind::Mysql).unwrap();
-        assert!(empty.statements.is_empty());
-        let drop = Script::parse("ALTER TABLE t DROP COLUMN a;", DialectKind::Mysql).unwrap();
+        let empty = parse_script("-- nothing here\n/* at all */\n", DialectKind::Mysql).unwrap();
+        assert!(empty.spans.is_empty());
+        let drop = parse_script("ALTER TABLE t DROP COLUMN a;", DialectKind::Mysql).unwrap();
         assert!(drop.destructive);
-        let bare = Script::parse("ALTER TABLE t DROP a;", DialectKind::Mysql).unwrap();
+        let bare = parse_script("ALTER TABLE t DROP a;", DialectKind::Mysql).unwrap();
         assert!(bare.destructive);
-        let index = Script::parse("DROP INDEX i;", DialectKind::Mysql).unwrap();
+        let index = parse_script("DROP INDEX i;", DialectKind::Mysql).unwrap();
         assert!(!index.destructive);
     }
 
     #[test]
     fn unterminated_string_names_line_and_column() {
-        let err = Script::parse("SELECT 1;\nSELECT 'oops;\n", DialectKind::Postgres).unwrap_err();
+        let err = parse_script("SELECT 1;\nSELECT 'oops;\n", DialectKind::Postgres).unwrap_err();
         assert_eq!(err.line, 2, "{err}");
     }
 }

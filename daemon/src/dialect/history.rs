@@ -1,79 +1,6 @@
-//! The history table's rows and the SQL shared by every dialect to write them.
+//! The history table's SQL, shared by every dialect: columns, reads and writes.
 
-use std::{fmt, str::FromStr};
-
-use chrono::{DateTime, Utc};
-
-use crate::catalog::Direction;
-
-/// State of one version in a tenant's history table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordStatus {
-    /// Started outside a transaction and not finished: after a crash its effect is unknown.
-    Running,
-    /// Applied and committed.
-    Applied,
-    /// Failed; `statements_done` says how much of a non-transactional script ran.
-    Failed,
-    /// Its `down` script ran; the version is pending again.
-    RolledBack,
-}
-
-impl RecordStatus {
-    /// The spelling stored in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Applied => "applied",
-            Self::Failed => "failed",
-            Self::RolledBack => "rolled_back",
-        }
-    }
-}
-
-impl fmt::Display for RecordStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RecordStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "running" => Ok(Self::Running),
-            "applied" => Ok(Self::Applied),
-            "failed" => Ok(Self::Failed),
-            "rolled_back" => Ok(Self::RolledBack),
-            other => Err(format!("unknown history status {other:?}")),
-        }
-    }
-}
-
-/// One row of the history table, as the planner needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryRecord {
-    /// Migration version.
-    pub version: i64,
-    /// Migration name when it was recorded.
-    pub name: String,
-    /// Hex SHA-256 of the `up` script that ran.
-    pub checksum: String,
-    /// Current state.
-    pub status: RecordStatus,
-    /// The apply run that applied it; one number per run, ascending.
-    pub batch: i64,
-    /// Statements finished (non-transactional scripts; 0 after a rolled-back transaction).
-    pub statements_done: i64,
-    /// Statements in the script.
-    pub statements_total: i64,
-    /// The failure, for `failed` rows.
-    pub error: Option<String>,
-    /// Which script made the last change: a `failed` row from a `down` is a half-done
-    /// rollback, never an `up` to retry.
-    pub direction: Direction,
-}
+use crate::model::{Direction, HistoryRecord};
 
 /// The columns read back, in [`SELECT_COLUMNS`] order.
 pub(super) type RecordRow = (
@@ -116,41 +43,6 @@ pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Err
         error,
         direction,
     })
-}
-
-/// A full history row to insert or replace, plus what the log row needs.
-#[derive(Debug, Clone)]
-pub struct RecordWrite {
-    /// Migration version (the primary key).
-    pub version: i64,
-    /// Migration name.
-    pub name: String,
-    /// Hex SHA-256 of the `up` script.
-    pub checksum: String,
-    /// New state.
-    pub status: RecordStatus,
-    /// Apply run number.
-    pub batch: i64,
-    /// Rollout that made the change (or `repair:<id>`).
-    pub rollout_id: String,
-    /// Daemon instance that made the change.
-    pub applied_by: String,
-    /// When the step started.
-    pub started_at: DateTime<Utc>,
-    /// When the step ended; `None` while running.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Wall time of the step in milliseconds; `None` while running.
-    pub duration_ms: Option<i64>,
-    /// The failure, for `failed` rows.
-    pub error: Option<String>,
-    /// Statements finished.
-    pub statements_done: i64,
-    /// Statements in the script.
-    pub statements_total: i64,
-    /// When the `down` script finished, for `rolled_back` rows.
-    pub rolled_back_at: Option<DateTime<Utc>>,
-    /// Which script made the change.
-    pub direction: Direction,
 }
 
 /// Every column written, in bind order.
@@ -227,7 +119,7 @@ pub(super) fn log_insert_sql(table: &str, style: Placeholders, now: &str) -> Str
     )
 }
 
-/// Binds a [`RecordWrite`] in [`WRITE_COLUMNS`] order.
+/// Binds a [`RecordWrite`](crate::model::RecordWrite) in [`WRITE_COLUMNS`] order.
 macro_rules! bind_record {
     ($query:expr, $rec:expr) => {{
         let r = $rec;
@@ -250,7 +142,7 @@ macro_rules! bind_record {
     }};
 }
 
-/// Binds a [`RecordWrite`] in [`LOG_COLUMNS`] order.
+/// Binds a [`RecordWrite`](crate::model::RecordWrite) in [`LOG_COLUMNS`] order.
 macro_rules! bind_log {
     ($query:expr, $rec:expr) => {{
         let r = $rec;
@@ -307,7 +199,7 @@ macro_rules! sqlx_session {
                 Ok(())
             }
 
-            async fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DbError> {
+            async fn read_history(&mut self) -> Result<Vec<$crate::model::HistoryRecord>, DbError> {
                 let exists: i64 = sqlx::query_scalar(&self.sql.exists)
                     .bind(&self.sql.exists_arg)
                     .fetch_one(&mut self.conn)
@@ -327,7 +219,10 @@ macro_rules! sqlx_session {
                     .map_err(DbError::query("reading the history table"))
             }
 
-            async fn write_record(&mut self, rec: &RecordWrite) -> Result<(), DbError> {
+            async fn write_record(
+                &mut self,
+                rec: &$crate::model::RecordWrite,
+            ) -> Result<(), DbError> {
                 $crate::dialect::history::bind_record!(sqlx::query(&self.sql.upsert), rec)
                     .execute(&mut self.conn)
                     .await
@@ -335,7 +230,10 @@ macro_rules! sqlx_session {
                     .map_err(DbError::query("writing the history table"))
             }
 
-            async fn append_log(&mut self, rec: &RecordWrite) -> Result<(), DbError> {
+            async fn append_log(
+                &mut self,
+                rec: &$crate::model::RecordWrite,
+            ) -> Result<(), DbError> {
                 $crate::dialect::history::bind_log!(sqlx::query(&self.sql.log_insert), rec)
                     .execute(&mut self.conn)
                     .await

@@ -9,64 +9,11 @@ mod mysql;
 mod postgres;
 mod sqlite;
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-pub use history::{HistoryRecord, RecordStatus, RecordWrite};
-
-/// Which database a fleet runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DialectKind {
-    /// PostgreSQL 12 or newer: transactional DDL, session advisory locks.
-    Postgres,
-    /// MySQL 8 or MariaDB 10.6 or newer: DDL auto-commits, `GET_LOCK`.
-    #[serde(alias = "mariadb")]
-    Mysql,
-    /// SQLite 3.35 or newer: transactional DDL, a lock on a file beside the database.
-    Sqlite,
-}
-
-impl DialectKind {
-    /// The configuration spelling: `postgres`, `mysql` or `sqlite`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Postgres => "postgres",
-            Self::Mysql => "mysql",
-            Self::Sqlite => "sqlite",
-        }
-    }
-
-    /// True when DDL can be rolled back, so a migration and its history row commit together
-    /// (DESIGN.md rule 1). MySQL commits implicitly before and after most DDL
-    /// (MySQL 8.0 Reference Manual, 15.3.3 "Statements That Cause an Implicit Commit").
-    pub fn transactional_ddl(self) -> bool {
-        !matches!(self, Self::Mysql)
-    }
-}
-
-impl fmt::Display for DialectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DialectKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            "mysql" | "mariadb" => Ok(Self::Mysql),
-            "sqlite" => Ok(Self::Sqlite),
-            other => Err(format!(
-                "unknown dialect {other:?}: expected postgres, mysql or sqlite"
-            )),
-        }
-    }
-}
+use crate::model::{DialectKind, HistoryRecord, RecordWrite};
 
 /// Where one tenant lives and how to talk to it.
 #[derive(Clone)]
@@ -99,9 +46,18 @@ impl fmt::Debug for Target {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DbError {
-    /// The database did not accept a connection in time, or refused it.
-    #[error("cannot connect: {0}")]
-    Connect(String),
+    /// The database refused the connection, or the driver could not reach it.
+    #[error("cannot connect: {source}")]
+    Connect {
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// No connection opened within the target's connect timeout.
+    #[error("no connection within {timeout_ms} ms")]
+    ConnectTimeout {
+        /// The timeout, ms.
+        timeout_ms: u64,
+    },
     /// A statement the engine issued failed.
     #[error("{context}: {source}")]
     Query {
@@ -109,6 +65,14 @@ pub enum DbError {
         context: &'static str,
         /// The driver's error.
         source: sqlx::Error,
+    },
+    /// A file the engine needs beside a SQLite database (its directory, its lock file).
+    #[error("{context}: {source}")]
+    Io {
+        /// What the engine was doing, e.g. `opening the tenant's lock file`.
+        context: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
     },
     /// The per-tenant lock was still held by another session when the timeout ran out.
     #[error("lock {lock} not acquired within {waited_ms} ms: another session holds it")]
@@ -118,14 +82,46 @@ pub enum DbError {
         /// How long the engine polled, in milliseconds.
         waited_ms: u64,
     },
-    /// The target cannot be used by this dialect (bad DSN, unsupported option).
+    /// The lock's release did not finish in time; its connection was dropped, which ends
+    /// the session and with it the lock.
+    #[error("lock release did not finish within {timeout_ms} ms; its connection was dropped")]
+    ReleaseTimeout {
+        /// The timeout, ms.
+        timeout_ms: u64,
+    },
+    /// The DSN does not parse for the dialect.
+    #[error("invalid target: {dialect} DSN does not parse: {source}")]
+    Dsn {
+        /// The fleet's dialect.
+        dialect: DialectKind,
+        /// The driver's parse error (it never repeats the DSN).
+        source: sqlx::Error,
+    },
+    /// The target asks for something the dialect cannot do.
     #[error("invalid target: {0}")]
-    Target(String),
+    Unsupported(&'static str),
 }
 
 impl DbError {
     pub(crate) fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| Self::Query { context, source }
+    }
+
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { context, source }
+    }
+
+    /// True when the tenant could not be reached or used at all, as opposed to a statement
+    /// that failed on a working connection.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect { .. }
+                | Self::ConnectTimeout { .. }
+                | Self::Io { .. }
+                | Self::Dsn { .. }
+                | Self::Unsupported(_)
+        )
     }
 }
 
@@ -154,7 +150,7 @@ pub(crate) trait HeldLock: Send {
 }
 
 /// Longest wait for a lock release or a connection close before the connection is dropped.
-pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The per-tenant lock (DESIGN.md rule 3). Dropped without [`LockGuard::release`] — a
 /// cancelled task, a panic — it drops its connection, and the server frees a session lock
@@ -179,10 +175,9 @@ impl LockGuard {
         // release future, and with it the connection, is dropped, which ends the session.
         match tokio::time::timeout(RELEASE_TIMEOUT, held.release()).await {
             Ok(released) => released,
-            Err(_) => Err(DbError::Connect(format!(
-                "lock release did not finish within {} ms; its connection was dropped",
-                RELEASE_TIMEOUT.as_millis()
-            ))),
+            Err(_) => Err(DbError::ReleaseTimeout {
+                timeout_ms: RELEASE_TIMEOUT.as_millis() as u64,
+            }),
         }
     }
 }
@@ -203,22 +198,22 @@ pub trait Database: Send + Sync {
     /// Opens a new connection with the session settings applied.
     ///
     /// # Errors
-    /// [`DbError::Connect`] when the database is unreachable within the connect timeout.
+    /// [`DbError::Connect`] or [`DbError::ConnectTimeout`] when the database is unreachable.
     async fn connect(&self) -> Result<Box<dyn Session>, DbError>;
     /// Takes the tenant lock, polling with backoff (10 ms doubling to 500 ms) for at most
     /// `timeout`; never a blocking wait on the server.
     ///
     /// # Errors
     /// [`DbError::LockTimeout`] when another session still holds it after `timeout`;
-    /// [`DbError::Connect`] when the database is unreachable.
+    /// [`DbError::Connect`] or [`DbError::ConnectTimeout`] when the database is unreachable.
     async fn lock(&self, timeout: Duration) -> Result<LockGuard, DbError>;
 }
 
 /// Reads a tenant's history on a session of its own, without creating anything.
 ///
 /// # Errors
-/// [`DbError::Connect`] when the tenant is unreachable, [`DbError::Query`] when the read fails.
-pub async fn read_history(db: &dyn Database) -> Result<Vec<HistoryRecord>, DbError> {
+/// [`DbError::Connect`] or [`DbError::ConnectTimeout`] when the tenant is unreachable, [`DbError::Query`] when the read fails.
+pub(crate) async fn read_history(db: &dyn Database) -> Result<Vec<HistoryRecord>, DbError> {
     let mut session = db.connect().await?;
     let history = session.read_history().await;
     session.close().await;
@@ -228,13 +223,13 @@ pub async fn read_history(db: &dyn Database) -> Result<Vec<HistoryRecord>, DbErr
 /// Builds the database handle of one tenant. Nothing connects until it is used.
 ///
 /// # Errors
-/// [`DbError::Target`] when the DSN does not parse for `kind`, or `schema` is set for a
-/// dialect without schemas.
+/// [`DbError::Dsn`] when the DSN does not parse for `kind`; [`DbError::Unsupported`] when
+/// `schema` is set for a dialect without schemas, or the target is an in-memory SQLite database.
 pub fn open(kind: DialectKind, target: Target) -> Result<Box<dyn Database>, DbError> {
-    if target.schema.is_some() && kind != DialectKind::Postgres {
-        return Err(DbError::Target(format!(
-            "schema is only supported on postgres, not {kind}"
-        )));
+    if target.schema.is_some() && !kind.has_schemas() {
+        return Err(DbError::Unsupported(
+            "schema-per-tenant is only supported on postgres",
+        ));
     }
     Ok(match kind {
         DialectKind::Postgres => Box::new(postgres::Postgres::new(target)?),
@@ -279,11 +274,10 @@ where
 {
     match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(DbError::Connect(e.to_string())),
-        Err(_) => Err(DbError::Connect(format!(
-            "no connection within {} ms",
-            timeout.as_millis()
-        ))),
+        Ok(Err(source)) => Err(DbError::Connect { source }),
+        Err(_) => Err(DbError::ConnectTimeout {
+            timeout_ms: timeout.as_millis() as u64,
+        }),
     }
 }
 

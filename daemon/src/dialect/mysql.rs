@@ -5,14 +5,12 @@
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use sha2::Digest;
 use sqlx::{ConnectOptions, Connection, MySqlConnection, mysql::MySqlConnectOptions};
 
 use super::{
     Database, DbError, DialectKind, HeldLock, LockGuard, Session, Target, connect_within,
-    history::{
-        HistoryRecord, Placeholders, RecordWrite, SELECT_COLUMNS, SessionSql, log_insert_sql,
-        sqlx_session, upsert_sql,
-    },
+    history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
     poll_lock, quote,
 };
 
@@ -90,7 +88,10 @@ fn session_sql(database: Option<&str>, history_table: &str) -> SessionSql {
 impl Mysql {
     pub(super) fn new(target: Target) -> Result<Self, DbError> {
         let opts = MySqlConnectOptions::from_str(&target.dsn)
-            .map_err(|e| DbError::Target(format!("mysql DSN does not parse: {e}")))?
+            .map_err(|source| DbError::Dsn {
+                dialect: DialectKind::Mysql,
+                source,
+            })?
             .charset("utf8mb4")
             .disable_statement_logging();
         Ok(Self { opts, target })
@@ -111,7 +112,8 @@ fn lock_name(database: &str, table: &str) -> String {
     if name.chars().count() <= MAX_LOCK_NAME {
         name
     } else {
-        format!("avocet:{}", &crate::catalog::checksum(&name)[..56])
+        let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+        format!("avocet:{}", &digest[..56])
     }
 }
 

@@ -9,10 +9,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, postgres::PgConnectOptions}
 
 use super::{
     Database, DbError, DialectKind, HeldLock, LockGuard, Session, Target, connect_within,
-    history::{
-        HistoryRecord, Placeholders, RecordWrite, SELECT_COLUMNS, SessionSql, log_insert_sql,
-        sqlx_session, upsert_sql,
-    },
+    history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
     poll_lock, quote,
 };
 
@@ -90,7 +87,10 @@ fn session_sql(schema: Option<&str>, history_table: &str, create_schema: bool) -
 impl Postgres {
     pub(super) fn new(target: Target) -> Result<Self, DbError> {
         let opts = PgConnectOptions::from_str(&target.dsn)
-            .map_err(|e| DbError::Target(format!("postgres DSN does not parse: {e}")))?
+            .map_err(|source| DbError::Dsn {
+                dialect: DialectKind::Postgres,
+                source,
+            })?
             .application_name("avocetd")
             .disable_statement_logging();
         let schema = target.schema.as_deref().map(|s| quote(s, '"'));

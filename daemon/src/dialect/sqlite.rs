@@ -14,10 +14,7 @@ use sqlx::{ConnectOptions, Connection, SqliteConnection, sqlite::SqliteConnectOp
 
 use super::{
     Database, DbError, DialectKind, HeldLock, LockGuard, Session, Target, connect_within,
-    history::{
-        HistoryRecord, Placeholders, RecordWrite, SELECT_COLUMNS, SessionSql, log_insert_sql,
-        sqlx_session, upsert_sql,
-    },
+    history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
     poll_lock, quote,
 };
 
@@ -31,12 +28,15 @@ pub(super) struct Sqlite {
 impl Sqlite {
     pub(super) fn new(target: Target) -> Result<Self, DbError> {
         let opts = SqliteConnectOptions::from_str(&target.dsn)
-            .map_err(|e| DbError::Target(format!("sqlite DSN does not parse: {e}")))?
+            .map_err(|source| DbError::Dsn {
+                dialect: DialectKind::Sqlite,
+                source,
+            })?
             .disable_statement_logging();
         let file = opts.get_filename().to_owned();
         if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
-            return Err(DbError::Target(
-                "in-memory SQLite databases cannot be tenants: use a file".into(),
+            return Err(DbError::Unsupported(
+                "in-memory SQLite databases cannot be tenants: use a file",
             ));
         }
         let table = quote(&target.history_table, '"');
@@ -104,9 +104,8 @@ impl Sqlite {
 
     fn make_parent_dir(&self) -> Result<(), DbError> {
         match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| {
-                DbError::Connect(format!("cannot create the database's directory: {e}"))
-            }),
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+                .map_err(DbError::io("creating the database's directory")),
             _ => Ok(()),
         }
     }
@@ -147,7 +146,7 @@ impl Database for Sqlite {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| DbError::Connect(format!("cannot open the tenant's lock file: {e}")))?;
+            .map_err(DbError::io("opening the tenant's lock file"))?;
         // The path derives from the DSN, which stays out of errors (DESIGN.md rule 6).
         let name = "flock(<database>.avocet-lock)".to_owned();
         let mut file = file;
@@ -155,7 +154,9 @@ impl Database for Sqlite {
             let result = match f.try_lock() {
                 Ok(()) => Ok(true),
                 Err(TryLockError::WouldBlock) => Ok(false),
-                Err(TryLockError::Error(e)) => Err(DbError::Connect(format!("cannot lock: {e}"))),
+                Err(TryLockError::Error(e)) => {
+                    Err(DbError::io("locking the tenant's lock file")(e))
+                }
             };
             Box::pin(std::future::ready(result))
         })
@@ -175,7 +176,7 @@ impl HeldLock for FileLock {
         // Closing the file below releases the lock as well.
         self.0
             .unlock()
-            .map_err(|e| DbError::Connect(format!("cannot unlock: {e}")))
+            .map_err(DbError::io("unlocking the tenant's lock file"))
     }
 }
 

@@ -9,9 +9,10 @@ pub use selector::{LabelSelector, SelectorError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    catalog::{self, CatalogError, MigrationSet},
+    catalog::{self, CatalogError},
     config::Config,
-    dialect::{self, Database, DbError, DialectKind, Target},
+    dialect::{self, Database, DbError, Target},
+    model::{DialectKind, MigrationSet},
 };
 
 /// One tenant database (or schema).

@@ -1,12 +1,15 @@
 use super::*;
-use crate::catalog::{Migration, Script};
+use crate::{
+    catalog::parse_script,
+    model::{Code, Severity},
+};
 
 fn migration(version: i64, up: &str, down: Option<&str>) -> Migration {
     Migration {
         version,
         name: format!("m{version}"),
-        up: Script::parse(up, DialectKind::Postgres).unwrap(),
-        down: down.map(|d| Script::parse(d, DialectKind::Postgres).unwrap()),
+        up: parse_script(up, DialectKind::Postgres).unwrap(),
+        down: down.map(|d| parse_script(d, DialectKind::Postgres).unwrap()),
     }
 }
 

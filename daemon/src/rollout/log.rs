@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use avocet_proto::v1::{RolloutEvent, rollout_event::Kind};
+use crate::model::{EventKind, RolloutEvent};
 use tokio::sync::watch;
 
 /// Finished rollouts kept for late readers; older ones are forgotten.
@@ -15,14 +15,14 @@ const KEEP_FINISHED: usize = 256;
 /// Events of one rollout, in order, `seq` 1, 2, 3…
 pub struct RolloutLog {
     /// The rollout's id (a UUID).
-    pub id: String,
+    pub id: Arc<str>,
     events: Mutex<Vec<RolloutEvent>>,
     /// Number of events appended; readers wait on changes.
     len: watch::Sender<usize>,
 }
 
 impl RolloutLog {
-    fn new(id: String) -> Self {
+    fn new(id: Arc<str>) -> Self {
         Self {
             id,
             events: Mutex::new(Vec::new()),
@@ -31,14 +31,14 @@ impl RolloutLog {
     }
 
     /// Appends an event, stamping its rollout id, sequence number and time.
-    pub(crate) fn append(&self, kind: Kind) {
+    pub(crate) fn append(&self, kind: EventKind) {
         let mut events = self.events.lock().expect("event log lock poisoned");
         let seq = events.len() as u64 + 1;
         events.push(RolloutEvent {
             rollout_id: self.id.clone(),
             seq,
             at_unix_ms: chrono::Utc::now().timestamp_millis(),
-            kind: Some(kind),
+            kind,
         });
         self.len.send_replace(events.len());
     }
@@ -72,12 +72,12 @@ impl RolloutLog {
 fn is_finished(events: &[RolloutEvent]) -> bool {
     events
         .last()
-        .is_some_and(|e| matches!(e.kind, Some(Kind::RolloutFinished(_))))
+        .is_some_and(|e| matches!(e.kind, EventKind::RolloutFinished(_)))
 }
 
 /// Rollouts by id: every running one, and the last 256 finished ones.
 #[derive(Default)]
-pub struct Rollouts {
+pub(crate) struct Rollouts {
     inner: Mutex<Index>,
 }
 
@@ -91,11 +91,11 @@ struct Index {
 impl Rollouts {
     /// Creates and registers an empty log with a new id.
     pub(crate) fn create(&self) -> Arc<RolloutLog> {
-        let log = Arc::new(RolloutLog::new(uuid::Uuid::new_v4().to_string()));
+        let log = Arc::new(RolloutLog::new(uuid::Uuid::new_v4().to_string().into()));
         let mut inner = self.inner.lock().expect("rollouts lock poisoned");
         let Index { by_id: map, order } = &mut *inner;
-        map.insert(log.id.clone(), log.clone());
-        order.push_back(log.id.clone());
+        map.insert(log.id.to_string(), log.clone());
+        order.push_back(log.id.to_string());
         while order.len() > KEEP_FINISHED {
             let oldest_finished = order
                 .iter()
@@ -112,7 +112,7 @@ impl Rollouts {
     }
 
     /// The log of rollout `id`, if it is running or recent.
-    pub fn get(&self, id: &str) -> Option<Arc<RolloutLog>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<RolloutLog>> {
         self.inner
             .lock()
             .expect("rollouts lock poisoned")

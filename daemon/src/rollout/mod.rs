@@ -1,44 +1,64 @@
 //! Rollouts: one apply or rollback across selected tenants, run concurrently under a limit,
 //! as a task that outlives the request that started it. Progress goes to the rollout's
 //! event log, which streams read from.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `log.rs` | the event log of one rollout, and the index of recent rollouts |
+//! | `tenant.rs` | one tenant: lock, plan under the lock, run the steps, report |
+//! | `step.rs` | one step: transaction or statement by statement, and its history records |
+//! | `repair.rs` | rewriting a `failed` or `running` record under the tenant lock |
 
 mod log;
+mod repair;
 mod step;
 mod tenant;
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
-use avocet_proto::v1::{self as pb, rollout_event::Kind};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-pub use log::{RolloutLog, Rollouts};
+pub use log::RolloutLog;
+pub(crate) use log::Rollouts;
+pub(crate) use repair::{RepairError, repair};
 
 use crate::{
-    catalog::MigrationSet,
     fleet::{Fleet, Registry, Tenant},
-    plan::{ApplyOptions, Direction, RollbackTarget},
+    model::{
+        ApplyOptions, Direction, EventKind, MigrationSet, RollbackTarget, RolloutStarted,
+        RolloutSummary, TenantOutcome,
+    },
     telemetry::Metrics,
-    wire,
 };
 
 /// What a rollout does on each tenant.
 #[derive(Debug, Clone, Copy)]
-pub enum Operation {
+pub(crate) enum Operation {
     /// Apply pending migrations.
     Apply(ApplyOptions),
     /// Roll back applied migrations.
     Rollback(RollbackTarget),
 }
 
+impl Operation {
+    /// `Up` for an apply, `Down` for a rollback.
+    pub(crate) fn direction(&self) -> Direction {
+        match self {
+            Self::Apply(_) => Direction::Up,
+            Self::Rollback(_) => Direction::Down,
+        }
+    }
+}
+
 /// A validated request to start a rollout.
-pub struct RolloutRequest {
+pub(crate) struct RolloutRequest {
     /// The fleet.
     pub fleet: Arc<Fleet>,
-    /// The selected tenants, in order; waves start in this order.
+    /// The selected tenants, in order; they start in this order.
     pub tenants: Vec<Arc<Tenant>>,
-    /// The migration set, loaded once for the whole rollout.
+    /// The migration set, pinned for the whole rollout.
     pub set: Arc<MigrationSet>,
     /// Apply or rollback.
     pub op: Operation,
@@ -63,17 +83,8 @@ pub(crate) struct RolloutCtx {
     cancel: CancellationToken,
 }
 
-impl RolloutCtx {
-    fn direction(&self) -> Direction {
-        match self.op {
-            Operation::Apply(_) => Direction::Up,
-            Operation::Rollback(_) => Direction::Down,
-        }
-    }
-}
-
 /// Starts rollouts and keeps their logs; shutdown waits for them.
-pub struct Engine {
+pub(crate) struct Runner {
     registry: Arc<Registry>,
     rollouts: Rollouts,
     metrics: Metrics,
@@ -81,10 +92,10 @@ pub struct Engine {
     tracker: TaskTracker,
 }
 
-impl Engine {
-    /// An engine over `registry`; `shutdown` tells running rollouts to stop between
+impl Runner {
+    /// A runner over `registry`; `shutdown` tells running rollouts to stop between
     /// migrations.
-    pub fn new(registry: Arc<Registry>, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, shutdown: CancellationToken) -> Self {
         Self {
             registry,
             rollouts: Rollouts::default(),
@@ -94,24 +105,19 @@ impl Engine {
         }
     }
 
-    /// The fleet registry.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
     /// True once shutdown has begun; new rollouts are refused.
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutdown.is_cancelled()
     }
 
     /// Running and recent rollouts.
-    pub fn rollouts(&self) -> &Rollouts {
+    pub(crate) fn rollouts(&self) -> &Rollouts {
         &self.rollouts
     }
 
     /// Starts a rollout in the background and returns its log at once. The rollout runs to
     /// the end even if nobody reads the log.
-    pub fn start(&self, req: RolloutRequest) -> Arc<RolloutLog> {
+    pub(crate) fn start(&self, req: RolloutRequest) -> Arc<RolloutLog> {
         let log = self.rollouts.create();
         let ctx = Arc::new(RolloutCtx {
             log: log.clone(),
@@ -127,7 +133,7 @@ impl Engine {
             "rollout",
             rollout_id = %log.id,
             fleet = %req.fleet.name,
-            direction = ctx.direction().as_str(),
+            direction = req.op.direction().as_str(),
             tenants = req.tenants.len(),
         );
         self.tracker.spawn(run(ctx, req).instrument(span));
@@ -135,7 +141,7 @@ impl Engine {
     }
 
     /// Waits until every rollout task has ended (call after cancelling `shutdown`).
-    pub async fn drain(&self) {
+    pub(crate) async fn drain(&self) {
         self.tracker.close();
         self.tracker.wait().await;
     }
@@ -143,11 +149,11 @@ impl Engine {
 
 async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
     let clock = Instant::now();
-    let direction = ctx.direction();
+    let direction = req.op.direction();
     ctx.metrics.rollout(&req.fleet.name, direction.as_str());
-    ctx.log.append(Kind::RolloutStarted(pb::RolloutStarted {
+    ctx.log.append(EventKind::RolloutStarted(RolloutStarted {
         fleet: req.fleet.name.clone(),
-        direction: wire::direction(direction) as i32,
+        direction,
         tenant_count: req.tenants.len() as u32,
         concurrency: req.concurrency as u32,
         dry_run: req.dry_run,
@@ -156,19 +162,16 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
     let limit = Arc::new(Semaphore::new(req.concurrency.max(1)));
     let stop = ctx.cancel.child_token();
     let mut running = JoinSet::new();
-    let mut tenants_by_task = std::collections::HashMap::new();
-    let mut summary = pb::RolloutFinished::default();
+    let mut tenants_by_task = HashMap::new();
+    let mut summary = RolloutSummary::default();
     for tenant in req.tenants {
         let permit = tokio::select! {
             biased;
             _ = stop.cancelled() => None,
-            permit = limit.clone().acquire_owned() => Some(permit.expect("limit never closed")),
+            permit = limit.clone().acquire_owned() => permit.ok(),
         };
         let Some(permit) = permit else {
-            tally(
-                &mut summary,
-                &ctx.finish_tenant(&tenant, tenant::TenantReport::skipped(), 0),
-            );
+            summary.count(&ctx.finish_tenant(&tenant, tenant::TenantReport::skipped(), 0));
             continue;
         };
         let task_tenant = tenant.clone();
@@ -177,12 +180,12 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
         let stop_on_failure = req.stop_on_first_failure;
         let handle = running.spawn(
             async move {
-                let report = ctx.run_tenant(&tenant).await;
-                if stop_on_failure && report.outcome == pb::TenantOutcome::Failed {
+                let finished = ctx.run_tenant(&tenant).await;
+                if stop_on_failure && finished.outcome == TenantOutcome::Failed {
                     stop.cancel();
                 }
                 drop(permit);
-                report
+                finished
             }
             .in_current_span(),
         );
@@ -190,12 +193,12 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
     }
     while let Some(done) = running.join_next_with_id().await {
         match done {
-            Ok((_, report)) => tally(&mut summary, &report),
+            Ok((_, finished)) => summary.count(&finished),
             Err(e) => {
                 // A bug, not a database error: report it as the tenant's failure.
                 let tenant = &tenants_by_task[&e.id()];
                 let report = tenant::TenantReport::panicked(&tenant.id, &e.to_string());
-                tally(&mut summary, &ctx.finish_tenant(tenant, report, 0));
+                summary.count(&ctx.finish_tenant(tenant, report, 0));
                 if req.stop_on_first_failure {
                     stop.cancel();
                 }
@@ -209,14 +212,5 @@ async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
         skipped = summary.skipped,
         "rollout finished"
     );
-    ctx.log.append(Kind::RolloutFinished(summary));
-}
-
-fn tally(summary: &mut pb::RolloutFinished, report: &tenant::TenantReport) {
-    summary.migrations_run += report.migrations_run;
-    match report.outcome {
-        pb::TenantOutcome::Failed => summary.failed += 1,
-        pb::TenantOutcome::Skipped => summary.skipped += 1,
-        _ => summary.succeeded += 1,
-    }
+    ctx.log.append(EventKind::RolloutFinished(summary));
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 use chrono::Utc;
 
 use crate::{
-    dialect::{DbError, RecordStatus, RecordWrite, Session},
-    plan::{Direction, Step},
+    dialect::{DbError, Session},
+    model::{Direction, HistoryRecord, Migration, RecordStatus, RecordWrite, Step},
 };
 
 /// Who runs the step, for the history row.
@@ -94,7 +94,7 @@ pub(crate) async fn run_step(
         meta,
         started: Utc::now(),
         clock: Instant::now(),
-        total: step.script().statements.len() as i64,
+        total: step.script().statement_count() as i64,
     };
     if step.transactional {
         in_transaction(session, &rec).await
@@ -117,7 +117,7 @@ async fn in_transaction(
         .execute("BEGIN")
         .await
         .map_err(DbError::query("beginning the migration transaction"))?;
-    let ran = match script.statements.is_empty() {
+    let ran = match script.spans.is_empty() {
         true => Ok(()),
         false => session.execute(&script.sql).await,
     };
@@ -146,7 +146,7 @@ async fn statement_by_statement(
     r: &Recorder<'_>,
 ) -> Result<StepOutcome, DbError> {
     write(session, &r.record(RecordStatus::Running, 0, None)).await?;
-    for (i, stmt) in r.step.script().statements.iter().enumerate() {
+    for (i, stmt) in r.step.script().statements().enumerate() {
         if let Err(e) = session.execute(stmt).await {
             let message = format!("statement {} of {}: {e}", i + 1, r.total);
             return record_failure(session, r, i as i64, message).await;
@@ -180,4 +180,41 @@ async fn record_failure(
         write(session, &failed).await?;
     }
     Ok(r.outcome(RecordStatus::Failed, done, Some(error)))
+}
+
+/// Rewrites the `failed` or `running` record of `migration` as `status` (`Applied` or
+/// `RolledBack`) after an operator checked the schema, keeping its batch, progress and
+/// error, and appends the change to the log. The caller holds the tenant lock.
+///
+/// # Errors
+/// [`DbError::Query`] when the history table cannot be written.
+pub(super) async fn record_repair(
+    session: &mut dyn Session,
+    record: &HistoryRecord,
+    migration: &Migration,
+    status: RecordStatus,
+    applied_by: &str,
+) -> Result<(), DbError> {
+    let now = Utc::now();
+    let rec = RecordWrite {
+        version: record.version,
+        name: migration.name.clone(),
+        checksum: migration.up.checksum.clone(),
+        status,
+        batch: record.batch,
+        rollout_id: "repair".into(),
+        applied_by: applied_by.to_owned(),
+        started_at: now,
+        finished_at: Some(now),
+        duration_ms: Some(0),
+        error: record.error.clone(),
+        statements_done: record.statements_done,
+        statements_total: record.statements_total,
+        rolled_back_at: (status == RecordStatus::RolledBack).then_some(now),
+        direction: match status {
+            RecordStatus::RolledBack => Direction::Down,
+            _ => Direction::Up,
+        },
+    };
+    write(session, &rec).await
 }

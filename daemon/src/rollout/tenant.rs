@@ -1,57 +1,54 @@
 //! One tenant in a rollout: lock, read history, plan, run the steps, unlock.
 
-use std::{collections::BTreeSet, time::Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
-use avocet_proto::v1::{self as pb, rollout_event::Kind};
 use tracing::Instrument;
 
 use super::{
     Operation, RolloutCtx,
-    step::{RunMeta, run_step},
+    step::{RunMeta, StepOutcome, run_step},
 };
 use crate::{
-    dialect::{DbError, RecordStatus},
-    fleet::Tenant,
-    plan::{self, Direction, Plan},
-    wire,
+    dialect::DbError,
+    fleet::{Fleet, Tenant},
+    model::{
+        Direction, EventKind, FailureCode, HistoryRecord, MigrationFinished, MigrationStarted,
+        Plan, RecordStatus, Step, TenantFailure, TenantFinished, TenantOutcome,
+    },
+    plan,
 };
 
-/// How a tenant failed: a stable code, the version if one is concerned, and a sentence.
-pub(crate) struct Failure {
-    code: &'static str,
-    version: Option<i64>,
-    message: String,
-}
-
-impl Failure {
-    fn db(tenant: &Tenant, e: DbError) -> Self {
-        let code = match e {
-            DbError::LockTimeout { .. } => "lock_timeout",
-            DbError::Connect(_) | DbError::Target(_) => "unreachable",
-            _ => "history",
-        };
-        Self {
-            code,
-            version: None,
-            message: format!("tenant {}: {e}", tenant.id),
-        }
+/// A tenant failure from a database error: `lock_timeout`, `unreachable` or `history`.
+pub(super) fn db_failure(tenant: &Tenant, version: Option<i64>, e: &DbError) -> TenantFailure {
+    let code = match e {
+        DbError::LockTimeout { .. } => FailureCode::LockTimeout,
+        e if e.is_unreachable() => FailureCode::Unreachable,
+        _ => FailureCode::History,
+    };
+    TenantFailure {
+        code,
+        version,
+        message: format!("tenant {}: {e}", tenant.id),
     }
 }
 
-/// What the tenant ended with.
+/// What the tenant ended with, before its duration is known.
 pub(crate) struct TenantReport {
-    pub(crate) outcome: pb::TenantOutcome,
-    pub(crate) migrations_run: u32,
+    outcome: TenantOutcome,
+    migrations_run: u32,
     current_version: Option<i64>,
-    failure: Option<Failure>,
-    plan: Option<pb::TenantPlan>,
+    failure: Option<TenantFailure>,
+    plan: Option<Plan>,
 }
 
 impl TenantReport {
     /// The tenant's task panicked; the lock and sessions it held were dropped with it.
     pub(crate) fn panicked(tenant: &str, cause: &str) -> Self {
-        let failure = Failure {
-            code: "internal",
+        let failure = TenantFailure {
+            code: FailureCode::Internal,
             version: None,
             message: format!("tenant {tenant}: the engine failed unexpectedly: {cause}"),
         };
@@ -60,7 +57,7 @@ impl TenantReport {
 
     pub(crate) fn skipped() -> Self {
         Self {
-            outcome: pb::TenantOutcome::Skipped,
+            outcome: TenantOutcome::Skipped,
             migrations_run: 0,
             current_version: None,
             failure: None,
@@ -69,15 +66,34 @@ impl TenantReport {
     }
 }
 
+/// Takes the tenant lock, runs `work` (given how long the lock took), and releases the lock on every path. If the future
+/// is dropped instead, the guard's connection closes and the server frees the lock.
+///
+/// # Errors
+/// [`DbError::LockTimeout`] when the lock did not come within the fleet's `lock_timeout`;
+/// [`DbError::Connect`] and the like when the tenant is unreachable. `work` does not run.
+pub(super) async fn under_lock<T>(
+    fleet: &Fleet,
+    tenant: &Tenant,
+    work: impl AsyncFnOnce(Duration) -> T,
+) -> Result<T, DbError> {
+    let lock = tenant.db.lock(fleet.lock_timeout).await?;
+    let result = work(lock.waited).await;
+    if let Err(e) = lock.release().await {
+        tracing::warn!(tenant = %tenant.id, "releasing the tenant lock: {e}");
+    }
+    Ok(result)
+}
+
 impl RolloutCtx {
     /// Runs the operation on one tenant and emits its events. Never panics on database
     /// errors: every failure becomes a `TenantFinished` with an error.
-    pub(crate) async fn run_tenant(&self, tenant: &Tenant) -> TenantReport {
+    pub(crate) async fn run_tenant(&self, tenant: &Tenant) -> TenantFinished {
         let span = tracing::info_span!("tenant", tenant = %tenant.id);
         async {
-            self.log.append(Kind::TenantStarted(pb::TenantStarted {
+            self.log.append(EventKind::TenantStarted {
                 tenant: tenant.id.clone(),
-            }));
+            });
             let clock = Instant::now();
             let report = {
                 let _budget = self.registry.connections(2).await;
@@ -93,43 +109,36 @@ impl RolloutCtx {
         .await
     }
 
-    /// Emits `TenantFinished` and records the tenant metric; returns the report.
+    /// Emits `TenantFinished` and records the tenant metric.
     pub(crate) fn finish_tenant(
         &self,
         tenant: &Tenant,
         report: TenantReport,
         duration_ms: u64,
-    ) -> TenantReport {
-        let outcome = report
-            .outcome
-            .as_str_name()
-            .trim_start_matches("TENANT_OUTCOME_");
+    ) -> TenantFinished {
         self.metrics.tenant(
             &self.fleet.name,
-            self.direction().as_str(),
-            &outcome.to_ascii_lowercase(),
+            self.op.direction().as_str(),
+            report.outcome.as_str(),
             duration_ms,
         );
         if let Some(f) = &report.failure {
-            tracing::warn!(code = f.code, version = f.version, "{}", f.message);
+            tracing::warn!(code = f.code.as_str(), version = f.version, "{}", f.message);
         }
-        self.log.append(Kind::TenantFinished(pb::TenantFinished {
+        let finished = TenantFinished {
             tenant: tenant.id.clone(),
-            outcome: report.outcome as i32,
+            outcome: report.outcome,
             migrations_run: report.migrations_run,
             duration_ms,
             current_version: report.current_version,
-            error: report.failure.as_ref().map(|f| pb::TenantError {
-                code: f.code.to_owned(),
-                version: f.version,
-                message: f.message.clone(),
-            }),
-            plan: report.plan.clone(),
-        }));
-        report
+            error: report.failure,
+            plan: report.plan,
+        };
+        self.log.append(EventKind::TenantFinished(finished.clone()));
+        finished
     }
 
-    fn plan(&self, history: &[crate::dialect::HistoryRecord]) -> Plan {
+    fn plan(&self, history: &[HistoryRecord]) -> Plan {
         match self.op {
             Operation::Apply(opts) => {
                 plan::plan_apply(&self.set, history, opts, self.fleet.dialect)
@@ -145,42 +154,34 @@ impl RolloutCtx {
             Ok(history) => {
                 let plan = self.plan(&history);
                 TenantReport {
-                    outcome: pb::TenantOutcome::Planned,
+                    outcome: TenantOutcome::Planned,
                     migrations_run: 0,
                     current_version: plan.current_version,
                     failure: None,
-                    plan: Some(wire::tenant_plan(&tenant.id, &plan)),
+                    plan: Some(plan),
                 }
             }
-            Err(e) => failed(Failure::db(tenant, e), None, 0),
+            Err(e) => failed(db_failure(tenant, None, &e), None, 0),
         }
     }
 
-    /// Holds the tenant lock around all work and releases it on every path; if this future
-    /// is dropped instead, the guard's connection closes and the server frees the lock.
+    /// Runs [`RolloutCtx::migrate`] under the tenant lock and records the lock wait.
     async fn locked(&self, tenant: &Tenant) -> TenantReport {
-        let lock = tenant.db.lock(self.fleet.lock_timeout).await;
         let dialect = self.fleet.dialect.as_str();
-        let lock = match lock {
-            Ok(lock) => {
-                let waited = lock.waited.as_millis() as u64;
+        let result = under_lock(&self.fleet, tenant, async |waited: Duration| {
+            let waited = waited.as_millis() as u64;
+            self.metrics
+                .lock_wait(&self.fleet.name, dialect, true, waited);
+            self.migrate(tenant).await
+        })
+        .await;
+        result.unwrap_or_else(|e| {
+            if let DbError::LockTimeout { waited_ms, .. } = &e {
                 self.metrics
-                    .lock_wait(&self.fleet.name, dialect, true, waited);
-                lock
+                    .lock_wait(&self.fleet.name, dialect, false, *waited_ms);
             }
-            Err(e) => {
-                if let DbError::LockTimeout { waited_ms, .. } = &e {
-                    self.metrics
-                        .lock_wait(&self.fleet.name, dialect, false, *waited_ms);
-                }
-                return failed(Failure::db(tenant, e), None, 0);
-            }
-        };
-        let report = self.migrate(tenant).await;
-        if let Err(e) = lock.release().await {
-            tracing::warn!(tenant = %tenant.id, "releasing the tenant lock: {e}");
-        }
-        report
+            failed(db_failure(tenant, None, &e), None, 0)
+        })
     }
 
     /// Reads the history and plans under the lock, then runs each step on a fresh session,
@@ -189,7 +190,7 @@ impl RolloutCtx {
     async fn migrate(&self, tenant: &Tenant) -> TenantReport {
         let history = match self.read_for_write(tenant).await {
             Ok(h) => h,
-            Err(e) => return failed(Failure::db(tenant, e), None, 0),
+            Err(e) => return failed(db_failure(tenant, None, &e), None, 0),
         };
         let plan = self.plan(&history);
         let mut applied: BTreeSet<i64> = history
@@ -199,13 +200,13 @@ impl RolloutCtx {
             .collect();
         let current = |applied: &BTreeSet<i64>| applied.last().copied();
         if let Some(error) = plan.first_error() {
-            let failure = Failure {
-                code: "blocked",
+            let failure = TenantFailure {
+                code: FailureCode::Blocked,
                 version: error.version,
                 message: format!("tenant {}: {}", tenant.id, error.message),
             };
             let mut report = failed(failure, current(&applied), 0);
-            report.plan = Some(wire::tenant_plan(&tenant.id, &plan));
+            report.plan = Some(plan);
             return report;
         }
         let meta = RunMeta {
@@ -217,8 +218,8 @@ impl RolloutCtx {
         for step in &plan.steps {
             let m = &step.migration;
             if self.cancel.is_cancelled() {
-                let failure = Failure {
-                    code: "cancelled",
+                let failure = TenantFailure {
+                    code: FailureCode::Cancelled,
                     version: Some(m.version),
                     message: format!(
                         "tenant {}: stopped before version {} (shutdown)",
@@ -238,8 +239,8 @@ impl RolloutCtx {
                     };
                 }
                 Ok(o) => {
-                    let failure = Failure {
-                        code: "migration_failed",
+                    let failure = TenantFailure {
+                        code: FailureCode::MigrationFailed,
                         version: Some(m.version),
                         message: format!(
                             "tenant {}, version {} ({}): {}",
@@ -252,14 +253,16 @@ impl RolloutCtx {
                     return failed(failure, current(&applied), run);
                 }
                 Err(e) => {
-                    let mut failure = Failure::db(tenant, e);
-                    failure.version = Some(m.version);
-                    return failed(failure, current(&applied), run);
+                    return failed(
+                        db_failure(tenant, Some(m.version), &e),
+                        current(&applied),
+                        run,
+                    );
                 }
             }
         }
         TenantReport {
-            outcome: pb::TenantOutcome::Succeeded,
+            outcome: TenantOutcome::Succeeded,
             migrations_run: run,
             current_version: current(&applied),
             failure: None,
@@ -267,10 +270,7 @@ impl RolloutCtx {
         }
     }
 
-    async fn read_for_write(
-        &self,
-        tenant: &Tenant,
-    ) -> Result<Vec<crate::dialect::HistoryRecord>, DbError> {
+    async fn read_for_write(&self, tenant: &Tenant) -> Result<Vec<HistoryRecord>, DbError> {
         let mut session = tenant.db.connect().await?;
         let history = match session.ensure_history().await {
             Ok(()) => session.read_history().await,
@@ -283,27 +283,22 @@ impl RolloutCtx {
     async fn step(
         &self,
         tenant: &Tenant,
-        step: &plan::Step,
+        step: &Step,
         meta: &RunMeta<'_>,
-    ) -> Result<super::step::StepOutcome, DbError> {
+    ) -> Result<StepOutcome, DbError> {
         let m = &step.migration;
         let mut session = tenant.db.connect().await?;
         self.log
-            .append(Kind::MigrationStarted(pb::MigrationStarted {
+            .append(EventKind::MigrationStarted(MigrationStarted {
                 tenant: tenant.id.clone(),
                 version: m.version,
                 name: m.name.clone(),
-                direction: wire::direction(step.direction) as i32,
+                direction: step.direction,
                 transactional: step.transactional,
             }));
         let outcome = run_step(session.as_mut(), step, meta).await;
         session.close().await;
         let outcome = outcome?;
-        let status = match outcome.status {
-            RecordStatus::Applied => pb::MigrationStatus::Applied,
-            RecordStatus::RolledBack => pb::MigrationStatus::RolledBack,
-            _ => pb::MigrationStatus::Failed,
-        };
         self.metrics.migration(
             &self.fleet.name,
             self.fleet.dialect.as_str(),
@@ -312,23 +307,27 @@ impl RolloutCtx {
             outcome.duration_ms,
         );
         self.log
-            .append(Kind::MigrationFinished(pb::MigrationFinished {
+            .append(EventKind::MigrationFinished(MigrationFinished {
                 tenant: tenant.id.clone(),
                 version: m.version,
                 name: m.name.clone(),
-                status: status as i32,
+                status: outcome.status,
                 duration_ms: outcome.duration_ms,
                 statements_done: outcome.statements_done,
                 statements_total: outcome.statements_total,
-                error: outcome.error.clone().unwrap_or_default(),
+                error: outcome.error.clone(),
             }));
         Ok(outcome)
     }
 }
 
-fn failed(failure: Failure, current_version: Option<i64>, migrations_run: u32) -> TenantReport {
+fn failed(
+    failure: TenantFailure,
+    current_version: Option<i64>,
+    migrations_run: u32,
+) -> TenantReport {
     TenantReport {
-        outcome: pb::TenantOutcome::Failed,
+        outcome: TenantOutcome::Failed,
         migrations_run,
         current_version,
         failure: Some(failure),

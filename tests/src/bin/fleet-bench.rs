@@ -6,7 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, ensure};
-use avocet_daemon::dialect::DialectKind;
+use avocet_daemon::DialectKind;
 use avocet_tests::{FLEET, Fleet, TestDaemon, pb, request};
 use clap::Parser;
 use serde_json::json;

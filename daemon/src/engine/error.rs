@@ -1,0 +1,84 @@
+//! The engine's one error type, and the kind of each failure that the API maps to a status.
+
+use crate::{dialect::DbError, fleet::FleetError, rollout::RepairError};
+
+/// What kind of failure an [`EngineError`] is; the API maps each to one gRPC code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or out of range.
+    InvalidArgument,
+    /// A fleet or tenant does not exist.
+    NotFound,
+    /// The system is not in the state the request needs.
+    FailedPrecondition,
+    /// A tenant could not be reached.
+    Unavailable,
+    /// A wait ran out, such as a tenant lock.
+    DeadlineExceeded,
+    /// The daemon is shutting down.
+    Aborted,
+    /// A database operation failed unexpectedly.
+    Internal,
+}
+
+/// A request-level failure. Per-tenant failures of a rollout are events, not errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A value out of range for this fleet, e.g. a target version that is not in the set.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Fleet or tenant lookups and migration sets.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// A database operation on one tenant.
+    #[error("fleet {fleet:?}, tenant {tenant:?}: {source}")]
+    Tenant {
+        /// The fleet.
+        fleet: String,
+        /// The tenant.
+        tenant: String,
+        /// The database error (never contains the DSN).
+        source: DbError,
+    },
+    /// The system is not in a state the request needs, e.g. nothing to repair.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The daemon is shutting down and starts no new rollout.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+impl EngineError {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::Fleet(FleetError::UnknownFleet(_) | FleetError::UnknownTenant { .. }) => {
+                ErrorKind::NotFound
+            }
+            Self::Fleet(_) | Self::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
+            Self::Tenant { source, .. } => match source {
+                DbError::LockTimeout { .. } => ErrorKind::DeadlineExceeded,
+                DbError::Dsn { .. } | DbError::Unsupported(_) => ErrorKind::FailedPrecondition,
+                e if e.is_unreachable() => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
+            Self::ShuttingDown => ErrorKind::Aborted,
+        }
+    }
+
+    /// A repair failure on `tenant` of `fleet`, naming both.
+    pub(super) fn repair(fleet: &str, tenant: &str, e: RepairError) -> Self {
+        match e {
+            RepairError::Db(source) => Self::Tenant {
+                fleet: fleet.to_owned(),
+                tenant: tenant.to_owned(),
+                source,
+            },
+            other => {
+                Self::FailedPrecondition(format!("fleet {fleet:?}, tenant {tenant:?}: {other}"))
+            }
+        }
+    }
+}

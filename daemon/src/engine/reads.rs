@@ -1,0 +1,111 @@
+//! Plan, Verify and Status: many tenants' history tables read concurrently, then planned
+//! or summarised. Reads create nothing on a tenant.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use futures::{StreamExt, stream};
+
+use super::{FleetStatus, TenantPlan, TenantStatus, TenantVerification};
+use crate::{
+    dialect::{self, DbError},
+    fleet::{Registry, Tenant},
+    model::{ApplyOptions, Diagnostic, DialectKind, HistoryRecord, MigrationSet, Plan},
+    plan,
+};
+
+/// Each tenant's history (or why it could not be read), in the order given, reading at
+/// most `concurrency` tenants at once within the global connection budget.
+pub(super) async fn histories(
+    registry: &Registry,
+    tenants: Vec<Arc<Tenant>>,
+    concurrency: usize,
+) -> Vec<(Arc<Tenant>, Result<Vec<HistoryRecord>, DbError>)> {
+    stream::iter(tenants)
+        .map(|tenant| async move {
+            let _budget = registry.connections(1).await;
+            let result = dialect::read_history(tenant.db.as_ref()).await;
+            (tenant, result)
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// One tenant's apply plan; an unreachable tenant gets a blocked plan saying why.
+pub(super) fn tenant_plan(
+    tenant: &Tenant,
+    history: Result<Vec<HistoryRecord>, DbError>,
+    set: &MigrationSet,
+    opts: ApplyOptions,
+    dialect: DialectKind,
+) -> TenantPlan {
+    let plan = match history {
+        Ok(h) => plan::plan_apply(set, &h, opts, dialect),
+        Err(e) => Plan::unreachable(&e.to_string()),
+    };
+    TenantPlan {
+        tenant: tenant.id.clone(),
+        plan,
+    }
+}
+
+/// One tenant's history compared with the set.
+pub(super) fn verification(
+    tenant: &Tenant,
+    history: Result<Vec<HistoryRecord>, DbError>,
+    set: &MigrationSet,
+    dialect: DialectKind,
+) -> TenantVerification {
+    let (current_version, pending, diagnostics) = match history {
+        Ok(h) => (
+            plan::current_version(&h),
+            plan::pending(set, &h, None).count() as u32,
+            plan::check_history(set, &h, dialect),
+        ),
+        Err(e) => (None, 0, vec![Diagnostic::unreachable(&e.to_string())]),
+    };
+    TenantVerification {
+        tenant: tenant.id.clone(),
+        current_version,
+        pending,
+        diagnostics,
+    }
+}
+
+/// Adds one tenant's line to a fleet status and counts it in the summary.
+pub(super) fn count_status(
+    status: &mut FleetStatus,
+    versions: &mut BTreeMap<Option<i64>, u32>,
+    tenant: &Tenant,
+    history: Result<Vec<HistoryRecord>, DbError>,
+    set: &MigrationSet,
+) {
+    let mut line = TenantStatus {
+        tenant: tenant.id.clone(),
+        ..Default::default()
+    };
+    match history {
+        Ok(h) => {
+            line.current_version = plan::current_version(&h);
+            line.pending = plan::pending(set, &h, None).count() as u32;
+            line.failed_versions = h
+                .iter()
+                .filter(|r| r.status.needs_attention())
+                .map(|r| r.version)
+                .collect();
+            *versions.entry(line.current_version).or_default() += 1;
+            if !line.failed_versions.is_empty() {
+                status.failed += 1;
+            } else if line.pending > 0 {
+                status.pending += 1;
+            } else {
+                status.up_to_date += 1;
+            }
+        }
+        Err(e) => {
+            line.error = Some(e.to_string());
+            status.unreachable += 1;
+        }
+    }
+    status.tenants.push(line);
+}

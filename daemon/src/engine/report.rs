@@ -1,0 +1,123 @@
+//! What the engine's read operations answer, per fleet and per tenant.
+
+use std::collections::BTreeMap;
+
+use crate::model::{Diagnostic, DialectKind, Plan, RecordStatus, SetDigest};
+
+/// One configured fleet.
+#[derive(Debug, Clone)]
+pub struct FleetInfo {
+    /// Its name.
+    pub name: String,
+    /// Its dialect.
+    pub dialect: DialectKind,
+    /// Tenants configured.
+    pub tenant_count: u32,
+    /// Migrations in its set.
+    pub migration_count: u32,
+    /// The set's highest version.
+    pub latest_version: Option<i64>,
+}
+
+/// One tenant of a fleet.
+#[derive(Debug, Clone)]
+pub struct TenantInfo {
+    /// Its id.
+    pub id: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its PostgreSQL schema (schema-per-tenant fleets).
+    pub schema: Option<String>,
+}
+
+/// `Plan`'s answer.
+#[derive(Debug, Clone)]
+pub struct FleetPlan {
+    /// The fleet.
+    pub fleet: String,
+    /// The digest of the set planned with; pass it to apply as `expected_set_digest`.
+    pub set_digest: SetDigest,
+    /// One plan per selected tenant, in selection order. An unreachable tenant's plan has
+    /// no steps and an `unreachable` error.
+    pub tenants: Vec<TenantPlan>,
+}
+
+/// One tenant's plan.
+#[derive(Debug, Clone)]
+pub struct TenantPlan {
+    /// The tenant.
+    pub tenant: String,
+    /// What would run, with warnings and errors.
+    pub plan: Plan,
+}
+
+/// `Verify`'s answer.
+#[derive(Debug, Clone)]
+pub struct FleetVerification {
+    /// The fleet.
+    pub fleet: String,
+    /// One verification per selected tenant, in selection order.
+    pub tenants: Vec<TenantVerification>,
+}
+
+/// One tenant's history compared with the set.
+#[derive(Debug, Clone)]
+pub struct TenantVerification {
+    /// The tenant.
+    pub tenant: String,
+    /// Highest applied version.
+    pub current_version: Option<i64>,
+    /// Versions of the set not applied.
+    pub pending: u32,
+    /// Drift, missing versions, failed and running records, or `unreachable`.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// `Status`'s answer: a fleet summary and each tenant's line.
+#[derive(Debug, Clone, Default)]
+pub struct FleetStatus {
+    /// The fleet.
+    pub fleet: String,
+    /// The set's highest version.
+    pub latest_version: Option<i64>,
+    /// Tenants selected.
+    pub tenant_count: u32,
+    /// Tenants per current version (`None`: nothing applied), ascending.
+    pub versions: Vec<(Option<i64>, u32)>,
+    /// Tenants with nothing pending and no failed or running record.
+    pub up_to_date: u32,
+    /// Tenants with pending versions and no failed or running record.
+    pub pending: u32,
+    /// Tenants with a failed or running record.
+    pub failed: u32,
+    /// Tenants that could not be read.
+    pub unreachable: u32,
+    /// One line per selected tenant, in selection order.
+    pub tenants: Vec<TenantStatus>,
+}
+
+/// One tenant's line of `Status`.
+#[derive(Debug, Clone, Default)]
+pub struct TenantStatus {
+    /// The tenant.
+    pub tenant: String,
+    /// Highest applied version.
+    pub current_version: Option<i64>,
+    /// Versions of the set not applied.
+    pub pending: u32,
+    /// Versions whose record is `failed` or `running`.
+    pub failed_versions: Vec<i64>,
+    /// Why the tenant could not be read.
+    pub error: Option<String>,
+}
+
+/// `Repair`'s answer.
+#[derive(Debug, Clone)]
+pub struct RepairOutcome {
+    /// The tenant.
+    pub tenant: String,
+    /// The version repaired.
+    pub version: i64,
+    /// The record's status before the repair: `Failed` or `Running`.
+    pub previous: RecordStatus,
+}

@@ -1,0 +1,212 @@
+//! What a rollout reports as it runs: an ordered log of events per rollout.
+
+use std::{fmt, sync::Arc};
+
+use super::{Direction, Plan, RecordStatus};
+
+/// One progress event of a rollout. `seq` starts at 1 and has no gaps.
+#[derive(Debug, Clone)]
+pub struct RolloutEvent {
+    /// The rollout's id (a UUID).
+    pub rollout_id: Arc<str>,
+    /// Position in the rollout's log, from 1.
+    pub seq: u64,
+    /// When it happened, Unix epoch milliseconds.
+    pub at_unix_ms: i64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    /// The first event of every rollout.
+    RolloutStarted(RolloutStarted),
+    /// A tenant's work began (its lock is being taken).
+    TenantStarted {
+        /// The tenant.
+        tenant: String,
+    },
+    /// A migration step began on a tenant.
+    MigrationStarted(MigrationStarted),
+    /// A migration step ended on a tenant.
+    MigrationFinished(MigrationFinished),
+    /// A tenant's work ended.
+    TenantFinished(TenantFinished),
+    /// The last event of every rollout.
+    RolloutFinished(RolloutSummary),
+}
+
+/// A rollout began.
+#[derive(Debug, Clone)]
+pub struct RolloutStarted {
+    /// The fleet.
+    pub fleet: String,
+    /// Apply (`Up`) or rollback (`Down`).
+    pub direction: Direction,
+    /// Tenants selected.
+    pub tenant_count: u32,
+    /// Tenants run at once.
+    pub concurrency: u32,
+    /// Plan only; nothing is changed.
+    pub dry_run: bool,
+}
+
+/// A migration step began.
+#[derive(Debug, Clone)]
+pub struct MigrationStarted {
+    /// The tenant.
+    pub tenant: String,
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's name.
+    pub name: String,
+    /// Which script runs.
+    pub direction: Direction,
+    /// False when the script runs statement by statement outside a transaction.
+    pub transactional: bool,
+}
+
+/// A migration step ended.
+#[derive(Debug, Clone)]
+pub struct MigrationFinished {
+    /// The tenant.
+    pub tenant: String,
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's name.
+    pub name: String,
+    /// `Applied`, `RolledBack` or `Failed`.
+    pub status: RecordStatus,
+    /// Wall time of the step, ms.
+    pub duration_ms: u64,
+    /// Statements that completed.
+    pub statements_done: u32,
+    /// Statements in the script.
+    pub statements_total: u32,
+    /// The database's error, for `Failed`.
+    pub error: Option<String>,
+}
+
+/// How a tenant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantOutcome {
+    /// Every planned step ran (or there was nothing to run).
+    Succeeded,
+    /// A step failed, the tenant was blocked, unreachable or its lock did not come.
+    Failed,
+    /// Not started: the rollout stopped before reaching it.
+    Skipped,
+    /// Dry run: the plan says what would run.
+    Planned,
+}
+
+impl TenantOutcome {
+    /// `succeeded`, `failed`, `skipped` or `planned`, as in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Planned => "planned",
+        }
+    }
+}
+
+/// Stable code of a tenant failure (the `code` of the API's `TenantError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureCode {
+    /// Another session held the tenant lock past `lock_timeout`.
+    LockTimeout,
+    /// The database could not be reached or its target is unusable.
+    Unreachable,
+    /// An error diagnostic of the plan stopped the tenant before anything ran.
+    Blocked,
+    /// A migration's script failed; its record says what is left.
+    MigrationFailed,
+    /// The history table could not be read or written.
+    History,
+    /// The daemon shut down before the tenant finished.
+    Cancelled,
+    /// A bug in the engine.
+    Internal,
+}
+
+impl FailureCode {
+    /// The snake_case spelling used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LockTimeout => "lock_timeout",
+            Self::Unreachable => "unreachable",
+            Self::Blocked => "blocked",
+            Self::MigrationFailed => "migration_failed",
+            Self::History => "history",
+            Self::Cancelled => "cancelled",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a tenant failed: a stable code, the version if one is concerned, and a sentence that
+/// names the tenant.
+#[derive(Debug, Clone)]
+pub struct TenantFailure {
+    /// What kind of failure.
+    pub code: FailureCode,
+    /// The version concerned, if one is.
+    pub version: Option<i64>,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// A tenant's work ended.
+#[derive(Debug, Clone)]
+pub struct TenantFinished {
+    /// The tenant.
+    pub tenant: String,
+    /// How it ended.
+    pub outcome: TenantOutcome,
+    /// Steps that ran to completion.
+    pub migrations_run: u32,
+    /// Wall time of the tenant, ms.
+    pub duration_ms: u64,
+    /// Highest applied version afterwards, when known.
+    pub current_version: Option<i64>,
+    /// Set when `outcome` is `Failed`.
+    pub error: Option<TenantFailure>,
+    /// Set on dry runs and when a tenant is blocked by its plan.
+    pub plan: Option<Plan>,
+}
+
+/// The totals of a finished rollout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RolloutSummary {
+    /// Tenants that succeeded (or were planned, on a dry run).
+    pub succeeded: u32,
+    /// Tenants that failed.
+    pub failed: u32,
+    /// Tenants not started.
+    pub skipped: u32,
+    /// Steps that ran to completion, over all tenants.
+    pub migrations_run: u32,
+    /// Wall time of the rollout, ms.
+    pub duration_ms: u64,
+}
+
+impl RolloutSummary {
+    /// Counts one finished tenant.
+    pub fn count(&mut self, tenant: &TenantFinished) {
+        self.migrations_run += tenant.migrations_run;
+        match tenant.outcome {
+            TenantOutcome::Failed => self.failed += 1,
+            TenantOutcome::Skipped => self.skipped += 1,
+            TenantOutcome::Succeeded | TenantOutcome::Planned => self.succeeded += 1,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Migrations, their scripts and the sets they form.
+
+use std::{fmt, ops::Range, sync::Arc};
+
+use sha2::{Digest, Sha256};
+
+/// Which way a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The `up` script.
+    Up,
+    /// The `down` script.
+    Down,
+}
+
+impl Direction {
+    /// `up` or `down`, as in metrics, logs and the history table's `direction` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// One statement of a [`Script`]: where its text is, and where it starts in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementSpan {
+    /// Byte range of the statement in [`Script::sql`], without its terminating `;`.
+    pub bytes: Range<usize>,
+    /// 1-based line of its first token.
+    pub line: u64,
+    /// 1-based column (in characters) of its first token.
+    pub column: u64,
+}
+
+/// A script ready to run: its normalised text and what the tokenizer found in it. Built by
+/// the catalog, which normalises, checksums and splits the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The text with CRLF turned into LF and any UTF-8 byte-order mark removed.
+    pub sql: String,
+    /// Lowercase hex SHA-256 (64 characters) of [`Script::sql`].
+    pub checksum: String,
+    /// The statements in order; comment-only pieces are left out, so an empty or
+    /// comment-only script has none and runs as a successful no-op.
+    pub spans: Vec<StatementSpan>,
+    /// True when a leading comment line is `-- avocet:no-transaction` or `-- no-transaction`.
+    pub no_transaction: bool,
+    /// True when a statement drops or truncates a table, column, schema or database.
+    pub destructive: bool,
+}
+
+impl Script {
+    /// Number of statements.
+    pub fn statement_count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The text of statement `i` (0-based), without its `;`.
+    ///
+    /// # Panics
+    /// When `i` is not below [`Script::statement_count`].
+    pub fn statement(&self, i: usize) -> &str {
+        &self.sql[self.spans[i].bytes.clone()]
+    }
+
+    /// Every statement's text, in order.
+    pub fn statements(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.spans.iter().map(|s| &self.sql[s.bytes.clone()])
+    }
+}
+
+/// One versioned change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The integer prefix of the file name; unique within a set.
+    pub version: i64,
+    /// The rest of the file name, e.g. `create_accounts`.
+    pub name: String,
+    /// The forward script; its checksum is the migration's checksum.
+    pub up: Script,
+    /// The reverse script, when the set has one.
+    pub down: Option<Script>,
+}
+
+/// Lowercase hex SHA-256 (64 characters) identifying a set's content: every migration's
+/// version, name and the checksums of its `up` and `down` scripts, in version order. Two
+/// sets with the same digest run the same SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SetDigest(pub String);
+
+impl fmt::Display for SetDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Two migrations of one set share a version.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("version {version} is defined twice: {first} and {second}")]
+pub struct DuplicateVersion {
+    /// The version.
+    pub version: i64,
+    /// The first migration's name.
+    pub first: String,
+    /// The second migration's name.
+    pub second: String,
+}
+
+/// The ordered, immutable list of migrations one fleet follows.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationSet {
+    /// Sorted by version, ascending, no duplicates.
+    migrations: Vec<Arc<Migration>>,
+    digest: SetDigest,
+}
+
+impl MigrationSet {
+    /// Builds a set from migrations in any order and computes its [`SetDigest`].
+    ///
+    /// # Errors
+    /// [`DuplicateVersion`] when two migrations share a version.
+    pub fn new(mut migrations: Vec<Migration>) -> Result<Self, DuplicateVersion> {
+        migrations.sort_by_key(|m| m.version);
+        if let Some(w) = migrations.windows(2).find(|w| w[0].version == w[1].version) {
+            return Err(DuplicateVersion {
+                version: w[0].version,
+                first: w[0].name.clone(),
+                second: w[1].name.clone(),
+            });
+        }
+        let mut hash = Sha256::new();
+        for m in &migrations {
+            let down = m.down.as_ref().map_or("-", |d| d.checksum.as_str());
+            hash.update(format!(
+                "{}\t{}\t{}\t{down}\n",
+                m.version, m.name, m.up.checksum
+            ));
+        }
+        Ok(Self {
+            migrations: migrations.into_iter().map(Arc::new).collect(),
+            digest: SetDigest(hex::encode(hash.finalize())),
+        })
+    }
+
+    /// All migrations, ascending by version.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<Migration>> {
+        self.migrations.iter()
+    }
+
+    /// The migration with `version`, if the set has it.
+    pub fn get(&self, version: i64) -> Option<&Arc<Migration>> {
+        self.migrations
+            .binary_search_by_key(&version, |m| m.version)
+            .ok()
+            .map(|i| &self.migrations[i])
+    }
+
+    /// The highest version, or `None` for an empty set.
+    pub fn latest(&self) -> Option<i64> {
+        self.migrations.last().map(|m| m.version)
+    }
+
+    /// Number of migrations.
+    pub fn len(&self) -> usize {
+        self.migrations.len()
+    }
+
+    /// True when the set has no migrations.
+    pub fn is_empty(&self) -> bool {
+        self.migrations.is_empty()
+    }
+
+    /// The set's content digest.
+    pub fn digest(&self) -> &SetDigest {
+        &self.digest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(sql: &str) -> Script {
+        Script {
+            sql: sql.into(),
+            checksum: format!("sum:{sql}"),
+            spans: Vec::new(),
+            no_transaction: false,
+            destructive: false,
+        }
+    }
+
+    fn migration(version: i64, name: &str, down: Option<&str>) -> Migration {
+        Migration {
+            version,
+            name: name.into(),
+            up: script(name),
+            down: down.map(script),
+        }
+    }
+
+    #[test]
+    fn the_digest_follows_content_not_input_order() {
+        let a = MigrationSet::new(vec![migration(2, "b", None), migration(1, "a", None)]);
+        let b = MigrationSet::new(vec![migration(1, "a", None), migration(2, "b", None)]);
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.digest().0.len(), 64);
+        let with_down =
+            MigrationSet::new(vec![migration(1, "a", Some("x")), migration(2, "b", None)]);
+        assert_ne!(with_down.unwrap().digest(), a.digest());
+        let renamed = MigrationSet::new(vec![migration(1, "a", None), migration(2, "c", None)]);
+        assert_ne!(renamed.unwrap().digest(), a.digest());
+    }
+
+    #[test]
+    fn duplicate_versions_are_refused() {
+        let err = MigrationSet::new(vec![migration(1, "a", None), migration(1, "b", None)]);
+        assert_eq!(err.unwrap_err().version, 1);
+    }
+}

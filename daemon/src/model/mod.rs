@@ -1,0 +1,30 @@
+//! The domain's own types: what a migration, a history record, a plan and a rollout event
+//! are. A leaf: no I/O, no sqlx, no protobuf, and nothing else of this crate, so every other
+//! layer can share these words without depending on each other.
+//!
+//! | file | types |
+//! | --- | --- |
+//! | `dialect.rs` | [`DialectKind`] and its capabilities |
+//! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
+//! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`] |
+//! | `plan.rs` | [`Step`], [`Plan`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
+//! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
+
+mod dialect;
+mod event;
+mod history;
+mod migration;
+mod plan;
+
+pub use dialect::DialectKind;
+pub use event::{
+    EventKind, FailureCode, MigrationFinished, MigrationStarted, RolloutEvent, RolloutStarted,
+    RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
+};
+pub use history::{HistoryRecord, RecordStatus, RecordWrite};
+pub use migration::{
+    Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
+};
+pub use plan::{
+    ApplyOptions, Code, Diagnostic, Plan, RollbackTarget, Severity, Step, TransactionMode,
+};

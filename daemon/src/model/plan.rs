@@ -1,0 +1,210 @@
+//! What a plan says for one tenant: the steps to run, and the findings about its history.
+
+use std::{fmt, sync::Arc};
+
+use super::{DialectKind, Direction, Migration, Script};
+
+/// One migration to run in one direction.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The migration.
+    pub migration: Arc<Migration>,
+    /// Which script runs.
+    pub direction: Direction,
+    /// For `down` steps, the batch the version was applied in (kept on its row).
+    pub batch: Option<i64>,
+    /// False when the script runs statement by statement outside a transaction.
+    pub transactional: bool,
+}
+
+impl Step {
+    /// A step of `migration` in `direction`; it is transactional when `dialect` has
+    /// transactional DDL and the script carries no `no-transaction` marker.
+    ///
+    /// # Panics
+    /// When `direction` is `Down` and the migration has no `down` script.
+    pub fn new(migration: &Arc<Migration>, direction: Direction, dialect: DialectKind) -> Self {
+        let mut step = Self {
+            migration: migration.clone(),
+            direction,
+            batch: None,
+            transactional: false,
+        };
+        step.transactional = dialect.transactional_ddl() && !step.script().no_transaction;
+        step
+    }
+
+    /// The script this step runs. A `down` step is only planned when the migration has one.
+    ///
+    /// # Panics
+    /// When `direction` is `Down` and the migration has no `down` script; the planner
+    /// never builds such a step.
+    pub fn script(&self) -> &Script {
+        match self.direction {
+            Direction::Up => &self.migration.up,
+            Direction::Down => self
+                .migration
+                .down
+                .as_ref()
+                .expect("down steps are planned only for migrations with a down script"),
+        }
+    }
+}
+
+/// How a tenant's steps are grouped into transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransactionMode {
+    /// One transaction per migration (the default).
+    #[default]
+    Migration,
+    /// All of a tenant's steps in one transaction: all or nothing. PostgreSQL and SQLite
+    /// only, and only when every step is transactional.
+    Tenant,
+}
+
+impl TransactionMode {
+    /// `migration` or `tenant`, as in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Migration => "migration",
+            Self::Tenant => "tenant",
+        }
+    }
+}
+
+/// What to apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Highest version to apply; `None` for the latest.
+    pub target: Option<i64>,
+    /// Run pending versions older than the newest applied one instead of refusing.
+    pub allow_out_of_order: bool,
+}
+
+/// What to roll back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackTarget {
+    /// The newest N applied versions.
+    Steps(u32),
+    /// Every applied version above this one.
+    ToVersion(i64),
+    /// The versions of the most recent apply batch.
+    LastBatch,
+}
+
+/// How serious a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// Reported; the plan still runs.
+    Warning,
+    /// The tenant is blocked: nothing runs on it.
+    Error,
+}
+
+/// Stable, machine-readable diagnostic codes (the `code` field of the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// An applied migration's script changed since it ran (error).
+    ChecksumMismatch,
+    /// An applied version is not in the migration set (error).
+    MissingMigration,
+    /// A failed migration that left nothing behind; it is retried (warning).
+    FailedMigration,
+    /// A migration that failed outside a transaction, or a failed rollback: part of it may
+    /// have run (error: repair).
+    PartiallyApplied,
+    /// A migration recorded `running`: its effect is unknown (error: repair).
+    RunningMigration,
+    /// A pending version older than the newest applied one (error unless allowed).
+    OutOfOrder,
+    /// The step runs outside a transaction (warning).
+    NoTransaction,
+    /// The step drops or truncates data (warning).
+    Destructive,
+    /// A rollback needs a migration that has no `down` script (error).
+    Irreversible,
+    /// The tenant's database could not be read (error).
+    Unreachable,
+}
+
+impl Code {
+    /// The snake_case spelling used in the API and the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChecksumMismatch => "checksum_mismatch",
+            Self::MissingMigration => "missing_migration",
+            Self::FailedMigration => "failed_migration",
+            Self::PartiallyApplied => "partially_applied",
+            Self::RunningMigration => "running_migration",
+            Self::OutOfOrder => "out_of_order",
+            Self::NoTransaction => "no_transaction",
+            Self::Destructive => "destructive",
+            Self::Irreversible => "irreversible",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding about a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Warning or error.
+    pub severity: Severity,
+    /// What kind of finding.
+    pub code: Code,
+    /// The version concerned, if one is.
+    pub version: Option<i64>,
+    /// A sentence for people, naming the version and what to do.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// The tenant could not be read; `cause` is the database error (never the DSN).
+    pub fn unreachable(cause: &str) -> Self {
+        Self {
+            severity: Severity::Error,
+            code: Code::Unreachable,
+            version: None,
+            message: format!("cannot read the tenant: {cause}"),
+        }
+    }
+}
+
+/// The plan for one tenant.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Highest applied version before the plan runs.
+    pub current_version: Option<i64>,
+    /// Steps in the order they run.
+    pub steps: Vec<Step>,
+    /// Warnings and errors; any error blocks the tenant.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Plan {
+    /// A plan that runs nothing because the tenant could not be read.
+    pub fn unreachable(cause: &str) -> Self {
+        Self {
+            diagnostics: vec![Diagnostic::unreachable(cause)],
+            ..Self::default()
+        }
+    }
+
+    /// True when an error diagnostic forbids running any step.
+    pub fn blocked(&self) -> bool {
+        self.first_error().is_some()
+    }
+
+    /// The first error diagnostic, if any.
+    pub fn first_error(&self) -> Option<&Diagnostic> {
+        self.diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+    }
+}
