@@ -40,6 +40,7 @@ async fn start() -> Daemon {
         connect_timeout: std::time::Duration::from_secs(5),
         history_table: None,
         session_init: vec![],
+        transaction: Default::default(),
         tenants,
     };
     let config = Config {

@@ -16,7 +16,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::DialectKind;
+use crate::model::{DialectKind, TransactionMode};
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";
@@ -34,9 +34,16 @@ pub struct Config {
     /// Name of this daemon instance, stored as `applied_by` in history rows. Default:
     /// `avocetd@<host name>`.
     pub instance_id: String,
-    /// Global budget of database connections the engine holds open at once, across every
-    /// fleet (each tenant being migrated uses 2: its lock and its session). Default 64.
+    /// Global budget of database connections the engine holds open at once, in use or idle
+    /// in a pool, across every fleet. A tenant being migrated uses 1 on PostgreSQL (its
+    /// lock and its migrations share a session) and 2 on MySQL and SQLite (the lock's
+    /// session and the running migration's); a read uses 1. Default 64.
     pub max_connections: usize,
+    /// Budget of connections on any one database server (`host:port`). Default 32.
+    pub max_connections_per_host: usize,
+    /// A pooled session idle this long is closed, e.g. `"5m"`. Default 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Default history table name for fleets that do not set one. Default `avocet_migrations`.
     pub history_table: String,
     /// Fleets by name.
@@ -50,6 +57,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             instance_id: format!("avocetd@{host}"),
             max_connections: 64,
+            max_connections_per_host: 32,
+            idle_timeout: Duration::from_secs(300),
             history_table: "avocet_migrations".into(),
             fleets: BTreeMap::new(),
         }
@@ -81,6 +90,11 @@ pub struct FleetConfig {
     /// `SET FOREIGN_KEY_CHECKS = 0`.
     #[serde(default)]
     pub session_init: Vec<String>,
+    /// How a tenant's migrations are grouped: `"migration"` (one transaction each, the
+    /// default) or `"tenant"` (all of a tenant's pending migrations in one transaction, all
+    /// or nothing; PostgreSQL and SQLite, sets without non-transactional migrations).
+    #[serde(default)]
+    pub transaction: TransactionMode,
     /// The tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -183,6 +197,15 @@ impl Config {
         };
         if self.max_connections < 2 {
             return Err(invalid("max_connections".into(), "must be at least 2"));
+        }
+        if self.max_connections_per_host < 2 {
+            return Err(invalid(
+                "max_connections_per_host".into(),
+                "must be at least 2",
+            ));
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(invalid("idle_timeout".into(), "must be greater than zero"));
         }
         check_identifier("history_table", &self.history_table)?;
         for (name, fleet) in &self.fleets {

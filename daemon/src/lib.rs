@@ -30,7 +30,7 @@ mod telemetry;
 
 pub use catalog::{CatalogError, ScriptError};
 pub use config::{Config, ConfigError, FleetConfig, TenantConfig};
-pub use dialect::{Database, DbError, LockGuard, Target, open as open_database};
+pub use dialect::{DbError, Target, TenantLock};
 pub use engine::{Engine, EngineError};
 pub use fleet::{FleetError, Registry, SelectorError};
 pub use model::DialectKind;

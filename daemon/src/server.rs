@@ -44,6 +44,10 @@ pub async fn serve(
     let token = CancellationToken::new();
     let engine = Arc::new(Engine::new(registry, token.clone()));
     let (migrator, fleet) = api::services(engine.clone());
+    let reaper = {
+        let (engine, stop) = (engine.clone(), token.clone());
+        tokio::spawn(async move { engine.close_idle_sessions(stop).await })
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<MigratorServer<MigratorService>>()
@@ -84,6 +88,7 @@ pub async fn serve(
         }
     };
     token.cancel();
+    let _ = reaper.await;
     if tokio::time::timeout(Duration::from_secs(1), engine.drain())
         .await
         .is_err()

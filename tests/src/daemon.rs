@@ -71,6 +71,7 @@ impl TestDaemon {
             connect_timeout: Duration::from_secs(10),
             history_table: None,
             session_init: Vec::new(),
+            transaction: Default::default(),
             tenants: fleet.tenants.clone(),
         };
         let config = Config {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use avocet_daemon::{DialectKind, Target, open_database};
+use avocet_daemon::{DialectKind, Target, TenantLock};
 
 use crate::{Fleet, MigrationCopy, TestDaemon, only, pb, request};
 
@@ -348,7 +348,7 @@ pub async fn concurrent_applies(fleet: Fleet) -> anyhow::Result<()> {
 pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(1500);
     let daemon = TestDaemon::sample(&fleet, timeout).await?;
-    let other = open_database(
+    let held = TenantLock::acquire(
         fleet.dialect,
         Target {
             dsn: fleet.tenants[0].dsn.clone(),
@@ -357,8 +357,9 @@ pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
             session_init: Vec::new(),
             connect_timeout: Duration::from_secs(5),
         },
-    )?;
-    let held = other.lock(Duration::from_secs(5)).await?;
+        Duration::from_secs(5),
+    )
+    .await?;
 
     let clock = Instant::now();
     let run = daemon

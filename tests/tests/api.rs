@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use avocet_daemon::{DialectKind, Target, open_database};
+use avocet_daemon::{DialectKind, Target, TenantLock};
 use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, only, pb, request, scenarios};
 use tonic::Code;
 
@@ -106,7 +106,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     // Repair: a version without a failed record, then a lock that does not come.
     let err = daemon.mark_applied("t00", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::FailedPrecondition), "{err}");
-    let other = open_database(
+    let held = TenantLock::acquire(
         DialectKind::Sqlite,
         Target {
             dsn: fleet.tenants[1].dsn.clone(),
@@ -115,8 +115,9 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
             session_init: vec![],
             connect_timeout: Duration::from_secs(5),
         },
-    )?;
-    let held = other.lock(Duration::from_secs(1)).await?;
+        Duration::from_secs(1),
+    )
+    .await?;
     let err = daemon.mark_applied("t01", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::DeadlineExceeded), "{err}");
     ensure!(err.to_string().contains("t01"), "{err}");

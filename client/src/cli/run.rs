@@ -49,6 +49,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     stop_on_first_failure: run.stop_on_failure,
                     allow_out_of_order,
                     expected_set_digest: String::new(),
+                    transaction: 0,
                 })
                 .await?;
             follow(events, out).await?
@@ -76,6 +77,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     concurrency: run.concurrency.unwrap_or(0),
                     dry_run: run.dry_run,
                     stop_on_first_failure: run.stop_on_failure,
+                    transaction: 0,
                 })
                 .await?;
             follow(events, out).await?

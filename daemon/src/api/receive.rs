@@ -10,7 +10,7 @@ use crate::{
         ApplyRequest, LabelSelector, PlanRequest, ReadRequest, RepairRequest, RollbackRequest,
         Selector,
     },
-    model::{RecordStatus, RollbackTarget, SetDigest},
+    model::{RecordStatus, RollbackTarget, SetDigest, TransactionMode},
 };
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -25,6 +25,18 @@ fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
         ids: sel.tenant_ids,
         labels,
     })
+}
+
+/// Unspecified means the fleet's own mode.
+fn transaction(mode: i32) -> Result<Option<TransactionMode>, ApiError> {
+    match pb::TransactionMode::try_from(mode) {
+        Ok(pb::TransactionMode::Unspecified) => Ok(None),
+        Ok(pb::TransactionMode::Migration) => Ok(Some(TransactionMode::Migration)),
+        Ok(pb::TransactionMode::Tenant) => Ok(Some(TransactionMode::Tenant)),
+        Err(_) => Err(invalid(format!(
+            "transaction {mode} is not a transaction mode"
+        ))),
+    }
 }
 
 /// `0` means the fleet's own concurrency.
@@ -66,6 +78,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
             concurrency: concurrency(req.concurrency),
             dry_run: req.dry_run,
             stop_on_first_failure: req.stop_on_first_failure,
+            transaction: transaction(req.transaction)?,
             expected_set_digest: (!digest.is_empty())
                 .then(|| SetDigest(digest.to_ascii_lowercase())),
         })
@@ -99,6 +112,7 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
             concurrency: concurrency(req.concurrency),
             dry_run: req.dry_run,
             stop_on_first_failure: req.stop_on_first_failure,
+            transaction: transaction(req.transaction)?,
         })
     }
 }

@@ -167,63 +167,82 @@ pub(super) struct SessionSql {
     pub(super) prelude: Vec<String>,
     /// The history table and the log table, `IF NOT EXISTS`.
     pub(super) create: [String; 2],
-    /// Counts history tables with the name bound as its one parameter (0 or 1).
-    pub(super) exists: String,
-    /// The parameter of `exists`.
-    pub(super) exists_arg: String,
     /// `SELECT` [`SELECT_COLUMNS`] ordered by version.
     pub(super) select: String,
     /// From [`upsert_sql`].
     pub(super) upsert: String,
     /// From [`log_insert_sql`].
     pub(super) log_insert: String,
+    /// The qualified history table and log table names, for literal writes.
+    pub(super) tables: [String; 2],
+    /// The SQLSTATE (or SQLite result code) of "no such table".
+    pub(super) missing_table_code: &'static str,
 }
 
-/// Implements [`super::Session`] for `$session { conn: $conn, sql: Arc<SessionSql> }`; every
-/// dialect's session is the same code over its own connection type.
-macro_rules! sqlx_session {
-    ($session:ident, $conn:ty) => {
-        struct $session {
-            conn: $conn,
-            sql: std::sync::Arc<$crate::dialect::history::SessionSql>,
+impl SessionSql {
+    /// True when `e` says the history table does not exist.
+    pub(super) fn is_missing_table(&self, e: &sqlx::Error) -> bool {
+        match e {
+            sqlx::Error::Database(db) => {
+                db.code().as_deref() == Some(self.missing_table_code)
+                    && (self.missing_table_code != "1" || db.message().contains("no such table"))
+            }
+            _ => false,
         }
+    }
+}
 
+/// Implements the dialect-independent part of [`super::Session`] for
+/// `$session { conn: $conn, sql: Arc<SessionSql>, .. }`; the dialect's own
+/// `impl $session` supplies `record_sql_impl`, `lock_impl`, `unlock_impl` and `reset`.
+macro_rules! sqlx_session {
+    ($session:ident, $conn:ty, persistent: $persistent:expr, batch_limit: $batch_limit:expr) => {
         #[async_trait::async_trait]
         impl $crate::dialect::Session for $session {
-            async fn ensure_history(&mut self) -> Result<(), DbError> {
-                for ddl in self.sql.prelude.iter().chain(&self.sql.create) {
-                    sqlx::Executor::execute(&mut self.conn, ddl.as_str())
-                        .await
-                        .map_err(DbError::query("creating the history table"))?;
-                }
-                Ok(())
+            async fn read_history(
+                &mut self,
+            ) -> Result<Option<Vec<$crate::model::HistoryRecord>>, DbError> {
+                // One round trip over the simple protocol; a missing table is the answer
+                // "nothing applied", not an error.
+                let select: &str = &self.sql.select;
+                let rows = sqlx::Executor::fetch_all(&mut self.conn, select).await;
+                let rows = match rows {
+                    Ok(rows) => rows,
+                    Err(e) if self.sql.is_missing_table(&e) => return Ok(None),
+                    Err(e) => return Err(DbError::query("reading the history table")(e)),
+                };
+                rows.iter()
+                    .map(|row| {
+                        sqlx::FromRow::from_row(row)
+                            .and_then($crate::dialect::history::record_from_row)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some)
+                    .map_err(DbError::query("reading the history table"))
             }
 
-            async fn read_history(&mut self) -> Result<Vec<$crate::model::HistoryRecord>, DbError> {
-                let exists: i64 = sqlx::query_scalar(&self.sql.exists)
-                    .bind(&self.sql.exists_arg)
-                    .fetch_one(&mut self.conn)
+            async fn create_history(&mut self) -> Result<(), DbError> {
+                // One request: the schema (if any) and both tables.
+                let ddl: Vec<&str> = self
+                    .sql
+                    .prelude
+                    .iter()
+                    .chain(&self.sql.create)
+                    .map(String::as_str)
+                    .collect();
+                let ddl = ddl.join(";\n");
+                sqlx::Executor::execute(&mut self.conn, ddl.as_str())
                     .await
-                    .map_err(DbError::query("looking up the history table"))?;
-                if exists == 0 {
-                    return Ok(Vec::new());
-                }
-                let rows: Vec<$crate::dialect::history::RecordRow> =
-                    sqlx::query_as(&self.sql.select)
-                        .fetch_all(&mut self.conn)
-                        .await
-                        .map_err(DbError::query("reading the history table"))?;
-                rows.into_iter()
-                    .map($crate::dialect::history::record_from_row)
-                    .collect::<Result<_, _>>()
-                    .map_err(DbError::query("reading the history table"))
+                    .map(|_| ())
+                    .map_err(DbError::query("creating the history table"))
             }
 
             async fn write_record(
                 &mut self,
                 rec: &$crate::model::RecordWrite,
             ) -> Result<(), DbError> {
-                $crate::dialect::history::bind_record!(sqlx::query(&self.sql.upsert), rec)
+                let query = sqlx::query(&self.sql.upsert).persistent($persistent);
+                $crate::dialect::history::bind_record!(query, rec)
                     .execute(&mut self.conn)
                     .await
                     .map(|_| ())
@@ -234,17 +253,59 @@ macro_rules! sqlx_session {
                 &mut self,
                 rec: &$crate::model::RecordWrite,
             ) -> Result<(), DbError> {
-                $crate::dialect::history::bind_log!(sqlx::query(&self.sql.log_insert), rec)
+                let query = sqlx::query(&self.sql.log_insert).persistent($persistent);
+                $crate::dialect::history::bind_log!(query, rec)
                     .execute(&mut self.conn)
                     .await
                     .map(|_| ())
                     .map_err(DbError::query("writing the history log"))
             }
 
-            async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error> {
-                sqlx::Executor::execute(&mut self.conn, sql)
+            fn record_sql(&self, rec: &$crate::model::RecordWrite) -> String {
+                self.record_sql_impl(rec)
+            }
+
+            async fn execute_batch(
+                &mut self,
+                sql: &str,
+            ) -> Result<u64, $crate::dialect::BatchError> {
+                use futures::StreamExt;
+                let mut done = 0;
+                // A query without arguments goes over the simple protocol.
+                let mut results = sqlx::Executor::fetch_many(&mut self.conn, sql);
+                while let Some(item) = results.next().await {
+                    match item {
+                        Ok(sqlx::Either::Left(_)) => done += 1,
+                        Ok(sqlx::Either::Right(_)) => {}
+                        Err(source) => return Err($crate::dialect::BatchError { done, source }),
+                    }
+                }
+                Ok(done)
+            }
+
+            async fn lock(
+                &mut self,
+                timeout: std::time::Duration,
+            ) -> Result<std::time::Duration, DbError> {
+                self.lock_impl(timeout).await
+            }
+
+            async fn unlock(&mut self) -> Result<(), DbError> {
+                self.unlock_impl().await
+            }
+
+            fn batch_limit(&self) -> usize {
+                $batch_limit
+            }
+
+            fn reset_sql(&self) -> Option<&[String]> {
+                self.reset.as_deref()
+            }
+
+            async fn ping(&mut self) -> Result<(), DbError> {
+                sqlx::Connection::ping(&mut self.conn)
                     .await
-                    .map(|_| ())
+                    .map_err(|source| DbError::Connect { source })
             }
 
             async fn close(self: Box<Self>) {

@@ -1,231 +1,116 @@
-//! Databases behind one small trait: what the engine needs to lock a tenant, read and write
-//! its history table, and run scripts. One file per database.
+//! Databases behind two small traits: a [`Database`] opens [`Session`]s to one tenant, and a
+//! session reads and writes the history table, runs scripts in batches, takes the tenant
+//! lock and resets itself. One file per database.
 //!
 //! The engine's rules (transactions, recording, lock lifetimes) live in `rollout`; a dialect
 //! only supplies primitives, so each rule is written once.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `target.rs` | [`Target`]: where a tenant lives |
+//! | `error.rs` | [`DbError`], and the batch error with its statement count |
+//! | `history.rs` | the history table's columns and the SQL every dialect shares |
+//! | `literal.rs` | history rows as SQL literals, for writes inside one batch |
+//! | `postgres.rs`, `mysql.rs`, `sqlite.rs` | one database each |
 
+mod error;
 mod history;
+mod literal;
 mod mysql;
 mod postgres;
 mod sqlite;
+mod target;
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use error::DbError;
+pub(crate) use error::{BatchError, connection_lost};
+pub use target::Target;
+
 use crate::model::{DialectKind, HistoryRecord, RecordWrite};
-
-/// Where one tenant lives and how to talk to it.
-#[derive(Clone)]
-pub struct Target {
-    /// Connection URL. Secret: never logged, never in errors or responses.
-    pub dsn: String,
-    /// PostgreSQL schema for schema-per-tenant fleets; `search_path` is set to it on every
-    /// connection the engine opens, and the history table lives in it.
-    pub schema: Option<String>,
-    /// Validated history table name; the log table is `<name>_log`.
-    pub history_table: String,
-    /// Statements run on every connection the engine opens, before anything else
-    /// (e.g. `PRAGMA foreign_keys = OFF`, `SET FOREIGN_KEY_CHECKS = 0`).
-    pub session_init: Vec<String>,
-    /// Longest wait for a connection to open.
-    pub connect_timeout: Duration,
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Target")
-            .field("dsn", &"<redacted>")
-            .field("schema", &self.schema)
-            .field("history_table", &self.history_table)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A database operation that failed. Messages never contain the DSN.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DbError {
-    /// The database refused the connection, or the driver could not reach it.
-    #[error("cannot connect: {source}")]
-    Connect {
-        /// The driver's error.
-        source: sqlx::Error,
-    },
-    /// No connection opened within the target's connect timeout.
-    #[error("no connection within {timeout_ms} ms")]
-    ConnectTimeout {
-        /// The timeout, ms.
-        timeout_ms: u64,
-    },
-    /// A statement the engine issued failed.
-    #[error("{context}: {source}")]
-    Query {
-        /// What the engine was doing, e.g. `reading the history table`.
-        context: &'static str,
-        /// The driver's error.
-        source: sqlx::Error,
-    },
-    /// A file the engine needs beside a SQLite database (its directory, its lock file).
-    #[error("{context}: {source}")]
-    Io {
-        /// What the engine was doing, e.g. `opening the tenant's lock file`.
-        context: &'static str,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
-    /// The per-tenant lock was still held by another session when the timeout ran out.
-    #[error("lock {lock} not acquired within {waited_ms} ms: another session holds it")]
-    LockTimeout {
-        /// The lock's key or name, e.g. `pg_advisory_lock(7203…)`.
-        lock: String,
-        /// How long the engine polled, in milliseconds.
-        waited_ms: u64,
-    },
-    /// The lock's release did not finish in time; its connection was dropped, which ends
-    /// the session and with it the lock.
-    #[error("lock release did not finish within {timeout_ms} ms; its connection was dropped")]
-    ReleaseTimeout {
-        /// The timeout, ms.
-        timeout_ms: u64,
-    },
-    /// The DSN does not parse for the dialect.
-    #[error("invalid target: {dialect} DSN does not parse: {source}")]
-    Dsn {
-        /// The fleet's dialect.
-        dialect: DialectKind,
-        /// The driver's parse error (it never repeats the DSN).
-        source: sqlx::Error,
-    },
-    /// The target asks for something the dialect cannot do.
-    #[error("invalid target: {0}")]
-    Unsupported(&'static str),
-}
-
-impl DbError {
-    pub(crate) fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
-        move |source| Self::Query { context, source }
-    }
-
-    pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Self {
-        move |source| Self::Io { context, source }
-    }
-
-    /// True when the tenant could not be reached or used at all, as opposed to a statement
-    /// that failed on a working connection.
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            Self::Connect { .. }
-                | Self::ConnectTimeout { .. }
-                | Self::Io { .. }
-                | Self::Dsn { .. }
-                | Self::Unsupported(_)
-        )
-    }
-}
-
-/// One open connection to a tenant, used for the history table and for scripts.
-#[async_trait]
-pub trait Session: Send {
-    /// Creates the history and log tables (and the schema) if they are missing.
-    async fn ensure_history(&mut self) -> Result<(), DbError>;
-    /// Every history row, ascending by version; empty when the table does not exist.
-    async fn read_history(&mut self) -> Result<Vec<HistoryRecord>, DbError>;
-    /// Inserts or replaces the row for `rec.version`.
-    async fn write_record(&mut self, rec: &RecordWrite) -> Result<(), DbError>;
-    /// Appends `rec` to the append-only log table (DESIGN.md rule 5).
-    async fn append_log(&mut self, rec: &RecordWrite) -> Result<(), DbError>;
-    /// Runs SQL text as-is over the simple protocol (several statements allowed).
-    async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error>;
-    /// Closes the connection cleanly.
-    async fn close(self: Box<Self>);
-}
-
-/// A lock held on a dedicated connection (or file) that no pool will ever reuse.
-#[async_trait]
-pub(crate) trait HeldLock: Send {
-    /// Releases the lock and closes its connection.
-    async fn release(self: Box<Self>) -> Result<(), DbError>;
-}
 
 /// Longest wait for a lock release or a connection close before the connection is dropped.
 pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The per-tenant lock (DESIGN.md rule 3). Dropped without [`LockGuard::release`] — a
-/// cancelled task, a panic — it drops its connection, and the server frees a session lock
-/// when the session ends; a file lock is freed when its file is closed.
-pub struct LockGuard {
-    held: Option<Box<dyn HeldLock>>,
-    /// How long acquiring took, for the lock-wait metric.
-    pub waited: Duration,
-}
-
-impl LockGuard {
-    /// Releases the lock and closes its connection.
+/// One open connection to a tenant, with the session settings of its fleet applied.
+#[async_trait]
+pub(crate) trait Session: Send {
+    /// Every history row, ascending by version, in one round trip; `None` when the history
+    /// table does not exist. Creates nothing.
+    async fn read_history(&mut self) -> Result<Option<Vec<HistoryRecord>>, DbError>;
+    /// Creates the history and log tables (and the tenant's schema) if they are missing.
+    async fn create_history(&mut self) -> Result<(), DbError>;
+    /// Inserts or replaces the row for `rec.version`.
+    async fn write_record(&mut self, rec: &RecordWrite) -> Result<(), DbError>;
+    /// Appends `rec` to the append-only log table (DESIGN.md rule 5).
+    async fn append_log(&mut self, rec: &RecordWrite) -> Result<(), DbError>;
+    /// The upsert of `rec` and its log insert as two `;`-separated statements with every
+    /// value a literal, to run inside a batch after a script. The finish time and duration
+    /// are taken when the statement runs, so they cover the script before it.
+    fn record_sql(&self, rec: &RecordWrite) -> String;
+    /// Runs `sql` (several `;`-separated statements) in one request over the simple
+    /// protocol and returns how many statements completed.
     ///
     /// # Errors
-    /// [`DbError::Query`] when the unlock statement failed; the connection is closed anyway,
-    /// which ends the session and with it the lock.
-    pub async fn release(mut self) -> Result<(), DbError> {
-        let Some(held) = self.held.take() else {
-            return Ok(());
-        };
-        // A server that stops answering must not hold the tenant forever: on timeout the
-        // release future, and with it the connection, is dropped, which ends the session.
-        match tokio::time::timeout(RELEASE_TIMEOUT, held.release()).await {
-            Ok(released) => released,
-            Err(_) => Err(DbError::ReleaseTimeout {
-                timeout_ms: RELEASE_TIMEOUT.as_millis() as u64,
-            }),
-        }
-    }
+    /// [`BatchError`] with the number of statements that completed before the failing one.
+    async fn execute_batch(&mut self, sql: &str) -> Result<u64, BatchError>;
+    /// Largest request [`Session::execute_batch`] should be given, in bytes: a larger
+    /// script is sent in several.
+    fn batch_limit(&self) -> usize;
+    /// Takes the tenant lock (DESIGN.md rule 3), polling with backoff (10 ms doubling to
+    /// 500 ms) for at most `timeout`; never a blocking wait on the server. Returns how long
+    /// it took.
+    ///
+    /// # Errors
+    /// [`DbError::LockTimeout`] when another session still holds it after `timeout`.
+    async fn lock(&mut self, timeout: Duration) -> Result<Duration, DbError>;
+    /// Releases the tenant lock.
+    ///
+    /// # Errors
+    /// When the release failed or found the lock not held; the caller must close this
+    /// session, never pool it, so that the server frees whatever it still holds.
+    async fn unlock(&mut self) -> Result<(), DbError>;
+    /// Statements that return this session to its state right after connecting (session
+    /// variables, `search_path`, temporary tables, prepared statements, cursors), then run
+    /// `session_init` again, one statement each; `None` when the dialect cannot reset a
+    /// session in place and each migration needs a session of its own.
+    fn reset_sql(&self) -> Option<&[String]>;
+    /// Checks that the connection still answers.
+    async fn ping(&mut self) -> Result<(), DbError>;
+    /// Closes the connection cleanly, or drops it after [`RELEASE_TIMEOUT`].
+    async fn close(self: Box<Self>);
 }
 
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if self.held.is_some() {
-            tracing::warn!("tenant lock dropped without release; closing its connection");
-        }
-    }
-}
-
-/// One tenant's database: opens sessions and takes the tenant lock.
+/// One tenant's database: opens sessions. Nothing connects until a session is asked for.
 #[async_trait]
-pub trait Database: Send + Sync {
+pub(crate) trait Database: Send + Sync {
     /// The dialect.
     fn kind(&self) -> DialectKind;
-    /// Opens a new connection with the session settings applied.
+    /// `host:port` of the server, the key of the per-host connection budget; `None` for
+    /// SQLite files.
+    fn host(&self) -> Option<String>;
+    /// True when a session resets in place ([`Session::reset_sql`]), so one session holds
+    /// the lock and runs every migration of a tenant; false when the lock has a session of
+    /// its own and each migration gets a new one.
+    fn resets_in_place(&self) -> bool {
+        self.kind() == DialectKind::Postgres
+    }
+    /// Opens a new connection with `session_init` and the tenant's schema applied.
     ///
     /// # Errors
     /// [`DbError::Connect`] or [`DbError::ConnectTimeout`] when the database is unreachable.
     async fn connect(&self) -> Result<Box<dyn Session>, DbError>;
-    /// Takes the tenant lock, polling with backoff (10 ms doubling to 500 ms) for at most
-    /// `timeout`; never a blocking wait on the server.
-    ///
-    /// # Errors
-    /// [`DbError::LockTimeout`] when another session still holds it after `timeout`;
-    /// [`DbError::Connect`] or [`DbError::ConnectTimeout`] when the database is unreachable.
-    async fn lock(&self, timeout: Duration) -> Result<LockGuard, DbError>;
-}
-
-/// Reads a tenant's history on a session of its own, without creating anything.
-///
-/// # Errors
-/// [`DbError::Connect`] or [`DbError::ConnectTimeout`] when the tenant is unreachable, [`DbError::Query`] when the read fails.
-pub(crate) async fn read_history(db: &dyn Database) -> Result<Vec<HistoryRecord>, DbError> {
-    let mut session = db.connect().await?;
-    let history = session.read_history().await;
-    session.close().await;
-    history
 }
 
 /// Builds the database handle of one tenant. Nothing connects until it is used.
 ///
 /// # Errors
 /// [`DbError::Dsn`] when the DSN does not parse for `kind`; [`DbError::Unsupported`] when
-/// `schema` is set for a dialect without schemas, or the target is an in-memory SQLite database.
-pub fn open(kind: DialectKind, target: Target) -> Result<Box<dyn Database>, DbError> {
+/// `schema` is set for a dialect without schemas, or the target is an in-memory SQLite
+/// database.
+pub(crate) fn open(kind: DialectKind, target: Target) -> Result<Box<dyn Database>, DbError> {
     if target.schema.is_some() && !kind.has_schemas() {
         return Err(DbError::Unsupported(
             "schema-per-tenant is only supported on postgres",
@@ -238,13 +123,47 @@ pub fn open(kind: DialectKind, target: Target) -> Result<Box<dyn Database>, DbEr
     })
 }
 
-/// Polls `try_lock(state)` with backoff until it returns true or `timeout` passes.
+/// A tenant lock taken the way the engine takes it, on a session of its own: for operators'
+/// maintenance scripts and for tests that need a lock held by "another daemon".
+pub struct TenantLock {
+    session: Box<dyn Session>,
+}
+
+impl TenantLock {
+    /// Connects to `target` and takes its tenant lock within `timeout`.
+    ///
+    /// # Errors
+    /// [`DbError::Dsn`]/[`DbError::Unsupported`] for an unusable target; connection errors;
+    /// [`DbError::LockTimeout`] when another session holds the lock past `timeout`.
+    pub async fn acquire(
+        kind: DialectKind,
+        target: Target,
+        timeout: Duration,
+    ) -> Result<Self, DbError> {
+        let mut session = open(kind, target)?.connect().await?;
+        session.lock(timeout).await?;
+        Ok(Self { session })
+    }
+
+    /// Releases the lock and closes its session.
+    ///
+    /// # Errors
+    /// When the release failed; the session is closed anyway, which frees the lock.
+    pub async fn release(mut self) -> Result<(), DbError> {
+        let released = self.session.unlock().await;
+        self.session.close().await;
+        released
+    }
+}
+
+/// Polls `try_lock(state)` with backoff until it returns true or `timeout` passes; returns
+/// how long it took.
 async fn poll_lock<S, F>(
     lock: &str,
     timeout: Duration,
     state: &mut S,
     mut try_lock: F,
-) -> Result<(), DbError>
+) -> Result<Duration, DbError>
 where
     S: Send,
     F: for<'a> FnMut(&'a mut S) -> futures::future::BoxFuture<'a, Result<bool, DbError>>,
@@ -253,7 +172,7 @@ where
     let mut backoff = Duration::from_millis(10);
     loop {
         if try_lock(state).await? {
-            return Ok(());
+            return Ok(start.elapsed());
         }
         let waited = start.elapsed();
         if waited >= timeout {

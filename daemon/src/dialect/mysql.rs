@@ -1,16 +1,23 @@
 //! MySQL and MariaDB: DDL auto-commits, so every script takes the non-transactional path;
 //! the tenant lock is `GET_LOCK` polled with a zero timeout (MySQL 8.0 Reference Manual,
-//! 14.14 "Locking Functions"). Connections use `utf8mb4`.
+//! 14.14 "Locking Functions") on a session of its own. Connections use `utf8mb4`.
+//!
+//! A MySQL session cannot be reset in place while it keeps a `GET_LOCK`: the only full reset,
+//! `COM_RESET_CONNECTION`, also releases user locks, and no statement lists a session's
+//! temporary tables. So each migration runs on a session of its own, closed after it.
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
+use tokio::sync::OnceCell;
+
 use async_trait::async_trait;
 use sha2::Digest;
-use sqlx::{ConnectOptions, Connection, MySqlConnection, mysql::MySqlConnectOptions};
+use sqlx::{ConnectOptions, MySqlConnection, mysql::MySqlConnectOptions};
 
 use super::{
-    Database, DbError, DialectKind, HeldLock, LockGuard, Session, Target, connect_within,
+    Database, DbError, DialectKind, Session, Target, connect_within,
     history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
+    literal::{self, Style},
     poll_lock, quote,
 };
 
@@ -20,15 +27,20 @@ const MAX_LOCK_NAME: usize = 64;
 pub(super) struct Mysql {
     opts: MySqlConnectOptions,
     target: Target,
+    /// Resolved on the first connection, then shared by every session of the tenant.
+    identity: OnceCell<Arc<Identity>>,
 }
 
-/// The history SQL of one session, with the tables qualified by the session's `DATABASE()`
-/// when it starts, so a script's `USE other_db` cannot send the history rows elsewhere.
-fn session_sql(database: Option<&str>, history_table: &str) -> SessionSql {
-    let qualify = |name: &str| match database {
-        Some(db) => format!("{}.{}", quote(db, '`'), quote(name, '`')),
-        None => quote(name, '`'),
-    };
+/// The tenant's history SQL and lock name, both from its `DATABASE()` and history table.
+struct Identity {
+    sql: Arc<SessionSql>,
+    lock_name: String,
+}
+
+/// The history SQL of a tenant, with the tables qualified by `DATABASE()` of its first
+/// session, so a script's `USE other_db` cannot send the history rows elsewhere.
+fn session_sql(database: &str, history_table: &str) -> SessionSql {
+    let qualify = |name: &str| format!("{}.{}", quote(database, '`'), quote(name, '`'));
     let table = qualify(history_table);
     let log = qualify(&format!("{history_table}_log"));
     let create = [
@@ -69,10 +81,8 @@ fn session_sql(database: Option<&str>, history_table: &str) -> SessionSql {
     ];
     SessionSql {
         prelude: Vec::new(),
-        exists: "SELECT COUNT(*) FROM information_schema.tables \
-                     WHERE table_schema = DATABASE() AND table_name = ?"
-            .into(),
-        exists_arg: history_table.to_owned(),
+        tables: [table.clone(), log.clone()],
+        missing_table_code: "42S02",
         select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
         upsert: upsert_sql(
             &table,
@@ -94,15 +104,26 @@ impl Mysql {
             })?
             .charset("utf8mb4")
             .disable_statement_logging();
-        Ok(Self { opts, target })
+        Ok(Self {
+            opts,
+            target,
+            identity: OnceCell::new(),
+        })
     }
 
-    async fn open(&self) -> Result<MySqlConnection, DbError> {
-        connect_within(
-            self.target.connect_timeout,
-            MySqlConnection::connect_with(&self.opts),
-        )
-        .await
+    async fn resolve(&self, conn: &mut MySqlConnection) -> Result<Arc<Identity>, DbError> {
+        let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(DbError::query("reading DATABASE()"))?;
+        let database = database.ok_or(DbError::Unsupported(
+            "the DSN names no database: add /<database> to it",
+        ))?;
+        let table = &self.target.history_table;
+        Ok(Arc::new(Identity {
+            sql: Arc::new(session_sql(&database, table)),
+            lock_name: lock_name(&database, table),
+        }))
     }
 }
 
@@ -123,39 +144,53 @@ impl Database for Mysql {
         DialectKind::Mysql
     }
 
+    fn host(&self) -> Option<String> {
+        Some(format!("{}:{}", self.opts.get_host(), self.opts.get_port()))
+    }
+
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
-        let mut conn = self.open().await?;
+        let mut conn = connect_within(
+            self.target.connect_timeout,
+            sqlx::Connection::connect_with(&self.opts),
+        )
+        .await?;
         for stmt in &self.target.session_init {
             sqlx::Executor::execute(&mut conn, stmt.as_str())
                 .await
                 .map_err(DbError::query("running session_init"))?;
         }
-        let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(DbError::query("reading DATABASE()"))?;
-        let sql = session_sql(database.as_deref(), &self.target.history_table);
+        let identity = self
+            .identity
+            .get_or_try_init(|| self.resolve(&mut conn))
+            .await?
+            .clone();
         Ok(Box::new(MysqlSession {
             conn,
-            sql: Arc::new(sql),
+            sql: identity.sql.clone(),
+            reset: None,
+            identity,
         }))
     }
+}
 
-    async fn lock(&self, timeout: Duration) -> Result<LockGuard, DbError> {
-        let start = std::time::Instant::now();
-        let mut conn = self.open().await?;
-        let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(DbError::query("reading the lock name"))?;
-        let name = lock_name(
-            database.as_deref().unwrap_or_default(),
-            &self.target.history_table,
-        );
+struct MysqlSession {
+    conn: MySqlConnection,
+    sql: Arc<SessionSql>,
+    reset: Option<Arc<[String]>>,
+    identity: Arc<Identity>,
+}
+
+impl MysqlSession {
+    fn record_sql_impl(&self, rec: &crate::model::RecordWrite) -> String {
+        let [table, log] = &self.sql.tables;
+        literal::record_sql(Style::Mysql, table, log, rec)
+    }
+
+    async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
+        let name = self.identity.lock_name.clone();
         let label = format!("GET_LOCK('{name}')");
-        let n = name.clone();
-        poll_lock(&label, timeout, &mut conn, |c| {
-            let n = n.clone();
+        poll_lock(&label, timeout, &mut self.conn, |c| {
+            let n = name.clone();
             Box::pin(async move {
                 sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, 0)")
                     .bind(n)
@@ -165,35 +200,26 @@ impl Database for Mysql {
                     .map_err(DbError::query("taking the named lock"))
             })
         })
-        .await?;
-        Ok(LockGuard {
-            held: Some(Box::new(MysqlLock { conn, name })),
-            waited: start.elapsed(),
-        })
+        .await
     }
-}
 
-struct MysqlLock {
-    conn: MySqlConnection,
-    name: String,
-}
-
-#[async_trait]
-impl HeldLock for MysqlLock {
-    async fn release(self: Box<Self>) -> Result<(), DbError> {
-        let Self { mut conn, name } = *self;
+    async fn unlock_impl(&mut self) -> Result<(), DbError> {
+        let name = &self.identity.lock_name;
         let released = sqlx::query_scalar::<_, Option<i64>>("SELECT RELEASE_LOCK(?)")
             .bind(name)
-            .fetch_one(&mut conn)
+            .fetch_one(&mut self.conn)
             .await
-            .map_err(DbError::query("releasing the named lock"));
-        // Closed either way: the session's end releases anything still held.
-        let _ = conn.close().await;
-        released.map(|_| ())
+            .map_err(DbError::query("releasing the named lock"))?;
+        match released {
+            Some(1) => Ok(()),
+            _ => Err(DbError::LockNotHeld {
+                lock: format!("GET_LOCK('{name}')"),
+            }),
+        }
     }
 }
 
-sqlx_session!(MysqlSession, MySqlConnection);
+sqlx_session!(MysqlSession, MySqlConnection, persistent: true, batch_limit: 1 << 20);
 
 #[cfg(test)]
 mod tests {

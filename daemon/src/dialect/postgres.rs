@@ -1,33 +1,67 @@
 //! PostgreSQL: transactional DDL, session advisory locks polled with
-//! `pg_try_advisory_lock` (PostgreSQL docs, 9.27.10 "Advisory Lock Functions").
+//! `pg_try_advisory_lock` (PostgreSQL docs, 9.27.10 "Advisory Lock Functions"), and sessions
+//! that reset in place between migrations, so one session serves a tenant's whole apply.
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use sqlx::{ConnectOptions, Connection, PgConnection, postgres::PgConnectOptions};
+use sqlx::{ConnectOptions, PgConnection, postgres::PgConnectOptions};
+use tokio::sync::OnceCell;
 
 use super::{
-    Database, DbError, DialectKind, HeldLock, LockGuard, Session, Target, connect_within,
+    Database, DbError, DialectKind, Session, Target, connect_within,
     history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
+    literal::{self, Style},
     poll_lock, quote,
 };
+
+/// Returns a session to its state after connecting: everything `DISCARD ALL` does
+/// (PostgreSQL docs, "DISCARD") except `pg_advisory_unlock_all()`, since the tenant lock
+/// lives on this session, and in statements that may run in one request.
+const RESET: [&str; 8] = [
+    "CLOSE ALL",
+    "SET SESSION AUTHORIZATION DEFAULT",
+    "RESET ALL",
+    "UNLISTEN *",
+    "DISCARD TEMP",
+    "DISCARD SEQUENCES",
+    "DISCARD PLANS",
+    "DEALLOCATE ALL",
+];
+
+/// Server-side TCP keepalive for the engine's sessions (PostgreSQL docs, 19.3.1): a daemon
+/// host that vanishes loses its sessions, and with them its advisory locks, within about a
+/// minute instead of the kernel's two hours.
+const KEEPALIVE: [(&str, &str); 3] = [
+    ("tcp_keepalives_idle", "30"),
+    ("tcp_keepalives_interval", "10"),
+    ("tcp_keepalives_count", "3"),
+];
 
 pub(super) struct Postgres {
     opts: PgConnectOptions,
     target: Target,
-    /// The quoted schema, for `search_path`.
-    schema: Option<String>,
+    /// Resolved on the first connection, then shared by every session of the tenant.
+    identity: OnceCell<Arc<Identity>>,
 }
 
-/// The history SQL of one session, with the tables qualified by `schema` (the tenant's
-/// configured schema, or the session's `current_schema()` when it starts), so a script that
+/// Where the tenant's history table is and which lock guards it, resolved once per tenant
+/// from (database, schema, history table), so the lock key and every history statement
+/// derive from the same names.
+struct Identity {
+    sql: Arc<SessionSql>,
+    lock_key: i64,
+    lock_name: String,
+    /// [`RESET`], then `session_init`: one statement each.
+    reset: Arc<[String]>,
+}
+
+/// The history SQL of a tenant, with the tables qualified by `schema` (the tenant's
+/// configured schema, or `current_schema()` on its first connection), so a script that
 /// changes `search_path` cannot send the history rows elsewhere.
-fn session_sql(schema: Option<&str>, history_table: &str, create_schema: bool) -> SessionSql {
-    let qualify = |name: &str| match schema {
-        Some(s) => format!("{}.{}", quote(s, '"'), quote(name, '"')),
-        None => quote(name, '"'),
-    };
+fn session_sql(schema: &str, history_table: &str, create_schema: bool) -> SessionSql {
+    let qualify = |name: &str| format!("{}.{}", quote(schema, '"'), quote(name, '"'));
     let table = qualify(history_table);
     let log = qualify(&format!("{history_table}_log"));
     let create = [
@@ -66,12 +100,15 @@ fn session_sql(schema: Option<&str>, history_table: &str, create_schema: bool) -
         ),
     ];
     SessionSql {
-        prelude: match (create_schema, schema) {
-            (true, Some(s)) => vec![format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s, '"'))],
-            _ => Vec::new(),
+        prelude: match create_schema {
+            true => vec![format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote(schema, '"')
+            )],
+            false => Vec::new(),
         },
-        exists: "SELECT COUNT(*) FROM (SELECT to_regclass($1) AS r) t WHERE r IS NOT NULL".into(),
-        exists_arg: table.clone(),
+        tables: [table.clone(), log.clone()],
+        missing_table_code: "42P01",
         select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
         upsert: upsert_sql(
             &table,
@@ -86,27 +123,57 @@ fn session_sql(schema: Option<&str>, history_table: &str, create_schema: bool) -
 
 impl Postgres {
     pub(super) fn new(target: Target) -> Result<Self, DbError> {
-        let opts = PgConnectOptions::from_str(&target.dsn)
+        let mut opts = PgConnectOptions::from_str(&target.dsn)
             .map_err(|source| DbError::Dsn {
                 dialect: DialectKind::Postgres,
                 source,
             })?
             .application_name("avocetd")
+            .options(KEEPALIVE)
             .disable_statement_logging();
-        let schema = target.schema.as_deref().map(|s| quote(s, '"'));
+        if let Some(schema) = &target.schema {
+            // A startup parameter, so `RESET ALL` returns to it: a migration can never land
+            // in another schema, before or after a reset.
+            opts = opts.options([("search_path", quote(schema, '"'))]);
+        }
         Ok(Self {
             opts,
             target,
-            schema,
+            identity: OnceCell::new(),
         })
     }
 
-    async fn open(&self) -> Result<PgConnection, DbError> {
-        connect_within(
-            self.target.connect_timeout,
-            PgConnection::connect_with(&self.opts),
-        )
-        .await
+    async fn resolve(&self, conn: &mut PgConnection) -> Result<Arc<Identity>, DbError> {
+        let (database, current): (String, Option<String>) =
+            sqlx::query_as("SELECT current_database(), current_schema()")
+                .persistent(false)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(DbError::query(
+                    "reading current_database() and current_schema()",
+                ))?;
+        let schema = match (&self.target.schema, current) {
+            (Some(s), _) => s.clone(),
+            (None, Some(s)) => s,
+            (None, None) => {
+                return Err(DbError::Unsupported(
+                    "no schema on the search_path: set one, or the tenant's schema",
+                ));
+            }
+        };
+        let table = &self.target.history_table;
+        let lock_key = advisory_key(&database, &schema, table);
+        let reset: Arc<[String]> = RESET
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(self.target.session_init.iter().cloned())
+            .collect();
+        Ok(Arc::new(Identity {
+            sql: Arc::new(session_sql(&schema, table, self.target.schema.is_some())),
+            lock_key,
+            lock_name: format!("pg_advisory_lock({lock_key})"),
+            reset,
+        }))
     }
 }
 
@@ -116,67 +183,32 @@ impl Database for Postgres {
         DialectKind::Postgres
     }
 
+    fn host(&self) -> Option<String> {
+        Some(format!("{}:{}", self.opts.get_host(), self.opts.get_port()))
+    }
+
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
-        let mut conn = self.open().await?;
-        if let Some(schema) = &self.schema {
-            // Per connection, so a migration can never land in another tenant's schema.
-            sqlx::Executor::execute(&mut conn, format!("SET search_path TO {schema}").as_str())
-                .await
-                .map_err(DbError::query("setting search_path"))?;
-        }
+        let mut conn = connect_within(
+            self.target.connect_timeout,
+            sqlx::Connection::connect_with(&self.opts),
+        )
+        .await?;
         for stmt in &self.target.session_init {
             sqlx::Executor::execute(&mut conn, stmt.as_str())
                 .await
                 .map_err(DbError::query("running session_init"))?;
         }
-        let resolved: Option<String> = match &self.target.schema {
-            Some(s) => Some(s.clone()),
-            None => sqlx::query_scalar("SELECT current_schema()")
-                .fetch_one(&mut conn)
-                .await
-                .map_err(DbError::query("reading current_schema()"))?,
-        };
-        let sql = session_sql(
-            resolved.as_deref(),
-            &self.target.history_table,
-            self.target.schema.is_some(),
-        );
+        let identity = self
+            .identity
+            .get_or_try_init(|| self.resolve(&mut conn))
+            .await?
+            .clone();
         Ok(Box::new(PgSession {
             conn,
-            sql: Arc::new(sql),
+            sql: identity.sql.clone(),
+            reset: Some(identity.reset.clone()),
+            identity,
         }))
-    }
-
-    async fn lock(&self, timeout: Duration) -> Result<LockGuard, DbError> {
-        let start = std::time::Instant::now();
-        let mut conn = self.open().await?;
-        let (database, current_schema): (String, Option<String>) =
-            sqlx::query_as("SELECT current_database(), current_schema()")
-                .fetch_one(&mut conn)
-                .await
-                .map_err(DbError::query("reading the lock key"))?;
-        let schema = self
-            .target
-            .schema
-            .clone()
-            .or(current_schema)
-            .unwrap_or_default();
-        let key = advisory_key(&database, &schema, &self.target.history_table);
-        let name = format!("pg_advisory_lock({key})");
-        poll_lock(&name, timeout, &mut conn, |c| {
-            Box::pin(async move {
-                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-                    .bind(key)
-                    .fetch_one(c)
-                    .await
-                    .map_err(DbError::query("taking the advisory lock"))
-            })
-        })
-        .await?;
-        Ok(LockGuard {
-            held: Some(Box::new(PgLock { conn, key })),
-            waited: start.elapsed(),
-        })
     }
 }
 
@@ -187,27 +219,61 @@ fn advisory_key(database: &str, schema: &str, table: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-struct PgLock {
+struct PgSession {
     conn: PgConnection,
-    key: i64,
+    sql: Arc<SessionSql>,
+    reset: Option<Arc<[String]>>,
+    identity: Arc<Identity>,
 }
 
-#[async_trait]
-impl HeldLock for PgLock {
-    async fn release(self: Box<Self>) -> Result<(), DbError> {
-        let Self { mut conn, key } = *self;
-        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-            .bind(key)
-            .fetch_one(&mut conn)
+impl PgSession {
+    fn record_sql_impl(&self, rec: &crate::model::RecordWrite) -> String {
+        let [table, log] = &self.sql.tables;
+        literal::record_sql(Style::Postgres, table, log, rec)
+    }
+
+    async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
+        let key = self.identity.lock_key;
+        let name = self.identity.lock_name.clone();
+        poll_lock(&name, timeout, &mut self.conn, |c| {
+            Box::pin(async move {
+                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                    .persistent(false)
+                    .bind(key)
+                    .fetch_one(c)
+                    .await
+                    .map_err(DbError::query("taking the advisory lock"))
+            })
+        })
+        .await
+    }
+
+    /// Resets the session and releases the lock in one request (one implicit transaction),
+    /// so the session goes back to its pool as it came.
+    async fn unlock_impl(&mut self) -> Result<(), DbError> {
+        let mut sql = self.identity.reset.join(";\n");
+        sql.push_str(&format!(
+            ";\nSELECT pg_advisory_unlock({})",
+            self.identity.lock_key
+        ));
+        let rows = sqlx::Executor::fetch_all(&mut self.conn, sql.as_str())
             .await
-            .map_err(DbError::query("releasing the advisory lock"));
-        // Closed either way: the session's end releases anything still held.
-        let _ = conn.close().await;
-        unlocked.map(|_| ())
+            .map_err(DbError::query("releasing the advisory lock"))?;
+        let released = match rows.first() {
+            Some(row) => sqlx::Row::try_get::<bool, _>(row, 0)
+                .map_err(DbError::query("releasing the advisory lock"))?,
+            None => false,
+        };
+        match released {
+            true => Ok(()),
+            false => Err(DbError::LockNotHeld {
+                lock: self.identity.lock_name.clone(),
+            }),
+        }
     }
 }
 
-sqlx_session!(PgSession, PgConnection);
+sqlx_session!(PgSession, PgConnection, persistent: false, batch_limit: 1 << 20);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,7 @@
 //! SQLite: transactional DDL; the tenant lock is an exclusive lock (`flock`) on a file beside
-//! the database, `<database>.avocet-lock`, so it also excludes other processes.
+//! the database, `<database>.avocet-lock`, so it also excludes other processes. Opening a
+//! SQLite connection costs no round trip, so each migration runs on a session of its own
+//! rather than resetting one (a session's pragmas cannot be listed, so not all reset).
 
 use std::{
     fs::{File, OpenOptions, TryLockError},
@@ -10,11 +12,12 @@ use std::{
 };
 
 use async_trait::async_trait;
-use sqlx::{ConnectOptions, Connection, SqliteConnection, sqlite::SqliteConnectOptions};
+use sqlx::{ConnectOptions, SqliteConnection, sqlite::SqliteConnectOptions};
 
 use super::{
-    Database, DbError, DialectKind, HeldLock, LockGuard, Session, Target, connect_within,
+    Database, DbError, DialectKind, Session, Target, connect_within,
     history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
+    literal::{self, Style},
     poll_lock, quote,
 };
 
@@ -78,8 +81,8 @@ impl Sqlite {
         ];
         let sql = SessionSql {
             prelude: Vec::new(),
-            exists: "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?".into(),
-            exists_arg: target.history_table.clone(),
+            tables: [table.clone(), log.clone()],
+            missing_table_code: "1",
             select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
             upsert: upsert_sql(
                 &table,
@@ -117,11 +120,15 @@ impl Database for Sqlite {
         DialectKind::Sqlite
     }
 
+    fn host(&self) -> Option<String> {
+        None
+    }
+
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         self.make_parent_dir()?;
         let mut conn = connect_within(
             self.target.connect_timeout,
-            SqliteConnection::connect_with(&self.opts),
+            sqlx::Connection::connect_with(&self.opts),
         )
         .await?;
         for stmt in &self.target.session_init {
@@ -132,25 +139,46 @@ impl Database for Sqlite {
         Ok(Box::new(SqliteSession {
             conn,
             sql: self.sql.clone(),
+            reset: None,
+            lock_path: self.lock_path(),
+            lock: None,
         }))
     }
+}
 
-    async fn lock(&self, timeout: Duration) -> Result<LockGuard, DbError> {
-        let start = std::time::Instant::now();
-        self.make_parent_dir()?;
+impl Sqlite {
+    fn lock_path(&self) -> PathBuf {
         let mut path = self.file.clone().into_os_string();
         path.push(".avocet-lock");
-        let path = PathBuf::from(path);
-        let file = OpenOptions::new()
+        PathBuf::from(path)
+    }
+}
+
+struct SqliteSession {
+    conn: SqliteConnection,
+    sql: Arc<SessionSql>,
+    reset: Option<Arc<[String]>>,
+    lock_path: PathBuf,
+    /// The lock file, while this session holds the tenant lock; closing it frees the lock.
+    lock: Option<File>,
+}
+
+impl SqliteSession {
+    fn record_sql_impl(&self, rec: &crate::model::RecordWrite) -> String {
+        let [table, log] = &self.sql.tables;
+        literal::record_sql(Style::Sqlite, table, log, rec)
+    }
+
+    async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
+        let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)
+            .open(&self.lock_path)
             .map_err(DbError::io("opening the tenant's lock file"))?;
         // The path derives from the DSN, which stays out of errors (DESIGN.md rule 6).
-        let name = "flock(<database>.avocet-lock)".to_owned();
-        let mut file = file;
-        poll_lock(&name, timeout, &mut file, |f| {
+        let name = "flock(<database>.avocet-lock)";
+        let waited = poll_lock(name, timeout, &mut file, |f| {
             let result = match f.try_lock() {
                 Ok(()) => Ok(true),
                 Err(TryLockError::WouldBlock) => Ok(false),
@@ -161,23 +189,20 @@ impl Database for Sqlite {
             Box::pin(std::future::ready(result))
         })
         .await?;
-        Ok(LockGuard {
-            held: Some(Box::new(FileLock(file))),
-            waited: start.elapsed(),
-        })
+        self.lock = Some(file);
+        Ok(waited)
     }
-}
 
-struct FileLock(File);
-
-#[async_trait]
-impl HeldLock for FileLock {
-    async fn release(self: Box<Self>) -> Result<(), DbError> {
-        // Closing the file below releases the lock as well.
-        self.0
-            .unlock()
+    async fn unlock_impl(&mut self) -> Result<(), DbError> {
+        let Some(file) = self.lock.take() else {
+            return Err(DbError::LockNotHeld {
+                lock: "flock(<database>.avocet-lock)".into(),
+            });
+        };
+        // Closing the file releases the lock as well.
+        file.unlock()
             .map_err(DbError::io("unlocking the tenant's lock file"))
     }
 }
 
-sqlx_session!(SqliteSession, SqliteConnection);
+sqlx_session!(SqliteSession, SqliteConnection, persistent: true, batch_limit: 8 << 10);

@@ -32,7 +32,7 @@ pub use request::{
 pub use crate::rollout::RolloutLog;
 use crate::{
     fleet::{Fleet, Registry, Tenant},
-    model::{ApplyOptions, MigrationSet, RecordStatus},
+    model::{ApplyOptions, Direction, MigrationSet, RecordStatus, TransactionMode},
     rollout::{self, Operation, RolloutRequest, Runner},
 };
 
@@ -115,7 +115,7 @@ impl Engine {
             tenants,
             set,
         } = scope;
-        let tenants = reads::histories(&self.registry, tenants, fleet.concurrency)
+        let tenants = reads::histories(tenants, fleet.concurrency)
             .await
             .into_iter()
             .map(|(t, h)| reads::tenant_plan(&t, h, &set, opts, fleet.dialect))
@@ -151,9 +151,12 @@ impl Engine {
         self.start(
             scope,
             Operation::Apply(opts),
-            req.concurrency,
-            req.dry_run,
-            req.stop_on_first_failure,
+            Options {
+                concurrency: req.concurrency,
+                dry_run: req.dry_run,
+                stop_on_first_failure: req.stop_on_first_failure,
+                transaction: req.transaction,
+            },
         )
     }
 
@@ -166,9 +169,12 @@ impl Engine {
         self.start(
             scope,
             Operation::Rollback(req.target),
-            req.concurrency,
-            req.dry_run,
-            req.stop_on_first_failure,
+            Options {
+                concurrency: req.concurrency,
+                dry_run: req.dry_run,
+                stop_on_first_failure: req.stop_on_first_failure,
+                transaction: req.transaction,
+            },
         )
     }
 
@@ -182,7 +188,7 @@ impl Engine {
             tenants,
             set,
         } = self.scope(&req.fleet, &req.selector)?;
-        let tenants = reads::histories(&self.registry, tenants, fleet.concurrency)
+        let tenants = reads::histories(tenants, fleet.concurrency)
             .await
             .into_iter()
             .map(|(t, h)| reads::verification(&t, h, &set, fleet.dialect))
@@ -210,8 +216,7 @@ impl Engine {
             ..Default::default()
         };
         let mut versions = BTreeMap::new();
-        for (tenant, history) in reads::histories(&self.registry, tenants, fleet.concurrency).await
-        {
+        for (tenant, history) in reads::histories(tenants, fleet.concurrency).await {
             reads::count_status(&mut status, &mut versions, &tenant, history, &set);
         }
         status.versions = versions.into_iter().collect();
@@ -254,9 +259,17 @@ impl Engine {
         })
     }
 
-    /// Waits until every rollout has ended (call after cancelling the shutdown token).
+    /// Closes pooled tenant sessions once they have been idle for `idle_timeout`, until
+    /// `stop` is cancelled; the server runs this beside the engine.
+    pub async fn close_idle_sessions(&self, stop: CancellationToken) {
+        self.registry.close_idle_sessions(stop).await;
+    }
+
+    /// Waits until every rollout has ended (call after cancelling the shutdown token),
+    /// then closes every idle pooled session.
     pub async fn drain(&self) {
         self.runner.drain().await;
+        self.registry.close_all_idle().await;
     }
 
     /// The running or recent rollout `id`.
@@ -282,11 +295,9 @@ impl Engine {
         &self,
         scope: Scope,
         op: Operation,
-        concurrency: Option<usize>,
-        dry_run: bool,
-        stop_on_first_failure: bool,
+        options: Options,
     ) -> Result<Arc<RolloutLog>, EngineError> {
-        let concurrency = match concurrency {
+        let concurrency = match options.concurrency {
             None => scope.fleet.concurrency,
             Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
             Some(n) => {
@@ -295,6 +306,10 @@ impl Engine {
                 )));
             }
         };
+        let transaction = options.transaction.unwrap_or(scope.fleet.transaction);
+        if transaction == TransactionMode::Tenant {
+            grouped_allowed(&scope, op.direction())?;
+        }
         if self.runner.is_shutting_down() {
             return Err(EngineError::ShuttingDown);
         }
@@ -304,10 +319,44 @@ impl Engine {
             set: scope.set,
             op,
             concurrency,
-            dry_run,
-            stop_on_first_failure,
+            dry_run: options.dry_run,
+            stop_on_first_failure: options.stop_on_first_failure,
+            transaction,
         }))
     }
+}
+
+/// How a rollout runs, as a request says.
+struct Options {
+    concurrency: Option<usize>,
+    dry_run: bool,
+    stop_on_first_failure: bool,
+    transaction: Option<TransactionMode>,
+}
+
+/// Grouped mode needs transactional DDL and a set whose scripts in `direction` all run in
+/// a transaction.
+fn grouped_allowed(scope: &Scope, direction: Direction) -> Result<(), EngineError> {
+    let fleet = &scope.fleet.name;
+    if !scope.fleet.dialect.transactional_ddl() {
+        return Err(EngineError::FailedPrecondition(format!(
+            "fleet {fleet:?}: transaction = \"tenant\" needs transactional DDL, which {} \
+             does not have: use \"migration\"",
+            scope.fleet.dialect
+        )));
+    }
+    let outside = scope.set.iter().find(|m| match direction {
+        Direction::Up => m.up.no_transaction,
+        Direction::Down => m.down.as_ref().is_some_and(|d| d.no_transaction),
+    });
+    if let Some(m) = outside {
+        return Err(EngineError::FailedPrecondition(format!(
+            "fleet {fleet:?}: transaction = \"tenant\" cannot hold version {} ({}), which \
+             runs outside a transaction: use \"migration\"",
+            m.version, m.name
+        )));
+    }
+    Ok(())
 }
 
 /// The apply options of a plan request; the target must name a migration of the set.

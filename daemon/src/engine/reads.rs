@@ -7,8 +7,8 @@ use futures::{StreamExt, stream};
 
 use super::{FleetStatus, TenantPlan, TenantStatus, TenantVerification};
 use crate::{
-    dialect::{self, DbError},
-    fleet::{Registry, Tenant},
+    dialect::DbError,
+    fleet::Tenant,
     model::{ApplyOptions, Diagnostic, DialectKind, HistoryRecord, MigrationSet, Plan},
     plan,
 };
@@ -16,14 +16,12 @@ use crate::{
 /// Each tenant's history (or why it could not be read), in the order given, reading at
 /// most `concurrency` tenants at once within the global connection budget.
 pub(super) async fn histories(
-    registry: &Registry,
     tenants: Vec<Arc<Tenant>>,
     concurrency: usize,
 ) -> Vec<(Arc<Tenant>, Result<Vec<HistoryRecord>, DbError>)> {
     stream::iter(tenants)
         .map(|tenant| async move {
-            let _budget = registry.connections(1).await;
-            let result = dialect::read_history(tenant.db.as_ref()).await;
+            let result = tenant.read_history().await;
             (tenant, result)
         })
         .buffered(concurrency.max(1))

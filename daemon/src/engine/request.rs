@@ -1,7 +1,7 @@
 //! The engine's requests: validated domain values, built by the API from the wire.
 
 pub use crate::fleet::{LabelSelector, Selector};
-use crate::model::{RecordStatus, RollbackTarget, SetDigest};
+use crate::model::{RecordStatus, RollbackTarget, SetDigest, TransactionMode};
 
 /// Most tenants one rollout may run at once.
 pub const MAX_CONCURRENCY: usize = 1024;
@@ -30,6 +30,8 @@ pub struct ApplyRequest {
     pub dry_run: bool,
     /// Start no further tenant once one has failed.
     pub stop_on_first_failure: bool,
+    /// One transaction per migration or per tenant; `None` for the fleet's `transaction`.
+    pub transaction: Option<TransactionMode>,
     /// Refuse to start unless the fleet's set has this digest (the one a reviewed plan
     /// showed), so what runs is what was reviewed.
     pub expected_set_digest: Option<SetDigest>,
@@ -50,6 +52,8 @@ pub struct RollbackRequest {
     pub dry_run: bool,
     /// Start no further tenant once one has failed.
     pub stop_on_first_failure: bool,
+    /// One transaction per migration or per tenant; `None` for the fleet's `transaction`.
+    pub transaction: Option<TransactionMode>,
 }
 
 /// `Verify` and `Status`: a read of the selected tenants' history tables.

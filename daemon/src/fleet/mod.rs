@@ -1,18 +1,36 @@
-//! Fleets and tenants: the registry built from configuration, selectors, and the global
-//! connection budget.
+//! Fleets and tenants: the registry built from configuration, selectors, and each tenant's
+//! pool of sessions under the daemon's connection budget.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `selector.rs` | Kubernetes-style label selectors |
+//! | `budget.rs` | `max_connections` and `max_connections_per_host`: admission and open counts |
+//! | `pool.rs` | one deadpool pool per tenant, and the sessions it lends |
 
+mod budget;
+mod pool;
 mod selector;
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
+pub(crate) use budget::Ticket;
+pub(crate) use pool::PooledSession;
 pub use selector::{LabelSelector, SelectorError};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use budget::Budget;
+use pool::Pool;
 
 use crate::{
     catalog::{self, CatalogError},
     config::Config,
-    dialect::{self, Database, DbError, Target},
-    model::{DialectKind, MigrationSet},
+    dialect::{self, Database, DbError, Target, connection_lost},
+    model::{DialectKind, HistoryRecord, MigrationSet, TransactionMode},
 };
 
 /// One tenant database (or schema).
@@ -24,7 +42,63 @@ pub struct Tenant {
     /// PostgreSQL schema for schema-per-tenant fleets.
     pub schema: Option<String>,
     /// Its database; connects lazily.
-    pub db: Box<dyn Database>,
+    db: Arc<dyn Database>,
+    /// Its pool, created on first use.
+    pool: OnceLock<Pool>,
+    budget: Arc<Budget>,
+}
+
+impl Tenant {
+    /// Waits until this tenant may use `n` connections at once within the budget. Take
+    /// the ticket before any session and hold it until they are all returned.
+    pub(crate) async fn admit(&self, n: u32) -> Ticket {
+        self.budget.admit(self.db.host().as_deref(), n).await
+    }
+
+    /// A session from this tenant's pool, opened within the budget if none is idle. Hold
+    /// a [`Tenant::admit`] ticket for it.
+    ///
+    /// # Errors
+    /// The connection error when a new session cannot be opened.
+    pub(crate) async fn session(&self) -> Result<PooledSession, DbError> {
+        let pool = self
+            .pool
+            .get_or_init(|| pool::new_pool(self.db.clone(), self.budget.clone()));
+        PooledSession::get(pool, &self.budget).await
+    }
+
+    /// The tenant's history in one round trip on a pooled session (an empty history when the
+    /// table does not exist yet), within a ticket of its own. Creates nothing. A pooled
+    /// session that turns out to be broken is replaced once.
+    ///
+    /// # Errors
+    /// The connection error when the tenant is unreachable; [`DbError::Query`] when the
+    /// read fails.
+    pub(crate) async fn read_history(&self) -> Result<Vec<HistoryRecord>, DbError> {
+        let _ticket = self.admit(1).await;
+        let mut retried = false;
+        loop {
+            let mut session = self.session().await?;
+            match session.session().read_history().await {
+                Ok(history) => return Ok(history.unwrap_or_default()),
+                Err(DbError::Query { source, .. }) if !retried && connection_lost(&source) => {
+                    session.close().await;
+                    retried = true;
+                }
+                Err(e) => {
+                    session.close().await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// True when one session holds the lock and runs every migration, reset in place
+    /// between them (PostgreSQL); false when the lock has its own session and each
+    /// migration gets a new one (MySQL, SQLite).
+    pub(crate) fn resets_in_place(&self) -> bool {
+        self.db.resets_in_place()
+    }
 }
 
 /// A named group of tenants sharing a dialect and a migration set.
@@ -39,6 +113,8 @@ pub struct Fleet {
     pub concurrency: usize,
     /// Longest wait for a tenant's lock.
     pub lock_timeout: Duration,
+    /// How a tenant's migrations are grouped into transactions by default.
+    pub transaction: TransactionMode,
     /// Tenants in configuration order.
     pub tenants: Vec<Arc<Tenant>>,
 }
@@ -76,6 +152,17 @@ pub enum FleetError {
         tenant: String,
         /// Why.
         source: DbError,
+    },
+    /// A `session_init` entry is not exactly one statement (the engine counts statements to
+    /// locate failures, and replays these after every reset).
+    #[error("fleet {fleet:?}: session_init[{index}] must be exactly one statement, not {found}")]
+    SessionInit {
+        /// The fleet.
+        fleet: String,
+        /// The entry's index.
+        index: usize,
+        /// Statements found.
+        found: usize,
     },
     /// The fleet's migration set does not load.
     #[error("fleet {fleet:?}: migration set: {source}")]
@@ -127,10 +214,10 @@ impl Fleet {
 /// Every configured fleet, and the connection budget they share.
 pub struct Registry {
     fleets: BTreeMap<String, Arc<Fleet>>,
-    /// Permits = `max_connections`; each open engine connection holds one.
-    budget: Arc<Semaphore>,
+    budget: Arc<Budget>,
+    idle_timeout: Duration,
     /// Stored as `applied_by` in history rows.
-    pub instance_id: String,
+    pub(crate) instance_id: String,
 }
 
 impl Registry {
@@ -141,8 +228,23 @@ impl Registry {
     /// [`FleetError::Target`] for an unusable DSN or schema; [`FleetError::Catalog`] for a
     /// migration set that does not load.
     pub fn from_config(config: &Config) -> Result<Self, FleetError> {
+        let budget = Arc::new(Budget::new(
+            config.max_connections,
+            config.max_connections_per_host,
+        ));
         let mut fleets = BTreeMap::new();
         for (name, fc) in &config.fleets {
+            for (index, stmt) in fc.session_init.iter().enumerate() {
+                let found = catalog::parse_script(stmt, fc.dialect)
+                    .map_or(0, |s| s.statement_count());
+                if found != 1 {
+                    return Err(FleetError::SessionInit {
+                        fleet: name.clone(),
+                        index,
+                        found,
+                    });
+                }
+            }
             let history_table = fc
                 .history_table
                 .clone()
@@ -168,7 +270,9 @@ impl Registry {
                         id: tc.id.clone(),
                         labels: tc.labels.clone(),
                         schema: tc.schema.clone(),
-                        db,
+                        db: Arc::from(db),
+                        pool: OnceLock::new(),
+                        budget: budget.clone(),
                     }))
                 })
                 .collect::<Result<_, FleetError>>()?;
@@ -178,6 +282,7 @@ impl Registry {
                 migrations: fc.migrations.clone(),
                 concurrency: fc.concurrency,
                 lock_timeout: fc.lock_timeout,
+                transaction: fc.transaction,
                 tenants,
             };
             fleet.load_set()?;
@@ -185,7 +290,8 @@ impl Registry {
         }
         Ok(Self {
             fleets,
-            budget: Arc::new(Semaphore::new(config.max_connections)),
+            budget,
+            idle_timeout: config.idle_timeout,
             instance_id: config.instance_id.clone(),
         })
     }
@@ -205,12 +311,24 @@ impl Registry {
         self.fleets.values()
     }
 
-    /// Waits for `n` connections' worth of the global budget; the permit returns them on drop.
-    pub async fn connections(&self, n: u32) -> OwnedSemaphorePermit {
-        self.budget
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .expect("the budget semaphore is never closed")
+    /// Closes pooled sessions idle for longer than `idle_timeout`, every quarter of it,
+    /// until `stop` is cancelled.
+    pub(crate) async fn close_idle_sessions(&self, stop: CancellationToken) {
+        let every = (self.idle_timeout / 4).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let closed = self.budget.close_idle(self.idle_timeout).await;
+            if closed > 0 {
+                tracing::debug!(closed, "closed idle tenant sessions");
+            }
+        }
+    }
+
+    /// Closes every idle pooled session (at shutdown).
+    pub(crate) async fn close_all_idle(&self) {
+        self.budget.close_idle(Duration::ZERO).await;
     }
 }

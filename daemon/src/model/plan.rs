@@ -52,7 +52,8 @@ impl Step {
 }
 
 /// How a tenant's steps are grouped into transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TransactionMode {
     /// One transaction per migration (the default).
     #[default]

@@ -7,8 +7,12 @@
 //! | `log.rs` | the event log of one rollout, and the index of recent rollouts |
 //! | `tenant.rs` | one tenant: lock, plan under the lock, run the steps, report |
 //! | `step.rs` | one step: transaction or statement by statement, and its history records |
+//! | `batch.rs` | a transaction sent in as few requests as its size allows |
+//! | `grouped.rs` | grouped mode: a tenant's steps in one transaction |
 //! | `repair.rs` | rewriting a `failed` or `running` record under the tenant lock |
 
+mod batch;
+mod grouped;
 mod log;
 mod repair;
 mod step;
@@ -28,7 +32,7 @@ use crate::{
     fleet::{Fleet, Registry, Tenant},
     model::{
         ApplyOptions, Direction, EventKind, MigrationSet, RollbackTarget, RolloutStarted,
-        RolloutSummary, TenantOutcome,
+        RolloutSummary, TenantOutcome, TransactionMode,
     },
     telemetry::Metrics,
 };
@@ -68,6 +72,8 @@ pub(crate) struct RolloutRequest {
     pub dry_run: bool,
     /// Start no further tenant once one has failed.
     pub stop_on_first_failure: bool,
+    /// One transaction per migration, or one per tenant.
+    pub transaction: TransactionMode,
 }
 
 /// Shared state of one running rollout.
@@ -77,6 +83,7 @@ pub(crate) struct RolloutCtx {
     set: Arc<MigrationSet>,
     op: Operation,
     dry_run: bool,
+    transaction: TransactionMode,
     registry: Arc<Registry>,
     metrics: Metrics,
     /// Cancelled on daemon shutdown: tenants stop between migrations.
@@ -125,6 +132,7 @@ impl Runner {
             set: req.set.clone(),
             op: req.op,
             dry_run: req.dry_run,
+            transaction: req.transaction,
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             cancel: self.shutdown.child_token(),

@@ -5,7 +5,7 @@
 use super::{step::record_repair, tenant::under_lock};
 use crate::{
     dialect::DbError,
-    fleet::{Fleet, Registry, Tenant},
+    fleet::{Fleet, PooledSession, Registry, Tenant},
     model::{MigrationSet, RecordStatus},
 };
 
@@ -45,29 +45,16 @@ pub(crate) async fn repair(
     version: i64,
     status: RecordStatus,
 ) -> Result<RecordStatus, RepairError> {
-    let _budget = registry.connections(2).await;
-    under_lock(fleet, tenant, async |_| {
-        let mut session = tenant.db.connect().await?;
-        let outcome = async {
-            let history = session.read_history().await?;
-            let record = history
-                .iter()
-                .find(|r| r.version == version && r.status.needs_attention())
-                .ok_or(RepairError::NothingToRepair { version })?;
-            let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
-            record_repair(
-                session.as_mut(),
-                record,
-                migration,
-                status,
-                &registry.instance_id,
-            )
-            .await?;
-            Ok(record.status)
-        }
-        .await;
-        session.close().await;
-        outcome
+    under_lock(fleet, tenant, async |locked: &mut PooledSession, _| {
+        let session = locked.session();
+        let history = session.read_history().await?.unwrap_or_default();
+        let record = history
+            .iter()
+            .find(|r| r.version == version && r.status.needs_attention())
+            .ok_or(RepairError::NothingToRepair { version })?;
+        let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+        record_repair(session, record, migration, status, &registry.instance_id).await?;
+        Ok(record.status)
     })
     .await?
 }

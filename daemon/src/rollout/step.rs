@@ -1,16 +1,23 @@
 //! Running one step and recording it. DESIGN.md rules 1 (a migration and its history row
 //! commit together where DDL is transactional), 2 (the non-transactional path writes a
-//! `running` row first and records progress per statement) and 5 (every state change is
-//! also appended to the log table) live here and nowhere else.
+//! `running` row first and records progress as statements finish) and 5 (every state
+//! change is also appended to the log table) live here and nowhere else.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
+use super::batch::{Failed, Part, Position, run_transaction};
 use crate::{
     dialect::{DbError, Session},
     model::{Direction, HistoryRecord, Migration, RecordStatus, RecordWrite, Step},
 };
+
+/// On the non-transactional path, a `running` row's progress is written after a statement
+/// once this long has passed since the last write: slow statements (DDL on big tables,
+/// where a crash matters) are recorded one by one, while a flood of quick ones (a large
+/// data file) costs one write per interval, not one per statement.
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 
 /// Who runs the step, for the history row.
 pub(crate) struct RunMeta<'a> {
@@ -21,6 +28,7 @@ pub(crate) struct RunMeta<'a> {
 }
 
 /// What happened to one step.
+#[derive(Clone)]
 pub(crate) struct StepOutcome {
     /// `Applied`, `RolledBack` or `Failed`.
     pub(crate) status: RecordStatus,
@@ -29,17 +37,31 @@ pub(crate) struct StepOutcome {
     pub(crate) statements_total: u32,
     /// The database's error, for `Failed`.
     pub(crate) error: Option<String>,
+    /// False when the session could not be returned to its state after connecting (the
+    /// reset failed): close it rather than use it again.
+    pub(crate) session_clean: bool,
 }
 
-struct Recorder<'a> {
+/// Builds the history rows of one step.
+pub(super) struct Recorder<'a> {
     step: &'a Step,
     meta: &'a RunMeta<'a>,
-    started: chrono::DateTime<Utc>,
+    started: DateTime<Utc>,
     clock: Instant,
     total: i64,
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    pub(super) fn new(step: &'a Step, meta: &'a RunMeta<'a>) -> Self {
+        Self {
+            step,
+            meta,
+            started: Utc::now(),
+            clock: Instant::now(),
+            total: step.script().statement_count() as i64,
+        }
+    }
+
     fn record(&self, status: RecordStatus, done: i64, error: Option<String>) -> RecordWrite {
         let finished = (status != RecordStatus::Running).then(Utc::now);
         RecordWrite {
@@ -61,44 +83,64 @@ impl Recorder<'_> {
         }
     }
 
-    fn outcome(&self, status: RecordStatus, done: i64, error: Option<String>) -> StepOutcome {
+    /// The history writes of the step's success, to run inside its transaction.
+    pub(super) fn done_sql(&self, session: &dyn Session) -> String {
+        session.record_sql(&self.record(self.done_status(), self.total, None))
+    }
+
+    pub(super) fn outcome(
+        &self,
+        status: RecordStatus,
+        done: i64,
+        error: Option<String>,
+    ) -> StepOutcome {
         StepOutcome {
             status,
             duration_ms: self.clock.elapsed().as_millis() as u64,
             statements_done: done as u32,
             statements_total: self.total as u32,
             error,
+            session_clean: true,
         }
     }
 
-    fn done_status(&self) -> RecordStatus {
+    pub(super) fn done_status(&self) -> RecordStatus {
         match self.step.direction {
             Direction::Up => RecordStatus::Applied,
             Direction::Down => RecordStatus::RolledBack,
         }
     }
+
+    /// "statement 3 of 7 (line 12)": where a failing statement is in its file.
+    pub(super) fn statement_label(&self, index: usize) -> String {
+        let line = self.step.script().spans.get(index).map_or(0, |s| s.line);
+        format!("statement {} of {} (line {line})", index + 1, self.total)
+    }
 }
 
-/// Runs `step` on `session` and records it.
+/// Runs `step` on `session` and records it; with `reset`, the session is first returned to
+/// its state after connecting (PostgreSQL runs every migration of a tenant on one session),
+/// inside the step's transaction where it has one.
 ///
 /// A script that fails is an `Ok` outcome with status `Failed`, recorded in the history
-/// table; `Err` means the history table itself could not be written, and the caller must
-/// stop using this tenant.
+/// table; `Err` means the history table itself could not be written, or the connection
+/// was lost, and the caller must stop using this tenant's session.
 pub(crate) async fn run_step(
     session: &mut dyn Session,
     step: &Step,
     meta: &RunMeta<'_>,
+    reset: Option<&[String]>,
 ) -> Result<StepOutcome, DbError> {
-    let rec = Recorder {
-        step,
-        meta,
-        started: Utc::now(),
-        clock: Instant::now(),
-        total: step.script().statement_count() as i64,
-    };
+    let rec = Recorder::new(step, meta);
     if step.transactional {
-        in_transaction(session, &rec).await
+        in_transaction(session, &rec, reset).await
     } else {
+        if let Some(reset) = reset {
+            session
+                .execute_batch(&reset.join(";\n"))
+                .await
+                .map_err(|e| DbError::query("resetting the session")(e.source))?;
+        }
         statement_by_statement(session, &rec).await
     }
 }
@@ -108,36 +150,61 @@ async fn write(session: &mut dyn Session, rec: &RecordWrite) -> Result<(), DbErr
     session.append_log(rec).await
 }
 
+/// The reset, `BEGIN`, the script, the history upsert and the log insert, and `COMMIT`, in
+/// one request for any script below the session's batch limit.
 async fn in_transaction(
     session: &mut dyn Session,
     r: &Recorder<'_>,
+    reset: Option<&[String]>,
 ) -> Result<StepOutcome, DbError> {
-    let script = r.step.script();
-    session
-        .execute("BEGIN")
-        .await
-        .map_err(DbError::query("beginning the migration transaction"))?;
-    let ran = match script.spans.is_empty() {
-        true => Ok(()),
-        false => session.execute(&script.sql).await,
+    let part = Part {
+        statements: r.step.script().statements().collect(),
+        trailer: r.done_sql(session),
     };
-    if let Err(e) = ran {
-        // The transaction is void either way; a failed ROLLBACK changes nothing.
-        let _ = session.execute("ROLLBACK").await;
-        return record_failure(session, r, 0, e.to_string()).await;
+    let Err(Failed { at, error }) = run_transaction(session, reset, &[part]).await else {
+        return Ok(r.outcome(r.done_status(), r.total, None));
+    };
+    if error.connection_lost() {
+        // The server rolled the transaction back when the session ended.
+        return Err(DbError::query("running the migration")(error.source));
     }
-    let done = r.record(r.done_status(), r.total, None);
-    if let Err(e) = write(session, &done).await {
-        let _ = session.execute("ROLLBACK").await;
-        return Err(e);
-    }
-    match session.execute("COMMIT").await {
-        Ok(()) => Ok(r.outcome(r.done_status(), r.total, None)),
-        // A deferred constraint can fail at commit; the server has rolled back.
-        Err(e) => {
-            let _ = session.execute("ROLLBACK").await;
-            record_failure(session, r, 0, e.to_string()).await
+    match at {
+        Position::Trailer { .. } => {
+            abort(session, reset).await;
+            Err(DbError::query("writing the history table")(error.source))
         }
+        Position::Begin => {
+            abort(session, reset).await;
+            Err(DbError::query("beginning the migration transaction")(
+                error.source,
+            ))
+        }
+        Position::Statement { index, .. } => {
+            let clean = abort(session, reset).await;
+            let message = format!("{}: {}", r.statement_label(index), error.source);
+            let mut outcome = record_failure(session, r, 0, message).await?;
+            outcome.session_clean = clean;
+            Ok(outcome)
+        }
+        // A deferred constraint failed at commit; the server has rolled back.
+        Position::Commit => {
+            let clean = abort(session, reset).await;
+            let message = format!("at commit: {}", error.source);
+            let mut outcome = record_failure(session, r, 0, message).await?;
+            outcome.session_clean = clean;
+            Ok(outcome)
+        }
+    }
+}
+
+/// Ends a failed transaction and resets the session again (the reset inside the
+/// transaction rolled back with it); false when the session is not clean.
+pub(super) async fn abort(session: &mut dyn Session, reset: Option<&[String]>) -> bool {
+    // The transaction is void either way; a failed ROLLBACK changes nothing.
+    let _ = session.execute_batch("ROLLBACK").await;
+    match reset {
+        Some(reset) => session.execute_batch(&reset.join(";\n")).await.is_ok(),
+        None => true,
     }
 }
 
@@ -146,14 +213,22 @@ async fn statement_by_statement(
     r: &Recorder<'_>,
 ) -> Result<StepOutcome, DbError> {
     write(session, &r.record(RecordStatus::Running, 0, None)).await?;
+    let mut recorded = Instant::now();
     for (i, stmt) in r.step.script().statements().enumerate() {
-        if let Err(e) = session.execute(stmt).await {
-            let message = format!("statement {} of {}: {e}", i + 1, r.total);
+        if let Err(e) = session.execute_batch(stmt).await {
+            if e.connection_lost() {
+                // The `running` row stays: a crash-like state, visible and repairable.
+                return Err(DbError::query("running the migration")(e.source));
+            }
+            let message = format!("{}: {}", r.statement_label(i), e.source);
             return record_failure(session, r, i as i64, message).await;
         }
-        session
-            .write_record(&r.record(RecordStatus::Running, i as i64 + 1, None))
-            .await?;
+        if recorded.elapsed() >= PROGRESS_EVERY {
+            session
+                .write_record(&r.record(RecordStatus::Running, i as i64 + 1, None))
+                .await?;
+            recorded = Instant::now();
+        }
     }
     write(session, &r.record(r.done_status(), r.total, None)).await?;
     Ok(r.outcome(r.done_status(), r.total, None))
@@ -167,7 +242,7 @@ async fn statement_by_statement(
 /// - A failure outside a transaction may have left part of the script behind (a
 ///   `CREATE INDEX CONCURRENTLY` that fails leaves an invalid index), so the row becomes
 ///   `failed` with its progress and blocks the tenant until someone repairs it.
-async fn record_failure(
+pub(super) async fn record_failure(
     session: &mut dyn Session,
     r: &Recorder<'_>,
     done: i64,

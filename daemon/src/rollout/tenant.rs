@@ -13,10 +13,10 @@ use super::{
 };
 use crate::{
     dialect::DbError,
-    fleet::{Fleet, Tenant},
+    fleet::{Fleet, PooledSession, Tenant},
     model::{
         Direction, EventKind, FailureCode, HistoryRecord, MigrationFinished, MigrationStarted,
-        Plan, RecordStatus, Step, TenantFailure, TenantFinished, TenantOutcome,
+        Plan, RecordStatus, Step, TenantFailure, TenantFinished, TenantOutcome, TransactionMode,
     },
     plan,
 };
@@ -66,8 +66,13 @@ impl TenantReport {
     }
 }
 
-/// Takes the tenant lock, runs `work` (given how long the lock took), and releases the lock on every path. If the future
-/// is dropped instead, the guard's connection closes and the server frees the lock.
+/// Takes the tenant lock on a pooled session, runs `work` with that session and how long
+/// the lock took, and releases the lock on every path. The session goes back to the pool
+/// only when the release succeeded and `work` left it clean; if the future is dropped
+/// instead, the session is closed, and the server frees the lock with it.
+///
+/// The tenant's ticket covers everything `work` may open: the locked session, plus one
+/// session per migration where sessions cannot be reset in place (MySQL, SQLite).
 ///
 /// # Errors
 /// [`DbError::LockTimeout`] when the lock did not come within the fleet's `lock_timeout`;
@@ -75,12 +80,27 @@ impl TenantReport {
 pub(super) async fn under_lock<T>(
     fleet: &Fleet,
     tenant: &Tenant,
-    work: impl AsyncFnOnce(Duration) -> T,
+    work: impl AsyncFnOnce(&mut PooledSession, Duration) -> T,
 ) -> Result<T, DbError> {
-    let lock = tenant.db.lock(fleet.lock_timeout).await?;
-    let result = work(lock.waited).await;
-    if let Err(e) = lock.release().await {
-        tracing::warn!(tenant = %tenant.id, "releasing the tenant lock: {e}");
+    let needs = if tenant.resets_in_place() { 1 } else { 2 };
+    let _ticket = tenant.admit(needs).await;
+    let mut session = tenant.session().await?;
+    session.set_clean(false);
+    let waited = match session.session().lock(fleet.lock_timeout).await {
+        Ok(waited) => waited,
+        Err(e) => {
+            // A lock that did not come left the session as it was.
+            session.set_clean(matches!(e, DbError::LockTimeout { .. }));
+            return Err(e);
+        }
+    };
+    let result = work(&mut session, waited).await;
+    match session.session().unlock().await {
+        Ok(()) => session.set_clean(true),
+        Err(e) => {
+            tracing::warn!(tenant = %tenant.id, "releasing the tenant lock: {e}; closing its session");
+            session.close().await;
+        }
     }
     Ok(result)
 }
@@ -95,13 +115,10 @@ impl RolloutCtx {
                 tenant: tenant.id.clone(),
             });
             let clock = Instant::now();
-            let report = {
-                let _budget = self.registry.connections(2).await;
-                if self.dry_run {
-                    self.dry_run(tenant).await
-                } else {
-                    self.locked(tenant).await
-                }
+            let report = if self.dry_run {
+                self.dry_run(tenant).await
+            } else {
+                self.locked(tenant).await
             };
             self.finish_tenant(tenant, report, clock.elapsed().as_millis() as u64)
         }
@@ -150,7 +167,7 @@ impl RolloutCtx {
     }
 
     async fn dry_run(&self, tenant: &Tenant) -> TenantReport {
-        match crate::dialect::read_history(tenant.db.as_ref()).await {
+        match tenant.read_history().await {
             Ok(history) => {
                 let plan = self.plan(&history);
                 TenantReport {
@@ -168,13 +185,13 @@ impl RolloutCtx {
     /// Runs [`RolloutCtx::migrate`] under the tenant lock and records the lock wait.
     async fn locked(&self, tenant: &Tenant) -> TenantReport {
         let dialect = self.fleet.dialect.as_str();
-        let result = under_lock(&self.fleet, tenant, async |waited: Duration| {
+        let work = async |session: &mut PooledSession, waited: Duration| {
             let waited = waited.as_millis() as u64;
             self.metrics
                 .lock_wait(&self.fleet.name, dialect, true, waited);
-            self.migrate(tenant).await
-        })
-        .await;
+            self.migrate(tenant, session).await
+        };
+        let result = under_lock(&self.fleet, tenant, work).await;
         result.unwrap_or_else(|e| {
             if let DbError::LockTimeout { waited_ms, .. } = &e {
                 self.metrics
@@ -184,28 +201,31 @@ impl RolloutCtx {
         })
     }
 
-    /// Reads the history and plans under the lock, then runs each step on a fresh session,
-    /// so whatever a script changes in its session (`SET search_path`, `SET ROLE`, `USE`)
-    /// cannot leak into the next migration.
-    async fn migrate(&self, tenant: &Tenant) -> TenantReport {
-        let history = match self.read_for_write(tenant).await {
+    /// Reads the history and plans under the lock, then runs the steps: on the locked
+    /// session, reset after each migration (PostgreSQL), or each on a new session
+    /// (MySQL, SQLite), so whatever a script changes in its session (`SET search_path`,
+    /// `SET ROLE`, `USE`, temporary tables) cannot reach the next migration.
+    async fn migrate(&self, tenant: &Tenant, locked: &mut PooledSession) -> TenantReport {
+        let history = match read_for_write(locked).await {
             Ok(h) => h,
-            Err(e) => return failed(db_failure(tenant, None, &e), None, 0),
+            Err(e) => {
+                locked.poison();
+                return failed(db_failure(tenant, None, &e), None, 0);
+            }
         };
         let plan = self.plan(&history);
-        let mut applied: BTreeSet<i64> = history
+        let applied: BTreeSet<i64> = history
             .iter()
             .filter(|r| r.status == RecordStatus::Applied)
             .map(|r| r.version)
             .collect();
-        let current = |applied: &BTreeSet<i64>| applied.last().copied();
         if let Some(error) = plan.first_error() {
             let failure = TenantFailure {
                 code: FailureCode::Blocked,
                 version: error.version,
                 message: format!("tenant {}: {}", tenant.id, error.message),
             };
-            let mut report = failed(failure, current(&applied), 0);
+            let mut report = failed(failure, applied.last().copied(), 0);
             report.plan = Some(plan);
             return report;
         }
@@ -214,7 +234,11 @@ impl RolloutCtx {
             applied_by: &self.registry.instance_id,
             batch: history.iter().map(|r| r.batch).max().unwrap_or(0) + 1,
         };
-        let mut run = 0;
+        let mut run = Progress { applied, run: 0 };
+        if self.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
+            return self.grouped(tenant, locked, &plan.steps, &meta, run).await;
+        }
+        let reset: Option<Vec<String>> = locked.session().reset_sql().map(<[String]>::to_vec);
         for step in &plan.steps {
             let m = &step.migration;
             if self.cancel.is_cancelled() {
@@ -226,18 +250,15 @@ impl RolloutCtx {
                         tenant.id, m.version
                     ),
                 };
-                return failed(failure, current(&applied), run);
+                return run.failed(failure);
             }
             let span = tracing::info_span!("migration", version = m.version, name = %m.name);
-            let outcome = self.step(tenant, step, &meta).instrument(span).await;
+            let outcome = self
+                .step(tenant, locked, reset.as_deref(), step, &meta)
+                .instrument(span)
+                .await;
             match outcome {
-                Ok(o) if o.status != RecordStatus::Failed => {
-                    run += 1;
-                    match step.direction {
-                        Direction::Up => applied.insert(m.version),
-                        Direction::Down => applied.remove(&m.version),
-                    };
-                }
+                Ok(o) if o.status != RecordStatus::Failed => run.ran(step),
                 Ok(o) => {
                     let failure = TenantFailure {
                         code: FailureCode::MigrationFailed,
@@ -250,44 +271,44 @@ impl RolloutCtx {
                             o.error.unwrap_or_default()
                         ),
                     };
-                    return failed(failure, current(&applied), run);
+                    return run.failed(failure);
                 }
-                Err(e) => {
-                    return failed(
-                        db_failure(tenant, Some(m.version), &e),
-                        current(&applied),
-                        run,
-                    );
-                }
+                Err(e) => return run.failed(db_failure(tenant, Some(m.version), &e)),
             }
         }
-        TenantReport {
-            outcome: TenantOutcome::Succeeded,
-            migrations_run: run,
-            current_version: current(&applied),
-            failure: None,
-            plan: None,
-        }
+        run.succeeded()
     }
 
-    async fn read_for_write(&self, tenant: &Tenant) -> Result<Vec<HistoryRecord>, DbError> {
-        let mut session = tenant.db.connect().await?;
-        let history = match session.ensure_history().await {
-            Ok(()) => session.read_history().await,
-            Err(e) => Err(e),
-        };
-        session.close().await;
-        history
-    }
-
+    /// Runs one step: on the locked session when it resets in place, otherwise on a new
+    /// session closed afterwards. Emits the step's events and metric.
     async fn step(
         &self,
         tenant: &Tenant,
+        locked: &mut PooledSession,
+        reset: Option<&[String]>,
         step: &Step,
         meta: &RunMeta<'_>,
     ) -> Result<StepOutcome, DbError> {
+        self.migration_started(tenant, step);
+        let outcome = if let Some(reset) = reset {
+            let outcome = run_step(locked.session(), step, meta, Some(reset)).await;
+            if !outcome.as_ref().is_ok_and(|o| o.session_clean) {
+                locked.poison();
+            }
+            outcome?
+        } else {
+            let mut work = tenant.session().await?;
+            work.set_clean(false);
+            let outcome = run_step(work.session(), step, meta, None).await;
+            work.close().await;
+            outcome?
+        };
+        self.migration_finished(tenant, step, &outcome);
+        Ok(outcome)
+    }
+
+    pub(super) fn migration_started(&self, tenant: &Tenant, step: &Step) {
         let m = &step.migration;
-        let mut session = tenant.db.connect().await?;
         self.log
             .append(EventKind::MigrationStarted(MigrationStarted {
                 tenant: tenant.id.clone(),
@@ -296,9 +317,10 @@ impl RolloutCtx {
                 direction: step.direction,
                 transactional: step.transactional,
             }));
-        let outcome = run_step(session.as_mut(), step, meta).await;
-        session.close().await;
-        let outcome = outcome?;
+    }
+
+    pub(super) fn migration_finished(&self, tenant: &Tenant, step: &Step, outcome: &StepOutcome) {
+        let m = &step.migration;
         self.metrics.migration(
             &self.fleet.name,
             self.fleet.dialect.as_str(),
@@ -317,7 +339,47 @@ impl RolloutCtx {
                 statements_total: outcome.statements_total,
                 error: outcome.error.clone(),
             }));
-        Ok(outcome)
+    }
+}
+
+/// The history under the lock; the history tables are created by the first apply.
+async fn read_for_write(locked: &mut PooledSession) -> Result<Vec<HistoryRecord>, DbError> {
+    match locked.session().read_history().await? {
+        Some(history) => Ok(history),
+        None => {
+            locked.session().create_history().await?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// What has run on a tenant so far.
+pub(super) struct Progress {
+    applied: BTreeSet<i64>,
+    run: u32,
+}
+
+impl Progress {
+    pub(super) fn ran(&mut self, step: &Step) {
+        self.run += 1;
+        match step.direction {
+            Direction::Up => self.applied.insert(step.migration.version),
+            Direction::Down => self.applied.remove(&step.migration.version),
+        };
+    }
+
+    pub(super) fn failed(self, failure: TenantFailure) -> TenantReport {
+        failed(failure, self.applied.last().copied(), self.run)
+    }
+
+    pub(super) fn succeeded(self) -> TenantReport {
+        TenantReport {
+            outcome: TenantOutcome::Succeeded,
+            migrations_run: self.run,
+            current_version: self.applied.last().copied(),
+            failure: None,
+            plan: None,
+        }
     }
 }
 

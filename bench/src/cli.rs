@@ -1,0 +1,282 @@
+//! Command-line flags and the run plan they resolve to (with the `--smoke` defaults).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+/// Compares avocet with psql and sqlx-cli on fleets of fresh local tenant databases.
+///
+/// Build the avocet binaries first (`cargo build --release --bins`, or pass `--build`), then
+/// `cargo run --release -p avocet-bench`. Results go to `docs/bench/` and `docs/benchmarks.md`
+/// (with `--smoke`: to `<target>/bench-smoke/`).
+#[derive(Parser, Debug, Clone, Serialize)]
+#[command(name = "avocet-bench", version)]
+pub(crate) struct Args {
+    /// Quick check of the whole bench: N=3, P=1,2, 1 rep, 1 MB large migration, reads over 3
+    /// tenants; writes to `<target>/bench-smoke/`, never to docs/. Exits non-zero when avocet
+    /// failed other than on TLS or a not-yet-existing flag.
+    #[arg(long)]
+    pub(crate) smoke: bool,
+    /// Scenarios to run, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) only: Vec<Scenario>,
+    /// Fleet sizes for apply and grouped (default 100,1000; smoke 3). tls uses the smallest.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) n: Vec<usize>,
+    /// Parallelism for apply (default 1,8; smoke 1,2). tls and grouped use the largest.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) p: Vec<usize>,
+    /// Repetitions of every measurement (default 3; smoke 1).
+    #[arg(long)]
+    pub(crate) reps: Option<u32>,
+    /// Migration sets for apply (default: light,heavy).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) sets: Vec<SetKind>,
+    /// Size of the large migration in MB of 10^6 bytes (default 50; smoke 1).
+    #[arg(long)]
+    pub(crate) large_mb: Option<f64>,
+    /// Dialects of the large scenario (default: postgres,mysql,sqlite).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) large_dialects: Vec<Dialect>,
+    /// PostgreSQL fleet sizes for reads (default 1000; smoke 3).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) reads_pg_n: Vec<usize>,
+    /// SQLite fleet sizes for reads (default 1000,10000; smoke 3).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) reads_sqlite_n: Vec<usize>,
+    /// Tools to run, comma-separated (default: all). `avocet` means every `--avocet` build.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) tools: Vec<ToolKind>,
+    /// An avocet build to measure, as LABEL=DIR where DIR holds `avocetd` and `avocet`.
+    /// Repeatable (e.g. `--avocet before=/tmp/old/release --avocet after=target/release`).
+    /// Default: `avocet=` the directory of this binary.
+    #[arg(long = "avocet", value_name = "LABEL=DIR")]
+    pub(crate) avocet: Vec<String>,
+    /// Build the default avocet binaries first (`cargo build --release -p avocet-daemon -p
+    /// avocet-client` into this binary's target directory).
+    #[arg(long)]
+    pub(crate) build: bool,
+    /// Extra argument appended to every `avocet apply` (repeatable).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub(crate) apply_arg: Vec<String>,
+    /// The sqlx-cli binary (default: `sqlx` on PATH, else the cached install under
+    /// `<target>/bench-tools`, else installed there; with --smoke never installed).
+    #[arg(long)]
+    pub(crate) sqlx: Option<PathBuf>,
+    /// Directory that receives `benchmarks.md` and `bench/` (default: `<repo>/docs`; smoke:
+    /// `<target>/bench-smoke`).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Scratch directory for migration sets, configurations, SQLite files and logs (default
+    /// `<target>/bench-work`); the run's subdirectory is removed at the end.
+    #[arg(long)]
+    pub(crate) work_dir: Option<PathBuf>,
+    /// Keep the run's scratch directory (logs, configurations) instead of removing it.
+    #[arg(long)]
+    pub(crate) keep_work: bool,
+    /// PostgreSQL server, user and password, without a database.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub(crate) pg_url: String,
+    /// MariaDB/MySQL server, user and password, without a database.
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
+    pub(crate) mysql_url: String,
+}
+
+/// A scenario of the bench.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Scenario {
+    /// Light and heavy sets on fresh PostgreSQL fleets.
+    Apply,
+    /// status / plan versus `sqlx migrate info` on migrated fleets.
+    Reads,
+    /// The light apply with `sslmode=require`.
+    Tls,
+    /// One big migration on one tenant per dialect.
+    Large,
+    /// The light apply with one transaction per tenant.
+    Grouped,
+}
+
+impl Scenario {
+    /// Every scenario, in the order they run.
+    pub(crate) const ALL: [Scenario; 5] = [
+        Scenario::Apply,
+        Scenario::Grouped,
+        Scenario::Tls,
+        Scenario::Reads,
+        Scenario::Large,
+    ];
+
+    /// Lowercase name, as in `--only`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Scenario::Apply => "apply",
+            Scenario::Reads => "reads",
+            Scenario::Tls => "tls",
+            Scenario::Large => "large",
+            Scenario::Grouped => "grouped",
+        }
+    }
+}
+
+/// A generated migration set for apply.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SetKind {
+    /// 20 small DDL migrations.
+    Light,
+    /// 20 migrations with seed data, a backfill, indexes and a trigger.
+    Heavy,
+}
+
+/// A database engine.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MariaDB / MySQL.
+    Mysql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Dialect {
+    /// avocet's dialect name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A family of tools.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ToolKind {
+    /// psql (or the dialect's native client), one process per tenant.
+    Floor,
+    /// sqlx-cli, one process per tenant.
+    Sqlx,
+    /// Every avocet build.
+    Avocet,
+}
+
+/// What to run, with defaults filled in.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Plan {
+    /// Smoke mode.
+    pub(crate) smoke: bool,
+    /// Scenarios in run order.
+    pub(crate) scenarios: Vec<Scenario>,
+    /// Fleet sizes for apply and grouped.
+    pub(crate) ns: Vec<usize>,
+    /// Parallelism values for apply.
+    pub(crate) ps: Vec<usize>,
+    /// Repetitions.
+    pub(crate) reps: u32,
+    /// Sets for apply.
+    pub(crate) sets: Vec<SetKind>,
+    /// Size of the large migration in bytes.
+    pub(crate) large_bytes: u64,
+    /// Dialects of the large scenario.
+    pub(crate) large_dialects: Vec<Dialect>,
+    /// PostgreSQL sizes for reads.
+    pub(crate) reads_pg_n: Vec<usize>,
+    /// SQLite sizes for reads.
+    pub(crate) reads_sqlite_n: Vec<usize>,
+    /// Tool families.
+    pub(crate) tools: Vec<ToolKind>,
+    /// Shortest wait after a run before reading `pg_stat_database`.
+    pub(crate) settle_ms: u64,
+}
+
+fn or<T: Clone>(given: &[T], full: &[T], smoke: &[T], is_smoke: bool) -> Vec<T> {
+    if !given.is_empty() {
+        given.to_vec()
+    } else if is_smoke {
+        smoke.to_vec()
+    } else {
+        full.to_vec()
+    }
+}
+
+impl Plan {
+    /// Resolves the flags against the full or smoke defaults.
+    pub(crate) fn from_args(a: &Args) -> anyhow::Result<Plan> {
+        let s = a.smoke;
+        let scenarios = Scenario::ALL
+            .into_iter()
+            .filter(|sc| a.only.is_empty() || a.only.contains(sc))
+            .collect();
+        let plan = Plan {
+            smoke: s,
+            scenarios,
+            ns: or(&a.n, &[100, 1000], &[3], s),
+            ps: or(&a.p, &[1, 8], &[1, 2], s),
+            reps: a.reps.unwrap_or(if s { 1 } else { 3 }),
+            sets: or(
+                &a.sets,
+                &[SetKind::Light, SetKind::Heavy],
+                &[SetKind::Light, SetKind::Heavy],
+                s,
+            ),
+            large_bytes: (a.large_mb.unwrap_or(if s { 1.0 } else { 50.0 }) * 1_000_000.0) as u64,
+            large_dialects: or(
+                &a.large_dialects,
+                &[Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite],
+                &[Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite],
+                s,
+            ),
+            reads_pg_n: or(&a.reads_pg_n, &[1000], &[3], s),
+            reads_sqlite_n: or(&a.reads_sqlite_n, &[1000, 10_000], &[3], s),
+            tools: or(
+                &a.tools,
+                &[ToolKind::Floor, ToolKind::Sqlx, ToolKind::Avocet],
+                &[ToolKind::Floor, ToolKind::Sqlx, ToolKind::Avocet],
+                s,
+            ),
+            settle_ms: if s { 250 } else { 1500 },
+        };
+        if plan.reps == 0 || plan.ns.contains(&0) || plan.ps.contains(&0) {
+            bail!("--reps, --n and --p must be positive");
+        }
+        if plan.large_bytes == 0 {
+            bail!("--large-mb must be positive");
+        }
+        Ok(plan)
+    }
+
+    /// Whether a tool family is selected.
+    pub(crate) fn uses(&self, t: ToolKind) -> bool {
+        self.tools.contains(&t)
+    }
+
+    /// The largest P (tls and grouped).
+    pub(crate) fn max_p(&self) -> usize {
+        self.ps.iter().copied().max().unwrap_or(8)
+    }
+
+    /// The smallest N (tls).
+    pub(crate) fn min_n(&self) -> usize {
+        self.ns.iter().copied().min().unwrap_or(100)
+    }
+}
+
+/// Splits `LABEL=DIR` (a bare `DIR` is labelled `avocet`).
+pub(crate) fn parse_build(spec: &str) -> anyhow::Result<(String, PathBuf)> {
+    let (label, dir) = match spec.split_once('=') {
+        Some((l, d)) => (l.trim().to_string(), d.trim()),
+        None => ("avocet".to_string(), spec.trim()),
+    };
+    if label.is_empty() || dir.is_empty() {
+        bail!("--avocet {spec:?}: expected LABEL=DIR");
+    }
+    let dir = std::path::absolute(dir).with_context(|| format!("--avocet {spec:?}"))?;
+    Ok((label, dir))
+}

@@ -1,0 +1,333 @@
+//! avocet: a fresh `avocetd` child per measurement on a free port, and `avocet` CLI calls
+//! against it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Build, pool::tail};
+use crate::stats::{self, Cpu};
+
+/// The fleet a daemon serves (always named `bench`).
+pub(crate) struct FleetSpec<'a> {
+    /// `postgres`, `mysql` or `sqlite`.
+    pub(crate) dialect: &'a str,
+    /// Migration set directory (absolute).
+    pub(crate) migrations: &'a Path,
+    /// The fleet's default concurrency.
+    pub(crate) concurrency: usize,
+    /// One DSN per tenant; tenant ids are `t1..`.
+    pub(crate) dsns: &'a [String],
+}
+
+/// Peak RSS and CPU time of a daemon.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct DaemonFigures {
+    /// VmHWM, in KiB.
+    pub(crate) peak_rss_kib: u64,
+    /// utime + stime since start, in ms.
+    pub(crate) cpu_ms: f64,
+}
+
+/// A running `avocetd`; killed when dropped.
+pub(crate) struct Daemon {
+    child: tokio::process::Child,
+    pid: u32,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) addr: String,
+    log: PathBuf,
+}
+
+/// One CLI call.
+pub(crate) struct CliRun {
+    /// Wall time of the process.
+    pub(crate) wall: Duration,
+    /// Exit code (`None`: killed by a signal).
+    pub(crate) code: Option<i32>,
+    /// Standard output.
+    pub(crate) stdout: String,
+    /// Standard error.
+    pub(crate) stderr: String,
+    /// CPU time of the CLI process, in ms.
+    pub(crate) cpu_ms: f64,
+}
+
+fn quote(s: &str) -> String {
+    // A JSON string is a valid TOML basic string.
+    serde_json::to_string(s).expect("string")
+}
+
+fn config_toml(port: u16, spec: &FleetSpec<'_>) -> String {
+    let mut t = format!(
+        "listen = \"127.0.0.1:{port}\"\nmax_connections = {}\n\n[fleets.bench]\ndialect = \"{}\"\n\
+         migrations = {}\nconcurrency = {}\nlock_timeout = \"30s\"\ntenants = [\n",
+        (spec.concurrency * 2 + 4).max(64),
+        spec.dialect,
+        quote(&spec.migrations.display().to_string()),
+        spec.concurrency,
+    );
+    for (i, dsn) in spec.dsns.iter().enumerate() {
+        t.push_str(&format!(
+            "  {{ id = \"t{}\", dsn = {} }},\n",
+            i + 1,
+            quote(dsn)
+        ));
+    }
+    t.push_str("]\n");
+    t
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A command with the environment cleared of settings that would change what is measured.
+fn command(program: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("AVOCET_") || k.starts_with("OTEL_") || k == "RUST_LOG" {
+            cmd.env_remove(&*k);
+        }
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+impl Daemon {
+    /// Writes the configuration under `work` (as `<tag>.toml`, log `<tag>.log`), starts the
+    /// daemon and waits until its port accepts connections.
+    pub(crate) async fn start(
+        build: &Build,
+        spec: &FleetSpec<'_>,
+        work: &Path,
+        tag: &str,
+    ) -> anyhow::Result<Daemon> {
+        let port = free_port()?;
+        let config = work.join(format!("{tag}.toml"));
+        std::fs::write(&config, config_toml(port, spec))?;
+        let log = work.join(format!("{tag}.log"));
+        let log_file = std::fs::File::create(&log)?;
+        let mut child = command(&build.avocetd)
+            .arg("--config")
+            .arg(&config)
+            .current_dir(work)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .with_context(|| format!("cannot start {}", build.avocetd.display()))?;
+        let pid = child.id().context("avocetd has no pid")?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("avocetd exited with {status} at start: {}", log_tail(&log));
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(180) {
+                bail!(
+                    "avocetd did not listen on port {port} within 180 s: {}",
+                    log_tail(&log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(Daemon {
+            child,
+            pid,
+            addr: format!("http://127.0.0.1:{port}"),
+            log,
+        })
+    }
+
+    /// Process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Peak RSS and CPU so far.
+    pub(crate) fn figures(&self, cpu: &Cpu) -> Option<DaemonFigures> {
+        Some(DaemonFigures {
+            peak_rss_kib: stats::peak_rss_kib(self.pid).ok()?,
+            cpu_ms: cpu.process_ms(self.pid).ok()?,
+        })
+    }
+
+    /// The end of the daemon's log.
+    pub(crate) fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
+    /// Runs `avocet --addr <addr> <args…>`.
+    pub(crate) async fn cli(
+        &self,
+        build: &Build,
+        args: &[String],
+        cpu: &Cpu,
+    ) -> anyhow::Result<CliRun> {
+        let cpu_before = cpu.children_ms();
+        let start = Instant::now();
+        let out = command(&build.avocet)
+            .arg("--addr")
+            .arg(&self.addr)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", build.avocet.display()))?
+            .wait_with_output()
+            .await?;
+        Ok(CliRun {
+            wall: start.elapsed(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            cpu_ms: cpu.children_ms() - cpu_before,
+        })
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s.
+    pub(crate) async fn stop(mut self) {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    tail(
+        &strip_ansi(&std::fs::read_to_string(path).unwrap_or_default()),
+        800,
+    )
+}
+
+/// Removes ANSI colour sequences (`ESC [ … letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Checks an `apply --output json` run: exit status 0, a `rollout_finished` event with no
+/// failure, and a succeeded `tenant_finished` event for each of the `n` tenants.
+pub(crate) fn check_apply(run: &CliRun, n: usize) -> Result<(), String> {
+    let mut succeeded = 0;
+    let mut first_failure = None;
+    let mut finished = None;
+    for line in run.stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return Err(format!("not a JSON line: {}", tail(line, 200)));
+        };
+        let data = &v["data"];
+        match v["event"].as_str() {
+            Some("tenant_finished") if data["outcome"] == "succeeded" => succeeded += 1,
+            Some("tenant_finished") if first_failure.is_none() => {
+                first_failure = Some(format!("tenant {}: {}", data["tenant"], data["error"]));
+            }
+            Some("rollout_finished") => finished = Some(data.clone()),
+            _ => {}
+        }
+    }
+    let detail = || {
+        let f = first_failure.clone().unwrap_or_default();
+        format!("{f} {}", tail(&run.stderr, 800)).trim().to_string()
+    };
+    if run.code != Some(0) {
+        return Err(format!(
+            "avocet exited with {}: {}",
+            exit_text(run.code),
+            detail()
+        ));
+    }
+    let Some(f) = finished else {
+        return Err(format!("no rollout_finished event: {}", detail()));
+    };
+    if f["failed"] != 0 || succeeded != n {
+        return Err(format!(
+            "{succeeded} of {n} tenants succeeded ({f}): {}",
+            detail()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `status --output json` document: every tenant up to date.
+pub(crate) fn check_status(run: &CliRun, n: usize) -> Result<(), String> {
+    let v = parse_doc(run)?;
+    if v["tenant_count"] != n || v["up_to_date"] != n {
+        return Err(format!(
+            "status: {} of {} tenants up to date (expected {n}); unreachable {}",
+            v["up_to_date"], v["tenant_count"], v["unreachable"]
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `plan --output json` document: `n` tenants, none blocked, nothing to run.
+pub(crate) fn check_plan(run: &CliRun, n: usize) -> Result<(), String> {
+    let v = parse_doc(run)?;
+    let tenants = v["tenants"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let idle = tenants
+        .iter()
+        .filter(|t| t["blocked"] == false && t["steps"].as_array().is_some_and(Vec::is_empty))
+        .count();
+    if tenants.len() != n || idle != n {
+        return Err(format!(
+            "plan: {idle} of {} tenants with nothing to run (expected {n})",
+            tenants.len()
+        ));
+    }
+    Ok(())
+}
+
+fn exit_text(code: Option<i32>) -> String {
+    code.map_or_else(|| "a signal".into(), |c| format!("status {c}"))
+}
+
+fn parse_doc(run: &CliRun) -> Result<Value, String> {
+    if run.code != Some(0) {
+        return Err(format!(
+            "avocet exited with {}: {}",
+            exit_text(run.code),
+            tail(&run.stderr, 800)
+        ));
+    }
+    serde_json::from_str(run.stdout.trim())
+        .map_err(|e| format!("not a JSON document ({e}): {}", tail(&run.stdout, 200)))
+}

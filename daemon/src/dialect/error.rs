@@ -1,0 +1,123 @@
+//! What a database operation can fail with. Messages never contain the DSN.
+
+use crate::model::DialectKind;
+
+/// A database operation that failed. Messages never contain the DSN.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The database refused the connection, or the driver could not reach it.
+    #[error("cannot connect: {source}")]
+    Connect {
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// No connection opened within the target's connect timeout.
+    #[error("no connection within {timeout_ms} ms")]
+    ConnectTimeout {
+        /// The timeout, ms.
+        timeout_ms: u64,
+    },
+    /// A statement the engine issued failed.
+    #[error("{context}: {source}")]
+    Query {
+        /// What the engine was doing, e.g. `reading the history table`.
+        context: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A file the engine needs beside a SQLite database (its directory, its lock file).
+    #[error("{context}: {source}")]
+    Io {
+        /// What the engine was doing, e.g. `opening the tenant's lock file`.
+        context: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The per-tenant lock was still held by another session when the timeout ran out.
+    #[error("lock {lock} not acquired within {waited_ms} ms: another session holds it")]
+    LockTimeout {
+        /// The lock's key or name, e.g. `pg_advisory_lock(7203…)`.
+        lock: String,
+        /// How long the engine polled, in milliseconds.
+        waited_ms: u64,
+    },
+    /// The lock was gone when the engine released it: something else freed it while the
+    /// tenant was being migrated.
+    #[error("lock {lock} was not held when released")]
+    LockNotHeld {
+        /// The lock's key or name.
+        lock: String,
+    },
+    /// The lock's release did not finish in time; its connection was dropped, which ends
+    /// the session and with it the lock.
+    #[error("lock release did not finish within {timeout_ms} ms; its connection was dropped")]
+    ReleaseTimeout {
+        /// The timeout, ms.
+        timeout_ms: u64,
+    },
+    /// The DSN does not parse for the dialect.
+    #[error("invalid target: {dialect} DSN does not parse: {source}")]
+    Dsn {
+        /// The fleet's dialect.
+        dialect: DialectKind,
+        /// The driver's parse error (it never repeats the DSN).
+        source: sqlx::Error,
+    },
+    /// The target asks for something the dialect cannot do.
+    #[error("invalid target: {0}")]
+    Unsupported(&'static str),
+}
+
+impl DbError {
+    pub(crate) fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self::Query { context, source }
+    }
+
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { context, source }
+    }
+
+    /// True when the tenant could not be reached or used at all, as opposed to a statement
+    /// that failed on a working connection.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect { .. }
+                | Self::ConnectTimeout { .. }
+                | Self::Io { .. }
+                | Self::Dsn { .. }
+                | Self::Unsupported(_)
+        )
+    }
+}
+
+/// A batch of statements stopped at a failing statement.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub(crate) struct BatchError {
+    /// Statements of the batch that completed before the failure.
+    pub(crate) done: u64,
+    /// The server's error.
+    pub(crate) source: sqlx::Error,
+}
+
+impl BatchError {
+    /// True when the connection itself broke (I/O, closed, protocol), so the session is
+    /// unusable and whatever it held on the server (a transaction, a lock) is gone with it.
+    pub(crate) fn connection_lost(&self) -> bool {
+        connection_lost(&self.source)
+    }
+}
+
+/// True when `e` means the connection is gone rather than a statement having failed.
+pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}

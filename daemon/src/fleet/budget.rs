@@ -1,0 +1,185 @@
+//! The connection budget every tenant's pool draws from: `max_connections` across the daemon
+//! and `max_connections_per_host` per database server.
+//!
+//! Two counts keep it: *admission* (tickets) bounds the connections the running operations
+//! may use at once, and *open* permits, one held by every open connection whether in use or
+//! idle in a pool, bound what the servers see. An operation takes its ticket before any
+//! connection, all of it at once, so operations never hold some connections while waiting
+//! for others; waiters queue in arrival order. Since admitted use never exceeds the budget,
+//! a new connection that finds the open count full can always close an idle one of another
+//! pool to make room.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::pool::Pool;
+
+/// Admission of one operation: the connections it may use at once, globally and on its host.
+pub(crate) struct Ticket {
+    _global: OwnedSemaphorePermit,
+    _host: Option<OwnedSemaphorePermit>,
+}
+
+/// Held by one open connection; dropping it frees a place in the budget.
+pub(crate) struct OpenPermit {
+    _global: OwnedSemaphorePermit,
+    _host: Option<OwnedSemaphorePermit>,
+}
+
+/// The two counts of one scope (the daemon, or one host).
+struct Counts {
+    admit: Arc<Semaphore>,
+    open: Arc<Semaphore>,
+}
+
+impl Counts {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            admit: Arc::new(Semaphore::new(n)),
+            open: Arc::new(Semaphore::new(n)),
+        })
+    }
+}
+
+/// The daemon's connection budget and the pools that draw from it.
+pub(crate) struct Budget {
+    global: Arc<Counts>,
+    per_host: usize,
+    hosts: Mutex<HashMap<String, Arc<Counts>>>,
+    /// Every tenant pool created so far, with its host: where idle connections are found.
+    pools: Mutex<Vec<(Option<String>, Pool)>>,
+    /// Notified whenever a connection closes or goes idle, so a waiting open can retry.
+    closed: Notify,
+}
+
+impl Budget {
+    /// A budget of `max` connections in all and `per_host` on each server.
+    pub(crate) fn new(max: usize, per_host: usize) -> Self {
+        Self {
+            global: Counts::new(max),
+            per_host: per_host.min(max),
+            hosts: Mutex::new(HashMap::new()),
+            pools: Mutex::new(Vec::new()),
+            closed: Notify::new(),
+        }
+    }
+
+    fn host(&self, host: &str) -> Arc<Counts> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        hosts
+            .entry(host.to_owned())
+            .or_insert_with(|| Counts::new(self.per_host))
+            .clone()
+    }
+
+    /// Waits until an operation may use `n` connections at once on `host`, taking the
+    /// global share before the host's (always in that order, so two waiters never hold
+    /// each other's share).
+    pub(crate) async fn admit(&self, host: Option<&str>, n: u32) -> Ticket {
+        // The semaphores are never closed, so acquiring cannot fail.
+        let global = self.global.admit.clone().acquire_many_owned(n).await;
+        let host = match host {
+            Some(h) => self.host(h).admit.clone().acquire_many_owned(n).await.ok(),
+            None => None,
+        };
+        Ticket {
+            _global: global.expect("the budget's semaphores are never closed"),
+            _host: host,
+        }
+    }
+
+    /// A place for one new connection on `host`, closing idle connections of other pools
+    /// when the budget is full.
+    pub(crate) async fn open(&self, host: Option<&str>) -> OpenPermit {
+        let global = self.open_one(&self.global, None).await;
+        let host = match host {
+            Some(h) => Some(self.open_one(&self.host(h), Some(h)).await),
+            None => None,
+        };
+        OpenPermit {
+            _global: global,
+            _host: host,
+        }
+    }
+
+    async fn open_one(&self, counts: &Counts, host: Option<&str>) -> OwnedSemaphorePermit {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if let Ok(permit) = counts.open.clone().try_acquire_owned() {
+                return permit;
+            }
+            if self.close_one_idle(host).await {
+                continue;
+            }
+            tokio::select! {
+                permit = counts.open.clone().acquire_owned() => {
+                    return permit.expect("the budget's semaphores are never closed");
+                }
+                () = &mut closed => {}
+            }
+        }
+    }
+
+    /// Closes one idle connection (of a pool on `host`, when given); false when none is idle.
+    async fn close_one_idle(&self, host: Option<&str>) -> bool {
+        let pools: Vec<Pool> = {
+            let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+            pools
+                .iter()
+                .filter(|(h, p)| {
+                    p.status().available > 0 && host.is_none_or(|host| h.as_deref() == Some(host))
+                })
+                .map(|(_, p)| p.clone())
+                .collect()
+        };
+        for pool in pools {
+            let mut taken = false;
+            let removed = pool.retain(|_, _| std::mem::replace(&mut taken, true));
+            if let Some(conn) = removed.removed.into_iter().next() {
+                conn.close().await;
+                self.closed.notify_waiters();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Registers a new tenant pool so its idle connections can be found.
+    pub(crate) fn register(&self, host: Option<String>, pool: Pool) {
+        self.pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((host, pool));
+    }
+
+    /// Tells waiting opens that a connection closed or went back to its pool idle.
+    pub(crate) fn connection_closed(&self) {
+        self.closed.notify_waiters();
+    }
+
+    /// Closes every connection idle for longer than `idle_timeout`; returns how many.
+    pub(crate) async fn close_idle(&self, idle_timeout: std::time::Duration) -> usize {
+        let pools: Vec<Pool> = {
+            let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+            pools.iter().map(|(_, p)| p.clone()).collect()
+        };
+        let mut closed = 0;
+        for pool in pools {
+            let removed = pool.retain(|_, m| m.last_used() < idle_timeout).removed;
+            closed += removed.len();
+            for conn in removed {
+                conn.close().await;
+            }
+        }
+        if closed > 0 {
+            self.closed.notify_waiters();
+        }
+        closed
+    }
+}
