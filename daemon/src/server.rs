@@ -4,8 +4,8 @@ use std::{sync::Arc, time::Duration};
 
 use avocet_proto::v1::{fleet_server::FleetServer, migrator_server::MigratorServer};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::{
     api::{self, FleetService, MigratorService},
@@ -65,7 +65,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(MigratorServer::new(migrator))
         .add_service(FleetServer::new(fleet))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: finishing running migrations");
             health
@@ -96,4 +96,12 @@ pub async fn serve(
         tracing::warn!("rollouts still running at exit; their tenants' sessions close with it");
     }
     result.map_err(ServerError::from)
+}
+
+/// Accepted connections with `TCP_NODELAY` (a small gRPC response otherwise waits on
+/// Nagle's algorithm for the client's delayed ACK, about 40 ms on Linux) and TCP keepalive.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(30)))
 }

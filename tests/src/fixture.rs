@@ -53,6 +53,13 @@ impl MigrationCopy {
         Ok(Self { dir })
     }
 
+    /// An empty set, for a test that writes its own files.
+    pub fn empty() -> anyhow::Result<Self> {
+        Ok(Self {
+            dir: tempfile::tempdir()?,
+        })
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -172,6 +179,36 @@ impl Fleet {
             });
         }
         Ok(fleet)
+    }
+
+    /// The server databases behind the tenants (none for SQLite).
+    pub fn databases(&self) -> &[String] {
+        &self.databases
+    }
+
+    /// Sessions `avocetd` has open on this fleet's databases right now, read from the
+    /// server (`pg_stat_activity` by application name; MariaDB's process list by database).
+    pub async fn server_sessions(&self) -> anyhow::Result<i64> {
+        let list = self
+            .databases
+            .iter()
+            .map(|d| format!("'{d}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = match self.dialect {
+            DialectKind::Postgres => format!(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE application_name = 'avocetd' AND datname IN ({list})"
+            ),
+            DialectKind::Mysql => {
+                format!("SELECT COUNT(*) FROM information_schema.processlist WHERE db IN ({list})")
+            }
+            DialectKind::Sqlite => bail!("sqlite has no server"),
+        };
+        let mut conn = admin(self.dialect).await?;
+        let n: i64 = sqlx::query(&sql).fetch_one(&mut conn).await?.try_get(0)?;
+        conn.close().await?;
+        Ok(n)
     }
 
     /// Tenant ids in order.

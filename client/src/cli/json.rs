@@ -48,6 +48,7 @@ fn tenant_plan(p: &pb::TenantPlan) -> Value {
 pub(crate) fn plan(resp: &pb::PlanResponse) -> Value {
     json!({
         "fleet": resp.fleet,
+        "set_digest": resp.set_digest,
         "tenants": resp.tenants.iter().map(tenant_plan).collect::<Vec<_>>(),
     })
 }

@@ -70,6 +70,30 @@ pub(crate) struct RunOptions {
     /// Start no further tenant after the first failure.
     #[arg(long)]
     pub(crate) stop_on_failure: bool,
+    /// One transaction per migration, or all of a tenant's migrations in one (PostgreSQL
+    /// and SQLite; default: the fleet's setting).
+    #[arg(long, value_enum)]
+    pub(crate) transaction: Option<Transaction>,
+}
+
+/// `--transaction`.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Transaction {
+    /// Each migration and its history row in a transaction of its own.
+    Migration,
+    /// All of a tenant's pending migrations in one transaction, all or nothing.
+    Tenant,
+}
+
+impl Transaction {
+    /// The wire enum; unset means the fleet's setting.
+    pub(crate) fn wire(mode: Option<Self>) -> i32 {
+        match mode {
+            None => avocet_client::pb::TransactionMode::Unspecified as i32,
+            Some(Self::Migration) => avocet_client::pb::TransactionMode::Migration as i32,
+            Some(Self::Tenant) => avocet_client::pb::TransactionMode::Tenant as i32,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -97,6 +121,10 @@ pub(crate) enum Command {
         /// Apply pending versions older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+        /// Refuse to start unless the migration set still has this digest (the
+        /// `set_digest` that `avocet plan` printed), so what runs is what was reviewed.
+        #[arg(long)]
+        expect_digest: Option<String>,
     },
     /// Run down scripts in reverse order (default: the newest migration).
     Rollback {

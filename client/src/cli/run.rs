@@ -37,6 +37,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             to,
             run,
             allow_out_of_order,
+            expect_digest,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let events = client
@@ -48,8 +49,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     dry_run: run.dry_run,
                     stop_on_first_failure: run.stop_on_failure,
                     allow_out_of_order,
-                    expected_set_digest: String::new(),
-                    transaction: 0,
+                    expected_set_digest: expect_digest.unwrap_or_default(),
+                    transaction: super::Transaction::wire(run.transaction),
                 })
                 .await?;
             follow(events, out).await?
@@ -77,7 +78,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     concurrency: run.concurrency.unwrap_or(0),
                     dry_run: run.dry_run,
                     stop_on_first_failure: run.stop_on_failure,
-                    transaction: 0,
+                    transaction: super::Transaction::wire(run.transaction),
                 })
                 .await?;
             follow(events, out).await?

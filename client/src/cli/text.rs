@@ -50,7 +50,7 @@ fn tenant_plan(out: &mut String, p: &pb::TenantPlan) {
 }
 
 pub(crate) fn plan(resp: &pb::PlanResponse) {
-    let mut out = format!("fleet {}\n", resp.fleet);
+    let mut out = format!("fleet {}  set digest {}\n", resp.fleet, resp.set_digest);
     for p in &resp.tenants {
         tenant_plan(&mut out, p);
     }

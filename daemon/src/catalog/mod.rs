@@ -3,10 +3,18 @@
 //! Formats accepted in one directory (sqlx's, so sqlx projects move over unchanged):
 //! `<version>_<name>.up.sql` with optional `<version>_<name>.down.sql`, or the one-file
 //! `<version>_<name>.sql` (no `down`). Versions are positive integers ordered numerically.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `load.rs` | a directory of files to a [`MigrationSet`](crate::model::MigrationSet) |
+//! | `script.rs` | one file: normalising, checksum, statement splitting, markers |
+//! | `cache.rs` | [`SetCache`]: a set kept until its directory changes |
 
+mod cache;
 mod load;
 mod script;
 
+pub(crate) use cache::SetCache;
 pub use load::CatalogError;
 pub(crate) use load::load_dir;
 pub use script::ScriptError;

@@ -283,7 +283,7 @@ impl Engine {
         }
         let fleet = self.registry.fleet(fleet)?.clone();
         let tenants = fleet.select(selector)?;
-        let set = Arc::new(fleet.load_set()?);
+        let set = fleet.load_set()?;
         Ok(Scope {
             fleet,
             tenants,

@@ -107,7 +107,7 @@ pub struct Fleet {
     pub name: String,
     /// Its dialect.
     pub dialect: DialectKind,
-    /// Directory of its migration set, read on every request so new files need no restart.
+    /// Directory of its migration set.
     pub migrations: PathBuf,
     /// Default number of tenants migrated at once.
     pub concurrency: usize,
@@ -117,6 +117,8 @@ pub struct Fleet {
     pub transaction: TransactionMode,
     /// Tenants in configuration order.
     pub tenants: Vec<Arc<Tenant>>,
+    /// The set, loaded once and again only when the directory changes.
+    set: catalog::SetCache,
 }
 
 /// Chooses tenants: explicit ids and a label selector, both optional.
@@ -175,15 +177,18 @@ pub enum FleetError {
 }
 
 impl Fleet {
-    /// Reads and checks the fleet's migration set.
+    /// The fleet's migration set: from memory unless its directory changed since it was
+    /// loaded (so new files need no restart, and an unchanged set is not parsed again).
     ///
     /// # Errors
     /// [`FleetError::Catalog`] naming the file that does not load.
-    pub fn load_set(&self) -> Result<MigrationSet, FleetError> {
-        catalog::load_dir(&self.migrations, self.dialect).map_err(|source| FleetError::Catalog {
-            fleet: self.name.clone(),
-            source,
-        })
+    pub fn load_set(&self) -> Result<Arc<MigrationSet>, FleetError> {
+        self.set
+            .get(&self.migrations, self.dialect)
+            .map_err(|source| FleetError::Catalog {
+                fleet: self.name.clone(),
+                source,
+            })
     }
 
     /// The tenants a selector picks, in configuration order.
@@ -235,8 +240,8 @@ impl Registry {
         let mut fleets = BTreeMap::new();
         for (name, fc) in &config.fleets {
             for (index, stmt) in fc.session_init.iter().enumerate() {
-                let found = catalog::parse_script(stmt, fc.dialect)
-                    .map_or(0, |s| s.statement_count());
+                let found =
+                    catalog::parse_script(stmt, fc.dialect).map_or(0, |s| s.statement_count());
                 if found != 1 {
                     return Err(FleetError::SessionInit {
                         fleet: name.clone(),
@@ -284,6 +289,7 @@ impl Registry {
                 lock_timeout: fc.lock_timeout,
                 transaction: fc.transaction,
                 tenants,
+                set: catalog::SetCache::default(),
             };
             fleet.load_set()?;
             fleets.insert(name.clone(), Arc::new(fleet));

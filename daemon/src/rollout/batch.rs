@@ -83,7 +83,10 @@ pub(super) async fn run_transaction(
             match session.execute_batch(&request).await {
                 Ok(n) => done += n,
                 Err(error) => {
-                    let at = position(parts, (done + error.done).saturating_sub(reset.len() as u64));
+                    let at = position(
+                        parts,
+                        (done + error.done).saturating_sub(reset.len() as u64),
+                    );
                     return Err(Failed { at, error });
                 }
             }
