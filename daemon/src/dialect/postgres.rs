@@ -144,14 +144,14 @@ impl Postgres {
     }
 
     async fn resolve(&self, conn: &mut PgConnection) -> Result<Arc<Identity>, DbError> {
+        // Simple protocol: one round trip, one implicit transaction.
+        let context = "reading current_database() and current_schema()";
+        let sql = "SELECT current_database(), current_schema()";
+        let row = sqlx::Executor::fetch_one(&mut *conn, sql)
+            .await
+            .map_err(DbError::query(context))?;
         let (database, current): (String, Option<String>) =
-            sqlx::query_as("SELECT current_database(), current_schema()")
-                .persistent(false)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(DbError::query(
-                    "reading current_database() and current_schema()",
-                ))?;
+            sqlx::FromRow::from_row(&row).map_err(DbError::query(context))?;
         let schema = match (&self.target.schema, current) {
             (Some(s), _) => s.clone(),
             (None, Some(s)) => s,
@@ -235,13 +235,15 @@ impl PgSession {
     async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
         let key = self.identity.lock_key;
         let name = self.identity.lock_name.clone();
+        // Simple protocol with the key as a literal: one round trip per attempt.
+        let sql = format!("SELECT pg_try_advisory_lock({key})");
         poll_lock(&name, timeout, &mut self.conn, |c| {
+            let sql = sql.clone();
             Box::pin(async move {
-                sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-                    .persistent(false)
-                    .bind(key)
-                    .fetch_one(c)
+                let row = sqlx::Executor::fetch_one(c, sql.as_str())
                     .await
+                    .map_err(DbError::query("taking the advisory lock"))?;
+                sqlx::Row::try_get::<bool, _>(&row, 0)
                     .map_err(DbError::query("taking the advisory lock"))
             })
         })

@@ -115,7 +115,7 @@ impl Engine {
             tenants,
             set,
         } = scope;
-        let tenants = reads::histories(tenants, fleet.concurrency)
+        let tenants = reads::histories(tenants)
             .await
             .into_iter()
             .map(|(t, h)| reads::tenant_plan(&t, h, &set, opts, fleet.dialect))
@@ -188,7 +188,7 @@ impl Engine {
             tenants,
             set,
         } = self.scope(&req.fleet, &req.selector)?;
-        let tenants = reads::histories(tenants, fleet.concurrency)
+        let tenants = reads::histories(tenants)
             .await
             .into_iter()
             .map(|(t, h)| reads::verification(&t, h, &set, fleet.dialect))
@@ -216,7 +216,7 @@ impl Engine {
             ..Default::default()
         };
         let mut versions = BTreeMap::new();
-        for (tenant, history) in reads::histories(tenants, fleet.concurrency).await {
+        for (tenant, history) in reads::histories(tenants).await {
             reads::count_status(&mut status, &mut versions, &tenant, history, &set);
         }
         status.versions = versions.into_iter().collect();

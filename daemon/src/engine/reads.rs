@@ -13,18 +13,21 @@ use crate::{
     plan,
 };
 
-/// Each tenant's history (or why it could not be read), in the order given, reading at
-/// most `concurrency` tenants at once within the global connection budget.
+/// Tenants read at once by one request. The connection budget's admission is the real
+/// bound (a read takes one ticket); this only bounds the reads in flight.
+const READS_IN_FLIGHT: usize = 64;
+
+/// Each tenant's history (or why it could not be read), in the order given, reading up to
+/// [`READS_IN_FLIGHT`] tenants at once within the connection budget.
 pub(super) async fn histories(
     tenants: Vec<Arc<Tenant>>,
-    concurrency: usize,
 ) -> Vec<(Arc<Tenant>, Result<Vec<HistoryRecord>, DbError>)> {
     stream::iter(tenants)
         .map(|tenant| async move {
             let result = tenant.read_history().await;
             (tenant, result)
         })
-        .buffered(concurrency.max(1))
+        .buffered(READS_IN_FLIGHT)
         .collect()
         .await
 }
