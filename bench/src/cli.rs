@@ -1,6 +1,6 @@
 //! Command-line flags and the run plan they resolve to (with the `--smoke` defaults).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
@@ -34,12 +34,24 @@ pub(crate) struct Args {
     /// Migration sets for apply (default: light,heavy).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) sets: Vec<SetKind>,
+    /// Apply cases as SET:N:P, comma-separated (e.g. `light:100:1,light:100:8,heavy:100:8`),
+    /// run in this order; replaces the cross product of --sets, --n and --p for apply (tls and
+    /// grouped still use --n and --p).
+    #[arg(long, value_delimiter = ',', value_parser = parse_case, value_name = "SET:N:P")]
+    pub(crate) cases: Vec<CaseSpec>,
+    /// Longest run of one tool in one measurement, in seconds; past it the tool (its process
+    /// group, and for avocet its avocetd) is killed and the repetition counts as failed.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub(crate) tool_timeout: u64,
     /// Size of the large migration in MB of 10^6 bytes (default 50; smoke 1).
     #[arg(long)]
     pub(crate) large_mb: Option<f64>,
     /// Dialects of the large scenario (default: postgres,mysql,sqlite).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) large_dialects: Vec<Dialect>,
+    /// Tools of the large scenario, within --tools (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) large_tools: Vec<ToolKind>,
     /// PostgreSQL fleet sizes for reads (default 1000; smoke 3).
     #[arg(long, value_delimiter = ',')]
     pub(crate) reads_pg_n: Vec<usize>,
@@ -122,6 +134,38 @@ impl Scenario {
     }
 }
 
+/// One apply case: a set, a fleet size and a parallelism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct CaseSpec {
+    /// The set.
+    pub(crate) set: SetKind,
+    /// Tenants.
+    pub(crate) n: usize,
+    /// Parallelism.
+    pub(crate) p: usize,
+}
+
+/// Parses `SET:N:P` (e.g. `light:100:8`).
+fn parse_case(s: &str) -> Result<CaseSpec, String> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    let [set, n, p] = parts.as_slice() else {
+        return Err(format!("{s:?}: expected SET:N:P, e.g. light:100:8"));
+    };
+    let set = SetKind::from_str(set, true)
+        .map_err(|_| format!("{s:?}: unknown set {set:?} (expected light or heavy)"))?;
+    let number = |what: &str, v: &str| match v.parse::<usize>() {
+        Ok(x) if x > 0 => Ok(x),
+        _ => Err(format!(
+            "{s:?}: {what} must be a positive integer, not {v:?}"
+        )),
+    };
+    Ok(CaseSpec {
+        set,
+        n: number("N", n)?,
+        p: number("P", p)?,
+    })
+}
+
 /// A generated migration set for apply.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,8 +224,12 @@ pub(crate) struct Plan {
     pub(crate) ps: Vec<usize>,
     /// Repetitions.
     pub(crate) reps: u32,
-    /// Sets for apply.
+    /// Sets for apply (`--sets`; the apply scenario runs `cases`).
     pub(crate) sets: Vec<SetKind>,
+    /// The apply cases, in run order: `--cases`, or sets × ns × ps.
+    pub(crate) cases: Vec<CaseSpec>,
+    /// Per-tool timeout of one measurement, in seconds.
+    pub(crate) tool_timeout_s: u64,
     /// Size of the large migration in bytes.
     pub(crate) large_bytes: u64,
     /// Dialects of the large scenario.
@@ -192,6 +240,8 @@ pub(crate) struct Plan {
     pub(crate) reads_sqlite_n: Vec<usize>,
     /// Tool families.
     pub(crate) tools: Vec<ToolKind>,
+    /// Tool families of the large scenario (within `tools`).
+    pub(crate) large_tools: Vec<ToolKind>,
     /// Shortest wait after a run before reading `pg_stat_database`.
     pub(crate) settle_ms: u64,
 }
@@ -214,7 +264,8 @@ impl Plan {
             .into_iter()
             .filter(|sc| a.only.is_empty() || a.only.contains(sc))
             .collect();
-        let plan = Plan {
+        let all_tools = [ToolKind::Floor, ToolKind::Sqlx, ToolKind::Avocet];
+        let mut plan = Plan {
             smoke: s,
             scenarios,
             ns: or(&a.n, &[100, 1000], &[3], s),
@@ -235,16 +286,26 @@ impl Plan {
             ),
             reads_pg_n: or(&a.reads_pg_n, &[1000], &[3], s),
             reads_sqlite_n: or(&a.reads_sqlite_n, &[1000, 10_000], &[3], s),
-            tools: or(
-                &a.tools,
-                &[ToolKind::Floor, ToolKind::Sqlx, ToolKind::Avocet],
-                &[ToolKind::Floor, ToolKind::Sqlx, ToolKind::Avocet],
-                s,
-            ),
+            cases: a.cases.clone(),
+            tool_timeout_s: a.tool_timeout,
+            tools: or(&a.tools, &all_tools, &all_tools, s),
+            large_tools: or(&a.large_tools, &all_tools, &all_tools, s),
             settle_ms: if s { 250 } else { 1500 },
         };
         if plan.reps == 0 || plan.ns.contains(&0) || plan.ps.contains(&0) {
             bail!("--reps, --n and --p must be positive");
+        }
+        if !(1..=7 * 86_400).contains(&plan.tool_timeout_s) {
+            bail!("--tool-timeout must be between 1 s and 7 days");
+        }
+        if plan.cases.is_empty() {
+            for &set in &plan.sets {
+                for &n in &plan.ns {
+                    for &p in &plan.ps {
+                        plan.cases.push(CaseSpec { set, n, p });
+                    }
+                }
+            }
         }
         if plan.large_bytes == 0 {
             bail!("--large-mb must be positive");
@@ -255,6 +316,11 @@ impl Plan {
     /// Whether a tool family is selected.
     pub(crate) fn uses(&self, t: ToolKind) -> bool {
         self.tools.contains(&t)
+    }
+
+    /// The per-tool timeout.
+    pub(crate) fn tool_timeout(&self) -> Duration {
+        Duration::from_secs(self.tool_timeout_s)
     }
 
     /// The largest P (tls and grouped).

@@ -10,10 +10,10 @@ use std::{
 use crate::{
     cli::{Plan, ToolKind},
     fleets::Admin,
-    results::{Sample, ScenarioError},
+    results::{RoundTrips, Sample, ScenarioError},
     sets::{self, Flavour, MigrationSet},
     stats::Cpu,
-    tools::{Build, Tool},
+    tools::{Build, Tool, strace::Strace},
 };
 
 /// Shared state of a run.
@@ -32,8 +32,12 @@ pub(crate) struct Ctx {
     pub(crate) work: PathBuf,
     /// Extra `avocet apply` arguments from the command line.
     pub(crate) apply_args: Vec<String>,
+    /// strace, to count round trips (when it can be used here).
+    pub(crate) strace: Strace,
     /// Samples so far.
     pub(crate) samples: Mutex<Vec<Sample>>,
+    /// Round-trip figures so far.
+    pub(crate) round_trips: Mutex<Vec<RoundTrips>>,
     /// Scenarios that could not run.
     pub(crate) errors: Mutex<Vec<ScenarioError>>,
 }
@@ -56,7 +60,18 @@ impl Ctx {
     /// The tools of repetition `rep`: the base order rotated by `rep`, so each tool takes
     /// each position in turn.
     pub(crate) fn tools_for_rep(&self, with_floor: bool, rep: u32) -> Vec<Tool> {
+        self.tools_for_rep_among(with_floor, rep, &self.plan.tools)
+    }
+
+    /// [`Ctx::tools_for_rep`] restricted to the families `kinds`.
+    pub(crate) fn tools_for_rep_among(
+        &self,
+        with_floor: bool,
+        rep: u32,
+        kinds: &[ToolKind],
+    ) -> Vec<Tool> {
         let mut t = self.tools(with_floor);
+        t.retain(|tool| kinds.contains(&tool.kind()));
         if !t.is_empty() {
             let k = rep as usize % t.len();
             t.rotate_left(k);
@@ -68,6 +83,12 @@ impl Ctx {
     pub(crate) fn record(&self, s: Sample) {
         println!("{}", s.line());
         self.samples.lock().expect("samples").push(s);
+    }
+
+    /// Prints and keeps a round-trip figure.
+    pub(crate) fn record_round_trips(&self, r: RoundTrips) {
+        println!("{}", r.line());
+        self.round_trips.lock().expect("round trips").push(r);
     }
 
     /// Prints and keeps a scenario-level failure.

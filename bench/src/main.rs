@@ -145,7 +145,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         cpu: stats::Cpu::new(),
         work: work.clone(),
         apply_args: args.apply_arg.clone(),
+        strace: tools::strace::Strace::new(&args.pg_url),
         samples: Mutex::default(),
+        round_trips: Mutex::default(),
         errors: Mutex::default(),
     };
     let started = chrono::Utc::now();
@@ -165,6 +167,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         machine,
         tools: tools_info,
         samples: ctx.samples.lock().expect("samples").clone(),
+        round_trips: ctx.round_trips.lock().expect("round trips").clone(),
         errors: ctx.errors.lock().expect("errors").clone(),
     };
     if !args.keep_work {
@@ -204,19 +207,23 @@ fn redacted(args: &Args) -> anyhow::Result<serde_json::Value> {
 }
 
 /// 1 when a scenario could not run, or (smoke) when avocet failed for a reason that is not
-/// expected for now.
+/// expected for now (in a measurement or in the round-trip run).
 fn exit_code(r: &Results) -> ExitCode {
-    let bad: Vec<_> = r
+    let bad = r
         .samples
         .iter()
         .filter(|s| s.avocet && !s.ok && !s.tolerated)
-        .collect();
+        .count()
+        + r.round_trips
+            .iter()
+            .filter(|t| t.avocet && t.error.is_some())
+            .count();
     if !r.errors.is_empty() {
         println!("{} scenario(s) could not run", r.errors.len());
         return ExitCode::from(1);
     }
-    if r.plan["smoke"] == true && !bad.is_empty() {
-        println!("smoke: {} avocet measurement(s) failed", bad.len());
+    if r.plan["smoke"] == true && bad > 0 {
+        println!("smoke: {bad} avocet measurement(s) failed");
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

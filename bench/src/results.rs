@@ -3,7 +3,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{stats::PgCounters, tools::avocet::DaemonFigures};
+use crate::{
+    stats::PgCounters,
+    tools::{avocet::DaemonFigures, child::TimedOut},
+};
 
 /// The parameters of a measured case.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -57,6 +60,9 @@ pub(crate) struct Sample {
     pub(crate) tolerated: bool,
     /// Why it failed.
     pub(crate) error: Option<String>,
+    /// Set (to the timeout, in seconds) when the tool ran past `--tool-timeout` and was
+    /// killed.
+    pub(crate) timed_out_after_s: Option<u64>,
     /// Wall time of the timed part, in ms.
     pub(crate) wall_ms: Option<f64>,
     /// wall × P / N, in ms.
@@ -94,6 +100,7 @@ impl Sample {
             ok: false,
             tolerated: false,
             error: None,
+            timed_out_after_s: None,
             wall_ms: None,
             per_tenant_ms: None,
             pg: None,
@@ -109,6 +116,12 @@ impl Sample {
     pub(crate) fn fail(&mut self, error: impl Into<String>) {
         self.ok = false;
         self.error = Some(error.into());
+    }
+
+    /// Marks the sample failed by a timeout.
+    pub(crate) fn time_out(&mut self, t: TimedOut) {
+        self.fail(t.to_string());
+        self.timed_out_after_s = Some(t.after.as_secs());
     }
 
     /// One progress line.
@@ -134,6 +147,83 @@ impl Sample {
             }
             (None, None) => format!("{what} {op}no figure"),
         }
+    }
+}
+
+/// Round trips and commits of one tool applying one set to one fresh PostgreSQL tenant
+/// (N=1, P=1), once per run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RoundTrips {
+    /// Set name.
+    pub(crate) set: String,
+    /// Tool label.
+    pub(crate) tool: String,
+    /// Whether the tool is an avocet build.
+    pub(crate) avocet: bool,
+    /// Migrations in the set.
+    pub(crate) migrations: usize,
+    /// Successful writes to sockets connected to the server (one request each).
+    pub(crate) writes: Option<u64>,
+    /// Distinct server connections those writes went to.
+    pub(crate) connections: Option<u64>,
+    /// `writes` / `migrations`.
+    pub(crate) round_trips_per_migration: Option<f64>,
+    /// `xact_commit` delta of the tenant.
+    pub(crate) commits: Option<i64>,
+    /// `commits` / `migrations`.
+    pub(crate) commits_per_migration: Option<f64>,
+    /// Why the writes could not be counted (no strace, ptrace not permitted, …).
+    pub(crate) unavailable: Option<String>,
+    /// Why the tool failed (then no figure is kept).
+    pub(crate) error: Option<String>,
+    /// Set (to the timeout, in seconds) when the tool ran past `--tool-timeout`.
+    pub(crate) timed_out_after_s: Option<u64>,
+}
+
+impl RoundTrips {
+    /// An empty record for a set and tool, to fill in.
+    pub(crate) fn new(set: &str, migrations: usize, tool: &crate::tools::Tool) -> RoundTrips {
+        RoundTrips {
+            set: set.to_string(),
+            tool: tool.label(),
+            avocet: tool.is_avocet(),
+            migrations,
+            writes: None,
+            connections: None,
+            round_trips_per_migration: None,
+            commits: None,
+            commits_per_migration: None,
+            unavailable: None,
+            error: None,
+            timed_out_after_s: None,
+        }
+    }
+
+    /// One progress line.
+    pub(crate) fn line(&self) -> String {
+        let what = format!(
+            "{:<8} {:<28} {:<10}",
+            "apply",
+            format!("{}, N=1, P=1 (traced)", self.set),
+            self.tool
+        );
+        if let Some(e) = &self.error {
+            let e: String = e.chars().take(300).collect();
+            return format!("{what} FAILED: {}", e.replace('\n', " "));
+        }
+        let rt = match (self.round_trips_per_migration, &self.unavailable) {
+            (Some(r), _) => format!(
+                "{r:.2} round trips / migration ({} writes, {} connection(s))",
+                self.writes.unwrap_or(0),
+                self.connections.unwrap_or(0)
+            ),
+            (None, Some(why)) => format!("round trips unavailable: {why}"),
+            (None, None) => "round trips: no figure".into(),
+        };
+        let commits = self
+            .commits_per_migration
+            .map_or_else(|| "–".into(), |c| format!("{c:.2}"));
+        format!("{what} {rt}; commits / migration {commits}")
     }
 }
 
@@ -167,6 +257,8 @@ pub(crate) struct Results {
     pub(crate) tools: Value,
     /// Every measurement.
     pub(crate) samples: Vec<Sample>,
+    /// Round trips per migration of each tool and apply set, on one tenant.
+    pub(crate) round_trips: Vec<RoundTrips>,
     /// Scenarios that failed to set up.
     pub(crate) errors: Vec<ScenarioError>,
 }

@@ -1,6 +1,7 @@
 //! `results.json`, `results.md` (one table per scenario, a column per tool, ratios against
 //! sqlx-cli) and `benchmarks.md` (the hand-written header plus the tables).
 
+mod round_trips;
 mod tables;
 
 use std::{fmt::Write as _, path::Path};
@@ -121,11 +122,15 @@ pub(crate) fn markdown(r: &Results, charted: bool) -> String {
             "### {title}\n\nWall time (median):\n\n{}",
             wall_table(&g, first, floor)
         );
+        let rts = (key == "apply" && !r.round_trips.is_empty()).then_some(&r.round_trips[..]);
         let _ = writeln!(
             md,
             "Details (medians over successful repetitions):\n\n{}",
-            detail_table(&g, with_pg, floor)
+            detail_table(&g, with_pg, floor, rts)
         );
+        if let Some(rts) = rts {
+            md.push_str(&round_trips::section(rts));
+        }
     }
     let failures: Vec<&Sample> = r.samples.iter().filter(|s| !s.ok).collect();
     if !failures.is_empty() || !r.errors.is_empty() {

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::results::{Sample, spread};
+use super::round_trips::round_trip_cells;
+use crate::results::{RoundTrips, Sample, spread};
 
 /// A duration for a table cell: ms below a second, else seconds.
 fn fmt_ms(ms: f64) -> String {
@@ -115,22 +116,49 @@ impl Grid<'_> {
     }
 }
 
+/// `> N s` when a sample of the cell timed out (the longest timeout of them).
+fn timeout_text(samples: &[&Sample]) -> Option<String> {
+    samples
+        .iter()
+        .filter(|s| !s.ok)
+        .filter_map(|s| s.timed_out_after_s)
+        .max()
+        .map(|t| format!("> {t} s"))
+}
+
+/// What failed in a cell: timeouts (`> N s`) and other failures, each with its count unless
+/// every sample of the cell is one.
 fn status_note(samples: &[&Sample]) -> Option<String> {
-    let failed = samples.iter().filter(|s| !s.ok).count();
-    if failed == 0 {
-        return None;
-    }
-    let expected = samples.iter().filter(|s| !s.ok).all(|s| s.tolerated);
-    let what = if expected {
-        "failed (expected)"
-    } else {
-        "failed"
+    let total = samples.len();
+    let timed = samples
+        .iter()
+        .filter(|s| !s.ok && s.timed_out_after_s.is_some())
+        .count();
+    let other: Vec<&&Sample> = samples
+        .iter()
+        .filter(|s| !s.ok && s.timed_out_after_s.is_none())
+        .collect();
+    let counted = |k: usize, what: String| {
+        if k == total {
+            what
+        } else {
+            format!("{k}/{total} {what}")
+        }
     };
-    Some(if failed == samples.len() {
-        what.to_string()
-    } else {
-        format!("{failed}/{} {what}", samples.len())
-    })
+    let mut parts = Vec::new();
+    if let Some(t) = timeout_text(samples) {
+        parts.push(counted(timed, t));
+    }
+    if !other.is_empty() {
+        let expected = other.iter().all(|s| s.tolerated);
+        let what = if expected {
+            "failed (expected)"
+        } else {
+            "failed"
+        };
+        parts.push(counted(other.len(), what.to_string()));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// Wall-time table: median, and the ratio to sqlx-cli in the same row.
@@ -188,20 +216,32 @@ pub(super) fn wall_table(g: &Grid<'_>, first: &str, floor_name: &str) -> String 
     t
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+pub(super) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
         .unwrap_or_else(|| "–".into())
 }
 
-/// Per-tool details: spread of wall time and the other figures (medians over ok reps).
-pub(super) fn detail_table(g: &Grid<'_>, with_pg: bool, floor_name: &str) -> String {
+/// Per-tool details: spread of wall time and the other figures (medians over ok reps); with
+/// `round_trips`, each set and tool's round trips and commits per migration on one tenant.
+pub(super) fn detail_table(
+    g: &Grid<'_>,
+    with_pg: bool,
+    floor_name: &str,
+    round_trips: Option<&[RoundTrips]>,
+) -> String {
     let mut t = String::from("| case | tool | wall min–max | ok reps |");
     if with_pg {
         t.push_str(" per tenant | sessions / tenant | commits / migration | peak connections |");
     }
+    if round_trips.is_some() {
+        t.push_str(" round trips / migration | commits / migration (1 tenant) |");
+    }
     t.push_str(" avocetd peak RSS | avocetd CPU | client CPU |\n|---|---|---:|---:|");
     if with_pg {
         t.push_str("---:|---:|---:|---:|");
+    }
+    if round_trips.is_some() {
+        t.push_str("---:|---:|");
     }
     t.push_str("---:|---:|---:|\n");
     for row in &g.rows {
@@ -212,6 +252,7 @@ pub(super) fn detail_table(g: &Grid<'_>, with_pg: bool, floor_name: &str) -> Str
             }
             let range = spread(values(cell, |s| s.wall_ms))
                 .map(|s| format!("{} – {}", fmt_ms(s.min), fmt_ms(s.max)))
+                .or_else(|| timeout_text(cell))
                 .unwrap_or_else(|| "–".into());
             let ok = cell.iter().filter(|s| s.ok).count();
             let name = if c == "floor" { floor_name } else { c.as_str() };
@@ -227,6 +268,10 @@ pub(super) fn detail_table(g: &Grid<'_>, with_pg: bool, floor_name: &str) -> Str
                     opt(median(cell, |s| s.commits_per_migration), 2),
                     opt(median(cell, |s| s.peak_connections.map(|p| p as f64)), 0),
                 );
+            }
+            if let Some(rts) = round_trips {
+                let (rt, commits) = round_trip_cells(rts, &cell[0].case.set, &cell[0].tool);
+                let _ = write!(t, " {rt} | {commits} |");
             }
             let rss = median(cell, |s| s.daemon.map(|d| d.peak_rss_kib as f64 / 1024.0));
             let _ = writeln!(

@@ -12,6 +12,7 @@ use crate::{
     tools::{
         self, Tool,
         avocet::{self, Daemon, FleetSpec},
+        child::{self, TimedOut},
         pool,
     },
 };
@@ -37,8 +38,28 @@ pub(crate) struct ApplyCase<'a> {
 struct Run {
     wall_ms: Option<f64>,
     error: Option<String>,
+    timed_out: Option<TimedOut>,
     daemon: Option<avocet::DaemonFigures>,
     client_cpu_ms: Option<f64>,
+}
+
+/// `avocet apply --fleet bench --output json --concurrency P`, then `extra` and the
+/// command line's `--apply-arg`s.
+pub(crate) fn avocet_apply_args(ctx: &Ctx, p: usize, extra: Vec<String>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "apply",
+        "--fleet",
+        "bench",
+        "--output",
+        "json",
+        "--concurrency",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(p.to_string());
+    args.extend(extra);
+    args.extend(ctx.apply_args.iter().cloned());
+    args
 }
 
 impl ApplyCase<'_> {
@@ -139,13 +160,19 @@ async fn measure_on(
     let mut run = run_tool(ctx, c, tool, script, &dsns, daemon.as_ref()).await;
     s.peak_connections = sampler.stop().await;
     if let Some(d) = daemon {
-        if let Some(e) = &mut run.error {
+        if let (Some(e), None) = (&mut run.error, run.timed_out) {
             e.push_str(&format!(
                 " | avocetd log: {}",
                 pool::tail(&d.log_tail(), 400)
             ));
         }
-        d.stop().await;
+        d.end(run.timed_out.is_some()).await;
+    }
+    if let Some(t) = run.timed_out {
+        // The server may still be running the killed tool's statement: no statistics; the
+        // fleet is dropped (forcing its sessions out) by the caller.
+        s.time_out(t);
+        return Ok(());
     }
     let after = stats::settled_counters(&ctx.admin.pg, &fleet.names, &like, ctx.settle()).await?;
     fill(s, c, run, after.since(before));
@@ -189,22 +216,13 @@ async fn run_tool(
                     ..Run::default()
                 };
             };
-            let mut args: Vec<String> = [
-                "apply",
-                "--fleet",
-                "bench",
-                "--output",
-                "json",
-                "--concurrency",
-            ]
-            .map(String::from)
-            .to_vec();
-            args.push(c.p.to_string());
-            args.extend(c.avocet_args());
-            args.extend(ctx.apply_args.iter().cloned());
+            let args = avocet_apply_args(ctx, c.p, c.avocet_args());
             let cpu_before = ctx.cpu.process_ms(daemon.pid()).ok();
             let started = Instant::now();
-            return match daemon.cli(build, &args, &ctx.cpu).await {
+            return match daemon
+                .cli(build, &args, &ctx.cpu, ctx.plan.tool_timeout())
+                .await
+            {
                 Ok(cli) => {
                     let mut figures = daemon.figures(&ctx.cpu);
                     if let (Some(f), Some(b)) = (figures.as_mut(), cpu_before) {
@@ -216,22 +234,23 @@ async fn run_tool(
                         error,
                         daemon: figures,
                         client_cpu_ms: Some(cli.cpu_ms),
+                        ..Run::default()
                     }
                 }
                 Err(e) => Run {
                     wall_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+                    timed_out: child::timed_out(&e),
                     error: Some(format!("{e:#}")),
                     ..Run::default()
                 },
             };
         }
     };
-    let r = pool::run(jobs, c.p, &ctx.cpu).await;
+    let r = pool::run(jobs, c.p, &ctx.cpu, ctx.plan.tool_timeout()).await;
     Run {
         wall_ms: Some(r.wall.as_secs_f64() * 1000.0),
-        error: r
-            .first_error
-            .map(|e| format!("{} of {} tenants failed; first: {e}", r.failed, dsns.len())),
+        error: r.error(dsns.len()),
+        timed_out: r.timed_out,
         daemon: None,
         client_cpu_ms: Some(r.cpu_ms),
     }

@@ -16,6 +16,7 @@ use crate::{
     tools::{
         self, Tool,
         avocet::{self, Daemon, FleetSpec},
+        child,
         pool::{self, Job},
     },
 };
@@ -50,7 +51,8 @@ pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<()> {
             migrations: 1,
         };
         for rep in 0..ctx.plan.reps {
-            for (position, tool) in ctx.tools_for_rep(true, rep).into_iter().enumerate() {
+            let tools = ctx.tools_for_rep_among(true, rep, &ctx.plan.large_tools);
+            for (position, tool) in tools.into_iter().enumerate() {
                 let mut s = Sample::new("large", &case, &tool, rep, position);
                 let t = Tenant::create(ctx, dialect).await;
                 match t {
@@ -200,7 +202,11 @@ async fn measure(
                 Tool::Sqlx(sqlx) => tools::sqlx_job(sqlx, "run", &load.set.dir, &t.dsn),
                 _ => native_job(ctx, t, load.file, load.wrap),
             };
-            let r = pool::run(vec![job], 1, &ctx.cpu).await;
+            let r = pool::run(vec![job], 1, &ctx.cpu, ctx.plan.tool_timeout()).await;
+            if let Some(t) = r.timed_out {
+                s.time_out(t);
+                return Ok(());
+            }
             s.wall_ms = Some(r.wall.as_secs_f64() * 1000.0);
             s.client_cpu_ms = Some(r.cpu_ms);
             s.error = r.first_error;
@@ -217,13 +223,21 @@ async fn measure(
             let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;
             let cpu_before = ctx.cpu.process_ms(daemon.pid()).ok();
             let args = ["apply", "--fleet", "bench", "--output", "json"].map(String::from);
-            let run = daemon.cli(build, &args, &ctx.cpu).await;
+            let run = daemon
+                .cli(build, &args, &ctx.cpu, ctx.plan.tool_timeout())
+                .await;
+            let timed_out = run.as_ref().err().and_then(child::timed_out);
             s.daemon = daemon.figures(&ctx.cpu).map(|mut f| {
                 f.cpu_ms -= cpu_before.unwrap_or(0.0);
                 f
             });
             let log = daemon.log_tail();
-            daemon.stop().await;
+            daemon.end(timed_out.is_some()).await;
+            if let Some(t) = timed_out {
+                s.daemon = None;
+                s.time_out(t);
+                return Ok(());
+            }
             let run = run?;
             s.wall_ms = Some(run.wall.as_secs_f64() * 1000.0);
             s.client_cpu_ms = Some(run.cpu_ms);

@@ -3,13 +3,14 @@
 pub(crate) mod apply;
 pub(crate) mod large;
 pub(crate) mod reads;
+pub(crate) mod round_trips;
 
 use apply::ApplyCase;
 
 use crate::{
     cli::{Scenario, SetKind},
     ctx::Ctx,
-    sets::{self, Flavour},
+    sets::{self, Flavour, MigrationSet},
 };
 
 /// Runs one scenario; a failure to set it up is recorded, not returned.
@@ -27,25 +28,33 @@ pub(crate) async fn run(ctx: &Ctx, scenario: Scenario) {
     }
 }
 
+/// The apply cases in their order; before the first case of each set, that set's round
+/// trips per migration on one tenant.
 async fn apply_all(ctx: &Ctx) -> anyhow::Result<()> {
-    for &kind in &ctx.plan.sets {
-        let set = match kind {
-            SetKind::Light => ctx.light(Flavour::Postgres)?,
-            SetKind::Heavy => ctx.write_set("heavy", sets::heavy)?,
-        };
-        for &n in &ctx.plan.ns {
-            for &p in &ctx.plan.ps {
-                let c = ApplyCase {
-                    scenario: "apply",
-                    set: &set,
-                    n,
-                    p,
-                    tls: false,
-                    grouped: false,
-                };
-                apply::run_case(ctx, &c).await?;
-            }
+    let mut written: Vec<(SetKind, MigrationSet)> = Vec::new();
+    for spec in &ctx.plan.cases {
+        if !written.iter().any(|(k, _)| *k == spec.set) {
+            let set = match spec.set {
+                SetKind::Light => ctx.light(Flavour::Postgres)?,
+                SetKind::Heavy => ctx.write_set("heavy", sets::heavy)?,
+            };
+            round_trips::run(ctx, &set).await?;
+            written.push((spec.set, set));
         }
+        let set = written
+            .iter()
+            .find(|(k, _)| *k == spec.set)
+            .map(|(_, s)| s)
+            .expect("written above");
+        let c = ApplyCase {
+            scenario: "apply",
+            set,
+            n: spec.n,
+            p: spec.p,
+            tls: false,
+            grouped: false,
+        };
+        apply::run_case(ctx, &c).await?;
     }
     Ok(())
 }

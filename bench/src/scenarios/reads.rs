@@ -17,7 +17,7 @@ use crate::{
     tools::{
         self, Tool,
         avocet::{self, Daemon, FleetSpec},
-        pool,
+        child, pool,
     },
 };
 
@@ -140,9 +140,12 @@ async fn prepare_template(
     )
     .await?;
     let args = ["apply", "--fleet", "bench", "--output", "json"].map(String::from);
-    let run = daemon.cli(build, &args, &ctx.cpu).await;
+    let run = daemon
+        .cli(build, &args, &ctx.cpu, ctx.plan.tool_timeout())
+        .await;
     let log = daemon.log_tail();
-    daemon.stop().await;
+    let timed_out = run.as_ref().err().and_then(child::timed_out);
+    daemon.end(timed_out.is_some()).await;
     if let Err(e) = avocet::check_apply(&run?, 1) {
         bail!(
             "migrating the template with {}: {e} | avocetd log: {log}",
@@ -222,13 +225,15 @@ async fn measure_all(ctx: &Ctx, f: &ReadFleet<'_>) -> anyhow::Result<()> {
                         .iter()
                         .map(|d| tools::sqlx_job(sqlx, "info", &f.set.dir, d))
                         .collect();
-                    let r = pool::run(jobs, SQLX_WORKERS, &ctx.cpu).await;
+                    let r = pool::run(jobs, SQLX_WORKERS, &ctx.cpu, ctx.plan.tool_timeout()).await;
                     s.ok = r.failed == 0;
-                    s.error = r
-                        .first_error
-                        .map(|e| format!("{} of {n} tenants failed; first: {e}", r.failed));
-                    s.wall_ms = Some(r.wall.as_secs_f64() * 1000.0);
-                    s.client_cpu_ms = Some(r.cpu_ms);
+                    s.error = r.error(n);
+                    if let Some(t) = r.timed_out {
+                        s.time_out(t);
+                    } else {
+                        s.wall_ms = Some(r.wall.as_secs_f64() * 1000.0);
+                        s.client_cpu_ms = Some(r.cpu_ms);
+                    }
                     ctx.record(s);
                 }
                 Tool::Avocet(build) => {
@@ -268,15 +273,23 @@ async fn avocet_reads(
     if verb == "status" && build.status_refresh {
         args.push("--refresh".into());
     }
+    let mut timed_out = None;
     for op in [verb.to_string(), format!("{verb}, again")] {
         let c = f.case(&op);
         let mut s = Sample::new("reads", &c, &tool, rep, position);
-        match &daemon {
-            Err(e) => s.fail(format!("{e:#}")),
-            Ok(d) => {
+        match (&daemon, timed_out) {
+            (Err(e), _) => s.fail(format!("{e:#}")),
+            (Ok(_), Some(t)) => s.fail(format!("not run: the first call {t}")),
+            (Ok(d), None) => {
                 let cpu_before = ctx.cpu.process_ms(d.pid()).ok();
-                match d.cli(build, &args, &ctx.cpu).await {
-                    Err(e) => s.fail(format!("{e:#}")),
+                match d.cli(build, &args, &ctx.cpu, ctx.plan.tool_timeout()).await {
+                    Err(e) => match child::timed_out(&e) {
+                        Some(t) => {
+                            s.time_out(t);
+                            timed_out = Some(t);
+                        }
+                        None => s.fail(format!("{e:#}")),
+                    },
                     Ok(run) => {
                         let check = if verb == "status" {
                             avocet::check_status(&run, n)
@@ -298,7 +311,7 @@ async fn avocet_reads(
         ctx.record(s);
     }
     if let Ok(d) = daemon {
-        d.stop().await;
+        d.end(timed_out.is_some()).await;
     }
     Ok(())
 }

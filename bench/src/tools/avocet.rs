@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Build, pool::tail};
+use super::{Build, child, pool::tail};
 use crate::stats::{self, Cpu};
 
 /// The fleet a daemon serves (always named `bench`).
@@ -172,33 +172,52 @@ impl Daemon {
         log_tail(&self.log)
     }
 
-    /// Runs `avocet --addr <addr> <args…>`.
+    /// Runs `avocet --addr <addr> <args…>` in a process group of its own; past `timeout` the
+    /// group is killed and the error is a [`child::TimedOut`] (the caller then kills the daemon).
     pub(crate) async fn cli(
         &self,
         build: &Build,
         args: &[String],
         cpu: &Cpu,
+        timeout: Duration,
     ) -> anyhow::Result<CliRun> {
         let cpu_before = cpu.children_ms();
         let start = Instant::now();
-        let out = command(&build.avocet)
-            .arg("--addr")
+        let mut cmd = command(&build.avocet);
+        cmd.arg("--addr")
             .arg(&self.addr)
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", build.avocet.display()))?
-            .wait_with_output()
-            .await?;
+            .stdin(Stdio::null());
+        let deadline = tokio::time::Instant::now() + timeout;
+        let out =
+            child::run(cmd, true, deadline, timeout)
+                .await
+                .map_err(|e| match child::timed_out(&e) {
+                    Some(_) => e,
+                    None => e.context(format!("cannot run {}", build.avocet.display())),
+                })?;
         Ok(CliRun {
             wall: start.elapsed(),
             code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stdout: out.stdout,
+            stderr: out.stderr,
             cpu_ms: cpu.children_ms() - cpu_before,
         })
+    }
+
+    /// SIGKILL, and waits for it: for a daemon whose client timed out.
+    pub(crate) async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Stops the daemon: [`Daemon::kill`] after a timeout (`timed_out`), else
+    /// [`Daemon::stop`].
+    pub(crate) async fn end(self, timed_out: bool) {
+        if timed_out {
+            self.kill().await;
+        } else {
+            self.stop().await;
+        }
     }
 
     /// SIGTERM, then SIGKILL after 10 s.

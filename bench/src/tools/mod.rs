@@ -2,7 +2,9 @@
 //! their binaries and building their per-tenant jobs.
 
 pub(crate) mod avocet;
+pub(crate) mod child;
 pub(crate) mod pool;
+pub(crate) mod strace;
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,8 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use pool::Job;
+
+use crate::cli::ToolKind;
 
 /// An avocet build: a directory with `avocetd` and `avocet`.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +58,15 @@ impl Tool {
     /// Whether this is an avocet build.
     pub(crate) fn is_avocet(&self) -> bool {
         matches!(self, Tool::Avocet(_))
+    }
+
+    /// Its family, as in `--tools`.
+    pub(crate) fn kind(&self) -> ToolKind {
+        match self {
+            Tool::Floor => ToolKind::Floor,
+            Tool::Sqlx(_) => ToolKind::Sqlx,
+            Tool::Avocet(_) => ToolKind::Avocet,
+        }
     }
 }
 
@@ -221,9 +234,10 @@ pub(crate) fn sqlx_cli(
     Ok(Some(cached))
 }
 
-/// `psql … -f script "<dsn>"`, in one transaction with `single_tx`.
+/// `psql -X -w … -f script "<dsn>"`, in one transaction with `single_tx` (`-w`: never
+/// prompt for a password, which would stop a child outside the terminal's process group).
 pub(crate) fn psql_job(script: &Path, dsn: &str, single_tx: bool) -> Job {
-    let mut args: Vec<String> = ["-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    let mut args: Vec<String> = ["-X", "-w", "-q", "-v", "ON_ERROR_STOP=1"]
         .map(String::from)
         .to_vec();
     if single_tx {

@@ -1,16 +1,20 @@
 //! A worker pool of child processes, like `xargs -P`: P workers, each running the next job
-//! until none is left.
+//! until none is left, every child in a process group of its own, under a deadline.
 
 use std::{
     collections::VecDeque,
     path::PathBuf,
     process::Stdio,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
-use tokio::{io::AsyncReadExt as _, task::JoinSet};
+use tokio::{task::JoinSet, time::Instant};
 
+use super::child;
 use crate::stats::Cpu;
 
 /// One child process to run.
@@ -27,10 +31,13 @@ pub(crate) struct Job {
 pub(crate) struct PoolResult {
     /// From the first spawn to the last exit.
     pub(crate) wall: Duration,
-    /// Jobs that failed to start or exited non-zero.
+    /// Jobs that failed to start, exited non-zero, were killed at the deadline or never
+    /// started because of it.
     pub(crate) failed: usize,
     /// The first failure: exit status and the end of stderr.
     pub(crate) first_error: Option<String>,
+    /// Set when the run went past its timeout (its children were killed).
+    pub(crate) timed_out: Option<child::TimedOut>,
     /// CPU time of the children (user + system), in ms.
     pub(crate) cpu_ms: f64,
 }
@@ -48,15 +55,21 @@ pub(crate) fn tail(text: &str, max: usize) -> String {
     format!("…{}", &text[start..])
 }
 
-async fn run_one(job: Job) -> Result<(), String> {
+/// Why a job failed.
+enum Failure {
+    /// It ran past the deadline and was killed.
+    TimedOut,
+    /// It could not start, or exited non-zero: what it said.
+    Failed(String),
+}
+
+async fn run_one(job: Job, deadline: Instant, after: Duration) -> Result<(), Failure> {
     let mut cmd = tokio::process::Command::new(&job.program);
-    cmd.args(&job.args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.args(&job.args);
     match &job.stdin {
         Some(path) => {
-            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file = std::fs::File::open(path)
+                .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?;
             cmd.stdin(Stdio::from(file));
         }
         None => {
@@ -64,40 +77,57 @@ async fn run_one(job: Job) -> Result<(), String> {
         }
     }
     let name = job.program.display().to_string();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {name}: {e}"))?;
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr).await;
-    }
-    let status = child.wait().await.map_err(|e| format!("{name}: {e}"))?;
-    if status.success() {
+    let out =
+        child::run(cmd, false, deadline, after)
+            .await
+            .map_err(|e| match child::timed_out(&e) {
+                Some(_) => Failure::TimedOut,
+                None => Failure::Failed(format!("cannot run {name}: {e:#}")),
+            })?;
+    if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{name} exited with {status}: {}",
-            tail(&stderr, 800)
-        ))
+        Err(Failure::Failed(format!(
+            "{name} exited with {}: {}",
+            out.status,
+            tail(&out.stderr, 800)
+        )))
     }
 }
 
 /// Runs `jobs` with at most `p` at once; never returns early, so every child is waited for.
-pub(crate) async fn run(jobs: Vec<Job>, p: usize, cpu: &Cpu) -> PoolResult {
+/// Past `timeout` (from the start) the running children are killed, no further job starts,
+/// and the result says it timed out.
+pub(crate) async fn run(jobs: Vec<Job>, p: usize, cpu: &Cpu, timeout: Duration) -> PoolResult {
     let workers = p.max(1).min(jobs.len().max(1));
     let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
     let cpu_before = cpu.children_ms();
     let start = Instant::now();
+    let deadline = start + timeout;
+    let expired = Arc::new(AtomicBool::new(false));
     let mut set = JoinSet::new();
     for _ in 0..workers {
         let queue = queue.clone();
+        let expired = expired.clone();
         set.spawn(async move {
             let mut errors = Vec::new();
             loop {
                 let next = queue.lock().expect("job queue").pop_front();
                 let Some(job) = next else { break };
-                if let Err(e) = run_one(job).await {
-                    errors.push(e);
+                if Instant::now() >= deadline {
+                    // Left in the queue: counted as failed below.
+                    queue.lock().expect("job queue").push_front(job);
+                    expired.store(true, Ordering::Relaxed);
+                    break;
+                }
+                match run_one(job, deadline, timeout).await {
+                    Ok(()) => {}
+                    Err(Failure::TimedOut) => {
+                        expired.store(true, Ordering::Relaxed);
+                        errors.push(child::TimedOut { after: timeout }.to_string());
+                        break;
+                    }
+                    Err(Failure::Failed(e)) => errors.push(e),
                 }
             }
             errors
@@ -112,10 +142,29 @@ pub(crate) async fn run(jobs: Vec<Job>, p: usize, cpu: &Cpu) -> PoolResult {
             first_error = errors.into_iter().next();
         }
     }
+    let left = queue.lock().expect("job queue").len();
+    let timed_out = expired
+        .load(Ordering::Relaxed)
+        .then_some(child::TimedOut { after: timeout });
     PoolResult {
         wall: start.elapsed(),
-        failed,
+        // Jobs never started (past the deadline) failed too.
+        failed: failed + left,
         first_error,
+        timed_out,
         cpu_ms: cpu.children_ms() - cpu_before,
+    }
+}
+
+impl PoolResult {
+    /// The failure of a run over `n` tenants, if any: the timeout, or how many failed and
+    /// the first error.
+    pub(crate) fn error(&self, n: usize) -> Option<String> {
+        if let Some(t) = self.timed_out {
+            return Some(t.to_string());
+        }
+        self.first_error
+            .as_ref()
+            .map(|e| format!("{} of {n} tenants failed; first: {e}", self.failed))
     }
 }

@@ -117,27 +117,23 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
     }
 }
 
-impl TryFrom<pb::VerifyRequest> for ReadRequest {
-    type Error = ApiError;
+/// `Verify` and `Status` ask the same: a fleet and a selector.
+macro_rules! read_request {
+    ($($wire:ty),+) => {$(
+        impl TryFrom<$wire> for ReadRequest {
+            type Error = ApiError;
 
-    fn try_from(req: pb::VerifyRequest) -> Result<Self, ApiError> {
-        Ok(Self {
-            fleet: req.fleet,
-            selector: selector(req.selector)?,
-        })
-    }
+            fn try_from(req: $wire) -> Result<Self, ApiError> {
+                Ok(Self {
+                    fleet: req.fleet,
+                    selector: selector(req.selector)?,
+                })
+            }
+        }
+    )+};
 }
 
-impl TryFrom<pb::StatusRequest> for ReadRequest {
-    type Error = ApiError;
-
-    fn try_from(req: pb::StatusRequest) -> Result<Self, ApiError> {
-        Ok(Self {
-            fleet: req.fleet,
-            selector: selector(req.selector)?,
-        })
-    }
-}
+read_request!(pb::VerifyRequest, pb::StatusRequest);
 
 impl TryFrom<pb::RepairRequest> for RepairRequest {
     type Error = ApiError;

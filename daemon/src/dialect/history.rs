@@ -194,9 +194,15 @@ impl SessionSql {
 
 /// Implements the dialect-independent part of [`super::Session`] for
 /// `$session { conn: $conn, sql: Arc<SessionSql>, .. }`; the dialect's own
-/// `impl $session` supplies `record_sql_impl`, `lock_impl`, `unlock_impl` and `reset`.
+/// `impl $session` supplies `lock_impl` and `unlock_impl`, and the session its `reset`.
 macro_rules! sqlx_session {
-    ($session:ident, $conn:ty, persistent: $persistent:expr, batch_limit: $batch_limit:expr) => {
+    (
+        $session:ident,
+        $conn:ty,
+        persistent: $persistent:expr,
+        batch_limit: $batch_limit:expr,
+        literals: $style:expr
+    ) => {
         #[async_trait::async_trait]
         impl $crate::dialect::Session for $session {
             async fn read_history(
@@ -262,7 +268,8 @@ macro_rules! sqlx_session {
             }
 
             fn record_sql(&self, rec: &$crate::model::RecordWrite) -> String {
-                self.record_sql_impl(rec)
+                let [table, log] = &self.sql.tables;
+                $crate::dialect::literal::record_sql($style, table, log, rec)
             }
 
             async fn execute_batch(

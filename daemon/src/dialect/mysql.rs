@@ -17,7 +17,7 @@ use sqlx::{ConnectOptions, MySqlConnection, mysql::MySqlConnectOptions};
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
-    literal::{self, Style},
+    literal::Style,
     poll_lock, quote,
 };
 
@@ -181,11 +181,6 @@ struct MysqlSession {
 }
 
 impl MysqlSession {
-    fn record_sql_impl(&self, rec: &crate::model::RecordWrite) -> String {
-        let [table, log] = &self.sql.tables;
-        literal::record_sql(Style::Mysql, table, log, rec)
-    }
-
     async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
         let name = self.identity.lock_name.clone();
         let label = format!("GET_LOCK('{name}')");
@@ -219,7 +214,7 @@ impl MysqlSession {
     }
 }
 
-sqlx_session!(MysqlSession, MySqlConnection, persistent: true, batch_limit: 1 << 20);
+sqlx_session!(MysqlSession, MySqlConnection, persistent: true, batch_limit: 1 << 20, literals: Style::Mysql);
 
 #[cfg(test)]
 mod tests {

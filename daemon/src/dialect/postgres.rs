@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
-    literal::{self, Style},
+    literal::Style,
     poll_lock, quote,
 };
 
@@ -227,11 +227,6 @@ struct PgSession {
 }
 
 impl PgSession {
-    fn record_sql_impl(&self, rec: &crate::model::RecordWrite) -> String {
-        let [table, log] = &self.sql.tables;
-        literal::record_sql(Style::Postgres, table, log, rec)
-    }
-
     async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
         let key = self.identity.lock_key;
         let name = self.identity.lock_name.clone();
@@ -275,7 +270,7 @@ impl PgSession {
     }
 }
 
-sqlx_session!(PgSession, PgConnection, persistent: false, batch_limit: 1 << 20);
+sqlx_session!(PgSession, PgConnection, persistent: false, batch_limit: 1 << 20, literals: Style::Postgres);
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use sqlx::{ConnectOptions, SqliteConnection, sqlite::SqliteConnectOptions};
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
-    literal::{self, Style},
+    literal::Style,
     poll_lock, quote,
 };
 
@@ -164,11 +164,6 @@ struct SqliteSession {
 }
 
 impl SqliteSession {
-    fn record_sql_impl(&self, rec: &crate::model::RecordWrite) -> String {
-        let [table, log] = &self.sql.tables;
-        literal::record_sql(Style::Sqlite, table, log, rec)
-    }
-
     async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
         let mut file = OpenOptions::new()
             .create(true)
@@ -205,4 +200,4 @@ impl SqliteSession {
     }
 }
 
-sqlx_session!(SqliteSession, SqliteConnection, persistent: true, batch_limit: 8 << 10);
+sqlx_session!(SqliteSession, SqliteConnection, persistent: true, batch_limit: 8 << 10, literals: Style::Sqlite);
