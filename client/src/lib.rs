@@ -13,7 +13,9 @@
 //! # Ok(()) }
 //! ```
 
-use avocet_proto::v1::{fleet_client::FleetClient, migrator_client::MigratorClient};
+use avocet_proto::v1::{
+    fleet_client::FleetClient, migrator_client::MigratorClient, rollouts_client::RolloutsClient,
+};
 use tonic::{Streaming, transport::Channel};
 
 pub use avocet_proto::v1 as pb;
@@ -66,6 +68,7 @@ impl ClientError {
 #[derive(Clone)]
 pub struct Client {
     migrator: MigratorClient<Channel>,
+    rollouts: RolloutsClient<Channel>,
     fleet: FleetClient<Channel>,
 }
 
@@ -95,6 +98,7 @@ impl Client {
     pub fn from_channel(channel: Channel) -> Self {
         Self {
             migrator: MigratorClient::new(channel.clone()),
+            rollouts: RolloutsClient::new(channel.clone()),
             fleet: FleetClient::new(channel),
         }
     }
@@ -107,6 +111,26 @@ impl Client {
     /// migration set that does not load.
     pub async fn plan(&mut self, req: pb::PlanRequest) -> Result<pb::PlanResponse, ClientError> {
         Ok(self.migrator.plan(req).await?.into_inner())
+    }
+
+    /// `Migrator.Plan` over every page: the tenants of all pages in order, and the scripts
+    /// of all of them, once each.
+    ///
+    /// # Errors
+    /// As [`Client::plan`].
+    pub async fn plan_all(
+        &mut self,
+        mut req: pb::PlanRequest,
+    ) -> Result<pb::PlanResponse, ClientError> {
+        let mut all = self.plan(req.clone()).await?;
+        while !all.next_page_token.is_empty() {
+            req.page_token = std::mem::take(&mut all.next_page_token);
+            let page = self.plan(req.clone()).await?;
+            all.tenants.extend(page.tenants);
+            all.scripts.extend(page.scripts);
+            all.next_page_token = page.next_page_token;
+        }
+        Ok(all)
     }
 
     /// `Migrator.Apply`: starts a rollout and streams its events.
@@ -137,6 +161,24 @@ impl Client {
         Ok(self.migrator.verify(req).await?.into_inner())
     }
 
+    /// `Migrator.Verify` over every page.
+    ///
+    /// # Errors
+    /// As [`Client::plan`].
+    pub async fn verify_all(
+        &mut self,
+        mut req: pb::VerifyRequest,
+    ) -> Result<pb::VerifyResponse, ClientError> {
+        let mut all = self.verify(req.clone()).await?;
+        while !all.next_page_token.is_empty() {
+            req.page_token = std::mem::take(&mut all.next_page_token);
+            let page = self.verify(req.clone()).await?;
+            all.tenants.extend(page.tenants);
+            all.next_page_token = page.next_page_token;
+        }
+        Ok(all)
+    }
+
     /// `Migrator.Status`: the fleet summary.
     ///
     /// # Errors
@@ -161,6 +203,53 @@ impl Client {
         Ok(self.migrator.repair(req).await?.into_inner())
     }
 
+    /// `Rollouts.Get`.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown rollout, `INVALID_ARGUMENT` for a malformed id.
+    pub async fn rollout(&mut self, id: &str) -> Result<pb::Rollout, ClientError> {
+        let req = pb::GetRolloutRequest { id: id.to_owned() };
+        Ok(self.rollouts.get(req).await?.into_inner())
+    }
+
+    /// `Rollouts.List`: one page.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad state, page size or token.
+    pub async fn list_rollouts(
+        &mut self,
+        req: pb::ListRolloutsRequest,
+    ) -> Result<pb::ListRolloutsResponse, ClientError> {
+        Ok(self.rollouts.list(req).await?.into_inner())
+    }
+
+    /// `Rollouts.Watch`: the rollout's events with `seq > after_seq`, stored then live.
+    ///
+    /// # Errors
+    /// As [`Client::rollout`].
+    pub async fn watch(&mut self, id: &str, after_seq: u64) -> Result<Events, ClientError> {
+        let req = pb::WatchRequest {
+            id: id.to_owned(),
+            after_seq,
+        };
+        Ok(self.rollouts.watch(req).await?.into_inner())
+    }
+
+    /// `Rollouts.Cancel`, `Pause` or `Resume`.
+    ///
+    /// # Errors
+    /// As [`Client::rollout`], plus `FAILED_PRECONDITION` when the rollout's state does not
+    /// allow it (and, for a resume, when its migration set changed).
+    pub async fn control(&mut self, id: &str, action: Control) -> Result<pb::Rollout, ClientError> {
+        let req = pb::RolloutRef { id: id.to_owned() };
+        let resp = match action {
+            Control::Cancel => self.rollouts.cancel(req).await?,
+            Control::Pause => self.rollouts.pause(req).await?,
+            Control::Resume => self.rollouts.resume(req).await?,
+        };
+        Ok(resp.into_inner())
+    }
+
     /// `Fleet.ListFleets`.
     ///
     /// # Errors
@@ -182,6 +271,17 @@ impl Client {
     }
 }
 
+/// What [`Client::control`] asks of a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// No further tenant starts; tenants in flight stop between migrations.
+    Cancel,
+    /// No further tenant starts until resumed.
+    Pause,
+    /// Continue a paused or interrupted rollout.
+    Resume,
+}
+
 /// Every event of a finished rollout stream.
 #[derive(Debug, Clone, Default)]
 pub struct RolloutRecord {
@@ -200,6 +300,11 @@ impl RolloutRecord {
             all.push(event);
         }
         Ok(Self { events: all })
+    }
+
+    /// The rollout's id (every event carries it).
+    pub fn id(&self) -> Option<&str> {
+        self.events.first().map(|e| e.rollout_id.as_str())
     }
 
     /// The rollout's summary, if the stream reached the end.

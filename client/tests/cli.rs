@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, path::Path, process::Output};
 
-use avocet_daemon::{Config, DialectKind, FleetConfig, Registry, TenantConfig};
+use avocet_daemon::{Config, DialectKind, FleetConfig, TenantConfig};
 use serde_json::Value;
 
 struct Daemon {
@@ -41,17 +41,18 @@ async fn start() -> Daemon {
         history_table: None,
         session_init: vec![],
         transaction: Default::default(),
+        strategy: Default::default(),
         tenants,
     };
     let config = Config {
         fleets: BTreeMap::from([("demo".into(), fleet)]),
+        control_store: format!("sqlite://{}/control.db?mode=rwc", dir.path().display()),
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    let registry = Registry::from_config(&config).unwrap();
-    tokio::spawn(avocet_daemon::serve(listener, registry, async {
+    tokio::spawn(avocet_daemon::serve(listener, config, async {
         let _ = stopped.await;
     }));
     Daemon { addr, stop, dir }

@@ -16,10 +16,13 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DialectKind, TransactionMode};
+use crate::model::{Amount, DialectKind, Strategy, TransactionMode};
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";
+
+/// Default control store: an embedded SQLite file under `data/`.
+pub const DEFAULT_CONTROL_STORE: &str = "sqlite://data/avocet-control.db?mode=rwc";
 
 /// Environment variables with the `AVOCET_` prefix that belong to other programs (the
 /// client's `AVOCET_ADDR`) or to the command line, not to the configuration.
@@ -46,6 +49,14 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Default history table name for fleets that do not set one. Default `avocet_migrations`.
     pub history_table: String,
+    /// The daemon's own database (rollouts, their events, last-known tenant state):
+    /// `sqlite://path?mode=rwc` (the default, `sqlite://data/avocet-control.db?mode=rwc`) or
+    /// `postgres://…`. Secret like a DSN.
+    pub control_store: String,
+    /// After SIGTERM, how long tenants in flight may take to finish their migration before
+    /// the daemon stops anyway, e.g. `"60s"`. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
     /// Fleets by name.
     pub fleets: BTreeMap<String, FleetConfig>,
 }
@@ -60,6 +71,8 @@ impl Default for Config {
             max_connections_per_host: 32,
             idle_timeout: Duration::from_secs(300),
             history_table: "avocet_migrations".into(),
+            control_store: DEFAULT_CONTROL_STORE.into(),
+            shutdown_grace: Duration::from_secs(60),
             fleets: BTreeMap::new(),
         }
     }
@@ -90,6 +103,9 @@ pub struct FleetConfig {
     /// `SET FOREIGN_KEY_CHECKS = 0`.
     #[serde(default)]
     pub session_init: Vec<String>,
+    /// Default strategy of the fleet's rollouts (`[fleets.NAME.strategy]`).
+    #[serde(default)]
+    pub strategy: StrategyConfig,
     /// How a tenant's migrations are grouped: `"migration"` (one transaction each, the
     /// default) or `"tenant"` (all of a tenant's pending migrations in one transaction, all
     /// or nothing; PostgreSQL and SQLite, sets without non-transactional migrations).
@@ -98,6 +114,50 @@ pub struct FleetConfig {
     /// The tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+/// A fleet's default rollout strategy; a request may override each field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// The first N tenants run alone and must all succeed before the rest start. Default 0.
+    #[serde(default)]
+    pub canary: u32,
+    /// Tenants per wave after the canary: `"50"` or `"10%"`. Default: one wave.
+    #[serde(default)]
+    pub wave_size: Option<String>,
+    /// Tenants at once on one database server. Default: no limit but the budget.
+    #[serde(default)]
+    pub per_host_concurrency: Option<u32>,
+    /// Failed tenants tolerated: `"3"` or `"5%"`; past it no new tenant starts and the
+    /// rollout fails. Default: no limit.
+    #[serde(default)]
+    pub max_failures: Option<String>,
+    /// Wait between waves, e.g. `"30s"`. Default none.
+    #[serde(default, with = "humantime_serde")]
+    pub pause_between_waves: Option<Duration>,
+}
+
+impl StrategyConfig {
+    /// The strategy these defaults make, with `concurrency` tenants at once.
+    ///
+    /// # Errors
+    /// A sentence naming the field that is not a count or a percentage.
+    pub fn resolve(&self, concurrency: usize) -> Result<Strategy, String> {
+        let amount = |field: &str, v: &Option<String>| -> Result<Option<Amount>, String> {
+            v.as_deref()
+                .map(|s| s.parse::<Amount>().map_err(|e| format!("{field}: {e}")))
+                .transpose()
+        };
+        Ok(Strategy {
+            canary: self.canary,
+            wave_size: amount("wave_size", &self.wave_size)?.filter(|a| a.of(100) > 0),
+            concurrency: concurrency.min(u32::MAX as usize) as u32,
+            per_host_concurrency: self.per_host_concurrency,
+            max_failures: amount("max_failures", &self.max_failures)?,
+            pause_between_waves_ms: self.pause_between_waves.map_or(0, |d| d.as_millis() as u64),
+        })
+    }
 }
 
 fn default_concurrency() -> usize {
@@ -219,6 +279,18 @@ impl Config {
             }
             if fleet.connect_timeout.is_zero() {
                 return Err(invalid(key("connect_timeout"), "must be greater than zero"));
+            }
+            if let Err(message) = fleet.strategy.resolve(fleet.concurrency) {
+                return Err(ConfigError::Invalid {
+                    key: key("strategy"),
+                    message,
+                });
+            }
+            if fleet.strategy.per_host_concurrency == Some(0) {
+                return Err(invalid(
+                    key("strategy.per_host_concurrency"),
+                    "must be at least 1",
+                ));
             }
             if let Some(table) = &fleet.history_table {
                 check_identifier(&key("history_table"), table)?;

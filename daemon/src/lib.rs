@@ -26,13 +26,15 @@ pub mod model;
 mod plan;
 mod rollout;
 mod server;
+mod store;
 mod telemetry;
 
 pub use catalog::{CatalogError, ScriptError};
-pub use config::{Config, ConfigError, FleetConfig, TenantConfig};
+pub use config::{Config, ConfigError, FleetConfig, StrategyConfig, TenantConfig};
 pub use dialect::{DbError, Target, TenantLock};
 pub use engine::{Engine, EngineError};
 pub use fleet::{FleetError, Registry, SelectorError};
 pub use model::DialectKind;
-pub use server::{DRAIN_TIMEOUT, ServerError, serve};
-pub use telemetry::{TelemetryGuard, init as init_telemetry};
+pub use server::{ServerError, serve};
+pub use store::StoreError;
+pub use telemetry::{TelemetryGuard, init as init_telemetry, init_with as init_telemetry_with};

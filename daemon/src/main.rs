@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use avocet_daemon::{Config, Registry, config, init_telemetry};
+use avocet_daemon::{Config, config, init_telemetry};
 use clap::Parser;
 
 /// The Avocet migration daemon.
@@ -20,11 +20,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = init_telemetry("avocetd")?;
     let config = Config::load(Some(&args.config))?;
-    let registry = Registry::from_config(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    avocet_daemon::serve(listener, registry, shutdown_signal()).await?;
+    avocet_daemon::serve(listener, config, shutdown_signal()).await?;
     Ok(())
 }
 

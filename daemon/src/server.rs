@@ -1,25 +1,33 @@
-//! Wiring: the gRPC server with health and reflection, and an orderly shutdown.
+//! Wiring: the gRPC services with health and reflection, the idle-session reaper, and an
+//! orderly shutdown.
 
 use std::{sync::Arc, time::Duration};
 
-use avocet_proto::v1::{fleet_server::FleetServer, migrator_server::MigratorServer};
+use avocet_proto::v1::{
+    fleet_server::FleetServer, migrator_server::MigratorServer, rollouts_server::RolloutsServer,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
 use crate::{
-    api::{self, FleetService, MigratorService},
+    api::{self, FleetService, MigratorService, RolloutsService},
+    config::Config,
     engine::Engine,
-    fleet::Registry,
+    fleet::{FleetError, Registry},
+    store::StoreError,
 };
 
-/// Longest wait, after shutdown begins, for running migrations to finish.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Why the server stopped with an error.
+/// Why the server did not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
+    /// A fleet, tenant or migration set of the configuration is unusable.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// The control store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The reflection service could not read the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -28,22 +36,26 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves `avocet.v1` (plus `grpc.health.v1` and reflection) on `listener` until `shutdown`
-/// completes. Shutdown refuses new rollouts and lets running tenants finish their current
-/// migration; after [`DRAIN_TIMEOUT`] it returns regardless, dropping what still runs
-/// (a dropped tenant task closes its connections, which ends its sessions and locks; a
-/// non-transactional step cut off there keeps its `running` record).
+/// Serves `avocet.v1` (plus `grpc.health.v1` and reflection) on `listener` with the fleets
+/// and control store of `config`, until `shutdown` completes.
+///
+/// At start, rollouts a stopped daemon left running are marked interrupted. At shutdown,
+/// no new rollout or tenant starts, every stream ends, and tenants in flight finish their
+/// migration within `config.shutdown_grace` whether or not any client is attached; their
+/// rollouts are left interrupted (resumable). Then it returns.
 ///
 /// # Errors
-/// [`ServerError`] when the transport fails.
+/// [`ServerError`] when the configuration's fleets or the control store are unusable, or
+/// the transport fails.
 pub async fn serve(
     listener: TcpListener,
-    registry: Registry,
+    config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let registry = Registry::from_config(&config)?;
     let token = CancellationToken::new();
-    let engine = Arc::new(Engine::new(registry, token.clone()));
-    let (migrator, fleet) = api::services(engine.clone());
+    let engine = Arc::new(Engine::open(registry, &config.control_store, token.clone()).await?);
+    let (migrator, rollouts, fleet) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.close_idle_sessions(stop).await })
@@ -51,6 +63,9 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<MigratorServer<MigratorService>>()
+        .await;
+    health
+        .set_serving::<RolloutsServer<RolloutsService>>()
         .await;
     health.set_serving::<FleetServer<FleetService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -64,37 +79,33 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(MigratorServer::new(migrator))
+        .add_service(RolloutsServer::new(rollouts))
         .add_service(FleetServer::new(fleet))
         .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
-            tracing::info!("shutting down: finishing running migrations");
+            tracing::info!("shutting down: no new tenant starts; tenants in flight finish");
             health
                 .set_not_serving::<MigratorServer<MigratorService>>()
                 .await;
             stop.cancel();
         });
-    // Graceful shutdown waits for every connection to close; a client that stopped reading
-    // its stream, or a migration that runs for hours, must not hold the daemon past
-    // DRAIN_TIMEOUT after the signal.
+    // Streams end on the token; a client that holds a connection open anyway must not keep
+    // the daemon past the grace period.
+    let grace = config.shutdown_grace;
     let deadline = async {
         token.cancelled().await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
+        tokio::time::sleep(grace).await;
     };
     let result = tokio::select! {
         result = server => result,
         () = deadline => {
-            tracing::warn!("connections still open {DRAIN_TIMEOUT:?} after shutdown; closing");
+            tracing::warn!("connections still open {grace:?} after shutdown; closing");
             Ok(())
         }
     };
     token.cancel();
     let _ = reaper.await;
-    if tokio::time::timeout(Duration::from_secs(1), engine.drain())
-        .await
-        .is_err()
-    {
-        tracing::warn!("rollouts still running at exit; their tenants' sessions close with it");
-    }
+    engine.drain(grace).await;
     result.map_err(ServerError::from)
 }
 

@@ -48,10 +48,17 @@ impl Drop for TelemetryGuard {
 /// # Errors
 /// When an OTLP exporter cannot be built from the environment's settings.
 pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    init_with(service, &filter)
+}
+
+/// As [`init`], with `filter` (`RUST_LOG` syntax) instead of the environment's.
+///
+/// # Errors
+/// As [`init`], and when `filter` does not parse.
+pub fn init_with(service: &'static str, filter: &str) -> anyhow::Result<TelemetryGuard> {
     // sqlx-postgres logs unknown DSN parameters with their values: keep DSNs out of logs.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .add_directive("sqlx_postgres::options=error".parse()?);
+    let filter = EnvFilter::try_new(filter)?.add_directive("sqlx_postgres::options=error".parse()?);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
         tracing_subscriber::registry()

@@ -19,14 +19,18 @@ const RULES: &[(&str, &[&str])] = &[
     ("dialect", &["model"]),
     ("config", &["model"]),
     ("telemetry", &["model"]),
+    ("store", &["model"]),
     ("fleet", &["model", "catalog", "dialect", "config"]),
     (
         "rollout",
-        &["model", "plan", "dialect", "fleet", "telemetry"],
+        &["model", "plan", "dialect", "fleet", "store", "telemetry"],
     ),
-    ("engine", &["model", "plan", "dialect", "fleet", "rollout"]),
+    (
+        "engine",
+        &["model", "plan", "dialect", "fleet", "rollout", "store"],
+    ),
     ("api", &["model", "engine"]),
-    ("server", &["api", "engine", "fleet"]),
+    ("server", &["api", "config", "engine", "fleet", "store"]),
 ];
 
 /// The only modules that may name the generated protobuf crate.

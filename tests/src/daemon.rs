@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
 use avocet_client::{Client, ClientError, RolloutRecord};
-use avocet_daemon::{Config, FleetConfig, Registry, ServerError};
+use avocet_daemon::{Config, FleetConfig, ServerError};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{Fleet, pb, sample_dir};
@@ -40,6 +40,8 @@ pub struct TestDaemon {
     pub addr: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
+    /// Holds the daemon's control store, dropped with the daemon.
+    _store: Option<tempfile::TempDir>,
 }
 
 impl TestDaemon {
@@ -57,7 +59,9 @@ impl TestDaemon {
         Self::start(fleet, &sample_dir(fleet.dialect), lock_timeout).await
     }
 
-    /// The configuration [`TestDaemon::start`] uses: one fleet `test`, concurrency 8.
+    /// The configuration [`TestDaemon::start`] uses: one fleet `test`, concurrency 8, a
+    /// control store of its own (set by [`TestDaemon::start_with`] when left at the
+    /// default).
     pub fn config(
         fleet: &Fleet,
         migrations: &std::path::Path,
@@ -72,6 +76,7 @@ impl TestDaemon {
             history_table: None,
             session_init: Vec::new(),
             transaction: Default::default(),
+            strategy: Default::default(),
             tenants: fleet.tenants.clone(),
         };
         let config = Config {
@@ -83,13 +88,28 @@ impl TestDaemon {
         Ok(config)
     }
 
-    /// Starts a daemon with a full configuration (its `listen` is ignored).
-    pub async fn start_with(config: Config) -> anyhow::Result<Self> {
-        let registry = Registry::from_config(&config)?;
+    /// Starts a daemon with a full configuration (its `listen` is ignored; a default
+    /// `control_store` becomes a SQLite file of this daemon's own).
+    pub async fn start_with(mut config: Config) -> anyhow::Result<Self> {
+        // `AVOCET_TEST_LOG=debug` shows the daemon's logs (RUST_LOG syntax), for debugging.
+        static LOGS: std::sync::Once = std::sync::Once::new();
+        if let Ok(filter) = std::env::var("AVOCET_TEST_LOG") {
+            LOGS.call_once(|| {
+                if let Ok(guard) = avocet_daemon::init_telemetry_with("avocet-test", &filter) {
+                    std::mem::forget(guard);
+                }
+            });
+        }
+        let mut store_dir = None;
+        if config.control_store == avocet_daemon::config::DEFAULT_CONTROL_STORE {
+            let dir = tempfile::tempdir()?;
+            config.control_store = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
+            store_dir = Some(dir);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(avocet_daemon::serve(listener, registry, async {
+        let task = tokio::spawn(avocet_daemon::serve(listener, config, async {
             let _ = stopped.await;
         }));
         let addr = format!("http://{addr}");
@@ -101,6 +121,7 @@ impl TestDaemon {
             addr,
             stop: Some(stop),
             task: Some(task),
+            _store: store_dir,
         })
     }
 
@@ -144,9 +165,9 @@ impl TestDaemon {
     pub async fn verify(&self) -> Result<pb::VerifyResponse, ClientError> {
         let req = pb::VerifyRequest {
             fleet: FLEET.into(),
-            selector: None,
+            ..Default::default()
         };
-        self.client().verify(req).await
+        self.client().verify_all(req).await
     }
 
     /// `Plan` of every tenant to the latest version.
@@ -155,14 +176,26 @@ impl TestDaemon {
             fleet: FLEET.into(),
             ..Default::default()
         };
-        self.client().plan(req).await
+        self.client().plan_all(req).await
     }
 
-    /// `Status` of every tenant.
+    /// `Status` of every tenant, read afresh (`refresh`), with every tenant's line.
     pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
         let req = pb::StatusRequest {
             fleet: FLEET.into(),
-            selector: None,
+            refresh: true,
+            page_size: 5000,
+            ..Default::default()
+        };
+        self.client().status(req).await
+    }
+
+    /// `Status` of every tenant from the last-known state, with every tenant's line.
+    pub async fn known_status(&self) -> Result<pb::StatusResponse, ClientError> {
+        let req = pb::StatusRequest {
+            fleet: FLEET.into(),
+            page_size: 5000,
+            ..Default::default()
         };
         self.client().status(req).await
     }

@@ -19,7 +19,11 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
         .connect()
         .await?;
     let mut health = health_client::HealthClient::new(channel.clone());
-    for service in ["avocet.v1.Migrator", "avocet.v1.Fleet"] {
+    for service in [
+        "avocet.v1.Migrator",
+        "avocet.v1.Rollouts",
+        "avocet.v1.Fleet",
+    ] {
         let resp = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -47,6 +51,7 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     for s in [
         "avocet.v1.Migrator",
+        "avocet.v1.Rollouts",
         "avocet.v1.Fleet",
         "grpc.health.v1.Health",
     ] {

@@ -39,8 +39,9 @@ fn tenant_plan(p: &pb::TenantPlan) -> Value {
             "checksum": s.checksum,
             "transactional": s.transactional,
             "statements": s.statements,
-            "sql": s.sql,
+            "script_checksum": s.script_checksum,
         })).collect::<Vec<_>>(),
+        "wave": p.wave,
         "diagnostics": p.diagnostics.iter().map(diagnostic).collect::<Vec<_>>(),
     })
 }
@@ -49,7 +50,16 @@ pub(crate) fn plan(resp: &pb::PlanResponse) -> Value {
     json!({
         "fleet": resp.fleet,
         "set_digest": resp.set_digest,
+        "tenant_count": resp.tenant_count,
+        "waves": resp.waves.iter().map(|w| json!({
+            "index": w.index,
+            "canary": w.canary,
+            "tenant_count": w.tenant_count,
+            "first_tenant": w.first_tenant,
+            "last_tenant": w.last_tenant,
+        })).collect::<Vec<_>>(),
         "tenants": resp.tenants.iter().map(tenant_plan).collect::<Vec<_>>(),
+        "scripts": resp.scripts,
     })
 }
 
@@ -117,7 +127,16 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                 "skipped": f.skipped,
                 "migrations_run": f.migrations_run,
                 "duration_ms": f.duration_ms,
+                "state": state(f.state),
             }),
+        ),
+        Some(Kind::WaveStarted(w)) => (
+            "wave_started",
+            json!({ "index": w.index, "canary": w.canary, "tenant_count": w.tenant_count }),
+        ),
+        Some(Kind::StateChanged(c)) => (
+            "state_changed",
+            json!({ "state": state(c.state), "by": c.by, "reason": c.reason }),
         ),
         None => ("unknown", json!({})),
     };
@@ -149,6 +168,8 @@ pub(crate) fn status(resp: &pb::StatusResponse) -> Value {
         "fleet": resp.fleet,
         "latest_version": resp.latest_version,
         "tenant_count": resp.tenant_count,
+        "unknown": resp.unknown,
+        "oldest_read_at_unix_ms": resp.oldest_read_at_unix_ms,
         "up_to_date": resp.up_to_date,
         "pending": resp.pending,
         "failed": resp.failed,
@@ -195,4 +216,49 @@ pub(crate) fn repair(resp: &pb::RepairResponse) -> Value {
         "version": resp.version,
         "previous_status": resp.previous_status,
     })
+}
+
+fn state(s: i32) -> String {
+    let name = pb::RolloutState::try_from(s)
+        .unwrap_or_default()
+        .as_str_name();
+    self::name(name, "ROLLOUT_STATE_")
+}
+
+pub(crate) fn rollout(r: &pb::Rollout) -> Value {
+    json!({
+        "id": r.id,
+        "fleet": r.fleet,
+        "direction": direction(r.direction),
+        "state": state(r.state),
+        "created_by": r.created_by,
+        "created_at_unix_ms": r.created_at_unix_ms,
+        "finished_at_unix_ms": r.finished_at_unix_ms,
+        "dry_run": r.dry_run,
+        "tenant_count": r.tenant_count,
+        "succeeded": r.succeeded,
+        "failed": r.failed,
+        "skipped": r.skipped,
+        "pending": r.pending,
+        "migrations_run": r.migrations_run,
+        "last_seq": r.last_seq,
+        "waves": r.waves,
+        "strategy": r.strategy.as_ref().map(|s| json!({
+            "canary": s.canary,
+            "wave_size": s.wave_size,
+            "concurrency": s.concurrency,
+            "per_host_concurrency": s.per_host_concurrency,
+            "max_failures": s.max_failures,
+            "pause_between_waves_ms": s.pause_between_waves_ms,
+        })),
+        "audit": r.audit.iter().map(|a| json!({
+            "at_unix_ms": a.at_unix_ms,
+            "method": a.method,
+            "caller": a.caller,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) fn rollouts(rs: &[pb::Rollout]) -> Value {
+    json!({ "rollouts": rs.iter().map(rollout).collect::<Vec<_>>() })
 }

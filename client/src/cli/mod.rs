@@ -1,6 +1,7 @@
 //! Arguments and dispatch of the `avocet` command line.
 
 mod json;
+mod rollouts;
 mod run;
 mod text;
 
@@ -16,6 +17,8 @@ pub(crate) fn emit(text: &str) {
 
 /// Exit status when any tenant failed, verify found problems, or a plan is blocked.
 pub(crate) const EXIT_TENANT_FAILED: u8 = 1;
+/// Per-tenant lines `avocet status` asks for (the summary covers every tenant).
+pub(crate) const MAX_STATUS_LINES: u32 = 5000;
 /// Exit status when the daemon is unreachable or rejects the request.
 pub(crate) const EXIT_ERROR: u8 = 3;
 
@@ -59,8 +62,27 @@ pub(crate) struct Target {
 }
 
 /// How a rollout runs.
-#[derive(ClapArgs, Clone, Copy)]
+#[derive(ClapArgs, Clone)]
 pub(crate) struct RunOptions {
+    /// Print the rollout's id and return at once; it goes on in the daemon
+    /// (`avocet rollouts watch ID` follows it).
+    #[arg(long)]
+    pub(crate) detach: bool,
+    /// The first N tenants run alone and must all succeed before the rest start.
+    #[arg(long)]
+    pub(crate) canary: Option<u32>,
+    /// Tenants per wave after the canary: a count (`50`) or a percentage (`10%`).
+    #[arg(long)]
+    pub(crate) wave_size: Option<String>,
+    /// Failed tenants tolerated (`3` or `5%`); past it no new tenant starts.
+    #[arg(long)]
+    pub(crate) max_failures: Option<String>,
+    /// Tenants at once on one database server.
+    #[arg(long)]
+    pub(crate) per_host_concurrency: Option<u32>,
+    /// Wait between waves, e.g. `30s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) pause_between_waves: Option<std::time::Duration>,
     /// Show the plan as events and touch nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -83,6 +105,20 @@ pub(crate) enum Transaction {
     Migration,
     /// All of a tenant's pending migrations in one transaction, all or nothing.
     Tenant,
+}
+
+impl RunOptions {
+    /// The wire strategy: what the flags set, the rest left to the fleet.
+    pub(crate) fn strategy(&self) -> Option<avocet_client::pb::Strategy> {
+        Some(avocet_client::pb::Strategy {
+            canary: self.canary,
+            wave_size: self.wave_size.clone().unwrap_or_default(),
+            concurrency: self.concurrency,
+            per_host_concurrency: self.per_host_concurrency,
+            max_failures: self.max_failures.clone().unwrap_or_default(),
+            pause_between_waves_ms: self.pause_between_waves.map(|d| d.as_millis() as u64),
+        })
+    }
 }
 
 impl Transaction {
@@ -147,11 +183,18 @@ pub(crate) enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Fleet summary: tenants per version, pending, failed.
+    /// Fleet summary: tenants per version, pending, failed, from each tenant's last-known
+    /// state (what the daemon last read or changed).
     Status {
         #[command(flatten)]
         target: Target,
+        /// Read every tenant afresh instead.
+        #[arg(long)]
+        refresh: bool,
     },
+    /// Rollouts: list, inspect, follow and steer them.
+    #[command(subcommand)]
+    Rollouts(RolloutsCommand),
     /// List a fleet's tenants and their labels.
     Tenants {
         #[command(flatten)]
@@ -173,6 +216,63 @@ pub(crate) enum Command {
         #[arg(long, value_enum)]
         mark: Mark,
     },
+}
+
+/// `avocet rollouts …`.
+#[derive(Subcommand)]
+pub(crate) enum RolloutsCommand {
+    /// Rollouts, newest first.
+    List {
+        /// Only this fleet's.
+        #[arg(long, global = true)]
+        fleet: Option<String>,
+        /// Only rollouts in this state.
+        #[arg(long, value_enum)]
+        state: Option<State>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One rollout: state, counts, strategy, audit.
+    Get {
+        /// The rollout's id.
+        id: String,
+    },
+    /// Follow a rollout's events (stored ones first, then live), with a progress bar.
+    Watch {
+        /// The rollout's id.
+        id: String,
+        /// Start after this sequence number (default: from the first event).
+        #[arg(long = "from", default_value_t = 0)]
+        from: u64,
+    },
+    /// Start no further tenant; tenants in flight stop between migrations.
+    Cancel {
+        /// The rollout's id.
+        id: String,
+    },
+    /// Start no further tenant until resumed.
+    Pause {
+        /// The rollout's id.
+        id: String,
+    },
+    /// Continue a paused rollout, or an interrupted one with the tenants not yet done.
+    Resume {
+        /// The rollout's id.
+        id: String,
+    },
+}
+
+/// `--state`.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum State {
+    Pending,
+    Running,
+    Paused,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

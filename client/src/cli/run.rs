@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use avocet_client::{Client, Events, pb};
+use anyhow::bail;
+use avocet_client::{Client, pb};
 
-use super::{Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, json, text};
+use super::{Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, json, rollouts, text};
 
 /// Runs the parsed command and returns the exit status.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -19,11 +19,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
-                .plan(pb::PlanRequest {
+                .plan_all(pb::PlanRequest {
                     fleet,
                     selector,
                     target_version: to,
                     allow_out_of_order,
+                    ..Default::default()
                 })
                 .await?;
             match out {
@@ -51,9 +52,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     allow_out_of_order,
                     expected_set_digest: expect_digest.unwrap_or_default(),
                     transaction: super::Transaction::wire(run.transaction),
+                    strategy: run.strategy(),
                 })
                 .await?;
-            follow(events, out).await?
+            rollouts::started(events, out, run.detach).await?
         }
         Command::Rollback {
             target,
@@ -79,22 +81,37 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     dry_run: run.dry_run,
                     stop_on_first_failure: run.stop_on_failure,
                     transaction: super::Transaction::wire(run.transaction),
+                    strategy: run.strategy(),
                 })
                 .await?;
-            follow(events, out).await?
+            rollouts::started(events, out, run.detach).await?
         }
         Command::Verify { target } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
-            let resp = client.verify(pb::VerifyRequest { fleet, selector }).await?;
+            let resp = client
+                .verify_all(pb::VerifyRequest {
+                    fleet,
+                    selector,
+                    ..Default::default()
+                })
+                .await?;
             match out {
                 Output::Json => json::print(&json::verify(&resp)),
                 Output::Text => text::verify(&resp),
             }
             resp.tenants.iter().all(|t| t.ok)
         }
-        Command::Status { target } => {
+        Command::Status { target, refresh } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
-            let resp = client.status(pb::StatusRequest { fleet, selector }).await?;
+            let resp = client
+                .status(pb::StatusRequest {
+                    fleet,
+                    selector,
+                    refresh,
+                    page_size: super::MAX_STATUS_LINES,
+                    ..Default::default()
+                })
+                .await?;
             match out {
                 Output::Json => json::print(&json::status(&resp)),
                 Output::Text => text::status(&resp),
@@ -112,6 +129,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
+        Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, out).await?,
         Command::Fleets => {
             let fleets = client.list_fleets().await?;
             match out {
@@ -189,20 +207,4 @@ async fn resolve(
         labels: target.selector,
     };
     Ok((fleet, Some(selector)))
-}
-
-/// Prints a rollout's events as they come; true when no tenant failed.
-async fn follow(mut events: Events, out: Output) -> anyhow::Result<bool> {
-    let mut view = text::RolloutView::default();
-    let mut failed = 0;
-    while let Some(event) = events.message().await.context("rollout stream broke")? {
-        if let Some(pb::rollout_event::Kind::RolloutFinished(f)) = &event.kind {
-            failed = f.failed;
-        }
-        match out {
-            Output::Json => json::print(&json::event(&event)),
-            Output::Text => view.show(&event),
-        }
-    }
-    Ok(failed == 0)
 }

@@ -77,15 +77,24 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
 
 pub(crate) fn status(resp: &pb::StatusResponse) {
     let mut out = format!(
-        "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, {} unreachable\n",
+        "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, \
+         {} unreachable, {} never read\n",
         resp.fleet,
         version(resp.latest_version),
         resp.tenant_count,
         resp.up_to_date,
         resp.pending,
         resp.failed,
-        resp.unreachable
+        resp.unreachable,
+        resp.unknown
     );
+    if resp.oldest_read_at_unix_ms > 0 {
+        let age = chrono_age(resp.oldest_read_at_unix_ms);
+        let _ = writeln!(
+            out,
+            "oldest reading {age} ago (--refresh reads every tenant now)"
+        );
+    }
     let _ = writeln!(
         out,
         "{:<24} {:>8} {:>8}  failed",
@@ -187,10 +196,34 @@ impl RolloutView {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
+                let state = pb::RolloutState::try_from(f.state).unwrap_or_default();
                 super::emit(&format!(
-                    "done in {} ms: {} succeeded, {} failed, {} skipped, {} migration(s) run\n",
-                    f.duration_ms, f.succeeded, f.failed, f.skipped, f.migrations_run
+                    "{} in {} ms: {} succeeded, {} failed, {} skipped, {} migration(s) run\n",
+                    state_name(state),
+                    f.duration_ms,
+                    f.succeeded,
+                    f.failed,
+                    f.skipped,
+                    f.migrations_run
                 ));
+                if matches!(state, pb::RolloutState::Interrupted) {
+                    super::emit(&format!(
+                        "the daemon stopped before the rollout finished; continue it with: \
+                         avocet rollouts resume {}\n",
+                        event.rollout_id
+                    ));
+                }
+            }
+            Some(Kind::WaveStarted(w)) => {
+                let canary = if w.canary { " (canary)" } else { "" };
+                self.println(format!(
+                    "wave {}{canary}: {} tenant(s)",
+                    w.index, w.tenant_count
+                ));
+            }
+            Some(Kind::StateChanged(c)) => {
+                let state = pb::RolloutState::try_from(c.state).unwrap_or_default();
+                self.println(format!("rollout {} by {}", state_name(state), c.by));
             }
             _ => {}
         }
@@ -227,4 +260,74 @@ fn tenant_line(t: &pb::TenantFinished) -> String {
         }
     }
     line
+}
+
+/// `succeeded`, `failed`, … for people.
+fn state_name(s: pb::RolloutState) -> String {
+    s.as_str_name()
+        .trim_start_matches("ROLLOUT_STATE_")
+        .to_ascii_lowercase()
+}
+
+pub(crate) fn rollout(r: &pb::Rollout) {
+    let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
+    let mut out = format!(
+        "rollout {}  fleet {}  {}  {}\n  {} tenant(s) in {} wave(s): {} succeeded, {} failed, \
+         {} skipped, {} pending; {} migration(s) run\n  started by {} at {} ms\n",
+        r.id,
+        r.fleet,
+        if r.direction == pb::Direction::Down as i32 {
+            "rollback"
+        } else {
+            "apply"
+        },
+        state_name(state),
+        r.tenant_count,
+        r.waves,
+        r.succeeded,
+        r.failed,
+        r.skipped,
+        r.pending,
+        r.migrations_run,
+        r.created_by,
+        r.created_at_unix_ms,
+    );
+    for a in &r.audit {
+        let _ = writeln!(out, "  {} {} by {}", a.at_unix_ms, a.method, a.caller);
+    }
+    super::emit(&out);
+}
+
+pub(crate) fn rollouts(rs: &[pb::Rollout]) {
+    let mut out = format!(
+        "{:<36}  {:<12} {:<11} {:>8} {:>8} {:>8}\n",
+        "ROLLOUT", "FLEET", "STATE", "TENANTS", "FAILED", "PENDING"
+    );
+    for r in rs {
+        let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<12} {:<11} {:>8} {:>8} {:>8}",
+            r.id,
+            r.fleet,
+            state_name(state),
+            r.tenant_count,
+            r.failed,
+            r.pending
+        );
+    }
+    super::emit(&out);
+}
+
+/// How long ago `at_unix_ms` was, for people: `42 s`, `3 min`, `5 h`.
+fn chrono_age(at_unix_ms: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let s = (now - at_unix_ms).max(0) / 1000;
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
 }

@@ -3,48 +3,19 @@
 use std::sync::Arc;
 
 use avocet_proto::v1::{self as pb, migrator_server::Migrator};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::ApiError;
+use super::{ApiError, EventStream, caller, events_of};
 use crate::engine::{
-    ApplyRequest, Engine, PlanRequest, ReadRequest, RepairRequest, RollbackRequest, RolloutLog,
+    ApplyRequest, Engine, PlanRequest, ReadRequest, RepairRequest, RollbackRequest, StatusRequest,
 };
-
-/// Events buffered per stream before the forwarder waits for the client.
-const STREAM_BUFFER: usize = 64;
 
 /// The Migrator service.
 pub(crate) struct MigratorService(pub(super) Arc<Engine>);
 
-type EventStream = ReceiverStream<Result<pb::RolloutEvent, Status>>;
-
 /// Converts a wire request on receipt.
 fn receive<W, D: TryFrom<W, Error = ApiError>>(request: Request<W>) -> Result<D, ApiError> {
     D::try_from(request.into_inner())
-}
-
-/// Forwards a rollout's events to a bounded channel; stops when the client goes away. The
-/// rollout itself never waits for this stream.
-fn follow(log: Arc<RolloutLog>) -> Response<EventStream> {
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(async move {
-        let mut seen = 0;
-        loop {
-            let events = log.next_after(seen).await;
-            if events.is_empty() {
-                return;
-            }
-            for event in &events {
-                seen = event.seq;
-                if tx.send(Ok(pb::RolloutEvent::from(event))).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    Response::new(ReceiverStream::new(rx))
 }
 
 #[tonic::async_trait]
@@ -65,16 +36,20 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::ApplyRequest>,
     ) -> Result<Response<Self::ApplyStream>, Status> {
+        let caller = caller(&request, "avocet.v1.Migrator/Apply");
         let req: ApplyRequest = receive(request)?;
-        Ok(follow(self.0.apply(req).map_err(ApiError::from)?))
+        let id = self.0.apply(req, caller).await.map_err(ApiError::from)?;
+        Ok(events_of(&self.0, &id, 0).await?)
     }
 
     async fn rollback(
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> Result<Response<Self::RollbackStream>, Status> {
+        let caller = caller(&request, "avocet.v1.Migrator/Rollback");
         let req: RollbackRequest = receive(request)?;
-        Ok(follow(self.0.rollback(req).map_err(ApiError::from)?))
+        let id = self.0.rollback(req, caller).await.map_err(ApiError::from)?;
+        Ok(events_of(&self.0, &id, 0).await?)
     }
 
     async fn verify(
@@ -90,7 +65,7 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let req: ReadRequest = receive(request)?;
+        let req: StatusRequest = receive(request)?;
         let status = self.0.status(req).await.map_err(ApiError::from)?;
         Ok(Response::new((&status).into()))
     }

@@ -1,20 +1,35 @@
 //! gRPC services of `avocet.v1`. Each handler converts its request on receipt
 //! (`receive.rs`), calls one [`Engine`] method, and converts the answer once on the way out
-//! (`send.rs`). Every failure becomes a `tonic::Status` in one place, [`ApiError`]'s `From`.
+//! (`send.rs` for answers, `events.rs` for events and rollouts). Every failure becomes a
+//! `tonic::Status` in one place, [`ApiError`]'s `From`.
 
+mod events;
 mod fleet;
 mod migrator;
 mod receive;
+mod rollouts;
 mod send;
 
 use std::sync::Arc;
 
-use tonic::{Code, Status};
+use avocet_proto::v1 as pb;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
 
 pub(crate) use fleet::FleetService;
 pub(crate) use migrator::MigratorService;
+pub(crate) use rollouts::RolloutsService;
 
-use crate::engine::{Engine, EngineError, ErrorKind};
+use crate::engine::{Caller, Engine, EngineError, ErrorKind};
+
+/// Events buffered per stream before the forwarder waits for the client; the rollout never
+/// waits for a stream (the stream reads from the control store).
+const STREAM_BUFFER: usize = 64;
+
+/// A rollout's events on the wire.
+pub(crate) type EventStream = ReceiverStream<Result<pb::RolloutEvent, Status>>;
 
 /// A request that failed: a malformed field, or the engine's error.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +61,42 @@ impl From<ApiError> for Status {
     }
 }
 
+/// Who called: the peer address, until authentication gives identities.
+fn caller<T>(request: &Request<T>, method: &'static str) -> Caller {
+    let who = request
+        .remote_addr()
+        .map_or_else(|| "unknown peer".to_owned(), |a| format!("peer {a}"));
+    Caller { who, method }
+}
+
+/// Rollout `id`'s events after `after`, forwarded to a bounded channel until the client
+/// goes away or the rollout ends; the rollout goes on either way.
+async fn events_of(
+    engine: &Arc<Engine>,
+    id: &str,
+    after: u64,
+) -> Result<Response<EventStream>, ApiError> {
+    let events = engine.watch(id, after).await?;
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            let item = event
+                .map(|e| pb::RolloutEvent::from(&e))
+                .map_err(|e| Status::from(ApiError::from(e)));
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Response::new(ReceiverStream::new(rx)))
+}
+
 /// The services over one engine.
-pub(crate) fn services(engine: Arc<Engine>) -> (MigratorService, FleetService) {
-    (MigratorService(engine.clone()), FleetService(engine))
+pub(crate) fn services(engine: Arc<Engine>) -> (MigratorService, RolloutsService, FleetService) {
+    (
+        MigratorService(engine.clone()),
+        RolloutsService(engine.clone()),
+        FleetService(engine),
+    )
 }

@@ -1,17 +1,25 @@
 //! Wire requests to engine requests, validated on receipt (`TryFrom`). A field that does not
 //! make sense on its own is an `InvalidArgument` here; what needs the fleet (a target
-//! version, the set's digest) is checked by the engine.
+//! version, the set's digest, a strategy over the fleet's defaults) is checked by the engine.
+
+use std::time::Duration;
 
 use avocet_proto::v1 as pb;
 
 use super::ApiError;
 use crate::{
     engine::{
-        ApplyRequest, LabelSelector, PlanRequest, ReadRequest, RepairRequest, RollbackRequest,
-        Selector,
+        ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page, PlanRequest,
+        ReadRequest, RepairRequest, RollbackRequest, Selector, StatusRequest,
     },
-    model::{RecordStatus, RollbackTarget, SetDigest, TransactionMode},
+    model::{
+        Amount, RecordStatus, RollbackTarget, RolloutState, SetDigest, StrategyRequest,
+        TransactionMode,
+    },
 };
+
+/// Per-tenant deadline of a Status refresh when the request leaves it unset.
+const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::InvalidArgument(message.into())
@@ -39,9 +47,61 @@ fn transaction(mode: i32) -> Result<Option<TransactionMode>, ApiError> {
     }
 }
 
-/// `0` means the fleet's own concurrency.
-fn concurrency(requested: u32) -> Option<usize> {
-    (requested > 0).then_some(requested as usize)
+/// A page: `size` 0 means the default (or, with `summary_only`, no lines at all); the
+/// token is the previous page's `next_page_token`.
+fn page(size: u32, token: &str, summary_only: bool) -> Result<Page, ApiError> {
+    let size = match size as usize {
+        0 if summary_only => 0,
+        0 => DEFAULT_PAGE,
+        n if n > MAX_PAGE => {
+            return Err(invalid(format!("page_size {n} is above {MAX_PAGE}")));
+        }
+        n => n,
+    };
+    let offset = match token {
+        "" => 0,
+        t => t
+            .parse()
+            .map_err(|_| invalid(format!("page_token {t:?} is not one of ours")))?,
+    };
+    Ok(Page { offset, size })
+}
+
+/// `"50"`, `"10%"`, or empty for none.
+fn amount(field: &str, text: &str) -> Result<Option<Option<Amount>>, ApiError> {
+    match text.trim() {
+        "" => Ok(None),
+        t => t
+            .parse::<Amount>()
+            .map(|a| Some(Some(a)))
+            .map_err(|e| invalid(format!("{field}: {e}"))),
+    }
+}
+
+/// A strategy request, with the older `concurrency` and `stop_on_first_failure` fields
+/// filling what the strategy leaves unset.
+fn strategy(
+    s: Option<pb::Strategy>,
+    concurrency: u32,
+    stop_on_first_failure: bool,
+) -> Result<StrategyRequest, ApiError> {
+    let s = s.unwrap_or_default();
+    let wave_size = match s.wave_size.trim() {
+        "0" | "0%" => Some(None),
+        _ => amount("wave_size", &s.wave_size)?,
+    };
+    let mut max_failures = amount("max_failures", &s.max_failures)?;
+    if max_failures.is_none() && stop_on_first_failure {
+        max_failures = Some(Some(Amount::Count(0)));
+    }
+    Ok(StrategyRequest {
+        canary: s.canary,
+        wave_size,
+        concurrency: s.concurrency.or((concurrency > 0).then_some(concurrency)),
+        per_host_concurrency: s.per_host_concurrency.map(|n| (n > 0).then_some(n)),
+        max_failures,
+        pause_between_waves_ms: s.pause_between_waves_ms,
+    })
 }
 
 impl TryFrom<pb::PlanRequest> for PlanRequest {
@@ -53,6 +113,8 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
             selector: selector(req.selector)?,
             target: req.target_version,
             allow_out_of_order: req.allow_out_of_order,
+            strategy: strategy(req.strategy, 0, false)?,
+            page: page(req.page_size, &req.page_token, false)?,
         })
     }
 }
@@ -74,10 +136,10 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
                 selector: selector(req.selector)?,
                 target: req.target_version,
                 allow_out_of_order: req.allow_out_of_order,
+                strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
+                page: Page::default(),
             },
-            concurrency: concurrency(req.concurrency),
             dry_run: req.dry_run,
-            stop_on_first_failure: req.stop_on_first_failure,
             transaction: transaction(req.transaction)?,
             expected_set_digest: (!digest.is_empty())
                 .then(|| SetDigest(digest.to_ascii_lowercase())),
@@ -109,31 +171,43 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
             fleet: req.fleet,
             selector: selector(req.selector)?,
             target,
-            concurrency: concurrency(req.concurrency),
+            strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
             dry_run: req.dry_run,
-            stop_on_first_failure: req.stop_on_first_failure,
             transaction: transaction(req.transaction)?,
         })
     }
 }
 
-/// `Verify` and `Status` ask the same: a fleet and a selector.
-macro_rules! read_request {
-    ($($wire:ty),+) => {$(
-        impl TryFrom<$wire> for ReadRequest {
-            type Error = ApiError;
+impl TryFrom<pb::VerifyRequest> for ReadRequest {
+    type Error = ApiError;
 
-            fn try_from(req: $wire) -> Result<Self, ApiError> {
-                Ok(Self {
-                    fleet: req.fleet,
-                    selector: selector(req.selector)?,
-                })
-            }
-        }
-    )+};
+    fn try_from(req: pb::VerifyRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            fleet: req.fleet,
+            selector: selector(req.selector)?,
+            page: page(req.page_size, &req.page_token, false)?,
+        })
+    }
 }
 
-read_request!(pb::VerifyRequest, pb::StatusRequest);
+impl TryFrom<pb::StatusRequest> for StatusRequest {
+    type Error = ApiError;
+
+    fn try_from(req: pb::StatusRequest) -> Result<Self, ApiError> {
+        Ok(Self {
+            read: ReadRequest {
+                fleet: req.fleet,
+                selector: selector(req.selector)?,
+                page: page(req.page_size, &req.page_token, true)?,
+            },
+            refresh: req.refresh,
+            refresh_timeout: match req.refresh_timeout_ms {
+                0 => DEFAULT_REFRESH_TIMEOUT,
+                ms => Duration::from_millis(ms),
+            },
+        })
+    }
+}
 
 impl TryFrom<pb::RepairRequest> for RepairRequest {
     type Error = ApiError;
@@ -153,6 +227,58 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
             version: req.version,
             mark,
         })
+    }
+}
+
+impl TryFrom<pb::ListRolloutsRequest> for ListRequest {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListRolloutsRequest) -> Result<Self, ApiError> {
+        let state = match pb::RolloutState::try_from(req.state) {
+            Ok(pb::RolloutState::Unspecified) => None,
+            Ok(s) => Some(rollout_state(s)),
+            Err(_) => {
+                return Err(invalid(format!(
+                    "state {} is not a rollout state",
+                    req.state
+                )));
+            }
+        };
+        if req.page_size > 1000 {
+            return Err(invalid(format!(
+                "page_size {} is above 1000",
+                req.page_size
+            )));
+        }
+        Ok(Self {
+            fleet: (!req.fleet.is_empty()).then_some(req.fleet),
+            state,
+            limit: match req.page_size {
+                0 => 100,
+                n => n,
+            },
+            page_token: (!req.page_token.is_empty()).then_some(req.page_token),
+        })
+    }
+}
+
+/// A rollout id: a UUID as the daemon makes them.
+pub(super) fn rollout_id(id: &str) -> Result<&str, ApiError> {
+    match uuid::Uuid::try_parse(id) {
+        Ok(_) => Ok(id),
+        Err(_) => Err(invalid(format!("{id:?} is not a rollout id"))),
+    }
+}
+
+fn rollout_state(s: pb::RolloutState) -> RolloutState {
+    match s {
+        pb::RolloutState::Pending | pb::RolloutState::Unspecified => RolloutState::Pending,
+        pb::RolloutState::Running => RolloutState::Running,
+        pb::RolloutState::Paused => RolloutState::Paused,
+        pb::RolloutState::Succeeded => RolloutState::Succeeded,
+        pb::RolloutState::Failed => RolloutState::Failed,
+        pb::RolloutState::Cancelled => RolloutState::Cancelled,
+        pb::RolloutState::Interrupted => RolloutState::Interrupted,
     }
 }
 

@@ -1,23 +1,22 @@
 //! Domain values to their `avocet.v1` wire form: the one conversion out.
 
-use avocet_proto::v1::{self as pb, rollout_event::Kind};
+use std::collections::HashMap;
+
+use avocet_proto::v1 as pb;
 
 use crate::{
     engine::{FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, TenantInfo},
-    model::{
-        Diagnostic, Direction, EventKind, MigrationFinished, Plan, RecordStatus, RolloutEvent,
-        Severity, TenantFinished, TenantOutcome,
-    },
+    model::{Diagnostic, Direction, Plan, PlanView, Severity},
 };
 
-fn direction(d: Direction) -> i32 {
+pub(super) fn direction(d: Direction) -> i32 {
     match d {
         Direction::Up => pb::Direction::Up as i32,
         Direction::Down => pb::Direction::Down as i32,
     }
 }
 
-fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
+pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
     pb::Diagnostic {
         severity: match d.severity {
             Severity::Warning => pb::Severity::Warning,
@@ -29,8 +28,9 @@ fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
     }
 }
 
-/// One tenant's plan, with each step's SQL.
-fn tenant_plan(tenant: &str, plan: &Plan) -> pb::TenantPlan {
+/// One tenant's plan from a [`PlanView`]: every step's checksums, no SQL (an event's plan;
+/// the scripts are the set's, by checksum).
+pub(super) fn plan_view(tenant: &str, plan: &PlanView, wave: u32) -> pb::TenantPlan {
     pb::TenantPlan {
         tenant: tenant.to_owned(),
         current_version: plan.current_version,
@@ -38,30 +38,64 @@ fn tenant_plan(tenant: &str, plan: &Plan) -> pb::TenantPlan {
             .steps
             .iter()
             .map(|s| pb::PlannedStep {
-                version: s.migration.version,
-                name: s.migration.name.clone(),
+                version: s.version,
+                name: s.name.clone(),
                 direction: direction(s.direction),
-                checksum: s.migration.up.checksum.clone(),
+                checksum: s.checksum.clone(),
                 transactional: s.transactional,
-                statements: s.script().statement_count() as u32,
-                sql: s.script().sql.clone(),
+                statements: s.statements,
+                sql: String::new(),
+                script_checksum: s.script_checksum.clone(),
             })
             .collect(),
         diagnostics: plan.diagnostics.iter().map(diagnostic).collect(),
         blocked: plan.blocked(),
+        wave,
     }
+}
+
+/// One tenant's plan, its scripts added to `scripts` once each by checksum.
+fn tenant_plan(
+    tenant: &str,
+    plan: &Plan,
+    wave: u32,
+    scripts: &mut HashMap<String, String>,
+) -> pb::TenantPlan {
+    for step in &plan.steps {
+        let script = step.script();
+        scripts
+            .entry(script.checksum.clone())
+            .or_insert_with(|| script.sql.clone());
+    }
+    plan_view(tenant, &PlanView::from(plan), wave)
 }
 
 impl From<&FleetPlan> for pb::PlanResponse {
     fn from(p: &FleetPlan) -> Self {
+        let mut scripts = HashMap::new();
+        let tenants = p
+            .tenants
+            .iter()
+            .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts))
+            .collect();
         Self {
             fleet: p.fleet.clone(),
-            tenants: p
-                .tenants
-                .iter()
-                .map(|t| tenant_plan(&t.tenant, &t.plan))
-                .collect(),
+            tenants,
             set_digest: p.set_digest.0.clone(),
+            scripts,
+            waves: p
+                .waves
+                .iter()
+                .map(|w| pb::Wave {
+                    index: w.index,
+                    canary: w.canary,
+                    tenant_count: w.tenant_count,
+                    first_tenant: w.first_tenant.clone(),
+                    last_tenant: w.last_tenant.clone(),
+                })
+                .collect(),
+            next_page_token: p.next_page.clone().unwrap_or_default(),
+            tenant_count: p.tenant_count,
         }
     }
 }
@@ -81,6 +115,8 @@ impl From<&FleetVerification> for pb::VerifyResponse {
                     diagnostics: t.diagnostics.iter().map(diagnostic).collect(),
                 })
                 .collect(),
+            next_page_token: v.next_page.clone().unwrap_or_default(),
+            tenant_count: v.tenant_count,
         }
     }
 }
@@ -100,6 +136,9 @@ impl From<&FleetStatus> for pb::StatusResponse {
             pending: s.pending,
             failed: s.failed,
             unreachable: s.unreachable,
+            unknown: s.unknown,
+            oldest_read_at_unix_ms: s.oldest_read_at_unix_ms.unwrap_or_default(),
+            next_page_token: s.next_page.clone().unwrap_or_default(),
             tenants: s
                 .tenants
                 .iter()
@@ -109,6 +148,7 @@ impl From<&FleetStatus> for pb::StatusResponse {
                     pending: t.pending,
                     failed_versions: t.failed_versions.clone(),
                     error: t.error.clone().unwrap_or_default(),
+                    read_at_unix_ms: t.read_at_unix_ms.unwrap_or_default(),
                 })
                 .collect(),
         }
@@ -143,85 +183,6 @@ impl From<&TenantInfo> for pb::TenantInfo {
             id: t.id.clone(),
             labels: t.labels.clone().into_iter().collect(),
             schema: t.schema.clone().unwrap_or_default(),
-        }
-    }
-}
-
-fn migration_finished(m: &MigrationFinished) -> pb::MigrationFinished {
-    let status = match m.status {
-        RecordStatus::Applied => pb::MigrationStatus::Applied,
-        RecordStatus::RolledBack => pb::MigrationStatus::RolledBack,
-        RecordStatus::Failed | RecordStatus::Running => pb::MigrationStatus::Failed,
-    };
-    pb::MigrationFinished {
-        tenant: m.tenant.clone(),
-        version: m.version,
-        name: m.name.clone(),
-        status: status as i32,
-        duration_ms: m.duration_ms,
-        statements_done: m.statements_done,
-        statements_total: m.statements_total,
-        error: m.error.clone().unwrap_or_default(),
-    }
-}
-
-fn tenant_finished(t: &TenantFinished) -> pb::TenantFinished {
-    let outcome = match t.outcome {
-        TenantOutcome::Succeeded => pb::TenantOutcome::Succeeded,
-        TenantOutcome::Failed => pb::TenantOutcome::Failed,
-        TenantOutcome::Skipped => pb::TenantOutcome::Skipped,
-        TenantOutcome::Planned => pb::TenantOutcome::Planned,
-    };
-    pb::TenantFinished {
-        tenant: t.tenant.clone(),
-        outcome: outcome as i32,
-        migrations_run: t.migrations_run,
-        duration_ms: t.duration_ms,
-        current_version: t.current_version,
-        error: t.error.as_ref().map(|f| pb::TenantError {
-            code: f.code.as_str().to_owned(),
-            version: f.version,
-            message: f.message.clone(),
-        }),
-        plan: t.plan.as_ref().map(|p| tenant_plan(&t.tenant, p)),
-    }
-}
-
-impl From<&RolloutEvent> for pb::RolloutEvent {
-    fn from(e: &RolloutEvent) -> Self {
-        let kind = match &e.kind {
-            EventKind::RolloutStarted(s) => Kind::RolloutStarted(pb::RolloutStarted {
-                fleet: s.fleet.clone(),
-                direction: direction(s.direction),
-                tenant_count: s.tenant_count,
-                concurrency: s.concurrency,
-                dry_run: s.dry_run,
-            }),
-            EventKind::TenantStarted { tenant } => Kind::TenantStarted(pb::TenantStarted {
-                tenant: tenant.clone(),
-            }),
-            EventKind::MigrationStarted(m) => Kind::MigrationStarted(pb::MigrationStarted {
-                tenant: m.tenant.clone(),
-                version: m.version,
-                name: m.name.clone(),
-                direction: direction(m.direction),
-                transactional: m.transactional,
-            }),
-            EventKind::MigrationFinished(m) => Kind::MigrationFinished(migration_finished(m)),
-            EventKind::TenantFinished(t) => Kind::TenantFinished(tenant_finished(t)),
-            EventKind::RolloutFinished(s) => Kind::RolloutFinished(pb::RolloutFinished {
-                succeeded: s.succeeded,
-                failed: s.failed,
-                skipped: s.skipped,
-                migrations_run: s.migrations_run,
-                duration_ms: s.duration_ms,
-            }),
-        };
-        Self {
-            rollout_id: e.rollout_id.to_string(),
-            seq: e.seq,
-            at_unix_ms: e.at_unix_ms,
-            kind: Some(kind),
         }
     }
 }

@@ -18,6 +18,12 @@ pub enum DbError {
         /// The timeout, ms.
         timeout_ms: u64,
     },
+    /// The tenant did not answer a read within its deadline.
+    #[error("no answer within {timeout_ms} ms")]
+    Deadline {
+        /// The deadline, ms.
+        timeout_ms: u64,
+    },
     /// A statement the engine issued failed.
     #[error("{context}: {source}")]
     Query {
@@ -85,6 +91,7 @@ impl DbError {
             self,
             Self::Connect { .. }
                 | Self::ConnectTimeout { .. }
+                | Self::Deadline { .. }
                 | Self::Io { .. }
                 | Self::Dsn { .. }
                 | Self::Unsupported(_)

@@ -1,6 +1,11 @@
 //! The engine's one error type, and the kind of each failure that the API maps to a status.
 
-use crate::{dialect::DbError, fleet::FleetError, rollout::RepairError};
+use crate::{
+    dialect::DbError,
+    fleet::FleetError,
+    rollout::{RepairError, RunnerError},
+    store::StoreError,
+};
 
 /// What kind of failure an [`EngineError`] is; the API maps each to one gRPC code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +52,12 @@ pub enum EngineError {
     /// The daemon is shutting down and starts no new rollout.
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// No rollout has that id.
+    #[error("rollout {0:?} not found")]
+    UnknownRollout(String),
+    /// The control store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl EngineError {
@@ -65,6 +76,17 @@ impl EngineError {
                 _ => ErrorKind::Internal,
             },
             Self::ShuttingDown => ErrorKind::Aborted,
+            Self::UnknownRollout(_) => ErrorKind::NotFound,
+            Self::Store(_) => ErrorKind::Unavailable,
+        }
+    }
+
+    /// A rollout that could not be started or changed.
+    pub(super) fn runner(e: RunnerError) -> Self {
+        match e {
+            RunnerError::NotFound(id) => Self::UnknownRollout(id),
+            RunnerError::Store(e) => Self::Store(e),
+            other => Self::FailedPrecondition(other.to_string()),
         }
     }
 

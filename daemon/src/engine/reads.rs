@@ -1,16 +1,20 @@
-//! Plan, Verify and Status: many tenants' history tables read concurrently, then planned
-//! or summarised. Reads create nothing on a tenant.
+//! Plan and Verify: the selected tenants' history tables read concurrently, one page at a
+//! time, then planned or compared. Reads create nothing on a tenant.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use futures::{StreamExt, stream};
 
-use super::{FleetStatus, TenantPlan, TenantStatus, TenantVerification};
+use super::{
+    Engine, EngineError, FleetPlan, FleetVerification, PlanRequest, ReadRequest, Scope, TenantPlan,
+    TenantVerification, WaveInfo,
+};
 use crate::{
     dialect::DbError,
     fleet::Tenant,
-    model::{ApplyOptions, Diagnostic, DialectKind, HistoryRecord, MigrationSet, Plan},
+    model::{ApplyOptions, Diagnostic, HistoryRecord, MigrationSet, Plan},
     plan,
+    store::{KnownState, now_ms},
 };
 
 /// Tenants read at once by one request. The connection budget's admission is the real
@@ -19,94 +23,167 @@ const READS_IN_FLIGHT: usize = 64;
 
 /// Each tenant's history (or why it could not be read), in the order given, reading up to
 /// [`READS_IN_FLIGHT`] tenants at once within the connection budget.
-pub(super) async fn histories(
-    tenants: Vec<Arc<Tenant>>,
-) -> Vec<(Arc<Tenant>, Result<Vec<HistoryRecord>, DbError>)> {
-    stream::iter(tenants)
-        .map(|tenant| async move {
-            let result = tenant.read_history().await;
-            (tenant, result)
-        })
+pub(super) async fn histories(tenants: &[Arc<Tenant>]) -> Vec<Result<Vec<HistoryRecord>, DbError>> {
+    stream::iter(tenants.iter().cloned())
+        .map(|tenant| async move { tenant.read_history().await })
         .buffered(READS_IN_FLIGHT)
         .collect()
         .await
 }
 
-/// One tenant's apply plan; an unreachable tenant gets a blocked plan saying why.
-pub(super) fn tenant_plan(
+/// What a history says of its tenant, for the last-known state.
+pub(super) fn known(
+    fleet: &str,
     tenant: &Tenant,
-    history: Result<Vec<HistoryRecord>, DbError>,
+    history: &Result<Vec<HistoryRecord>, DbError>,
     set: &MigrationSet,
-    opts: ApplyOptions,
-    dialect: DialectKind,
-) -> TenantPlan {
-    let plan = match history {
-        Ok(h) => plan::plan_apply(set, &h, opts, dialect),
-        Err(e) => Plan::unreachable(&e.to_string()),
-    };
-    TenantPlan {
-        tenant: tenant.id.clone(),
-        plan,
-    }
-}
-
-/// One tenant's history compared with the set.
-pub(super) fn verification(
-    tenant: &Tenant,
-    history: Result<Vec<HistoryRecord>, DbError>,
-    set: &MigrationSet,
-    dialect: DialectKind,
-) -> TenantVerification {
-    let (current_version, pending, diagnostics) = match history {
+) -> KnownState {
+    let (current_version, pending, failed_versions, error) = match history {
         Ok(h) => (
-            plan::current_version(&h),
-            plan::pending(set, &h, None).count() as u32,
-            plan::check_history(set, &h, dialect),
+            plan::current_version(h),
+            plan::pending(set, h, None).count() as u32,
+            h.iter()
+                .filter(|r| r.status.needs_attention())
+                .map(|r| r.version)
+                .collect(),
+            None,
         ),
-        Err(e) => (None, 0, vec![Diagnostic::unreachable(&e.to_string())]),
+        Err(e) => (None, 0, Vec::new(), Some(e.to_string())),
     };
-    TenantVerification {
+    KnownState {
+        fleet: fleet.to_owned(),
         tenant: tenant.id.clone(),
         current_version,
         pending,
-        diagnostics,
+        failed_versions,
+        error,
+        read_at: now_ms(),
     }
 }
 
-/// Adds one tenant's line to a fleet status and counts it in the summary.
-pub(super) fn count_status(
-    status: &mut FleetStatus,
-    versions: &mut BTreeMap<Option<i64>, u32>,
-    tenant: &Tenant,
-    history: Result<Vec<HistoryRecord>, DbError>,
-    set: &MigrationSet,
-) {
-    let mut line = TenantStatus {
-        tenant: tenant.id.clone(),
-        ..Default::default()
-    };
-    match history {
-        Ok(h) => {
-            line.current_version = plan::current_version(&h);
-            line.pending = plan::pending(set, &h, None).count() as u32;
-            line.failed_versions = h
+impl Engine {
+    /// What an apply would run on each tenant of the requested page, and the waves a
+    /// rollout with the request's strategy would run. Touches nothing.
+    ///
+    /// # Errors
+    /// [`EngineError::Fleet`] for an unknown fleet or tenant or a set that does not load;
+    /// [`EngineError::InvalidArgument`] for a target version not in the set or a strategy
+    /// out of range. Unreachable tenants are not errors: their plans say why.
+    pub async fn plan(&self, req: PlanRequest) -> Result<FleetPlan, EngineError> {
+        let scope = self.scope(&req.fleet, &req.selector)?;
+        let opts = apply_options(&scope, &req)?;
+        let strategy = super::rollouts::strategy(&scope, req.strategy)?;
+        let waves = plan::waves(scope.tenants.len(), &strategy);
+        let wave_of = |position: usize| {
+            waves
                 .iter()
-                .filter(|r| r.status.needs_attention())
-                .map(|r| r.version)
-                .collect();
-            *versions.entry(line.current_version).or_default() += 1;
-            if !line.failed_versions.is_empty() {
-                status.failed += 1;
-            } else if line.pending > 0 {
-                status.pending += 1;
-            } else {
-                status.up_to_date += 1;
-            }
-        }
-        Err(e) => {
-            line.error = Some(e.to_string());
-            status.unreachable += 1;
+                .find(|w| w.tenants.contains(&position))
+                .map_or(0, |w| w.index)
+        };
+        let range = req.page.range(scope.tenants.len());
+        let page = &scope.tenants[range.clone()];
+        let tenants = histories(page)
+            .await
+            .into_iter()
+            .zip(page)
+            .zip(range)
+            .map(|((history, tenant), position)| TenantPlan {
+                tenant: tenant.id.clone(),
+                plan: match history {
+                    Ok(h) => plan::plan_apply(&scope.set, &h, opts, scope.fleet.dialect),
+                    Err(e) => Plan::unreachable(&e.to_string()),
+                },
+                wave: wave_of(position),
+            })
+            .collect();
+        let waves = waves
+            .iter()
+            .map(|w| WaveInfo {
+                index: w.index,
+                canary: w.canary,
+                tenant_count: w.tenants.len() as u32,
+                first_tenant: scope.tenants[w.tenants.start].id.clone(),
+                last_tenant: scope.tenants[w.tenants.end - 1].id.clone(),
+            })
+            .collect();
+        Ok(FleetPlan {
+            fleet: scope.fleet.name.clone(),
+            set_digest: scope.set.digest().clone(),
+            tenants,
+            waves,
+            tenant_count: scope.tenants.len() as u32,
+            next_page: req.page.next_token(scope.tenants.len()),
+        })
+    }
+
+    /// Compares each tenant of the requested page's history with the set, and keeps what
+    /// it read as their last-known state. Touches no tenant.
+    ///
+    /// # Errors
+    /// As [`Engine::plan`].
+    pub async fn verify(&self, req: ReadRequest) -> Result<FleetVerification, EngineError> {
+        let Scope {
+            fleet,
+            tenants,
+            set,
+        } = self.scope(&req.fleet, &req.selector)?;
+        let range = req.page.range(tenants.len());
+        let page = &tenants[range];
+        let read = histories(page).await;
+        let known: Vec<KnownState> = read
+            .iter()
+            .zip(page)
+            .map(|(h, t)| known(&fleet.name, t, h, &set))
+            .collect();
+        self.remember(&known).await;
+        let verified = read
+            .into_iter()
+            .zip(page)
+            .map(|(history, tenant)| {
+                let (current_version, pending, diagnostics) = match history {
+                    Ok(h) => (
+                        plan::current_version(&h),
+                        plan::pending(&set, &h, None).count() as u32,
+                        plan::check_history(&set, &h, fleet.dialect),
+                    ),
+                    Err(e) => (None, 0, vec![Diagnostic::unreachable(&e.to_string())]),
+                };
+                TenantVerification {
+                    tenant: tenant.id.clone(),
+                    current_version,
+                    pending,
+                    diagnostics,
+                }
+            })
+            .collect();
+        Ok(FleetVerification {
+            fleet: fleet.name.clone(),
+            tenants: verified,
+            tenant_count: tenants.len() as u32,
+            next_page: req.page.next_token(tenants.len()),
+        })
+    }
+
+    /// Stores tenants' last-known state; a store that fails costs the record, not the read.
+    pub(super) async fn remember(&self, known: &[KnownState]) {
+        if let Err(e) = self.runner.store().put_known(known).await {
+            tracing::warn!("keeping last-known tenant states: {e}");
         }
     }
-    status.tenants.push(line);
+}
+
+/// The apply options of a plan request; the target must name a migration of the set.
+pub(super) fn apply_options(scope: &Scope, req: &PlanRequest) -> Result<ApplyOptions, EngineError> {
+    if let Some(v) = req.target
+        && scope.set.get(v).is_none()
+    {
+        return Err(EngineError::InvalidArgument(format!(
+            "fleet {:?} has no migration with version {v}",
+            scope.fleet.name
+        )));
+    }
+    Ok(ApplyOptions {
+        target: req.target,
+        allow_out_of_order: req.allow_out_of_order,
+    })
 }

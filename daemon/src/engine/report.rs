@@ -37,9 +37,30 @@ pub struct FleetPlan {
     pub fleet: String,
     /// The digest of the set planned with; pass it to apply as `expected_set_digest`.
     pub set_digest: SetDigest,
-    /// One plan per selected tenant, in selection order. An unreachable tenant's plan has
-    /// no steps and an `unreachable` error.
+    /// One plan per tenant of the page, in selection order. An unreachable tenant's plan
+    /// has no steps and an `unreachable` error.
     pub tenants: Vec<TenantPlan>,
+    /// The waves a rollout with the request's strategy would run.
+    pub waves: Vec<WaveInfo>,
+    /// Tenants selected in all pages.
+    pub tenant_count: u32,
+    /// The next page's token; `None` on the last page.
+    pub next_page: Option<String>,
+}
+
+/// One wave a rollout would run.
+#[derive(Debug, Clone)]
+pub struct WaveInfo {
+    /// From 0.
+    pub index: u32,
+    /// True for the canary wave.
+    pub canary: bool,
+    /// Tenants in the wave.
+    pub tenant_count: u32,
+    /// Its first and last tenants, in selection order.
+    pub first_tenant: String,
+    /// See `first_tenant`.
+    pub last_tenant: String,
 }
 
 /// One tenant's plan.
@@ -49,6 +70,8 @@ pub struct TenantPlan {
     pub tenant: String,
     /// What would run, with warnings and errors.
     pub plan: Plan,
+    /// The wave it would run in.
+    pub wave: u32,
 }
 
 /// `Verify`'s answer.
@@ -56,8 +79,12 @@ pub struct TenantPlan {
 pub struct FleetVerification {
     /// The fleet.
     pub fleet: String,
-    /// One verification per selected tenant, in selection order.
+    /// One verification per tenant of the page, in selection order.
     pub tenants: Vec<TenantVerification>,
+    /// Tenants selected in all pages.
+    pub tenant_count: u32,
+    /// The next page's token; `None` on the last page.
+    pub next_page: Option<String>,
 }
 
 /// One tenant's history compared with the set.
@@ -92,8 +119,14 @@ pub struct FleetStatus {
     pub failed: u32,
     /// Tenants that could not be read.
     pub unreachable: u32,
-    /// One line per selected tenant, in selection order.
+    /// Tenants never read.
+    pub unknown: u32,
+    /// The oldest reading among the selected tenants, Unix ms.
+    pub oldest_read_at_unix_ms: Option<i64>,
+    /// One line per tenant of the page, in selection order.
     pub tenants: Vec<TenantStatus>,
+    /// The next page's token; `None` on the last page.
+    pub next_page: Option<String>,
 }
 
 /// One tenant's line of `Status`.
@@ -109,6 +142,8 @@ pub struct TenantStatus {
     pub failed_versions: Vec<i64>,
     /// Why the tenant could not be read.
     pub error: Option<String>,
+    /// When this was read, Unix ms; `None`: never.
+    pub read_at_unix_ms: Option<i64>,
 }
 
 /// `Repair`'s answer.
@@ -120,4 +155,13 @@ pub struct RepairOutcome {
     pub version: i64,
     /// The record's status before the repair: `Failed` or `Running`.
     pub previous: RecordStatus,
+}
+
+/// `Rollouts.List`'s answer.
+#[derive(Debug, Clone)]
+pub struct RolloutPage {
+    /// Newest first.
+    pub rollouts: Vec<crate::model::RolloutRecord>,
+    /// The next page's token; `None` on the last page.
+    pub next_page: Option<String>,
 }

@@ -30,7 +30,7 @@ use crate::{
     catalog::{self, CatalogError},
     config::Config,
     dialect::{self, Database, DbError, Target, connection_lost},
-    model::{DialectKind, HistoryRecord, MigrationSet, TransactionMode},
+    model::{DialectKind, HistoryRecord, MigrationSet, Strategy, TransactionMode},
 };
 
 /// One tenant database (or schema).
@@ -93,6 +93,11 @@ impl Tenant {
         }
     }
 
+    /// The `host:port` of the tenant's server; `None` for SQLite files.
+    pub(crate) fn host(&self) -> Option<String> {
+        self.db.host()
+    }
+
     /// True when one session holds the lock and runs every migration, reset in place
     /// between them (PostgreSQL); false when the lock has its own session and each
     /// migration gets a new one (MySQL, SQLite).
@@ -115,6 +120,8 @@ pub struct Fleet {
     pub lock_timeout: Duration,
     /// How a tenant's migrations are grouped into transactions by default.
     pub transaction: TransactionMode,
+    /// The default strategy of its rollouts.
+    pub strategy: Strategy,
     /// Tenants in configuration order.
     pub tenants: Vec<Arc<Tenant>>,
     /// The set, loaded once and again only when the directory changes.
@@ -288,6 +295,8 @@ impl Registry {
                 concurrency: fc.concurrency,
                 lock_timeout: fc.lock_timeout,
                 transaction: fc.transaction,
+                // Checked when the configuration loaded.
+                strategy: fc.strategy.resolve(fc.concurrency).unwrap_or_default(),
                 tenants,
                 set: catalog::SetCache::default(),
             };

@@ -57,6 +57,23 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
+impl std::fmt::Display for LabelSelector {
+    /// The selector in its canonical syntax (`key in (a,b)` for every set requirement).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .requirements
+            .iter()
+            .map(|r| match r {
+                Requirement::In(k, v) => format!("{k} in ({})", v.join(",")),
+                Requirement::NotIn(k, v) => format!("{k} notin ({})", v.join(",")),
+                Requirement::Exists(k) => k.clone(),
+                Requirement::Absent(k) => format!("!{k}"),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 impl LabelSelector {
     /// Parses `region=eu,tier!=free,canary,!legacy,zone in (a,b),plan notin (x)`. An empty
     /// string selects everything.

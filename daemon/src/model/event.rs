@@ -1,14 +1,16 @@
 //! What a rollout reports as it runs: an ordered log of events per rollout.
 
-use std::{fmt, sync::Arc};
+use std::fmt;
 
-use super::{Direction, Plan, RecordStatus};
+use serde::{Deserialize, Serialize};
+
+use super::{Direction, PlanView, RecordStatus, RolloutState, Strategy};
 
 /// One progress event of a rollout. `seq` starts at 1 and has no gaps.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolloutEvent {
     /// The rollout's id (a UUID).
-    pub rollout_id: Arc<str>,
+    pub rollout_id: String,
     /// Position in the rollout's log, from 1.
     pub seq: u64,
     /// When it happened, Unix epoch milliseconds.
@@ -18,7 +20,8 @@ pub struct RolloutEvent {
 }
 
 /// What happened.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The first event of every rollout.
     RolloutStarted(RolloutStarted),
@@ -35,10 +38,28 @@ pub enum EventKind {
     TenantFinished(TenantFinished),
     /// The last event of every rollout.
     RolloutFinished(RolloutSummary),
+    /// A wave began.
+    WaveStarted {
+        /// From 0; a canary wave is wave 0.
+        index: u32,
+        /// True for the canary wave.
+        canary: bool,
+        /// Tenants in the wave.
+        tenant_count: u32,
+    },
+    /// The rollout was paused, resumed, cancelled or interrupted.
+    StateChanged {
+        /// The new state.
+        state: RolloutState,
+        /// Who asked (a caller), or `avocetd` for the daemon itself.
+        by: String,
+        /// Why, for people.
+        reason: String,
+    },
 }
 
 /// A rollout began.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolloutStarted {
     /// The fleet.
     pub fleet: String,
@@ -50,10 +71,14 @@ pub struct RolloutStarted {
     pub concurrency: u32,
     /// Plan only; nothing is changed.
     pub dry_run: bool,
+    /// The strategy in force.
+    pub strategy: Strategy,
+    /// Waves the tenants run in.
+    pub waves: u32,
 }
 
 /// A migration step began.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrationStarted {
     /// The tenant.
     pub tenant: String,
@@ -68,7 +93,7 @@ pub struct MigrationStarted {
 }
 
 /// A migration step ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrationFinished {
     /// The tenant.
     pub tenant: String,
@@ -89,7 +114,8 @@ pub struct MigrationFinished {
 }
 
 /// How a tenant ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TenantOutcome {
     /// Every planned step ran (or there was nothing to run).
     Succeeded,
@@ -114,7 +140,8 @@ impl TenantOutcome {
 }
 
 /// Stable code of a tenant failure (the `code` of the API's `TenantError`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailureCode {
     /// Another session held the tenant lock past `lock_timeout`.
     LockTimeout,
@@ -155,7 +182,7 @@ impl fmt::Display for FailureCode {
 
 /// Why a tenant failed: a stable code, the version if one is concerned, and a sentence that
 /// names the tenant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantFailure {
     /// What kind of failure.
     pub code: FailureCode,
@@ -166,7 +193,7 @@ pub struct TenantFailure {
 }
 
 /// A tenant's work ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantFinished {
     /// The tenant.
     pub tenant: String,
@@ -180,12 +207,12 @@ pub struct TenantFinished {
     pub current_version: Option<i64>,
     /// Set when `outcome` is `Failed`.
     pub error: Option<TenantFailure>,
-    /// Set on dry runs and when a tenant is blocked by its plan.
-    pub plan: Option<Plan>,
+    /// Set on dry runs and when a tenant is blocked by its plan (without script text).
+    pub plan: Option<PlanView>,
 }
 
 /// The totals of a finished rollout.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct RolloutSummary {
     /// Tenants that succeeded (or were planned, on a dry run).
     pub succeeded: u32,
@@ -195,8 +222,23 @@ pub struct RolloutSummary {
     pub skipped: u32,
     /// Steps that ran to completion, over all tenants.
     pub migrations_run: u32,
-    /// Wall time of the rollout, ms.
+    /// Wall time of the rollout, ms (this run of it, after a resume).
     pub duration_ms: u64,
+    /// `Succeeded`, `Failed`, `Cancelled` or `Interrupted`.
+    pub state: RolloutState,
+}
+
+impl Default for RolloutSummary {
+    fn default() -> Self {
+        Self {
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            migrations_run: 0,
+            duration_ms: 0,
+            state: RolloutState::Succeeded,
+        }
+    }
 }
 
 impl RolloutSummary {

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use super::Direction;
 
 /// State of one version in a tenant's history table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RecordStatus {
     /// Started outside a transaction and not finished: after a crash its effect is unknown.
     Running,

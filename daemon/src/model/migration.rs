@@ -5,7 +5,8 @@ use std::{fmt, ops::Range, sync::Arc};
 use sha2::{Digest, Sha256};
 
 /// Which way a step runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// The `up` script.
     Up,
@@ -87,7 +88,8 @@ pub struct Migration {
 /// Lowercase hex SHA-256 (64 characters) identifying a set's content: every migration's
 /// version, name and the checksums of its `up` and `down` scripts, in version order. Two
 /// sets with the same digest run the same SQL.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct SetDigest(pub String);
 
 impl fmt::Display for SetDigest {

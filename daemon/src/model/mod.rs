@@ -7,14 +7,18 @@
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
 //! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`] |
-//! | `plan.rs` | [`Step`], [`Plan`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
+//! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
+//! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
+//! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
 
 mod dialect;
 mod event;
 mod history;
 mod migration;
 mod plan;
+mod rollout;
+mod strategy;
 
 pub use dialect::DialectKind;
 pub use event::{
@@ -26,5 +30,8 @@ pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };
 pub use plan::{
-    ApplyOptions, Code, Diagnostic, Plan, RollbackTarget, Severity, Step, TransactionMode,
+    ApplyOptions, Code, Diagnostic, Plan, PlanView, RollbackTarget, Severity, Step, StepView,
+    TransactionMode,
 };
+pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
+pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};

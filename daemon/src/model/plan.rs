@@ -2,6 +2,8 @@
 
 use std::{fmt, sync::Arc};
 
+use serde::{Deserialize, Serialize};
+
 use super::{DialectKind, Direction, Migration, Script};
 
 /// One migration to run in one direction.
@@ -52,7 +54,7 @@ impl Step {
 }
 
 /// How a tenant's steps are grouped into transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransactionMode {
     /// One transaction per migration (the default).
@@ -74,7 +76,7 @@ impl TransactionMode {
 }
 
 /// What to apply.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyOptions {
     /// Highest version to apply; `None` for the latest.
     pub target: Option<i64>,
@@ -83,7 +85,8 @@ pub struct ApplyOptions {
 }
 
 /// What to roll back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RollbackTarget {
     /// The newest N applied versions.
     Steps(u32),
@@ -94,7 +97,8 @@ pub enum RollbackTarget {
 }
 
 /// How serious a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Reported; the plan still runs.
     Warning,
@@ -103,7 +107,8 @@ pub enum Severity {
 }
 
 /// Stable, machine-readable diagnostic codes (the `code` field of the API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Code {
     /// An applied migration's script changed since it ran (error).
     ChecksumMismatch,
@@ -153,7 +158,7 @@ impl fmt::Display for Code {
 }
 
 /// One finding about a tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     /// Warning or error.
     pub severity: Severity,
@@ -207,5 +212,67 @@ impl Plan {
         self.diagnostics
             .iter()
             .find(|d| d.severity == Severity::Error)
+    }
+}
+
+/// A plan as events carry it: every step's identity and checksums, without script text (a
+/// fleet's events would otherwise repeat each script once per tenant).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanView {
+    /// Highest applied version before the plan runs.
+    pub current_version: Option<i64>,
+    /// Steps in the order they run.
+    pub steps: Vec<StepView>,
+    /// Warnings and errors; any error blocks the tenant.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// One step of a [`PlanView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    /// The migration's version.
+    pub version: i64,
+    /// The migration's name.
+    pub name: String,
+    /// Which script runs.
+    pub direction: Direction,
+    /// The migration's checksum (its `up` script's).
+    pub checksum: String,
+    /// The checksum of the script this step runs (`up` or `down`).
+    pub script_checksum: String,
+    /// False when the script runs statement by statement outside a transaction.
+    pub transactional: bool,
+    /// Statements in the script.
+    pub statements: u32,
+}
+
+impl PlanView {
+    /// True when an error diagnostic forbids running any step.
+    pub fn blocked(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+}
+
+impl From<&Plan> for PlanView {
+    fn from(plan: &Plan) -> Self {
+        Self {
+            current_version: plan.current_version,
+            steps: plan
+                .steps
+                .iter()
+                .map(|s| StepView {
+                    version: s.migration.version,
+                    name: s.migration.name.clone(),
+                    direction: s.direction,
+                    checksum: s.migration.up.checksum.clone(),
+                    script_checksum: s.script().checksum.clone(),
+                    transactional: s.transactional,
+                    statements: s.script().statement_count() as u32,
+                })
+                .collect(),
+            diagnostics: plan.diagnostics.clone(),
+        }
     }
 }

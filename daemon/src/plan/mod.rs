@@ -6,6 +6,9 @@
 //! their own [`Code`](crate::model::Code), never a silent skip.
 
 mod diagnostics;
+mod waves;
+
+pub(crate) use waves::{WaveSpan, waves};
 
 use std::{collections::HashMap, sync::Arc};
 

@@ -5,8 +5,8 @@
 use super::{
     RolloutCtx,
     batch::{Failed, Part, Position, run_transaction},
+    report::{Progress, TenantReport, db_failure},
     step::{Recorder, RunMeta, abort, record_failure},
-    tenant::{Progress, TenantReport, db_failure},
 };
 use crate::{
     dialect::DbError,
@@ -27,7 +27,7 @@ impl RolloutCtx {
     ) -> TenantReport {
         let reset: Option<Vec<String>> = locked.session().reset_sql().map(<[String]>::to_vec);
         for step in steps {
-            self.migration_started(tenant, step);
+            self.migration_started(tenant, step).await;
         }
         let result = if reset.is_some() {
             let result = self
@@ -54,19 +54,25 @@ impl RolloutCtx {
                 for step in steps {
                     progress.ran(step);
                 }
-                progress.succeeded()
+                progress.succeeded(&self.set)
             }
-            Err(GroupFailure::Db(e)) => progress.failed(db_failure(tenant, None, &e)),
-            Err(GroupFailure::Migration { version, message }) => progress.failed(TenantFailure {
-                code: FailureCode::MigrationFailed,
-                version: Some(version),
-                message: format!(
-                    "tenant {}, version {version}: {message}; the tenant's transaction \
+            Err(GroupFailure::Db(e)) => progress.failed(db_failure(tenant, None, &e), &self.set),
+            Err(GroupFailure::Migration { version, message }) => {
+                if let Some(step) = steps.iter().find(|s| s.migration.version == version) {
+                    progress.failed_step(step);
+                }
+                let failure = TenantFailure {
+                    code: FailureCode::MigrationFailed,
+                    version: Some(version),
+                    message: format!(
+                        "tenant {}, version {version}: {message}; the tenant's transaction \
                          was rolled back, so none of its {} migrations is applied",
-                    tenant.id,
-                    steps.len()
-                ),
-            }),
+                        tenant.id,
+                        steps.len()
+                    ),
+                };
+                progress.failed(failure, &self.set)
+            }
         }
     }
 
@@ -97,7 +103,7 @@ impl RolloutCtx {
                     step.script().statement_count() as i64,
                     None,
                 );
-                self.migration_finished(tenant, step, &done);
+                self.migration_finished(tenant, step, &done).await;
             }
             return Ok(true);
         };
@@ -142,7 +148,7 @@ impl RolloutCtx {
                     )),
                 )
             };
-            self.migration_finished(tenant, step, &outcome);
+            self.migration_finished(tenant, step, &outcome).await;
         }
         Err(GroupFailure::Migration {
             version: steps[culprit].migration.version,

@@ -1,224 +1,137 @@
-//! Rollouts: one apply or rollback across selected tenants, run concurrently under a limit,
-//! as a task that outlives the request that started it. Progress goes to the rollout's
-//! event log, which streams read from.
+//! Rollouts: durable jobs. A rollout is created in the control store with one work item per
+//! tenant, then run in waves by a task that outlives the request that started it; every
+//! event is stored before anyone sees it, so any caller can follow it (`watch`), and a
+//! rollout a daemon did not finish is marked interrupted and can be resumed.
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `log.rs` | the event log of one rollout, and the index of recent rollouts |
-//! | `tenant.rs` | one tenant: lock, plan under the lock, run the steps, report |
+//! | `control.rs` | the runner: start, pause, resume, cancel, recovery at start, drain at stop |
+//! | `job.rs` | one rollout's run: waves, concurrency, canary, failure threshold |
+//! | `writer.rs` | the one task that stores events in batches, then tells watchers |
+//! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
+//! | `tenant.rs` | one tenant: lock, plan under the lock, run the steps |
+//! | `report.rs` | what a tenant ended with, and its state afterwards |
 //! | `step.rs` | one step: transaction or statement by statement, and its history records |
 //! | `batch.rs` | a transaction sent in as few requests as its size allows |
 //! | `grouped.rs` | grouped mode: a tenant's steps in one transaction |
 //! | `repair.rs` | rewriting a `failed` or `running` record under the tenant lock |
 
 mod batch;
+mod control;
 mod grouped;
-mod log;
+mod job;
 mod repair;
+mod report;
 mod step;
 mod tenant;
+mod watch;
+mod writer;
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::sync::Arc;
 
-use tokio::{sync::Semaphore, task::JoinSet};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::Instrument;
+use tokio_util::sync::CancellationToken;
 
-pub use log::RolloutLog;
-pub(crate) use log::Rollouts;
+pub(crate) use control::{Runner, RunnerError, StartRequest};
 pub(crate) use repair::{RepairError, repair};
+pub(crate) use watch::watch;
 
 use crate::{
-    fleet::{Fleet, Registry, Tenant},
+    fleet::{Fleet, Registry},
     model::{
-        ApplyOptions, Direction, EventKind, MigrationSet, RollbackTarget, RolloutStarted,
-        RolloutSummary, TenantOutcome, TransactionMode,
+        EventKind, FailureCode, MigrationSet, RolloutEvent, RolloutSpec, TenantFinished,
+        TenantOutcome, TenantWork, WorkState,
     },
+    store::{KnownState, Write},
     telemetry::Metrics,
 };
-
-/// What a rollout does on each tenant.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Operation {
-    /// Apply pending migrations.
-    Apply(ApplyOptions),
-    /// Roll back applied migrations.
-    Rollback(RollbackTarget),
-}
-
-impl Operation {
-    /// `Up` for an apply, `Down` for a rollback.
-    pub(crate) fn direction(&self) -> Direction {
-        match self {
-            Self::Apply(_) => Direction::Up,
-            Self::Rollback(_) => Direction::Down,
-        }
-    }
-}
-
-/// A validated request to start a rollout.
-pub(crate) struct RolloutRequest {
-    /// The fleet.
-    pub fleet: Arc<Fleet>,
-    /// The selected tenants, in order; they start in this order.
-    pub tenants: Vec<Arc<Tenant>>,
-    /// The migration set, pinned for the whole rollout.
-    pub set: Arc<MigrationSet>,
-    /// Apply or rollback.
-    pub op: Operation,
-    /// Tenants run at once (at least 1).
-    pub concurrency: usize,
-    /// Plan only: no lock, no writes.
-    pub dry_run: bool,
-    /// Start no further tenant once one has failed.
-    pub stop_on_first_failure: bool,
-    /// One transaction per migration, or one per tenant.
-    pub transaction: TransactionMode,
-}
+use writer::Writer;
 
 /// Shared state of one running rollout.
 pub(crate) struct RolloutCtx {
-    log: Arc<RolloutLog>,
+    id: String,
+    spec: RolloutSpec,
     fleet: Arc<Fleet>,
     set: Arc<MigrationSet>,
-    op: Operation,
-    dry_run: bool,
-    transaction: TransactionMode,
     registry: Arc<Registry>,
     metrics: Metrics,
-    /// Cancelled on daemon shutdown: tenants stop between migrations.
-    cancel: CancellationToken,
-}
-
-/// Starts rollouts and keeps their logs; shutdown waits for them.
-pub(crate) struct Runner {
-    registry: Arc<Registry>,
-    rollouts: Rollouts,
-    metrics: Metrics,
+    writer: Writer,
+    /// The last sequence number handed out. Held while an event is queued, so events reach
+    /// the writer (and the store) in sequence order: a watcher never sees a gap.
+    seq: tokio::sync::Mutex<u64>,
+    /// True while paused: no tenant starts.
+    paused: tokio::sync::watch::Sender<bool>,
+    /// A caller cancelled: no tenant starts, tenants in flight stop between migrations.
+    cancelled: CancellationToken,
+    /// The daemon is stopping: the same, and the rollout is left interrupted.
     shutdown: CancellationToken,
-    tracker: TaskTracker,
 }
 
-impl Runner {
-    /// A runner over `registry`; `shutdown` tells running rollouts to stop between
-    /// migrations.
-    pub(crate) fn new(registry: Arc<Registry>, shutdown: CancellationToken) -> Self {
-        Self {
-            registry,
-            rollouts: Rollouts::default(),
-            metrics: Metrics::default(),
-            shutdown,
-            tracker: TaskTracker::new(),
+impl RolloutCtx {
+    /// Stores `kind` as the rollout's next event; returns its sequence number.
+    async fn emit(&self, kind: EventKind) -> u64 {
+        let mut last = self.seq.lock().await;
+        *last += 1;
+        let event = RolloutEvent {
+            rollout_id: self.id.clone(),
+            seq: *last,
+            at_unix_ms: chrono::Utc::now().timestamp_millis(),
+            kind,
+        };
+        self.writer.send(Write::Event(event)).await;
+        *last
+    }
+
+    /// The last sequence number handed out.
+    async fn last_seq(&self) -> u64 {
+        *self.seq.lock().await
+    }
+
+    /// True once tenants in flight must stop before their next migration.
+    fn stop_between_migrations(&self) -> bool {
+        self.shutdown.is_cancelled() || self.cancelled.is_cancelled()
+    }
+
+    /// Records a finished tenant's work item and last-known state; returns the item's new
+    /// state.
+    async fn finish_work(
+        &self,
+        work: &TenantWork,
+        finished: &TenantFinished,
+        known: Option<KnownState>,
+    ) -> WorkState {
+        let cut_off = finished
+            .error
+            .as_ref()
+            .is_some_and(|e| e.code == FailureCode::Cancelled);
+        let state = match finished.outcome {
+            // A tenant the daemon's shutdown cut off runs again on resume; its history
+            // table says what is left.
+            _ if cut_off && self.shutdown.is_cancelled() => WorkState::Pending,
+            TenantOutcome::Succeeded | TenantOutcome::Planned => WorkState::Succeeded,
+            TenantOutcome::Failed => WorkState::Failed,
+            TenantOutcome::Skipped => WorkState::Skipped,
+        };
+        self.writer
+            .send(Write::Work {
+                rollout_id: self.id.clone(),
+                position: work.position,
+                state,
+                error: finished.error.as_ref().map(|e| e.message.clone()),
+            })
+            .await;
+        if let Some(known) = known {
+            self.writer.send(Write::Known(known)).await;
         }
-    }
-
-    /// True once shutdown has begun; new rollouts are refused.
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutdown.is_cancelled()
-    }
-
-    /// Running and recent rollouts.
-    pub(crate) fn rollouts(&self) -> &Rollouts {
-        &self.rollouts
-    }
-
-    /// Starts a rollout in the background and returns its log at once. The rollout runs to
-    /// the end even if nobody reads the log.
-    pub(crate) fn start(&self, req: RolloutRequest) -> Arc<RolloutLog> {
-        let log = self.rollouts.create();
-        let ctx = Arc::new(RolloutCtx {
-            log: log.clone(),
-            fleet: req.fleet.clone(),
-            set: req.set.clone(),
-            op: req.op,
-            dry_run: req.dry_run,
-            transaction: req.transaction,
-            registry: self.registry.clone(),
-            metrics: self.metrics.clone(),
-            cancel: self.shutdown.child_token(),
-        });
-        let span = tracing::info_span!(
-            "rollout",
-            rollout_id = %log.id,
-            fleet = %req.fleet.name,
-            direction = req.op.direction().as_str(),
-            tenants = req.tenants.len(),
-        );
-        self.tracker.spawn(run(ctx, req).instrument(span));
-        log
-    }
-
-    /// Waits until every rollout task has ended (call after cancelling `shutdown`).
-    pub(crate) async fn drain(&self) {
-        self.tracker.close();
-        self.tracker.wait().await;
+        state
     }
 }
 
-async fn run(ctx: Arc<RolloutCtx>, req: RolloutRequest) {
-    let clock = Instant::now();
-    let direction = req.op.direction();
-    ctx.metrics.rollout(&req.fleet.name, direction.as_str());
-    ctx.log.append(EventKind::RolloutStarted(RolloutStarted {
-        fleet: req.fleet.name.clone(),
-        direction,
-        tenant_count: req.tenants.len() as u32,
-        concurrency: req.concurrency as u32,
-        dry_run: req.dry_run,
-    }));
-    tracing::info!("rollout started");
-    let limit = Arc::new(Semaphore::new(req.concurrency.max(1)));
-    let stop = ctx.cancel.child_token();
-    let mut running = JoinSet::new();
-    let mut tenants_by_task = HashMap::new();
-    let mut summary = RolloutSummary::default();
-    for tenant in req.tenants {
-        let permit = tokio::select! {
-            biased;
-            _ = stop.cancelled() => None,
-            permit = limit.clone().acquire_owned() => permit.ok(),
-        };
-        let Some(permit) = permit else {
-            summary.count(&ctx.finish_tenant(&tenant, tenant::TenantReport::skipped(), 0));
-            continue;
-        };
-        let task_tenant = tenant.clone();
-        let ctx = ctx.clone();
-        let stop = stop.clone();
-        let stop_on_failure = req.stop_on_first_failure;
-        let handle = running.spawn(
-            async move {
-                let finished = ctx.run_tenant(&tenant).await;
-                if stop_on_failure && finished.outcome == TenantOutcome::Failed {
-                    stop.cancel();
-                }
-                drop(permit);
-                finished
-            }
-            .in_current_span(),
-        );
-        tenants_by_task.insert(handle.id(), task_tenant);
-    }
-    while let Some(done) = running.join_next_with_id().await {
-        match done {
-            Ok((_, finished)) => summary.count(&finished),
-            Err(e) => {
-                // A bug, not a database error: report it as the tenant's failure.
-                let tenant = &tenants_by_task[&e.id()];
-                let report = tenant::TenantReport::panicked(&tenant.id, &e.to_string());
-                summary.count(&ctx.finish_tenant(tenant, report, 0));
-                if req.stop_on_first_failure {
-                    stop.cancel();
-                }
-            }
-        }
-    }
-    summary.duration_ms = clock.elapsed().as_millis() as u64;
-    tracing::info!(
-        succeeded = summary.succeeded,
-        failed = summary.failed,
-        skipped = summary.skipped,
-        "rollout finished"
-    );
-    ctx.log.append(EventKind::RolloutFinished(summary));
+/// The totals of a rollout from its work items' states.
+fn summarise(states: &[WorkState]) -> (u32, u32, u32) {
+    let count = |s: WorkState| states.iter().filter(|&&x| x == s).count() as u32;
+    (
+        count(WorkState::Succeeded),
+        count(WorkState::Failed),
+        count(WorkState::Skipped),
+    )
 }

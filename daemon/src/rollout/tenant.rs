@@ -1,70 +1,25 @@
 //! One tenant in a rollout: lock, read history, plan, run the steps, unlock.
 
-use std::{
-    collections::BTreeSet,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use super::{
-    Operation, RolloutCtx,
+    RolloutCtx,
+    report::{Progress, TenantReport, db_failure},
     step::{RunMeta, StepOutcome, run_step},
 };
 use crate::{
     dialect::DbError,
     fleet::{Fleet, PooledSession, Tenant},
     model::{
-        Direction, EventKind, FailureCode, HistoryRecord, MigrationFinished, MigrationStarted,
-        Plan, RecordStatus, Step, TenantFailure, TenantFinished, TenantOutcome, TransactionMode,
+        EventKind, FailureCode, HistoryRecord, MigrationFinished, MigrationStarted, Plan, PlanView,
+        RecordStatus, RolloutOp, Step, TenantFailure, TenantFinished, TenantOutcome,
+        TransactionMode,
     },
     plan,
+    store::KnownState,
 };
-
-/// A tenant failure from a database error: `lock_timeout`, `unreachable` or `history`.
-pub(super) fn db_failure(tenant: &Tenant, version: Option<i64>, e: &DbError) -> TenantFailure {
-    let code = match e {
-        DbError::LockTimeout { .. } => FailureCode::LockTimeout,
-        e if e.is_unreachable() => FailureCode::Unreachable,
-        _ => FailureCode::History,
-    };
-    TenantFailure {
-        code,
-        version,
-        message: format!("tenant {}: {e}", tenant.id),
-    }
-}
-
-/// What the tenant ended with, before its duration is known.
-pub(crate) struct TenantReport {
-    outcome: TenantOutcome,
-    migrations_run: u32,
-    current_version: Option<i64>,
-    failure: Option<TenantFailure>,
-    plan: Option<Plan>,
-}
-
-impl TenantReport {
-    /// The tenant's task panicked; the lock and sessions it held were dropped with it.
-    pub(crate) fn panicked(tenant: &str, cause: &str) -> Self {
-        let failure = TenantFailure {
-            code: FailureCode::Internal,
-            version: None,
-            message: format!("tenant {tenant}: the engine failed unexpectedly: {cause}"),
-        };
-        failed(failure, None, 0)
-    }
-
-    pub(crate) fn skipped() -> Self {
-        Self {
-            outcome: TenantOutcome::Skipped,
-            migrations_run: 0,
-            current_version: None,
-            failure: None,
-            plan: None,
-        }
-    }
-}
 
 /// Takes the tenant lock on a pooled session, runs `work` with that session and how long
 /// the lock took, and releases the lock on every path. The session goes back to the pool
@@ -106,36 +61,50 @@ pub(super) async fn under_lock<T>(
 }
 
 impl RolloutCtx {
-    /// Runs the operation on one tenant and emits its events. Never panics on database
-    /// errors: every failure becomes a `TenantFinished` with an error.
-    pub(crate) async fn run_tenant(&self, tenant: &Tenant) -> TenantFinished {
+    /// Runs the operation on one tenant and emits its events; returns its end and its
+    /// state afterwards. Never panics on database errors: every failure becomes a
+    /// `TenantFinished` with an error.
+    pub(crate) async fn run_tenant(&self, tenant: &Tenant) -> (TenantFinished, Option<KnownState>) {
         let span = tracing::info_span!("tenant", tenant = %tenant.id);
         async {
-            self.log.append(EventKind::TenantStarted {
+            self.emit(EventKind::TenantStarted {
                 tenant: tenant.id.clone(),
-            });
+            })
+            .await;
             let clock = Instant::now();
-            let report = if self.dry_run {
+            let mut report = if self.spec.dry_run {
                 self.dry_run(tenant).await
             } else {
                 self.locked(tenant).await
             };
-            self.finish_tenant(tenant, report, clock.elapsed().as_millis() as u64)
+            let known = report.known.take().map(|k| KnownState {
+                fleet: self.fleet.name.clone(),
+                tenant: tenant.id.clone(),
+                current_version: k.current_version,
+                pending: k.pending,
+                failed_versions: k.failed_versions,
+                error: k.error,
+                read_at: crate::store::now_ms(),
+            });
+            let finished = self
+                .finish_tenant(&tenant.id, report, clock.elapsed().as_millis() as u64)
+                .await;
+            (finished, known)
         }
         .instrument(span)
         .await
     }
 
     /// Emits `TenantFinished` and records the tenant metric.
-    pub(crate) fn finish_tenant(
+    pub(crate) async fn finish_tenant(
         &self,
-        tenant: &Tenant,
+        tenant: &str,
         report: TenantReport,
         duration_ms: u64,
     ) -> TenantFinished {
         self.metrics.tenant(
             &self.fleet.name,
-            self.op.direction().as_str(),
+            self.spec.op.direction().as_str(),
             report.outcome.as_str(),
             duration_ms,
         );
@@ -143,7 +112,7 @@ impl RolloutCtx {
             tracing::warn!(code = f.code.as_str(), version = f.version, "{}", f.message);
         }
         let finished = TenantFinished {
-            tenant: tenant.id.clone(),
+            tenant: tenant.to_owned(),
             outcome: report.outcome,
             migrations_run: report.migrations_run,
             duration_ms,
@@ -151,16 +120,16 @@ impl RolloutCtx {
             error: report.failure,
             plan: report.plan,
         };
-        self.log.append(EventKind::TenantFinished(finished.clone()));
+        self.emit(EventKind::TenantFinished(finished.clone())).await;
         finished
     }
 
     fn plan(&self, history: &[HistoryRecord]) -> Plan {
-        match self.op {
-            Operation::Apply(opts) => {
+        match self.spec.op {
+            RolloutOp::Apply(opts) => {
                 plan::plan_apply(&self.set, history, opts, self.fleet.dialect)
             }
-            Operation::Rollback(target) => {
+            RolloutOp::Rollback(target) => {
                 plan::plan_rollback(&self.set, history, target, self.fleet.dialect)
             }
         }
@@ -169,16 +138,10 @@ impl RolloutCtx {
     async fn dry_run(&self, tenant: &Tenant) -> TenantReport {
         match tenant.read_history().await {
             Ok(history) => {
-                let plan = self.plan(&history);
-                TenantReport {
-                    outcome: TenantOutcome::Planned,
-                    migrations_run: 0,
-                    current_version: plan.current_version,
-                    failure: None,
-                    plan: Some(plan),
-                }
+                let plan = PlanView::from(&self.plan(&history));
+                Progress::new(&history).planned(TenantOutcome::Planned, plan, &self.set)
             }
-            Err(e) => failed(db_failure(tenant, None, &e), None, 0),
+            Err(e) => TenantReport::db(tenant, &e),
         }
     }
 
@@ -197,7 +160,7 @@ impl RolloutCtx {
                 self.metrics
                     .lock_wait(&self.fleet.name, dialect, false, *waited_ms);
             }
-            failed(db_failure(tenant, None, &e), None, 0)
+            TenantReport::db(tenant, &e)
         })
     }
 
@@ -210,47 +173,42 @@ impl RolloutCtx {
             Ok(h) => h,
             Err(e) => {
                 locked.poison();
-                return failed(db_failure(tenant, None, &e), None, 0);
+                return TenantReport::db(tenant, &e);
             }
         };
         let plan = self.plan(&history);
-        let applied: BTreeSet<i64> = history
-            .iter()
-            .filter(|r| r.status == RecordStatus::Applied)
-            .map(|r| r.version)
-            .collect();
+        let mut run = Progress::new(&history);
         if let Some(error) = plan.first_error() {
             let failure = TenantFailure {
                 code: FailureCode::Blocked,
                 version: error.version,
                 message: format!("tenant {}: {}", tenant.id, error.message),
             };
-            let mut report = failed(failure, applied.last().copied(), 0);
-            report.plan = Some(plan);
+            let mut report = run.planned(TenantOutcome::Failed, PlanView::from(&plan), &self.set);
+            report.failure = Some(failure);
             return report;
         }
         let meta = RunMeta {
-            rollout_id: &self.log.id,
+            rollout_id: &self.id,
             applied_by: &self.registry.instance_id,
             batch: history.iter().map(|r| r.batch).max().unwrap_or(0) + 1,
         };
-        let mut run = Progress { applied, run: 0 };
-        if self.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
+        if self.spec.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
             return self.grouped(tenant, locked, &plan.steps, &meta, run).await;
         }
         let reset: Option<Vec<String>> = locked.session().reset_sql().map(<[String]>::to_vec);
         for step in &plan.steps {
             let m = &step.migration;
-            if self.cancel.is_cancelled() {
+            if self.stop_between_migrations() {
                 let failure = TenantFailure {
                     code: FailureCode::Cancelled,
                     version: Some(m.version),
                     message: format!(
-                        "tenant {}: stopped before version {} (shutdown)",
+                        "tenant {}: stopped before version {} (the rollout is stopping)",
                         tenant.id, m.version
                     ),
                 };
-                return run.failed(failure);
+                return run.failed(failure, &self.set);
             }
             let span = tracing::info_span!("migration", version = m.version, name = %m.name);
             let outcome = self
@@ -260,6 +218,7 @@ impl RolloutCtx {
             match outcome {
                 Ok(o) if o.status != RecordStatus::Failed => run.ran(step),
                 Ok(o) => {
+                    run.failed_step(step);
                     let failure = TenantFailure {
                         code: FailureCode::MigrationFailed,
                         version: Some(m.version),
@@ -271,12 +230,12 @@ impl RolloutCtx {
                             o.error.unwrap_or_default()
                         ),
                     };
-                    return run.failed(failure);
+                    return run.failed(failure, &self.set);
                 }
-                Err(e) => return run.failed(db_failure(tenant, Some(m.version), &e)),
+                Err(e) => return run.failed(db_failure(tenant, Some(m.version), &e), &self.set),
             }
         }
-        run.succeeded()
+        run.succeeded(&self.set)
     }
 
     /// Runs one step: on the locked session when it resets in place, otherwise on a new
@@ -289,7 +248,7 @@ impl RolloutCtx {
         step: &Step,
         meta: &RunMeta<'_>,
     ) -> Result<StepOutcome, DbError> {
-        self.migration_started(tenant, step);
+        self.migration_started(tenant, step).await;
         let outcome = if let Some(reset) = reset {
             let outcome = run_step(locked.session(), step, meta, Some(reset)).await;
             if !outcome.as_ref().is_ok_and(|o| o.session_clean) {
@@ -303,23 +262,28 @@ impl RolloutCtx {
             work.close().await;
             outcome?
         };
-        self.migration_finished(tenant, step, &outcome);
+        self.migration_finished(tenant, step, &outcome).await;
         Ok(outcome)
     }
 
-    pub(super) fn migration_started(&self, tenant: &Tenant, step: &Step) {
+    pub(super) async fn migration_started(&self, tenant: &Tenant, step: &Step) {
         let m = &step.migration;
-        self.log
-            .append(EventKind::MigrationStarted(MigrationStarted {
-                tenant: tenant.id.clone(),
-                version: m.version,
-                name: m.name.clone(),
-                direction: step.direction,
-                transactional: step.transactional,
-            }));
+        self.emit(EventKind::MigrationStarted(MigrationStarted {
+            tenant: tenant.id.clone(),
+            version: m.version,
+            name: m.name.clone(),
+            direction: step.direction,
+            transactional: step.transactional,
+        }))
+        .await;
     }
 
-    pub(super) fn migration_finished(&self, tenant: &Tenant, step: &Step, outcome: &StepOutcome) {
+    pub(super) async fn migration_finished(
+        &self,
+        tenant: &Tenant,
+        step: &Step,
+        outcome: &StepOutcome,
+    ) {
         let m = &step.migration;
         self.metrics.migration(
             &self.fleet.name,
@@ -328,17 +292,17 @@ impl RolloutCtx {
             outcome.status.as_str(),
             outcome.duration_ms,
         );
-        self.log
-            .append(EventKind::MigrationFinished(MigrationFinished {
-                tenant: tenant.id.clone(),
-                version: m.version,
-                name: m.name.clone(),
-                status: outcome.status,
-                duration_ms: outcome.duration_ms,
-                statements_done: outcome.statements_done,
-                statements_total: outcome.statements_total,
-                error: outcome.error.clone(),
-            }));
+        self.emit(EventKind::MigrationFinished(MigrationFinished {
+            tenant: tenant.id.clone(),
+            version: m.version,
+            name: m.name.clone(),
+            status: outcome.status,
+            duration_ms: outcome.duration_ms,
+            statements_done: outcome.statements_done,
+            statements_total: outcome.statements_total,
+            error: outcome.error.clone(),
+        }))
+        .await;
     }
 }
 
@@ -350,49 +314,5 @@ async fn read_for_write(locked: &mut PooledSession) -> Result<Vec<HistoryRecord>
             locked.session().create_history().await?;
             Ok(Vec::new())
         }
-    }
-}
-
-/// What has run on a tenant so far.
-pub(super) struct Progress {
-    applied: BTreeSet<i64>,
-    run: u32,
-}
-
-impl Progress {
-    pub(super) fn ran(&mut self, step: &Step) {
-        self.run += 1;
-        match step.direction {
-            Direction::Up => self.applied.insert(step.migration.version),
-            Direction::Down => self.applied.remove(&step.migration.version),
-        };
-    }
-
-    pub(super) fn failed(self, failure: TenantFailure) -> TenantReport {
-        failed(failure, self.applied.last().copied(), self.run)
-    }
-
-    pub(super) fn succeeded(self) -> TenantReport {
-        TenantReport {
-            outcome: TenantOutcome::Succeeded,
-            migrations_run: self.run,
-            current_version: self.applied.last().copied(),
-            failure: None,
-            plan: None,
-        }
-    }
-}
-
-fn failed(
-    failure: TenantFailure,
-    current_version: Option<i64>,
-    migrations_run: u32,
-) -> TenantReport {
-    TenantReport {
-        outcome: TenantOutcome::Failed,
-        migrations_run,
-        current_version,
-        failure: Some(failure),
-        plan: None,
     }
 }

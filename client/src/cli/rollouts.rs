@@ -1,0 +1,116 @@
+//! `avocet rollouts …`, and following a rollout's events (apply, rollback, watch).
+
+use anyhow::Context;
+use avocet_client::{Client, Control, Events, pb};
+
+use super::{Output, RolloutsCommand, State, json, text};
+
+/// Runs `avocet rollouts …`; true unless the command reports a failure.
+pub(crate) async fn run(
+    client: &mut Client,
+    cmd: RolloutsCommand,
+    out: Output,
+) -> anyhow::Result<bool> {
+    match cmd {
+        RolloutsCommand::List {
+            fleet,
+            state,
+            limit,
+        } => {
+            let resp = client
+                .list_rollouts(pb::ListRolloutsRequest {
+                    fleet: fleet.unwrap_or_default(),
+                    state: state.map_or(pb::RolloutState::Unspecified, wire_state) as i32,
+                    page_size: limit,
+                    page_token: String::new(),
+                })
+                .await?;
+            match out {
+                Output::Json => json::print(&json::rollouts(&resp.rollouts)),
+                Output::Text => text::rollouts(&resp.rollouts),
+            }
+            Ok(true)
+        }
+        RolloutsCommand::Get { id } => {
+            let rollout = client.rollout(&id).await?;
+            show(&rollout, out);
+            Ok(true)
+        }
+        RolloutsCommand::Watch { id, from } => follow(client.watch(&id, from).await?, out).await,
+        RolloutsCommand::Cancel { id } => control(client, &id, Control::Cancel, out).await,
+        RolloutsCommand::Pause { id } => control(client, &id, Control::Pause, out).await,
+        RolloutsCommand::Resume { id } => control(client, &id, Control::Resume, out).await,
+    }
+}
+
+async fn control(
+    client: &mut Client,
+    id: &str,
+    action: Control,
+    out: Output,
+) -> anyhow::Result<bool> {
+    let rollout = client.control(id, action).await?;
+    show(&rollout, out);
+    Ok(true)
+}
+
+fn show(rollout: &pb::Rollout, out: Output) {
+    match out {
+        Output::Json => json::print(&json::rollout(rollout)),
+        Output::Text => text::rollout(rollout),
+    }
+}
+
+fn wire_state(s: State) -> pb::RolloutState {
+    match s {
+        State::Pending => pb::RolloutState::Pending,
+        State::Running => pb::RolloutState::Running,
+        State::Paused => pb::RolloutState::Paused,
+        State::Succeeded => pb::RolloutState::Succeeded,
+        State::Failed => pb::RolloutState::Failed,
+        State::Cancelled => pb::RolloutState::Cancelled,
+        State::Interrupted => pb::RolloutState::Interrupted,
+    }
+}
+
+/// A rollout just started: follow it, or with `detach` print its id and return.
+pub(crate) async fn started(mut events: Events, out: Output, detach: bool) -> anyhow::Result<bool> {
+    if !detach {
+        return follow(events, out).await;
+    }
+    let first = events
+        .message()
+        .await
+        .context("reading the rollout's first event")?
+        .context("the daemon closed the stream before the rollout started")?;
+    match out {
+        Output::Json => json::print(&serde_json::json!({ "rollout_id": first.rollout_id })),
+        Output::Text => super::emit(&format!("{}\n", first.rollout_id)),
+    }
+    Ok(true)
+}
+
+/// Prints a rollout's events as they come; true when it ended with no tenant failed.
+pub(crate) async fn follow(mut events: Events, out: Output) -> anyhow::Result<bool> {
+    let mut view = text::RolloutView::default();
+    let mut ok = true;
+    let mut id = String::new();
+    while let Some(event) = events.message().await.with_context(|| {
+        format!("the rollout stream broke; the rollout goes on: avocet rollouts watch {id}")
+    })? {
+        id.clone_from(&event.rollout_id);
+        if let Some(pb::rollout_event::Kind::RolloutFinished(f)) = &event.kind {
+            let state = pb::RolloutState::try_from(f.state).unwrap_or_default();
+            ok = f.failed == 0
+                && !matches!(
+                    state,
+                    pb::RolloutState::Cancelled | pb::RolloutState::Interrupted
+                );
+        }
+        match out {
+            Output::Json => json::print(&json::event(&event)),
+            Output::Text => view.show(&event),
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,337 @@
+//! Apply and Rollback start rollouts in the control store; the rollouts' get, list, watch,
+//! pause, resume and cancel; and Repair, which runs through the rollouts' lock path.
+
+use futures::{Stream, StreamExt};
+
+use super::{
+    ApplyRequest, Engine, EngineError, ListRequest, MAX_CONCURRENCY, RepairOutcome, RepairRequest,
+    RollbackRequest, RolloutPage, Scope, Selector, reads::apply_options,
+};
+use crate::{
+    model::{
+        Amount, Direction, RecordStatus, RolloutEvent, RolloutOp, RolloutRecord, RolloutSpec,
+        Strategy, StrategyRequest, TransactionMode,
+    },
+    rollout::{self, StartRequest},
+    store::RolloutFilter,
+};
+
+/// Who called, and through which method: for the audit.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// An identity, or the peer address until authentication exists.
+    pub who: String,
+    /// The RPC, e.g. `avocet.v1.Migrator/Apply`.
+    pub method: &'static str,
+}
+
+impl Engine {
+    /// Starts an apply rollout in the control store; returns its id at once. It runs to
+    /// the end even if nobody watches it.
+    ///
+    /// # Errors
+    /// As [`Engine::plan`]; [`EngineError::InvalidArgument`] for a strategy out of range;
+    /// [`EngineError::FailedPrecondition`] when the set's digest is not
+    /// `expected_set_digest`, or grouped mode cannot hold; [`EngineError::ShuttingDown`]
+    /// during shutdown; [`EngineError::Store`] when the store refuses it.
+    pub async fn apply(&self, req: ApplyRequest, caller: Caller) -> Result<String, EngineError> {
+        let scope = self.scope(&req.plan.fleet, &req.plan.selector)?;
+        let opts = apply_options(&scope, &req.plan)?;
+        if let Some(expected) = &req.expected_set_digest
+            && expected != scope.set.digest()
+        {
+            return Err(EngineError::FailedPrecondition(format!(
+                "fleet {:?}: the migration set changed since it was planned (digest {} \
+                 expected, {} now): plan again",
+                scope.fleet.name,
+                expected,
+                scope.set.digest()
+            )));
+        }
+        let request = request_json(&req.plan.selector, &req.expected_set_digest);
+        self.start(
+            scope,
+            RolloutOp::Apply(opts),
+            req.plan.strategy,
+            req.dry_run,
+            req.transaction,
+            request,
+            caller,
+        )
+        .await
+    }
+
+    /// Starts a rollback rollout; returns its id at once.
+    ///
+    /// # Errors
+    /// As [`Engine::apply`], without the digest check.
+    pub async fn rollback(
+        &self,
+        req: RollbackRequest,
+        caller: Caller,
+    ) -> Result<String, EngineError> {
+        let scope = self.scope(&req.fleet, &req.selector)?;
+        let request = request_json(&req.selector, &None);
+        self.start(
+            scope,
+            RolloutOp::Rollback(req.target),
+            req.strategy,
+            req.dry_run,
+            req.transaction,
+            request,
+            caller,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        &self,
+        scope: Scope,
+        op: RolloutOp,
+        strategy: StrategyRequest,
+        dry_run: bool,
+        transaction: Option<TransactionMode>,
+        request: serde_json::Value,
+        caller: Caller,
+    ) -> Result<String, EngineError> {
+        let strategy = self::strategy(&scope, strategy)?;
+        let transaction = transaction.unwrap_or(scope.fleet.transaction);
+        if transaction == TransactionMode::Tenant {
+            grouped_allowed(&scope, op.direction())?;
+        }
+        if self.runner.is_shutting_down() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let spec = RolloutSpec {
+            fleet: scope.fleet.name.clone(),
+            op,
+            strategy,
+            transaction,
+            dry_run,
+            set_digest: scope.set.digest().clone(),
+        };
+        let mut request = request;
+        request["spec"] = serde_json::to_value(&spec).unwrap_or_default();
+        let request = request.to_string();
+        Ok(self
+            .runner
+            .start(StartRequest {
+                fleet: scope.fleet,
+                tenants: scope.tenants,
+                set: scope.set,
+                spec,
+                request_json: request,
+                caller: caller.who,
+                method: caller.method,
+            })
+            .await?)
+    }
+
+    /// Rollout `id` as stored, with its audit entries.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRollout`]; [`EngineError::Store`].
+    pub async fn rollout(&self, id: &str) -> Result<RolloutRecord, EngineError> {
+        self.runner
+            .store()
+            .rollout(id)
+            .await?
+            .ok_or_else(|| EngineError::UnknownRollout(id.to_owned()))
+    }
+
+    /// Rollouts, newest first, one page at a time.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidArgument`] for a malformed page token; [`EngineError::Store`].
+    pub async fn rollouts(&self, req: ListRequest) -> Result<RolloutPage, EngineError> {
+        let before = match &req.page_token {
+            None => None,
+            Some(token) => {
+                let parsed = token
+                    .split_once(':')
+                    .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())));
+                Some(parsed.ok_or_else(|| {
+                    EngineError::InvalidArgument(format!("page_token {token:?} is not one of ours"))
+                })?)
+            }
+        };
+        let limit = req.limit.clamp(1, 1000);
+        let mut rollouts = self
+            .runner
+            .store()
+            .list_rollouts(&RolloutFilter {
+                fleet: req.fleet,
+                state: req.state,
+                limit: limit + 1,
+                before,
+            })
+            .await?;
+        let next_page = if rollouts.len() > limit as usize {
+            rollouts.truncate(limit as usize);
+            rollouts
+                .last()
+                .map(|r| format!("{}:{}", r.created_at_unix_ms, r.id))
+        } else {
+            None
+        };
+        Ok(RolloutPage {
+            rollouts,
+            next_page,
+        })
+    }
+
+    /// Rollout `id`'s events with `seq > after`: the stored ones, then each new one as it is
+    /// stored; the stream ends when the rollout has, or at shutdown.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRollout`] before the stream starts; a store failure ends it
+    /// with [`EngineError::Store`].
+    pub async fn watch(
+        &self,
+        id: &str,
+        after: u64,
+    ) -> Result<impl Stream<Item = Result<RolloutEvent, EngineError>> + Send + 'static, EngineError>
+    {
+        self.rollout(id).await?;
+        let events = rollout::watch(
+            self.runner.clone(),
+            id.to_owned(),
+            after,
+            self.shutdown.clone(),
+        );
+        Ok(events.map(|e| e.map_err(EngineError::from)))
+    }
+
+    /// Starts no further tenant of rollout `id` until it is resumed.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRollout`]; [`EngineError::FailedPrecondition`] unless it runs.
+    pub async fn pause(&self, id: &str, caller: &Caller) -> Result<RolloutRecord, EngineError> {
+        self.runner
+            .pause(id, &caller.who)
+            .await
+            .map_err(EngineError::runner)?;
+        self.rollout(id).await
+    }
+
+    /// Continues a paused or interrupted rollout.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRollout`]; [`EngineError::FailedPrecondition`] for a rollout
+    /// that is running or finished, or whose set changed; [`EngineError::ShuttingDown`].
+    pub async fn resume(&self, id: &str, caller: &Caller) -> Result<RolloutRecord, EngineError> {
+        self.runner
+            .resume(id, &caller.who)
+            .await
+            .map_err(EngineError::runner)?;
+        self.rollout(id).await
+    }
+
+    /// Cancels rollout `id`: no tenant starts, tenants in flight stop between migrations.
+    ///
+    /// # Errors
+    /// [`EngineError::UnknownRollout`]; [`EngineError::FailedPrecondition`] when finished.
+    pub async fn cancel(&self, id: &str, caller: &Caller) -> Result<RolloutRecord, EngineError> {
+        self.runner
+            .cancel(id, &caller.who)
+            .await
+            .map_err(EngineError::runner)?;
+        self.rollout(id).await
+    }
+
+    /// Rewrites a `failed` or `running` record under the tenant lock.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidArgument`] when `mark` is not `Applied` or `RolledBack`;
+    /// [`EngineError::Fleet`] for an unknown fleet or tenant; [`EngineError::Tenant`] when
+    /// the lock does not come or the tenant cannot be read or written;
+    /// [`EngineError::FailedPrecondition`] when the version has no such record or is not
+    /// in the set.
+    pub async fn repair(&self, req: RepairRequest) -> Result<RepairOutcome, EngineError> {
+        if !matches!(req.mark, RecordStatus::Applied | RecordStatus::RolledBack) {
+            return Err(EngineError::InvalidArgument(
+                "a repair marks a record applied or rolled back".into(),
+            ));
+        }
+        let selector = Selector {
+            ids: vec![req.tenant.clone()],
+            ..Default::default()
+        };
+        let Scope {
+            fleet,
+            tenants,
+            set,
+        } = self.scope(&req.fleet, &selector)?;
+        let tenant = tenants
+            .first()
+            .ok_or_else(|| EngineError::InvalidArgument("tenant is required".into()))?;
+        let previous = rollout::repair(&self.registry, &fleet, tenant, &set, req.version, req.mark)
+            .await
+            .map_err(|e| EngineError::repair(&fleet.name, &tenant.id, e))?;
+        Ok(RepairOutcome {
+            tenant: tenant.id.clone(),
+            version: req.version,
+            previous,
+        })
+    }
+}
+
+/// What a rollout's request chose, as JSON for its audit (its resolved spec is added).
+fn request_json(
+    selector: &Selector,
+    digest: &Option<crate::model::SetDigest>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "tenant_ids": selector.ids,
+        "labels": selector.labels.to_string(),
+        "expected_set_digest": digest,
+    })
+}
+
+/// The request's strategy over the fleet's defaults, checked.
+pub(super) fn strategy(scope: &Scope, req: StrategyRequest) -> Result<Strategy, EngineError> {
+    let s = req.over(scope.fleet.strategy);
+    if !(1..=MAX_CONCURRENCY as u32).contains(&s.concurrency) {
+        return Err(EngineError::InvalidArgument(format!(
+            "concurrency {} is outside 1 to {MAX_CONCURRENCY}",
+            s.concurrency
+        )));
+    }
+    if s.per_host_concurrency == Some(0) {
+        return Err(EngineError::InvalidArgument(
+            "per_host_concurrency must be at least 1 (or unset)".into(),
+        ));
+    }
+    if let Some(Amount::Percent(0) | Amount::Count(0)) = s.wave_size {
+        return Err(EngineError::InvalidArgument(
+            "wave_size must be at least 1 (or unset for one wave)".into(),
+        ));
+    }
+    Ok(s)
+}
+
+/// Grouped mode needs transactional DDL and a set whose scripts in `direction` all run in
+/// a transaction.
+fn grouped_allowed(scope: &Scope, direction: Direction) -> Result<(), EngineError> {
+    let fleet = &scope.fleet.name;
+    if !scope.fleet.dialect.transactional_ddl() {
+        return Err(EngineError::FailedPrecondition(format!(
+            "fleet {fleet:?}: transaction = \"tenant\" needs transactional DDL, which {} \
+             does not have: use \"migration\"",
+            scope.fleet.dialect
+        )));
+    }
+    let outside = scope.set.iter().find(|m| match direction {
+        Direction::Up => m.up.no_transaction,
+        Direction::Down => m.down.as_ref().is_some_and(|d| d.no_transaction),
+    });
+    if let Some(m) = outside {
+        return Err(EngineError::FailedPrecondition(format!(
+            "fleet {fleet:?}: transaction = \"tenant\" cannot hold version {} ({}), which \
+             runs outside a transaction: use \"migration\"",
+            m.version, m.name
+        )));
+    }
+    Ok(())
+}

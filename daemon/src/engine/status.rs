@@ -1,0 +1,98 @@
+//! Status: a fleet summary from each tenant's last-known state (no tenant is touched), or,
+//! with `refresh`, from a fresh read of every selected tenant, each within its deadline so
+//! one hung tenant costs its deadline, not the whole call.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::{StreamExt, stream};
+
+use super::{Engine, EngineError, FleetStatus, StatusRequest, TenantStatus, reads};
+use crate::{dialect::DbError, store::KnownState};
+
+/// Tenants read at once by a refresh (within the connection budget).
+const REFRESH_IN_FLIGHT: usize = 64;
+
+impl Engine {
+    /// Tenants per version, pending, failed, unreachable and unknown, and one page of
+    /// per-tenant lines.
+    ///
+    /// # Errors
+    /// [`EngineError::Fleet`] for an unknown fleet or tenant or a set that does not load;
+    /// [`EngineError::Store`] when the last-known state cannot be read.
+    pub async fn status(&self, req: StatusRequest) -> Result<FleetStatus, EngineError> {
+        let scope = self.scope(&req.read.fleet, &req.read.selector)?;
+        let fleet = &scope.fleet.name;
+        let known: HashMap<String, KnownState> = if req.refresh {
+            let timeout = req.refresh_timeout;
+            let set = &scope.set;
+            let read: Vec<KnownState> = stream::iter(scope.tenants.iter().cloned())
+                .map(|tenant| async move {
+                    let history = match tokio::time::timeout(timeout, tenant.read_history()).await {
+                        Ok(history) => history,
+                        Err(_) => Err(DbError::Deadline {
+                            timeout_ms: timeout.as_millis() as u64,
+                        }),
+                    };
+                    reads::known(fleet, &tenant, &history, set)
+                })
+                .buffered(REFRESH_IN_FLIGHT)
+                .collect()
+                .await;
+            self.remember(&read).await;
+            read.into_iter().map(|k| (k.tenant.clone(), k)).collect()
+        } else {
+            self.runner
+                .store()
+                .known_states(fleet)
+                .await?
+                .into_iter()
+                .map(|k| (k.tenant.clone(), k))
+                .collect()
+        };
+        let mut status = FleetStatus {
+            fleet: fleet.clone(),
+            latest_version: scope.set.latest(),
+            tenant_count: scope.tenants.len() as u32,
+            ..FleetStatus::default()
+        };
+        let mut versions: BTreeMap<Option<i64>, u32> = BTreeMap::new();
+        let page = req.read.page.range(scope.tenants.len());
+        for (position, tenant) in scope.tenants.iter().enumerate() {
+            let k = known.get(&tenant.id);
+            match k {
+                None => status.unknown += 1,
+                Some(k) if k.error.is_some() => status.unreachable += 1,
+                Some(k) => {
+                    *versions.entry(k.current_version).or_default() += 1;
+                    if !k.failed_versions.is_empty() {
+                        status.failed += 1;
+                    } else if k.pending > 0 {
+                        status.pending += 1;
+                    } else {
+                        status.up_to_date += 1;
+                    }
+                }
+            }
+            if let Some(k) = k {
+                status.oldest_read_at_unix_ms = Some(
+                    status
+                        .oldest_read_at_unix_ms
+                        .map_or(k.read_at, |oldest| oldest.min(k.read_at)),
+                );
+            }
+            if page.contains(&position) {
+                status.tenants.push(TenantStatus {
+                    tenant: tenant.id.clone(),
+                    current_version: k.and_then(|k| k.current_version),
+                    pending: k.map_or(0, |k| k.pending),
+                    failed_versions: k.map(|k| k.failed_versions.clone()).unwrap_or_default(),
+                    error: k.and_then(|k| k.error.clone()),
+                    read_at_unix_ms: k.map(|k| k.read_at),
+                });
+            }
+        }
+        status.versions = versions.into_iter().collect();
+        status.next_page = req.read.page.next_token(scope.tenants.len());
+        Ok(status)
+    }
+}

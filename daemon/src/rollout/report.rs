@@ -1,0 +1,206 @@
+//! What one tenant ended with: its outcome for the event, and what its history table says
+//! now, for the tenant's last-known state.
+
+use std::collections::BTreeSet;
+
+use crate::{
+    dialect::DbError,
+    fleet::Tenant,
+    model::{
+        Direction, FailureCode, HistoryRecord, MigrationSet, PlanView, RecordStatus, Step,
+        TenantFailure, TenantOutcome,
+    },
+};
+
+/// What a tenant's history table says, as far as the engine knows it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Known {
+    pub(super) current_version: Option<i64>,
+    pub(super) pending: u32,
+    pub(super) failed_versions: Vec<i64>,
+    /// Why the tenant could not be read.
+    pub(super) error: Option<String>,
+}
+
+/// What the tenant ended with, before its duration is known.
+pub(crate) struct TenantReport {
+    pub(super) outcome: TenantOutcome,
+    pub(super) migrations_run: u32,
+    pub(super) current_version: Option<i64>,
+    pub(super) failure: Option<TenantFailure>,
+    pub(super) plan: Option<PlanView>,
+    /// The tenant's state afterwards; `None` when nothing was learnt (a lock that did not
+    /// come).
+    pub(super) known: Option<Known>,
+}
+
+impl TenantReport {
+    /// The tenant's task panicked; the lock and sessions it held were dropped with it.
+    pub(crate) fn panicked(tenant: &str, cause: &str) -> Self {
+        let failure = TenantFailure {
+            code: FailureCode::Internal,
+            version: None,
+            message: format!("tenant {tenant}: the engine failed unexpectedly: {cause}"),
+        };
+        failed(failure, None, 0)
+    }
+
+    /// The rollout stopped before this tenant started.
+    pub(crate) fn skipped() -> Self {
+        Self {
+            outcome: TenantOutcome::Skipped,
+            migrations_run: 0,
+            current_version: None,
+            failure: None,
+            plan: None,
+            known: None,
+        }
+    }
+
+    /// A resumed rollout's tenant that the fleet no longer has.
+    pub(crate) fn unconfigured(tenant: &str) -> Self {
+        let failure = TenantFailure {
+            code: FailureCode::Unreachable,
+            version: None,
+            message: format!("tenant {tenant} is no longer configured in its fleet"),
+        };
+        failed(failure, None, 0)
+    }
+
+    /// A failure from a database error before anything was learnt about the tenant; an
+    /// unreachable tenant is known to be unreachable.
+    pub(super) fn db(tenant: &Tenant, e: &DbError) -> Self {
+        let mut report = failed(db_failure(tenant, None, e), None, 0);
+        if e.is_unreachable() {
+            report.known = Some(Known {
+                error: Some(e.to_string()),
+                ..Known::default()
+            });
+        }
+        report
+    }
+}
+
+/// A tenant failure from a database error: `lock_timeout`, `unreachable` or `history`.
+pub(super) fn db_failure(tenant: &Tenant, version: Option<i64>, e: &DbError) -> TenantFailure {
+    let code = match e {
+        DbError::LockTimeout { .. } => FailureCode::LockTimeout,
+        e if e.is_unreachable() => FailureCode::Unreachable,
+        _ => FailureCode::History,
+    };
+    TenantFailure {
+        code,
+        version,
+        message: format!("tenant {}: {e}", tenant.id),
+    }
+}
+
+pub(super) fn failed(
+    failure: TenantFailure,
+    current_version: Option<i64>,
+    migrations_run: u32,
+) -> TenantReport {
+    TenantReport {
+        outcome: TenantOutcome::Failed,
+        migrations_run,
+        current_version,
+        failure: Some(failure),
+        plan: None,
+        known: None,
+    }
+}
+
+/// What has run on a tenant so far, from its history when the lock was taken.
+pub(super) struct Progress {
+    applied: BTreeSet<i64>,
+    /// Versions recorded `failed` or `running`.
+    attention: BTreeSet<i64>,
+    run: u32,
+}
+
+impl Progress {
+    pub(super) fn new(history: &[HistoryRecord]) -> Self {
+        let versions = |keep: fn(RecordStatus) -> bool| {
+            history
+                .iter()
+                .filter(|r| keep(r.status))
+                .map(|r| r.version)
+                .collect()
+        };
+        Self {
+            applied: versions(|s| s == RecordStatus::Applied),
+            attention: versions(RecordStatus::needs_attention),
+            run: 0,
+        }
+    }
+
+    pub(super) fn current(&self) -> Option<i64> {
+        self.applied.last().copied()
+    }
+
+    /// `step` ran to completion.
+    pub(super) fn ran(&mut self, step: &Step) {
+        self.run += 1;
+        let v = step.migration.version;
+        self.attention.remove(&v);
+        match step.direction {
+            Direction::Up => self.applied.insert(v),
+            Direction::Down => self.applied.remove(&v),
+        };
+    }
+
+    /// `step` failed and its record now says `failed` (a failed transactional `down` keeps
+    /// its `applied` row).
+    pub(super) fn failed_step(&mut self, step: &Step) {
+        if !(step.transactional && step.direction == Direction::Down) {
+            self.attention.insert(step.migration.version);
+            self.applied.remove(&step.migration.version);
+        }
+    }
+
+    fn known(&self, set: &MigrationSet) -> Known {
+        Known {
+            current_version: self.current(),
+            pending: set
+                .iter()
+                .filter(|m| !self.applied.contains(&m.version))
+                .count() as u32,
+            failed_versions: self.attention.iter().copied().collect(),
+            error: None,
+        }
+    }
+
+    pub(super) fn failed(self, failure: TenantFailure, set: &MigrationSet) -> TenantReport {
+        let mut report = failed(failure, self.current(), self.run);
+        report.known = Some(self.known(set));
+        report
+    }
+
+    pub(super) fn succeeded(self, set: &MigrationSet) -> TenantReport {
+        TenantReport {
+            outcome: TenantOutcome::Succeeded,
+            migrations_run: self.run,
+            current_version: self.current(),
+            failure: None,
+            plan: None,
+            known: Some(self.known(set)),
+        }
+    }
+
+    /// A plan that did not run (a dry run, or a tenant its plan blocked).
+    pub(super) fn planned(
+        self,
+        outcome: TenantOutcome,
+        plan: PlanView,
+        set: &MigrationSet,
+    ) -> TenantReport {
+        TenantReport {
+            outcome,
+            migrations_run: 0,
+            current_version: self.current(),
+            failure: None,
+            plan: Some(plan),
+            known: Some(self.known(set)),
+        }
+    }
+}

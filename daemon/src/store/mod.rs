@@ -1,0 +1,170 @@
+//! The control store: the daemon's own database. Embedded SQLite by default
+//! (`control_store = "sqlite://data/avocet-control.db?mode=rwc"`), PostgreSQL by
+//! configuration (`control_store = "postgres://…"`), through sqlx's `Any` driver so one set
+//! of SQL serves both (TEXT and BIGINT columns, `$n` parameters in order of appearance).
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `migrations/` | the store's own schema, versioned, applied by sqlx's migrator at start |
+//! | `rollouts.rs` | rollouts, their tenants' work items, audit entries |
+//! | `events.rs` | rollout events and the batched writes that keep counters with them |
+//! | `known.rs` | each tenant's last-known state, for `Status` |
+
+mod events;
+mod known;
+mod rollouts;
+
+use std::{borrow::Cow, time::Duration};
+
+use futures::future::BoxFuture;
+use sqlx::{
+    AnyPool,
+    any::AnyPoolOptions,
+    migrate::{Migration, MigrationSource, MigrationType, Migrator},
+};
+
+pub(crate) use events::Write;
+pub(crate) use known::KnownState;
+pub(crate) use rollouts::{NewRollout, RolloutFilter};
+
+/// Why the control store failed. Messages never contain its URL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be opened or reached.
+    #[error("control store: cannot connect: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Its schema could not be brought up to date.
+    #[error("control store: migrating its schema: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A statement failed.
+    #[error("control store: {context}: {source}")]
+    Query {
+        /// What the store was doing.
+        context: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A stored value did not decode (a newer daemon's data, or a damaged row).
+    #[error("control store: {context}: {message}")]
+    Corrupt {
+        /// What was read.
+        context: &'static str,
+        /// Why it did not decode.
+        message: String,
+    },
+}
+
+impl StoreError {
+    fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self::Query { context, source }
+    }
+
+    fn corrupt(context: &'static str) -> impl FnOnce(serde_json::Error) -> Self {
+        move |e| Self::Corrupt {
+            context,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The store's schema, embedded in the binary.
+const SCHEMA: [(i64, &str, &str); 1] = [(
+    1,
+    "control store",
+    include_str!("migrations/0001_control_store.sql"),
+)];
+
+/// [`SCHEMA`] as a source for sqlx's migrator.
+#[derive(Debug)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        Box::pin(async {
+            Ok(SCHEMA
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// The daemon's control store.
+pub(crate) struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Connects to `url` (creating a SQLite file and its directory if missing) and brings
+    /// the schema up to date.
+    ///
+    /// # Errors
+    /// [`StoreError::Connect`] when the store cannot be reached or created;
+    /// [`StoreError::Migrate`] when its schema is newer than this daemon or fails to apply.
+    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            make_sqlite_dir(url);
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Readers (watchers) never wait for the writer; commits stay durable.
+                        sqlx::Executor::execute(
+                            &mut *conn,
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(StoreError::Connect)?;
+        let migrator = Migrator::new(Embedded).await.map_err(StoreError::Migrate)?;
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self { pool })
+    }
+}
+
+/// Creates the directory of a `sqlite://dir/file.db` URL; a failure shows when connecting.
+fn make_sqlite_dir(url: &str) {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        let _ = std::fs::create_dir_all(dir);
+    }
+}
+
+/// Column `i` of `row`, decoded.
+fn get<'r, T>(row: &'r sqlx::any::AnyRow, i: usize, context: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    sqlx::Row::try_get(row, i).map_err(StoreError::query(context))
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,220 @@
+//! Rollouts survive the daemon: a real `avocetd` process is SIGKILLed, or SIGTERMed with no
+//! client attached, in the middle of a rollout over PostgreSQL tenants; once restarted it
+//! lists the rollout `interrupted`, a resume finishes it, and every tenant's history and
+//! schema agree, with no migration run twice and no `running` record left.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+use avocet_client::{Client, Control, RolloutRecord};
+use avocet_tests::{Fleet, MigrationCopy, pb};
+use tokio::process::{Child, Command};
+
+/// An `avocetd` process on a configuration file.
+struct Daemon {
+    child: Child,
+    addr: String,
+}
+
+impl Daemon {
+    async fn start(config: &Path, port: u16) -> anyhow::Result<Self> {
+        let child = Command::new(env!("CARGO_BIN_EXE_avocetd-test"))
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let addr = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Client::connect(addr.clone()).await.is_err() {
+            ensure!(Instant::now() < deadline, "avocetd did not start listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { child, addr })
+    }
+
+    async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(self.addr.clone()).await?)
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the daemon already exited")?;
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+}
+
+/// A free local port (bound, read and released).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Writes the daemon's configuration: one fleet `test` over `fleet`, a control store in
+/// `dir`, and a short shutdown grace.
+fn write_config(dir: &Path, port: u16, fleet: &Fleet, set: &Path) -> anyhow::Result<PathBuf> {
+    let tenants: Vec<String> = fleet
+        .tenants
+        .iter()
+        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
+        .collect();
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"sqlite://{}/control.db?mode=rwc\"\n\
+         shutdown_grace = \"30s\"\n[fleets.test]\ndialect = \"postgres\"\nmigrations = \"{}\"\n\
+         concurrency = 4\ntenants = [\n{}\n]\n",
+        dir.display(),
+        set.display(),
+        tenants.join("\n")
+    );
+    let path = dir.join("avocet.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Starts an apply of every tenant and leaves at once; returns the rollout's id.
+async fn start_detached(client: &mut Client) -> anyhow::Result<String> {
+    let mut events = client
+        .apply(pb::ApplyRequest {
+            fleet: "test".into(),
+            ..Default::default()
+        })
+        .await?;
+    let first = events.message().await?.context("no first event")?;
+    Ok(first.rollout_id)
+}
+
+async fn wait_for(client: &mut Client, id: &str, done: u32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.rollout(id).await?.succeeded < done {
+        ensure!(Instant::now() < deadline, "{done} tenants never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Every tenant has every version applied exactly once, its tables, and no `running` row.
+async fn every_tenant_done(fleet: &Fleet, versions: i64, tables: &[&str]) -> anyhow::Result<()> {
+    for i in 0..fleet.tenants.len() {
+        let history = fleet.history(i).await?;
+        ensure!(
+            history.len() == versions as usize && history.iter().all(|(_, s, _)| s == "applied"),
+            "tenant {i}: {history:?}"
+        );
+        for v in 1..=versions {
+            let n = fleet.log_count(i, v, "applied").await?;
+            ensure!(n == 1, "tenant {i}: version {v} applied {n} times");
+        }
+        let objects = fleet.objects(i, "BASE TABLE").await?;
+        for t in tables {
+            ensure!(
+                objects.contains(*t),
+                "tenant {i}: {t} missing from {objects:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn resume_to_the_end(client: &mut Client, id: &str) -> anyhow::Result<pb::RolloutFinished> {
+    let got = client.rollout(id).await?;
+    ensure!(got.state == pb::RolloutState::Interrupted as i32, "{got:?}");
+    client.control(id, Control::Resume).await?;
+    let rest = RolloutRecord::collect(client.watch(id, got.last_seq).await?).await?;
+    rest.finished()
+        .copied()
+        .context("the resumed rollout did not finish")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_rollout_then_resume_runs_nothing_twice() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(20).await?;
+    let set = MigrationCopy::empty()?;
+    set.write("0001_a.up.sql", "CREATE TABLE a (x int);")?;
+    set.write("0002_slow.up.sql", "SELECT pg_sleep(0.4);")?;
+    set.write("0003_b.up.sql", "CREATE TABLE b (x int);")?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = write_config(dir.path(), port, &fleet, set.path())?;
+    let mut daemon = Daemon::start(&config, port).await?;
+    let mut client = daemon.client().await?;
+    let id = start_detached(&mut client).await?;
+    wait_for(&mut client, &id, 4).await?;
+    daemon.signal("KILL")?;
+    daemon.child.wait().await?;
+
+    let daemon = Daemon::start(&config, port).await?;
+    let mut client = daemon.client().await?;
+    let listed = client
+        .list_rollouts(pb::ListRolloutsRequest {
+            state: pb::RolloutState::Interrupted as i32,
+            ..Default::default()
+        })
+        .await?;
+    ensure!(listed.rollouts.iter().any(|r| r.id == id), "{listed:?}");
+    let finished = resume_to_the_end(&mut client, &id).await?;
+    ensure!(
+        finished.state == pb::RolloutState::Succeeded as i32,
+        "{finished:?}"
+    );
+    ensure!(
+        finished.succeeded == 20 && finished.failed == 0,
+        "{finished:?}"
+    );
+    every_tenant_done(&fleet, 3, &["a", "b"]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_no_client_lets_migrations_finish_and_exits_cleanly() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(8).await?;
+    let set = MigrationCopy::empty()?;
+    set.write("0001_a.up.sql", "CREATE TABLE a (x int);")?;
+    // Outside a transaction: a cut-off daemon would leave `running` rows.
+    set.write(
+        "0002_slow.up.sql",
+        "-- avocet:no-transaction\nSELECT pg_sleep(1.5);\nCREATE TABLE slow (x int);",
+    )?;
+    set.write("0003_b.up.sql", "CREATE TABLE b (x int);")?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = write_config(dir.path(), port, &fleet, set.path())?;
+    let mut daemon = Daemon::start(&config, port).await?;
+    let mut client = daemon.client().await?;
+    let id = start_detached(&mut client).await?;
+    drop(client);
+    // The first four tenants are in their slow migration.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let clock = Instant::now();
+    daemon.signal("TERM")?;
+    let status = tokio::time::timeout(Duration::from_secs(30), daemon.child.wait())
+        .await
+        .context("avocetd did not exit within its grace")??;
+    ensure!(status.success(), "avocetd exited with {status}");
+    ensure!(
+        clock.elapsed() < Duration::from_secs(10),
+        "exit took {:?}",
+        clock.elapsed()
+    );
+    for i in 0..fleet.tenants.len() {
+        let history = fleet.history(i).await.unwrap_or_default();
+        ensure!(
+            history.iter().all(|(_, s, _)| s != "running"),
+            "tenant {i} left {history:?}"
+        );
+    }
+
+    let daemon = Daemon::start(&config, port).await?;
+    let mut client = daemon.client().await?;
+    let finished = resume_to_the_end(&mut client, &id).await?;
+    ensure!(
+        finished.state == pb::RolloutState::Succeeded as i32,
+        "{finished:?}"
+    );
+    every_tenant_done(&fleet, 3, &["a", "slow", "b"]).await
+}
