@@ -58,6 +58,9 @@ pub(crate) struct Args {
     /// SQLite fleet sizes for reads (default 1000,10000; smoke 3).
     #[arg(long, value_delimiter = ',')]
     pub(crate) reads_sqlite_n: Vec<usize>,
+    /// Registered SQLite tenants of the known scenario (default 100000; smoke 3).
+    #[arg(long)]
+    pub(crate) known_n: Option<usize>,
     /// Tools to run, comma-separated (default: all). `avocet` means every `--avocet` build.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) tools: Vec<ToolKind>,
@@ -110,15 +113,18 @@ pub(crate) enum Scenario {
     Large,
     /// The light apply with one transaction per tenant.
     Grouped,
+    /// `status` from last-known state over a large registered SQLite fleet.
+    Known,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [Scenario; 5] = [
+    pub(crate) const ALL: [Scenario; 6] = [
         Scenario::Apply,
         Scenario::Grouped,
         Scenario::Tls,
         Scenario::Reads,
+        Scenario::Known,
         Scenario::Large,
     ];
 
@@ -130,6 +136,7 @@ impl Scenario {
             Scenario::Tls => "tls",
             Scenario::Large => "large",
             Scenario::Grouped => "grouped",
+            Scenario::Known => "known",
         }
     }
 }
@@ -238,6 +245,8 @@ pub(crate) struct Plan {
     pub(crate) reads_pg_n: Vec<usize>,
     /// SQLite sizes for reads.
     pub(crate) reads_sqlite_n: Vec<usize>,
+    /// Registered tenants of the known scenario.
+    pub(crate) known_n: usize,
     /// Tool families.
     pub(crate) tools: Vec<ToolKind>,
     /// Tool families of the large scenario (within `tools`).
@@ -286,14 +295,15 @@ impl Plan {
             ),
             reads_pg_n: or(&a.reads_pg_n, &[1000], &[3], s),
             reads_sqlite_n: or(&a.reads_sqlite_n, &[1000, 10_000], &[3], s),
+            known_n: a.known_n.unwrap_or(if s { 3 } else { 100_000 }),
             cases: a.cases.clone(),
             tool_timeout_s: a.tool_timeout,
             tools: or(&a.tools, &all_tools, &all_tools, s),
             large_tools: or(&a.large_tools, &all_tools, &all_tools, s),
             settle_ms: if s { 250 } else { 1500 },
         };
-        if plan.reps == 0 || plan.ns.contains(&0) || plan.ps.contains(&0) {
-            bail!("--reps, --n and --p must be positive");
+        if plan.reps == 0 || plan.ns.contains(&0) || plan.ps.contains(&0) || plan.known_n == 0 {
+            bail!("--reps, --n, --p and --known-n must be positive");
         }
         if !(1..=7 * 86_400).contains(&plan.tool_timeout_s) {
             bail!("--tool-timeout must be between 1 s and 7 days");

@@ -459,3 +459,110 @@ async fn a_hung_tenant_costs_its_deadline_not_the_whole_status() -> anyhow::Resu
     ensure!(hung.error.contains("1000 ms"), "{hung:?}");
     daemon.stop().await
 }
+
+/// `(version, tenants)` pairs of a status, in its order.
+fn versions(status: &pb::StatusResponse) -> Vec<(Option<i64>, u32)> {
+    status
+        .versions
+        .iter()
+        .map(|v| (v.version, v.tenants))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_from_last_known_counts_registered_tenants_only() -> anyhow::Result<()> {
+    for (store, _store_db) in control_stores().await? {
+        let mut fleet = Fleet::sqlite(3).await?;
+        let dir = tempfile::tempdir()?;
+        // t03 is not a database: its reading is an error.
+        let garbage = dir.path().join("t03.db");
+        std::fs::write(
+            &garbage,
+            "not a database, but long enough to be read as a header",
+        )?;
+        let mut broken = fleet.tenants[0].clone();
+        broken.id = "t03".into();
+        broken.dsn = format!("sqlite://{}?mode=rwc", garbage.display());
+        fleet.tenants.push(broken);
+        let set = MigrationCopy::of(fleet.dialect)?;
+        // Both daemons below share one control store.
+        let store = store.unwrap_or(format!(
+            "sqlite://{}/control.db?mode=rwc",
+            dir.path().display()
+        ));
+        let first = daemon(&fleet, &set, &Some(store.clone()), 4).await?;
+        let run = first
+            .apply(pb::ApplyRequest {
+                selector: avocet_tests::only(&["t00"]),
+                ..request()
+            })
+            .await?;
+        ensure!(run.finished().context("finished")?.succeeded == 1);
+        first
+            .client()
+            .verify_all(pb::VerifyRequest {
+                fleet: FLEET.into(),
+                selector: avocet_tests::only(&["t01", "t03"]),
+                ..Default::default()
+            })
+            .await?;
+        // The whole fleet: up to date, pending, unreachable, and t02 never read.
+        let all = first.known_status().await?;
+        let counts = (
+            all.tenant_count,
+            all.up_to_date,
+            all.pending,
+            all.unreachable,
+            all.unknown,
+        );
+        ensure!(counts == (4, 1, 1, 1, 1), "{all:?}");
+        ensure!(
+            versions(&all) == vec![(None, 1), (all.latest_version, 1)],
+            "{all:?}"
+        );
+        ensure!(all.oldest_read_at_unix_ms > 0, "{all:?}");
+        let lines: BTreeMap<&str, &pb::TenantStatus> =
+            all.tenants.iter().map(|t| (t.tenant.as_str(), t)).collect();
+        ensure!(lines.len() == 4 && lines["t01"].pending > 0 && !lines["t03"].error.is_empty());
+        // A selection is counted over the selected tenants alone.
+        let some = first
+            .client()
+            .status(pb::StatusRequest {
+                fleet: FLEET.into(),
+                selector: avocet_tests::only(&["t00", "t02"]),
+                ..Default::default()
+            })
+            .await?;
+        ensure!(
+            (some.tenant_count, some.up_to_date, some.unknown) == (2, 1, 1),
+            "{some:?}"
+        );
+        ensure!(
+            some.versions.len() == 1 && some.versions[0].tenants == 1,
+            "{some:?}"
+        );
+        first.stop().await?;
+        // t00 leaves the configuration: its reading no longer counts.
+        let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(30))?;
+        config
+            .fleets
+            .get_mut(FLEET)
+            .context("fleet")?
+            .tenants
+            .remove(0);
+        config.control_store = store;
+        let second = TestDaemon::start_with(config).await?;
+        let rest = second.known_status().await?;
+        let counts = (
+            rest.tenant_count,
+            rest.up_to_date,
+            rest.pending,
+            rest.unreachable,
+            rest.unknown,
+        );
+        ensure!(counts == (3, 0, 1, 1, 1), "{rest:?}");
+        ensure!(versions(&rest) == vec![(None, 1)], "{rest:?}");
+        second.stop().await?;
+    }
+    Ok(())
+}

@@ -31,7 +31,7 @@ pub(crate) fn write_all(out: &Path, r: &Results) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: [(&str, &str, &str, &str, bool); 5] = [
+const SECTIONS: [(&str, &str, &str, &str, bool); 6] = [
     (
         "apply",
         "Apply: fresh PostgreSQL fleets",
@@ -56,6 +56,13 @@ const SECTIONS: [(&str, &str, &str, &str, bool); 5] = [
     (
         "reads",
         "Reads: status and plan",
+        "dialect, fleet",
+        "floor",
+        false,
+    ),
+    (
+        "known",
+        "Status from last-known state",
         "dialect, fleet",
         "floor",
         false,

@@ -1,6 +1,7 @@
 //! The scenarios, each selectable with `--only`.
 
 pub(crate) mod apply;
+pub(crate) mod known;
 pub(crate) mod large;
 pub(crate) mod reads;
 pub(crate) mod round_trips;
@@ -22,6 +23,7 @@ pub(crate) async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::Grouped => grouped(ctx).await,
         Scenario::Reads => reads::run(ctx).await,
         Scenario::Large => large::run(ctx).await,
+        Scenario::Known => known::run(ctx).await,
     };
     if let Err(e) = r {
         ctx.scenario_error(scenario.name(), &e);

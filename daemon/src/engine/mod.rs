@@ -20,7 +20,11 @@ mod request;
 mod rollouts;
 mod status;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -75,6 +79,22 @@ impl Engine {
         let interrupted = runner.recover().await?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "rollouts were interrupted by a daemon stop");
+        }
+        let registered: HashMap<&str, HashSet<&str>> = registry
+            .fleets()
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.tenants.iter().map(|t| t.id.as_str()).collect(),
+                )
+            })
+            .collect();
+        let forgotten = runner.store().forget_unregistered(&registered).await?;
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "last-known states of tenants no longer configured deleted"
+            );
         }
         Ok(Self {
             registry,
