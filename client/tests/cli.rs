@@ -30,6 +30,7 @@ async fn start() -> Daemon {
             dsn: format!("sqlite://{}/{id}.db?mode=rwc", dir.path().display()),
             schema: None,
             labels: BTreeMap::from([("region".into(), "eu".into())]),
+            vars: Default::default(),
         })
         .collect();
     let fleet = FleetConfig {
@@ -42,6 +43,7 @@ async fn start() -> Daemon {
         session_init: vec![],
         transaction: Default::default(),
         strategy: Default::default(),
+        dsn_template: None,
         tenants,
     };
     let config = Config {

@@ -77,6 +77,7 @@ impl TestDaemon {
             session_init: Vec::new(),
             transaction: Default::default(),
             strategy: Default::default(),
+            dsn_template: None,
             tenants: fleet.tenants.clone(),
         };
         let config = Config {

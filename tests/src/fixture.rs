@@ -126,6 +126,7 @@ impl Fleet {
                 dsn: format!("sqlite://{}/t{i:02}.db?mode=rwc", dir.path().display()),
                 schema: None,
                 labels: [("shard".to_owned(), (i % 2).to_string())].into(),
+                vars: Default::default(),
             })
             .collect();
         Ok(Self {
@@ -146,6 +147,7 @@ impl Fleet {
                 dsn: dsn.clone(),
                 schema: Some(format!("tenant_{i:02}")),
                 labels: Default::default(),
+                vars: Default::default(),
             })
             .collect();
         Ok(fleet)
@@ -176,6 +178,7 @@ impl Fleet {
                 dsn: format!("{base}/{db}"),
                 schema: None,
                 labels: [("shard".to_owned(), (i % 2).to_string())].into(),
+                vars: Default::default(),
             });
         }
         Ok(fleet)

@@ -103,27 +103,6 @@ async fn one_postgres_session_runs_every_migration_and_is_reset_between_them() -
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_session_whose_lock_was_lost_is_closed_not_pooled() -> anyhow::Result<()> {
-    let fleet = Fleet::postgres(1).await?;
-    let set = MigrationCopy::empty()?;
-    set.write("0001_a.up.sql", "CREATE TABLE a (x int);")?;
-    // A script that frees every advisory lock of its session, the tenant lock included.
-    set.write("0002_b.up.sql", "SELECT pg_advisory_unlock_all();")?;
-    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
-    let run = daemon.apply_all().await?;
-    ensure!(
-        finished(&run)?.succeeded == 1,
-        "{:?}",
-        run.tenants().collect::<Vec<_>>()
-    );
-    ensure!(
-        fleet.server_sessions().await? == 0,
-        "a session whose unlock failed went back to the pool"
-    );
-    daemon.stop().await
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn mysql_migrations_each_get_a_session_and_use_never_moves_the_history() -> anyhow::Result<()>
 {
     let fleet = Fleet::mysql(1).await?;

@@ -55,6 +55,16 @@ pub enum DbError {
         /// The lock's key or name.
         lock: String,
     },
+    /// The tenant lock was found gone while a migration ran (its session was terminated,
+    /// the network dropped it, or a script released it): the migration stopped before its
+    /// next statement, rolled back where it is transactional.
+    #[error("lock {lock} was lost during the migration: {cause}; nothing ran after that point")]
+    LockLost {
+        /// The lock's key or name.
+        lock: String,
+        /// What showed it: the server's error, or the failed check.
+        cause: String,
+    },
     /// The lock's release did not finish in time; its connection was dropped, which ends
     /// the session and with it the lock.
     #[error("lock release did not finish within {timeout_ms} ms; its connection was dropped")]

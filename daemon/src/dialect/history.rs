@@ -194,7 +194,7 @@ impl SessionSql {
 
 /// Implements the dialect-independent part of [`super::Session`] for
 /// `$session { conn: $conn, sql: Arc<SessionSql>, .. }`; the dialect's own
-/// `impl $session` supplies `lock_impl` and `unlock_impl`, and the session its `reset`.
+/// `impl $session` supplies `lock_impl`, `unlock_impl` and `lock_check_impl`, and the session its `reset`.
 macro_rules! sqlx_session {
     (
         $session:ident,
@@ -299,6 +299,10 @@ macro_rules! sqlx_session {
 
             async fn unlock(&mut self) -> Result<(), DbError> {
                 self.unlock_impl().await
+            }
+
+            fn lock_check(&self) -> Option<$crate::dialect::LockCheck> {
+                self.lock_check_impl()
             }
 
             fn batch_limit(&self) -> usize {

@@ -66,6 +66,11 @@ pub(crate) trait Session: Send {
     /// # Errors
     /// [`DbError::LockTimeout`] when another session still holds it after `timeout`.
     async fn lock(&mut self, timeout: Duration) -> Result<Duration, DbError>;
+    /// A statement that fails unless the tenant lock this session took with
+    /// [`Session::lock`] is still held by it; `None` before the lock is taken, and where the
+    /// lock cannot be lost while the daemon lives (SQLite's file lock). It may run on any
+    /// session of the tenant.
+    fn lock_check(&self) -> Option<LockCheck>;
     /// Releases the tenant lock.
     ///
     /// # Errors
@@ -81,6 +86,23 @@ pub(crate) trait Session: Send {
     async fn ping(&mut self) -> Result<(), DbError>;
     /// Closes the connection cleanly, or drops it after [`RELEASE_TIMEOUT`].
     async fn close(self: Box<Self>);
+}
+
+/// How the engine confirms that a tenant lock is still held ("locks that notice"): before
+/// each statement of a non-transactional migration and before each commit. Lost locks end
+/// the migration before its next statement with [`DbError::LockLost`].
+#[derive(Debug, Clone)]
+pub(crate) struct LockCheck {
+    /// One statement that raises an error when the lock is gone, e.g. the session that held
+    /// it was terminated or a script released it.
+    pub(crate) sql: String,
+    /// True when it may share one request with a statement that must run outside a
+    /// transaction (MySQL); false where a request of several statements is one implicit
+    /// transaction (PostgreSQL docs, 55.2.2.1 "Multiple Statements in a Simple Query"), so
+    /// it is sent alone before such a statement.
+    pub(crate) joins: bool,
+    /// The lock's key or name, for errors.
+    pub(crate) lock: String,
 }
 
 /// One tenant's database: opens sessions. Nothing connects until a session is asked for.

@@ -169,6 +169,7 @@ impl Database for Mysql {
             sql: identity.sql.clone(),
             reset: None,
             identity,
+            holder: None,
         }))
     }
 }
@@ -178,27 +179,60 @@ struct MysqlSession {
     sql: Arc<SessionSql>,
     reset: Option<Arc<[String]>>,
     identity: Arc<Identity>,
+    /// `CONNECTION_ID()` of this session while it holds the tenant lock.
+    holder: Option<u64>,
 }
 
 impl MysqlSession {
+    /// A query that fails with error 1242 ("Subquery returns more than 1 row") unless
+    /// `IS_USED_LOCK(name)` is this session's `CONNECTION_ID()` (MySQL 8.0 Reference Manual,
+    /// 14.14): the scalar subquery gains a second row when the lock is gone. Neither MySQL
+    /// nor MariaDB can `SIGNAL` outside a stored program, and `DO` does not evaluate a
+    /// subquery, hence this form.
+    fn lock_check_impl(&self) -> Option<super::LockCheck> {
+        let holder = self.holder?;
+        let name = &self.identity.lock_name;
+        Some(super::LockCheck {
+            sql: format!(
+                "SELECT (SELECT 1 UNION ALL SELECT 1 FROM DUAL \
+                 WHERE NOT (IS_USED_LOCK({}) <=> {holder})) AS avocet_lock_held",
+                quote(name, '\'')
+            ),
+            joins: true,
+            lock: format!("GET_LOCK('{name}')"),
+        })
+    }
+
     async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
         let name = self.identity.lock_name.clone();
         let label = format!("GET_LOCK('{name}')");
-        poll_lock(&label, timeout, &mut self.conn, |c| {
-            let n = name.clone();
-            Box::pin(async move {
-                sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, 0)")
+        let mut holder = None;
+        let waited = poll_lock(
+            &label,
+            timeout,
+            &mut (&mut self.conn, &mut holder),
+            |(c, h)| {
+                let n = name.clone();
+                Box::pin(async move {
+                    let (got, id) = sqlx::query_as::<_, (Option<i64>, u64)>(
+                        "SELECT GET_LOCK(?, 0), CONNECTION_ID()",
+                    )
                     .bind(n)
-                    .fetch_one(c)
+                    .fetch_one(&mut **c)
                     .await
-                    .map(|got| got == Some(1))
-                    .map_err(DbError::query("taking the named lock"))
-            })
-        })
-        .await
+                    .map_err(DbError::query("taking the named lock"))?;
+                    **h = Some(id);
+                    Ok(got == Some(1))
+                })
+            },
+        )
+        .await?;
+        self.holder = holder;
+        Ok(waited)
     }
 
     async fn unlock_impl(&mut self) -> Result<(), DbError> {
+        self.holder = None;
         let name = &self.identity.lock_name;
         let released = sqlx::query_scalar::<_, Option<i64>>("SELECT RELEASE_LOCK(?)")
             .bind(name)

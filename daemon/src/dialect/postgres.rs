@@ -53,6 +53,8 @@ struct Identity {
     sql: Arc<SessionSql>,
     lock_key: i64,
     lock_name: String,
+    /// [`lock_check_sql`] of `lock_key`.
+    lock_check: String,
     /// [`RESET`], then `session_init`: one statement each.
     reset: Arc<[String]>,
 }
@@ -172,6 +174,7 @@ impl Postgres {
             sql: Arc::new(session_sql(&schema, table, self.target.schema.is_some())),
             lock_key,
             lock_name: format!("pg_advisory_lock({lock_key})"),
+            lock_check: lock_check_sql(lock_key),
             reset,
         }))
     }
@@ -208,6 +211,7 @@ impl Database for Postgres {
             sql: identity.sql.clone(),
             reset: Some(identity.reset.clone()),
             identity,
+            held: false,
         }))
     }
 }
@@ -219,20 +223,46 @@ fn advisory_key(database: &str, schema: &str, table: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
+/// A `DO` block that raises SQLSTATE 55000 unless this session holds the advisory lock
+/// `key`: a `bigint` key shows in `pg_locks` as `classid` (high 32 bits), `objid` (low 32
+/// bits) and `objsubid = 1` (PostgreSQL docs, 54.12 "pg_locks"). Inside a migration's
+/// transaction it makes the commit depend on the lock.
+fn lock_check_sql(key: i64) -> String {
+    let key = key as u64;
+    let (high, low) = (key >> 32, key & 0xffff_ffff);
+    format!(
+        "DO $avocet$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks \
+         WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted \
+         AND classid = '{high}'::oid AND objid = '{low}'::oid AND objsubid = 1) \
+         THEN RAISE EXCEPTION 'the tenant lock is no longer held by this session' \
+         USING ERRCODE = '55000'; END IF; END$avocet$"
+    )
+}
+
 struct PgSession {
     conn: PgConnection,
     sql: Arc<SessionSql>,
     reset: Option<Arc<[String]>>,
     identity: Arc<Identity>,
+    /// True between a successful `lock` and `unlock`.
+    held: bool,
 }
 
 impl PgSession {
+    fn lock_check_impl(&self) -> Option<super::LockCheck> {
+        self.held.then(|| super::LockCheck {
+            sql: self.identity.lock_check.clone(),
+            joins: false,
+            lock: self.identity.lock_name.clone(),
+        })
+    }
+
     async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
         let key = self.identity.lock_key;
         let name = self.identity.lock_name.clone();
         // Simple protocol with the key as a literal: one round trip per attempt.
         let sql = format!("SELECT pg_try_advisory_lock({key})");
-        poll_lock(&name, timeout, &mut self.conn, |c| {
+        let waited = poll_lock(&name, timeout, &mut self.conn, |c| {
             let sql = sql.clone();
             Box::pin(async move {
                 let row = sqlx::Executor::fetch_one(c, sql.as_str())
@@ -242,12 +272,15 @@ impl PgSession {
                     .map_err(DbError::query("taking the advisory lock"))
             })
         })
-        .await
+        .await?;
+        self.held = true;
+        Ok(waited)
     }
 
     /// Resets the session and releases the lock in one request (one implicit transaction),
     /// so the session goes back to its pool as it came.
     async fn unlock_impl(&mut self) -> Result<(), DbError> {
+        self.held = false;
         let mut sql = self.identity.reset.join(";\n");
         sql.push_str(&format!(
             ";\nSELECT pg_advisory_unlock({})",

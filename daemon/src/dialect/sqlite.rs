@@ -164,6 +164,11 @@ struct SqliteSession {
 }
 
 impl SqliteSession {
+    /// The file lock lives in this process and ends only with it.
+    fn lock_check_impl(&self) -> Option<super::LockCheck> {
+        None
+    }
+
     async fn lock_impl(&mut self, timeout: Duration) -> Result<Duration, DbError> {
         let mut file = OpenOptions::new()
             .create(true)

@@ -162,6 +162,16 @@ pub enum FleetError {
         /// Why.
         source: DbError,
     },
+    /// A tenant has no DSN, or the fleet's `dsn_template` does not render for it.
+    #[error("fleet {fleet:?}, tenant {tenant:?}: {message}")]
+    Dsn {
+        /// The fleet.
+        fleet: String,
+        /// The tenant.
+        tenant: String,
+        /// Why; never the DSN itself.
+        message: String,
+    },
     /// A `session_init` entry is not exactly one statement (the engine counts statements to
     /// locate failures, and replays these after every reset).
     #[error("fleet {fleet:?}: session_init[{index}] must be exactly one statement, not {found}")]
@@ -237,7 +247,8 @@ impl Registry {
     /// set loads. Nothing connects yet.
     ///
     /// # Errors
-    /// [`FleetError::Target`] for an unusable DSN or schema; [`FleetError::Catalog`] for a
+    /// [`FleetError::Dsn`] for a tenant without a DSN; [`FleetError::Target`] for an
+    /// unusable DSN or schema; [`FleetError::Catalog`] for a
     /// migration set that does not load.
     pub fn from_config(config: &Config) -> Result<Self, FleetError> {
         let budget = Arc::new(Budget::new(
@@ -265,8 +276,13 @@ impl Registry {
                 .tenants
                 .iter()
                 .map(|tc| {
+                    let dsn = fc.tenant_dsn(tc).map_err(|message| FleetError::Dsn {
+                        fleet: name.clone(),
+                        tenant: tc.id.clone(),
+                        message,
+                    })?;
                     let target = Target {
-                        dsn: tc.dsn.clone(),
+                        dsn,
                         schema: tc.schema.clone(),
                         history_table: history_table.clone(),
                         session_init: fc.session_init.clone(),

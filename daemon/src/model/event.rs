@@ -145,6 +145,9 @@ impl TenantOutcome {
 pub enum FailureCode {
     /// Another session held the tenant lock past `lock_timeout`.
     LockTimeout,
+    /// The tenant lock was lost while a migration ran; the migration stopped before its
+    /// next statement (rolled back where transactional).
+    LockLost,
     /// The database could not be reached or its target is unusable.
     Unreachable,
     /// An error diagnostic of the plan stopped the tenant before anything ran.
@@ -164,6 +167,7 @@ impl FailureCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LockTimeout => "lock_timeout",
+            Self::LockLost => "lock_lost",
             Self::Unreachable => "unreachable",
             Self::Blocked => "blocked",
             Self::MigrationFailed => "migration_failed",

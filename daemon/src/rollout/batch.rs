@@ -4,6 +4,9 @@
 //! one is split at statement boundaries so no request, and no server-side parse, grows with
 //! the file.
 //!
+//! With a lock check ([`crate::dialect::LockCheck`]), the check runs just before `COMMIT`,
+//! so a transaction commits only while the tenant lock is held.
+//!
 //! The reset comes first and, sent with `BEGIN` in one request, joins the transaction
 //! (PostgreSQL docs, 55.2.2.1 "Multiple Statements in a Simple Query"), so a migration
 //! costs one commit. The server runs a request's statements in order and stops at the first
@@ -45,6 +48,8 @@ pub(super) enum Position {
         /// The part.
         part: usize,
     },
+    /// The lock check before `COMMIT`: the tenant lock is gone.
+    LockCheck,
     /// `COMMIT`: a deferred constraint failed, and the server rolled back.
     Commit,
 }
@@ -55,12 +60,13 @@ pub(super) struct Failed {
     pub(super) error: BatchError,
 }
 
-/// Runs `reset`'s statements (if any), then `parts` in one transaction on `session`, in
-/// requests of at most `session.batch_limit()` bytes.
+/// Runs `reset`'s statements (if any), then `parts` and `check` (if any) in one transaction
+/// on `session`, in requests of at most `session.batch_limit()` bytes.
 pub(super) async fn run_transaction(
     session: &mut dyn Session,
     reset: Option<&[String]>,
     parts: &[Part<'_>],
+    check: Option<&str>,
 ) -> Result<(), Failed> {
     let limit = session.batch_limit();
     let reset = reset.unwrap_or_default();
@@ -70,6 +76,7 @@ pub(super) async fn run_transaction(
         items.extend(part.statements.iter().copied());
         items.push(&part.trailer);
     }
+    items.extend(check);
     items.push("COMMIT");
     let mut done = 0u64;
     let mut request = String::new();
@@ -83,10 +90,8 @@ pub(super) async fn run_transaction(
             match session.execute_batch(&request).await {
                 Ok(n) => done += n,
                 Err(error) => {
-                    let at = position(
-                        parts,
-                        (done + error.done).saturating_sub(reset.len() as u64),
-                    );
+                    let done = (done + error.done).saturating_sub(reset.len() as u64);
+                    let at = position(parts, check.is_some(), done);
                     return Err(Failed { at, error });
                 }
             }
@@ -97,8 +102,9 @@ pub(super) async fn run_transaction(
 }
 
 /// The position of the statement that comes after `done` completed ones, counted from
-/// `BEGIN` (a failing reset counts as `BEGIN`).
-fn position(parts: &[Part<'_>], done: u64) -> Position {
+/// `BEGIN` (a failing reset counts as `BEGIN`); `checked` when a lock check precedes
+/// `COMMIT`.
+fn position(parts: &[Part<'_>], checked: bool, done: u64) -> Position {
     if done == 0 {
         return Position::Begin;
     }
@@ -117,7 +123,10 @@ fn position(parts: &[Part<'_>], done: u64) -> Position {
         }
         at -= TRAILER;
     }
-    Position::Commit
+    match (checked, at) {
+        (true, 0) => Position::LockCheck,
+        _ => Position::Commit,
+    }
 }
 
 #[cfg(test)]
@@ -136,7 +145,7 @@ mod tests {
                 trailer: "h2; l2".into(),
             },
         ];
-        let at = |done| position(&parts, done);
+        let at = |done| position(&parts, false, done);
         assert_eq!(at(0), Position::Begin);
         assert_eq!(at(1), Position::Statement { part: 0, index: 0 });
         assert_eq!(at(2), Position::Statement { part: 0, index: 1 });
@@ -145,5 +154,9 @@ mod tests {
         assert_eq!(at(5), Position::Statement { part: 1, index: 0 });
         assert_eq!(at(6), Position::Trailer { part: 1 });
         assert_eq!(at(8), Position::Commit);
+        let checked = |done| position(&parts, true, done);
+        assert_eq!(checked(6), Position::Trailer { part: 1 });
+        assert_eq!(checked(8), Position::LockCheck);
+        assert_eq!(checked(9), Position::Commit);
     }
 }

@@ -7,6 +7,7 @@ use super::{
     batch::{Failed, Part, Position, run_transaction},
     report::{Progress, TenantReport, db_failure},
     step::{Recorder, RunMeta, abort, record_failure},
+    tenant::lost_with_session,
 };
 use crate::{
     dialect::DbError,
@@ -95,7 +96,8 @@ impl RolloutCtx {
                 trailer: r.done_sql(session.session()),
             })
             .collect();
-        let outcome = run_transaction(session.session(), reset, &parts).await;
+        let check = meta.check_sql();
+        let outcome = run_transaction(session.session(), reset, &parts, check).await;
         let Err(Failed { at, error }) = outcome else {
             for (step, r) in steps.iter().zip(&recorders) {
                 let done = r.outcome(
@@ -108,9 +110,11 @@ impl RolloutCtx {
             return Ok(true);
         };
         if error.connection_lost() {
-            return Err(GroupFailure::Db(DbError::query("running the migrations")(
-                error.source,
-            )));
+            let e = DbError::query("running the migrations")(error.source);
+            return Err(GroupFailure::Db(match reset {
+                Some(_) => lost_with_session(e, meta),
+                None => e,
+            }));
         }
         let (culprit, message) = match at {
             Position::Begin | Position::Trailer { .. } => {
@@ -127,6 +131,10 @@ impl RolloutCtx {
                     error.source
                 ),
             ),
+            Position::LockCheck => {
+                abort(session.session(), reset).await;
+                return Err(GroupFailure::Db(meta.lock_lost(&error.source)));
+            }
             Position::Commit => (steps.len() - 1, format!("at commit: {}", error.source)),
         };
         if !abort(session.session(), reset).await {

@@ -85,6 +85,7 @@ impl TenantReport {
 pub(super) fn db_failure(tenant: &Tenant, version: Option<i64>, e: &DbError) -> TenantFailure {
     let code = match e {
         DbError::LockTimeout { .. } => FailureCode::LockTimeout,
+        DbError::LockLost { .. } => FailureCode::LockLost,
         e if e.is_unreachable() => FailureCode::Unreachable,
         _ => FailureCode::History,
     };

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::batch::{Failed, Part, Position, run_transaction};
 use crate::{
-    dialect::{DbError, Session},
+    dialect::{DbError, LockCheck, Session},
     model::{Direction, HistoryRecord, Migration, RecordStatus, RecordWrite, Step},
 };
 
@@ -25,6 +25,27 @@ pub(crate) struct RunMeta<'a> {
     pub(crate) applied_by: &'a str,
     /// Batch number of this apply run (down steps keep their version's batch).
     pub(crate) batch: i64,
+    /// How to confirm the tenant lock before each statement outside a transaction and
+    /// before each commit; `None` where the lock cannot be lost (SQLite).
+    pub(crate) lock_check: Option<LockCheck>,
+}
+
+impl RunMeta<'_> {
+    /// The lock check's statement, for [`run_transaction`].
+    pub(super) fn check_sql(&self) -> Option<&str> {
+        self.lock_check.as_ref().map(|c| c.sql.as_str())
+    }
+
+    /// The error of a lock check that failed with `error`.
+    pub(super) fn lock_lost(&self, error: &sqlx::Error) -> DbError {
+        DbError::LockLost {
+            lock: self
+                .lock_check
+                .as_ref()
+                .map_or_else(String::new, |c| c.lock.clone()),
+            cause: format!("the lock check failed: {error}"),
+        }
+    }
 }
 
 /// What happened to one step.
@@ -150,8 +171,8 @@ async fn write(session: &mut dyn Session, rec: &RecordWrite) -> Result<(), DbErr
     session.append_log(rec).await
 }
 
-/// The reset, `BEGIN`, the script, the history upsert and the log insert, and `COMMIT`, in
-/// one request for any script below the session's batch limit.
+/// The reset, `BEGIN`, the script, the history upsert and the log insert, the lock check and
+/// `COMMIT`, in one request for any script below the session's batch limit.
 async fn in_transaction(
     session: &mut dyn Session,
     r: &Recorder<'_>,
@@ -161,7 +182,8 @@ async fn in_transaction(
         statements: r.step.script().statements().collect(),
         trailer: r.done_sql(session),
     };
-    let Err(Failed { at, error }) = run_transaction(session, reset, &[part]).await else {
+    let check = r.meta.check_sql();
+    let Err(Failed { at, error }) = run_transaction(session, reset, &[part], check).await else {
         return Ok(r.outcome(r.done_status(), r.total, None));
     };
     if error.connection_lost() {
@@ -178,6 +200,11 @@ async fn in_transaction(
             Err(DbError::query("beginning the migration transaction")(
                 error.source,
             ))
+        }
+        // Nothing of the migration is left, and without the lock nothing is recorded.
+        Position::LockCheck => {
+            abort(session, reset).await;
+            Err(r.meta.lock_lost(&error.source))
         }
         Position::Statement { index, .. } => {
             let clean = abort(session, reset).await;
@@ -214,8 +241,32 @@ async fn statement_by_statement(
 ) -> Result<StepOutcome, DbError> {
     write(session, &r.record(RecordStatus::Running, 0, None)).await?;
     let mut recorded = Instant::now();
+    let check = r.meta.lock_check.as_ref();
     for (i, stmt) in r.step.script().statements().enumerate() {
-        if let Err(e) = session.execute_batch(stmt).await {
+        // The lock check joins the statement's request where that keeps the statement
+        // outside a transaction, and goes alone before it otherwise.
+        let mut joined = String::new();
+        let request = match check {
+            Some(c) if c.joins => {
+                joined = format!("{}\n;\n{stmt}", c.sql);
+                joined.as_str()
+            }
+            Some(c) => {
+                if let Err(e) = session.execute_batch(&c.sql).await {
+                    return lock_lost_before(session, r, i, &e.source).await;
+                }
+                stmt
+            }
+            None => stmt,
+        };
+        let result = session.execute_batch(request).await;
+        let result = match result {
+            Err(e) if !joined.is_empty() && e.done == 0 && !e.connection_lost() => {
+                return lock_lost_before(session, r, i, &e.source).await;
+            }
+            other => other,
+        };
+        if let Err(e) = result {
             if e.connection_lost() {
                 // The `running` row stays: a crash-like state, visible and repairable.
                 return Err(DbError::query("running the migration")(e.source));
@@ -232,6 +283,21 @@ async fn statement_by_statement(
     }
     write(session, &r.record(r.done_status(), r.total, None)).await?;
     Ok(r.outcome(r.done_status(), r.total, None))
+}
+
+/// Records that the lock was found gone before statement `index` (0-based), which did not
+/// run, and returns [`DbError::LockLost`]. The `running` row becomes `failed` with the
+/// statements done, so the tenant waits for a repair rather than running the rest.
+async fn lock_lost_before(
+    session: &mut dyn Session,
+    r: &Recorder<'_>,
+    index: usize,
+    error: &sqlx::Error,
+) -> Result<StepOutcome, DbError> {
+    let lost = r.meta.lock_lost(error);
+    let message = format!("before {}: {lost}", r.statement_label(index));
+    record_failure(session, r, index as i64, message).await?;
+    Err(lost)
 }
 
 /// Records a failed script.

@@ -10,7 +10,7 @@ use super::{
     step::{RunMeta, StepOutcome, run_step},
 };
 use crate::{
-    dialect::DbError,
+    dialect::{DbError, connection_lost},
     fleet::{Fleet, PooledSession, Tenant},
     model::{
         EventKind, FailureCode, HistoryRecord, MigrationFinished, MigrationStarted, Plan, PlanView,
@@ -192,6 +192,7 @@ impl RolloutCtx {
             rollout_id: &self.id,
             applied_by: &self.registry.instance_id,
             batch: history.iter().map(|r| r.batch).max().unwrap_or(0) + 1,
+            lock_check: locked.session().lock_check(),
         };
         if self.spec.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
             return self.grouped(tenant, locked, &plan.steps, &meta, run).await;
@@ -232,7 +233,13 @@ impl RolloutCtx {
                     };
                     return run.failed(failure, &self.set);
                 }
-                Err(e) => return run.failed(db_failure(tenant, Some(m.version), &e), &self.set),
+                Err(e) => {
+                    if matches!(e, DbError::LockLost { .. }) && !step.transactional {
+                        // Its record says `failed`, with the statements that ran.
+                        run.failed_step(step);
+                    }
+                    return run.failed(db_failure(tenant, Some(m.version), &e), &self.set);
+                }
             }
         }
         run.succeeded(&self.set)
@@ -254,7 +261,7 @@ impl RolloutCtx {
             if !outcome.as_ref().is_ok_and(|o| o.session_clean) {
                 locked.poison();
             }
-            outcome?
+            outcome.map_err(|e| lost_with_session(e, meta))?
         } else {
             let mut work = tenant.session().await?;
             work.set_clean(false);
@@ -303,6 +310,19 @@ impl RolloutCtx {
             error: outcome.error.clone(),
         }))
         .await;
+    }
+}
+
+/// A connection lost on the session that holds the tenant lock took the lock with it.
+pub(super) fn lost_with_session(e: DbError, meta: &RunMeta<'_>) -> DbError {
+    match (e, &meta.lock_check) {
+        (DbError::Query { source, context }, Some(check)) if connection_lost(&source) => {
+            DbError::LockLost {
+                lock: check.lock.clone(),
+                cause: format!("{context}: {source}"),
+            }
+        }
+        (e, _) => e,
     }
 }
 

@@ -1,6 +1,12 @@
 //! Configuration: defaults < TOML file < `AVOCET_`-prefixed environment (figment), with `__`
 //! separating nested keys (`AVOCET_FLEETS__DEMO__CONCURRENCY=4`). Unknown keys are errors
 //! naming the key.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `template.rs` | a fleet's `dsn_template`, rendered for each tenant |
+
+mod template;
 
 use std::{
     collections::BTreeMap,
@@ -111,9 +117,29 @@ pub struct FleetConfig {
     /// or nothing; PostgreSQL and SQLite, sets without non-transactional migrations).
     #[serde(default)]
     pub transaction: TransactionMode,
+    /// DSN of every tenant that gives none, with `{id}` and the tenant's `vars` substituted,
+    /// e.g. `"postgres://app@{host}:5432/tenant_{id}"`. Secret like a DSN.
+    #[serde(default)]
+    pub dsn_template: Option<String>,
     /// The tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+impl FleetConfig {
+    /// The DSN of `tenant`: its own, or the fleet's `dsn_template` rendered with its id and
+    /// vars.
+    ///
+    /// # Errors
+    /// A sentence when the tenant has no DSN and the fleet no template, or the template
+    /// uses a variable the tenant does not set.
+    pub fn tenant_dsn(&self, tenant: &TenantConfig) -> Result<String, String> {
+        match (&self.dsn_template, tenant.dsn.is_empty()) {
+            (_, false) => Ok(tenant.dsn.clone()),
+            (Some(template), true) => template::render(template, &tenant.id, &tenant.vars),
+            (None, true) => Err("no dsn, and the fleet has no dsn_template".into()),
+        }
+    }
 }
 
 /// A fleet's default rollout strategy; a request may override each field.
@@ -176,10 +202,15 @@ fn default_connect_timeout() -> Duration {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
-    /// Unique within the fleet: letters, digits, `_`, `-`, `.`; at most 63 characters.
+    /// Unique within the fleet: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
     pub id: String,
     /// Connection URL (`postgres://…`, `mysql://…`, `sqlite://path?mode=rwc`). Secret.
+    /// Empty (or left out): rendered from the fleet's `dsn_template`.
+    #[serde(default)]
     pub dsn: String,
+    /// Variables of the fleet's `dsn_template`, e.g. `{ host = "db-3.internal" }`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
     /// PostgreSQL schema for schema-per-tenant fleets.
     #[serde(default)]
     pub schema: Option<String>,
@@ -195,6 +226,7 @@ impl fmt::Debug for TenantConfig {
             .field("dsn", &"<redacted>")
             .field("schema", &self.schema)
             .field("labels", &self.labels)
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -305,15 +337,24 @@ impl Config {
                 if let Some(schema) = &tenant.schema {
                     check_identifier(&format!("{tkey}.schema"), schema)?;
                 }
+                if let Err(message) = fleet.tenant_dsn(tenant) {
+                    return Err(ConfigError::Invalid {
+                        key: format!("{tkey}.dsn"),
+                        message,
+                    });
+                }
             }
         }
         Ok(())
     }
 }
 
-/// Tenant and fleet ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}`.
+/// Tenant and fleet ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `key`.
 pub fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
-    let ok = id.len() <= 63
+    let ok = id.len() <= 128
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && id
             .chars()
@@ -323,7 +364,7 @@ pub fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::Invalid {
             key: key.to_owned(),
-            message: format!("{id:?} is not a valid id (letters, digits, _ - .; 1-63 chars)"),
+            message: format!("{id:?} is not a valid id (letters, digits, _ - .; 1-128 chars)"),
         })
     }
 }
@@ -440,6 +481,14 @@ mod tests {
             let file = write("[fleets.demo]\ndialect = \"oracle\"\nmigrations = \"m\"\n");
             let err = Config::load(Some(file.path())).unwrap_err().to_string();
             assert!(err.contains("oracle"), "{err}");
+            let file = write(
+                "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
+                 dsn_template = \"sqlite://{dir}/{id}.db\"\n\
+                 tenants = [{ id = \"a\", vars = { dir = \"d\" } }, { id = \"b\" }]\n",
+            );
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(err.contains("fleets.demo.tenants[1].dsn"), "{err}");
+            assert!(err.contains("dir"), "{err}");
             assert!(matches!(
                 Config::load(Some(Path::new("/nonexistent/avocet.toml"))),
                 Err(ConfigError::Missing(_))

@@ -1,0 +1,71 @@
+//! DSN templates: a fleet's `dsn_template` with per-tenant variables, e.g.
+//! `postgres://app@{host}:5432/tenant_{id}` and `{ id = "acme", vars = { host = "db-3" } }`.
+//!
+//! `{name}` is replaced by the tenant's variable `name`, `{id}` by its id; `{{` and `}}` stand
+//! for literal braces (the `strfmt` crate's syntax, Rust's `format!` with named arguments).
+//! Values are inserted as they are.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Renders `template` for the tenant `id` with `vars` (a variable named `id` is the id).
+///
+/// # Errors
+/// A sentence naming the variable the tenant does not set, or the brace that is unmatched.
+pub(super) fn render(
+    template: &str,
+    id: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut values: HashMap<String, &str> =
+        vars.iter().map(|(k, v)| (k.clone(), v.as_str())).collect();
+    values.insert("id".into(), id);
+    strfmt::strfmt(template, &values).map_err(|e| match e {
+        strfmt::FmtError::KeyError(_) => {
+            format!("the DSN template uses a variable the tenant's vars do not set: {e}")
+        }
+        // The template may hold a password: its text stays out of the message.
+        _ => "the DSN template does not parse: a `{` or `}` is unmatched (write `{{` or `}}` \
+              for a literal brace)"
+            .to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn variables_and_the_id_are_substituted() {
+        let dsn = render(
+            "postgres://app@{host}:5432/tenant_{id}",
+            "acme",
+            &vars(&[("host", "db-3.internal"), ("id", "not-the-id")]),
+        );
+        assert_eq!(
+            dsn.as_deref(),
+            Ok("postgres://app@db-3.internal:5432/tenant_acme")
+        );
+    }
+
+    #[test]
+    fn doubled_braces_are_literal() {
+        let dsn = render("sqlite://{{x}}/{id}.db", "t1", &BTreeMap::new());
+        assert_eq!(dsn.as_deref(), Ok("sqlite://{x}/t1.db"));
+    }
+
+    #[test]
+    fn unset_variables_and_lone_braces_are_errors() {
+        let none = BTreeMap::new();
+        let unset = render("postgres://{host}/db", "t", &none).unwrap_err();
+        assert!(unset.contains("host"), "{unset}");
+        assert!(render("postgres://{host/db", "t", &none).is_err());
+        assert!(render("postgres://h/d}b", "t", &none).is_err());
+    }
+}
