@@ -53,8 +53,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let registry = Registry::from_config(&config)?;
+    let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
+    // The tenants' configuration is not kept beside the registry built from it.
+    drop(config);
     let token = CancellationToken::new();
-    let engine = Arc::new(Engine::open(registry, &config.control_store, token.clone()).await?);
+    let engine = Arc::new(Engine::open(registry, &control_store, token.clone()).await?);
     let (migrator, rollouts, fleet) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
@@ -91,7 +94,6 @@ pub async fn serve(
         });
     // Streams end on the token; a client that holds a connection open anyway must not keep
     // the daemon past the grace period.
-    let grace = config.shutdown_grace;
     let deadline = async {
         token.cancelled().await;
         tokio::time::sleep(grace).await;

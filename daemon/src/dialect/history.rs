@@ -1,5 +1,10 @@
 //! The history table's SQL, shared by every dialect: columns, reads and writes.
 
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, PoisonError, Weak},
+};
+
 use crate::model::{Direction, HistoryRecord};
 
 /// The columns read back, in [`SELECT_COLUMNS`] order.
@@ -177,6 +182,28 @@ pub(super) struct SessionSql {
     pub(super) tables: [String; 2],
     /// The SQLSTATE (or SQLite result code) of "no such table".
     pub(super) missing_table_code: &'static str,
+}
+
+/// The history SQL for `key` (dialect, schema or database, history table), built by
+/// `build` once and shared by every tenant whose key is the same while any of them holds it:
+/// a fleet of 100,000 tenants in the `public` schema keeps one copy, not 100,000.
+pub(super) fn shared_sql(
+    key: (super::DialectKind, &str, &str),
+    build: impl FnOnce() -> SessionSql,
+) -> Arc<SessionSql> {
+    type Key = (super::DialectKind, String, String);
+    static SHARED: Mutex<BTreeMap<Key, Weak<SessionSql>>> = Mutex::new(BTreeMap::new());
+    let (kind, schema, table) = key;
+    let key = (kind, schema.to_owned(), table.to_owned());
+    // A poisoned map only means another thread panicked mid-insert; its entries are intact.
+    let mut map = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(sql) = map.get(&key).and_then(Weak::upgrade) {
+        return sql;
+    }
+    map.retain(|_, w| w.strong_count() > 0);
+    let sql = Arc::new(build());
+    map.insert(key, Arc::downgrade(&sql));
+    sql
 }
 
 impl SessionSql {

@@ -16,7 +16,10 @@ use sqlx::{ConnectOptions, MySqlConnection, mysql::MySqlConnectOptions};
 
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
-    history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
+    history::{
+        Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, shared_sql, sqlx_session,
+        upsert_sql,
+    },
     literal::Style,
     poll_lock, quote,
 };
@@ -24,8 +27,11 @@ use super::{
 /// `GET_LOCK` names are limited to 64 characters.
 const MAX_LOCK_NAME: usize = 64;
 
+/// An idle tenant holds its target and server address; connect options are parsed from the
+/// DSN when a session opens.
 pub(super) struct Mysql {
-    opts: MySqlConnectOptions,
+    /// `host:port`.
+    host: String,
     target: Target,
     /// Resolved on the first connection, then shared by every session of the tenant.
     identity: OnceCell<Arc<Identity>>,
@@ -97,18 +103,22 @@ fn session_sql(database: &str, history_table: &str) -> SessionSql {
 
 impl Mysql {
     pub(super) fn new(target: Target) -> Result<Self, DbError> {
-        let opts = MySqlConnectOptions::from_str(&target.dsn)
+        let opts = Self::options(&target)?;
+        Ok(Self {
+            host: format!("{}:{}", opts.get_host(), opts.get_port()),
+            target,
+            identity: OnceCell::new(),
+        })
+    }
+
+    fn options(target: &Target) -> Result<MySqlConnectOptions, DbError> {
+        Ok(MySqlConnectOptions::from_str(&target.dsn)
             .map_err(|source| DbError::Dsn {
                 dialect: DialectKind::Mysql,
                 source,
             })?
             .charset("utf8mb4")
-            .disable_statement_logging();
-        Ok(Self {
-            opts,
-            target,
-            identity: OnceCell::new(),
-        })
+            .disable_statement_logging())
     }
 
     async fn resolve(&self, conn: &mut MySqlConnection) -> Result<Arc<Identity>, DbError> {
@@ -121,7 +131,9 @@ impl Mysql {
         ))?;
         let table = &self.target.history_table;
         Ok(Arc::new(Identity {
-            sql: Arc::new(session_sql(&database, table)),
+            sql: shared_sql((DialectKind::Mysql, &database, table), || {
+                session_sql(&database, table)
+            }),
             lock_name: lock_name(&database, table),
         }))
     }
@@ -145,13 +157,13 @@ impl Database for Mysql {
     }
 
     fn host(&self) -> Option<String> {
-        Some(format!("{}:{}", self.opts.get_host(), self.opts.get_port()))
+        Some(self.host.clone())
     }
 
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         let mut conn = connect_within(
             self.target.connect_timeout,
-            sqlx::Connection::connect_with(&self.opts),
+            sqlx::Connection::connect_with(&Self::options(&self.target)?),
         )
         .await?;
         for stmt in &self.target.session_init {

@@ -11,7 +11,10 @@ use tokio::sync::OnceCell;
 
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
-    history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
+    history::{
+        Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, shared_sql, sqlx_session,
+        upsert_sql,
+    },
     literal::Style,
     poll_lock, quote,
 };
@@ -39,8 +42,12 @@ const KEEPALIVE: [(&str, &str); 3] = [
     ("tcp_keepalives_count", "3"),
 ];
 
+/// An idle tenant holds its target and server address; connect options are parsed from the
+/// DSN when a session opens, and the history SQL is shared with every tenant of the same
+/// schema and table.
 pub(super) struct Postgres {
-    opts: PgConnectOptions,
+    /// `host:port`.
+    host: String,
     target: Target,
     /// Resolved on the first connection, then shared by every session of the tenant.
     identity: OnceCell<Arc<Identity>>,
@@ -125,6 +132,15 @@ fn session_sql(schema: &str, history_table: &str, create_schema: bool) -> Sessio
 
 impl Postgres {
     pub(super) fn new(target: Target) -> Result<Self, DbError> {
+        let opts = Self::options(&target)?;
+        Ok(Self {
+            host: format!("{}:{}", opts.get_host(), opts.get_port()),
+            target,
+            identity: OnceCell::new(),
+        })
+    }
+
+    fn options(target: &Target) -> Result<PgConnectOptions, DbError> {
         let mut opts = PgConnectOptions::from_str(&target.dsn)
             .map_err(|source| DbError::Dsn {
                 dialect: DialectKind::Postgres,
@@ -138,11 +154,7 @@ impl Postgres {
             // in another schema, before or after a reset.
             opts = opts.options([("search_path", quote(schema, '"'))]);
         }
-        Ok(Self {
-            opts,
-            target,
-            identity: OnceCell::new(),
-        })
+        Ok(opts)
     }
 
     async fn resolve(&self, conn: &mut PgConnection) -> Result<Arc<Identity>, DbError> {
@@ -171,7 +183,9 @@ impl Postgres {
             .chain(self.target.session_init.iter().cloned())
             .collect();
         Ok(Arc::new(Identity {
-            sql: Arc::new(session_sql(&schema, table, self.target.schema.is_some())),
+            sql: shared_sql((DialectKind::Postgres, &schema, table), || {
+                session_sql(&schema, table, self.target.schema.is_some())
+            }),
             lock_key,
             lock_name: format!("pg_advisory_lock({lock_key})"),
             lock_check: lock_check_sql(lock_key),
@@ -187,13 +201,13 @@ impl Database for Postgres {
     }
 
     fn host(&self) -> Option<String> {
-        Some(format!("{}:{}", self.opts.get_host(), self.opts.get_port()))
+        Some(self.host.clone())
     }
 
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         let mut conn = connect_within(
             self.target.connect_timeout,
-            sqlx::Connection::connect_with(&self.opts),
+            sqlx::Connection::connect_with(&Self::options(&self.target)?),
         )
         .await?;
         for stmt in &self.target.session_init {

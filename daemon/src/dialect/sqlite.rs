@@ -16,13 +16,17 @@ use sqlx::{ConnectOptions, SqliteConnection, sqlite::SqliteConnectOptions};
 
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
-    history::{Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, sqlx_session, upsert_sql},
+    history::{
+        Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, shared_sql, sqlx_session,
+        upsert_sql,
+    },
     literal::Style,
     poll_lock, quote,
 };
 
+/// An idle tenant holds its target, its file's path and a share of its fleet's history SQL;
+/// connect options are parsed from the DSN when a session opens.
 pub(super) struct Sqlite {
-    opts: SqliteConnectOptions,
     file: PathBuf,
     target: Target,
     sql: Arc<SessionSql>,
@@ -30,23 +34,42 @@ pub(super) struct Sqlite {
 
 impl Sqlite {
     pub(super) fn new(target: Target) -> Result<Self, DbError> {
-        let opts = SqliteConnectOptions::from_str(&target.dsn)
-            .map_err(|source| DbError::Dsn {
-                dialect: DialectKind::Sqlite,
-                source,
-            })?
-            .disable_statement_logging();
-        let file = opts.get_filename().to_owned();
+        let file = Self::options(&target)?.get_filename().to_owned();
         if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
             return Err(DbError::Unsupported(
                 "in-memory SQLite databases cannot be tenants: use a file",
             ));
         }
-        let table = quote(&target.history_table, '"');
-        let log = quote(&format!("{}_log", target.history_table), '"');
-        let create = [
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
+        let key = (DialectKind::Sqlite, "", target.history_table.as_str());
+        let sql = shared_sql(key, || session_sql(&target.history_table));
+        Ok(Self { file, target, sql })
+    }
+
+    fn options(target: &Target) -> Result<SqliteConnectOptions, DbError> {
+        Ok(SqliteConnectOptions::from_str(&target.dsn)
+            .map_err(|source| DbError::Dsn {
+                dialect: DialectKind::Sqlite,
+                source,
+            })?
+            .disable_statement_logging())
+    }
+
+    fn make_parent_dir(&self) -> Result<(), DbError> {
+        match self.file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+                .map_err(DbError::io("creating the database's directory")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The history SQL of a SQLite tenant: unqualified, since a SQLite file has one schema.
+fn session_sql(history_table: &str) -> SessionSql {
+    let table = quote(history_table, '"');
+    let log = quote(&format!("{history_table}_log"), '"');
+    let create = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
                     version INTEGER PRIMARY KEY,
                     name TEXT NOT NULL,
                     checksum TEXT NOT NULL,
@@ -63,9 +86,9 @@ impl Sqlite {
                     statements_total INTEGER NOT NULL,
                     rolled_back_at TEXT,
                     direction TEXT NOT NULL)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {log} (
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {log} (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     version INTEGER NOT NULL,
                     name TEXT NOT NULL,
@@ -77,40 +100,25 @@ impl Sqlite {
                     error TEXT,
                     direction TEXT NOT NULL,
                     at TEXT NOT NULL)"
-            ),
-        ];
-        let sql = SessionSql {
-            prelude: Vec::new(),
-            tables: [table.clone(), log.clone()],
-            missing_table_code: "1",
-            select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
-            upsert: upsert_sql(
-                &table,
-                Placeholders::Question,
-                "ON CONFLICT (version) DO UPDATE SET",
-                "{c} = excluded.{c}",
-            ),
-            log_insert: log_insert_sql(
-                &log,
-                Placeholders::Question,
-                "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            ),
-            create,
-        };
-        Ok(Self {
-            opts,
-            file,
-            target,
-            sql: Arc::new(sql),
-        })
-    }
-
-    fn make_parent_dir(&self) -> Result<(), DbError> {
-        match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
-                .map_err(DbError::io("creating the database's directory")),
-            _ => Ok(()),
-        }
+        ),
+    ];
+    SessionSql {
+        prelude: Vec::new(),
+        tables: [table.clone(), log.clone()],
+        missing_table_code: "1",
+        select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
+        upsert: upsert_sql(
+            &table,
+            Placeholders::Question,
+            "ON CONFLICT (version) DO UPDATE SET",
+            "{c} = excluded.{c}",
+        ),
+        log_insert: log_insert_sql(
+            &log,
+            Placeholders::Question,
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        ),
+        create,
     }
 }
 
@@ -128,7 +136,7 @@ impl Database for Sqlite {
         self.make_parent_dir()?;
         let mut conn = connect_within(
             self.target.connect_timeout,
-            sqlx::Connection::connect_with(&self.opts),
+            sqlx::Connection::connect_with(&Self::options(&self.target)?),
         )
         .await?;
         for stmt in &self.target.session_init {

@@ -138,7 +138,7 @@ impl Engine {
             .iter()
             .map(|t| TenantInfo {
                 id: t.id.clone(),
-                labels: t.labels.clone(),
+                labels: t.labels.to_map(),
                 schema: t.schema.clone(),
             })
             .collect())

@@ -30,7 +30,7 @@ use crate::{
     catalog::{self, CatalogError},
     config::Config,
     dialect::{self, Database, DbError, Target, connection_lost},
-    model::{DialectKind, HistoryRecord, MigrationSet, Strategy, TransactionMode},
+    model::{DialectKind, HistoryRecord, Labels, MigrationSet, Strategy, TransactionMode},
 };
 
 /// One tenant database (or schema).
@@ -38,7 +38,7 @@ pub struct Tenant {
     /// Unique within its fleet.
     pub id: String,
     /// Labels matched by selectors.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// PostgreSQL schema for schema-per-tenant fleets.
     pub schema: Option<String>,
     /// Its database; connects lazily.
@@ -296,7 +296,7 @@ impl Registry {
                         })?;
                     Ok(Arc::new(Tenant {
                         id: tc.id.clone(),
-                        labels: tc.labels.clone(),
+                        labels: Labels::from(&tc.labels),
                         schema: tc.schema.clone(),
                         db: Arc::from(db),
                         pool: OnceLock::new(),

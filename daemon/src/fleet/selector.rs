@@ -1,7 +1,7 @@
 //! Tenant selectors: explicit ids plus Kubernetes label-selector syntax
 //! (Kubernetes docs, "Labels and Selectors": equality- and set-based requirements).
 
-use std::collections::BTreeMap;
+use crate::model::Labels;
 
 /// A parsed label selector: every requirement must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,10 +120,10 @@ impl LabelSelector {
     }
 
     /// True when `labels` meet every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &Labels) -> bool {
         self.requirements.iter().all(|r| match r {
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.iter().any(|x| x == v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::Absent(k) => !labels.contains_key(k),
         })
@@ -143,11 +143,12 @@ fn parse_set(set: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        let map: std::collections::BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+            .collect();
+        Labels::from(&map)
     }
 
     #[test]

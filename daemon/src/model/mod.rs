@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
+//! | `labels.rs` | [`Labels`] of a tenant |
 //! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`] |
 //! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
@@ -15,6 +16,7 @@
 mod dialect;
 mod event;
 mod history;
+mod labels;
 mod migration;
 mod plan;
 mod rollout;
@@ -26,6 +28,7 @@ pub use event::{
     RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
 };
 pub use history::{HistoryRecord, RecordStatus, RecordWrite};
+pub use labels::Labels;
 pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };
