@@ -269,6 +269,53 @@ impl Client {
     ) -> Result<pb::ListTenantsResponse, ClientError> {
         Ok(self.fleet.list_tenants(req).await?.into_inner())
     }
+
+    /// One tenant of a fleet, whatever its source (`source` is `config` or `api`).
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown fleet or tenant.
+    pub async fn get_tenant(
+        &mut self,
+        fleet: &str,
+        tenant: &str,
+    ) -> Result<pb::TenantInfo, ClientError> {
+        let req = pb::GetTenantRequest {
+            fleet: fleet.into(),
+            tenant: tenant.into(),
+        };
+        Ok(self.fleet.get_tenant(req).await?.into_inner())
+    }
+
+    /// Registers a tenant, kept by the daemon across restarts.
+    ///
+    /// # Errors
+    /// `ALREADY_EXISTS` when the fleet has the id (from its configuration or the API);
+    /// `INVALID_ARGUMENT` for a bad id, DSN, schema or label; `NOT_FOUND` for an unknown
+    /// fleet.
+    pub async fn register_tenant(
+        &mut self,
+        req: pb::RegisterTenantRequest,
+    ) -> Result<pb::TenantInfo, ClientError> {
+        Ok(self.fleet.register_tenant(req).await?.into_inner())
+    }
+
+    /// Removes a tenant registered through the API.
+    ///
+    /// # Errors
+    /// `FAILED_PRECONDITION` for a tenant of the configuration file; `NOT_FOUND` for an
+    /// unknown fleet or tenant.
+    pub async fn deregister_tenant(
+        &mut self,
+        fleet: &str,
+        tenant: &str,
+    ) -> Result<(), ClientError> {
+        let req = pb::DeregisterTenantRequest {
+            fleet: fleet.into(),
+            tenant: tenant.into(),
+        };
+        self.fleet.deregister_tenant(req).await?;
+        Ok(())
+    }
 }
 
 /// What [`Client::control`] asks of a rollout.

@@ -1,7 +1,9 @@
-//! Tenant sources: a fleet's `dsn_template` with per-tenant variables feeds a rollout.
+//! Tenant sources: a fleet's `dsn_template` with per-tenant variables, and tenants registered
+//! through the API, each feeding a rollout; registrations survive a restart, and an id is
+//! unique within its fleet whatever its source.
 
 use anyhow::{Context, ensure};
-use avocet_tests::{FLEET, Fleet, TestDaemon, sample_dir, scenarios::assert_latest_schema};
+use avocet_tests::{FLEET, Fleet, TestDaemon, pb, sample_dir, scenarios::assert_latest_schema};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dsn_template_with_per_tenant_vars_feeds_a_rollout() -> anyhow::Result<()> {
@@ -28,5 +30,130 @@ async fn dsn_template_with_per_tenant_vars_feeds_a_rollout() -> anyhow::Result<(
     for i in 0..3 {
         assert_latest_schema(&fleet, i).await?;
     }
+    daemon.stop().await
+}
+
+/// A daemon over `fleet` (SQLite) whose control store is the file in `store`, so a second
+/// daemon on the same directory finds what the first stored.
+async fn daemon_on(fleet: &Fleet, store: &std::path::Path) -> anyhow::Result<TestDaemon> {
+    let mut config = TestDaemon::config(
+        fleet,
+        &sample_dir(fleet.dialect),
+        std::time::Duration::from_secs(5),
+    )?;
+    config.control_store = format!("sqlite://{}/control.db?mode=rwc", store.display());
+    TestDaemon::start_with(config).await
+}
+
+fn registration(tenant: &str, dsn: &str) -> pb::RegisterTenantRequest {
+    pb::RegisterTenantRequest {
+        fleet: FLEET.into(),
+        tenant: tenant.into(),
+        dsn: dsn.into(),
+        schema: String::new(),
+        labels: [("region".to_owned(), "eu".to_owned())].into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registered_tenants_feed_rollouts_and_survive_a_restart() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(2).await?;
+    let dir = tempfile::tempdir()?;
+    let r01 = dir.path().join("r01.db");
+    let r01_dsn = format!("sqlite://{}?mode=rwc", r01.display());
+    let daemon = daemon_on(&fleet, dir.path()).await?;
+    let mut client = daemon.client();
+
+    let info = client
+        .register_tenant(registration("r01", &r01_dsn))
+        .await?;
+    ensure!(
+        info.source == "api" && info.labels["region"] == "eu",
+        "{info:?}"
+    );
+    let got = client.get_tenant(FLEET, "r01").await?;
+    ensure!(got.source == "api", "{got:?}");
+    ensure!(client.get_tenant(FLEET, "t00").await?.source == "config");
+
+    // An id the fleet has from either source is refused, and so is a bad id or a DSN of
+    // another dialect, which creates nothing.
+    let err = client
+        .register_tenant(registration("t00", &r01_dsn))
+        .await
+        .unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::AlreadyExists), "{err}");
+    ensure!(err.to_string().contains("configuration"), "{err}");
+    let err = client
+        .register_tenant(registration("r01", &r01_dsn))
+        .await
+        .unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::AlreadyExists), "{err}");
+    let err = client
+        .register_tenant(registration("../r02", &r01_dsn))
+        .await
+        .unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::InvalidArgument), "{err}");
+    let err = client
+        .register_tenant(registration(
+            "r02",
+            "postgres://u:s3cretPW@127.0.0.1:5432/db",
+        ))
+        .await
+        .unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::InvalidArgument), "{err}");
+    ensure!(!err.to_string().contains("s3cretPW"), "{err}");
+    ensure!(!std::path::Path::new("postgres:").exists());
+
+    let run = daemon.apply_all().await?;
+    let finished = run.finished().context("not finished")?;
+    ensure!(finished.succeeded == 3, "{finished:?}");
+    ensure!(run.tenant("r01").and_then(|t| t.error.clone()).is_none());
+    ensure!(r01.exists(), "the registered tenant was not migrated");
+    daemon.stop().await?;
+
+    // A second daemon on the same control store has the tenant, can remove it, and does
+    // not bring it back after another start; a configured tenant cannot be removed.
+    let daemon = daemon_on(&fleet, dir.path()).await?;
+    let mut client = daemon.client();
+    ensure!(client.get_tenant(FLEET, "r01").await?.source == "api");
+    let status = daemon.known_status().await?;
+    ensure!(status.tenant_count == 3, "{status:?}");
+    let err = client.deregister_tenant(FLEET, "t00").await.unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::FailedPrecondition), "{err}");
+    client.deregister_tenant(FLEET, "r01").await?;
+    let err = client.get_tenant(FLEET, "r01").await.unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::NotFound), "{err}");
+    daemon.stop().await?;
+    let daemon = daemon_on(&fleet, dir.path()).await?;
+    let listed = daemon
+        .client()
+        .list_tenants(pb::ListTenantsRequest {
+            fleet: FLEET.into(),
+            selector: None,
+        })
+        .await?;
+    ensure!(listed.tenants.len() == 2, "{listed:?}");
+    daemon.stop().await
+}
+
+/// A registered id that the configuration takes later is left out at start, and the
+/// configured tenant is the one the fleet has.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registered_id_now_in_the_configuration_is_left_out() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(2).await?;
+    let dir = tempfile::tempdir()?;
+    let mut only_first = Fleet::sqlite(0).await?;
+    only_first.tenants = fleet.tenants[..1].to_vec();
+    let daemon = daemon_on(&only_first, dir.path()).await?;
+    daemon
+        .client()
+        .register_tenant(registration("t01", &fleet.tenants[1].dsn))
+        .await?;
+    daemon.stop().await?;
+    let daemon = daemon_on(&fleet, dir.path()).await?;
+    let t01 = daemon.client().get_tenant(FLEET, "t01").await?;
+    ensure!(t01.source == "config", "{t01:?}");
+    let status = daemon.known_status().await?;
+    ensure!(status.tenant_count == 2, "{status:?}");
     daemon.stop().await
 }

@@ -63,9 +63,18 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("string")
 }
 
-fn config_toml(port: u16, spec: &FleetSpec<'_>) -> String {
+/// The daemon's configuration. A build with a control store (those whose `status` has
+/// `--refresh`) gets one of its own beside the configuration, named after its label, so two
+/// builds never share one (an older daemon refuses a store a newer one has migrated).
+fn config_toml(port: u16, spec: &FleetSpec<'_>, control_store: Option<&Path>) -> String {
+    let store = control_store.map_or_else(String::new, |p| {
+        format!(
+            "control_store = {}\n",
+            quote(&format!("sqlite://{}?mode=rwc", p.display()))
+        )
+    });
     let mut t = format!(
-        "listen = \"127.0.0.1:{port}\"\nmax_connections = {}\n\n[fleets.bench]\ndialect = \"{}\"\n\
+        "listen = \"127.0.0.1:{port}\"\n{store}max_connections = {}\n\n[fleets.bench]\ndialect = \"{}\"\n\
          migrations = {}\nconcurrency = {}\nlock_timeout = \"30s\"\ntenants = [\n",
         (spec.concurrency * 2 + 4).max(64),
         spec.dialect,
@@ -112,7 +121,9 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let port = free_port()?;
         let config = work.join(format!("{tag}.toml"));
-        std::fs::write(&config, config_toml(port, spec))?;
+        let store = work.join(format!("control-{}.db", build.label));
+        let store = build.status_refresh.then_some(store.as_path());
+        std::fs::write(&config, config_toml(port, spec, store))?;
         let log = work.join(format!("{tag}.log"));
         let log_file = std::fs::File::create(&log)?;
         let mut child = command(&build.avocetd)

@@ -194,6 +194,7 @@ pub(crate) fn tenants(resp: &pb::ListTenantsResponse) -> Value {
             "id": t.id,
             "labels": t.labels,
             "schema": (!t.schema.is_empty()).then_some(&t.schema),
+            "source": t.source,
         })).collect::<Vec<_>>(),
     })
 }

@@ -3,6 +3,7 @@
 mod json;
 mod rollouts;
 mod run;
+mod tenants;
 mod text;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
@@ -195,10 +196,13 @@ pub(crate) enum Command {
     /// Rollouts: list, inspect, follow and steer them.
     #[command(subcommand)]
     Rollouts(RolloutsCommand),
-    /// List a fleet's tenants and their labels.
+    /// List a fleet's tenants and their labels; `add`, `remove` and `get` one.
+    #[command(args_conflicts_with_subcommands = true)]
     Tenants {
         #[command(flatten)]
         target: Target,
+        #[command(subcommand)]
+        action: Option<TenantsCommand>,
     },
     /// List the daemon's fleets.
     Fleets,
@@ -215,6 +219,38 @@ pub(crate) enum Command {
         /// Record the migration as applied, or as rolled back (so it runs again).
         #[arg(long, value_enum)]
         mark: Mark,
+    },
+}
+
+/// `avocet tenants …`.
+#[derive(Subcommand)]
+pub(crate) enum TenantsCommand {
+    /// Register a tenant with the daemon (kept across restarts).
+    Add {
+        /// The tenant's id.
+        #[arg(long)]
+        id: String,
+        /// Its connection URL, of the fleet's dialect.
+        #[arg(long)]
+        dsn: String,
+        /// PostgreSQL schema, for schema-per-tenant fleets.
+        #[arg(long)]
+        schema: Option<String>,
+        /// A label as KEY=VALUE (repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = tenants::parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// Remove a tenant registered with `add`.
+    Remove {
+        /// The tenant's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// One tenant: labels, schema, and where it comes from.
+    Get {
+        /// The tenant's id.
+        #[arg(long)]
+        id: String,
     },
 }
 

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::bail;
 use avocet_client::{Client, pb};
 
-use super::{Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, json, rollouts, text};
+use super::{
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, json, rollouts, tenants, text,
+};
 
 /// Runs the parsed command and returns the exit status.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -118,7 +120,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Command::Tenants { target } => {
+        Command::Tenants {
+            target,
+            action: Some(action),
+        } => {
+            let (fleet, _) = resolve(&mut client, target).await?;
+            tenants::run(&mut client, &fleet, action, out).await?
+        }
+        Command::Tenants {
+            target,
+            action: None,
+        } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
                 .list_tenants(pb::ListTenantsRequest { fleet, selector })

@@ -125,7 +125,11 @@ pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
         } else {
             format!("  schema={}", t.schema)
         };
-        let _ = writeln!(out, "{:<24} {}{schema}", t.id, labels.join(","));
+        let source = match t.source.as_str() {
+            "api" => "  (registered)",
+            _ => "",
+        };
+        let _ = writeln!(out, "{:<24} {}{schema}{source}", t.id, labels.join(","));
     }
     super::emit(&out);
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use avocet_proto::v1::{self as pb, fleet_server::Fleet};
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, receive};
+use super::{ApiError, caller, receive};
 use crate::engine::Engine;
 
 /// The Fleet service.
@@ -33,5 +33,43 @@ impl Fleet for FleetService {
             fleet,
             tenants: tenants.iter().map(pb::TenantInfo::from).collect(),
         }))
+    }
+
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Result<Response<pb::TenantInfo>, Status> {
+        let req = request.into_inner();
+        let (fleet, tenant) = receive::tenant_ref(req.fleet, req.tenant)?;
+        let info = self.0.tenant(&fleet, &tenant).map_err(ApiError::from)?;
+        Ok(Response::new(pb::TenantInfo::from(&info)))
+    }
+
+    async fn register_tenant(
+        &self,
+        request: Request<pb::RegisterTenantRequest>,
+    ) -> Result<Response<pb::TenantInfo>, Status> {
+        let caller = caller(&request, "avocet.v1.Fleet/RegisterTenant");
+        let registration = receive::registration(request.into_inner())?;
+        let info = self
+            .0
+            .register_tenant(registration, &caller)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::TenantInfo::from(&info)))
+    }
+
+    async fn deregister_tenant(
+        &self,
+        request: Request<pb::DeregisterTenantRequest>,
+    ) -> Result<Response<pb::DeregisterTenantResponse>, Status> {
+        let caller = caller(&request, "avocet.v1.Fleet/DeregisterTenant");
+        let req = request.into_inner();
+        let (fleet, tenant) = receive::tenant_ref(req.fleet, req.tenant)?;
+        self.0
+            .deregister_tenant(&fleet, &tenant, &caller)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::DeregisterTenantResponse {}))
     }
 }

@@ -51,6 +51,7 @@ impl From<ApiError> for Status {
                 ErrorKind::InvalidArgument => Code::InvalidArgument,
                 ErrorKind::NotFound => Code::NotFound,
                 ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+                ErrorKind::AlreadyExists => Code::AlreadyExists,
                 ErrorKind::Unavailable => Code::Unavailable,
                 ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
                 ErrorKind::Aborted => Code::Aborted,

@@ -10,7 +10,7 @@ use super::ApiError;
 use crate::{
     engine::{
         ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page, PlanRequest,
-        ReadRequest, RepairRequest, RollbackRequest, Selector, StatusRequest,
+        ReadRequest, Registration, RepairRequest, RollbackRequest, Selector, StatusRequest,
     },
     model::{
         Amount, RecordStatus, RollbackTarget, RolloutState, SetDigest, StrategyRequest,
@@ -288,4 +288,28 @@ pub(super) fn list_tenants(req: pb::ListTenantsRequest) -> Result<(String, Selec
         return Err(invalid("fleet is required"));
     }
     Ok((req.fleet, selector(req.selector)?))
+}
+
+/// `(fleet, tenant)` of GetTenant and DeregisterTenant: both required.
+pub(super) fn tenant_ref(fleet: String, tenant: String) -> Result<(String, String), ApiError> {
+    if fleet.is_empty() || tenant.is_empty() {
+        return Err(invalid("fleet and tenant are required"));
+    }
+    Ok((fleet, tenant))
+}
+
+/// RegisterTenant: fleet, tenant and DSN required; an empty schema means none. The engine
+/// checks the id, schema, labels and DSN against the fleet.
+pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registration, ApiError> {
+    let (fleet, tenant) = tenant_ref(req.fleet, req.tenant)?;
+    if req.dsn.is_empty() {
+        return Err(invalid("dsn is required"));
+    }
+    Ok(Registration {
+        fleet,
+        tenant,
+        dsn: req.dsn,
+        schema: (!req.schema.is_empty()).then_some(req.schema),
+        labels: req.labels.into_iter().collect(),
+    })
 }

@@ -183,6 +183,7 @@ impl From<&TenantInfo> for pb::TenantInfo {
             id: t.id.clone(),
             labels: t.labels.clone().into_iter().collect(),
             schema: t.schema.clone().unwrap_or_default(),
+            source: t.source.as_str().to_owned(),
         }
     }
 }

@@ -349,43 +349,26 @@ impl Config {
     }
 }
 
-/// Tenant and fleet ids: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
+/// Tenant and fleet ids: [`crate::model::check_id`].
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming `key`.
 pub fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
-    let ok = id.len() <= 128
-        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            key: key.to_owned(),
-            message: format!("{id:?} is not a valid id (letters, digits, _ - .; 1-128 chars)"),
-        })
-    }
+    crate::model::check_id(id).map_err(|message| ConfigError::Invalid {
+        key: key.to_owned(),
+        message,
+    })
 }
 
-/// SQL identifiers we create (tables, schemas): `[A-Za-z_][A-Za-z0-9_]{0,62}`, the
-/// portable subset of PostgreSQL's 63-byte and MySQL's 64-character limits.
+/// SQL identifiers we create (tables, schemas): [`crate::model::check_identifier`].
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming `key`.
 pub fn check_identifier(key: &str, ident: &str) -> Result<(), ConfigError> {
-    let ok = ident.len() <= 63
-        && ident
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && ident.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            key: key.to_owned(),
-            message: format!("{ident:?} is not a valid identifier (letters, digits, _)"),
-        })
-    }
+    crate::model::check_identifier(ident).map_err(|message| ConfigError::Invalid {
+        key: key.to_owned(),
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -80,6 +80,13 @@ pub enum DbError {
         /// The driver's parse error (it never repeats the DSN).
         source: sqlx::Error,
     },
+    /// The DSN's scheme is not one of the fleet's dialect (a `postgres://` DSN in a SQLite
+    /// fleet, `http://`).
+    #[error("invalid target: the DSN's scheme is not {dialect}'s (expected {})", dialect.schemes().join(": or "))]
+    Scheme {
+        /// The fleet's dialect.
+        dialect: DialectKind,
+    },
     /// The target asks for something the dialect cannot do.
     #[error("invalid target: {0}")]
     Unsupported(&'static str),
@@ -104,6 +111,7 @@ impl DbError {
                 | Self::Deadline { .. }
                 | Self::Io { .. }
                 | Self::Dsn { .. }
+                | Self::Scheme { .. }
                 | Self::Unsupported(_)
         )
     }

@@ -129,10 +129,14 @@ pub(crate) trait Database: Send + Sync {
 /// Builds the database handle of one tenant. Nothing connects until it is used.
 ///
 /// # Errors
-/// [`DbError::Dsn`] when the DSN does not parse for `kind`; [`DbError::Unsupported`] when
+/// [`DbError::Scheme`] when the DSN's scheme is not `kind`'s; [`DbError::Dsn`] when the DSN
+/// does not parse for `kind`; [`DbError::Unsupported`] when
 /// `schema` is set for a dialect without schemas, or the target is an in-memory SQLite
 /// database.
 pub(crate) fn open(kind: DialectKind, target: Target) -> Result<Box<dyn Database>, DbError> {
+    if !kind.accepts_dsn(&target.dsn) {
+        return Err(DbError::Scheme { dialect: kind });
+    }
     if target.schema.is_some() && !kind.has_schemas() {
         return Err(DbError::Unsupported(
             "schema-per-tenant is only supported on postgres",

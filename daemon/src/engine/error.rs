@@ -16,6 +16,8 @@ pub enum ErrorKind {
     NotFound,
     /// The system is not in the state the request needs.
     FailedPrecondition,
+    /// What the request would create exists already, e.g. a tenant id.
+    AlreadyExists,
     /// A tenant could not be reached.
     Unavailable,
     /// A wait ran out, such as a tenant lock.
@@ -68,10 +70,13 @@ impl EngineError {
             Self::Fleet(FleetError::UnknownFleet(_) | FleetError::UnknownTenant { .. }) => {
                 ErrorKind::NotFound
             }
+            Self::Fleet(FleetError::DuplicateTenant { .. }) => ErrorKind::AlreadyExists,
             Self::Fleet(_) | Self::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
             Self::Tenant { source, .. } => match source {
                 DbError::LockTimeout { .. } => ErrorKind::DeadlineExceeded,
-                DbError::Dsn { .. } | DbError::Unsupported(_) => ErrorKind::FailedPrecondition,
+                DbError::Dsn { .. } | DbError::Scheme { .. } | DbError::Unsupported(_) => {
+                    ErrorKind::FailedPrecondition
+                }
                 e if e.is_unreachable() => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },

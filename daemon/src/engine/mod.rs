@@ -11,6 +11,7 @@
 //! | `reads.rs` | Plan and Verify: concurrent history reads, one page at a time |
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control, Repair |
+//! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
 //! | `error.rs` | [`EngineError`] and its [`ErrorKind`] |
 
 mod error;
@@ -19,6 +20,7 @@ mod report;
 mod request;
 mod rollouts;
 mod status;
+mod tenants;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -31,13 +33,14 @@ use tokio_util::sync::CancellationToken;
 pub use error::{EngineError, ErrorKind};
 pub use report::{
     FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, RolloutPage, TenantInfo,
-    TenantPlan, TenantStatus, TenantVerification, WaveInfo,
+    TenantPlan, TenantSource, TenantStatus, TenantVerification, WaveInfo,
 };
 pub use request::{
     ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_CONCURRENCY, MAX_PAGE, Page,
     PlanRequest, ReadRequest, RepairRequest, RollbackRequest, Selector, StatusRequest,
 };
 pub use rollouts::Caller;
+pub use tenants::Registration;
 
 use crate::{
     fleet::{Fleet, Registry, Tenant},
@@ -80,12 +83,14 @@ impl Engine {
         if interrupted > 0 {
             tracing::warn!(interrupted, "rollouts were interrupted by a daemon stop");
         }
-        let registered: HashMap<&str, HashSet<&str>> = registry
-            .fleets()
-            .map(|f| {
+        tenants::load_registered(&registry, runner.store()).await?;
+        let snapshots: Vec<_> = registry.fleets().map(|f| (f, f.tenants())).collect();
+        let registered: HashMap<&str, HashSet<&str>> = snapshots
+            .iter()
+            .map(|(f, tenants)| {
                 (
                     f.name.as_str(),
-                    f.tenants.iter().map(|t| t.id.as_str()).collect(),
+                    tenants.iter().map(|t| t.id.as_str()).collect(),
                 )
             })
             .collect();
@@ -115,7 +120,7 @@ impl Engine {
                 Ok(FleetInfo {
                     name: fleet.name.clone(),
                     dialect: fleet.dialect,
-                    tenant_count: fleet.tenants.len() as u32,
+                    tenant_count: fleet.tenants().len() as u32,
                     migration_count: set.len() as u32,
                     latest_version: set.latest(),
                 })
@@ -136,11 +141,7 @@ impl Engine {
         Ok(fleet
             .select(selector)?
             .iter()
-            .map(|t| TenantInfo {
-                id: t.id.clone(),
-                labels: t.labels.to_map(),
-                schema: t.schema.clone(),
-            })
+            .map(|t| tenants::info(t))
             .collect())
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::fleet::TenantSource;
 use crate::model::{Diagnostic, DialectKind, Plan, RecordStatus, SetDigest};
 
 /// One configured fleet.
@@ -11,7 +12,7 @@ pub struct FleetInfo {
     pub name: String,
     /// Its dialect.
     pub dialect: DialectKind,
-    /// Tenants configured.
+    /// Tenants, from every source.
     pub tenant_count: u32,
     /// Migrations in its set.
     pub migration_count: u32,
@@ -28,6 +29,8 @@ pub struct TenantInfo {
     pub labels: BTreeMap<String, String>,
     /// Its PostgreSQL schema (schema-per-tenant fleets).
     pub schema: Option<String>,
+    /// Where it comes from.
+    pub source: TenantSource,
 }
 
 /// `Plan`'s answer.

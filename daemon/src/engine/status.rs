@@ -28,7 +28,7 @@ impl Engine {
     /// [`EngineError::Store`] when the last-known state cannot be read.
     pub async fn status(&self, req: StatusRequest) -> Result<FleetStatus, EngineError> {
         let scope = self.scope(&req.read.fleet, &req.read.selector)?;
-        if !req.refresh && scope.tenants.len() == scope.fleet.tenants.len() {
+        if !req.refresh && scope.tenants.len() == scope.fleet.tenants().len() {
             return self.whole_fleet_known(&scope, &req.read.page).await;
         }
         let fleet = &scope.fleet.name;

@@ -14,7 +14,7 @@ mod selector;
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    sync::{Arc, OnceLock},
+    sync::{Arc, OnceLock, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -33,10 +33,31 @@ use crate::{
     model::{DialectKind, HistoryRecord, Labels, MigrationSet, Strategy, TransactionMode},
 };
 
+/// Where a tenant comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantSource {
+    /// The configuration file (a static entry, its DSN given or from the fleet's template).
+    Config,
+    /// `Fleet.RegisterTenant`, kept in the control store.
+    Api,
+}
+
+impl TenantSource {
+    /// `config` or `api`, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Api => "api",
+        }
+    }
+}
+
 /// One tenant database (or schema).
 pub struct Tenant {
     /// Unique within its fleet.
     pub id: String,
+    /// Where it comes from.
+    pub source: TenantSource,
     /// Labels matched by selectors.
     pub labels: Labels,
     /// PostgreSQL schema for schema-per-tenant fleets.
@@ -122,10 +143,35 @@ pub struct Fleet {
     pub transaction: TransactionMode,
     /// The default strategy of its rollouts.
     pub strategy: Strategy,
-    /// Tenants in configuration order.
-    pub tenants: Vec<Arc<Tenant>>,
+    /// Tenants in configuration order, then registered ones in the order they came; replaced
+    /// whole when a tenant is added or removed, so a reader's snapshot never changes.
+    tenants: RwLock<Arc<Vec<Arc<Tenant>>>>,
+    /// What every tenant of the fleet shares, for tenants added after start.
+    shared: Shared,
     /// The set, loaded once and again only when the directory changes.
     set: catalog::SetCache,
+}
+
+/// What the tenants of one fleet share.
+struct Shared {
+    history_table: String,
+    session_init: Vec<String>,
+    connect_timeout: Duration,
+    budget: Arc<Budget>,
+}
+
+/// A tenant to add to a fleet: what `Fleet.RegisterTenant` (or the configuration) gives.
+pub struct NewTenant<'a> {
+    /// Its id, already validated.
+    pub id: &'a str,
+    /// Its DSN. Secret.
+    pub dsn: &'a str,
+    /// PostgreSQL schema for schema-per-tenant fleets.
+    pub schema: Option<&'a str>,
+    /// Its labels.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Where it comes from.
+    pub source: TenantSource,
 }
 
 /// Chooses tenants: explicit ids and a label selector, both optional.
@@ -161,6 +207,24 @@ pub enum FleetError {
         tenant: String,
         /// Why.
         source: DbError,
+    },
+    /// The fleet already has a tenant with this id.
+    #[error("fleet {fleet:?} already has a tenant {tenant:?} (from the {existing})")]
+    DuplicateTenant {
+        /// The fleet.
+        fleet: String,
+        /// The id.
+        tenant: String,
+        /// `configuration` or `API`: where the existing tenant comes from.
+        existing: &'static str,
+    },
+    /// The tenant comes from the configuration file, so only the file can remove it.
+    #[error("fleet {fleet:?}: tenant {tenant:?} is in the configuration file; remove it there")]
+    Configured {
+        /// The fleet.
+        fleet: String,
+        /// The id.
+        tenant: String,
     },
     /// A tenant has no DSN, or the fleet's `dsn_template` does not render for it.
     #[error("fleet {fleet:?}, tenant {tenant:?}: {message}")]
@@ -208,23 +272,124 @@ impl Fleet {
             })
     }
 
-    /// The tenants a selector picks, in configuration order.
+    /// Every tenant now: configured ones in configuration order, then registered ones.
+    pub fn tenants(&self) -> Arc<Vec<Arc<Tenant>>> {
+        // A poisoned lock only means a writer panicked; the list it guards is whole.
+        self.tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The tenant `id`.
+    ///
+    /// # Errors
+    /// [`FleetError::UnknownTenant`].
+    pub fn tenant(&self, id: &str) -> Result<Arc<Tenant>, FleetError> {
+        self.tenants()
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+            .ok_or_else(|| FleetError::UnknownTenant {
+                fleet: self.name.clone(),
+                tenant: id.to_owned(),
+            })
+    }
+
+    /// A tenant handle of this fleet, not yet added. Nothing connects.
+    ///
+    /// # Errors
+    /// [`FleetError::Target`] for a DSN of another dialect or that does not parse, or a
+    /// schema on a dialect without schemas.
+    pub fn new_tenant(&self, t: NewTenant<'_>) -> Result<Arc<Tenant>, FleetError> {
+        let target = Target {
+            dsn: t.dsn.to_owned(),
+            schema: t.schema.map(str::to_owned),
+            history_table: self.shared.history_table.clone(),
+            session_init: self.shared.session_init.clone(),
+            connect_timeout: self.shared.connect_timeout,
+        };
+        let db = dialect::open(self.dialect, target).map_err(|source| FleetError::Target {
+            fleet: self.name.clone(),
+            tenant: t.id.to_owned(),
+            source,
+        })?;
+        Ok(Arc::new(Tenant {
+            id: t.id.to_owned(),
+            source: t.source,
+            labels: Labels::from(t.labels),
+            schema: t.schema.map(str::to_owned),
+            db: Arc::from(db),
+            pool: OnceLock::new(),
+            budget: self.shared.budget.clone(),
+        }))
+    }
+
+    /// Adds `tenant` after the fleet's others.
+    ///
+    /// # Errors
+    /// [`FleetError::DuplicateTenant`] when the fleet has its id already, from any source.
+    pub fn add(&self, tenant: Arc<Tenant>) -> Result<(), FleetError> {
+        let mut list = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = list.iter().find(|t| t.id == tenant.id) {
+            return Err(FleetError::DuplicateTenant {
+                fleet: self.name.clone(),
+                tenant: tenant.id.clone(),
+                existing: match existing.source {
+                    TenantSource::Config => "configuration",
+                    TenantSource::Api => "API",
+                },
+            });
+        }
+        let mut next = Vec::with_capacity(list.len() + 1);
+        next.extend(list.iter().cloned());
+        next.push(tenant);
+        *list = Arc::new(next);
+        Ok(())
+    }
+
+    /// Removes the registered tenant `id` and returns it; rollouts that hold it keep it.
+    ///
+    /// # Errors
+    /// [`FleetError::UnknownTenant`]; [`FleetError::Configured`] for a tenant of the
+    /// configuration file.
+    pub fn remove(&self, id: &str) -> Result<Arc<Tenant>, FleetError> {
+        let mut list = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(i) = list.iter().position(|t| t.id == id) else {
+            return Err(FleetError::UnknownTenant {
+                fleet: self.name.clone(),
+                tenant: id.to_owned(),
+            });
+        };
+        if list[i].source == TenantSource::Config {
+            return Err(FleetError::Configured {
+                fleet: self.name.clone(),
+                tenant: id.to_owned(),
+            });
+        }
+        let mut next: Vec<Arc<Tenant>> = list.as_ref().clone();
+        let removed = next.remove(i);
+        *list = Arc::new(next);
+        Ok(removed)
+    }
+
+    /// The tenants a selector picks, in the fleet's order.
     ///
     /// # Errors
     /// [`FleetError::UnknownTenant`] for an id the fleet does not have.
     pub fn select(&self, selector: &Selector) -> Result<Vec<Arc<Tenant>>, FleetError> {
+        let tenants = self.tenants();
         if let Some(missing) = selector
             .ids
             .iter()
-            .find(|id| !self.tenants.iter().any(|t| &t.id == *id))
+            .find(|id| !tenants.iter().any(|t| &t.id == *id))
         {
             return Err(FleetError::UnknownTenant {
                 fleet: self.name.clone(),
                 tenant: missing.clone(),
             });
         }
-        Ok(self
-            .tenants
+        Ok(tenants
             .iter()
             .filter(|t| selector.ids.is_empty() || selector.ids.contains(&t.id))
             .filter(|t| selector.labels.matches(&t.labels))
@@ -272,38 +437,6 @@ impl Registry {
                 .history_table
                 .clone()
                 .unwrap_or_else(|| config.history_table.clone());
-            let tenants = fc
-                .tenants
-                .iter()
-                .map(|tc| {
-                    let dsn = fc.tenant_dsn(tc).map_err(|message| FleetError::Dsn {
-                        fleet: name.clone(),
-                        tenant: tc.id.clone(),
-                        message,
-                    })?;
-                    let target = Target {
-                        dsn,
-                        schema: tc.schema.clone(),
-                        history_table: history_table.clone(),
-                        session_init: fc.session_init.clone(),
-                        connect_timeout: fc.connect_timeout,
-                    };
-                    let db =
-                        dialect::open(fc.dialect, target).map_err(|source| FleetError::Target {
-                            fleet: name.clone(),
-                            tenant: tc.id.clone(),
-                            source,
-                        })?;
-                    Ok(Arc::new(Tenant {
-                        id: tc.id.clone(),
-                        labels: Labels::from(&tc.labels),
-                        schema: tc.schema.clone(),
-                        db: Arc::from(db),
-                        pool: OnceLock::new(),
-                        budget: budget.clone(),
-                    }))
-                })
-                .collect::<Result<_, FleetError>>()?;
             let fleet = Fleet {
                 name: name.clone(),
                 dialect: fc.dialect,
@@ -313,9 +446,37 @@ impl Registry {
                 transaction: fc.transaction,
                 // Checked when the configuration loaded.
                 strategy: fc.strategy.resolve(fc.concurrency).unwrap_or_default(),
-                tenants,
+                tenants: RwLock::default(),
+                shared: Shared {
+                    history_table,
+                    session_init: fc.session_init.clone(),
+                    connect_timeout: fc.connect_timeout,
+                    budget: budget.clone(),
+                },
                 set: catalog::SetCache::default(),
             };
+            let tenants = fc
+                .tenants
+                .iter()
+                .map(|tc| {
+                    let dsn = fc.tenant_dsn(tc).map_err(|message| FleetError::Dsn {
+                        fleet: name.clone(),
+                        tenant: tc.id.clone(),
+                        message,
+                    })?;
+                    fleet.new_tenant(NewTenant {
+                        id: &tc.id,
+                        dsn: &dsn,
+                        schema: tc.schema.as_deref(),
+                        labels: &tc.labels,
+                        source: TenantSource::Config,
+                    })
+                })
+                .collect::<Result<Vec<_>, FleetError>>()?;
+            *fleet
+                .tenants
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(tenants);
             fleet.load_set()?;
             fleets.insert(name.clone(), Arc::new(fleet));
         }

@@ -34,6 +34,26 @@ impl DialectKind {
         !matches!(self, Self::Mysql)
     }
 
+    /// URL schemes of this dialect's DSNs, as sqlx's drivers accept them: `postgres:` and
+    /// `postgresql:`; `mysql:` and `mariadb:`; `sqlite:`.
+    pub fn schemes(self) -> &'static [&'static str] {
+        match self {
+            Self::Postgres => &["postgres", "postgresql"],
+            Self::Mysql => &["mysql", "mariadb"],
+            Self::Sqlite => &["sqlite"],
+        }
+    }
+
+    /// True when `dsn`'s scheme (the text before the first `:`) is one of
+    /// [`DialectKind::schemes`], ignoring ASCII case.
+    pub fn accepts_dsn(self, dsn: &str) -> bool {
+        dsn.split_once(':').is_some_and(|(scheme, _)| {
+            self.schemes()
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(scheme))
+        })
+    }
+
     /// True when a tenant may be one schema of a shared database (PostgreSQL only).
     pub fn has_schemas(self) -> bool {
         matches!(self, Self::Postgres)
@@ -62,5 +82,22 @@ impl FromStr for DialectKind {
                 "unknown dialect {other:?}: expected postgres, mysql or sqlite"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DialectKind;
+
+    #[test]
+    fn a_dsn_is_accepted_only_by_its_own_dialect() {
+        assert!(DialectKind::Postgres.accepts_dsn("postgres://u:p@h/db"));
+        assert!(DialectKind::Postgres.accepts_dsn("PostgreSQL://h/db"));
+        assert!(!DialectKind::Postgres.accepts_dsn("mysql://h/db"));
+        assert!(DialectKind::Mysql.accepts_dsn("mariadb://h/db"));
+        assert!(!DialectKind::Sqlite.accepts_dsn("postgres://u:p@h/db"));
+        assert!(DialectKind::Sqlite.accepts_dsn("sqlite://data/t.db?mode=rwc"));
+        assert!(!DialectKind::Sqlite.accepts_dsn("http://h/db"));
+        assert!(!DialectKind::Sqlite.accepts_dsn("t.db"));
     }
 }

@@ -7,6 +7,7 @@
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
+//! | `names.rs` | what a valid id, identifier and label is ([`check_id`], …) |
 //! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`] |
 //! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
@@ -18,6 +19,7 @@ mod event;
 mod history;
 mod labels;
 mod migration;
+mod names;
 mod plan;
 mod rollout;
 mod strategy;
@@ -32,6 +34,7 @@ pub use labels::Labels;
 pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };
+pub use names::{check_id, check_identifier, check_label};
 pub use plan::{
     ApplyOptions, Code, Diagnostic, Plan, PlanView, RollbackTarget, Severity, Step, StepView,
     TransactionMode,

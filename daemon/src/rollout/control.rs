@@ -355,8 +355,9 @@ impl Runner {
             });
         }
         let works = self.store.works(id).await?;
+        let tenants = fleet.tenants();
         let by_id: HashMap<&str, &Arc<Tenant>> =
-            fleet.tenants.iter().map(|t| (t.id.as_str(), t)).collect();
+            tenants.iter().map(|t| (t.id.as_str(), t)).collect();
         let items: Vec<Item> = works
             .into_iter()
             .map(|work| Item {

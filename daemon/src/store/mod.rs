@@ -9,10 +9,12 @@
 //! | `rollouts.rs` | rollouts, their tenants' work items, audit entries |
 //! | `events.rs` | rollout events and the batched writes that keep counters with them |
 //! | `known.rs` | each tenant's last-known state, for `Status` |
+//! | `tenants.rs` | tenants registered through the API |
 
 mod events;
 mod known;
 mod rollouts;
+mod tenants;
 
 use std::{borrow::Cow, time::Duration};
 
@@ -26,6 +28,7 @@ use sqlx::{
 pub(crate) use events::Write;
 pub(crate) use known::KnownState;
 pub(crate) use rollouts::{NewRollout, RolloutFilter};
+pub(crate) use tenants::RegisteredTenant;
 
 /// Why the control store failed. Messages never contain its URL.
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +72,18 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 1] = [(
-    1,
-    "control store",
-    include_str!("migrations/0001_control_store.sql"),
-)];
+const SCHEMA: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "control store",
+        include_str!("migrations/0001_control_store.sql"),
+    ),
+    (
+        2,
+        "registered tenants",
+        include_str!("migrations/0002_registered_tenants.sql"),
+    ),
+];
 
 /// [`SCHEMA`] as a source for sqlx's migrator.
 #[derive(Debug)]

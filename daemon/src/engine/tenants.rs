@@ -1,0 +1,200 @@
+//! Tenants registered through the API: added and removed at run time, kept in the control
+//! store, and loaded into their fleets at every start.
+
+use std::collections::BTreeMap;
+
+use super::{Caller, Engine, EngineError, TenantInfo};
+use crate::{
+    fleet::{FleetError, NewTenant, Registry, Tenant, TenantSource},
+    model::{check_id, check_identifier, check_label},
+    store::{RegisteredTenant, Store, StoreError},
+};
+
+/// A tenant to register: `Fleet.RegisterTenant`'s request as domain values.
+#[derive(Clone)]
+pub struct Registration {
+    /// The fleet.
+    pub fleet: String,
+    /// `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`, unique within the fleet.
+    pub tenant: String,
+    /// Its DSN, of the fleet's dialect. Secret.
+    pub dsn: String,
+    /// PostgreSQL schema for schema-per-tenant fleets.
+    pub schema: Option<String>,
+    /// Labels matched by selectors.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("fleet", &self.fleet)
+            .field("tenant", &self.tenant)
+            .field("dsn", &"<redacted>")
+            .field("schema", &self.schema)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Registers a tenant: checks it, stores it (with an audit entry naming `caller`) and
+    /// adds it to its fleet, where the next request finds it. Nothing connects to it.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidArgument`] for a bad id, schema, label or DSN (of another
+    /// dialect, or that does not parse); [`FleetError::UnknownFleet`];
+    /// [`FleetError::DuplicateTenant`] when the fleet has the id from any source;
+    /// [`EngineError::Store`] when the store refuses the write.
+    pub async fn register_tenant(
+        &self,
+        r: Registration,
+        caller: &Caller,
+    ) -> Result<TenantInfo, EngineError> {
+        let fleet = self.registry.fleet(&r.fleet)?;
+        let invalid = |what: &'static str| {
+            move |e: String| EngineError::InvalidArgument(format!("{what}: {e}"))
+        };
+        check_id(&r.tenant).map_err(invalid("tenant"))?;
+        if let Some(schema) = &r.schema {
+            check_identifier(schema).map_err(invalid("schema"))?;
+        }
+        for (key, value) in &r.labels {
+            check_label(key, value).map_err(EngineError::InvalidArgument)?;
+        }
+        let tenant = new_tenant(&self.registry, &r, TenantSource::Api).map_err(|e| match e {
+            FleetError::Target { .. } => EngineError::InvalidArgument(e.to_string()),
+            e => EngineError::Fleet(e),
+        })?;
+        if let Some(existing) = fleet.tenants().iter().find(|t| t.id == r.tenant) {
+            return Err(duplicate(&r, existing).into());
+        }
+        let stored = RegisteredTenant {
+            fleet: r.fleet.clone(),
+            tenant: r.tenant.clone(),
+            dsn: r.dsn.clone(),
+            schema: r.schema.clone(),
+            labels: r.labels.clone(),
+        };
+        if !self
+            .runner
+            .store()
+            .register_tenant(&stored, &caller.who)
+            .await?
+        {
+            return Err(FleetError::DuplicateTenant {
+                fleet: r.fleet,
+                tenant: r.tenant,
+                existing: "API",
+            }
+            .into());
+        }
+        let info = info(&tenant);
+        fleet.add(tenant)?;
+        tracing::info!(fleet = %r.fleet, tenant = %r.tenant, caller = %caller.who, "tenant registered");
+        Ok(info)
+    }
+
+    /// Removes a tenant registered through the API from its fleet and the store, with its
+    /// last-known state; rollouts already running keep it.
+    ///
+    /// # Errors
+    /// [`FleetError::UnknownFleet`] or [`FleetError::UnknownTenant`];
+    /// [`FleetError::Configured`] for a tenant of the configuration file;
+    /// [`EngineError::Store`] when the store refuses the write.
+    pub async fn deregister_tenant(
+        &self,
+        fleet: &str,
+        tenant: &str,
+        caller: &Caller,
+    ) -> Result<(), EngineError> {
+        let f = self.registry.fleet(fleet)?;
+        if f.tenant(tenant)?.source == TenantSource::Config {
+            return Err(FleetError::Configured {
+                fleet: fleet.to_owned(),
+                tenant: tenant.to_owned(),
+            }
+            .into());
+        }
+        self.runner
+            .store()
+            .deregister_tenant(fleet, tenant, &caller.who)
+            .await?;
+        f.remove(tenant)?;
+        tracing::info!(fleet, tenant, caller = %caller.who, "tenant deregistered");
+        Ok(())
+    }
+
+    /// One tenant of `fleet`, whatever its source.
+    ///
+    /// # Errors
+    /// [`FleetError::UnknownFleet`] or [`FleetError::UnknownTenant`].
+    pub fn tenant(&self, fleet: &str, tenant: &str) -> Result<TenantInfo, EngineError> {
+        let t = self.registry.fleet(fleet)?.tenant(tenant)?;
+        Ok(info(&t))
+    }
+}
+
+/// What the API shows of a tenant (never its DSN).
+pub(super) fn info(t: &Tenant) -> TenantInfo {
+    TenantInfo {
+        id: t.id.clone(),
+        labels: t.labels.to_map(),
+        schema: t.schema.clone(),
+        source: t.source,
+    }
+}
+
+/// Adds every stored registration to its fleet. A registration whose fleet is no longer
+/// configured, whose id a configured tenant now has, or whose DSN no longer fits is
+/// reported and left out (and left in the store), never merged silently.
+///
+/// # Errors
+/// [`StoreError`] when the store cannot be read.
+pub(super) async fn load_registered(registry: &Registry, store: &Store) -> Result<(), StoreError> {
+    for stored in store.registered_tenants().await? {
+        let r = Registration {
+            fleet: stored.fleet,
+            tenant: stored.tenant,
+            dsn: stored.dsn,
+            schema: stored.schema,
+            labels: stored.labels,
+        };
+        let added = registry
+            .fleet(&r.fleet)
+            .and_then(|fleet| fleet.add(new_tenant(registry, &r, TenantSource::Api)?));
+        if let Err(e) = added {
+            tracing::error!(
+                fleet = %r.fleet,
+                tenant = %r.tenant,
+                "a tenant registered through the API is left out: {e}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn new_tenant(
+    registry: &Registry,
+    r: &Registration,
+    source: TenantSource,
+) -> Result<std::sync::Arc<Tenant>, FleetError> {
+    registry.fleet(&r.fleet)?.new_tenant(NewTenant {
+        id: &r.tenant,
+        dsn: &r.dsn,
+        schema: r.schema.as_deref(),
+        labels: &r.labels,
+        source,
+    })
+}
+
+fn duplicate(r: &Registration, existing: &Tenant) -> FleetError {
+    FleetError::DuplicateTenant {
+        fleet: r.fleet.clone(),
+        tenant: r.tenant.clone(),
+        existing: match existing.source {
+            TenantSource::Config => "configuration",
+            TenantSource::Api => "API",
+        },
+    }
+}
