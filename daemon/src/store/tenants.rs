@@ -93,8 +93,8 @@ impl Store {
                 &mut tx,
                 "avocet.v1.Fleet/DeregisterTenant",
                 caller,
-                &fleet,
-                &tenant,
+                fleet,
+                tenant,
             )
             .await?;
         }
