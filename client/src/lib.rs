@@ -16,12 +16,38 @@
 use avocet_proto::v1::{
     fleet_client::FleetClient, migrator_client::MigratorClient, rollouts_client::RolloutsClient,
 };
+use std::time::Duration;
+
 use tonic::{Streaming, transport::Channel};
 
 pub use avocet_proto::v1 as pb;
 
 /// Default daemon address, also the default of the command line's `--addr`.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
+
+/// How long the client waits for the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening the connection. Default 10 s.
+    pub connect: Duration,
+    /// A unary call, or the first answer of a streaming one (a stream then runs as long as
+    /// its rollout). Default 30 s.
+    pub request: Duration,
+    /// HTTP/2 keepalive: a ping this often, and a connection whose ping is not answered
+    /// within the same time is closed, so a dead daemon is noticed within twice this even
+    /// in the middle of a stream. Default 10 s.
+    pub keepalive: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(30),
+            keepalive: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,12 +108,29 @@ impl Client {
     /// [`ClientError::Address`] for a malformed address, [`ClientError::Connect`] when the
     /// daemon does not answer.
     pub async fn connect(addr: impl Into<String>) -> Result<Self, ClientError> {
+        Self::connect_with(addr, Timeouts::default()).await
+    }
+
+    /// Connects to `addr` with `timeouts`; every call then fails with `DEADLINE_EXCEEDED`
+    /// or `UNAVAILABLE` instead of waiting forever on a daemon that does not answer.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub async fn connect_with(
+        addr: impl Into<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, ClientError> {
         let addr = addr.into();
         let endpoint = Channel::from_shared(addr.clone()).map_err(|e| ClientError::Address {
             addr: addr.clone(),
             message: e.to_string(),
         })?;
         let channel = endpoint
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .http2_keep_alive_interval(timeouts.keepalive)
+            .keep_alive_timeout(timeouts.keepalive)
+            .keep_alive_while_idle(true)
             .connect()
             .await
             .map_err(|source| ClientError::Connect { addr, source })?;

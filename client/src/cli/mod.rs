@@ -34,6 +34,10 @@ pub(crate) struct Args {
     /// Daemon address.
     #[arg(long, global = true, env = "AVOCET_ADDR", default_value = avocet_client::DEFAULT_ADDR)]
     pub(crate) addr: String,
+    /// Longest wait for the daemon: connecting, a unary call, or a stream's first answer
+    /// (e.g. `30s`).
+    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: std::time::Duration,
     /// Output: text for people (progress bars, tables), json for machines (one object per
     /// event for apply and rollback, one document otherwise).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]

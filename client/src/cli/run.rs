@@ -11,7 +11,12 @@ use super::{
 
 /// Runs the parsed command and returns the exit status.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut client = Client::connect(&args.addr).await?;
+    let timeouts = avocet_client::Timeouts {
+        connect: args.timeout,
+        request: args.timeout,
+        ..Default::default()
+    };
+    let mut client = Client::connect_with(&args.addr, timeouts).await?;
     let out = args.output;
     let ok = match args.command {
         Command::Plan {

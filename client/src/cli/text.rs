@@ -179,7 +179,8 @@ impl RolloutView {
                     ProgressStyle::with_template(
                         "{spinner} [{bar:30}] {pos}/{len} tenants  {elapsed}  {msg}",
                     )
-                    .expect("valid template")
+                    // A constant template; should it ever not parse, a plain bar.
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
                 );
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));

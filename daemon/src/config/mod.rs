@@ -34,6 +34,14 @@ pub const DEFAULT_CONTROL_STORE: &str = "sqlite://data/avocet-control.db?mode=rw
 /// client's `AVOCET_ADDR`) or to the command line, not to the configuration.
 const FOREIGN_ENV: [&str; 3] = ["addr", "config", "output"];
 
+/// The top-level keys of [`Config`], as serde names them.
+fn top_level_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The daemon's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,9 +246,10 @@ pub enum ConfigError {
     /// The file given does not exist.
     #[error("configuration file {0} does not exist")]
     Missing(PathBuf),
-    /// A parse error, a wrong type or an unknown key; figment's message names the key.
+    /// A parse error, a wrong type or an unknown key: figment's message, which names the
+    /// key, with every DSN password in it masked (a TOML error quotes the line).
     #[error("configuration: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    Parse(String),
     /// A value that parses but is not allowed.
     #[error("configuration: {key}: {message}")]
     Invalid {
@@ -267,17 +276,29 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        // Only variables naming a top-level key are configuration; any other `AVOCET_`
+        // variable (the client's `AVOCET_ADDR`, another tool's) is warned about and ignored.
+        let keys = top_level_keys();
         let env = Env::prefixed("AVOCET_")
-            .filter(|k| {
-                !FOREIGN_ENV
+            .filter(move |k| {
+                let top = k.as_str().split("__").next().unwrap_or_default();
+                let known = keys.iter().any(|key| top.eq_ignore_ascii_case(key));
+                let foreign = FOREIGN_ENV
                     .iter()
-                    .any(|f| k.as_str().eq_ignore_ascii_case(f))
+                    .any(|f| k.as_str().eq_ignore_ascii_case(f));
+                if !known && !foreign {
+                    tracing::warn!(
+                        variable = %format!("AVOCET_{}", k.as_str().to_ascii_uppercase()),
+                        "ignoring an AVOCET_ variable that names no configuration key"
+                    );
+                }
+                known
             })
             .split("__");
         let config: Config = figment
             .merge(env)
             .extract()
-            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+            .map_err(|e| ConfigError::Parse(crate::model::redact_secrets(&e.to_string())))?;
         config.validate()?;
         Ok(config)
     }
@@ -432,9 +453,15 @@ mod tests {
             let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.listen, "0.0.0.0:7999".parse().unwrap());
             assert_eq!(config.fleets["demo"].concurrency, 3);
-            jail.set_env("AVOCET_LISTN", "0.0.0.0:1");
+            // Unrelated AVOCET_ variables are ignored (with a warning), not fatal.
+            jail.set_env("AVOCET_FOO", "1");
+            jail.set_env("AVOCET_TOKEN", "secret");
+            let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "0.0.0.0:7999".parse().unwrap());
+            // A known key with a bad nested key is still an error naming it.
+            jail.set_env("AVOCET_FLEETS__DEMO__CONCURENCY", "3");
             let err = Config::load(Some(Path::new("avocet.toml"))).unwrap_err();
-            assert!(err.to_string().contains("listn"), "{err}");
+            assert!(err.to_string().contains("concurency"), "{err}");
             Ok(())
         });
     }
@@ -447,6 +474,21 @@ mod tests {
                 write("[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n");
             let err = Config::load(Some(file.path())).unwrap_err().to_string();
             assert!(err.contains("concurency"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_syntax_error_on_a_dsn_line_does_not_show_its_password() {
+        // Serialised with the test that sets AVOCET_ variables.
+        figment::Jail::expect_with(|_| {
+            let file = write(
+                "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
+                 tenants = [ { id = \"t\", dsn = \"postgres://postgres:s3cretPW@127.0.0.1:5432/db\" labels = {} } ]\n",
+            );
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(!err.contains("s3cretPW"), "{err}");
+            assert!(err.contains("configuration"), "{err}");
             Ok(())
         });
     }

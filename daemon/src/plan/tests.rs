@@ -106,6 +106,31 @@ fn drift_and_missing_versions_are_errors() {
     assert!(codes(&plan).contains(&(Code::MissingMigration, Severity::Error)));
 }
 
+/// A checksum read from a tenant may hold anything: one of multi-byte characters is
+/// shortened by characters, not sliced by bytes (which panicked).
+#[test]
+fn a_non_ascii_checksum_from_a_tenant_is_reported_not_a_panic() {
+    let set = set(1);
+    let mut changed = record(&set, 1, RecordStatus::Applied, 1);
+    changed.checksum = "éééééééééééééééé".into();
+    let plan = plan_apply(
+        &set,
+        &[changed],
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
+    let drift = plan
+        .diagnostics
+        .iter()
+        .find(|d| d.code == Code::ChecksumMismatch)
+        .expect("drift reported");
+    assert!(
+        drift.message.contains("éééééééééééé applied"),
+        "{}",
+        drift.message
+    );
+}
+
 #[test]
 fn only_a_failed_transactional_up_is_retried() {
     let set = set(2);

@@ -1,0 +1,78 @@
+//! Secrets out of text: DSN passwords in anything that may be shown (an error that quotes a
+//! configuration line, a message that names a URL). DESIGN.md rule 6.
+
+/// `text` with every URL password replaced by `****`: the password of a userinfo
+/// (`scheme://user:secret@host`, RFC 3986 section 3.2.1) and the value of a `password=` or
+/// `sslpassword=` query parameter.
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        out.push_str(&rest[..at + 3]);
+        rest = &rest[at + 3..];
+        let end = rest
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        match authority.rfind('@') {
+            Some(userinfo_end) => {
+                let userinfo = &authority[..userinfo_end];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..=colon]);
+                        out.push_str("****");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[userinfo_end..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    redact_parameters(&out)
+}
+
+/// The values of `password=` and `sslpassword=` parameters replaced by `****`.
+fn redact_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let Some(at) = lower.find("password=") else {
+            out.push_str(rest);
+            return out;
+        };
+        let value = at + "password=".len();
+        out.push_str(&rest[..value]);
+        let end = rest[value..]
+            .find(|c: char| matches!(c, '&' | '"' | '\'' | '`' | ';') || c.is_whitespace())
+            .map_or(rest.len(), |e| value + e);
+        if end > value {
+            out.push_str("****");
+        }
+        rest = &rest[end..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_secrets;
+
+    #[test]
+    fn passwords_in_urls_and_parameters_are_masked() {
+        let line = r#"tenants = [ { id = "t", dsn = "postgres://postgres:s3cretPW@127.0.0.1:5432/db" labels = {} } ]"#;
+        let out = redact_secrets(line);
+        assert!(!out.contains("s3cretPW"), "{out}");
+        assert!(
+            out.contains("postgres://postgres:****@127.0.0.1:5432/db"),
+            "{out}"
+        );
+        let q = redact_secrets("mysql://root@h/db?password=hunter2&ssl-mode=REQUIRED");
+        assert_eq!(q, "mysql://root@h/db?password=****&ssl-mode=REQUIRED");
+        let at = redact_secrets("postgres://u:p@ss@h/db and sqlite://data/t.db?mode=rwc");
+        assert_eq!(at, "postgres://u:****@h/db and sqlite://data/t.db?mode=rwc");
+        assert_eq!(redact_secrets("no secrets here"), "no secrets here");
+    }
+}
