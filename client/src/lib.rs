@@ -342,6 +342,22 @@ impl Client {
         Ok(self.fleet.register_tenant(req).await?.into_inner())
     }
 
+    /// Runs the fleet's discovery query now; says what it added, removed, changed and left
+    /// out.
+    ///
+    /// # Errors
+    /// `FAILED_PRECONDITION` for a fleet without a discovery query; `UNAVAILABLE` when its
+    /// catalog cannot be read; `NOT_FOUND` for an unknown fleet.
+    pub async fn refresh_tenants(
+        &mut self,
+        fleet: &str,
+    ) -> Result<pb::RefreshTenantsResponse, ClientError> {
+        let req = pb::RefreshTenantsRequest {
+            fleet: fleet.into(),
+        };
+        Ok(self.fleet.refresh_tenants(req).await?.into_inner())
+    }
+
     /// Removes a tenant registered through the API.
     ///
     /// # Errors

@@ -44,6 +44,7 @@ async fn start() -> Daemon {
         transaction: Default::default(),
         strategy: Default::default(),
         dsn_template: None,
+        discovery: None,
         tenants,
     };
     let config = Config {

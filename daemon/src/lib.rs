@@ -33,7 +33,7 @@ pub use catalog::{CatalogError, ScriptError};
 pub use config::{Config, ConfigError, FleetConfig, StrategyConfig, TenantConfig};
 pub use dialect::{DbError, Target, TenantLock};
 pub use engine::{Engine, EngineError};
-pub use fleet::{FleetError, Registry, SelectorError, TenantSource};
+pub use fleet::{DiscoveryError, FleetError, Registry, SelectorError, TenantSource};
 pub use model::DialectKind;
 pub use server::{ServerError, serve};
 pub use store::StoreError;

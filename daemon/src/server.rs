@@ -63,6 +63,10 @@ pub async fn serve(
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.close_idle_sessions(stop).await })
     };
+    let discovery = {
+        let (engine, stop) = (engine.clone(), token.clone());
+        tokio::spawn(async move { engine.refresh_discovered(stop).await })
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<MigratorServer<MigratorService>>()
@@ -107,6 +111,7 @@ pub async fn serve(
     };
     token.cancel();
     let _ = reaper.await;
+    let _ = discovery.await;
     engine.drain(grace).await;
     result.map_err(ServerError::from)
 }

@@ -78,6 +78,7 @@ impl TestDaemon {
             transaction: Default::default(),
             strategy: Default::default(),
             dsn_template: None,
+            discovery: None,
             tenants: fleet.tenants.clone(),
         };
         let config = Config {

@@ -157,3 +157,96 @@ async fn a_registered_id_now_in_the_configuration_is_left_out() -> anyhow::Resul
     ensure!(status.tenant_count == 2, "{status:?}");
     daemon.stop().await
 }
+
+/// A discovery query against a real catalog table on PostgreSQL feeds a rollout, and a
+/// refresh adds, changes and removes tenants; a row with an id the fleet has from the API,
+/// or a bad id, is left out and reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discovery_query_feeds_a_rollout_and_refreshes() -> anyhow::Result<()> {
+    // Databases 0-2 are tenants; database 3 holds the catalog.
+    let fleet = Fleet::postgres(4).await?;
+    fleet
+        .exec(
+            3,
+            "CREATE TABLE tenants (id text, dsn text, labels jsonb, active bool)",
+        )
+        .await?;
+    let row = |i: usize, region: &str| {
+        format!(
+            "INSERT INTO tenants VALUES ('d{i}', '{}', '{{\"region\": \"{region}\"}}', true)",
+            fleet.tenants[i].dsn
+        )
+    };
+    fleet.exec(3, &row(0, "eu")).await?;
+    fleet.exec(3, &row(1, "us")).await?;
+    let mut config = TestDaemon::config(
+        &fleet,
+        &sample_dir(fleet.dialect),
+        std::time::Duration::from_secs(5),
+    )?;
+    let fc = config.fleets.get_mut(FLEET).context("fleet")?;
+    fc.tenants.clear();
+    fc.discovery = Some(avocet_daemon::config::DiscoveryConfig {
+        dsn: fleet.tenants[3].dsn.clone(),
+        query: "SELECT id, dsn, labels FROM tenants WHERE active".into(),
+        refresh: std::time::Duration::from_secs(3600),
+        timeout: std::time::Duration::from_secs(5),
+    });
+    let daemon = TestDaemon::start_with(config).await?;
+    let mut client = daemon.client();
+    let d0 = client.get_tenant(FLEET, "d0").await?;
+    ensure!(
+        d0.source == "discovery" && d0.labels["region"] == "eu",
+        "{d0:?}"
+    );
+
+    let run = daemon.apply_all().await?;
+    ensure!(run.finished().context("finished")?.succeeded == 2);
+    for i in 0..2 {
+        assert_latest_schema(&fleet, i).await?;
+    }
+
+    // A third tenant, a changed label, a removed row, one that collides with a registered
+    // id, and a bad id.
+    fleet.exec(3, &row(2, "ap")).await?;
+    fleet
+        .exec(
+            3,
+            "UPDATE tenants SET labels = '{\"region\": \"sa\"}' WHERE id = 'd0'",
+        )
+        .await?;
+    fleet
+        .exec(3, "UPDATE tenants SET active = false WHERE id = 'd1'")
+        .await?;
+    client
+        .register_tenant(registration("r9", &fleet.tenants[2].dsn))
+        .await?;
+    fleet
+        .exec(
+            3,
+            "INSERT INTO tenants VALUES ('r9', 'postgres://x/y', NULL, true)",
+        )
+        .await?;
+    fleet
+        .exec(
+            3,
+            "INSERT INTO tenants VALUES ('../bad', 'postgres://x/y', NULL, true)",
+        )
+        .await?;
+    let r = client.refresh_tenants(FLEET).await?;
+    ensure!(
+        r.added == ["d2"] && r.changed == ["d0"] && r.removed == ["d1"],
+        "{r:?}"
+    );
+    ensure!(r.rejected.len() == 2, "{r:?}");
+    ensure!(r.rejected.iter().any(|why| why.contains("API")), "{r:?}");
+    ensure!(client.get_tenant(FLEET, "r9").await?.source == "api");
+    ensure!(client.get_tenant(FLEET, "d0").await?.labels["region"] == "sa");
+    let err = client.get_tenant(FLEET, "d1").await.unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::NotFound), "{err}");
+    let run = daemon.apply_all().await?;
+    let finished = run.finished().context("finished")?;
+    ensure!(finished.succeeded == 3, "{finished:?}");
+    assert_latest_schema(&fleet, 2).await?;
+    daemon.stop().await
+}

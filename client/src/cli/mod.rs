@@ -256,6 +256,8 @@ pub(crate) enum TenantsCommand {
         #[arg(long)]
         id: String,
     },
+    /// Run the fleet's discovery query now.
+    Refresh,
 }
 
 /// `avocet rollouts …`.

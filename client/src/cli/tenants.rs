@@ -37,6 +37,30 @@ pub(crate) async fn run(
             return Ok(true);
         }
         TenantsCommand::Get { id } => client.get_tenant(fleet, &id).await?,
+        TenantsCommand::Refresh => {
+            let r = client.refresh_tenants(fleet).await?;
+            match out {
+                Output::Json => json::print(&serde_json::json!({
+                    "fleet": fleet, "found": r.found, "added": r.added, "removed": r.removed,
+                    "changed": r.changed, "rejected": r.rejected,
+                })),
+                Output::Text => {
+                    let mut text = format!(
+                        "fleet {fleet}: {} found, {} added, {} removed, {} changed, {} left out\n",
+                        r.found,
+                        r.added.len(),
+                        r.removed.len(),
+                        r.changed.len(),
+                        r.rejected.len()
+                    );
+                    for why in &r.rejected {
+                        text.push_str(&format!("  left out: {why}\n"));
+                    }
+                    super::emit(&text);
+                }
+            }
+            return Ok(r.rejected.is_empty());
+        }
     };
     let resp = pb::ListTenantsResponse {
         fleet: fleet.into(),

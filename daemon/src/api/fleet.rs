@@ -72,4 +72,26 @@ impl Fleet for FleetService {
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::DeregisterTenantResponse {}))
     }
+
+    async fn refresh_tenants(
+        &self,
+        request: Request<pb::RefreshTenantsRequest>,
+    ) -> Result<Response<pb::RefreshTenantsResponse>, Status> {
+        let fleet = request.into_inner().fleet;
+        if fleet.is_empty() {
+            return Err(ApiError::InvalidArgument("fleet is required".into()).into());
+        }
+        let r = self
+            .0
+            .refresh_tenants(&fleet)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::RefreshTenantsResponse {
+            found: r.found as u32,
+            added: r.added,
+            removed: r.removed,
+            changed: r.changed,
+            rejected: r.rejected,
+        }))
+    }
 }

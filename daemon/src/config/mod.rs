@@ -132,6 +132,41 @@ pub struct FleetConfig {
     /// The tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// Tenants found by a query against a catalog database (`[fleets.NAME.discovery]`).
+    #[serde(default)]
+    pub discovery: Option<DiscoveryConfig>,
+}
+
+/// A fleet's discovery query: its rows (`id`, `dsn`, `labels` as a JSON object) are tenants
+/// of the fleet, read at start, every `refresh`, and on `avocet tenants refresh`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// The catalog database (`postgres://…`, `mysql://…`, `sqlite://…`). Secret.
+    pub dsn: String,
+    /// A query whose columns `id`, `dsn` and `labels` name each tenant, e.g.
+    /// `SELECT id, dsn, labels FROM tenants WHERE active`.
+    pub query: String,
+    /// How often the query runs again, e.g. `"5m"`. Default 5 minutes.
+    #[serde(default = "default_refresh", with = "humantime_serde")]
+    pub refresh: Duration,
+    /// Longest wait for the catalog's connection. Default 10 s.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for DiscoveryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscoveryConfig")
+            .field("dsn", &"<redacted>")
+            .field("query", &self.query)
+            .field("refresh", &self.refresh)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_refresh() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl FleetConfig {
@@ -332,6 +367,17 @@ impl Config {
             }
             if fleet.connect_timeout.is_zero() {
                 return Err(invalid(key("connect_timeout"), "must be greater than zero"));
+            }
+            if let Some(d) = &fleet.discovery {
+                if d.refresh < Duration::from_secs(1) {
+                    return Err(invalid(key("discovery.refresh"), "must be at least 1s"));
+                }
+                if d.timeout.is_zero() {
+                    return Err(invalid(
+                        key("discovery.timeout"),
+                        "must be greater than zero",
+                    ));
+                }
             }
             if let Err(message) = fleet.strategy.resolve(fleet.concurrency) {
                 return Err(ConfigError::Invalid {

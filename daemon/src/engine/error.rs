@@ -2,7 +2,7 @@
 
 use crate::{
     dialect::DbError,
-    fleet::FleetError,
+    fleet::{DiscoveryError, FleetError},
     rollout::{RepairError, RunnerError},
     store::StoreError,
 };
@@ -60,6 +60,9 @@ pub enum EngineError {
     /// The control store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A fleet's discovery query could not be read.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
 }
 
 impl EngineError {
@@ -82,7 +85,7 @@ impl EngineError {
             },
             Self::ShuttingDown => ErrorKind::Aborted,
             Self::UnknownRollout(_) => ErrorKind::NotFound,
-            Self::Store(_) => ErrorKind::Unavailable,
+            Self::Store(_) | Self::Discovery(_) => ErrorKind::Unavailable,
         }
     }
 

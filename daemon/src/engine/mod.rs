@@ -30,6 +30,7 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
+pub use crate::fleet::DiscoveryReport;
 pub use error::{EngineError, ErrorKind};
 pub use report::{
     FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, RolloutPage, TenantInfo,
@@ -84,6 +85,7 @@ impl Engine {
             tracing::warn!(interrupted, "rollouts were interrupted by a daemon stop");
         }
         tenants::load_registered(&registry, runner.store()).await?;
+        tenants::discover_all(&registry).await;
         let snapshots: Vec<_> = registry.fleets().map(|f| (f, f.tenants())).collect();
         let registered: HashMap<&str, HashSet<&str>> = snapshots
             .iter()

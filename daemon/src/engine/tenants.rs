@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{Caller, Engine, EngineError, TenantInfo};
 use crate::{
-    fleet::{FleetError, NewTenant, Registry, Tenant, TenantSource},
+    fleet::{DiscoveryReport, FleetError, NewTenant, Registry, Tenant, TenantSource, discover},
     model::{check_id, check_identifier, check_label},
     store::{RegisteredTenant, Store, StoreError},
 };
@@ -192,9 +194,81 @@ fn duplicate(r: &Registration, existing: &Tenant) -> FleetError {
     FleetError::DuplicateTenant {
         fleet: r.fleet.clone(),
         tenant: r.tenant.clone(),
-        existing: match existing.source {
-            TenantSource::Config => "configuration",
-            TenantSource::Api => "API",
-        },
+        existing: existing.source.origin(),
+    }
+}
+
+impl Engine {
+    /// Runs `fleet`'s discovery query now and makes its discovered tenants what it returns.
+    ///
+    /// # Errors
+    /// [`FleetError::UnknownFleet`]; [`EngineError::FailedPrecondition`] for a fleet
+    /// without discovery; [`EngineError::Discovery`] when the catalog cannot be read (the
+    /// fleet keeps the tenants it had).
+    pub async fn refresh_tenants(&self, fleet: &str) -> Result<DiscoveryReport, EngineError> {
+        let f = self.registry.fleet(fleet)?;
+        let Some(cfg) = &f.discovery else {
+            return Err(EngineError::FailedPrecondition(format!(
+                "fleet {fleet:?} has no discovery query"
+            )));
+        };
+        let found = discover(fleet, cfg).await?;
+        let report = f.apply_discovery(found);
+        log_report(fleet, &report);
+        Ok(report)
+    }
+
+    /// Refreshes every fleet with a discovery query at its `refresh` interval, until `stop`
+    /// is cancelled; a failed read is logged and the fleet keeps its tenants.
+    pub async fn refresh_discovered(&self, stop: CancellationToken) {
+        let fleets: Vec<_> = self
+            .registry
+            .fleets()
+            .filter_map(|f| f.discovery.as_ref().map(|d| (f.name.clone(), d.refresh)))
+            .collect();
+        let loops = fleets.into_iter().map(|(name, every)| {
+            let stop = stop.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    if let Err(e) = self.refresh_tenants(&name).await {
+                        tracing::error!("{e}");
+                    }
+                }
+            }
+        });
+        futures::future::join_all(loops).await;
+    }
+}
+
+/// Reads every fleet's discovery query once, at start; a catalog that cannot be read is
+/// logged and its fleet starts with its other tenants.
+pub(super) async fn discover_all(registry: &Registry) {
+    for fleet in registry.fleets() {
+        let Some(cfg) = &fleet.discovery else {
+            continue;
+        };
+        match discover(&fleet.name, cfg).await {
+            Ok(found) => log_report(&fleet.name, &fleet.apply_discovery(found)),
+            Err(e) => tracing::error!("{e}; the fleet starts without its discovered tenants"),
+        }
+    }
+}
+
+fn log_report(fleet: &str, r: &DiscoveryReport) {
+    tracing::info!(
+        fleet,
+        found = r.found,
+        added = r.added.len(),
+        removed = r.removed.len(),
+        changed = r.changed.len(),
+        rejected = r.rejected.len(),
+        "discovery query read"
+    );
+    for why in &r.rejected {
+        tracing::error!(fleet, "a discovered tenant is left out: {why}");
     }
 }

@@ -6,8 +6,10 @@
 //! | `selector.rs` | Kubernetes-style label selectors |
 //! | `budget.rs` | `max_connections` and `max_connections_per_host`: admission and open counts |
 //! | `pool.rs` | one deadpool pool per tenant, and the sessions it lends |
+//! | `discovery.rs` | tenants found by a query against a catalog database |
 
 mod budget;
+mod discovery;
 mod pool;
 mod selector;
 
@@ -19,6 +21,8 @@ use std::{
 };
 
 pub(crate) use budget::Ticket;
+pub(crate) use discovery::discover;
+pub use discovery::{DiscoveryError, DiscoveryReport};
 pub(crate) use pool::PooledSession;
 pub use selector::{LabelSelector, SelectorError};
 use tokio_util::sync::CancellationToken;
@@ -40,14 +44,27 @@ pub enum TenantSource {
     Config,
     /// `Fleet.RegisterTenant`, kept in the control store.
     Api,
+    /// The fleet's discovery query.
+    Discovery,
 }
 
 impl TenantSource {
+    /// Where a tenant of this source comes from, for messages: `configuration`, `API` or
+    /// `discovery query`.
+    pub fn origin(self) -> &'static str {
+        match self {
+            Self::Config => "configuration",
+            Self::Api => "API",
+            Self::Discovery => "discovery query",
+        }
+    }
+
     /// `config` or `api`, as in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Config => "config",
             Self::Api => "api",
+            Self::Discovery => "discovery",
         }
     }
 }
@@ -66,6 +83,8 @@ pub struct Tenant {
     db: Arc<dyn Database>,
     /// Its pool, created on first use.
     pool: OnceLock<Pool>,
+    /// The row that made it, for a discovered tenant (to tell a changed row).
+    discovered: Option<Box<discovery::Discovered>>,
     budget: Arc<Budget>,
 }
 
@@ -148,6 +167,8 @@ pub struct Fleet {
     tenants: RwLock<Arc<Vec<Arc<Tenant>>>>,
     /// What every tenant of the fleet shares, for tenants added after start.
     shared: Shared,
+    /// Its discovery query, if it has one.
+    pub discovery: Option<crate::config::DiscoveryConfig>,
     /// The set, loaded once and again only when the directory changes.
     set: catalog::SetCache,
 }
@@ -215,7 +236,7 @@ pub enum FleetError {
         fleet: String,
         /// The id.
         tenant: String,
-        /// `configuration` or `API`: where the existing tenant comes from.
+        /// Where the existing tenant comes from ([`TenantSource::origin`]).
         existing: &'static str,
     },
     /// The tenant comes from the configuration file, so only the file can remove it.
@@ -321,6 +342,7 @@ impl Fleet {
             schema: t.schema.map(str::to_owned),
             db: Arc::from(db),
             pool: OnceLock::new(),
+            discovered: None,
             budget: self.shared.budget.clone(),
         }))
     }
@@ -335,10 +357,7 @@ impl Fleet {
             return Err(FleetError::DuplicateTenant {
                 fleet: self.name.clone(),
                 tenant: tenant.id.clone(),
-                existing: match existing.source {
-                    TenantSource::Config => "configuration",
-                    TenantSource::Api => "API",
-                },
+                existing: existing.source.origin(),
             });
         }
         let mut next = Vec::with_capacity(list.len() + 1);
@@ -447,6 +466,7 @@ impl Registry {
                 // Checked when the configuration loaded.
                 strategy: fc.strategy.resolve(fc.concurrency).unwrap_or_default(),
                 tenants: RwLock::default(),
+                discovery: fc.discovery.clone(),
                 shared: Shared {
                     history_table,
                     session_init: fc.session_init.clone(),
