@@ -31,6 +31,8 @@ async fn start() -> Daemon {
             schema: None,
             labels: BTreeMap::from([("region".into(), "eu".into())]),
             vars: Default::default(),
+            password_env: None,
+            password_file: None,
         })
         .collect();
     let fleet = FleetConfig {
@@ -45,6 +47,8 @@ async fn start() -> Daemon {
         strategy: Default::default(),
         dsn_template: None,
         discovery: None,
+        password_env: None,
+        password_file: None,
         tenants,
     };
     let config = Config {

@@ -79,6 +79,8 @@ impl TestDaemon {
             strategy: Default::default(),
             dsn_template: None,
             discovery: None,
+            password_env: None,
+            password_file: None,
             tenants: fleet.tenants.clone(),
         };
         let config = Config {

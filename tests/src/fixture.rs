@@ -127,6 +127,8 @@ impl Fleet {
                 schema: None,
                 labels: [("shard".to_owned(), (i % 2).to_string())].into(),
                 vars: Default::default(),
+                password_env: None,
+                password_file: None,
             })
             .collect();
         Ok(Self {
@@ -148,6 +150,8 @@ impl Fleet {
                 schema: Some(format!("tenant_{i:02}")),
                 labels: Default::default(),
                 vars: Default::default(),
+                password_env: None,
+                password_file: None,
             })
             .collect();
         Ok(fleet)
@@ -179,6 +183,8 @@ impl Fleet {
                 schema: None,
                 labels: [("shard".to_owned(), (i % 2).to_string())].into(),
                 vars: Default::default(),
+                password_env: None,
+                password_file: None,
             });
         }
         Ok(fleet)

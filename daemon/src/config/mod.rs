@@ -5,8 +5,12 @@
 //! | file | what |
 //! | --- | --- |
 //! | `template.rs` | a fleet's `dsn_template`, rendered for each tenant |
+//! | `secret.rs` | DSN passwords from an environment variable or a file |
 
+mod secret;
 mod template;
+
+use secret::PasswordSource;
 
 use std::{
     collections::BTreeMap,
@@ -129,6 +133,13 @@ pub struct FleetConfig {
     /// e.g. `"postgres://app@{host}:5432/tenant_{id}"`. Secret like a DSN.
     #[serde(default)]
     pub dsn_template: Option<String>,
+    /// The password of every tenant's DSN that sets no `password_env`/`password_file` of
+    /// its own: an environment variable holding it, e.g. `"TENANT_DB_PASSWORD"`.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Or a file holding it, e.g. `"/run/secrets/tenant-db"` (one trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// The tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -177,11 +188,20 @@ impl FleetConfig {
     /// A sentence when the tenant has no DSN and the fleet no template, or the template
     /// uses a variable the tenant does not set.
     pub fn tenant_dsn(&self, tenant: &TenantConfig) -> Result<String, String> {
-        match (&self.dsn_template, tenant.dsn.is_empty()) {
-            (_, false) => Ok(tenant.dsn.clone()),
-            (Some(template), true) => template::render(template, &tenant.id, &tenant.vars),
-            (None, true) => Err("no dsn, and the fleet has no dsn_template".into()),
-        }
+        let dsn = match (&self.dsn_template, tenant.dsn.is_empty()) {
+            (_, false) => tenant.dsn.clone(),
+            (Some(template), true) => template::render(template, &tenant.id, &tenant.vars)?,
+            (None, true) => return Err("no dsn, and the fleet has no dsn_template".into()),
+        };
+        let tenant_source = PasswordSource {
+            password_env: tenant.password_env.clone(),
+            password_file: tenant.password_file.clone(),
+        };
+        let fleet_source = PasswordSource {
+            password_env: self.password_env.clone(),
+            password_file: self.password_file.clone(),
+        };
+        secret::with_password(dsn, &tenant_source, &fleet_source)
     }
 }
 
@@ -254,6 +274,12 @@ pub struct TenantConfig {
     /// Variables of the fleet's `dsn_template`, e.g. `{ host = "db-3.internal" }`.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Its DSN's password from an environment variable (overrides the fleet's).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Or from a file (overrides the fleet's).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// PostgreSQL schema for schema-per-tenant fleets.
     #[serde(default)]
     pub schema: Option<String>,
@@ -270,6 +296,8 @@ impl fmt::Debug for TenantConfig {
             .field("schema", &self.schema)
             .field("labels", &self.labels)
             .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
             .finish()
     }
 }
@@ -535,6 +563,41 @@ mod tests {
             let err = Config::load(Some(file.path())).unwrap_err().to_string();
             assert!(!err.contains("s3cretPW"), "{err}");
             assert!(err.contains("configuration"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn passwords_come_from_the_environment_not_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "avocet.toml",
+                "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
+                 dsn_template = \"postgres://app@db-{id}.internal/t\"\n\
+                 password_env = \"DEMO_DB_PASSWORD\"\n\
+                 tenants = [{ id = \"a\" }, { id = \"b\", password_env = \"B_PASSWORD\" }]\n",
+            )?;
+            jail.set_env("DEMO_DB_PASSWORD", "fleet-pw");
+            jail.set_env("B_PASSWORD", "b-pw");
+            let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
+            let demo = &config.fleets["demo"];
+            let dsn = |i: usize| demo.tenant_dsn(&demo.tenants[i]);
+            assert_eq!(
+                dsn(0).as_deref(),
+                Ok("postgres://app:fleet-pw@db-a.internal/t")
+            );
+            assert_eq!(dsn(1).as_deref(), Ok("postgres://app:b-pw@db-b.internal/t"));
+            jail.create_file(
+                "unset.toml",
+                "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
+                 tenants = [{ id = \"a\", dsn = \"postgres://app@h/t\", \
+                 password_env = \"SURELY_UNSET_PASSWORD\" }]\n",
+            )?;
+            let err = Config::load(Some(Path::new("unset.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("fleets.demo.tenants[0].dsn"), "{err}");
+            assert!(err.contains("SURELY_UNSET_PASSWORD"), "{err}");
             Ok(())
         });
     }

@@ -1,0 +1,113 @@
+//! DSN passwords from outside the configuration file: an environment variable
+//! (`password_env`) or a file (`password_file`, e.g. a Kubernetes Secret mounted at
+//! `/run/secrets/…`), per tenant or for the whole fleet. The password goes into the DSN's
+//! userinfo (RFC 3986 section 3.2.1), percent-encoded, so it never needs to sit in the TOML.
+
+use std::path::PathBuf;
+
+/// Where a DSN's password comes from (a tenant's or a fleet's `password_env` and
+/// `password_file`). At most one of the two is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct PasswordSource {
+    /// An environment variable holding the password.
+    pub(super) password_env: Option<String>,
+    /// A file holding the password; one trailing newline is ignored.
+    pub(super) password_file: Option<PathBuf>,
+}
+
+impl PasswordSource {
+    /// True when neither is set.
+    fn is_empty(&self) -> bool {
+        self.password_env.is_none() && self.password_file.is_none()
+    }
+
+    /// The password, read now.
+    ///
+    /// # Errors
+    /// A sentence naming the variable or the file (never the password) when both are set,
+    /// the variable is unset or not UTF-8, or the file cannot be read.
+    fn read(&self) -> Result<Option<String>, String> {
+        match (&self.password_env, &self.password_file) {
+            (Some(_), Some(_)) => Err("set password_env or password_file, not both".into()),
+            (Some(var), None) => std::env::var(var)
+                .map(Some)
+                .map_err(|e| format!("password_env {var}: {e}")),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|s| {
+                    let s = s.strip_suffix('\n').unwrap_or(&s);
+                    Some(s.strip_suffix('\r').unwrap_or(s).to_owned())
+                })
+                .map_err(|e| format!("password_file {}: {e}", path.display())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// `dsn` with the password of `source` (the tenant's, else the fleet's) in its userinfo.
+///
+/// # Errors
+/// A sentence (never holding the password or the DSN) when the password cannot be read,
+/// the DSN is not a URL with a host (SQLite has no password), or it names no user.
+pub(super) fn with_password(
+    dsn: String,
+    tenant: &PasswordSource,
+    fleet: &PasswordSource,
+) -> Result<String, String> {
+    let source = if tenant.is_empty() { fleet } else { tenant };
+    let Some(password) = source.read()? else {
+        return Ok(dsn);
+    };
+    let mut url = url::Url::parse(&dsn)
+        .map_err(|e| format!("the DSN is not a URL a password can be set in: {e}"))?;
+    if url.username().is_empty() {
+        return Err("the DSN names no user for its password: add user@ before the host".into());
+    }
+    url.set_password(Some(&password))
+        .map_err(|()| "this DSN cannot hold a password (SQLite has none)".to_owned())?;
+    Ok(url.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_from_a_file_goes_into_the_userinfo_encoded() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "p@ss:w/rd\n").unwrap();
+        let source = PasswordSource {
+            password_file: Some(file.path().to_owned()),
+            ..Default::default()
+        };
+        let dsn = with_password(
+            "postgres://app@db-3.internal:5432/t1".into(),
+            &PasswordSource::default(),
+            &source,
+        )
+        .unwrap();
+        assert_eq!(dsn, "postgres://app:p%40ss%3Aw%2Frd@db-3.internal:5432/t1");
+    }
+
+    #[test]
+    fn errors_name_the_source_never_the_password() {
+        let unset = PasswordSource {
+            password_env: Some("AVOCET_TEST_SURELY_UNSET_PASSWORD".into()),
+            ..Default::default()
+        };
+        let err = with_password("postgres://app@h/db".into(), &unset, &Default::default());
+        assert!(
+            err.unwrap_err()
+                .contains("AVOCET_TEST_SURELY_UNSET_PASSWORD")
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "s3cretPW").unwrap();
+        let source = PasswordSource {
+            password_file: Some(file.path().to_owned()),
+            ..Default::default()
+        };
+        let no_user = with_password("postgres://h/db".into(), &source, &Default::default());
+        assert!(!no_user.unwrap_err().contains("s3cretPW"));
+        let sqlite = with_password("sqlite://t.db".into(), &source, &Default::default());
+        assert!(!sqlite.unwrap_err().contains("s3cretPW"));
+    }
+}
