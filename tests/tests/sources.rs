@@ -5,14 +5,19 @@
 use anyhow::{Context, ensure};
 use avocet_tests::{FLEET, Fleet, TestDaemon, pb, sample_dir, scenarios::assert_latest_schema};
 
+/// The configuration of a daemon over `fleet` on its dialect's sample set.
+fn sample_config(fleet: &Fleet) -> anyhow::Result<avocet_daemon::Config> {
+    TestDaemon::config(
+        fleet,
+        &sample_dir(fleet.dialect),
+        std::time::Duration::from_secs(5),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dsn_template_with_per_tenant_vars_feeds_a_rollout() -> anyhow::Result<()> {
     let fleet = Fleet::postgres(3).await?;
-    let mut config = TestDaemon::config(
-        &fleet,
-        &sample_dir(fleet.dialect),
-        std::time::Duration::from_secs(5),
-    )?;
+    let mut config = sample_config(&fleet)?;
     let fc = config.fleets.get_mut(FLEET).context("fleet")?;
     // `postgres://postgres@127.0.0.1:5432/<database>` becomes the server part of the
     // template and a `db` variable per tenant; no tenant keeps a DSN of its own.
@@ -36,11 +41,7 @@ async fn dsn_template_with_per_tenant_vars_feeds_a_rollout() -> anyhow::Result<(
 /// A daemon over `fleet` (SQLite) whose control store is the file in `store`, so a second
 /// daemon on the same directory finds what the first stored.
 async fn daemon_on(fleet: &Fleet, store: &std::path::Path) -> anyhow::Result<TestDaemon> {
-    let mut config = TestDaemon::config(
-        fleet,
-        &sample_dir(fleet.dialect),
-        std::time::Duration::from_secs(5),
-    )?;
+    let mut config = sample_config(fleet)?;
     config.control_store = format!("sqlite://{}/control.db?mode=rwc", store.display());
     TestDaemon::start_with(config).await
 }
@@ -179,11 +180,7 @@ async fn a_discovery_query_feeds_a_rollout_and_refreshes() -> anyhow::Result<()>
     };
     fleet.exec(3, &row(0, "eu")).await?;
     fleet.exec(3, &row(1, "us")).await?;
-    let mut config = TestDaemon::config(
-        &fleet,
-        &sample_dir(fleet.dialect),
-        std::time::Duration::from_secs(5),
-    )?;
+    let mut config = sample_config(&fleet)?;
     let fc = config.fleets.get_mut(FLEET).context("fleet")?;
     fc.tenants.clear();
     fc.discovery = Some(avocet_daemon::config::DiscoveryConfig {
