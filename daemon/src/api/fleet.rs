@@ -77,10 +77,7 @@ impl Fleet for FleetService {
         &self,
         request: Request<pb::RefreshTenantsRequest>,
     ) -> Result<Response<pb::RefreshTenantsResponse>, Status> {
-        let fleet = request.into_inner().fleet;
-        if fleet.is_empty() {
-            return Err(ApiError::InvalidArgument("fleet is required".into()).into());
-        }
+        let fleet = receive::fleet_ref(request.into_inner().fleet)?;
         let r = self
             .0
             .refresh_tenants(&fleet)

@@ -14,7 +14,7 @@ use crate::{
     },
     model::{
         Amount, RecordStatus, RollbackTarget, RolloutState, SetDigest, StrategyRequest,
-        TransactionMode,
+        TransactionMode, check_id,
     },
 };
 
@@ -25,14 +25,27 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::InvalidArgument(message.into())
 }
 
+/// A fleet name or tenant id from a request: required, and of the id syntax
+/// (`[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`), so no quote, separator, path or control character
+/// reaches the engine.
+fn name(what: &str, value: String) -> Result<String, ApiError> {
+    if value.is_empty() {
+        return Err(invalid(format!("{what} is required")));
+    }
+    check_id(&value).map_err(|e| invalid(format!("{what}: {e}")))?;
+    Ok(value)
+}
+
 /// A tenant selector: ids as given, labels in Kubernetes label-selector syntax.
 fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
     let sel = sel.unwrap_or_default();
     let labels = LabelSelector::parse(&sel.labels).map_err(|e| invalid(e.to_string()))?;
-    Ok(Selector {
-        ids: sel.tenant_ids,
-        labels,
-    })
+    let ids = sel
+        .tenant_ids
+        .into_iter()
+        .map(|id| name("tenant id", id))
+        .collect::<Result<_, _>>()?;
+    Ok(Selector { ids, labels })
 }
 
 /// Unspecified means the fleet's own mode.
@@ -109,7 +122,7 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
 
     fn try_from(req: pb::PlanRequest) -> Result<Self, ApiError> {
         Ok(Self {
-            fleet: req.fleet,
+            fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
             target: req.target_version,
             allow_out_of_order: req.allow_out_of_order,
@@ -132,7 +145,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
         }
         Ok(Self {
             plan: PlanRequest {
-                fleet: req.fleet,
+                fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
                 target: req.target_version,
                 allow_out_of_order: req.allow_out_of_order,
@@ -168,7 +181,7 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
             }
         };
         Ok(Self {
-            fleet: req.fleet,
+            fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
             target,
             strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
@@ -183,7 +196,7 @@ impl TryFrom<pb::VerifyRequest> for ReadRequest {
 
     fn try_from(req: pb::VerifyRequest) -> Result<Self, ApiError> {
         Ok(Self {
-            fleet: req.fleet,
+            fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
             page: page(req.page_size, &req.page_token, false)?,
         })
@@ -196,7 +209,7 @@ impl TryFrom<pb::StatusRequest> for StatusRequest {
     fn try_from(req: pb::StatusRequest) -> Result<Self, ApiError> {
         Ok(Self {
             read: ReadRequest {
-                fleet: req.fleet,
+                fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
                 page: page(req.page_size, &req.page_token, true)?,
             },
@@ -218,12 +231,9 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
             Ok(pb::RepairAction::MarkRolledBack) => RecordStatus::RolledBack,
             _ => return Err(invalid("action must be MARK_APPLIED or MARK_ROLLED_BACK")),
         };
-        if req.tenant.is_empty() {
-            return Err(invalid("tenant is required"));
-        }
         Ok(Self {
-            fleet: req.fleet,
-            tenant: req.tenant,
+            fleet: name("fleet", req.fleet)?,
+            tenant: name("tenant", req.tenant)?,
             version: req.version,
             mark,
         })
@@ -251,7 +261,10 @@ impl TryFrom<pb::ListRolloutsRequest> for ListRequest {
             )));
         }
         Ok(Self {
-            fleet: (!req.fleet.is_empty()).then_some(req.fleet),
+            fleet: match req.fleet.is_empty() {
+                true => None,
+                false => Some(name("fleet", req.fleet)?),
+            },
             state,
             limit: match req.page_size {
                 0 => 100,
@@ -284,18 +297,12 @@ fn rollout_state(s: pb::RolloutState) -> RolloutState {
 
 /// `ListTenants`: the fleet and selector.
 pub(super) fn list_tenants(req: pb::ListTenantsRequest) -> Result<(String, Selector), ApiError> {
-    if req.fleet.is_empty() {
-        return Err(invalid("fleet is required"));
-    }
-    Ok((req.fleet, selector(req.selector)?))
+    Ok((name("fleet", req.fleet)?, selector(req.selector)?))
 }
 
 /// `(fleet, tenant)` of GetTenant and DeregisterTenant: both required.
 pub(super) fn tenant_ref(fleet: String, tenant: String) -> Result<(String, String), ApiError> {
-    if fleet.is_empty() || tenant.is_empty() {
-        return Err(invalid("fleet and tenant are required"));
-    }
-    Ok((fleet, tenant))
+    Ok((name("fleet", fleet)?, name("tenant", tenant)?))
 }
 
 /// RegisterTenant: fleet, tenant and DSN required; an empty schema means none. The engine
@@ -312,4 +319,9 @@ pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registratio
         schema: (!req.schema.is_empty()).then_some(req.schema),
         labels: req.labels.into_iter().collect(),
     })
+}
+
+/// The fleet of RefreshTenants: required, of the id syntax.
+pub(super) fn fleet_ref(fleet: String) -> Result<String, ApiError> {
+    name("fleet", fleet)
 }
