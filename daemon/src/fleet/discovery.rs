@@ -24,8 +24,8 @@ pub(crate) struct Discovered {
     pub(crate) id: String,
     /// Its DSN. Secret.
     pub(crate) dsn: String,
-    /// Its labels.
-    pub(crate) labels: BTreeMap<String, String>,
+    /// Its labels, or why the row's labels value is not a JSON object of strings.
+    pub(crate) labels: Result<BTreeMap<String, String>, String>,
 }
 
 /// What one discovery changed in its fleet.
@@ -72,11 +72,8 @@ pub(crate) async fn discover(
         _ => "TEXT",
     };
     let sql = format!(
-        "SELECT CAST(avocet_discovery.{c0} AS {text}), CAST(avocet_discovery.{c1} AS {text}), \
-         CAST(avocet_discovery.{c2} AS {text}) FROM ({query}) AS avocet_discovery",
-        c0 = "id",
-        c1 = "dsn",
-        c2 = "labels",
+        "SELECT CAST(avocet_discovery.id AS {text}), CAST(avocet_discovery.dsn AS {text}), \
+         CAST(avocet_discovery.labels AS {text}) FROM ({query}) AS avocet_discovery",
         query = cfg.query.trim().trim_end_matches(';'),
     );
     let mut conn = tokio::time::timeout(cfg.timeout, sqlx::AnyConnection::connect(&cfg.dsn))
@@ -106,17 +103,13 @@ pub(crate) async fn discover(
                     id: id.unwrap_or_default(),
                     dsn: dsn.unwrap_or_default(),
                     // A malformed labels value is reported by `apply` as the row's problem.
-                    labels: labels
-                        .map(|l| serde_json::from_str(&l).unwrap_or_else(|_| bad_labels()))
-                        .unwrap_or_default(),
+                    labels: labels.map_or_else(
+                        || Ok(BTreeMap::new()),
+                        |l| serde_json::from_str(&l).map_err(|e| e.to_string()),
+                    ),
                 })
                 .collect()
         })
-}
-
-/// A marker that `apply` reports as "labels are not a JSON object of strings".
-fn bad_labels() -> BTreeMap<String, String> {
-    BTreeMap::from([(String::new(), String::new())])
 }
 
 impl Fleet {
@@ -192,24 +185,24 @@ impl Fleet {
                 other.source.origin()
             ));
         }
-        if row.labels.contains_key("") {
-            return Err(format!(
-                "{:?}: labels are not a JSON object of strings",
-                row.id
-            ));
-        }
-        for (k, v) in &row.labels {
+        let labels = row
+            .labels
+            .as_ref()
+            .map_err(|e| format!("{:?}: labels are not a JSON object of strings: {e}", row.id))?;
+        for (k, v) in labels {
             check_label(k, v).map_err(|e| format!("{:?}: {e}", row.id))?;
         }
         Ok(())
     }
 
+    /// The tenant of a row [`Fleet::check_row`] accepted.
     fn discovered_tenant(&self, row: &Discovered) -> Result<Arc<Tenant>, FleetError> {
+        let none = BTreeMap::new();
         let mut tenant = self.new_tenant(NewTenant {
             id: &row.id,
             dsn: &row.dsn,
             schema: None,
-            labels: &row.labels,
+            labels: row.labels.as_ref().unwrap_or(&none),
             source: TenantSource::Discovery,
         })?;
         if let Some(t) = Arc::get_mut(&mut tenant) {
