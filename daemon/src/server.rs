@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::{
     api::{self, FleetService, MigratorService, RolloutsService},
     config::Config,
-    engine::Engine,
+    engine::{Engine, ReplicaOptions},
     fleet::{FleetError, Registry},
     store::StoreError,
 };
@@ -54,10 +54,18 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let registry = Registry::from_config(&config)?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
+    let replica = ReplicaOptions {
+        id: format!(
+            "{}/{}",
+            config.instance_id,
+            listener.local_addr().map_or(config.listen, |a| a)
+        ),
+        lease_timeout: config.lease_timeout,
+    };
     // The tenants' configuration is not kept beside the registry built from it.
     drop(config);
     let token = CancellationToken::new();
-    let engine = Arc::new(Engine::open(registry, &control_store, token.clone()).await?);
+    let engine = Arc::new(Engine::open(registry, &control_store, replica, token.clone()).await?);
     let (migrator, rollouts, fleet) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
@@ -66,6 +74,12 @@ pub async fn serve(
     let discovery = {
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.refresh_discovered(stop).await })
+    };
+    // The heartbeat outlives the drain: tenants in flight keep their leases.
+    let replica_stop = CancellationToken::new();
+    let replicas = {
+        let (engine, stop) = (engine.clone(), replica_stop.clone());
+        tokio::spawn(async move { engine.serve_replica(stop).await })
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -113,6 +127,8 @@ pub async fn serve(
     let _ = reaper.await;
     let _ = discovery.await;
     engine.drain(grace).await;
+    replica_stop.cancel();
+    let _ = replicas.await;
     result.map_err(ServerError::from)
 }
 

@@ -7,10 +7,12 @@
 
 mod daemon;
 mod fixture;
+mod process;
 pub mod scenarios;
 
 pub use daemon::{FLEET, TestDaemon, only, request};
 pub use fixture::{Fleet, MigrationCopy, sample_dir};
+pub use process::{Daemon, free_port};
 
 /// The `avocet.v1` wire types.
 pub use avocet_client::pb;

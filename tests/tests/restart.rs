@@ -5,57 +5,14 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, ensure};
 use avocet_client::{Client, Control, RolloutRecord};
-use avocet_tests::{Fleet, MigrationCopy, pb};
-use tokio::process::{Child, Command};
+use avocet_tests::{Daemon, Fleet, MigrationCopy, free_port, pb};
 
-/// An `avocetd` process on a configuration file.
-struct Daemon {
-    child: Child,
-    addr: String,
-}
-
-impl Daemon {
-    async fn start(config: &Path, port: u16) -> anyhow::Result<Self> {
-        let child = Command::new(env!("CARGO_BIN_EXE_avocetd-test"))
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let addr = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Client::connect(addr.clone()).await.is_err() {
-            ensure!(Instant::now() < deadline, "avocetd did not start listening");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(Self { child, addr })
-    }
-
-    async fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect(self.addr.clone()).await?)
-    }
-
-    fn signal(&self, signal: &str) -> anyhow::Result<()> {
-        let pid = self.child.id().context("the daemon already exited")?;
-        let status = std::process::Command::new("kill")
-            .args([format!("-{signal}"), pid.to_string()])
-            .status()?;
-        ensure!(status.success(), "kill -{signal} failed");
-        Ok(())
-    }
-}
-
-/// A free local port (bound, read and released).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
+const AVOCETD: &str = env!("CARGO_BIN_EXE_avocetd-test");
 
 /// Writes the daemon's configuration: one fleet `test` over `fleet`, a control store in
 /// `dir`, and a short shutdown grace.
@@ -142,14 +99,14 @@ async fn sigkill_mid_rollout_then_resume_runs_nothing_twice() -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let config = write_config(dir.path(), port, &fleet, set.path())?;
-    let mut daemon = Daemon::start(&config, port).await?;
+    let mut daemon = Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let id = start_detached(&mut client).await?;
     wait_for(&mut client, &id, 4).await?;
     daemon.signal("KILL")?;
     daemon.child.wait().await?;
 
-    let daemon = Daemon::start(&config, port).await?;
+    let daemon = Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let listed = client
         .list_rollouts(pb::ListRolloutsRequest {
@@ -184,7 +141,7 @@ async fn sigterm_with_no_client_lets_migrations_finish_and_exits_cleanly() -> an
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let config = write_config(dir.path(), port, &fleet, set.path())?;
-    let mut daemon = Daemon::start(&config, port).await?;
+    let mut daemon = Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let id = start_detached(&mut client).await?;
     drop(client);
@@ -209,7 +166,7 @@ async fn sigterm_with_no_client_lets_migrations_finish_and_exits_cleanly() -> an
         );
     }
 
-    let daemon = Daemon::start(&config, port).await?;
+    let daemon = Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let finished = resume_to_the_end(&mut client, &id).await?;
     ensure!(

@@ -75,6 +75,11 @@ pub struct Config {
     /// the daemon stops anyway, e.g. `"60s"`. Default 60 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// With a PostgreSQL control store shared by several daemons: a tenant whose daemon
+    /// has not renewed its lease for this long is taken over by another, e.g. `"30s"`.
+    /// Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub lease_timeout: Duration,
     /// Fleets by name.
     pub fleets: BTreeMap<String, FleetConfig>,
 }
@@ -91,6 +96,7 @@ impl Default for Config {
             history_table: "avocet_migrations".into(),
             control_store: DEFAULT_CONTROL_STORE.into(),
             shutdown_grace: Duration::from_secs(60),
+            lease_timeout: Duration::from_secs(30),
             fleets: BTreeMap::new(),
         }
     }

@@ -46,9 +46,20 @@ pub use tenants::Registration;
 use crate::{
     fleet::{Fleet, Registry, Tenant},
     model::MigrationSet,
-    rollout::Runner,
+    rollout::{Replica, Runner},
     store::{Store, StoreError},
 };
+
+/// This daemon as one of the replicas sharing a control store.
+#[derive(Debug, Clone)]
+pub struct ReplicaOptions {
+    /// Its id in the store, stable across restarts of the same daemon, e.g.
+    /// `avocetd@pod-1/0.0.0.0:7400`: a restarted daemon takes back at once what it held.
+    pub id: String,
+    /// A tenant whose replica has not renewed its lease for this long (ms precision) is
+    /// claimed by another replica; the heartbeat runs every third of it.
+    pub lease_timeout: Duration,
+}
 
 /// The daemon's operations over one registry of fleets and one control store.
 pub struct Engine {
@@ -65,21 +76,31 @@ struct Scope {
 }
 
 impl Engine {
-    /// An engine over `registry` and the control store at `control_store`: opens the store
-    /// (bringing its schema up to date) and marks the rollouts a stopped daemon left as
-    /// interrupted. Cancelling `shutdown` refuses new rollouts and stops running ones
-    /// starting tenants.
+    /// An engine over `registry` and the control store at `control_store`, as replica
+    /// `replica`: opens the store (bringing its schema up to date) and, unless other
+    /// replicas are alive, marks the rollouts a stopped daemon left as interrupted.
+    /// Cancelling `shutdown` refuses new rollouts and stops running ones starting tenants.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be opened, migrated or read.
     pub async fn open(
         registry: Registry,
         control_store: &str,
+        replica: ReplicaOptions,
         shutdown: CancellationToken,
     ) -> Result<Self, StoreError> {
         let registry = Arc::new(registry);
         let store = Arc::new(Store::open(control_store).await?);
-        let runner = Arc::new(Runner::new(registry.clone(), store, shutdown.clone()));
+        let replica = Replica {
+            id: replica.id,
+            lease: replica.lease_timeout,
+        };
+        let runner = Arc::new(Runner::new(
+            registry.clone(),
+            store,
+            replica,
+            shutdown.clone(),
+        ));
         let interrupted = runner.recover().await?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "rollouts were interrupted by a daemon stop");
@@ -151,6 +172,12 @@ impl Engine {
     /// `stop` is cancelled; the server runs this beside the engine.
     pub async fn close_idle_sessions(&self, stop: CancellationToken) {
         self.registry.close_idle_sessions(stop).await;
+    }
+
+    /// Until `stop`: this replica's heartbeat, and joining rollouts other replicas started
+    /// (or left when they died); the server runs this beside the engine.
+    pub async fn serve_replica(&self, stop: CancellationToken) {
+        self.runner.clone().serve_replica(stop).await;
     }
 
     /// After the shutdown token is cancelled: waits up to `grace` for tenants in flight

@@ -8,7 +8,7 @@
 mod diagnostics;
 mod waves;
 
-pub(crate) use waves::{WaveSpan, waves};
+pub(crate) use waves::waves;
 
 use std::{collections::HashMap, sync::Arc};
 

@@ -11,16 +11,12 @@ use std::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::{
-    RolloutCtx,
-    job::{self, Item},
-    writer::Writer,
-};
+use super::{RolloutCtx, event, job, replica::Replica, writer::Writer};
 use crate::{
     fleet::{Fleet, Registry, Tenant},
     model::{
-        EventKind, MigrationSet, RolloutEvent, RolloutRecord, RolloutSpec, RolloutStarted,
-        RolloutState, RolloutSummary, TenantWork, WorkState,
+        EventKind, MigrationSet, RolloutRecord, RolloutSpec, RolloutStarted, RolloutState,
+        RolloutSummary, TenantWork, WorkState,
     },
     plan,
     store::{NewRollout, Store, StoreError, Write},
@@ -76,9 +72,10 @@ pub(crate) struct StartRequest {
 /// Starts and steers rollouts; one per daemon.
 pub(crate) struct Runner {
     registry: Arc<Registry>,
-    store: Arc<Store>,
+    pub(super) store: Arc<Store>,
     writer: Writer,
     metrics: Metrics,
+    pub(super) replica: Arc<Replica>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     /// Rollouts this daemon runs now.
@@ -89,11 +86,13 @@ pub(crate) struct Runner {
 type Active = Arc<Mutex<HashMap<String, Arc<RolloutCtx>>>>;
 
 impl Runner {
-    /// A runner over `registry` and `store`; cancelling `shutdown` stops every rollout
-    /// starting tenants and leaves it interrupted.
+    /// A runner over `registry` and `store`, as replica `replica`; cancelling `shutdown`
+    /// stops every rollout starting tenants and leaves it interrupted (or to the other
+    /// replicas).
     pub(crate) fn new(
         registry: Arc<Registry>,
         store: Arc<Store>,
+        replica: Replica,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -101,6 +100,7 @@ impl Runner {
             registry,
             store,
             metrics: Metrics::default(),
+            replica: Arc::new(replica),
             shutdown,
             tracker: TaskTracker::new(),
             active: Active::default(),
@@ -122,7 +122,7 @@ impl Runner {
         self.shutdown.is_cancelled()
     }
 
-    fn ctx(&self, id: &str) -> Option<Arc<RolloutCtx>> {
+    pub(super) fn ctx(&self, id: &str) -> Option<Arc<RolloutCtx>> {
         let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         active.get(id).cloned()
     }
@@ -160,7 +160,7 @@ impl Runner {
             .await?;
         self.metrics
             .rollout(&req.fleet.name, req.spec.op.direction().as_str());
-        let ctx = self.context(&id, req.spec.clone(), req.fleet.clone(), req.set, 0);
+        let ctx = self.context(&id, req.spec.clone(), req.fleet.clone(), req.set);
         ctx.emit(EventKind::RolloutStarted(RolloutStarted {
             fleet: req.fleet.name.clone(),
             direction: req.spec.op.direction(),
@@ -177,6 +177,8 @@ impl Runner {
                 state: RolloutState::Running,
             })
             .await;
+        // Tenants are claimed from the store: the rollout must be running there first.
+        self.writer.flush().await;
         let record = self
             .store
             .rollout(&id)
@@ -185,25 +187,16 @@ impl Runner {
                 context: "a rollout just created",
                 message: "not found".into(),
             })?;
-        let items = works
-            .into_iter()
-            .zip(req.tenants)
-            .map(|(work, tenant)| Item {
-                work,
-                tenant: Some(tenant),
-            })
-            .collect();
-        self.spawn(ctx, record, items, waves);
+        self.spawn(ctx, record);
         Ok(id)
     }
 
-    fn context(
+    pub(super) fn context(
         &self,
         id: &str,
         spec: RolloutSpec,
         fleet: Arc<Fleet>,
         set: Arc<MigrationSet>,
-        last_seq: u64,
     ) -> Arc<RolloutCtx> {
         let ctx = Arc::new(RolloutCtx {
             id: id.to_owned(),
@@ -213,7 +206,8 @@ impl Runner {
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             writer: self.writer.clone(),
-            seq: tokio::sync::Mutex::new(last_seq),
+            store: self.store.clone(),
+            replica: self.replica.clone(),
             paused: tokio::sync::watch::Sender::new(false),
             cancelled: CancellationToken::new(),
             shutdown: self.shutdown.child_token(),
@@ -223,32 +217,27 @@ impl Runner {
         ctx
     }
 
-    fn spawn(
-        &self,
-        ctx: Arc<RolloutCtx>,
-        record: RolloutRecord,
-        items: Vec<Item>,
-        waves: Vec<plan::WaveSpan>,
-    ) {
+    /// Runs `ctx`'s share of rollout `record` here, following its state in the store.
+    pub(super) fn spawn(&self, ctx: Arc<RolloutCtx>, record: RolloutRecord) {
         let span = tracing::info_span!(
             "rollout",
             rollout_id = %ctx.id,
             fleet = %ctx.fleet.name,
             direction = ctx.spec.op.direction().as_str(),
-            tenants = items.len(),
+            tenants = record.tenant_count,
         );
-        let writer = self.writer.clone();
-        let done = {
-            let ctx = ctx.clone();
-            async move {
-                job::run(ctx.clone(), record, items, waves).await;
-                writer.wait_stored(&ctx.id, ctx.last_seq().await).await;
-            }
-        };
         let (active, writer) = (self.active.clone(), self.writer.clone());
         self.tracker.spawn(
             async move {
-                done.await;
+                let done = CancellationToken::new();
+                let follower = {
+                    let (ctx, done) = (ctx.clone(), done.clone());
+                    tokio::spawn(async move { ctx.follow(done).await })
+                };
+                job::run(ctx.clone(), record).await;
+                done.cancel();
+                let _ = follower.await;
+                writer.flush().await;
                 active
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -259,86 +248,17 @@ impl Runner {
         );
     }
 
-    /// Stores `kind` as the next event of rollout `record`, which no task runs.
-    async fn emit_for(&self, record: &RolloutRecord, kind: EventKind) {
-        self.writer
-            .send(Write::Event(RolloutEvent {
-                rollout_id: record.id.clone(),
-                seq: record.last_seq + 1,
-                at_unix_ms: crate::store::now_ms(),
-                kind,
-            }))
-            .await;
-        self.writer
-            .wait_stored(&record.id, record.last_seq + 1)
-            .await;
-        self.writer.forget(&record.id);
-    }
-
-    async fn record(&self, id: &str) -> Result<RolloutRecord, RunnerError> {
-        self.store
-            .rollout(id)
-            .await?
-            .ok_or_else(|| RunnerError::NotFound(id.to_owned()))
-    }
-
-    /// Starts no further tenant of rollout `id` until it is resumed.
+    /// The fleet and set rollout `record` runs on, here.
     ///
     /// # Errors
-    /// [`RunnerError::NotFound`]; [`RunnerError::State`] unless it is running here.
-    pub(crate) async fn pause(&self, id: &str, caller: &str) -> Result<(), RunnerError> {
-        let record = self.record(id).await?;
-        let ctx = self
-            .ctx(id)
-            .filter(|_| record.state == RolloutState::Running);
-        let Some(ctx) = ctx else {
-            return Err(refused(&record, "paused"));
-        };
-        ctx.paused.send_replace(true);
-        self.store
-            .audit(id, "avocet.v1.Rollouts/Pause", caller, "")
-            .await?;
-        let seq = ctx
-            .emit(state_changed(RolloutState::Paused, caller, "paused"))
-            .await;
-        self.writer.wait_stored(id, seq).await;
-        Ok(())
-    }
-
-    /// Continues a paused rollout, or one a stopped daemon left interrupted (or paused),
-    /// with its tenants not yet done.
-    ///
-    /// # Errors
-    /// [`RunnerError::NotFound`]; [`RunnerError::State`] for a rollout that is running or
-    /// finished; [`RunnerError::SetChanged`] when the fleet's set is not the one it started
-    /// with; [`RunnerError::Fleet`] when the fleet is gone.
-    pub(crate) async fn resume(&self, id: &str, caller: &str) -> Result<(), RunnerError> {
-        let record = self.record(id).await?;
-        if let Some(ctx) = self.ctx(id) {
-            if record.state != RolloutState::Paused {
-                return Err(refused(&record, "resumed"));
-            }
-            ctx.paused.send_replace(false);
-            self.store
-                .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
-                .await?;
-            let seq = ctx
-                .emit(state_changed(RolloutState::Running, caller, "resumed"))
-                .await;
-            self.writer.wait_stored(id, seq).await;
-            return Ok(());
-        }
-        if !matches!(
-            record.state,
-            RolloutState::Interrupted | RolloutState::Paused
-        ) {
-            return Err(refused(&record, "resumed"));
-        }
-        if self.is_shutting_down() {
-            return Err(refused(&record, "resumed while the daemon stops"));
-        }
+    /// [`RunnerError::Fleet`] when the fleet is gone or its set does not load;
+    /// [`RunnerError::SetChanged`] when the set is not the one the rollout started with.
+    pub(super) fn scope_of(
+        &self,
+        record: &RolloutRecord,
+    ) -> Result<(Arc<Fleet>, Arc<MigrationSet>), RunnerError> {
         let fleet_error = |message: String| RunnerError::Fleet {
-            id: id.to_owned(),
+            id: record.id.clone(),
             message,
         };
         let fleet = self
@@ -349,37 +269,101 @@ impl Runner {
         let set = fleet.load_set().map_err(|e| fleet_error(e.to_string()))?;
         if *set.digest() != record.spec.set_digest {
             return Err(RunnerError::SetChanged {
-                id: id.to_owned(),
+                id: record.id.clone(),
                 started: record.spec.set_digest.to_string(),
                 now: set.digest().to_string(),
             });
         }
-        let works = self.store.works(id).await?;
-        let tenants = fleet.tenants();
-        let by_id: HashMap<&str, &Arc<Tenant>> =
-            tenants.iter().map(|t| (t.id.as_str(), t)).collect();
-        let items: Vec<Item> = works
-            .into_iter()
-            .map(|work| Item {
-                tenant: by_id.get(work.tenant.as_str()).map(|t| (*t).clone()),
-                work,
-            })
-            .collect();
-        let waves = plan::waves(items.len(), &record.spec.strategy);
+        Ok((fleet, set))
+    }
+
+    /// Stores `kind` as the next event of rollout `id` and waits until it is stored.
+    async fn emit_for(&self, id: &str, kind: EventKind) {
+        self.writer.send(Write::Event(event(id, kind))).await;
+        self.writer.flush().await;
+        if self.ctx(id).is_none() {
+            self.writer.forget(id);
+        }
+    }
+
+    async fn record(&self, id: &str) -> Result<RolloutRecord, RunnerError> {
+        self.store
+            .rollout(id)
+            .await?
+            .ok_or_else(|| RunnerError::NotFound(id.to_owned()))
+    }
+
+    /// True when another replica was seen within the lease timeout.
+    async fn others_alive(&self) -> Result<bool, StoreError> {
+        let since = crate::store::now_ms() - self.replica.lease.as_millis() as i64;
+        self.store.others_alive(&self.replica.id, since).await
+    }
+
+    /// Starts no further tenant of rollout `id`, on any replica, until it is resumed.
+    ///
+    /// # Errors
+    /// [`RunnerError::NotFound`]; [`RunnerError::State`] unless it is running.
+    pub(crate) async fn pause(&self, id: &str, caller: &str) -> Result<(), RunnerError> {
+        let record = self.record(id).await?;
+        if record.state != RolloutState::Running {
+            return Err(refused(&record, "paused"));
+        }
+        if let Some(ctx) = self.ctx(id) {
+            ctx.paused.send_replace(true);
+        }
+        self.store
+            .audit(id, "avocet.v1.Rollouts/Pause", caller, "")
+            .await?;
+        self.emit_for(id, state_changed(RolloutState::Paused, caller, "paused"))
+            .await;
+        Ok(())
+    }
+
+    /// Continues a paused rollout (on every replica that runs it, and here), or one a
+    /// stopped daemon left interrupted, with its tenants not yet done.
+    ///
+    /// # Errors
+    /// [`RunnerError::NotFound`]; [`RunnerError::State`] for a rollout that is running or
+    /// finished; [`RunnerError::SetChanged`] when the fleet's set is not the one it started
+    /// with; [`RunnerError::Fleet`] when the fleet is gone.
+    pub(crate) async fn resume(&self, id: &str, caller: &str) -> Result<(), RunnerError> {
+        let record = self.record(id).await?;
+        if !matches!(
+            record.state,
+            RolloutState::Interrupted | RolloutState::Paused
+        ) {
+            return Err(refused(&record, "resumed"));
+        }
+        if let Some(ctx) = self.ctx(id) {
+            ctx.paused.send_replace(false);
+            self.store
+                .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
+                .await?;
+            self.emit_for(id, state_changed(RolloutState::Running, caller, "resumed"))
+                .await;
+            return Ok(());
+        }
+        if self.is_shutting_down() {
+            return Err(refused(&record, "resumed while the daemon stops"));
+        }
+        let (fleet, set) = self.scope_of(&record)?;
+        if record.state == RolloutState::Interrupted {
+            // Nobody runs it: a new run, with the tenants a stopped daemon left running
+            // pending again (their history tables say what is left).
+            self.store.reopen(id).await?;
+        }
         self.store
             .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
             .await?;
-        let ctx = self.context(id, record.spec.clone(), fleet, set, record.last_seq);
-        let seq = ctx
-            .emit(state_changed(RolloutState::Running, caller, "resumed"))
+        let ctx = self.context(id, record.spec.clone(), fleet, set);
+        self.emit_for(id, state_changed(RolloutState::Running, caller, "resumed"))
             .await;
-        self.writer.wait_stored(id, seq).await;
-        self.spawn(ctx, record, items, waves);
+        self.spawn(ctx, record);
         Ok(())
     }
 
     /// Starts no further tenant of rollout `id`; tenants in flight stop between
-    /// migrations; it ends `cancelled`.
+    /// migrations, on every replica; it ends `cancelled`.
     ///
     /// # Errors
     /// [`RunnerError::NotFound`]; [`RunnerError::State`] for a finished rollout.
@@ -391,15 +375,22 @@ impl Runner {
         self.store
             .audit(id, "avocet.v1.Rollouts/Cancel", caller, "")
             .await?;
-        if let Some(ctx) = self.ctx(id) {
+        let local = self.ctx(id);
+        let run_elsewhere = matches!(record.state, RolloutState::Running | RolloutState::Paused)
+            && self.others_alive().await?;
+        if let Some(ctx) = &local {
             ctx.cancelled.cancel();
-            let seq = ctx
-                .emit(state_changed(RolloutState::Cancelled, caller, "cancelled"))
-                .await;
-            self.writer.wait_stored(id, seq).await;
+        }
+        self.emit_for(
+            id,
+            state_changed(RolloutState::Cancelled, caller, "cancelled"),
+        )
+        .await;
+        if local.is_some() || run_elsewhere {
+            // Whoever runs it ends it once its tenants in flight stop.
             return Ok(());
         }
-        // Nobody runs it (interrupted or paused by a stopped daemon): end it here.
+        // Nobody runs it (interrupted, or paused by a stopped daemon): end it here.
         let summary = RolloutSummary {
             succeeded: record.succeeded,
             failed: record.failed,
@@ -408,17 +399,29 @@ impl Runner {
             duration_ms: 0,
             state: RolloutState::Cancelled,
         };
-        self.emit_for(&record, EventKind::RolloutFinished(summary))
-            .await;
+        self.emit_for(id, EventKind::RolloutFinished(summary)).await;
         Ok(())
     }
 
-    /// At start: rollouts a stopped daemon left pending or running are marked
-    /// interrupted, with a `RolloutFinished` saying so. Returns how many.
+    /// At start: says this replica is alive and takes back what it held in an earlier
+    /// life. Then, unless another replica is alive (it goes on with them), rollouts a
+    /// stopped daemon left pending or running are marked interrupted, with a
+    /// `RolloutFinished` saying so. Returns how many.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be read or written.
     pub(crate) async fn recover(&self) -> Result<usize, StoreError> {
+        self.heartbeat().await;
+        let released = self.store.release_leases(&self.replica.id).await?;
+        if self.others_alive().await? {
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "tenants this replica held before it stopped are claimable again"
+                );
+            }
+            return Ok(0);
+        }
         let unfinished = self.store.unfinished().await?;
         for record in &unfinished {
             tracing::warn!(rollout_id = %record.id, "rollout interrupted by a daemon stop; resume it");
@@ -430,7 +433,7 @@ impl Runner {
                 duration_ms: 0,
                 state: RolloutState::Interrupted,
             };
-            self.emit_for(record, EventKind::RolloutFinished(summary))
+            self.emit_for(&record.id, EventKind::RolloutFinished(summary))
                 .await;
         }
         Ok(unfinished.len())
@@ -438,30 +441,31 @@ impl Runner {
 
     /// After the shutdown token is cancelled: waits up to `grace` for the rollouts' tenants
     /// in flight to finish their migration; rollouts still running then are marked
-    /// interrupted and their tasks dropped (which closes their sessions).
+    /// interrupted (unless other replicas go on with them) and their tasks dropped (which
+    /// closes their sessions).
     pub(crate) async fn drain(&self, grace: Duration) {
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())
             .await
-            .is_ok()
+            .is_err()
         {
-            return;
-        }
-        let left: Vec<Arc<RolloutCtx>> = self
-            .active
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        for ctx in left {
-            tracing::warn!(rollout_id = %ctx.id, "shutdown grace over; rollout left interrupted");
-            let summary = RolloutSummary {
-                state: RolloutState::Interrupted,
-                ..RolloutSummary::default()
-            };
-            let seq = ctx.emit(EventKind::RolloutFinished(summary)).await;
-            self.writer.wait_stored(&ctx.id, seq).await;
+            let left: Vec<Arc<RolloutCtx>> = self
+                .active
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .cloned()
+                .collect();
+            let others = self.others_alive().await.unwrap_or(false);
+            for ctx in left.iter().filter(|_| !others) {
+                tracing::warn!(rollout_id = %ctx.id, "shutdown grace over; rollout left interrupted");
+                let summary = RolloutSummary {
+                    state: RolloutState::Interrupted,
+                    ..RolloutSummary::default()
+                };
+                self.emit_for(&ctx.id, EventKind::RolloutFinished(summary))
+                    .await;
+            }
         }
     }
 }

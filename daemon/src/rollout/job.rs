@@ -1,6 +1,9 @@
-//! One rollout's run: its waves in order, tenants under the strategy's concurrency (and per
-//! host), stopping at a failed canary or past `max_failures`, pausing between tenants when
-//! asked, and ending with a final state that says whether it can be resumed.
+//! One rollout's run on this replica: its waves in order; in each, tenants claimed from the
+//! control store one at a time under the strategy's concurrency (and per host), so replicas
+//! sharing the store share the work; a wave ends when no tenant of it is waiting or running
+//! on any replica. The run stops at a failed canary or past `max_failures`, pauses when
+//! asked, and one replica (the first to finish) ends the rollout with a final state that
+//! says whether it can be resumed.
 
 use std::{
     collections::HashMap,
@@ -17,13 +20,13 @@ use tracing::Instrument;
 use super::{RolloutCtx, report::TenantReport};
 use crate::{
     fleet::Tenant,
-    model::{
-        EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, TenantWork,
-        WorkState,
-    },
-    plan::WaveSpan,
-    store::Write,
+    model::{EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, WorkState},
+    plan,
+    store::{Claim, StoreError, WaveCounts, now_ms},
 };
+
+/// How often a replica waiting on other replicas' tenants looks at its wave again.
+const WAVE_POLL: Duration = Duration::from_millis(250);
 
 /// Why a run stops starting tenants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,143 +41,86 @@ enum Stop {
     Shutdown,
 }
 
-/// One work item with its tenant (`None`: no longer configured).
-pub(super) struct Item {
-    pub(super) work: TenantWork,
-    pub(super) tenant: Option<Arc<Tenant>>,
-}
-
-/// Runs the rollout's remaining work, then emits `RolloutFinished`.
-pub(super) async fn run(
-    ctx: Arc<RolloutCtx>,
-    record: RolloutRecord,
-    items: Vec<Item>,
-    waves: Vec<WaveSpan>,
-) {
+/// Runs this replica's share of the rollout's remaining work; the replica that ends it
+/// emits the skipped tenants and `RolloutFinished`.
+pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
     let clock = Instant::now();
     let strategy = ctx.spec.strategy;
-    let failures = Arc::new(AtomicU32::new(record.failed));
-    let limit = strategy
-        .max_failures
-        .map(|a| a.of(record.tenant_count as usize) as u32);
-    let permits = Arc::new(Semaphore::new(strategy.concurrency.max(1) as usize));
-    let mut hosts: HashMap<String, Arc<Semaphore>> = HashMap::new();
-    let mut states: Vec<WorkState> = items.iter().map(|i| i.work.state).collect();
-    let mut migrations_run = record.migrations_run;
+    let waves = plan::waves(record.tenant_count as usize, &strategy);
+    let tenants: HashMap<String, Arc<Tenant>> = ctx
+        .fleet
+        .tenants()
+        .iter()
+        .map(|t| (t.id.clone(), t.clone()))
+        .collect();
+    let mut run = Run {
+        ctx: ctx.clone(),
+        tenants,
+        failures: Arc::new(AtomicU32::new(record.failed)),
+        limit: strategy
+            .max_failures
+            .map(|a| a.of(record.tenant_count as usize) as u32),
+        permits: Arc::new(Semaphore::new(strategy.concurrency.max(1) as usize)),
+        hosts: HashMap::new(),
+    };
     let mut stop = None;
     let mut started_a_wave = false;
-    let mut started = std::collections::HashSet::new();
     for wave in &waves {
-        let todo: Vec<&Item> = items[wave.tenants.clone()]
-            .iter()
-            .filter(|i| !i.work.state.is_done())
-            .collect();
-        if todo.is_empty() {
-            continue;
-        }
-        if started_a_wave && strategy.pause_between_waves_ms > 0 {
-            let pause = Duration::from_millis(strategy.pause_between_waves_ms);
-            if let Some(s) = ctx.sleep_unless_stopped(pause).await {
-                stop = Some(s);
+        let mut first = true;
+        loop {
+            let Some(counts) = run.wave_counts(wave.index).await else {
+                stop = Some(Stop::Shutdown);
                 break;
-            }
-        }
-        started_a_wave = true;
-        ctx.emit(EventKind::WaveStarted {
-            index: wave.index,
-            canary: wave.canary,
-            tenant_count: todo.len() as u32,
-        })
-        .await;
-        let mut running = JoinSet::new();
-        let mut positions = HashMap::new();
-        for item in todo {
-            if let Some(s) = ctx.wait_while_paused().await {
-                stop = Some(s);
-                break;
-            }
-            if limit.is_some_and(|l| failures.load(Ordering::SeqCst) > l) {
-                stop = Some(Stop::Failures);
-                break;
-            }
-            let Some(tenant) = item.tenant.clone() else {
-                started.insert(item.work.position);
-                let report = TenantReport::unconfigured(&item.work.tenant);
-                let finished = ctx.finish_tenant(&item.work.tenant, report, 0).await;
-                states[item.work.position as usize] =
-                    ctx.finish_work(&item.work, &finished, None).await;
-                failures.fetch_add(1, Ordering::SeqCst);
-                continue;
             };
-            // The semaphores are never closed, so acquiring cannot fail.
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                continue;
-            };
-            let host_permit = match (strategy.per_host_concurrency, tenant.host()) {
-                (Some(n), Some(host)) => {
-                    let sem = hosts
-                        .entry(host)
-                        .or_insert_with(|| Arc::new(Semaphore::new(n.max(1) as usize)))
-                        .clone();
-                    sem.acquire_owned().await.ok()
+            run.failures
+                .fetch_max(counts.rollout_failed, Ordering::SeqCst);
+            if counts.done() {
+                if wave.canary && counts.failed > 0 {
+                    stop = Some(Stop::Canary);
                 }
-                _ => None,
-            };
-            // Waiting for a permit may have taken a while: look again before starting.
-            if let Some(s) = ctx.wait_while_paused().await {
-                stop = Some(s);
                 break;
             }
-            if limit.is_some_and(|l| failures.load(Ordering::SeqCst) > l) {
-                stop = Some(Stop::Failures);
-                break;
-            }
-            started.insert(item.work.position);
-            ctx.writer
-                .send(Write::Work {
-                    rollout_id: ctx.id.clone(),
-                    position: item.work.position,
-                    state: WorkState::Running,
-                    error: None,
-                })
-                .await;
-            let (ctx, work, failures) = (ctx.clone(), item.work.clone(), failures.clone());
-            let handle = running.spawn(
-                async move {
-                    let (finished, known) = ctx.run_tenant(&tenant).await;
-                    if finished.outcome == TenantOutcome::Failed {
-                        failures.fetch_add(1, Ordering::SeqCst);
+            if first {
+                first = false;
+                if started_a_wave && strategy.pause_between_waves_ms > 0 {
+                    let pause = Duration::from_millis(strategy.pause_between_waves_ms);
+                    if let Some(s) = ctx.sleep_unless_stopped(pause).await {
+                        stop = Some(s);
+                        break;
                     }
-                    let state = ctx.finish_work(&work, &finished, known).await;
-                    drop((permit, host_permit));
-                    (work.position, finished, state)
                 }
-                .in_current_span(),
-            );
-            positions.insert(handle.id(), item.work.clone());
-        }
-        let mut canary_failed = false;
-        while let Some(done) = running.join_next_with_id().await {
-            let (position, finished, state) = match done {
-                Ok((_, done)) => done,
-                Err(e) => {
-                    // A bug, not a database error: report it as the tenant's failure.
-                    let work: &TenantWork = &positions[&e.id()];
-                    let report = TenantReport::panicked(&work.tenant, &e.to_string());
-                    let finished = ctx.finish_tenant(&work.tenant, report, 0).await;
-                    let state = ctx.finish_work(work, &finished, None).await;
-                    failures.fetch_add(1, Ordering::SeqCst);
-                    (work.position, finished, state)
+                started_a_wave = true;
+                if ctx
+                    .store
+                    .mark_wave(&ctx.id, wave.index)
+                    .await
+                    .unwrap_or(false)
+                {
+                    ctx.emit(EventKind::WaveStarted {
+                        index: wave.index,
+                        canary: wave.canary,
+                        tenant_count: counts.pending + counts.running + counts.expired,
+                    })
+                    .await;
                 }
-            };
-            states[position as usize] = state;
-            migrations_run += finished.migrations_run;
-            canary_failed |= wave.canary && finished.outcome == TenantOutcome::Failed;
+            }
+            let (claimed, s) = run.claim_and_run(wave.index).await;
+            stop = s;
+            if stop.is_none() && run.over_limit() {
+                stop = Some(Stop::Failures);
+            }
+            if stop.is_some() {
+                break;
+            }
+            if claimed == 0 {
+                // Other replicas run this wave's last tenants, or the rollout is paused.
+                if let Some(s) = ctx.sleep_unless_stopped(WAVE_POLL).await {
+                    stop = Some(s);
+                    break;
+                }
+            }
         }
-        if stop.is_none() && canary_failed {
-            stop = Some(Stop::Canary);
-        }
-        if stop.is_none() && limit.is_some_and(|l| failures.load(Ordering::SeqCst) > l) {
+        if stop.is_none() && run.over_limit() {
             stop = Some(Stop::Failures);
         }
         if stop.is_none() {
@@ -184,47 +130,260 @@ pub(super) async fn run(
             break;
         }
     }
-    let state = match stop {
-        Some(Stop::Shutdown) => RolloutState::Interrupted,
-        Some(Stop::Cancelled) => RolloutState::Cancelled,
-        _ if states.contains(&WorkState::Failed) => RolloutState::Failed,
-        // Tenants cut off by a shutdown that came as the last wave ended.
-        _ if states.contains(&WorkState::Pending) => RolloutState::Interrupted,
-        _ => RolloutState::Succeeded,
-    };
-    if state != RolloutState::Interrupted {
-        // Tenants that never started: skipped, each said so.
-        let never_started = items
-            .iter()
-            .filter(|i| !i.work.state.is_done() && !started.contains(&i.work.position));
-        for item in never_started {
-            let finished = ctx
-                .finish_tenant(&item.work.tenant, TenantReport::skipped(), 0)
-                .await;
-            states[item.work.position as usize] =
-                ctx.finish_work(&item.work, &finished, None).await;
-        }
+    run.end(stop, clock).await;
+}
+
+/// A run's shared counters and limits.
+struct Run {
+    ctx: Arc<RolloutCtx>,
+    /// The fleet's tenants when the run began, by id.
+    tenants: HashMap<String, Arc<Tenant>>,
+    /// Tenants failed in this rollout, as far as this replica knows.
+    failures: Arc<AtomicU32>,
+    limit: Option<u32>,
+    permits: Arc<Semaphore>,
+    hosts: HashMap<String, Arc<Semaphore>>,
+}
+
+impl Run {
+    fn over_limit(&self) -> bool {
+        self.limit
+            .is_some_and(|l| self.failures.load(Ordering::SeqCst) > l)
     }
-    let (succeeded, failed, skipped) = super::summarise(&states);
-    let summary = RolloutSummary {
-        succeeded,
-        failed,
-        skipped,
-        migrations_run,
-        duration_ms: clock.elapsed().as_millis() as u64,
-        state,
-    };
-    tracing::info!(
-        state = state.as_str(),
-        succeeded = summary.succeeded,
-        failed = summary.failed,
-        skipped = summary.skipped,
-        "rollout finished"
-    );
-    ctx.emit(EventKind::RolloutFinished(summary)).await;
+
+    /// Wave `wave`'s counts, once this replica's writes are stored; retried while the
+    /// store does not answer. `None` when the daemon stops first.
+    async fn wave_counts(&self, wave: u32) -> Option<WaveCounts> {
+        self.ctx.writer.flush().await;
+        let ctx = &self.ctx;
+        ctx.retry("counting a wave", || ctx.store.wave_counts(&ctx.id, wave))
+            .await
+    }
+
+    /// Claims and runs tenants of wave `wave` while it has claimable ones and nothing
+    /// stops the run; waits for those it started. Returns how many it claimed.
+    async fn claim_and_run(&mut self, wave: u32) -> (u32, Option<Stop>) {
+        let ctx = self.ctx.clone();
+        let strategy = ctx.spec.strategy;
+        let mut running = JoinSet::new();
+        let mut positions = HashMap::new();
+        let mut claimed = 0;
+        let mut stop = None;
+        loop {
+            if let Some(s) = ctx.wait_while_paused().await {
+                stop = Some(s);
+                break;
+            }
+            if self.over_limit() {
+                break;
+            }
+            // The semaphores are never closed, so acquiring cannot fail.
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            // Waiting for a permit may have taken a while: look again before claiming.
+            if let Some(s) = ctx.wait_while_paused().await {
+                stop = Some(s);
+                break;
+            }
+            if self.over_limit() {
+                break;
+            }
+            let Some(claim) = self.claim(wave).await else {
+                break;
+            };
+            claimed += 1;
+            let Some(tenant) = self.tenants.get(&claim.tenant).cloned() else {
+                let report = TenantReport::unconfigured(&claim.tenant);
+                let finished = ctx.finish_tenant(&claim.tenant, report, 0).await;
+                ctx.finish_work(claim.position, &finished, None).await;
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                continue;
+            };
+            let host_permit = match (strategy.per_host_concurrency, tenant.host()) {
+                (Some(n), Some(host)) => {
+                    let sem = self
+                        .hosts
+                        .entry(host)
+                        .or_insert_with(|| Arc::new(Semaphore::new(n.max(1) as usize)))
+                        .clone();
+                    sem.acquire_owned().await.ok()
+                }
+                _ => None,
+            };
+            let (ctx, failures, position) = (ctx.clone(), self.failures.clone(), claim.position);
+            let handle = running.spawn(
+                async move {
+                    let (finished, known) = ctx.run_tenant(&tenant).await;
+                    if finished.outcome == TenantOutcome::Failed {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                    ctx.finish_work(position, &finished, known).await;
+                    drop((permit, host_permit));
+                }
+                .in_current_span(),
+            );
+            positions.insert(handle.id(), claim);
+        }
+        while let Some(done) = running.join_next_with_id().await {
+            if let Err(e) = done {
+                // A bug, not a database error: report it as the tenant's failure.
+                let claim = &positions[&e.id()];
+                let report = TenantReport::panicked(&claim.tenant, &e.to_string());
+                let finished = ctx.finish_tenant(&claim.tenant, report, 0).await;
+                ctx.finish_work(claim.position, &finished, None).await;
+                self.failures.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        (claimed, stop.or_else(|| ctx.stopped()))
+    }
+
+    /// The next claimable tenant of wave `wave`, leased to this replica; `None` when there
+    /// is none now (or the store does not answer and the daemon stops).
+    async fn claim(&self, wave: u32) -> Option<Claim> {
+        let ctx = &self.ctx;
+        let lease_until = now_ms() + ctx.replica.lease.as_millis() as i64;
+        ctx.retry("claiming a tenant", || {
+            ctx.store.claim(&ctx.id, wave, &ctx.replica.id, lease_until)
+        })
+        .await
+        .flatten()
+    }
+
+    /// Ends this replica's run. Stopped by a shutdown: the tenants it cut off are pending
+    /// again; the rollout is left interrupted unless other replicas go on with it.
+    /// Otherwise, once no tenant runs anywhere, the first replica here ends it: tenants
+    /// never started are skipped, and `RolloutFinished` carries the store's totals.
+    async fn end(self, stop: Option<Stop>, clock: Instant) {
+        let ctx = self.ctx;
+        ctx.writer.flush().await;
+        if stop == Some(Stop::Shutdown) {
+            if ctx.others_alive().await {
+                tracing::info!("daemon stopping; other replicas go on with the rollout");
+                return;
+            }
+            ctx.finish(RolloutState::Interrupted, clock).await;
+            return;
+        }
+        // Ending it first: from now on no replica claims a tenant of it.
+        let since = now_ms() - ctx.replica.lease.as_millis() as i64;
+        match ctx
+            .store
+            .claim_finish(&ctx.id, &ctx.replica.id, since)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!("rollout not ended here: {e}");
+                return;
+            }
+        }
+        if stop.is_some() {
+            // Tenants that other replicas run end first: nothing is skipped under them.
+            ctx.wait_none_running().await;
+            ctx.writer.flush().await;
+        }
+        let works = ctx.store.works(&ctx.id).await.unwrap_or_default();
+        let cancelled = stop == Some(Stop::Cancelled)
+            || matches!(
+                ctx.store.rollout_state(&ctx.id).await,
+                Ok(Some(RolloutState::Cancelled))
+            );
+        let state = if cancelled {
+            RolloutState::Cancelled
+        } else if works.iter().any(|w| w.state == WorkState::Failed) {
+            RolloutState::Failed
+        } else if stop.is_none() && works.iter().any(|w| !w.state.is_done()) {
+            // Tenants cut off by a shutdown that came as the last wave ended.
+            RolloutState::Interrupted
+        } else {
+            RolloutState::Succeeded
+        };
+        if state != RolloutState::Interrupted {
+            for work in works.iter().filter(|w| !w.state.is_done()) {
+                let finished = ctx
+                    .finish_tenant(&work.tenant, TenantReport::skipped(), 0)
+                    .await;
+                ctx.finish_work(work.position, &finished, None).await;
+            }
+        }
+        ctx.finish(state, clock).await;
+    }
 }
 
 impl RolloutCtx {
+    /// Emits `RolloutFinished` in `state` with the store's totals.
+    async fn finish(&self, state: RolloutState, clock: Instant) {
+        self.writer.flush().await;
+        let record = self.store.rollout(&self.id).await.ok().flatten();
+        let summary = RolloutSummary {
+            succeeded: record.as_ref().map_or(0, |r| r.succeeded),
+            failed: record.as_ref().map_or(0, |r| r.failed),
+            skipped: record.as_ref().map_or(0, |r| r.skipped),
+            migrations_run: record.as_ref().map_or(0, |r| r.migrations_run),
+            duration_ms: clock.elapsed().as_millis() as u64,
+            state,
+        };
+        tracing::info!(
+            state = state.as_str(),
+            succeeded = summary.succeeded,
+            failed = summary.failed,
+            skipped = summary.skipped,
+            "rollout finished"
+        );
+        self.emit(EventKind::RolloutFinished(summary)).await;
+    }
+
+    /// True when another replica was seen within the lease timeout.
+    async fn others_alive(&self) -> bool {
+        let since = now_ms() - self.replica.lease.as_millis() as i64;
+        self.store
+            .others_alive(&self.replica.id, since)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Waits until no tenant of the rollout runs on any replica (leases that ran out do
+    /// not count).
+    async fn wait_none_running(&self) {
+        loop {
+            let running = match self.store.running_count(&self.id).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("reading a rollout's running tenants: {e}");
+                    0
+                }
+            };
+            if running == 0 || self.shutdown.is_cancelled() {
+                return;
+            }
+            tokio::time::sleep(WAVE_POLL).await;
+        }
+    }
+
+    /// `op` until the store answers, backing off; `None` when the daemon stops first.
+    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match op().await {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    tracing::warn!("{what}: {e}; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.shutdown.cancelled() => return None,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// Why the run must stop starting tenants, if it must.
     fn stopped(&self) -> Option<Stop> {
         if self.shutdown.is_cancelled() {

@@ -1,12 +1,15 @@
 //! Rollouts: durable jobs. A rollout is created in the control store with one work item per
-//! tenant, then run in waves by a task that outlives the request that started it; every
-//! event is stored before anyone sees it, so any caller can follow it (`watch`), and a
-//! rollout a daemon did not finish is marked interrupted and can be resumed.
+//! tenant, then run in waves by tasks that outlive the request that started it: on every
+//! replica that shares the store, each claiming one tenant at a time under a lease. Every
+//! event is stored (and numbered) before anyone sees it, so any caller of any replica can
+//! follow it (`watch`), and a rollout no daemon finished is marked interrupted and can be
+//! resumed.
 //!
 //! | file | what |
 //! | --- | --- |
 //! | `control.rs` | the runner: start, pause, resume, cancel, recovery at start, drain at stop |
-//! | `job.rs` | one rollout's run: waves, concurrency, canary, failure threshold |
+//! | `replica.rs` | this daemon among others: heartbeat, joining rollouts, following their state |
+//! | `job.rs` | one rollout's run here: waves, claims, concurrency, canary, failure threshold |
 //! | `writer.rs` | the one task that stores events in batches, then tells watchers |
 //! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
 //! | `tenant.rs` | one tenant: lock, plan under the lock, run the steps |
@@ -21,6 +24,7 @@ mod control;
 mod grouped;
 mod job;
 mod repair;
+mod replica;
 mod report;
 mod step;
 mod tenant;
@@ -33,15 +37,16 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use control::{Runner, RunnerError, StartRequest};
 pub(crate) use repair::{RepairError, repair};
+pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
 
 use crate::{
     fleet::{Fleet, Registry},
     model::{
         EventKind, FailureCode, MigrationSet, RolloutEvent, RolloutSpec, TenantFinished,
-        TenantOutcome, TenantWork, WorkState,
+        TenantOutcome, WorkState,
     },
-    store::{KnownState, Write},
+    store::{KnownState, Store, Write},
     telemetry::Metrics,
 };
 use writer::Writer;
@@ -55,9 +60,8 @@ pub(crate) struct RolloutCtx {
     registry: Arc<Registry>,
     metrics: Metrics,
     writer: Writer,
-    /// The last sequence number handed out. Held while an event is queued, so events reach
-    /// the writer (and the store) in sequence order: a watcher never sees a gap.
-    seq: tokio::sync::Mutex<u64>,
+    store: Arc<Store>,
+    replica: Arc<Replica>,
     /// True while paused: no tenant starts.
     paused: tokio::sync::watch::Sender<bool>,
     /// A caller cancelled: no tenant starts, tenants in flight stop between migrations.
@@ -67,23 +71,9 @@ pub(crate) struct RolloutCtx {
 }
 
 impl RolloutCtx {
-    /// Stores `kind` as the rollout's next event; returns its sequence number.
-    async fn emit(&self, kind: EventKind) -> u64 {
-        let mut last = self.seq.lock().await;
-        *last += 1;
-        let event = RolloutEvent {
-            rollout_id: self.id.clone(),
-            seq: *last,
-            at_unix_ms: chrono::Utc::now().timestamp_millis(),
-            kind,
-        };
-        self.writer.send(Write::Event(event)).await;
-        *last
-    }
-
-    /// The last sequence number handed out.
-    async fn last_seq(&self) -> u64 {
-        *self.seq.lock().await
+    /// Queues `kind` as the rollout's next event; the store numbers it.
+    async fn emit(&self, kind: EventKind) {
+        self.writer.send(Write::Event(event(&self.id, kind))).await;
     }
 
     /// True once tenants in flight must stop before their next migration.
@@ -95,7 +85,7 @@ impl RolloutCtx {
     /// state.
     async fn finish_work(
         &self,
-        work: &TenantWork,
+        position: u32,
         finished: &TenantFinished,
         known: Option<KnownState>,
     ) -> WorkState {
@@ -114,7 +104,7 @@ impl RolloutCtx {
         self.writer
             .send(Write::Work {
                 rollout_id: self.id.clone(),
-                position: work.position,
+                position,
                 state,
                 error: finished.error.as_ref().map(|e| e.message.clone()),
             })
@@ -126,12 +116,12 @@ impl RolloutCtx {
     }
 }
 
-/// The totals of a rollout from its work items' states.
-fn summarise(states: &[WorkState]) -> (u32, u32, u32) {
-    let count = |s: WorkState| states.iter().filter(|&&x| x == s).count() as u32;
-    (
-        count(WorkState::Succeeded),
-        count(WorkState::Failed),
-        count(WorkState::Skipped),
-    )
+/// Event `kind` of rollout `id`, stamped now, to be numbered by the store.
+fn event(id: &str, kind: EventKind) -> RolloutEvent {
+    RolloutEvent {
+        rollout_id: id.to_owned(),
+        seq: 0,
+        at_unix_ms: crate::store::now_ms(),
+        kind,
+    }
 }

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::store::{Store, Write};
 
@@ -20,10 +20,16 @@ const QUEUE: usize = 4096;
 /// Writes stored per transaction at most.
 const BATCH: usize = 1000;
 
+/// What the writer task takes: a write, or a caller waiting for every write queued before.
+enum Queued {
+    Write(Write),
+    Flush(oneshot::Sender<()>),
+}
+
 /// Hands writes to the writer task and tells watchers how far each rollout is stored.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Write>,
+    tx: mpsc::Sender<Queued>,
     stored: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
 }
 
@@ -41,7 +47,15 @@ impl Writer {
     pub(crate) async fn send(&self, write: Write) {
         // The task only ends when every sender is gone, so this cannot fail while `self`
         // lives.
-        let _ = self.tx.send(write).await;
+        let _ = self.tx.send(Queued::Write(write)).await;
+    }
+
+    /// Waits until every write queued before this call is stored.
+    pub(crate) async fn flush(&self) {
+        let (done, stored) = oneshot::channel();
+        if self.tx.send(Queued::Flush(done)).await.is_ok() {
+            let _ = stored.await;
+        }
     }
 
     /// The sequence number up to which rollout `id`'s events are stored, as it changes.
@@ -51,12 +65,6 @@ impl Writer {
             .entry(id.to_owned())
             .or_insert_with(|| watch::Sender::new(0))
             .subscribe()
-    }
-
-    /// Waits until rollout `id`'s events up to `seq` are stored.
-    pub(crate) async fn wait_stored(&self, id: &str, seq: u64) {
-        let mut rx = self.stored(id);
-        let _ = rx.wait_for(|&stored| stored >= seq).await;
     }
 
     /// Forgets rollout `id`'s progress once nobody follows it live any more.
@@ -70,34 +78,47 @@ impl Writer {
 
 async fn run(
     store: Arc<Store>,
-    mut rx: mpsc::Receiver<Write>,
+    mut rx: mpsc::Receiver<Queued>,
     stored: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
 ) {
+    let mut queued = Vec::with_capacity(BATCH);
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut backoff = Duration::from_millis(50);
-        while let Err(e) = store.write(&batch).await {
-            tracing::warn!(
-                "the control store refused {} writes, retrying: {e}",
-                batch.len()
-            );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-        let mut newest: HashMap<&str, u64> = HashMap::new();
-        for write in &batch {
-            if let Write::Event(e) = write {
-                newest.insert(&e.rollout_id, e.seq);
+    let mut flushes = Vec::new();
+    while rx.recv_many(&mut queued, BATCH).await > 0 {
+        for q in queued.drain(..) {
+            match q {
+                Queued::Write(w) => batch.push(w),
+                Queued::Flush(done) => flushes.push(done),
             }
         }
+        let mut backoff = Duration::from_millis(50);
+        let newest = loop {
+            if batch.is_empty() {
+                break Vec::new();
+            }
+            match store.write(&batch).await {
+                Ok(newest) => break newest,
+                Err(e) => {
+                    tracing::warn!(
+                        "the control store refused {} writes, retrying: {e}",
+                        batch.len()
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
         {
             let mut stored = stored.lock().unwrap_or_else(PoisonError::into_inner);
             for (id, seq) in newest {
                 stored
-                    .entry(id.to_owned())
+                    .entry(id)
                     .or_insert_with(|| watch::Sender::new(0))
                     .send_replace(seq);
             }
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
         }
         batch.clear();
     }

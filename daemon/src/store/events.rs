@@ -8,7 +8,8 @@ use crate::model::{EventKind, RolloutEvent, RolloutState, WorkState};
 /// One write of a batch.
 #[derive(Debug, Clone)]
 pub(crate) enum Write {
-    /// An event; a `TenantFinished` also counts its tenant, a `RolloutFinished` and a
+    /// An event; the store gives it the rollout's next sequence number (its `seq` is
+    /// ignored). A `TenantFinished` also counts its tenant, a `RolloutFinished` and a
     /// `StateChanged` also set the rollout's state.
     Event(RolloutEvent),
     /// A work item's new state (`Running` also counts an attempt).
@@ -28,17 +29,29 @@ pub(crate) enum Write {
 }
 
 impl Store {
-    /// Stores `batch` in one transaction, in order.
+    /// Stores `batch` in one transaction, in order, each event numbered next in its
+    /// rollout; returns each rollout's newest sequence number stored.
+    ///
+    /// Numbers are taken under the rollout row's lock (`UPDATE … RETURNING`), held until
+    /// commit, so replicas writing one rollout's events at once commit them in number order:
+    /// a reader never sees a later number before an earlier one.
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses it; nothing of the batch is kept then,
     /// so the caller may write it again.
-    pub(crate) async fn write(&self, batch: &[Write]) -> Result<(), StoreError> {
+    pub(crate) async fn write(&self, batch: &[Write]) -> Result<Vec<(String, u64)>, StoreError> {
         let q = StoreError::query;
+        let mut newest: Vec<(String, u64)> = Vec::new();
         let mut tx = self.pool.begin().await.map_err(q("writing events"))?;
         for write in batch {
             match write {
-                Write::Event(e) => insert_event(&mut tx, e).await?,
+                Write::Event(e) => {
+                    let seq = insert_event(&mut tx, e).await?;
+                    match newest.iter_mut().find(|(id, _)| *id == e.rollout_id) {
+                        Some(slot) => slot.1 = seq,
+                        None => newest.push((e.rollout_id.clone(), seq)),
+                    }
+                }
                 Write::Work {
                     rollout_id,
                     position,
@@ -77,7 +90,8 @@ impl Store {
                 }
             }
         }
-        tx.commit().await.map_err(q("writing events"))
+        tx.commit().await.map_err(q("writing events"))?;
+        Ok(newest)
     }
 
     /// Up to `limit` events of rollout `id` with `seq > after`, in order.
@@ -115,24 +129,25 @@ impl Store {
     }
 }
 
+/// Stores `e` as its rollout's next event; returns its sequence number.
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     e: &RolloutEvent,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let q = StoreError::query;
     let body = serde_json::to_string(&e.kind).map_err(StoreError::corrupt("an event"))?;
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE rollouts SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+    )
+    .bind(e.rollout_id.clone())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(q("numbering an event"))?;
     sqlx::query("INSERT INTO rollout_events (rollout_id, seq, at, body) VALUES ($1, $2, $3, $4)")
         .bind(e.rollout_id.clone())
-        .bind(e.seq as i64)
+        .bind(seq)
         .bind(e.at_unix_ms)
         .bind(body)
-        .execute(&mut **tx)
-        .await
-        .map_err(q("storing an event"))?;
-    sqlx::query("UPDATE rollouts SET last_seq = $1 WHERE id = $2 AND last_seq < $3")
-        .bind(e.seq as i64)
-        .bind(e.rollout_id.clone())
-        .bind(e.seq as i64)
         .execute(&mut **tx)
         .await
         .map_err(q("storing an event"))?;
@@ -149,7 +164,7 @@ async fn insert_event(
         EventKind::StateChanged { state, .. } => set_state(tx, &e.rollout_id, *state).await?,
         _ => {}
     }
-    Ok(())
+    Ok(seq as u64)
 }
 
 async fn set_state(

@@ -10,9 +10,11 @@
 //! | `events.rs` | rollout events and the batched writes that keep counters with them |
 //! | `known.rs` | each tenant's last-known state, for `Status` |
 //! | `tenants.rs` | tenants registered through the API |
+//! | `leases.rs` | replicas sharing rollouts: claimed work items, heartbeats, one finisher |
 
 mod events;
 mod known;
+mod leases;
 mod rollouts;
 mod tenants;
 
@@ -27,6 +29,7 @@ use sqlx::{
 
 pub(crate) use events::Write;
 pub(crate) use known::KnownState;
+pub(crate) use leases::{Claim, WaveCounts};
 pub(crate) use rollouts::{NewRollout, RolloutFilter};
 pub(crate) use tenants::RegisteredTenant;
 
@@ -72,7 +75,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 2] = [
+const SCHEMA: [(i64, &str, &str); 3] = [
     (
         1,
         "control store",
@@ -83,6 +86,7 @@ const SCHEMA: [(i64, &str, &str); 2] = [
         "registered tenants",
         include_str!("migrations/0002_registered_tenants.sql"),
     ),
+    (3, "replicas", include_str!("migrations/0003_replicas.sql")),
 ];
 
 /// [`SCHEMA`] as a source for sqlx's migrator.
@@ -111,6 +115,9 @@ impl MigrationSource<'static> for Embedded {
 /// The daemon's control store.
 pub(crate) struct Store {
     pool: AnyPool,
+    /// PostgreSQL, where claims skip rows another replica holds (`FOR UPDATE SKIP LOCKED`);
+    /// SQLite has one writer at a time and no such clause.
+    postgres: bool,
 }
 
 impl Store {
@@ -147,7 +154,10 @@ impl Store {
             .map_err(StoreError::Connect)?;
         let migrator = Migrator::new(Embedded).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            postgres: !sqlite,
+        })
     }
 }
 

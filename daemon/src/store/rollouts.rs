@@ -32,10 +32,10 @@ pub(crate) struct RolloutFilter {
     pub(crate) before: Option<(i64, String)>,
 }
 
-const COLUMNS: &str = "id, spec, state, created_by, created_at, finished_at, tenant_count, \
+pub(super) const COLUMNS: &str = "id, spec, state, created_by, created_at, finished_at, tenant_count, \
                        succeeded, failed, skipped, migrations_run, last_seq, waves";
 
-fn record(row: &AnyRow) -> Result<RolloutRecord, StoreError> {
+pub(super) fn record(row: &AnyRow) -> Result<RolloutRecord, StoreError> {
     const CTX: &str = "reading a rollout";
     let spec: String = get(row, 1, CTX)?;
     let state: String = get(row, 2, CTX)?;

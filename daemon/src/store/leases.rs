@@ -1,0 +1,337 @@
+//! Replicas sharing rollouts. A replica claims one work item at a time with a lease that its
+//! heartbeat extends; an item whose lease ran out (its replica died) is claimable again.
+//! Claims are single statements, so they are atomic on both stores; on PostgreSQL the
+//! candidate row is taken `FOR UPDATE SKIP LOCKED`, so replicas claiming at once never wait
+//! on each other nor take the same item (PostgreSQL docs, "The Locking Clause").
+
+use super::{Store, StoreError, get, now_ms};
+use crate::model::{RolloutRecord, RolloutState, WorkState};
+
+/// A work item this replica claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub(crate) position: u32,
+    pub(crate) tenant: String,
+    /// Attempts so far, this one included.
+    pub(crate) attempts: u32,
+}
+
+/// One wave's work items by state, read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WaveCounts {
+    /// Not started, or released by a replica that stopped.
+    pub(crate) pending: u32,
+    /// Claimed, lease still running.
+    pub(crate) running: u32,
+    /// Claimed, lease run out: its replica is gone; claimable again.
+    pub(crate) expired: u32,
+    /// Finished with a failure.
+    pub(crate) failed: u32,
+    /// Tenants of the whole rollout finished with a failure.
+    pub(crate) rollout_failed: u32,
+}
+
+impl WaveCounts {
+    /// True when no item of the wave is waiting or running.
+    pub(crate) fn done(&self) -> bool {
+        self.pending == 0 && self.running == 0 && self.expired == 0
+    }
+}
+
+impl Store {
+    /// Says replica `id` is alive now (creating its row on first call) and extends the
+    /// leases of the items it runs to `lease_until` (ms since the epoch).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the writes.
+    pub(crate) async fn heartbeat(&self, id: &str, lease_until: i64) -> Result<(), StoreError> {
+        let q = StoreError::query("a replica's heartbeat");
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO replicas (id, started_at, seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(q)?;
+        sqlx::query(
+            "UPDATE rollout_tenants SET lease_until = $1 WHERE lease_owner = $2 \
+             AND state = 'running'",
+        )
+        .bind(lease_until)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(StoreError::query("a replica's heartbeat"))
+    }
+
+    /// Forgets replica `id` (it stops cleanly).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the write.
+    pub(crate) async fn remove_replica(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM replicas WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::query("removing a replica"))
+    }
+
+    /// True when a replica other than `id` was seen at or after `since` (ms since the epoch).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store cannot be read.
+    pub(crate) async fn others_alive(&self, id: &str, since: i64) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM replicas WHERE id <> $1 AND seen_at >= $2")
+                .bind(id)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::query("finding other replicas"))?;
+        Ok(n > 0)
+    }
+
+    /// Items replica `id` held in an earlier life (the same id restarted) go back to
+    /// pending: nobody runs them now. Returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the write.
+    pub(crate) async fn release_leases(&self, id: &str) -> Result<u64, StoreError> {
+        sqlx::query(
+            "UPDATE rollout_tenants SET state = 'pending', lease_owner = NULL, lease_until = NULL \
+             WHERE lease_owner = $1 AND state = 'running'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(StoreError::query("releasing leases"))
+    }
+
+    /// Claims the first claimable item of wave `wave` of rollout `rollout_id` for replica
+    /// `owner` until `lease_until`: pending, or running with a lease that ran out. `None`
+    /// when there is none, or the rollout is not `running` (paused, cancelled, finished).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the claim.
+    pub(crate) async fn claim(
+        &self,
+        rollout_id: &str,
+        wave: u32,
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        const CTX: &str = "claiming a tenant";
+        let skip_locked = if self.postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE rollout_tenants SET state = 'running', lease_owner = $1, lease_until = $2, \
+             attempts = attempts + 1, updated_at = $3 WHERE rollout_id = $4 AND position = (\
+             SELECT position FROM rollout_tenants WHERE rollout_id = $5 AND wave = $6 \
+             AND (state = 'pending' OR (state = 'running' AND lease_until < $7)) \
+             AND EXISTS (SELECT 1 FROM rollouts WHERE id = $8 AND state = 'running' \
+             AND finished_by IS NULL) \
+             ORDER BY position LIMIT 1{skip_locked}) RETURNING position, tenant, attempts"
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(rollout_id)
+            .bind(rollout_id)
+            .bind(i64::from(wave))
+            .bind(now)
+            .bind(rollout_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query(CTX))?;
+        row.map(|row| {
+            Ok(Claim {
+                position: get::<i64>(&row, 0, CTX)? as u32,
+                tenant: get(&row, 1, CTX)?,
+                attempts: get::<i64>(&row, 2, CTX)? as u32,
+            })
+        })
+        .transpose()
+    }
+
+    /// Wave `wave` of rollout `rollout_id`, counted by state now.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store cannot be read.
+    pub(crate) async fn wave_counts(
+        &self,
+        rollout_id: &str,
+        wave: u32,
+    ) -> Result<WaveCounts, StoreError> {
+        const CTX: &str = "counting a wave";
+        let rows = sqlx::query(
+            "SELECT state, expired, COUNT(*) FROM (SELECT state, CASE WHEN state = 'running' \
+             AND lease_until < $1 THEN 1 ELSE 0 END AS expired FROM rollout_tenants \
+             WHERE rollout_id = $2 AND wave = $3) w GROUP BY state, expired",
+        )
+        .bind(now_ms())
+        .bind(rollout_id)
+        .bind(i64::from(wave))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CTX))?;
+        let mut counts = WaveCounts::default();
+        for row in &rows {
+            let state: String = get(row, 0, CTX)?;
+            let expired = get::<i32>(row, 1, CTX)? == 1;
+            let n = get::<i64>(row, 2, CTX)? as u32;
+            match WorkState::parse(&state) {
+                WorkState::Pending => counts.pending += n,
+                WorkState::Running if expired => counts.expired += n,
+                WorkState::Running => counts.running += n,
+                WorkState::Failed => counts.failed += n,
+                WorkState::Succeeded | WorkState::Skipped => {}
+            }
+        }
+        let failed: Option<i64> = sqlx::query_scalar("SELECT failed FROM rollouts WHERE id = $1")
+            .bind(rollout_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query(CTX))?;
+        counts.rollout_failed = failed.unwrap_or(0) as u32;
+        Ok(counts)
+    }
+
+    /// Marks wave `wave` of rollout `rollout_id` started; true for the one caller that
+    /// marked it first in this run of the rollout (it emits the `WaveStarted`).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the write.
+    pub(crate) async fn mark_wave(&self, rollout_id: &str, wave: u32) -> Result<bool, StoreError> {
+        sqlx::query("UPDATE rollouts SET wave_mark = $1 WHERE id = $2 AND wave_mark < $3")
+            .bind(i64::from(wave))
+            .bind(rollout_id)
+            .bind(i64::from(wave))
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(StoreError::query("marking a wave started"))
+    }
+
+    /// Makes replica `owner` the one that ends this run of rollout `rollout_id`; true for
+    /// the first caller only, or when the replica that took it was last seen before
+    /// `since` (it died ending it). Once taken, no tenant of the rollout is claimed.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the write.
+    pub(crate) async fn claim_finish(
+        &self,
+        rollout_id: &str,
+        owner: &str,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE rollouts SET finished_by = $1 WHERE id = $2 AND (finished_by IS NULL OR \
+             NOT EXISTS (SELECT 1 FROM replicas WHERE id = rollouts.finished_by AND seen_at >= $3))",
+        )
+        .bind(owner)
+        .bind(rollout_id)
+        .bind(since)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+            .map_err(StoreError::query("ending a rollout"))
+    }
+
+    /// Opens a new run of rollout `rollout_id` (a resume of one nobody runs): its waves
+    /// start again, nobody has ended it, and items a stopped daemon left running are
+    /// pending (each tenant's history says what is left).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the writes.
+    pub(crate) async fn reopen(&self, rollout_id: &str) -> Result<(), StoreError> {
+        let q = StoreError::query("reopening a rollout");
+        let mut tx = self.pool.begin().await.map_err(q)?;
+        sqlx::query("UPDATE rollouts SET wave_mark = -1, finished_by = NULL WHERE id = $1")
+            .bind(rollout_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("reopening a rollout"))?;
+        sqlx::query(
+            "UPDATE rollout_tenants SET state = 'pending', lease_owner = NULL, lease_until = NULL \
+             WHERE rollout_id = $1 AND state = 'running'",
+        )
+        .bind(rollout_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("reopening a rollout"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("reopening a rollout"))
+    }
+
+    /// Rollouts `running` with an item some replica could claim now (pending, or a lease
+    /// that ran out): the ones a replica that does not run them may join.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`] when they cannot be read.
+    pub(crate) async fn joinable(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM rollouts r WHERE r.state = 'running' AND r.finished_by IS NULL \
+             AND EXISTS (SELECT 1 FROM \
+             rollout_tenants t WHERE t.rollout_id = r.id AND (t.state = 'pending' OR \
+             (t.state = 'running' AND t.lease_until < $1)))",
+            super::rollouts::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now_ms())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("finding rollouts to join"))?;
+        rows.iter().map(super::rollouts::record).collect()
+    }
+
+    /// Tenants of rollout `id` running on some replica now (a lease that ran out does not
+    /// count).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store cannot be read.
+    pub(crate) async fn running_count(&self, id: &str) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM rollout_tenants WHERE rollout_id = $1 AND state = 'running' \
+             AND lease_until >= $2",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query("counting running tenants"))?;
+        Ok(n as u32)
+    }
+
+    /// The state of rollout `id`, if it exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] or [`StoreError::Corrupt`] when it cannot be read.
+    pub(crate) async fn rollout_state(&self, id: &str) -> Result<Option<RolloutState>, StoreError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM rollouts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading a rollout's state"))?;
+        state
+            .map(|s| {
+                s.parse().map_err(|message| StoreError::Corrupt {
+                    context: "a rollout's state",
+                    message,
+                })
+            })
+            .transpose()
+    }
+}

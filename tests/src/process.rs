@@ -1,0 +1,73 @@
+//! `avocetd` as a real process on a configuration file, for the tests that kill it
+//! (SIGKILL, SIGTERM) or run several replicas of it.
+
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+use avocet_client::Client;
+use tokio::process::{Child, Command};
+
+/// An `avocetd` process on a configuration file, killed when dropped.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub addr: String,
+}
+
+impl Daemon {
+    /// Starts the daemon binary `bin` (the tests' `CARGO_BIN_EXE_avocetd-test`) on `config`,
+    /// which listens on `port`; returns once it answers (within 20 s).
+    ///
+    /// # Errors
+    /// When it cannot be spawned or does not start listening.
+    pub async fn start(bin: &str, config: &Path, port: u16) -> anyhow::Result<Self> {
+        let child = Command::new(bin)
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let addr = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Client::connect(addr.clone()).await.is_err() {
+            ensure!(Instant::now() < deadline, "avocetd did not start listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { child, addr })
+    }
+
+    /// A new client of this daemon.
+    ///
+    /// # Errors
+    /// When it does not answer.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(self.addr.clone()).await?)
+    }
+
+    /// Sends `signal` (`KILL`, `TERM`) to the process.
+    ///
+    /// # Errors
+    /// When it already exited or `kill` fails.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the daemon already exited")?;
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
+    }
+}
+
+/// A free local port (bound, read and released).
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
