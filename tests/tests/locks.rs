@@ -254,3 +254,34 @@ async fn two_configurations_of_one_history_table_take_one_lock() -> anyhow::Resu
     ensure!(in_app.as_deref() == Some("app"), "{in_app:?}");
     daemon.stop().await
 }
+
+/// A server that closes idle sessions sooner than a migration takes (`wait_timeout`, here
+/// 2 s through `session_init`) does not take the tenant lock away: the lock's session, idle
+/// while the migration runs on another, keeps itself open for the migration's length.
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_lock_session_outlives_a_short_wait_timeout() -> anyhow::Result<()> {
+    let fleet = Fleet::mysql(1).await?;
+    let set = MigrationCopy::empty()?;
+    set.write("0001_a.up.sql", "CREATE TABLE a (x int);")?;
+    set.write(
+        "0002_slow.up.sql",
+        "SELECT SLEEP(4);\nCREATE TABLE b (x int);",
+    )?;
+    let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
+    config.fleets.get_mut(FLEET).context("fleet")?.session_init =
+        vec!["SET SESSION wait_timeout = 2".into()];
+    let daemon = TestDaemon::start_with(config).await?;
+    let run = daemon.apply_all().await?;
+    ensure!(
+        failure_code(&run, "t00")?.is_none(),
+        "{:?}",
+        run.tenant("t00")
+    );
+    ensure!(fleet.objects(0, "BASE TABLE").await?.contains("b"));
+    let history = fleet.history(0).await?;
+    ensure!(
+        history == [(1, "applied".into(), 1), (2, "applied".into(), 2)],
+        "{history:?}"
+    );
+    daemon.stop().await
+}

@@ -240,6 +240,16 @@ impl MysqlSession {
         )
         .await?;
         self.holder = holder;
+        // The lock's session sits idle while the migrations run on sessions of their own: a
+        // server `wait_timeout` shorter than a migration would close it and free the lock
+        // (MySQL 8.0 Reference Manual, 7.1.8 "Server System Variables", `wait_timeout`). A
+        // day at least, for this session only; the lock check still notices any other loss.
+        sqlx::Executor::execute(
+            &mut self.conn,
+            "SET SESSION wait_timeout = GREATEST(@@SESSION.wait_timeout, 86400)",
+        )
+        .await
+        .map_err(DbError::query("keeping the lock's session open"))?;
         Ok(waited)
     }
 
