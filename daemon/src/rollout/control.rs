@@ -3,7 +3,7 @@
 //! migration within the grace period.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -80,6 +80,8 @@ pub(crate) struct Runner {
     tracker: TaskTracker,
     /// Rollouts this daemon runs now.
     active: Active,
+    /// Rollouts this daemon declined to join (another set, a fleet it lacks): said once.
+    pub(super) declined: Mutex<HashSet<String>>,
 }
 
 /// Rollouts this daemon runs now, by id.
@@ -104,6 +106,7 @@ impl Runner {
             shutdown,
             tracker: TaskTracker::new(),
             active: Active::default(),
+            declined: Mutex::default(),
         }
     }
 

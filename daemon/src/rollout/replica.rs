@@ -4,7 +4,10 @@
 //! rollout it runs follows the state in the store, so a pause, resume or cancel sent to any
 //! replica reaches every replica within [`FOLLOW`].
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, PoisonError},
+    time::Duration,
+};
 
 use tokio_util::sync::CancellationToken;
 
@@ -80,7 +83,12 @@ impl Runner {
                     let ctx = self.context(&record.id, record.spec.clone(), fleet, set);
                     self.spawn(ctx, record);
                 }
-                Err(e) => tracing::warn!(rollout_id = %record.id, "not joining: {e}"),
+                Err(e) => {
+                    let mut declined = self.declined.lock().unwrap_or_else(PoisonError::into_inner);
+                    if declined.insert(record.id.clone()) {
+                        tracing::warn!(rollout_id = %record.id, "not joining: {e}");
+                    }
+                }
             }
         }
     }
