@@ -1,5 +1,5 @@
 //! One rollout's run on this replica: its waves in order; in each, tenants claimed from the
-//! control store one at a time under the strategy's concurrency (and per host), so replicas
+//! control store a few at a time and started under the strategy's concurrency (and per host), so replicas
 //! sharing the store share the work; a wave ends when no tenant of it is waiting or running
 //! on any replica. The run stops at a failed canary or past `max_failures`, pauses when
 //! asked, and one replica (the first to finish) ends the rollout with a final state that
@@ -27,6 +27,11 @@ use crate::{
 
 /// How often a replica waiting on other replicas' tenants looks at its wave again.
 const WAVE_POLL: Duration = Duration::from_millis(250);
+
+/// Tenants claimed per request to the store: one commit for several tenants (on the
+/// embedded SQLite store each commit is a WAL fsync). A replica holds at most this many
+/// claimed tenants it has not started; a stop gives them back.
+const CLAIM_BATCH: u32 = 8;
 
 /// Why a run stops starting tenants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +174,7 @@ impl Run {
         let mut positions = HashMap::new();
         let mut claimed = 0;
         let mut stop = None;
+        let mut queue = std::collections::VecDeque::new();
         loop {
             if let Some(s) = ctx.wait_while_paused().await {
                 stop = Some(s);
@@ -189,7 +195,10 @@ impl Run {
             if self.over_limit() {
                 break;
             }
-            let Some(claim) = self.claim(wave).await else {
+            if queue.is_empty() {
+                queue.extend(self.claim(wave).await);
+            }
+            let Some(claim) = queue.pop_front() else {
                 break;
             };
             claimed += 1;
@@ -225,6 +234,14 @@ impl Run {
             );
             positions.insert(handle.id(), claim);
         }
+        if !queue.is_empty() {
+            let unstarted: Vec<u32> = queue.iter().map(|c: &Claim| c.position).collect();
+            let owner = &ctx.replica.id;
+            if let Err(e) = ctx.store.release_claims(&ctx.id, owner, &unstarted).await {
+                // Their leases run out instead, and another replica (or a resume) takes them.
+                tracing::warn!("giving back {} claimed tenants: {e}", unstarted.len());
+            }
+        }
         while let Some(done) = running.join_next_with_id().await {
             if let Err(e) = done {
                 // A bug, not a database error: report it as the tenant's failure.
@@ -238,16 +255,18 @@ impl Run {
         (claimed, stop.or_else(|| ctx.stopped()))
     }
 
-    /// The next claimable tenant of wave `wave`, leased to this replica; `None` when there
-    /// is none now (or the store does not answer and the daemon stops).
-    async fn claim(&self, wave: u32) -> Option<Claim> {
+    /// The next claimable tenants of wave `wave` (up to [`CLAIM_BATCH`]), leased to this
+    /// replica; empty when there is none now (or the store does not answer and the daemon
+    /// stops).
+    async fn claim(&self, wave: u32) -> Vec<Claim> {
         let ctx = &self.ctx;
         let lease_until = now_ms() + ctx.replica.lease.as_millis() as i64;
-        ctx.retry("claiming a tenant", || {
-            ctx.store.claim(&ctx.id, wave, &ctx.replica.id, lease_until)
+        ctx.retry("claiming tenants", || {
+            ctx.store
+                .claim(&ctx.id, wave, &ctx.replica.id, lease_until, CLAIM_BATCH)
         })
         .await
-        .flatten()
+        .unwrap_or_default()
     }
 
     /// Ends this replica's run. Stopped by a shutdown: the tenants it cut off are pending

@@ -1,5 +1,5 @@
-//! Replicas sharing rollouts. A replica claims one work item at a time with a lease that its
-//! heartbeat extends; an item whose lease ran out (its replica died) is claimable again.
+//! Replicas sharing rollouts. A replica claims work items a few at a time with a lease that
+//! its heartbeat extends; an item whose lease ran out (its replica died) is claimable again.
 //! Claims are single statements, so they are atomic on both stores; on PostgreSQL the
 //! candidate row is taken `FOR UPDATE SKIP LOCKED`, so replicas claiming at once never wait
 //! on each other nor take the same item (PostgreSQL docs, "The Locking Clause").
@@ -114,9 +114,10 @@ impl Store {
         .map_err(StoreError::query("releasing leases"))
     }
 
-    /// Claims the first claimable item of wave `wave` of rollout `rollout_id` for replica
-    /// `owner` until `lease_until`: pending, or running with a lease that ran out. `None`
-    /// when there is none, or the rollout is not `running` (paused, cancelled, finished).
+    /// Claims up to `limit` claimable items of wave `wave` of rollout `rollout_id`, first
+    /// positions first, for replica `owner` until `lease_until`: pending, or running with a
+    /// lease that ran out. Empty when there is none, or the rollout is not `running`
+    /// (paused, cancelled, being ended).
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the claim.
@@ -126,8 +127,9 @@ impl Store {
         wave: u32,
         owner: &str,
         lease_until: i64,
-    ) -> Result<Option<Claim>, StoreError> {
-        const CTX: &str = "claiming a tenant";
+        limit: u32,
+    ) -> Result<Vec<Claim>, StoreError> {
+        const CTX: &str = "claiming tenants";
         let skip_locked = if self.postgres {
             " FOR UPDATE SKIP LOCKED"
         } else {
@@ -136,14 +138,14 @@ impl Store {
         let now = now_ms();
         let sql = format!(
             "UPDATE rollout_tenants SET state = 'running', lease_owner = $1, lease_until = $2, \
-             attempts = attempts + 1, updated_at = $3 WHERE rollout_id = $4 AND position = (\
+             attempts = attempts + 1, updated_at = $3 WHERE rollout_id = $4 AND position IN (\
              SELECT position FROM rollout_tenants WHERE rollout_id = $5 AND wave = $6 \
              AND (state = 'pending' OR (state = 'running' AND lease_until < $7)) \
              AND EXISTS (SELECT 1 FROM rollouts WHERE id = $8 AND state = 'running' \
              AND finished_by IS NULL) \
-             ORDER BY position LIMIT 1{skip_locked}) RETURNING position, tenant, attempts"
+             ORDER BY position LIMIT $9{skip_locked}) RETURNING position, tenant, attempts"
         );
-        let row = sqlx::query(&sql)
+        let rows = sqlx::query(&sql)
             .bind(owner)
             .bind(lease_until)
             .bind(now)
@@ -152,17 +154,49 @@ impl Store {
             .bind(i64::from(wave))
             .bind(now)
             .bind(rollout_id)
-            .fetch_optional(&self.pool)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query(CTX))?;
-        row.map(|row| {
-            Ok(Claim {
-                position: get::<i64>(&row, 0, CTX)? as u32,
-                tenant: get(&row, 1, CTX)?,
-                attempts: get::<i64>(&row, 2, CTX)? as u32,
+        let mut claims = rows
+            .iter()
+            .map(|row| {
+                Ok(Claim {
+                    position: get::<i64>(row, 0, CTX)? as u32,
+                    tenant: get(row, 1, CTX)?,
+                    attempts: get::<i64>(row, 2, CTX)? as u32,
+                })
             })
-        })
-        .transpose()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claims.sort_by_key(|c| c.position);
+        Ok(claims)
+    }
+
+    /// Gives back items of rollout `rollout_id` that replica `owner` claimed and did not
+    /// start: pending again, for any replica.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the write.
+    pub(crate) async fn release_claims(
+        &self,
+        rollout_id: &str,
+        owner: &str,
+        positions: &[u32],
+    ) -> Result<(), StoreError> {
+        for position in positions {
+            sqlx::query(
+                "UPDATE rollout_tenants SET state = 'pending', lease_owner = NULL, \
+                 lease_until = NULL WHERE rollout_id = $1 AND position = $2 \
+                 AND lease_owner = $3 AND state = 'running'",
+            )
+            .bind(rollout_id)
+            .bind(i64::from(*position))
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("releasing claims"))?;
+        }
+        Ok(())
     }
 
     /// Wave `wave` of rollout `rollout_id`, counted by state now.
