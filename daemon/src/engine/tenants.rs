@@ -154,6 +154,7 @@ pub(super) fn info(t: &Tenant) -> TenantInfo {
 /// # Errors
 /// [`StoreError`] when the store cannot be read.
 pub(super) async fn load_registered(registry: &Registry, store: &Store) -> Result<(), StoreError> {
+    let mut by_fleet: BTreeMap<String, Vec<std::sync::Arc<Tenant>>> = BTreeMap::new();
     for stored in store.registered_tenants().await? {
         let r = Registration {
             fleet: stored.fleet,
@@ -162,18 +163,32 @@ pub(super) async fn load_registered(registry: &Registry, store: &Store) -> Resul
             schema: stored.schema,
             labels: stored.labels,
         };
-        let added = registry
-            .fleet(&r.fleet)
-            .and_then(|fleet| fleet.add(new_tenant(registry, &r, TenantSource::Api)?));
-        if let Err(e) = added {
-            tracing::error!(
-                fleet = %r.fleet,
-                tenant = %r.tenant,
-                "a tenant registered through the API is left out: {e}"
-            );
+        match new_tenant(registry, &r, TenantSource::Api) {
+            Ok(tenant) => by_fleet.entry(r.fleet).or_default().push(tenant),
+            Err(e) => left_out(&r.fleet, &r.tenant, &e),
+        }
+    }
+    for (name, tenants) in by_fleet {
+        let fleet = match registry.fleet(&name) {
+            Ok(fleet) => fleet,
+            Err(e) => {
+                tenants.iter().for_each(|t| left_out(&name, &t.id, &e));
+                continue;
+            }
+        };
+        for (tenant, e) in fleet.add_all(tenants) {
+            left_out(&name, &tenant.id, &e);
         }
     }
     Ok(())
+}
+
+fn left_out(fleet: &str, tenant: &str, e: &FleetError) {
+    tracing::error!(
+        fleet = %fleet,
+        tenant = %tenant,
+        "a tenant registered through the API is left out: {e}"
+    );
 }
 
 fn new_tenant(

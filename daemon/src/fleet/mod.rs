@@ -367,6 +367,33 @@ impl Fleet {
         Ok(())
     }
 
+    /// Adds `tenants` after the fleet's others in one swap of the list (O(n), where adding
+    /// them one by one copies the list each time); returns each one left out with why: its
+    /// id is the fleet's already, from any source, or appears twice in `tenants`.
+    pub fn add_all(&self, tenants: Vec<Arc<Tenant>>) -> Vec<(Arc<Tenant>, FleetError)> {
+        let mut list = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = Vec::with_capacity(list.len() + tenants.len());
+        next.extend(list.iter().cloned());
+        let mut ids: std::collections::HashMap<String, TenantSource> =
+            list.iter().map(|t| (t.id.clone(), t.source)).collect();
+        let mut refused = Vec::new();
+        for tenant in tenants {
+            if let Some(existing) = ids.get(&tenant.id) {
+                let e = FleetError::DuplicateTenant {
+                    fleet: self.name.clone(),
+                    tenant: tenant.id.clone(),
+                    existing: existing.origin(),
+                };
+                refused.push((tenant, e));
+                continue;
+            }
+            ids.insert(tenant.id.clone(), tenant.source);
+            next.push(tenant);
+        }
+        *list = Arc::new(next);
+        refused
+    }
+
     /// Removes the registered tenant `id` and returns it; rollouts that hold it keep it.
     ///
     /// # Errors
