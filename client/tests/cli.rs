@@ -181,3 +181,46 @@ async fn exit_status_says_what_went_wrong() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach avocetd"));
     let _ = d.stop.send(());
 }
+
+/// Slips a new user makes are answered, not passed over: each exit status and message.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_silent_surprises() {
+    let d = start().await;
+    let a = d.addr.as_str();
+
+    // A selector that matches no tenant runs nothing and says so.
+    let out = avocet(&["apply", "--addr", a, "--selector", "region=mars"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("fleet \"demo\": no tenant matches the selector \"region in (mars)\""),
+        "{stderr}"
+    );
+    let out = avocet(&["status", "--addr", a, "--selector", "region=mars"]).await;
+    assert_eq!(out.status.code(), Some(3));
+
+    // Zero tenants at once is refused before anything is sent.
+    for flag in ["--concurrency", "--per-host-concurrency"] {
+        let out = avocet(&["apply", "--addr", a, flag, "0"]).await;
+        assert_eq!(out.status.code(), Some(2), "{flag} 0");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(stderr.contains("0 is not in 1.."), "{flag}: {stderr}");
+    }
+    let out = avocet(&["status", "--addr", a, "--refresh"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // A tenant that cannot be read makes status exit 1.
+    let dsn = format!("sqlite://{}/missing-dir/x.db", d.dir.path().display());
+    let out = avocet(&[
+        "tenants", "add", "--addr", a, "--fleet", "demo", "--id", "ghost", "--dsn", &dsn,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = avocet(&["status", "--addr", a, "--refresh"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let _ = d.stop.send(());
+}

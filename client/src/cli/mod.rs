@@ -26,7 +26,8 @@ pub(crate) const EXIT_ERROR: u8 = 3;
 /// Plan, apply, roll back and verify schema migrations across a fleet of tenant databases,
 /// through avocetd.
 ///
-/// Exit status: 0 success; 1 a tenant failed, verify found problems or a plan is blocked;
+/// Exit status: 0 success; 1 a tenant failed, verify found problems, a plan is blocked or
+/// status could not read a tenant;
 /// 2 bad usage; 3 the daemon is unreachable or rejected the request.
 #[derive(Parser)]
 #[command(name = "avocet", version)]
@@ -82,8 +83,8 @@ pub(crate) struct RunOptions {
     /// Failed tenants tolerated (`3` or `5%`); past it no new tenant starts.
     #[arg(long)]
     pub(crate) max_failures: Option<String>,
-    /// Tenants at once on one database server.
-    #[arg(long)]
+    /// Tenants at once on one database server (1 or more).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) per_host_concurrency: Option<u32>,
     /// Wait between waves, e.g. `30s`.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -91,8 +92,8 @@ pub(crate) struct RunOptions {
     /// Show the plan as events and touch nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Tenants at once (default: the fleet's setting).
-    #[arg(long)]
+    /// Tenants at once, 1 or more (default: the fleet's setting).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) concurrency: Option<u32>,
     /// Start no further tenant after the first failure.
     #[arg(long)]

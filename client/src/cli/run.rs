@@ -123,7 +123,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Output::Json => json::print(&json::status(&resp)),
                 Output::Text => text::status(&resp),
             }
-            true
+            // A tenant that could not be read is not a clean bill of health.
+            resp.unreachable == 0
         }
         Command::Tenants {
             target,

@@ -99,6 +99,12 @@ fn strategy(
     stop_on_first_failure: bool,
 ) -> Result<StrategyRequest, ApiError> {
     let s = s.unwrap_or_default();
+    if s.concurrency == Some(0) {
+        return Err(invalid(
+            "strategy.concurrency: 0 tenants at once runs nothing; give 1 or more, or leave \
+             it unset for the fleet's setting",
+        ));
+    }
     let wave_size = match s.wave_size.trim() {
         "0" | "0%" => Some(None),
         _ => amount("wave_size", &s.wave_size)?,

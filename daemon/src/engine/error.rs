@@ -70,9 +70,11 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            Self::Fleet(FleetError::UnknownFleet(_) | FleetError::UnknownTenant { .. }) => {
-                ErrorKind::NotFound
-            }
+            Self::Fleet(
+                FleetError::UnknownFleet(_)
+                | FleetError::UnknownTenant { .. }
+                | FleetError::NoMatch { .. },
+            ) => ErrorKind::NotFound,
             Self::Fleet(FleetError::DuplicateTenant { .. }) => ErrorKind::AlreadyExists,
             Self::Fleet(_) | Self::FailedPrecondition(_) => ErrorKind::FailedPrecondition,
             Self::Tenant { source, .. } => match source {

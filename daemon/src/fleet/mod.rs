@@ -229,6 +229,15 @@ pub enum FleetError {
         /// Why.
         source: DbError,
     },
+    /// A label selector matched none of the fleet's tenants: an apply or rollback on it
+    /// would run on nothing, which is a mistake more often than an intent.
+    #[error("fleet {fleet:?}: no tenant matches the selector {selector:?}")]
+    NoMatch {
+        /// The fleet.
+        fleet: String,
+        /// The selector, in its canonical syntax.
+        selector: String,
+    },
     /// The fleet already has a tenant with this id.
     #[error("fleet {fleet:?} already has a tenant {tenant:?} (from the {existing})")]
     DuplicateTenant {
@@ -422,7 +431,8 @@ impl Fleet {
     /// The tenants a selector picks, in the fleet's order.
     ///
     /// # Errors
-    /// [`FleetError::UnknownTenant`] for an id the fleet does not have.
+    /// [`FleetError::UnknownTenant`] for an id the fleet does not have;
+    /// [`FleetError::NoMatch`] when a label selector matches no tenant.
     pub fn select(&self, selector: &Selector) -> Result<Vec<Arc<Tenant>>, FleetError> {
         let tenants = self.tenants();
         if let Some(missing) = selector
@@ -435,12 +445,19 @@ impl Fleet {
                 tenant: missing.clone(),
             });
         }
-        Ok(tenants
+        let selected: Vec<Arc<Tenant>> = tenants
             .iter()
             .filter(|t| selector.ids.is_empty() || selector.ids.contains(&t.id))
             .filter(|t| selector.labels.matches(&t.labels))
             .cloned()
-            .collect())
+            .collect();
+        if selected.is_empty() && !selector.labels.is_empty() {
+            return Err(FleetError::NoMatch {
+                fleet: self.name.clone(),
+                selector: selector.labels.to_string(),
+            });
+        }
+        Ok(selected)
     }
 }
 

@@ -75,6 +75,11 @@ impl std::fmt::Display for LabelSelector {
 }
 
 impl LabelSelector {
+    /// True for the empty selector, which matches every tenant.
+    pub fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
     /// Parses `region=eu,tier!=free,canary,!legacy,zone in (a,b),plan notin (x)`. An empty
     /// string selects everything.
     ///
