@@ -209,6 +209,23 @@ async fn no_silent_surprises() {
     let out = avocet(&["status", "--addr", a, "--refresh"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
+    // A rollback target above every version is refused like an apply to it.
+    let out = avocet(&["apply", "--addr", a]).await;
+    assert!(out.status.success(), "{}", stdout(&out));
+    let out = avocet(&["rollback", "--addr", a, "--to", "99"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("rollback to version 99 would roll back nothing"),
+        "{stderr}"
+    );
+    let out = avocet(&["status", "--addr", a, "--output", "json"]).await;
+    assert!(
+        stdout(&out).contains("\"up_to_date\": 3") || stdout(&out).contains("\"up_to_date\":3"),
+        "the refused rollback changed something: {}",
+        stdout(&out)
+    );
+
     // A tenant that cannot be read makes status exit 1.
     let dsn = format!("sqlite://{}/missing-dir/x.db", d.dir.path().display());
     let out = avocet(&[

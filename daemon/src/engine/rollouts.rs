@@ -9,8 +9,8 @@ use super::{
 };
 use crate::{
     model::{
-        Amount, Direction, RecordStatus, RolloutEvent, RolloutOp, RolloutRecord, RolloutSpec,
-        Strategy, StrategyRequest, TransactionMode,
+        Amount, Direction, RecordStatus, RollbackTarget, RolloutEvent, RolloutOp, RolloutRecord,
+        RolloutSpec, Strategy, StrategyRequest, TransactionMode,
     },
     rollout::{self, StartRequest},
     store::RolloutFilter,
@@ -64,13 +64,29 @@ impl Engine {
     /// Starts a rollback rollout; returns its id at once.
     ///
     /// # Errors
-    /// As [`Engine::apply`], without the digest check.
+    /// As [`Engine::apply`], without the digest check; [`EngineError::InvalidArgument`] for
+    /// a target version above the set's latest (it would roll back nothing anywhere, as an
+    /// apply to it is refused).
     pub async fn rollback(
         &self,
         req: RollbackRequest,
         caller: Caller,
     ) -> Result<String, EngineError> {
         let scope = self.scope(&req.fleet, &req.selector)?;
+        if let RollbackTarget::ToVersion(v) = req.target
+            && scope.set.latest().is_none_or(|latest| v > latest)
+            && v != 0
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "fleet {:?}: rollback to version {v} would roll back nothing: the set's latest \
+                 version is {}",
+                scope.fleet.name,
+                scope
+                    .set
+                    .latest()
+                    .map_or_else(|| "none (the set is empty)".to_owned(), |l| l.to_string())
+            )));
+        }
         let request = request_json(&req.selector, &None);
         self.start(
             scope,
