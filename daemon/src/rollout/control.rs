@@ -212,7 +212,9 @@ impl Runner {
             store: self.store.clone(),
             replica: self.replica.clone(),
             paused: tokio::sync::watch::Sender::new(false),
+            steered: std::sync::atomic::AtomicU64::new(0),
             cancelled: CancellationToken::new(),
+            ended_elsewhere: CancellationToken::new(),
             shutdown: self.shutdown.child_token(),
         });
         let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
@@ -311,14 +313,19 @@ impl Runner {
         if record.state != RolloutState::Running {
             return Err(refused(&record, "paused"));
         }
-        if let Some(ctx) = self.ctx(id) {
-            ctx.paused.send_replace(true);
+        let local = self.ctx(id);
+        if let Some(ctx) = &local {
+            ctx.set_paused(true);
         }
         self.store
             .audit(id, "avocet.v1.Rollouts/Pause", caller, "")
             .await?;
         self.emit_for(id, state_changed(RolloutState::Paused, caller, "paused"))
             .await;
+        if let Some(ctx) = &local {
+            // Again, now the store says so: a state the follower read in between is stale.
+            ctx.set_paused(true);
+        }
         Ok(())
     }
 
@@ -338,12 +345,13 @@ impl Runner {
             return Err(refused(&record, "resumed"));
         }
         if let Some(ctx) = self.ctx(id) {
-            ctx.paused.send_replace(false);
+            ctx.set_paused(false);
             self.store
                 .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
                 .await?;
             self.emit_for(id, state_changed(RolloutState::Running, caller, "resumed"))
                 .await;
+            ctx.set_paused(false);
             return Ok(());
         }
         if self.is_shutting_down() {
@@ -353,7 +361,9 @@ impl Runner {
         if record.state == RolloutState::Interrupted {
             // Nobody runs it: a new run, with the tenants a stopped daemon left running
             // pending again (their history tables say what is left).
-            self.store.reopen(id).await?;
+            if !self.store.reopen(id).await? {
+                return Err(refused(&record, "resumed twice at once"));
+            }
         }
         self.store
             .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
@@ -459,8 +469,11 @@ impl Runner {
                 .values()
                 .cloned()
                 .collect();
-            let others = self.others_alive().await.unwrap_or(false);
-            for ctx in left.iter().filter(|_| !others) {
+            for ctx in left {
+                let others = self.store.others_leasing(&ctx.id, &self.replica.id).await;
+                if others.unwrap_or(false) {
+                    continue;
+                }
                 tracing::warn!(rollout_id = %ctx.id, "shutdown grace over; rollout left interrupted");
                 let summary = RolloutSummary {
                     state: RolloutState::Interrupted,

@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use super::{RolloutCtx, report::TenantReport};
 use crate::{
-    fleet::Tenant,
+    fleet::{NewTenant, Tenant, TenantSource},
     model::{EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, WorkState},
     plan,
     store::{Claim, StoreError, WaveCounts, now_ms},
@@ -44,6 +44,8 @@ enum Stop {
     Cancelled,
     /// The daemon is shutting down.
     Shutdown,
+    /// Another replica left the rollout interrupted.
+    Elsewhere,
 }
 
 /// Runs this replica's share of the rollout's remaining work; the replica that ends it
@@ -151,6 +153,37 @@ struct Run {
 }
 
 impl Run {
+    /// Tenant `id` of the fleet: as the run began, or registered since through another
+    /// replica (read from the store and added here); `None` when the fleet has it nowhere.
+    async fn tenant(&mut self, id: &str) -> Option<Arc<Tenant>> {
+        if let Some(t) = self.tenants.get(id) {
+            return Some(t.clone());
+        }
+        let ctx = &self.ctx;
+        let registered = match ctx.store.registered_tenant(&ctx.fleet.name, id).await {
+            Ok(r) => r?,
+            Err(e) => {
+                tracing::warn!(tenant = id, "looking up a registered tenant: {e}");
+                return None;
+            }
+        };
+        let tenant = ctx
+            .fleet
+            .new_tenant(NewTenant {
+                id: &registered.tenant,
+                dsn: &registered.dsn,
+                schema: registered.schema.as_deref(),
+                labels: &registered.labels,
+                source: TenantSource::Api,
+            })
+            .inspect_err(|e| tracing::warn!(tenant = id, "a registered tenant: {e}"))
+            .ok()?;
+        // Another task may have added it meanwhile; either copy serves.
+        let _ = ctx.fleet.add(tenant.clone());
+        self.tenants.insert(id.to_owned(), tenant.clone());
+        Some(tenant)
+    }
+
     fn over_limit(&self) -> bool {
         self.limit
             .is_some_and(|l| self.failures.load(Ordering::SeqCst) > l)
@@ -202,7 +235,7 @@ impl Run {
                 break;
             };
             claimed += 1;
-            let Some(tenant) = self.tenants.get(&claim.tenant).cloned() else {
+            let Some(tenant) = self.tenant(&claim.tenant).await else {
                 let report = TenantReport::unconfigured(&claim.tenant);
                 let finished = ctx.finish_tenant(&claim.tenant, report, 0).await;
                 ctx.finish_work(claim.position, &finished, None).await;
@@ -220,6 +253,12 @@ impl Run {
                 }
                 _ => None,
             };
+            // Waiting for the host's permit may have taken a while: look again.
+            if let Some(s) = ctx.stopped() {
+                queue.push_front(claim);
+                stop = Some(s);
+                break;
+            }
             let (ctx, failures, position) = (ctx.clone(), self.failures.clone(), claim.position);
             let handle = running.spawn(
                 async move {
@@ -262,8 +301,14 @@ impl Run {
         let ctx = &self.ctx;
         let lease_until = now_ms() + ctx.replica.lease.as_millis() as i64;
         ctx.retry("claiming tenants", || {
-            ctx.store
-                .claim(&ctx.id, wave, &ctx.replica.id, lease_until, CLAIM_BATCH)
+            ctx.store.claim(
+                &ctx.id,
+                wave,
+                &ctx.replica.id,
+                lease_until,
+                CLAIM_BATCH,
+                self.limit,
+            )
         })
         .await
         .unwrap_or_default()
@@ -276,8 +321,11 @@ impl Run {
     async fn end(self, stop: Option<Stop>, clock: Instant) {
         let ctx = self.ctx;
         ctx.writer.flush().await;
+        if stop == Some(Stop::Elsewhere) {
+            return;
+        }
         if stop == Some(Stop::Shutdown) {
-            if ctx.others_alive().await {
+            if ctx.others_leasing().await {
                 tracing::info!("daemon stopping; other replicas go on with the rollout");
                 return;
             }
@@ -354,13 +402,13 @@ impl RolloutCtx {
         self.emit(EventKind::RolloutFinished(summary)).await;
     }
 
-    /// True when another replica was seen within the lease timeout.
-    async fn others_alive(&self) -> bool {
-        let since = now_ms() - self.replica.lease.as_millis() as i64;
+    /// True when another replica runs a tenant of this rollout now. A store that does
+    /// not answer counts as yes: the rollout stays running, and its leases run out.
+    async fn others_leasing(&self) -> bool {
         self.store
-            .others_alive(&self.replica.id, since)
+            .others_leasing(&self.id, &self.replica.id)
             .await
-            .unwrap_or(false)
+            .unwrap_or(true)
     }
 
     /// Waits until no tenant of the rollout runs on any replica (leases that ran out do
@@ -407,6 +455,8 @@ impl RolloutCtx {
     fn stopped(&self) -> Option<Stop> {
         if self.shutdown.is_cancelled() {
             Some(Stop::Shutdown)
+        } else if self.ended_elsewhere.is_cancelled() {
+            Some(Stop::Elsewhere)
         } else if self.cancelled.is_cancelled() {
             Some(Stop::Cancelled)
         } else {
@@ -428,6 +478,7 @@ impl RolloutCtx {
                 _ = paused.changed() => {}
                 () = self.shutdown.cancelled() => {}
                 () = self.cancelled.cancelled() => {}
+                () = self.ended_elsewhere.cancelled() => {}
             }
         }
     }
@@ -438,6 +489,7 @@ impl RolloutCtx {
             () = tokio::time::sleep(d) => self.wait_while_paused().await,
             () = self.shutdown.cancelled() => Some(Stop::Shutdown),
             () = self.cancelled.cancelled() => Some(Stop::Cancelled),
+            () = self.ended_elsewhere.cancelled() => Some(Stop::Elsewhere),
         }
     }
 }

@@ -64,16 +64,29 @@ pub(crate) struct RolloutCtx {
     replica: Arc<Replica>,
     /// True while paused: no tenant starts.
     paused: tokio::sync::watch::Sender<bool>,
+    /// Counts pauses and resumes made here, so a state the follower read before one of
+    /// them (stale) does not undo it.
+    steered: std::sync::atomic::AtomicU64,
     /// A caller cancelled: no tenant starts, tenants in flight stop between migrations.
     cancelled: CancellationToken,
     /// The daemon is stopping: the same, and the rollout is left interrupted.
     shutdown: CancellationToken,
+    /// Another replica marked the rollout interrupted (it stopped, and nobody else ran
+    /// it): this run stops starting tenants and ends without an event of its own.
+    ended_elsewhere: CancellationToken,
 }
 
 impl RolloutCtx {
     /// Queues `kind` as the rollout's next event; the store numbers it.
     async fn emit(&self, kind: EventKind) {
         self.writer.send(Write::Event(event(&self.id, kind))).await;
+    }
+
+    /// Pauses or resumes this replica's run at once (a call to this replica).
+    fn set_paused(&self, paused: bool) {
+        self.steered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.paused.send_replace(paused);
     }
 
     /// True once tenants in flight must stop before their next migration.

@@ -103,7 +103,13 @@ impl RolloutCtx {
                 () = done.cancelled() => return,
                 () = tokio::time::sleep(FOLLOW) => {}
             }
-            match self.store.rollout_state(&self.id).await {
+            let steered = self.steered.load(std::sync::atomic::Ordering::SeqCst);
+            let state = self.store.rollout_state(&self.id).await;
+            if self.steered.load(std::sync::atomic::Ordering::SeqCst) != steered {
+                // Paused or resumed here while the state was read: the read is stale.
+                continue;
+            }
+            match state {
                 Ok(Some(RolloutState::Paused)) => {
                     self.paused
                         .send_if_modified(|p| !std::mem::replace(p, true));
@@ -113,6 +119,7 @@ impl RolloutCtx {
                         .send_if_modified(|p| std::mem::replace(p, false));
                 }
                 Ok(Some(RolloutState::Cancelled)) => self.cancelled.cancel(),
+                Ok(Some(RolloutState::Interrupted)) => self.ended_elsewhere.cancel(),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("reading the rollout's state: {e}"),
             }

@@ -116,8 +116,9 @@ impl Store {
 
     /// Claims up to `limit` claimable items of wave `wave` of rollout `rollout_id`, first
     /// positions first, for replica `owner` until `lease_until`: pending, or running with a
-    /// lease that ran out. Empty when there is none, or the rollout is not `running`
-    /// (paused, cancelled, being ended).
+    /// lease that ran out. Empty when there is none, the rollout is not `running` (paused,
+    /// cancelled, being ended), or more than `max_failed` of its tenants failed, on any
+    /// replica.
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the claim.
@@ -128,6 +129,7 @@ impl Store {
         owner: &str,
         lease_until: i64,
         limit: u32,
+        max_failed: Option<u32>,
     ) -> Result<Vec<Claim>, StoreError> {
         const CTX: &str = "claiming tenants";
         let skip_locked = if self.postgres {
@@ -142,8 +144,8 @@ impl Store {
              SELECT position FROM rollout_tenants WHERE rollout_id = $5 AND wave = $6 \
              AND (state = 'pending' OR (state = 'running' AND lease_until < $7)) \
              AND EXISTS (SELECT 1 FROM rollouts WHERE id = $8 AND state = 'running' \
-             AND finished_by IS NULL) \
-             ORDER BY position LIMIT $9{skip_locked}) RETURNING position, tenant, attempts"
+             AND finished_by IS NULL AND failed <= $9) \
+             ORDER BY position LIMIT $10{skip_locked}) RETURNING position, tenant, attempts"
         );
         let rows = sqlx::query(&sql)
             .bind(owner)
@@ -154,6 +156,7 @@ impl Store {
             .bind(i64::from(wave))
             .bind(now)
             .bind(rollout_id)
+            .bind(max_failed.map_or(i64::MAX, i64::from))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -285,18 +288,28 @@ impl Store {
 
     /// Opens a new run of rollout `rollout_id` (a resume of one nobody runs): its waves
     /// start again, nobody has ended it, and items a stopped daemon left running are
-    /// pending (each tenant's history says what is left).
+    /// pending (each tenant's history says what is left). False when it was not
+    /// `interrupted` (another resume took it first); nothing changes then. The rollout is
+    /// `pending` until the resume's `StateChanged` makes it running.
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the writes.
-    pub(crate) async fn reopen(&self, rollout_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn reopen(&self, rollout_id: &str) -> Result<bool, StoreError> {
         let q = StoreError::query("reopening a rollout");
         let mut tx = self.pool.begin().await.map_err(q)?;
-        sqlx::query("UPDATE rollouts SET wave_mark = -1, finished_by = NULL WHERE id = $1")
-            .bind(rollout_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("reopening a rollout"))?;
+        let reopened = sqlx::query(
+            "UPDATE rollouts SET wave_mark = -1, finished_by = NULL, state = 'pending' \
+             WHERE id = $1 AND state = 'interrupted'",
+        )
+        .bind(rollout_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("reopening a rollout"))?
+        .rows_affected()
+            == 1;
+        if !reopened {
+            return Ok(false);
+        }
         sqlx::query(
             "UPDATE rollout_tenants SET state = 'pending', lease_owner = NULL, lease_until = NULL \
              WHERE rollout_id = $1 AND state = 'running'",
@@ -307,7 +320,8 @@ impl Store {
         .map_err(StoreError::query("reopening a rollout"))?;
         tx.commit()
             .await
-            .map_err(StoreError::query("reopening a rollout"))
+            .map_err(StoreError::query("reopening a rollout"))?;
+        Ok(true)
     }
 
     /// Rollouts `running` with an item some replica could claim now (pending, or a lease
@@ -329,6 +343,25 @@ impl Store {
             .await
             .map_err(StoreError::query("finding rollouts to join"))?;
         rows.iter().map(super::rollouts::record).collect()
+    }
+
+    /// True when a replica other than `me` holds a live lease on a tenant of rollout `id`:
+    /// it runs the rollout now.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store cannot be read.
+    pub(crate) async fn others_leasing(&self, id: &str, me: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM rollout_tenants WHERE rollout_id = $1 AND state = 'running' \
+             AND lease_owner <> $2 AND lease_until >= $3",
+        )
+        .bind(id)
+        .bind(me)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query("finding other replicas of a rollout"))?;
+        Ok(n > 0)
     }
 
     /// Tenants of rollout `id` running on some replica now (a lease that ran out does not

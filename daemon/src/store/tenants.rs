@@ -131,6 +131,42 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Tenant `tenant` of fleet `fleet` as registered through the API, if it is: what a
+    /// replica that did not take the registration looks up when it claims the tenant.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the read fails; [`StoreError::Corrupt`] for labels that
+    /// are not a JSON object of strings.
+    pub(crate) async fn registered_tenant(
+        &self,
+        fleet: &str,
+        tenant: &str,
+    ) -> Result<Option<RegisteredTenant>, StoreError> {
+        const CTX: &str = "reading a registered tenant";
+        let row = sqlx::query(
+            "SELECT fleet, tenant, dsn, schema_name, labels FROM registered_tenants \
+             WHERE fleet = $1 AND tenant = $2",
+        )
+        .bind(fleet)
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query(CTX))?;
+        row.map(|row| {
+            let labels: String = get(&row, 4, CTX)?;
+            Ok(RegisteredTenant {
+                fleet: get(&row, 0, CTX)?,
+                tenant: get(&row, 1, CTX)?,
+                dsn: get(&row, 2, CTX)?,
+                schema: get(&row, 3, CTX)?,
+                labels: serde_json::from_str(&labels).map_err(StoreError::corrupt(CTX))?,
+            })
+        })
+        .transpose()
+    }
+}
+
 /// An audit entry of a tenant registration or removal; it belongs to no rollout (empty id).
 async fn audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,

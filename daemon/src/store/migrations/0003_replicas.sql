@@ -13,3 +13,5 @@ CREATE TABLE replicas (
     started_at BIGINT NOT NULL,
     seen_at BIGINT NOT NULL
 );
+-- Items a daemon of the previous schema left running have no lease: claimable now.
+UPDATE rollout_tenants SET lease_until = 0 WHERE state = 'running';
