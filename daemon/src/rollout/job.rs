@@ -89,7 +89,16 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
             }
             if first {
                 first = false;
-                if started_a_wave && strategy.pause_between_waves_ms > 0 {
+                // A replica that joins between waves pauses too, unless another replica
+                // already started this wave (its pause is over).
+                let joined_between = !started_a_wave
+                    && wave.index > 0
+                    && !ctx
+                        .store
+                        .wave_marked(&ctx.id, wave.index)
+                        .await
+                        .unwrap_or(true);
+                if (started_a_wave || joined_between) && strategy.pause_between_waves_ms > 0 {
                     let pause = Duration::from_millis(strategy.pause_between_waves_ms);
                     if let Some(s) = ctx.sleep_unless_stopped(pause).await {
                         stop = Some(s);
@@ -350,6 +359,17 @@ impl Run {
             // Tenants that other replicas run end first: nothing is skipped under them.
             ctx.wait_none_running().await;
             ctx.writer.flush().await;
+            if ctx.shutdown.is_cancelled() {
+                // Stopping before they ended: leave the ending to a replica that stays, or
+                // leave the rollout interrupted when none runs it.
+                if let Err(e) = ctx.store.unclaim_finish(&ctx.id, &ctx.replica.id).await {
+                    tracing::warn!("giving back the end of the rollout: {e}");
+                }
+                if !ctx.others_leasing().await {
+                    ctx.finish(RolloutState::Interrupted, clock).await;
+                }
+                return;
+            }
         }
         let works = ctx.store.works(&ctx.id).await.unwrap_or_default();
         let cancelled = stop == Some(Stop::Cancelled)

@@ -57,10 +57,19 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(q)?;
-        sqlx::query(
-            "UPDATE rollout_tenants SET lease_until = $1 WHERE lease_owner = $2 \
-             AND state = 'running'",
-        )
+        // Rows the writer holds (a tenant being finished) are skipped, never waited on:
+        // waiting could deadlock with the writer's transaction, and they are renewed on
+        // the next beat if still running.
+        let skip_locked = if self.postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        sqlx::query(&format!(
+            "UPDATE rollout_tenants SET lease_until = $1 WHERE (rollout_id, position) IN \
+             (SELECT rollout_id, position FROM rollout_tenants WHERE lease_owner = $2 \
+             AND state = 'running'{skip_locked})"
+        ))
         .bind(lease_until)
         .bind(id)
         .execute(&self.pool)
@@ -259,6 +268,43 @@ impl Store {
             .await
             .map(|r| r.rows_affected() == 1)
             .map_err(StoreError::query("marking a wave started"))
+    }
+
+    /// True when wave `wave` of rollout `rollout_id` was started in this run (by any
+    /// replica).
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store cannot be read.
+    pub(crate) async fn wave_marked(
+        &self,
+        rollout_id: &str,
+        wave: u32,
+    ) -> Result<bool, StoreError> {
+        let mark: Option<i64> = sqlx::query_scalar("SELECT wave_mark FROM rollouts WHERE id = $1")
+            .bind(rollout_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("reading a wave mark"))?;
+        Ok(mark.is_some_and(|m| m >= i64::from(wave)))
+    }
+
+    /// Gives back the end of rollout `rollout_id` that replica `owner` took (it stops
+    /// first): another replica may end it.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when the store refuses the write.
+    pub(crate) async fn unclaim_finish(
+        &self,
+        rollout_id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE rollouts SET finished_by = NULL WHERE id = $1 AND finished_by = $2")
+            .bind(rollout_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::query("giving back the end of a rollout"))
     }
 
     /// Makes replica `owner` the one that ends this run of rollout `rollout_id`; true for
