@@ -12,7 +12,7 @@ pub mod scenarios;
 
 pub use daemon::{FLEET, TestDaemon, only, request};
 pub use fixture::{Fleet, MigrationCopy, sample_dir};
-pub use process::{Daemon, free_port};
+pub use process::{Daemon, free_port, start_detached, wait_for};
 
 /// The `avocet.v1` wire types.
 pub use avocet_client::pb;

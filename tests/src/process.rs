@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, ensure};
-use avocet_client::Client;
+use avocet_client::{Client, pb};
 use tokio::process::{Child, Command};
 
 /// An `avocetd` process on a configuration file, killed when dropped.
@@ -70,4 +70,33 @@ impl Daemon {
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Starts an apply of every tenant of fleet `test` on `client` and leaves at once; returns
+/// the rollout's id.
+///
+/// # Errors
+/// When the daemon refuses the apply or sends no first event.
+pub async fn start_detached(client: &mut Client) -> anyhow::Result<String> {
+    let mut events = client
+        .apply(pb::ApplyRequest {
+            fleet: "test".into(),
+            ..Default::default()
+        })
+        .await?;
+    let first = events.message().await?.context("no first event")?;
+    Ok(first.rollout_id)
+}
+
+/// Waits until at least `done` tenants of rollout `id` succeeded, for at most 120 s.
+///
+/// # Errors
+/// When the daemon does not answer or the tenants do not finish in time.
+pub async fn wait_for(client: &mut Client, id: &str, done: u32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while client.rollout(id).await?.succeeded < done {
+        ensure!(Instant::now() < deadline, "{done} tenants never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }

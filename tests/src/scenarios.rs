@@ -388,3 +388,34 @@ pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
     assert_latest_schema(&fleet, 0).await?;
     daemon.stop().await
 }
+
+/// Every tenant has every version 1..=`versions` applied exactly once (history and log
+/// rows), the `tables`, and no `running` row.
+///
+/// # Errors
+/// Naming the first tenant that is not so.
+pub async fn every_tenant_done(
+    fleet: &Fleet,
+    versions: i64,
+    tables: &[&str],
+) -> anyhow::Result<()> {
+    for i in 0..fleet.tenants.len() {
+        let history = fleet.history(i).await?;
+        ensure!(
+            history.len() == versions as usize && history.iter().all(|(_, s, _)| s == "applied"),
+            "tenant {i}: {history:?}"
+        );
+        for v in 1..=versions {
+            let n = fleet.log_count(i, v, "applied").await?;
+            ensure!(n == 1, "tenant {i}: version {v} applied {n} times");
+        }
+        let objects = fleet.objects(i, "BASE TABLE").await?;
+        for t in tables {
+            ensure!(
+                objects.contains(*t),
+                "tenant {i}: {t} missing from {objects:?}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -12,7 +12,10 @@ use std::{
 
 use anyhow::{Context, ensure};
 use avocet_client::{Client, Control, RolloutRecord};
-use avocet_tests::{Daemon, Fleet, MigrationCopy, free_port, pb};
+use avocet_tests::{
+    Daemon, Fleet, MigrationCopy, free_port, pb, scenarios::every_tenant_done, start_detached,
+    wait_for,
+};
 
 const AVOCETD: &str = env!("CARGO_BIN_EXE_avocetd-test");
 
@@ -87,22 +90,9 @@ impl Setup {
     /// Every tenant has each version applied exactly once, both tables and no `running`
     /// row; returns how many tenants each replica (`applied_by`) migrated.
     async fn every_tenant_done_once(&self) -> anyhow::Result<BTreeMap<String, usize>> {
+        every_tenant_done(&self.fleet, 3, &["a", "b"]).await?;
         let mut by = BTreeMap::new();
         for i in 0..self.fleet.tenants.len() {
-            let history = self.fleet.history(i).await?;
-            ensure!(
-                history.len() == 3 && history.iter().all(|(_, s, _)| s == "applied"),
-                "tenant {i}: {history:?}"
-            );
-            for v in 1..=3 {
-                let n = self.fleet.log_count(i, v, "applied").await?;
-                ensure!(n == 1, "tenant {i}: version {v} applied {n} times");
-            }
-            let objects = self.fleet.objects(i, "BASE TABLE").await?;
-            ensure!(
-                objects.contains("a") && objects.contains("b"),
-                "tenant {i}: {objects:?}"
-            );
             let applied_by = self
                 .fleet
                 .scalar(
@@ -115,28 +105,6 @@ impl Setup {
         }
         Ok(by)
     }
-}
-
-/// Starts an apply of every tenant on `client` and leaves at once; returns its id.
-async fn start_detached(client: &mut Client) -> anyhow::Result<String> {
-    let mut events = client
-        .apply(pb::ApplyRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        })
-        .await?;
-    let first = events.message().await?.context("no first event")?;
-    Ok(first.rollout_id)
-}
-
-/// Waits until at least `done` tenants of rollout `id` succeeded.
-async fn wait_for(client: &mut Client, id: &str, done: u32) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while client.rollout(id).await?.succeeded < done {
-        ensure!(Instant::now() < deadline, "{done} tenants never finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }
 
 /// Follows rollout `id` on `client` from the start to its end.

@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::{Context, ensure};
 use avocet_client::{Client, Control, RolloutRecord};
-use avocet_tests::{Daemon, Fleet, MigrationCopy, free_port, pb};
+use avocet_tests::{
+    Daemon, Fleet, MigrationCopy, free_port, pb, scenarios::every_tenant_done, start_detached,
+    wait_for,
+};
 
 const AVOCETD: &str = env!("CARGO_BIN_EXE_avocetd-test");
 
@@ -33,50 +36,6 @@ fn write_config(dir: &Path, port: u16, fleet: &Fleet, set: &Path) -> anyhow::Res
     let path = dir.join("avocet.toml");
     std::fs::write(&path, text)?;
     Ok(path)
-}
-
-/// Starts an apply of every tenant and leaves at once; returns the rollout's id.
-async fn start_detached(client: &mut Client) -> anyhow::Result<String> {
-    let mut events = client
-        .apply(pb::ApplyRequest {
-            fleet: "test".into(),
-            ..Default::default()
-        })
-        .await?;
-    let first = events.message().await?.context("no first event")?;
-    Ok(first.rollout_id)
-}
-
-async fn wait_for(client: &mut Client, id: &str, done: u32) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.rollout(id).await?.succeeded < done {
-        ensure!(Instant::now() < deadline, "{done} tenants never finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
-/// Every tenant has every version applied exactly once, its tables, and no `running` row.
-async fn every_tenant_done(fleet: &Fleet, versions: i64, tables: &[&str]) -> anyhow::Result<()> {
-    for i in 0..fleet.tenants.len() {
-        let history = fleet.history(i).await?;
-        ensure!(
-            history.len() == versions as usize && history.iter().all(|(_, s, _)| s == "applied"),
-            "tenant {i}: {history:?}"
-        );
-        for v in 1..=versions {
-            let n = fleet.log_count(i, v, "applied").await?;
-            ensure!(n == 1, "tenant {i}: version {v} applied {n} times");
-        }
-        let objects = fleet.objects(i, "BASE TABLE").await?;
-        for t in tables {
-            ensure!(
-                objects.contains(*t),
-                "tenant {i}: {t} missing from {objects:?}"
-            );
-        }
-    }
-    Ok(())
 }
 
 async fn resume_to_the_end(client: &mut Client, id: &str) -> anyhow::Result<pb::RolloutFinished> {
