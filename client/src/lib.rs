@@ -16,9 +16,14 @@
 use avocet_proto::v1::{
     fleet_client::FleetClient, migrator_client::MigratorClient, rollouts_client::RolloutsClient,
 };
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
-use tonic::{Streaming, transport::Channel};
+use tonic::{
+    Streaming,
+    metadata::AsciiMetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
 
 pub use avocet_proto::v1 as pb;
 
@@ -49,6 +54,82 @@ impl Default for Timeouts {
     }
 }
 
+/// How the client proves who it is and checks the daemon: a bearer token, and TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Sent as `authorization: Bearer <token>` on every call (`--token`, `AVOCET_TOKEN`).
+    pub token: Option<String>,
+    /// PEM CA certificate(s) the daemon's certificate must chain to (`--ca`); unset: the
+    /// Mozilla roots (webpki-roots). Setting it, a client certificate or an `https://`
+    /// address turns TLS on.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and its key for mutual TLS (`--cert`, `--key`).
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl Credentials {
+    fn wants_tls(&self, addr: &str) -> bool {
+        self.ca.is_some() || self.cert.is_some() || addr.starts_with("https://")
+    }
+
+    /// tonic's TLS configuration of these credentials.
+    fn tls(&self) -> Result<ClientTlsConfig, ClientError> {
+        let read = |what: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| ClientError::Credentials(format!("{what} {}: {e}", path.display())))
+        };
+        let mut tls = ClientTlsConfig::new();
+        tls = match &self.ca {
+            Some(ca) => tls.ca_certificate(Certificate::from_pem(read("--ca", ca)?)),
+            None => tls.with_webpki_roots(),
+        };
+        if let Some((cert, key)) = &self.cert {
+            tls = tls.identity(Identity::from_pem(
+                read("--cert", cert)?,
+                read("--key", key)?,
+            ));
+        }
+        Ok(tls)
+    }
+}
+
+/// Adds the bearer token, if any, to every call.
+#[derive(Clone, Debug, Default)]
+pub struct Bearer(Option<AsciiMetadataValue>);
+
+impl Bearer {
+    /// `authorization: Bearer <token>` on every call.
+    ///
+    /// # Errors
+    /// [`ClientError::Credentials`] for a token that cannot be a header value (control
+    /// characters, non-ASCII).
+    pub fn new(token: &str) -> Result<Self, ClientError> {
+        format!("Bearer {}", token.trim())
+            .parse()
+            .map(|v| Self(Some(v)))
+            .map_err(|_| {
+                ClientError::Credentials("the token holds characters a header cannot".into())
+            })
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The channel every generated client of [`Client`] shares, with its token.
+type Transport = InterceptedService<Channel, Bearer>;
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,6 +150,9 @@ pub enum ClientError {
         /// The transport error.
         source: tonic::transport::Error,
     },
+    /// A token that cannot be sent, or a certificate or key file that cannot be read.
+    #[error("credentials: {0}")]
+    Credentials(String),
     /// The daemon answered with an error status; its message names fleet, tenant, version.
     #[error("{} ({:?})", .0.message(), .0.code())]
     Status(tonic::Status),
@@ -93,9 +177,9 @@ impl ClientError {
 /// A connection to one `avocetd`. Cheap to clone (one shared HTTP/2 channel).
 #[derive(Clone)]
 pub struct Client {
-    migrator: MigratorClient<Channel>,
-    rollouts: RolloutsClient<Channel>,
-    fleet: FleetClient<Channel>,
+    migrator: MigratorClient<Transport>,
+    rollouts: RolloutsClient<Transport>,
+    fleet: FleetClient<Transport>,
 }
 
 /// A server stream of rollout events; `message().await` yields `Ok(None)` at the end.
@@ -120,11 +204,39 @@ impl Client {
         addr: impl Into<String>,
         timeouts: Timeouts,
     ) -> Result<Self, ClientError> {
-        let addr = addr.into();
-        let endpoint = Channel::from_shared(addr.clone()).map_err(|e| ClientError::Address {
-            addr: addr.clone(),
-            message: e.to_string(),
-        })?;
+        Self::connect_as(addr, timeouts, &Credentials::default()).await
+    }
+
+    /// Connects to `addr` with `timeouts`, sending `credentials`' token on every call and
+    /// speaking TLS when they ask for it (an `http://` address then becomes `https://`).
+    ///
+    /// # Errors
+    /// As [`Client::connect`]; [`ClientError::Credentials`] for a token that cannot be
+    /// sent or a file that cannot be read.
+    pub async fn connect_as(
+        addr: impl Into<String>,
+        timeouts: Timeouts,
+        credentials: &Credentials,
+    ) -> Result<Self, ClientError> {
+        let mut addr = addr.into();
+        let tls = credentials.wants_tls(&addr);
+        if tls && let Some(rest) = addr.strip_prefix("http://") {
+            addr = format!("https://{rest}");
+        }
+        let bearer = match &credentials.token {
+            Some(t) => Bearer::new(t)?,
+            None => Bearer::default(),
+        };
+        let mut endpoint =
+            Channel::from_shared(addr.clone()).map_err(|e| ClientError::Address {
+                addr: addr.clone(),
+                message: e.to_string(),
+            })?;
+        if tls {
+            endpoint = endpoint
+                .tls_config(credentials.tls()?)
+                .map_err(|e| ClientError::Credentials(e.to_string()))?;
+        }
         let channel = endpoint
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
@@ -134,15 +246,21 @@ impl Client {
             .connect()
             .await
             .map_err(|source| ClientError::Connect { addr, source })?;
-        Ok(Self::from_channel(channel))
+        Ok(Self::from_channel_as(channel, bearer))
     }
 
     /// Wraps an existing channel.
     pub fn from_channel(channel: Channel) -> Self {
+        Self::from_channel_as(channel, Bearer::default())
+    }
+
+    /// Wraps an existing channel, sending `bearer`'s token on every call.
+    pub fn from_channel_as(channel: Channel, bearer: Bearer) -> Self {
+        let transport = InterceptedService::new(channel, bearer);
         Self {
-            migrator: MigratorClient::new(channel.clone()),
-            rollouts: RolloutsClient::new(channel.clone()),
-            fleet: FleetClient::new(channel),
+            migrator: MigratorClient::new(transport.clone()),
+            rollouts: RolloutsClient::new(transport.clone()),
+            fleet: FleetClient::new(transport),
         }
     }
 

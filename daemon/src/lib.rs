@@ -13,10 +13,12 @@
 //! | 6 | `rollout` | the job runner: tenants under a limit, each under its lock, step by step |
 //! | 7 | `dialect` | one file per database: sessions, locks, history table SQL |
 //!
-//! Beside them: `model` (the domain's types, a leaf every layer shares), `config`
+//! Beside them: `auth` (who may call what),
+//! `model` (the domain's types, a leaf every layer shares), `config`
 //! (figment), `telemetry` (logs, traces, metrics) and `server` (wiring and shutdown).
 
 mod api;
+mod auth;
 mod catalog;
 pub mod config;
 mod dialect;

@@ -8,11 +8,12 @@ use avocet_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
+use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
 
 use crate::{
     api::{self, FleetService, MigratorService, RolloutsService},
-    config::Config,
+    auth::{Gate, server_tls},
+    config::{Config, ConfigError},
     engine::{Engine, ReplicaOptions},
     fleet::{FleetError, Registry},
     store::StoreError,
@@ -31,6 +32,12 @@ pub enum ServerError {
     /// The reflection service could not read the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The configuration does not allow serving this listener, or `[auth]` is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `[tls]` names a file that cannot be read, or TLS cannot be set up with it.
+    #[error("{0}")]
+    Tls(String),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -39,19 +46,38 @@ pub enum ServerError {
 /// Serves `avocet.v1` (plus `grpc.health.v1` and reflection) on `listener` with the fleets
 /// and control store of `config`, until `shutdown` completes.
 ///
+/// Every `avocet.v1` call passes `[auth]`'s gate; `[tls]` serves TLS (mutual with
+/// `client_ca`); `[limits]` bounds message size, streams per connection, running rollouts
+/// and the time to answer. A non-loopback listener needs `[auth]` and `[tls]`, or
+/// `insecure = true` ([`Config::check_exposure`]).
+///
 /// At start, rollouts a stopped daemon left running are marked interrupted. At shutdown,
 /// no new rollout or tenant starts, every stream ends, and tenants in flight finish their
 /// migration within `config.shutdown_grace` whether or not any client is attached; their
 /// rollouts are left interrupted (resumable). Then it returns.
 ///
 /// # Errors
-/// [`ServerError`] when the configuration's fleets or the control store are unusable, or
-/// the transport fails.
+/// [`ServerError`] when the configuration's fleets, auth, TLS files or control store are
+/// unusable, the listener is exposed without protection, or the transport fails.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if let Ok(addr) = listener.local_addr() {
+        config.check_exposure(addr)?;
+    }
+    let gate = Gate::new(&config.auth).map_err(|(key, message)| ConfigError::Invalid {
+        key: format!("auth.{key}"),
+        message,
+    })?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(server_tls)
+        .transpose()
+        .map_err(ServerError::Tls)?;
+    let limits = config.limits.clone();
     let registry = Registry::from_config(&config)?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
     let replica = ReplicaOptions {
@@ -65,7 +91,11 @@ pub async fn serve(
     // The tenants' configuration is not kept beside the registry built from it.
     drop(config);
     let token = CancellationToken::new();
-    let engine = Arc::new(Engine::open(registry, &control_store, replica, token.clone()).await?);
+    let engine = Arc::new(
+        Engine::open(registry, &control_store, replica, token.clone())
+            .await?
+            .limit_running_rollouts(limits.max_running_rollouts),
+    );
     let (migrator, rollouts, fleet) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
@@ -94,14 +124,32 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let addr = listener.local_addr().ok();
-    tracing::info!(?addr, "avocetd serving");
+    tracing::info!(?addr, tls = tls.is_some(), "avocetd serving");
     let stop = token.clone();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .timeout(limits.request_timeout);
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServerError::Tls(format!("tls: {e}")))?;
+    }
+    let size = limits.max_message_bytes;
+    let server = builder
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(MigratorServer::new(migrator))
-        .add_service(RolloutsServer::new(rollouts))
-        .add_service(FleetServer::new(fleet))
+        .add_service(InterceptedService::new(
+            MigratorServer::new(migrator).max_decoding_message_size(size),
+            gate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            RolloutsServer::new(rollouts).max_decoding_message_size(size),
+            gate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            FleetServer::new(fleet).max_decoding_message_size(size),
+            gate,
+        ))
         .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: no new tenant starts; tenants in flight finish");

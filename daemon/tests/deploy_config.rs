@@ -25,6 +25,14 @@ fn the_kubernetes_configmap_loads() {
     assert!(toml.contains("[fleets.prod]"), "block not found: {toml}");
     // The Jail sets the Secret's variable for this test alone, as the Deployment does.
     figment::Jail::expect_with(|jail| {
+        // The Secrets' files, projected under /etc/avocet in the pod, here in the jail.
+        let etc = jail.directory().join("etc-avocet");
+        let toml = toml.replace("/etc/avocet/", &format!("{}/", etc.display()));
+        std::fs::create_dir_all(etc.join("auth")).map_err(|e| e.to_string())?;
+        for name in ["dashboards", "deployer", "admin"] {
+            let hash = format!("{:064x}\n", name.len());
+            jail.create_file(format!("etc-avocet/auth/{name}.sha256"), &hash)?;
+        }
         jail.create_file("avocet.toml", &toml)?;
         // The image's working directory holds the repository's migrations/.
         let set = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
@@ -40,6 +48,9 @@ fn the_kubernetes_configmap_loads() {
         let config = Config::load(Some("avocet.toml".as_ref())).map_err(|e| e.to_string())?;
         assert_eq!(config.lease_timeout, Duration::from_secs(30));
         assert_eq!(config.shutdown_grace, Duration::from_secs(45));
+        // Off loopback, the configuration protects itself: tokens and TLS.
+        assert_eq!(config.auth.tokens.len(), 3);
+        assert!(config.tls.is_some() && !config.insecure);
         let prod = &config.fleets["prod"];
         assert_eq!(prod.tenants.len(), 2);
         assert_eq!(prod.tenants[0].vars["host"], "pg-shard-1");

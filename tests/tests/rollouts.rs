@@ -122,7 +122,7 @@ async fn three_hundred_tenants_in_waves_behind_a_canary() -> anyhow::Result<()> 
         ensure!(
             got.audit
                 .first()
-                .is_some_and(|a| a.caller.starts_with("peer 127.0.0.1"))
+                .is_some_and(|a| a.caller.starts_with("anonymous (peer 127.0.0.1"))
         );
         daemon.stop().await?;
         for i in 0..300 {

@@ -35,6 +35,19 @@ pub(crate) struct Args {
     /// Daemon address.
     #[arg(long, global = true, env = "AVOCET_ADDR", default_value = avocet_client::DEFAULT_ADDR)]
     pub(crate) addr: String,
+    /// Bearer token for a daemon with `[auth]` (prefer the environment variable: a flag
+    /// shows in the process list).
+    #[arg(long, global = true, env = "AVOCET_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// PEM CA certificate the daemon's TLS certificate must chain to; turns TLS on.
+    #[arg(long, global = true, env = "AVOCET_CA")]
+    pub(crate) ca: Option<std::path::PathBuf>,
+    /// PEM client certificate for mutual TLS (with `--key`); turns TLS on.
+    #[arg(long, global = true, env = "AVOCET_CERT", requires = "key")]
+    pub(crate) cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--cert`.
+    #[arg(long, global = true, env = "AVOCET_KEY", requires = "cert")]
+    pub(crate) key: Option<std::path::PathBuf>,
     /// Longest wait for the daemon: connecting, a unary call, or a stream's first answer
     /// (e.g. `30s`).
     #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration)]

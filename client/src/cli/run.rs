@@ -16,7 +16,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         request: args.timeout,
         ..Default::default()
     };
-    let mut client = Client::connect_with(&args.addr, timeouts).await?;
+    let credentials = avocet_client::Credentials {
+        token: args.token.clone(),
+        ca: args.ca.clone(),
+        cert: args.cert.clone().zip(args.key.clone()),
+    };
+    let mut client = Client::connect_as(&args.addr, timeouts, &credentials).await?;
     let out = args.output;
     let ok = match args.command {
         Command::Plan {

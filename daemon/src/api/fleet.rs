@@ -5,8 +5,8 @@ use std::sync::Arc;
 use avocet_proto::v1::{self as pb, fleet_server::Fleet};
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, caller, receive};
-use crate::engine::Engine;
+use super::{ApiError, admit, receive};
+use crate::{engine::Engine, model::Rpc};
 
 /// The Fleet service.
 pub(crate) struct FleetService(pub(super) Arc<Engine>);
@@ -15,11 +15,16 @@ pub(crate) struct FleetService(pub(super) Arc<Engine>);
 impl Fleet for FleetService {
     async fn list_fleets(
         &self,
-        _request: Request<pb::ListFleetsRequest>,
+        request: Request<pb::ListFleetsRequest>,
     ) -> Result<Response<pb::ListFleetsResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::ListFleets)?;
         let fleets = self.0.fleets().map_err(ApiError::from)?;
         Ok(Response::new(pb::ListFleetsResponse {
-            fleets: fleets.iter().map(pb::FleetInfo::from).collect(),
+            fleets: fleets
+                .iter()
+                .filter(|f| who.sees(&f.name))
+                .map(pb::FleetInfo::from)
+                .collect(),
         }))
     }
 
@@ -27,7 +32,9 @@ impl Fleet for FleetService {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::ListTenants)?;
         let (fleet, selector) = receive::list_tenants(request.into_inner())?;
+        who.may_on(Rpc::ListTenants, &fleet)?;
         let tenants = self.0.tenants(&fleet, &selector).map_err(ApiError::from)?;
         Ok(Response::new(pb::ListTenantsResponse {
             fleet,
@@ -39,8 +46,10 @@ impl Fleet for FleetService {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::TenantInfo>, Status> {
+        let (who, _) = admit(&request, Rpc::GetTenant)?;
         let req = request.into_inner();
         let (fleet, tenant) = receive::tenant_ref(req.fleet, req.tenant)?;
+        who.may_on(Rpc::GetTenant, &fleet)?;
         let info = self.0.tenant(&fleet, &tenant).map_err(ApiError::from)?;
         Ok(Response::new(pb::TenantInfo::from(&info)))
     }
@@ -49,8 +58,9 @@ impl Fleet for FleetService {
         &self,
         request: Request<pb::RegisterTenantRequest>,
     ) -> Result<Response<pb::TenantInfo>, Status> {
-        let caller = caller(&request, "avocet.v1.Fleet/RegisterTenant");
+        let (who, caller) = admit(&request, Rpc::RegisterTenant)?;
         let registration = receive::registration(request.into_inner())?;
+        who.may_on(Rpc::RegisterTenant, &registration.fleet)?;
         let info = self
             .0
             .register_tenant(registration, &caller)
@@ -63,9 +73,10 @@ impl Fleet for FleetService {
         &self,
         request: Request<pb::DeregisterTenantRequest>,
     ) -> Result<Response<pb::DeregisterTenantResponse>, Status> {
-        let caller = caller(&request, "avocet.v1.Fleet/DeregisterTenant");
+        let (who, caller) = admit(&request, Rpc::DeregisterTenant)?;
         let req = request.into_inner();
         let (fleet, tenant) = receive::tenant_ref(req.fleet, req.tenant)?;
+        who.may_on(Rpc::DeregisterTenant, &fleet)?;
         self.0
             .deregister_tenant(&fleet, &tenant, &caller)
             .await
@@ -77,7 +88,10 @@ impl Fleet for FleetService {
         &self,
         request: Request<pb::RefreshTenantsRequest>,
     ) -> Result<Response<pb::RefreshTenantsResponse>, Status> {
+        let (who, caller) = admit(&request, Rpc::RefreshTenants)?;
         let fleet = receive::fleet_ref(request.into_inner().fleet)?;
+        who.may_on(Rpc::RefreshTenants, &fleet)?;
+        tracing::info!(fleet, caller = %caller.who, "tenants refresh asked");
         let r = self
             .0
             .refresh_tenants(&fleet)

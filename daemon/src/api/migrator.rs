@@ -5,10 +5,11 @@ use std::sync::Arc;
 use avocet_proto::v1::{self as pb, migrator_server::Migrator};
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, EventStream, caller, events_of};
+use super::{ApiError, EventStream, admit, events_of};
 use crate::engine::{
     ApplyRequest, Engine, PlanRequest, ReadRequest, RepairRequest, RollbackRequest, StatusRequest,
 };
+use crate::model::Rpc;
 
 /// The Migrator service.
 pub(crate) struct MigratorService(pub(super) Arc<Engine>);
@@ -27,7 +28,9 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::PlanRequest>,
     ) -> Result<Response<pb::PlanResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::Plan)?;
         let req: PlanRequest = receive(request)?;
+        who.may_on(Rpc::Plan, &req.fleet)?;
         let plan = self.0.plan(req).await.map_err(ApiError::from)?;
         Ok(Response::new((&plan).into()))
     }
@@ -36,8 +39,9 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::ApplyRequest>,
     ) -> Result<Response<Self::ApplyStream>, Status> {
-        let caller = caller(&request, "avocet.v1.Migrator/Apply");
+        let (who, caller) = admit(&request, Rpc::Apply)?;
         let req: ApplyRequest = receive(request)?;
+        who.may_on(Rpc::Apply, &req.plan.fleet)?;
         let id = self.0.apply(req, caller).await.map_err(ApiError::from)?;
         Ok(events_of(&self.0, &id, 0).await?)
     }
@@ -46,8 +50,9 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::RollbackRequest>,
     ) -> Result<Response<Self::RollbackStream>, Status> {
-        let caller = caller(&request, "avocet.v1.Migrator/Rollback");
+        let (who, caller) = admit(&request, Rpc::Rollback)?;
         let req: RollbackRequest = receive(request)?;
+        who.may_on(Rpc::Rollback, &req.fleet)?;
         let id = self.0.rollback(req, caller).await.map_err(ApiError::from)?;
         Ok(events_of(&self.0, &id, 0).await?)
     }
@@ -56,7 +61,9 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::Verify)?;
         let req: ReadRequest = receive(request)?;
+        who.may_on(Rpc::Verify, &req.fleet)?;
         let verification = self.0.verify(req).await.map_err(ApiError::from)?;
         Ok(Response::new((&verification).into()))
     }
@@ -65,7 +72,9 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::Status)?;
         let req: StatusRequest = receive(request)?;
+        who.may_on(Rpc::Status, &req.read.fleet)?;
         let status = self.0.status(req).await.map_err(ApiError::from)?;
         Ok(Response::new((&status).into()))
     }
@@ -74,7 +83,9 @@ impl Migrator for MigratorService {
         &self,
         request: Request<pb::RepairRequest>,
     ) -> Result<Response<pb::RepairResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::Repair)?;
         let req: RepairRequest = receive(request)?;
+        who.may_on(Rpc::Repair, &req.fleet)?;
         let outcome = self.0.repair(req).await.map_err(ApiError::from)?;
         Ok(Response::new((&outcome).into()))
     }

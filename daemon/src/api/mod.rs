@@ -22,7 +22,11 @@ pub(crate) use fleet::FleetService;
 pub(crate) use migrator::MigratorService;
 pub(crate) use rollouts::RolloutsService;
 
-use crate::engine::{Caller, Engine, EngineError, ErrorKind};
+use crate::{
+    auth::Identity,
+    engine::{Caller, Engine, EngineError, ErrorKind},
+    model::Rpc,
+};
 
 /// Events buffered per stream before the forwarder waits for the client; the rollout never
 /// waits for a stream (the stream reads from the control store).
@@ -48,6 +52,7 @@ impl From<ApiError> for Status {
         let code = match &e {
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
             ApiError::Engine(e) => match e.kind() {
+                ErrorKind::ResourceExhausted => Code::ResourceExhausted,
                 ErrorKind::InvalidArgument => Code::InvalidArgument,
                 ErrorKind::NotFound => Code::NotFound,
                 ErrorKind::FailedPrecondition => Code::FailedPrecondition,
@@ -62,12 +67,28 @@ impl From<ApiError> for Status {
     }
 }
 
-/// Who called: the peer address, until authentication gives identities.
-fn caller<T>(request: &Request<T>, method: &'static str) -> Caller {
-    let who = request
+/// The caller of `request` as the gate proved it, if its role allows `rpc`; the fleet is
+/// checked once the request is read ([`Identity::may_on`]). The [`Caller`] names the
+/// identity and its peer address (`deployer (peer 10.0.0.7:50122)`) for the audit.
+///
+/// # Errors
+/// `UNAUTHENTICATED` when no identity was proved (the service runs without its gate);
+/// `PERMISSION_DENIED` when the identity's role is below the one `rpc` needs.
+fn admit<T>(request: &Request<T>, rpc: Rpc) -> Result<(Identity, Caller), Status> {
+    let identity = request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no identity: the call did not pass the gate"))?;
+    identity.may(rpc)?;
+    let peer = request
         .remote_addr()
-        .map_or_else(|| "unknown peer".to_owned(), |a| format!("peer {a}"));
-    Caller { who, method }
+        .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let caller = Caller {
+        who: format!("{} (peer {peer})", identity.name()),
+        method: rpc.path(),
+    };
+    Ok((identity, caller))
 }
 
 /// Rollout `id`'s events after `after`, forwarded to a bounded channel until the client

@@ -5,11 +5,27 @@ use std::sync::Arc;
 use avocet_proto::v1::{self as pb, rollouts_server::Rollouts};
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, EventStream, caller, events_of, receive};
-use crate::engine::{Engine, ListRequest};
+use super::{ApiError, EventStream, admit, events_of, receive};
+use crate::{
+    auth::Identity,
+    engine::{Engine, ListRequest},
+    model::Rpc,
+};
 
 /// The Rollouts service.
 pub(crate) struct RolloutsService(pub(super) Arc<Engine>);
+
+impl RolloutsService {
+    /// Whether `who` may call `rpc` on rollout `id`'s fleet (read from the store only when
+    /// `who` is scoped to some fleets).
+    async fn may_on_rollout(&self, who: &Identity, rpc: Rpc, id: &str) -> Result<(), Status> {
+        if who.sees_all() {
+            return Ok(());
+        }
+        let rollout = self.0.rollout(id).await.map_err(ApiError::from)?;
+        who.may_on(rpc, &rollout.spec.fleet)
+    }
+}
 
 #[tonic::async_trait]
 impl Rollouts for RolloutsService {
@@ -19,9 +35,11 @@ impl Rollouts for RolloutsService {
         &self,
         request: Request<pb::GetRolloutRequest>,
     ) -> Result<Response<pb::Rollout>, Status> {
+        let (who, _) = admit(&request, Rpc::GetRollout)?;
         let req = request.into_inner();
         let id = receive::rollout_id(&req.id)?;
         let rollout = self.0.rollout(id).await.map_err(ApiError::from)?;
+        who.may_on(Rpc::GetRollout, &rollout.spec.fleet)?;
         Ok(Response::new((&rollout).into()))
     }
 
@@ -29,10 +47,21 @@ impl Rollouts for RolloutsService {
         &self,
         request: Request<pb::ListRolloutsRequest>,
     ) -> Result<Response<pb::ListRolloutsResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::ListRollouts)?;
         let req = ListRequest::try_from(request.into_inner())?;
+        if let Some(fleet) = &req.fleet {
+            who.may_on(Rpc::ListRollouts, fleet)?;
+        }
         let page = self.0.rollouts(req).await.map_err(ApiError::from)?;
+        // A caller scoped to some fleets sees only their rollouts (a page may then hold
+        // fewer than its size; the token still leads to the next one).
         Ok(Response::new(pb::ListRolloutsResponse {
-            rollouts: page.rollouts.iter().map(pb::Rollout::from).collect(),
+            rollouts: page
+                .rollouts
+                .iter()
+                .filter(|r| who.sees(&r.spec.fleet))
+                .map(pb::Rollout::from)
+                .collect(),
             next_page_token: page.next_page.unwrap_or_default(),
         }))
     }
@@ -41,8 +70,10 @@ impl Rollouts for RolloutsService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let (who, _) = admit(&request, Rpc::Watch)?;
         let req = request.into_inner();
         let id = receive::rollout_id(&req.id)?;
+        self.may_on_rollout(&who, Rpc::Watch, id).await?;
         Ok(events_of(&self.0, id, req.after_seq).await?)
     }
 
@@ -50,9 +81,10 @@ impl Rollouts for RolloutsService {
         &self,
         request: Request<pb::RolloutRef>,
     ) -> Result<Response<pb::Rollout>, Status> {
-        let caller = caller(&request, "avocet.v1.Rollouts/Cancel");
+        let (who, caller) = admit(&request, Rpc::Cancel)?;
         let req = request.into_inner();
         let id = receive::rollout_id(&req.id)?;
+        self.may_on_rollout(&who, Rpc::Cancel, id).await?;
         let rollout = self.0.cancel(id, &caller).await.map_err(ApiError::from)?;
         Ok(Response::new((&rollout).into()))
     }
@@ -61,9 +93,10 @@ impl Rollouts for RolloutsService {
         &self,
         request: Request<pb::RolloutRef>,
     ) -> Result<Response<pb::Rollout>, Status> {
-        let caller = caller(&request, "avocet.v1.Rollouts/Pause");
+        let (who, caller) = admit(&request, Rpc::Pause)?;
         let req = request.into_inner();
         let id = receive::rollout_id(&req.id)?;
+        self.may_on_rollout(&who, Rpc::Pause, id).await?;
         let rollout = self.0.pause(id, &caller).await.map_err(ApiError::from)?;
         Ok(Response::new((&rollout).into()))
     }
@@ -72,9 +105,10 @@ impl Rollouts for RolloutsService {
         &self,
         request: Request<pb::RolloutRef>,
     ) -> Result<Response<pb::Rollout>, Status> {
-        let caller = caller(&request, "avocet.v1.Rollouts/Resume");
+        let (who, caller) = admit(&request, Rpc::Resume)?;
         let req = request.into_inner();
         let id = receive::rollout_id(&req.id)?;
+        self.may_on_rollout(&who, Rpc::Resume, id).await?;
         let rollout = self.0.resume(id, &caller).await.map_err(ApiError::from)?;
         Ok(Response::new((&rollout).into()))
     }

@@ -6,11 +6,14 @@
 //! | --- | --- |
 //! | `template.rs` | a fleet's `dsn_template`, rendered for each tenant |
 //! | `secret.rs` | DSN passwords from an environment variable or a file |
+//! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
 
 mod secret;
+mod security;
 mod template;
 
 use secret::PasswordSource;
+pub use security::{AuthConfig, ClientConfig, LimitsConfig, TlsConfig, TokenConfig};
 
 use std::{
     collections::BTreeMap,
@@ -36,7 +39,7 @@ pub const DEFAULT_CONTROL_STORE: &str = "sqlite://data/avocet-control.db?mode=rw
 
 /// Environment variables with the `AVOCET_` prefix that belong to other programs (the
 /// client's `AVOCET_ADDR`) or to the command line, not to the configuration.
-const FOREIGN_ENV: [&str; 3] = ["addr", "config", "output"];
+const FOREIGN_ENV: [&str; 7] = ["addr", "config", "output", "token", "ca", "cert", "key"];
 
 /// The top-level keys of [`Config`], as serde names them.
 fn top_level_keys() -> Vec<String> {
@@ -80,6 +83,15 @@ pub struct Config {
     /// Default 30 s.
     #[serde(with = "humantime_serde")]
     pub lease_timeout: Duration,
+    /// Allow listening on a non-loopback address without `[auth]` and `[tls]` (a warning
+    /// says so at start). Default false: such a configuration is refused.
+    pub insecure: bool,
+    /// `[auth]`: tokens and client certificates. Default: none, everyone is `admin`.
+    pub auth: AuthConfig,
+    /// `[tls]`: serve gRPC over TLS, optionally mutual. Default: plaintext.
+    pub tls: Option<TlsConfig>,
+    /// `[limits]`: message size, streams per connection, running rollouts, call timeout.
+    pub limits: LimitsConfig,
     /// Fleets by name.
     pub fleets: BTreeMap<String, FleetConfig>,
 }
@@ -97,6 +109,10 @@ impl Default for Config {
             control_store: DEFAULT_CONTROL_STORE.into(),
             shutdown_grace: Duration::from_secs(60),
             lease_timeout: Duration::from_secs(30),
+            insecure: false,
+            auth: AuthConfig::default(),
+            tls: None,
+            limits: LimitsConfig::default(),
             fleets: BTreeMap::new(),
         }
     }
@@ -390,6 +406,29 @@ impl Config {
             return Err(invalid("idle_timeout".into(), "must be greater than zero"));
         }
         check_identifier("history_table", &self.history_table)?;
+        crate::auth::Gate::new(&self.auth).map_err(|(key, message)| ConfigError::Invalid {
+            key: format!("auth.{key}"),
+            message,
+        })?;
+        if self.limits.max_message_bytes < 1024 {
+            return Err(invalid(
+                "limits.max_message_bytes".into(),
+                "must be at least 1024",
+            ));
+        }
+        if self.limits.max_concurrent_streams == 0 || self.limits.max_running_rollouts == 0 {
+            return Err(invalid(
+                "limits".into(),
+                "streams and rollouts must be at least 1",
+            ));
+        }
+        if self.limits.request_timeout.is_zero() {
+            return Err(invalid(
+                "limits.request_timeout".into(),
+                "must be greater than zero",
+            ));
+        }
+        self.check_exposure(self.listen)?;
         for (name, fleet) in &self.fleets {
             let key = |k: &str| format!("fleets.{name}.{k}");
             check_id(&format!("fleets.{name}"), name)?;
@@ -450,6 +489,40 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Whether the daemon may listen on `addr`: on a non-loopback address only with
+    /// `[auth]` and `[tls]` both configured, or `insecure = true` (then a warning is logged).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `listen` when `addr` would expose an open daemon.
+    pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        let protected = self.auth.is_enabled() && self.tls.is_some();
+        if addr.ip().is_loopback() || protected {
+            return Ok(());
+        }
+        if self.insecure {
+            tracing::warn!(
+                %addr,
+                "insecure = true: serving on a non-loopback address without both [auth] and \
+                 [tls]; anyone who reaches this port can change every tenant's schema"
+            );
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            key: "listen".into(),
+            message: format!(
+                "{addr} is not a loopback address, and the daemon would serve it without \
+                 {}: configure [auth] tokens and [tls], or set insecure = true",
+                match (self.auth.is_enabled(), self.tls.is_some()) {
+                    (false, false) => "authentication or TLS",
+                    (false, true) => "authentication",
+                    _ => "TLS",
+                }
+            ),
+        })
+    }
+}
+
 /// Tenant and fleet ids: [`crate::model::check_id`].
 ///
 /// # Errors
@@ -474,166 +547,4 @@ pub fn check_identifier(key: &str, ident: &str) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error.
-mod tests {
-    use super::*;
-
-    fn write(text: &str) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), text).unwrap();
-        file
-    }
-
-    #[test]
-    fn the_shipped_default_configuration_loads() {
-        // Serialised with the test that sets AVOCET_ variables.
-        figment::Jail::expect_with(|_| {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/avocet.toml");
-            let config = Config::load(Some(&path)).unwrap();
-            let demo = &config.fleets["demo"];
-            assert_eq!(demo.dialect, DialectKind::Sqlite);
-            assert_eq!(demo.tenants.len(), 3);
-            assert_eq!(demo.lock_timeout, Duration::from_secs(30));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn the_example_configurations_load_and_build_fleets() {
-        // Serialised with the test that sets AVOCET_ variables.
-        figment::Jail::expect_with(|_| {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
-            let mut seen = 0;
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                let config = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
-                // Paths in the examples are relative to the repository root.
-                let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-                let mut config = config;
-                for fleet in config.fleets.values_mut() {
-                    fleet.migrations = root.join(&fleet.migrations);
-                }
-                crate::fleet::Registry::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
-                seen += 1;
-            }
-            assert!(seen >= 2, "expected the postgres and mariadb examples");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn environment_overrides_the_file_and_ignores_the_clients_variables() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "avocet.toml",
-                "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n",
-            )?;
-            jail.set_env("AVOCET_LISTEN", "0.0.0.0:7999");
-            jail.set_env("AVOCET_FLEETS__DEMO__CONCURRENCY", "3");
-            jail.set_env("AVOCET_ADDR", "http://127.0.0.1:7400");
-            let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
-            assert_eq!(config.listen, "0.0.0.0:7999".parse().unwrap());
-            assert_eq!(config.fleets["demo"].concurrency, 3);
-            // Unrelated AVOCET_ variables are ignored (with a warning), not fatal.
-            jail.set_env("AVOCET_FOO", "1");
-            jail.set_env("AVOCET_TOKEN", "secret");
-            let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
-            assert_eq!(config.listen, "0.0.0.0:7999".parse().unwrap());
-            // A known key with a bad nested key is still an error naming it.
-            jail.set_env("AVOCET_FLEETS__DEMO__CONCURENCY", "3");
-            let err = Config::load(Some(Path::new("avocet.toml"))).unwrap_err();
-            assert!(err.to_string().contains("concurency"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn unknown_keys_are_errors_naming_the_key() {
-        // Serialised with the test that sets AVOCET_ variables.
-        figment::Jail::expect_with(|_| {
-            let file =
-                write("[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n");
-            let err = Config::load(Some(file.path())).unwrap_err().to_string();
-            assert!(err.contains("concurency"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn a_syntax_error_on_a_dsn_line_does_not_show_its_password() {
-        // Serialised with the test that sets AVOCET_ variables.
-        figment::Jail::expect_with(|_| {
-            let file = write(
-                "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
-                 tenants = [ { id = \"t\", dsn = \"postgres://postgres:s3cretPW@127.0.0.1:5432/db\" labels = {} } ]\n",
-            );
-            let err = Config::load(Some(file.path())).unwrap_err().to_string();
-            assert!(!err.contains("s3cretPW"), "{err}");
-            assert!(err.contains("configuration"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn passwords_come_from_the_environment_not_the_file() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "avocet.toml",
-                "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
-                 dsn_template = \"postgres://app@db-{id}.internal/t\"\n\
-                 password_env = \"DEMO_DB_PASSWORD\"\n\
-                 tenants = [{ id = \"a\" }, { id = \"b\", password_env = \"B_PASSWORD\" }]\n",
-            )?;
-            jail.set_env("DEMO_DB_PASSWORD", "fleet-pw");
-            jail.set_env("B_PASSWORD", "b-pw");
-            let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
-            let demo = &config.fleets["demo"];
-            let dsn = |i: usize| demo.tenant_dsn(&demo.tenants[i]);
-            assert_eq!(
-                dsn(0).as_deref(),
-                Ok("postgres://app:fleet-pw@db-a.internal/t")
-            );
-            assert_eq!(dsn(1).as_deref(), Ok("postgres://app:b-pw@db-b.internal/t"));
-            jail.create_file(
-                "unset.toml",
-                "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
-                 tenants = [{ id = \"a\", dsn = \"postgres://app@h/t\", \
-                 password_env = \"SURELY_UNSET_PASSWORD\" }]\n",
-            )?;
-            let err = Config::load(Some(Path::new("unset.toml")))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("fleets.demo.tenants[0].dsn"), "{err}");
-            assert!(err.contains("SURELY_UNSET_PASSWORD"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        // Serialised with the test that sets AVOCET_ variables.
-        figment::Jail::expect_with(|_| {
-            let file = write(
-                "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
-                 tenants = [{ id = \"a\", dsn = \"sqlite://a.db\" }, { id = \"a\", dsn = \"sqlite://b.db\" }]\n",
-            );
-            let err = Config::load(Some(file.path())).unwrap_err().to_string();
-            assert!(err.contains("fleets.demo.tenants[1].id"), "{err}");
-            let file = write("[fleets.demo]\ndialect = \"oracle\"\nmigrations = \"m\"\n");
-            let err = Config::load(Some(file.path())).unwrap_err().to_string();
-            assert!(err.contains("oracle"), "{err}");
-            let file = write(
-                "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
-                 dsn_template = \"sqlite://{dir}/{id}.db\"\n\
-                 tenants = [{ id = \"a\", vars = { dir = \"d\" } }, { id = \"b\" }]\n",
-            );
-            let err = Config::load(Some(file.path())).unwrap_err().to_string();
-            assert!(err.contains("fleets.demo.tenants[1].dsn"), "{err}");
-            assert!(err.contains("dir"), "{err}");
-            assert!(matches!(
-                Config::load(Some(Path::new("/nonexistent/avocet.toml"))),
-                Err(ConfigError::Missing(_))
-            ));
-            Ok(())
-        });
-    }
-}
+mod tests;

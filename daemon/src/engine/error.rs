@@ -24,6 +24,8 @@ pub enum ErrorKind {
     DeadlineExceeded,
     /// The daemon is shutting down.
     Aborted,
+    /// A limit of the daemon is reached, such as its running rollouts.
+    ResourceExhausted,
     /// A database operation failed unexpectedly.
     Internal,
 }
@@ -54,6 +56,15 @@ pub enum EngineError {
     /// The daemon is shutting down and starts no new rollout.
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// As many rollouts as `[limits] max_running_rollouts` run here already.
+    #[error(
+        "{limit} rollouts run on this daemon already ([limits] max_running_rollouts); \
+         start this one when one ends"
+    )]
+    TooManyRollouts {
+        /// The limit.
+        limit: usize,
+    },
     /// No rollout has that id.
     #[error("rollout {0:?} not found")]
     UnknownRollout(String),
@@ -86,6 +97,7 @@ impl EngineError {
                 _ => ErrorKind::Internal,
             },
             Self::ShuttingDown => ErrorKind::Aborted,
+            Self::TooManyRollouts { .. } => ErrorKind::ResourceExhausted,
             Self::UnknownRollout(_) => ErrorKind::NotFound,
             Self::Store(_) | Self::Discovery(_) => ErrorKind::Unavailable,
         }

@@ -66,6 +66,8 @@ pub struct Engine {
     registry: Arc<Registry>,
     runner: Arc<Runner>,
     shutdown: CancellationToken,
+    /// Rollouts run here at once before Apply and Rollback answer `RESOURCE_EXHAUSTED`.
+    max_running_rollouts: usize,
 }
 
 /// A fleet, its selected tenants and its migration set, as every operation starts.
@@ -128,7 +130,15 @@ impl Engine {
             registry,
             runner,
             shutdown,
+            max_running_rollouts: usize::MAX,
         })
+    }
+
+    /// The same engine refusing a new rollout while `limit` run here
+    /// ([`EngineError::TooManyRollouts`]); by default there is no limit.
+    pub fn limit_running_rollouts(mut self, limit: usize) -> Self {
+        self.max_running_rollouts = limit.max(1);
+        self
     }
 
     /// Every configured fleet with its set's size and latest version.

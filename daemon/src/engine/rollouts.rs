@@ -119,6 +119,11 @@ impl Engine {
         if self.runner.is_shutting_down() {
             return Err(EngineError::ShuttingDown);
         }
+        if self.runner.running_here() >= self.max_running_rollouts {
+            return Err(EngineError::TooManyRollouts {
+                limit: self.max_running_rollouts,
+            });
+        }
         let spec = RolloutSpec {
             fleet: scope.fleet.name.clone(),
             op,

@@ -4,6 +4,7 @@
 //!
 //! | file | types |
 //! | --- | --- |
+//! | `access.rs` | [`Role`] and the [`Rpc`]s each allows |
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
@@ -15,6 +16,7 @@
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
 
+mod access;
 mod dialect;
 mod event;
 mod history;
@@ -26,6 +28,7 @@ mod redact;
 mod rollout;
 mod strategy;
 
+pub use access::{Role, Rpc};
 pub use dialect::DialectKind;
 pub use event::{
     EventKind, FailureCode, MigrationFinished, MigrationStarted, RolloutEvent, RolloutStarted,

@@ -125,6 +125,14 @@ impl Runner {
         self.shutdown.is_cancelled()
     }
 
+    /// Rollouts this daemon runs now (its own and those it joined).
+    pub(crate) fn running_here(&self) -> usize {
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     pub(super) fn ctx(&self, id: &str) -> Option<Arc<RolloutCtx>> {
         let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         active.get(id).cloned()

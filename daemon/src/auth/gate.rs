@@ -1,0 +1,255 @@
+//! The interceptor in front of every `avocet.v1` call: a bearer token (RFC 6750 section
+//! 2.1) or, under mutual TLS, the client certificate's subject becomes the call's
+//! [`Identity`], stored in the request's extensions for the handler.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tonic::{Request, Status, service::Interceptor};
+
+use super::Identity;
+use crate::config::AuthConfig;
+
+/// Authenticates every call; cheap to clone (one shared table).
+#[derive(Clone)]
+pub(crate) struct Gate(Arc<Table>);
+
+struct Table {
+    /// False with no `[auth]`: every caller is [`Identity::anonymous`].
+    enabled: bool,
+    /// SHA-256 of each token, with its identity.
+    tokens: Vec<([u8; 32], Identity)>,
+    /// Normalised certificate subject ([`attributes`]), with its identity.
+    clients: Vec<(Vec<String>, Identity)>,
+}
+
+impl Gate {
+    /// The gate of `config`, with each token's hash read now (from `sha256_file` too).
+    ///
+    /// # Errors
+    /// `(key, message)` for the first bad entry, the key relative to `[auth]`
+    /// (`tokens[1].sha256`): a duplicate or invalid name, neither or both of `sha256` and
+    /// `sha256_file`, an unreadable file, a hash that is not 64 hex digits, an empty
+    /// subject or a bad fleet pattern.
+    pub(crate) fn new(config: &AuthConfig) -> Result<Self, (String, String)> {
+        let mut names = std::collections::HashSet::new();
+        let mut name = |key: String, n: &str| {
+            crate::model::check_id(n).map_err(|e| (format!("{key}.name"), e))?;
+            if !names.insert(n.to_owned()) {
+                return Err((format!("{key}.name"), format!("{n:?} is named twice")));
+            }
+            Ok(())
+        };
+        let mut tokens = Vec::with_capacity(config.tokens.len());
+        for (i, t) in config.tokens.iter().enumerate() {
+            let key = format!("tokens[{i}]");
+            name(key.clone(), &t.name)?;
+            let hex_text = match (&t.sha256, &t.sha256_file) {
+                (Some(h), None) => h.clone(),
+                (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                    (
+                        format!("{key}.sha256_file"),
+                        format!("{}: {e}", path.display()),
+                    )
+                })?,
+                _ => {
+                    return Err((key, "set exactly one of sha256 and sha256_file".into()));
+                }
+            };
+            // `sha256sum` output is accepted as it is: the digest, then the file name.
+            let digest = hex_text.split_whitespace().next().unwrap_or_default();
+            let hash: [u8; 32] = hex::decode(digest)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    (
+                        format!("{key}.sha256"),
+                        "must be a SHA-256 digest: 64 hex digits".to_owned(),
+                    )
+                })?;
+            let identity = Identity::new(&t.name, t.role, &t.fleets).map_err(|e| (key, e))?;
+            tokens.push((hash, identity));
+        }
+        let mut clients = Vec::with_capacity(config.clients.len());
+        for (i, c) in config.clients.iter().enumerate() {
+            let key = format!("clients[{i}]");
+            name(key.clone(), &c.name)?;
+            let subject = attributes(&c.subject);
+            if subject.is_empty() {
+                return Err((
+                    format!("{key}.subject"),
+                    "must name attributes, e.g. CN=ci".into(),
+                ));
+            }
+            let identity = Identity::new(&c.name, c.role, &c.fleets).map_err(|e| (key, e))?;
+            clients.push((subject, identity));
+        }
+        Ok(Self(Arc::new(Table {
+            enabled: config.is_enabled(),
+            tokens,
+            clients,
+        })))
+    }
+
+    /// The identity of a call.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for a token that matches none, a certificate whose subject maps
+    /// to no client, or (with `[auth]` set) a call that brings neither.
+    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+        let table = &self.0;
+        if !table.enabled {
+            return Ok(Identity::anonymous());
+        }
+        if let Some(value) = request.metadata().get("authorization") {
+            let token =
+                value.to_str().ok().and_then(bearer).ok_or_else(|| {
+                    Status::unauthenticated("authorization must be `Bearer <token>`")
+                })?;
+            let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            // Every hash is compared, each in constant time: the time taken says nothing
+            // about how close a wrong token came.
+            let mut found = None;
+            for (hash, identity) in &table.tokens {
+                if bool::from(hash.ct_eq(&presented)) && found.is_none() {
+                    found = Some(identity);
+                }
+            }
+            return found
+                .cloned()
+                .ok_or_else(|| Status::unauthenticated("the token is not one this daemon knows"));
+        }
+        if let Some(subject) = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| super::tls::subject(c.as_ref())))
+        {
+            let subject = subject.map_err(Status::unauthenticated)?;
+            let wanted = attributes(&subject);
+            return table
+                .clients
+                .iter()
+                .find(|(s, _)| *s == wanted)
+                .map(|(_, identity)| identity.clone())
+                .ok_or_else(|| {
+                    Status::unauthenticated(format!(
+                        "client certificate {subject:?} maps to no identity in [auth] clients"
+                    ))
+                });
+        }
+        Err(Status::unauthenticated(
+            "avocetd requires authentication: pass a token (--token or AVOCET_TOKEN) or a \
+             client certificate",
+        ))
+    }
+}
+
+impl Interceptor for Gate {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let identity = self.identify(&request)?;
+        request.extensions_mut().insert(identity);
+        Ok(request)
+    }
+}
+
+/// The token of an `authorization` value `Bearer <token>`; the scheme is case-insensitive
+/// (RFC 9110 section 11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A distinguished name's attributes, normalised for comparison: split at `,` and `+`,
+/// trimmed, the attribute type upper-cased, sorted.
+fn attributes(subject: &str) -> Vec<String> {
+    let mut out: Vec<String> = subject
+        .split([',', '+'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => format!("{}={}", k.trim().to_ascii_uppercase(), v.trim()),
+            None => a.to_owned(),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::TokenConfig, model::Role};
+
+    fn token(name: &str, secret: &str, role: Role) -> TokenConfig {
+        TokenConfig {
+            name: name.into(),
+            sha256: Some(hex::encode(Sha256::digest(secret))),
+            sha256_file: None,
+            role,
+            fleets: Vec::new(),
+        }
+    }
+
+    fn call(gate: &Gate, authorization: Option<&str>) -> Result<Identity, Status> {
+        let mut request = Request::new(());
+        if let Some(a) = authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", a.parse().unwrap());
+        }
+        gate.identify(&request)
+    }
+
+    #[test]
+    fn tokens_are_matched_by_hash_and_anything_else_is_unauthenticated() {
+        let config = AuthConfig {
+            tokens: vec![
+                token("viewer", "v-secret", Role::Viewer),
+                token("admin", "a-secret", Role::Admin),
+            ],
+            clients: Vec::new(),
+        };
+        let gate = Gate::new(&config).unwrap();
+        assert_eq!(
+            call(&gate, Some("Bearer a-secret")).unwrap().name(),
+            "admin"
+        );
+        assert_eq!(
+            call(&gate, Some("bearer v-secret")).unwrap().name(),
+            "viewer"
+        );
+        for bad in [
+            None,
+            Some("Bearer wrong"),
+            Some("a-secret"),
+            Some("Basic a-secret"),
+        ] {
+            let err = call(&gate, bad).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{bad:?}");
+        }
+        let open = Gate::new(&AuthConfig::default()).unwrap();
+        assert_eq!(call(&open, None).unwrap().name(), "anonymous");
+    }
+
+    #[test]
+    fn bad_entries_name_their_key() {
+        let mut twice = token("a", "x", Role::Viewer);
+        let config = AuthConfig {
+            tokens: vec![twice.clone(), twice.clone()],
+            clients: Vec::new(),
+        };
+        let err = Gate::new(&config).err().unwrap();
+        assert_eq!(err.0, "tokens[1].name");
+        twice.sha256 = Some("abc".into());
+        let config = AuthConfig {
+            tokens: vec![twice],
+            clients: Vec::new(),
+        };
+        assert_eq!(Gate::new(&config).err().unwrap().0, "tokens[0].sha256");
+        assert_eq!(
+            attributes("O=Example, cn=ci"),
+            attributes("CN=ci,O=Example")
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! Who is calling, and may they: every `avocet.v1` call passes the [`Gate`] (an
+//! interceptor), which turns a bearer token or a client certificate into an [`Identity`];
+//! each handler then asks the identity whether its role and fleets allow the call.
+//! `grpc.health.v1` and reflection stay open.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `identity.rs` | [`Identity`]: a name, a role and the fleets it may touch |
+//! | `gate.rs` | [`Gate`]: tokens (SHA-256, compared in constant time) and certificate subjects |
+//! | `tls.rs` | the server's TLS configuration from `[tls]` |
+
+mod gate;
+mod identity;
+mod tls;
+
+pub(crate) use gate::Gate;
+pub(crate) use identity::Identity;
+pub(crate) use tls::server_tls;

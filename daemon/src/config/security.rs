@@ -1,0 +1,120 @@
+//! `[auth]`, `[tls]` and `[limits]`: who may call the daemon, over what, and how much one
+//! caller may ask of it.
+//!
+//! ```toml
+//! [auth]
+//! tokens = [
+//!   { name = "dashboards", sha256 = "<hex of the token's SHA-256>", role = "viewer" },
+//!   { name = "deployer", sha256_file = "/run/secrets/deployer.sha256", role = "operator", fleets = ["eu-*"] },
+//! ]
+//! clients = [{ name = "ci", subject = "CN=ci-deployer,O=Example", role = "operator" }]
+//! [tls]
+//! cert = "server.pem"
+//! key = "server.key"
+//! client_ca = "clients-ca.pem"   # set: mutual TLS is required
+//! ```
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Role;
+
+/// `[auth]`: the identities callers prove with a bearer token or a client certificate.
+/// With neither configured, every caller is `admin`, which the daemon allows only on a
+/// loopback address (or with `insecure = true`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Bearer tokens (`authorization: Bearer <token>`), stored as SHA-256 hashes.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Client-certificate subjects (with `[tls] client_ca`), each an identity.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+impl AuthConfig {
+    /// True when some identity is configured, so callers must prove one.
+    pub fn is_enabled(&self) -> bool {
+        !self.tokens.is_empty() || !self.clients.is_empty()
+    }
+}
+
+/// One bearer token: its name (shown in audit entries and logs, never the token), the
+/// SHA-256 of the token as 64 hex digits, inline or in a file, its role and fleets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The identity's name, e.g. `deployer`; unique among tokens and clients.
+    pub name: String,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Or a file holding it, e.g. a mounted Kubernetes Secret.
+    #[serde(default)]
+    pub sha256_file: Option<PathBuf>,
+    /// `viewer`, `operator` or `admin`.
+    pub role: Role,
+    /// Glob patterns of the fleets it may touch, e.g. `["eu-*"]`; empty: every fleet.
+    #[serde(default)]
+    pub fleets: Vec<String>,
+}
+
+/// One client certificate's identity under mutual TLS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The identity's name; unique among tokens and clients.
+    pub name: String,
+    /// The certificate's whole subject as RFC 4514 attributes, e.g. `CN=ci,O=Example`
+    /// (order and spaces after commas do not matter; every attribute must match).
+    pub subject: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: Role,
+    /// Glob patterns of the fleets it may touch; empty: every fleet.
+    #[serde(default)]
+    pub fleets: Vec<String>,
+}
+
+/// `[tls]`: the daemon's certificate, and the CA its clients' certificates must chain to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates; when set, every client must present a certificate they signed
+    /// (mutual TLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[limits]`: what one request or connection may take of the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request message, bytes. Default 4 MiB.
+    pub max_message_bytes: usize,
+    /// HTTP/2 streams (calls) at once on one connection. Default 64.
+    pub max_concurrent_streams: u32,
+    /// Rollouts this daemon starts and runs at once; one more is `RESOURCE_EXHAUSTED`.
+    /// Default 32.
+    pub max_running_rollouts: usize,
+    /// Longest time a call may take to answer (a stream's first answer; the stream then
+    /// runs as long as its rollout), e.g. `"120s"`. Default 120 s.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 << 20,
+            max_concurrent_streams: 64,
+            max_running_rollouts: 32,
+            request_timeout: Duration::from_secs(120),
+        }
+    }
+}

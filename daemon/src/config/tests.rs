@@ -1,0 +1,164 @@
+//! Loading and validating configurations.
+
+use super::*;
+
+fn write(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+#[test]
+fn the_shipped_default_configuration_loads() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/avocet.toml");
+        let config = Config::load(Some(&path)).unwrap();
+        let demo = &config.fleets["demo"];
+        assert_eq!(demo.dialect, DialectKind::Sqlite);
+        assert_eq!(demo.tenants.len(), 3);
+        assert_eq!(demo.lock_timeout, Duration::from_secs(30));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_example_configurations_load_and_build_fleets() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let config = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+            // Paths in the examples are relative to the repository root.
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let mut config = config;
+            for fleet in config.fleets.values_mut() {
+                fleet.migrations = root.join(&fleet.migrations);
+            }
+            crate::fleet::Registry::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+        assert!(seen >= 2, "expected the postgres and mariadb examples");
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_overrides_the_file_and_ignores_the_clients_variables() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "avocet.toml",
+            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n",
+        )?;
+        jail.set_env("AVOCET_LISTEN", "0.0.0.0:7999");
+        jail.set_env("AVOCET_INSECURE", "true");
+        jail.set_env("AVOCET_FLEETS__DEMO__CONCURRENCY", "3");
+        jail.set_env("AVOCET_ADDR", "http://127.0.0.1:7400");
+        let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(config.listen, "0.0.0.0:7999".parse().unwrap());
+        assert_eq!(config.fleets["demo"].concurrency, 3);
+        // Unrelated AVOCET_ variables are ignored (with a warning), not fatal.
+        jail.set_env("AVOCET_FOO", "1");
+        jail.set_env("AVOCET_TOKEN", "secret");
+        let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(config.listen, "0.0.0.0:7999".parse().unwrap());
+        // A known key with a bad nested key is still an error naming it.
+        jail.set_env("AVOCET_FLEETS__DEMO__CONCURENCY", "3");
+        let err = Config::load(Some(Path::new("avocet.toml"))).unwrap_err();
+        assert!(err.to_string().contains("concurency"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let file =
+            write("[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\nconcurency = 3\n");
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(err.contains("concurency"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_syntax_error_on_a_dsn_line_does_not_show_its_password() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let file = write(
+            "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
+             tenants = [ { id = \"t\", dsn = \"postgres://postgres:s3cretPW@127.0.0.1:5432/db\" labels = {} } ]\n",
+        );
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(!err.contains("s3cretPW"), "{err}");
+        assert!(err.contains("configuration"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn passwords_come_from_the_environment_not_the_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "avocet.toml",
+            "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
+             dsn_template = \"postgres://app@db-{id}.internal/t\"\n\
+             password_env = \"DEMO_DB_PASSWORD\"\n\
+             tenants = [{ id = \"a\" }, { id = \"b\", password_env = \"B_PASSWORD\" }]\n",
+        )?;
+        jail.set_env("DEMO_DB_PASSWORD", "fleet-pw");
+        jail.set_env("B_PASSWORD", "b-pw");
+        let config = Config::load(Some(Path::new("avocet.toml"))).map_err(|e| e.to_string())?;
+        let demo = &config.fleets["demo"];
+        let dsn = |i: usize| demo.tenant_dsn(&demo.tenants[i]);
+        assert_eq!(
+            dsn(0).as_deref(),
+            Ok("postgres://app:fleet-pw@db-a.internal/t")
+        );
+        assert_eq!(dsn(1).as_deref(), Ok("postgres://app:b-pw@db-b.internal/t"));
+        jail.create_file(
+            "unset.toml",
+            "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
+             tenants = [{ id = \"a\", dsn = \"postgres://app@h/t\", \
+             password_env = \"SURELY_UNSET_PASSWORD\" }]\n",
+        )?;
+        let err = Config::load(Some(Path::new("unset.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fleets.demo.tenants[0].dsn"), "{err}");
+        assert!(err.contains("SURELY_UNSET_PASSWORD"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let file = write(
+            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
+             tenants = [{ id = \"a\", dsn = \"sqlite://a.db\" }, { id = \"a\", dsn = \"sqlite://b.db\" }]\n",
+        );
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(err.contains("fleets.demo.tenants[1].id"), "{err}");
+        let file = write("[fleets.demo]\ndialect = \"oracle\"\nmigrations = \"m\"\n");
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(err.contains("oracle"), "{err}");
+        let file = write(
+            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
+             dsn_template = \"sqlite://{dir}/{id}.db\"\n\
+             tenants = [{ id = \"a\", vars = { dir = \"d\" } }, { id = \"b\" }]\n",
+        );
+        let err = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(err.contains("fleets.demo.tenants[1].dsn"), "{err}");
+        assert!(err.contains("dir"), "{err}");
+        assert!(matches!(
+            Config::load(Some(Path::new("/nonexistent/avocet.toml"))),
+            Err(ConfigError::Missing(_))
+        ));
+        Ok(())
+    });
+}
