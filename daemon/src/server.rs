@@ -128,7 +128,8 @@ pub async fn serve(
     let stop = token.clone();
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .timeout(limits.request_timeout);
+        .timeout(limits.request_timeout)
+        .layer(tower::util::MapResponseLayer::new(oversized_is_exhausted));
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
@@ -178,6 +179,25 @@ pub async fn serve(
     replica_stop.cancel();
     let _ = replicas.await;
     result.map_err(ServerError::from)
+}
+
+/// tonic answers a request above `max_message_bytes` with `OUT_OF_RANGE`; gRPC's own
+/// implementations (grpc-go, gRPC core) answer `RESOURCE_EXHAUSTED`, which is what a
+/// client classifies as a limit. The daemon itself never answers `OUT_OF_RANGE`, so every
+/// such answer (headers-only, as a refused request's is) is that refusal.
+fn oversized_is_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
+    {
+        let exhausted = (tonic::Code::ResourceExhausted as i32).to_string();
+        if let Ok(value) = http::HeaderValue::from_str(&exhausted) {
+            headers.insert("grpc-status", value);
+        }
+    }
+    response
 }
 
 /// Accepted connections with `TCP_NODELAY` (a small gRPC response otherwise waits on

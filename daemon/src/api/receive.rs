@@ -20,6 +20,18 @@ use crate::{
 
 /// Per-tenant deadline of a Status refresh when the request leaves it unset.
 const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest per-tenant deadline of a Status refresh a request may ask: 10 minutes.
+const MAX_REFRESH_TIMEOUT_MS: u64 = 600_000;
+/// Longest wait between waves a request may ask: one day.
+const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
+
+/// A version from a request: versions are non-negative (`0001_x.sql` is 1).
+fn version(field: &str, v: i64) -> Result<i64, ApiError> {
+    if v < 0 {
+        return Err(invalid(format!("{field} must be 0 or more, not {v}")));
+    }
+    Ok(v)
+}
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::InvalidArgument(message.into())
@@ -109,6 +121,14 @@ fn strategy(
         "0" | "0%" => Some(None),
         _ => amount("wave_size", &s.wave_size)?,
     };
+    if let Some(ms) = s
+        .pause_between_waves_ms
+        .filter(|ms| *ms > MAX_WAVE_PAUSE_MS)
+    {
+        return Err(invalid(format!(
+            "strategy.pause_between_waves_ms {ms} is above a day ({MAX_WAVE_PAUSE_MS})"
+        )));
+    }
     let mut max_failures = amount("max_failures", &s.max_failures)?;
     if max_failures.is_none() && stop_on_first_failure {
         max_failures = Some(Some(Amount::Count(0)));
@@ -130,7 +150,10 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
-            target: req.target_version,
+            target: req
+                .target_version
+                .map(|v| version("target_version", v))
+                .transpose()?,
             allow_out_of_order: req.allow_out_of_order,
             strategy: strategy(req.strategy, 0, false)?,
             page: page(req.page_size, &req.page_token, false)?,
@@ -153,7 +176,10 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
             plan: PlanRequest {
                 fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
-                target: req.target_version,
+                target: req
+                    .target_version
+                    .map(|v| version("target_version", v))
+                    .transpose()?,
                 allow_out_of_order: req.allow_out_of_order,
                 strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
                 page: Page::default(),
@@ -222,6 +248,11 @@ impl TryFrom<pb::StatusRequest> for StatusRequest {
             refresh: req.refresh,
             refresh_timeout: match req.refresh_timeout_ms {
                 0 => DEFAULT_REFRESH_TIMEOUT,
+                ms if ms > MAX_REFRESH_TIMEOUT_MS => {
+                    return Err(invalid(format!(
+                        "refresh_timeout_ms {ms} is above {MAX_REFRESH_TIMEOUT_MS} (10 minutes)"
+                    )));
+                }
                 ms => Duration::from_millis(ms),
             },
         })
@@ -240,7 +271,7 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
             tenant: name("tenant", req.tenant)?,
-            version: req.version,
+            version: version("version", req.version)?,
             mark,
         })
     }

@@ -23,6 +23,21 @@ use crate::{
     telemetry::Metrics,
 };
 
+/// Runs `task`; a panic in it becomes `Err` with the panic's message.
+async fn unwound(task: impl Future<Output = ()>) -> Result<(), String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(task)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned())
+        })
+}
+
 /// Why a rollout could not be started or changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -247,7 +262,19 @@ impl Runner {
                     let (ctx, done) = (ctx.clone(), done.clone());
                     tokio::spawn(async move { ctx.follow(done).await })
                 };
-                job::run(ctx.clone(), record).await;
+                let clock = std::time::Instant::now();
+                if let Err(cause) = unwound(job::run(ctx.clone(), record)).await {
+                    // A bug, not a tenant's failure: the rollout ends failed with the cause,
+                    // so every stream on it ends instead of waiting for events.
+                    tracing::error!(%cause, "the rollout's task panicked");
+                    ctx.emit(EventKind::StateChanged {
+                        state: RolloutState::Failed,
+                        by: "avocetd".into(),
+                        reason: format!("internal error (a bug; please report it): {cause}"),
+                    })
+                    .await;
+                    ctx.finish(RolloutState::Failed, clock).await;
+                }
                 done.cancel();
                 let _ = follower.await;
                 writer.flush().await;
@@ -507,5 +534,17 @@ fn refused(record: &RolloutRecord, action: &'static str) -> RunnerError {
         id: record.id.clone(),
         state: record.state.as_str(),
         action,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_panicking_task_becomes_its_message() {
+        assert_eq!(super::unwound(async {}).await, Ok(()));
+        let boom = super::unwound(async { panic!("index out of bounds: {}", 3) }).await;
+        assert_eq!(boom, Err("index out of bounds: 3".to_owned()));
+        let plain = super::unwound(async { std::panic::panic_any(7_u8) }).await;
+        assert_eq!(plain, Err("a panic without a message".to_owned()));
     }
 }

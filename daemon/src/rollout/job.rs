@@ -401,7 +401,7 @@ impl Run {
 
 impl RolloutCtx {
     /// Emits `RolloutFinished` in `state` with the store's totals.
-    async fn finish(&self, state: RolloutState, clock: Instant) {
+    pub(super) async fn finish(&self, state: RolloutState, clock: Instant) {
         self.writer.flush().await;
         let record = self.store.rollout(&self.id).await.ok().flatten();
         let summary = RolloutSummary {
