@@ -7,11 +7,13 @@
 
 mod daemon;
 mod fixture;
+mod otlp;
 mod process;
 pub mod scenarios;
 
 pub use daemon::{FLEET, TestDaemon, only, request};
 pub use fixture::{Fleet, MigrationCopy, sample_dir};
+pub use otlp::OtlpReceiver;
 pub use process::{Daemon, free_port, start_detached, wait_for};
 
 /// The `avocet.v1` wire types.

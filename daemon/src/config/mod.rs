@@ -12,7 +12,7 @@ mod secret;
 mod security;
 mod template;
 
-use secret::PasswordSource;
+pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{AuthConfig, ClientConfig, LimitsConfig, TlsConfig, TokenConfig};
 
 use std::{
@@ -203,6 +203,15 @@ fn default_refresh() -> Duration {
 }
 
 impl FleetConfig {
+    /// The fleet's `password_env` / `password_file`, which registered and discovered
+    /// tenants use too.
+    pub(crate) fn password_source(&self) -> PasswordSource {
+        PasswordSource {
+            password_env: self.password_env.clone(),
+            password_file: self.password_file.clone(),
+        }
+    }
+
     /// The DSN of `tenant`: its own, or the fleet's `dsn_template` rendered with its id and
     /// vars.
     ///
@@ -219,11 +228,7 @@ impl FleetConfig {
             password_env: tenant.password_env.clone(),
             password_file: tenant.password_file.clone(),
         };
-        let fleet_source = PasswordSource {
-            password_env: self.password_env.clone(),
-            password_file: self.password_file.clone(),
-        };
-        secret::with_password(dsn, &tenant_source, &fleet_source)
+        secret::with_password(dsn, &tenant_source, &self.password_source())
     }
 }
 

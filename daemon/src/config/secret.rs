@@ -8,11 +8,11 @@ use std::path::PathBuf;
 /// Where a DSN's password comes from (a tenant's or a fleet's `password_env` and
 /// `password_file`). At most one of the two is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct PasswordSource {
+pub(crate) struct PasswordSource {
     /// An environment variable holding the password.
-    pub(super) password_env: Option<String>,
+    pub(crate) password_env: Option<String>,
     /// A file holding the password; one trailing newline is ignored.
-    pub(super) password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 impl PasswordSource {
@@ -41,6 +41,18 @@ impl PasswordSource {
             (None, None) => Ok(None),
         }
     }
+}
+
+/// `dsn` of a tenant registered through the API or discovered, with the fleet's password
+/// (`source`) in its userinfo unless it carries one of its own.
+///
+/// # Errors
+/// As [`with_password`].
+pub(crate) fn fill_password(dsn: &str, source: &PasswordSource) -> Result<String, String> {
+    if source.is_empty() || crate::model::holds_password(dsn) {
+        return Ok(dsn.to_owned());
+    }
+    with_password(dsn.to_owned(), &PasswordSource::default(), source)
 }
 
 /// `dsn` with the password of `source` (the tenant's, else the fleet's) in its userinfo.
@@ -86,6 +98,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(dsn, "postgres://app:p%40ss%3Aw%2Frd@db-3.internal:5432/t1");
+    }
+
+    #[test]
+    fn registered_dsns_take_the_fleets_password_unless_they_hold_one() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "fleet-pw\n").unwrap();
+        let fleet = PasswordSource {
+            password_file: Some(file.path().to_owned()),
+            ..Default::default()
+        };
+        let filled = fill_password("postgres://app@h/t1", &fleet).unwrap();
+        assert_eq!(filled, "postgres://app:fleet-pw@h/t1");
+        let own = fill_password("postgres://app:own@h/t1", &fleet).unwrap();
+        assert_eq!(own, "postgres://app:own@h/t1");
+        let none = fill_password("postgres://app@h/t1", &PasswordSource::default()).unwrap();
+        assert_eq!(none, "postgres://app@h/t1");
     }
 
     #[test]

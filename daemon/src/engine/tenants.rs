@@ -45,7 +45,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::InvalidArgument`] for a bad id, schema, label or DSN (of another
-    /// dialect, or that does not parse); [`FleetError::UnknownFleet`];
+    /// dialect, that does not parse, or that holds a password); [`FleetError::UnknownFleet`];
     /// [`FleetError::DuplicateTenant`] when the fleet has the id from any source;
     /// [`EngineError::Store`] when the store refuses the write.
     pub async fn register_tenant(
@@ -64,8 +64,20 @@ impl Engine {
         for (key, value) in &r.labels {
             check_label(key, value).map_err(EngineError::InvalidArgument)?;
         }
+        // The control store keeps registered DSNs: a password in one would sit there in
+        // clear. Registered tenants take the fleet's password_env / password_file instead.
+        if crate::model::holds_password(&r.dsn) {
+            return Err(EngineError::InvalidArgument(format!(
+                "fleet {:?}, tenant {:?}: the DSN holds a password, which the control store \
+                 would keep in clear; leave it out and set the fleet's password_env or \
+                 password_file, which registered tenants use",
+                r.fleet, r.tenant
+            )));
+        }
         let tenant = new_tenant(&self.registry, &r, TenantSource::Api).map_err(|e| match e {
-            FleetError::Target { .. } => EngineError::InvalidArgument(e.to_string()),
+            FleetError::Target { .. } | FleetError::Dsn { .. } => {
+                EngineError::InvalidArgument(e.to_string())
+            }
             e => EngineError::Fleet(e),
         })?;
         if let Some(existing) = fleet.tenants().iter().find(|t| t.id == r.tenant) {

@@ -175,6 +175,8 @@ pub struct Fleet {
 
 /// What the tenants of one fleet share.
 struct Shared {
+    /// The fleet's password source, for tenants registered or discovered without one.
+    password: crate::config::PasswordSource,
     history_table: String,
     session_init: Vec<String>,
     connect_timeout: Duration,
@@ -332,8 +334,20 @@ impl Fleet {
     /// [`FleetError::Target`] for a DSN of another dialect or that does not parse, or a
     /// schema on a dialect without schemas.
     pub fn new_tenant(&self, t: NewTenant<'_>) -> Result<Arc<Tenant>, FleetError> {
+        let dsn = match t.source {
+            TenantSource::Config => t.dsn.to_owned(),
+            TenantSource::Api | TenantSource::Discovery => {
+                crate::config::fill_password(t.dsn, &self.shared.password).map_err(|message| {
+                    FleetError::Dsn {
+                        fleet: self.name.clone(),
+                        tenant: t.id.to_owned(),
+                        message,
+                    }
+                })?
+            }
+        };
         let target = Target {
-            dsn: t.dsn.to_owned(),
+            dsn,
             schema: t.schema.map(str::to_owned),
             history_table: self.shared.history_table.clone(),
             session_init: self.shared.session_init.clone(),
@@ -512,6 +526,7 @@ impl Registry {
                 tenants: RwLock::default(),
                 discovery: fc.discovery.clone(),
                 shared: Shared {
+                    password: fc.password_source(),
                     history_table,
                     session_init: fc.session_init.clone(),
                     connect_timeout: fc.connect_timeout,

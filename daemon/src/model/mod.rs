@@ -8,7 +8,7 @@
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
-//! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text |
+//! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
 //! | `names.rs` | what a valid id, identifier and label is ([`check_id`], …) |
 //! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`] |
 //! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
@@ -44,6 +44,6 @@ pub use plan::{
     ApplyOptions, Code, Diagnostic, Plan, PlanView, RollbackTarget, Severity, Step, StepView,
     TransactionMode,
 };
-pub use redact::redact_secrets;
+pub use redact::{holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};

@@ -34,6 +34,11 @@ pub fn redact_secrets(text: &str) -> String {
     redact_parameters(&out)
 }
 
+/// True when `text` holds a password [`redact_secrets`] would mask.
+pub fn holds_password(text: &str) -> bool {
+    redact_secrets(text) != text
+}
+
 /// The values of `password=` and `sslpassword=` parameters replaced by `****`.
 fn redact_parameters(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -74,5 +79,7 @@ mod tests {
         let at = redact_secrets("postgres://u:p@ss@h/db and sqlite://data/t.db?mode=rwc");
         assert_eq!(at, "postgres://u:****@h/db and sqlite://data/t.db?mode=rwc");
         assert_eq!(redact_secrets("no secrets here"), "no secrets here");
+        assert!(super::holds_password("postgres://u:p@h/db"));
+        assert!(!super::holds_password("postgres://u@h/db?sslmode=require"));
     }
 }
