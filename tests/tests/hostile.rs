@@ -258,6 +258,7 @@ async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Re
         "postgres://postgres:s3cretPW@127.0.0.1:5432/x",
         "http://example.com/x",
         "sqlite://../../../tmp/x.db?mode=rwc\0",
+        "sqlite://data/../../../tmp/x.db?mode=rwc",
     ] {
         let register = pb::RegisterTenantRequest {
             fleet: FLEET.into(),

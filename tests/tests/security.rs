@@ -523,3 +523,78 @@ async fn a_non_loopback_listener_needs_auth_and_tls_or_insecure() -> anyhow::Res
     task.await??;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollouts_past_the_limit_are_resource_exhausted() -> anyhow::Result<()> {
+    let (eu, us) = (Fleet::sqlite(2).await?, Fleet::sqlite(1).await?);
+    let mut config = config(&eu, &us, AuthConfig::default())?;
+    config.limits.max_running_rollouts = 1;
+    let daemon = TestDaemon::start_with(config).await?;
+    let mut c = daemon.client();
+    // One tenant per wave, a minute between waves: it runs until cancelled.
+    let slow = pb::ApplyRequest {
+        fleet: EU.into(),
+        strategy: Some(pb::Strategy {
+            wave_size: "1".into(),
+            pause_between_waves_ms: Some(60_000),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut events = c.apply(slow).await?;
+    let id = events.message().await?.context("first event")?.rollout_id;
+    let second = c
+        .apply(pb::ApplyRequest {
+            fleet: US.into(),
+            ..Default::default()
+        })
+        .await;
+    let code = second.as_ref().err().and_then(|e| e.code());
+    ensure!(code == Some(Code::ResourceExhausted), "{second:?}");
+    ensure!(
+        second
+            .err()
+            .is_some_and(|e| e.to_string().contains("max_running_rollouts")),
+        "the message names the limit"
+    );
+    // Nothing of the refused rollout ran on us-test.
+    let status = c
+        .status(pb::StatusRequest {
+            fleet: US.into(),
+            refresh: true,
+            page_size: 10,
+            ..Default::default()
+        })
+        .await?;
+    ensure!(
+        status
+            .tenants
+            .iter()
+            .all(|t| t.current_version.unwrap_or(0) == 0),
+        "{status:?}"
+    );
+    // Once the first ends, the next one starts.
+    c.control(&id, Control::Cancel).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match c
+            .apply(pb::ApplyRequest {
+                fleet: US.into(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(events) => {
+                let run = avocet_client::RolloutRecord::collect(events).await?;
+                ensure!(run.finished().is_some_and(|f| f.succeeded == 1), "{run:?}");
+                break;
+            }
+            Err(e) if e.code() == Some(Code::ResourceExhausted) => {
+                ensure!(std::time::Instant::now() < deadline, "still exhausted: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    daemon.stop().await
+}

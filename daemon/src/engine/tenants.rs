@@ -74,6 +74,17 @@ impl Engine {
                 r.fleet, r.tenant
             )));
         }
+        // A SQLite DSN is a path: one from a request may not climb out of where it points.
+        if fleet.dialect == crate::model::DialectKind::Sqlite {
+            let path = r.dsn.split_once(':').map_or("", |(_, rest)| rest);
+            let path = path.split('?').next().unwrap_or_default();
+            if path.split(['/', '\\']).any(|part| part == "..") || path.contains('\0') {
+                return Err(EngineError::InvalidArgument(format!(
+                    "fleet {:?}, tenant {:?}: a registered SQLite path may not hold `..` or NUL",
+                    r.fleet, r.tenant
+                )));
+            }
+        }
         let tenant = new_tenant(&self.registry, &r, TenantSource::Api).map_err(|e| match e {
             FleetError::Target { .. } | FleetError::Dsn { .. } => {
                 EngineError::InvalidArgument(e.to_string())
