@@ -15,6 +15,11 @@ struct Daemon {
 /// Starts a daemon over three SQLite tenants and a copy of the sample set in a temporary
 /// directory (`<dir>/migrations`).
 async fn start() -> Daemon {
+    start_with(|_| {}).await
+}
+
+/// As [`start`], with `change` made to the configuration first.
+async fn start_with(change: impl FnOnce(&mut Config)) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
     let migrations = dir.path().join("migrations");
@@ -51,11 +56,12 @@ async fn start() -> Daemon {
         password_file: None,
         tenants,
     };
-    let config = Config {
+    let mut config = Config {
         fleets: BTreeMap::from([("demo".into(), fleet)]),
         control_store: format!("sqlite://{}/control.db?mode=rwc", dir.path().display()),
         ..Config::default()
     };
+    change(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -70,6 +76,7 @@ async fn avocet(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
         .args(&args)
         .env_remove("AVOCET_ADDR")
+        .env_remove("AVOCET_TOKEN")
         .output()
         .await
         .unwrap()
@@ -239,5 +246,63 @@ async fn no_silent_surprises() {
     );
     let out = avocet(&["status", "--addr", a, "--refresh"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let _ = d.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_from_the_flag_or_the_environment() {
+    use sha2::{Digest, Sha256};
+    let token = |name: &str, role: &str| avocet_daemon::config::TokenConfig {
+        name: name.into(),
+        sha256: Some(hex::encode(Sha256::digest(format!("{name}-secret")))),
+        sha256_file: None,
+        role: role.parse().unwrap(),
+        fleets: Vec::new(),
+    };
+    let d = start_with(|c| {
+        c.auth.tokens = vec![token("dashboards", "viewer"), token("deployer", "operator")];
+    })
+    .await;
+    let addr = d.addr.as_str();
+    let none = avocet(&["--addr", addr, "status"]).await;
+    assert_eq!(none.status.code(), Some(3), "{none:?}");
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(err.contains("AVOCET_TOKEN"), "{err}");
+    // A viewer's token, from the environment: status answers, apply is refused.
+    let viewer = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"));
+        cmd.args(args)
+            .env_remove("AVOCET_ADDR")
+            .env("AVOCET_TOKEN", "dashboards-secret");
+        cmd
+    };
+    let status = viewer(&["--addr", addr, "status"]).output().await.unwrap();
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    let apply = viewer(&["--addr", addr, "apply"]).output().await.unwrap();
+    assert_eq!(apply.status.code(), Some(3), "{apply:?}");
+    let err = String::from_utf8_lossy(&apply.stderr);
+    assert!(
+        err.contains("dashboards is a viewer") && err.contains("needs operator"),
+        "{err}"
+    );
+    // The operator's token, from the flag, after the subcommand.
+    let apply = avocet(&["apply", "--addr", addr, "--token", "deployer-secret"]).await;
+    assert_eq!(apply.status.code(), Some(0), "{apply:?}");
+    let rollouts = avocet(&[
+        "--addr",
+        addr,
+        "--token",
+        "deployer-secret",
+        "rollouts",
+        "list",
+        "--output",
+        "json",
+    ])
+    .await;
+    assert!(
+        stdout(&rollouts).contains("deployer (peer 127.0.0.1"),
+        "{}",
+        stdout(&rollouts)
+    );
     let _ = d.stop.send(());
 }

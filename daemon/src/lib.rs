@@ -31,7 +31,7 @@ mod server;
 mod store;
 mod telemetry;
 
-pub use catalog::{CatalogError, ScriptError};
+pub use catalog::{CatalogError, ScriptError, parse_script};
 pub use config::{Config, ConfigError, FleetConfig, StrategyConfig, TenantConfig};
 pub use dialect::{DbError, Target, TenantLock};
 pub use engine::{Engine, EngineError};

@@ -18,4 +18,4 @@ pub(crate) use cache::SetCache;
 pub use load::CatalogError;
 pub(crate) use load::load_dir;
 pub use script::ScriptError;
-pub(crate) use script::parse_script;
+pub use script::parse_script;

@@ -52,7 +52,7 @@ pub(super) fn checksum(text: &str) -> String {
 /// inside the migration's transaction (PostgreSQL, SQLite, no marker) has its own
 /// `BEGIN`/`COMMIT`/`ROLLBACK`, which would commit or end that transaction (DESIGN.md
 /// rule 1).
-pub(crate) fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptError> {
+pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptError> {
     let sql = normalise(raw);
     let tokens = tokenize(&sql, dialect)?;
     let pieces = split(&sql, &tokens);

@@ -351,6 +351,21 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Parses TOML `text` over the defaults, without the environment, and validates it as
+    /// [`Config::load`] does (relative paths stay relative to the working directory).
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] for bad TOML, wrong types and unknown keys (passwords masked);
+    /// [`ConfigError::Invalid`] for values that are not allowed.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Parse(crate::model::redact_secrets(&e.to_string())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Loads `path` (if given) over the defaults, then the `AVOCET_` environment, and
     /// validates names and numbers.
     ///
