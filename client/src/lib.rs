@@ -288,9 +288,17 @@ impl Client {
             req.page_token = std::mem::take(&mut all.next_page_token);
             let page = self.plan(req.clone()).await?;
             all.tenants.extend(page.tenants);
+            // A script's findings come with the first page that runs it.
+            for finding in page.findings {
+                if !all.findings.contains(&finding) {
+                    all.findings.push(finding);
+                }
+            }
             all.scripts.extend(page.scripts);
             all.next_page_token = page.next_page_token;
         }
+        all.findings
+            .sort_by_key(|f| (f.version, f.direction, f.line));
         Ok(all)
     }
 

@@ -306,3 +306,55 @@ async fn tokens_from_the_flag_or_the_environment() {
     );
     let _ = d.stop.send(());
 }
+
+/// Without a terminal, an apply that would destroy data needs `--yes`; the daemon then
+/// needs `--accept-data-loss` (or the file's marker); the plan lists the findings.
+#[tokio::test(flavor = "multi_thread")]
+async fn destructive_applies_need_yes_and_acceptance() {
+    let d = start().await;
+    let a = d.addr.as_str();
+    let out = avocet(&["apply", "--addr", a]).await;
+    assert!(out.status.success(), "{}", stdout(&out));
+    std::fs::write(
+        d.dir.path().join("migrations/0100_drop_audit.up.sql"),
+        "DROP TABLE audit_events;\n",
+    )
+    .unwrap();
+    let plan = avocet(&["plan", "--addr", a]).await;
+    assert_eq!(plan.status.code(), Some(1), "blocked: {}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("destructive drop_table version 100 (drop_audit) line 1"),
+        "{}",
+        stdout(&plan)
+    );
+    let out = avocet(&["apply", "--addr", a]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    assert!(
+        stderr.contains("DESTRUCTIVE: version 100 (drop_audit) line 1: drop_table"),
+        "{stderr}"
+    );
+    // --yes alone: the daemon blocks every tenant, naming the flag.
+    let out = avocet(&["apply", "--addr", a, "--yes", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("--accept-data-loss"),
+        "{}",
+        stdout(&out)
+    );
+    let status = json(&avocet(&["status", "--addr", a, "--refresh", "--output", "json"]).await);
+    assert_eq!(status["pending"], 3, "nothing ran: {status}");
+    let out = avocet(&["apply", "--addr", a, "--yes", "--accept-data-loss"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every tenant is at version 100 (the schema itself is checked by the PostgreSQL
+    // test in tests/tests/lint.rs).
+    let status = json(&avocet(&["status", "--addr", a, "--refresh", "--output", "json"]).await);
+    assert_eq!(status["up_to_date"], 3, "{status}");
+    assert_eq!(status["latest_version"], 100, "{status}");
+    let _ = d.stop.send(());
+}

@@ -18,6 +18,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("plan", &["model"]),
     ("dialect", &["model"]),
     ("config", &["model"]),
+    ("auth", &["model", "config"]),
     ("telemetry", &["model"]),
     ("store", &["model"]),
     ("fleet", &["model", "catalog", "dialect", "config"]),
@@ -29,8 +30,11 @@ const RULES: &[(&str, &[&str])] = &[
         "engine",
         &["model", "plan", "dialect", "fleet", "rollout", "store"],
     ),
-    ("api", &["model", "engine"]),
-    ("server", &["api", "config", "engine", "fleet", "store"]),
+    ("api", &["model", "engine", "auth"]),
+    (
+        "server",
+        &["api", "auth", "config", "engine", "fleet", "store"],
+    ),
 ];
 
 /// The only modules that may name the generated protobuf crate.

@@ -59,6 +59,16 @@ pub(crate) fn plan(resp: &pb::PlanResponse) -> Value {
             "last_tenant": w.last_tenant,
         })).collect::<Vec<_>>(),
         "tenants": resp.tenants.iter().map(tenant_plan).collect::<Vec<_>>(),
+        "findings": resp.findings.iter().map(|f| json!({
+            "version": f.version,
+            "name": f.name,
+            "direction": direction(f.direction),
+            "code": f.code,
+            "kind": f.kind,
+            "line": f.line,
+            "message": f.message,
+            "allowed": f.allowed,
+        })).collect::<Vec<_>>(),
         "scripts": resp.scripts,
     })
 }

@@ -1,5 +1,6 @@
 //! Arguments and dispatch of the `avocet` command line.
 
+mod confirm;
 mod json;
 mod rollouts;
 mod run;
@@ -83,6 +84,10 @@ pub(crate) struct Target {
 /// How a rollout runs.
 #[derive(ClapArgs, Clone)]
 pub(crate) struct RunOptions {
+    /// Do not ask before changing more than one tenant (needed without a terminal when a
+    /// migration destroys data).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
     /// Print the rollout's id and return at once; it goes on in the daemon
     /// (`avocet rollouts watch ID` follows it).
     #[arg(long)]
@@ -163,6 +168,9 @@ pub(crate) enum Command {
         /// Plan pending versions older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+        /// Plan destructive migrations as accepted (see `apply --accept-data-loss`).
+        #[arg(long)]
+        accept_data_loss: bool,
     },
     /// Apply pending migrations, streaming progress.
     Apply {
@@ -176,6 +184,11 @@ pub(crate) enum Command {
         /// Apply pending versions older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+        /// Run migrations whose statements destroy data (DROP TABLE, DROP COLUMN, TRUNCATE,
+        /// DELETE without WHERE…) even when their file does not say
+        /// `-- avocet:allow-destructive`.
+        #[arg(long)]
+        accept_data_loss: bool,
         /// Refuse to start unless the migration set still has this digest (the
         /// `set_digest` that `avocet plan` printed), so what runs is what was reviewed.
         #[arg(long)]

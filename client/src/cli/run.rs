@@ -6,7 +6,7 @@ use anyhow::bail;
 use avocet_client::{Client, pb};
 
 use super::{
-    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, json, rollouts, tenants, text,
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, confirm, json, rollouts, tenants, text,
 };
 
 /// Runs the parsed command and returns the exit status.
@@ -28,6 +28,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             target,
             to,
             allow_out_of_order,
+            accept_data_loss,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
@@ -36,6 +37,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     selector,
                     target_version: to,
                     allow_out_of_order,
+                    accept_data_loss,
                     ..Default::default()
                 })
                 .await?;
@@ -50,23 +52,27 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             to,
             run,
             allow_out_of_order,
+            accept_data_loss,
             expect_digest,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
-            let events = client
-                .apply(pb::ApplyRequest {
-                    fleet,
-                    selector,
-                    target_version: to,
-                    concurrency: run.concurrency.unwrap_or(0),
-                    dry_run: run.dry_run,
-                    stop_on_first_failure: run.stop_on_failure,
-                    allow_out_of_order,
-                    expected_set_digest: expect_digest.unwrap_or_default(),
-                    transaction: super::Transaction::wire(run.transaction),
-                    strategy: run.strategy(),
-                })
-                .await?;
+            let req = pb::ApplyRequest {
+                fleet,
+                selector,
+                target_version: to,
+                concurrency: run.concurrency.unwrap_or(0),
+                dry_run: run.dry_run,
+                stop_on_first_failure: run.stop_on_failure,
+                allow_out_of_order,
+                accept_data_loss,
+                expected_set_digest: expect_digest.unwrap_or_default(),
+                transaction: super::Transaction::wire(run.transaction),
+                strategy: run.strategy(),
+            };
+            if !run.yes && !confirm::apply(&mut client, &req).await? {
+                return Ok(ExitCode::from(EXIT_TENANT_FAILED));
+            }
+            let events = client.apply(req).await?;
             rollouts::started(events, out, run.detach).await?
         }
         Command::Rollback {
@@ -84,18 +90,26 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 (_, _, true) => T::LastBatch(true),
                 _ => T::Steps(1),
             };
-            let events = client
-                .rollback(pb::RollbackRequest {
-                    fleet,
-                    selector,
-                    target: Some(target),
-                    concurrency: run.concurrency.unwrap_or(0),
-                    dry_run: run.dry_run,
-                    stop_on_first_failure: run.stop_on_failure,
-                    transaction: super::Transaction::wire(run.transaction),
-                    strategy: run.strategy(),
-                })
-                .await?;
+            let what = match target {
+                T::Steps(1) => "the newest migration".to_owned(),
+                T::Steps(n) => format!("the newest {n} migrations"),
+                T::ToVersion(v) => format!("every migration above version {v}"),
+                T::LastBatch(_) => "the last apply batch".to_owned(),
+            };
+            let req = pb::RollbackRequest {
+                fleet,
+                selector,
+                target: Some(target),
+                concurrency: run.concurrency.unwrap_or(0),
+                dry_run: run.dry_run,
+                stop_on_first_failure: run.stop_on_failure,
+                transaction: super::Transaction::wire(run.transaction),
+                strategy: run.strategy(),
+            };
+            if !run.yes && !confirm::rollback(&mut client, &req, &what).await? {
+                return Ok(ExitCode::from(EXIT_TENANT_FAILED));
+            }
+            let events = client.rollback(req).await?;
             rollouts::started(events, out, run.detach).await?
         }
         Command::Verify { target } => {

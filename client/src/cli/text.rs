@@ -54,6 +54,20 @@ pub(crate) fn plan(resp: &pb::PlanResponse) {
     for p in &resp.tenants {
         tenant_plan(&mut out, p);
     }
+    if !resp.findings.is_empty() {
+        let _ = writeln!(out, "lint:");
+    }
+    for f in &resp.findings {
+        let allowed = match f.allowed && f.kind == "destructive" {
+            true => " (allowed by the file)",
+            false => "",
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} version {} ({}) line {}: {}{allowed}",
+            f.kind, f.code, f.version, f.name, f.line, f.message
+        );
+    }
     super::emit(&out);
 }
 

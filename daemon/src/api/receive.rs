@@ -155,6 +155,7 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
                 .map(|v| version("target_version", v))
                 .transpose()?,
             allow_out_of_order: req.allow_out_of_order,
+            accept_data_loss: req.accept_data_loss,
             strategy: strategy(req.strategy, 0, false)?,
             page: page(req.page_size, &req.page_token, false)?,
         })
@@ -181,6 +182,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
                     .map(|v| version("target_version", v))
                     .transpose()?,
                 allow_out_of_order: req.allow_out_of_order,
+                accept_data_loss: req.accept_data_loss,
                 strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
                 page: Page::default(),
             },

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use crate::model::LintKind;
+
 use avocet_proto::v1 as pb;
 
 use crate::{
@@ -54,18 +56,38 @@ pub(super) fn plan_view(tenant: &str, plan: &PlanView, wave: u32) -> pb::TenantP
     }
 }
 
-/// One tenant's plan, its scripts added to `scripts` once each by checksum.
+/// One tenant's plan, its scripts added to `scripts` once each by checksum, and their
+/// lint findings to `findings` the first time a script is seen.
 fn tenant_plan(
     tenant: &str,
     plan: &Plan,
     wave: u32,
     scripts: &mut HashMap<String, String>,
+    findings: &mut Vec<pb::LintFinding>,
 ) -> pb::TenantPlan {
     for step in &plan.steps {
         let script = step.script();
-        scripts
-            .entry(script.checksum.clone())
-            .or_insert_with(|| script.sql.clone());
+        if scripts.contains_key(&script.checksum) {
+            continue;
+        }
+        scripts.insert(script.checksum.clone(), script.sql.clone());
+        findings.extend(script.findings.iter().map(|f| {
+            pb::LintFinding {
+                version: step.migration.version,
+                name: step.migration.name.clone(),
+                code: f.code.as_str().to_owned(),
+                kind: match f.code.kind() {
+                    LintKind::Destructive => "destructive",
+                    LintKind::LockHazard => "lock_hazard",
+                    LintKind::Note => "note",
+                }
+                .to_owned(),
+                line: f.line,
+                message: f.code.why().to_owned(),
+                allowed: script.allow_destructive,
+                direction: direction(step.direction),
+            }
+        }));
     }
     plan_view(tenant, &PlanView::from(plan), wave)
 }
@@ -73,11 +95,13 @@ fn tenant_plan(
 impl From<&FleetPlan> for pb::PlanResponse {
     fn from(p: &FleetPlan) -> Self {
         let mut scripts = HashMap::new();
+        let mut findings = Vec::new();
         let tenants = p
             .tenants
             .iter()
-            .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts))
+            .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts, &mut findings))
             .collect();
+        findings.sort_by_key(|f| (f.version, f.direction, f.line));
         Self {
             fleet: p.fleet.clone(),
             tenants,
@@ -96,6 +120,7 @@ impl From<&FleetPlan> for pb::PlanResponse {
                 .collect(),
             next_page_token: p.next_page.clone().unwrap_or_default(),
             tenant_count: p.tenant_count,
+            findings,
         }
     }
 }
@@ -173,6 +198,7 @@ impl From<&FleetInfo> for pb::FleetInfo {
             tenant_count: f.tenant_count,
             migration_count: f.migration_count,
             latest_version: f.latest_version,
+            destructive_versions: f.destructive_versions.clone(),
         }
     }
 }

@@ -8,11 +8,14 @@ use sqlparser::{
     tokenizer::{Token, TokenWithSpan, Tokenizer},
 };
 
-use crate::model::{DialectKind, Script, StatementSpan};
+use crate::model::{DialectKind, LintKind, Script, StatementSpan};
 
 /// Line comments that move a script out of the per-migration transaction
 /// (DESIGN.md rule 2). The second is sqlx's spelling, accepted for compatibility.
 const NO_TRANSACTION_MARKERS: [&str; 2] = ["-- avocet:no-transaction", "-- no-transaction"];
+
+/// The line comment that accepts a script's destructive statements as intended.
+const ALLOW_DESTRUCTIVE_MARKER: &str = "-- avocet:allow-destructive";
 
 /// Why a script could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +74,17 @@ pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptErr
                 .into(),
         });
     }
+    let spans: Vec<StatementSpan> = pieces.into_iter().map(|p| p.span).collect();
+    let findings = super::lint::lint(&sql, &spans, dialect);
     Ok(Script {
         checksum: checksum(&sql),
         no_transaction,
-        destructive: is_destructive(&tokens),
-        spans: pieces.into_iter().map(|p| p.span).collect(),
+        destructive: findings
+            .iter()
+            .any(|f| f.code.kind() == LintKind::Destructive),
+        allow_destructive: leading_marker(&sql, &[ALLOW_DESTRUCTIVE_MARKER]),
+        findings,
+        spans,
         sql,
     })
 }
@@ -97,10 +106,15 @@ fn tokenize(sql: &str, dialect: DialectKind) -> Result<Vec<TokenWithSpan>, Scrip
 }
 
 fn has_no_transaction_marker(sql: &str) -> bool {
+    leading_marker(sql, &NO_TRANSACTION_MARKERS)
+}
+
+/// True when one of `markers` is a line of the comments that open the script.
+fn leading_marker(sql: &str, markers: &[&str]) -> bool {
     sql.lines()
         .map(str::trim)
         .take_while(|line| line.is_empty() || line.starts_with("--"))
-        .any(|line| NO_TRANSACTION_MARKERS.contains(&line))
+        .any(|line| markers.contains(&line))
 }
 
 fn keyword(token: &Token) -> Option<Keyword> {
@@ -207,24 +221,6 @@ fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
         push(start, sql.len(), f, transaction_control);
     }
     pieces
-}
-
-/// True when a statement drops or truncates a table, column, schema or database
-/// (`DROP TABLE`, `DROP COLUMN`, `ALTER TABLE t DROP c`, `TRUNCATE`).
-fn is_destructive(tokens: &[TokenWithSpan]) -> bool {
-    let sig: Vec<Option<Keyword>> = significant(tokens).map(|t| keyword(&t.token)).collect();
-    sig.windows(2).any(|w| match w {
-        [Some(Keyword::DROP), Some(k)] => matches!(
-            k,
-            Keyword::TABLE
-                | Keyword::COLUMN
-                | Keyword::SCHEMA
-                | Keyword::DATABASE
-                | Keyword::NoKeyword
-        ),
-        [Some(Keyword::TRUNCATE), _] => true,
-        _ => false,
-    })
 }
 
 /// Maps the tokenizer's (line, column in characters) to byte offsets. Queries come in

@@ -426,10 +426,12 @@ impl Config {
             return Err(invalid("idle_timeout".into(), "must be greater than zero"));
         }
         check_identifier("history_table", &self.history_table)?;
-        crate::auth::Gate::new(&self.auth).map_err(|(key, message)| ConfigError::Invalid {
-            key: format!("auth.{key}"),
-            message,
-        })?;
+        self.auth
+            .check()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                key: format!("auth.{key}"),
+                message,
+            })?;
         if self.limits.max_message_bytes < 1024 {
             return Err(invalid(
                 "limits.max_message_bytes".into(),

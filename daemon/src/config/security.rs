@@ -39,6 +39,41 @@ impl AuthConfig {
     pub fn is_enabled(&self) -> bool {
         !self.tokens.is_empty() || !self.clients.is_empty()
     }
+
+    /// What can be checked without reading files: each token sets exactly one of `sha256`
+    /// and `sha256_file`, an inline hash is 64 hex digits, a subject is not empty. (The
+    /// server checks the rest when it starts: names, files, fleet patterns.)
+    ///
+    /// # Errors
+    /// `(key, message)`, the key relative to `[auth]`, e.g. `tokens[1].sha256`.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        for (i, t) in self.tokens.iter().enumerate() {
+            match (&t.sha256, &t.sha256_file) {
+                (Some(h), None) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    return Err((
+                        format!("tokens[{i}].sha256"),
+                        "must be a SHA-256 digest: 64 hex digits".into(),
+                    ));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err((
+                        format!("tokens[{i}]"),
+                        "set exactly one of sha256 and sha256_file".into(),
+                    ));
+                }
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if !c.subject.contains('=') {
+                return Err((
+                    format!("clients[{i}].subject"),
+                    "must name attributes, e.g. CN=ci".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One bearer token: its name (shown in audit entries and logs, never the token), the

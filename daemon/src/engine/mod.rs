@@ -156,6 +156,11 @@ impl Engine {
                     tenant_count: fleet.tenants().len() as u32,
                     migration_count: set.len() as u32,
                     latest_version: set.latest(),
+                    destructive_versions: set
+                        .iter()
+                        .filter(|m| m.up.destructive)
+                        .map(|m| m.version)
+                        .collect(),
                 })
             })
             .collect()

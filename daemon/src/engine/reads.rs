@@ -185,5 +185,6 @@ pub(super) fn apply_options(scope: &Scope, req: &PlanRequest) -> Result<ApplyOpt
     Ok(ApplyOptions {
         target: req.target,
         allow_out_of_order: req.allow_out_of_order,
+        accept_data_loss: req.accept_data_loss,
     })
 }

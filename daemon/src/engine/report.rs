@@ -18,6 +18,8 @@ pub struct FleetInfo {
     pub migration_count: u32,
     /// The set's highest version.
     pub latest_version: Option<i64>,
+    /// Versions whose up script destroys data, ascending.
+    pub destructive_versions: Vec<i64>,
 }
 
 /// One tenant of a fleet.

@@ -58,6 +58,9 @@ pub struct PlanRequest {
     pub target: Option<i64>,
     /// Plan pending versions older than the newest applied one instead of refusing.
     pub allow_out_of_order: bool,
+    /// Accept migrations with destructive statements whose file does not say
+    /// `-- avocet:allow-destructive` (without it, such a migration blocks its tenant).
+    pub accept_data_loss: bool,
     /// The strategy whose waves the plan shows (over the fleet's defaults).
     pub strategy: StrategyRequest,
     /// Which tenants of the selection this answer holds.

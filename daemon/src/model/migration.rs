@@ -48,8 +48,14 @@ pub struct Script {
     pub spans: Vec<StatementSpan>,
     /// True when a leading comment line is `-- avocet:no-transaction` or `-- no-transaction`.
     pub no_transaction: bool,
-    /// True when a statement drops or truncates a table, column, schema or database.
+    /// True when a statement destroys data: a [`LintKind::Destructive`](super::LintKind)
+    /// finding.
     pub destructive: bool,
+    /// True when a leading comment line is `-- avocet:allow-destructive`: its destructive
+    /// statements are intended, and an apply runs them without `accept_data_loss`.
+    pub allow_destructive: bool,
+    /// What the lint found, statement by statement.
+    pub findings: Vec<super::Finding>,
 }
 
 impl Script {
@@ -191,6 +197,8 @@ mod tests {
             spans: Vec::new(),
             no_transaction: false,
             destructive: false,
+            allow_destructive: false,
+            findings: Vec::new(),
         }
     }
 

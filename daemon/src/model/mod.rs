@@ -7,6 +7,7 @@
 //! | `access.rs` | [`Role`] and the [`Rpc`]s each allows |
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
+//! | `lint.rs` | [`Finding`]s of the lint: [`LintCode`], [`LintKind`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
 //! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
 //! | `names.rs` | what a valid id, identifier and label is ([`check_id`], …) |
@@ -21,6 +22,7 @@ mod dialect;
 mod event;
 mod history;
 mod labels;
+mod lint;
 mod migration;
 mod names;
 mod plan;
@@ -36,6 +38,7 @@ pub use event::{
 };
 pub use history::{HistoryRecord, RecordStatus, RecordWrite};
 pub use labels::Labels;
+pub use lint::{Finding, LintCode, LintKind};
 pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };

@@ -82,6 +82,9 @@ pub struct ApplyOptions {
     pub target: Option<i64>,
     /// Run pending versions older than the newest applied one instead of refusing.
     pub allow_out_of_order: bool,
+    /// Run migrations with destructive statements even when their file does not say
+    /// `-- avocet:allow-destructive`.
+    pub accept_data_loss: bool,
 }
 
 /// What to roll back.
@@ -125,7 +128,8 @@ pub enum Code {
     OutOfOrder,
     /// The step runs outside a transaction (warning).
     NoTransaction,
-    /// The step drops or truncates data (warning).
+    /// The step destroys data (the lint's destructive findings): a warning when accepted
+    /// (`accept_data_loss`, or the file's `-- avocet:allow-destructive`), else an error.
     Destructive,
     /// A rollback needs a migration that has no `down` script (error).
     Irreversible,

@@ -122,16 +122,35 @@ pub(super) fn no_transaction(m: &Migration) -> Diagnostic {
     )
 }
 
-pub(super) fn destructive(m: &Migration) -> Diagnostic {
-    new(
-        Severity::Warning,
-        Code::Destructive,
-        Some(m.version),
-        format!(
-            "version {} ({}) drops or truncates a table, column or schema",
-            m.version, m.name
+/// A migration with destructive statements: a warning when `accepted`, else an error that
+/// blocks the tenant and says how to accept it.
+pub(super) fn destructive(m: &Migration, accepted: bool) -> Diagnostic {
+    let what: Vec<String> =
+        m.up.findings
+            .iter()
+            .filter(|f| f.code.kind() == crate::model::LintKind::Destructive)
+            .map(|f| format!("{} at line {}", f.code.as_str(), f.line))
+            .collect();
+    let what = what.join(", ");
+    match accepted {
+        true => new(
+            Severity::Warning,
+            Code::Destructive,
+            Some(m.version),
+            format!("version {} ({}) destroys data: {what}", m.version, m.name),
         ),
-    )
+        false => new(
+            Severity::Error,
+            Code::Destructive,
+            Some(m.version),
+            format!(
+                "version {} ({}) destroys data ({what}): pass accept_data_loss \
+                 (avocet apply --accept-data-loss) or mark the file \
+                 `-- avocet:allow-destructive`",
+                m.version, m.name
+            ),
+        ),
+    }
 }
 
 pub(super) fn irreversible(m: &Migration) -> Diagnostic {

@@ -97,7 +97,8 @@ pub(crate) fn plan_apply(
             diagnostics.push(diag::no_transaction(m));
         }
         if step.script().destructive {
-            diagnostics.push(diag::destructive(m));
+            let accepted = opts.accept_data_loss || step.script().allow_destructive;
+            diagnostics.push(diag::destructive(m, accepted));
         }
     }
     Plan {

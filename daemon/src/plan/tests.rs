@@ -234,7 +234,16 @@ fn no_transaction_marker_and_mysql_leave_the_transaction_path() {
     assert!(!plan.steps[0].transactional);
     assert!(plan.steps[1].transactional);
     assert!(codes(&plan).contains(&(Code::NoTransaction, Severity::Warning)));
+    // A destructive migration blocks its tenant unless accepted.
+    assert!(codes(&plan).contains(&(Code::Destructive, Severity::Error)));
+    assert!(plan.blocked());
+    let accepted = ApplyOptions {
+        accept_data_loss: true,
+        ..Default::default()
+    };
+    let plan = plan_apply(&set, &[], accepted, DialectKind::Postgres);
     assert!(codes(&plan).contains(&(Code::Destructive, Severity::Warning)));
+    assert!(!plan.blocked());
     let plan = plan_apply(&set, &[], ApplyOptions::default(), DialectKind::Mysql);
     assert!(plan.steps.iter().all(|s| !s.transactional));
 }

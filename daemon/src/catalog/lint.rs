@@ -1,0 +1,395 @@
+//! The lint: each statement of a script parsed with `sqlparser` in the fleet's dialect and
+//! classified ([`LintCode`]): statements that destroy data, and PostgreSQL statements that
+//! hold a blocking lock for a long time. A statement the parser cannot read is an
+//! `unparsed` note, never an error.
+
+use std::collections::HashSet;
+
+use sqlparser::{
+    ast::{
+        AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, ObjectName, ObjectType,
+        Statement, TableConstraint,
+    },
+    dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect},
+    parser::Parser,
+};
+
+use crate::model::{DialectKind, Finding, LintCode, StatementSpan};
+
+/// PostgreSQL functions whose value changes per row: a column added with one as its
+/// default is written into every row (PostgreSQL documentation, "ALTER TABLE", Notes).
+const VOLATILE: [&str; 8] = [
+    "random(",
+    "gen_random_uuid(",
+    "uuid_generate_v1(",
+    "uuid_generate_v4(",
+    "clock_timestamp(",
+    "timeofday(",
+    "nextval(",
+    "txid_current(",
+];
+
+/// The findings of the statements `spans` of `sql`, in order.
+pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> Vec<Finding> {
+    let parser: &dyn SqlDialect = match dialect {
+        DialectKind::Postgres => &PostgreSqlDialect {},
+        DialectKind::Mysql => &MySqlDialect {},
+        DialectKind::Sqlite => &SQLiteDialect {},
+    };
+    let mut state = State {
+        postgres: dialect == DialectKind::Postgres,
+        ..State::default()
+    };
+    let mut findings = Vec::new();
+    for span in spans {
+        let text = &sql[span.bytes.clone()];
+        let mut found = Vec::new();
+        match Parser::parse_sql(parser, text) {
+            Ok(statements) => {
+                for statement in &statements {
+                    state.classify(statement, &mut found);
+                }
+            }
+            Err(_) => found.push(LintCode::Unparsed),
+        }
+        findings.extend(found.into_iter().map(|code| Finding {
+            code,
+            line: span.line,
+        }));
+    }
+    findings
+}
+
+/// What the script did so far: tables it created (an index on one blocks nobody) and
+/// whether it validated a constraint (a `SET NOT NULL` after one is cheap).
+#[derive(Default)]
+struct State {
+    postgres: bool,
+    created: HashSet<String>,
+    validated: bool,
+}
+
+impl State {
+    fn classify(&mut self, statement: &Statement, found: &mut Vec<LintCode>) {
+        match statement {
+            Statement::Drop { object_type, .. } => match object_type {
+                ObjectType::Table => found.push(LintCode::DropTable),
+                ObjectType::Schema => found.push(LintCode::DropSchema),
+                ObjectType::Database => found.push(LintCode::DropDatabase),
+                _ => {}
+            },
+            Statement::Truncate(_) => found.push(LintCode::Truncate),
+            Statement::Delete(d) if d.selection.is_none() => {
+                found.push(LintCode::DeleteWithoutWhere);
+            }
+            Statement::Update(u) if u.selection.is_none() => {
+                found.push(LintCode::UpdateWithoutWhere);
+            }
+            Statement::CreateTable(t) => {
+                self.created.insert(key(&t.name));
+            }
+            Statement::CreateIndex(i)
+                if self.postgres
+                    && !i.concurrently
+                    && !self.created.contains(&key(&i.table_name)) =>
+            {
+                found.push(LintCode::BlockingIndex);
+            }
+            Statement::AlterTable(a) => {
+                let new_table = self.created.contains(&key(&a.name));
+                for op in &a.operations {
+                    self.alter(op, new_table, found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn alter(&mut self, op: &AlterTableOperation, new_table: bool, found: &mut Vec<LintCode>) {
+        match op {
+            AlterTableOperation::DropColumn { .. } => found.push(LintCode::DropColumn),
+            AlterTableOperation::ModifyColumn { data_type, .. }
+            | AlterTableOperation::ChangeColumn { data_type, .. }
+                if bounded(data_type) =>
+            {
+                found.push(LintCode::NarrowingType);
+            }
+            AlterTableOperation::AlterColumn { op, .. } => match op {
+                AlterColumnOperation::SetDataType { data_type, .. } => {
+                    if bounded(data_type) {
+                        found.push(LintCode::NarrowingType);
+                    }
+                    if self.postgres && !new_table {
+                        found.push(LintCode::TypeRewrite);
+                    }
+                }
+                AlterColumnOperation::SetNotNull
+                    if self.postgres && !new_table && !self.validated =>
+                {
+                    found.push(LintCode::SetNotNull);
+                }
+                _ => {}
+            },
+            AlterTableOperation::AddColumn { column_def, .. } if self.postgres && !new_table => {
+                let volatile = column_def.options.iter().any(|o| match &o.option {
+                    ColumnOption::Default(expr) => {
+                        let text = expr.to_string().to_ascii_lowercase().replace(' ', "");
+                        VOLATILE.iter().any(|f| text.contains(f))
+                    }
+                    _ => false,
+                });
+                if volatile {
+                    found.push(LintCode::VolatileDefault);
+                }
+                let references = column_def
+                    .options
+                    .iter()
+                    .any(|o| matches!(o.option, ColumnOption::ForeignKey(_)));
+                if references {
+                    found.push(LintCode::ValidatingForeignKey);
+                }
+            }
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::ForeignKey(_),
+                not_valid: false,
+            } if self.postgres && !new_table => found.push(LintCode::ValidatingForeignKey),
+            AlterTableOperation::ValidateConstraint { .. } => self.validated = true,
+            _ => {}
+        }
+    }
+}
+
+/// A table name compared without quotes or case.
+fn key(name: &ObjectName) -> String {
+    name.to_string()
+        .replace(['"', '`'], "")
+        .to_ascii_lowercase()
+}
+
+/// True for types that hold fewer values than an unbounded one: lengths, precisions, small
+/// integers.
+fn bounded(data_type: &DataType) -> bool {
+    let text = data_type.to_string().to_ascii_uppercase();
+    let sized = text.contains('(')
+        && [
+            "CHAR",
+            "VARCHAR",
+            "CHARACTER",
+            "NUMERIC",
+            "DECIMAL",
+            "BINARY",
+            "VARBINARY",
+            "BIT",
+        ]
+        .iter()
+        .any(|t| text.starts_with(t));
+    let small = ["SMALLINT", "TINYINT", "INT2", "MEDIUMINT", "REAL", "FLOAT4"]
+        .iter()
+        .any(|t| text.starts_with(t));
+    sized || small
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::parse_script;
+    use DialectKind::{Mysql as My, Postgres as Pg, Sqlite as Lite};
+    use LintCode::*;
+
+    /// Each statement, its dialect, and exactly the codes the lint must find in it.
+    const TABLE: &[(DialectKind, &str, &[LintCode])] = &[
+        // Destructive, in every dialect.
+        (Pg, "DROP TABLE accounts", &[DropTable]),
+        (My, "DROP TABLE IF EXISTS accounts, invoices", &[DropTable]),
+        (Lite, "DROP TABLE accounts", &[DropTable]),
+        (Pg, "ALTER TABLE accounts DROP COLUMN email", &[DropColumn]),
+        (My, "ALTER TABLE accounts DROP COLUMN email", &[DropColumn]),
+        (
+            Lite,
+            "ALTER TABLE accounts DROP COLUMN email",
+            &[DropColumn],
+        ),
+        (Pg, "DROP SCHEMA billing CASCADE", &[DropSchema]),
+        (My, "DROP DATABASE billing", &[DropDatabase]),
+        (Pg, "TRUNCATE accounts", &[Truncate]),
+        (My, "TRUNCATE TABLE accounts", &[Truncate]),
+        (Pg, "DELETE FROM accounts", &[DeleteWithoutWhere]),
+        (My, "DELETE FROM accounts", &[DeleteWithoutWhere]),
+        (Lite, "DELETE FROM accounts", &[DeleteWithoutWhere]),
+        (
+            Pg,
+            "UPDATE accounts SET active = false",
+            &[UpdateWithoutWhere],
+        ),
+        (
+            Lite,
+            "UPDATE accounts SET active = 0",
+            &[UpdateWithoutWhere],
+        ),
+        (My, "UPDATE accounts SET active = 0", &[UpdateWithoutWhere]),
+        (
+            My,
+            "ALTER TABLE accounts MODIFY COLUMN name VARCHAR(20)",
+            &[NarrowingType],
+        ),
+        (
+            My,
+            "ALTER TABLE accounts CHANGE name full_name VARCHAR(40) NOT NULL",
+            &[NarrowingType],
+        ),
+        (
+            Pg,
+            "ALTER TABLE accounts ALTER COLUMN score TYPE smallint",
+            &[NarrowingType, TypeRewrite],
+        ),
+        (
+            Pg,
+            "ALTER TABLE accounts ALTER COLUMN price TYPE numeric(10, 2)",
+            &[NarrowingType, TypeRewrite],
+        ),
+        // PostgreSQL lock hazards.
+        (
+            Pg,
+            "CREATE INDEX accounts_email ON accounts (email)",
+            &[BlockingIndex],
+        ),
+        (
+            Pg,
+            "CREATE UNIQUE INDEX accounts_email ON accounts (email)",
+            &[BlockingIndex],
+        ),
+        (
+            Pg,
+            "ALTER TABLE accounts ADD COLUMN token uuid DEFAULT gen_random_uuid()",
+            &[VolatileDefault],
+        ),
+        (
+            Pg,
+            "ALTER TABLE accounts ADD COLUMN r float8 DEFAULT random()",
+            &[VolatileDefault],
+        ),
+        (
+            Pg,
+            "ALTER TABLE accounts ALTER COLUMN email SET NOT NULL",
+            &[SetNotNull],
+        ),
+        (
+            Pg,
+            "ALTER TABLE accounts ALTER COLUMN id TYPE bigint",
+            &[TypeRewrite],
+        ),
+        (
+            Pg,
+            "ALTER TABLE invoices ADD CONSTRAINT fk FOREIGN KEY (account_id) REFERENCES accounts (id)",
+            &[ValidatingForeignKey],
+        ),
+        (
+            Pg,
+            "ALTER TABLE invoices ADD COLUMN account_id int REFERENCES accounts (id)",
+            &[ValidatingForeignKey],
+        ),
+        // Safe: nothing to say.
+        (
+            Pg,
+            "CREATE INDEX CONCURRENTLY accounts_email ON accounts (email)",
+            &[],
+        ),
+        (
+            Pg,
+            "ALTER TABLE invoices ADD CONSTRAINT fk FOREIGN KEY (account_id) REFERENCES accounts (id) NOT VALID",
+            &[],
+        ),
+        (
+            Pg,
+            "ALTER TABLE accounts ADD COLUMN created_at timestamptz DEFAULT now()",
+            &[],
+        ),
+        (Pg, "ALTER TABLE accounts ADD COLUMN note text", &[]),
+        (Pg, "DELETE FROM accounts WHERE id = 1", &[]),
+        (Pg, "UPDATE accounts SET active = false WHERE id = 1", &[]),
+        (Pg, "DROP INDEX accounts_email", &[]),
+        (Pg, "DROP VIEW active_accounts", &[]),
+        (My, "CREATE INDEX accounts_email ON accounts (email)", &[]),
+        (My, "ALTER TABLE accounts MODIFY COLUMN name TEXT", &[]),
+        (Lite, "CREATE INDEX accounts_email ON accounts (email)", &[]),
+        (
+            Lite,
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT)",
+            &[],
+        ),
+        (Pg, "SELECT subquery.case FROM t AS subquery", &[]),
+        (Pg, "INSERT INTO accounts (id) VALUES (1)", &[]),
+        // What the parser cannot read is a note, not a crash or a silent pass.
+        (
+            Pg,
+            "CREATE RULE r AS ON INSERT TO t DO ALSO NOTIFY t",
+            &[Unparsed],
+        ),
+        (
+            My,
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1",
+            &[Unparsed],
+        ),
+    ];
+
+    fn codes(dialect: DialectKind, sql: &str) -> Vec<LintCode> {
+        let script = parse_script(sql, dialect).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        script.findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn every_statement_of_the_table_is_classified_as_expected() {
+        assert!(TABLE.len() >= 40, "{} statements", TABLE.len());
+        let wrong: Vec<String> = TABLE
+            .iter()
+            .filter_map(|(dialect, sql, want)| {
+                let got = codes(*dialect, sql);
+                (got != *want).then(|| format!("{dialect:?} {sql}: {got:?}, expected {want:?}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn what_the_script_created_or_validated_is_no_hazard() {
+        let created = "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n\
+                       ALTER TABLE t ALTER COLUMN id SET NOT NULL;";
+        assert_eq!(codes(Pg, created), []);
+        let validated = "ALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL) NOT VALID;\n\
+                         ALTER TABLE t VALIDATE CONSTRAINT c;\n\
+                         ALTER TABLE t ALTER COLUMN a SET NOT NULL;";
+        assert_eq!(codes(Pg, validated), []);
+        let script = parse_script("SELECT 1;\n\nDROP TABLE a;", Pg).unwrap();
+        assert_eq!(
+            script.findings,
+            [Finding {
+                code: DropTable,
+                line: 3
+            }]
+        );
+        assert!(script.destructive && !script.allow_destructive);
+        let marked = parse_script("-- avocet:allow-destructive\nDROP TABLE a;", Pg).unwrap();
+        assert!(marked.destructive && marked.allow_destructive);
+    }
+}
+
+#[cfg(test)]
+mod samples {
+    use crate::{catalog::load_dir, model::DialectKind};
+
+    #[test]
+    fn the_sample_sets_apply_without_accepting_data_loss() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        for (dir, dialect) in [
+            ("postgres", DialectKind::Postgres),
+            ("mysql", DialectKind::Mysql),
+            ("sqlite", DialectKind::Sqlite),
+        ] {
+            let set = load_dir(&root.join(dir), dialect).unwrap();
+            for m in set.iter() {
+                let codes: Vec<_> = m.up.findings.iter().map(|f| f.code.as_str()).collect();
+                assert!(!m.up.destructive, "{dir} {}: {codes:?}", m.version);
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The lint in a real apply: a migration that destroys data is refused without acceptance
+//! (nothing runs on the tenant), runs with `accept_data_loss` or the file's
+//! `-- avocet:allow-destructive`, and its findings reach the plan; checked in the tenants'
+//! schemas on PostgreSQL.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use avocet_tests::{Fleet, MigrationCopy, TestDaemon, pb};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destructive_migrations_need_acceptance() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(2).await?;
+    let set = MigrationCopy::empty()?;
+    set.write(
+        "0001_accounts.up.sql",
+        "CREATE TABLE accounts (id int PRIMARY KEY, email text, legacy text);",
+    )?;
+    set.write("0001_accounts.down.sql", "DROP TABLE accounts;")?;
+    set.write(
+        "0002_drop_legacy.up.sql",
+        "SELECT 1;\nALTER TABLE accounts DROP COLUMN legacy;",
+    )?;
+    set.write(
+        "0003_scratch.up.sql",
+        "-- avocet:allow-destructive\nCREATE TABLE scratch (a int);\nDROP TABLE scratch;",
+    )?;
+    set.write(
+        "0004_index.up.sql",
+        "CREATE INDEX accounts_email ON accounts (email);",
+    )?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut c = daemon.client();
+    let up_to = |v: i64, accept: bool| pb::ApplyRequest {
+        fleet: avocet_tests::FLEET.into(),
+        target_version: Some(v),
+        accept_data_loss: accept,
+        ..Default::default()
+    };
+    let first = daemon.apply(up_to(1, false)).await?;
+    ensure!(
+        first.finished().context("finished")?.succeeded == 2,
+        "{first:?}"
+    );
+
+    // The plan names the finding, its line and why; the tenants are blocked.
+    let plan = c
+        .plan(pb::PlanRequest {
+            fleet: avocet_tests::FLEET.into(),
+            ..Default::default()
+        })
+        .await?;
+    let codes: Vec<(i64, &str, &str, u64)> = plan
+        .findings
+        .iter()
+        .map(|f| (f.version, f.code.as_str(), f.kind.as_str(), f.line))
+        .collect();
+    ensure!(
+        codes
+            == [
+                (2, "drop_column", "destructive", 2),
+                (3, "drop_table", "destructive", 3),
+                (4, "blocking_index", "lock_hazard", 1)
+            ],
+        "{codes:?}"
+    );
+    ensure!(plan.findings[1].allowed && !plan.findings[0].allowed);
+    ensure!(plan.tenants.iter().all(|t| t.blocked), "{plan:?}");
+
+    // Without acceptance: every tenant fails before anything runs, the column stays.
+    let refused = daemon.apply(up_to(4, false)).await?;
+    ensure!(
+        refused.finished().context("finished")?.failed == 2,
+        "{refused:?}"
+    );
+    for t in refused.tenants() {
+        let error = t.error.as_ref().context("error")?;
+        ensure!(error.code == "blocked", "{error:?}");
+        ensure!(
+            error.message.contains("accept_data_loss"),
+            "{}",
+            error.message
+        );
+        ensure!(t.migrations_run == 0);
+    }
+    for i in 0..2 {
+        ensure!(fleet.columns(i, "accounts").await?.contains("legacy"));
+        ensure!(fleet.history(i).await?.len() == 1);
+    }
+
+    // With acceptance: it runs, and the column is gone.
+    let accepted = daemon.apply(up_to(4, true)).await?;
+    ensure!(
+        accepted.finished().context("finished")?.succeeded == 2,
+        "{accepted:?}"
+    );
+    for i in 0..2 {
+        let columns = fleet.columns(i, "accounts").await?;
+        ensure!(
+            !columns.contains("legacy") && columns.contains("email"),
+            "{columns:?}"
+        );
+        let versions: Vec<i64> = fleet.history(i).await?.iter().map(|h| h.0).collect();
+        ensure!(versions == [1, 2, 3, 4], "{versions:?}");
+    }
+    daemon.stop().await?;
+    for i in 0..2 {
+        fleet
+            .exec(
+                i,
+                "DROP TABLE accounts, avocet_migrations, avocet_migrations_log",
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_allows_it_runs_without_acceptance() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(1).await?;
+    let set = MigrationCopy::empty()?;
+    set.write("0001_a.up.sql", "CREATE TABLE a (id int);")?;
+    set.write(
+        "0002_drop_a.up.sql",
+        "-- avocet:allow-destructive\n-- a was never used\nDROP TABLE a;",
+    )?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let run = daemon.apply_all().await?;
+    ensure!(
+        run.finished().context("finished")?.succeeded == 1,
+        "{run:?}"
+    );
+    let tables = fleet.objects(0, "BASE TABLE").await?;
+    ensure!(
+        tables.contains("avocet_migrations") && !tables.contains("a"),
+        "{tables:?}"
+    );
+    daemon.stop().await?;
+    fleet
+        .exec(0, "DROP TABLE avocet_migrations, avocet_migrations_log")
+        .await
+}
