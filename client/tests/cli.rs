@@ -246,6 +246,25 @@ async fn no_silent_surprises() {
     );
     let out = avocet(&["status", "--addr", a, "--refresh"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = avocet(&["verify", "--addr", a]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("ghost"), "{}", stdout(&out));
+
+    // Global flags go before or after the subcommand.
+    for args in [
+        ["--fleet", "demo", "tenants", "--addr", a],
+        ["tenants", "--fleet", "demo", "--addr", a],
+        ["--addr", a, "--output", "json", "tenants"],
+    ] {
+        let out = avocet(&args).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(stdout(&out).contains("acme"), "{args:?}");
+    }
+    let out = avocet(&[
+        "--fleet", "demo", "rollouts", "list", "--addr", a, "--output", "json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     let _ = d.stop.send(());
 }
 

@@ -57,6 +57,9 @@ pub(crate) struct Args {
     /// event for apply and rollback, one document otherwise).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
+    /// Which fleet and tenants (global: before or after the subcommand).
+    #[command(flatten)]
+    pub(crate) target: Target,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -160,8 +163,6 @@ impl Transaction {
 pub(crate) enum Command {
     /// Show what apply would run on each tenant, with warnings and errors.
     Plan {
-        #[command(flatten)]
-        target: Target,
         /// Plan up to this version (default: latest).
         #[arg(long = "to")]
         to: Option<i64>,
@@ -174,8 +175,6 @@ pub(crate) enum Command {
     },
     /// Apply pending migrations, streaming progress.
     Apply {
-        #[command(flatten)]
-        target: Target,
         /// Apply up to this version (default: latest).
         #[arg(long = "to")]
         to: Option<i64>,
@@ -196,8 +195,6 @@ pub(crate) enum Command {
     },
     /// Run down scripts in reverse order (default: the newest migration).
     Rollback {
-        #[command(flatten)]
-        target: Target,
         /// Roll back the newest N applied migrations.
         #[arg(long, conflicts_with_all = ["to", "last_batch"])]
         steps: Option<u32>,
@@ -211,15 +208,10 @@ pub(crate) enum Command {
         run: RunOptions,
     },
     /// Check applied migrations against the set: drift, missing, failed, pending.
-    Verify {
-        #[command(flatten)]
-        target: Target,
-    },
+    Verify,
     /// Fleet summary: tenants per version, pending, failed, from each tenant's last-known
     /// state (what the daemon last read or changed).
     Status {
-        #[command(flatten)]
-        target: Target,
         /// Read every tenant afresh instead.
         #[arg(long)]
         refresh: bool,
@@ -230,8 +222,6 @@ pub(crate) enum Command {
     /// List a fleet's tenants and their labels; `add`, `remove` and `get` one.
     #[command(args_conflicts_with_subcommands = true)]
     Tenants {
-        #[command(flatten)]
-        target: Target,
         #[command(subcommand)]
         action: Option<TenantsCommand>,
     },
@@ -239,8 +229,6 @@ pub(crate) enum Command {
     Fleets,
     /// Resolve a failed or running record after checking the schema by hand.
     Repair {
-        #[command(flatten)]
-        target: Target,
         /// The tenant.
         #[arg(long)]
         tenant: String,
@@ -290,11 +278,8 @@ pub(crate) enum TenantsCommand {
 /// `avocet rollouts …`.
 #[derive(Subcommand)]
 pub(crate) enum RolloutsCommand {
-    /// Rollouts, newest first.
+    /// Rollouts, newest first (only `--fleet`'s when given).
     List {
-        /// Only this fleet's.
-        #[arg(long, global = true)]
-        fleet: Option<String>,
         /// Only rollouts in this state.
         #[arg(long, value_enum)]
         state: Option<State>,

@@ -5,18 +5,16 @@ use avocet_client::{Client, Control, Events, pb};
 
 use super::{Output, RolloutsCommand, State, json, text};
 
-/// Runs `avocet rollouts …`; true unless the command reports a failure.
+/// Runs `avocet rollouts …` (`fleet`: the global `--fleet`); true unless the command
+/// reports a failure.
 pub(crate) async fn run(
     client: &mut Client,
     cmd: RolloutsCommand,
+    fleet: Option<String>,
     out: Output,
 ) -> anyhow::Result<bool> {
     match cmd {
-        RolloutsCommand::List {
-            fleet,
-            state,
-            limit,
-        } => {
+        RolloutsCommand::List { state, limit } => {
             let resp = client
                 .list_rollouts(pb::ListRolloutsRequest {
                     fleet: fleet.unwrap_or_default(),

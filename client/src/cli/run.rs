@@ -23,9 +23,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut client = Client::connect_as(&args.addr, timeouts, &credentials).await?;
     let out = args.output;
+    let target = args.target;
     let ok = match args.command {
         Command::Plan {
-            target,
             to,
             allow_out_of_order,
             accept_data_loss,
@@ -48,7 +48,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             !resp.tenants.iter().any(|t| t.blocked)
         }
         Command::Apply {
-            target,
             to,
             run,
             allow_out_of_order,
@@ -76,7 +75,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             rollouts::started(events, out, run.detach).await?
         }
         Command::Rollback {
-            target,
             steps,
             to,
             last_batch,
@@ -112,7 +110,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let events = client.rollback(req).await?;
             rollouts::started(events, out, run.detach).await?
         }
-        Command::Verify { target } => {
+        Command::Verify => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
                 .verify_all(pb::VerifyRequest {
@@ -127,7 +125,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             resp.tenants.iter().all(|t| t.ok)
         }
-        Command::Status { target, refresh } => {
+        Command::Status { refresh } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
                 .status(pb::StatusRequest {
@@ -146,16 +144,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             resp.unreachable == 0
         }
         Command::Tenants {
-            target,
             action: Some(action),
         } => {
             let (fleet, _) = resolve(&mut client, target).await?;
             tenants::run(&mut client, &fleet, action, out).await?
         }
-        Command::Tenants {
-            target,
-            action: None,
-        } => {
+        Command::Tenants { action: None } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
                 .list_tenants(pb::ListTenantsRequest { fleet, selector })
@@ -166,7 +160,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, out).await?,
+        Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out).await?,
         Command::Fleets => {
             let fleets = client.list_fleets().await?;
             match out {
@@ -176,7 +170,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             true
         }
         Command::Repair {
-            target,
             tenant,
             version,
             mark,
