@@ -246,6 +246,13 @@ async fn no_silent_surprises() {
     );
     let out = avocet(&["status", "--addr", a, "--refresh"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // The SQLite open error names the file and the fix.
+    let out = avocet(&["status", "--addr", a, "--refresh", "--output", "json"]).await;
+    assert!(
+        stdout(&out).contains("missing-dir/x.db") && stdout(&out).contains("add ?mode=rwc"),
+        "{}",
+        stdout(&out)
+    );
     let out = avocet(&["verify", "--addr", a]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("ghost"), "{}", stdout(&out));
@@ -375,5 +382,78 @@ async fn destructive_applies_need_yes_and_acceptance() {
     let status = json(&avocet(&["status", "--addr", a, "--refresh", "--output", "json"]).await);
     assert_eq!(status["up_to_date"], 3, "{status}");
     assert_eq!(status["latest_version"], 100, "{status}");
+    let _ = d.stop.send(());
+}
+
+/// A TCP proxy to `upstream` on a port of its own; dropping the returned handle's tasks
+/// (abort) closes every connection through it at once, as a daemon that dies does.
+async fn proxy(upstream: String) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            connections.spawn(async move {
+                let host = upstream.trim_start_matches("http://");
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(host).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A daemon that goes away mid-stream is one sentence that says how to follow the rollout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_stream_says_how_to_follow_the_rollout() {
+    let d = start().await;
+    let (addr, cut) = proxy(d.addr.clone()).await;
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
+        .args([
+            "apply",
+            "--addr",
+            &addr,
+            "--wave-size",
+            "1",
+            "--pause-between-waves",
+            "60s",
+            "--output",
+            "json",
+        ])
+        .env_remove("AVOCET_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first wave runs, then the rollout waits a minute: the stream is open.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    cut.abort();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the client noticed within a minute")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let first: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    let id = first["rollout_id"].as_str().unwrap().to_owned();
+    assert!(
+        stderr.contains(&format!(
+            "the daemon at {addr} closed the stream; the rollout continues there: \
+             avocet rollouts watch {id}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("BrokenPipe") && !stderr.contains("transport error"),
+        "{stderr}"
+    );
+    // It does: the daemon still runs it.
+    let out = avocet(&[
+        "rollouts", "get", &id, "--addr", &d.addr, "--output", "json",
+    ])
+    .await;
+    assert!(stdout(&out).contains("running"), "{}", stdout(&out));
     let _ = d.stop.send(());
 }

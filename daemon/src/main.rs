@@ -1,6 +1,6 @@
 //! `avocetd`: loads the configuration, starts telemetry and serves until SIGINT or SIGTERM.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use avocet_daemon::{Config, config, init_telemetry};
@@ -21,8 +21,20 @@ struct Args {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Runs the daemon; an error is one line on stderr (its causes after colons, no
+/// backtrace) and exit status 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("avocetd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = init_telemetry("avocetd")?;
     let config = Config::load(Some(&args.config))?;

@@ -12,6 +12,7 @@ pub(crate) async fn run(
     cmd: RolloutsCommand,
     fleet: Option<String>,
     out: Output,
+    addr: &str,
 ) -> anyhow::Result<bool> {
     match cmd {
         RolloutsCommand::List { state, limit } => {
@@ -34,7 +35,9 @@ pub(crate) async fn run(
             show(&rollout, out);
             Ok(true)
         }
-        RolloutsCommand::Watch { id, from } => follow(client.watch(&id, from).await?, out).await,
+        RolloutsCommand::Watch { id, from } => {
+            follow(client.watch(&id, from).await?, out, addr).await
+        }
         RolloutsCommand::Cancel { id } => control(client, &id, Control::Cancel, out).await,
         RolloutsCommand::Pause { id } => control(client, &id, Control::Pause, out).await,
         RolloutsCommand::Resume { id } => control(client, &id, Control::Resume, out).await,
@@ -72,9 +75,14 @@ fn wire_state(s: State) -> pb::RolloutState {
 }
 
 /// A rollout just started: follow it, or with `detach` print its id and return.
-pub(crate) async fn started(mut events: Events, out: Output, detach: bool) -> anyhow::Result<bool> {
+pub(crate) async fn started(
+    mut events: Events,
+    out: Output,
+    detach: bool,
+    addr: &str,
+) -> anyhow::Result<bool> {
     if !detach {
-        return follow(events, out).await;
+        return follow(events, out, addr).await;
     }
     let first = events
         .message()
@@ -88,13 +96,26 @@ pub(crate) async fn started(mut events: Events, out: Output, detach: bool) -> an
     Ok(true)
 }
 
-/// Prints a rollout's events as they come; true when it ended with no tenant failed.
-pub(crate) async fn follow(mut events: Events, out: Output) -> anyhow::Result<bool> {
+/// Prints a rollout's events as they come; true when it ended with no tenant failed. A
+/// stream the daemon at `addr` breaks off is one sentence saying how to follow the rollout
+/// on (it goes on in the daemon).
+pub(crate) async fn follow(mut events: Events, out: Output, addr: &str) -> anyhow::Result<bool> {
     let mut view = text::RolloutView::default();
     let mut ok = true;
     let mut id = String::new();
-    while let Some(event) = events.message().await.with_context(|| {
-        format!("the rollout stream broke; the rollout goes on: avocet rollouts watch {id}")
+    while let Some(event) = events.message().await.map_err(|status| {
+        let why = match status.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
+                "closed the stream".to_owned()
+            }
+            tonic::Code::DeadlineExceeded => "stopped answering".to_owned(),
+            _ => format!("ended the stream: {}", status.message()),
+        };
+        let follow = match id.as_str() {
+            "" => "avocet rollouts list".to_owned(),
+            id => format!("avocet rollouts watch {id}"),
+        };
+        anyhow::anyhow!("the daemon at {addr} {why}; the rollout continues there: {follow}")
     })? {
         id.clone_from(&event.rollout_id);
         if let Some(pb::rollout_event::Kind::RolloutFinished(f)) = &event.kind {

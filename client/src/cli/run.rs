@@ -24,6 +24,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect_as(&args.addr, timeouts, &credentials).await?;
     let out = args.output;
     let target = args.target;
+    let addr = args.addr.clone();
     let ok = match args.command {
         Command::Plan {
             to,
@@ -72,7 +73,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_TENANT_FAILED));
             }
             let events = client.apply(req).await?;
-            rollouts::started(events, out, run.detach).await?
+            rollouts::started(events, out, run.detach, &addr).await?
         }
         Command::Rollback {
             steps,
@@ -108,7 +109,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_TENANT_FAILED));
             }
             let events = client.rollback(req).await?;
-            rollouts::started(events, out, run.detach).await?
+            rollouts::started(events, out, run.detach, &addr).await?
         }
         Command::Verify => {
             let (fleet, selector) = resolve(&mut client, target).await?;
@@ -160,7 +161,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out).await?,
+        Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
         Command::Fleets => {
             let fleets = client.list_fleets().await?;
             match out {

@@ -56,7 +56,7 @@ pub struct Config {
     /// gRPC listen address. Default `127.0.0.1:7400`; `AVOCET_LISTEN` overrides it.
     pub listen: SocketAddr,
     /// Name of this daemon instance, stored as `applied_by` in history rows. Default:
-    /// `avocetd@<host name>`.
+    /// `avocetd@<host name>` (gethostname(2)).
     pub instance_id: String,
     /// Global budget of database connections the engine holds open at once, in use or idle
     /// in a pool, across every fleet. A tenant being migrated uses 1 on PostgreSQL (its
@@ -98,7 +98,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        // The machine's host name (gethostname(2)); HOSTNAME is often not exported.
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let host = match host.is_empty() {
+            true => std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+            false => host,
+        };
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             instance_id: format!("avocetd@{host}"),
@@ -361,7 +366,7 @@ impl Config {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(text))
             .extract()
-            .map_err(|e| ConfigError::Parse(crate::model::redact_secrets(&e.to_string())))?;
+            .map_err(|e| ConfigError::Parse(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -403,7 +408,7 @@ impl Config {
         let config: Config = figment
             .merge(env)
             .extract()
-            .map_err(|e| ConfigError::Parse(crate::model::redact_secrets(&e.to_string())))?;
+            .map_err(|e| ConfigError::Parse(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -543,6 +548,31 @@ impl Config {
             ),
         })
     }
+}
+
+/// figment's errors as one line each, naming the key as the file writes it (figment's own
+/// text prefixes the profile, `default.`) and where it came from, every DSN password masked
+/// (a TOML syntax error quotes its line).
+fn describe(e: figment::Error) -> String {
+    let lines: Vec<String> = e
+        .into_iter()
+        .map(|e| {
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (in {} {source})", m.name),
+                    None => format!(" (in {})", m.name),
+                })
+                .unwrap_or_default();
+            let line = match e.path.is_empty() {
+                true => format!("{}{source}", e.kind),
+                false => format!("{}: {}{source}", e.path.join("."), e.kind),
+            };
+            crate::model::redact_secrets(&line)
+        })
+        .collect();
+    lines.join("; ")
 }
 
 /// Tenant and fleet ids: [`crate::model::check_id`].

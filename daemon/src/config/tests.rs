@@ -162,3 +162,12 @@ fn bad_values_name_their_key() {
         Ok(())
     });
 }
+
+#[test]
+fn applied_by_names_the_real_host() {
+    // Linux's host name, as gethostname(2) returns it, whether or not HOSTNAME is exported.
+    let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
+        return;
+    };
+    assert_eq!(Config::default().instance_id, format!("avocetd@{}", host.trim()));
+}

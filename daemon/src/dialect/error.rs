@@ -12,6 +12,18 @@ pub enum DbError {
         /// The driver's error.
         source: sqlx::Error,
     },
+    /// SQLite could not open the tenant's file (`SQLITE_CANTOPEN`, code 14): it does not
+    /// exist and the DSN does not ask to create it, or it cannot be read.
+    #[error(
+        "cannot open SQLite file {}: {source}; to create it, add ?mode=rwc to the DSN",
+        file.display()
+    )]
+    SqliteOpen {
+        /// The file.
+        file: std::path::PathBuf,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
     /// No connection opened within the target's connect timeout.
     #[error("no connection within {timeout_ms} ms")]
     ConnectTimeout {
@@ -107,6 +119,7 @@ impl DbError {
         matches!(
             self,
             Self::Connect { .. }
+                | Self::SqliteOpen { .. }
                 | Self::ConnectTimeout { .. }
                 | Self::Deadline { .. }
                 | Self::Io { .. }

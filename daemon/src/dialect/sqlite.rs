@@ -138,7 +138,16 @@ impl Database for Sqlite {
             self.target.connect_timeout,
             sqlx::Connection::connect_with(&Self::options(&self.target)?),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            DbError::Connect {
+                source: sqlx::Error::Database(db),
+            } if db.code().as_deref() == Some("14") => DbError::SqliteOpen {
+                file: self.file.clone(),
+                source: sqlx::Error::Database(db),
+            },
+            e => e,
+        })?;
         for stmt in &self.target.session_init {
             sqlx::Executor::execute(&mut conn, stmt.as_str())
                 .await
