@@ -10,9 +10,12 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// Configuration file (TOML). `AVOCET_*` environment variables override it.
-    #[arg(long, env = "AVOCET_CONFIG", default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
+    /// Configuration file (TOML); `AVOCET_*` environment variables override it. Default:
+    /// `config/avocet.toml` if it exists, else the built-in default (fleet `demo`, three
+    /// SQLite tenants under `./data`, the sample set written to
+    /// `./data/sample-migrations/sqlite`).
+    #[arg(long, env = "AVOCET_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// jemalloc returns freed pages to the system (its background thread purges them), so the memory that parsing a large
@@ -37,7 +40,21 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = init_telemetry("avocetd")?;
-    let config = Config::load(Some(&args.config))?;
+    let default = std::path::Path::new(config::DEFAULT_PATH);
+    let config = match args.config {
+        Some(path) => Config::load(Some(&path))?,
+        None if default.is_file() => Config::load(Some(default))?,
+        None => {
+            let config = Config::builtin()?;
+            tracing::info!(
+                "no configuration file ({}): serving the built-in default, fleet demo with \
+                 three SQLite tenants under ./data and the sample set in ./{}",
+                config::DEFAULT_PATH,
+                config::SAMPLE_DIR
+            );
+            config
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -5,9 +5,11 @@
 //! | file | what |
 //! | --- | --- |
 //! | `template.rs` | a fleet's `dsn_template`, rendered for each tenant |
+//! | `builtin.rs` | the built-in default: `config/avocet.toml` and the SQLite sample set, in the binary |
 //! | `secret.rs` | DSN passwords from an environment variable or a file |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
 
+mod builtin;
 mod secret;
 mod security;
 mod template;
@@ -33,6 +35,9 @@ use crate::model::{Amount, DialectKind, Strategy, TransactionMode};
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";
+
+/// Where the built-in default writes its sample set, relative to the working directory.
+pub const SAMPLE_DIR: &str = builtin::SAMPLE_DIR;
 
 /// Default control store: an embedded SQLite file under `data/`.
 pub const DEFAULT_CONTROL_STORE: &str = "sqlite://data/avocet-control.db?mode=rwc";
@@ -386,6 +391,29 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        Self::extract(figment)
+    }
+
+    /// The built-in default (the repository's `config/avocet.toml`, compiled in) under the
+    /// `AVOCET_` environment, with its sample set written to `data/sample-migrations/sqlite`
+    /// (files already there are kept) and `data/` and the tenants' database files created.
+    ///
+    /// # Errors
+    /// As [`Config::load`]; [`ConfigError::Invalid`] naming `data` when the files cannot be
+    /// written.
+    pub fn builtin() -> Result<Self, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(builtin::CONFIG));
+        let mut config = Self::extract(figment)?;
+        builtin::prepare(&mut config).map_err(|e| ConfigError::Invalid {
+            key: "data".into(),
+            message: format!("writing the built-in default's files: {e}"),
+        })?;
+        Ok(config)
+    }
+
+    /// `figment` under the `AVOCET_` environment, extracted and validated.
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
         // Only variables naming a top-level key are configuration; any other `AVOCET_`
         // variable (the client's `AVOCET_ADDR`, another tool's) is warned about and ignored.
         let keys = top_level_keys();

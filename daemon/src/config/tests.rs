@@ -169,5 +169,8 @@ fn applied_by_names_the_real_host() {
     let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
         return;
     };
-    assert_eq!(Config::default().instance_id, format!("avocetd@{}", host.trim()));
+    assert_eq!(
+        Config::default().instance_id,
+        format!("avocetd@{}", host.trim())
+    );
 }
