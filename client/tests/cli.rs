@@ -257,6 +257,16 @@ async fn no_silent_surprises() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("ghost"), "{}", stdout(&out));
 
+    // A file that looks like a migration but is not one is a warning the plan lists.
+    std::fs::write(d.dir.path().join("migrations/0200_foo.UP.SQL"), "SELECT 1;").unwrap();
+    let out = avocet(&["plan", "--addr", a, "--tenants", "acme"]).await;
+    assert!(
+        stdout(&out).contains("warning: ")
+            && stdout(&out).contains("0200_foo.UP.SQL looks like a migration"),
+        "{}",
+        stdout(&out)
+    );
+
     // Global flags go before or after the subcommand.
     for args in [
         ["--fleet", "demo", "tenants", "--addr", a],

@@ -69,6 +69,7 @@ pub(crate) fn plan(resp: &pb::PlanResponse) -> Value {
             "message": f.message,
             "allowed": f.allowed,
         })).collect::<Vec<_>>(),
+        "set_warnings": resp.set_warnings,
         "scripts": resp.scripts,
     })
 }

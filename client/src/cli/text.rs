@@ -54,6 +54,9 @@ pub(crate) fn plan(resp: &pb::PlanResponse) {
     for p in &resp.tenants {
         tenant_plan(&mut out, p);
     }
+    for w in &resp.set_warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     if !resp.findings.is_empty() {
         let _ = writeln!(out, "lint:");
     }

@@ -121,6 +121,7 @@ impl From<&FleetPlan> for pb::PlanResponse {
             next_page_token: p.next_page.clone().unwrap_or_default(),
             tenant_count: p.tenant_count,
             findings,
+            set_warnings: p.set_warnings.clone(),
         }
     }
 }

@@ -119,10 +119,21 @@ pub(crate) fn load_dir(dir: &Path, dialect: DialectKind) -> Result<MigrationSet,
         .collect::<Result<_, _>>()
         .map_err(io)?;
     entries.sort_by_key(|e| e.file_name());
+    let mut warnings = Vec::new();
     for entry in entries {
         let path = entry.path();
         let file = entry.file_name().to_string_lossy().into_owned();
-        if !file.ends_with(".sql") || !path.is_file() {
+        if !path.is_file() {
+            continue;
+        }
+        if !file.ends_with(".sql") {
+            if looks_like_a_migration(&file) {
+                warnings.push(format!(
+                    "{} looks like a migration but is not read: files are \
+                     <version>_<name>.up.sql, .down.sql or .sql, in lowercase",
+                    path.display()
+                ));
+            }
             continue;
         }
         let parsed =
@@ -163,7 +174,27 @@ pub(crate) fn load_dir(dir: &Path, dialect: DialectKind) -> Result<MigrationSet,
             down,
         });
     }
-    MigrationSet::new(migrations).map_err(CatalogError::from)
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(MigrationSet::new(migrations)?.with_warnings(warnings))
+}
+
+/// A file name that is not a migration's but looks meant to be one: an `.sql` extension in
+/// another case or with something after it (`0004_a.UP.SQL`, `0004_a.up.sql.bak`), or a
+/// version and name with a near-miss extension (`0004_a.up.sq`, `0004_a.psql`).
+fn looks_like_a_migration(file: &str) -> bool {
+    let lower = file.to_ascii_lowercase();
+    if lower.contains(".sql") {
+        return true;
+    }
+    let versioned = file
+        .split_once('_')
+        .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    versioned
+        && [".up", ".down", ".sq", "sql"]
+            .iter()
+            .any(|x| lower.contains(x))
 }
 
 impl From<DuplicateVersion> for CatalogError {
@@ -234,5 +265,27 @@ mod tests {
         std::fs::write(dir.path().join("1_a.up.sql"), [0xff, 0xfe, 0x00]).unwrap();
         let err = load_dir(dir.path(), DialectKind::Postgres).unwrap_err();
         assert!(matches!(err, CatalogError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn files_that_look_like_migrations_are_warned_about() {
+        let dir = dir_with(&[
+            ("1_a.up.sql", "SELECT 1;"),
+            ("2_b.UP.SQL", "SELECT 2;"),
+            ("3_c.up.sql.bak", "SELECT 3;"),
+            ("4_d.up.sq", "SELECT 4;"),
+            ("README.md", "notes"),
+            ("notes.txt", "notes"),
+        ]);
+        let set = load_dir(dir.path(), DialectKind::Sqlite).unwrap();
+        assert_eq!(set.len(), 1);
+        let named: Vec<&str> = ["2_b.UP.SQL", "3_c.up.sql.bak", "4_d.up.sq"].to_vec();
+        assert_eq!(set.warnings().len(), 3, "{:?}", set.warnings());
+        for (w, file) in set.warnings().iter().zip(named) {
+            assert!(
+                w.contains(file) && w.contains("looks like a migration"),
+                "{w}"
+            );
+        }
     }
 }

@@ -113,6 +113,7 @@ impl Engine {
             waves,
             tenant_count: scope.tenants.len() as u32,
             next_page: req.page.next_token(scope.tenants.len()),
+            set_warnings: scope.set.warnings().to_vec(),
         })
     }
 

@@ -51,6 +51,8 @@ pub struct FleetPlan {
     pub tenant_count: u32,
     /// The next page's token; `None` on the last page.
     pub next_page: Option<String>,
+    /// What loading the set noticed, e.g. files that look like migrations but are not read.
+    pub set_warnings: Vec<String>,
 }
 
 /// One wave a rollout would run.

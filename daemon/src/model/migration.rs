@@ -122,6 +122,9 @@ pub struct MigrationSet {
     /// Sorted by version, ascending, no duplicates.
     migrations: Vec<Arc<Migration>>,
     digest: SetDigest,
+    /// What loading it noticed without refusing it, e.g. files that look like migrations
+    /// but are not read.
+    warnings: Vec<String>,
 }
 
 impl MigrationSet {
@@ -149,7 +152,19 @@ impl MigrationSet {
         Ok(Self {
             migrations: migrations.into_iter().map(Arc::new).collect(),
             digest: SetDigest(hex::encode(hash.finalize())),
+            warnings: Vec::new(),
         })
+    }
+
+    /// The same set with `warnings` from its loading (they do not change its digest).
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+
+    /// What loading the set noticed without refusing it, one sentence each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// All migrations, ascending by version.
