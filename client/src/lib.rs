@@ -359,7 +359,22 @@ impl Client {
         Ok(self.migrator.status(req).await?.into_inner())
     }
 
-    /// `Migrator.Repair`: resolves a `failed` or `running` record.
+    /// `Migrator.Baseline`: records the versions up to `to_version` as applied, without
+    /// running them, on the selected tenants that have no history; each tenant's result
+    /// says how many, or why not.
+    ///
+    /// # Errors
+    /// As [`Client::plan`]; `INVALID_ARGUMENT` when `to_version` is not in the set;
+    /// `PERMISSION_DENIED` below `admin`.
+    pub async fn baseline(
+        &mut self,
+        req: pb::BaselineRequest,
+    ) -> Result<pb::BaselineResponse, ClientError> {
+        Ok(self.migrator.baseline(req).await?.into_inner())
+    }
+
+    /// `Migrator.Repair`: resolves a `failed` or `running` record, accepts an edited
+    /// file's checksum, or forgets a version whose file is gone.
     ///
     /// # Errors
     /// As [`Client::plan`], plus `FAILED_PRECONDITION` when the version has no such record,

@@ -118,6 +118,14 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
             })
             .await
             .map(drop),
+        Rpc::Baseline => c
+            .baseline(pb::BaselineRequest {
+                fleet: fleet.into(),
+                selector,
+                to_version: 1,
+            })
+            .await
+            .map(drop),
         Rpc::GetRollout => c.rollout(rollout).await.map(drop),
         Rpc::ListRollouts => c
             .list_rollouts(pb::ListRolloutsRequest {
@@ -162,7 +170,7 @@ fn needs(rpc: Rpc) -> Role {
         Plan | Verify | Status | ListFleets | ListTenants | GetTenant | GetRollout
         | ListRollouts | Watch => Role::Viewer,
         Apply | Rollback | Cancel | Pause | Resume => Role::Operator,
-        RegisterTenant | DeregisterTenant | RefreshTenants | Repair => Role::Admin,
+        RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline => Role::Admin,
     }
 }
 

@@ -227,7 +227,15 @@ pub(crate) enum Command {
     },
     /// List the daemon's fleets.
     Fleets,
-    /// Resolve a failed or running record after checking the schema by hand.
+    /// Record the versions up to `--to` as applied, without running them, on tenants with
+    /// no history (their schema came from elsewhere, e.g. a restored dump).
+    Baseline {
+        /// Record every version up to this one as applied.
+        #[arg(long = "to")]
+        to: i64,
+    },
+    /// Resolve one tenant's record of one version: a failed or running record after
+    /// checking the schema by hand, an intended edit, or a file removed on purpose.
     Repair {
         /// The tenant.
         #[arg(long)]
@@ -235,9 +243,18 @@ pub(crate) enum Command {
         /// The version whose record to resolve.
         #[arg(long)]
         version: i64,
-        /// Record the migration as applied, or as rolled back (so it runs again).
-        #[arg(long, value_enum)]
-        mark: Mark,
+        /// After a `failed` or `running` record: record the migration as applied, or as
+        /// rolled back (so it runs again).
+        #[arg(long, value_enum, required_unless_present_any = ["accept_checksum", "forget"])]
+        mark: Option<Mark>,
+        /// After an intended edit of an applied migration's file: record the file's new
+        /// checksum (logged in the tenant's history log).
+        #[arg(long, conflicts_with_all = ["mark", "forget"])]
+        accept_checksum: bool,
+        /// After the version's file was removed on purpose: stop counting its record as
+        /// applied (kept as rolled back, logged).
+        #[arg(long, conflicts_with = "mark")]
+        forget: bool,
     },
 }
 

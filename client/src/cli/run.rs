@@ -170,15 +170,56 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
+        Command::Baseline { to } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let resp = client
+                .baseline(pb::BaselineRequest {
+                    fleet,
+                    selector,
+                    to_version: to,
+                })
+                .await?;
+            match out {
+                Output::Json => json::print(&serde_json::json!({
+                    "tenants": resp.tenants.iter().map(|t| serde_json::json!({
+                        "tenant": t.tenant,
+                        "baselined": t.baselined,
+                        "error": (!t.error.is_empty()).then_some(&t.error),
+                    })).collect::<Vec<_>>(),
+                })),
+                Output::Text => {
+                    let mut text = String::new();
+                    for t in &resp.tenants {
+                        text += &match t.error.as_str() {
+                            "" => format!(
+                                "{}: {} version(s) recorded as applied\n",
+                                t.tenant, t.baselined
+                            ),
+                            e => format!("{}: not baselined: {e}\n", t.tenant),
+                        };
+                    }
+                    super::emit(&text);
+                }
+            }
+            resp.tenants.iter().all(|t| t.error.is_empty())
+        }
         Command::Repair {
             tenant,
             version,
             mark,
+            accept_checksum,
+            forget,
         } => {
             let (fleet, _) = resolve(&mut client, target).await?;
-            let action = match mark {
-                Mark::Applied => pb::RepairAction::MarkApplied,
-                Mark::RolledBack => pb::RepairAction::MarkRolledBack,
+            let (action, now) = match (mark, accept_checksum, forget) {
+                (Some(Mark::Applied), ..) => (pb::RepairAction::MarkApplied, "applied"),
+                (Some(Mark::RolledBack), ..) => (pb::RepairAction::MarkRolledBack, "rolled_back"),
+                (None, true, _) => (
+                    pb::RepairAction::AcceptChecksum,
+                    "applied with the file's checksum",
+                ),
+                (None, false, true) => (pb::RepairAction::Forget, "forgotten (rolled_back)"),
+                (None, false, false) => bail!("give --mark, --accept-checksum or --forget"),
             };
             let resp = client
                 .repair(pb::RepairRequest {
@@ -192,13 +233,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Output::Json => json::print(&json::repair(&resp)),
                 Output::Text => super::emit(&format!(
                     "tenant {}: version {} was {}, now {}\n",
-                    resp.tenant,
-                    resp.version,
-                    resp.previous_status,
-                    match mark {
-                        Mark::Applied => "applied",
-                        Mark::RolledBack => "rolled_back",
-                    }
+                    resp.tenant, resp.version, resp.previous_status, now
                 )),
             }
             true

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use avocet_proto::v1::{self as pb, migrator_server::Migrator};
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, EventStream, admit, events_of};
+use super::{ApiError, EventStream, admit, events_of, receive as wire};
 use crate::engine::{
     ApplyRequest, Engine, PlanRequest, ReadRequest, RepairRequest, RollbackRequest, StatusRequest,
 };
@@ -79,14 +79,38 @@ impl Migrator for MigratorService {
         Ok(Response::new((&status).into()))
     }
 
+    async fn baseline(
+        &self,
+        request: Request<pb::BaselineRequest>,
+    ) -> Result<Response<pb::BaselineResponse>, Status> {
+        let (who, caller) = admit(&request, Rpc::Baseline)?;
+        let req = wire::baseline(request.into_inner())?;
+        who.may_on(Rpc::Baseline, &req.fleet)?;
+        let outcomes = self
+            .0
+            .baseline(req, &caller)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::BaselineResponse {
+            tenants: outcomes
+                .into_iter()
+                .map(|o| pb::BaselineResult {
+                    tenant: o.tenant,
+                    baselined: o.baselined,
+                    error: o.error.unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn repair(
         &self,
         request: Request<pb::RepairRequest>,
     ) -> Result<Response<pb::RepairResponse>, Status> {
-        let (who, _) = admit(&request, Rpc::Repair)?;
+        let (who, caller) = admit(&request, Rpc::Repair)?;
         let req: RepairRequest = receive(request)?;
         who.may_on(Rpc::Repair, &req.fleet)?;
-        let outcome = self.0.repair(req).await.map_err(ApiError::from)?;
+        let outcome = self.0.repair(req, &caller).await.map_err(ApiError::from)?;
         Ok(Response::new((&outcome).into()))
     }
 }

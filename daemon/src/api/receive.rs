@@ -9,12 +9,12 @@ use avocet_proto::v1 as pb;
 use super::ApiError;
 use crate::{
     engine::{
-        ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page, PlanRequest,
-        ReadRequest, Registration, RepairRequest, RollbackRequest, Selector, StatusRequest,
+        ApplyRequest, BaselineRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
+        PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest, RollbackRequest,
+        Selector, StatusRequest,
     },
     model::{
-        Amount, RecordStatus, RollbackTarget, RolloutState, SetDigest, StrategyRequest,
-        TransactionMode, check_id,
+        Amount, RollbackTarget, RolloutState, SetDigest, StrategyRequest, TransactionMode, check_id,
     },
 };
 
@@ -265,16 +265,22 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
     type Error = ApiError;
 
     fn try_from(req: pb::RepairRequest) -> Result<Self, ApiError> {
-        let mark = match pb::RepairAction::try_from(req.action) {
-            Ok(pb::RepairAction::MarkApplied) => RecordStatus::Applied,
-            Ok(pb::RepairAction::MarkRolledBack) => RecordStatus::RolledBack,
-            _ => return Err(invalid("action must be MARK_APPLIED or MARK_ROLLED_BACK")),
+        let action = match pb::RepairAction::try_from(req.action) {
+            Ok(pb::RepairAction::MarkApplied) => RepairAction::MarkApplied,
+            Ok(pb::RepairAction::MarkRolledBack) => RepairAction::MarkRolledBack,
+            Ok(pb::RepairAction::AcceptChecksum) => RepairAction::AcceptChecksum,
+            Ok(pb::RepairAction::Forget) => RepairAction::Forget,
+            _ => {
+                return Err(invalid(
+                    "action must be MARK_APPLIED, MARK_ROLLED_BACK, ACCEPT_CHECKSUM or FORGET",
+                ));
+            }
         };
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
             tenant: name("tenant", req.tenant)?,
             version: version("version", req.version)?,
-            mark,
+            action,
         })
     }
 }
@@ -357,6 +363,15 @@ pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registratio
         dsn: req.dsn,
         schema: (!req.schema.is_empty()).then_some(req.schema),
         labels: req.labels.into_iter().collect(),
+    })
+}
+
+/// Baseline: fleet, selector, and a target version of 0 or more.
+pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiError> {
+    Ok(BaselineRequest {
+        fleet: name("fleet", req.fleet)?,
+        selector: selector(req.selector)?,
+        to: version("to_version", req.to_version)?,
     })
 }
 

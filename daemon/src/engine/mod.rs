@@ -11,9 +11,11 @@
 //! | `reads.rs` | Plan and Verify: concurrent history reads, one page at a time |
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control, Repair |
+//! | `baseline.rs` | Baseline: versions recorded as applied without running them |
 //! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
 //! | `error.rs` | [`EngineError`] and its [`ErrorKind`] |
 
+mod baseline;
 mod error;
 mod reads;
 mod report;
@@ -31,6 +33,8 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 pub use crate::fleet::DiscoveryReport;
+pub use crate::model::RepairAction;
+pub use baseline::{BaselineOutcome, BaselineRequest};
 pub use error::{EngineError, ErrorKind};
 pub use report::{
     FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, RolloutPage, TenantInfo,

@@ -2,7 +2,7 @@
 
 pub use crate::fleet::{LabelSelector, Selector};
 use crate::model::{
-    RecordStatus, RollbackTarget, RolloutState, SetDigest, StrategyRequest, TransactionMode,
+    RepairAction, RollbackTarget, RolloutState, SetDigest, StrategyRequest, TransactionMode,
 };
 
 /// Most tenants one rollout may run at once.
@@ -143,6 +143,6 @@ pub struct RepairRequest {
     pub tenant: String,
     /// The version whose record is rewritten.
     pub version: i64,
-    /// `Applied` (finished by hand) or `RolledBack` (undone by hand, so it runs again).
-    pub mark: RecordStatus,
+    /// What to record.
+    pub action: RepairAction,
 }

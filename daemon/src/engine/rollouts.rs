@@ -9,8 +9,8 @@ use super::{
 };
 use crate::{
     model::{
-        Amount, Direction, RecordStatus, RollbackTarget, RolloutEvent, RolloutOp, RolloutRecord,
-        RolloutSpec, Strategy, StrategyRequest, TransactionMode,
+        Amount, Direction, RollbackTarget, RolloutEvent, RolloutOp, RolloutRecord, RolloutSpec,
+        Strategy, StrategyRequest, TransactionMode,
     },
     rollout::{self, StartRequest},
     store::RolloutFilter,
@@ -261,20 +261,20 @@ impl Engine {
         self.rollout(id).await
     }
 
-    /// Rewrites a `failed` or `running` record under the tenant lock.
+    /// Rewrites one version's record under the tenant lock, as `req.action` says, and
+    /// logs it (in the tenant's history log and the daemon's log, naming `caller`).
     ///
     /// # Errors
-    /// [`EngineError::InvalidArgument`] when `mark` is not `Applied` or `RolledBack`;
     /// [`EngineError::Fleet`] for an unknown fleet or tenant; [`EngineError::Tenant`] when
     /// the lock does not come or the tenant cannot be read or written;
-    /// [`EngineError::FailedPrecondition`] when the version has no such record or is not
-    /// in the set.
-    pub async fn repair(&self, req: RepairRequest) -> Result<RepairOutcome, EngineError> {
-        if !matches!(req.mark, RecordStatus::Applied | RecordStatus::RolledBack) {
-            return Err(EngineError::InvalidArgument(
-                "a repair marks a record applied or rolled back".into(),
-            ));
-        }
+    /// [`EngineError::FailedPrecondition`] when the record is not in the state the action
+    /// needs (no `failed`/`running` record to mark, a checksum that already matches, a file
+    /// still in the set to forget) or the version is not in the set.
+    pub async fn repair(
+        &self,
+        req: RepairRequest,
+        caller: &Caller,
+    ) -> Result<RepairOutcome, EngineError> {
         let selector = Selector {
             ids: vec![req.tenant.clone()],
             ..Default::default()
@@ -287,9 +287,24 @@ impl Engine {
         let tenant = tenants
             .first()
             .ok_or_else(|| EngineError::InvalidArgument("tenant is required".into()))?;
-        let previous = rollout::repair(&self.registry, &fleet, tenant, &set, req.version, req.mark)
-            .await
-            .map_err(|e| EngineError::repair(&fleet.name, &tenant.id, e))?;
+        let previous = rollout::repair(
+            &self.registry,
+            &fleet,
+            tenant,
+            &set,
+            req.version,
+            req.action,
+        )
+        .await
+        .map_err(|e| EngineError::repair(&fleet.name, &tenant.id, e))?;
+        tracing::info!(
+            fleet = %fleet.name,
+            tenant = %tenant.id,
+            version = req.version,
+            action = ?req.action,
+            caller = %caller.who,
+            "repaired"
+        );
         Ok(RepairOutcome {
             tenant: tenant.id.clone(),
             version: req.version,

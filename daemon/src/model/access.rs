@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// | --- | --- |
 /// | `viewer` | reads: Plan, Verify, Status, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch |
 /// | `operator` | and changes that run migrations: Apply, Rollback, and rollouts Cancel, Pause, Resume |
-/// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair |
+/// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -64,6 +64,7 @@ pub enum Rpc {
     Verify,
     Status,
     Repair,
+    Baseline,
     GetRollout,
     ListRollouts,
     Watch,
@@ -80,13 +81,14 @@ pub enum Rpc {
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 18] = [
+    pub const ALL: [Rpc; 19] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
         Self::Verify,
         Self::Status,
         Self::Repair,
+        Self::Baseline,
         Self::GetRollout,
         Self::ListRollouts,
         Self::Watch,
@@ -110,6 +112,7 @@ impl Rpc {
             Self::Verify => "avocet.v1.Migrator/Verify",
             Self::Status => "avocet.v1.Migrator/Status",
             Self::Repair => "avocet.v1.Migrator/Repair",
+            Self::Baseline => "avocet.v1.Migrator/Baseline",
             Self::GetRollout => "avocet.v1.Rollouts/Get",
             Self::ListRollouts => "avocet.v1.Rollouts/List",
             Self::Watch => "avocet.v1.Rollouts/Watch",
@@ -140,9 +143,11 @@ impl Rpc {
             Self::Apply | Self::Rollback | Self::Cancel | Self::Pause | Self::Resume => {
                 Role::Operator
             }
-            Self::Repair | Self::RegisterTenant | Self::DeregisterTenant | Self::RefreshTenants => {
-                Role::Admin
-            }
+            Self::Repair
+            | Self::Baseline
+            | Self::RegisterTenant
+            | Self::DeregisterTenant
+            | Self::RefreshTenants => Role::Admin,
         }
     }
 }

@@ -119,3 +119,16 @@ pub struct RecordWrite {
     /// Which script made the change.
     pub direction: Direction,
 }
+
+/// What a repair records about one version of one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairAction {
+    /// A `failed` or `running` record: the operator finished the migration by hand.
+    MarkApplied,
+    /// A `failed` or `running` record: the operator undid it, so it runs again.
+    MarkRolledBack,
+    /// An applied record whose file was edited on purpose: take the file's new checksum.
+    AcceptChecksum,
+    /// A record whose file is gone from the set on purpose: it stops counting as applied.
+    Forget,
+}

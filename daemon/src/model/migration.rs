@@ -37,7 +37,7 @@ pub struct StatementSpan {
 
 /// A script ready to run: its normalised text and what the tokenizer found in it. Built by
 /// the catalog, which normalises, checksums and splits the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Script {
     /// The text with CRLF turned into LF and any UTF-8 byte-order mark removed.
     pub sql: String,

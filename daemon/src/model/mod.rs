@@ -11,7 +11,7 @@
 //! | `labels.rs` | [`Labels`] of a tenant |
 //! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
 //! | `names.rs` | what a valid id, identifier and label is ([`check_id`], …) |
-//! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`] |
+//! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`], [`RepairAction`] |
 //! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
@@ -36,7 +36,7 @@ pub use event::{
     EventKind, FailureCode, MigrationFinished, MigrationStarted, RolloutEvent, RolloutStarted,
     RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
 };
-pub use history::{HistoryRecord, RecordStatus, RecordWrite};
+pub use history::{HistoryRecord, RecordStatus, RecordWrite, RepairAction};
 pub use labels::Labels;
 pub use lint::{Finding, LintCode, LintKind};
 pub use migration::{

@@ -17,8 +17,10 @@
 //! | `step.rs` | one step: transaction or statement by statement, and its history records |
 //! | `batch.rs` | a transaction sent in as few requests as its size allows |
 //! | `grouped.rs` | grouped mode: a tenant's steps in one transaction |
+//! | `baseline.rs` | marking versions applied on a tenant with no history, without running them |
 //! | `repair.rs` | rewriting a `failed` or `running` record under the tenant lock |
 
+mod baseline;
 mod batch;
 mod control;
 mod grouped;
@@ -35,6 +37,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use baseline::baseline;
 pub(crate) use control::{Runner, RunnerError, StartRequest};
 pub(crate) use repair::{RepairError, repair};
 pub(crate) use replica::Replica;

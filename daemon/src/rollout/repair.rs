@@ -1,12 +1,14 @@
-//! Repair: an operator checked a tenant's schema after a `failed` or `running` record and
-//! says what state it is in. The record is rewritten under the tenant lock, on the same
-//! session and history path as every step.
+//! Repair: an operator says what state one version of a tenant is in. After a `failed` or
+//! `running` record, the migration was finished or undone by hand; after an intended edit,
+//! the file's new checksum is accepted; after a file was removed on purpose, its record is
+//! forgotten. The record is rewritten under the tenant lock, on the same session and
+//! history path as every step, and the change is appended to the tenant's history log.
 
 use super::{step::record_repair, tenant::under_lock};
 use crate::{
     dialect::DbError,
     fleet::{Fleet, PooledSession, Registry, Tenant},
-    model::{MigrationSet, RecordStatus},
+    model::{Migration, MigrationSet, RecordStatus, RepairAction, Script},
 };
 
 /// Why a repair did not happen. Nothing was written.
@@ -28,33 +30,92 @@ pub(crate) enum RepairError {
         /// The version asked for.
         version: i64,
     },
+    /// Accepting a checksum: the version has no applied record, or its record matches the
+    /// file already.
+    #[error("version {version} has no applied record whose checksum differs from its file")]
+    NoDrift {
+        /// The version asked for.
+        version: i64,
+    },
+    /// Forgetting: the version has no record, or its file is still in the set.
+    #[error(
+        "version {version} cannot be forgotten: forget is for a recorded version whose file \
+         is gone from the set"
+    )]
+    NotGone {
+        /// The version asked for.
+        version: i64,
+    },
 }
 
-/// Marks the `failed` or `running` record of `version` on `tenant` as `status` (`Applied`
-/// or `RolledBack`) and returns the status it had.
+/// Rewrites the record of `version` on `tenant` as `action` says and returns the status it
+/// had:
+/// - `MarkApplied` / `MarkRolledBack`: a `failed` or `running` record becomes `applied` or
+///   `rolled_back`;
+/// - `AcceptChecksum`: an `applied` record takes its file's checksum;
+/// - `Forget`: a record whose version has no file in the set becomes `rolled_back`, keeping
+///   its name and checksum.
 ///
 /// # Errors
 /// [`RepairError::Db`] when the lock does not come within the fleet's `lock_timeout` or
-/// the tenant cannot be read or written; [`RepairError::NothingToRepair`] and
-/// [`RepairError::NotInSet`] when there is nothing to repair.
+/// the tenant cannot be read or written; [`RepairError::NothingToRepair`],
+/// [`RepairError::NotInSet`], [`RepairError::NoDrift`] and [`RepairError::NotGone`] when
+/// the record is not in the state the action needs. Nothing is written then.
 pub(crate) async fn repair(
     registry: &Registry,
     fleet: &Fleet,
     tenant: &Tenant,
     set: &MigrationSet,
     version: i64,
-    status: RecordStatus,
+    action: RepairAction,
 ) -> Result<RecordStatus, RepairError> {
     under_lock(fleet, tenant, async |locked: &mut PooledSession, _| {
         let session = locked.session();
         let history = session.read_history().await?.unwrap_or_default();
-        let record = history
-            .iter()
-            .find(|r| r.version == version && r.status.needs_attention())
-            .ok_or(RepairError::NothingToRepair { version })?;
-        let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
-        record_repair(session, record, migration, status, &registry.instance_id).await?;
-        Ok(record.status)
+        let record = |pick: &dyn Fn(RecordStatus) -> bool| {
+            history
+                .iter()
+                .find(|r| r.version == version && pick(r.status))
+        };
+        let by = &registry.instance_id;
+        match action {
+            RepairAction::MarkApplied | RepairAction::MarkRolledBack => {
+                let record = record(&|s| s.needs_attention())
+                    .ok_or(RepairError::NothingToRepair { version })?;
+                let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+                let status = match action {
+                    RepairAction::MarkApplied => RecordStatus::Applied,
+                    _ => RecordStatus::RolledBack,
+                };
+                record_repair(session, record, migration, status, by).await?;
+                Ok(record.status)
+            }
+            RepairAction::AcceptChecksum => {
+                let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+                let record = record(&|s| s == RecordStatus::Applied)
+                    .filter(|r| r.checksum != migration.up.checksum)
+                    .ok_or(RepairError::NoDrift { version })?;
+                record_repair(session, record, migration, RecordStatus::Applied, by).await?;
+                Ok(record.status)
+            }
+            RepairAction::Forget => {
+                let record = record(&|s| s != RecordStatus::RolledBack)
+                    .filter(|_| set.get(version).is_none())
+                    .ok_or(RepairError::NotGone { version })?;
+                // The record's own name and checksum: there is no file to take them from.
+                let gone = Migration {
+                    version,
+                    name: record.name.clone(),
+                    up: Script {
+                        checksum: record.checksum.clone(),
+                        ..Script::default()
+                    },
+                    down: None,
+                };
+                record_repair(session, record, &gone, RecordStatus::RolledBack, by).await?;
+                Ok(record.status)
+            }
+        }
     })
     .await?
 }

@@ -1,0 +1,158 @@
+//! Day-two commands on real SQLite and PostgreSQL tenants: Baseline records versions
+//! without running them, only on tenants with no history; Repair accepts an intended edit's
+//! checksum and forgets a version whose file is gone, each logged, each refused when the
+//! record is not in the state it needs.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use avocet_client::Client;
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb};
+use tonic::Code;
+
+/// Four migrations, each creating one table.
+fn four() -> anyhow::Result<MigrationCopy> {
+    let set = MigrationCopy::empty()?;
+    for (v, t) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+        set.write(
+            &format!("000{v}_{t}.up.sql"),
+            &format!("CREATE TABLE {t} (id int);"),
+        )?;
+        set.write(&format!("000{v}_{t}.down.sql"), &format!("DROP TABLE {t};"))?;
+    }
+    Ok(set)
+}
+
+fn diagnostics(v: &pb::VerifyResponse, tenant: &str) -> Vec<(String, Option<i64>)> {
+    v.tenants
+        .iter()
+        .filter(|t| t.tenant == tenant)
+        .flat_map(|t| t.diagnostics.iter().map(|d| (d.code.clone(), d.version)))
+        .collect()
+}
+
+async fn verify(c: &mut Client) -> anyhow::Result<pb::VerifyResponse> {
+    Ok(c.verify(pb::VerifyRequest {
+        fleet: FLEET.into(),
+        ..Default::default()
+    })
+    .await?)
+}
+
+async fn repair(
+    c: &mut Client,
+    tenant: &str,
+    version: i64,
+    action: pb::RepairAction,
+) -> Result<pb::RepairResponse, avocet_client::ClientError> {
+    c.repair(pb::RepairRequest {
+        fleet: FLEET.into(),
+        tenant: tenant.into(),
+        version,
+        action: action as i32,
+    })
+    .await
+}
+
+async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
+    let set = four()?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut c = daemon.client();
+    let baseline = |to: i64| pb::BaselineRequest {
+        fleet: FLEET.into(),
+        selector: None,
+        to_version: to,
+    };
+    // Baseline to 2: two records each, nothing run.
+    let got = c.baseline(baseline(2)).await?;
+    ensure!(
+        got.tenants
+            .iter()
+            .all(|t| t.baselined == 2 && t.error.is_empty()),
+        "{got:?}"
+    );
+    let bad = c.baseline(baseline(9)).await;
+    ensure!(bad.err().and_then(|e| e.code()) == Some(Code::InvalidArgument));
+    let run = daemon.apply_all().await?;
+    ensure!(
+        run.finished().context("finished")?.migrations_run == 4,
+        "{run:?}"
+    );
+    for i in 0..2 {
+        let tables = fleet.objects(i, "BASE TABLE").await?;
+        ensure!(tables.contains("c") && tables.contains("d"), "{tables:?}");
+        ensure!(
+            !tables.contains("a") && !tables.contains("b"),
+            "baselined versions ran: {tables:?}"
+        );
+        let versions: Vec<i64> = fleet.history(i).await?.iter().map(|h| h.0).collect();
+        ensure!(versions == [1, 2, 3, 4], "{versions:?}");
+    }
+    // A tenant with history is not baselined again.
+    let again = c.baseline(baseline(4)).await?;
+    ensure!(
+        again
+            .tenants
+            .iter()
+            .all(|t| t.baselined == 0 && t.error.contains("history record(s) already")),
+        "{again:?}"
+    );
+
+    // An intended edit of applied version 3: drift, accepted on t00 only.
+    set.write(
+        "0003_c.up.sql",
+        "-- c, documented\nCREATE TABLE c (id int);",
+    )?;
+    let v = verify(&mut c).await?;
+    ensure!(
+        diagnostics(&v, "t00").contains(&("checksum_mismatch".into(), Some(3))),
+        "{v:?}"
+    );
+    let none = repair(&mut c, "t00", 2, pb::RepairAction::AcceptChecksum).await;
+    ensure!(none.err().and_then(|e| e.code()) == Some(Code::FailedPrecondition));
+    let accepted = repair(&mut c, "t00", 3, pb::RepairAction::AcceptChecksum).await?;
+    ensure!(accepted.previous_status == "applied", "{accepted:?}");
+    let v = verify(&mut c).await?;
+    ensure!(diagnostics(&v, "t00").is_empty(), "{v:?}");
+    ensure!(diagnostics(&v, "t01").contains(&("checksum_mismatch".into(), Some(3))));
+    ensure!(
+        fleet.log_count(0, 3, "applied").await? == 2,
+        "the acceptance is logged"
+    );
+
+    // Version 4's file removed on purpose: missing, then forgotten on t00.
+    std::fs::remove_file(set.path().join("0004_d.up.sql"))?;
+    std::fs::remove_file(set.path().join("0004_d.down.sql"))?;
+    let v = verify(&mut c).await?;
+    ensure!(
+        diagnostics(&v, "t00").contains(&("missing_migration".into(), Some(4))),
+        "{v:?}"
+    );
+    let still_there = repair(&mut c, "t00", 3, pb::RepairAction::Forget).await;
+    ensure!(still_there.err().and_then(|e| e.code()) == Some(Code::FailedPrecondition));
+    let forgot = repair(&mut c, "t00", 4, pb::RepairAction::Forget).await?;
+    ensure!(forgot.previous_status == "applied", "{forgot:?}");
+    let v = verify(&mut c).await?;
+    ensure!(diagnostics(&v, "t00").is_empty(), "{v:?}");
+    let history = fleet.history(0).await?;
+    ensure!(
+        history.iter().any(|h| h.0 == 4 && h.1 == "rolled_back"),
+        "{history:?}"
+    );
+    ensure!(
+        fleet.log_count(0, 4, "rolled_back").await? == 1,
+        "the forget is logged"
+    );
+    daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_baseline_accept_checksum_and_forget() -> anyhow::Result<()> {
+    baseline_then_repairs(Fleet::sqlite(2).await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_baseline_accept_checksum_and_forget() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(2).await?;
+    baseline_then_repairs(fleet).await
+}
