@@ -359,6 +359,23 @@ impl Client {
         Ok(self.migrator.status(req).await?.into_inner())
     }
 
+    /// `Migrator.History`: one tenant's history table, read now, with the versions still
+    /// pending and which records no longer match their file.
+    ///
+    /// # Errors
+    /// As [`Client::plan`]; `UNAVAILABLE` when the tenant cannot be read.
+    pub async fn history(
+        &mut self,
+        fleet: &str,
+        tenant: &str,
+    ) -> Result<pb::HistoryResponse, ClientError> {
+        let req = pb::HistoryRequest {
+            fleet: fleet.to_owned(),
+            tenant: tenant.to_owned(),
+        };
+        Ok(self.migrator.history(req).await?.into_inner())
+    }
+
     /// `Migrator.Baseline`: records the versions up to `to_version` as applied, without
     /// running them, on the selected tenants that have no history; each tenant's result
     /// says how many, or why not.

@@ -233,6 +233,31 @@ async fn no_silent_surprises() {
         stdout(&out)
     );
 
+    // One tenant's full history.
+    let history = json(
+        &avocet(&[
+            "status", "--addr", a, "--tenant", "acme", "--output", "json",
+        ])
+        .await,
+    );
+    assert_eq!(history["tenant"], "acme", "{history}");
+    let records = history["records"].as_array().unwrap();
+    assert!(
+        records.len() >= 16 && records.iter().all(|r| r["status"] == "applied"),
+        "{history}"
+    );
+    assert_eq!(
+        history["pending_versions"].as_array().map(Vec::len),
+        Some(0),
+        "{history}"
+    );
+    let text = avocet(&["status", "--addr", a, "--tenant", "acme"]).await;
+    assert!(
+        text.status.success() && stdout(&text).contains("create_accounts"),
+        "{}",
+        stdout(&text)
+    );
+
     // A tenant that cannot be read makes status exit 1.
     let dsn = format!("sqlite://{}/missing-dir/x.db", d.dir.path().display());
     let out = avocet(&[

@@ -108,6 +108,14 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
         diagnostics(&v, "t00").contains(&("checksum_mismatch".into(), Some(3))),
         "{v:?}"
     );
+    let h = c.history(FLEET, "t00").await?;
+    let drifted: Vec<i64> = h
+        .records
+        .iter()
+        .filter(|r| r.drift)
+        .map(|r| r.version)
+        .collect();
+    ensure!(drifted == [3], "{h:?}");
     let none = repair(&mut c, "t00", 2, pb::RepairAction::AcceptChecksum).await;
     ensure!(none.err().and_then(|e| e.code()) == Some(Code::FailedPrecondition));
     let accepted = repair(&mut c, "t00", 3, pb::RepairAction::AcceptChecksum).await?;

@@ -274,3 +274,24 @@ pub(crate) fn rollout(r: &pb::Rollout) -> Value {
 pub(crate) fn rollouts(rs: &[pb::Rollout]) -> Value {
     json!({ "rollouts": rs.iter().map(rollout).collect::<Vec<_>>() })
 }
+
+pub(crate) fn history(resp: &pb::HistoryResponse) -> Value {
+    json!({
+        "tenant": resp.tenant,
+        "current_version": resp.current_version,
+        "pending_versions": resp.pending_versions,
+        "records": resp.records.iter().map(|r| json!({
+            "version": r.version,
+            "name": r.name,
+            "status": r.status,
+            "batch": r.batch,
+            "checksum": r.checksum,
+            "statements_done": r.statements_done,
+            "statements_total": r.statements_total,
+            "error": (!r.error.is_empty()).then_some(&r.error),
+            "direction": direction(r.direction),
+            "drift": r.drift,
+            "missing": r.missing,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -215,6 +215,10 @@ pub(crate) enum Command {
         /// Read every tenant afresh instead.
         #[arg(long)]
         refresh: bool,
+        /// One tenant's full history instead (read now): every record, drift, what is
+        /// pending.
+        #[arg(long, conflicts_with = "refresh")]
+        tenant: Option<String>,
     },
     /// Rollouts: list, inspect, follow and steer them.
     #[command(subcommand)]

@@ -126,7 +126,25 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             resp.tenants.iter().all(|t| t.ok)
         }
-        Command::Status { refresh } => {
+        Command::Status {
+            tenant: Some(tenant),
+            ..
+        } => {
+            let (fleet, _) = resolve(&mut client, target).await?;
+            let resp = client.history(&fleet, &tenant).await?;
+            match out {
+                Output::Json => json::print(&json::history(&resp)),
+                Output::Text => text::history(&resp),
+            }
+            !resp
+                .records
+                .iter()
+                .any(|r| r.drift || r.missing || matches!(r.status.as_str(), "failed" | "running"))
+        }
+        Command::Status {
+            refresh,
+            tenant: None,
+        } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
                 .status(pb::StatusRequest {

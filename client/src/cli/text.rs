@@ -353,3 +353,42 @@ fn chrono_age(at_unix_ms: i64) -> String {
         _ => format!("{} h", s / 3600),
     }
 }
+
+/// One tenant's history: a line per record, then what is pending.
+pub(crate) fn history(resp: &pb::HistoryResponse) {
+    let mut out = format!(
+        "tenant {}  at {}  {} pending\n",
+        resp.tenant,
+        version(resp.current_version),
+        resp.pending_versions.len()
+    );
+    for r in &resp.records {
+        let mut notes = Vec::new();
+        if r.drift {
+            notes.push("DRIFT: the file changed since it ran".to_owned());
+        }
+        if r.missing {
+            notes.push("MISSING: no file in the set".to_owned());
+        }
+        if !r.error.is_empty() {
+            notes.push(format!("error: {}", r.error));
+        }
+        let _ = writeln!(
+            out,
+            "  {:>6}  {:<32} {:<12} batch {:<4} {}/{} statements  {}  {}",
+            r.version,
+            r.name,
+            r.status,
+            r.batch,
+            r.statements_done,
+            r.statements_total,
+            &r.checksum[..r.checksum.len().min(12)],
+            notes.join("; ")
+        );
+    }
+    if !resp.pending_versions.is_empty() {
+        let pending: Vec<String> = resp.pending_versions.iter().map(i64::to_string).collect();
+        let _ = writeln!(out, "  pending: {}", pending.join(", "));
+    }
+    super::emit(&out);
+}

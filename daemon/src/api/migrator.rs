@@ -103,6 +103,22 @@ impl Migrator for MigratorService {
         }))
     }
 
+    async fn history(
+        &self,
+        request: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResponse>, Status> {
+        let (who, _) = admit(&request, Rpc::History)?;
+        let req = request.into_inner();
+        let (fleet, tenant) = wire::tenant_ref(req.fleet, req.tenant)?;
+        who.may_on(Rpc::History, &fleet)?;
+        let history = self
+            .0
+            .history(&fleet, &tenant)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new((&history).into()))
+    }
+
     async fn repair(
         &self,
         request: Request<pb::RepairRequest>,

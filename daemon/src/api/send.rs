@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
-use crate::model::LintKind;
-
 use avocet_proto::v1 as pb;
 
 use crate::{
-    engine::{FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, TenantInfo},
-    model::{Diagnostic, Direction, Plan, PlanView, Severity},
+    engine::{
+        FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, TenantHistory,
+        TenantInfo,
+    },
+    model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity},
 };
 
 pub(super) fn direction(d: Direction) -> i32 {
@@ -211,6 +212,34 @@ impl From<&TenantInfo> for pb::TenantInfo {
             labels: t.labels.clone().into_iter().collect(),
             schema: t.schema.clone().unwrap_or_default(),
             source: t.source.as_str().to_owned(),
+        }
+    }
+}
+
+/// One tenant's history as `History` answers it.
+impl From<&TenantHistory> for pb::HistoryResponse {
+    fn from(h: &TenantHistory) -> Self {
+        Self {
+            tenant: h.tenant.clone(),
+            current_version: h.current_version,
+            records: h
+                .records
+                .iter()
+                .map(|r| pb::HistoryEntry {
+                    version: r.version,
+                    name: r.name.clone(),
+                    status: r.status.as_str().to_owned(),
+                    batch: r.batch,
+                    checksum: r.checksum.clone(),
+                    statements_done: r.statements_done,
+                    statements_total: r.statements_total,
+                    error: r.error.clone().unwrap_or_default(),
+                    direction: direction(r.direction),
+                    drift: h.drifted.contains(&r.version),
+                    missing: h.missing.contains(&r.version),
+                })
+                .collect(),
+            pending_versions: h.pending.clone(),
         }
     }
 }

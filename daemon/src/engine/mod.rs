@@ -37,8 +37,9 @@ pub use crate::model::RepairAction;
 pub use baseline::{BaselineOutcome, BaselineRequest};
 pub use error::{EngineError, ErrorKind};
 pub use report::{
-    FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, RolloutPage, TenantInfo,
-    TenantPlan, TenantSource, TenantStatus, TenantVerification, WaveInfo,
+    FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, RolloutPage,
+    TenantHistory, TenantInfo, TenantPlan, TenantSource, TenantStatus, TenantVerification,
+    WaveInfo,
 };
 pub use request::{
     ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_CONCURRENCY, MAX_PAGE, Page,

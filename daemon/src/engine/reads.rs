@@ -6,13 +6,13 @@ use std::sync::Arc;
 use futures::{StreamExt, stream};
 
 use super::{
-    Engine, EngineError, FleetPlan, FleetVerification, PlanRequest, ReadRequest, Scope, TenantPlan,
-    TenantVerification, WaveInfo,
+    Engine, EngineError, FleetPlan, FleetVerification, PlanRequest, ReadRequest, Scope, Selector,
+    TenantHistory, TenantPlan, TenantVerification, WaveInfo,
 };
 use crate::{
     dialect::DbError,
     fleet::Tenant,
-    model::{ApplyOptions, Diagnostic, HistoryRecord, MigrationSet, Plan},
+    model::{ApplyOptions, Diagnostic, HistoryRecord, MigrationSet, Plan, RecordStatus},
     plan,
     store::{KnownState, now_ms},
 };
@@ -162,6 +162,63 @@ impl Engine {
             tenants: verified,
             tenant_count: tenants.len() as u32,
             next_page: req.page.next_token(tenants.len()),
+        })
+    }
+
+    /// Tenant `tenant`'s history table, read now, with what the set says of it; the read
+    /// is kept as its last-known state.
+    ///
+    /// # Errors
+    /// [`EngineError::Fleet`] for an unknown fleet or tenant or a set that does not load;
+    /// [`EngineError::Tenant`] when the tenant cannot be read.
+    pub async fn history(&self, fleet: &str, tenant: &str) -> Result<TenantHistory, EngineError> {
+        let selector = Selector {
+            ids: vec![tenant.to_owned()],
+            ..Default::default()
+        };
+        let Scope {
+            fleet,
+            tenants,
+            set,
+        } = self.scope(fleet, &selector)?;
+        let read = histories(&tenants).await;
+        let known: Vec<KnownState> = read
+            .iter()
+            .zip(&tenants)
+            .map(|(h, t)| known(&fleet.name, t, h, &set))
+            .collect();
+        self.remember(&known).await;
+        let history = read
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Ok(Vec::new()))
+            .map_err(|source| EngineError::Tenant {
+                fleet: fleet.name.clone(),
+                tenant: tenant.to_owned(),
+                source,
+            })?;
+        let applied = |r: &&HistoryRecord| r.status == RecordStatus::Applied;
+        Ok(TenantHistory {
+            tenant: tenant.to_owned(),
+            current_version: plan::current_version(&history),
+            drifted: history
+                .iter()
+                .filter(applied)
+                .filter(|r| {
+                    set.get(r.version)
+                        .is_some_and(|m| m.up.checksum != r.checksum)
+                })
+                .map(|r| r.version)
+                .collect(),
+            missing: history
+                .iter()
+                .filter(|r| set.get(r.version).is_none())
+                .map(|r| r.version)
+                .collect(),
+            pending: plan::pending(&set, &history, None)
+                .map(|m| m.version)
+                .collect(),
+            records: history,
         })
     }
 

@@ -55,6 +55,23 @@ pub struct FleetPlan {
     pub set_warnings: Vec<String>,
 }
 
+/// One tenant's history, read now.
+#[derive(Debug, Clone)]
+pub struct TenantHistory {
+    /// The tenant.
+    pub tenant: String,
+    /// Highest applied version.
+    pub current_version: Option<i64>,
+    /// Every record, by version.
+    pub records: Vec<crate::model::HistoryRecord>,
+    /// Applied versions whose file's checksum is another now.
+    pub drifted: Vec<i64>,
+    /// Recorded versions with no file in the set.
+    pub missing: Vec<i64>,
+    /// The set's versions not yet applied, ascending.
+    pub pending: Vec<i64>,
+}
+
 /// One wave a rollout would run.
 #[derive(Debug, Clone)]
 pub struct WaveInfo {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// | role | allows |
 /// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch |
+/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch |
 /// | `operator` | and changes that run migrations: Apply, Rollback, and rollouts Cancel, Pause, Resume |
 /// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -65,6 +65,7 @@ pub enum Rpc {
     Status,
     Repair,
     Baseline,
+    History,
     GetRollout,
     ListRollouts,
     Watch,
@@ -81,7 +82,7 @@ pub enum Rpc {
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 19] = [
+    pub const ALL: [Rpc; 20] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -89,6 +90,7 @@ impl Rpc {
         Self::Status,
         Self::Repair,
         Self::Baseline,
+        Self::History,
         Self::GetRollout,
         Self::ListRollouts,
         Self::Watch,
@@ -113,6 +115,7 @@ impl Rpc {
             Self::Status => "avocet.v1.Migrator/Status",
             Self::Repair => "avocet.v1.Migrator/Repair",
             Self::Baseline => "avocet.v1.Migrator/Baseline",
+            Self::History => "avocet.v1.Migrator/History",
             Self::GetRollout => "avocet.v1.Rollouts/Get",
             Self::ListRollouts => "avocet.v1.Rollouts/List",
             Self::Watch => "avocet.v1.Rollouts/Watch",
@@ -132,6 +135,7 @@ impl Rpc {
     pub fn role(self) -> Role {
         match self {
             Self::Plan
+            | Self::History
             | Self::Verify
             | Self::Status
             | Self::GetRollout
