@@ -2,7 +2,8 @@
 //! configuration line, a message that names a URL). DESIGN.md rule 6.
 
 /// `text` with every URL password replaced by `****`: the password of a userinfo
-/// (`scheme://user:secret@host`, RFC 3986 section 3.2.1) and the value of a `password=` or
+/// (`scheme://user:secret@host`, RFC 3986 section 3.2.1), of a `user:secret@host` that lost
+/// its `://` (a mistyped DSN quoted by an error), and the value of a `password=` or
 /// `sslpassword=` query parameter.
 pub fn redact_secrets(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -31,7 +32,40 @@ pub fn redact_secrets(text: &str) -> String {
         rest = &rest[end..];
     }
     out.push_str(rest);
-    redact_parameters(&out)
+    redact_parameters(&redact_bare_userinfo(&out))
+}
+
+/// Every `…:secret@` (a word with a `:` right before an `@`) with the part after its last
+/// `:` masked: userinfo without a `scheme://` in front of it.
+fn redact_bare_userinfo(text: &str) -> String {
+    let boundary = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '"' | '\'' | '`' | '/' | '(' | ',' | '=' | '<' | '[' | '{'
+            )
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let word_start = rest[..at].rfind(boundary).map_or(0, |i| i + 1);
+        let masked = match rest[word_start..at].rfind(':') {
+            Some(colon) if word_start + colon + 1 < at => {
+                let cut = word_start + colon + 1;
+                out.push_str(&rest[..cut]);
+                out.push_str("****");
+                true
+            }
+            _ => false,
+        };
+        if !masked {
+            out.push_str(&rest[..at]);
+        }
+        out.push('@');
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// True when `text` holds a password [`redact_secrets`] would mask.
@@ -79,6 +113,15 @@ mod tests {
         let at = redact_secrets("postgres://u:p@ss@h/db and sqlite://data/t.db?mode=rwc");
         assert_eq!(at, "postgres://u:****@h/db and sqlite://data/t.db?mode=rwc");
         assert_eq!(redact_secrets("no secrets here"), "no secrets here");
+        // A DSN that lost its `://` (found by the config fuzz target), and text with `@`
+        // that is no userinfo.
+        let mangled = redact_secrets("dsn = \"postgres//:postgres:s3cretPW@127.0.0.1/db\"");
+        assert!(!mangled.contains("s3cretPW"), "{mangled}");
+        assert_eq!(
+            redact_secrets("ops@example.com at 10:30"),
+            "ops@example.com at 10:30"
+        );
+        assert_eq!(redact_secrets("u:****@h"), "u:****@h");
         assert!(super::holds_password("postgres://u:p@h/db"));
         assert!(!super::holds_password("postgres://u@h/db?sslmode=require"));
     }
