@@ -492,3 +492,35 @@ async fn a_broken_stream_says_how_to_follow_the_rollout() {
     assert!(stdout(&out).contains("running"), "{}", stdout(&out));
     let _ = d.stop.send(());
 }
+
+/// `avocet new` writes the next pair into the fleet's set, and the daemon picks it up.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_writes_the_next_migration_into_the_fleets_set() {
+    let d = start().await;
+    let a = d.addr.as_str();
+    let out = avocet(&["new", "--addr", a, "Add invoice notes"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let migrations = std::fs::canonicalize(d.dir.path().join("migrations")).unwrap();
+    let up = migrations.join("0017_add_invoice_notes.up.sql");
+    let down = migrations.join("0017_add_invoice_notes.down.sql");
+    assert_eq!(
+        stdout(&out),
+        format!("{}\n{}\n", up.display(), down.display())
+    );
+    std::fs::write(&up, "ALTER TABLE invoices ADD COLUMN note TEXT;\n").unwrap();
+    std::fs::write(&down, "ALTER TABLE invoices DROP COLUMN note;\n").unwrap();
+    let plan = json(&avocet(&["plan", "--addr", a, "--output", "json"]).await);
+    let steps = plan["tenants"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps.last().unwrap()["version"], 17, "{plan}");
+    let again = avocet(&["new", "--addr", a, "second"]).await;
+    assert!(
+        stdout(&again).contains("0018_second.up.sql"),
+        "{}",
+        stdout(&again)
+    );
+    let _ = d.stop.send(());
+}

@@ -2,6 +2,7 @@
 
 mod confirm;
 mod json;
+mod new;
 mod rollouts;
 mod run;
 mod tenants;
@@ -231,6 +232,16 @@ pub(crate) enum Command {
     },
     /// List the daemon's fleets.
     Fleets,
+    /// Write the next migration's files into the fleet's set: numbered one past the latest
+    /// (or a UTC timestamp, when the set uses them), as reversible pairs or single files as
+    /// the set is.
+    New {
+        /// What the migration does, e.g. "add invoices" (its file name: `add_invoices`).
+        description: String,
+        /// Write into this directory instead of the fleet's (as the daemon reports it).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Record the versions up to `--to` as applied, without running them, on tenants with
     /// no history (their schema came from elsewhere, e.g. a restored dump).
     Baseline {

@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use avocet_client::{Client, pb};
 
 use super::{
-    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, confirm, json, rollouts, tenants, text,
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, confirm, json, new, rollouts, tenants,
+    text,
 };
 
 /// Runs the parsed command and returns the exit status.
@@ -185,6 +186,25 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             match out {
                 Output::Json => json::print(&json::fleets(&fleets)),
                 Output::Text => text::fleets(&fleets),
+            }
+            true
+        }
+        Command::New { description, dir } => {
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    let (fleet, _) = resolve(&mut client, target).await?;
+                    let fleets = client.list_fleets().await?;
+                    let info = fleets
+                        .iter()
+                        .find(|f| f.name == fleet)
+                        .with_context(|| format!("the daemon serves no fleet {fleet:?}"))?;
+                    std::path::PathBuf::from(&info.migrations_dir)
+                }
+            };
+            let made = new::create(&dir, &description)?;
+            for path in &made {
+                super::emit(&format!("{}\n", path.display()));
             }
             true
         }

@@ -201,6 +201,7 @@ impl From<&FleetInfo> for pb::FleetInfo {
             migration_count: f.migration_count,
             latest_version: f.latest_version,
             destructive_versions: f.destructive_versions.clone(),
+            migrations_dir: f.migrations_dir.display().to_string(),
         }
     }
 }

@@ -166,6 +166,8 @@ impl Engine {
                         .filter(|m| m.up.destructive)
                         .map(|m| m.version)
                         .collect(),
+                    migrations_dir: std::fs::canonicalize(&fleet.migrations)
+                        .unwrap_or_else(|_| fleet.migrations.clone()),
                 })
             })
             .collect()

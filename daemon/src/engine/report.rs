@@ -20,6 +20,8 @@ pub struct FleetInfo {
     pub latest_version: Option<i64>,
     /// Versions whose up script destroys data, ascending.
     pub destructive_versions: Vec<i64>,
+    /// The set's directory, absolute when it can be resolved.
+    pub migrations_dir: std::path::PathBuf,
 }
 
 /// One tenant of a fleet.
