@@ -52,6 +52,7 @@ async fn start_with(change: impl FnOnce(&mut Config)) -> Daemon {
         strategy: Default::default(),
         dsn_template: None,
         discovery: None,
+        vars: Default::default(),
         password_env: None,
         password_file: None,
         tenants,

@@ -79,6 +79,7 @@ impl TestDaemon {
             strategy: Default::default(),
             dsn_template: None,
             discovery: None,
+            vars: Default::default(),
             password_env: None,
             password_file: None,
             tenants: fleet.tenants.clone(),

@@ -14,7 +14,8 @@ async fn destructive_migrations_need_acceptance() -> anyhow::Result<()> {
     let set = MigrationCopy::empty()?;
     set.write(
         "0001_accounts.up.sql",
-        "CREATE TABLE accounts (id int PRIMARY KEY, email text, legacy text);",
+        "CREATE TABLE accounts (id int PRIMARY KEY, email text, legacy text);\n\
+         CREATE TABLE scratch (a int);",
     )?;
     set.write("0001_accounts.down.sql", "DROP TABLE accounts;")?;
     set.write(
@@ -23,7 +24,7 @@ async fn destructive_migrations_need_acceptance() -> anyhow::Result<()> {
     )?;
     set.write(
         "0003_scratch.up.sql",
-        "-- avocet:allow-destructive\nCREATE TABLE scratch (a int);\nDROP TABLE scratch;",
+        "-- avocet:allow-destructive\n-- scratch was never used\nDROP TABLE scratch;",
     )?;
     set.write(
         "0004_index.up.sql",

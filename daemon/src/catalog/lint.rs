@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use sqlparser::{
     ast::{
         AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, ObjectName, ObjectType,
-        Statement, TableConstraint,
+        RenameTableNameKind, Statement, TableConstraint,
     },
     dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect},
     parser::Parser,
@@ -41,12 +41,28 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
         ..State::default()
     };
     let mut findings = Vec::new();
+    // Tables dropped, by the finding that says so: a later rename onto the same name means
+    // the table was rebuilt, not lost (SQLite documentation, "ALTER TABLE", section 7).
+    let mut dropped: Vec<(usize, Vec<String>)> = Vec::new();
     for span in spans {
         let text = &sql[span.bytes.clone()];
         let mut found = Vec::new();
         match Parser::parse_sql(parser, text) {
             Ok(statements) => {
                 for statement in &statements {
+                    if let Statement::Drop {
+                        object_type: ObjectType::Table,
+                        names,
+                        ..
+                    } = statement
+                    {
+                        let names: Vec<String> = names.iter().map(key).collect();
+                        // A table this script created holds nothing to lose.
+                        if names.iter().all(|n| state.created.contains(n)) {
+                            continue;
+                        }
+                        dropped.push((findings.len() + found.len(), names));
+                    }
                     state.classify(statement, &mut found);
                 }
             }
@@ -57,7 +73,17 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
             line: span.line,
         }));
     }
+    let rebuilt: Vec<usize> = dropped
+        .into_iter()
+        .filter(|(_, names)| names.iter().all(|n| state.renamed_to.contains(n)))
+        .map(|(i, _)| i)
+        .collect();
     findings
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !rebuilt.contains(i))
+        .map(|(_, f)| f)
+        .collect()
 }
 
 /// What the script did so far: tables it created (an index on one blocks nobody) and
@@ -66,6 +92,8 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
 struct State {
     postgres: bool,
     created: HashSet<String>,
+    /// Names tables were renamed to.
+    renamed_to: HashSet<String>,
     validated: bool,
 }
 
@@ -94,6 +122,11 @@ impl State {
                     && !self.created.contains(&key(&i.table_name)) =>
             {
                 found.push(LintCode::BlockingIndex);
+            }
+            Statement::RenameTable(renames) => {
+                for r in renames {
+                    self.renamed_to.insert(key(&r.new_name));
+                }
             }
             Statement::AlterTable(a) => {
                 let new_table = self.created.contains(&key(&a.name));
@@ -154,6 +187,11 @@ impl State {
                 not_valid: false,
             } if self.postgres && !new_table => found.push(LintCode::ValidatingForeignKey),
             AlterTableOperation::ValidateConstraint { .. } => self.validated = true,
+            AlterTableOperation::RenameTable {
+                table_name: RenameTableNameKind::As(name) | RenameTableNameKind::To(name),
+            } => {
+                self.renamed_to.insert(key(name));
+            }
             _ => {}
         }
     }
@@ -359,6 +397,16 @@ mod tests {
                          ALTER TABLE t VALIDATE CONSTRAINT c;\n\
                          ALTER TABLE t ALTER COLUMN a SET NOT NULL;";
         assert_eq!(codes(Pg, validated), []);
+        // A table rebuilt (new table, copy, drop, rename) or one the script made is not lost.
+        let rebuild = "CREATE TABLE p_new (id int);\nINSERT INTO p_new SELECT id FROM p;\n\
+                       DROP TABLE p;\nALTER TABLE p_new RENAME TO p;";
+        assert_eq!(codes(Lite, rebuild), []);
+        assert_eq!(codes(Pg, "CREATE TABLE s (a int);\nDROP TABLE s;"), []);
+        assert_eq!(codes(My, "DROP TABLE p;\nRENAME TABLE p_new TO p;"), []);
+        assert_eq!(
+            codes(Pg, "DROP TABLE p;\nALTER TABLE q RENAME TO r;"),
+            [DropTable]
+        );
         let script = parse_script("SELECT 1;\n\nDROP TABLE a;", Pg).unwrap();
         assert_eq!(
             script.findings,

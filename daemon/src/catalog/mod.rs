@@ -9,11 +9,13 @@
 //! | `load.rs` | a directory of files to a [`MigrationSet`](crate::model::MigrationSet) |
 //! | `script.rs` | one file: normalising, checksum, statement splitting, markers |
 //! | `lint.rs` | the lint: statements that destroy data or hold blocking locks |
+//! | `placeholders.rs` | a script's `${name}` placeholders and where each sits |
 //! | `cache.rs` | [`SetCache`]: a set kept until its directory changes |
 
 mod cache;
 mod lint;
 mod load;
+mod placeholders;
 mod script;
 
 pub(crate) use cache::SetCache;

@@ -76,6 +76,7 @@ pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptErr
     }
     let spans: Vec<StatementSpan> = pieces.into_iter().map(|p| p.span).collect();
     let findings = super::lint::lint(&sql, &spans, dialect);
+    let placeholders = super::placeholders::find(&sql, &tokens, dialect);
     Ok(Script {
         checksum: checksum(&sql),
         no_transaction,
@@ -84,6 +85,7 @@ pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptErr
             .any(|f| f.code.kind() == LintKind::Destructive),
         allow_destructive: leading_marker(&sql, &[ALLOW_DESTRUCTIVE_MARKER]),
         findings,
+        placeholders,
         spans,
         sql,
     })
@@ -226,7 +228,7 @@ fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
 /// Maps the tokenizer's (line, column in characters) to byte offsets. Queries come in
 /// ascending order, so a cursor that only moves forward keeps the whole split linear in the
 /// length of the script, however long its lines.
-struct Offsets<'a> {
+pub(super) struct Offsets<'a> {
     sql: &'a str,
     /// The cursor: its 1-based line and column, and its byte offset.
     line: u64,
@@ -235,7 +237,7 @@ struct Offsets<'a> {
 }
 
 impl<'a> Offsets<'a> {
-    fn new(sql: &'a str) -> Self {
+    pub(super) fn new(sql: &'a str) -> Self {
         Self {
             sql,
             line: 1,
@@ -245,7 +247,7 @@ impl<'a> Offsets<'a> {
     }
 
     /// The byte offset of (`line`, `column`); at or after the previous query.
-    fn byte(&mut self, line: u64, column: u64) -> usize {
+    pub(super) fn byte(&mut self, line: u64, column: u64) -> usize {
         let mut chars = self.sql[self.byte..].chars();
         while (self.line, self.column) < (line, column) {
             let Some(c) = chars.next() else { break };

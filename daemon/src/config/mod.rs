@@ -178,6 +178,11 @@ pub struct FleetConfig {
     /// Tenants found by a query against a catalog database (`[fleets.NAME.discovery]`).
     #[serde(default)]
     pub discovery: Option<DiscoveryConfig>,
+    /// Values of `${name}` placeholders in this fleet's scripts (`[fleets.NAME.vars]`),
+    /// beside the built-in `${tenant_id}`, `${schema}` and `${fleet}`. Names are
+    /// `[A-Za-z_][A-Za-z0-9_]*`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// A fleet's discovery query: its rows (`id`, `dsn`, `labels` as a JSON object) are tenants
@@ -521,6 +526,19 @@ impl Config {
             }
             if let Some(table) = &fleet.history_table {
                 check_identifier(&key("history_table"), table)?;
+            }
+            for name in fleet.vars.keys() {
+                let word = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !word || ["tenant_id", "schema", "fleet"].contains(&name.as_str()) {
+                    return Err(invalid(
+                        key(&format!("vars.{name}")),
+                        "must be [A-Za-z_][A-Za-z0-9_]* and not tenant_id, schema or fleet",
+                    ));
+                }
             }
             let mut seen = std::collections::HashSet::new();
             for (i, tenant) in fleet.tenants.iter().enumerate() {

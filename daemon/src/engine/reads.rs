@@ -90,7 +90,11 @@ impl Engine {
             .map(|((history, tenant), position)| TenantPlan {
                 tenant: tenant.id.clone(),
                 plan: match history {
-                    Ok(h) => plan::plan_apply(&scope.set, &h, opts, scope.fleet.dialect),
+                    Ok(h) => {
+                        let mut p = plan::plan_apply(&scope.set, &h, opts, scope.fleet.dialect);
+                        plan::check_placeholders(&mut p, &scope.fleet.placeholder_values(tenant));
+                        p
+                    }
                     Err(e) => Plan::unreachable(&e.to_string()),
                 },
                 wave: wave_of(position),

@@ -169,6 +169,8 @@ pub struct Fleet {
     shared: Shared,
     /// Its discovery query, if it has one.
     pub discovery: Option<crate::config::DiscoveryConfig>,
+    /// Its `[fleets.NAME.vars]` placeholder values.
+    pub vars: std::collections::BTreeMap<String, String>,
     /// The set, loaded once and again only when the directory changes.
     set: catalog::SetCache,
 }
@@ -370,6 +372,19 @@ impl Fleet {
         }))
     }
 
+    /// The placeholder values of `tenant`'s scripts: `tenant_id`, `schema` (empty when it
+    /// has none), `fleet` and the fleet's vars.
+    pub fn placeholder_values(
+        &self,
+        tenant: &Tenant,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut vars = self.vars.clone();
+        vars.insert("tenant_id".into(), tenant.id.clone());
+        vars.insert("schema".into(), tenant.schema.clone().unwrap_or_default());
+        vars.insert("fleet".into(), self.name.clone());
+        vars
+    }
+
     /// Adds `tenant` after the fleet's others.
     ///
     /// # Errors
@@ -525,6 +540,7 @@ impl Registry {
                 strategy: fc.strategy.resolve(fc.concurrency).unwrap_or_default(),
                 tenants: RwLock::default(),
                 discovery: fc.discovery.clone(),
+                vars: fc.vars.clone(),
                 shared: Shared {
                     password: fc.password_source(),
                     history_table,

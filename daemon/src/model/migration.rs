@@ -56,6 +56,8 @@ pub struct Script {
     pub allow_destructive: bool,
     /// What the lint found, statement by statement.
     pub findings: Vec<super::Finding>,
+    /// Its `${name}` placeholders, in order (none in comments).
+    pub placeholders: Vec<super::Placeholder>,
 }
 
 impl Script {
@@ -75,6 +77,19 @@ impl Script {
     /// Every statement's text, in order.
     pub fn statements(&self) -> impl ExactSizeIterator<Item = &str> {
         self.spans.iter().map(|s| &self.sql[s.bytes.clone()])
+    }
+
+    /// Every statement's text with its placeholders filled from `vars` (borrowed when a
+    /// statement has none).
+    ///
+    /// # Errors
+    /// [`super::PlaceholderError`] for a placeholder with no value in `vars`, or a value
+    /// that cannot be written where it sits.
+    pub fn rendered(
+        &self,
+        vars: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<std::borrow::Cow<'_, str>>, super::PlaceholderError> {
+        super::placeholder::render(&self.sql, &self.spans, &self.placeholders, vars)
     }
 }
 
@@ -214,6 +229,7 @@ mod tests {
             destructive: false,
             allow_destructive: false,
             findings: Vec::new(),
+            placeholders: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `lint.rs` | [`Finding`]s of the lint: [`LintCode`], [`LintKind`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
 //! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
+//! | `placeholder.rs` | `${name}` placeholders: [`Placeholder`], [`PlaceholderContext`], [`PlaceholderError`] |
 //! | `names.rs` | what a valid id, identifier and label is ([`check_id`], …) |
 //! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`], [`RepairAction`] |
 //! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
@@ -25,6 +26,7 @@ mod labels;
 mod lint;
 mod migration;
 mod names;
+mod placeholder;
 mod plan;
 mod redact;
 mod rollout;
@@ -43,6 +45,7 @@ pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };
 pub use names::{check_id, check_identifier, check_label};
+pub use placeholder::{Placeholder, PlaceholderContext, PlaceholderError};
 pub use plan::{
     ApplyOptions, Code, Diagnostic, Plan, PlanView, RollbackTarget, Severity, Step, StepView,
     TransactionMode,

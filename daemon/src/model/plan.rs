@@ -135,6 +135,9 @@ pub enum Code {
     Irreversible,
     /// The tenant's database could not be read (error).
     Unreachable,
+    /// A `${name}` placeholder has no value for the tenant, or one that cannot be written
+    /// where it sits (error).
+    Placeholder,
 }
 
 impl Code {
@@ -151,6 +154,7 @@ impl Code {
             Self::Destructive => "destructive",
             Self::Irreversible => "irreversible",
             Self::Unreachable => "unreachable",
+            Self::Placeholder => "placeholder",
         }
     }
 }

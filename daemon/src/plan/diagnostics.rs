@@ -153,6 +153,24 @@ pub(super) fn destructive(m: &Migration, accepted: bool) -> Diagnostic {
     }
 }
 
+pub(super) fn placeholder(
+    step: &crate::model::Step,
+    e: &crate::model::PlaceholderError,
+) -> Diagnostic {
+    let m = &step.migration;
+    new(
+        Severity::Error,
+        Code::Placeholder,
+        Some(m.version),
+        format!(
+            "version {} ({}), {} script: {e}",
+            m.version,
+            m.name,
+            step.direction.as_str()
+        ),
+    )
+}
+
 pub(super) fn irreversible(m: &Migration) -> Diagnostic {
     new(
         Severity::Error,

@@ -108,6 +108,20 @@ pub(crate) fn plan_apply(
     }
 }
 
+/// Adds an error to `plan` for every step whose script's placeholders `vars` cannot fill
+/// (an unknown name, or a value that cannot be written where it sits), naming the version,
+/// the file's script and the line; such a plan runs nothing.
+pub(crate) fn check_placeholders(
+    plan: &mut Plan,
+    vars: &std::collections::BTreeMap<String, String>,
+) {
+    for step in &plan.steps {
+        if let Err(e) = step.script().rendered(vars) {
+            plan.diagnostics.push(diag::placeholder(step, &e));
+        }
+    }
+}
+
 /// Plans a rollback: applied versions chosen by `target`, newest first. A chosen version
 /// without a `down` script is an [`Code::Irreversible`](crate::model::Code::Irreversible) error, so nothing runs.
 pub(crate) fn plan_rollback(

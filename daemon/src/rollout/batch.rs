@@ -23,7 +23,7 @@ const SEPARATOR: &str = "\n;\n";
 /// follow them.
 pub(super) struct Part<'a> {
     /// The script's statements, in order.
-    pub(super) statements: Vec<&'a str>,
+    pub(super) statements: Vec<std::borrow::Cow<'a, str>>,
     /// The history writes (`Session::record_sql`): statements that count as [`TRAILER`].
     pub(super) trailer: String,
 }
@@ -73,7 +73,7 @@ pub(super) async fn run_transaction(
     let mut items: Vec<&str> = reset.iter().map(String::as_str).collect();
     items.push("BEGIN");
     for part in parts {
-        items.extend(part.statements.iter().copied());
+        items.extend(part.statements.iter().map(|s| s.as_ref()));
         items.push(&part.trailer);
     }
     items.extend(check);
@@ -137,11 +137,11 @@ mod tests {
     fn counts_map_to_the_failing_statement() {
         let parts = [
             Part {
-                statements: vec!["a", "b"],
+                statements: vec!["a".into(), "b".into()],
                 trailer: "h1; l1".into(),
             },
             Part {
-                statements: vec!["c"],
+                statements: vec!["c".into()],
                 trailer: "h2; l2".into(),
             },
         ];

@@ -88,14 +88,17 @@ impl RolloutCtx {
         reset: Option<&[String]>,
     ) -> Result<bool, GroupFailure> {
         let recorders: Vec<Recorder<'_>> = steps.iter().map(|s| Recorder::new(s, meta)).collect();
-        let parts: Vec<Part<'_>> = steps
-            .iter()
-            .zip(&recorders)
-            .map(|(step, r)| Part {
-                statements: step.script().statements().collect(),
+        let mut parts: Vec<Part<'_>> = Vec::with_capacity(steps.len());
+        for (step, r) in steps.iter().zip(&recorders) {
+            let statements = r.statements().map_err(|message| GroupFailure::Migration {
+                version: step.migration.version,
+                message,
+            })?;
+            parts.push(Part {
+                statements,
                 trailer: r.done_sql(session.session()),
-            })
-            .collect();
+            });
+        }
         let check = meta.check_sql();
         let outcome = run_transaction(session.session(), reset, &parts, check).await;
         let Err(Failed { at, error }) = outcome else {

@@ -28,6 +28,9 @@ pub(crate) struct RunMeta<'a> {
     /// How to confirm the tenant lock before each statement outside a transaction and
     /// before each commit; `None` where the lock cannot be lost (SQLite).
     pub(crate) lock_check: Option<LockCheck>,
+    /// The tenant's placeholder values (`${tenant_id}`, `${schema}`, `${fleet}`, the
+    /// fleet's vars).
+    pub(crate) vars: &'a std::collections::BTreeMap<String, String>,
 }
 
 impl RunMeta<'_> {
@@ -81,6 +84,19 @@ impl<'a> Recorder<'a> {
             clock: Instant::now(),
             total: step.script().statement_count() as i64,
         }
+    }
+
+    /// The step's statements with the tenant's placeholder values filled in.
+    ///
+    /// # Errors
+    /// A sentence when a placeholder has no value or an unsafe one (the plan refuses such a
+    /// step first, so this is a second guard).
+    pub(super) fn statements(&self) -> Result<Vec<std::borrow::Cow<'a, str>>, String> {
+        let m = &self.step.migration;
+        self.step
+            .script()
+            .rendered(self.meta.vars)
+            .map_err(|e| format!("version {} ({}): {e}", m.version, m.name))
     }
 
     fn record(&self, status: RecordStatus, done: i64, error: Option<String>) -> RecordWrite {
@@ -178,8 +194,12 @@ async fn in_transaction(
     r: &Recorder<'_>,
     reset: Option<&[String]>,
 ) -> Result<StepOutcome, DbError> {
+    let statements = match r.statements() {
+        Ok(s) => s,
+        Err(e) => return record_failure(session, r, 0, e).await,
+    };
     let part = Part {
-        statements: r.step.script().statements().collect(),
+        statements,
         trailer: r.done_sql(session),
     };
     let check = r.meta.check_sql();
@@ -239,10 +259,14 @@ async fn statement_by_statement(
     session: &mut dyn Session,
     r: &Recorder<'_>,
 ) -> Result<StepOutcome, DbError> {
+    let statements = match r.statements() {
+        Ok(s) => s,
+        Err(e) => return record_failure(session, r, 0, e).await,
+    };
     write(session, &r.record(RecordStatus::Running, 0, None)).await?;
     let mut recorded = Instant::now();
     let check = r.meta.lock_check.as_ref();
-    for (i, stmt) in r.step.script().statements().enumerate() {
+    for (i, stmt) in statements.iter().map(|s| s.as_ref()).enumerate() {
         // The lock check joins the statement's request where that keeps the statement
         // outside a transaction, and goes alone before it otherwise.
         let mut joined = String::new();

@@ -1,6 +1,9 @@
 //! One tenant in a rollout: lock, read history, plan, run the steps, unlock.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use tracing::Instrument;
 
@@ -124,21 +127,26 @@ impl RolloutCtx {
         finished
     }
 
-    fn plan(&self, history: &[HistoryRecord]) -> Plan {
-        match self.spec.op {
+    /// `tenant`'s plan over `history`, with its scripts' placeholders checked against
+    /// `vars` (the tenant's values).
+    fn plan(&self, history: &[HistoryRecord], vars: &BTreeMap<String, String>) -> Plan {
+        let mut plan = match self.spec.op {
             RolloutOp::Apply(opts) => {
                 plan::plan_apply(&self.set, history, opts, self.fleet.dialect)
             }
             RolloutOp::Rollback(target) => {
                 plan::plan_rollback(&self.set, history, target, self.fleet.dialect)
             }
-        }
+        };
+        plan::check_placeholders(&mut plan, vars);
+        plan
     }
 
     async fn dry_run(&self, tenant: &Tenant) -> TenantReport {
         match tenant.read_history().await {
             Ok(history) => {
-                let plan = PlanView::from(&self.plan(&history));
+                let vars = self.fleet.placeholder_values(tenant);
+                let plan = PlanView::from(&self.plan(&history, &vars));
                 Progress::new(&history).planned(TenantOutcome::Planned, plan, &self.set)
             }
             Err(e) => TenantReport::db(tenant, &e),
@@ -176,7 +184,8 @@ impl RolloutCtx {
                 return TenantReport::db(tenant, &e);
             }
         };
-        let plan = self.plan(&history);
+        let vars = self.fleet.placeholder_values(tenant);
+        let plan = self.plan(&history, &vars);
         let mut run = Progress::new(&history);
         if let Some(error) = plan.first_error() {
             let failure = TenantFailure {
@@ -193,6 +202,7 @@ impl RolloutCtx {
             applied_by: &self.registry.instance_id,
             batch: history.iter().map(|r| r.batch).max().unwrap_or(0) + 1,
             lock_check: locked.session().lock_check(),
+            vars: &vars,
         };
         if self.spec.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
             return self.grouped(tenant, locked, &plan.steps, &meta, run).await;
