@@ -27,7 +27,19 @@ pub fn redact_secrets(text: &str) -> String {
                 }
                 out.push_str(&authority[userinfo_end..]);
             }
-            None => out.push_str(authority),
+            // No `@`: `host:port`, or a userinfo cut off before its host (a broken line a
+            // syntax error quotes), whose part after `:` is no port: masked.
+            None => match authority.split_once(':') {
+                Some((user, rest))
+                    if !authority.starts_with('[')
+                        && !rest.is_empty()
+                        && !rest.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    out.push_str(user);
+                    out.push_str(":****");
+                }
+                _ => out.push_str(authority),
+            },
         }
         rest = &rest[end..];
     }
@@ -122,6 +134,11 @@ mod tests {
             "ops@example.com at 10:30"
         );
         assert_eq!(redact_secrets("u:****@h"), "u:****@h");
+        // A userinfo cut off before its host; a host and port stay as they are.
+        let cut = redact_secrets("dsn = \"postgres://postgres:s3cretPW[fleets.demo]");
+        assert!(!cut.contains("s3cretPW"), "{cut}");
+        assert_eq!(redact_secrets("postgres://db-1:5432/x"), "postgres://db-1:5432/x");
+        assert_eq!(redact_secrets("postgres://[::1]:5432/x"), "postgres://[::1]:5432/x");
         assert!(super::holds_password("postgres://u:p@h/db"));
         assert!(!super::holds_password("postgres://u@h/db?sslmode=require"));
     }
