@@ -17,6 +17,16 @@ const HOSTILE: [&str; 9] = [
     "$(rm -rf /)",
 ];
 
+/// No tenant database file of `fleet` was created: nothing connected to any tenant.
+fn untouched(fleet: &Fleet) -> anyhow::Result<()> {
+    for t in &fleet.tenants {
+        let path = t.dsn.trim_start_matches("sqlite://");
+        let path = path.split('?').next().unwrap_or_default();
+        ensure!(!std::path::Path::new(path).exists(), "{path} was created");
+    }
+    Ok(())
+}
+
 fn long() -> String {
     "t".repeat(300)
 }
@@ -24,12 +34,7 @@ fn long() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_names_are_invalid_arguments_and_touch_nothing() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(2).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(fleet.dialect),
-        std::time::Duration::from_secs(5),
-    )
-    .await?;
+    let daemon = TestDaemon::sample(&fleet, std::time::Duration::from_secs(5)).await?;
     let mut client = daemon.client();
     let long = long();
     for bad in HOSTILE.iter().copied().chain([long.as_str()]) {
@@ -81,15 +86,7 @@ async fn hostile_names_are_invalid_arguments_and_touch_nothing() -> anyhow::Resu
         .list_rollouts(pb::ListRolloutsRequest::default())
         .await?;
     ensure!(rollouts.rollouts.is_empty(), "{rollouts:?}");
-    for t in &fleet.tenants {
-        let path = t
-            .dsn
-            .trim_start_matches("sqlite://")
-            .split('?')
-            .next()
-            .unwrap_or_default();
-        ensure!(!std::path::Path::new(path).exists(), "{path} was created");
-    }
+    untouched(&fleet)?;
     ensure!(!std::path::Path::new("x.db").exists());
     daemon.stop().await
 }
@@ -101,12 +98,7 @@ async fn hostile_names_are_invalid_arguments_and_touch_nothing() -> anyhow::Resu
 async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Result<()> {
     use tonic::Code;
     let fleet = Fleet::sqlite(2).await?;
-    let daemon = TestDaemon::start(
-        &fleet,
-        &sample_dir(fleet.dialect),
-        std::time::Duration::from_secs(5),
-    )
-    .await?;
+    let daemon = TestDaemon::sample(&fleet, std::time::Duration::from_secs(5)).await?;
     let mut c = daemon.client();
     let plan = |f: &dyn Fn(&mut pb::PlanRequest)| {
         let mut req = pb::PlanRequest {
@@ -300,14 +292,6 @@ async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Re
         })
         .await?;
     ensure!(tenants.tenants.len() == 2, "{tenants:?}");
-    for t in &fleet.tenants {
-        let path = t
-            .dsn
-            .trim_start_matches("sqlite://")
-            .split('?')
-            .next()
-            .unwrap_or_default();
-        ensure!(!std::path::Path::new(path).exists(), "{path} was created");
-    }
+    untouched(&fleet)?;
     daemon.stop().await
 }

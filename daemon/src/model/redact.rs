@@ -60,7 +60,13 @@ fn redact_bare_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('@') {
-        let word_start = rest[..at].rfind(boundary).map_or(0, |i| i + 1);
+        // After the boundary character, whatever its width (a boundary can be multi-byte
+        // whitespace, such as U+3000: found by the config fuzz target).
+        let word_start = rest[..at]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| boundary(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let masked = match rest[word_start..at].rfind(':') {
             Some(colon) if word_start + colon + 1 < at => {
                 let cut = word_start + colon + 1;
@@ -134,11 +140,19 @@ mod tests {
             "ops@example.com at 10:30"
         );
         assert_eq!(redact_secrets("u:****@h"), "u:****@h");
+        // Multi-byte whitespace before a userinfo.
+        assert_eq!(redact_secrets("a\u{3000}u:pw@h"), "a\u{3000}u:****@h");
         // A userinfo cut off before its host; a host and port stay as they are.
         let cut = redact_secrets("dsn = \"postgres://postgres:s3cretPW[fleets.demo]");
         assert!(!cut.contains("s3cretPW"), "{cut}");
-        assert_eq!(redact_secrets("postgres://db-1:5432/x"), "postgres://db-1:5432/x");
-        assert_eq!(redact_secrets("postgres://[::1]:5432/x"), "postgres://[::1]:5432/x");
+        assert_eq!(
+            redact_secrets("postgres://db-1:5432/x"),
+            "postgres://db-1:5432/x"
+        );
+        assert_eq!(
+            redact_secrets("postgres://[::1]:5432/x"),
+            "postgres://[::1]:5432/x"
+        );
         assert!(super::holds_password("postgres://u:p@h/db"));
         assert!(!super::holds_password("postgres://u@h/db?sslmode=require"));
     }
