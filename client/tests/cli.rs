@@ -523,5 +523,22 @@ async fn new_writes_the_next_migration_into_the_fleets_set() {
         "{}",
         stdout(&again)
     );
+    // With --dir it needs no daemon.
+    let dir = migrations.to_string_lossy().into_owned();
+    let offline = avocet(&[
+        "new",
+        "--addr",
+        "http://127.0.0.1:1",
+        "--dir",
+        &dir,
+        "third",
+    ])
+    .await;
+    assert!(offline.status.success(), "{offline:?}");
+    assert!(
+        stdout(&offline).contains("0019_third.up.sql"),
+        "{}",
+        stdout(&offline)
+    );
     let _ = d.stop.send(());
 }

@@ -3,7 +3,7 @@
 //! tenant database is touched.
 
 use anyhow::ensure;
-use avocet_tests::{FLEET, Fleet, TestDaemon, pb, sample_dir};
+use avocet_tests::{FLEET, Fleet, TestDaemon, pb};
 
 const HOSTILE: [&str; 9] = [
     "",

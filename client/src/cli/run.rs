@@ -12,6 +12,17 @@ use super::{
 
 /// Runs the parsed command and returns the exit status.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // `avocet new --dir D` writes files; it needs no daemon.
+    if let Command::New {
+        description,
+        dir: Some(dir),
+    } = &args.command
+    {
+        for path in new::create(dir, description)? {
+            super::emit(&format!("{}\n", path.display()));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let timeouts = avocet_client::Timeouts {
         connect: args.timeout,
         request: args.timeout,
