@@ -59,7 +59,11 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
 pub fn init_with(service: &'static str, filter: &str) -> anyhow::Result<TelemetryGuard> {
     // sqlx-postgres logs unknown DSN parameters with their values: keep DSNs out of logs.
     let filter = EnvFilter::try_new(filter)?.add_directive("sqlx_postgres::options=error".parse()?);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
         tracing_subscriber::registry()
             .with(filter)

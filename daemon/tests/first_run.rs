@@ -39,6 +39,11 @@ async fn an_empty_directory_serves_the_demo_fleet() {
         first.contains("serving the built-in default"),
         "first log line: {text}"
     );
+    // stderr is a file here: no ANSI colour codes in it.
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text}"
+    );
     for tenant in ["acme", "globex", "initech"] {
         assert!(
             dir.path().join(format!("data/{tenant}.db")).is_file(),
