@@ -295,3 +295,13 @@ pub(crate) fn history(resp: &pb::HistoryResponse) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+pub(crate) fn baseline(resp: &pb::BaselineResponse) -> Value {
+    json!({
+        "tenants": resp.tenants.iter().map(|t| json!({
+            "tenant": t.tenant,
+            "baselined": t.baselined,
+            "error": (!t.error.is_empty()).then_some(&t.error),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -229,26 +229,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 })
                 .await?;
             match out {
-                Output::Json => json::print(&serde_json::json!({
-                    "tenants": resp.tenants.iter().map(|t| serde_json::json!({
-                        "tenant": t.tenant,
-                        "baselined": t.baselined,
-                        "error": (!t.error.is_empty()).then_some(&t.error),
-                    })).collect::<Vec<_>>(),
-                })),
-                Output::Text => {
-                    let mut text = String::new();
-                    for t in &resp.tenants {
-                        text += &match t.error.as_str() {
-                            "" => format!(
-                                "{}: {} version(s) recorded as applied\n",
-                                t.tenant, t.baselined
-                            ),
-                            e => format!("{}: not baselined: {e}\n", t.tenant),
-                        };
-                    }
-                    super::emit(&text);
-                }
+                Output::Json => json::print(&json::baseline(&resp)),
+                Output::Text => text::baseline(&resp),
             }
             resp.tenants.iter().all(|t| t.error.is_empty())
         }

@@ -392,3 +392,19 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
     }
     super::emit(&out);
 }
+
+/// A baseline: per tenant, how many versions were recorded, or why none were.
+pub(crate) fn baseline(resp: &pb::BaselineResponse) {
+    let mut out = String::new();
+    for t in &resp.tenants {
+        let _ = match t.error.as_str() {
+            "" => writeln!(
+                out,
+                "{}: {} version(s) recorded as applied",
+                t.tenant, t.baselined
+            ),
+            e => writeln!(out, "{}: not baselined: {e}", t.tenant),
+        };
+    }
+    super::emit(&out);
+}

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
 
 use super::Identity;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, NOT_A_DIGEST, sha256_digest};
 
 /// Authenticates every call; cheap to clone (one shared table).
 #[derive(Clone)]
@@ -57,17 +57,8 @@ impl Gate {
                     return Err((key, "set exactly one of sha256 and sha256_file".into()));
                 }
             };
-            // `sha256sum` output is accepted as it is: the digest, then the file name.
-            let digest = hex_text.split_whitespace().next().unwrap_or_default();
-            let hash: [u8; 32] = hex::decode(digest)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| {
-                    (
-                        format!("{key}.sha256"),
-                        "must be a SHA-256 digest: 64 hex digits".to_owned(),
-                    )
-                })?;
+            let hash = sha256_digest(&hex_text)
+                .ok_or_else(|| (format!("{key}.sha256"), NOT_A_DIGEST.to_owned()))?;
             let identity = Identity::new(&t.name, t.role, &t.fleets).map_err(|e| (key, e))?;
             tokens.push((hash, identity));
         }

@@ -10,7 +10,6 @@ use sqlparser::{
         AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, ObjectName, ObjectType,
         RenameTableNameKind, Statement, TableConstraint,
     },
-    dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect},
     parser::Parser,
 };
 
@@ -31,11 +30,7 @@ const VOLATILE: [&str; 8] = [
 
 /// The findings of the statements `spans` of `sql`, in order.
 pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> Vec<Finding> {
-    let parser: &dyn SqlDialect = match dialect {
-        DialectKind::Postgres => &PostgreSqlDialect {},
-        DialectKind::Mysql => &MySqlDialect {},
-        DialectKind::Sqlite => &SQLiteDialect {},
-    };
+    let parser = super::script::sql_dialect(dialect);
     let mut state = State {
         postgres: dialect == DialectKind::Postgres,
         ..State::default()

@@ -5,7 +5,7 @@
 use sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
 use super::script::Offsets;
-use crate::model::{DialectKind, Placeholder, PlaceholderContext};
+use crate::model::{DialectKind, Placeholder, PlaceholderContext, is_placeholder_name};
 
 /// The placeholders of `sql` (its `tokens`, in order).
 pub(super) fn find(sql: &str, tokens: &[TokenWithSpan], dialect: DialectKind) -> Vec<Placeholder> {
@@ -57,12 +57,7 @@ pub(super) fn find(sql: &str, tokens: &[TokenWithSpan], dialect: DialectKind) ->
             break;
         };
         let name = &sql[start + 2..start + 2 + len];
-        let valid = name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !is_placeholder_name(name) {
             continue;
         }
         let end = start + 3 + len;

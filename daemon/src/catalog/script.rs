@@ -91,13 +91,17 @@ pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptErr
     })
 }
 
-fn tokenize(sql: &str, dialect: DialectKind) -> Result<Vec<TokenWithSpan>, ScriptError> {
-    let dialect: &dyn SqlDialect = match dialect {
+/// sqlparser's dialect for `dialect`, for the tokenizer and the lint's parser.
+pub(super) fn sql_dialect(dialect: DialectKind) -> &'static dyn SqlDialect {
+    match dialect {
         DialectKind::Postgres => &PostgreSqlDialect {},
         DialectKind::Mysql => &MySqlDialect {},
         DialectKind::Sqlite => &SQLiteDialect {},
-    };
-    Tokenizer::new(dialect, sql)
+    }
+}
+
+fn tokenize(sql: &str, dialect: DialectKind) -> Result<Vec<TokenWithSpan>, ScriptError> {
+    Tokenizer::new(sql_dialect(dialect), sql)
         .with_unescape(false)
         .tokenize_with_location()
         .map_err(|e| ScriptError {

@@ -16,6 +16,7 @@ mod template;
 
 pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{AuthConfig, ClientConfig, LimitsConfig, TlsConfig, TokenConfig};
+pub(crate) use security::{NOT_A_DIGEST, sha256_digest};
 
 use std::{
     collections::BTreeMap,
@@ -528,12 +529,8 @@ impl Config {
                 check_identifier(&key("history_table"), table)?;
             }
             for name in fleet.vars.keys() {
-                let word = name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !word || ["tenant_id", "schema", "fleet"].contains(&name.as_str()) {
+                use crate::model::{BUILTIN_PLACEHOLDERS, is_placeholder_name};
+                if !is_placeholder_name(name) || BUILTIN_PLACEHOLDERS.contains(&name.as_str()) {
                     return Err(invalid(
                         key(&format!("vars.{name}")),
                         "must be [A-Za-z_][A-Za-z0-9_]* and not tenant_id, schema or fleet",

@@ -49,11 +49,8 @@ impl AuthConfig {
     pub(crate) fn check(&self) -> Result<(), (String, String)> {
         for (i, t) in self.tokens.iter().enumerate() {
             match (&t.sha256, &t.sha256_file) {
-                (Some(h), None) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                    return Err((
-                        format!("tokens[{i}].sha256"),
-                        "must be a SHA-256 digest: 64 hex digits".into(),
-                    ));
+                (Some(h), None) if sha256_digest(h).is_none() => {
+                    return Err((format!("tokens[{i}].sha256"), NOT_A_DIGEST.into()));
                 }
                 (Some(_), None) | (None, Some(_)) => {}
                 _ => {
@@ -110,6 +107,16 @@ pub struct ClientConfig {
     /// Glob patterns of the fleets it may touch; empty: every fleet.
     #[serde(default)]
     pub fleets: Vec<String>,
+}
+
+/// What a token's hash that does not parse is told.
+pub(crate) const NOT_A_DIGEST: &str = "must be a SHA-256 digest: 64 hex digits";
+
+/// The 32 bytes of a hex SHA-256 digest: 64 hex digits, or `sha256sum` output as it is (the
+/// digest, then the file name); `None` for anything else.
+pub(crate) fn sha256_digest(text: &str) -> Option<[u8; 32]> {
+    let digest = text.split_whitespace().next()?;
+    hex::decode(digest).ok()?.try_into().ok()
 }
 
 /// `[tls]`: the daemon's certificate, and the CA its clients' certificates must chain to.

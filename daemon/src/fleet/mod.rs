@@ -372,8 +372,9 @@ impl Fleet {
         }))
     }
 
-    /// The placeholder values of `tenant`'s scripts: `tenant_id`, `schema` (empty when it
-    /// has none), `fleet` and the fleet's vars.
+    /// The placeholder values of `tenant`'s scripts: the fleet's vars, then the
+    /// [`BUILTIN_PLACEHOLDERS`](crate::model::BUILTIN_PLACEHOLDERS) `tenant_id`, `schema`
+    /// (empty when it has none) and `fleet`.
     pub fn placeholder_values(
         &self,
         tenant: &Tenant,

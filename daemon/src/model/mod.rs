@@ -45,7 +45,9 @@ pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };
 pub use names::{check_id, check_identifier, check_label};
-pub use placeholder::{Placeholder, PlaceholderContext, PlaceholderError};
+pub use placeholder::{
+    BUILTIN_PLACEHOLDERS, Placeholder, PlaceholderContext, PlaceholderError, is_placeholder_name,
+};
 pub use plan::{
     ApplyOptions, Code, Diagnostic, Plan, PlanView, RollbackTarget, Severity, Step, StepView,
     TransactionMode,

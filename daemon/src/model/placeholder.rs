@@ -7,6 +7,17 @@ use std::{borrow::Cow, collections::BTreeMap, ops::Range};
 
 use serde::{Deserialize, Serialize};
 
+/// The placeholders every tenant has a value for; a fleet's vars may not take these names.
+pub const BUILTIN_PLACEHOLDERS: [&str; 3] = ["tenant_id", "schema", "fleet"];
+
+/// True when `name` can be a placeholder's: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_placeholder_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Where a placeholder sits in its statement, which decides how its value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlaceholderContext {
