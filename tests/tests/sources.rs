@@ -94,6 +94,15 @@ async fn registered_tenants_feed_rollouts_and_survive_a_restart() -> anyhow::Res
         .await
         .unwrap_err();
     ensure!(err.code() == Some(tonic::Code::InvalidArgument), "{err}");
+    // Another dialect's DSN is refused by its scheme (without a password, so the
+    // password rule does not answer first), and nothing is made of it on disk.
+    let err = client
+        .register_tenant(registration("r02", "postgres://u@127.0.0.1:5432/db"))
+        .await
+        .unwrap_err();
+    ensure!(err.code() == Some(tonic::Code::InvalidArgument), "{err}");
+    ensure!(err.to_string().contains("scheme is not sqlite's"), "{err}");
+    ensure!(!std::path::Path::new("postgres:").exists());
     let err = client
         .register_tenant(registration(
             "r02",
@@ -103,7 +112,6 @@ async fn registered_tenants_feed_rollouts_and_survive_a_restart() -> anyhow::Res
         .unwrap_err();
     ensure!(err.code() == Some(tonic::Code::InvalidArgument), "{err}");
     ensure!(!err.to_string().contains("s3cretPW"), "{err}");
-    ensure!(!std::path::Path::new("postgres:").exists());
 
     let run = daemon.apply_all().await?;
     let finished = run.finished().context("not finished")?;

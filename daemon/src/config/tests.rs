@@ -174,3 +174,24 @@ fn applied_by_names_the_real_host() {
         format!("avocetd@{}", host.trim())
     );
 }
+
+#[test]
+fn a_dsn_of_another_dialect_is_a_configuration_error_naming_the_tenant() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+        let file = write(&format!(
+            "[fleets.pg]\ndialect = \"postgres\"\nmigrations = \"{}\"\n\
+             tenants = [{{ id = \"t7\", dsn = \"mysql://root:s3cretPW@127.0.0.1/x\" }}]\n",
+            root.display()
+        ));
+        let config = Config::load(Some(file.path())).unwrap();
+        let err = crate::fleet::Registry::from_config(&config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("\"t7\"") && err.contains("scheme"), "{err}");
+        assert!(!err.contains("s3cretPW"), "{err}");
+        Ok(())
+    });
+}
