@@ -291,6 +291,8 @@ pub(crate) fn history(resp: &pb::HistoryResponse) -> Value {
             "error": (!r.error.is_empty()).then_some(&r.error),
             "direction": direction(r.direction),
             "drift": r.drift,
+            "down_checksum": r.down_checksum,
+            "down_drift": r.down_drift,
             "missing": r.missing,
         })).collect::<Vec<_>>(),
     })

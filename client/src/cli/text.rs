@@ -367,6 +367,9 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
         if r.drift {
             notes.push("DRIFT: the file changed since it ran".to_owned());
         }
+        if r.down_drift {
+            notes.push("down script changed since it was recorded".to_owned());
+        }
         if r.missing {
             notes.push("MISSING: no file in the set".to_owned());
         }

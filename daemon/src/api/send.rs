@@ -237,6 +237,8 @@ impl From<&TenantHistory> for pb::HistoryResponse {
                     error: r.error.clone().unwrap_or_default(),
                     direction: direction(r.direction),
                     drift: h.drifted.contains(&r.version),
+                    down_checksum: r.down_checksum.clone(),
+                    down_drift: h.down_drifted.contains(&r.version),
                     missing: h.missing.contains(&r.version),
                 })
                 .collect(),

@@ -18,14 +18,21 @@ pub(super) type RecordRow = (
     i64,
     Option<String>,
     String,
+    Option<String>,
 );
 
 /// Columns of [`RecordRow`].
-pub(super) const SELECT_COLUMNS: &str =
-    "version, name, checksum, status, batch, statements_done, statements_total, error, direction";
+pub(super) const SELECT_COLUMNS: &str = "version, name, checksum, status, batch, \
+     statements_done, statements_total, error, direction, down_checksum";
+
+/// [`SELECT_COLUMNS`] of a history table made before the `down_checksum` column: read as
+/// `NULL` (nothing is known of the `down` script that was in the set then).
+pub(super) const LEGACY_SELECT_COLUMNS: &str = "version, name, checksum, status, batch, \
+     statements_done, statements_total, error, direction, NULL AS down_checksum";
 
 pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Error> {
-    let (version, name, checksum, status, batch, done, total, error, direction) = row;
+    let (version, name, checksum, status, batch, done, total, error, direction, down_checksum) =
+        row;
     let direction = match direction.as_str() {
         "up" => Direction::Up,
         "down" => Direction::Down,
@@ -39,6 +46,7 @@ pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Err
         version,
         name,
         checksum,
+        down_checksum,
         status: status
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
@@ -51,7 +59,7 @@ pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Err
 }
 
 /// Every column written, in bind order.
-pub(super) const WRITE_COLUMNS: [&str; 15] = [
+pub(super) const WRITE_COLUMNS: [&str; 16] = [
     "version",
     "name",
     "checksum",
@@ -67,6 +75,7 @@ pub(super) const WRITE_COLUMNS: [&str; 15] = [
     "statements_total",
     "rolled_back_at",
     "direction",
+    "down_checksum",
 ];
 
 /// Columns of the log table's insert, in bind order.
@@ -144,6 +153,7 @@ macro_rules! bind_record {
             .bind(r.statements_total)
             .bind(r.rolled_back_at)
             .bind(r.direction.as_str())
+            .bind(&r.down_checksum)
     }};
 }
 
@@ -174,6 +184,10 @@ pub(super) struct SessionSql {
     pub(super) create: [String; 2],
     /// `SELECT` [`SELECT_COLUMNS`] ordered by version.
     pub(super) select: String,
+    /// `SELECT` [`LEGACY_SELECT_COLUMNS`]: the read of a table made before `down_checksum`.
+    pub(super) select_legacy: String,
+    /// `ALTER TABLE … ADD COLUMN down_checksum …`: brings such a table to today's layout.
+    pub(super) upgrade: String,
     /// From [`upsert_sql`].
     pub(super) upsert: String,
     /// From [`log_insert_sql`].
@@ -182,6 +196,25 @@ pub(super) struct SessionSql {
     pub(super) tables: [String; 2],
     /// The SQLSTATE (or SQLite result code) of "no such table".
     pub(super) missing_table_code: &'static str,
+    /// The SQLSTATE (or SQLite result code) of "no such column".
+    pub(super) missing_column_code: &'static str,
+}
+
+/// `SELECT columns FROM table ORDER BY version`.
+pub(super) fn select_sql(table: &str, columns: &str) -> String {
+    format!("SELECT {columns} FROM {table} ORDER BY version")
+}
+
+/// True when `e` is a database error with `code`; SQLite's generic code `1` must also
+/// carry `sqlite_text` in its message.
+fn is_db_error(e: &sqlx::Error, code: &str, sqlite_text: &str) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some(code)
+                && (code != "1" || db.message().contains(sqlite_text))
+        }
+        _ => false,
+    }
 }
 
 /// The history SQL for `key` (dialect, schema or database, history table), built by
@@ -209,13 +242,13 @@ pub(super) fn shared_sql(
 impl SessionSql {
     /// True when `e` says the history table does not exist.
     pub(super) fn is_missing_table(&self, e: &sqlx::Error) -> bool {
-        match e {
-            sqlx::Error::Database(db) => {
-                db.code().as_deref() == Some(self.missing_table_code)
-                    && (self.missing_table_code != "1" || db.message().contains("no such table"))
-            }
-            _ => false,
-        }
+        is_db_error(e, self.missing_table_code, "no such table")
+    }
+
+    /// True when `e` says a column read does not exist: a history table made before the
+    /// `down_checksum` column.
+    pub(super) fn is_missing_column(&self, e: &sqlx::Error) -> bool {
+        is_db_error(e, self.missing_column_code, "no such column")
     }
 }
 
@@ -230,28 +263,63 @@ macro_rules! sqlx_session {
         batch_limit: $batch_limit:expr,
         literals: $style:expr
     ) => {
+        impl $session {
+            /// Every history row read with `select`, ascending by version.
+            async fn select_history(
+                &mut self,
+                select: &str,
+            ) -> Result<Vec<$crate::model::HistoryRecord>, sqlx::Error> {
+                let rows = sqlx::Executor::fetch_all(&mut self.conn, select).await?;
+                rows.iter()
+                    .map(|row| {
+                        sqlx::FromRow::from_row(row)
+                            .and_then($crate::dialect::history::record_from_row)
+                    })
+                    .collect()
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::dialect::Session for $session {
             async fn read_history(
                 &mut self,
             ) -> Result<Option<Vec<$crate::model::HistoryRecord>>, DbError> {
                 // One round trip over the simple protocol; a missing table is the answer
-                // "nothing applied", not an error.
-                let select: &str = &self.sql.select;
-                let rows = sqlx::Executor::fetch_all(&mut self.conn, select).await;
-                let rows = match rows {
-                    Ok(rows) => rows,
-                    Err(e) if self.sql.is_missing_table(&e) => return Ok(None),
-                    Err(e) => return Err(DbError::query("reading the history table")(e)),
-                };
-                rows.iter()
-                    .map(|row| {
-                        sqlx::FromRow::from_row(row)
-                            .and_then($crate::dialect::history::record_from_row)
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some)
-                    .map_err(DbError::query("reading the history table"))
+                // "nothing applied", not an error. A table from before the `down_checksum`
+                // column is read as it is (a second round trip) and left unchanged.
+                let sql = std::sync::Arc::clone(&self.sql);
+                let read = DbError::query("reading the history table");
+                match self.select_history(&sql.select).await {
+                    Ok(records) => Ok(Some(records)),
+                    Err(e) if sql.is_missing_table(&e) => Ok(None),
+                    Err(e) if sql.is_missing_column(&e) => self
+                        .select_history(&sql.select_legacy)
+                        .await
+                        .map(Some)
+                        .map_err(read),
+                    Err(e) => Err(read(e)),
+                }
+            }
+
+            async fn prepare_history(
+                &mut self,
+            ) -> Result<Vec<$crate::model::HistoryRecord>, DbError> {
+                let sql = std::sync::Arc::clone(&self.sql);
+                let read = DbError::query("reading the history table");
+                match self.select_history(&sql.select).await {
+                    Ok(records) => Ok(records),
+                    Err(e) if sql.is_missing_table(&e) => {
+                        $crate::dialect::Session::create_history(self).await?;
+                        Ok(Vec::new())
+                    }
+                    Err(e) if sql.is_missing_column(&e) => {
+                        sqlx::Executor::execute(&mut self.conn, sql.upgrade.as_str())
+                            .await
+                            .map_err(DbError::query("adding down_checksum to the history table"))?;
+                        self.select_history(&sql.select).await.map_err(read)
+                    }
+                    Err(e) => Err(read(e)),
+                }
             }
 
             async fn create_history(&mut self) -> Result<(), DbError> {

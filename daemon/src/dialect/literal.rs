@@ -112,6 +112,7 @@ pub(super) fn record_sql(style: Style, table: &str, log: &str, rec: &RecordWrite
             "NULL".into()
         },
         style.string(rec.direction.as_str()),
+        style.opt_string(rec.down_checksum.as_deref()),
     ];
     debug_assert_eq!(values.len(), WRITE_COLUMNS.len());
     let (conflict, assign) = style.upsert_clause();

@@ -39,7 +39,12 @@ pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) trait Session: Send {
     /// Every history row, ascending by version, in one round trip; `None` when the history
     /// table does not exist. Creates nothing.
+    /// A table made before the `down_checksum` column is read as it is, that column `None`.
     async fn read_history(&mut self) -> Result<Option<Vec<HistoryRecord>>, DbError>;
+    /// Every history row, as [`Session::read_history`], for a caller holding the tenant lock
+    /// that will write: the history tables are created when missing, and a table made before
+    /// the `down_checksum` column gains it (`ALTER TABLE … ADD COLUMN`) before it is read.
+    async fn prepare_history(&mut self) -> Result<Vec<HistoryRecord>, DbError>;
     /// Creates the history and log tables (and the tenant's schema) if they are missing.
     async fn create_history(&mut self) -> Result<(), DbError>;
     /// Inserts or replaces the row for `rec.version`.

@@ -17,8 +17,8 @@ use sqlx::{ConnectOptions, MySqlConnection, mysql::MySqlConnectOptions};
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{
-        Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, shared_sql, sqlx_session,
-        upsert_sql,
+        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql,
+        select_sql, shared_sql, sqlx_session, upsert_sql,
     },
     literal::Style,
     poll_lock, quote,
@@ -66,7 +66,8 @@ fn session_sql(database: &str, history_table: &str) -> SessionSql {
                     statements_done BIGINT NOT NULL,
                     statements_total BIGINT NOT NULL,
                     rolled_back_at DATETIME(6) NULL,
-                    direction VARCHAR(4) NOT NULL
+                    direction VARCHAR(4) NOT NULL,
+                    down_checksum CHAR(64) NULL
                 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"
         ),
         format!(
@@ -89,7 +90,10 @@ fn session_sql(database: &str, history_table: &str) -> SessionSql {
         prelude: Vec::new(),
         tables: [table.clone(), log.clone()],
         missing_table_code: "42S02",
-        select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
+        missing_column_code: "42S22",
+        select: select_sql(&table, SELECT_COLUMNS),
+        select_legacy: select_sql(&table, LEGACY_SELECT_COLUMNS),
+        upgrade: format!("ALTER TABLE {table} ADD COLUMN down_checksum CHAR(64) NULL"),
         upsert: upsert_sql(
             &table,
             Placeholders::Question,

@@ -12,8 +12,8 @@ use tokio::sync::OnceCell;
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{
-        Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, shared_sql, sqlx_session,
-        upsert_sql,
+        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql,
+        select_sql, shared_sql, sqlx_session, upsert_sql,
     },
     literal::Style,
     poll_lock, quote,
@@ -91,7 +91,8 @@ fn session_sql(schema: &str, history_table: &str, create_schema: bool) -> Sessio
                     statements_done BIGINT NOT NULL,
                     statements_total BIGINT NOT NULL,
                     rolled_back_at TIMESTAMPTZ,
-                    direction TEXT NOT NULL)"
+                    direction TEXT NOT NULL,
+                    down_checksum TEXT)"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {log} (
@@ -118,7 +119,10 @@ fn session_sql(schema: &str, history_table: &str, create_schema: bool) -> Sessio
         },
         tables: [table.clone(), log.clone()],
         missing_table_code: "42P01",
-        select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
+        missing_column_code: "42703",
+        select: select_sql(&table, SELECT_COLUMNS),
+        select_legacy: select_sql(&table, LEGACY_SELECT_COLUMNS),
+        upgrade: format!("ALTER TABLE {table} ADD COLUMN down_checksum TEXT"),
         upsert: upsert_sql(
             &table,
             Placeholders::Numbered,

@@ -17,8 +17,8 @@ use sqlx::{ConnectOptions, SqliteConnection, sqlite::SqliteConnectOptions};
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{
-        Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql, shared_sql, sqlx_session,
-        upsert_sql,
+        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql,
+        select_sql, shared_sql, sqlx_session, upsert_sql,
     },
     literal::Style,
     poll_lock, quote,
@@ -85,7 +85,8 @@ fn session_sql(history_table: &str) -> SessionSql {
                     statements_done INTEGER NOT NULL,
                     statements_total INTEGER NOT NULL,
                     rolled_back_at TEXT,
-                    direction TEXT NOT NULL)"
+                    direction TEXT NOT NULL,
+                    down_checksum TEXT)"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {log} (
@@ -106,7 +107,10 @@ fn session_sql(history_table: &str) -> SessionSql {
         prelude: Vec::new(),
         tables: [table.clone(), log.clone()],
         missing_table_code: "1",
-        select: format!("SELECT {SELECT_COLUMNS} FROM {table} ORDER BY version"),
+        missing_column_code: "1",
+        select: select_sql(&table, SELECT_COLUMNS),
+        select_legacy: select_sql(&table, LEGACY_SELECT_COLUMNS),
+        upgrade: format!("ALTER TABLE {table} ADD COLUMN down_checksum TEXT"),
         upsert: upsert_sql(
             &table,
             Placeholders::Question,

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     dialect::DbError,
     fleet::Tenant,
-    model::{ApplyOptions, Diagnostic, HistoryRecord, MigrationSet, Plan, RecordStatus},
+    model::{ApplyOptions, Diagnostic, HistoryRecord, Migration, MigrationSet, Plan, RecordStatus},
     plan,
     store::{KnownState, now_ms},
 };
@@ -201,19 +201,19 @@ impl Engine {
                 tenant: tenant.to_owned(),
                 source,
             })?;
-        let applied = |r: &&HistoryRecord| r.status == RecordStatus::Applied;
+        let applied_where = |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<i64> {
+            history
+                .iter()
+                .filter(|r| r.status == RecordStatus::Applied)
+                .filter(|r| set.get(r.version).is_some_and(|m| drifted(r, m)))
+                .map(|r| r.version)
+                .collect()
+        };
         Ok(TenantHistory {
             tenant: tenant.to_owned(),
             current_version: plan::current_version(&history),
-            drifted: history
-                .iter()
-                .filter(applied)
-                .filter(|r| {
-                    set.get(r.version)
-                        .is_some_and(|m| m.up.checksum != r.checksum)
-                })
-                .map(|r| r.version)
-                .collect(),
+            drifted: applied_where(HistoryRecord::up_drifted),
+            down_drifted: applied_where(HistoryRecord::down_drifted),
             missing: history
                 .iter()
                 .filter(|r| set.get(r.version).is_none())

@@ -68,6 +68,8 @@ pub struct TenantHistory {
     pub records: Vec<crate::model::HistoryRecord>,
     /// Applied versions whose file's checksum is another now.
     pub drifted: Vec<i64>,
+    /// Applied versions whose `down` script is another now, or gone, than when recorded.
+    pub down_drifted: Vec<i64>,
     /// Recorded versions with no file in the set.
     pub missing: Vec<i64>,
     /// The set's versions not yet applied, ascending.

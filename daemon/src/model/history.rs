@@ -70,6 +70,9 @@ pub struct HistoryRecord {
     pub name: String,
     /// Hex SHA-256 of the `up` script that ran.
     pub checksum: String,
+    /// Hex SHA-256 of the migration's `down` script when the record was written; `None`
+    /// when the migration had none, or the record is older than the `down_checksum` column.
+    pub down_checksum: Option<String>,
     /// Current state.
     pub status: RecordStatus,
     /// The apply run that applied it; one number per run, ascending.
@@ -85,6 +88,22 @@ pub struct HistoryRecord {
     pub direction: Direction,
 }
 
+impl HistoryRecord {
+    /// True when the `up` script in `m` is not the one this record says ran.
+    pub fn up_drifted(&self, m: &super::Migration) -> bool {
+        self.checksum != m.up.checksum
+    }
+
+    /// True when the record knows the `down` script's checksum and `m`'s `down` script
+    /// differs from it or is gone. A record without one (the migration had no `down`
+    /// script, or the record predates the column) never drifts.
+    pub fn down_drifted(&self, m: &super::Migration) -> bool {
+        self.down_checksum
+            .as_deref()
+            .is_some_and(|c| m.down.as_ref().map(|d| d.checksum.as_str()) != Some(c))
+    }
+}
+
 /// A full history row to insert or replace, plus what the log row needs.
 #[derive(Debug, Clone)]
 pub struct RecordWrite {
@@ -94,6 +113,8 @@ pub struct RecordWrite {
     pub name: String,
     /// Hex SHA-256 of the `up` script.
     pub checksum: String,
+    /// Hex SHA-256 of the `down` script, when the migration has one.
+    pub down_checksum: Option<String>,
     /// New state.
     pub status: RecordStatus,
     /// Apply run number.

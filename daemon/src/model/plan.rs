@@ -115,6 +115,9 @@ pub enum Severity {
 pub enum Code {
     /// An applied migration's script changed since it ran (error).
     ChecksumMismatch,
+    /// An applied migration's `down` script changed, or was removed, since the migration
+    /// ran (warning: a rollback would run the file as it is now).
+    DownChecksumMismatch,
     /// An applied version is not in the migration set (error).
     MissingMigration,
     /// A failed migration that left nothing behind; it is retried (warning).
@@ -145,6 +148,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ChecksumMismatch => "checksum_mismatch",
+            Self::DownChecksumMismatch => "down_checksum_mismatch",
             Self::MissingMigration => "missing_migration",
             Self::FailedMigration => "failed_migration",
             Self::PartiallyApplied => "partially_applied",

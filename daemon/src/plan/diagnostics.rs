@@ -44,6 +44,25 @@ pub(super) fn drift(r: &HistoryRecord, m: &Migration) -> Diagnostic {
     )
 }
 
+pub(super) fn down_drift(r: &HistoryRecord, m: &Migration) -> Diagnostic {
+    let recorded = short(r.down_checksum.as_deref().unwrap_or_default());
+    let now = match &m.down {
+        Some(d) => format!("{} in the set", short(&d.checksum)),
+        None => "the set has no down script for it now".to_owned(),
+    };
+    new(
+        Severity::Warning,
+        Code::DownChecksumMismatch,
+        Some(r.version),
+        format!(
+            "version {} ({}) down script changed after the migration was applied: checksum \
+             {recorded} recorded, {now}; a rollback runs the file as it is now \
+             (avocet repair --accept-checksum records it)",
+            r.version, m.name
+        ),
+    )
+}
+
 pub(super) fn running(r: &HistoryRecord) -> Diagnostic {
     new(
         Severity::Error,

@@ -43,6 +43,10 @@ pub(crate) fn pending<'a>(
 
 /// Compares the history with the set: drift, missing versions, failed and running records.
 ///
+/// Drift of an applied record's `up` script is an error; drift of its `down` script (edited
+/// or removed since the record was written) is a warning, since nothing has run it yet: a
+/// rollback would run the file as it is now.
+///
 /// A `failed` record is retried (a warning) only when it cannot have left anything behind:
 /// an `up` that ran in a transaction (`dialect` has transactional DDL and the script has no
 /// `no-transaction` marker). Any other `failed` record, like a `running` one, is an error
@@ -58,20 +62,27 @@ pub(crate) fn check_history(
             && dialect.transactional_ddl()
             && set.get(r.version).is_some_and(|m| !m.up.no_transaction)
     };
-    history
-        .iter()
-        .filter_map(|r| match r.status {
+    let mut found = Vec::new();
+    for r in history {
+        match r.status {
             RecordStatus::Applied => match set.get(r.version) {
-                None => Some(diag::missing(r)),
-                Some(m) if m.up.checksum != r.checksum => Some(diag::drift(r, m)),
-                Some(_) => None,
+                None => found.push(diag::missing(r)),
+                Some(m) => {
+                    if r.up_drifted(m) {
+                        found.push(diag::drift(r, m));
+                    }
+                    if r.down_drifted(m) {
+                        found.push(diag::down_drift(r, m));
+                    }
+                }
             },
-            RecordStatus::Running => Some(diag::running(r)),
-            RecordStatus::Failed if retryable(r) => Some(diag::failed(r)),
-            RecordStatus::Failed => Some(diag::partial(r)),
-            RecordStatus::RolledBack => None,
-        })
-        .collect()
+            RecordStatus::Running => found.push(diag::running(r)),
+            RecordStatus::Failed if retryable(r) => found.push(diag::failed(r)),
+            RecordStatus::Failed => found.push(diag::partial(r)),
+            RecordStatus::RolledBack => {}
+        }
+    }
+    found
 }
 
 /// Plans an apply: every pending version up to the target, ascending.

@@ -34,6 +34,7 @@ fn record(set: &MigrationSet, version: i64, status: RecordStatus, batch: i64) ->
         version,
         name: m.name.clone(),
         checksum: m.up.checksum.clone(),
+        down_checksum: m.down.as_ref().map(|d| d.checksum.clone()),
         status,
         batch,
         statements_done: 1,
@@ -104,6 +105,58 @@ fn drift_and_missing_versions_are_errors() {
     assert!(plan.blocked());
     assert!(codes(&plan).contains(&(Code::ChecksumMismatch, Severity::Error)));
     assert!(codes(&plan).contains(&(Code::MissingMigration, Severity::Error)));
+}
+
+#[test]
+fn an_edited_or_removed_down_script_is_a_warning_and_an_unknown_one_is_nothing() {
+    let set = set(3);
+    let mut edited = record(&set, 1, RecordStatus::Applied, 1);
+    edited.down_checksum = Some("1".repeat(64));
+    let mut unknown = record(&set, 2, RecordStatus::Applied, 1);
+    unknown.down_checksum = None;
+    let same = record(&set, 3, RecordStatus::Applied, 1);
+    let history = [edited, unknown, same];
+    let plan = plan_apply(
+        &set,
+        &history,
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
+    assert_eq!(
+        codes(&plan),
+        [(Code::DownChecksumMismatch, Severity::Warning)],
+        "{:?}",
+        plan.diagnostics
+    );
+    assert_eq!(plan.diagnostics[0].version, Some(1));
+    assert!(!plan.blocked(), "a down drift does not block");
+    // The rollback's plan says it too, and still runs the file as it is now.
+    let rollback = plan_rollback(
+        &set,
+        &history,
+        RollbackTarget::Steps(3),
+        DialectKind::Postgres,
+    );
+    assert_eq!(versions(&rollback), [3, 2, 1]);
+    assert!(codes(&rollback).contains(&(Code::DownChecksumMismatch, Severity::Warning)));
+    // A down script removed from the set since the record: the warning says so.
+    let without_down =
+        MigrationSet::new(vec![migration(1, "CREATE TABLE t1 (id int);", None)]).unwrap();
+    let plan = plan_apply(
+        &without_down,
+        &[record(&set, 1, RecordStatus::Applied, 1)],
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
+    assert_eq!(
+        codes(&plan),
+        [(Code::DownChecksumMismatch, Severity::Warning)]
+    );
+    assert!(
+        plan.diagnostics[0].message.contains("no down script"),
+        "{}",
+        plan.diagnostics[0].message
+    );
 }
 
 /// A checksum read from a tenant may hold anything: one of multi-byte characters is

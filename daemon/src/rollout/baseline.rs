@@ -41,14 +41,11 @@ pub(crate) async fn baseline(
 ) -> Result<u32, BaselineError> {
     under_lock(fleet, tenant, async |locked: &mut PooledSession, _| {
         let session = locked.session();
-        match session.read_history().await? {
-            Some(history) if !history.is_empty() => {
-                return Err(BaselineError::HasHistory {
-                    records: history.len(),
-                });
-            }
-            Some(_) => {}
-            None => session.create_history().await?,
+        let history = session.prepare_history().await?;
+        if !history.is_empty() {
+            return Err(BaselineError::HasHistory {
+                records: history.len(),
+            });
         }
         let now = Utc::now();
         let mut written = 0;
@@ -58,6 +55,7 @@ pub(crate) async fn baseline(
                 version: m.version,
                 name: m.name.clone(),
                 checksum: m.up.checksum.clone(),
+                down_checksum: m.down.as_ref().map(|d| d.checksum.clone()),
                 status: RecordStatus::Applied,
                 batch: 0,
                 rollout_id: "baseline".into(),

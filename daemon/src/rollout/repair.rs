@@ -32,7 +32,9 @@ pub(crate) enum RepairError {
     },
     /// Accepting a checksum: the version has no applied record, or its record matches the
     /// file already.
-    #[error("version {version} has no applied record whose checksum differs from its file")]
+    #[error(
+        "version {version} has no applied record whose up or down checksum differs from its file"
+    )]
     NoDrift {
         /// The version asked for.
         version: i64,
@@ -71,7 +73,11 @@ pub(crate) async fn repair(
 ) -> Result<RecordStatus, RepairError> {
     under_lock(fleet, tenant, async |locked: &mut PooledSession, _| {
         let session = locked.session();
-        let history = session.read_history().await?.unwrap_or_default();
+        // Nothing is created on a tenant without history; an old table gains down_checksum.
+        let history = match session.read_history().await? {
+            Some(_) => session.prepare_history().await?,
+            None => Vec::new(),
+        };
         let record = |pick: &dyn Fn(RecordStatus) -> bool| {
             history
                 .iter()
@@ -93,7 +99,7 @@ pub(crate) async fn repair(
             RepairAction::AcceptChecksum => {
                 let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
                 let record = record(&|s| s == RecordStatus::Applied)
-                    .filter(|r| r.checksum != migration.up.checksum)
+                    .filter(|r| r.up_drifted(migration) || r.down_drifted(migration))
                     .ok_or(RepairError::NoDrift { version })?;
                 record_repair(session, record, migration, RecordStatus::Applied, by).await?;
                 Ok(record.status)
@@ -110,7 +116,10 @@ pub(crate) async fn repair(
                         checksum: record.checksum.clone(),
                         ..Script::default()
                     },
-                    down: None,
+                    down: record.down_checksum.clone().map(|checksum| Script {
+                        checksum,
+                        ..Script::default()
+                    }),
                 };
                 record_repair(session, record, &gone, RecordStatus::RolledBack, by).await?;
                 Ok(record.status)

@@ -105,6 +105,12 @@ impl<'a> Recorder<'a> {
             version: self.step.migration.version,
             name: self.step.migration.name.clone(),
             checksum: self.step.migration.up.checksum.clone(),
+            down_checksum: self
+                .step
+                .migration
+                .down
+                .as_ref()
+                .map(|d| d.checksum.clone()),
             status,
             batch: self.step.batch.unwrap_or(self.meta.batch),
             rollout_id: self.meta.rollout_id.to_owned(),
@@ -365,6 +371,7 @@ pub(super) async fn record_repair(
         version: record.version,
         name: migration.name.clone(),
         checksum: migration.up.checksum.clone(),
+        down_checksum: migration.down.as_ref().map(|d| d.checksum.clone()),
         status,
         batch: record.batch,
         rollout_id: "repair".into(),

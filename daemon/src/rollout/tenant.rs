@@ -177,7 +177,7 @@ impl RolloutCtx {
     /// (MySQL, SQLite), so whatever a script changes in its session (`SET search_path`,
     /// `SET ROLE`, `USE`, temporary tables) cannot reach the next migration.
     async fn migrate(&self, tenant: &Tenant, locked: &mut PooledSession) -> TenantReport {
-        let history = match read_for_write(locked).await {
+        let history = match locked.session().prepare_history().await {
             Ok(h) => h,
             Err(e) => {
                 locked.poison();
@@ -333,16 +333,5 @@ pub(super) fn lost_with_session(e: DbError, meta: &RunMeta<'_>) -> DbError {
             }
         }
         (e, _) => e,
-    }
-}
-
-/// The history under the lock; the history tables are created by the first apply.
-async fn read_for_write(locked: &mut PooledSession) -> Result<Vec<HistoryRecord>, DbError> {
-    match locked.session().read_history().await? {
-        Some(history) => Ok(history),
-        None => {
-            locked.session().create_history().await?;
-            Ok(Vec::new())
-        }
     }
 }
