@@ -43,6 +43,7 @@ async fn start_with(change: impl FnOnce(&mut Config)) -> Daemon {
     let fleet = FleetConfig {
         dialect: DialectKind::Sqlite,
         migrations,
+        format: Default::default(),
         concurrency: 8,
         lock_timeout: std::time::Duration::from_secs(5),
         connect_timeout: std::time::Duration::from_secs(5),

@@ -70,6 +70,7 @@ impl TestDaemon {
         let fleet_config = FleetConfig {
             dialect: fleet.dialect,
             migrations: migrations.to_owned(),
+            format: Default::default(),
             concurrency: 8,
             lock_timeout,
             connect_timeout: Duration::from_secs(10),

@@ -62,6 +62,7 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
         fleet: FLEET.into(),
         selector: None,
         to_version: to,
+        ..Default::default()
     };
     // Baseline to 2: two records each, nothing run.
     let got = c.baseline(baseline(2)).await?;

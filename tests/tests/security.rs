@@ -125,6 +125,7 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
                 // Not in the set: an allowed call is refused by the engine and changes
                 // nothing, so the rollouts below still apply every version.
                 to_version: 999,
+                ..Default::default()
             })
             .await
             .map(drop),

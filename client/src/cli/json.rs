@@ -218,6 +218,8 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) -> Value {
             "tenant_count": f.tenant_count,
             "migration_count": f.migration_count,
             "latest_version": f.latest_version,
+            "format": f.format,
+            "migrations_dir": f.migrations_dir,
         })).collect::<Vec<_>>(),
     })
 }

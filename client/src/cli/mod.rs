@@ -241,6 +241,10 @@ pub(crate) enum Command {
         /// Write into this directory instead of the fleet's (as the daemon reports it).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// With `--dir`: the set's layout (with the fleet's directory, the daemon says it).
+        #[arg(long, requires = "dir", default_value = "sqlx",
+              value_parser = ["sqlx", "golang-migrate", "diesel", "dbmate", "flyway", "refinery"])]
+        format: String,
     },
     /// Record the versions up to `--to` as applied, without running them, on tenants with
     /// no history (their schema came from elsewhere, e.g. a restored dump).
@@ -248,6 +252,15 @@ pub(crate) enum Command {
         /// Record every version up to this one as applied.
         #[arg(long = "to")]
         to: i64,
+    },
+    /// Adopt tenants another tool manages: record in Avocet's history the versions that
+    /// tool's own history table says are applied, without running them, on tenants with no
+    /// Avocet history. Refused per tenant when the tool shows a failed or dirty migration, a
+    /// version the set lacks, or a checksum that differs from the file. Its table is only read.
+    Adopt {
+        /// The tool whose history table to read.
+        #[arg(long, value_parser = ["sqlx", "diesel", "golang-migrate", "dbmate", "flyway", "refinery"])]
+        from: String,
     },
     /// Resolve one tenant's record of one version: a failed or running record after
     /// checking the schema by hand, an intended edit, or a file removed on purpose.

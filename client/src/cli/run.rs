@@ -16,9 +16,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Command::New {
         description,
         dir: Some(dir),
+        format,
     } = &args.command
     {
-        for path in new::create(dir, description)? {
+        for path in new::create(dir, description, format)? {
             super::emit(&format!("{}\n", path.display()));
         }
         return Ok(ExitCode::SUCCESS);
@@ -200,9 +201,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Command::New { description, dir } => {
-            let dir = match dir {
-                Some(d) => d,
+        Command::New {
+            description,
+            dir,
+            format,
+        } => {
+            let (dir, format) = match dir {
+                Some(d) => (d, format),
                 None => {
                     let (fleet, _) = resolve(&mut client, target).await?;
                     let fleets = client.list_fleets().await?;
@@ -210,30 +215,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .iter()
                         .find(|f| f.name == fleet)
                         .with_context(|| format!("the daemon serves no fleet {fleet:?}"))?;
-                    std::path::PathBuf::from(&info.migrations_dir)
+                    let dir = std::path::PathBuf::from(&info.migrations_dir);
+                    (dir, info.format.clone())
                 }
             };
-            let made = new::create(&dir, &description)?;
+            let made = new::create(&dir, &description, &format)?;
             for path in &made {
                 super::emit(&format!("{}\n", path.display()));
             }
             true
         }
-        Command::Baseline { to } => {
-            let (fleet, selector) = resolve(&mut client, target).await?;
-            let resp = client
-                .baseline(pb::BaselineRequest {
-                    fleet,
-                    selector,
-                    to_version: to,
-                })
-                .await?;
-            match out {
-                Output::Json => json::print(&json::baseline(&resp)),
-                Output::Text => text::baseline(&resp),
-            }
-            resp.tenants.iter().all(|t| t.error.is_empty())
-        }
+        Command::Baseline { to } => baseline(&mut client, target, out, to, String::new()).await?,
+        Command::Adopt { from } => baseline(&mut client, target, out, 0, from).await?,
         Command::Repair {
             tenant,
             version,
@@ -278,6 +271,31 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The fleet to use (the only one when not given) and the wire selector.
+/// `baseline --to V` (`adopt_from` empty) or `adopt --from TOOL`; true when every tenant
+/// was recorded.
+async fn baseline(
+    client: &mut Client,
+    target: Target,
+    out: Output,
+    to_version: i64,
+    adopt_from: String,
+) -> anyhow::Result<bool> {
+    let (fleet, selector) = resolve(client, target).await?;
+    let resp = client
+        .baseline(pb::BaselineRequest {
+            fleet,
+            selector,
+            to_version,
+            adopt_from,
+        })
+        .await?;
+    match out {
+        Output::Json => json::print(&json::baseline(&resp)),
+        Output::Text => text::baseline(&resp),
+    }
+    Ok(resp.tenants.iter().all(|t| t.error.is_empty()))
+}
+
 async fn resolve(
     client: &mut Client,
     target: Target,

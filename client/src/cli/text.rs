@@ -154,12 +154,13 @@ pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
 pub(crate) fn fleets(fleets: &[pb::FleetInfo]) {
     for f in fleets {
         super::emit(&format!(
-            "{:<16} {:<9} {} tenant(s)  {} migration(s), latest {}\n",
+            "{:<16} {:<9} {} tenant(s)  {} migration(s), latest {}  ({} layout)\n",
             f.name,
             f.dialect,
             f.tenant_count,
             f.migration_count,
-            version(f.latest_version)
+            version(f.latest_version),
+            f.format
         ));
     }
 }

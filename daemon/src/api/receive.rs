@@ -14,7 +14,8 @@ use crate::{
         Selector, StatusRequest,
     },
     model::{
-        Amount, RollbackTarget, RolloutState, SetDigest, StrategyRequest, TransactionMode, check_id,
+        Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
+        StrategyRequest, TransactionMode, check_id,
     },
 };
 
@@ -366,12 +367,27 @@ pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registratio
     })
 }
 
-/// Baseline: fleet, selector, and a target version of 0 or more.
+/// Baseline: fleet, selector, and a target version of 0 or more, or the tool to adopt from
+/// (`sqlx`, `diesel`, `golang-migrate`, `dbmate`, `flyway`, `refinery`).
 pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiError> {
+    let source = match req.adopt_from.as_str() {
+        "" => BaselineSource::UpTo(version("to_version", req.to_version)?),
+        tool => BaselineSource::Adopt(
+            tool.parse::<SetFormat>()
+                .ok()
+                .filter(|f| *f != SetFormat::Auto)
+                .ok_or_else(|| {
+                    ApiError::InvalidArgument(format!(
+                        "adopt_from: {tool:?} is not sqlx, diesel, golang-migrate, dbmate, \
+                         flyway or refinery"
+                    ))
+                })?,
+        ),
+    };
     Ok(BaselineRequest {
         fleet: name("fleet", req.fleet)?,
         selector: selector(req.selector)?,
-        to: version("to_version", req.to_version)?,
+        source,
     })
 }
 

@@ -202,6 +202,7 @@ impl From<&FleetInfo> for pb::FleetInfo {
             latest_version: f.latest_version,
             destructive_versions: f.destructive_versions.clone(),
             migrations_dir: f.migrations_dir.display().to_string(),
+            format: f.format.as_str().to_owned(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{CatalogError, load_dir};
-use crate::model::{DialectKind, MigrationSet};
+use crate::model::{DialectKind, MigrationSet, SetFormat};
 
 /// What the set was loaded from: (file name, size in bytes, modification time), sorted.
 type Listing = Vec<(std::ffi::OsString, u64, Option<SystemTime>)>;
@@ -32,6 +32,7 @@ impl SetCache {
         &self,
         dir: &Path,
         dialect: DialectKind,
+        format: SetFormat,
     ) -> Result<Arc<MigrationSet>, CatalogError> {
         let listing = listing(dir)?;
         if let Some((seen, set)) = &*self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
@@ -39,25 +40,43 @@ impl SetCache {
         {
             return Ok(set.clone());
         }
-        let set = Arc::new(load_dir(dir, dialect)?);
+        let set = Arc::new(load_dir(dir, dialect, format)?);
         *self.loaded.lock().unwrap_or_else(PoisonError::into_inner) = Some((listing, set.clone()));
         Ok(set)
     }
 }
 
+/// The listing of `dir` and of each directory directly inside it (diesel keeps each
+/// migration in one), named `sub/file`.
 fn listing(dir: &Path) -> Result<Listing, CatalogError> {
+    let mut listing = Vec::new();
+    list_into(dir, None, &mut listing)?;
+    listing.sort();
+    Ok(listing)
+}
+
+fn list_into(
+    dir: &Path,
+    prefix: Option<&std::ffi::OsStr>,
+    listing: &mut Listing,
+) -> Result<(), CatalogError> {
     let io = |source| CatalogError::Io {
         path: dir.to_owned(),
         source,
     };
-    let mut listing = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let meta = entry.metadata().map_err(io)?;
-        listing.push((entry.file_name(), meta.len(), meta.modified().ok()));
+        let name = match prefix {
+            Some(p) => Path::new(p).join(entry.file_name()).into_os_string(),
+            None => entry.file_name(),
+        };
+        if meta.is_dir() && prefix.is_none() {
+            list_into(&entry.path(), Some(&name), listing)?;
+        }
+        listing.push((name, meta.len(), meta.modified().ok()));
     }
-    listing.sort();
-    Ok(listing)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -69,20 +88,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("1_a.sql"), "SELECT 1;").unwrap();
         let cache = SetCache::default();
-        let first = cache.get(dir.path(), DialectKind::Sqlite).unwrap();
-        let again = cache.get(dir.path(), DialectKind::Sqlite).unwrap();
+        let first = cache
+            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .unwrap();
+        let again = cache
+            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .unwrap();
         assert!(
             Arc::ptr_eq(&first, &again),
             "an unchanged directory was read again"
         );
         std::fs::write(dir.path().join("1_a.sql"), "SELECT 1; SELECT 2;").unwrap();
-        let changed = cache.get(dir.path(), DialectKind::Sqlite).unwrap();
+        let changed = cache
+            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .unwrap();
         assert!(!Arc::ptr_eq(&first, &changed));
         assert_ne!(first.digest(), changed.digest());
         std::fs::write(dir.path().join("2_b.sql"), "SELECT 'unterminated;").unwrap();
-        assert!(cache.get(dir.path(), DialectKind::Sqlite).is_err());
+        assert!(
+            cache
+                .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+                .is_err()
+        );
         std::fs::remove_file(dir.path().join("2_b.sql")).unwrap();
-        let back = cache.get(dir.path(), DialectKind::Sqlite).unwrap();
+        let back = cache
+            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .unwrap();
         assert_eq!(back.digest(), changed.digest());
     }
 }

@@ -428,7 +428,7 @@ mod samples {
             ("mysql", DialectKind::Mysql),
             ("sqlite", DialectKind::Sqlite),
         ] {
-            let set = load_dir(&root.join(dir), dialect).unwrap();
+            let set = load_dir(&root.join(dir), dialect, crate::model::SetFormat::Auto).unwrap();
             for m in set.iter() {
                 let codes: Vec<_> = m.up.findings.iter().map(|f| f.code.as_str()).collect();
                 assert!(!m.up.destructive, "{dir} {}: {codes:?}", m.version);

@@ -1,12 +1,14 @@
-//! Reading a migration set from a directory.
+//! Reading a migration set from a directory: its format's source finds the files, this
+//! parses, checksums and orders them.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
+use std::path::{Path, PathBuf};
+
+use super::{
+    ScriptError,
+    script::parse_script_as,
+    source::{self, FoundScript, Listing},
 };
-
-use super::{ScriptError, parse_script};
-use crate::model::{DialectKind, DuplicateVersion, Migration, MigrationSet, Script};
+use crate::model::{DialectKind, DuplicateVersion, Migration, MigrationSet, Script, SetFormat};
 
 /// Why a migration set could not be loaded. Every variant names the file or version.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,17 @@ pub enum CatalogError {
         /// Its version.
         version: i64,
     },
+    /// A file or directory that its set's format does not allow, such as a version that is
+    /// not an integer or a broken side file (`metadata.toml`).
+    #[error("{path}: {format} migration: {reason}")]
+    Format {
+        /// The file or directory.
+        path: PathBuf,
+        /// The set's format.
+        format: SetFormat,
+        /// What is wrong, in a sentence.
+        reason: String,
+    },
     /// A script the tokenizer rejected, or that is not UTF-8.
     #[error("{path}: {source}")]
     Script {
@@ -54,147 +67,55 @@ pub enum CatalogError {
     },
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Up,
-    Down,
-    Single,
-}
-
-struct Parsed {
-    version: i64,
-    name: String,
-    kind: Kind,
-}
-
-/// Parses `0003_add_users.up.sql` into (3, `add_users`, Up). `None` for names that do not
-/// fit; files that do not end in `.sql` are not migrations and are skipped by the caller.
-fn parse_name(file: &str) -> Option<Parsed> {
-    let stem = file.strip_suffix(".sql")?;
-    let (stem, kind) = if let Some(s) = stem.strip_suffix(".up") {
-        (s, Kind::Up)
-    } else if let Some(s) = stem.strip_suffix(".down") {
-        (s, Kind::Down)
-    } else {
-        (stem, Kind::Single)
-    };
-    let (version, name) = stem.split_once('_')?;
-    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
-        return None;
-    }
-    let version: i64 = version.parse().ok().filter(|v| *v > 0)?;
-    Some(Parsed {
-        version,
-        name: name.to_owned(),
-        kind,
-    })
-}
-
-fn read_script(path: &Path, dialect: DialectKind) -> Result<Script, CatalogError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_script(&text, dialect).map_err(|source| CatalogError::Script {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Loads every `*.sql` file directly inside `dir` (subdirectories and other files are
-/// ignored) and tokenises it with `dialect`.
+/// Loads the migration set in `dir`, laid out as `format` (detected when
+/// [`SetFormat::Auto`]), and tokenises every script with `dialect`. A script moves out of
+/// its migration's transaction by its own marker (`-- avocet:no-transaction`,
+/// `-- no-transaction`) or by its format's directive.
 ///
 /// # Errors
-/// [`CatalogError`] naming the file: unreadable directory or file, a bad file name, a
-/// duplicate version, a down script without an up script, or a script that does not tokenise.
-pub(crate) fn load_dir(dir: &Path, dialect: DialectKind) -> Result<MigrationSet, CatalogError> {
-    let io = |source| CatalogError::Io {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut ups: BTreeMap<i64, (PathBuf, String)> = BTreeMap::new();
-    let mut downs: BTreeMap<i64, PathBuf> = BTreeMap::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .collect::<Result<_, _>>()
-        .map_err(io)?;
-    entries.sort_by_key(|e| e.file_name());
-    let mut warnings = Vec::new();
-    for entry in entries {
-        let path = entry.path();
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if !path.is_file() {
-            continue;
-        }
-        if !file.ends_with(".sql") {
-            if looks_like_a_migration(&file) {
-                warnings.push(format!(
-                    "{} looks like a migration but is not read: files are \
-                     <version>_<name>.up.sql, .down.sql or .sql, in lowercase",
-                    path.display()
-                ));
-            }
-            continue;
-        }
-        let parsed =
-            parse_name(&file).ok_or_else(|| CatalogError::BadFileName { path: path.clone() })?;
-        let duplicate = |other: &Path| CatalogError::DuplicateVersion {
-            version: parsed.version,
-            first: other.display().to_string(),
-            second: path.display().to_string(),
-        };
-        if parsed.kind == Kind::Down {
-            if let Some(other) = downs.get(&parsed.version) {
-                return Err(duplicate(other));
-            }
-            downs.insert(parsed.version, path);
-        } else {
-            if let Some((other, _)) = ups.get(&parsed.version) {
-                return Err(duplicate(other));
-            }
-            ups.insert(parsed.version, (path, parsed.name));
-        }
-    }
-    if let Some((version, path)) = downs.iter().find(|(v, _)| !ups.contains_key(v)) {
-        return Err(CatalogError::DownWithoutUp {
-            path: path.clone(),
-            version: *version,
+/// [`CatalogError`] naming the file: unreadable directory or file, a name or side file the
+/// format does not allow, a duplicate version, a down script without an up script, or a
+/// script that does not tokenise.
+pub(crate) fn load_dir(
+    dir: &Path,
+    dialect: DialectKind,
+    format: SetFormat,
+) -> Result<MigrationSet, CatalogError> {
+    let (format, source) = source::source(format, dir)?;
+    let Listing {
+        mut found,
+        warnings,
+    } = source.read(dir)?;
+    found.sort_by_key(|f| f.version);
+    if let Some(w) = found.windows(2).find(|w| w[0].version == w[1].version) {
+        return Err(CatalogError::DuplicateVersion {
+            version: w[0].version,
+            first: w[0].up.path.display().to_string(),
+            second: w[1].up.path.display().to_string(),
         });
     }
-    let mut migrations = Vec::with_capacity(ups.len());
-    for (version, (path, name)) in ups {
-        let down = match downs.get(&version) {
-            Some(p) => Some(read_script(p, dialect)?),
-            None => None,
-        };
+    let script = |f: &FoundScript| -> Result<Script, CatalogError> {
+        parse_script_as(&f.text, dialect, f.no_transaction).map_err(|source| CatalogError::Script {
+            path: f.path.clone(),
+            source,
+        })
+    };
+    let mut migrations = Vec::with_capacity(found.len());
+    for f in &found {
         migrations.push(Migration {
-            version,
-            name,
-            up: read_script(&path, dialect)?,
-            down,
+            version: f.version,
+            name: f.name.clone(),
+            up: script(&f.up)?,
+            down: f.down.as_ref().map(script).transpose()?,
         });
     }
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    Ok(MigrationSet::new(migrations)?.with_warnings(warnings))
-}
-
-/// A file name that is not a migration's but looks meant to be one: an `.sql` extension in
-/// another case or with something after it (`0004_a.UP.SQL`, `0004_a.up.sql.bak`), or a
-/// version and name with a near-miss extension (`0004_a.up.sq`, `0004_a.psql`).
-fn looks_like_a_migration(file: &str) -> bool {
-    let lower = file.to_ascii_lowercase();
-    if lower.contains(".sql") {
-        return true;
-    }
-    let versioned = file
-        .split_once('_')
-        .is_some_and(|(v, _)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
-    versioned
-        && [".up", ".down", ".sq", "sql"]
-            .iter()
-            .any(|x| lower.contains(x))
+    tracing::debug!(dir = %dir.display(), %format, migrations = migrations.len(), "set loaded");
+    Ok(MigrationSet::new(migrations)?
+        .with_warnings(warnings)
+        .with_format(format))
 }
 
 impl From<DuplicateVersion> for CatalogError {
@@ -227,7 +148,7 @@ mod tests {
             ("2_single.sql", "SELECT 2;"),
             ("README.md", "not a migration"),
         ]);
-        let set = load_dir(dir.path(), DialectKind::Sqlite).unwrap();
+        let set = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap();
         let versions: Vec<i64> = set.iter().map(|m| m.version).collect();
         assert_eq!(versions, [2, 10]);
         assert!(set.get(2).unwrap().down.is_none());
@@ -238,7 +159,7 @@ mod tests {
     #[test]
     fn duplicate_versions_and_bad_names_are_errors_naming_the_file() {
         let dir = dir_with(&[("1_a.up.sql", "SELECT 1;"), ("0001_b.sql", "SELECT 1;")]);
-        let err = load_dir(dir.path(), DialectKind::Sqlite).unwrap_err();
+        let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
         assert!(matches!(
             err,
             CatalogError::DuplicateVersion { version: 1, .. }
@@ -246,11 +167,11 @@ mod tests {
         assert!(err.to_string().contains("0001_b.sql"), "{err}");
 
         let dir = dir_with(&[("first.up.sql", "SELECT 1;")]);
-        let err = load_dir(dir.path(), DialectKind::Sqlite).unwrap_err();
+        let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
         assert!(err.to_string().contains("first.up.sql"), "{err}");
 
         let dir = dir_with(&[("3_x.down.sql", "SELECT 1;")]);
-        let err = load_dir(dir.path(), DialectKind::Sqlite).unwrap_err();
+        let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
         assert!(matches!(
             err,
             CatalogError::DownWithoutUp { version: 3, .. }
@@ -260,10 +181,10 @@ mod tests {
     #[test]
     fn unreadable_and_untokenisable_files_are_errors_naming_the_file() {
         let dir = dir_with(&[("1_a.up.sql", "SELECT 'unterminated;")]);
-        let err = load_dir(dir.path(), DialectKind::Postgres).unwrap_err();
+        let err = load_dir(dir.path(), DialectKind::Postgres, SetFormat::Auto).unwrap_err();
         assert!(err.to_string().contains("1_a.up.sql"), "{err}");
         std::fs::write(dir.path().join("1_a.up.sql"), [0xff, 0xfe, 0x00]).unwrap();
-        let err = load_dir(dir.path(), DialectKind::Postgres).unwrap_err();
+        let err = load_dir(dir.path(), DialectKind::Postgres, SetFormat::Auto).unwrap_err();
         assert!(matches!(err, CatalogError::Io { .. }), "{err}");
     }
 
@@ -277,7 +198,7 @@ mod tests {
             ("README.md", "notes"),
             ("notes.txt", "notes"),
         ]);
-        let set = load_dir(dir.path(), DialectKind::Sqlite).unwrap();
+        let set = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap();
         assert_eq!(set.len(), 1);
         let named: Vec<&str> = ["2_b.UP.SQL", "3_c.up.sql.bak", "4_d.up.sq"].to_vec();
         assert_eq!(set.warnings().len(), 3, "{:?}", set.warnings());

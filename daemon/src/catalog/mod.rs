@@ -1,12 +1,13 @@
 //! Migration sets: loading a directory of scripts, checksums and statement splitting.
 //!
-//! Formats accepted in one directory (sqlx's, so sqlx projects move over unchanged):
-//! `<version>_<name>.up.sql` with optional `<version>_<name>.down.sql`, or the one-file
-//! `<version>_<name>.sql` (no `down`). Versions are positive integers ordered numerically.
+//! A set is read unchanged in the layout of the tool that wrote it (sqlx, golang-migrate,
+//! diesel, dbmate, Flyway, refinery: [`SetFormat`](crate::model::SetFormat)), configured
+//! per fleet or detected per directory. Versions are integers ordered numerically.
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `load.rs` | a directory of files to a [`MigrationSet`](crate::model::MigrationSet) |
+//! | `source/` | one reader per on-disk format, behind one `MigrationSource` trait |
+//! | `load.rs` | a format's files to a [`MigrationSet`](crate::model::MigrationSet) |
 //! | `script.rs` | one file: normalising, checksum, statement splitting, markers |
 //! | `lint.rs` | the lint: statements that destroy data or hold blocking locks |
 //! | `placeholders.rs` | a script's `${name}` placeholders and where each sits |
@@ -17,6 +18,7 @@ mod lint;
 mod load;
 mod placeholders;
 mod script;
+mod source;
 
 pub(crate) use cache::SetCache;
 pub use load::CatalogError;

@@ -56,10 +56,21 @@ pub(super) fn checksum(text: &str) -> String {
 /// `BEGIN`/`COMMIT`/`ROLLBACK`, which would commit or end that transaction (DESIGN.md
 /// rule 1).
 pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptError> {
+    parse_script_as(raw, dialect, false)
+}
+
+/// As [`parse_script`]; `no_transaction` moves the script out of its migration's
+/// transaction as its marker would (a set format's own directive, such as diesel's
+/// `run_in_transaction = false`).
+pub(super) fn parse_script_as(
+    raw: &str,
+    dialect: DialectKind,
+    no_transaction: bool,
+) -> Result<Script, ScriptError> {
     let sql = normalise(raw);
     let tokens = tokenize(&sql, dialect)?;
     let pieces = split(&sql, &tokens);
-    let no_transaction = has_no_transaction_marker(&sql);
+    let no_transaction = no_transaction || has_no_transaction_marker(&sql);
     let refuse_control = dialect.transactional_ddl() && !no_transaction;
     if let Some(p) = pieces
         .iter()

@@ -32,7 +32,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Amount, DialectKind, Strategy, TransactionMode};
+use crate::model::{Amount, DialectKind, SetFormat, Strategy, TransactionMode};
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";
@@ -137,6 +137,10 @@ pub struct FleetConfig {
     pub dialect: DialectKind,
     /// Directory of the migration set; relative paths resolve against the working directory.
     pub migrations: PathBuf,
+    /// The set's on-disk layout: `auto` (the default: detected per directory), `sqlx`,
+    /// `golang-migrate`, `diesel`, `dbmate`, `flyway` or `refinery`.
+    #[serde(default)]
+    pub format: SetFormat,
     /// Tenants migrated at once by default. Default 8.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,

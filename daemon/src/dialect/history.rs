@@ -338,6 +338,43 @@ macro_rules! sqlx_session {
                     .map_err(DbError::query("creating the history table"))
             }
 
+            async fn read_foreign(
+                &mut self,
+                tool: $crate::model::SetFormat,
+            ) -> Result<Option<Vec<$crate::model::ForeignRow>>, DbError> {
+                type Row = (
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                );
+                let Some(select) = $crate::dialect::foreign::select_sql($style, tool) else {
+                    return Ok(Some(Vec::new()));
+                };
+                let read = DbError::query("reading the other tool's history table");
+                let rows = match sqlx::Executor::fetch_all(&mut self.conn, select.as_str()).await {
+                    Ok(rows) => rows,
+                    Err(e) if self.sql.is_missing_table(&e) => return Ok(None),
+                    Err(e) => return Err(read(e)),
+                };
+                rows.iter()
+                    .map(|row| {
+                        let (version, name, ok, checksum, kind): Row =
+                            sqlx::FromRow::from_row(row)?;
+                        Ok($crate::model::ForeignRow {
+                            version,
+                            name,
+                            ok: ok.as_deref() == Some("1"),
+                            checksum,
+                            kind,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map(Some)
+                    .map_err(read)
+            }
+
             async fn write_record(
                 &mut self,
                 rec: &$crate::model::RecordWrite,

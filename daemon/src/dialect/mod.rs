@@ -9,11 +9,13 @@
 //! | --- | --- |
 //! | `target.rs` | [`Target`]: where a tenant lives |
 //! | `error.rs` | [`DbError`], and the batch error with its statement count |
+//! | `foreign.rs` | another migration tool's history table, read for adoption |
 //! | `history.rs` | the history table's columns and the SQL every dialect shares |
 //! | `literal.rs` | history rows as SQL literals, for writes inside one batch |
 //! | `postgres.rs`, `mysql.rs`, `sqlite.rs` | one database each |
 
 mod error;
+mod foreign;
 mod history;
 mod literal;
 mod mysql;
@@ -29,7 +31,7 @@ pub use error::DbError;
 pub(crate) use error::{BatchError, connection_lost};
 pub use target::Target;
 
-use crate::model::{DialectKind, HistoryRecord, RecordWrite};
+use crate::model::{DialectKind, ForeignRow, HistoryRecord, RecordWrite, SetFormat};
 
 /// Longest wait for a lock release or a connection close before the connection is dropped.
 pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +47,10 @@ pub(crate) trait Session: Send {
     /// that will write: the history tables are created when missing, and a table made before
     /// the `down_checksum` column gains it (`ALTER TABLE … ADD COLUMN`) before it is read.
     async fn prepare_history(&mut self) -> Result<Vec<HistoryRecord>, DbError>;
+    /// Every row of `tool`'s own history table (`_sqlx_migrations`, `flyway_schema_history`,
+    /// …) in the tenant's schema, in the tool's order; `None` when the table does not exist.
+    /// Reads only.
+    async fn read_foreign(&mut self, tool: SetFormat) -> Result<Option<Vec<ForeignRow>>, DbError>;
     /// Creates the history and log tables (and the tenant's schema) if they are missing.
     async fn create_history(&mut self) -> Result<(), DbError>;
     /// Inserts or replaces the row for `rec.version`.

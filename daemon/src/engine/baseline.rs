@@ -1,10 +1,14 @@
-//! Baseline: versions up to a target recorded as applied, without running them, on the
-//! selected tenants that have no history (their schema came from elsewhere).
+//! Baseline: versions up to a target, or those another tool's history table says are applied
+//! (adoption), recorded as applied without running them, on the selected tenants that have
+//! no history (their schema came from elsewhere).
 
 use futures::StreamExt;
 
 use super::{Caller, Engine, EngineError, Scope, Selector};
-use crate::rollout;
+use crate::{
+    model::{BaselineSource, SetFormat},
+    rollout,
+};
 
 /// `Baseline`: which tenants, and the highest version to record as applied.
 #[derive(Debug, Clone)]
@@ -13,8 +17,9 @@ pub struct BaselineRequest {
     pub fleet: String,
     /// Which tenants.
     pub selector: Selector,
-    /// Every version of the set up to this one is recorded; it must name a migration.
-    pub to: i64,
+    /// What to record: every version up to one (it must name a migration of the set), or
+    /// what another tool applied.
+    pub source: BaselineSource,
 }
 
 /// What a baseline did on one tenant.
@@ -29,14 +34,16 @@ pub struct BaselineOutcome {
 }
 
 impl Engine {
-    /// Records the versions up to `req.to` as applied on every selected tenant with no
+    /// Records the versions `req.source` names as applied on every selected tenant with no
     /// history, each under its lock, `concurrency` tenants at once, and logs the call
-    /// naming `caller`. A tenant that has history is left alone and reported.
+    /// naming `caller`. A tenant that has history, or whose other tool's history cannot be
+    /// adopted, is left alone and reported.
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet, a selector matching nothing or a set
-    /// that does not load; [`EngineError::InvalidArgument`] when `req.to` is not a version
-    /// of the set. Per-tenant failures are outcomes, not errors.
+    /// that does not load; [`EngineError::InvalidArgument`] when an `UpTo` version is not a
+    /// version of the set, or an `Adopt` names no tool. Per-tenant failures are outcomes,
+    /// not errors.
     pub async fn baseline(
         &self,
         req: BaselineRequest,
@@ -47,19 +54,29 @@ impl Engine {
             tenants,
             set,
         } = self.scope(&req.fleet, &req.selector)?;
-        if set.get(req.to).is_none() {
-            return Err(EngineError::InvalidArgument(format!(
-                "fleet {:?} has no migration with version {}",
-                fleet.name, req.to
-            )));
+        match req.source {
+            BaselineSource::UpTo(to) if set.get(to).is_none() => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "fleet {:?} has no migration with version {to}",
+                    fleet.name
+                )));
+            }
+            BaselineSource::Adopt(SetFormat::Auto) => {
+                return Err(EngineError::InvalidArgument(
+                    "adopt needs the tool whose history to read: sqlx, diesel, \
+                     golang-migrate, dbmate, flyway or refinery"
+                        .into(),
+                ));
+            }
+            _ => {}
         }
-        let to = req.to;
+        let source = req.source;
         let by = self.registry.instance_id.clone();
         let concurrency = fleet.concurrency.max(1);
         let runs = tenants.into_iter().map(|tenant| {
             let (fleet, set, by) = (fleet.clone(), set.clone(), by.clone());
             async move {
-                let done = rollout::baseline(&fleet, &tenant, &set, to, &by).await;
+                let done = rollout::baseline(&fleet, &tenant, &set, source, &by).await;
                 BaselineOutcome {
                     tenant: tenant.id.clone(),
                     baselined: *done.as_ref().unwrap_or(&0),
@@ -74,7 +91,7 @@ impl Engine {
         let baselined = outcomes.iter().filter(|o| o.error.is_none()).count();
         tracing::info!(
             fleet = %fleet.name,
-            to = req.to,
+            source = ?req.source,
             baselined,
             refused = outcomes.len() - baselined,
             caller = %caller.who,

@@ -168,6 +168,7 @@ impl Engine {
                         .collect(),
                     migrations_dir: std::fs::canonicalize(&fleet.migrations)
                         .unwrap_or_else(|_| fleet.migrations.clone()),
+                    format: set.format(),
                 })
             })
             .collect()

@@ -22,6 +22,8 @@ pub struct FleetInfo {
     pub destructive_versions: Vec<i64>,
     /// The set's directory, absolute when it can be resolved.
     pub migrations_dir: std::path::PathBuf,
+    /// The set's layout as read (`sqlx`, `diesel`, …; detected when configured `auto`).
+    pub format: crate::model::SetFormat,
 }
 
 /// One tenant of a fleet.

@@ -154,6 +154,8 @@ pub struct Fleet {
     pub dialect: DialectKind,
     /// Directory of its migration set.
     pub migrations: PathBuf,
+    /// The set's on-disk layout (`format` in the fleet's configuration; detected by default).
+    pub format: crate::model::SetFormat,
     /// Default number of tenants migrated at once.
     pub concurrency: usize,
     /// Longest wait for a tenant's lock.
@@ -299,7 +301,7 @@ impl Fleet {
     /// [`FleetError::Catalog`] naming the file that does not load.
     pub fn load_set(&self) -> Result<Arc<MigrationSet>, FleetError> {
         self.set
-            .get(&self.migrations, self.dialect)
+            .get(&self.migrations, self.dialect, self.format)
             .map_err(|source| FleetError::Catalog {
                 fleet: self.name.clone(),
                 source,
@@ -534,6 +536,7 @@ impl Registry {
                 name: name.clone(),
                 dialect: fc.dialect,
                 migrations: fc.migrations.clone(),
+                format: fc.format,
                 concurrency: fc.concurrency,
                 lock_timeout: fc.lock_timeout,
                 transaction: fc.transaction,

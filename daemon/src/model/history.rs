@@ -153,3 +153,14 @@ pub enum RepairAction {
     /// A record whose file is gone from the set on purpose: it stops counting as applied.
     Forget,
 }
+
+/// What a baseline records as applied on a tenant with no history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaselineSource {
+    /// Every version of the set up to this one.
+    UpTo(i64),
+    /// The versions another tool's own history table says are applied there (adoption):
+    /// `_sqlx_migrations`, `__diesel_schema_migrations`, `schema_migrations`
+    /// (golang-migrate, dbmate), `flyway_schema_history` or `refinery_schema_history`.
+    Adopt(super::SetFormat),
+}

@@ -140,6 +140,8 @@ pub struct MigrationSet {
     /// What loading it noticed without refusing it, e.g. files that look like migrations
     /// but are not read.
     warnings: Vec<String>,
+    /// The on-disk layout it was read from (never `Auto` once loaded from a directory).
+    format: super::SetFormat,
 }
 
 impl MigrationSet {
@@ -168,6 +170,7 @@ impl MigrationSet {
             migrations: migrations.into_iter().map(Arc::new).collect(),
             digest: SetDigest(hex::encode(hash.finalize())),
             warnings: Vec::new(),
+            format: super::SetFormat::Auto,
         })
     }
 
@@ -175,6 +178,17 @@ impl MigrationSet {
     pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
         self.warnings = warnings;
         self
+    }
+
+    /// The same set, read from a directory laid out as `format`.
+    pub fn with_format(mut self, format: super::SetFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The layout the set was read from; `Auto` for a set built in memory.
+    pub fn format(&self) -> super::SetFormat {
+        self.format
     }
 
     /// What loading the set noticed without refusing it, one sentence each.

@@ -6,13 +6,15 @@
 //! | --- | --- |
 //! | `access.rs` | [`Role`] and the [`Rpc`]s each allows |
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
+//! | `foreign.rs` | another tool's history rows ([`ForeignRow`]) and its checksums, for adopting its databases |
+//! | `format.rs` | [`SetFormat`]: the on-disk layouts a set may come in |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
 //! | `lint.rs` | [`Finding`]s of the lint: [`LintCode`], [`LintKind`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
 //! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
 //! | `placeholder.rs` | `${name}` placeholders: [`Placeholder`], [`PlaceholderContext`], [`PlaceholderError`] |
 //! | `names.rs` | what a valid id, identifier and label is ([`check_id`], …) |
-//! | `history.rs` | [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`], [`RepairAction`] |
+//! | `history.rs` | [`BaselineSource`], [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`], [`RepairAction`] |
 //! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
@@ -21,6 +23,8 @@
 mod access;
 mod dialect;
 mod event;
+mod foreign;
+mod format;
 mod history;
 mod labels;
 mod lint;
@@ -38,7 +42,9 @@ pub use event::{
     EventKind, FailureCode, MigrationFinished, MigrationStarted, RolloutEvent, RolloutStarted,
     RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
 };
-pub use history::{HistoryRecord, RecordStatus, RecordWrite, RepairAction};
+pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum};
+pub use format::SetFormat;
+pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
 pub use labels::Labels;
 pub use lint::{Finding, LintCode, LintKind};
 pub use migration::{

@@ -5,9 +5,11 @@
 //! from the set, a `failed` or `running` record and an out-of-order pending version each get
 //! their own [`Code`](crate::model::Code), never a silent skip.
 
+mod adopt;
 mod diagnostics;
 mod waves;
 
+pub(crate) use adopt::{AdoptRefusal, adoption};
 pub(crate) use waves::waves;
 
 use std::{collections::HashMap, sync::Arc};

@@ -1,6 +1,8 @@
 //! Baseline: a tenant whose schema was made by other means (a restored dump, another tool)
-//! gets history records for the versions up to a target, marked applied without running
-//! them, so the next apply starts after them. Only a tenant with no history is baselined.
+//! gets history records for the versions up to a target, or for the versions another
+//! tool's history table says it applied (adoption), marked applied without running them,
+//! so the next apply starts after them. Only a tenant with no history is baselined, and the
+//! other tool's table is only read.
 
 use chrono::Utc;
 
@@ -8,7 +10,8 @@ use super::tenant::under_lock;
 use crate::{
     dialect::DbError,
     fleet::{Fleet, PooledSession, Tenant},
-    model::{Direction, MigrationSet, RecordStatus, RecordWrite},
+    model::{BaselineSource, Direction, MigrationSet, RecordStatus, RecordWrite},
+    plan::{AdoptRefusal, adoption},
 };
 
 /// Why a tenant was not baselined. Nothing was written.
@@ -24,32 +27,59 @@ pub(crate) enum BaselineError {
         /// Records found.
         records: usize,
     },
+    /// The other tool's history cannot be adopted: unfinished, unknown versions, changed files.
+    #[error(transparent)]
+    Adopt(#[from] AdoptRefusal),
 }
 
-/// Records every migration of `set` up to `to` as applied on `tenant` (batch 0, rollout
-/// `baseline`, by `applied_by`), creating its history tables, and returns how many.
+/// Records the versions `source` names as applied on `tenant` (batch 0, rollout `baseline`
+/// or `adopt`, by `applied_by`, which for an adoption also names the tool), creating its
+/// history tables, and returns how many.
 ///
 /// # Errors
 /// [`BaselineError::Db`] when the lock does not come within the fleet's `lock_timeout` or
-/// the tenant cannot be read or written; [`BaselineError::HasHistory`] when it has records.
+/// the tenant cannot be read or written; [`BaselineError::HasHistory`] when it has records;
+/// [`BaselineError::Adopt`] when the other tool's history is missing, unfinished, names a
+/// version the set lacks or a checksum its file does not have. Nothing is written then.
 pub(crate) async fn baseline(
     fleet: &Fleet,
     tenant: &Tenant,
     set: &MigrationSet,
-    to: i64,
+    source: BaselineSource,
     applied_by: &str,
 ) -> Result<u32, BaselineError> {
     under_lock(fleet, tenant, async |locked: &mut PooledSession, _| {
         let session = locked.session();
-        let history = session.prepare_history().await?;
-        if !history.is_empty() {
+        if let Some(history) = session.read_history().await?
+            && !history.is_empty()
+        {
             return Err(BaselineError::HasHistory {
                 records: history.len(),
             });
         }
+        let (versions, rollout_id, applied_by) = match source {
+            BaselineSource::UpTo(to) => {
+                let versions: Vec<i64> =
+                    set.iter().map(|m| m.version).filter(|v| *v <= to).collect();
+                (versions, "baseline", applied_by.to_owned())
+            }
+            BaselineSource::Adopt(tool) => {
+                let rows = session
+                    .read_foreign(tool)
+                    .await?
+                    .ok_or(AdoptRefusal::NoTable { tool })?;
+                let versions = adoption(set, tool, &rows)?;
+                (
+                    versions,
+                    "adopt",
+                    format!("{tool} (adopted by {applied_by})"),
+                )
+            }
+        };
+        session.prepare_history().await?;
         let now = Utc::now();
         let mut written = 0;
-        for m in set.iter().filter(|m| m.version <= to) {
+        for m in versions.iter().filter_map(|v| set.get(*v)) {
             let statements = m.up.spans.len() as i64;
             let rec = RecordWrite {
                 version: m.version,
@@ -58,8 +88,8 @@ pub(crate) async fn baseline(
                 down_checksum: m.down.as_ref().map(|d| d.checksum.clone()),
                 status: RecordStatus::Applied,
                 batch: 0,
-                rollout_id: "baseline".into(),
-                applied_by: applied_by.to_owned(),
+                rollout_id: rollout_id.into(),
+                applied_by: applied_by.clone(),
                 started_at: now,
                 finished_at: Some(now),
                 duration_ms: Some(0),

@@ -1,0 +1,154 @@
+//! Flyway's and refinery's layout: `V<version>__<description>.sql`. Flyway also reads
+//! `U<version>__….sql` as the undo (`down`) script of that version, and a properties file
+//! `V<version>__….sql.conf` beside a script, whose `executeInTransaction=false` runs it
+//! outside a transaction; refinery's directive is a `-- refinery:noTransaction` line.
+//!
+//! Versions must be integers here: Flyway's dotted versions (`V1.2.3`, `V1_2`) and
+//! repeatable `R__` migrations, and refinery's unversioned `U` migrations, are refused
+//! with an error naming the file (the history table's version is a 64-bit integer).
+
+use std::{collections::BTreeMap, path::Path};
+
+use super::{Found, FoundScript, Listing, MigrationSource, entries, integer_version, read_text};
+use crate::{catalog::CatalogError, model::SetFormat};
+
+/// `flyway`: Flyway's rules; else refinery's.
+pub(super) struct Prefixed {
+    pub(super) flyway: bool,
+}
+
+const REFINERY_NO_TRANSACTION: &str = "-- refinery:noTransaction";
+
+/// True for `V…__….sql`, `U…__….sql` and `R__….sql` names.
+pub(super) fn looks_prefixed(file: &str) -> bool {
+    let Some(rest) = file.strip_prefix(['V', 'U', 'R']) else {
+        return false;
+    };
+    file.ends_with(".sql")
+        && rest.split_once("__").is_some_and(|(v, _)| {
+            v.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'_')
+        })
+}
+
+/// True when a line of `text` is refinery's no-transaction directive.
+pub(super) fn has_refinery_marker(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == REFINERY_NO_TRANSACTION)
+}
+
+impl Prefixed {
+    fn format(&self) -> SetFormat {
+        match self.flyway {
+            true => SetFormat::Flyway,
+            false => SetFormat::Refinery,
+        }
+    }
+
+    /// Whether the script at `path` runs outside a transaction by its format's directive.
+    fn no_transaction(&self, path: &Path, text: &str) -> Result<bool, CatalogError> {
+        if !self.flyway {
+            return Ok(has_refinery_marker(text));
+        }
+        let conf = path.with_extension("sql.conf");
+        if !conf.is_file() {
+            return Ok(false);
+        }
+        for line in read_text(&conf)?.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                Some(("executeInTransaction", v)) => return Ok(v.eq_ignore_ascii_case("false")),
+                _ => tracing::warn!("{}: {line:?} is not read by Avocet", conf.display()),
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl MigrationSource for Prefixed {
+    fn read(&self, dir: &Path) -> Result<Listing, CatalogError> {
+        let format = self.format();
+        let mut ups = Vec::new();
+        let mut undos: BTreeMap<i64, (std::path::PathBuf, String)> = BTreeMap::new();
+        let mut listing = Listing::default();
+        for entry in entries(dir)? {
+            let path = entry.path();
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_file() || file.ends_with(".sql.conf") {
+                continue;
+            }
+            if !looks_prefixed(&file) {
+                if file.to_ascii_lowercase().contains(".sql") {
+                    listing.warnings.push(format!(
+                        "{} looks like a migration but is not read: {format} files are \
+                         V<version>__<description>.sql",
+                        path.display()
+                    ));
+                }
+                continue;
+            }
+            let prefix = &file[..1];
+            let (version, description) = file[1..]
+                .trim_end_matches(".sql")
+                .split_once("__")
+                .unwrap_or_default();
+            let refused = match (prefix, self.flyway) {
+                ("R", _) => Some("repeatable (R__) migrations are not supported yet"),
+                ("U", false) => Some("unversioned (U) refinery migrations are not supported"),
+                _ => None,
+            };
+            if let Some(reason) = refused {
+                return Err(super::refuse(&path, format, reason));
+            }
+            let version = integer_version(version).ok_or_else(|| {
+                super::refuse(
+                    &path,
+                    format,
+                    format!(
+                        "version {version:?} is not an integer: dotted versions are not \
+                         supported yet"
+                    ),
+                )
+            })?;
+            let text = read_text(&path)?;
+            match prefix {
+                "U" => {
+                    if let Some((other, _)) = undos.get(&version) {
+                        return Err(CatalogError::DuplicateVersion {
+                            version,
+                            first: other.display().to_string(),
+                            second: path.display().to_string(),
+                        });
+                    }
+                    undos.insert(version, (path, text));
+                }
+                _ => ups.push((version, description.to_owned(), path, text)),
+            }
+        }
+        for (version, name, path, text) in ups {
+            let down = match undos.remove(&version) {
+                Some((p, t)) => Some(FoundScript {
+                    no_transaction: self.no_transaction(&p, &t)?,
+                    path: p,
+                    text: t,
+                }),
+                None => None,
+            };
+            listing.found.push(Found {
+                version,
+                name,
+                up: FoundScript {
+                    no_transaction: self.no_transaction(&path, &text)?,
+                    path,
+                    text,
+                },
+                down,
+            });
+        }
+        if let Some((version, (path, _))) = undos.into_iter().next() {
+            return Err(CatalogError::DownWithoutUp { path, version });
+        }
+        Ok(listing)
+    }
+}

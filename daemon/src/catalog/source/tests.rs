@@ -1,0 +1,249 @@
+//! Each format's directory, laid out as its tool documents it, read through `load_dir`.
+
+use std::path::Path;
+
+use crate::{
+    catalog::{CatalogError, load_dir},
+    model::{DialectKind, MigrationSet, SetFormat},
+};
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn load(dir: &Path, format: SetFormat) -> Result<MigrationSet, CatalogError> {
+    load_dir(dir, DialectKind::Postgres, format)
+}
+
+fn detected(dir: &Path) -> SetFormat {
+    super::detect(dir).unwrap()
+}
+
+fn summary(set: &MigrationSet) -> Vec<(i64, String, bool, Option<bool>)> {
+    set.iter()
+        .map(|m| {
+            (
+                m.version,
+                m.name.clone(),
+                m.up.no_transaction,
+                m.down.as_ref().map(|d| d.no_transaction),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn diesel_directories_with_dashed_versions_and_metadata() {
+    let dir = dir_with(&[
+        ("00000000000000_diesel_initial_setup/up.sql", "SELECT 0;"),
+        ("00000000000000_diesel_initial_setup/down.sql", "SELECT 0;"),
+        (
+            "2024-03-13-170000_create_users/up.sql",
+            "CREATE TABLE users (id int);",
+        ),
+        (
+            "2024-03-13-170000_create_users/down.sql",
+            "DROP TABLE users;",
+        ),
+        (
+            "2024-03-14-090000-0000_index/up.sql",
+            "CREATE INDEX CONCURRENTLY i ON users (id);",
+        ),
+        ("2024-03-14-090000-0000_index/down.sql", "DROP INDEX i;"),
+        (
+            "2024-03-14-090000-0000_index/metadata.toml",
+            "run_in_transaction = false\n",
+        ),
+        ("notes/README.md", "not a migration"),
+        (".keep", ""),
+        ("0004_stray.up.sql", "SELECT 4;"),
+    ]);
+    assert_eq!(detected(dir.path()), SetFormat::Diesel);
+    let set = load(dir.path(), SetFormat::Auto).unwrap();
+    assert_eq!(
+        summary(&set),
+        [
+            (0, "diesel_initial_setup".into(), false, Some(false)),
+            (20240313170000, "create_users".into(), false, Some(false)),
+            (202403140900000000, "index".into(), true, Some(true)),
+        ]
+    );
+    assert_eq!(set.warnings().len(), 2, "{:?}", set.warnings());
+    assert!(
+        set.warnings()[0].contains("0004_stray.up.sql"),
+        "{:?}",
+        set.warnings()
+    );
+    assert!(set.warnings()[1].contains("notes"), "{:?}", set.warnings());
+
+    let bad = dir_with(&[
+        ("1_a/up.sql", "SELECT 1;"),
+        ("1_a/metadata.toml", "run = 1\n"),
+    ]);
+    let err = load(bad.path(), SetFormat::Diesel).unwrap_err();
+    assert!(
+        matches!(err, CatalogError::Format { .. }) && err.to_string().contains("metadata.toml"),
+        "{err}"
+    );
+    let bad = dir_with(&[("2024-xx_a/up.sql", "SELECT 1;")]);
+    let err = load(bad.path(), SetFormat::Diesel).unwrap_err();
+    assert!(err.to_string().contains("2024-xx_a"), "{err}");
+}
+
+#[test]
+fn dbmate_sections_keep_the_file_lines_and_their_transaction_option() {
+    let text = "-- migrate:up\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n\n\
+                -- migrate:down\nDROP TABLE b;\nDROP TABLE a;\n";
+    let dir = dir_with(&[
+        ("20151129054053_test_migration.sql", text),
+        (
+            "20151129054054_index.sql",
+            "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON a (id);\n\
+             -- migrate:down\n",
+        ),
+    ]);
+    assert_eq!(detected(dir.path()), SetFormat::Dbmate);
+    let set = load(dir.path(), SetFormat::Auto).unwrap();
+    assert_eq!(
+        summary(&set),
+        [
+            (20151129054053, "test_migration".into(), false, Some(false)),
+            (20151129054054, "index".into(), true, Some(false)),
+        ]
+    );
+    // Each section holds its own statements only (a statement's text keeps the comments
+    // before it, here the section's marker).
+    let first = set.get(20151129054053).unwrap();
+    let up: Vec<&str> = first.up.statements().collect();
+    assert_eq!(up.len(), 2, "{up:?}");
+    assert!(up[0].ends_with("CREATE TABLE a (id int)") && up[1] == "CREATE TABLE b (id int)");
+    let down = first.down.as_ref().unwrap();
+    let stmts: Vec<&str> = down.statements().collect();
+    assert_eq!(stmts.len(), 2, "{stmts:?}");
+    assert!(stmts[0].ends_with("DROP TABLE b") && stmts[1] == "DROP TABLE a");
+    assert_eq!(
+        down.spans[0].line, 6,
+        "a down statement keeps its line in the file"
+    );
+    let empty_down = set.get(20151129054054).unwrap().down.as_ref().unwrap();
+    assert_eq!(
+        empty_down.statement_count(),
+        0,
+        "dbmate's empty down runs nothing"
+    );
+
+    let no_up = dir_with(&[("1_a.sql", "CREATE TABLE a (id int);")]);
+    let err = load(no_up.path(), SetFormat::Dbmate).unwrap_err();
+    assert!(err.to_string().contains("-- migrate:up"), "{err}");
+}
+
+#[test]
+fn flyway_versions_undo_files_and_conf() {
+    let dir = dir_with(&[
+        (
+            "V1__Create_person_table.sql",
+            "CREATE TABLE person (id int);",
+        ),
+        ("U1__Create_person_table.sql", "DROP TABLE person;"),
+        (
+            "V2__Add_index.sql",
+            "CREATE INDEX CONCURRENTLY i ON person (id);",
+        ),
+        (
+            "V2__Add_index.sql.conf",
+            "# flyway\nexecuteInTransaction=false\n",
+        ),
+        ("V10__Later.sql", "SELECT 10;"),
+    ]);
+    assert_eq!(detected(dir.path()), SetFormat::Flyway);
+    let set = load(dir.path(), SetFormat::Auto).unwrap();
+    assert_eq!(
+        summary(&set),
+        [
+            (1, "Create_person_table".into(), false, Some(false)),
+            (2, "Add_index".into(), true, None),
+            (10, "Later".into(), false, None),
+        ]
+    );
+    for (file, says) in [
+        ("R__views.sql", "repeatable"),
+        ("V1.2__dotted.sql", "not an integer"),
+        ("V1_2__dotted.sql", "not an integer"),
+    ] {
+        let dir = dir_with(&[(file, "SELECT 1;")]);
+        let err = load(dir.path(), SetFormat::Flyway).unwrap_err();
+        assert!(
+            err.to_string().contains(file) && err.to_string().contains(says),
+            "{err}"
+        );
+    }
+    let orphan = dir_with(&[("V1__a.sql", "SELECT 1;"), ("U2__b.sql", "SELECT 2;")]);
+    let err = load(orphan.path(), SetFormat::Flyway).unwrap_err();
+    assert!(
+        matches!(err, CatalogError::DownWithoutUp { version: 2, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn refinery_marker_is_its_directive_and_unversioned_files_are_refused() {
+    let dir = dir_with(&[
+        ("V1__initial.sql", "CREATE TABLE a (id int);"),
+        (
+            "V2__index.sql",
+            "-- refinery:noTransaction\nCREATE INDEX CONCURRENTLY i ON a (id);",
+        ),
+    ]);
+    assert_eq!(detected(dir.path()), SetFormat::Refinery);
+    let set = load(dir.path(), SetFormat::Auto).unwrap();
+    assert_eq!(
+        summary(&set),
+        [
+            (1, "initial".into(), false, None),
+            (2, "index".into(), true, None),
+        ]
+    );
+    // Under Flyway's rules the refinery line is only a comment.
+    let flyway = load(dir.path(), SetFormat::Flyway).unwrap();
+    assert!(!flyway.get(2).unwrap().up.no_transaction);
+    let unversioned = dir_with(&[("U1__a.sql", "SELECT 1;")]);
+    let err = load(unversioned.path(), SetFormat::Refinery).unwrap_err();
+    assert!(err.to_string().contains("unversioned"), "{err}");
+}
+
+#[test]
+fn golang_migrate_pairs_and_no_single_files() {
+    let dir = dir_with(&[
+        (
+            "1_create_users_table.up.sql",
+            "CREATE TABLE users (id int);",
+        ),
+        ("1_create_users_table.down.sql", "DROP TABLE users;"),
+        (
+            "1500360784_add_email.up.sql",
+            "ALTER TABLE users ADD COLUMN email text;",
+        ),
+        (
+            "1500360784_add_email.down.sql",
+            "ALTER TABLE users DROP COLUMN email;",
+        ),
+    ]);
+    assert_eq!(
+        detected(dir.path()),
+        SetFormat::Sqlx,
+        "the same layout as sqlx's"
+    );
+    let set = load(dir.path(), SetFormat::GolangMigrate).unwrap();
+    let versions: Vec<i64> = set.iter().map(|m| m.version).collect();
+    assert_eq!(versions, [1, 1500360784]);
+    let single = dir_with(&[("1_a.sql", "SELECT 1;")]);
+    let err = load(single.path(), SetFormat::GolangMigrate).unwrap_err();
+    assert!(err.to_string().contains("golang-migrate"), "{err}");
+    assert!(load(single.path(), SetFormat::Sqlx).is_ok());
+}

@@ -1,0 +1,196 @@
+//! Adoption: which versions of the set another tool's history table says are applied, or
+//! why that history cannot be taken over. Pure: the rows are read by the dialect.
+//!
+//! Each tool's rules, from its source: sqlx keeps one row per version with `success` and a
+//! SHA-384 checksum; golang-migrate keeps only the current version and a `dirty` flag (every
+//! version up to it is applied); dbmate and diesel keep one row per version (diesel without
+//! its dashes) and no checksum; Flyway keeps one row per event by `installed_rank` (`SQL`
+//! applies a version, `UNDO_SQL` and `DELETE` unapply it, `BASELINE` applies every version up
+//! to it) with `success` and a CRC-32 checksum; refinery keeps one row per version with a
+//! SipHash checksum.
+
+use std::collections::BTreeSet;
+
+use crate::model::{
+    ForeignRow, Migration, MigrationSet, SetFormat, flyway_checksum, refinery_checksum,
+    sqlx_checksum,
+};
+
+/// Why another tool's history cannot be adopted. Nothing is written then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum AdoptRefusal {
+    /// The tool's table does not exist on the tenant.
+    #[error("no {tool} history table on this tenant")]
+    NoTable {
+        /// The tool.
+        tool: SetFormat,
+    },
+    /// The tool marks a migration unfinished (failed or dirty): fix it with the tool first.
+    #[error(
+        "{tool} shows version {version} unfinished (failed or dirty); resolve it with {tool} first"
+    )]
+    Unfinished {
+        /// The tool.
+        tool: SetFormat,
+        /// The version as the tool stores it.
+        version: String,
+    },
+    /// A version the tool applied that the set has no file for, or cannot read.
+    #[error("{tool} applied version {version}, which the migration set does not have")]
+    NotInSet {
+        /// The tool.
+        tool: SetFormat,
+        /// The version as the tool stores it.
+        version: String,
+    },
+    /// The file's checksum is not the one the tool recorded when it ran it.
+    #[error(
+        "version {version} ({name}) changed since {tool} applied it: checksum {recorded} \
+         recorded, {file} for the file"
+    )]
+    Checksum {
+        /// The tool.
+        tool: SetFormat,
+        /// The version.
+        version: i64,
+        /// The migration's name.
+        name: String,
+        /// What the tool recorded.
+        recorded: String,
+        /// What the file gives.
+        file: String,
+    },
+    /// A row Avocet cannot take over, such as a Flyway repeatable migration.
+    #[error("{tool} row not supported: {what}")]
+    Unsupported {
+        /// The tool.
+        tool: SetFormat,
+        /// What the row is.
+        what: String,
+    },
+}
+
+/// The versions of `set` that `tool`'s history `rows` say are applied, ascending.
+///
+/// # Errors
+/// [`AdoptRefusal`] for an unfinished row, a version the set lacks, a checksum that differs
+/// from the file's, or a row of a kind Avocet does not support.
+pub(crate) fn adoption(
+    set: &MigrationSet,
+    tool: SetFormat,
+    rows: &[ForeignRow],
+) -> Result<Vec<i64>, AdoptRefusal> {
+    let mut applied = BTreeSet::new();
+    for row in rows {
+        let raw = row.version.clone().unwrap_or_default();
+        if !row.ok {
+            return Err(AdoptRefusal::Unfinished { tool, version: raw });
+        }
+        if tool == SetFormat::Flyway && flyway_row(set, row, &mut applied)? {
+            continue;
+        }
+        let m = in_set(set, tool, &raw)?;
+        check_checksum(tool, m, row)?;
+        match tool {
+            SetFormat::GolangMigrate => {
+                applied.extend(set.iter().map(|m| m.version).filter(|v| *v <= m.version))
+            }
+            _ => {
+                applied.insert(m.version);
+            }
+        }
+    }
+    Ok(applied.into_iter().collect())
+}
+
+/// The set's migration for `raw`, the version as `tool` stores it (diesel's without dashes,
+/// dbmate's with its leading zeros).
+fn in_set<'a>(
+    set: &'a MigrationSet,
+    tool: SetFormat,
+    raw: &str,
+) -> Result<&'a Migration, AdoptRefusal> {
+    let digits: String = raw.trim().chars().filter(|c| *c != '-').collect();
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|v| set.get(v))
+        .map(|m| &**m)
+        .ok_or_else(|| AdoptRefusal::NotInSet {
+            tool,
+            version: raw.to_owned(),
+        })
+}
+
+/// Handles Flyway's non-`SQL` rows (true when done with the row): `SCHEMA` is skipped,
+/// `BASELINE` applies every version up to its own, `UNDO_SQL` and `DELETE` unapply theirs,
+/// and a row without a version (repeatable) is refused.
+fn flyway_row(
+    set: &MigrationSet,
+    row: &ForeignRow,
+    applied: &mut BTreeSet<i64>,
+) -> Result<bool, AdoptRefusal> {
+    let tool = SetFormat::Flyway;
+    let kind = row.kind.as_deref().unwrap_or("SQL");
+    let Some(raw) = row.version.as_deref() else {
+        return match kind {
+            "SCHEMA" => Ok(true),
+            _ => Err(AdoptRefusal::Unsupported {
+                tool,
+                what: format!(
+                    "repeatable migration {:?}",
+                    row.name.as_deref().unwrap_or("")
+                ),
+            }),
+        };
+    };
+    match kind {
+        "SCHEMA" => Ok(true),
+        "BASELINE" => {
+            let m = in_set(set, tool, raw)?;
+            applied.extend(set.iter().map(|x| x.version).filter(|v| *v <= m.version));
+            Ok(true)
+        }
+        "UNDO_SQL" | "DELETE" => {
+            applied.remove(&in_set(set, tool, raw)?.version);
+            Ok(true)
+        }
+        "SQL" => Ok(false),
+        other => Err(AdoptRefusal::Unsupported {
+            tool,
+            what: format!("type {other} (version {raw})"),
+        }),
+    }
+}
+
+/// Compares the tool's recorded checksum, where it keeps one, with the file's.
+fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<(), AdoptRefusal> {
+    let Some(recorded) = row.checksum.as_deref().map(str::trim) else {
+        return Ok(());
+    };
+    let text = &m.up.sql;
+    let matches = match tool {
+        SetFormat::Sqlx => recorded.eq_ignore_ascii_case(&sqlx_checksum(text)),
+        SetFormat::Flyway => recorded == flyway_checksum(text).to_string(),
+        SetFormat::Refinery => [false, true]
+            .iter()
+            .any(|wide| recorded == refinery_checksum(&m.name, m.version, text, *wide).to_string()),
+        _ => true,
+    };
+    if matches {
+        return Ok(());
+    }
+    let file = match tool {
+        SetFormat::Sqlx => sqlx_checksum(text),
+        SetFormat::Flyway => flyway_checksum(text).to_string(),
+        _ => refinery_checksum(&m.name, m.version, text, false).to_string(),
+    };
+    Err(AdoptRefusal::Checksum {
+        tool,
+        version: m.version,
+        name: m.name.clone(),
+        recorded: recorded.to_owned(),
+        file,
+    })
+}
