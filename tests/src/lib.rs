@@ -7,6 +7,7 @@
 
 mod daemon;
 mod fixture;
+pub mod invariants;
 mod otlp;
 mod process;
 pub mod scenarios;

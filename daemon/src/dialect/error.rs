@@ -148,14 +148,22 @@ impl BatchError {
     }
 }
 
-/// True when `e` means the connection is gone rather than a statement having failed.
+/// True when `e` means the connection is gone rather than a statement having failed: a
+/// broken transport, or a server error of SQLSTATE class 08 (connection exception) or 57P
+/// (the server ends the session: `pg_terminate_backend` sends 57P01 admin_shutdown before it
+/// closes the socket; PostgreSQL docs, Appendix A "PostgreSQL Error Codes").
 pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-    )
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => matches!(
+            e,
+            sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        ),
+    }
 }

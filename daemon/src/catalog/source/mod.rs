@@ -108,6 +108,10 @@ fn detect(dir: &Path) -> Result<SetFormat, CatalogError> {
         }
         return Ok(SetFormat::Flyway);
     }
+    // A reversible pair is sqlx's (or golang-migrate's): no file needs reading.
+    if files.iter().any(|(name, _)| name.ends_with(".up.sql")) {
+        return Ok(SetFormat::Sqlx);
+    }
     for (name, path) in &files {
         if name.ends_with(".sql") && dbmate::has_up_marker(&read_text(path)?) {
             return Ok(SetFormat::Dbmate);

@@ -1,0 +1,260 @@
+//! The fault suite (issue 12), first scenarios: a fault is injected with a real mechanism
+//! (`pg_terminate_backend`, a refused port, a listener that never answers, a lock held by a
+//! foreign session, a statement failing part-way through a MariaDB migration), then every
+//! tenant is checked with [`invariants::check`]: history agrees with the schema, no
+//! migration ran twice, no lock or `running` record left, no session left once the daemon
+//! stopped. A retry (after the documented repair where one is needed) finishes the job.
+//! Each scenario prints a `faults:` line with its figures.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use avocet_client::{Client, RolloutRecord};
+use avocet_daemon::{DialectKind, TenantConfig};
+use avocet_tests::{FLEET, Fleet, TestDaemon, invariants, pb, request};
+use sha2::{Digest, Sha256};
+
+/// The failure of tenant `id` in `run`: its error code and message, or `None` if it succeeded.
+fn failure(run: &RolloutRecord, id: &str) -> anyhow::Result<Option<(String, String)>> {
+    let t = run
+        .tenants()
+        .find(|t| t.tenant == id)
+        .with_context(|| format!("no TenantFinished for {id}"))?;
+    Ok(t.error
+        .as_ref()
+        .filter(|e| !e.code.is_empty())
+        .map(|e| (e.code.clone(), e.message.clone())))
+}
+
+fn report(scenario: &str, checked: invariants::Checked, faults: usize) {
+    println!(
+        "faults: {scenario}: {} tenants checked, {} migrations checked, {faults} fault(s) \
+         injected, 0 lost",
+        checked.tenants, checked.migrations
+    );
+}
+
+/// Polls tenant 0 until a session other than the poller's runs a statement containing
+/// `text`; returns its backend pid.
+async fn backend_running(fleet: &Fleet, text: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sql = format!(
+        "SELECT CAST(pid AS TEXT) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND query LIKE '%{text}%' LIMIT 1"
+    );
+    loop {
+        if let Some(pid) = fleet.scalar(0, &sql).await? {
+            return Ok(pid);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no session ran {text:?} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// 2. The migrating connection is terminated server-side mid-migration: that tenant fails
+///    with the cause and keeps nothing of the transactional migration; the others finish;
+///    a retry finishes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrating_connection_terminated_mid_migration() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(4).await?;
+    invariants::prepare(&fleet).await?;
+    let set = invariants::counted_set(DialectKind::Postgres, 3, Some(2.0))?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut client = daemon.client();
+    let stream = client.apply(request()).await?;
+    let run = tokio::spawn(RolloutRecord::collect(stream));
+    let pid = backend_running(&fleet, "pg_sleep").await?;
+    fleet
+        .exec(1, &format!("SELECT pg_terminate_backend({pid})"))
+        .await?;
+    let run = run.await??;
+    let (code, message) = failure(&run, "t00")?.context("t00 should have failed")?;
+    // The server's own words for the cause, not a later write on the dead session.
+    ensure!(
+        message.contains("terminating connection"),
+        "{code}: {message}"
+    );
+    println!("faults: terminated t00 failed with {code}: {message}");
+    for id in ["t01", "t02", "t03"] {
+        ensure!(
+            failure(&run, id)?.is_none(),
+            "{id}: {:?}",
+            failure(&run, id)?
+        );
+    }
+    let history = fleet.history(0).await?;
+    ensure!(
+        !history.iter().any(|h| h.0 == 2 && h.1 == "applied"),
+        "t00 kept version 2: {history:?}"
+    );
+    invariants::check(&fleet, false).await?;
+
+    let retry = daemon.apply_all().await?;
+    ensure!(
+        retry.finished().context("finished")?.failed == 0,
+        "{retry:?}"
+    );
+    daemon.stop().await?;
+    let checked = invariants::check(&fleet, true).await?;
+    ensure!(checked.migrations == 12, "{checked:?}");
+    report("migrating connection terminated", checked, 1);
+    Ok(())
+}
+
+/// 4. Unreachable tenants (a refused port, and a listener that accepts and never answers)
+///    fail within `connect_timeout` with a clear error; the rest finish.
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_tenants_fail_within_connect_timeout() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(2).await?;
+    invariants::prepare(&fleet).await?;
+    let set = invariants::counted_set(DialectKind::Postgres, 2, None)?;
+    let refused = avocet_tests::free_port()?;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_port = silent.local_addr()?.port();
+    // Accepts every connection and holds it open without a byte.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
+    let f = config.fleets.get_mut(FLEET).context("fleet")?;
+    f.connect_timeout = Duration::from_secs(2);
+    for (id, port) in [("refused", refused), ("silent", silent_port)] {
+        f.tenants.push(TenantConfig {
+            id: id.into(),
+            dsn: format!("postgres://postgres@127.0.0.1:{port}/nothing"),
+            ..fleet.tenants[0].clone()
+        });
+    }
+    let daemon = TestDaemon::start_with(config).await?;
+    let clock = Instant::now();
+    let run = daemon.apply_all().await?;
+    let took = clock.elapsed();
+    for id in ["refused", "silent"] {
+        let (code, message) = failure(&run, id)?.with_context(|| format!("{id} succeeded?"))?;
+        ensure!(
+            message.contains("127.0.0.1") || message.to_lowercase().contains("connect"),
+            "{id}: {code}: {message}"
+        );
+    }
+    // Both connect attempts are bounded by connect_timeout (2 s); a hang would take minutes.
+    ensure!(took < Duration::from_secs(20), "the rollout took {took:?}");
+    println!("faults: unreachable tenants failed, rollout over in {took:?}");
+    for id in ["t00", "t01"] {
+        ensure!(
+            failure(&run, id)?.is_none(),
+            "{id}: {:?}",
+            failure(&run, id)?
+        );
+    }
+    daemon.stop().await?;
+    holder.abort();
+    let checked = invariants::check(&fleet, true).await?;
+    ensure!(checked.migrations == 4, "{checked:?}");
+    report("unreachable tenants", checked, 2);
+    Ok(())
+}
+
+/// 5. A foreign session holds the tenant lock: the tenant fails with `lock_timeout` after
+///    the configured time and runs nothing; once it lets go, a retry finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_held_by_a_foreign_session_times_out_and_runs_nothing() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(2).await?;
+    invariants::prepare(&fleet).await?;
+    let set = invariants::counted_set(DialectKind::Postgres, 2, None)?;
+    // The key docs/architecture.md gives: SHA-256 of (database, schema, history table).
+    let db = &fleet.databases()[0];
+    let digest = Sha256::digest(format!("avocet\0{db}\0public\0avocet_migrations").as_bytes());
+    let key = i64::from_be_bytes(digest[..8].try_into()?);
+    let mut holder = fleet.connect(0).await?;
+    sqlx::query(&format!("SELECT pg_advisory_lock({key})"))
+        .execute(&mut holder)
+        .await?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(1)).await?;
+    let run = daemon.apply_all().await?;
+    let (code, _) = failure(&run, "t00")?.context("t00 should have failed")?;
+    ensure!(code == "lock_timeout", "{code}");
+    ensure!(failure(&run, "t01")?.is_none());
+    let effects = fleet
+        .scalar(0, "SELECT CAST(COUNT(*) AS TEXT) FROM effects")
+        .await?;
+    ensure!(
+        effects.as_deref() == Some("0"),
+        "t00 ran something: {effects:?}"
+    );
+    sqlx::query(&format!("SELECT pg_advisory_unlock({key})"))
+        .execute(&mut holder)
+        .await?;
+    sqlx::Connection::close(holder).await?;
+    let retry = daemon.apply_all().await?;
+    ensure!(
+        retry.finished().context("finished")?.failed == 0,
+        "{retry:?}"
+    );
+    daemon.stop().await?;
+    let checked = invariants::check(&fleet, true).await?;
+    ensure!(checked.migrations == 4, "{checked:?}");
+    report("foreign lock holder", checked, 1);
+    Ok(())
+}
+
+/// 6. MariaDB, whose DDL auto-commits: a migration failing on its third statement is
+///    `failed` with `statements_done = 2`; after a manual fix (undo the two, create what
+///    the third needs), `repair --mark rolled-back` and a new apply finish.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_migration_failing_on_its_third_statement() -> anyhow::Result<()> {
+    let fleet = Fleet::mysql(2).await?;
+    invariants::prepare(&fleet).await?;
+    let set = invariants::counted_set(DialectKind::Mysql, 3, None)?;
+    set.write(
+        "0002_m2.up.sql",
+        "CREATE TABLE t2 (id int);\nCREATE TABLE extra2 (id int);\n\
+         INSERT INTO needed (v) VALUES (2);\nINSERT INTO effects (version) VALUES (2);\n",
+    )?;
+    fleet.exec(1, "CREATE TABLE needed (v int)").await?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut client: Client = daemon.client();
+    let run = daemon.apply_all().await?;
+    let (code, message) = failure(&run, "t00")?.context("t00 should have failed")?;
+    ensure!(message.contains("needed"), "{code}: {message}");
+    ensure!(failure(&run, "t01")?.is_none());
+    let history = fleet.history(0).await?;
+    ensure!(
+        history.contains(&(2, "failed".into(), 2)),
+        "version 2 failed after 2 statements: {history:?}"
+    );
+    // Blocked until repaired: a retry runs nothing on t00.
+    let blocked = daemon.apply_all().await?;
+    ensure!(failure(&blocked, "t00")?.is_some(), "{blocked:?}");
+
+    // The documented repair: look at the schema, undo what ran, fix the cause, mark it.
+    fleet
+        .exec(
+            0,
+            "DROP TABLE t2; DROP TABLE extra2; CREATE TABLE needed (v int)",
+        )
+        .await?;
+    client
+        .repair(pb::RepairRequest {
+            fleet: FLEET.into(),
+            tenant: "t00".into(),
+            version: 2,
+            action: pb::RepairAction::MarkRolledBack as i32,
+        })
+        .await?;
+    let retry = daemon.apply_all().await?;
+    ensure!(
+        retry.finished().context("finished")?.failed == 0,
+        "{retry:?}"
+    );
+    daemon.stop().await?;
+    let checked = invariants::check(&fleet, true).await?;
+    ensure!(checked.migrations == 6, "{checked:?}");
+    report("mariadb partial migration", checked, 1);
+    Ok(())
+}
