@@ -258,3 +258,177 @@ async fn mariadb_migration_failing_on_its_third_statement() -> anyhow::Result<()
     report("mariadb partial migration", checked, 1);
     Ok(())
 }
+
+const AVOCETD: &str = env!("CARGO_BIN_EXE_avocetd-test");
+
+/// A real daemon's configuration: fleet `test` over `fleet`, the control store `store`.
+fn process_config(
+    dir: &std::path::Path,
+    port: u16,
+    fleet: &Fleet,
+    set: &std::path::Path,
+    store: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let tenants: Vec<String> = fleet
+        .tenants
+        .iter()
+        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
+        .collect();
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"{store}\"\nshutdown_grace = \"30s\"\n\
+         [fleets.test]\ndialect = \"{}\"\nmigrations = \"{}\"\nconcurrency = 8\n\
+         tenants = [\n{}\n]\n",
+        fleet.dialect,
+        set.display(),
+        tenants.join("\n")
+    );
+    let path = dir.join("avocet.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Every event of rollout `id` from the first: numbered 1..n without a gap, one
+/// `TenantFinished` per tenant that finished, and the `RolloutFinished` last.
+async fn events_whole(client: &mut Client, id: &str) -> anyhow::Result<RolloutRecord> {
+    let all = RolloutRecord::collect(client.watch(id, 0).await?).await?;
+    let seqs: Vec<u64> = all.events.iter().map(|e| e.seq).collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    ensure!(seqs == expected, "event numbers {seqs:?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for t in all.tenants() {
+        ensure!(seen.insert(t.tenant.clone()), "{} finished twice", t.tenant);
+    }
+    Ok(all)
+}
+
+/// Polls the invariants for up to 10 s after a process died: the server notices its
+/// closed sockets (and frees their locks) a moment later.
+async fn settled(fleet: &Fleet, stopped: bool) -> anyhow::Result<invariants::Checked> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match invariants::check(fleet, stopped).await {
+            Ok(c) => return Ok(c),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// 1. `avocetd` SIGKILLed mid-rollout over 100 PostgreSQL tenants whose set has a slow
+///    migration; restarted, the rollout is `interrupted`, a resume finishes it, and every
+///    migration ran exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_rollout_over_a_hundred_tenants_then_resume() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(100).await?;
+    invariants::prepare(&fleet).await?;
+    let set = invariants::counted_set(DialectKind::Postgres, 3, Some(0.3))?;
+    let dir = tempfile::tempdir()?;
+    let port = avocet_tests::free_port()?;
+    let store = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
+    let config = process_config(dir.path(), port, &fleet, set.path(), &store)?;
+    let mut daemon = avocet_tests::Daemon::start(AVOCETD, &config, port).await?;
+    let mut client = daemon.client().await?;
+    let id = avocet_tests::start_detached(&mut client).await?;
+    avocet_tests::wait_for(&mut client, &id, 20).await?;
+    daemon.signal("KILL")?;
+    daemon.child.wait().await?;
+    // Whatever the kill cut off is consistent already.
+    let cut = settled(&fleet, true).await?;
+
+    let mut daemon = avocet_tests::Daemon::start(AVOCETD, &config, port).await?;
+    let mut client = daemon.client().await?;
+    let got = client.rollout(&id).await?;
+    ensure!(got.state == pb::RolloutState::Interrupted as i32, "{got:?}");
+    client.control(&id, avocet_client::Control::Resume).await?;
+    let rest = RolloutRecord::collect(client.watch(&id, got.last_seq).await?).await?;
+    let finished = rest
+        .finished()
+        .context("the resumed rollout did not finish")?;
+    ensure!(
+        finished.state == pb::RolloutState::Succeeded as i32,
+        "{finished:?}"
+    );
+    events_whole(&mut client, &id).await?;
+    daemon.signal("TERM")?;
+    daemon.child.wait().await?;
+    let checked = settled(&fleet, true).await?;
+    ensure!(checked.migrations == 300, "{checked:?}");
+    println!(
+        "faults: SIGKILL with {} of 300 migrations done, resumed",
+        cut.migrations
+    );
+    report("SIGKILL mid-rollout, 100 tenants", checked, 1);
+    Ok(())
+}
+
+/// 10. The control store's PostgreSQL connections are terminated mid-rollout: the daemon
+///     reconnects, the rollout finishes (or is resumable), and no event is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn control_store_connections_terminated_mid_rollout() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(16).await?;
+    invariants::prepare(&fleet).await?;
+    let store_db = Fleet::postgres(1).await?;
+    let set = invariants::counted_set(DialectKind::Postgres, 3, Some(0.5))?;
+    let dir = tempfile::tempdir()?;
+    let port = avocet_tests::free_port()?;
+    let config = process_config(
+        dir.path(),
+        port,
+        &fleet,
+        set.path(),
+        &store_db.tenants[0].dsn,
+    )?;
+    let mut daemon = avocet_tests::Daemon::start(AVOCETD, &config, port).await?;
+    let mut client = daemon.client().await?;
+    let id = avocet_tests::start_detached(&mut client).await?;
+    avocet_tests::wait_for(&mut client, &id, 4).await?;
+    let killed = store_db
+        .scalar(
+            0,
+            "SELECT CAST(COUNT(pg_terminate_backend(pid)) AS TEXT) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await?;
+    ensure!(
+        killed.as_deref().is_some_and(|n| n != "0"),
+        "no control-store session to terminate: {killed:?}"
+    );
+    // The rollout ends by itself, or is left resumable.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let state = loop {
+        let state = match daemon.client().await?.rollout(&id).await {
+            Ok(r) => r.state,
+            Err(_) => pb::RolloutState::Running as i32,
+        };
+        if state != pb::RolloutState::Running as i32 {
+            break state;
+        }
+        ensure!(Instant::now() < deadline, "the rollout never ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut client = daemon.client().await?;
+    if state == pb::RolloutState::Interrupted as i32 || state == pb::RolloutState::Failed as i32 {
+        let got = client.rollout(&id).await?;
+        client.control(&id, avocet_client::Control::Resume).await?;
+        RolloutRecord::collect(client.watch(&id, got.last_seq).await?).await?;
+    }
+    let all = events_whole(&mut client, &id).await?;
+    let finished = all.finished().context("no RolloutFinished")?;
+    ensure!(
+        finished.state == pb::RolloutState::Succeeded as i32,
+        "{finished:?}"
+    );
+    daemon.signal("TERM")?;
+    daemon.child.wait().await?;
+    let checked = settled(&fleet, true).await?;
+    ensure!(checked.migrations == 48, "{checked:?}");
+    println!(
+        "faults: control store cut ({} session(s)), rollout then {:?}",
+        killed.unwrap_or_default(),
+        pb::RolloutState::try_from(state)
+    );
+    report("control store connections terminated", checked, 1);
+    Ok(())
+}
