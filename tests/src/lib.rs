@@ -5,6 +5,7 @@
 //! Servers are found at `TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432`) and
 //! `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`).
 
+pub mod clients;
 mod daemon;
 mod fixture;
 pub mod invariants;

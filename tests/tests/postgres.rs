@@ -124,3 +124,41 @@ async fn failed_concurrent_index_blocks_until_repaired() -> anyhow::Result<()> {
     );
     daemon.stop().await
 }
+
+/// A statement that fails in a statement-by-statement run is named by its number, the line
+/// and column where it starts, and the line and column in the file of the spot PostgreSQL
+/// points at (its error `position`, mapped from the statement's text back to the file).
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_statement_names_its_line_column_and_the_error_position() -> anyhow::Result<()> {
+    use anyhow::ensure;
+    use avocet_tests::TestDaemon;
+
+    let fleet = Fleet::postgres(1).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("1_positions.sql"),
+        "-- avocet:no-transaction\n\
+         CREATE TABLE a (id int);\n\
+         /* the next one fails */  SELECT id,\n\
+         \x20      nosuchcol\n\
+         FROM a;\n\
+         CREATE TABLE b (id int);\n",
+    )?;
+    let daemon = TestDaemon::start(&fleet, dir.path(), std::time::Duration::from_secs(5)).await?;
+    let run = daemon.apply_all().await?;
+    let error = run.tenant("t00").and_then(|t| t.error.clone());
+    let message = error
+        .as_ref()
+        .map(|e| e.message.as_str())
+        .unwrap_or_default();
+    ensure!(
+        message.contains(
+            "statement 2 of 3 (line 3, column 27), error at line 4, column 8: \
+             error returned from database: column \"nosuchcol\" does not exist"
+        ),
+        "{error:?}"
+    );
+    let (_, status, done) = fleet.history(0).await?.pop().expect("a history row");
+    ensure!((status.as_str(), done) == ("failed", 1), "{status} {done}");
+    daemon.stop().await
+}

@@ -8,17 +8,21 @@
 //! | --- | --- |
 //! | `source/` | one reader per on-disk format, behind one `MigrationSource` trait |
 //! | `load.rs` | a format's files to a [`MigrationSet`](crate::model::MigrationSet) |
-//! | `script.rs` | one file: normalising, checksum, statement splitting, markers |
+//! | `script.rs` | one file: normalising, checksum, markers, what is refused |
+//! | `split.rs` | statements: where each ends, from the tokens |
+//! | `delimiter.rs` | the `mysql` client's `DELIMITER` lines (MySQL) |
 //! | `lint.rs` | the lint: statements that destroy data or hold blocking locks |
 //! | `placeholders.rs` | a script's `${name}` placeholders and where each sits |
 //! | `cache.rs` | [`SetCache`]: a set kept until its directory changes |
 
 mod cache;
+mod delimiter;
 mod lint;
 mod load;
 mod placeholders;
 mod script;
 mod source;
+mod split;
 
 pub(crate) use cache::SetCache;
 pub use load::CatalogError;

@@ -4,7 +4,7 @@
 
 use sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
-use super::script::Offsets;
+use super::split::Offsets;
 use crate::model::{DialectKind, Placeholder, PlaceholderContext, is_placeholder_name};
 
 /// The placeholders of `sql` (its `tokens`, in order).

@@ -1,13 +1,16 @@
-//! Reading one SQL script (an `up` or a `down`): normalised text, checksum, statements,
-//! markers.
+//! Reading one SQL script (an `up` or a `down`): normalised text, checksum, statements
+//! (split by [`super::split`]), markers, and what Avocet refuses to run.
 
 use sha2::{Digest, Sha256};
 use sqlparser::{
     dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect},
-    keywords::Keyword,
-    tokenizer::{Token, TokenWithSpan, Tokenizer},
+    tokenizer::{TokenWithSpan, Tokenizer},
 };
 
+use super::{
+    delimiter,
+    split::{self, Cuts, Piece},
+};
 use crate::model::{DialectKind, LintKind, Script, StatementSpan};
 
 /// Line comments that move a script out of the per-migration transaction
@@ -43,18 +46,22 @@ pub(super) fn checksum(text: &str) -> String {
 }
 
 /// Normalises `raw`, computes its checksum and splits it into statements with the
-/// `sqlparser` tokenizer of `dialect`.
+/// `sqlparser` tokenizer of `dialect` (the rules: [`super::split`]).
 ///
 /// Splitting respects quoted strings (PostgreSQL `E'…'`, `U&'…'` and dollar-quoted
-/// strings with tags), nested block comments (PostgreSQL), and `BEGIN … END` / `CASE … END`
-/// bodies (triggers and routines in MySQL and SQLite, `BEGIN ATOMIC` in PostgreSQL).
+/// strings with tags), nested block comments (PostgreSQL), parentheses, and `BEGIN … END`
+/// / `CASE … END` bodies (triggers and routines in MySQL and SQLite, `BEGIN ATOMIC` in
+/// PostgreSQL). In MySQL, `DELIMITER` lines change the terminator as the `mysql` client
+/// does ([`super::delimiter`]); they and the custom terminators are in no statement.
 ///
 /// # Errors
 /// [`ScriptError`] with the line and column when the text cannot be tokenised, such as an
-/// unterminated string, quoted identifier or block comment; or when a script that runs
+/// unterminated string, quoted identifier or block comment; when a script that runs
 /// inside the migration's transaction (PostgreSQL, SQLite, no marker) has its own
 /// `BEGIN`/`COMMIT`/`ROLLBACK`, which would commit or end that transaction (DESIGN.md
-/// rule 1).
+/// rule 1); when a PostgreSQL script has `COPY … FROM STDIN` or a psql meta-command (a
+/// line starting with `\`), which only psql can run; or for a MySQL `DELIMITER` with no
+/// usable terminator.
 pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptError> {
     parse_script_as(raw, dialect, false)
 }
@@ -68,26 +75,29 @@ pub(super) fn parse_script_as(
     no_transaction: bool,
 ) -> Result<Script, ScriptError> {
     let sql = normalise(raw);
-    let tokens = tokenize(&sql, dialect)?;
-    let pieces = split(&sql, &tokens);
+    let delimiters = match dialect {
+        DialectKind::Mysql => delimiter::scan(&sql)?,
+        _ => None,
+    };
+    let (text, cuts) = match &delimiters {
+        Some(d) => (
+            d.masked.as_str(),
+            Cuts {
+                cuts: &d.cuts,
+                custom: &d.custom,
+            },
+        ),
+        None => (sql.as_str(), Cuts::default()),
+    };
+    let tokens = tokenize(text, dialect).map_err(|e| refused_before(text, dialect, e))?;
+    let pieces = split::split(text, &tokens, &cuts);
     let no_transaction = no_transaction || has_no_transaction_marker(&sql);
-    let refuse_control = dialect.transactional_ddl() && !no_transaction;
-    if let Some(p) = pieces
-        .iter()
-        .find(|p| refuse_control && p.transaction_control)
-    {
-        return Err(ScriptError {
-            line: p.span.line,
-            column: p.span.column,
-            message: "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script that \
-                      runs inside the migration's own transaction: remove it, or mark the \
-                      file `-- avocet:no-transaction`"
-                .into(),
-        });
+    if let Some(e) = refusal(&pieces, &tokens, dialect, no_transaction) {
+        return Err(e);
     }
     let spans: Vec<StatementSpan> = pieces.into_iter().map(|p| p.span).collect();
     let findings = super::lint::lint(&sql, &spans, dialect);
-    let placeholders = super::placeholders::find(&sql, &tokens, dialect);
+    let placeholders = super::placeholders::find(text, &tokens, dialect);
     Ok(Script {
         checksum: checksum(&sql),
         no_transaction,
@@ -100,6 +110,61 @@ pub(super) fn parse_script_as(
         spans,
         sql,
     })
+}
+
+/// The first statement or line of a script that Avocet will not run, if any.
+fn refusal(
+    pieces: &[Piece],
+    tokens: &[TokenWithSpan],
+    dialect: DialectKind,
+    no_transaction: bool,
+) -> Option<ScriptError> {
+    let refuse_control = dialect.transactional_ddl() && !no_transaction;
+    let postgres = dialect == DialectKind::Postgres;
+    let piece = pieces.iter().find_map(|p| {
+        let message = if postgres && p.copy_from_stdin {
+            "COPY … FROM STDIN reads its rows from the client, which only psql provides: \
+             write INSERT statements, or COPY from a file the server can read"
+        } else if refuse_control && p.transaction_control {
+            "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script that runs \
+             inside the migration's own transaction: remove it, or mark the file \
+             `-- avocet:no-transaction`"
+        } else {
+            return None;
+        };
+        Some(ScriptError {
+            line: p.span.line,
+            column: p.span.column,
+            message: message.into(),
+        })
+    });
+    let meta = postgres.then(|| split::meta_command(tokens)).flatten();
+    [piece, meta]
+        .into_iter()
+        .flatten()
+        .min_by_key(|e| (e.line, e.column))
+}
+
+/// A tokenizer error, or what Avocet refuses before it: the rows after `COPY … FROM
+/// STDIN` often cannot be tokenised, and the `COPY` is the mistake to report.
+fn refused_before(sql: &str, dialect: DialectKind, error: ScriptError) -> ScriptError {
+    let line_start = sql
+        .split_inclusive('\n')
+        .take(
+            usize::try_from(error.line)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(1),
+        )
+        .map(str::len)
+        .sum::<usize>();
+    let before = &sql[..line_start];
+    let Ok(tokens) = tokenize(before, dialect) else {
+        return error;
+    };
+    let pieces = split::split(before, &tokens, &Cuts::default());
+    refusal(&pieces, &tokens, dialect, true)
+        .filter(|_| dialect == DialectKind::Postgres)
+        .unwrap_or(error)
 }
 
 /// sqlparser's dialect for `dialect`, for the tokenizer and the lint's parser.
@@ -132,149 +197,6 @@ fn leading_marker(sql: &str, markers: &[&str]) -> bool {
         .map(str::trim)
         .take_while(|line| line.is_empty() || line.starts_with("--"))
         .any(|line| markers.contains(&line))
-}
-
-fn keyword(token: &Token) -> Option<Keyword> {
-    match token {
-        Token::Word(w) if w.quote_style.is_none() => Some(w.keyword),
-        _ => None,
-    }
-}
-
-/// The tokens that are not whitespace or comments.
-fn significant(tokens: &[TokenWithSpan]) -> impl Iterator<Item = &TokenWithSpan> {
-    tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-}
-
-/// One statement found by [`split`].
-struct Piece {
-    span: StatementSpan,
-    /// It is `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ABORT` or `ROLLBACK`.
-    transaction_control: bool,
-}
-
-fn word_is(token: Option<&Token>, words: &[&str]) -> bool {
-    match token {
-        Some(Token::Word(w)) if w.quote_style.is_none() => {
-            words.iter().any(|k| w.value.eq_ignore_ascii_case(k))
-        }
-        _ => false,
-    }
-}
-
-/// Splits at top-level `;`.
-///
-/// Block depth rises on `BEGIN` only where it opens a body: inside a `CREATE TRIGGER`,
-/// `PROCEDURE`, `FUNCTION` or `EVENT` statement, before `ATOMIC` (PostgreSQL's SQL-standard
-/// bodies), or inside another body. Elsewhere `BEGIN` starts a transaction or is a name.
-/// `CASE` rises too; `END` falls, except `END IF`, `END LOOP`, `END WHILE` and
-/// `END REPEAT` (those blocks are only ever inside a body, so were never counted), and
-/// `END CASE` closes its `CASE`.
-fn split(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
-    let mut offsets = Offsets::new(sql);
-    let sig: Vec<&TokenWithSpan> = significant(tokens).collect();
-    let mut pieces = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0usize;
-    let mut first: Option<&TokenWithSpan> = None;
-    let mut routine = false;
-    let mut transaction_control = false;
-    let mut end_case = false;
-    let mut push = |start: usize, end: usize, first: &TokenWithSpan, tc: bool| {
-        let text = &sql[start..end];
-        let lead = text.len() - text.trim_start().len();
-        let trail = text.len() - text.trim_end().len();
-        pieces.push(Piece {
-            span: StatementSpan {
-                bytes: start + lead..end - trail,
-                line: first.span.start.line,
-                column: first.span.start.column,
-            },
-            transaction_control: tc,
-        });
-    };
-    for (i, t) in sig.iter().enumerate() {
-        let next = sig.get(i + 1).map(|n| &n.token);
-        if let (Token::SemiColon, 0) = (&t.token, depth) {
-            let end = offsets.byte(t.span.start.line, t.span.start.column);
-            if let Some(f) = first.take() {
-                push(start, end, f, transaction_control);
-            }
-            start = end + 1;
-            (routine, transaction_control) = (false, false);
-            continue;
-        }
-        if first.is_none() {
-            first = Some(t);
-            transaction_control = match keyword(&t.token) {
-                Some(Keyword::COMMIT | Keyword::END | Keyword::ABORT) => true,
-                Some(Keyword::ROLLBACK) => !word_is(next, &["TO"]),
-                Some(Keyword::START) => word_is(next, &["TRANSACTION"]),
-                Some(Keyword::BEGIN) => true,
-                _ => false,
-            };
-        }
-        match keyword(&t.token) {
-            Some(Keyword::TRIGGER | Keyword::PROCEDURE | Keyword::FUNCTION | Keyword::EVENT)
-                if first.is_some_and(|f| keyword(&f.token) == Some(Keyword::CREATE)) =>
-            {
-                routine = true;
-            }
-            Some(Keyword::BEGIN) if depth > 0 || routine || word_is(next, &["ATOMIC"]) => {
-                depth += 1;
-            }
-            Some(Keyword::CASE) if end_case => end_case = false,
-            Some(Keyword::CASE) => depth += 1,
-            Some(Keyword::END) if !word_is(next, &["IF", "LOOP", "WHILE", "REPEAT"]) => {
-                depth = depth.saturating_sub(1);
-                end_case = word_is(next, &["CASE"]);
-            }
-            _ => {}
-        }
-    }
-    if let Some(f) = first {
-        push(start, sql.len(), f, transaction_control);
-    }
-    pieces
-}
-
-/// Maps the tokenizer's (line, column in characters) to byte offsets. Queries come in
-/// ascending order, so a cursor that only moves forward keeps the whole split linear in the
-/// length of the script, however long its lines.
-pub(super) struct Offsets<'a> {
-    sql: &'a str,
-    /// The cursor: its 1-based line and column, and its byte offset.
-    line: u64,
-    column: u64,
-    byte: usize,
-}
-
-impl<'a> Offsets<'a> {
-    pub(super) fn new(sql: &'a str) -> Self {
-        Self {
-            sql,
-            line: 1,
-            column: 1,
-            byte: 0,
-        }
-    }
-
-    /// The byte offset of (`line`, `column`); at or after the previous query.
-    pub(super) fn byte(&mut self, line: u64, column: u64) -> usize {
-        let mut chars = self.sql[self.byte..].chars();
-        while (self.line, self.column) < (line, column) {
-            let Some(c) = chars.next() else { break };
-            self.byte += c.len_utf8();
-            if c == '\n' {
-                (self.line, self.column) = (self.line + 1, 1);
-            } else {
-                self.column += 1;
-            }
-        }
-        self.byte
-    }
 }
 
 #[cfg(test)]

@@ -167,3 +167,15 @@ pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
         ),
     }
 }
+
+/// Where PostgreSQL places error `e` in the query it was sent: a 1-based position in
+/// characters (its `position` field), when it gives one. Other databases give none.
+pub(crate) fn error_position(e: &sqlx::Error) -> Option<usize> {
+    let pg = e
+        .as_database_error()?
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    match pg.position()? {
+        sqlx::postgres::PgErrorPosition::Original(p) => Some(p),
+        _ => None,
+    }
+}

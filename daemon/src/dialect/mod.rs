@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use error::DbError;
-pub(crate) use error::{BatchError, connection_lost};
+pub(crate) use error::{BatchError, connection_lost, error_position};
 pub use target::Target;
 
 use crate::model::{DialectKind, ForeignRow, HistoryRecord, RecordWrite, SetFormat};

@@ -74,6 +74,15 @@ impl Script {
         &self.sql[self.spans[i].bytes.clone()]
     }
 
+    /// The 1-based line and column (in characters) of byte `at` of [`Script::sql`] (its
+    /// end when `at` is past it).
+    pub fn line_column(&self, at: usize) -> (u64, u64) {
+        let before = self.sql.get(..at).unwrap_or(&self.sql);
+        let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+        let line = before.matches('\n').count() as u64 + 1;
+        (line, before[line_start..].chars().count() as u64 + 1)
+    }
+
     /// Every statement's text, in order.
     pub fn statements(&self) -> impl ExactSizeIterator<Item = &str> {
         self.spans.iter().map(|s| &self.sql[s.bytes.clone()])
@@ -245,6 +254,16 @@ mod tests {
             findings: Vec::new(),
             placeholders: Vec::new(),
         }
+    }
+
+    #[test]
+    fn line_column_counts_lines_and_characters_not_bytes() {
+        let s = script("SELECT 1;\n  SELECT 'é', x;\n");
+        assert_eq!(s.line_column(0), (1, 1));
+        assert_eq!(s.line_column(10), (2, 1));
+        let x = s.sql.find('x').unwrap();
+        assert_eq!(s.line_column(x), (2, 15));
+        assert_eq!(s.line_column(s.sql.len() + 5), (3, 1));
     }
 
     fn migration(version: i64, name: &str, down: Option<&str>) -> Migration {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::batch::{Failed, Part, Position, run_transaction};
 use crate::{
-    dialect::{DbError, LockCheck, Session},
+    dialect::{DbError, LockCheck, Session, error_position},
     model::{Direction, HistoryRecord, Migration, RecordStatus, RecordWrite, Step},
 };
 
@@ -154,10 +154,45 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// "statement 3 of 7 (line 12)": where a failing statement is in its file.
+    /// "statement 3 of 7 (line 12, column 1)": where a failing statement starts in its file.
     pub(super) fn statement_label(&self, index: usize) -> String {
-        let line = self.step.script().spans.get(index).map_or(0, |s| s.line);
-        format!("statement {} of {} (line {line})", index + 1, self.total)
+        let (line, column) = self
+            .step
+            .script()
+            .spans
+            .get(index)
+            .map_or((0, 0), |s| (s.line, s.column));
+        format!(
+            "statement {} of {} (line {line}, column {column})",
+            index + 1,
+            self.total
+        )
+    }
+
+    /// [`Self::statement_label`] of statement `index`, which failed when sent as the tail
+    /// of `request`, followed by ", error at line 13, column 9" when the server placed the
+    /// error (`position`: PostgreSQL's, 1-based characters into `request`) inside the
+    /// statement and the statement was sent as its file has it (no placeholders).
+    fn failure_label(&self, index: usize, request: &str, position: Option<usize>) -> String {
+        let label = self.statement_label(index);
+        let script = self.step.script();
+        let Some(span) = script.spans.get(index) else {
+            return label;
+        };
+        let text = &script.sql[span.bytes.clone()];
+        let Some(prefix) = request.strip_suffix(text) else {
+            return label;
+        };
+        let at = position
+            .and_then(|p| p.checked_sub(prefix.chars().count() + 1))
+            .and_then(|p| text.char_indices().nth(p));
+        match at {
+            Some((byte, _)) => {
+                let (line, column) = script.line_column(span.bytes.start + byte);
+                format!("{label}, error at line {line}, column {column}")
+            }
+            None => label,
+        }
     }
 }
 
@@ -301,7 +336,8 @@ async fn statement_by_statement(
                 // The `running` row stays: a crash-like state, visible and repairable.
                 return Err(DbError::query("running the migration")(e.source));
             }
-            let message = format!("{}: {}", r.statement_label(i), e.source);
+            let at = r.failure_label(i, request, error_position(&e.source));
+            let message = format!("{at}: {}", e.source);
             return record_failure(session, r, i as i64, message).await;
         }
         if recorded.elapsed() >= PROGRESS_EVERY {

@@ -1,0 +1,3 @@
+CREATE TABLE a (id int);
+DELIMITER
+CREATE TABLE b (id int);

@@ -1,0 +1,11 @@
+CREATE TABLE counts (n int);
+CREATE FUNCTION add_one(x int) RETURNS int LANGUAGE sql
+BEGIN ATOMIC
+  SELECT CASE WHEN x IS NULL THEN 0 ELSE x + 1 END;
+END;
+CREATE PROCEDURE record(x int) LANGUAGE sql
+BEGIN ATOMIC
+  INSERT INTO counts VALUES (add_one(x));
+  INSERT INTO counts VALUES (x);
+END;
+CALL record(1);

@@ -1,0 +1,8 @@
+CREATE TABLE t (a int);
+CREATE TABLE log_a (a int);
+CREATE TABLE log_b (b int);
+CREATE RULE t_log AS ON INSERT TO t DO ALSO (
+  INSERT INTO log_a VALUES (NEW.a);
+  INSERT INTO log_b VALUES ((NEW.a) * 2)
+);
+INSERT INTO t VALUES (1);
