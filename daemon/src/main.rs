@@ -58,7 +58,15 @@ async fn run() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    avocet_daemon::serve(listener, config, shutdown_signal()).await?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on admin_listen {addr}"))?,
+        ),
+        None => None,
+    };
+    avocet_daemon::serve_with_admin(listener, admin, config, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -173,6 +173,8 @@ pub struct Fleet {
     pub vars: std::collections::BTreeMap<String, String>,
     /// The set, loaded once and again only when the directory changes.
     set: catalog::SetCache,
+    /// Tenant ids as a label of its migration and lock metrics (small fleets only).
+    pub metrics_tenant_labels: bool,
 }
 
 /// What the tenants of one fleet share.
@@ -550,6 +552,7 @@ impl Registry {
                     budget: budget.clone(),
                 },
                 set: catalog::SetCache::default(),
+                metrics_tenant_labels: fc.metrics_tenant_labels,
             };
             let tenants = fc
                 .tenants
@@ -613,6 +616,11 @@ impl Registry {
                 tracing::debug!(closed, "closed idle tenant sessions");
             }
         }
+    }
+
+    /// The connection budget's use now.
+    pub(crate) fn budget_use(&self) -> crate::model::BudgetUse {
+        self.budget.usage()
     }
 
     /// Closes every idle pooled session (at shutdown).

@@ -103,20 +103,21 @@ pub(crate) struct Runner {
 type Active = Arc<Mutex<HashMap<String, Arc<RolloutCtx>>>>;
 
 impl Runner {
-    /// A runner over `registry` and `store`, as replica `replica`; cancelling `shutdown`
-    /// stops every rollout starting tenants and leaves it interrupted (or to the other
-    /// replicas).
+    /// A runner over `registry` and `store`, as replica `replica`, recording to `meter`'s instruments;
+    /// cancelling `shutdown` stops every rollout starting tenants and leaves it interrupted
+    /// (or to the other replicas).
     pub(crate) fn new(
         registry: Arc<Registry>,
         store: Arc<Store>,
         replica: Replica,
         shutdown: CancellationToken,
+        meter: &opentelemetry::metrics::Meter,
     ) -> Self {
         Self {
             writer: Writer::start(store.clone()),
             registry,
             store,
-            metrics: Metrics::default(),
+            metrics: Metrics::new(meter),
             replica: Arc::new(replica),
             shutdown,
             tracker: TaskTracker::new(),

@@ -246,7 +246,9 @@ impl Run {
             claimed += 1;
             let Some(tenant) = self.tenant(&claim.tenant).await else {
                 let report = TenantReport::unconfigured(&claim.tenant);
-                let finished = ctx.finish_tenant(&claim.tenant, report, 0).await;
+                let finished = ctx
+                    .finish_tenant(&claim.tenant, report, Duration::ZERO)
+                    .await;
                 ctx.finish_work(claim.position, &finished, None).await;
                 self.failures.fetch_add(1, Ordering::SeqCst);
                 continue;
@@ -295,7 +297,9 @@ impl Run {
                 // A bug, not a database error: report it as the tenant's failure.
                 let claim = &positions[&e.id()];
                 let report = TenantReport::panicked(&claim.tenant, &e.to_string());
-                let finished = ctx.finish_tenant(&claim.tenant, report, 0).await;
+                let finished = ctx
+                    .finish_tenant(&claim.tenant, report, Duration::ZERO)
+                    .await;
                 ctx.finish_work(claim.position, &finished, None).await;
                 self.failures.fetch_add(1, Ordering::SeqCst);
             }
@@ -390,7 +394,7 @@ impl Run {
         if state != RolloutState::Interrupted {
             for work in works.iter().filter(|w| !w.state.is_done()) {
                 let finished = ctx
-                    .finish_tenant(&work.tenant, TenantReport::skipped(), 0)
+                    .finish_tenant(&work.tenant, TenantReport::skipped(), Duration::ZERO)
                     .await;
                 ctx.finish_work(work.position, &finished, None).await;
             }

@@ -22,6 +22,7 @@ use crate::{
     },
     plan,
     store::KnownState,
+    telemetry::MigrationDone,
 };
 
 /// Takes the tenant lock on a pooled session, runs `work` with that session and how long
@@ -90,7 +91,7 @@ impl RolloutCtx {
                 read_at: crate::store::now_ms(),
             });
             let finished = self
-                .finish_tenant(&tenant.id, report, clock.elapsed().as_millis() as u64)
+                .finish_tenant(&tenant.id, report, clock.elapsed())
                 .await;
             (finished, known)
         }
@@ -103,13 +104,13 @@ impl RolloutCtx {
         &self,
         tenant: &str,
         report: TenantReport,
-        duration_ms: u64,
+        duration: Duration,
     ) -> TenantFinished {
         self.metrics.tenant(
             &self.fleet.name,
             self.spec.op.direction().as_str(),
             report.outcome.as_str(),
-            duration_ms,
+            duration.as_secs_f64(),
         );
         if let Some(f) = &report.failure {
             tracing::warn!(code = f.code.as_str(), version = f.version, "{}", f.message);
@@ -118,7 +119,7 @@ impl RolloutCtx {
             tenant: tenant.to_owned(),
             outcome: report.outcome,
             migrations_run: report.migrations_run,
-            duration_ms,
+            duration_ms: duration.as_millis() as u64,
             current_version: report.current_version,
             error: report.failure,
             plan: report.plan,
@@ -156,17 +157,26 @@ impl RolloutCtx {
     /// Runs [`RolloutCtx::migrate`] under the tenant lock and records the lock wait.
     async fn locked(&self, tenant: &Tenant) -> TenantReport {
         let dialect = self.fleet.dialect.as_str();
+        let labelled = self
+            .fleet
+            .metrics_tenant_labels
+            .then_some(tenant.id.as_str());
         let work = async |session: &mut PooledSession, waited: Duration| {
-            let waited = waited.as_millis() as u64;
-            self.metrics
-                .lock_wait(&self.fleet.name, dialect, true, waited);
+            self.metrics.lock_wait(
+                &self.fleet.name,
+                dialect,
+                true,
+                labelled,
+                waited.as_secs_f64(),
+            );
             self.migrate(tenant, session).await
         };
         let result = under_lock(&self.fleet, tenant, work).await;
         result.unwrap_or_else(|e| {
             if let DbError::LockTimeout { waited_ms, .. } = &e {
+                let waited = *waited_ms as f64 / 1e3;
                 self.metrics
-                    .lock_wait(&self.fleet.name, dialect, false, *waited_ms);
+                    .lock_wait(&self.fleet.name, dialect, false, labelled, waited);
             }
             TenantReport::db(tenant, &e)
         })
@@ -302,13 +312,17 @@ impl RolloutCtx {
         outcome: &StepOutcome,
     ) {
         let m = &step.migration;
-        self.metrics.migration(
-            &self.fleet.name,
-            self.fleet.dialect.as_str(),
-            step.direction.as_str(),
-            outcome.status.as_str(),
-            outcome.duration_ms,
-        );
+        self.metrics.migration(&MigrationDone {
+            fleet: &self.fleet.name,
+            dialect: self.fleet.dialect.as_str(),
+            direction: step.direction.as_str(),
+            status: outcome.status.as_str(),
+            tenant: self
+                .fleet
+                .metrics_tenant_labels
+                .then_some(tenant.id.as_str()),
+            seconds: outcome.duration_ms as f64 / 1e3,
+        });
         self.emit(EventKind::MigrationFinished(MigrationFinished {
             tenant: tenant.id.clone(),
             version: m.version,

@@ -1,0 +1,87 @@
+//! Logs, OpenTelemetry traces and metrics (`docs/observability.md` lists every span,
+//! attribute and metric with its unit).
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `mod.rs` | the process-wide subscriber: stderr logs, OTLP traces |
+//! | `metrics.rs` | the engine's instruments ([`Metrics`]), durations in seconds |
+//! | `export.rs` | one daemon's meter provider: Prometheus text for `/metrics`, OTLP push, the gauges |
+//! | `grpc.rs` | `rpc.server.call.duration`, a tower layer |
+//!
+//! Trace export is on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set
+//! (OpenTelemetry specification, "OTLP Exporter Configuration"); logs go to stderr,
+//! filtered by `RUST_LOG` (default `info`).
+
+mod export;
+mod grpc;
+mod metrics;
+
+pub(crate) use export::MetricsExport;
+pub use export::TelemetryError;
+pub(crate) use grpc::CallDurationLayer;
+pub(crate) use metrics::{Metrics, MigrationDone};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// Flushes and stops the trace exporter when dropped.
+pub struct TelemetryGuard {
+    tracer: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracer.take() {
+            let _ = t.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber (stderr logs, plus OTLP traces when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). Metrics are each daemon's own ([`crate::serve`]).
+///
+/// # Errors
+/// When an OTLP exporter cannot be built from the environment's settings.
+pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    init_with(service, &filter)
+}
+
+/// As [`init`], with `filter` (`RUST_LOG` syntax) instead of the environment's.
+///
+/// # Errors
+/// As [`init`], and when `filter` does not parse.
+pub fn init_with(service: &'static str, filter: &str) -> anyhow::Result<TelemetryGuard> {
+    // sqlx-postgres logs unknown DSN parameters with their values: keep DSNs out of logs.
+    let filter = EnvFilter::try_new(filter)?.add_directive("sqlx_postgres::options=error".parse()?);
+    // Colour only for a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .try_init()?;
+        return Ok(TelemetryGuard { tracer: None });
+    }
+    let resource = Resource::builder().with_service_name(service).build();
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()?;
+    let tracer = SdkTracerProvider::builder()
+        .with_batch_exporter(spans)
+        .with_resource(resource)
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer.tracer(service));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()?;
+    Ok(TelemetryGuard {
+        tracer: Some(tracer),
+    })
+}
