@@ -18,7 +18,7 @@ use crate::{
     engine::{Engine, ReplicaOptions},
     fleet::{FleetError, Registry},
     store::StoreError,
-    telemetry::{CallDurationLayer, MetricsExport, TelemetryError},
+    telemetry::{CallDurationLayer, MetricsExport, TelemetryError, server_span},
 };
 
 /// How often the health gauges are observed for OTLP push when nothing scrapes them.
@@ -194,6 +194,7 @@ pub async fn serve_with_admin(
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .timeout(limits.request_timeout)
+        .trace_fn(server_span)
         .layer(CallDurationLayer::new(&meter))
         .layer(tower::util::MapResponseLayer::new(oversized_is_exhausted));
     if let Some(tls) = tls {

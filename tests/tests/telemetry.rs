@@ -209,3 +209,27 @@ async fn livez_and_readyz_answer_and_unknown_paths_do_not() -> anyhow::Result<()
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_that_opts_in_labels_its_migration_metrics_with_tenant_ids() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(2).await?;
+    let mut config = TestDaemon::config(
+        &fleet,
+        &avocet_tests::sample_dir(fleet.dialect),
+        Duration::from_secs(5),
+    )?;
+    for f in config.fleets.values_mut() {
+        f.metrics_tenant_labels = true;
+    }
+    let daemon = TestDaemon::start_with(config).await?;
+    daemon.apply_all().await?;
+    let s = scrape(daemon.admin).await?;
+    for tenant in ["t00", "t01"] {
+        let labels = [("tenant", tenant), ("status", "applied")];
+        let count = histogram_count(&s, "avocet_migration_duration_seconds", &labels)?;
+        ensure!(count == LATEST as u64, "{tenant}: {count}");
+        let locks = histogram_count(&s, "avocet_lock_wait_seconds", &[("tenant", tenant)])?;
+        ensure!(locks == 1, "{tenant}: {locks} lock waits");
+    }
+    daemon.stop().await
+}

@@ -138,6 +138,11 @@ impl Tenant {
         self.db.host()
     }
 
+    /// `db.namespace` for its spans: the database (and schema) name, no credentials.
+    pub(crate) fn namespace(&self) -> Option<String> {
+        self.db.namespace()
+    }
+
     /// True when one session holds the lock and runs every migration, reset in place
     /// between them (PostgreSQL); false when the lock has its own session and each
     /// migration gets a new one (MySQL, SQLite).

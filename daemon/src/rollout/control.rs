@@ -20,7 +20,7 @@ use crate::{
     },
     plan,
     store::{NewRollout, Store, StoreError, Write},
-    telemetry::Metrics,
+    telemetry::{Metrics, db_system_name},
 };
 
 /// Runs `task`; a panic in it becomes `Err` with the panic's message.
@@ -248,12 +248,17 @@ impl Runner {
 
     /// Runs `ctx`'s share of rollout `record` here, following its state in the store.
     pub(super) fn spawn(&self, ctx: Arc<RolloutCtx>, record: RolloutRecord) {
+        // A child of the current span: the gRPC call that started it (and through it the
+        // caller's trace), which it outlives.
         let span = tracing::info_span!(
             "rollout",
-            rollout_id = %ctx.id,
-            fleet = %ctx.fleet.name,
-            direction = ctx.spec.op.direction().as_str(),
-            tenants = record.tenant_count,
+            avocet.rollout.id = %ctx.id,
+            avocet.fleet = %ctx.fleet.name,
+            avocet.direction = ctx.spec.op.direction().as_str(),
+            avocet.tenant_count = record.tenant_count,
+            avocet.dry_run = ctx.spec.dry_run,
+            db.system.name = db_system_name(ctx.fleet.dialect),
+            avocet.state = tracing::field::Empty,
         );
         let (active, writer) = (self.active.clone(), self.writer.clone());
         self.tracker.spawn(

@@ -23,6 +23,7 @@ use crate::{
     model::{EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, WorkState},
     plan,
     store::{Claim, StoreError, WaveCounts, now_ms},
+    telemetry::fail,
 };
 
 /// How often a replica waiting on other replicas' tenants looks at its wave again.
@@ -73,6 +74,11 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
     let mut stop = None;
     let mut started_a_wave = false;
     for wave in &waves {
+        let wave_span = tracing::info_span!(
+            "wave",
+            avocet.wave = wave.index,
+            avocet.canary = wave.canary,
+        );
         let mut first = true;
         loop {
             let Some(counts) = run.wave_counts(wave.index).await else {
@@ -120,7 +126,10 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
                     .await;
                 }
             }
-            let (claimed, s) = run.claim_and_run(wave.index).await;
+            let (claimed, s) = run
+                .claim_and_run(wave.index)
+                .instrument(wave_span.clone())
+                .await;
             stop = s;
             if stop.is_none() && run.over_limit() {
                 stop = Some(Stop::Failures);
@@ -416,6 +425,17 @@ impl RolloutCtx {
             duration_ms: clock.elapsed().as_millis() as u64,
             state,
         };
+        // Called in the rollout's span.
+        let span = tracing::Span::current();
+        span.record("avocet.state", state.as_str());
+        if state == RolloutState::Failed {
+            let message = format!(
+                "{} of {} tenants failed",
+                summary.failed,
+                record.as_ref().map_or(0, |r| r.tenant_count)
+            );
+            fail(&span, "rollout_failed", &message);
+        }
         tracing::info!(
             state = state.as_str(),
             succeeded = summary.succeeded,

@@ -22,7 +22,7 @@ use crate::{
     },
     plan,
     store::KnownState,
-    telemetry::MigrationDone,
+    telemetry::{MigrationDone, db_system_name, fail},
 };
 
 /// Takes the tenant lock on a pooled session, runs `work` with that session and how long
@@ -45,12 +45,29 @@ pub(super) async fn under_lock<T>(
     let _ticket = tenant.admit(needs).await;
     let mut session = tenant.session().await?;
     session.set_clean(false);
-    let waited = match session.session().lock(fleet.lock_timeout).await {
-        Ok(waited) => waited,
-        Err(e) => {
-            // A lock that did not come left the session as it was.
-            session.set_clean(matches!(e, DbError::LockTimeout { .. }));
-            return Err(e);
+    // The lock span lasts as long as the wait.
+    let waited = {
+        let span = tracing::info_span!(
+            "lock",
+            avocet.lock.timeout_s = fleet.lock_timeout.as_secs_f64(),
+            avocet.lock.wait_s = tracing::field::Empty,
+        );
+        let locking = session.session().lock(fleet.lock_timeout);
+        match locking.instrument(span.clone()).await {
+            Ok(waited) => {
+                span.record("avocet.lock.wait_s", waited.as_secs_f64());
+                waited
+            }
+            Err(e) => {
+                fail(
+                    &span,
+                    db_failure(tenant, None, &e).code.as_str(),
+                    &e.to_string(),
+                );
+                // A lock that did not come left the session as it was.
+                session.set_clean(matches!(e, DbError::LockTimeout { .. }));
+                return Err(e);
+            }
         }
     };
     let result = work(&mut session, waited).await;
@@ -69,7 +86,16 @@ impl RolloutCtx {
     /// state afterwards. Never panics on database errors: every failure becomes a
     /// `TenantFinished` with an error.
     pub(crate) async fn run_tenant(&self, tenant: &Tenant) -> (TenantFinished, Option<KnownState>) {
-        let span = tracing::info_span!("tenant", tenant = %tenant.id);
+        let span = tracing::info_span!(
+            "tenant",
+            avocet.fleet = %self.fleet.name,
+            avocet.tenant = %tenant.id,
+            db.system.name = db_system_name(self.fleet.dialect),
+            db.namespace = tenant.namespace(),
+            server.address = tenant.host(),
+            avocet.outcome = tracing::field::Empty,
+            avocet.migrations_run = tracing::field::Empty,
+        );
         async {
             self.emit(EventKind::TenantStarted {
                 tenant: tenant.id.clone(),
@@ -93,6 +119,12 @@ impl RolloutCtx {
             let finished = self
                 .finish_tenant(&tenant.id, report, clock.elapsed())
                 .await;
+            let span = tracing::Span::current();
+            span.record("avocet.outcome", finished.outcome.as_str());
+            span.record("avocet.migrations_run", finished.migrations_run);
+            if let Some(e) = &finished.error {
+                fail(&span, e.code.as_str(), &e.message);
+            }
             (finished, known)
         }
         .instrument(span)
@@ -231,11 +263,32 @@ impl RolloutCtx {
                 };
                 return run.failed(failure, &self.set);
             }
-            let span = tracing::info_span!("migration", version = m.version, name = %m.name);
+            let span = tracing::info_span!(
+                "migration",
+                avocet.version = m.version,
+                avocet.migration = %m.name,
+                avocet.direction = step.direction.as_str(),
+                avocet.transactional = step.transactional,
+                avocet.status = tracing::field::Empty,
+            );
             let outcome = self
                 .step(tenant, locked, reset.as_deref(), step, &meta)
-                .instrument(span)
+                .instrument(span.clone())
                 .await;
+            match &outcome {
+                Ok(o) => {
+                    span.record("avocet.status", o.status.as_str());
+                    if o.status == RecordStatus::Failed {
+                        let message = o.error.as_deref().unwrap_or("failed");
+                        fail(&span, FailureCode::MigrationFailed.as_str(), message);
+                    }
+                }
+                Err(e) => fail(
+                    &span,
+                    db_failure(tenant, Some(m.version), e).code.as_str(),
+                    &e.to_string(),
+                ),
+            }
             match outcome {
                 Ok(o) if o.status != RecordStatus::Failed => run.ran(step),
                 Ok(o) => {

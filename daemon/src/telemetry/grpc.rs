@@ -94,7 +94,7 @@ where
             histogram.record(
                 start.elapsed().as_secs_f64(),
                 &[
-                    KeyValue::new("rpc.system.name", "grpc"),
+                    KeyValue::new("rpc.system", "grpc"),
                     KeyValue::new("rpc.method", method),
                     KeyValue::new("rpc.response.status_code", code),
                 ],

@@ -7,6 +7,7 @@
 //! | `metrics.rs` | the engine's instruments ([`Metrics`]), durations in seconds |
 //! | `export.rs` | one daemon's meter provider: Prometheus text for `/metrics`, OTLP push, the gauges |
 //! | `grpc.rs` | `rpc.server.call.duration`, a tower layer |
+//! | `spans.rs` | the gRPC server span (continuing a caller's `traceparent`), span failure, `db.system.name` |
 //!
 //! Trace export is on when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set
 //! (OpenTelemetry specification, "OTLP Exporter Configuration"); logs go to stderr,
@@ -15,13 +16,16 @@
 mod export;
 mod grpc;
 mod metrics;
+mod spans;
 
 pub(crate) use export::MetricsExport;
 pub use export::TelemetryError;
 pub(crate) use grpc::CallDurationLayer;
 pub(crate) use metrics::{Metrics, MigrationDone};
+pub(crate) use spans::{db_system_name, fail, server_span};
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -53,6 +57,45 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
 /// # Errors
 /// As [`init`], and when `filter` does not parse.
 pub fn init_with(service: &'static str, filter: &str) -> anyhow::Result<TelemetryGuard> {
+    let otlp = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    let spans = match otlp {
+        true => Some(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()?,
+        ),
+        false => None,
+    };
+    install(service, filter, spans)
+}
+
+/// As [`init_with`], exporting traces over OTLP/gRPC to `endpoint` (e.g.
+/// `http://127.0.0.1:4317`) whatever the environment says.
+///
+/// # Errors
+/// As [`init_with`].
+pub fn init_otlp(
+    service: &'static str,
+    filter: &str,
+    endpoint: &str,
+) -> anyhow::Result<TelemetryGuard> {
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()?;
+    install(service, filter, Some(spans))
+}
+
+fn install(
+    service: &'static str,
+    filter: &str,
+    spans: Option<opentelemetry_otlp::SpanExporter>,
+) -> anyhow::Result<TelemetryGuard> {
     // sqlx-postgres logs unknown DSN parameters with their values: keep DSNs out of logs.
     let filter = EnvFilter::try_new(filter)?.add_directive("sqlx_postgres::options=error".parse()?);
     // Colour only for a terminal: a log file or a collector gets plain text.
@@ -60,17 +103,14 @@ pub fn init_with(service: &'static str, filter: &str) -> anyhow::Result<Telemetr
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+    let Some(spans) = spans else {
         tracing_subscriber::registry()
             .with(filter)
             .with(fmt)
             .try_init()?;
         return Ok(TelemetryGuard { tracer: None });
-    }
+    };
     let resource = Resource::builder().with_service_name(service).build();
-    let spans = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()?;
     let tracer = SdkTracerProvider::builder()
         .with_batch_exporter(spans)
         .with_resource(resource)
