@@ -252,6 +252,12 @@ pub async fn serve_with_admin(
     if let Some(admin) = admin {
         let _ = admin.await;
     }
+    // The last push carries the fleets' health as the daemon leaves them.
+    if export.pushes()
+        && let Ok(observation) = engine.observe().await
+    {
+        export.observe(observation);
+    }
     export.shutdown();
     result.map_err(ServerError::from)
 }

@@ -106,6 +106,12 @@ impl OtlpReceiver {
             .collect()
     }
 
+    /// Every metrics export received so far, in the order they came.
+    pub fn metric_exports(&self) -> Vec<ExportMetricsServiceRequest> {
+        let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        received.metrics.clone()
+    }
+
     /// Everything received so far (traces and metrics with their resources), in Debug form.
     pub fn everything(&self) -> String {
         let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
