@@ -82,6 +82,7 @@ async fn a_scrape_counts_the_migrations_run_and_the_tenants_behind_failed_and_un
     ensure!(value(&before, "avocet_fleet_tenants_unknown", &fleet_label)? == 5.0);
     ensure!(value(&before, "avocet_fleet_tenants_behind", &fleet_label)? == 0.0);
     ensure!(value(&before, "avocet_fleet_latest_version", &fleet_label)? == LATEST as f64);
+    ensure!(value(&before, "avocet_fleet_lock_timeout_seconds", &fleet_label)? == 10.0);
 
     // t01 stops at version 1 (behind); then the others go to the latest: t00 and t02
     // succeed, t03 fails at version 3 after 1 and 2, t04 cannot be reached.

@@ -38,6 +38,7 @@ impl Engine {
                 failed: known.failed,
                 unreachable: known.unreachable,
                 unknown: tenants.saturating_sub(known.read),
+                lock_timeout_s: fleet.lock_timeout.as_secs_f64(),
             });
         }
         Ok(Observation {

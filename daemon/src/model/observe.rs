@@ -5,7 +5,7 @@
 use super::{DialectKind, RolloutState, WorkState};
 
 /// One fleet's health, counted from each tenant's last-known state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FleetHealth {
     /// The fleet's name.
     pub fleet: String,
@@ -24,6 +24,8 @@ pub struct FleetHealth {
     pub unreachable: u32,
     /// Registered tenants never read yet.
     pub unknown: u32,
+    /// The fleet's `lock_timeout`, seconds: what lock waits are compared with.
+    pub lock_timeout_s: f64,
 }
 
 /// How much of the connection budget (`max_connections`) is used, daemon-wide.
@@ -63,7 +65,7 @@ pub struct WorkCount {
 }
 
 /// Everything one observation reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observation {
     /// Every configured fleet's health.
     pub fleets: Vec<FleetHealth>,

@@ -45,6 +45,7 @@ pub(crate) struct MetricsExport {
     /// Kept so their callbacks stay registered for the provider's life.
     _gauges: Vec<ObservableGauge<u64>>,
     _latest: ObservableGauge<i64>,
+    _lock_timeout: ObservableGauge<f64>,
 }
 
 impl MetricsExport {
@@ -111,6 +112,20 @@ impl MetricsExport {
                 })
                 .build()
         };
+        let lock_timeout = {
+            let observed = observed.clone();
+            meter
+                .f64_observable_gauge("avocet.fleet.lock_timeout")
+                .with_unit("s")
+                .with_description("The fleet's lock_timeout, for comparing lock waits with")
+                .with_callback(move |gauge| {
+                    let o = observed.lock().unwrap_or_else(PoisonError::into_inner);
+                    for f in &o.fleets {
+                        gauge.observe(f.lock_timeout_s, &fleet(&f.fleet));
+                    }
+                })
+                .build()
+        };
         Ok(Self {
             provider,
             registry,
@@ -118,6 +133,7 @@ impl MetricsExport {
             pushes,
             _gauges: gauges,
             _latest: latest,
+            _lock_timeout: lock_timeout,
         })
     }
 
