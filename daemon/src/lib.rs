@@ -42,6 +42,6 @@ pub use model::DialectKind;
 pub use server::{ServerError, serve, serve_with_admin};
 pub use store::StoreError;
 pub use telemetry::{
-    TelemetryError, TelemetryGuard, init as init_telemetry, init_otlp as init_telemetry_otlp,
-    init_with as init_telemetry_with,
+    TelemetryError, TelemetryGuard, init as init_telemetry, init_as as init_telemetry_as,
+    init_otlp as init_telemetry_otlp, init_with as init_telemetry_with,
 };

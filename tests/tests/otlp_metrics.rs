@@ -119,3 +119,88 @@ async fn a_daemon_pushes_migration_metrics_over_otlp() -> anyhow::Result<()> {
     ensure!(gauge("avocet.fleet.latest_version") == Some(LATEST));
     Ok(())
 }
+
+/// `log_format = "json"` (here from `AVOCET_LOG_FORMAT`): every stderr line is a JSON
+/// object, and the records of a rollout started by a client that sent a `traceparent`
+/// carry that trace id in their span list.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_the_callers_trace_id() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(2).await?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let tenants: Vec<String> = fleet
+        .tenants
+        .iter()
+        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
+        .collect();
+    let config = dir.path().join("avocet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"sqlite://{}/control.db?mode=rwc\"\n\
+             [fleets.test]\ndialect = \"sqlite\"\nmigrations = \"{}\"\ntenants = [\n{}\n]\n",
+            dir.path().display(),
+            avocet_tests::sample_dir(fleet.dialect).display(),
+            tenants.join("\n")
+        ),
+    )?;
+    let log = dir.path().join("avocetd.log");
+    let mut child = tokio::process::Command::new(AVOCETD)
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("AVOCET_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let addr = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let credentials = avocet_client::Credentials {
+        traceparent: Some(format!("00-{trace}-b7ad6b7169203331-01")),
+        ..Default::default()
+    };
+    let mut client = loop {
+        match Client::connect_as(&addr, Default::default(), &credentials).await {
+            Ok(c) => break c,
+            Err(e) => ensure!(std::time::Instant::now() < deadline, "not listening: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let run = RolloutRecord::collect(
+        client
+            .apply(pb::ApplyRequest {
+                fleet: "test".into(),
+                ..Default::default()
+            })
+            .await?,
+    )
+    .await?;
+    ensure!(run.finished().context("finished")?.succeeded == 2);
+    let pid = child.id().context("no pid")?;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    child.wait().await?;
+
+    let text = std::fs::read_to_string(&log)?;
+    let mut finished = 0;
+    for line in text.lines() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+        let message = record["fields"]["message"].as_str().unwrap_or_default();
+        if message == "rollout finished" {
+            let spans = record["spans"].as_array().context("no span list")?;
+            ensure!(
+                spans.iter().any(|s| s["trace_id"].as_str() == Some(trace)),
+                "{line}"
+            );
+            finished += 1;
+        }
+    }
+    ensure!(
+        finished == 1,
+        "{finished} 'rollout finished' records in\n{text}"
+    );
+    Ok(())
+}

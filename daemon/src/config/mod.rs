@@ -34,7 +34,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Amount, DialectKind, Strategy, TransactionMode};
+use crate::model::{Amount, DialectKind, LogFormat, Strategy, TransactionMode};
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";
@@ -69,6 +69,10 @@ pub struct Config {
     /// scraper only.
     #[serde(with = "observe::optional_addr")]
     pub admin_listen: Option<SocketAddr>,
+    /// Log records on stderr: `"pretty"` (human lines, the default) or `"json"` (one
+    /// object per line). Both carry `trace_id` in the span path of a call or a rollout;
+    /// `AVOCET_LOG_FORMAT` overrides it.
+    pub log_format: LogFormat,
 
     /// Name of this daemon instance, stored as `applied_by` in history rows. Default:
     /// `avocetd@<host name>` (gethostname(2)).
@@ -122,6 +126,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            log_format: LogFormat::default(),
             instance_id: format!("avocetd@{host}"),
             max_connections: 64,
             max_connections_per_host: 32,

@@ -226,6 +226,13 @@ fn the_admin_listener_is_on_by_default_and_an_empty_value_turns_it_off() {
     .unwrap();
     assert_eq!(config.admin_listen, None);
     assert!(config.fleets["demo"].metrics_tenant_labels);
+    assert_eq!(config.log_format, crate::model::LogFormat::Pretty);
+    let json = Config::parse("log_format = \"json\"\n").unwrap();
+    assert_eq!(json.log_format, crate::model::LogFormat::Json);
+    let err = Config::parse("log_format = \"xml\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("log_format"), "{err}");
     let err = Config::parse("admin_listn = \"\"\n")
         .unwrap_err()
         .to_string();

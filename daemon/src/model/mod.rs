@@ -17,7 +17,7 @@
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
-//! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`] |
+//! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
 
 mod access;
 mod dialect;
@@ -47,7 +47,7 @@ pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };
 pub use names::{check_id, check_identifier, check_label};
-pub use observe::{BudgetUse, FleetHealth, Observation, RolloutCount, WorkCount};
+pub use observe::{BudgetUse, FleetHealth, LogFormat, Observation, RolloutCount, WorkCount};
 pub use placeholder::{
     BUILTIN_PLACEHOLDERS, Placeholder, PlaceholderContext, PlaceholderError, is_placeholder_name,
 };

@@ -20,7 +20,7 @@ use crate::{
     },
     plan,
     store::{NewRollout, Store, StoreError, Write},
-    telemetry::{Metrics, db_system_name},
+    telemetry::{Metrics, db_system_name, record_trace_id},
 };
 
 /// Runs `task`; a panic in it becomes `Err` with the panic's message.
@@ -259,7 +259,9 @@ impl Runner {
             avocet.dry_run = ctx.spec.dry_run,
             db.system.name = db_system_name(ctx.fleet.dialect),
             avocet.state = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
+        record_trace_id(&span);
         let (active, writer) = (self.active.clone(), self.writer.clone());
         self.tracker.spawn(
             async move {

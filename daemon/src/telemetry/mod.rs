@@ -22,12 +22,14 @@ pub(crate) use export::MetricsExport;
 pub use export::TelemetryError;
 pub(crate) use grpc::CallDurationLayer;
 pub(crate) use metrics::{Metrics, MigrationDone};
-pub(crate) use spans::{db_system_name, fail, server_span};
+pub(crate) use spans::{db_system_name, fail, record_trace_id, server_span};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::model::LogFormat;
 
 /// Flushes and stops the trace exporter when dropped.
 pub struct TelemetryGuard {
@@ -42,14 +44,23 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber (stderr logs, plus OTLP traces when
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). Metrics are each daemon's own ([`crate::serve`]).
+/// Installs the global subscriber: stderr logs (pretty) and OpenTelemetry spans, exported
+/// over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Metrics are each daemon's own
+/// ([`crate::serve`]).
 ///
 /// # Errors
 /// When an OTLP exporter cannot be built from the environment's settings.
 pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
+    init_as(service, LogFormat::Pretty)
+}
+
+/// As [`init`], writing log records in `format` (`log_format`).
+///
+/// # Errors
+/// As [`init`].
+pub fn init_as(service: &'static str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    init_with(service, &filter)
+    install(service, &filter, format, env_exporter()?)
 }
 
 /// As [`init`], with `filter` (`RUST_LOG` syntax) instead of the environment's.
@@ -57,21 +68,7 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
 /// # Errors
 /// As [`init`], and when `filter` does not parse.
 pub fn init_with(service: &'static str, filter: &str) -> anyhow::Result<TelemetryGuard> {
-    let otlp = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
-    let spans = match otlp {
-        true => Some(
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .build()?,
-        ),
-        false => None,
-    };
-    install(service, filter, spans)
+    install(service, filter, LogFormat::Pretty, env_exporter()?)
 }
 
 /// As [`init_with`], exporting traces over OTLP/gRPC to `endpoint` (e.g.
@@ -88,12 +85,34 @@ pub fn init_otlp(
         .with_tonic()
         .with_endpoint(endpoint)
         .build()?;
-    install(service, filter, Some(spans))
+    install(service, filter, LogFormat::Pretty, Some(spans))
 }
 
+/// The OTLP span exporter the `OTEL_*` environment asks for, if any.
+fn env_exporter() -> anyhow::Result<Option<opentelemetry_otlp::SpanExporter>> {
+    let otlp = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    Ok(match otlp {
+        true => Some(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()?,
+        ),
+        false => None,
+    })
+}
+
+/// Spans always go through OpenTelemetry (so a call's and a rollout's trace id is in the
+/// logs, and a caller's `traceparent` is continued); they leave the process only with an
+/// exporter.
 fn install(
     service: &'static str,
     filter: &str,
+    format: LogFormat,
     spans: Option<opentelemetry_otlp::SpanExporter>,
 ) -> anyhow::Result<TelemetryGuard> {
     // sqlx-postgres logs unknown DSN parameters with their values: keep DSNs out of logs.
@@ -103,18 +122,20 @@ fn install(
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let Some(spans) = spans else {
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt)
-            .try_init()?;
-        return Ok(TelemetryGuard { tracer: None });
+    let fmt = match format {
+        LogFormat::Pretty => fmt.boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .boxed(),
     };
     let resource = Resource::builder().with_service_name(service).build();
-    let tracer = SdkTracerProvider::builder()
-        .with_batch_exporter(spans)
-        .with_resource(resource)
-        .build();
+    let mut tracer = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(spans) = spans {
+        tracer = tracer.with_batch_exporter(spans);
+    }
+    let tracer = tracer.build();
     let otel = tracing_opentelemetry::layer().with_tracer(tracer.tracer(service));
     tracing_subscriber::registry()
         .with(filter)

@@ -3,7 +3,7 @@
 
 use opentelemetry::{
     propagation::{Extractor, TextMapPropagator as _},
-    trace::Status,
+    trace::{Status, TraceContextExt as _, TraceId},
 };
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
@@ -25,6 +25,15 @@ pub(crate) fn db_system_name(dialect: DialectKind) -> &'static str {
 pub(crate) fn fail(span: &Span, error_type: &str, message: &str) {
     span.set_attribute("error.type", error_type.to_owned());
     span.set_status(Status::error(message.to_owned()));
+}
+
+/// Records `span`'s OpenTelemetry trace id in its `trace_id` field (declared empty), so
+/// every log record inside it carries it. Nothing without an OpenTelemetry layer.
+pub(crate) fn record_trace_id(span: &Span) {
+    let id = span.context().span().span_context().trace_id();
+    if id != TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(id));
+    }
 }
 
 /// Headers as the propagator reads them.
@@ -67,9 +76,11 @@ pub(crate) fn server_span(request: &http::Request<()>) -> Span {
         rpc.service = service,
         rpc.method = method,
         server.address = address,
+        trace_id = tracing::field::Empty,
     );
     let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
     // Fails only when the span is already started, which it is not.
     let _ = span.set_parent(parent);
+    record_trace_id(&span);
     span
 }
