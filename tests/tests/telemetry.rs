@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use avocet_tests::{
-    Fleet, Scrape, TestDaemon, free_port, get, only, pb, request, scenarios::LATEST, scrape,
+    Fleet, MigrationCopy, Scrape, TestDaemon, free_port, get, only, pb, request, scenarios::LATEST,
+    scrape,
 };
 use prometheus_parse::Value;
 
@@ -196,12 +197,25 @@ async fn a_scrape_counts_the_migrations_run_and_the_tenants_behind_failed_and_un
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn livez_and_readyz_answer_and_unknown_paths_do_not() -> anyhow::Result<()> {
+async fn livez_and_readyz_answer_and_readyz_refuses_a_set_that_no_longer_loads()
+-> anyhow::Result<()> {
     let fleet = Fleet::sqlite(1).await?;
     let daemon = TestDaemon::sample(&fleet, Duration::from_secs(5)).await?;
     ensure!(get(daemon.admin, "/livez").await? == (200, "ok\n".into()));
     ensure!(get(daemon.admin, "/readyz").await? == (200, "ready\n".into()));
     ensure!(get(daemon.admin, "/nothing").await?.0 == 404);
+    // A set that no longer loads: not ready, and the reason says which fleet.
+    let set = MigrationCopy::of(fleet.dialect)?;
+    let config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
+    let broken = TestDaemon::start_with(config).await?;
+    ensure!(get(broken.admin, "/readyz").await?.0 == 200);
+    set.write("0001_duplicate.up.sql", "SELECT 1;")?;
+    let (status, body) = get(broken.admin, "/readyz").await?;
+    ensure!(
+        status == 503 && body.contains("\"test\""),
+        "{status} {body}"
+    );
+    broken.stop().await?;
     let admin = daemon.admin;
     daemon.stop().await?;
     ensure!(
