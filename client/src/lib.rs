@@ -54,7 +54,8 @@ impl Default for Timeouts {
     }
 }
 
-/// How the client proves who it is and checks the daemon: a bearer token, and TLS.
+/// How the client proves who it is and checks the daemon (a bearer token, TLS), and the
+/// caller's trace context it sends along.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     /// Sent as `authorization: Bearer <token>` on every call (`--token`, `AVOCET_TOKEN`).
@@ -65,6 +66,12 @@ pub struct Credentials {
     pub ca: Option<PathBuf>,
     /// PEM client certificate and its key for mutual TLS (`--cert`, `--key`).
     pub cert: Option<(PathBuf, PathBuf)>,
+    /// A W3C `traceparent` sent on every call (the command line's `TRACEPARENT`), e.g.
+    /// `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`: the daemon's spans of the
+    /// call, and of the rollout it starts, join that trace.
+    pub traceparent: Option<String>,
+    /// Its W3C `tracestate` (`TRACESTATE`), sent with it.
+    pub tracestate: Option<String>,
 }
 
 impl Credentials {
@@ -93,9 +100,13 @@ impl Credentials {
     }
 }
 
-/// Adds the bearer token, if any, to every call.
+/// Adds the bearer token and the caller's W3C trace context, if any, to every call.
 #[derive(Clone, Debug, Default)]
-pub struct Bearer(Option<AsciiMetadataValue>);
+pub struct Bearer {
+    token: Option<AsciiMetadataValue>,
+    traceparent: Option<AsciiMetadataValue>,
+    tracestate: Option<AsciiMetadataValue>,
+}
 
 impl Bearer {
     /// `authorization: Bearer <token>` on every call.
@@ -106,10 +117,32 @@ impl Bearer {
     pub fn new(token: &str) -> Result<Self, ClientError> {
         format!("Bearer {}", token.trim())
             .parse()
-            .map(|v| Self(Some(v)))
+            .map(|v| Self {
+                token: Some(v),
+                ..Self::default()
+            })
             .map_err(|_| {
                 ClientError::Credentials("the token holds characters a header cannot".into())
             })
+    }
+
+    /// The same, also sending `traceparent` (and `tracestate`) on every call.
+    ///
+    /// # Errors
+    /// [`ClientError::Credentials`] for a value that cannot be a header value.
+    pub fn with_trace_context(
+        mut self,
+        traceparent: &str,
+        tracestate: Option<&str>,
+    ) -> Result<Self, ClientError> {
+        let header = |name: &str, value: &str| {
+            value.trim().parse().map_err(|_| {
+                ClientError::Credentials(format!("{name} holds characters a header cannot"))
+            })
+        };
+        self.traceparent = Some(header("traceparent", traceparent)?);
+        self.tracestate = tracestate.map(|v| header("tracestate", v)).transpose()?;
+        Ok(self)
     }
 }
 
@@ -118,10 +151,15 @@ impl Interceptor for Bearer {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+        let metadata = request.metadata_mut();
+        if let Some(value) = &self.token {
+            metadata.insert("authorization", value.clone());
+        }
+        if let Some(value) = &self.traceparent {
+            metadata.insert("traceparent", value.clone());
+        }
+        if let Some(value) = &self.tracestate {
+            metadata.insert("tracestate", value.clone());
         }
         Ok(request)
     }
@@ -223,10 +261,13 @@ impl Client {
         if tls && let Some(rest) = addr.strip_prefix("http://") {
             addr = format!("https://{rest}");
         }
-        let bearer = match &credentials.token {
+        let mut bearer = match &credentials.token {
             Some(t) => Bearer::new(t)?,
             None => Bearer::default(),
         };
+        if let Some(traceparent) = &credentials.traceparent {
+            bearer = bearer.with_trace_context(traceparent, credentials.tracestate.as_deref())?;
+        }
         let mut endpoint =
             Channel::from_shared(addr.clone()).map_err(|e| ClientError::Address {
                 addr: addr.clone(),

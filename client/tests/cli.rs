@@ -54,6 +54,7 @@ async fn start_with(change: impl FnOnce(&mut Config)) -> Daemon {
         dsn_template: None,
         discovery: None,
         vars: Default::default(),
+        metrics_tenant_labels: false,
         password_env: None,
         password_file: None,
         tenants,

@@ -13,10 +13,12 @@
 //! | 6 | `rollout` | the job runner: tenants under a limit, each under its lock, step by step |
 //! | 7 | `dialect` | one file per database: sessions, locks, history table SQL |
 //!
-//! Beside them: `auth` (who may call what),
+//! Beside them: `auth` (who may call what), `admin` (the HTTP listener for `/metrics`,
+//! `/livez`, `/readyz`),
 //! `model` (the domain's types, a leaf every layer shares), `config`
 //! (figment), `telemetry` (logs, traces, metrics) and `server` (wiring and shutdown).
 
+mod admin;
 mod api;
 mod auth;
 mod catalog;
@@ -37,6 +39,9 @@ pub use dialect::{DbError, Target, TenantLock};
 pub use engine::{Engine, EngineError};
 pub use fleet::{DiscoveryError, FleetError, Registry, SelectorError, TenantSource};
 pub use model::DialectKind;
-pub use server::{ServerError, serve};
+pub use server::{ServerError, serve, serve_with_admin};
 pub use store::StoreError;
-pub use telemetry::{TelemetryGuard, init as init_telemetry, init_with as init_telemetry_with};
+pub use telemetry::{
+    TelemetryError, TelemetryGuard, init as init_telemetry, init_as as init_telemetry_as,
+    init_otlp as init_telemetry_otlp, init_with as init_telemetry_with,
+};

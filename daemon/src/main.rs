@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
-use avocet_daemon::{Config, config, init_telemetry};
+use avocet_daemon::{Config, config, init_telemetry_as};
 use clap::Parser;
 
 /// The Avocet migration daemon.
@@ -39,7 +39,31 @@ async fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _telemetry = init_telemetry("avocetd")?;
+    // The configuration says how to log: until it is read, its warnings go to plain stderr.
+    let early = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish();
+    let config = tracing::subscriber::with_default(early, || load(args))?;
+    let _telemetry = init_telemetry_as("avocetd", config.log_format)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on admin_listen {addr}"))?,
+        ),
+        None => None,
+    };
+    avocet_daemon::serve_with_admin(listener, admin, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The configuration: `--config`, else `config/avocet.toml` if it exists, else the built-in
+/// default.
+fn load(args: Args) -> anyhow::Result<Config> {
     let default = std::path::Path::new(config::DEFAULT_PATH);
     let config = match args.config {
         Some(path) => Config::load(Some(&path))?,
@@ -55,11 +79,7 @@ async fn run() -> anyhow::Result<()> {
             config
         }
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    avocet_daemon::serve(listener, config, shutdown_signal()).await?;
-    Ok(())
+    Ok(config)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,23 +1,28 @@
-//! Wiring: the gRPC services with health and reflection, the idle-session reaper, and an
-//! orderly shutdown.
+//! Wiring: the gRPC services with health and reflection, the admin HTTP listener, the
+//! idle-session reaper, and an orderly shutdown.
 
 use std::{sync::Arc, time::Duration};
 
 use avocet_proto::v1::{
     fleet_server::FleetServer, migrator_server::MigratorServer, rollouts_server::RolloutsServer,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
 
 use crate::{
+    admin::{self, Admin},
     api::{self, FleetService, MigratorService, RolloutsService},
     auth::{Gate, server_tls},
     config::{Config, ConfigError},
     engine::{Engine, ReplicaOptions},
     fleet::{FleetError, Registry},
     store::StoreError,
+    telemetry::{CallDurationLayer, MetricsExport, TelemetryError, server_span},
 };
+
+/// How often the health gauges are observed for OTLP push when nothing scrapes them.
+const OBSERVE_FOR_PUSH: Duration = Duration::from_secs(15);
 
 /// Why the server did not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +46,9 @@ pub enum ServerError {
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The metrics pipeline could not be built.
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// Serves `avocet.v1` (plus `grpc.health.v1` and reflection) on `listener` with the fleets
@@ -56,11 +64,31 @@ pub enum ServerError {
 /// migration within `config.shutdown_grace` whether or not any client is attached; their
 /// rollouts are left interrupted (resumable). Then it returns.
 ///
+/// No admin HTTP listener: [`serve_with_admin`] serves one.
+///
 /// # Errors
 /// [`ServerError`] when the configuration's fleets, auth, TLS files or control store are
 /// unusable, the listener is exposed without protection, or the transport fails.
 pub async fn serve(
     listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    serve_with_admin(listener, None, config, shutdown).await
+}
+
+/// As [`serve`], and with `admin` the admin HTTP listener: `/metrics` (Prometheus text),
+/// `/livez` (200 while the process serves) and `/readyz` (200 once the configuration and
+/// sets are loaded and the control store answers; 503 with the reason before that and
+/// from the start of shutdown). The caller binds it (`config.admin_listen` is not read
+/// here, as `config.listen` is not), so a test can bind `127.0.0.1:0`. It serves until the
+/// gRPC server has drained.
+///
+/// # Errors
+/// As [`serve`], and [`ServerError::Telemetry`] when the metrics pipeline cannot be built.
+pub async fn serve_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -91,11 +119,48 @@ pub async fn serve(
     // The tenants' configuration is not kept beside the registry built from it.
     drop(config);
     let token = CancellationToken::new();
-    let engine = Arc::new(
-        Engine::open(registry, &control_store, replica, token.clone())
-            .await?
-            .limit_running_rollouts(limits.max_running_rollouts),
-    );
+    let export = Arc::new(MetricsExport::new("avocetd")?);
+    let meter = export.meter();
+    let (opened, engine_rx) = watch::channel(None);
+    let admin_stop = CancellationToken::new();
+    let admin = admin.map(|listener| {
+        let state = Admin {
+            engine: engine_rx,
+            export: export.clone(),
+            stopping: token.clone(),
+        };
+        let stop = admin_stop.clone();
+        tracing::info!(addr = ?listener.local_addr().ok(), "admin listener serving");
+        tokio::spawn(async move {
+            if let Err(e) = admin::serve(listener, state, stop).await {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        })
+    });
+    let opening = Engine::open(registry, &control_store, replica, token.clone(), &meter).await;
+    let engine = match opening {
+        Ok(engine) => Arc::new(engine.limit_running_rollouts(limits.max_running_rollouts)),
+        Err(e) => {
+            admin_stop.cancel();
+            export.shutdown();
+            return Err(e.into());
+        }
+    };
+    opened.send_replace(Some(engine.clone()));
+    let pusher = export.pushes().then(|| {
+        let (engine, export, stop) = (engine.clone(), export.clone(), token.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(observation) = engine.observe().await {
+                    export.observe(observation);
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(OBSERVE_FOR_PUSH) => {}
+                }
+            }
+        })
+    });
     let (migrator, rollouts, fleet) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
@@ -129,6 +194,8 @@ pub async fn serve(
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .timeout(limits.request_timeout)
+        .trace_fn(server_span)
+        .layer(CallDurationLayer::new(&meter))
         .layer(tower::util::MapResponseLayer::new(oversized_is_exhausted));
     if let Some(tls) = tls {
         builder = builder
@@ -178,6 +245,20 @@ pub async fn serve(
     engine.drain(grace).await;
     replica_stop.cancel();
     let _ = replicas.await;
+    if let Some(pusher) = pusher {
+        let _ = pusher.await;
+    }
+    admin_stop.cancel();
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    // The last push carries the fleets' health as the daemon leaves them.
+    if export.pushes()
+        && let Ok(observation) = engine.observe().await
+    {
+        export.observe(observation);
+    }
+    export.shutdown();
     result.map_err(ServerError::from)
 }
 

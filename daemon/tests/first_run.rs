@@ -16,6 +16,8 @@ async fn an_empty_directory_serves_the_demo_fleet() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocetd"))
         .current_dir(dir.path())
         .env("AVOCET_LISTEN", format!("127.0.0.1:{port}"))
+        // Empty: no admin listener, so the default port 9464 is never contended.
+        .env("AVOCET_ADMIN_LISTEN", "")
         .env_remove("AVOCET_CONFIG")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

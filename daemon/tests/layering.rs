@@ -31,9 +31,19 @@ const RULES: &[(&str, &[&str])] = &[
         &["model", "plan", "dialect", "fleet", "rollout", "store"],
     ),
     ("api", &["model", "engine", "auth"]),
+    ("admin", &["model", "engine", "telemetry"]),
     (
         "server",
-        &["api", "auth", "config", "engine", "fleet", "store"],
+        &[
+            "admin",
+            "api",
+            "auth",
+            "config",
+            "engine",
+            "fleet",
+            "store",
+            "telemetry",
+        ],
     ),
 ];
 

@@ -38,6 +38,9 @@ pub struct TestDaemon {
     pub client: Client,
     /// `http://127.0.0.1:<port>`.
     pub addr: String,
+    /// The admin HTTP listener's address, `127.0.0.1:<port>` (`/metrics`, `/livez`,
+    /// `/readyz`).
+    pub admin: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
     /// Holds the daemon's control store, dropped with the daemon.
@@ -81,6 +84,7 @@ impl TestDaemon {
             dsn_template: None,
             discovery: None,
             vars: Default::default(),
+            metrics_tenant_labels: false,
             password_env: None,
             password_file: None,
             tenants: fleet.tenants.clone(),
@@ -94,8 +98,9 @@ impl TestDaemon {
         Ok(config)
     }
 
-    /// Starts a daemon with a full configuration (its `listen` is ignored; a default
-    /// `control_store` becomes a SQLite file of this daemon's own).
+    /// Starts a daemon with a full configuration (its `listen` and `admin_listen` are
+    /// ignored: both listen on `127.0.0.1:0`; a default `control_store` becomes a SQLite
+    /// file of this daemon's own).
     pub async fn start_with(mut config: Config) -> anyhow::Result<Self> {
         // `AVOCET_TEST_LOG=debug` shows the daemon's logs (RUST_LOG syntax), for debugging.
         static LOGS: std::sync::Once = std::sync::Once::new();
@@ -114,10 +119,33 @@ impl TestDaemon {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let admin = admin_listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(avocet_daemon::serve(listener, config, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(avocet_daemon::serve_with_admin(
+            listener,
+            Some(admin_listener),
+            config,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        // Ready once the engine is open: configuration and sets loaded, control store up.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if task.is_finished() {
+                task.await??;
+                anyhow::bail!("the test daemon stopped before it was ready");
+            }
+            if matches!(crate::get(admin, "/readyz").await, Ok((200, _))) {
+                break;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the test daemon was not ready within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let addr = format!("http://{addr}");
         let client = Client::connect(addr.clone())
             .await
@@ -125,6 +153,7 @@ impl TestDaemon {
         Ok(Self {
             client,
             addr,
+            admin,
             stop: Some(stop),
             task: Some(task),
             _store: store_dir,

@@ -5,6 +5,7 @@
 //! Servers are found at `TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432`) and
 //! `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`).
 
+mod admin;
 pub mod clients;
 mod daemon;
 mod fixture;
@@ -13,6 +14,7 @@ mod otlp;
 mod process;
 pub mod scenarios;
 
+pub use admin::{Scrape, get, scrape};
 pub use daemon::{FLEET, TestDaemon, only, request};
 pub use fixture::{Fleet, MigrationCopy, sample_dir};
 pub use otlp::OtlpReceiver;

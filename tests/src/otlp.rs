@@ -94,6 +94,24 @@ impl OtlpReceiver {
             .collect()
     }
 
+    /// Every span received so far, as sent.
+    pub fn span_list(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+        let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        received
+            .traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.iter().cloned())
+            .collect()
+    }
+
+    /// Every metrics export received so far, in the order they came.
+    pub fn metric_exports(&self) -> Vec<ExportMetricsServiceRequest> {
+        let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        received.metrics.clone()
+    }
+
     /// Everything received so far (traces and metrics with their resources), in Debug form.
     pub fn everything(&self) -> String {
         let received = self.received.lock().unwrap_or_else(|e| e.into_inner());

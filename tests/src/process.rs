@@ -26,9 +26,24 @@ impl Daemon {
     /// # Errors
     /// When it cannot be spawned or does not start listening.
     pub async fn start(bin: &str, config: &Path, port: u16) -> anyhow::Result<Self> {
+        Self::start_with_env(bin, config, port, &[]).await
+    }
+
+    /// As [`Daemon::start`], with the environment variables `env` set for the process
+    /// (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    ///
+    /// # Errors
+    /// As [`Daemon::start`].
+    pub async fn start_with_env(
+        bin: &str,
+        config: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let child = Command::new(bin)
             .arg(config)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;

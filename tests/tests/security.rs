@@ -422,6 +422,7 @@ async fn tls_and_mutual_tls_admit_only_trusted_certificates() -> anyhow::Result<
         token: token.map(secret),
         ca: Some(pki.path("server-ca.pem")),
         cert: cert.map(|(c, k)| (c.to_owned(), k.to_owned())),
+        ..Default::default()
     };
     // A trusted client certificate whose subject maps to `ci`: an operator on eu-test.
     let mut ci = client(&addr, trusting(Some((&ci_cert, &ci_key)), None)).await?;

@@ -132,6 +132,9 @@ impl Daemon {
             .current_dir(work)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // No admin listener: its default port would be contended, and scrapes are not
+            // measured. An older build only warns about the variable.
+            .env("AVOCET_ADMIN_LISTEN", "")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file))

@@ -33,6 +33,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         token: args.token.clone(),
         ca: args.ca.clone(),
         cert: args.cert.clone().zip(args.key.clone()),
+        // W3C trace context from the environment (as OpenTelemetry's env carriers name it):
+        // the daemon's spans of this call join the caller's trace.
+        traceparent: std::env::var("TRACEPARENT").ok().filter(|v| !v.is_empty()),
+        tracestate: std::env::var("TRACESTATE").ok().filter(|v| !v.is_empty()),
     };
     let mut client = Client::connect_as(&args.addr, timeouts, &credentials).await?;
     let out = args.output;

@@ -8,8 +8,10 @@
 //! | `builtin.rs` | the built-in default: `config/avocet.toml` and the SQLite sample set, in the binary |
 //! | `secret.rs` | DSN passwords from an environment variable or a file |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
+//! | `observe.rs` | `admin_listen`: an address, or empty for none |
 
 mod builtin;
+mod observe;
 mod secret;
 mod security;
 mod template;
@@ -32,7 +34,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Amount, DialectKind, SetFormat, Strategy, TransactionMode};
+use crate::model::{Amount, DialectKind, LogFormat, SetFormat, Strategy, TransactionMode};
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";
@@ -61,6 +63,17 @@ fn top_level_keys() -> Vec<String> {
 pub struct Config {
     /// gRPC listen address. Default `127.0.0.1:7400`; `AVOCET_LISTEN` overrides it.
     pub listen: SocketAddr,
+    /// The admin HTTP listener: Prometheus text at `/metrics`, `/livez`, `/readyz`.
+    /// Default `127.0.0.1:9464`; `AVOCET_ADMIN_LISTEN` overrides it, and an empty string
+    /// (`admin_listen = ""`) turns it off. It has no authentication: expose it to the
+    /// scraper only.
+    #[serde(with = "observe::optional_addr")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Log records on stderr: `"pretty"` (human lines, the default) or `"json"` (one
+    /// object per line). Both carry `trace_id` in the span path of a call or a rollout;
+    /// `AVOCET_LOG_FORMAT` overrides it.
+    pub log_format: LogFormat,
+
     /// Name of this daemon instance, stored as `applied_by` in history rows. Default:
     /// `avocetd@<host name>` (gethostname(2)).
     pub instance_id: String,
@@ -112,6 +125,8 @@ impl Default for Config {
         };
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            log_format: LogFormat::default(),
             instance_id: format!("avocetd@{host}"),
             max_connections: 64,
             max_connections_per_host: 32,
@@ -183,6 +198,10 @@ pub struct FleetConfig {
     /// Tenants found by a query against a catalog database (`[fleets.NAME.discovery]`).
     #[serde(default)]
     pub discovery: Option<DiscoveryConfig>,
+    /// Label its migration and lock-wait metrics with the tenant id (`tenant`), for small
+    /// fleets: every tenant adds series. Default false: tenant ids are span attributes only.
+    #[serde(default)]
+    pub metrics_tenant_labels: bool,
     /// Values of `${name}` placeholders in this fleet's scripts (`[fleets.NAME.vars]`),
     /// beside the built-in `${tenant_id}`, `${schema}` and `${fleet}`. Names are
     /// `[A-Za-z_][A-Za-z0-9_]*`.

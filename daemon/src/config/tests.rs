@@ -195,3 +195,46 @@ fn a_dsn_of_another_dialect_is_a_configuration_error_naming_the_tenant() {
         Ok(())
     });
 }
+
+#[test]
+fn the_admin_listener_is_on_by_default_and_an_empty_value_turns_it_off() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "avocet.toml",
+            "[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n",
+        )?;
+        let path = Path::new("avocet.toml");
+        let config = Config::load(Some(path)).map_err(|e| e.to_string())?;
+        assert_eq!(config.admin_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        jail.set_env("AVOCET_ADMIN_LISTEN", "0.0.0.0:9100");
+        let config = Config::load(Some(path)).map_err(|e| e.to_string())?;
+        assert_eq!(config.admin_listen, Some("0.0.0.0:9100".parse().unwrap()));
+        jail.set_env("AVOCET_ADMIN_LISTEN", "");
+        let config = Config::load(Some(path)).map_err(|e| e.to_string())?;
+        assert_eq!(config.admin_listen, None);
+        jail.set_env("AVOCET_ADMIN_LISTEN", "localhost");
+        let err = Config::load(Some(path)).unwrap_err().to_string();
+        assert!(err.contains("admin_listen"), "{err}");
+        Ok(())
+    });
+    // In the file: "" turns it off; a fleet may opt in to tenant labels; a misspelt key
+    // is still an error naming it.
+    let config = Config::parse(
+        "admin_listen = \"\"\n[fleets.demo]\ndialect = \"sqlite\"\nmigrations = \"m\"\n\
+         metrics_tenant_labels = true\n",
+    )
+    .unwrap();
+    assert_eq!(config.admin_listen, None);
+    assert!(config.fleets["demo"].metrics_tenant_labels);
+    assert_eq!(config.log_format, crate::model::LogFormat::Pretty);
+    let json = Config::parse("log_format = \"json\"\n").unwrap();
+    assert_eq!(json.log_format, crate::model::LogFormat::Json);
+    let err = Config::parse("log_format = \"xml\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("log_format"), "{err}");
+    let err = Config::parse("admin_listn = \"\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("admin_listn"), "{err}");
+}

@@ -124,6 +124,8 @@ pub(crate) trait Database: Send + Sync {
     /// `host:port` of the server, the key of the per-host connection budget; `None` for
     /// SQLite files.
     fn host(&self) -> Option<String>;
+    /// `db.namespace` for spans ([`Target::namespace`]).
+    fn namespace(&self) -> Option<String>;
     /// True when a session resets in place ([`Session::reset_sql`]), so one session holds
     /// the lock and runs every migration of a tenant; false when the lock has a session of
     /// its own and each migration gets a new one.

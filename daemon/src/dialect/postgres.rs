@@ -208,6 +208,10 @@ impl Database for Postgres {
         Some(self.host.clone())
     }
 
+    fn namespace(&self) -> Option<String> {
+        self.target.namespace()
+    }
+
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         let mut conn = connect_within(
             self.target.connect_timeout,

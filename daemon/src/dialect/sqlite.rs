@@ -136,6 +136,10 @@ impl Database for Sqlite {
         None
     }
 
+    fn namespace(&self) -> Option<String> {
+        self.target.namespace()
+    }
+
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         self.make_parent_dir()?;
         let mut conn = connect_within(

@@ -28,3 +28,17 @@ impl fmt::Debug for Target {
             .finish_non_exhaustive()
     }
 }
+
+impl Target {
+    /// `db.namespace` (OpenTelemetry database semantic conventions): the database's name
+    /// from the DSN's path (the SQLite file's name), followed by `|schema` for a schema
+    /// tenant. Never the DSN's user, password or host. `None` when the DSN has no path.
+    pub fn namespace(&self) -> Option<String> {
+        let url = url::Url::parse(&self.dsn).ok()?;
+        let name = url.path().rsplit('/').next().filter(|n| !n.is_empty())?;
+        Some(match &self.schema {
+            Some(schema) => format!("{name}|{schema}"),
+            None => name.to_owned(),
+        })
+    }
+}

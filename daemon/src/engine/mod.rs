@@ -13,10 +13,12 @@
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control, Repair |
 //! | `baseline.rs` | Baseline: versions recorded as applied without running them |
 //! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
+//! | `observe.rs` | what a metrics scrape reports, and whether the engine is ready |
 //! | `error.rs` | [`EngineError`] and its [`ErrorKind`] |
 
 mod baseline;
 mod error;
+mod observe;
 mod reads;
 mod report;
 mod request;
@@ -87,6 +89,7 @@ impl Engine {
     /// `replica`: opens the store (bringing its schema up to date) and, unless other
     /// replicas are alive, marks the rollouts a stopped daemon left as interrupted.
     /// Cancelling `shutdown` refuses new rollouts and stops running ones starting tenants.
+    /// Rollouts record their metrics with `meter`'s instruments.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be opened, migrated or read.
@@ -95,6 +98,7 @@ impl Engine {
         control_store: &str,
         replica: ReplicaOptions,
         shutdown: CancellationToken,
+        meter: &opentelemetry::metrics::Meter,
     ) -> Result<Self, StoreError> {
         let registry = Arc::new(registry);
         let store = Arc::new(Store::open(control_store).await?);
@@ -107,6 +111,7 @@ impl Engine {
             store,
             replica,
             shutdown.clone(),
+            meter,
         ));
         let interrupted = runner.recover().await?;
         if interrupted > 0 {

@@ -11,12 +11,16 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::pool::Pool;
+use crate::model::BudgetUse;
 
 /// Admission of one operation: the connections it may use at once, globally and on its host.
 pub(crate) struct Ticket {
@@ -28,6 +32,22 @@ pub(crate) struct Ticket {
 pub(crate) struct OpenPermit {
     _global: OwnedSemaphorePermit,
     _host: Option<OwnedSemaphorePermit>,
+}
+
+/// Counts one waiter of [`Budget::admit`] while it lives (also when the wait is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The two counts of one scope (the daemon, or one host).
@@ -48,6 +68,10 @@ impl Counts {
 /// The daemon's connection budget and the pools that draw from it.
 pub(crate) struct Budget {
     global: Arc<Counts>,
+    /// `max_connections`, for reporting what `global` leaves.
+    max: usize,
+    /// Operations waiting in [`Budget::admit`] now, for reporting.
+    waiting: AtomicUsize,
     per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Counts>>>,
     /// Every tenant pool created so far, with its host: where idle connections are found.
@@ -61,6 +85,8 @@ impl Budget {
     pub(crate) fn new(max: usize, per_host: usize) -> Self {
         Self {
             global: Counts::new(max),
+            max,
+            waiting: AtomicUsize::new(0),
             per_host: per_host.min(max),
             hosts: Mutex::new(HashMap::new()),
             pools: Mutex::new(Vec::new()),
@@ -80,6 +106,7 @@ impl Budget {
     /// global share before the host's (always in that order, so two waiters never hold
     /// each other's share).
     pub(crate) async fn admit(&self, host: Option<&str>, n: u32) -> Ticket {
+        let _waiting = Waiting::new(&self.waiting);
         // The semaphores are never closed, so acquiring cannot fail.
         let global = self.global.admit.clone().acquire_many_owned(n).await;
         let host = match host {
@@ -89,6 +116,17 @@ impl Budget {
         Ticket {
             _global: global.expect("the budget's semaphores are never closed"),
             _host: host,
+        }
+    }
+
+    /// The budget's use now, daemon-wide (a snapshot of counters; no lock is taken).
+    pub(crate) fn usage(&self) -> BudgetUse {
+        let used = |s: &Semaphore| self.max.saturating_sub(s.available_permits()) as u32;
+        BudgetUse {
+            limit: self.max as u32,
+            open: used(&self.global.open),
+            in_use: used(&self.global.admit),
+            waiting: self.waiting.load(Ordering::Relaxed) as u32,
         }
     }
 

@@ -138,6 +138,11 @@ impl Tenant {
         self.db.host()
     }
 
+    /// `db.namespace` for its spans: the database (and schema) name, no credentials.
+    pub(crate) fn namespace(&self) -> Option<String> {
+        self.db.namespace()
+    }
+
     /// True when one session holds the lock and runs every migration, reset in place
     /// between them (PostgreSQL); false when the lock has its own session and each
     /// migration gets a new one (MySQL, SQLite).
@@ -175,6 +180,8 @@ pub struct Fleet {
     pub vars: std::collections::BTreeMap<String, String>,
     /// The set, loaded once and again only when the directory changes.
     set: catalog::SetCache,
+    /// Tenant ids as a label of its migration and lock metrics (small fleets only).
+    pub metrics_tenant_labels: bool,
 }
 
 /// What the tenants of one fleet share.
@@ -553,6 +560,7 @@ impl Registry {
                     budget: budget.clone(),
                 },
                 set: catalog::SetCache::default(),
+                metrics_tenant_labels: fc.metrics_tenant_labels,
             };
             let tenants = fc
                 .tenants
@@ -616,6 +624,11 @@ impl Registry {
                 tracing::debug!(closed, "closed idle tenant sessions");
             }
         }
+    }
+
+    /// The connection budget's use now.
+    pub(crate) fn budget_use(&self) -> crate::model::BudgetUse {
+        self.budget.usage()
     }
 
     /// Closes every idle pooled session (at shutdown).

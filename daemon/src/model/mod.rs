@@ -19,6 +19,7 @@
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
+//! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
 
 mod access;
 mod dialect;
@@ -30,6 +31,7 @@ mod labels;
 mod lint;
 mod migration;
 mod names;
+mod observe;
 mod placeholder;
 mod plan;
 mod redact;
@@ -51,6 +53,7 @@ pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };
 pub use names::{check_id, check_identifier, check_label};
+pub use observe::{BudgetUse, FleetHealth, LogFormat, Observation, RolloutCount, WorkCount};
 pub use placeholder::{
     BUILTIN_PLACEHOLDERS, Placeholder, PlaceholderContext, PlaceholderError, is_placeholder_name,
 };

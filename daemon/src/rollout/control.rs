@@ -20,7 +20,7 @@ use crate::{
     },
     plan,
     store::{NewRollout, Store, StoreError, Write},
-    telemetry::Metrics,
+    telemetry::{Metrics, db_system_name, record_trace_id},
 };
 
 /// Runs `task`; a panic in it becomes `Err` with the panic's message.
@@ -103,20 +103,21 @@ pub(crate) struct Runner {
 type Active = Arc<Mutex<HashMap<String, Arc<RolloutCtx>>>>;
 
 impl Runner {
-    /// A runner over `registry` and `store`, as replica `replica`; cancelling `shutdown`
-    /// stops every rollout starting tenants and leaves it interrupted (or to the other
-    /// replicas).
+    /// A runner over `registry` and `store`, as replica `replica`, recording to `meter`'s instruments;
+    /// cancelling `shutdown` stops every rollout starting tenants and leaves it interrupted
+    /// (or to the other replicas).
     pub(crate) fn new(
         registry: Arc<Registry>,
         store: Arc<Store>,
         replica: Replica,
         shutdown: CancellationToken,
+        meter: &opentelemetry::metrics::Meter,
     ) -> Self {
         Self {
             writer: Writer::start(store.clone()),
             registry,
             store,
-            metrics: Metrics::default(),
+            metrics: Metrics::new(meter),
             replica: Arc::new(replica),
             shutdown,
             tracker: TaskTracker::new(),
@@ -247,13 +248,20 @@ impl Runner {
 
     /// Runs `ctx`'s share of rollout `record` here, following its state in the store.
     pub(super) fn spawn(&self, ctx: Arc<RolloutCtx>, record: RolloutRecord) {
+        // A child of the current span: the gRPC call that started it (and through it the
+        // caller's trace), which it outlives.
         let span = tracing::info_span!(
             "rollout",
-            rollout_id = %ctx.id,
-            fleet = %ctx.fleet.name,
-            direction = ctx.spec.op.direction().as_str(),
-            tenants = record.tenant_count,
+            avocet.rollout.id = %ctx.id,
+            avocet.fleet = %ctx.fleet.name,
+            avocet.direction = ctx.spec.op.direction().as_str(),
+            avocet.tenant_count = record.tenant_count,
+            avocet.dry_run = ctx.spec.dry_run,
+            db.system.name = db_system_name(ctx.fleet.dialect),
+            avocet.state = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
+        record_trace_id(&span);
         let (active, writer) = (self.active.clone(), self.writer.clone());
         self.tracker.spawn(
             async move {

@@ -23,6 +23,7 @@ use crate::{
     model::{EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, WorkState},
     plan,
     store::{Claim, StoreError, WaveCounts, now_ms},
+    telemetry::fail,
 };
 
 /// How often a replica waiting on other replicas' tenants looks at its wave again.
@@ -73,6 +74,11 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
     let mut stop = None;
     let mut started_a_wave = false;
     for wave in &waves {
+        let wave_span = tracing::info_span!(
+            "wave",
+            avocet.wave = wave.index,
+            avocet.canary = wave.canary,
+        );
         let mut first = true;
         loop {
             let Some(counts) = run.wave_counts(wave.index).await else {
@@ -120,7 +126,10 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
                     .await;
                 }
             }
-            let (claimed, s) = run.claim_and_run(wave.index).await;
+            let (claimed, s) = run
+                .claim_and_run(wave.index)
+                .instrument(wave_span.clone())
+                .await;
             stop = s;
             if stop.is_none() && run.over_limit() {
                 stop = Some(Stop::Failures);
@@ -246,7 +255,9 @@ impl Run {
             claimed += 1;
             let Some(tenant) = self.tenant(&claim.tenant).await else {
                 let report = TenantReport::unconfigured(&claim.tenant);
-                let finished = ctx.finish_tenant(&claim.tenant, report, 0).await;
+                let finished = ctx
+                    .finish_tenant(&claim.tenant, report, Duration::ZERO)
+                    .await;
                 ctx.finish_work(claim.position, &finished, None).await;
                 self.failures.fetch_add(1, Ordering::SeqCst);
                 continue;
@@ -295,7 +306,9 @@ impl Run {
                 // A bug, not a database error: report it as the tenant's failure.
                 let claim = &positions[&e.id()];
                 let report = TenantReport::panicked(&claim.tenant, &e.to_string());
-                let finished = ctx.finish_tenant(&claim.tenant, report, 0).await;
+                let finished = ctx
+                    .finish_tenant(&claim.tenant, report, Duration::ZERO)
+                    .await;
                 ctx.finish_work(claim.position, &finished, None).await;
                 self.failures.fetch_add(1, Ordering::SeqCst);
             }
@@ -390,7 +403,7 @@ impl Run {
         if state != RolloutState::Interrupted {
             for work in works.iter().filter(|w| !w.state.is_done()) {
                 let finished = ctx
-                    .finish_tenant(&work.tenant, TenantReport::skipped(), 0)
+                    .finish_tenant(&work.tenant, TenantReport::skipped(), Duration::ZERO)
                     .await;
                 ctx.finish_work(work.position, &finished, None).await;
             }
@@ -412,6 +425,17 @@ impl RolloutCtx {
             duration_ms: clock.elapsed().as_millis() as u64,
             state,
         };
+        // Called in the rollout's span.
+        let span = tracing::Span::current();
+        span.record("avocet.state", state.as_str());
+        if state == RolloutState::Failed {
+            let message = format!(
+                "{} of {} tenants failed",
+                summary.failed,
+                record.as_ref().map_or(0, |r| r.tenant_count)
+            );
+            fail(&span, "rollout_failed", &message);
+        }
         tracing::info!(
             state = state.as_str(),
             succeeded = summary.succeeded,

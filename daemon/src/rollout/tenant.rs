@@ -22,6 +22,7 @@ use crate::{
     },
     plan,
     store::KnownState,
+    telemetry::{MigrationDone, db_system_name, fail},
 };
 
 /// Takes the tenant lock on a pooled session, runs `work` with that session and how long
@@ -44,12 +45,29 @@ pub(super) async fn under_lock<T>(
     let _ticket = tenant.admit(needs).await;
     let mut session = tenant.session().await?;
     session.set_clean(false);
-    let waited = match session.session().lock(fleet.lock_timeout).await {
-        Ok(waited) => waited,
-        Err(e) => {
-            // A lock that did not come left the session as it was.
-            session.set_clean(matches!(e, DbError::LockTimeout { .. }));
-            return Err(e);
+    // The lock span lasts as long as the wait.
+    let waited = {
+        let span = tracing::info_span!(
+            "lock",
+            avocet.lock.timeout_s = fleet.lock_timeout.as_secs_f64(),
+            avocet.lock.wait_s = tracing::field::Empty,
+        );
+        let locking = session.session().lock(fleet.lock_timeout);
+        match locking.instrument(span.clone()).await {
+            Ok(waited) => {
+                span.record("avocet.lock.wait_s", waited.as_secs_f64());
+                waited
+            }
+            Err(e) => {
+                fail(
+                    &span,
+                    db_failure(tenant, None, &e).code.as_str(),
+                    &e.to_string(),
+                );
+                // A lock that did not come left the session as it was.
+                session.set_clean(matches!(e, DbError::LockTimeout { .. }));
+                return Err(e);
+            }
         }
     };
     let result = work(&mut session, waited).await;
@@ -68,7 +86,16 @@ impl RolloutCtx {
     /// state afterwards. Never panics on database errors: every failure becomes a
     /// `TenantFinished` with an error.
     pub(crate) async fn run_tenant(&self, tenant: &Tenant) -> (TenantFinished, Option<KnownState>) {
-        let span = tracing::info_span!("tenant", tenant = %tenant.id);
+        let span = tracing::info_span!(
+            "tenant",
+            avocet.fleet = %self.fleet.name,
+            avocet.tenant = %tenant.id,
+            db.system.name = db_system_name(self.fleet.dialect),
+            db.namespace = tenant.namespace(),
+            server.address = tenant.host(),
+            avocet.outcome = tracing::field::Empty,
+            avocet.migrations_run = tracing::field::Empty,
+        );
         async {
             self.emit(EventKind::TenantStarted {
                 tenant: tenant.id.clone(),
@@ -90,8 +117,14 @@ impl RolloutCtx {
                 read_at: crate::store::now_ms(),
             });
             let finished = self
-                .finish_tenant(&tenant.id, report, clock.elapsed().as_millis() as u64)
+                .finish_tenant(&tenant.id, report, clock.elapsed())
                 .await;
+            let span = tracing::Span::current();
+            span.record("avocet.outcome", finished.outcome.as_str());
+            span.record("avocet.migrations_run", finished.migrations_run);
+            if let Some(e) = &finished.error {
+                fail(&span, e.code.as_str(), &e.message);
+            }
             (finished, known)
         }
         .instrument(span)
@@ -103,13 +136,13 @@ impl RolloutCtx {
         &self,
         tenant: &str,
         report: TenantReport,
-        duration_ms: u64,
+        duration: Duration,
     ) -> TenantFinished {
         self.metrics.tenant(
             &self.fleet.name,
             self.spec.op.direction().as_str(),
             report.outcome.as_str(),
-            duration_ms,
+            duration.as_secs_f64(),
         );
         if let Some(f) = &report.failure {
             tracing::warn!(code = f.code.as_str(), version = f.version, "{}", f.message);
@@ -118,7 +151,7 @@ impl RolloutCtx {
             tenant: tenant.to_owned(),
             outcome: report.outcome,
             migrations_run: report.migrations_run,
-            duration_ms,
+            duration_ms: duration.as_millis() as u64,
             current_version: report.current_version,
             error: report.failure,
             plan: report.plan,
@@ -156,17 +189,26 @@ impl RolloutCtx {
     /// Runs [`RolloutCtx::migrate`] under the tenant lock and records the lock wait.
     async fn locked(&self, tenant: &Tenant) -> TenantReport {
         let dialect = self.fleet.dialect.as_str();
+        let labelled = self
+            .fleet
+            .metrics_tenant_labels
+            .then_some(tenant.id.as_str());
         let work = async |session: &mut PooledSession, waited: Duration| {
-            let waited = waited.as_millis() as u64;
-            self.metrics
-                .lock_wait(&self.fleet.name, dialect, true, waited);
+            self.metrics.lock_wait(
+                &self.fleet.name,
+                dialect,
+                true,
+                labelled,
+                waited.as_secs_f64(),
+            );
             self.migrate(tenant, session).await
         };
         let result = under_lock(&self.fleet, tenant, work).await;
         result.unwrap_or_else(|e| {
             if let DbError::LockTimeout { waited_ms, .. } = &e {
+                let waited = *waited_ms as f64 / 1e3;
                 self.metrics
-                    .lock_wait(&self.fleet.name, dialect, false, *waited_ms);
+                    .lock_wait(&self.fleet.name, dialect, false, labelled, waited);
             }
             TenantReport::db(tenant, &e)
         })
@@ -221,11 +263,32 @@ impl RolloutCtx {
                 };
                 return run.failed(failure, &self.set);
             }
-            let span = tracing::info_span!("migration", version = m.version, name = %m.name);
+            let span = tracing::info_span!(
+                "migration",
+                avocet.version = m.version,
+                avocet.migration = %m.name,
+                avocet.direction = step.direction.as_str(),
+                avocet.transactional = step.transactional,
+                avocet.status = tracing::field::Empty,
+            );
             let outcome = self
                 .step(tenant, locked, reset.as_deref(), step, &meta)
-                .instrument(span)
+                .instrument(span.clone())
                 .await;
+            match &outcome {
+                Ok(o) => {
+                    span.record("avocet.status", o.status.as_str());
+                    if o.status == RecordStatus::Failed {
+                        let message = o.error.as_deref().unwrap_or("failed");
+                        fail(&span, FailureCode::MigrationFailed.as_str(), message);
+                    }
+                }
+                Err(e) => fail(
+                    &span,
+                    db_failure(tenant, Some(m.version), e).code.as_str(),
+                    &e.to_string(),
+                ),
+            }
             match outcome {
                 Ok(o) if o.status != RecordStatus::Failed => run.ran(step),
                 Ok(o) => {
@@ -302,13 +365,17 @@ impl RolloutCtx {
         outcome: &StepOutcome,
     ) {
         let m = &step.migration;
-        self.metrics.migration(
-            &self.fleet.name,
-            self.fleet.dialect.as_str(),
-            step.direction.as_str(),
-            outcome.status.as_str(),
-            outcome.duration_ms,
-        );
+        self.metrics.migration(&MigrationDone {
+            fleet: &self.fleet.name,
+            dialect: self.fleet.dialect.as_str(),
+            direction: step.direction.as_str(),
+            status: outcome.status.as_str(),
+            tenant: self
+                .fleet
+                .metrics_tenant_labels
+                .then_some(tenant.id.as_str()),
+            seconds: outcome.duration_ms as f64 / 1e3,
+        });
         self.emit(EventKind::MigrationFinished(MigrationFinished {
             tenant: tenant.id.clone(),
             version: m.version,

@@ -11,7 +11,9 @@
 //! | `known.rs` | each tenant's last-known state, for `Status` |
 //! | `tenants.rs` | tenants registered through the API |
 //! | `leases.rs` | replicas sharing rollouts: claimed work items, heartbeats, one finisher |
+//! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
 
+mod counts;
 mod events;
 mod known;
 mod leases;

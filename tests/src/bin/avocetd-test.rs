@@ -4,15 +4,15 @@
 //! `main.rs`.
 
 use anyhow::Context;
-use avocet_daemon::{Config, init_telemetry, serve};
+use avocet_daemon::{Config, init_telemetry_as, serve};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
         .context("usage: avocetd-test CONFIG")?;
-    let _telemetry = init_telemetry("avocetd-test")?;
     let config = Config::load(Some(path.as_ref()))?;
+    let _telemetry = init_telemetry_as("avocetd-test", config.log_format)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     serve(listener, config, async move {

@@ -1,0 +1,65 @@
+//! Observation: what a metrics scrape reports (each fleet's health from last-known state,
+//! rollouts by state, the connection budget), and readiness. No tenant is touched: one
+//! aggregate query per fleet and two over the rollouts, against the control store.
+
+use super::{Engine, EngineError};
+use crate::model::{FleetHealth, Observation};
+
+impl Engine {
+    /// Every fleet's health from its tenants' last-known state, rollouts and the tenants of
+    /// unfinished rollouts by state, and the connection budget's use.
+    ///
+    /// A fleet whose set no longer loads reports no `latest_version` and nobody behind (a
+    /// scrape still answers; `Ready` says what is wrong).
+    ///
+    /// # Errors
+    /// [`EngineError::Store`] when the control store cannot be read.
+    pub async fn observe(&self) -> Result<Observation, EngineError> {
+        let store = self.runner.store();
+        let mut fleets = Vec::new();
+        for fleet in self.registry.fleets() {
+            let latest = fleet.load_set().ok().and_then(|set| set.latest());
+            let known = store.known_summary(&fleet.name).await?;
+            let tenants = fleet.tenants().len() as u32;
+            let behind = latest.map_or(0, |latest| {
+                known
+                    .versions
+                    .iter()
+                    .filter(|(version, _)| version.is_none_or(|v| v < latest))
+                    .map(|(_, count)| count)
+                    .sum()
+            });
+            fleets.push(FleetHealth {
+                fleet: fleet.name.clone(),
+                dialect: fleet.dialect,
+                tenants,
+                latest_version: latest,
+                behind,
+                failed: known.failed,
+                unreachable: known.unreachable,
+                unknown: tenants.saturating_sub(known.read),
+                lock_timeout_s: fleet.lock_timeout.as_secs_f64(),
+            });
+        }
+        Ok(Observation {
+            fleets,
+            rollouts: store.rollout_counts().await?,
+            rollout_tenants: store.unfinished_work_counts().await?,
+            budget: self.registry.budget_use(),
+        })
+    }
+
+    /// Answers when the engine can serve: every fleet's set loads and the control store
+    /// answers a query.
+    ///
+    /// # Errors
+    /// [`EngineError::Fleet`] naming a set that no longer loads; [`EngineError::Store`]
+    /// when the control store does not answer.
+    pub async fn ready(&self) -> Result<(), EngineError> {
+        for fleet in self.registry.fleets() {
+            fleet.load_set()?;
+        }
+        self.runner.store().ping().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! Counts for observation (a metrics scrape): rollouts by state, tenants of unfinished
+//! rollouts by work state, and a ping. Each is one aggregate query.
+
+use std::str::FromStr;
+
+use super::{Store, StoreError, get};
+use crate::model::{RolloutCount, RolloutState, WorkCount, WorkState};
+
+impl Store {
+    /// Answers when the store answers a trivial query.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when it does not.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::query("pinging the control store"))
+    }
+
+    /// Rollouts per fleet and state, every rollout the store keeps.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when they cannot be counted; [`StoreError::Corrupt`] for a
+    /// state this daemon does not know.
+    pub(crate) async fn rollout_counts(&self) -> Result<Vec<RolloutCount>, StoreError> {
+        const CTX: &str = "counting rollouts by state";
+        let rows = sqlx::query("SELECT fleet, state, COUNT(*) FROM rollouts GROUP BY fleet, state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CTX))?;
+        rows.iter()
+            .map(|row| {
+                let state: String = get(row, 1, CTX)?;
+                Ok(RolloutCount {
+                    fleet: get(row, 0, CTX)?,
+                    state: RolloutState::from_str(&state).map_err(|message| {
+                        StoreError::Corrupt {
+                            context: CTX,
+                            message,
+                        }
+                    })?,
+                    count: get::<i64>(row, 2, CTX)? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// Tenants of pending, running or paused rollouts per fleet and work state.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when they cannot be counted.
+    pub(crate) async fn unfinished_work_counts(&self) -> Result<Vec<WorkCount>, StoreError> {
+        const CTX: &str = "counting tenants of unfinished rollouts";
+        let rows = sqlx::query(
+            "SELECT r.fleet, t.state, COUNT(*) FROM rollout_tenants t \
+             JOIN rollouts r ON r.id = t.rollout_id \
+             WHERE r.state IN ('pending', 'running', 'paused') \
+             GROUP BY r.fleet, t.state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CTX))?;
+        rows.iter()
+            .map(|row| {
+                let state: String = get(row, 1, CTX)?;
+                Ok(WorkCount {
+                    fleet: get(row, 0, CTX)?,
+                    state: WorkState::parse(&state),
+                    count: get::<i64>(row, 2, CTX)? as u32,
+                })
+            })
+            .collect()
+    }
+}
