@@ -8,6 +8,8 @@ use std::{
 };
 
 use anyhow::{Context, ensure};
+
+use crate::Fleet;
 use avocet_client::{Client, pb};
 use tokio::process::{Child, Command};
 
@@ -114,4 +116,41 @@ pub async fn wait_for(client: &mut Client, id: &str, done: u32) -> anyhow::Resul
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// Writes a real daemon's configuration into `dir` and returns its path: it listens on
+/// `port`, keeps its control store at `store` (a SQLite file in `dir` when `None`), allows a
+/// 30 s shutdown grace, and serves one fleet `test` over `fleet`'s tenants with the set in
+/// `set`, `concurrency` tenants at once.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_config(
+    dir: &Path,
+    port: u16,
+    fleet: &Fleet,
+    set: &Path,
+    store: Option<&str>,
+    concurrency: usize,
+) -> anyhow::Result<std::path::PathBuf> {
+    let tenants: Vec<String> = fleet
+        .tenants
+        .iter()
+        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
+        .collect();
+    let store = match store {
+        Some(s) => s.to_owned(),
+        None => format!("sqlite://{}/control.db?mode=rwc", dir.display()),
+    };
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"{store}\"\nshutdown_grace = \"30s\"\n\
+         [fleets.test]\ndialect = \"{}\"\nmigrations = \"{}\"\nconcurrency = {concurrency}\n\
+         tenants = [\n{}\n]\n",
+        fleet.dialect,
+        set.display(),
+        tenants.join("\n")
+    );
+    let path = dir.join("avocet.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
 }

@@ -34,6 +34,28 @@ fn report(scenario: &str, checked: invariants::Checked, faults: usize) {
     );
 }
 
+/// The end of a scenario: an apply of every tenant succeeds, the daemon stops, and every
+/// tenant passes the invariants with `migrations` applied migrations in all; prints the
+/// scenario's figures.
+async fn retry_stop_and_check(
+    daemon: TestDaemon,
+    fleet: &Fleet,
+    migrations: usize,
+    scenario: &str,
+    faults: usize,
+) -> anyhow::Result<()> {
+    let retry = daemon.apply_all().await?;
+    ensure!(
+        retry.finished().context("finished")?.failed == 0,
+        "{retry:?}"
+    );
+    daemon.stop().await?;
+    let checked = invariants::check(fleet, true).await?;
+    ensure!(checked.migrations == migrations, "{checked:?}");
+    report(scenario, checked, faults);
+    Ok(())
+}
+
 /// Polls tenant 0 until a session other than the poller's runs a statement containing
 /// `text`; returns its backend pid.
 async fn backend_running(fleet: &Fleet, text: &str) -> anyhow::Result<String> {
@@ -92,16 +114,7 @@ async fn migrating_connection_terminated_mid_migration() -> anyhow::Result<()> {
     );
     invariants::check(&fleet, false).await?;
 
-    let retry = daemon.apply_all().await?;
-    ensure!(
-        retry.finished().context("finished")?.failed == 0,
-        "{retry:?}"
-    );
-    daemon.stop().await?;
-    let checked = invariants::check(&fleet, true).await?;
-    ensure!(checked.migrations == 12, "{checked:?}");
-    report("migrating connection terminated", checked, 1);
-    Ok(())
+    retry_stop_and_check(daemon, &fleet, 12, "migrating connection terminated", 1).await
 }
 
 /// 4. Unreachable tenants (a refused port, and a listener that accepts and never answers)
@@ -191,16 +204,7 @@ async fn a_lock_held_by_a_foreign_session_times_out_and_runs_nothing() -> anyhow
         .execute(&mut holder)
         .await?;
     sqlx::Connection::close(holder).await?;
-    let retry = daemon.apply_all().await?;
-    ensure!(
-        retry.finished().context("finished")?.failed == 0,
-        "{retry:?}"
-    );
-    daemon.stop().await?;
-    let checked = invariants::check(&fleet, true).await?;
-    ensure!(checked.migrations == 4, "{checked:?}");
-    report("foreign lock holder", checked, 1);
-    Ok(())
+    retry_stop_and_check(daemon, &fleet, 4, "foreign lock holder", 1).await
 }
 
 /// 6. MariaDB, whose DDL auto-commits: a migration failing on its third statement is
@@ -247,45 +251,10 @@ async fn mariadb_migration_failing_on_its_third_statement() -> anyhow::Result<()
             action: pb::RepairAction::MarkRolledBack as i32,
         })
         .await?;
-    let retry = daemon.apply_all().await?;
-    ensure!(
-        retry.finished().context("finished")?.failed == 0,
-        "{retry:?}"
-    );
-    daemon.stop().await?;
-    let checked = invariants::check(&fleet, true).await?;
-    ensure!(checked.migrations == 6, "{checked:?}");
-    report("mariadb partial migration", checked, 1);
-    Ok(())
+    retry_stop_and_check(daemon, &fleet, 6, "mariadb partial migration", 1).await
 }
 
 const AVOCETD: &str = env!("CARGO_BIN_EXE_avocetd-test");
-
-/// A real daemon's configuration: fleet `test` over `fleet`, the control store `store`.
-fn process_config(
-    dir: &std::path::Path,
-    port: u16,
-    fleet: &Fleet,
-    set: &std::path::Path,
-    store: &str,
-) -> anyhow::Result<std::path::PathBuf> {
-    let tenants: Vec<String> = fleet
-        .tenants
-        .iter()
-        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
-        .collect();
-    let text = format!(
-        "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"{store}\"\nshutdown_grace = \"30s\"\n\
-         [fleets.test]\ndialect = \"{}\"\nmigrations = \"{}\"\nconcurrency = 8\n\
-         tenants = [\n{}\n]\n",
-        fleet.dialect,
-        set.display(),
-        tenants.join("\n")
-    );
-    let path = dir.join("avocet.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
 
 /// Every event of rollout `id` from the first: numbered 1..n without a gap, one
 /// `TenantFinished` per tenant that finished, and the `RolloutFinished` last.
@@ -326,8 +295,7 @@ async fn sigkill_mid_rollout_over_a_hundred_tenants_then_resume() -> anyhow::Res
     let set = invariants::counted_set(DialectKind::Postgres, 3, Some(0.3))?;
     let dir = tempfile::tempdir()?;
     let port = avocet_tests::free_port()?;
-    let store = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
-    let config = process_config(dir.path(), port, &fleet, set.path(), &store)?;
+    let config = avocet_tests::write_config(dir.path(), port, &fleet, set.path(), None, 8)?;
     let mut daemon = avocet_tests::Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let id = avocet_tests::start_detached(&mut client).await?;
@@ -373,13 +341,8 @@ async fn control_store_connections_terminated_mid_rollout() -> anyhow::Result<()
     let set = invariants::counted_set(DialectKind::Postgres, 3, Some(0.5))?;
     let dir = tempfile::tempdir()?;
     let port = avocet_tests::free_port()?;
-    let config = process_config(
-        dir.path(),
-        port,
-        &fleet,
-        set.path(),
-        &store_db.tenants[0].dsn,
-    )?;
+    let store = Some(store_db.tenants[0].dsn.as_str());
+    let config = avocet_tests::write_config(dir.path(), port, &fleet, set.path(), store, 8)?;
     let mut daemon = avocet_tests::Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let id = avocet_tests::start_detached(&mut client).await?;

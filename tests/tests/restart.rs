@@ -3,40 +3,16 @@
 //! lists the rollout `interrupted`, a resume finishes it, and every tenant's history and
 //! schema agree, with no migration run twice and no `running` record left.
 
-use std::{
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use avocet_client::{Client, Control, RolloutRecord};
 use avocet_tests::{
     Daemon, Fleet, MigrationCopy, free_port, pb, scenarios::every_tenant_done, start_detached,
-    wait_for,
+    wait_for, write_config,
 };
 
 const AVOCETD: &str = env!("CARGO_BIN_EXE_avocetd-test");
-
-/// Writes the daemon's configuration: one fleet `test` over `fleet`, a control store in
-/// `dir`, and a short shutdown grace.
-fn write_config(dir: &Path, port: u16, fleet: &Fleet, set: &Path) -> anyhow::Result<PathBuf> {
-    let tenants: Vec<String> = fleet
-        .tenants
-        .iter()
-        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
-        .collect();
-    let text = format!(
-        "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"sqlite://{}/control.db?mode=rwc\"\n\
-         shutdown_grace = \"30s\"\n[fleets.test]\ndialect = \"postgres\"\nmigrations = \"{}\"\n\
-         concurrency = 4\ntenants = [\n{}\n]\n",
-        dir.display(),
-        set.display(),
-        tenants.join("\n")
-    );
-    let path = dir.join("avocet.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
 
 async fn resume_to_the_end(client: &mut Client, id: &str) -> anyhow::Result<pb::RolloutFinished> {
     let got = client.rollout(id).await?;
@@ -57,7 +33,7 @@ async fn sigkill_mid_rollout_then_resume_runs_nothing_twice() -> anyhow::Result<
     set.write("0003_b.up.sql", "CREATE TABLE b (x int);")?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
-    let config = write_config(dir.path(), port, &fleet, set.path())?;
+    let config = write_config(dir.path(), port, &fleet, set.path(), None, 4)?;
     let mut daemon = Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let id = start_detached(&mut client).await?;
@@ -99,7 +75,7 @@ async fn sigterm_with_no_client_lets_migrations_finish_and_exits_cleanly() -> an
     set.write("0003_b.up.sql", "CREATE TABLE b (x int);")?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
-    let config = write_config(dir.path(), port, &fleet, set.path())?;
+    let config = write_config(dir.path(), port, &fleet, set.path(), None, 4)?;
     let mut daemon = Daemon::start(AVOCETD, &config, port).await?;
     let mut client = daemon.client().await?;
     let id = start_detached(&mut client).await?;
