@@ -395,3 +395,95 @@ async fn control_store_connections_terminated_mid_rollout() -> anyhow::Result<()
     report("control store connections terminated", checked, 1);
     Ok(())
 }
+
+/// The `q`-quantile of `samples` (sorted in place), nearest rank.
+fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+/// 11. Load: 32 clients, each on its own connection, call `Plan` (a page of 100 tenants),
+///     `Status` (last-known) and `Watch` (to its first event) on a 1,000-tenant fleet while a
+///     rollout runs on it: no call fails, and the rollout's result is whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_two_clients_read_a_thousand_tenant_fleet_during_a_rollout() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(1000).await?;
+    invariants::prepare(&fleet).await?;
+    let set = invariants::counted_set(DialectKind::Sqlite, 3, None)?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(30)).await?;
+    let stream = daemon.client().apply(request()).await?;
+    let run = tokio::spawn(RolloutRecord::collect(stream));
+    let id = loop {
+        let listed = daemon
+            .client()
+            .list_rollouts(pb::ListRolloutsRequest::default())
+            .await?;
+        if let Some(r) = listed.rollouts.first() {
+            break r.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        let (addr, id, done) = (daemon.addr.clone(), id.clone(), done.clone());
+        clients.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await?;
+            let mut took: [Vec<Duration>; 3] = Default::default();
+            // Bounded: at most 20 rounds, and none once the rollout has finished.
+            for _ in 0..20 {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let clock = Instant::now();
+                c.plan(pb::PlanRequest {
+                    fleet: FLEET.into(),
+                    page_size: 100,
+                    ..Default::default()
+                })
+                .await?;
+                took[0].push(clock.elapsed());
+                let clock = Instant::now();
+                c.status(pb::StatusRequest {
+                    fleet: FLEET.into(),
+                    ..Default::default()
+                })
+                .await?;
+                took[1].push(clock.elapsed());
+                let clock = Instant::now();
+                let mut events = c.watch(&id, 0).await?;
+                events.message().await?.context("Watch sent no event")?;
+                took[2].push(clock.elapsed());
+            }
+            anyhow::Ok(took)
+        }));
+    }
+    let run = run.await??;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut took: [Vec<Duration>; 3] = Default::default();
+    for c in clients {
+        for (all, one) in took.iter_mut().zip(c.await??) {
+            all.extend(one);
+        }
+    }
+    let finished = run.finished().context("finished")?;
+    ensure!(
+        finished.succeeded == 1000 && finished.migrations_run == 3000,
+        "{finished:?}"
+    );
+    ensure!(took.iter().all(|t| !t.is_empty()), "a call kind never ran");
+    for (name, samples) in ["Plan", "Status", "Watch"].iter().zip(took.iter_mut()) {
+        println!(
+            "faults: load: {name}: {} calls, p50 {:?}, p99 {:?}",
+            samples.len(),
+            quantile(samples, 0.5),
+            quantile(samples, 0.99)
+        );
+    }
+    daemon.stop().await?;
+    let checked = invariants::check(&fleet, true).await?;
+    ensure!(checked.migrations == 3000, "{checked:?}");
+    report("32 clients during a rollout", checked, 0);
+    Ok(())
+}
