@@ -83,13 +83,8 @@ impl OtlpReceiver {
 
     /// Every span received so far, as `(name, the whole span in Debug form)`.
     pub fn spans(&self) -> Vec<(String, String)> {
-        let received = self.received.lock().unwrap_or_else(|e| e.into_inner());
-        received
-            .traces
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
+        self.span_list()
+            .into_iter()
             .map(|s| (s.name.clone(), format!("{s:?}")))
             .collect()
     }

@@ -20,22 +20,8 @@ async fn a_daemon_pushes_migration_metrics_over_otlp() -> anyhow::Result<()> {
     let fleet = Fleet::postgres(2).await?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
-    let tenants: Vec<String> = fleet
-        .tenants
-        .iter()
-        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
-        .collect();
-    let config = dir.path().join("avocet.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"sqlite://{}/control.db?mode=rwc\"\n\
-             [fleets.test]\ndialect = \"postgres\"\nmigrations = \"{}\"\ntenants = [\n{}\n]\n",
-            dir.path().display(),
-            avocet_tests::sample_dir(fleet.dialect).display(),
-            tenants.join("\n")
-        ),
-    )?;
+    let set = avocet_tests::sample_dir(fleet.dialect);
+    let config = avocet_tests::write_config(dir.path(), port, &fleet, &set, None, 8)?;
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
         ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
@@ -128,22 +114,8 @@ async fn json_logs_carry_the_callers_trace_id() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(2).await?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
-    let tenants: Vec<String> = fleet
-        .tenants
-        .iter()
-        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
-        .collect();
-    let config = dir.path().join("avocet.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"sqlite://{}/control.db?mode=rwc\"\n\
-             [fleets.test]\ndialect = \"sqlite\"\nmigrations = \"{}\"\ntenants = [\n{}\n]\n",
-            dir.path().display(),
-            avocet_tests::sample_dir(fleet.dialect).display(),
-            tenants.join("\n")
-        ),
-    )?;
+    let set = avocet_tests::sample_dir(fleet.dialect);
+    let config = avocet_tests::write_config(dir.path(), port, &fleet, &set, None, 8)?;
     let log = dir.path().join("avocetd.log");
     let mut child = tokio::process::Command::new(AVOCETD)
         .arg(&config)

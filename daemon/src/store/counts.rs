@@ -26,22 +26,20 @@ impl Store {
     /// state this daemon does not know.
     pub(crate) async fn rollout_counts(&self) -> Result<Vec<RolloutCount>, StoreError> {
         const CTX: &str = "counting rollouts by state";
-        let rows = sqlx::query("SELECT fleet, state, COUNT(*) FROM rollouts GROUP BY fleet, state")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::query(CTX))?;
-        rows.iter()
-            .map(|row| {
-                let state: String = get(row, 1, CTX)?;
+        let sql = "SELECT fleet, state, COUNT(*) FROM rollouts GROUP BY fleet, state";
+        self.grouped(sql, CTX)
+            .await?
+            .into_iter()
+            .map(|(fleet, state, count)| {
                 Ok(RolloutCount {
-                    fleet: get(row, 0, CTX)?,
+                    fleet,
                     state: RolloutState::from_str(&state).map_err(|message| {
                         StoreError::Corrupt {
                             context: CTX,
                             message,
                         }
                     })?,
-                    count: get::<i64>(row, 2, CTX)? as u32,
+                    count,
                 })
             })
             .collect()
@@ -52,24 +50,39 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] when they cannot be counted.
     pub(crate) async fn unfinished_work_counts(&self) -> Result<Vec<WorkCount>, StoreError> {
-        const CTX: &str = "counting tenants of unfinished rollouts";
-        let rows = sqlx::query(
-            "SELECT r.fleet, t.state, COUNT(*) FROM rollout_tenants t \
+        let sql = "SELECT r.fleet, t.state, COUNT(*) FROM rollout_tenants t \
              JOIN rollouts r ON r.id = t.rollout_id \
              WHERE r.state IN ('pending', 'running', 'paused') \
-             GROUP BY r.fleet, t.state",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query(CTX))?;
+             GROUP BY r.fleet, t.state";
+        Ok(self
+            .grouped(sql, "counting tenants of unfinished rollouts")
+            .await?
+            .into_iter()
+            .map(|(fleet, state, count)| WorkCount {
+                fleet,
+                state: WorkState::parse(&state),
+                count,
+            })
+            .collect())
+    }
+
+    /// The rows of `sql`, which selects a fleet, a state and a `COUNT(*)`, in that order.
+    async fn grouped(
+        &self,
+        sql: &str,
+        ctx: &'static str,
+    ) -> Result<Vec<(String, String, u32)>, StoreError> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(ctx))?;
         rows.iter()
             .map(|row| {
-                let state: String = get(row, 1, CTX)?;
-                Ok(WorkCount {
-                    fleet: get(row, 0, CTX)?,
-                    state: WorkState::parse(&state),
-                    count: get::<i64>(row, 2, CTX)? as u32,
-                })
+                Ok((
+                    get(row, 0, ctx)?,
+                    get(row, 1, ctx)?,
+                    get::<i64>(row, 2, ctx)? as u32,
+                ))
             })
             .collect()
     }
