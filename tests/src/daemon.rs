@@ -246,6 +246,7 @@ impl TestDaemon {
             tenant: tenant.into(),
             version,
             action: pb::RepairAction::MarkApplied as i32,
+            ..Default::default()
         };
         self.client().repair(req).await
     }

@@ -133,6 +133,7 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
         status.versions
             == [pb::VersionCount {
                 version: Some(LATEST),
+                version_text: LATEST.to_string(),
                 tenants: n as u32
             }],
         "{:?}",
@@ -356,6 +357,7 @@ pub async fn lock_timeout(fleet: Fleet) -> anyhow::Result<()> {
             history_table: "avocet_migrations".into(),
             session_init: Vec::new(),
             connect_timeout: Duration::from_secs(5),
+            text_versions: false,
         },
         Duration::from_secs(5),
     )

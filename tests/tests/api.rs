@@ -114,6 +114,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
             history_table: "avocet_migrations".into(),
             session_init: vec![],
             connect_timeout: Duration::from_secs(5),
+            text_versions: false,
         },
         Duration::from_secs(1),
     )

@@ -50,6 +50,7 @@ async fn repair(
         tenant: tenant.into(),
         version,
         action: action as i32,
+        ..Default::default()
     })
     .await
 }

@@ -116,6 +116,7 @@ async fn edits_are_warned_and_accepted(fleet: Fleet) -> anyhow::Result<()> {
             tenant: "t00".into(),
             version: 2,
             action: pb::RepairAction::AcceptChecksum as i32,
+            ..Default::default()
         })
         .await?;
     ensure!(accepted.previous_status == "applied", "{accepted:?}");

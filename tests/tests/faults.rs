@@ -249,6 +249,7 @@ async fn mariadb_migration_failing_on_its_third_statement() -> anyhow::Result<()
             tenant: "t00".into(),
             version: 2,
             action: pb::RepairAction::MarkRolledBack as i32,
+            ..Default::default()
         })
         .await?;
     retry_stop_and_check(daemon, &fleet, 6, "mariadb partial migration", 1).await

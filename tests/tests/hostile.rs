@@ -78,6 +78,7 @@ async fn hostile_names_are_invalid_arguments_and_touch_nothing() -> anyhow::Resu
             tenant: bad.into(),
             version: 1,
             action: pb::RepairAction::MarkApplied as i32,
+            ..Default::default()
         };
         invalid(client.repair(repair).await.map(drop), "repair")?;
     }
@@ -161,6 +162,7 @@ async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Re
             tenant: "t00".into(),
             version: v,
             action: pb::RepairAction::MarkApplied as i32,
+            ..Default::default()
         };
         cases.push((
             "negative repair version",

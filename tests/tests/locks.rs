@@ -192,6 +192,7 @@ async fn mysql_lock_session_killed_mid_migration_is_lock_lost() -> anyhow::Resul
         tenant: "t00".into(),
         version: 2,
         action: pb::RepairAction::MarkRolledBack as i32,
+        ..Default::default()
     };
     daemon.client().repair(repair).await?;
     let retry = daemon.apply_all().await?;
@@ -227,6 +228,7 @@ async fn two_configurations_of_one_history_table_take_one_lock() -> anyhow::Resu
             history_table: "avocet_migrations".into(),
             session_init: Vec::new(),
             connect_timeout: Duration::from_secs(5),
+            text_versions: false,
         },
         Duration::from_secs(5),
     )

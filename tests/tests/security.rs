@@ -115,6 +115,7 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
                 tenant: "t00".into(),
                 version: 1,
                 action: pb::RepairAction::MarkApplied as i32,
+                ..Default::default()
             })
             .await
             .map(drop),

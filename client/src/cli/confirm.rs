@@ -45,7 +45,9 @@ pub(crate) async fn apply(client: &mut Client, req: &pb::ApplyRequest) -> anyhow
         let risky = fleets.iter().find(|f| f.name == req.fleet).is_none_or(|f| {
             f.destructive_versions
                 .iter()
+                // A dotted version (text only) is not compared here: it counts.
                 .any(|v| req.target_version.is_none_or(|t| *v <= t))
+                || f.destructive_versions.len() < f.destructive_versions_text.len()
         });
         if !risky {
             return Ok(true);
@@ -56,6 +58,7 @@ pub(crate) async fn apply(client: &mut Client, req: &pb::ApplyRequest) -> anyhow
             fleet: req.fleet.clone(),
             selector: req.selector.clone(),
             target_version: req.target_version,
+            target_version_text: req.target_version_text.clone(),
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
             strategy: req.strategy.clone(),
@@ -118,20 +121,20 @@ pub(crate) async fn rollback(
 /// The plan in a few lines: tenants and waves, the migrations pending on the first page,
 /// and every finding.
 fn summary(plan: &pb::PlanResponse) -> String {
-    let mut versions: Vec<i64> = plan
-        .tenants
-        .iter()
-        .flat_map(|t| t.steps.iter().map(|s| s.version))
-        .collect();
-    versions.sort_unstable();
-    versions.dedup();
+    // In plan order (each tenant's steps run in version order), each version once.
+    let mut versions: Vec<&str> = Vec::new();
+    for s in plan.tenants.iter().flat_map(|t| &t.steps) {
+        if !versions.contains(&s.version_text.as_str()) {
+            versions.push(&s.version_text);
+        }
+    }
     let mut out = format!(
         "fleet {}: {} tenants in {} wave(s)\n",
         plan.fleet,
         plan.tenant_count,
         plan.waves.len().max(1)
     );
-    let listed: Vec<String> = versions.iter().map(i64::to_string).collect();
+    let listed = &versions;
     out += &format!(
         "  pending on the first {} tenants: {} migration(s){}\n",
         plan.tenants.len(),
@@ -153,7 +156,7 @@ fn summary(plan: &pb::PlanResponse) -> String {
         };
         out += &format!(
             "  {kind}: version {} ({}) line {}: {}: {}{allowed}\n",
-            f.version, f.name, f.line, f.code, f.message
+            f.version_text, f.name, f.line, f.code, f.message
         );
     }
     out

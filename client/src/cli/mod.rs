@@ -160,13 +160,40 @@ impl Transaction {
     }
 }
 
+/// A version given on the command line: an integer (`20240313170000`) or a dotted version
+/// (Flyway's `1.2.3`), sent as text; the daemon checks it names a migration of the set.
+#[derive(Clone, Debug)]
+pub(crate) struct VersionArg {
+    /// As typed.
+    pub(crate) text: String,
+    /// The integer, when it is one (for the `int64` field older daemons read).
+    pub(crate) int: Option<i64>,
+}
+
+impl std::str::FromStr for VersionArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if !text.split('.').all(digits) {
+            return Err(format!(
+                "{text:?} is not a version: digits, or digits separated by dots (1.2.3)"
+            ));
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            int: text.parse().ok(),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Show what apply would run on each tenant, with warnings and errors.
     Plan {
         /// Plan up to this version (default: latest).
         #[arg(long = "to")]
-        to: Option<i64>,
+        to: Option<VersionArg>,
         /// Plan pending versions older than the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
@@ -178,7 +205,7 @@ pub(crate) enum Command {
     Apply {
         /// Apply up to this version (default: latest).
         #[arg(long = "to")]
-        to: Option<i64>,
+        to: Option<VersionArg>,
         #[command(flatten)]
         run: RunOptions,
         /// Apply pending versions older than the newest applied one.
@@ -201,7 +228,7 @@ pub(crate) enum Command {
         steps: Option<u32>,
         /// Roll back every applied migration above this version (0: all).
         #[arg(long = "to", conflicts_with = "last_batch")]
-        to: Option<i64>,
+        to: Option<VersionArg>,
         /// Roll back the most recent apply batch.
         #[arg(long)]
         last_batch: bool,
@@ -251,7 +278,7 @@ pub(crate) enum Command {
     Baseline {
         /// Record every version up to this one as applied.
         #[arg(long = "to")]
-        to: i64,
+        to: VersionArg,
     },
     /// Adopt tenants another tool manages: record in Avocet's history the versions that
     /// tool's own history table says are applied, without running them, on tenants with no
@@ -270,7 +297,7 @@ pub(crate) enum Command {
         tenant: String,
         /// The version whose record to resolve.
         #[arg(long)]
-        version: i64,
+        version: VersionArg,
         /// After a `failed` or `running` record: record the migration as applied, or as
         /// rolled back (so it runs again).
         #[arg(long, value_enum, required_unless_present_any = ["accept_checksum", "forget"])]

@@ -53,7 +53,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .plan_all(pb::PlanRequest {
                     fleet,
                     selector,
-                    target_version: to,
+                    target_version: to.as_ref().and_then(|v| v.int),
+                    target_version_text: to.map(|v| v.text),
                     allow_out_of_order,
                     accept_data_loss,
                     ..Default::default()
@@ -76,7 +77,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let req = pb::ApplyRequest {
                 fleet,
                 selector,
-                target_version: to,
+                target_version: to.as_ref().and_then(|v| v.int),
+                target_version_text: to.map(|v| v.text),
                 concurrency: run.concurrency.unwrap_or(0),
                 dry_run: run.dry_run,
                 stop_on_first_failure: run.stop_on_failure,
@@ -102,14 +104,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             use pb::rollback_request::Target as T;
             let target = match (steps, to, last_batch) {
                 (Some(n), _, _) => T::Steps(n),
-                (_, Some(v), _) => T::ToVersion(v),
+                (_, Some(v), _) => T::ToVersionText(v.text),
                 (_, _, true) => T::LastBatch(true),
                 _ => T::Steps(1),
             };
-            let what = match target {
+            let what = match &target {
                 T::Steps(1) => "the newest migration".to_owned(),
                 T::Steps(n) => format!("the newest {n} migrations"),
                 T::ToVersion(v) => format!("every migration above version {v}"),
+                T::ToVersionText(v) => format!("every migration above version {v}"),
                 T::LastBatch(_) => "the last apply batch".to_owned(),
             };
             let req = pb::RollbackRequest {
@@ -229,8 +232,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Command::Baseline { to } => baseline(&mut client, target, out, to, String::new()).await?,
-        Command::Adopt { from } => baseline(&mut client, target, out, 0, from).await?,
+        Command::Baseline { to } => {
+            baseline(&mut client, target, out, to.text, String::new()).await?
+        }
+        Command::Adopt { from } => baseline(&mut client, target, out, String::new(), from).await?,
         Command::Repair {
             tenant,
             version,
@@ -253,15 +258,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .repair(pb::RepairRequest {
                     fleet,
                     tenant,
-                    version,
+                    version: version.int.unwrap_or_default(),
+                    version_text: version.text,
                     action: action as i32,
+                    ..Default::default()
                 })
                 .await?;
             match out {
                 Output::Json => json::print(&json::repair(&resp)),
                 Output::Text => super::emit(&format!(
                     "tenant {}: version {} was {}, now {}\n",
-                    resp.tenant, resp.version, resp.previous_status, now
+                    resp.tenant, resp.version_text, resp.previous_status, now
                 )),
             }
             true
@@ -281,7 +288,7 @@ async fn baseline(
     client: &mut Client,
     target: Target,
     out: Output,
-    to_version: i64,
+    to_version: String,
     adopt_from: String,
 ) -> anyhow::Result<bool> {
     let (fleet, selector) = resolve(client, target).await?;
@@ -289,7 +296,8 @@ async fn baseline(
         .baseline(pb::BaselineRequest {
             fleet,
             selector,
-            to_version,
+            to_version: to_version.parse().unwrap_or_default(),
+            to_version_text: to_version,
             adopt_from,
         })
         .await?;

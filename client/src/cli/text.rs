@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use avocet_client::pb::{self, rollout_event::Kind};
 use indicatif::{ProgressBar, ProgressStyle};
 
-fn version(v: Option<i64>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+/// A version's `_text` field, `-` for none.
+fn version(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
 }
 
 fn diagnostics(out: &mut String, ds: &[pb::Diagnostic]) {
@@ -26,7 +27,7 @@ fn tenant_plan(out: &mut String, p: &pb::TenantPlan) {
         out,
         "{}  at {}  {} step(s){state}",
         p.tenant,
-        version(p.current_version),
+        version(&p.current_version_text),
         p.steps.len()
     );
     for s in &p.steps {
@@ -43,7 +44,7 @@ fn tenant_plan(out: &mut String, p: &pb::TenantPlan) {
         let _ = writeln!(
             out,
             "    {dir:4} {:>6} {}  {} statement(s){tx}",
-            s.version, s.name, s.statements
+            s.version_text, s.name, s.statements
         );
     }
     diagnostics(out, &p.diagnostics);
@@ -68,7 +69,7 @@ pub(crate) fn plan(resp: &pb::PlanResponse) {
         let _ = writeln!(
             out,
             "  {} {} version {} ({}) line {}: {}{allowed}",
-            f.kind, f.code, f.version, f.name, f.line, f.message
+            f.kind, f.code, f.version_text, f.name, f.line, f.message
         );
     }
     super::emit(&out);
@@ -82,7 +83,7 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
             out,
             "{}  {state}  at {}  {} pending",
             t.tenant,
-            version(t.current_version),
+            version(&t.current_version_text),
             t.pending
         );
         diagnostics(&mut out, &t.diagnostics);
@@ -97,7 +98,7 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
         "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, \
          {} unreachable, {} never read\n",
         resp.fleet,
-        version(resp.latest_version),
+        version(&resp.latest_version_text),
         resp.tenant_count,
         resp.up_to_date,
         resp.pending,
@@ -118,12 +119,12 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
         "TENANT", "VERSION", "PENDING"
     );
     for t in &resp.tenants {
-        let failed: Vec<String> = t.failed_versions.iter().map(i64::to_string).collect();
+        let failed = &t.failed_versions_text;
         let _ = writeln!(
             out,
             "{:<24} {:>8} {:>8}  {}{}",
             t.tenant,
-            version(t.current_version),
+            version(&t.current_version_text),
             t.pending,
             failed.join(","),
             t.error
@@ -159,7 +160,7 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) {
             f.dialect,
             f.tenant_count,
             f.migration_count,
-            version(f.latest_version),
+            version(&f.latest_version_text),
             f.format
         ));
     }
@@ -206,7 +207,7 @@ impl RolloutView {
             }
             Some(Kind::MigrationStarted(m)) => {
                 if let Some(bar) = &self.bar {
-                    bar.set_message(format!("{}: {} {}", m.tenant, m.version, m.name));
+                    bar.set_message(format!("{}: {} {}", m.tenant, m.version_text, m.name));
                 }
             }
             Some(Kind::TenantFinished(t)) => {
@@ -261,7 +262,7 @@ fn tenant_line(t: &pb::TenantFinished) -> String {
             t.tenant,
             t.migrations_run,
             t.duration_ms,
-            version(t.current_version)
+            version(&t.current_version_text)
         ),
         pb::TenantOutcome::Planned => format!("  planned {}", t.tenant),
         pb::TenantOutcome::Skipped => format!("  skipped {}", t.tenant),
@@ -269,7 +270,7 @@ fn tenant_line(t: &pb::TenantFinished) -> String {
             "  FAILED  {:<20} after {} migration(s), at {}",
             t.tenant,
             t.migrations_run,
-            version(t.current_version)
+            version(&t.current_version_text)
         ),
     };
     if let Some(e) = &t.error {
@@ -360,8 +361,8 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
     let mut out = format!(
         "tenant {}  at {}  {} pending\n",
         resp.tenant,
-        version(resp.current_version),
-        resp.pending_versions.len()
+        version(&resp.current_version_text),
+        resp.pending_versions_text.len()
     );
     for r in &resp.records {
         let mut notes = Vec::new();
@@ -380,7 +381,7 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
         let _ = writeln!(
             out,
             "  {:>6}  {:<32} {:<12} batch {:<4} {}/{} statements  {}  {}",
-            r.version,
+            r.version_text,
             r.name,
             r.status,
             r.batch,
@@ -390,8 +391,8 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
             notes.join("; ")
         );
     }
-    if !resp.pending_versions.is_empty() {
-        let pending: Vec<String> = resp.pending_versions.iter().map(i64::to_string).collect();
+    if !resp.pending_versions_text.is_empty() {
+        let pending = &resp.pending_versions_text;
         let _ = writeln!(out, "  pending: {}", pending.join(", "));
     }
     super::emit(&out);

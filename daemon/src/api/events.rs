@@ -2,7 +2,7 @@
 
 use avocet_proto::v1::{self as pb, rollout_event::Kind};
 
-use super::send::{direction, plan_view};
+use super::send::{self, direction, plan_view};
 use crate::model::{
     Amount, EventKind, MigrationFinished, RecordStatus, RolloutEvent, RolloutRecord, RolloutState,
     Strategy, TenantFinished, TenantOutcome,
@@ -78,7 +78,8 @@ fn migration_finished(m: &MigrationFinished) -> pb::MigrationFinished {
     };
     pb::MigrationFinished {
         tenant: m.tenant.clone(),
-        version: m.version,
+        version: send::int(m.version),
+        version_text: send::text(m.version),
         name: m.name.clone(),
         status: status as i32,
         duration_ms: m.duration_ms,
@@ -100,10 +101,12 @@ fn tenant_finished(t: &TenantFinished) -> pb::TenantFinished {
         outcome: outcome as i32,
         migrations_run: t.migrations_run,
         duration_ms: t.duration_ms,
-        current_version: t.current_version,
+        current_version: send::opt_int(t.current_version),
+        current_version_text: send::text(t.current_version),
         error: t.error.as_ref().map(|f| pb::TenantError {
             code: f.code.as_str().to_owned(),
-            version: f.version,
+            version: send::opt_int(f.version),
+            version_text: send::text(f.version),
             message: f.message.clone(),
         }),
         plan: t.plan.as_ref().map(|p| plan_view(&t.tenant, p, 0)),
@@ -127,7 +130,8 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::MigrationStarted(m) => Kind::MigrationStarted(pb::MigrationStarted {
                 tenant: m.tenant.clone(),
-                version: m.version,
+                version: send::int(m.version),
+                version_text: send::text(m.version),
                 name: m.name.clone(),
                 direction: direction(m.direction),
                 transactional: m.transactional,

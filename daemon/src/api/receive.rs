@@ -15,7 +15,7 @@ use crate::{
     },
     model::{
         Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
-        StrategyRequest, TransactionMode, check_id,
+        StrategyRequest, TransactionMode, Version, check_id,
     },
 };
 
@@ -26,12 +26,30 @@ const MAX_REFRESH_TIMEOUT_MS: u64 = 600_000;
 /// Longest wait between waves a request may ask: one day.
 const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 
-/// A version from a request: versions are non-negative (`0001_x.sql` is 1).
-fn version(field: &str, v: i64) -> Result<i64, ApiError> {
+/// A version from a request: its `_text` field (`3`, `1.2.3`) when set, else its integer
+/// field. Versions are non-negative (`0001_x.sql` is 1).
+fn version(field: &str, v: i64, text: &str) -> Result<Version, ApiError> {
+    if !text.is_empty() {
+        return text
+            .parse()
+            .map_err(|e| invalid(format!("{field}_text: {e}")));
+    }
     if v < 0 {
         return Err(invalid(format!("{field} must be 0 or more, not {v}")));
     }
-    Ok(v)
+    Ok(v.into())
+}
+
+/// An optional version from a request: its `_text` field, else its integer field.
+fn opt_version(
+    field: &str,
+    v: Option<i64>,
+    text: Option<&str>,
+) -> Result<Option<Version>, ApiError> {
+    match (v, text) {
+        (None, None) => Ok(None),
+        (v, text) => version(field, v.unwrap_or_default(), text.unwrap_or_default()).map(Some),
+    }
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -151,10 +169,11 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
-            target: req
-                .target_version
-                .map(|v| version("target_version", v))
-                .transpose()?,
+            target: opt_version(
+                "target_version",
+                req.target_version,
+                req.target_version_text.as_deref(),
+            )?,
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
             strategy: strategy(req.strategy, 0, false)?,
@@ -178,10 +197,11 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
             plan: PlanRequest {
                 fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
-                target: req
-                    .target_version
-                    .map(|v| version("target_version", v))
-                    .transpose()?,
+                target: opt_version(
+                    "target_version",
+                    req.target_version,
+                    req.target_version_text.as_deref(),
+                )?,
                 allow_out_of_order: req.allow_out_of_order,
                 accept_data_loss: req.accept_data_loss,
                 strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
@@ -209,7 +229,13 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
                     "to_version must be 0 or a version, not {v}"
                 )));
             }
-            Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(v),
+            Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(v.into()),
+            Some(Target::ToVersionText(t)) if t.is_empty() => {
+                return Err(invalid("to_version_text must be a version when set"));
+            }
+            Some(Target::ToVersionText(t)) => {
+                RollbackTarget::ToVersion(version("to_version", 0, &t)?)
+            }
             Some(Target::LastBatch(true)) => RollbackTarget::LastBatch,
             Some(Target::LastBatch(false)) => {
                 return Err(invalid("last_batch must be true when set"));
@@ -280,7 +306,7 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
             tenant: name("tenant", req.tenant)?,
-            version: version("version", req.version)?,
+            version: version("version", req.version, &req.version_text)?,
             action,
         })
     }
@@ -371,7 +397,7 @@ pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registratio
 /// (`sqlx`, `diesel`, `golang-migrate`, `dbmate`, `flyway`, `refinery`).
 pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiError> {
     let source = match req.adopt_from.as_str() {
-        "" => BaselineSource::UpTo(version("to_version", req.to_version)?),
+        "" => BaselineSource::UpTo(version("to_version", req.to_version, &req.to_version_text)?),
         tool => BaselineSource::Adopt(
             tool.parse::<SetFormat>()
                 .ok()

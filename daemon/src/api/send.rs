@@ -9,8 +9,35 @@ use crate::{
         FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, TenantHistory,
         TenantInfo,
     },
-    model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity},
+    model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity, Version},
 };
+
+/// A version's `int64` field: the integer, or 0 for a dotted version, which only its
+/// `_text` field carries.
+pub(super) fn int(v: Version) -> i64 {
+    v.as_i64().unwrap_or_default()
+}
+
+/// An optional version's `int64` field: unset for none and for a dotted version.
+pub(super) fn opt_int(v: Option<Version>) -> Option<i64> {
+    v.and_then(|v| v.as_i64())
+}
+
+/// A version's `_text` field (`3`, `1.2.3`); empty for none.
+pub(super) fn text(v: impl Into<Option<Version>>) -> String {
+    v.into().map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// A version list's `int64` field: its integer versions; dotted ones are only in the
+/// `_text` list.
+fn ints(versions: &[Version]) -> Vec<i64> {
+    versions.iter().filter_map(Version::as_i64).collect()
+}
+
+/// A version list's `_text` field, every version in order.
+fn texts(versions: &[Version]) -> Vec<String> {
+    versions.iter().map(Version::to_string).collect()
+}
 
 pub(super) fn direction(d: Direction) -> i32 {
     match d {
@@ -26,7 +53,8 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
             Severity::Error => pb::Severity::Error,
         } as i32,
         code: d.code.as_str().to_owned(),
-        version: d.version,
+        version: opt_int(d.version),
+        version_text: text(d.version),
         message: d.message.clone(),
     }
 }
@@ -36,12 +64,14 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
 pub(super) fn plan_view(tenant: &str, plan: &PlanView, wave: u32) -> pb::TenantPlan {
     pb::TenantPlan {
         tenant: tenant.to_owned(),
-        current_version: plan.current_version,
+        current_version: opt_int(plan.current_version),
+        current_version_text: text(plan.current_version),
         steps: plan
             .steps
             .iter()
             .map(|s| pb::PlannedStep {
-                version: s.version,
+                version: int(s.version),
+                version_text: text(s.version),
                 name: s.name.clone(),
                 direction: direction(s.direction),
                 checksum: s.checksum.clone(),
@@ -74,7 +104,8 @@ fn tenant_plan(
         scripts.insert(script.checksum.clone(), script.sql.clone());
         findings.extend(script.findings.iter().map(|f| {
             pb::LintFinding {
-                version: step.migration.version,
+                version: int(step.migration.version),
+                version_text: text(step.migration.version),
                 name: step.migration.name.clone(),
                 code: f.code.as_str().to_owned(),
                 kind: match f.code.kind() {
@@ -102,7 +133,7 @@ impl From<&FleetPlan> for pb::PlanResponse {
             .iter()
             .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts, &mut findings))
             .collect();
-        findings.sort_by_key(|f| (f.version, f.direction, f.line));
+        findings.sort_by_key(|f| (f.version_text.parse::<Version>().ok(), f.direction, f.line));
         Self {
             fleet: p.fleet.clone(),
             tenants,
@@ -136,7 +167,8 @@ impl From<&FleetVerification> for pb::VerifyResponse {
                 .iter()
                 .map(|t| pb::TenantVerification {
                     tenant: t.tenant.clone(),
-                    current_version: t.current_version,
+                    current_version: opt_int(t.current_version),
+                    current_version_text: text(t.current_version),
                     pending: t.pending,
                     ok: t.diagnostics.is_empty(),
                     diagnostics: t.diagnostics.iter().map(diagnostic).collect(),
@@ -152,12 +184,17 @@ impl From<&FleetStatus> for pb::StatusResponse {
     fn from(s: &FleetStatus) -> Self {
         Self {
             fleet: s.fleet.clone(),
-            latest_version: s.latest_version,
+            latest_version: opt_int(s.latest_version),
+            latest_version_text: text(s.latest_version),
             tenant_count: s.tenant_count,
             versions: s
                 .versions
                 .iter()
-                .map(|&(version, tenants)| pb::VersionCount { version, tenants })
+                .map(|&(version, tenants)| pb::VersionCount {
+                    version: opt_int(version),
+                    version_text: text(version),
+                    tenants,
+                })
                 .collect(),
             up_to_date: s.up_to_date,
             pending: s.pending,
@@ -171,9 +208,11 @@ impl From<&FleetStatus> for pb::StatusResponse {
                 .iter()
                 .map(|t| pb::TenantStatus {
                     tenant: t.tenant.clone(),
-                    current_version: t.current_version,
+                    current_version: opt_int(t.current_version),
+                    current_version_text: text(t.current_version),
                     pending: t.pending,
-                    failed_versions: t.failed_versions.clone(),
+                    failed_versions: ints(&t.failed_versions),
+                    failed_versions_text: texts(&t.failed_versions),
                     error: t.error.clone().unwrap_or_default(),
                     read_at_unix_ms: t.read_at_unix_ms.unwrap_or_default(),
                 })
@@ -186,7 +225,8 @@ impl From<&RepairOutcome> for pb::RepairResponse {
     fn from(r: &RepairOutcome) -> Self {
         Self {
             tenant: r.tenant.clone(),
-            version: r.version,
+            version: int(r.version),
+            version_text: text(r.version),
             previous_status: r.previous.to_string(),
         }
     }
@@ -199,8 +239,10 @@ impl From<&FleetInfo> for pb::FleetInfo {
             dialect: f.dialect.as_str().to_owned(),
             tenant_count: f.tenant_count,
             migration_count: f.migration_count,
-            latest_version: f.latest_version,
-            destructive_versions: f.destructive_versions.clone(),
+            latest_version: opt_int(f.latest_version),
+            latest_version_text: text(f.latest_version),
+            destructive_versions: ints(&f.destructive_versions),
+            destructive_versions_text: texts(&f.destructive_versions),
             migrations_dir: f.migrations_dir.display().to_string(),
             format: f.format.as_str().to_owned(),
         }
@@ -223,12 +265,14 @@ impl From<&TenantHistory> for pb::HistoryResponse {
     fn from(h: &TenantHistory) -> Self {
         Self {
             tenant: h.tenant.clone(),
-            current_version: h.current_version,
+            current_version: opt_int(h.current_version),
+            current_version_text: text(h.current_version),
             records: h
                 .records
                 .iter()
                 .map(|r| pb::HistoryEntry {
-                    version: r.version,
+                    version: int(r.version),
+                    version_text: text(r.version),
                     name: r.name.clone(),
                     status: r.status.as_str().to_owned(),
                     batch: r.batch,
@@ -243,7 +287,8 @@ impl From<&TenantHistory> for pb::HistoryResponse {
                     missing: h.missing.contains(&r.version),
                 })
                 .collect(),
-            pending_versions: h.pending.clone(),
+            pending_versions: ints(&h.pending),
+            pending_versions_text: texts(&h.pending),
         }
     }
 }

@@ -32,7 +32,7 @@ pub enum CatalogError {
     #[error("version {version} is defined twice: {first} and {second}")]
     DuplicateVersion {
         /// The version.
-        version: i64,
+        version: crate::model::Version,
         /// The first file or name.
         first: String,
         /// The second file or name.
@@ -44,7 +44,7 @@ pub enum CatalogError {
         /// The down file.
         path: PathBuf,
         /// Its version.
-        version: i64,
+        version: crate::model::Version,
     },
     /// A file or directory that its set's format does not allow, such as a version that is
     /// not an integer or a broken side file (`metadata.toml`).
@@ -149,11 +149,11 @@ mod tests {
             ("README.md", "not a migration"),
         ]);
         let set = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap();
-        let versions: Vec<i64> = set.iter().map(|m| m.version).collect();
+        let versions: Vec<i64> = set.iter().filter_map(|m| m.version.as_i64()).collect();
         assert_eq!(versions, [2, 10]);
         assert!(set.get(2).unwrap().down.is_none());
         assert_eq!(set.get(10).unwrap().name, "later");
-        assert_eq!(set.latest(), Some(10));
+        assert_eq!(set.latest(), Some(10.into()));
     }
 
     #[test]
@@ -162,7 +162,7 @@ mod tests {
         let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
         assert!(matches!(
             err,
-            CatalogError::DuplicateVersion { version: 1, .. }
+            CatalogError::DuplicateVersion { version, .. } if version == 1
         ));
         assert!(err.to_string().contains("0001_b.sql"), "{err}");
 
@@ -174,7 +174,7 @@ mod tests {
         let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
         assert!(matches!(
             err,
-            CatalogError::DownWithoutUp { version: 3, .. }
+            CatalogError::DownWithoutUp { version, .. } if version == 3
         ));
     }
 

@@ -29,3 +29,4 @@ pub use load::CatalogError;
 pub(crate) use load::load_dir;
 pub use script::ScriptError;
 pub use script::parse_script;
+pub(crate) use source::resolve as resolve_format;

@@ -7,9 +7,10 @@ use std::{
 
 use crate::model::{Direction, HistoryRecord};
 
-/// The columns read back, in [`SELECT_COLUMNS`] order.
+/// The columns read back, in [`SELECT_COLUMNS`] order; the version as text (see
+/// [`select_sql`]).
 pub(super) type RecordRow = (
-    i64,
+    String,
     String,
     String,
     String,
@@ -21,18 +22,52 @@ pub(super) type RecordRow = (
     Option<String>,
 );
 
-/// Columns of [`RecordRow`].
-pub(super) const SELECT_COLUMNS: &str = "version, name, checksum, status, batch, \
+/// Columns of [`RecordRow`] after the version.
+pub(super) const SELECT_COLUMNS: &str = "name, checksum, status, batch, \
      statements_done, statements_total, error, direction, down_checksum";
 
 /// [`SELECT_COLUMNS`] of a history table made before the `down_checksum` column: read as
 /// `NULL` (nothing is known of the `down` script that was in the set then).
-pub(super) const LEGACY_SELECT_COLUMNS: &str = "version, name, checksum, status, batch, \
+pub(super) const LEGACY_SELECT_COLUMNS: &str = "name, checksum, status, batch, \
      statements_done, statements_total, error, direction, NULL AS down_checksum";
+
+/// What a history table's `version` column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum VersionColumn {
+    /// Integers (`BIGINT`; SQLite's `INTEGER`): every format but Flyway.
+    Integer,
+    /// Text (`TEXT`; MySQL's `VARCHAR(128)`): Flyway's dotted versions, as Flyway's own
+    /// `flyway_schema_history.version` holds them.
+    Text,
+}
+
+/// The `version` column `target`'s history table is made with.
+pub(super) fn version_column(target: &super::Target) -> VersionColumn {
+    match target.text_versions {
+        true => VersionColumn::Text,
+        false => VersionColumn::Integer,
+    }
+}
+
+impl VersionColumn {
+    /// The column's type in `dialect`'s DDL.
+    pub(super) fn sql_type(self, dialect: super::DialectKind) -> &'static str {
+        use super::DialectKind::{Mysql, Postgres, Sqlite};
+        match (self, dialect) {
+            (Self::Integer, Postgres | Mysql) => "BIGINT",
+            (Self::Integer, Sqlite) => "INTEGER",
+            (Self::Text, Postgres | Sqlite) => "TEXT",
+            (Self::Text, Mysql) => "VARCHAR(128)",
+        }
+    }
+}
 
 pub(super) fn record_from_row(row: RecordRow) -> Result<HistoryRecord, sqlx::Error> {
     let (version, name, checksum, status, batch, done, total, error, direction, down_checksum) =
         row;
+    let version = version
+        .parse()
+        .map_err(|e: crate::model::VersionError| sqlx::Error::Decode(e.to_string().into()))?;
     let direction = match direction.as_str() {
         "up" => Direction::Up,
         "down" => Direction::Down,
@@ -133,12 +168,13 @@ pub(super) fn log_insert_sql(table: &str, style: Placeholders, now: &str) -> Str
     )
 }
 
-/// Binds a [`RecordWrite`](crate::model::RecordWrite) in [`WRITE_COLUMNS`] order.
+/// Binds a [`RecordWrite`](crate::model::RecordWrite) in [`WRITE_COLUMNS`] order, its
+/// version as `$column` ([`VersionColumn`]) holds it: one parameter type per statement, so
+/// a prepared statement is never sent a value of another type.
 macro_rules! bind_record {
-    ($query:expr, $rec:expr) => {{
+    ($query:expr, $rec:expr, $column:expr) => {{
         let r = $rec;
-        $query
-            .bind(r.version)
+        $crate::dialect::history::bind_version!($query, r.version, $column)
             .bind(&r.name)
             .bind(&r.checksum)
             .bind(r.status.as_str())
@@ -157,12 +193,12 @@ macro_rules! bind_record {
     }};
 }
 
-/// Binds a [`RecordWrite`](crate::model::RecordWrite) in [`LOG_COLUMNS`] order.
+/// Binds a [`RecordWrite`](crate::model::RecordWrite) in [`LOG_COLUMNS`] order, like
+/// [`bind_record`].
 macro_rules! bind_log {
-    ($query:expr, $rec:expr) => {{
+    ($query:expr, $rec:expr, $column:expr) => {{
         let r = $rec;
-        $query
-            .bind(r.version)
+        $crate::dialect::history::bind_version!($query, r.version, $column)
             .bind(&r.name)
             .bind(r.status.as_str())
             .bind(r.batch)
@@ -174,7 +210,20 @@ macro_rules! bind_log {
     }};
 }
 
-pub(super) use {bind_log, bind_record};
+/// Binds `$version` as text to a text column, as an integer to an integer column (the
+/// caller has checked with [`SessionSql::writable`] that it is one).
+macro_rules! bind_version {
+    ($query:expr, $version:expr, $column:expr) => {
+        match $column {
+            $crate::dialect::history::VersionColumn::Text => $query.bind($version.to_string()),
+            $crate::dialect::history::VersionColumn::Integer => {
+                $query.bind($version.as_i64().unwrap_or_default())
+            }
+        }
+    };
+}
+
+pub(super) use {bind_log, bind_record, bind_version};
 
 /// The SQL one tenant's sessions run, built once per tenant by its dialect.
 pub(super) struct SessionSql {
@@ -182,7 +231,9 @@ pub(super) struct SessionSql {
     pub(super) prelude: Vec<String>,
     /// The history table and the log table, `IF NOT EXISTS`.
     pub(super) create: [String; 2],
-    /// `SELECT` [`SELECT_COLUMNS`] ordered by version.
+    /// What the `version` column holds.
+    pub(super) version_column: VersionColumn,
+    /// `SELECT` the version as text and [`SELECT_COLUMNS`].
     pub(super) select: String,
     /// `SELECT` [`LEGACY_SELECT_COLUMNS`]: the read of a table made before `down_checksum`.
     pub(super) select_legacy: String,
@@ -200,9 +251,11 @@ pub(super) struct SessionSql {
     pub(super) missing_column_code: &'static str,
 }
 
-/// `SELECT columns FROM table ORDER BY version`.
-pub(super) fn select_sql(table: &str, columns: &str) -> String {
-    format!("SELECT {columns} FROM {table} ORDER BY version")
+/// `SELECT CAST(version AS text_type), columns FROM table`: the version read as text
+/// whatever the column holds (`text_type`: `TEXT`, MySQL's `CHAR`), parsed and sorted by
+/// the reader, since text does not sort as versions do.
+pub(super) fn select_sql(table: &str, text_type: &str, columns: &str) -> String {
+    format!("SELECT CAST(version AS {text_type}), {columns} FROM {table}")
 }
 
 /// True when `e` is a database error with `code`; SQLite's generic code `1` must also
@@ -221,13 +274,13 @@ fn is_db_error(e: &sqlx::Error, code: &str, sqlite_text: &str) -> bool {
 /// `build` once and shared by every tenant whose key is the same while any of them holds it:
 /// a fleet of 100,000 tenants in the `public` schema keeps one copy, not 100,000.
 pub(super) fn shared_sql(
-    key: (super::DialectKind, &str, &str),
+    key: (super::DialectKind, &str, &str, VersionColumn),
     build: impl FnOnce() -> SessionSql,
 ) -> Arc<SessionSql> {
-    type Key = (super::DialectKind, String, String);
+    type Key = (super::DialectKind, String, String, VersionColumn);
     static SHARED: Mutex<BTreeMap<Key, Weak<SessionSql>>> = Mutex::new(BTreeMap::new());
-    let (kind, schema, table) = key;
-    let key = (kind, schema.to_owned(), table.to_owned());
+    let (kind, schema, table, column) = key;
+    let key = (kind, schema.to_owned(), table.to_owned(), column);
     // A poisoned map only means another thread panicked mid-insert; its entries are intact.
     let mut map = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(sql) = map.get(&key).and_then(Weak::upgrade) {
@@ -240,6 +293,23 @@ pub(super) fn shared_sql(
 }
 
 impl SessionSql {
+    /// `Ok` when `version` fits the `version` column: a dotted version needs a text column.
+    ///
+    /// # Errors
+    /// [`super::DbError::Query`] naming the version and the column's type.
+    pub(super) fn writable(&self, version: crate::model::Version) -> Result<(), super::DbError> {
+        if self.version_column == VersionColumn::Integer && version.is_dotted() {
+            let message = format!(
+                "version {version} is dotted, and this history table's version column holds \
+                 integers (a set read as Flyway's layout makes a text column)"
+            );
+            return Err(super::DbError::query("writing the history table")(
+                sqlx::Error::Encode(message.into()),
+            ));
+        }
+        Ok(())
+    }
+
     /// True when `e` says the history table does not exist.
     pub(super) fn is_missing_table(&self, e: &sqlx::Error) -> bool {
         is_db_error(e, self.missing_table_code, "no such table")
@@ -270,12 +340,15 @@ macro_rules! sqlx_session {
                 select: &str,
             ) -> Result<Vec<$crate::model::HistoryRecord>, sqlx::Error> {
                 let rows = sqlx::Executor::fetch_all(&mut self.conn, select).await?;
-                rows.iter()
+                let mut records = rows
+                    .iter()
                     .map(|row| {
                         sqlx::FromRow::from_row(row)
                             .and_then($crate::dialect::history::record_from_row)
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, _>>()?;
+                records.sort_unstable_by_key(|r| r.version);
+                Ok(records)
             }
         }
 
@@ -379,8 +452,9 @@ macro_rules! sqlx_session {
                 &mut self,
                 rec: &$crate::model::RecordWrite,
             ) -> Result<(), DbError> {
+                self.sql.writable(rec.version)?;
                 let query = sqlx::query(&self.sql.upsert).persistent($persistent);
-                $crate::dialect::history::bind_record!(query, rec)
+                $crate::dialect::history::bind_record!(query, rec, self.sql.version_column)
                     .execute(&mut self.conn)
                     .await
                     .map(|_| ())
@@ -391,8 +465,9 @@ macro_rules! sqlx_session {
                 &mut self,
                 rec: &$crate::model::RecordWrite,
             ) -> Result<(), DbError> {
+                self.sql.writable(rec.version)?;
                 let query = sqlx::query(&self.sql.log_insert).persistent($persistent);
-                $crate::dialect::history::bind_log!(query, rec)
+                $crate::dialect::history::bind_log!(query, rec, self.sql.version_column)
                     .execute(&mut self.conn)
                     .await
                     .map(|_| ())

@@ -37,6 +37,13 @@ impl Style {
         }
     }
 
+    /// An integer version as a number; a dotted one as a string, which a text column takes
+    /// and an integer column refuses (it is never rounded to a number).
+    fn version(self, v: crate::model::Version) -> String {
+        v.as_i64()
+            .map_or_else(|| self.string(&v.to_string()), |n| n.to_string())
+    }
+
     fn opt_string(self, s: Option<&str>) -> String {
         s.map_or_else(|| "NULL".to_owned(), |s| self.string(s))
     }
@@ -89,7 +96,7 @@ pub(super) fn record_sql(style: Style, table: &str, log: &str, rec: &RecordWrite
     let finished = rec.finished_at.is_some();
     let now = style.now();
     let values = [
-        rec.version.to_string(),
+        style.version(rec.version),
         style.string(&rec.name),
         style.string(&rec.checksum),
         style.string(rec.status.as_str()),
@@ -127,7 +134,7 @@ pub(super) fn record_sql(style: Style, table: &str, log: &str, rec: &RecordWrite
         .collect();
     sql.push_str(&sets.join(", "));
     let log_values = [
-        rec.version.to_string(),
+        style.version(rec.version),
         style.string(&rec.name),
         style.string(rec.status.as_str()),
         rec.batch.to_string(),

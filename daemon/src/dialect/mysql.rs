@@ -17,8 +17,8 @@ use sqlx::{ConnectOptions, MySqlConnection, mysql::MySqlConnectOptions};
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{
-        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql,
-        select_sql, shared_sql, sqlx_session, upsert_sql,
+        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, VersionColumn,
+        log_insert_sql, select_sql, shared_sql, sqlx_session, upsert_sql, version_column,
     },
     literal::Style,
     poll_lock, quote,
@@ -45,14 +45,15 @@ struct Identity {
 
 /// The history SQL of a tenant, with the tables qualified by `DATABASE()` of its first
 /// session, so a script's `USE other_db` cannot send the history rows elsewhere.
-fn session_sql(database: &str, history_table: &str) -> SessionSql {
+fn session_sql(database: &str, history_table: &str, column: VersionColumn) -> SessionSql {
     let qualify = |name: &str| format!("{}.{}", quote(database, '`'), quote(name, '`'));
     let table = qualify(history_table);
     let log = qualify(&format!("{history_table}_log"));
+    let vtype = column.sql_type(DialectKind::Mysql);
     let create = [
         format!(
             "CREATE TABLE IF NOT EXISTS {table} (
-                    version BIGINT NOT NULL PRIMARY KEY,
+                    version {vtype} NOT NULL PRIMARY KEY,
                     name VARCHAR(255) NOT NULL,
                     checksum CHAR(64) NOT NULL,
                     status VARCHAR(16) NOT NULL,
@@ -73,7 +74,7 @@ fn session_sql(database: &str, history_table: &str) -> SessionSql {
         format!(
             "CREATE TABLE IF NOT EXISTS {log} (
                     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-                    version BIGINT NOT NULL,
+                    version {vtype} NOT NULL,
                     name VARCHAR(255) NOT NULL,
                     status VARCHAR(16) NOT NULL,
                     batch BIGINT NOT NULL,
@@ -91,8 +92,9 @@ fn session_sql(database: &str, history_table: &str) -> SessionSql {
         tables: [table.clone(), log.clone()],
         missing_table_code: "42S02",
         missing_column_code: "42S22",
-        select: select_sql(&table, SELECT_COLUMNS),
-        select_legacy: select_sql(&table, LEGACY_SELECT_COLUMNS),
+        version_column: column,
+        select: select_sql(&table, "CHAR", SELECT_COLUMNS),
+        select_legacy: select_sql(&table, "CHAR", LEGACY_SELECT_COLUMNS),
         upgrade: format!("ALTER TABLE {table} ADD COLUMN down_checksum CHAR(64) NULL"),
         upsert: upsert_sql(
             &table,
@@ -134,9 +136,10 @@ impl Mysql {
             "the DSN names no database: add /<database> to it",
         ))?;
         let table = &self.target.history_table;
+        let column = version_column(&self.target);
         Ok(Arc::new(Identity {
-            sql: shared_sql((DialectKind::Mysql, &database, table), || {
-                session_sql(&database, table)
+            sql: shared_sql((DialectKind::Mysql, &database, table, column), || {
+                session_sql(&database, table, column)
             }),
             lock_name: lock_name(&database, table),
         }))

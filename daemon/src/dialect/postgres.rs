@@ -12,8 +12,8 @@ use tokio::sync::OnceCell;
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{
-        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql,
-        select_sql, shared_sql, sqlx_session, upsert_sql,
+        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, VersionColumn,
+        log_insert_sql, select_sql, shared_sql, sqlx_session, upsert_sql, version_column,
     },
     literal::Style,
     poll_lock, quote,
@@ -69,14 +69,20 @@ struct Identity {
 /// The history SQL of a tenant, with the tables qualified by `schema` (the tenant's
 /// configured schema, or `current_schema()` on its first connection), so a script that
 /// changes `search_path` cannot send the history rows elsewhere.
-fn session_sql(schema: &str, history_table: &str, create_schema: bool) -> SessionSql {
+fn session_sql(
+    schema: &str,
+    history_table: &str,
+    create_schema: bool,
+    column: VersionColumn,
+) -> SessionSql {
     let qualify = |name: &str| format!("{}.{}", quote(schema, '"'), quote(name, '"'));
     let table = qualify(history_table);
     let log = qualify(&format!("{history_table}_log"));
+    let vtype = column.sql_type(DialectKind::Postgres);
     let create = [
         format!(
             "CREATE TABLE IF NOT EXISTS {table} (
-                    version BIGINT PRIMARY KEY,
+                    version {vtype} PRIMARY KEY,
                     name TEXT NOT NULL,
                     checksum TEXT NOT NULL,
                     status TEXT NOT NULL
@@ -97,7 +103,7 @@ fn session_sql(schema: &str, history_table: &str, create_schema: bool) -> Sessio
         format!(
             "CREATE TABLE IF NOT EXISTS {log} (
                     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    version BIGINT NOT NULL,
+                    version {vtype} NOT NULL,
                     name TEXT NOT NULL,
                     status TEXT NOT NULL,
                     batch BIGINT NOT NULL,
@@ -120,8 +126,9 @@ fn session_sql(schema: &str, history_table: &str, create_schema: bool) -> Sessio
         tables: [table.clone(), log.clone()],
         missing_table_code: "42P01",
         missing_column_code: "42703",
-        select: select_sql(&table, SELECT_COLUMNS),
-        select_legacy: select_sql(&table, LEGACY_SELECT_COLUMNS),
+        version_column: column,
+        select: select_sql(&table, "TEXT", SELECT_COLUMNS),
+        select_legacy: select_sql(&table, "TEXT", LEGACY_SELECT_COLUMNS),
         upgrade: format!("ALTER TABLE {table} ADD COLUMN down_checksum TEXT"),
         upsert: upsert_sql(
             &table,
@@ -186,9 +193,10 @@ impl Postgres {
             .map(|s| (*s).to_owned())
             .chain(self.target.session_init.iter().cloned())
             .collect();
+        let column = version_column(&self.target);
         Ok(Arc::new(Identity {
-            sql: shared_sql((DialectKind::Postgres, &schema, table), || {
-                session_sql(&schema, table, self.target.schema.is_some())
+            sql: shared_sql((DialectKind::Postgres, &schema, table, column), || {
+                session_sql(&schema, table, self.target.schema.is_some(), column)
             }),
             lock_key,
             lock_name: format!("pg_advisory_lock({lock_key})"),

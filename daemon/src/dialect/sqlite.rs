@@ -17,8 +17,8 @@ use sqlx::{ConnectOptions, SqliteConnection, sqlite::SqliteConnectOptions};
 use super::{
     Database, DbError, DialectKind, Session, Target, connect_within,
     history::{
-        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, log_insert_sql,
-        select_sql, shared_sql, sqlx_session, upsert_sql,
+        LEGACY_SELECT_COLUMNS, Placeholders, SELECT_COLUMNS, SessionSql, VersionColumn,
+        log_insert_sql, select_sql, shared_sql, sqlx_session, upsert_sql, version_column,
     },
     literal::Style,
     poll_lock, quote,
@@ -40,8 +40,14 @@ impl Sqlite {
                 "in-memory SQLite databases cannot be tenants: use a file",
             ));
         }
-        let key = (DialectKind::Sqlite, "", target.history_table.as_str());
-        let sql = shared_sql(key, || session_sql(&target.history_table));
+        let column = version_column(&target);
+        let key = (
+            DialectKind::Sqlite,
+            "",
+            target.history_table.as_str(),
+            column,
+        );
+        let sql = shared_sql(key, || session_sql(&target.history_table, column));
         Ok(Self { file, target, sql })
     }
 
@@ -64,13 +70,14 @@ impl Sqlite {
 }
 
 /// The history SQL of a SQLite tenant: unqualified, since a SQLite file has one schema.
-fn session_sql(history_table: &str) -> SessionSql {
+fn session_sql(history_table: &str, column: VersionColumn) -> SessionSql {
     let table = quote(history_table, '"');
     let log = quote(&format!("{history_table}_log"), '"');
+    let vtype = column.sql_type(DialectKind::Sqlite);
     let create = [
         format!(
             "CREATE TABLE IF NOT EXISTS {table} (
-                    version INTEGER PRIMARY KEY,
+                    version {vtype} PRIMARY KEY,
                     name TEXT NOT NULL,
                     checksum TEXT NOT NULL,
                     status TEXT NOT NULL
@@ -91,7 +98,7 @@ fn session_sql(history_table: &str) -> SessionSql {
         format!(
             "CREATE TABLE IF NOT EXISTS {log} (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    version INTEGER NOT NULL,
+                    version {vtype} NOT NULL,
                     name TEXT NOT NULL,
                     status TEXT NOT NULL,
                     batch INTEGER NOT NULL,
@@ -108,8 +115,9 @@ fn session_sql(history_table: &str) -> SessionSql {
         tables: [table.clone(), log.clone()],
         missing_table_code: "1",
         missing_column_code: "1",
-        select: select_sql(&table, SELECT_COLUMNS),
-        select_legacy: select_sql(&table, LEGACY_SELECT_COLUMNS),
+        version_column: column,
+        select: select_sql(&table, "TEXT", SELECT_COLUMNS),
+        select_legacy: select_sql(&table, "TEXT", LEGACY_SELECT_COLUMNS),
         upgrade: format!("ALTER TABLE {table} ADD COLUMN down_checksum TEXT"),
         upsert: upsert_sql(
             &table,

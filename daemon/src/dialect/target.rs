@@ -17,6 +17,9 @@ pub struct Target {
     pub session_init: Vec<String>,
     /// Longest wait for a connection to open.
     pub connect_timeout: Duration,
+    /// The history table's `version` column holds text, not integers: true for a set in
+    /// Flyway's layout, whose versions may be dotted (`1.2.3`).
+    pub text_versions: bool,
 }
 
 impl fmt::Debug for Target {

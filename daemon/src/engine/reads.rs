@@ -201,14 +201,15 @@ impl Engine {
                 tenant: tenant.to_owned(),
                 source,
             })?;
-        let applied_where = |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<i64> {
-            history
-                .iter()
-                .filter(|r| r.status == RecordStatus::Applied)
-                .filter(|r| set.get(r.version).is_some_and(|m| drifted(r, m)))
-                .map(|r| r.version)
-                .collect()
-        };
+        let applied_where =
+            |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<crate::model::Version> {
+                history
+                    .iter()
+                    .filter(|r| r.status == RecordStatus::Applied)
+                    .filter(|r| set.get(r.version).is_some_and(|m| drifted(r, m)))
+                    .map(|r| r.version)
+                    .collect()
+            };
         Ok(TenantHistory {
             tenant: tenant.to_owned(),
             current_version: plan::current_version(&history),

@@ -17,9 +17,9 @@ pub struct FleetInfo {
     /// Migrations in its set.
     pub migration_count: u32,
     /// The set's highest version.
-    pub latest_version: Option<i64>,
+    pub latest_version: Option<crate::model::Version>,
     /// Versions whose up script destroys data, ascending.
-    pub destructive_versions: Vec<i64>,
+    pub destructive_versions: Vec<crate::model::Version>,
     /// The set's directory, absolute when it can be resolved.
     pub migrations_dir: std::path::PathBuf,
     /// The set's layout as read (`sqlx`, `diesel`, …; detected when configured `auto`).
@@ -65,17 +65,17 @@ pub struct TenantHistory {
     /// The tenant.
     pub tenant: String,
     /// Highest applied version.
-    pub current_version: Option<i64>,
+    pub current_version: Option<crate::model::Version>,
     /// Every record, by version.
     pub records: Vec<crate::model::HistoryRecord>,
     /// Applied versions whose file's checksum is another now.
-    pub drifted: Vec<i64>,
+    pub drifted: Vec<crate::model::Version>,
     /// Applied versions whose `down` script is another now, or gone, than when recorded.
-    pub down_drifted: Vec<i64>,
+    pub down_drifted: Vec<crate::model::Version>,
     /// Recorded versions with no file in the set.
-    pub missing: Vec<i64>,
+    pub missing: Vec<crate::model::Version>,
     /// The set's versions not yet applied, ascending.
-    pub pending: Vec<i64>,
+    pub pending: Vec<crate::model::Version>,
 }
 
 /// One wave a rollout would run.
@@ -123,7 +123,7 @@ pub struct TenantVerification {
     /// The tenant.
     pub tenant: String,
     /// Highest applied version.
-    pub current_version: Option<i64>,
+    pub current_version: Option<crate::model::Version>,
     /// Versions of the set not applied.
     pub pending: u32,
     /// Drift, missing versions, failed and running records, or `unreachable`.
@@ -136,11 +136,11 @@ pub struct FleetStatus {
     /// The fleet.
     pub fleet: String,
     /// The set's highest version.
-    pub latest_version: Option<i64>,
+    pub latest_version: Option<crate::model::Version>,
     /// Tenants selected.
     pub tenant_count: u32,
     /// Tenants per current version (`None`: nothing applied), ascending.
-    pub versions: Vec<(Option<i64>, u32)>,
+    pub versions: Vec<(Option<crate::model::Version>, u32)>,
     /// Tenants with nothing pending and no failed or running record.
     pub up_to_date: u32,
     /// Tenants with pending versions and no failed or running record.
@@ -165,11 +165,11 @@ pub struct TenantStatus {
     /// The tenant.
     pub tenant: String,
     /// Highest applied version.
-    pub current_version: Option<i64>,
+    pub current_version: Option<crate::model::Version>,
     /// Versions of the set not applied.
     pub pending: u32,
     /// Versions whose record is `failed` or `running`.
-    pub failed_versions: Vec<i64>,
+    pub failed_versions: Vec<crate::model::Version>,
     /// Why the tenant could not be read.
     pub error: Option<String>,
     /// When this was read, Unix ms; `None`: never.
@@ -182,7 +182,7 @@ pub struct RepairOutcome {
     /// The tenant.
     pub tenant: String,
     /// The version repaired.
-    pub version: i64,
+    pub version: crate::model::Version,
     /// The record's status before the repair: `Failed` or `Running`.
     pub previous: RecordStatus,
 }

@@ -55,7 +55,7 @@ pub struct PlanRequest {
     /// Which tenants.
     pub selector: Selector,
     /// Highest version to plan for; `None` for the latest. Must name a migration of the set.
-    pub target: Option<i64>,
+    pub target: Option<crate::model::Version>,
     /// Plan pending versions older than the newest applied one instead of refusing.
     pub allow_out_of_order: bool,
     /// Accept migrations with destructive statements whose file does not say
@@ -142,7 +142,7 @@ pub struct RepairRequest {
     /// The tenant.
     pub tenant: String,
     /// The version whose record is rewritten.
-    pub version: i64,
+    pub version: crate::model::Version,
     /// What to record.
     pub action: RepairAction,
 }

@@ -300,7 +300,7 @@ impl Engine {
         tracing::info!(
             fleet = %fleet.name,
             tenant = %tenant.id,
-            version = req.version,
+            version = %req.version,
             action = ?req.action,
             caller = %caller.who,
             "repaired"

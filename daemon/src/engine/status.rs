@@ -60,7 +60,7 @@ impl Engine {
                 .collect()
         };
         let mut status = empty(&scope);
-        let mut versions: BTreeMap<Option<i64>, u32> = BTreeMap::new();
+        let mut versions: BTreeMap<Option<crate::model::Version>, u32> = BTreeMap::new();
         let page = req.read.page.range(scope.tenants.len());
         for (position, tenant) in scope.tenants.iter().enumerate() {
             let k = known.get(&tenant.id);

@@ -191,6 +191,8 @@ struct Shared {
     history_table: String,
     session_init: Vec<String>,
     connect_timeout: Duration,
+    /// The set is in Flyway's layout, so the history table's versions are text.
+    text_versions: bool,
     budget: Arc<Budget>,
 }
 
@@ -363,6 +365,7 @@ impl Fleet {
             history_table: self.shared.history_table.clone(),
             session_init: self.shared.session_init.clone(),
             connect_timeout: self.shared.connect_timeout,
+            text_versions: self.shared.text_versions,
         };
         let db = dialect::open(self.dialect, target).map_err(|source| FleetError::Target {
             fleet: self.name.clone(),
@@ -557,6 +560,8 @@ impl Registry {
                     history_table,
                     session_init: fc.session_init.clone(),
                     connect_timeout: fc.connect_timeout,
+                    text_versions: catalog::resolve_format(fc.format, &fc.migrations)
+                        == crate::model::SetFormat::Flyway,
                     budget: budget.clone(),
                 },
                 set: catalog::SetCache::default(),

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Direction, PlanView, RecordStatus, RolloutState, Strategy};
+use super::{Direction, PlanView, RecordStatus, RolloutState, Strategy, Version};
 
 /// One progress event of a rollout. `seq` starts at 1 and has no gaps.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub struct MigrationStarted {
     /// The tenant.
     pub tenant: String,
     /// The migration's version.
-    pub version: i64,
+    pub version: Version,
     /// The migration's name.
     pub name: String,
     /// Which script runs.
@@ -98,7 +98,7 @@ pub struct MigrationFinished {
     /// The tenant.
     pub tenant: String,
     /// The migration's version.
-    pub version: i64,
+    pub version: Version,
     /// The migration's name.
     pub name: String,
     /// `Applied`, `RolledBack` or `Failed`.
@@ -191,7 +191,7 @@ pub struct TenantFailure {
     /// What kind of failure.
     pub code: FailureCode,
     /// The version concerned, if one is.
-    pub version: Option<i64>,
+    pub version: Option<Version>,
     /// A sentence for people.
     pub message: String,
 }
@@ -208,7 +208,7 @@ pub struct TenantFinished {
     /// Wall time of the tenant, ms.
     pub duration_ms: u64,
     /// Highest applied version afterwards, when known.
-    pub current_version: Option<i64>,
+    pub current_version: Option<Version>,
     /// Set when `outcome` is `Failed`.
     pub error: Option<TenantFailure>,
     /// Set on dry runs and when a tenant is blocked by its plan (without script text).

@@ -65,7 +65,7 @@ impl FromStr for RecordStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRecord {
     /// Migration version.
-    pub version: i64,
+    pub version: super::Version,
     /// Migration name when it was recorded.
     pub name: String,
     /// Hex SHA-256 of the `up` script that ran.
@@ -108,7 +108,7 @@ impl HistoryRecord {
 #[derive(Debug, Clone)]
 pub struct RecordWrite {
     /// Migration version (the primary key).
-    pub version: i64,
+    pub version: super::Version,
     /// Migration name.
     pub name: String,
     /// Hex SHA-256 of the `up` script.
@@ -158,7 +158,7 @@ pub enum RepairAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BaselineSource {
     /// Every version of the set up to this one.
-    UpTo(i64),
+    UpTo(super::Version),
     /// The versions another tool's own history table says are applied there (adoption):
     /// `_sqlx_migrations`, `__diesel_schema_migrations`, `schema_migrations`
     /// (golang-migrate, dbmate), `flyway_schema_history` or `refinery_schema_history`.

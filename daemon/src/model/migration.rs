@@ -105,8 +105,8 @@ impl Script {
 /// One versioned change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
-    /// The integer prefix of the file name; unique within a set.
-    pub version: i64,
+    /// The version its file name gives, parsed as its format parses it; unique within a set.
+    pub version: super::Version,
     /// The rest of the file name, e.g. `create_accounts`.
     pub name: String,
     /// The forward script; its checksum is the migration's checksum.
@@ -133,7 +133,7 @@ impl fmt::Display for SetDigest {
 #[error("version {version} is defined twice: {first} and {second}")]
 pub struct DuplicateVersion {
     /// The version.
-    pub version: i64,
+    pub version: super::Version,
     /// The first migration's name.
     pub first: String,
     /// The second migration's name.
@@ -210,8 +210,9 @@ impl MigrationSet {
         self.migrations.iter()
     }
 
-    /// The migration with `version`, if the set has it.
-    pub fn get(&self, version: i64) -> Option<&Arc<Migration>> {
+    /// The migration with `version` (a [`super::Version`] or an `i64`), if the set has it.
+    pub fn get(&self, version: impl Into<super::Version>) -> Option<&Arc<Migration>> {
+        let version = version.into();
         self.migrations
             .binary_search_by_key(&version, |m| m.version)
             .ok()
@@ -219,7 +220,7 @@ impl MigrationSet {
     }
 
     /// The highest version, or `None` for an empty set.
-    pub fn latest(&self) -> Option<i64> {
+    pub fn latest(&self) -> Option<super::Version> {
         self.migrations.last().map(|m| m.version)
     }
 
@@ -268,7 +269,7 @@ mod tests {
 
     fn migration(version: i64, name: &str, down: Option<&str>) -> Migration {
         Migration {
-            version,
+            version: version.into(),
             name: name.into(),
             up: script(name),
             down: down.map(script),

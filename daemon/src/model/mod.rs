@@ -19,6 +19,7 @@
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
+//! | `version.rs` | [`Version`]: an integer or Flyway's dotted version, and its order |
 //! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
 
 mod access;
@@ -37,6 +38,7 @@ mod plan;
 mod redact;
 mod rollout;
 mod strategy;
+mod version;
 
 pub use access::{Role, Rpc};
 pub use dialect::DialectKind;
@@ -64,3 +66,4 @@ pub use plan::{
 pub use redact::{holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
+pub use version::{MAX_VERSION_PARTS, Version, VersionError};

@@ -28,7 +28,7 @@ pub struct FleetHealth {
     /// Tenants registered now (configured, discovered or registered through the API).
     pub tenants: u32,
     /// The set's latest version; `None` for an empty set.
-    pub latest_version: Option<i64>,
+    pub latest_version: Option<super::Version>,
     /// Readable tenants whose highest applied version is below `latest_version` (nothing
     /// applied counts as behind). A tenant with a failed record is usually behind too.
     pub behind: u32,

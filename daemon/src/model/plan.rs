@@ -79,7 +79,7 @@ impl TransactionMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyOptions {
     /// Highest version to apply; `None` for the latest.
-    pub target: Option<i64>,
+    pub target: Option<super::Version>,
     /// Run pending versions older than the newest applied one instead of refusing.
     pub allow_out_of_order: bool,
     /// Run migrations with destructive statements even when their file does not say
@@ -94,7 +94,7 @@ pub enum RollbackTarget {
     /// The newest N applied versions.
     Steps(u32),
     /// Every applied version above this one.
-    ToVersion(i64),
+    ToVersion(super::Version),
     /// The versions of the most recent apply batch.
     LastBatch,
 }
@@ -177,7 +177,7 @@ pub struct Diagnostic {
     /// What kind of finding.
     pub code: Code,
     /// The version concerned, if one is.
-    pub version: Option<i64>,
+    pub version: Option<super::Version>,
     /// A sentence for people, naming the version and what to do.
     pub message: String,
 }
@@ -198,7 +198,7 @@ impl Diagnostic {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// Highest applied version before the plan runs.
-    pub current_version: Option<i64>,
+    pub current_version: Option<super::Version>,
     /// Steps in the order they run.
     pub steps: Vec<Step>,
     /// Warnings and errors; any error blocks the tenant.
@@ -232,7 +232,7 @@ impl Plan {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanView {
     /// Highest applied version before the plan runs.
-    pub current_version: Option<i64>,
+    pub current_version: Option<super::Version>,
     /// Steps in the order they run.
     pub steps: Vec<StepView>,
     /// Warnings and errors; any error blocks the tenant.
@@ -243,7 +243,7 @@ pub struct PlanView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepView {
     /// The migration's version.
-    pub version: i64,
+    pub version: super::Version,
     /// The migration's name.
     pub name: String,
     /// Which script runs.

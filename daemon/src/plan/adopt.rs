@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    ForeignRow, Migration, MigrationSet, SetFormat, flyway_checksum, refinery_checksum,
+    ForeignRow, Migration, MigrationSet, SetFormat, Version, flyway_checksum, refinery_checksum,
     sqlx_checksum,
 };
 
@@ -53,7 +53,7 @@ pub(crate) enum AdoptRefusal {
         /// The tool.
         tool: SetFormat,
         /// The version.
-        version: i64,
+        version: Version,
         /// The migration's name.
         name: String,
         /// What the tool recorded.
@@ -80,7 +80,7 @@ pub(crate) fn adoption(
     set: &MigrationSet,
     tool: SetFormat,
     rows: &[ForeignRow],
-) -> Result<Vec<i64>, AdoptRefusal> {
+) -> Result<Vec<Version>, AdoptRefusal> {
     let mut applied = BTreeSet::new();
     for row in rows {
         let raw = row.version.clone().unwrap_or_default();
@@ -113,7 +113,7 @@ fn in_set<'a>(
 ) -> Result<&'a Migration, AdoptRefusal> {
     let digits: String = raw.trim().chars().filter(|c| *c != '-').collect();
     digits
-        .parse::<i64>()
+        .parse::<Version>()
         .ok()
         .and_then(|v| set.get(v))
         .map(|m| &**m)
@@ -129,7 +129,7 @@ fn in_set<'a>(
 fn flyway_row(
     set: &MigrationSet,
     row: &ForeignRow,
-    applied: &mut BTreeSet<i64>,
+    applied: &mut BTreeSet<Version>,
 ) -> Result<bool, AdoptRefusal> {
     let tool = SetFormat::Flyway;
     let kind = row.kind.as_deref().unwrap_or("SQL");
@@ -164,6 +164,11 @@ fn flyway_row(
     }
 }
 
+/// A refinery migration's version: always an integer (its reader refuses others).
+fn refinery_version(m: &Migration) -> i64 {
+    m.version.as_i64().unwrap_or_default()
+}
+
 /// Compares the tool's recorded checksum, where it keeps one, with the file's.
 fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<(), AdoptRefusal> {
     let Some(recorded) = row.checksum.as_deref().map(str::trim) else {
@@ -173,9 +178,9 @@ fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<()
     let matches = match tool {
         SetFormat::Sqlx => recorded.eq_ignore_ascii_case(&sqlx_checksum(text)),
         SetFormat::Flyway => recorded == flyway_checksum(text).to_string(),
-        SetFormat::Refinery => [false, true]
-            .iter()
-            .any(|wide| recorded == refinery_checksum(&m.name, m.version, text, *wide).to_string()),
+        SetFormat::Refinery => [false, true].iter().any(|wide| {
+            recorded == refinery_checksum(&m.name, refinery_version(m), text, *wide).to_string()
+        }),
         _ => true,
     };
     if matches {
@@ -184,7 +189,7 @@ fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<()
     let file = match tool {
         SetFormat::Sqlx => sqlx_checksum(text),
         SetFormat::Flyway => flyway_checksum(text).to_string(),
-        _ => refinery_checksum(&m.name, m.version, text, false).to_string(),
+        _ => refinery_checksum(&m.name, refinery_version(m), text, false).to_string(),
     };
     Err(AdoptRefusal::Checksum {
         tool,

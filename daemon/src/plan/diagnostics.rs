@@ -1,9 +1,9 @@
 //! The plan's warnings and errors, each with its stable [`Code`] and a sentence that names
 //! the version and what to do.
 
-use crate::model::{Code, Diagnostic, Direction, HistoryRecord, Migration, Severity};
+use crate::model::{Code, Diagnostic, Direction, HistoryRecord, Migration, Severity, Version};
 
-fn new(severity: Severity, code: Code, version: Option<i64>, message: String) -> Diagnostic {
+fn new(severity: Severity, code: Code, version: Option<Version>, message: String) -> Diagnostic {
     Diagnostic {
         severity,
         code,
@@ -111,7 +111,7 @@ pub(super) fn partial(r: &HistoryRecord) -> Diagnostic {
     )
 }
 
-pub(super) fn out_of_order(m: &Migration, current: Option<i64>, allowed: bool) -> Diagnostic {
+pub(super) fn out_of_order(m: &Migration, current: Option<Version>, allowed: bool) -> Diagnostic {
     let severity = if allowed {
         Severity::Warning
     } else {
@@ -121,7 +121,7 @@ pub(super) fn out_of_order(m: &Migration, current: Option<i64>, allowed: bool) -
         "version {} ({}) is pending but older than applied version {}",
         m.version,
         m.name,
-        current.unwrap_or_default()
+        current.map(|c| c.to_string()).unwrap_or_default()
     );
     if !allowed {
         message.push_str("; allow out-of-order to apply it");

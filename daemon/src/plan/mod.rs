@@ -16,12 +16,12 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::model::{
     ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationSet, Plan,
-    RecordStatus, RollbackTarget, Step,
+    RecordStatus, RollbackTarget, Step, Version,
 };
 use diagnostics as diag;
 
 /// Highest version whose record is `applied`.
-pub(crate) fn current_version(history: &[HistoryRecord]) -> Option<i64> {
+pub(crate) fn current_version(history: &[HistoryRecord]) -> Option<Version> {
     history
         .iter()
         .filter(|r| r.status == RecordStatus::Applied)
@@ -33,9 +33,9 @@ pub(crate) fn current_version(history: &[HistoryRecord]) -> Option<i64> {
 pub(crate) fn pending<'a>(
     set: &'a MigrationSet,
     history: &[HistoryRecord],
-    target: Option<i64>,
+    target: Option<Version>,
 ) -> impl Iterator<Item = &'a Arc<Migration>> {
-    let applied: HashMap<i64, RecordStatus> =
+    let applied: HashMap<Version, RecordStatus> =
         history.iter().map(|r| (r.version, r.status)).collect();
     set.iter().filter(move |m| {
         target.is_none_or(|t| m.version <= t)

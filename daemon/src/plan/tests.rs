@@ -6,7 +6,7 @@ use crate::{
 
 fn migration(version: i64, up: &str, down: Option<&str>) -> Migration {
     Migration {
-        version,
+        version: version.into(),
         name: format!("m{version}"),
         up: parse_script(up, DialectKind::Postgres).unwrap(),
         down: down.map(|d| parse_script(d, DialectKind::Postgres).unwrap()),
@@ -31,7 +31,7 @@ fn set(n: i64) -> MigrationSet {
 fn record(set: &MigrationSet, version: i64, status: RecordStatus, batch: i64) -> HistoryRecord {
     let m = set.get(version).unwrap();
     HistoryRecord {
-        version,
+        version: version.into(),
         name: m.name.clone(),
         checksum: m.up.checksum.clone(),
         down_checksum: m.down.as_ref().map(|d| d.checksum.clone()),
@@ -45,7 +45,10 @@ fn record(set: &MigrationSet, version: i64, status: RecordStatus, batch: i64) ->
 }
 
 fn versions(plan: &Plan) -> Vec<i64> {
-    plan.steps.iter().map(|s| s.migration.version).collect()
+    plan.steps
+        .iter()
+        .filter_map(|s| s.migration.version.as_i64())
+        .collect()
 }
 
 fn codes(plan: &Plan) -> Vec<(Code, Severity)> {
@@ -66,10 +69,10 @@ fn pending_versions_run_in_order_up_to_the_target() {
         DialectKind::Postgres,
     );
     assert_eq!(versions(&plan), [2, 3, 4, 5]);
-    assert_eq!(plan.current_version, Some(1));
+    assert_eq!(plan.current_version, Some(1.into()));
     assert!(!plan.blocked());
     let opts = ApplyOptions {
-        target: Some(3),
+        target: Some(3.into()),
         ..Default::default()
     };
     assert_eq!(
@@ -95,7 +98,7 @@ fn drift_and_missing_versions_are_errors() {
     let mut changed = record(&set, 1, RecordStatus::Applied, 1);
     changed.checksum = "0".repeat(64);
     let mut gone = record(&set, 2, RecordStatus::Applied, 1);
-    gone.version = 9;
+    gone.version = 9.into();
     let plan = plan_apply(
         &set,
         &[changed, gone],
@@ -128,7 +131,7 @@ fn an_edited_or_removed_down_script_is_a_warning_and_an_unknown_one_is_nothing()
         "{:?}",
         plan.diagnostics
     );
-    assert_eq!(plan.diagnostics[0].version, Some(1));
+    assert_eq!(plan.diagnostics[0].version, Some(1.into()));
     assert!(!plan.blocked(), "a down drift does not block");
     // The rollback's plan says it too, and still runs the file as it is now.
     let rollback = plan_rollback(
@@ -309,7 +312,10 @@ fn rollback_by_steps_version_and_last_batch() {
         .collect();
     let plan = |t| plan_rollback(&set, &history, t, DialectKind::Postgres);
     assert_eq!(versions(&plan(RollbackTarget::Steps(2))), [5, 4]);
-    assert_eq!(versions(&plan(RollbackTarget::ToVersion(2))), [5, 4, 3]);
+    assert_eq!(
+        versions(&plan(RollbackTarget::ToVersion(2.into()))),
+        [5, 4, 3]
+    );
     assert_eq!(versions(&plan(RollbackTarget::LastBatch)), [5, 4]);
     assert_eq!(plan(RollbackTarget::Steps(1)).steps[0].batch, Some(2));
     assert!(plan(RollbackTarget::Steps(9)).steps.len() == 5);
@@ -334,5 +340,5 @@ fn rollback_without_down_is_an_error_before_anything_runs() {
     );
     assert!(plan.blocked());
     assert_eq!(plan.first_error().unwrap().code, Code::Irreversible);
-    assert_eq!(plan.first_error().unwrap().version, Some(2));
+    assert_eq!(plan.first_error().unwrap().version, Some(2.into()));
 }

@@ -59,7 +59,7 @@ pub(crate) async fn baseline(
         }
         let (versions, rollout_id, applied_by) = match source {
             BaselineSource::UpTo(to) => {
-                let versions: Vec<i64> =
+                let versions: Vec<crate::model::Version> =
                     set.iter().map(|m| m.version).filter(|v| *v <= to).collect();
                 (versions, "baseline", applied_by.to_owned())
             }

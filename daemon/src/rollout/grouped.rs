@@ -170,5 +170,8 @@ impl RolloutCtx {
 
 enum GroupFailure {
     Db(DbError),
-    Migration { version: i64, message: String },
+    Migration {
+        version: crate::model::Version,
+        message: String,
+    },
 }

@@ -22,13 +22,13 @@ pub(crate) enum RepairError {
     #[error("version {version} has no failed or running record")]
     NothingToRepair {
         /// The version asked for.
-        version: i64,
+        version: crate::model::Version,
     },
     /// The version is not in the fleet's migration set.
     #[error("version {version} is not in the migration set")]
     NotInSet {
         /// The version asked for.
-        version: i64,
+        version: crate::model::Version,
     },
     /// Accepting a checksum: the version has no applied record, or its record matches the
     /// file already.
@@ -37,7 +37,7 @@ pub(crate) enum RepairError {
     )]
     NoDrift {
         /// The version asked for.
-        version: i64,
+        version: crate::model::Version,
     },
     /// Forgetting: the version has no record, or its file is still in the set.
     #[error(
@@ -46,7 +46,7 @@ pub(crate) enum RepairError {
     )]
     NotGone {
         /// The version asked for.
-        version: i64,
+        version: crate::model::Version,
     },
 }
 
@@ -68,7 +68,7 @@ pub(crate) async fn repair(
     fleet: &Fleet,
     tenant: &Tenant,
     set: &MigrationSet,
-    version: i64,
+    version: crate::model::Version,
     action: RepairAction,
 ) -> Result<RecordStatus, RepairError> {
     under_lock(fleet, tenant, async |locked: &mut PooledSession, _| {

@@ -15,9 +15,9 @@ use crate::{
 /// What a tenant's history table says, as far as the engine knows it.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Known {
-    pub(super) current_version: Option<i64>,
+    pub(super) current_version: Option<crate::model::Version>,
     pub(super) pending: u32,
-    pub(super) failed_versions: Vec<i64>,
+    pub(super) failed_versions: Vec<crate::model::Version>,
     /// Why the tenant could not be read.
     pub(super) error: Option<String>,
 }
@@ -26,7 +26,7 @@ pub(super) struct Known {
 pub(crate) struct TenantReport {
     pub(super) outcome: TenantOutcome,
     pub(super) migrations_run: u32,
-    pub(super) current_version: Option<i64>,
+    pub(super) current_version: Option<crate::model::Version>,
     pub(super) failure: Option<TenantFailure>,
     pub(super) plan: Option<PlanView>,
     /// The tenant's state afterwards; `None` when nothing was learnt (a lock that did not
@@ -82,7 +82,11 @@ impl TenantReport {
 }
 
 /// A tenant failure from a database error: `lock_timeout`, `unreachable` or `history`.
-pub(super) fn db_failure(tenant: &Tenant, version: Option<i64>, e: &DbError) -> TenantFailure {
+pub(super) fn db_failure(
+    tenant: &Tenant,
+    version: Option<crate::model::Version>,
+    e: &DbError,
+) -> TenantFailure {
     let code = match e {
         DbError::LockTimeout { .. } => FailureCode::LockTimeout,
         DbError::LockLost { .. } => FailureCode::LockLost,
@@ -98,7 +102,7 @@ pub(super) fn db_failure(tenant: &Tenant, version: Option<i64>, e: &DbError) -> 
 
 pub(super) fn failed(
     failure: TenantFailure,
-    current_version: Option<i64>,
+    current_version: Option<crate::model::Version>,
     migrations_run: u32,
 ) -> TenantReport {
     TenantReport {
@@ -113,9 +117,9 @@ pub(super) fn failed(
 
 /// What has run on a tenant so far, from its history when the lock was taken.
 pub(super) struct Progress {
-    applied: BTreeSet<i64>,
+    applied: BTreeSet<crate::model::Version>,
     /// Versions recorded `failed` or `running`.
-    attention: BTreeSet<i64>,
+    attention: BTreeSet<crate::model::Version>,
     run: u32,
 }
 
@@ -135,7 +139,7 @@ impl Progress {
         }
     }
 
-    pub(super) fn current(&self) -> Option<i64> {
+    pub(super) fn current(&self) -> Option<crate::model::Version> {
         self.applied.last().copied()
     }
 

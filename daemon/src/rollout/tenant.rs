@@ -145,7 +145,12 @@ impl RolloutCtx {
             duration.as_secs_f64(),
         );
         if let Some(f) = &report.failure {
-            tracing::warn!(code = f.code.as_str(), version = f.version, "{}", f.message);
+            tracing::warn!(
+                code = f.code.as_str(),
+                version = f.version.map(tracing::field::display),
+                "{}",
+                f.message
+            );
         }
         let finished = TenantFinished {
             tenant: tenant.to_owned(),
@@ -265,7 +270,7 @@ impl RolloutCtx {
             }
             let span = tracing::info_span!(
                 "migration",
-                avocet.version = m.version,
+                avocet.version = %m.version,
                 avocet.migration = %m.name,
                 avocet.direction = step.direction.as_str(),
                 avocet.transactional = step.transactional,

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Store, StoreError, get};
+use crate::model::Version;
 
 /// What a tenant's history table said when it was last read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,11 +12,11 @@ pub(crate) struct KnownState {
     pub(crate) fleet: String,
     pub(crate) tenant: String,
     /// Highest applied version.
-    pub(crate) current_version: Option<i64>,
+    pub(crate) current_version: Option<crate::model::Version>,
     /// Versions of the set not applied.
     pub(crate) pending: u32,
     /// Versions recorded `failed` or `running`.
-    pub(crate) failed_versions: Vec<i64>,
+    pub(crate) failed_versions: Vec<crate::model::Version>,
     /// Why it could not be read, when it could not.
     pub(crate) error: Option<String>,
     /// When, Unix ms.
@@ -27,21 +28,26 @@ impl KnownState {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), StoreError> {
-        let failed: Vec<String> = self.failed_versions.iter().map(i64::to_string).collect();
+        let failed: Vec<String> = self
+            .failed_versions
+            .iter()
+            .map(Version::to_string)
+            .collect();
         sqlx::query(
             "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
-             error, read_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             error, read_at, current_version_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (fleet, tenant) DO UPDATE SET current_version = excluded.current_version, \
-             pending = excluded.pending, failed_versions = excluded.failed_versions, \
+             current_version_text = excluded.current_version_text, pending = excluded.pending, failed_versions = excluded.failed_versions, \
              error = excluded.error, read_at = excluded.read_at",
         )
         .bind(self.fleet.clone())
         .bind(self.tenant.clone())
-        .bind(self.current_version)
+        .bind(self.current_version.and_then(|v| v.as_i64()))
         .bind(i64::from(self.pending))
         .bind(failed.join(","))
         .bind(self.error.clone())
         .bind(self.read_at)
+        .bind(self.current_version.map(|v| v.to_string()))
         .execute(&mut **tx)
         .await
         .map(|_| ())
@@ -55,7 +61,7 @@ pub(crate) struct KnownSummary {
     /// Tenants with a reading (readable or not).
     pub(crate) read: u32,
     /// Readable tenants per highest applied version (`None`: nothing applied), ascending.
-    pub(crate) versions: Vec<(Option<i64>, u32)>,
+    pub(crate) versions: Vec<(Option<crate::model::Version>, u32)>,
     /// Readings that were errors.
     pub(crate) unreachable: u32,
     /// Readable tenants with a `failed` or `running` record.
@@ -72,7 +78,26 @@ pub(crate) struct KnownSummary {
 /// bound parameters).
 const IDS_PER_STATEMENT: usize = 500;
 
-const COLUMNS: &str = "tenant, current_version, pending, failed_versions, error, read_at";
+const COLUMNS: &str =
+    "tenant, current_version, pending, failed_versions, error, read_at, current_version_text";
+
+/// The version stored as `text` (since the control store's schema 4) or else as `integer`.
+fn stored_version(
+    integer: Option<i64>,
+    text: Option<String>,
+    ctx: &'static str,
+) -> Result<Option<Version>, StoreError> {
+    match text {
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|e: crate::model::VersionError| StoreError::Corrupt {
+                context: ctx,
+                message: e.to_string(),
+            }),
+        None => Ok(integer.map(Version::from)),
+    }
+}
 
 fn decode(
     row: &sqlx::any::AnyRow,
@@ -83,7 +108,7 @@ fn decode(
     Ok(KnownState {
         fleet: fleet.to_owned(),
         tenant: get(row, 0, ctx)?,
-        current_version: get(row, 1, ctx)?,
+        current_version: stored_version(get(row, 1, ctx)?, get(row, 6, ctx)?, ctx)?,
         pending: get::<i64>(row, 2, ctx)? as u32,
         failed_versions: failed.split(',').filter_map(|v| v.parse().ok()).collect(),
         error: get(row, 4, ctx)?,
@@ -156,14 +181,14 @@ impl Store {
     pub(crate) async fn known_summary(&self, fleet: &str) -> Result<KnownSummary, StoreError> {
         const CTX: &str = "counting last-known tenant states";
         let rows = sqlx::query(
-            "SELECT current_version, \
+            "SELECT current_version, current_version_text, \
              SUM(CASE WHEN error IS NULL THEN 1 ELSE 0 END), \
              SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END), \
              SUM(CASE WHEN error IS NULL AND failed_versions <> '' THEN 1 ELSE 0 END), \
              SUM(CASE WHEN error IS NULL AND failed_versions = '' AND pending > 0 \
                  THEN 1 ELSE 0 END), \
              MIN(read_at) \
-             FROM tenant_state WHERE fleet = $1 GROUP BY current_version",
+             FROM tenant_state WHERE fleet = $1 GROUP BY current_version, current_version_text",
         )
         .bind(fleet)
         .fetch_all(&self.pool)
@@ -171,11 +196,11 @@ impl Store {
         .map_err(StoreError::query(CTX))?;
         let mut sum = KnownSummary::default();
         for row in &rows {
-            let version: Option<i64> = get(row, 0, CTX)?;
+            let version = stored_version(get(row, 0, CTX)?, get(row, 1, CTX)?, CTX)?;
             let count = |i| get::<i64>(row, i, CTX).map(|n| n as u32);
             let (readable, unreachable, failed, pending) =
-                (count(1)?, count(2)?, count(3)?, count(4)?);
-            let oldest: i64 = get(row, 5, CTX)?;
+                (count(2)?, count(3)?, count(4)?, count(5)?);
+            let oldest: i64 = get(row, 6, CTX)?;
             sum.read += readable + unreachable;
             if readable > 0 {
                 sum.versions.push((version, readable));
@@ -186,8 +211,17 @@ impl Store {
             sum.up_to_date += readable - failed - pending;
             sum.oldest_read_at = Some(sum.oldest_read_at.map_or(oldest, |o| o.min(oldest)));
         }
-        // PostgreSQL sorts NULL last, SQLite first: `None` (nothing applied) goes first.
+        // PostgreSQL sorts NULL last, SQLite first: `None` (nothing applied) goes first. A
+        // version stored by an older daemon (integer only) and again since (with its text)
+        // is one group.
         sum.versions.sort_unstable();
+        sum.versions.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1 += later.1;
+            }
+            same
+        });
         Ok(sum)
     }
 

@@ -77,7 +77,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 3] = [
+const SCHEMA: [(i64, &str, &str); 4] = [
     (
         1,
         "control store",
@@ -89,6 +89,11 @@ const SCHEMA: [(i64, &str, &str); 3] = [
         include_str!("migrations/0002_registered_tenants.sql"),
     ),
     (3, "replicas", include_str!("migrations/0003_replicas.sql")),
+    (
+        4,
+        "text versions",
+        include_str!("migrations/0004_text_versions.sql"),
+    ),
 ];
 
 /// [`SCHEMA`] as a source for sqlx's migrator.

@@ -105,7 +105,8 @@ impl MetricsExport {
                 .with_callback(move |gauge| {
                     let o = observed.lock().unwrap_or_else(PoisonError::into_inner);
                     for f in &o.fleets {
-                        if let Some(v) = f.latest_version {
+                        // A dotted version (Flyway's `1.2.3`) is no number: not observed.
+                        if let Some(v) = f.latest_version.and_then(|v| v.as_i64()) {
                             gauge.observe(v, &[KeyValue::new("fleet", f.fleet.clone())]);
                         }
                     }

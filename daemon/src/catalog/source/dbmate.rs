@@ -76,7 +76,7 @@ impl MigrationSource for Dbmate {
             }
             let up_end = down.unwrap_or(lines.len());
             listing.found.push(Found {
-                version,
+                version: version.into(),
                 name,
                 up: FoundScript {
                     path: path.clone(),

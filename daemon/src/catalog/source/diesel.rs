@@ -82,7 +82,7 @@ impl MigrationSource for Diesel {
             };
             let down = path.join("down.sql");
             listing.found.push(Found {
-                version,
+                version: version.into(),
                 name: title.to_owned(),
                 up: script(up)?,
                 down: match down.is_file() {

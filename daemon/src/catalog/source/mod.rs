@@ -35,7 +35,7 @@ pub(super) struct FoundScript {
 
 /// One migration as found on disk, before parsing.
 pub(super) struct Found {
-    pub(super) version: i64,
+    pub(super) version: crate::model::Version,
     pub(super) name: String,
     pub(super) up: FoundScript,
     pub(super) down: Option<FoundScript>,
@@ -85,6 +85,15 @@ pub(super) fn source(
 /// The format of `dir`: `diesel` when a subdirectory holds `up.sql`; for `V…__….sql` files,
 /// `refinery` when one carries `-- refinery:noTransaction`, else `flyway`; `dbmate` when a
 /// `.sql` file has a `-- migrate:up` line; else `sqlx`.
+/// `format`, or for [`SetFormat::Auto`] the layout detected in `dir` (`sqlx`'s when `dir`
+/// cannot be listed: loading the set then reports the error).
+pub(crate) fn resolve(format: SetFormat, dir: &Path) -> SetFormat {
+    match format {
+        SetFormat::Auto => detect(dir).unwrap_or(SetFormat::Sqlx),
+        f => f,
+    }
+}
+
 fn detect(dir: &Path) -> Result<SetFormat, CatalogError> {
     let entries = entries(dir)?;
     if entries.iter().any(|e| e.path().join("up.sql").is_file()) {

@@ -77,7 +77,7 @@ impl MigrationSource for Paired {
             if parsed.kind == Kind::Down {
                 if let Some(other) = downs.get(&parsed.version) {
                     return Err(CatalogError::DuplicateVersion {
-                        version: parsed.version,
+                        version: parsed.version.into(),
                         first: other.display().to_string(),
                         second: path.display().to_string(),
                     });
@@ -93,7 +93,7 @@ impl MigrationSource for Paired {
         {
             return Err(CatalogError::DownWithoutUp {
                 path: path.clone(),
-                version: *version,
+                version: (*version).into(),
             });
         }
         let mut found = Vec::with_capacity(ups.len());
@@ -103,7 +103,7 @@ impl MigrationSource for Paired {
                 None => None,
             };
             found.push(Found {
-                version: parsed.version,
+                version: parsed.version.into(),
                 name: parsed.name,
                 up: script(path)?,
                 down,

@@ -3,14 +3,17 @@
 //! `V<version>__….sql.conf` beside a script, whose `executeInTransaction=false` runs it
 //! outside a transaction; refinery's directive is a `-- refinery:noTransaction` line.
 //!
-//! Versions must be integers here: Flyway's dotted versions (`V1.2.3`, `V1_2`) and
-//! repeatable `R__` migrations, and refinery's unversioned `U` migrations, are refused
-//! with an error naming the file (the history table's version is a 64-bit integer).
+//! Flyway's versions are dotted (`V1.2.3`; `V1_2` is `1.2`) and order part by part
+//! ([`Version`]); refinery's are integers. Flyway's repeatable `R__` migrations and
+//! refinery's unversioned `U` migrations are refused with an error naming the file.
 
 use std::{collections::BTreeMap, path::Path};
 
 use super::{Found, FoundScript, Listing, MigrationSource, entries, integer_version, read_text};
-use crate::{catalog::CatalogError, model::SetFormat};
+use crate::{
+    catalog::CatalogError,
+    model::{SetFormat, Version},
+};
 
 /// `flyway`: Flyway's rules; else refinery's.
 pub(super) struct Prefixed {
@@ -37,6 +40,20 @@ pub(super) fn has_refinery_marker(text: &str) -> bool {
 }
 
 impl Prefixed {
+    /// The version in a file name as the tool reads it: Flyway's `1_2` is `1.2`
+    /// (`MigrationVersion.fromVersion`), refinery's must be an integer.
+    fn version(&self, text: &str) -> Result<Version, String> {
+        if self.flyway {
+            return text
+                .replace('_', ".")
+                .parse()
+                .map_err(|e| format!("version {e}"));
+        }
+        integer_version(text)
+            .map(Version::from)
+            .ok_or_else(|| format!("version {text:?} is not an integer, as refinery requires"))
+    }
+
     fn format(&self) -> SetFormat {
         match self.flyway {
             true => SetFormat::Flyway,
@@ -70,7 +87,7 @@ impl MigrationSource for Prefixed {
     fn read(&self, dir: &Path) -> Result<Listing, CatalogError> {
         let format = self.format();
         let mut ups = Vec::new();
-        let mut undos: BTreeMap<i64, (std::path::PathBuf, String)> = BTreeMap::new();
+        let mut undos: BTreeMap<Version, (std::path::PathBuf, String)> = BTreeMap::new();
         let mut listing = Listing::default();
         for entry in entries(dir)? {
             let path = entry.path();
@@ -101,16 +118,9 @@ impl MigrationSource for Prefixed {
             if let Some(reason) = refused {
                 return Err(super::refuse(&path, format, reason));
             }
-            let version = integer_version(version).ok_or_else(|| {
-                super::refuse(
-                    &path,
-                    format,
-                    format!(
-                        "version {version:?} is not an integer: dotted versions are not \
-                         supported yet"
-                    ),
-                )
-            })?;
+            let version = self
+                .version(version)
+                .map_err(|reason| super::refuse(&path, format, reason))?;
             let text = read_text(&path)?;
             match prefix {
                 "U" => {

@@ -29,7 +29,7 @@ fn summary(set: &MigrationSet) -> Vec<(i64, String, bool, Option<bool>)> {
     set.iter()
         .map(|m| {
             (
-                m.version,
+                m.version.as_i64().expect("an integer version"),
                 m.name.clone(),
                 m.up.no_transaction,
                 m.down.as_ref().map(|d| d.no_transaction),
@@ -173,8 +173,8 @@ fn flyway_versions_undo_files_and_conf() {
     );
     for (file, says) in [
         ("R__views.sql", "repeatable"),
-        ("V1.2__dotted.sql", "not an integer"),
-        ("V1_2__dotted.sql", "not an integer"),
+        ("V1..2__dotted.sql", "not a version"),
+        ("V1.2.3.4.5.6.7__deep.sql", "more than 6 parts"),
     ] {
         let dir = dir_with(&[(file, "SELECT 1;")]);
         let err = load(dir.path(), SetFormat::Flyway).unwrap_err();
@@ -186,9 +186,47 @@ fn flyway_versions_undo_files_and_conf() {
     let orphan = dir_with(&[("V1__a.sql", "SELECT 1;"), ("U2__b.sql", "SELECT 2;")]);
     let err = load(orphan.path(), SetFormat::Flyway).unwrap_err();
     assert!(
-        matches!(err, CatalogError::DownWithoutUp { version: 2, .. }),
+        matches!(err, CatalogError::DownWithoutUp { version, .. } if version == 2),
         "{err}"
     );
+}
+
+#[test]
+fn flyway_dotted_versions_order_part_by_part_and_keep_their_undo() {
+    let dir = dir_with(&[
+        ("V1__a.sql", "SELECT 1;"),
+        ("V1.10__j.sql", "SELECT 110;"),
+        ("V1_2__b.sql", "SELECT 12;"),
+        ("U1_2__b.sql", "SELECT -12;"),
+        ("V1.2.1__c.sql", "SELECT 121;"),
+        ("V2__d.sql", "SELECT 2;"),
+    ]);
+    let set = load(dir.path(), SetFormat::Flyway).unwrap();
+    let order: Vec<(String, &str, bool)> = set
+        .iter()
+        .map(|m| (m.version.to_string(), m.name.as_str(), m.down.is_some()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("1".into(), "a", false),
+            ("1.2".into(), "b", true),
+            ("1.2.1".into(), "c", false),
+            ("1.10".into(), "j", false),
+            ("2".into(), "d", false),
+        ]
+    );
+    // Flyway reads `1.0` as version 1: two files for one version.
+    let twice = dir_with(&[("V1__a.sql", "SELECT 1;"), ("V1.0__b.sql", "SELECT 1;")]);
+    let err = load(twice.path(), SetFormat::Flyway).unwrap_err();
+    assert!(
+        matches!(err, CatalogError::DuplicateVersion { .. }),
+        "{err}"
+    );
+    // refinery's versions stay integers.
+    let dir = dir_with(&[("V1.2__dotted.sql", "SELECT 1;")]);
+    let err = load(dir.path(), SetFormat::Refinery).unwrap_err();
+    assert!(err.to_string().contains("not an integer"), "{err}");
 }
 
 #[test]
@@ -240,7 +278,7 @@ fn golang_migrate_pairs_and_no_single_files() {
         "the same layout as sqlx's"
     );
     let set = load(dir.path(), SetFormat::GolangMigrate).unwrap();
-    let versions: Vec<i64> = set.iter().map(|m| m.version).collect();
+    let versions: Vec<i64> = set.iter().filter_map(|m| m.version.as_i64()).collect();
     assert_eq!(versions, [1, 1500360784]);
     let single = dir_with(&[("1_a.sql", "SELECT 1;")]);
     let err = load(single.path(), SetFormat::GolangMigrate).unwrap_err();
