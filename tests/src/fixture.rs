@@ -328,6 +328,26 @@ impl Fleet {
             .collect()
     }
 
+    /// `(version, status)` of every history row of tenant `i`, the version read as text
+    /// whatever the column's type, ordered as versions order (part by part, numerically).
+    pub async fn history_text(&self, i: usize) -> anyhow::Result<Vec<(String, String)>> {
+        let text = match self.dialect {
+            DialectKind::Mysql => "CHAR",
+            DialectKind::Postgres | DialectKind::Sqlite => "TEXT",
+        };
+        let mut conn = self.connect(i).await?;
+        let sql = format!("SELECT CAST(version AS {text}), status FROM avocet_migrations");
+        let rows = sqlx::query(&sql).fetch_all(&mut conn).await?;
+        conn.close().await?;
+        let mut rows = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<anyhow::Result<Vec<(String, String)>>>()?;
+        let parts = |v: &str| -> Vec<u64> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+        rows.sort_by_key(|(v, _)| parts(v));
+        Ok(rows)
+    }
+
     /// How many log rows have `status` for `version`.
     pub async fn log_count(&self, i: usize, version: i64, status: &str) -> anyhow::Result<i64> {
         let mut conn = self.connect(i).await?;

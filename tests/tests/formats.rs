@@ -168,8 +168,14 @@ async fn apply_and_roll_back(
         );
         let indexes = fleet.objects(i, "index").await?;
         ensure!(indexes.contains("people_id"), "{context}: {indexes:?}");
-        let history: Vec<i64> = fleet.history(i).await?.iter().map(|h| h.0).collect();
-        ensure!(history == versions, "{context}: {history:?}");
+        let history: Vec<String> = fleet
+            .history_text(i)
+            .await?
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        let expected: Vec<String> = versions.iter().map(i64::to_string).collect();
+        ensure!(history == expected, "{context}: {history:?}");
     }
     if format != SetFormat::Refinery {
         let back = daemon
@@ -186,7 +192,12 @@ async fn apply_and_roll_back(
                 !tables.contains("people") && !tables.contains("pets"),
                 "{context}: rolled back, yet {tables:?}"
             );
-            let states: Vec<String> = fleet.history(i).await?.into_iter().map(|h| h.1).collect();
+            let states: Vec<String> = fleet
+                .history_text(i)
+                .await?
+                .into_iter()
+                .map(|h| h.1)
+                .collect();
             ensure!(
                 states.iter().all(|s| s == "rolled_back"),
                 "{context}: {states:?}"
@@ -236,4 +247,114 @@ async fn flyway_layout() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn refinery_layout() -> anyhow::Result<()> {
     every_dialect(SetFormat::Refinery).await
+}
+
+/// The `version_text` of every `MigrationStarted` event for `tenant`, in order.
+fn started(run: &avocet_client::RolloutRecord, tenant: &str) -> Vec<String> {
+    run.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::rollout_event::Kind::MigrationStarted(m)) if m.tenant == tenant => {
+                Some(m.version_text.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Flyway's dotted versions on `fleet`: `1 < 1.2 < 1.10` (not text order), `V1_2` read
+/// as `1.2`, a plan and a rollback to a dotted version, the history stored as text.
+async fn dotted(fleet: Fleet) -> anyhow::Result<()> {
+    let context = format!("dotted Flyway versions on {}", fleet.dialect);
+    let s = scripts(fleet.dialect);
+    let set = MigrationCopy::empty()?;
+    set.write("V1__Create_people.sql", s.people.0)?;
+    set.write("U1__Create_people.sql", s.people.1)?;
+    set.write("V1_2__Index_people.sql", &s.index.0)?;
+    set.write(
+        "V1_2__Index_people.sql.conf",
+        "executeInTransaction=false\n",
+    )?;
+    set.write("U1_2__Index_people.sql", &s.index.1)?;
+    set.write(
+        "U1_2__Index_people.sql.conf",
+        "executeInTransaction=false\n",
+    )?;
+    set.write("V1.10__Create_pets.sql", s.pets.0)?;
+    set.write("U1.10__Create_pets.sql", s.pets.1)?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut client = daemon.client();
+    let order = ["1", "1.2", "1.10"].map(String::from);
+
+    let plan = client
+        .plan(pb::PlanRequest {
+            fleet: FLEET.into(),
+            target_version_text: Some("1.2".into()),
+            ..Default::default()
+        })
+        .await?;
+    let steps: Vec<&str> = plan.tenants[0]
+        .steps
+        .iter()
+        .map(|s| s.version_text.as_str())
+        .collect();
+    ensure!(steps == ["1", "1.2"], "{context}: plan to 1.2: {steps:?}");
+
+    let run = daemon.apply_all().await?;
+    ensure!(
+        run.finished().context("finished")?.failed == 0,
+        "{context}: {run:?}"
+    );
+    for i in 0..2 {
+        let tenant = format!("t{i:02}");
+        ensure!(started(&run, &tenant) == order, "{context}: {run:?}");
+        let stored: Vec<(String, String)> = fleet.history_text(i).await?;
+        ensure!(
+            stored.iter().map(|h| &h.0).eq(order.iter()),
+            "{context}: the history table holds {stored:?}"
+        );
+        let history = client.history(FLEET, &tenant).await?;
+        let listed: Vec<&str> = history
+            .records
+            .iter()
+            .map(|r| r.version_text.as_str())
+            .collect();
+        ensure!(listed == order, "{context}: History lists {listed:?}");
+        ensure!(history.current_version_text == "1.10" && history.current_version.is_none());
+    }
+    let status = client
+        .status(pb::StatusRequest {
+            fleet: FLEET.into(),
+            refresh: true,
+            ..Default::default()
+        })
+        .await?;
+    ensure!(
+        status.latest_version_text == "1.10",
+        "{context}: {status:?}"
+    );
+
+    let back = daemon
+        .rollback(pb::rollback_request::Target::ToVersionText("1".into()))
+        .await?;
+    ensure!(
+        started(&back, "t00") == ["1.10", "1.2"],
+        "{context}: {back:?}"
+    );
+    for i in 0..2 {
+        let tables = fleet.objects(i, "BASE TABLE").await?;
+        ensure!(
+            tables.contains("people") && !tables.contains("pets"),
+            "{context}: rolled back to 1, yet {tables:?}"
+        );
+        ensure!(!fleet.objects(i, "index").await?.contains("people_id"));
+    }
+    daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flyway_dotted_versions() -> anyhow::Result<()> {
+    dotted(Fleet::sqlite(2).await?).await?;
+    dotted(Fleet::postgres(2).await?).await?;
+    dotted(Fleet::mysql(2).await?).await
 }

@@ -261,7 +261,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     version: version.int.unwrap_or_default(),
                     version_text: version.text,
                     action: action as i32,
-                    ..Default::default()
                 })
                 .await?;
             match out {

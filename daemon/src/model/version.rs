@@ -9,14 +9,16 @@ use std::{cmp::Ordering, fmt, hash, str::FromStr};
 /// Most dot-separated parts a version may have (`1.2.3.4.5.6`).
 pub const MAX_VERSION_PARTS: usize = 6;
 
-/// A migration's version. `Copy`: sixty bytes, no allocation.
+/// A migration's version. `Copy`, 32 bytes, no allocation: the first part is any `i64`
+/// (an integer version, a timestamp), the others up to `u32::MAX`.
 ///
 /// Equality, order and hash look at the numbers only: `1`, `1.0` and `1_0` are one
 /// version. [`fmt::Display`] writes an integer as it is and a dotted version with dots.
 #[derive(Clone, Copy)]
 pub struct Version {
-    /// The parts, then zeros.
-    parts: [i64; MAX_VERSION_PARTS],
+    first: i64,
+    /// The parts after the first, then zeros.
+    rest: [u32; MAX_VERSION_PARTS - 1],
     /// How many parts were written; 1 for an integer.
     len: u8,
 }
@@ -34,14 +36,16 @@ pub struct VersionError {
 impl Version {
     /// The integer version `n`.
     pub const fn integer(n: i64) -> Self {
-        let mut parts = [0; MAX_VERSION_PARTS];
-        parts[0] = n;
-        Self { parts, len: 1 }
+        Self {
+            first: n,
+            rest: [0; MAX_VERSION_PARTS - 1],
+            len: 1,
+        }
     }
 
     /// The version as an integer, when it is one (`None` for a dotted version, even `2.0`).
     pub fn as_i64(&self) -> Option<i64> {
-        (self.len == 1).then_some(self.parts[0])
+        (self.len == 1).then_some(self.first)
     }
 
     /// True for a version written with more than one part (`1.2`, `2.0`).
@@ -50,8 +54,9 @@ impl Version {
     }
 
     /// The parts as written, e.g. `[1, 2, 3]` for `1.2.3`.
-    pub fn parts(&self) -> &[i64] {
-        &self.parts[..usize::from(self.len)]
+    pub fn parts(&self) -> impl Iterator<Item = i64> + '_ {
+        let rest = &self.rest[..usize::from(self.len) - 1];
+        std::iter::once(self.first).chain(rest.iter().map(|&p| i64::from(p)))
     }
 }
 
@@ -63,7 +68,7 @@ impl From<i64> for Version {
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        self.parts == other.parts
+        (self.first, self.rest) == (other.first, other.rest)
     }
 }
 
@@ -77,7 +82,7 @@ impl PartialEq<i64> for Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.parts.cmp(&other.parts)
+        (self.first, self.rest).cmp(&(other.first, other.rest))
     }
 }
 
@@ -89,13 +94,13 @@ impl PartialOrd for Version {
 
 impl hash::Hash for Version {
     fn hash<H: hash::Hasher>(&self, state: &mut H) {
-        self.parts.hash(state);
+        (self.first, self.rest).hash(state);
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, part) in self.parts().iter().enumerate() {
+        for (i, part) in self.parts().enumerate() {
             if i > 0 {
                 f.write_str(".")?;
             }
@@ -118,8 +123,9 @@ impl FromStr for Version {
     /// `1_2` is turned into `1.2` by its reader, not here).
     ///
     /// # Errors
-    /// [`VersionError`] for an empty part, a character other than digits and dots, a part
-    /// above `i64::MAX`, or more than [`MAX_VERSION_PARTS`] parts.
+    /// [`VersionError`] for an empty part, a character other than digits and dots, a first
+    /// part above `i64::MAX` or a later one above `u32::MAX`, or more than
+    /// [`MAX_VERSION_PARTS`] parts.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let refuse = |reason| VersionError {
             text: text.to_owned(),
@@ -136,10 +142,15 @@ impl FromStr for Version {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(refuse("parts are digits separated by single dots"));
             }
-            if len == MAX_VERSION_PARTS {
-                return Err(refuse("more than 6 parts"));
+            match len {
+                0 => version.first = part.parse().map_err(|_| refuse("a part above 2^63 - 1"))?,
+                MAX_VERSION_PARTS => return Err(refuse("more than 6 parts")),
+                n => {
+                    version.rest[n - 1] = part
+                        .parse()
+                        .map_err(|_| refuse("a part after the first above 2^32 - 1"))?
+                }
             }
-            version.parts[len] = part.parse().map_err(|_| refuse("a part above 2^63 - 1"))?;
             len += 1;
         }
         version.len = len as u8;
@@ -191,6 +202,11 @@ mod tests {
         assert_eq!(v("20240313170000").as_i64(), Some(20240313170000));
         assert_eq!(v("2.0").as_i64(), None);
         assert_eq!(v("-3"), -3);
+        assert_eq!(
+            v("20240313170000.4294967295").to_string(),
+            "20240313170000.4294967295"
+        );
+        assert_eq!(std::mem::size_of::<Version>(), 32);
     }
 
     #[test]

@@ -22,7 +22,8 @@ const BATCH: usize = 1000;
 
 /// What the writer task takes: a write, or a caller waiting for every write queued before.
 enum Queued {
-    Write(Write),
+    /// Boxed: a write carries a whole event (with versions and texts), a flush a pointer.
+    Write(Box<Write>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -47,7 +48,7 @@ impl Writer {
     pub(crate) async fn send(&self, write: Write) {
         // The task only ends when every sender is gone, so this cannot fail while `self`
         // lives.
-        let _ = self.tx.send(Queued::Write(write)).await;
+        let _ = self.tx.send(Queued::Write(Box::new(write))).await;
     }
 
     /// Waits until every write queued before this call is stored.
@@ -87,7 +88,7 @@ async fn run(
     while rx.recv_many(&mut queued, BATCH).await > 0 {
         for q in queued.drain(..) {
             match q {
-                Queued::Write(w) => batch.push(w),
+                Queued::Write(w) => batch.push(*w),
                 Queued::Flush(done) => flushes.push(done),
             }
         }
