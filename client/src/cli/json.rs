@@ -23,6 +23,7 @@ fn diagnostic(d: &pb::Diagnostic) -> Value {
         "severity": name(severity.as_str_name(), "SEVERITY_"),
         "code": d.code,
         "version": d.version,
+        "version_text": d.version_text,
         "message": d.message,
     })
 }
@@ -31,9 +32,11 @@ fn tenant_plan(p: &pb::TenantPlan) -> Value {
     json!({
         "tenant": p.tenant,
         "current_version": p.current_version,
+        "current_version_text": p.current_version_text,
         "blocked": p.blocked,
         "steps": p.steps.iter().map(|s| json!({
             "version": s.version,
+            "version_text": s.version_text,
             "name": s.name,
             "direction": direction(s.direction),
             "checksum": s.checksum,
@@ -61,6 +64,7 @@ pub(crate) fn plan(resp: &pb::PlanResponse) -> Value {
         "tenants": resp.tenants.iter().map(tenant_plan).collect::<Vec<_>>(),
         "findings": resp.findings.iter().map(|f| json!({
             "version": f.version,
+            "version_text": f.version_text,
             "name": f.name,
             "direction": direction(f.direction),
             "code": f.code,
@@ -92,6 +96,7 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
             json!({
                 "tenant": m.tenant,
                 "version": m.version,
+                "version_text": m.version_text,
                 "name": m.name,
                 "direction": direction(m.direction),
                 "transactional": m.transactional,
@@ -104,6 +109,7 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                 json!({
                     "tenant": m.tenant,
                     "version": m.version,
+                    "version_text": m.version_text,
                     "name": m.name,
                     "status": name(status.as_str_name(), "MIGRATION_STATUS_"),
                     "duration_ms": m.duration_ms,
@@ -123,8 +129,10 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                     "migrations_run": t.migrations_run,
                     "duration_ms": t.duration_ms,
                     "current_version": t.current_version,
+                    "current_version_text": t.current_version_text,
                     "error": t.error.as_ref().map(|e| json!({
-                        "code": e.code, "version": e.version, "message": e.message,
+                        "code": e.code, "version": e.version, "version_text": e.version_text,
+                        "message": e.message,
                     })),
                     "plan": t.plan.as_ref().map(tenant_plan),
                 }),
@@ -168,6 +176,7 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) -> Value {
             "tenant": t.tenant,
             "ok": t.ok,
             "current_version": t.current_version,
+            "current_version_text": t.current_version_text,
             "pending": t.pending,
             "diagnostics": t.diagnostics.iter().map(diagnostic).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
@@ -178,6 +187,7 @@ pub(crate) fn status(resp: &pb::StatusResponse) -> Value {
     json!({
         "fleet": resp.fleet,
         "latest_version": resp.latest_version,
+        "latest_version_text": resp.latest_version_text,
         "tenant_count": resp.tenant_count,
         "unknown": resp.unknown,
         "oldest_read_at_unix_ms": resp.oldest_read_at_unix_ms,
@@ -186,13 +196,15 @@ pub(crate) fn status(resp: &pb::StatusResponse) -> Value {
         "failed": resp.failed,
         "unreachable": resp.unreachable,
         "versions": resp.versions.iter().map(|v| json!({
-            "version": v.version, "tenants": v.tenants,
+            "version": v.version, "version_text": v.version_text, "tenants": v.tenants,
         })).collect::<Vec<_>>(),
         "tenants": resp.tenants.iter().map(|t| json!({
             "tenant": t.tenant,
             "current_version": t.current_version,
+            "current_version_text": t.current_version_text,
             "pending": t.pending,
             "failed_versions": t.failed_versions,
+            "failed_versions_text": t.failed_versions_text,
             "error": (!t.error.is_empty()).then_some(&t.error),
         })).collect::<Vec<_>>(),
     })
@@ -218,6 +230,7 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) -> Value {
             "tenant_count": f.tenant_count,
             "migration_count": f.migration_count,
             "latest_version": f.latest_version,
+            "latest_version_text": f.latest_version_text,
             "format": f.format,
             "migrations_dir": f.migrations_dir,
         })).collect::<Vec<_>>(),
@@ -228,6 +241,7 @@ pub(crate) fn repair(resp: &pb::RepairResponse) -> Value {
     json!({
         "tenant": resp.tenant,
         "version": resp.version,
+        "version_text": resp.version_text,
         "previous_status": resp.previous_status,
     })
 }
@@ -281,9 +295,12 @@ pub(crate) fn history(resp: &pb::HistoryResponse) -> Value {
     json!({
         "tenant": resp.tenant,
         "current_version": resp.current_version,
+        "current_version_text": resp.current_version_text,
         "pending_versions": resp.pending_versions,
+        "pending_versions_text": resp.pending_versions_text,
         "records": resp.records.iter().map(|r| json!({
             "version": r.version,
+            "version_text": r.version_text,
             "name": r.name,
             "status": r.status,
             "batch": r.batch,
