@@ -75,6 +75,21 @@ async fn a_client_disconnecting_mid_stream_misses_nothing_on_watch() -> anyhow::
         stored.events.len()
     );
     invariants::agrees(&fleet, &stored).await?;
+    // The check can fail: a store that said t03 stopped at version 2 would not agree.
+    let mut wrong = RolloutRecord {
+        events: stored.events.clone(),
+    };
+    for e in &mut wrong.events {
+        if let Some(pb::rollout_event::Kind::TenantFinished(t)) = &mut e.kind
+            && t.tenant == "t03"
+        {
+            t.current_version = Some(2);
+        }
+    }
+    ensure!(
+        invariants::agrees(&fleet, &wrong).await.is_err(),
+        "agrees() missed a wrong version"
+    );
     daemon.stop().await?;
     let checked = invariants::check(&fleet, true).await?;
     ensure!(checked.migrations == 24, "{checked:?}");

@@ -189,6 +189,13 @@ async fn a_lock_held_by_a_foreign_session_times_out_and_runs_nothing() -> anyhow
         effects.as_deref() == Some("0"),
         "t00 ran something: {effects:?}"
     );
+    // The check sees a held lock: it can fail.
+    let held = invariants::check(&fleet, false).await;
+    ensure!(
+        held.as_ref()
+            .is_err_and(|e| e.to_string().contains("lock is still held")),
+        "the check missed the foreign lock: {held:?}"
+    );
     sqlx::query(&format!("SELECT pg_advisory_unlock({key})"))
         .execute(&mut holder)
         .await?;
