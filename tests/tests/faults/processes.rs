@@ -149,10 +149,15 @@ async fn sigterm_mid_rollout(attached: bool) -> anyhow::Result<()> {
     ensure!(status.success(), "avocetd exited with {status}");
     ensure!(took < GRACE, "exit took {took:?}, the grace is {GRACE:?}");
     if let Some(stream) = stream {
-        // At shutdown every stream ends (server.rs, `serve`); the rollout is left
-        // `interrupted`, to a resume.
-        let seen = stream.await??;
-        ensure!(seen.finished().is_none(), "{:?}", seen.finished());
+        // At shutdown every stream ends with the daemon's reason, not as if the rollout had
+        // ended (it is left `interrupted`, to a resume).
+        let ended = stream.await?;
+        ensure!(
+            ended
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("the daemon is shutting down")),
+            "the attached stream ended with {ended:?}"
+        );
     }
     for i in 0..fleet.tenants.len() {
         let cut = in_flight.iter().any(|(db, _)| *db == fleet.databases()[i]);
