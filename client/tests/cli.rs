@@ -496,6 +496,45 @@ async fn a_broken_stream_says_how_to_follow_the_rollout() {
     let _ = d.stop.send(());
 }
 
+/// A daemon shutting down under an attached `apply` (its rollout left interrupted) is no
+/// success: the stream ends with the daemon's reason, not as if the rollout had ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_shutting_down_mid_apply_is_no_success() {
+    let Daemon {
+        addr,
+        stop,
+        dir: _dir,
+    } = start().await;
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
+        .args([
+            "apply",
+            "--addr",
+            &addr,
+            "--wave-size",
+            "1",
+            "--pause-between-waves",
+            "60s",
+            "--output",
+            "json",
+        ])
+        .env_remove("AVOCET_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first wave runs, then the rollout waits a minute: the stream is open.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let _ = stop.send(());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the client noticed within a minute")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Not 0, as if it had succeeded: 3, the daemon ended the call.
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(stderr.contains("the daemon is shutting down"), "{stderr}");
+}
+
 /// `avocet new` writes the next pair into the fleet's set, and the daemon picks it up.
 #[tokio::test(flavor = "multi_thread")]
 async fn new_writes_the_next_migration_into_the_fleets_set() {

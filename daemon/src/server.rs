@@ -60,7 +60,8 @@ pub enum ServerError {
 /// `insecure = true` ([`Config::check_exposure`]).
 ///
 /// At start, rollouts a stopped daemon left running are marked interrupted. At shutdown,
-/// no new rollout or tenant starts, every stream ends, and tenants in flight finish their
+/// no new rollout or tenant starts, every event stream ends with `ABORTED` ("the daemon is
+/// shutting down", never as if its rollout had ended), and tenants in flight finish their
 /// migration within `config.shutdown_grace` whether or not any client is attached; their
 /// rollouts are left interrupted (resumable). Then it returns.
 ///

@@ -95,6 +95,15 @@ pub fn sample_dir(dialect: DialectKind) -> PathBuf {
         .join(dialect.as_str())
 }
 
+/// `names` as an SQL list of string literals, `'a', 'b'` (test-made names, no quotes in them).
+pub(crate) fn sql_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Tenant databases of one dialect, dropped when the value is dropped.
 pub struct Fleet {
     /// The dialect.
@@ -198,12 +207,7 @@ impl Fleet {
     /// Sessions `avocetd` has open on this fleet's databases right now, read from the
     /// server (`pg_stat_activity` by application name; MariaDB's process list by database).
     pub async fn server_sessions(&self) -> anyhow::Result<i64> {
-        let list = self
-            .databases
-            .iter()
-            .map(|d| format!("'{d}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = sql_list(&self.databases);
         let sql = match self.dialect {
             DialectKind::Postgres => format!(
                 "SELECT COUNT(*) FROM pg_stat_activity \

@@ -18,7 +18,7 @@ pub use admin::{Scrape, get, scrape};
 pub use daemon::{FLEET, TestDaemon, only, request};
 pub use fixture::{Fleet, MigrationCopy, sample_dir};
 pub use otlp::OtlpReceiver;
-pub use process::{Daemon, free_port, start_detached, wait_for, write_config};
+pub use process::{ConfigFile, Daemon, free_port, start_detached, wait_for, write_config};
 
 /// The `avocet.v1` wire types.
 pub use avocet_client::pb;

@@ -133,24 +133,87 @@ pub fn write_config(
     store: Option<&str>,
     concurrency: usize,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let tenants: Vec<String> = fleet
-        .tenants
-        .iter()
-        .map(|t| format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn))
-        .collect();
-    let store = match store {
-        Some(s) => s.to_owned(),
-        None => format!("sqlite://{}/control.db?mode=rwc", dir.display()),
+    let file = ConfigFile {
+        port,
+        store,
+        concurrency,
+        ..ConfigFile::default()
     };
-    let text = format!(
-        "listen = \"127.0.0.1:{port}\"\ncontrol_store = \"{store}\"\nshutdown_grace = \"30s\"\n\
-         [fleets.test]\ndialect = \"{}\"\nmigrations = \"{}\"\nconcurrency = {concurrency}\n\
-         tenants = [\n{}\n]\n",
-        fleet.dialect,
-        set.display(),
-        tenants.join("\n")
-    );
-    let path = dir.join("avocet.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
+    file.write(dir, fleet, set)
+}
+
+/// A real daemon's configuration file, as [`write_config`] writes it, with more of it
+/// chosen: the file's name and top-level settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigFile<'a> {
+    /// The file is `{name}.toml` in its directory.
+    pub name: &'a str,
+    /// `listen = "127.0.0.1:{port}"`.
+    pub port: u16,
+    /// The control store; a SQLite file in the directory when `None`.
+    pub store: Option<&'a str>,
+    /// The fleet's `concurrency`.
+    pub concurrency: usize,
+    /// `shutdown_grace`, e.g. `"30s"`.
+    pub shutdown_grace: &'a str,
+    /// More top-level lines, e.g. `instance_id = "a"`.
+    pub settings: &'a [&'a str],
+}
+
+impl Default for ConfigFile<'_> {
+    fn default() -> Self {
+        Self {
+            name: "avocet",
+            port: 0,
+            store: None,
+            concurrency: 8,
+            shutdown_grace: "30s",
+            settings: &[],
+        }
+    }
+}
+
+impl ConfigFile<'_> {
+    /// Writes this file into `dir` for one fleet `test` over `fleet`'s tenants (and their
+    /// schemas, if any) with the set in `set`; returns its path.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write(
+        &self,
+        dir: &Path,
+        fleet: &Fleet,
+        set: &Path,
+    ) -> anyhow::Result<std::path::PathBuf> {
+        let tenants: Vec<String> = fleet
+            .tenants
+            .iter()
+            .map(|t| match &t.schema {
+                Some(schema) => format!(
+                    "  {{ id = \"{}\", dsn = \"{}\", schema = \"{schema}\" }},",
+                    t.id, t.dsn
+                ),
+                None => format!("  {{ id = \"{}\", dsn = \"{}\" }},", t.id, t.dsn),
+            })
+            .collect();
+        let store = match self.store {
+            Some(s) => s.to_owned(),
+            None => format!("sqlite://{}/{}.db?mode=rwc", dir.display(), self.name),
+        };
+        let text = format!(
+            "listen = \"127.0.0.1:{}\"\ncontrol_store = \"{store}\"\nshutdown_grace = \"{}\"\n\
+             {}\n[fleets.test]\ndialect = \"{}\"\nmigrations = \"{}\"\nconcurrency = {}\n\
+             tenants = [\n{}\n]\n",
+            self.port,
+            self.shutdown_grace,
+            self.settings.join("\n"),
+            fleet.dialect,
+            set.display(),
+            self.concurrency,
+            tenants.join("\n")
+        );
+        let path = dir.join(format!("{}.toml", self.name));
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
 }

@@ -53,7 +53,8 @@ pub enum EngineError {
     /// The system is not in a state the request needs, e.g. nothing to repair.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// The daemon is shutting down and starts no new rollout.
+    /// The daemon is shutting down: it starts no new rollout, and ends every event stream
+    /// with this error.
     #[error("the daemon is shutting down")]
     ShuttingDown,
     /// As many rollouts as `[limits] max_running_rollouts` run here already.

@@ -203,7 +203,8 @@ impl Engine {
     }
 
     /// Rollout `id`'s events with `seq > after`: the stored ones, then each new one as it is
-    /// stored; the stream ends when the rollout has, or at shutdown.
+    /// stored; the stream ends when the rollout has. At shutdown it ends with
+    /// [`EngineError::ShuttingDown`], so that no client takes the cut for the rollout's end.
     ///
     /// # Errors
     /// [`EngineError::UnknownRollout`] before the stream starts; a store failure ends it
@@ -221,7 +222,11 @@ impl Engine {
             after,
             self.shutdown.clone(),
         );
-        Ok(events.map(|e| e.map_err(EngineError::from)))
+        Ok(events.map(|e| match e {
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => Err(EngineError::ShuttingDown),
+            Err(e) => Err(EngineError::from(e)),
+        }))
     }
 
     /// Starts no further tenant of rollout `id` until it is resumed.

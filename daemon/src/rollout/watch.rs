@@ -20,15 +20,16 @@ const PAGE: u32 = 500;
 /// How often a watcher of a rollout that this daemon does not run looks for new events.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Rollout `id`'s events with `seq > after`, stored ones first, then live ones; the stream
-/// ends after a `RolloutFinished` that leaves the rollout finished (or interrupted and not
-/// resumed), or when `stop` is cancelled (daemon shutdown).
+/// Rollout `id`'s events with `seq > after`, stored ones first, then live ones, each as
+/// `Some`; the stream ends after a `RolloutFinished` that leaves the rollout finished (or
+/// interrupted and not resumed), or, when `stop` is cancelled (daemon shutdown), with a
+/// last `None`: cut off before the rollout's end, which no watcher may take for its end.
 pub(crate) fn watch(
     runner: Arc<Runner>,
     id: String,
     after: u64,
     stop: CancellationToken,
-) -> impl Stream<Item = Result<RolloutEvent, StoreError>> {
+) -> impl Stream<Item = Result<Option<RolloutEvent>, StoreError>> {
     async_stream::try_stream! {
         let mut seq = after;
         // The last event sent was a `RolloutFinished`: a final one ends the stream at once;
@@ -43,7 +44,7 @@ pub(crate) fn watch(
                     EventKind::RolloutFinished(s) => Some(s.state),
                     _ => None,
                 };
-                yield event;
+                yield Some(event);
             }
             match finished {
                 Some(state) if state.is_final() => return,
@@ -56,7 +57,10 @@ pub(crate) fn watch(
             // Caught up: wait for the next stored event.
             let live = runner.stored(&id);
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    yield None;
+                    return;
+                }
                 () = wait(live, seq) => {}
             }
         }
