@@ -107,6 +107,7 @@ pub(crate) fn load_dir(
             name: f.name.clone(),
             up: script(&f.up)?,
             down: f.down.as_ref().map(script).transpose()?,
+            unordered: f.unordered,
         });
     }
     for w in &warnings {

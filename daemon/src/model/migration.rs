@@ -113,6 +113,10 @@ pub struct Migration {
     pub up: Script,
     /// The reverse script, when the set has one.
     pub down: Option<Script>,
+    /// refinery's unversioned migration (`U<version>__<name>.sql`): it runs in version
+    /// order like the others, but may run below the newest applied version without
+    /// `allow_out_of_order` (refinery's `verify_migrations` exempts `Type::Unversioned`).
+    pub unordered: bool,
 }
 
 /// Lowercase hex SHA-256 (64 characters) identifying a set's content: every migration's
@@ -170,8 +174,10 @@ impl MigrationSet {
         let mut hash = Sha256::new();
         for m in &migrations {
             let down = m.down.as_ref().map_or("-", |d| d.checksum.as_str());
+            // `\tunordered` only when set, so every other set keeps its digest.
+            let unordered = if m.unordered { "\tunordered" } else { "" };
             hash.update(format!(
-                "{}\t{}\t{}\t{down}\n",
+                "{}\t{}\t{}\t{down}{unordered}\n",
                 m.version, m.name, m.up.checksum
             ));
         }
@@ -273,6 +279,7 @@ mod tests {
             name: name.into(),
             up: script(name),
             down: down.map(script),
+            unordered: false,
         }
     }
 

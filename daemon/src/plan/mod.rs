@@ -103,7 +103,7 @@ pub(crate) fn plan_apply(
         .collect();
     for step in &steps {
         let m = &step.migration;
-        if current.is_some_and(|c| m.version < c) {
+        if current.is_some_and(|c| m.version < c) && !m.unordered {
             diagnostics.push(diag::out_of_order(m, current, opts.allow_out_of_order));
         }
         if step.script().no_transaction {

@@ -10,6 +10,7 @@ fn migration(version: i64, up: &str, down: Option<&str>) -> Migration {
         name: format!("m{version}"),
         up: parse_script(up, DialectKind::Postgres).unwrap(),
         down: down.map(|d| parse_script(d, DialectKind::Postgres).unwrap()),
+        unordered: false,
     }
 }
 
@@ -272,6 +273,30 @@ fn out_of_order_is_refused_unless_allowed() {
     };
     let plan = plan_apply(&set, &history, allowed, DialectKind::Postgres);
     assert!(!plan.blocked());
+    assert_eq!(versions(&plan), [2]);
+}
+
+#[test]
+fn an_unordered_refinery_migration_runs_below_the_newest_applied_one() {
+    let mut unordered = migration(2, "CREATE TABLE t2 (id int);", None);
+    unordered.unordered = true;
+    let set = MigrationSet::new(vec![
+        migration(1, "CREATE TABLE t1 (id int);", None),
+        unordered,
+        migration(3, "CREATE TABLE t3 (id int);", None),
+    ])
+    .unwrap();
+    let history = vec![
+        record(&set, 1, RecordStatus::Applied, 1),
+        record(&set, 3, RecordStatus::Applied, 1),
+    ];
+    let plan = plan_apply(
+        &set,
+        &history,
+        ApplyOptions::default(),
+        DialectKind::Postgres,
+    );
+    assert!(codes(&plan).is_empty(), "{:?}", plan.diagnostics);
     assert_eq!(versions(&plan), [2]);
 }
 

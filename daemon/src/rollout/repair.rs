@@ -111,6 +111,7 @@ pub(crate) async fn repair(
                 // The record's own name and checksum: there is no file to take them from.
                 let gone = Migration {
                     version,
+                    unordered: false,
                     name: record.name.clone(),
                     up: Script {
                         checksum: record.checksum.clone(),

@@ -83,6 +83,7 @@ impl MigrationSource for Dbmate {
                     text: section(&text, up..up_end),
                     no_transaction: no_transaction(lines[up]),
                 },
+                unordered: false,
                 down: down.map(|d| FoundScript {
                     path: path.clone(),
                     text: section(&text, d..lines.len()),

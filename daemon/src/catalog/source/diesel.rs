@@ -85,6 +85,7 @@ impl MigrationSource for Diesel {
                 version: version.into(),
                 name: title.to_owned(),
                 up: script(up)?,
+                unordered: false,
                 down: match down.is_file() {
                     true => Some(script(down)?),
                     false => None,

@@ -39,6 +39,8 @@ pub(super) struct Found {
     pub(super) name: String,
     pub(super) up: FoundScript,
     pub(super) down: Option<FoundScript>,
+    /// refinery's unversioned (`U`) migration.
+    pub(super) unordered: bool,
 }
 
 /// What a source found in a directory, in any order.

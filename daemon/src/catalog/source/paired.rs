@@ -107,6 +107,7 @@ impl MigrationSource for Paired {
                 name: parsed.name,
                 up: script(path)?,
                 down,
+                unordered: false,
             });
         }
         Ok(Listing { found, warnings })

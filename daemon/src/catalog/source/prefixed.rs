@@ -4,8 +4,10 @@
 //! outside a transaction; refinery's directive is a `-- refinery:noTransaction` line.
 //!
 //! Flyway's versions are dotted (`V1.2.3`; `V1_2` is `1.2`) and order part by part
-//! ([`Version`]); refinery's are integers. Flyway's repeatable `R__` migrations and
-//! refinery's unversioned `U` migrations are refused with an error naming the file.
+//! ([`Version`]); refinery's are integers. refinery's `U<version>__<name>.sql` is an
+//! unversioned migration: it runs in version order but may run below the newest applied
+//! version ([`crate::model::Migration::unordered`]). Flyway's repeatable `R__` migrations
+//! are refused with an error naming the file.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -110,12 +112,8 @@ impl MigrationSource for Prefixed {
                 .trim_end_matches(".sql")
                 .split_once("__")
                 .unwrap_or_default();
-            let refused = match (prefix, self.flyway) {
-                ("R", _) => Some("repeatable (R__) migrations are not supported yet"),
-                ("U", false) => Some("unversioned (U) refinery migrations are not supported"),
-                _ => None,
-            };
-            if let Some(reason) = refused {
+            if prefix == "R" {
+                let reason = "repeatable (R__) migrations are not supported yet";
                 return Err(super::refuse(&path, format, reason));
             }
             let version = self
@@ -123,7 +121,7 @@ impl MigrationSource for Prefixed {
                 .map_err(|reason| super::refuse(&path, format, reason))?;
             let text = read_text(&path)?;
             match prefix {
-                "U" => {
+                "U" if self.flyway => {
                     if let Some((other, _)) = undos.get(&version) {
                         return Err(CatalogError::DuplicateVersion {
                             version,
@@ -133,10 +131,10 @@ impl MigrationSource for Prefixed {
                     }
                     undos.insert(version, (path, text));
                 }
-                _ => ups.push((version, description.to_owned(), path, text)),
+                _ => ups.push((version, description.to_owned(), path, text, prefix == "U")),
             }
         }
-        for (version, name, path, text) in ups {
+        for (version, name, path, text, unordered) in ups {
             let down = match undos.remove(&version) {
                 Some((p, t)) => Some(FoundScript {
                     no_transaction: self.no_transaction(&p, &t)?,
@@ -154,6 +152,7 @@ impl MigrationSource for Prefixed {
                     text,
                 },
                 down,
+                unordered,
             });
         }
         if let Some((version, (path, _))) = undos.into_iter().next() {

@@ -230,7 +230,7 @@ fn flyway_dotted_versions_order_part_by_part_and_keep_their_undo() {
 }
 
 #[test]
-fn refinery_marker_is_its_directive_and_unversioned_files_are_refused() {
+fn refinery_marker_is_its_directive_and_unversioned_files_run_unordered() {
     let dir = dir_with(&[
         ("V1__initial.sql", "CREATE TABLE a (id int);"),
         (
@@ -250,9 +250,21 @@ fn refinery_marker_is_its_directive_and_unversioned_files_are_refused() {
     // Under Flyway's rules the refinery line is only a comment.
     let flyway = load(dir.path(), SetFormat::Flyway).unwrap();
     assert!(!flyway.get(2).unwrap().up.no_transaction);
-    let unversioned = dir_with(&[("U1__a.sql", "SELECT 1;")]);
-    let err = load(unversioned.path(), SetFormat::Refinery).unwrap_err();
-    assert!(err.to_string().contains("unversioned"), "{err}");
+    let unversioned = dir_with(&[("U1__a.sql", "SELECT 1;"), ("V2__b.sql", "SELECT 2;")]);
+    let set = load(unversioned.path(), SetFormat::Refinery).unwrap();
+    let kinds: Vec<(String, bool)> = set
+        .iter()
+        .map(|m| (m.version.to_string(), m.unordered))
+        .collect();
+    assert_eq!(kinds, [("1".into(), true), ("2".into(), false)]);
+    assert!(set.get(1).unwrap().down.is_none());
+    // One version, twice: refinery's RepeatedVersion.
+    let twice = dir_with(&[("U1__a.sql", "SELECT 1;"), ("V1__b.sql", "SELECT 2;")]);
+    let err = load(twice.path(), SetFormat::Refinery).unwrap_err();
+    assert!(
+        matches!(err, CatalogError::DuplicateVersion { .. }),
+        "{err}"
+    );
 }
 
 #[test]
