@@ -169,13 +169,16 @@ fn refinery_version(m: &Migration) -> i64 {
     m.version.as_i64().unwrap_or_default()
 }
 
-/// Compares the tool's recorded checksum, where it keeps one, with the file's.
+/// Compares the tool's recorded checksum, where it keeps one, with the file's. sqlx and
+/// refinery hash the file's text as it is, while Avocet holds it with CRLF turned into LF:
+/// the text is also tried with every LF as CRLF, the file as a Windows checkout wrote it.
+/// Flyway's CRC-32 reads lines without their terminators, so line endings never matter.
 fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<(), AdoptRefusal> {
     let Some(recorded) = row.checksum.as_deref().map(str::trim) else {
         return Ok(());
     };
     let text = &m.up.sql;
-    let matches = match tool {
+    let same = |text: &str| match tool {
         SetFormat::Sqlx => recorded.eq_ignore_ascii_case(&sqlx_checksum(text)),
         SetFormat::Flyway => recorded == flyway_checksum(text).to_string(),
         SetFormat::Refinery => [false, true].iter().any(|wide| {
@@ -183,6 +186,8 @@ fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<()
         }),
         _ => true,
     };
+    let crlf = || matches!(tool, SetFormat::Sqlx | SetFormat::Refinery) && text.contains('\n');
+    let matches = same(text) || (crlf() && same(&text.replace('\n', "\r\n")));
     if matches {
         return Ok(());
     }
@@ -198,4 +203,63 @@ fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<()
         recorded: recorded.to_owned(),
         file,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{catalog::parse_script, model::DialectKind};
+
+    fn set(versions: &[&str]) -> MigrationSet {
+        let migrations = versions
+            .iter()
+            .map(|v| Migration {
+                version: v.parse().unwrap(),
+                name: format!("m{v}"),
+                up: parse_script("CREATE TABLE a (id int);\nSELECT 1;\n", DialectKind::Sqlite)
+                    .unwrap(),
+                down: None,
+                unordered: false,
+            })
+            .collect();
+        MigrationSet::new(migrations).unwrap()
+    }
+
+    fn row(version: &str, checksum: Option<String>) -> ForeignRow {
+        ForeignRow {
+            version: Some(version.into()),
+            name: None,
+            ok: true,
+            checksum,
+            kind: None,
+        }
+    }
+
+    #[test]
+    fn a_file_sqlx_ran_with_crlf_line_endings_is_the_same_file() {
+        let set = set(&["1"]);
+        let crlf = sqlx_checksum("CREATE TABLE a (id int);\r\nSELECT 1;\r\n");
+        let adopted = adoption(&set, SetFormat::Sqlx, &[row("1", Some(crlf))]);
+        assert_eq!(adopted.unwrap(), [Version::from(1)]);
+        let other = sqlx_checksum("CREATE TABLE b (id int);\r\nSELECT 1;\r\n");
+        let refused = adoption(&set, SetFormat::Sqlx, &[row("1", Some(other))]);
+        assert!(
+            matches!(refused, Err(AdoptRefusal::Checksum { .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn flyway_rows_name_dotted_versions_as_flyway_writes_them() {
+        let set = set(&["1", "1.2", "1.10"]);
+        let sum =
+            |_: &str| Some(flyway_checksum("CREATE TABLE a (id int);\nSELECT 1;\n").to_string());
+        let rows = [row("1", sum("1")), row("1.2", sum("1.2"))];
+        let adopted: Vec<String> = adoption(&set, SetFormat::Flyway, &rows)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(adopted, ["1", "1.2"]);
+    }
 }
