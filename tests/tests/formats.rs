@@ -358,3 +358,59 @@ async fn flyway_dotted_versions() -> anyhow::Result<()> {
     dotted(Fleet::postgres(2).await?).await?;
     dotted(Fleet::mysql(2).await?).await
 }
+
+/// refinery's unversioned `U2__…` added after `V3__…` ran: the next apply runs it, below
+/// the newest applied version, without `allow_out_of_order` (a `V2__…` would be refused).
+async fn unversioned(fleet: Fleet) -> anyhow::Result<()> {
+    let context = format!("refinery U file on {}", fleet.dialect);
+    let s = scripts(fleet.dialect);
+    let set = MigrationCopy::empty()?;
+    set.write("V1__people.sql", s.people.0)?;
+    set.write("V3__pets.sql", s.pets.0)?;
+    // Without refinery's directive in a file, `auto` reads `V…__` files as Flyway's.
+    let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
+    config.fleets.get_mut(FLEET).context("fleet")?.format = SetFormat::Refinery;
+    let daemon = TestDaemon::start_with(config).await?;
+    let first = daemon.apply_all().await?;
+    ensure!(
+        first.finished().context("finished")?.failed == 0,
+        "{context}: {first:?}"
+    );
+
+    let index = format!("-- refinery:noTransaction\n{}", s.index.0);
+    set.write("V2__index.sql", &index)?;
+    let refused = daemon.apply_all().await?;
+    ensure!(
+        refused.finished().context("finished")?.failed == 2,
+        "{context}: a versioned file below the newest applied one must be refused: {refused:?}"
+    );
+    std::fs::remove_file(set.path().join("V2__index.sql"))?;
+    set.write("U2__index.sql", &index)?;
+    let run = daemon.apply_all().await?;
+    ensure!(started(&run, "t00") == ["2"], "{context}: {run:?}");
+    ensure!(
+        run.finished().context("finished")?.failed == 0,
+        "{context}: {run:?}"
+    );
+    for i in 0..2 {
+        ensure!(
+            fleet.objects(i, "index").await?.contains("people_id"),
+            "{context}"
+        );
+        let history: Vec<String> = fleet
+            .history_text(i)
+            .await?
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        ensure!(history == ["1", "2", "3"], "{context}: {history:?}");
+    }
+    daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refinery_unversioned_files() -> anyhow::Result<()> {
+    unversioned(Fleet::sqlite(2).await?).await?;
+    unversioned(Fleet::postgres(2).await?).await?;
+    unversioned(Fleet::mysql(2).await?).await
+}
