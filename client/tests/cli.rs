@@ -443,16 +443,14 @@ async fn proxy(upstream: String) -> (String, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// A daemon that goes away mid-stream is one sentence that says how to follow the rollout.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_broken_stream_says_how_to_follow_the_rollout() {
-    let d = start().await;
-    let (addr, cut) = proxy(d.addr.clone()).await;
+/// `avocet apply --output json` through `addr`, one tenant a wave with a minute between
+/// waves, spawned; returns once the first wave has run and the stream waits, open.
+async fn paused_apply(addr: &str) -> tokio::process::Child {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
         .args([
             "apply",
             "--addr",
-            &addr,
+            addr,
             "--wave-size",
             "1",
             "--pause-between-waves",
@@ -465,8 +463,16 @@ async fn a_broken_stream_says_how_to_follow_the_rollout() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The first wave runs, then the rollout waits a minute: the stream is open.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    child
+}
+
+/// A daemon that goes away mid-stream is one sentence that says how to follow the rollout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_stream_says_how_to_follow_the_rollout() {
+    let d = start().await;
+    let (addr, cut) = proxy(d.addr.clone()).await;
+    let child = paused_apply(&addr).await;
     cut.abort();
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await
@@ -505,25 +511,7 @@ async fn a_daemon_shutting_down_mid_apply_is_no_success() {
         stop,
         dir: _dir,
     } = start().await;
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
-        .args([
-            "apply",
-            "--addr",
-            &addr,
-            "--wave-size",
-            "1",
-            "--pause-between-waves",
-            "60s",
-            "--output",
-            "json",
-        ])
-        .env_remove("AVOCET_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The first wave runs, then the rollout waits a minute: the stream is open.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let child = paused_apply(&addr).await;
     let _ = stop.send(());
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await
