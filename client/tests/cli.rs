@@ -521,6 +521,8 @@ async fn a_daemon_shutting_down_mid_apply_is_no_success() {
     // Not 0, as if it had succeeded: 3, the daemon ended the call.
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(stderr.contains("the daemon is shutting down"), "{stderr}");
+    // And it says how to go on: the rollout stopped with the daemon, resume it.
+    assert!(stderr.contains("avocet rollouts resume "), "{stderr}");
 }
 
 /// `avocet new` writes the next pair into the fleet's set, and the daemon picks it up.

@@ -111,11 +111,20 @@ pub(crate) async fn follow(mut events: Events, out: Output, addr: &str) -> anyho
             tonic::Code::DeadlineExceeded => "stopped answering".to_owned(),
             _ => format!("ended the stream: {}", status.message()),
         };
-        let follow = match id.as_str() {
-            "" => "avocet rollouts list".to_owned(),
-            id => format!("avocet rollouts watch {id}"),
+        // ABORTED: the daemon is shutting down, and the rollout stops with it (interrupted,
+        // resumable); any other break leaves it running in the daemon.
+        let (goes_on, follow) = match (status.code(), id.as_str()) {
+            (tonic::Code::Aborted, "") => {
+                ("stops there; resume it", "avocet rollouts list".to_owned())
+            }
+            (tonic::Code::Aborted, id) => (
+                "stops there; resume it",
+                format!("avocet rollouts resume {id}"),
+            ),
+            (_, "") => ("continues there", "avocet rollouts list".to_owned()),
+            (_, id) => ("continues there", format!("avocet rollouts watch {id}")),
         };
-        anyhow::anyhow!("the daemon at {addr} {why}; the rollout continues there: {follow}")
+        anyhow::anyhow!("the daemon at {addr} {why}; the rollout {goes_on}: {follow}")
     })? {
         id.clone_from(&event.rollout_id);
         if let Some(pb::rollout_event::Kind::RolloutFinished(f)) = &event.kind {
