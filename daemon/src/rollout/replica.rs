@@ -60,13 +60,14 @@ impl Runner {
         }
     }
 
-    /// Joins every running rollout that has a tenant to claim and that this daemon does not
-    /// run. A rollout whose set changed here is left to the replicas that have its set.
+    /// Joins every running rollout that this daemon does not run and that has a tenant to
+    /// claim, or that nobody alive is ending ([`crate::store::Store::joinable`]). A rollout whose set changed here is left to the replicas that have its set.
     async fn join_rollouts(&self) {
         if self.is_shutting_down() {
             return;
         }
-        let joinable = match self.store.joinable().await {
+        let alive_since = now_ms() - self.replica.lease.as_millis() as i64;
+        let joinable = match self.store.joinable(alive_since).await {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!("looking for rollouts to join: {e}");

@@ -370,21 +370,32 @@ impl Store {
         Ok(true)
     }
 
-    /// Rollouts `running` with an item some replica could claim now (pending, or a lease
-    /// that ran out): the ones a replica that does not run them may join.
+    /// Rollouts `running` that a replica which does not run them may join: not being ended,
+    /// with an item some replica could claim now (pending, or a lease that ran out); or with
+    /// no live lease on any item and nobody alive ending them (the replica that ran the last
+    /// tenants, or took the ending, died before `RolloutFinished`: the joiner ends them).
+    /// A replica counts as alive when it was seen at `alive_since` (ms since the epoch) or
+    /// later.
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`] when they cannot be read.
-    pub(crate) async fn joinable(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+    pub(crate) async fn joinable(
+        &self,
+        alive_since: i64,
+    ) -> Result<Vec<RolloutRecord>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM rollouts r WHERE r.state = 'running' AND r.finished_by IS NULL \
-             AND EXISTS (SELECT 1 FROM \
-             rollout_tenants t WHERE t.rollout_id = r.id AND (t.state = 'pending' OR \
-             (t.state = 'running' AND t.lease_until < $1)))",
+            "SELECT {} FROM rollouts r WHERE r.state = 'running' AND ((r.finished_by IS NULL \
+             AND EXISTS (SELECT 1 FROM rollout_tenants t WHERE t.rollout_id = r.id AND \
+             (t.state = 'pending' OR (t.state = 'running' AND t.lease_until < $1)))) \
+             OR (NOT EXISTS (SELECT 1 FROM rollout_tenants t WHERE t.rollout_id = r.id AND \
+             t.state = 'running' AND t.lease_until >= $1) AND (r.finished_by IS NULL OR \
+             NOT EXISTS (SELECT 1 FROM replicas p WHERE p.id = r.finished_by \
+             AND p.seen_at >= $2))))",
             super::rollouts::COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(now_ms())
+            .bind(alive_since)
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query("finding rollouts to join"))?;

@@ -19,6 +19,8 @@ mod known;
 mod leases;
 mod rollouts;
 mod tenants;
+#[cfg(test)]
+mod tests;
 
 use std::{borrow::Cow, time::Duration};
 

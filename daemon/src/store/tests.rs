@@ -1,0 +1,94 @@
+//! The control store's queries on a real SQLite store (a file per test).
+
+use super::{NewRollout, Store, Write, now_ms};
+use crate::model::{
+    ApplyOptions, RolloutOp, RolloutSpec, RolloutState, SetDigest, Strategy, TenantWork,
+    TransactionMode, WorkState,
+};
+
+/// A store in `dir` holding one rollout `r`, running, whose two tenants are in `states`.
+async fn store_with(dir: &tempfile::TempDir, states: [WorkState; 2]) -> Store {
+    let url = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let spec = RolloutSpec {
+        fleet: "f".into(),
+        op: RolloutOp::Apply(ApplyOptions::default()),
+        strategy: Strategy::default(),
+        transaction: TransactionMode::default(),
+        dry_run: false,
+        set_digest: SetDigest::default(),
+    };
+    let works: Vec<TenantWork> = (0..2)
+        .map(|i| TenantWork {
+            tenant: format!("t{i}"),
+            position: i,
+            wave: 0,
+            state: WorkState::Pending,
+            attempts: 0,
+            last_error: None,
+        })
+        .collect();
+    let new = NewRollout {
+        id: "r",
+        spec: &spec,
+        request_json: "{}",
+        created_by: "test",
+        method: "Apply",
+        waves: 1,
+        works: &works,
+    };
+    store.create_rollout(&new).await.unwrap();
+    let mut writes = vec![Write::State {
+        rollout_id: "r".into(),
+        state: RolloutState::Running,
+    }];
+    writes.extend(states.iter().enumerate().map(|(i, &state)| Write::Work {
+        rollout_id: "r".into(),
+        position: i as u32,
+        state,
+        error: None,
+    }));
+    store.write(&writes).await.unwrap();
+    store
+}
+
+async fn joinable(store: &Store, alive_since: i64) -> Vec<String> {
+    let found = store.joinable(alive_since).await.unwrap();
+    found.into_iter().map(|r| r.id).collect()
+}
+
+#[tokio::test]
+async fn a_rollout_whose_finisher_died_is_joined_to_be_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(&dir, [WorkState::Succeeded, WorkState::Succeeded]).await;
+    // Every tenant done, nobody ending it: the last runner died first. Joinable.
+    assert_eq!(joinable(&store, now_ms() - 60_000).await, ["r"]);
+    // Replica a takes the ending, alive: not joinable while it is seen.
+    store.heartbeat("a", now_ms() + 60_000).await.unwrap();
+    assert!(
+        store
+            .claim_finish("r", "a", now_ms() - 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(joinable(&store, now_ms() - 60_000).await.is_empty());
+    // a not seen since: it died ending it. Joinable, and another replica takes the end.
+    let later = now_ms() + 1_000;
+    assert_eq!(joinable(&store, later).await, ["r"]);
+    assert!(store.claim_finish("r", "b", later).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_rollout_a_live_replica_runs_is_not_joined_without_work_to_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(&dir, [WorkState::Succeeded, WorkState::Pending]).await;
+    // A pending tenant: joinable, as before.
+    assert_eq!(joinable(&store, now_ms() - 60_000).await, ["r"]);
+    // Claimed by a live replica under a lease: nothing to join.
+    let claimed = store
+        .claim("r", 0, "a", now_ms() + 60_000, 8, None)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(joinable(&store, now_ms() - 60_000).await.is_empty());
+}
