@@ -168,12 +168,7 @@ async fn apply_and_roll_back(
         );
         let indexes = fleet.objects(i, "index").await?;
         ensure!(indexes.contains("people_id"), "{context}: {indexes:?}");
-        let history: Vec<String> = fleet
-            .history_text(i)
-            .await?
-            .into_iter()
-            .map(|h| h.0)
-            .collect();
+        let history = versions_of(&fleet, i).await?;
         let expected: Vec<String> = versions.iter().map(i64::to_string).collect();
         ensure!(history == expected, "{context}: {history:?}");
     }
@@ -214,9 +209,28 @@ async fn every_dialect(format: SetFormat) -> anyhow::Result<()> {
         SetFormat::GolangMigrate => SetFormat::GolangMigrate,
         _ => SetFormat::Auto,
     };
-    apply_and_roll_back(Fleet::sqlite(2).await?, format, configured).await?;
-    apply_and_roll_back(Fleet::postgres(2).await?, format, configured).await?;
-    apply_and_roll_back(Fleet::mysql(2).await?, format, configured).await
+    on_every_dialect(|fleet| apply_and_roll_back(fleet, format, configured)).await
+}
+
+/// Runs `test` on two fresh SQLite, then PostgreSQL, then MariaDB tenants.
+async fn on_every_dialect<F, Fut>(test: F) -> anyhow::Result<()>
+where
+    F: Fn(Fleet) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    test(Fleet::sqlite(2).await?).await?;
+    test(Fleet::postgres(2).await?).await?;
+    test(Fleet::mysql(2).await?).await
+}
+
+/// Tenant `i`'s history versions as text, in version order.
+async fn versions_of(fleet: &Fleet, i: usize) -> anyhow::Result<Vec<String>> {
+    Ok(fleet
+        .history_text(i)
+        .await?
+        .into_iter()
+        .map(|h| h.0)
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -308,9 +322,9 @@ async fn dotted(fleet: Fleet) -> anyhow::Result<()> {
     for i in 0..2 {
         let tenant = format!("t{i:02}");
         ensure!(started(&run, &tenant) == order, "{context}: {run:?}");
-        let stored: Vec<(String, String)> = fleet.history_text(i).await?;
+        let stored = versions_of(&fleet, i).await?;
         ensure!(
-            stored.iter().map(|h| &h.0).eq(order.iter()),
+            stored == order,
             "{context}: the history table holds {stored:?}"
         );
         let history = client.history(FLEET, &tenant).await?;
@@ -354,9 +368,7 @@ async fn dotted(fleet: Fleet) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn flyway_dotted_versions() -> anyhow::Result<()> {
-    dotted(Fleet::sqlite(2).await?).await?;
-    dotted(Fleet::postgres(2).await?).await?;
-    dotted(Fleet::mysql(2).await?).await
+    on_every_dialect(dotted).await
 }
 
 /// refinery's unversioned `U2__…` added after `V3__…` ran: the next apply runs it, below
@@ -397,12 +409,7 @@ async fn unversioned(fleet: Fleet) -> anyhow::Result<()> {
             fleet.objects(i, "index").await?.contains("people_id"),
             "{context}"
         );
-        let history: Vec<String> = fleet
-            .history_text(i)
-            .await?
-            .into_iter()
-            .map(|h| h.0)
-            .collect();
+        let history = versions_of(&fleet, i).await?;
         ensure!(history == ["1", "2", "3"], "{context}: {history:?}");
     }
     daemon.stop().await
@@ -410,7 +417,5 @@ async fn unversioned(fleet: Fleet) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refinery_unversioned_files() -> anyhow::Result<()> {
-    unversioned(Fleet::sqlite(2).await?).await?;
-    unversioned(Fleet::postgres(2).await?).await?;
-    unversioned(Fleet::mysql(2).await?).await
+    on_every_dialect(unversioned).await
 }
