@@ -333,7 +333,8 @@ impl Fleet {
     }
 
     /// `(version, status)` of every history row of tenant `i`, the version read as text
-    /// whatever the column's type, ordered as versions order (part by part, numerically).
+    /// whatever the column's type, ordered as versions order (part by part, numerically,
+    /// repeatables last).
     pub async fn history_text(&self, i: usize) -> anyhow::Result<Vec<(String, String)>> {
         let text = match self.dialect {
             DialectKind::Mysql => "CHAR",
@@ -348,7 +349,8 @@ impl Fleet {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<anyhow::Result<Vec<(String, String)>>>()?;
         let parts = |v: &str| -> Vec<u64> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
-        rows.sort_by_key(|(v, _)| parts(v));
+        // Repeatables (`R__<description>`) after the numbered versions, as Avocet runs them.
+        rows.sort_by_key(|(v, _)| (v.starts_with("R__"), parts(v), v.clone()));
         Ok(rows)
     }
 

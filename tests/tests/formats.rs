@@ -3,6 +3,8 @@
 //! PostgreSQL, MariaDB and SQLite tenants, each format's no-transaction directive carries a
 //! PostgreSQL `CREATE INDEX CONCURRENTLY` (which fails inside a transaction), the history
 //! records the tool's own versions, and formats with `down` scripts roll back to nothing.
+//! Flyway's dotted versions, its repeatable `R__` migrations and refinery's unversioned
+//! files each have a test of their own.
 
 use std::time::Duration;
 
@@ -418,4 +420,99 @@ async fn unversioned(fleet: Fleet) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn refinery_unversioned_files() -> anyhow::Result<()> {
     on_every_dialect(unversioned).await
+}
+
+/// Flyway's repeatable `R__People_views.sql` beside `V1`/`V2`: it runs after them, not again
+/// while unchanged, again (alone) once edited; a rollback never runs it, and a re-applied
+/// version does not bring it back.
+async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
+    let context = format!("Flyway repeatable on {}", fleet.dialect);
+    let s = scripts(fleet.dialect);
+    let set = MigrationCopy::empty()?;
+    set.write("V1__Create_people.sql", s.people.0)?;
+    set.write("V2__Create_pets.sql", s.pets.0)?;
+    set.write("U2__Create_pets.sql", s.pets.1)?;
+    let views =
+        "DROP VIEW IF EXISTS people_ids;\nCREATE VIEW people_ids AS SELECT id FROM people;\n";
+    set.write("R__People_views.sql", views)?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut client = daemon.client();
+    let key = "R__People_views";
+    // What ran on t00, after checking every tenant ends at version 2 (never the repeatable).
+    let apply = || async {
+        let run = daemon.apply_all().await?;
+        let failed = run.finished().context("finished")?.failed;
+        ensure!(failed == 0, "{context}: {run:?}");
+        let ends = run.events.iter().filter_map(|e| match &e.kind {
+            Some(pb::rollout_event::Kind::TenantFinished(t)) => Some(&t.current_version_text),
+            _ => None,
+        });
+        ensure!(
+            ends.clone().count() == 2 && ends.clone().all(|v| v == "2"),
+            "{context}: {run:?}"
+        );
+        anyhow::Ok(started(&run, "t00"))
+    };
+
+    ensure!(apply().await? == ["1", "2", key], "{context}: first apply");
+    for i in 0..2 {
+        let stored = versions_of(&fleet, i).await?;
+        ensure!(
+            stored == ["1", "2", key],
+            "{context}: the history holds {stored:?}"
+        );
+        ensure!(fleet.objects(i, "VIEW").await?.contains("people_ids"));
+    }
+    let history = client.history(FLEET, "t00").await?;
+    ensure!(
+        history.current_version_text == "2",
+        "{context}: a repeatable is never the current version: {history:?}"
+    );
+    let unchanged = apply().await?;
+    ensure!(
+        unchanged.is_empty(),
+        "{context}: unchanged, yet {unchanged:?} ran"
+    );
+
+    let edited = format!(
+        "{views}DROP VIEW IF EXISTS people_count;\nCREATE VIEW people_count AS SELECT count(*) AS n FROM people;\n"
+    );
+    set.write("R__People_views.sql", &edited)?;
+    let plan = client
+        .plan(pb::PlanRequest {
+            fleet: FLEET.into(),
+            ..Default::default()
+        })
+        .await?;
+    let t00 = &plan.tenants[0];
+    let steps: Vec<&str> = t00.steps.iter().map(|s| s.version_text.as_str()).collect();
+    ensure!(steps == [key], "{context}: plan after the edit: {steps:?}");
+    ensure!(
+        t00.diagnostics.is_empty(),
+        "{context}: {:?}",
+        t00.diagnostics
+    );
+    ensure!(apply().await? == [key], "{context}: after the edit");
+    for i in 0..2 {
+        ensure!(
+            fleet.objects(i, "VIEW").await?.contains("people_count"),
+            "{context}"
+        );
+    }
+
+    let back = daemon
+        .rollback(pb::rollback_request::Target::ToVersionText("1".into()))
+        .await?;
+    ensure!(started(&back, "t00") == ["2"], "{context}: {back:?}");
+    for i in 0..2 {
+        ensure!(!fleet.objects(i, "BASE TABLE").await?.contains("pets"));
+        ensure!(fleet.objects(i, "VIEW").await?.contains("people_count"));
+    }
+    ensure!(apply().await? == ["2"], "{context}: re-applying 2");
+    daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flyway_repeatable_migrations() -> anyhow::Result<()> {
+    on_every_dialect(repeatable).await
 }

@@ -293,15 +293,16 @@ pub(super) fn shared_sql(
 }
 
 impl SessionSql {
-    /// `Ok` when `version` fits the `version` column: a dotted version needs a text column.
+    /// `Ok` when `version` fits the `version` column: a dotted version or a repeatable's
+    /// key needs a text column.
     ///
     /// # Errors
     /// [`super::DbError::Query`] naming the version and the column's type.
     pub(super) fn writable(&self, version: crate::model::Version) -> Result<(), super::DbError> {
-        if self.version_column == VersionColumn::Integer && version.is_dotted() {
+        if self.version_column == VersionColumn::Integer && version.as_i64().is_none() {
             let message = format!(
-                "version {version} is dotted, and this history table's version column holds \
-                 integers (a set read as Flyway's layout makes a text column)"
+                "version {version} is not an integer, and this history table's version column \
+                 holds integers (a set read as Flyway's layout makes a text column)"
             );
             return Err(super::DbError::query("writing the history table")(
                 sqlx::Error::Encode(message.into()),

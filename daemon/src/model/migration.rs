@@ -102,10 +102,13 @@ impl Script {
     }
 }
 
-/// One versioned change.
+/// One versioned change, or a Flyway repeatable migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
     /// The version its file name gives, parsed as its format parses it; unique within a set.
+    /// A repeatable migration's is its key `R__<description>`
+    /// ([`super::Version::repeatable`]): it runs after every numbered version, again each
+    /// time its checksum changes, and is never rolled back.
     pub version: super::Version,
     /// The rest of the file name, e.g. `create_accounts`.
     pub name: String,
@@ -225,9 +228,14 @@ impl MigrationSet {
             .map(|i| &self.migrations[i])
     }
 
-    /// The highest version, or `None` for an empty set.
+    /// The highest numbered version (repeatables have none), or `None` when the set has
+    /// no versioned migration.
     pub fn latest(&self) -> Option<super::Version> {
-        self.migrations.last().map(|m| m.version)
+        self.migrations
+            .iter()
+            .rev()
+            .map(|m| m.version)
+            .find(|v| !v.is_repeatable())
     }
 
     /// Number of migrations.

@@ -19,7 +19,7 @@
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
-//! | `version.rs` | [`Version`]: an integer or Flyway's dotted version, and its order |
+//! | `version.rs` | [`Version`]: an integer, Flyway's dotted version or a repeatable's key, and their order |
 //! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
 
 mod access;
@@ -66,4 +66,7 @@ pub use plan::{
 pub use redact::{holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
-pub use version::{MAX_VERSION_PARTS, Version, VersionError};
+pub use version::{
+    MAX_REPEATABLE_KEY_BYTES, MAX_REPEATABLE_NAMES, MAX_VERSION_PARTS, REPEATABLE_PREFIX, Version,
+    VersionError,
+};

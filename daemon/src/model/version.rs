@@ -3,24 +3,69 @@
 //! as Flyway orders them: part by part, numerically, missing parts read as 0, so
 //! `1 < 1.1 < 1.2 < 1.10 < 2` and `1.0` is the same version as `1` (Flyway's
 //! `MigrationVersion.compareTo`).
+//!
+//! A Flyway repeatable migration (`R__<description>.sql`) has no version. Its key in the
+//! history table, on the wire and in events is `R__<description>`, a [`Version`] that orders
+//! after every numbered one, repeatables among themselves by description: the order Flyway
+//! runs them in ("repeatable migrations are always applied last, after all pending
+//! versioned migrations … in the order of their description", Flyway docs, "Migrations").
 
-use std::{cmp::Ordering, fmt, hash, str::FromStr};
+use std::{
+    cmp::Ordering,
+    collections::HashSet,
+    fmt, hash,
+    str::FromStr,
+    sync::{Mutex, OnceLock, PoisonError},
+};
 
 /// Most dot-separated parts a version may have (`1.2.3.4.5.6`).
 pub const MAX_VERSION_PARTS: usize = 6;
 
-/// A migration's version. `Copy`, 32 bytes, no allocation: the first part is any `i64`
-/// (an integer version, a timestamp), the others up to `u32::MAX`.
+/// How a repeatable migration's key starts: `R__views` is the repeatable `views`.
+pub const REPEATABLE_PREFIX: &str = "R__";
+
+/// Longest repeatable key in bytes, prefix included: what MySQL's `VARCHAR(128)` history
+/// column holds.
+pub const MAX_REPEATABLE_KEY_BYTES: usize = 128;
+
+/// Most distinct repeatable descriptions one process holds. Each is kept for the life of
+/// the process (see [`Version`]), so text from requests cannot grow memory without bound.
+pub const MAX_REPEATABLE_NAMES: usize = 65_536;
+
+/// A migration's version. `Copy`, no allocation per copy: the first part is any `i64`
+/// (an integer version, a timestamp), the others up to `u32::MAX`; or a repeatable
+/// migration's description, interned once per process (at most [`MAX_REPEATABLE_NAMES`]).
 ///
 /// Equality, order and hash look at the numbers only: `1`, `1.0` and `1_0` are one
-/// version. [`fmt::Display`] writes an integer as it is and a dotted version with dots.
+/// version. [`fmt::Display`] writes an integer as it is, a dotted version with dots and a
+/// repeatable as `R__<description>`.
 #[derive(Clone, Copy)]
 pub struct Version {
     first: i64,
     /// The parts after the first, then zeros.
     rest: [u32; MAX_VERSION_PARTS - 1],
-    /// How many parts were written; 1 for an integer.
+    /// How many parts were written; 1 for an integer, 0 for a repeatable.
     len: u8,
+    /// A repeatable migration's description; `None` for a numbered version.
+    repeatable: Option<&'static str>,
+}
+
+/// The interned copy of `name`, or `None` once [`MAX_REPEATABLE_NAMES`] are held.
+fn intern(name: &str) -> Option<&'static str> {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(held) = names.get(name) {
+        return Some(held);
+    }
+    if names.len() >= MAX_REPEATABLE_NAMES {
+        return None;
+    }
+    let held: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(held);
+    Some(held)
 }
 
 /// A text that is not a version.
@@ -40,10 +85,51 @@ impl Version {
             first: n,
             rest: [0; MAX_VERSION_PARTS - 1],
             len: 1,
+            repeatable: None,
         }
     }
 
-    /// The version as an integer, when it is one (`None` for a dotted version, even `2.0`).
+    /// The key of the repeatable migration described `name` (`R__<name>`).
+    ///
+    /// # Errors
+    /// [`VersionError`] when `name` is empty, has a control character, makes a key longer
+    /// than [`MAX_REPEATABLE_KEY_BYTES`], or is new once [`MAX_REPEATABLE_NAMES`] are held.
+    pub fn repeatable(name: &str) -> Result<Self, VersionError> {
+        let refuse = |reason| VersionError {
+            text: format!("{REPEATABLE_PREFIX}{name}"),
+            reason,
+        };
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(refuse(
+                "a repeatable needs a description without control characters",
+            ));
+        }
+        if REPEATABLE_PREFIX.len() + name.len() > MAX_REPEATABLE_KEY_BYTES {
+            return Err(refuse("a repeatable's key is at most 128 bytes"));
+        }
+        let name = intern(name).ok_or_else(|| refuse("too many repeatable descriptions"))?;
+        Ok(Self {
+            first: 0,
+            rest: [0; MAX_VERSION_PARTS - 1],
+            len: 0,
+            repeatable: Some(name),
+        })
+    }
+
+    /// A repeatable migration's description (`views` for `R__views`); `None` for a
+    /// numbered version.
+    pub fn repeatable_name(&self) -> Option<&'static str> {
+        self.repeatable
+    }
+
+    /// True for a repeatable migration's key: it has no place among numbered versions
+    /// (never the current version, never rolled back, never below a target).
+    pub fn is_repeatable(&self) -> bool {
+        self.repeatable.is_some()
+    }
+
+    /// The version as an integer, when it is one (`None` for a dotted version, even `2.0`,
+    /// and for a repeatable).
     pub fn as_i64(&self) -> Option<i64> {
         (self.len == 1).then_some(self.first)
     }
@@ -53,10 +139,11 @@ impl Version {
         self.len > 1
     }
 
-    /// The parts as written, e.g. `[1, 2, 3]` for `1.2.3`.
+    /// The parts as written, e.g. `[1, 2, 3]` for `1.2.3`; none for a repeatable.
     pub fn parts(&self) -> impl Iterator<Item = i64> + '_ {
-        let rest = &self.rest[..usize::from(self.len) - 1];
-        std::iter::once(self.first).chain(rest.iter().map(|&p| i64::from(p)))
+        let rest = &self.rest[..usize::from(self.len).saturating_sub(1)];
+        let first = (self.len > 0).then_some(self.first);
+        first.into_iter().chain(rest.iter().map(|&p| i64::from(p)))
     }
 }
 
@@ -68,7 +155,7 @@ impl From<i64> for Version {
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        (self.first, self.rest) == (other.first, other.rest)
+        (self.repeatable, self.first, self.rest) == (other.repeatable, other.first, other.rest)
     }
 }
 
@@ -81,8 +168,9 @@ impl PartialEq<i64> for Version {
 }
 
 impl Ord for Version {
+    /// Numbered versions part by part, then repeatables by description.
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.first, self.rest).cmp(&(other.first, other.rest))
+        (self.repeatable, self.first, self.rest).cmp(&(other.repeatable, other.first, other.rest))
     }
 }
 
@@ -94,12 +182,15 @@ impl PartialOrd for Version {
 
 impl hash::Hash for Version {
     fn hash<H: hash::Hasher>(&self, state: &mut H) {
-        (self.first, self.rest).hash(state);
+        (self.repeatable, self.first, self.rest).hash(state);
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.repeatable {
+            return write!(f, "{REPEATABLE_PREFIX}{name}");
+        }
         for (i, part) in self.parts().enumerate() {
             if i > 0 {
                 f.write_str(".")?;
@@ -119,14 +210,18 @@ impl fmt::Debug for Version {
 impl FromStr for Version {
     type Err = VersionError;
 
-    /// Parses an integer (`20240313170000`, `-1`) or dotted digits (`1.2.3`; Flyway's
-    /// `1_2` is turned into `1.2` by its reader, not here).
+    /// Parses an integer (`20240313170000`, `-1`), dotted digits (`1.2.3`; Flyway's
+    /// `1_2` is turned into `1.2` by its reader, not here) or a repeatable's key
+    /// (`R__views`, see [`Version::repeatable`]).
     ///
     /// # Errors
     /// [`VersionError`] for an empty part, a character other than digits and dots, a first
-    /// part above `i64::MAX` or a later one above `u32::MAX`, or more than
-    /// [`MAX_VERSION_PARTS`] parts.
+    /// part above `i64::MAX` or a later one above `u32::MAX`, more than
+    /// [`MAX_VERSION_PARTS`] parts, or a repeatable key [`Version::repeatable`] refuses.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(name) = text.strip_prefix(REPEATABLE_PREFIX) {
+            return Self::repeatable(name);
+        }
         let refuse = |reason| VersionError {
             text: text.to_owned(),
             reason,
@@ -206,7 +301,7 @@ mod tests {
             v("20240313170000.4294967295").to_string(),
             "20240313170000.4294967295"
         );
-        assert_eq!(std::mem::size_of::<Version>(), 32);
+        assert!(std::mem::size_of::<Version>() <= 48);
     }
 
     #[test]
@@ -224,6 +319,39 @@ mod tests {
             let err = bad.parse::<Version>().unwrap_err();
             assert_eq!(err.text, bad);
         }
+    }
+
+    #[test]
+    fn repeatables_order_after_every_version_by_description() {
+        let mut versions = [
+            v("R__views"),
+            v("20240313170000"),
+            v("R__functions"),
+            v("1.2"),
+        ];
+        versions.sort();
+        let shown: Vec<String> = versions.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["1.2", "20240313170000", "R__functions", "R__views"]);
+        let views = v("R__views");
+        assert_eq!(views, Version::repeatable("views").unwrap());
+        assert_eq!(views.repeatable_name(), Some("views"));
+        assert!(views.is_repeatable() && !v("1.2").is_repeatable());
+        assert_eq!(views.as_i64(), None);
+        assert_eq!(views.parts().count(), 0);
+        assert_ne!(views, Version::integer(0));
+        let json = serde_json::to_string(&views).unwrap();
+        assert_eq!(json, r#""R__views""#);
+        assert_eq!(serde_json::from_str::<Version>(&json).unwrap(), views);
+    }
+
+    #[test]
+    fn repeatable_keys_are_refused_when_empty_or_too_long() {
+        assert!("R__".parse::<Version>().is_err());
+        assert!(Version::repeatable("a\nb").is_err());
+        let long = "x".repeat(MAX_REPEATABLE_KEY_BYTES - REPEATABLE_PREFIX.len());
+        assert!(Version::repeatable(&long).is_ok());
+        let err = Version::repeatable(&format!("{long}x")).unwrap_err();
+        assert_eq!(err.reason, "a repeatable's key is at most 128 bytes");
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub(crate) enum AdoptRefusal {
         /// What the file gives.
         file: String,
     },
-    /// A row Avocet cannot take over, such as a Flyway repeatable migration.
+    /// A row Avocet cannot take over, such as a Flyway row of a type it does not know.
     #[error("{tool} row not supported: {what}")]
     Unsupported {
         /// The tool.
@@ -123,9 +123,10 @@ fn in_set<'a>(
         })
 }
 
-/// Handles Flyway's non-`SQL` rows (true when done with the row): `SCHEMA` is skipped,
-/// `BASELINE` applies every version up to its own, `UNDO_SQL` and `DELETE` unapply theirs,
-/// and a row without a version (repeatable) is refused.
+/// Handles Flyway's non-`SQL` rows and its repeatables' rows (true when done with the
+/// row): `SCHEMA` is skipped, `BASELINE` applies every version up to its own, `UNDO_SQL` and
+/// `DELETE` unapply theirs. A row without a version is a repeatable's run: the repeatable
+/// counts as applied when its newest row's checksum is the file's.
 fn flyway_row(
     set: &MigrationSet,
     row: &ForeignRow,
@@ -136,10 +137,21 @@ fn flyway_row(
     let Some(raw) = row.version.as_deref() else {
         return match kind {
             "SCHEMA" => Ok(true),
-            _ => Err(AdoptRefusal::Unsupported {
+            "SQL" | "DELETE" => {
+                let m = repeatable_in_set(set, row)?;
+                // The newest row counts: a repeatable whose file changed since is pending,
+                // and runs again, as Flyway would run it.
+                let current = kind == "SQL" && check_checksum(tool, m, row).is_ok();
+                match current {
+                    true => applied.insert(m.version),
+                    false => applied.remove(&m.version),
+                };
+                Ok(true)
+            }
+            other => Err(AdoptRefusal::Unsupported {
                 tool,
                 what: format!(
-                    "repeatable migration {:?}",
+                    "type {other} for repeatable migration {:?}",
                     row.name.as_deref().unwrap_or("")
                 ),
             }),
@@ -162,6 +174,23 @@ fn flyway_row(
             what: format!("type {other} (version {raw})"),
         }),
     }
+}
+
+/// The set's repeatable a Flyway row without a version names: Flyway's description is the
+/// file name's, underscores read as spaces (`R__Create_views.sql` is `Create views`).
+fn repeatable_in_set<'a>(
+    set: &'a MigrationSet,
+    row: &ForeignRow,
+) -> Result<&'a Migration, AdoptRefusal> {
+    let description = row.name.as_deref().unwrap_or_default();
+    set.iter()
+        .filter(|m| m.version.is_repeatable())
+        .find(|m| m.name.replace('_', " ") == description.replace('_', " "))
+        .map(|m| &**m)
+        .ok_or_else(|| AdoptRefusal::NotInSet {
+            tool: SetFormat::Flyway,
+            version: format!("{}{description}", crate::model::REPEATABLE_PREFIX),
+        })
 }
 
 /// A refinery migration's version: always an integer (its reader refuses others).
@@ -260,5 +289,45 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(adopted, ["1", "1.2"]);
+    }
+
+    #[test]
+    fn flyway_repeatables_are_adopted_while_their_newest_run_is_the_file() {
+        let mut set: Vec<Migration> = set(&["1", "R__Create_views"])
+            .iter()
+            .map(|m| (**m).clone())
+            .collect();
+        set[1].name = "Create_views".into();
+        let set = MigrationSet::new(set).unwrap();
+        let sum = |text: &str| Some(flyway_checksum(text).to_string());
+        let file = "CREATE TABLE a (id int);\nSELECT 1;\n";
+        let run = |checksum| ForeignRow {
+            version: None,
+            name: Some("Create views".into()),
+            ok: true,
+            checksum,
+            kind: Some("SQL".into()),
+        };
+        let adopted = |rows: &[ForeignRow]| -> Vec<String> {
+            let versions = adoption(&set, SetFormat::Flyway, rows).unwrap();
+            versions.iter().map(ToString::to_string).collect()
+        };
+        let v1 = row("1", sum(file));
+        let (old, new) = (run(sum("SELECT 0;")), run(sum(file)));
+        assert_eq!(
+            adopted(&[v1.clone(), old.clone(), new.clone()]),
+            ["1", "R__Create_views"]
+        );
+        // The file changed since its newest run: left pending, to run again.
+        assert_eq!(adopted(&[v1.clone(), new, old]), ["1"]);
+        let gone = ForeignRow {
+            name: Some("Dropped views".into()),
+            ..run(sum(file))
+        };
+        let refused = adoption(&set, SetFormat::Flyway, &[v1, gone]);
+        assert!(
+            matches!(&refused, Err(AdoptRefusal::NotInSet { version, .. }) if version == "R__Dropped views"),
+            "{refused:?}"
+        );
     }
 }

@@ -20,34 +20,44 @@ use crate::model::{
 };
 use diagnostics as diag;
 
-/// Highest version whose record is `applied`.
+/// Highest numbered version whose record is `applied` (a repeatable is never current).
 pub(crate) fn current_version(history: &[HistoryRecord]) -> Option<Version> {
     history
         .iter()
-        .filter(|r| r.status == RecordStatus::Applied)
+        .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
         .map(|r| r.version)
         .max()
 }
 
-/// Versions of the set (up to `target`) not applied on the tenant.
+/// Migrations of the set (up to `target`) not applied on the tenant, ascending: numbered
+/// versions without an `applied` record, then repeatables whose file's checksum is not the
+/// one their record says ran (Flyway re-applies a repeatable "every time its checksum
+/// changes"). A target names a numbered version, so an apply to one runs no repeatable:
+/// they are written against the latest schema.
 pub(crate) fn pending<'a>(
     set: &'a MigrationSet,
     history: &[HistoryRecord],
     target: Option<Version>,
 ) -> impl Iterator<Item = &'a Arc<Migration>> {
-    let applied: HashMap<Version, RecordStatus> =
-        history.iter().map(|r| (r.version, r.status)).collect();
+    let applied: HashMap<Version, &HistoryRecord> = history
+        .iter()
+        .filter(|r| r.status == RecordStatus::Applied)
+        .map(|r| (r.version, r))
+        .collect();
     set.iter().filter(move |m| {
         target.is_none_or(|t| m.version <= t)
-            && applied.get(&m.version) != Some(&RecordStatus::Applied)
+            && applied
+                .get(&m.version)
+                .is_none_or(|r| m.version.is_repeatable() && r.up_drifted(m))
     })
 }
 
 /// Compares the history with the set: drift, missing versions, failed and running records.
 ///
-/// Drift of an applied record's `up` script is an error; drift of its `down` script (edited
-/// or removed since the record was written) is a warning, since nothing has run it yet: a
-/// rollback would run the file as it is now.
+/// Drift of an applied record's `up` script is an error, except for a repeatable, which
+/// runs again ([`pending`]); drift of its `down` script (edited or removed since the record
+/// was written) is a warning, since nothing has run it yet: a rollback would run the file
+/// as it is now.
 ///
 /// A `failed` record is retried (a warning) only when it cannot have left anything behind:
 /// an `up` that ran in a transaction (`dialect` has transactional DDL and the script has no
@@ -70,7 +80,7 @@ pub(crate) fn check_history(
             RecordStatus::Applied => match set.get(r.version) {
                 None => found.push(diag::missing(r)),
                 Some(m) => {
-                    if r.up_drifted(m) {
+                    if r.up_drifted(m) && !m.version.is_repeatable() {
                         found.push(diag::drift(r, m));
                     }
                     if r.down_drifted(m) {
@@ -137,6 +147,8 @@ pub(crate) fn check_placeholders(
 
 /// Plans a rollback: applied versions chosen by `target`, newest first. A chosen version
 /// without a `down` script is an [`Code::Irreversible`](crate::model::Code::Irreversible) error, so nothing runs.
+/// Repeatables are never chosen: Flyway has no undo for them, and the next apply runs one
+/// again only when its file changes.
 pub(crate) fn plan_rollback(
     set: &MigrationSet,
     history: &[HistoryRecord],
@@ -146,7 +158,7 @@ pub(crate) fn plan_rollback(
     let mut diagnostics = check_history(set, history, dialect);
     let mut applied: Vec<&HistoryRecord> = history
         .iter()
-        .filter(|r| r.status == RecordStatus::Applied)
+        .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
         .collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
     let last_batch = applied.iter().map(|r| r.batch).max();

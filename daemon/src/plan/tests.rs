@@ -367,3 +367,86 @@ fn rollback_without_down_is_an_error_before_anything_runs() {
     assert_eq!(plan.first_error().unwrap().code, Code::Irreversible);
     assert_eq!(plan.first_error().unwrap().version, Some(2.into()));
 }
+
+/// A set of versions 1 and 2 plus the repeatable `views` running `view_sql`.
+fn set_with_repeatable(view_sql: &str) -> MigrationSet {
+    let mut migrations: Vec<Migration> = (1..=2)
+        .map(|v| {
+            migration(
+                v,
+                &format!("CREATE TABLE t{v} (id int);"),
+                Some("SELECT 1;"),
+            )
+        })
+        .collect();
+    migrations.push(Migration {
+        version: Version::repeatable("views").unwrap(),
+        name: "views".into(),
+        up: parse_script(view_sql, DialectKind::Postgres).unwrap(),
+        down: None,
+        unordered: false,
+    });
+    MigrationSet::new(migrations).unwrap()
+}
+
+fn step_keys(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|s| format!("{} {}", s.migration.version, s.direction.as_str()))
+        .collect()
+}
+
+#[test]
+fn repeatables_run_last_and_again_only_when_their_checksum_changes() {
+    let first = set_with_repeatable("CREATE OR REPLACE VIEW v AS SELECT 1;");
+    let apply = |set: &MigrationSet, history: &[HistoryRecord], target: Option<i64>| {
+        let opts = ApplyOptions {
+            target: target.map(Version::from),
+            ..Default::default()
+        };
+        plan_apply(set, history, opts, DialectKind::Postgres)
+    };
+    let plan = apply(&first, &[], None);
+    assert_eq!(step_keys(&plan), ["1 up", "2 up", "R__views up"]);
+    // An apply to a numbered version runs no repeatable.
+    assert_eq!(step_keys(&apply(&first, &[], Some(2))), ["1 up", "2 up"]);
+
+    let views = first.get(Version::repeatable("views").unwrap()).unwrap();
+    let mut history = vec![
+        record(&first, 1, RecordStatus::Applied, 1),
+        record(&first, 2, RecordStatus::Applied, 1),
+    ];
+    history.push(HistoryRecord {
+        version: views.version,
+        name: views.name.clone(),
+        checksum: views.up.checksum.clone(),
+        down_checksum: None,
+        ..history[0].clone()
+    });
+    let unchanged = apply(&first, &history, None);
+    assert!(unchanged.steps.is_empty(), "{:?}", step_keys(&unchanged));
+    assert_eq!(unchanged.current_version, Some(2.into()));
+
+    // The file changed: it runs again, and its drift is no error.
+    let edited = set_with_repeatable("CREATE OR REPLACE VIEW v AS SELECT 2;");
+    let plan = apply(&edited, &history, None);
+    assert_eq!(step_keys(&plan), ["R__views up"]);
+    assert!(!plan.blocked(), "{:?}", codes(&plan));
+    // A versioned migration added later runs before it and is not out of order.
+    let mut later: Vec<Migration> = edited.iter().map(|m| (**m).clone()).collect();
+    later.push(migration(3, "CREATE TABLE t3 (id int);", None));
+    let later = MigrationSet::new(later).unwrap();
+    let plan = apply(&later, &history, None);
+    assert_eq!(step_keys(&plan), ["3 up", "R__views up"]);
+    assert!(codes(&plan).is_empty(), "{:?}", codes(&plan));
+
+    // A rollback never chooses a repeatable, whatever the target.
+    for (target, expected) in [
+        (RollbackTarget::Steps(1), &["2 down"][..]),
+        (RollbackTarget::LastBatch, &["2 down", "1 down"]),
+        (RollbackTarget::ToVersion(1.into()), &["2 down"]),
+    ] {
+        let plan = plan_rollback(&first, &history, target, DialectKind::Postgres);
+        assert_eq!(step_keys(&plan), expected, "{target:?}");
+    }
+}

@@ -139,8 +139,13 @@ impl Progress {
         }
     }
 
+    /// The highest numbered version applied (a repeatable is never current).
     pub(super) fn current(&self) -> Option<crate::model::Version> {
-        self.applied.last().copied()
+        self.applied
+            .iter()
+            .rev()
+            .find(|v| !v.is_repeatable())
+            .copied()
     }
 
     /// `step` ran to completion.

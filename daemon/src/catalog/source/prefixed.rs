@@ -6,8 +6,10 @@
 //! Flyway's versions are dotted (`V1.2.3`; `V1_2` is `1.2`) and order part by part
 //! ([`Version`]); refinery's are integers. refinery's `U<version>__<name>.sql` is an
 //! unversioned migration: it runs in version order but may run below the newest applied
-//! version ([`crate::model::Migration::unordered`]). Flyway's repeatable `R__` migrations
-//! are refused with an error naming the file.
+//! version ([`crate::model::Migration::unordered`]). Flyway's repeatable
+//! `R__<description>.sql` migrations are keyed `R__<description>`
+//! ([`Version::repeatable`]): they run after every versioned migration, again whenever their
+//! checksum changes, and a `.sql.conf` beside one is read as for a versioned script.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -112,13 +114,13 @@ impl MigrationSource for Prefixed {
                 .trim_end_matches(".sql")
                 .split_once("__")
                 .unwrap_or_default();
-            if prefix == "R" {
-                let reason = "repeatable (R__) migrations are not supported yet";
-                return Err(super::refuse(&path, format, reason));
+            let version = match prefix {
+                "R" if !self.flyway => Err("refinery has no repeatable (R__) migrations".into()),
+                "R" if !version.is_empty() => Err("a repeatable is R__<description>.sql".into()),
+                "R" => Version::repeatable(description).map_err(|e| e.to_string()),
+                _ => self.version(version),
             }
-            let version = self
-                .version(version)
-                .map_err(|reason| super::refuse(&path, format, reason))?;
+            .map_err(|reason| super::refuse(&path, format, reason))?;
             let text = read_text(&path)?;
             match prefix {
                 "U" if self.flyway => {

@@ -172,7 +172,6 @@ fn flyway_versions_undo_files_and_conf() {
         ]
     );
     for (file, says) in [
-        ("R__views.sql", "repeatable"),
         ("V1..2__dotted.sql", "not a version"),
         ("V1.2.3.4.5.6.7__deep.sql", "more than 6 parts"),
     ] {
@@ -189,6 +188,47 @@ fn flyway_versions_undo_files_and_conf() {
         matches!(err, CatalogError::DownWithoutUp { version, .. } if version == 2),
         "{err}"
     );
+}
+
+#[test]
+fn flyway_repeatables_load_after_every_version_in_description_order() {
+    let dir = dir_with(&[
+        ("R__views.sql", "CREATE OR REPLACE VIEW v AS SELECT 1;"),
+        ("V2__b.sql", "SELECT 2;"),
+        ("R__functions.sql", "CREATE INDEX CONCURRENTLY i ON a (id);"),
+        ("R__functions.sql.conf", "executeInTransaction=false\n"),
+        ("V1.1__a.sql", "SELECT 11;"),
+    ]);
+    assert_eq!(detected(dir.path()), SetFormat::Flyway);
+    let set = load(dir.path(), SetFormat::Auto).unwrap();
+    let order: Vec<(String, &str, bool)> = set
+        .iter()
+        .map(|m| (m.version.to_string(), m.name.as_str(), m.up.no_transaction))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("1.1".into(), "a", false),
+            ("2".into(), "b", false),
+            ("R__functions".into(), "functions", true),
+            ("R__views".into(), "views", false),
+        ]
+    );
+    assert_eq!(set.latest().map(|v| v.to_string()), Some("2".into()));
+    for (file, says) in [
+        ("R1__numbered.sql", "R__<description>.sql"),
+        (&*format!("R__{}.sql", "x".repeat(126)), "at most 128 bytes"),
+    ] {
+        let dir = dir_with(&[(file, "SELECT 1;")]);
+        let err = load(dir.path(), SetFormat::Flyway).unwrap_err();
+        assert!(
+            err.to_string().contains(file) && err.to_string().contains(says),
+            "{err}"
+        );
+    }
+    let dir = dir_with(&[("V1__a.sql", "SELECT 1;"), ("R__views.sql", "SELECT 1;")]);
+    let err = load(dir.path(), SetFormat::Refinery).unwrap_err();
+    assert!(err.to_string().contains("no repeatable"), "{err}");
 }
 
 #[test]
