@@ -4,7 +4,7 @@
 //! own test vectors); `adopt` records those two in Avocet's history without running them,
 //! leaves the tool's table untouched, and the next apply runs only the third. An unfinished
 //! (failed or dirty) record, or a file changed since the tool ran it, is refused and
-//! writes nothing.
+//! writes nothing. Flyway's repeatables are adopted while their newest run is the file.
 
 use std::time::Duration;
 
@@ -45,6 +45,42 @@ fn blob(d: DialectKind, hex: &str) -> String {
         DialectKind::Postgres => format!("decode('{hex}', 'hex')"),
         DialectKind::Mysql => format!("UNHEX('{hex}')"),
         DialectKind::Sqlite => format!("X'{hex}'"),
+    }
+}
+
+/// `flyway_schema_history` as Flyway creates it on `d` (its `createMetaDataTable.sql`).
+fn flyway_ddl(d: DialectKind) -> &'static str {
+    match d {
+        DialectKind::Postgres => {
+            "CREATE TABLE \"flyway_schema_history\" (\"installed_rank\" INT NOT NULL, \
+             \"version\" VARCHAR(50), \"description\" VARCHAR(200) NOT NULL, \
+             \"type\" VARCHAR(20) NOT NULL, \"script\" VARCHAR(1000) NOT NULL, \
+             \"checksum\" INTEGER, \"installed_by\" VARCHAR(100) NOT NULL, \
+             \"installed_on\" TIMESTAMP NOT NULL DEFAULT now(), \
+             \"execution_time\" INTEGER NOT NULL, \"success\" BOOLEAN NOT NULL);\n\
+             ALTER TABLE \"flyway_schema_history\" ADD CONSTRAINT \
+             \"flyway_schema_history_pk\" PRIMARY KEY (\"installed_rank\");\n\
+             CREATE INDEX \"flyway_schema_history_s_idx\" ON \"flyway_schema_history\" (\"success\");"
+        }
+        DialectKind::Mysql => {
+            "CREATE TABLE `flyway_schema_history` (`installed_rank` INT NOT NULL, \
+             `version` VARCHAR(50), `description` VARCHAR(200) NOT NULL, \
+             `type` VARCHAR(20) NOT NULL, `script` VARCHAR(1000) NOT NULL, \
+             `checksum` INT, `installed_by` VARCHAR(100) NOT NULL, \
+             `installed_on` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+             `execution_time` INT NOT NULL, `success` BOOL NOT NULL, \
+             CONSTRAINT `flyway_schema_history_pk` PRIMARY KEY (`installed_rank`));\n\
+             CREATE INDEX `flyway_schema_history_s_idx` ON `flyway_schema_history` (`success`);"
+        }
+        DialectKind::Sqlite => {
+            "CREATE TABLE \"main\".\"flyway_schema_history\" (\"installed_rank\" INT NOT NULL PRIMARY KEY, \
+             \"version\" VARCHAR(50), \"description\" VARCHAR(200) NOT NULL, \
+             \"type\" VARCHAR(20) NOT NULL, \"script\" VARCHAR(1000) NOT NULL, \
+             \"checksum\" INT, \"installed_by\" VARCHAR(100) NOT NULL, \
+             \"installed_on\" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')), \
+             \"execution_time\" INT NOT NULL, \"success\" BOOLEAN NOT NULL);\n\
+             CREATE INDEX \"main\".\"flyway_schema_history_s_idx\" ON \"flyway_schema_history\" (\"success\");"
+        }
     }
 }
 
@@ -193,38 +229,7 @@ fn tools() -> Vec<Tool> {
             },
             versions: [1, 2, 3],
             history: |d, finished| {
-                let ddl = match d {
-                    DialectKind::Postgres => {
-                        "CREATE TABLE \"flyway_schema_history\" (\"installed_rank\" INT NOT NULL, \
-                         \"version\" VARCHAR(50), \"description\" VARCHAR(200) NOT NULL, \
-                         \"type\" VARCHAR(20) NOT NULL, \"script\" VARCHAR(1000) NOT NULL, \
-                         \"checksum\" INTEGER, \"installed_by\" VARCHAR(100) NOT NULL, \
-                         \"installed_on\" TIMESTAMP NOT NULL DEFAULT now(), \
-                         \"execution_time\" INTEGER NOT NULL, \"success\" BOOLEAN NOT NULL);\n\
-                         ALTER TABLE \"flyway_schema_history\" ADD CONSTRAINT \
-                         \"flyway_schema_history_pk\" PRIMARY KEY (\"installed_rank\");\n\
-                         CREATE INDEX \"flyway_schema_history_s_idx\" ON \"flyway_schema_history\" (\"success\");"
-                    }
-                    DialectKind::Mysql => {
-                        "CREATE TABLE `flyway_schema_history` (`installed_rank` INT NOT NULL, \
-                         `version` VARCHAR(50), `description` VARCHAR(200) NOT NULL, \
-                         `type` VARCHAR(20) NOT NULL, `script` VARCHAR(1000) NOT NULL, \
-                         `checksum` INT, `installed_by` VARCHAR(100) NOT NULL, \
-                         `installed_on` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
-                         `execution_time` INT NOT NULL, `success` BOOL NOT NULL, \
-                         CONSTRAINT `flyway_schema_history_pk` PRIMARY KEY (`installed_rank`));\n\
-                         CREATE INDEX `flyway_schema_history_s_idx` ON `flyway_schema_history` (`success`);"
-                    }
-                    DialectKind::Sqlite => {
-                        "CREATE TABLE \"main\".\"flyway_schema_history\" (\"installed_rank\" INT NOT NULL PRIMARY KEY, \
-                         \"version\" VARCHAR(50), \"description\" VARCHAR(200) NOT NULL, \
-                         \"type\" VARCHAR(20) NOT NULL, \"script\" VARCHAR(1000) NOT NULL, \
-                         \"checksum\" INT, \"installed_by\" VARCHAR(100) NOT NULL, \
-                         \"installed_on\" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')), \
-                         \"execution_time\" INT NOT NULL, \"success\" BOOLEAN NOT NULL);\n\
-                         CREATE INDEX \"main\".\"flyway_schema_history_s_idx\" ON \"flyway_schema_history\" (\"success\");"
-                    }
-                };
+                let ddl = flyway_ddl(d);
                 let row = |v: usize, ok: bool| {
                     let table = SCRIPTS[v - 1].1;
                     format!(
@@ -446,4 +451,92 @@ async fn adopting_from_an_unknown_tool_is_invalid_and_touches_nothing() -> anyho
         "Avocet's history table was created"
     );
     daemon.stop().await
+}
+
+/// Flyway's repeatables: a row without a version per run, by description. The one whose
+/// newest run is its file is adopted; the one edited since runs again at the next apply,
+/// alone, as Flyway would run it.
+async fn adopt_repeatables(fleet: Fleet) -> anyhow::Result<()> {
+    let context = format!("Flyway repeatables on {}", fleet.dialect);
+    let view = |name: &str, table: &str| {
+        format!("DROP VIEW IF EXISTS {name};\nCREATE VIEW {name} AS SELECT id FROM {table};\n")
+    };
+    let (persons, cars_then) = (view("persons_ids", "persons"), view("car_ids", "persons"));
+    let cars_now = view("car_ids", "cars");
+    let set = MigrationCopy::empty()?;
+    set.write("V1__Create_persons.sql", SCRIPTS[0].0)?;
+    set.write("V2__Create_cars.sql", SCRIPTS[1].0)?;
+    set.write("R__Persons_view.sql", &persons)?;
+    set.write("R__Car_view.sql", &cars_now)?;
+    let row = |rank: usize, version: &str, description: &str, script: &str, text: &str| {
+        format!(
+            "INSERT INTO flyway_schema_history (installed_rank, version, description, type, \
+             script, checksum, installed_by, execution_time, success) VALUES ({rank}, \
+             {version}, '{description}', 'SQL', '{script}', {}, 'ops', 3, true);",
+            flyway_crc(text)
+        )
+    };
+    let history = [
+        flyway_ddl(fleet.dialect).to_owned(),
+        row(
+            1,
+            "'1'",
+            "Create persons",
+            "V1__Create_persons.sql",
+            SCRIPTS[0].0,
+        ),
+        row(2, "'2'", "Create cars", "V2__Create_cars.sql", SCRIPTS[1].0),
+        row(3, "NULL", "Persons view", "R__Persons_view.sql", &persons),
+        row(4, "NULL", "Car view", "R__Car_view.sql", &cars_then),
+    ];
+    let state = format!("{}{}{persons}{cars_then}", SCRIPTS[0].0, SCRIPTS[1].0);
+    fleet.exec(0, &state).await?;
+    fleet.exec(0, &history.join("\n")).await?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut c = daemon.client();
+
+    let got = adopt(&mut c, "flyway", "t00").await?;
+    ensure!(
+        got.error.is_empty() && got.baselined == 3,
+        "{context}: {got:?}"
+    );
+    let stored: Vec<String> = fleet
+        .history_text(0)
+        .await?
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    ensure!(
+        stored == ["1", "2", "R__Persons_view"],
+        "{context}: {stored:?}"
+    );
+
+    let run = daemon
+        .apply(pb::ApplyRequest {
+            fleet: FLEET.into(),
+            selector: avocet_tests::only(&["t00"]),
+            ..Default::default()
+        })
+        .await?;
+    let ran: Vec<&str> = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::rollout_event::Kind::MigrationStarted(m)) => Some(m.version_text.as_str()),
+            _ => None,
+        })
+        .collect();
+    ensure!(ran == ["R__Car_view"], "{context}: {run:?}");
+    ensure!(
+        run.finished().context("finished")?.failed == 0,
+        "{context}: {run:?}"
+    );
+    daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adopt_flyway_repeatables() -> anyhow::Result<()> {
+    adopt_repeatables(Fleet::sqlite(1).await?).await?;
+    adopt_repeatables(Fleet::postgres(1).await?).await?;
+    adopt_repeatables(Fleet::mysql(1).await?).await
 }

@@ -468,6 +468,17 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
         history.current_version_text == "2",
         "{context}: a repeatable is never the current version: {history:?}"
     );
+    let to_repeatable = client
+        .plan(pb::PlanRequest {
+            fleet: FLEET.into(),
+            target_version_text: Some(key.into()),
+            ..Default::default()
+        })
+        .await;
+    ensure!(
+        matches!(&to_repeatable, Err(e) if e.code() == Some(tonic::Code::InvalidArgument)),
+        "{context}: a repeatable is no target: {to_repeatable:?}"
+    );
     let unchanged = apply().await?;
     ensure!(
         unchanged.is_empty(),

@@ -160,8 +160,9 @@ impl Transaction {
     }
 }
 
-/// A version given on the command line: an integer (`20240313170000`) or a dotted version
-/// (Flyway's `1.2.3`), sent as text; the daemon checks it names a migration of the set.
+/// A version given on the command line: an integer (`20240313170000`), a dotted version
+/// (Flyway's `1.2.3`) or a Flyway repeatable's key (`R__<description>`, for `repair`), sent
+/// as text; the daemon checks it names a migration of the set.
 #[derive(Clone, Debug)]
 pub(crate) struct VersionArg {
     /// As typed.
@@ -175,9 +176,11 @@ impl std::str::FromStr for VersionArg {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-        if !text.split('.').all(digits) {
+        let repeatable = text.strip_prefix("R__").is_some_and(|d| !d.is_empty());
+        if !repeatable && !text.split('.').all(digits) {
             return Err(format!(
-                "{text:?} is not a version: digits, or digits separated by dots (1.2.3)"
+                "{text:?} is not a version: digits, digits separated by dots (1.2.3), or a \
+                 repeatable's R__<description>"
             ));
         }
         Ok(Self {
@@ -405,4 +408,23 @@ pub(crate) enum State {
 pub(crate) enum Mark {
     Applied,
     RolledBack,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VersionArg;
+
+    #[test]
+    fn versions_are_integers_dotted_digits_or_a_repeatables_key() {
+        let int = |t: &str| t.parse::<VersionArg>().map(|v| (v.text, v.int));
+        assert_eq!(
+            int("20240313170000"),
+            Ok(("20240313170000".into(), Some(20240313170000)))
+        );
+        assert_eq!(int("1.2.3"), Ok(("1.2.3".into(), None)));
+        assert_eq!(int("R__People_views"), Ok(("R__People_views".into(), None)));
+        for bad in ["", "1..2", "v1", "R__", "R_x", "1.a"] {
+            assert!(int(bad).is_err(), "{bad:?} was taken");
+        }
+    }
 }

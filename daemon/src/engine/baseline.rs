@@ -42,7 +42,7 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet, a selector matching nothing or a set
     /// that does not load; [`EngineError::InvalidArgument`] when an `UpTo` version is not a
-    /// version of the set, or an `Adopt` names no tool. Per-tenant failures are outcomes,
+    /// versioned migration of the set (a repeatable is not), or an `Adopt` names no tool. Per-tenant failures are outcomes,
     /// not errors.
     pub async fn baseline(
         &self,
@@ -55,12 +55,7 @@ impl Engine {
             set,
         } = self.scope(&req.fleet, &req.selector)?;
         match req.source {
-            BaselineSource::UpTo(to) if set.get(to).is_none() => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "fleet {:?} has no migration with version {to}",
-                    fleet.name
-                )));
-            }
+            BaselineSource::UpTo(to) => super::reads::check_target(&fleet.name, &set, to)?,
             BaselineSource::Adopt(SetFormat::Auto) => {
                 return Err(EngineError::InvalidArgument(
                     "adopt needs the tool whose history to read: sqlx, diesel, \

@@ -235,15 +235,34 @@ impl Engine {
     }
 }
 
-/// The apply options of a plan request; the target must name a migration of the set.
-pub(super) fn apply_options(scope: &Scope, req: &PlanRequest) -> Result<ApplyOptions, EngineError> {
-    if let Some(v) = req.target
-        && scope.set.get(v).is_none()
-    {
+/// `Ok` when `target` names a versioned migration of `set`: a target is a place among
+/// numbered versions, which a repeatable (`R__…`) has not.
+///
+/// # Errors
+/// [`EngineError::InvalidArgument`] naming the fleet and the version otherwise.
+pub(super) fn check_target(
+    fleet: &str,
+    set: &crate::model::MigrationSet,
+    target: crate::model::Version,
+) -> Result<(), EngineError> {
+    if target.is_repeatable() {
         return Err(EngineError::InvalidArgument(format!(
-            "fleet {:?} has no migration with version {v}",
-            scope.fleet.name
+            "fleet {fleet:?}: {target} is a repeatable migration, not a version to go up to"
         )));
+    }
+    if set.get(target).is_none() {
+        return Err(EngineError::InvalidArgument(format!(
+            "fleet {fleet:?} has no migration with version {target}"
+        )));
+    }
+    Ok(())
+}
+
+/// The apply options of a plan request; the target must name a versioned migration of the
+/// set ([`check_target`]).
+pub(super) fn apply_options(scope: &Scope, req: &PlanRequest) -> Result<ApplyOptions, EngineError> {
+    if let Some(v) = req.target {
+        check_target(&scope.fleet.name, &scope.set, v)?;
     }
     Ok(ApplyOptions {
         target: req.target,
