@@ -339,7 +339,7 @@ impl Client {
             all.next_page_token = page.next_page_token;
         }
         all.findings
-            .sort_by_key(|f| (f.version, f.direction, f.line));
+            .sort_by_cached_key(|f| (version_order(&f.version_text), f.direction, f.line));
         Ok(all)
     }
 
@@ -639,5 +639,26 @@ impl RolloutRecord {
             Some(pb::rollout_event::Kind::MigrationFinished(m)) => Some(m),
             _ => None,
         })
+    }
+}
+
+/// A sort key that orders version texts as the daemon orders versions: numbered versions part
+/// by part (`1 < 1.2 < 1.10 < 2`, Flyway's `MigrationVersion` order), then repeatables
+/// (`R__<description>`) by description.
+fn version_order(text: &str) -> (bool, Vec<i64>, String) {
+    let parts = text.split('.').map(|p| p.parse().unwrap_or(i64::MAX));
+    match text.starts_with("R__") {
+        true => (true, Vec::new(), text.to_owned()),
+        false => (false, parts.collect(), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_texts_order_as_versions() {
+        let mut texts = ["R__views", "2", "1.10", "R__funcs", "1.2", "1"];
+        texts.sort_by_cached_key(|t| super::version_order(t));
+        assert_eq!(texts, ["1", "1.2", "1.10", "2", "R__funcs", "R__views"]);
     }
 }
