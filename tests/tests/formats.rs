@@ -503,6 +503,12 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
         "{context}: {:?}",
         t00.diagnostics
     );
+    let history = client.history(FLEET, "t00").await?;
+    let views = history.records.iter().find(|r| r.version_text == key);
+    ensure!(
+        history.pending_versions_text == [key] && views.is_some_and(|r| !r.drift),
+        "{context}: an edited repeatable is pending, not drift: {history:?}"
+    );
     ensure!(apply().await? == [key], "{context}: after the edit");
     for i in 0..2 {
         ensure!(
