@@ -87,6 +87,29 @@ impl Prefixed {
     }
 }
 
+/// Refuses two repeatables whose descriptions differ only in ASCII case (`R__Views.sql`,
+/// `R__views.sql`): MySQL's history column compares text case-insensitively
+/// (`utf8mb4_general_ci`), so both would share one row and run again at every apply.
+fn refuse_case_twins(
+    ups: &[(Version, String, std::path::PathBuf, String, bool)],
+    format: SetFormat,
+) -> Result<(), CatalogError> {
+    let mut seen: BTreeMap<String, &Path> = BTreeMap::new();
+    for (version, _, path, _, _) in ups {
+        let Some(name) = version.repeatable_name() else {
+            continue;
+        };
+        if let Some(other) = seen.insert(name.to_ascii_lowercase(), path) {
+            let reason = format!(
+                "its description differs only in case from {}'s, and MySQL keys both as one",
+                other.display()
+            );
+            return Err(super::refuse(path, format, reason));
+        }
+    }
+    Ok(())
+}
+
 impl MigrationSource for Prefixed {
     fn read(&self, dir: &Path) -> Result<Listing, CatalogError> {
         let format = self.format();
@@ -136,6 +159,7 @@ impl MigrationSource for Prefixed {
                 _ => ups.push((version, description.to_owned(), path, text, prefix == "U")),
             }
         }
+        refuse_case_twins(&ups, format)?;
         for (version, name, path, text, unordered) in ups {
             let down = match undos.remove(&version) {
                 Some((p, t)) => Some(FoundScript {
