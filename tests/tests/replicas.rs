@@ -124,8 +124,7 @@ async fn two_replicas_share_a_rollout_and_either_steers_it() -> anyhow::Result<(
 
     // Paused through B, the replica that did not start it: no tenant starts anywhere.
     on_b.control(&id, Control::Pause).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let settled = on_a.rollout(&id).await?;
+    let settled = paused_and_settled(&mut on_a, &id).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let later = on_a.rollout(&id).await?;
     ensure!(
@@ -182,6 +181,24 @@ async fn two_replicas_share_a_rollout_and_either_steers_it() -> anyhow::Result<(
         "one replica did all the work: {by:?}"
     );
     Ok(())
+}
+
+/// Polls rollout `id` until two readings 1 s apart both say `Paused` with the same count of
+/// succeeded tenants (tenants in flight when the pause landed finish first; on a loaded
+/// machine a control-store write can take seconds), for at most 60 s; returns the last.
+async fn paused_and_settled(client: &mut Client, id: &str) -> anyhow::Result<pb::Rollout> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let paused = pb::RolloutState::Paused as i32;
+    let mut last = client.rollout(id).await?;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = client.rollout(id).await?;
+        if (last.state, now.state) == (paused, paused) && last.succeeded == now.succeeded {
+            return Ok(now);
+        }
+        ensure!(Instant::now() < deadline, "not paused after 60 s: {now:?}");
+        last = now;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
