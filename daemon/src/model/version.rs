@@ -37,7 +37,7 @@ pub const MAX_REPEATABLE_NAMES: usize = 65_536;
 /// migration's description, interned once per process (at most [`MAX_REPEATABLE_NAMES`]).
 ///
 /// Equality, order and hash look at the numbers only: `1`, `1.0` and `1_0` are one
-/// version. [`fmt::Display`] writes an integer as it is, a dotted version with dots and a
+/// version; repeatables compare by description, after every numbered version. [`fmt::Display`] writes an integer as it is, a dotted version with dots and a
 /// repeatable as `R__<description>`.
 #[derive(Clone, Copy)]
 pub struct Version {
