@@ -644,12 +644,13 @@ impl RolloutRecord {
 
 /// A sort key that orders version texts as the daemon orders versions: numbered versions part
 /// by part (`1 < 1.2 < 1.10 < 2`, Flyway's `MigrationVersion` order), then repeatables
-/// (`R__<description>`) by description.
-fn version_order(text: &str) -> (bool, Vec<i64>, String) {
+/// (`R__<description>`) by description as Flyway reads it (underscores as spaces), then as
+/// written.
+fn version_order(text: &str) -> (bool, Vec<i64>, String, String) {
     let parts = text.split('.').map(|p| p.parse().unwrap_or(i64::MAX));
     match text.starts_with("R__") {
-        true => (true, Vec::new(), text.to_owned()),
-        false => (false, parts.collect(), String::new()),
+        true => (true, Vec::new(), text.replace('_', " "), text.to_owned()),
+        false => (false, parts.collect(), String::new(), String::new()),
     }
 }
 
@@ -657,8 +658,11 @@ fn version_order(text: &str) -> (bool, Vec<i64>, String) {
 mod tests {
     #[test]
     fn version_texts_order_as_versions() {
-        let mut texts = ["R__views", "2", "1.10", "R__funcs", "1.2", "1"];
+        let mut texts = ["R__views", "2", "R__a_b", "1.10", "R__aB", "1.2", "1"];
         texts.sort_by_cached_key(|t| super::version_order(t));
-        assert_eq!(texts, ["1", "1.2", "1.10", "2", "R__funcs", "R__views"]);
+        assert_eq!(
+            texts,
+            ["1", "1.2", "1.10", "2", "R__a_b", "R__aB", "R__views"]
+        );
     }
 }

@@ -26,13 +26,11 @@ const MAX_REFRESH_TIMEOUT_MS: u64 = 600_000;
 /// Longest wait between waves a request may ask: one day.
 const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 
-/// A version from a request: its `_text` field (`3`, `1.2.3`) when set, else its integer
-/// field. Versions are non-negative (`0001_x.sql` is 1).
+/// A version from a request: its `_text` field (`3`, `1.2.3`, `R__views`) when set, else
+/// its integer field. Versions are non-negative (`0001_x.sql` is 1).
 fn version(field: &str, v: i64, text: &str) -> Result<Version, ApiError> {
     if !text.is_empty() {
-        return text
-            .parse()
-            .map_err(|e| invalid(format!("{field}_text: {e}")));
+        return Version::parse_requested(text).map_err(|e| invalid(format!("{field}_text: {e}")));
     }
     if v < 0 {
         return Err(invalid(format!("{field} must be 0 or more, not {v}")));

@@ -8,7 +8,9 @@
 //! history table, on the wire and in events is `R__<description>`, a [`Version`] that orders
 //! after every numbered one, repeatables among themselves by description: the order Flyway
 //! runs them in ("repeatable migrations are always applied last, after all pending
-//! versioned migrations … in the order of their description", Flyway docs, "Migrations").
+//! versioned migrations … in the order of their description", Flyway docs, "Migrations"),
+//! the description read as Flyway reads it from the file name, underscores as spaces
+//! (`R__Customer_view` runs before `R__CustomerAudit`).
 
 use std::{
     cmp::Ordering,
@@ -28,17 +30,22 @@ pub const REPEATABLE_PREFIX: &str = "R__";
 /// column holds.
 pub const MAX_REPEATABLE_KEY_BYTES: usize = 128;
 
-/// Most distinct repeatable descriptions one process holds. Each is kept for the life of
-/// the process (see [`Version`]), so text from requests cannot grow memory without bound.
-pub const MAX_REPEATABLE_NAMES: usize = 65_536;
+/// Most repeatable descriptions first seen in requests ([`Version::parse_requested`]) one
+/// process holds. Every description is kept for the life of the process (see [`Version`]);
+/// those read from migration sets and history tables are not counted, so requests naming
+/// made-up repeatables can neither grow memory without bound nor stop a set from loading.
+pub const MAX_REQUESTED_REPEATABLE_NAMES: usize = 1_024;
 
 /// A migration's version. `Copy`, no allocation per copy: the first part is any `i64`
 /// (an integer version, a timestamp), the others up to `u32::MAX`; or a repeatable
-/// migration's description, interned once per process (at most [`MAX_REPEATABLE_NAMES`]).
+/// migration's description, interned once per process.
 ///
 /// Equality, order and hash look at the numbers only: `1`, `1.0` and `1_0` are one
-/// version; repeatables compare by description, after every numbered version. [`fmt::Display`] writes an integer as it is, a dotted version with dots and a
-/// repeatable as `R__<description>`.
+/// version; repeatables are equal when their descriptions are, and order after every
+/// numbered version, by description with underscores read as spaces (byte order; Flyway
+/// compares UTF-16 units, which differs only between astral and U+E000–U+FFFF characters),
+/// then as written. [`fmt::Display`] writes an integer as it is, a dotted version with dots
+/// and a repeatable as `R__<description>`.
 #[derive(Clone, Copy)]
 pub struct Version {
     first: i64,
@@ -50,22 +57,37 @@ pub struct Version {
     repeatable: Option<&'static str>,
 }
 
-/// The interned copy of `name`, or `None` once [`MAX_REPEATABLE_NAMES`] are held.
-fn intern(name: &str) -> Option<&'static str> {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+/// The interned copy of `name`; `None` when `requested` and `name` is new once
+/// [`MAX_REQUESTED_REPEATABLE_NAMES`] were first seen in requests.
+fn intern(name: &str, requested: bool) -> Option<&'static str> {
+    #[derive(Default)]
+    struct Names {
+        held: HashSet<&'static str>,
+        requested: usize,
+    }
+    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
     let mut names = NAMES
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    if let Some(held) = names.get(name) {
+    if let Some(held) = names.held.get(name) {
         return Some(held);
     }
-    if names.len() >= MAX_REPEATABLE_NAMES {
-        return None;
+    if requested {
+        if names.requested >= MAX_REQUESTED_REPEATABLE_NAMES {
+            return None;
+        }
+        names.requested += 1;
     }
     let held: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(held);
+    names.held.insert(held);
     Some(held)
+}
+
+/// A repeatable's description as Flyway reads it from the file name, for ordering:
+/// underscores as spaces.
+fn flyway_description(name: &str) -> impl Iterator<Item = u8> + '_ {
+    name.bytes().map(|b| if b == b'_' { b' ' } else { b })
 }
 
 /// A text that is not a version.
@@ -89,12 +111,31 @@ impl Version {
         }
     }
 
-    /// The key of the repeatable migration described `name` (`R__<name>`).
+    /// The key of the repeatable migration described `name` (`R__<name>`), as read from a
+    /// migration set or a history table.
     ///
     /// # Errors
-    /// [`VersionError`] when `name` is empty, has a control character, makes a key longer
-    /// than [`MAX_REPEATABLE_KEY_BYTES`], or is new once [`MAX_REPEATABLE_NAMES`] are held.
+    /// [`VersionError`] when `name` is empty, has a control character, starts or ends with
+    /// whitespace (MySQL's `PAD SPACE` collations compare `views ` equal to `views`), or
+    /// makes a key longer than [`MAX_REPEATABLE_KEY_BYTES`].
     pub fn repeatable(name: &str) -> Result<Self, VersionError> {
+        Self::repeatable_from(name, false)
+    }
+
+    /// Parses a version a request names, as [`FromStr`] does, except that a repeatable's
+    /// description never seen before (in a set, a history table or a request) is taken only
+    /// while fewer than [`MAX_REQUESTED_REPEATABLE_NAMES`] were first seen in requests.
+    ///
+    /// # Errors
+    /// What [`FromStr`] refuses, and a new repeatable description past that budget.
+    pub fn parse_requested(text: &str) -> Result<Self, VersionError> {
+        match text.strip_prefix(REPEATABLE_PREFIX) {
+            Some(name) => Self::repeatable_from(name, true),
+            None => text.parse(),
+        }
+    }
+
+    fn repeatable_from(name: &str, requested: bool) -> Result<Self, VersionError> {
         let refuse = |reason| VersionError {
             text: format!("{REPEATABLE_PREFIX}{name}"),
             reason,
@@ -104,10 +145,17 @@ impl Version {
                 "a repeatable needs a description without control characters",
             ));
         }
+        if name.trim() != name {
+            return Err(refuse(
+                "a repeatable's description neither starts nor ends with whitespace",
+            ));
+        }
         if REPEATABLE_PREFIX.len() + name.len() > MAX_REPEATABLE_KEY_BYTES {
             return Err(refuse("a repeatable's key is at most 128 bytes"));
         }
-        let name = intern(name).ok_or_else(|| refuse("too many repeatable descriptions"))?;
+        let name = intern(name, requested).ok_or_else(|| {
+            refuse("no such repeatable is known, and too many were named in requests")
+        })?;
         Ok(Self {
             first: 0,
             rest: [0; MAX_VERSION_PARTS - 1],
@@ -168,9 +216,17 @@ impl PartialEq<i64> for Version {
 }
 
 impl Ord for Version {
-    /// Numbered versions part by part, then repeatables by description.
+    /// Numbered versions part by part, then repeatables by Flyway's description
+    /// (underscores as spaces), then as written.
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.repeatable, self.first, self.rest).cmp(&(other.repeatable, other.first, other.rest))
+        match (self.repeatable, other.repeatable) {
+            (None, None) => (self.first, self.rest).cmp(&(other.first, other.rest)),
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (Some(a), Some(b)) => flyway_description(a)
+                .cmp(flyway_description(b))
+                .then_with(|| a.cmp(b)),
+        }
     }
 }
 
@@ -345,7 +401,44 @@ mod tests {
     }
 
     #[test]
+    fn repeatables_order_by_description_as_flyway_reads_it() {
+        // Flyway's description of R__Customer_view.sql is "Customer view": the space sorts
+        // before "A", where the file name's underscore would sort after it.
+        let mut versions = [v("R__CustomerAudit"), v("R__Customer_view"), v("R__a b")];
+        versions.sort();
+        let shown: Vec<String> = versions.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["R__Customer_view", "R__CustomerAudit", "R__a b"]);
+        // Written differently, one description: distinct keys, still a total order.
+        assert_ne!(v("R__a_b"), v("R__a b"));
+        assert_eq!(v("R__a b").cmp(&v("R__a_b")), Ordering::Less);
+    }
+
+    #[test]
+    fn requests_cannot_use_up_the_repeatables_sets_and_histories_need() {
+        let from_set = Version::repeatable("held by a set").unwrap();
+        let mut refused = None;
+        for i in 0..=MAX_REQUESTED_REPEATABLE_NAMES {
+            if let Err(e) = Version::parse_requested(&format!("R__made up {i}")) {
+                refused = Some(e);
+                break;
+            }
+        }
+        let refused = refused.expect("a request-made name past the budget is refused");
+        assert!(refused.reason.contains("too many"), "{refused}");
+        // Known names still parse from requests; sets and histories still load new ones.
+        assert_eq!(
+            Version::parse_requested("R__held by a set").unwrap(),
+            from_set
+        );
+        assert_eq!(Version::parse_requested("1.2").unwrap(), v("1.2"));
+        assert!(Version::repeatable("new in a set after the flood").is_ok());
+        assert!("R__read from a history table".parse::<Version>().is_ok());
+    }
+
+    #[test]
     fn repeatable_keys_are_refused_when_empty_or_too_long() {
+        assert!("R__views ".parse::<Version>().is_err());
+        assert!("R__ views".parse::<Version>().is_err());
         assert!("R__".parse::<Version>().is_err());
         assert!(Version::repeatable("a\nb").is_err());
         let long = "x".repeat(MAX_REPEATABLE_KEY_BYTES - REPEATABLE_PREFIX.len());
