@@ -36,8 +36,10 @@ pub(super) const LEGACY_SELECT_COLUMNS: &str = "name, checksum, status, batch, \
 pub(super) enum VersionColumn {
     /// Integers (`BIGINT`; SQLite's `INTEGER`): every format but Flyway.
     Integer,
-    /// Text (`TEXT`; MySQL's `VARCHAR(128)`): Flyway's dotted versions, as Flyway's own
-    /// `flyway_schema_history.version` holds them.
+    /// Text (`TEXT`; MySQL's `VARCHAR(128) COLLATE utf8mb4_bin`): Flyway's dotted versions,
+    /// as Flyway's own `flyway_schema_history.version` holds them, and repeatables' keys,
+    /// compared byte for byte as PostgreSQL and SQLite compare `TEXT` (a MySQL default
+    /// collation would key `R__Views` and `R__views`, or `R__café` and `R__cafe`, as one row).
     Text,
 }
 
@@ -57,7 +59,7 @@ impl VersionColumn {
             (Self::Integer, Postgres | Mysql) => "BIGINT",
             (Self::Integer, Sqlite) => "INTEGER",
             (Self::Text, Postgres | Sqlite) => "TEXT",
-            (Self::Text, Mysql) => "VARCHAR(128)",
+            (Self::Text, Mysql) => "VARCHAR(128) COLLATE utf8mb4_bin",
         }
     }
 }

@@ -87,8 +87,10 @@ impl Prefixed {
     }
 }
 
-/// Refuses two repeatables whose descriptions differ only in ASCII case (`R__Views.sql`,
-/// `R__views.sql`): MySQL's history column compares text case-insensitively
+/// Refuses two repeatables whose descriptions differ only in ASCII case or in underscores
+/// written for spaces (`R__Views.sql`, `R__views.sql`, `R__my_views.sql`, `R__my views.sql`):
+/// Flyway reads `_` as a space and refuses two repeatables with one description, and a MySQL
+/// history table made by an earlier release compares text case-insensitively
 /// (`utf8mb4_general_ci`), so both would share one row and run again at every apply.
 fn refuse_case_twins(
     ups: &[(Version, String, std::path::PathBuf, String, bool)],
@@ -99,9 +101,10 @@ fn refuse_case_twins(
         let Some(name) = version.repeatable_name() else {
             continue;
         };
-        if let Some(other) = seen.insert(name.to_ascii_lowercase(), path) {
+        if let Some(other) = seen.insert(name.replace('_', " ").to_ascii_lowercase(), path) {
             let reason = format!(
-                "its description differs only in case from {}'s, and MySQL keys both as one",
+                "its description differs only in case or underscores from {}'s (Flyway and \
+                 MySQL would read both as one)",
                 other.display()
             );
             return Err(super::refuse(path, format, reason));

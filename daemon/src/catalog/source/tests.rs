@@ -229,9 +229,23 @@ fn flyway_repeatables_load_after_every_version_in_description_order() {
     let dir = dir_with(&[("V1__a.sql", "SELECT 1;"), ("R__views.sql", "SELECT 1;")]);
     let err = load(dir.path(), SetFormat::Refinery).unwrap_err();
     assert!(err.to_string().contains("no repeatable"), "{err}");
-    let twins = dir_with(&[("R__Views.sql", "SELECT 1;"), ("R__views.sql", "SELECT 2;")]);
-    let err = load(twins.path(), SetFormat::Flyway).unwrap_err();
-    assert!(err.to_string().contains("only in case"), "{err}");
+    for twins in [
+        [("R__Views.sql", "SELECT 1;"), ("R__views.sql", "SELECT 2;")],
+        [
+            ("R__my_views.sql", "SELECT 1;"),
+            ("R__My views.sql", "SELECT 2;"),
+        ],
+    ] {
+        let dir = dir_with(&twins);
+        let err = load(dir.path(), SetFormat::Flyway).unwrap_err();
+        assert!(
+            err.to_string().contains("only in case or underscores"),
+            "{err}"
+        );
+    }
+    let dir = dir_with(&[("R__views .sql", "SELECT 1;")]);
+    let err = load(dir.path(), SetFormat::Flyway).unwrap_err();
+    assert!(err.to_string().contains("whitespace"), "{err}");
 }
 
 #[test]
