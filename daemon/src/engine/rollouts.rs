@@ -66,13 +66,22 @@ impl Engine {
     /// # Errors
     /// As [`Engine::apply`], without the digest check; [`EngineError::InvalidArgument`] for
     /// a target version above the set's latest (it would roll back nothing anywhere, as an
-    /// apply to it is refused).
+    /// apply to it is refused) or a repeatable's key.
     pub async fn rollback(
         &self,
         req: RollbackRequest,
         caller: Caller,
     ) -> Result<String, EngineError> {
         let scope = self.scope(&req.fleet, &req.selector)?;
+        if let RollbackTarget::ToVersion(v) = req.target
+            && v.is_repeatable()
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "fleet {:?}: {v} is a repeatable migration, not a version to roll back to \
+                 (repeatables are never rolled back)",
+                scope.fleet.name
+            )));
+        }
         if let RollbackTarget::ToVersion(v) = req.target
             && scope.set.latest().is_none_or(|latest| v > latest)
             && v != 0

@@ -85,7 +85,16 @@ pub(crate) fn adoption(
     for row in rows {
         let raw = row.version.clone().unwrap_or_default();
         if !row.ok {
-            return Err(AdoptRefusal::Unfinished { tool, version: raw });
+            // A Flyway row without a version is a repeatable's run: named by its key.
+            let version = match &row.version {
+                None if tool == SetFormat::Flyway => format!(
+                    "{}{}",
+                    crate::model::REPEATABLE_PREFIX,
+                    row.name.as_deref().unwrap_or_default()
+                ),
+                _ => raw,
+            };
+            return Err(AdoptRefusal::Unfinished { tool, version });
         }
         if tool == SetFormat::Flyway && flyway_row(set, row, &mut applied)? {
             continue;
@@ -324,9 +333,18 @@ mod tests {
             name: Some("Dropped views".into()),
             ..run(sum(file))
         };
-        let refused = adoption(&set, SetFormat::Flyway, &[v1, gone]);
+        let refused = adoption(&set, SetFormat::Flyway, &[v1.clone(), gone]);
         assert!(
             matches!(&refused, Err(AdoptRefusal::NotInSet { version, .. }) if version == "R__Dropped views"),
+            "{refused:?}"
+        );
+        let failed = ForeignRow {
+            ok: false,
+            ..run(sum(file))
+        };
+        let refused = adoption(&set, SetFormat::Flyway, &[v1, failed]);
+        assert!(
+            matches!(&refused, Err(AdoptRefusal::Unfinished { version, .. }) if version == "R__Create views"),
             "{refused:?}"
         );
     }

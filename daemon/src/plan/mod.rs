@@ -156,12 +156,13 @@ pub(crate) fn plan_rollback(
     dialect: DialectKind,
 ) -> Plan {
     let mut diagnostics = check_history(set, history, dialect);
-    let mut applied: Vec<&HistoryRecord> = history
-        .iter()
-        .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
-        .collect();
+    let applied = || history.iter().filter(|r| r.status == RecordStatus::Applied);
+    // The last batch is the last apply's, even when it ran only a repeatable: undoing it
+    // then undoes nothing, never the deploy before it.
+    let last_batch = applied().map(|r| r.batch).max();
+    let mut applied: Vec<&HistoryRecord> =
+        applied().filter(|r| !r.version.is_repeatable()).collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
-    let last_batch = applied.iter().map(|r| r.batch).max();
     let chosen: Vec<&HistoryRecord> = match target {
         RollbackTarget::Steps(n) => applied.into_iter().take(n as usize).collect(),
         RollbackTarget::ToVersion(v) => applied.into_iter().filter(|r| r.version > v).collect(),

@@ -449,4 +449,14 @@ fn repeatables_run_last_and_again_only_when_their_checksum_changes() {
         let plan = plan_rollback(&first, &history, target, DialectKind::Postgres);
         assert_eq!(step_keys(&plan), expected, "{target:?}");
     }
+    // When the last apply ran only the edited repeatable, the last batch undoes nothing,
+    // not the deploy before it.
+    history[2].batch = 2;
+    let plan = plan_rollback(
+        &edited,
+        &history,
+        RollbackTarget::LastBatch,
+        DialectKind::Postgres,
+    );
+    assert!(plan.steps.is_empty(), "{:?}", step_keys(&plan));
 }

@@ -124,17 +124,23 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub(super) fn new(history: &[HistoryRecord]) -> Self {
-        let versions = |keep: fn(RecordStatus) -> bool| {
-            history
-                .iter()
-                .filter(|r| keep(r.status))
-                .map(|r| r.version)
-                .collect()
+    /// From `history` read against `set`: a repeatable whose file changed since its
+    /// record counts as not applied, since it is pending ([`crate::plan::pending`]).
+    pub(super) fn new(history: &[HistoryRecord], set: &MigrationSet) -> Self {
+        let stale = |r: &HistoryRecord| {
+            r.version.is_repeatable() && set.get(r.version).is_some_and(|m| r.up_drifted(m))
         };
         Self {
-            applied: versions(|s| s == RecordStatus::Applied),
-            attention: versions(RecordStatus::needs_attention),
+            applied: history
+                .iter()
+                .filter(|r| r.status == RecordStatus::Applied && !stale(r))
+                .map(|r| r.version)
+                .collect(),
+            attention: history
+                .iter()
+                .filter(|r| r.status.needs_attention())
+                .map(|r| r.version)
+                .collect(),
             run: 0,
         }
     }

@@ -185,7 +185,7 @@ impl RolloutCtx {
             Ok(history) => {
                 let vars = self.fleet.placeholder_values(tenant);
                 let plan = PlanView::from(&self.plan(&history, &vars));
-                Progress::new(&history).planned(TenantOutcome::Planned, plan, &self.set)
+                Progress::new(&history, &self.set).planned(TenantOutcome::Planned, plan, &self.set)
             }
             Err(e) => TenantReport::db(tenant, &e),
         }
@@ -233,7 +233,7 @@ impl RolloutCtx {
         };
         let vars = self.fleet.placeholder_values(tenant);
         let plan = self.plan(&history, &vars);
-        let mut run = Progress::new(&history);
+        let mut run = Progress::new(&history, &self.set);
         if let Some(error) = plan.first_error() {
             let failure = TenantFailure {
                 code: FailureCode::Blocked,
