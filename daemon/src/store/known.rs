@@ -28,11 +28,7 @@ impl KnownState {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), StoreError> {
-        let failed: Vec<String> = self
-            .failed_versions
-            .iter()
-            .map(Version::to_string)
-            .collect();
+        let failed = encode_versions(&self.failed_versions);
         sqlx::query(
             "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
              error, read_at, current_version_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -44,7 +40,7 @@ impl KnownState {
         .bind(self.tenant.clone())
         .bind(self.current_version.and_then(|v| v.as_i64()))
         .bind(i64::from(self.pending))
-        .bind(failed.join(","))
+        .bind(failed)
         .bind(self.error.clone())
         .bind(self.read_at)
         .bind(self.current_version.map(|v| v.to_string()))
@@ -53,6 +49,26 @@ impl KnownState {
         .map(|_| ())
         .map_err(StoreError::query("storing a tenant's last-known state"))
     }
+}
+
+/// `failed_versions` as stored: comma-separated (`3,1.2`, empty for none), as every release
+/// wrote it; a JSON array of texts when a version holds a comma (a repeatable's description
+/// may), since no version text starts with `[`.
+fn encode_versions(versions: &[Version]) -> String {
+    let texts: Vec<String> = versions.iter().map(Version::to_string).collect();
+    match texts.iter().any(|t| t.contains(',')) {
+        true => serde_json::to_string(&texts).unwrap_or_default(),
+        false => texts.join(","),
+    }
+}
+
+/// Reads what [`encode_versions`] wrote; a text that is no version is left out.
+fn decode_versions(stored: &str) -> Vec<Version> {
+    let texts: Vec<String> = match stored.starts_with('[') {
+        true => serde_json::from_str(stored).unwrap_or_default(),
+        false => stored.split(',').map(str::to_owned).collect(),
+    };
+    texts.iter().filter_map(|v| v.parse().ok()).collect()
 }
 
 /// What the last-known states of a whole fleet add up to, counted by the store.
@@ -110,7 +126,7 @@ fn decode(
         tenant: get(row, 0, ctx)?,
         current_version: stored_version(get(row, 1, ctx)?, get(row, 6, ctx)?, ctx)?,
         pending: get::<i64>(row, 2, ctx)? as u32,
-        failed_versions: failed.split(',').filter_map(|v| v.parse().ok()).collect(),
+        failed_versions: decode_versions(&failed),
         error: get(row, 4, ctx)?,
         read_at: get(row, 5, ctx)?,
     })

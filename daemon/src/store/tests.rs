@@ -92,3 +92,32 @@ async fn a_rollout_a_live_replica_runs_is_not_joined_without_work_to_claim() {
     assert_eq!(claimed.len(), 1);
     assert!(joinable(&store, now_ms() - 60_000).await.is_empty());
 }
+
+#[tokio::test]
+async fn failed_versions_keep_a_repeatable_whose_description_holds_a_comma() {
+    use super::known::KnownState;
+    use crate::model::Version;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let state = |tenant: &str, failed: &[&str]| KnownState {
+        fleet: "f".into(),
+        tenant: tenant.into(),
+        current_version: Some(Version::from(2)),
+        pending: 1,
+        failed_versions: failed.iter().map(|v| v.parse().unwrap()).collect(),
+        error: None,
+        read_at: now_ms(),
+    };
+    let written = [
+        state("t0", &["1.2", "R__grants,roles"]),
+        state("t1", &["3", "R__views"]),
+        state("t2", &[]),
+    ];
+    store.put_known(&written).await.unwrap();
+    let mut read = store.known_states("f").await.unwrap();
+    read.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    assert_eq!(read, written);
+    let summary = store.known_summary("f").await.unwrap();
+    assert_eq!((summary.failed, summary.pending), (2, 1), "{summary:?}");
+}
