@@ -85,13 +85,11 @@ pub(crate) fn adoption(
     for row in rows {
         let raw = row.version.clone().unwrap_or_default();
         if !row.ok {
-            // A Flyway row without a version is a repeatable's run: named by its key.
+            // A Flyway row without a version is a repeatable's run: named by its key (by
+            // Flyway's description when the set has no such repeatable).
             let version = match &row.version {
-                None if tool == SetFormat::Flyway => format!(
-                    "{}{}",
-                    crate::model::REPEATABLE_PREFIX,
-                    row.name.as_deref().unwrap_or_default()
-                ),
+                None if tool == SetFormat::Flyway => repeatable_in_set(set, row)
+                    .map_or_else(|_| unknown_repeatable_key(row), |m| m.version.to_string()),
                 _ => raw,
             };
             return Err(AdoptRefusal::Unfinished { tool, version });
@@ -198,8 +196,15 @@ fn repeatable_in_set<'a>(
         .map(|m| &**m)
         .ok_or_else(|| AdoptRefusal::NotInSet {
             tool: SetFormat::Flyway,
-            version: format!("{}{description}", crate::model::REPEATABLE_PREFIX),
+            version: unknown_repeatable_key(row),
         })
+}
+
+/// A name for a Flyway repeatable row the set has no file for: `R__` and Flyway's
+/// description (`R__Create views`).
+fn unknown_repeatable_key(row: &ForeignRow) -> String {
+    let description = row.name.as_deref().unwrap_or_default();
+    format!("{}{description}", crate::model::REPEATABLE_PREFIX)
 }
 
 /// A refinery migration's version: always an integer (its reader refuses others).
@@ -344,7 +349,7 @@ mod tests {
         };
         let refused = adoption(&set, SetFormat::Flyway, &[v1, failed]);
         assert!(
-            matches!(&refused, Err(AdoptRefusal::Unfinished { version, .. }) if version == "R__Create views"),
+            matches!(&refused, Err(AdoptRefusal::Unfinished { version, .. }) if version == "R__Create_views"),
             "{refused:?}"
         );
     }

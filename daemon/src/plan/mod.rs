@@ -156,13 +156,12 @@ pub(crate) fn plan_rollback(
     dialect: DialectKind,
 ) -> Plan {
     let mut diagnostics = check_history(set, history, dialect);
-    let applied = || history.iter().filter(|r| r.status == RecordStatus::Applied);
-    // The last batch is the last apply's, even when it ran only a repeatable: undoing it
-    // then undoes nothing, never the deploy before it.
-    let last_batch = applied().map(|r| r.batch).max();
-    let mut applied: Vec<&HistoryRecord> =
-        applied().filter(|r| !r.version.is_repeatable()).collect();
+    let mut applied: Vec<&HistoryRecord> = history
+        .iter()
+        .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
+        .collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let last_batch = last_batch(history, &applied);
     let chosen: Vec<&HistoryRecord> = match target {
         RollbackTarget::Steps(n) => applied.into_iter().take(n as usize).collect(),
         RollbackTarget::ToVersion(v) => applied.into_iter().filter(|r| r.version > v).collect(),
@@ -192,6 +191,29 @@ pub(crate) fn plan_rollback(
         current_version: current_version(history),
         steps,
         diagnostics,
+    }
+}
+
+/// The batch a `--last-batch` rollback undoes: the newest batch with a numbered version
+/// still applied (`applied`), or none when a newer apply ran only repeatables: no numbered
+/// record, applied or since rolled back, has its batch or a newer one. Undoing that apply
+/// undoes nothing (repeatables are never rolled back), rather than the deploy before it; once
+/// a numbered version runs in a later apply, or a mixed batch's numbered part is rolled
+/// back, batches count down again.
+fn last_batch(history: &[HistoryRecord], applied: &[&HistoryRecord]) -> Option<i64> {
+    let numbered = history
+        .iter()
+        .filter(|r| !r.version.is_repeatable())
+        .map(|r| r.batch)
+        .max();
+    let repeatables = history
+        .iter()
+        .filter(|r| r.status == RecordStatus::Applied && r.version.is_repeatable())
+        .map(|r| r.batch)
+        .max();
+    match repeatables > numbered {
+        true => None,
+        false => applied.iter().map(|r| r.batch).max(),
     }
 }
 
