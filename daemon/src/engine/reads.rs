@@ -213,8 +213,7 @@ impl Engine {
         Ok(TenantHistory {
             tenant: tenant.to_owned(),
             current_version: plan::current_version(&history),
-            // An edited repeatable is pending (it runs again), not drift.
-            drifted: applied_where(|r, m| r.up_drifted(m) && !m.version.is_repeatable()),
+            drifted: applied_where(HistoryRecord::drifted),
             down_drifted: applied_where(HistoryRecord::down_drifted),
             missing: history
                 .iter()

@@ -94,6 +94,19 @@ impl HistoryRecord {
         self.checksum != m.up.checksum
     }
 
+    /// True when `m`'s `up` script changed since this record and that is drift, an error:
+    /// `m` is a numbered migration. An edited repeatable runs again instead
+    /// ([`Self::rerun_due`]).
+    pub fn drifted(&self, m: &super::Migration) -> bool {
+        self.up_drifted(m) && !m.version.is_repeatable()
+    }
+
+    /// True when `m` is a repeatable whose file changed since this record: it is pending
+    /// again (Flyway re-applies a repeatable "every time its checksum changes").
+    pub fn rerun_due(&self, m: &super::Migration) -> bool {
+        m.version.is_repeatable() && self.up_drifted(m)
+    }
+
     /// True when the record knows the `down` script's checksum and `m`'s `down` script
     /// differs from it or is gone. A record without one (the migration had no `down`
     /// script, or the record predates the column) never drifts.

@@ -66,6 +66,7 @@ pub use plan::{
 pub use redact::{holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
+pub(crate) use version::flyway_description;
 pub use version::{
     MAX_REPEATABLE_KEY_BYTES, MAX_REQUESTED_REPEATABLE_NAMES, MAX_VERSION_PARTS, REPEATABLE_PREFIX,
     Version, VersionError,

@@ -94,10 +94,11 @@ fn intern(name: &str, requested: bool) -> Option<&'static str> {
         .intern(name, requested, MAX_REQUESTED_REPEATABLE_NAMES)
 }
 
-/// A repeatable's description as Flyway reads it from the file name, for ordering:
-/// underscores as spaces.
-fn flyway_description(name: &str) -> impl Iterator<Item = u8> + '_ {
-    name.bytes().map(|b| if b == b'_' { b' ' } else { b })
+/// A repeatable's description as Flyway reads it from the file name (`R__Create_views.sql`
+/// is `Create views`): underscores as spaces. Flyway orders repeatables by it, keys their
+/// history rows by it, and refuses two files with one.
+pub(crate) fn flyway_description(name: &str) -> String {
+    name.replace('_', " ")
 }
 
 /// A text that is not a version.
@@ -234,7 +235,7 @@ impl Ord for Version {
             (None, Some(_)) => Ordering::Less,
             (Some(_), None) => Ordering::Greater,
             (Some(a), Some(b)) => flyway_description(a)
-                .cmp(flyway_description(b))
+                .cmp(&flyway_description(b))
                 .then_with(|| a.cmp(b)),
         }
     }

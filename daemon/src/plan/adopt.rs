@@ -12,8 +12,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    ForeignRow, Migration, MigrationSet, SetFormat, Version, flyway_checksum, refinery_checksum,
-    sqlx_checksum,
+    ForeignRow, Migration, MigrationSet, SetFormat, Version, flyway_checksum, flyway_description,
+    refinery_checksum, sqlx_checksum,
 };
 
 /// Why another tool's history cannot be adopted. Nothing is written then.
@@ -192,7 +192,7 @@ fn repeatable_in_set<'a>(
     let description = row.name.as_deref().unwrap_or_default();
     set.iter()
         .filter(|m| m.version.is_repeatable())
-        .find(|m| m.name.replace('_', " ") == description.replace('_', " "))
+        .find(|m| flyway_description(&m.name) == flyway_description(description))
         .map(|m| &**m)
         .ok_or_else(|| AdoptRefusal::NotInSet {
             tool: SetFormat::Flyway,

@@ -46,9 +46,7 @@ pub(crate) fn pending<'a>(
         .collect();
     set.iter().filter(move |m| {
         target.is_none_or(|t| m.version <= t)
-            && applied
-                .get(&m.version)
-                .is_none_or(|r| m.version.is_repeatable() && r.up_drifted(m))
+            && applied.get(&m.version).is_none_or(|r| r.rerun_due(m))
     })
 }
 
@@ -80,7 +78,7 @@ pub(crate) fn check_history(
             RecordStatus::Applied => match set.get(r.version) {
                 None => found.push(diag::missing(r)),
                 Some(m) => {
-                    if r.up_drifted(m) && !m.version.is_repeatable() {
+                    if r.drifted(m) {
                         found.push(diag::drift(r, m));
                     }
                     if r.down_drifted(m) {
@@ -161,7 +159,7 @@ pub(crate) fn plan_rollback(
         .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
         .collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
-    let last_batch = last_batch(history, &applied);
+    let last_batch = last_batch(history);
     let chosen: Vec<&HistoryRecord> = match target {
         RollbackTarget::Steps(n) => applied.into_iter().take(n as usize).collect(),
         RollbackTarget::ToVersion(v) => applied.into_iter().filter(|r| r.version > v).collect(),
@@ -195,25 +193,21 @@ pub(crate) fn plan_rollback(
 }
 
 /// The batch a `--last-batch` rollback undoes: the newest batch with a numbered version
-/// still applied (`applied`), or none when a newer apply ran only repeatables: no numbered
+/// still applied, or none when a newer apply ran only repeatables: no numbered
 /// record, applied or since rolled back, has its batch or a newer one. Undoing that apply
 /// undoes nothing (repeatables are never rolled back), rather than the deploy before it; once
 /// a numbered version runs in a later apply, or a mixed batch's numbered part is rolled
 /// back, batches count down again.
-fn last_batch(history: &[HistoryRecord], applied: &[&HistoryRecord]) -> Option<i64> {
-    let numbered = history
-        .iter()
-        .filter(|r| !r.version.is_repeatable())
-        .map(|r| r.batch)
-        .max();
-    let repeatables = history
-        .iter()
-        .filter(|r| r.status == RecordStatus::Applied && r.version.is_repeatable())
-        .map(|r| r.batch)
-        .max();
-    match repeatables > numbered {
+fn last_batch(history: &[HistoryRecord]) -> Option<i64> {
+    let newest = |keep: fn(&HistoryRecord) -> bool| {
+        history.iter().filter(|r| keep(r)).map(|r| r.batch).max()
+    };
+    let numbered_ever = newest(|r| !r.version.is_repeatable());
+    let repeatable_applied =
+        newest(|r| r.status == RecordStatus::Applied && r.version.is_repeatable());
+    match repeatable_applied > numbered_ever {
         true => None,
-        false => applied.iter().map(|r| r.batch).max(),
+        false => newest(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable()),
     }
 }
 

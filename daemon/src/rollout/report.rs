@@ -127,9 +127,7 @@ impl Progress {
     /// From `history` read against `set`: a repeatable whose file changed since its
     /// record counts as not applied, since it is pending ([`crate::plan::pending`]).
     pub(super) fn new(history: &[HistoryRecord], set: &MigrationSet) -> Self {
-        let stale = |r: &HistoryRecord| {
-            r.version.is_repeatable() && set.get(r.version).is_some_and(|m| r.up_drifted(m))
-        };
+        let stale = |r: &HistoryRecord| set.get(r.version).is_some_and(|m| r.rerun_due(m));
         Self {
             applied: history
                 .iter()

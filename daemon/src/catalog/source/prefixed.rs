@@ -101,7 +101,8 @@ fn refuse_case_twins(
         let Some(name) = version.repeatable_name() else {
             continue;
         };
-        if let Some(other) = seen.insert(name.replace('_', " ").to_ascii_lowercase(), path) {
+        let description = crate::model::flyway_description(name).to_ascii_lowercase();
+        if let Some(other) = seen.insert(description, path) {
             let reason = format!(
                 "its description differs only in case or underscores from {}'s (Flyway and \
                  MySQL would read both as one)",
