@@ -10,8 +10,9 @@
 //! | 3 | `fleet` | fleets, tenants, selectors, the connection budget |
 //! | 4 | `catalog` | loading a migration set: files, checksums, statements |
 //! | 5 | `plan` | pure planning: set × history → steps and diagnostics |
-//! | 6 | `rollout` | the job runner: tenants under a limit, each under its lock, step by step |
-//! | 7 | `dialect` | one file per database: sessions, locks, history table SQL |
+//! | 6 | `rollout` | the job runner: waves, claims, leases, events; no SQL of its own |
+//! | 7 | `migrate` | the tenant engine: lock, plan under it, run, record (DESIGN.md rules 1-5) |
+//! | 8 | `dialect` | each database as data behind one session: locks, batches, the history table |
 //!
 //! Beside them: `auth` (who may call what), `admin` (the HTTP listener for `/metrics`,
 //! `/livez`, `/readyz`),
@@ -26,6 +27,7 @@ pub mod config;
 mod dialect;
 pub mod engine;
 mod fleet;
+mod migrate;
 pub mod model;
 mod plan;
 mod rollout;

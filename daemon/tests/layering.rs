@@ -23,12 +23,18 @@ const RULES: &[(&str, &[&str])] = &[
     ("store", &["model"]),
     ("fleet", &["model", "catalog", "dialect", "config"]),
     (
+        "migrate",
+        &["model", "plan", "dialect", "fleet", "telemetry"],
+    ),
+    (
         "rollout",
-        &["model", "plan", "dialect", "fleet", "store", "telemetry"],
+        &["model", "plan", "fleet", "migrate", "store", "telemetry"],
     ),
     (
         "engine",
-        &["model", "plan", "dialect", "fleet", "rollout", "store"],
+        &[
+            "model", "plan", "dialect", "fleet", "migrate", "rollout", "store",
+        ],
     ),
     ("api", &["model", "engine", "auth"]),
     ("admin", &["model", "engine", "telemetry"]),
@@ -337,6 +343,16 @@ fn the_checker_catches_wrong_imports_in_every_form() {
             "dialect/history.rs",
             "macro_rules! m { () => { $crate::rollout::x() }; }",
             "dialect must not import rollout",
+        ),
+        (
+            "rollout/job.rs",
+            "use crate::dialect::Session;",
+            "rollout must not import dialect",
+        ),
+        (
+            "migrate/tenant.rs",
+            "use crate::store::Store;",
+            "migrate must not import store",
         ),
         (
             "catalog/mod.rs",

@@ -130,24 +130,6 @@ impl DbError {
     }
 }
 
-/// A batch of statements stopped at a failing statement.
-#[derive(Debug, thiserror::Error)]
-#[error("{source}")]
-pub(crate) struct BatchError {
-    /// Statements of the batch that completed before the failure.
-    pub(crate) done: u64,
-    /// The server's error.
-    pub(crate) source: sqlx::Error,
-}
-
-impl BatchError {
-    /// True when the connection itself broke (I/O, closed, protocol), so the session is
-    /// unusable and whatever it held on the server (a transaction, a lock) is gone with it.
-    pub(crate) fn connection_lost(&self) -> bool {
-        connection_lost(&self.source)
-    }
-}
-
 /// True when `e` means the connection is gone rather than a statement having failed: a
 /// broken transport, or a server error of SQLSTATE class 08 (connection exception) or 57P
 /// (the server ends the session: `pg_terminate_backend` sends 57P01 admin_shutdown before it

@@ -4,20 +4,28 @@
 //! golang-migrate and dbmate `schema_migrations`, Flyway `flyway_schema_history`, refinery
 //! `refinery_schema_history`. Unqualified: the session's schema or database is the tenant's.
 
-use super::literal::Style;
-use crate::model::SetFormat;
+use super::spec::Dialect;
+use crate::model::{ForeignRow, SetFormat};
 
-/// The `SELECT` of `tool`'s history table in `style`'s SQL; `None` for
-/// [`SetFormat::Auto`], which names no tool.
-pub(super) fn select_sql(style: Style, tool: SetFormat) -> Option<String> {
-    let text = |col: &str| match style {
-        Style::Mysql => format!("CAST({col} AS CHAR)"),
-        Style::Postgres | Style::Sqlite => format!("CAST({col} AS TEXT)"),
-    };
-    let hex = |col: &str| match style {
-        Style::Postgres => format!("encode({col}, 'hex')"),
-        Style::Mysql | Style::Sqlite => format!("LOWER(HEX({col}))"),
-    };
+/// One row of [`select_sql`]'s result, as the engine reads it.
+pub(super) fn row(mut columns: Vec<Option<String>>) -> ForeignRow {
+    columns.resize(5, None);
+    let mut columns = columns.into_iter();
+    let mut next = || columns.next().flatten();
+    ForeignRow {
+        version: next(),
+        name: next(),
+        ok: next().as_deref() == Some("1"),
+        checksum: next(),
+        kind: next(),
+    }
+}
+
+/// The `SELECT` of `tool`'s history table in `D`'s SQL; `None` for [`SetFormat::Auto`],
+/// which names no tool.
+pub(super) fn select_sql<D: Dialect>(tool: SetFormat) -> Option<String> {
+    let text = |col: &str| format!("CAST({col} AS {})", D::TEXT);
+    let hex = D::hex;
     let null = text("NULL");
     let flag = |col: &str, ok_when: bool| {
         let (t, f) = if ok_when {

@@ -1,25 +1,30 @@
 //! Databases behind two small traits: a [`Database`] opens [`Session`]s to one tenant, and a
-//! session reads and writes the history table, runs scripts in batches, takes the tenant
-//! lock and resets itself. One file per database.
+//! session reads the history table, runs [`Item`]s (statements, resets, history rows) in as
+//! few requests as it can, and takes, checks and releases the tenant lock.
 //!
-//! The engine's rules (transactions, recording, lock lifetimes) live in `rollout`; a dialect
-//! only supplies primitives, so each rule is written once.
+//! The engine's rules (transactions, recording, lock lifetimes) live in `migrate`; a dialect
+//! only supplies primitives, so each rule is written once. Each database is data: a
+//! [`spec::Dialect`] implementation, behind one generic session.
 //!
 //! | file | what |
 //! | --- | --- |
+//! | `spec.rs` | the `Dialect` trait: how one database spells, connects and locks |
+//! | `session.rs` | the one generic sqlx session and its `connect` |
+//! | `history.rs` | the history table from one column list: DDL, reads, literal writes, layouts |
+//! | `batch.rs` | [`Item`]s packed into requests, and which one failed ([`ItemError`]) |
 //! | `target.rs` | [`Target`]: where a tenant lives |
-//! | `error.rs` | [`DbError`], and the batch error with its statement count |
+//! | `error.rs` | [`DbError`] |
 //! | `foreign.rs` | another migration tool's history table, read for adoption |
-//! | `history.rs` | the history table's columns and the SQL every dialect shares |
-//! | `literal.rs` | history rows as SQL literals, for writes inside one batch |
 //! | `postgres.rs`, `mysql.rs`, `sqlite.rs` | one database each |
 
+mod batch;
 mod error;
 mod foreign;
 mod history;
-mod literal;
 mod mysql;
 mod postgres;
+mod session;
+mod spec;
 mod sqlite;
 mod target;
 
@@ -27,49 +32,41 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub(crate) use batch::{Item, ItemError, Timing};
 pub use error::DbError;
-pub(crate) use error::{BatchError, connection_lost, error_position};
+pub(crate) use error::{connection_lost, error_position};
 pub use target::Target;
 
-use crate::model::{DialectKind, ForeignRow, HistoryRecord, RecordWrite, SetFormat};
+use crate::model::{DialectKind, ForeignRow, HistoryRecord, SetFormat};
+use session::SqlxDatabase;
 
 /// Longest wait for a lock release or a connection close before the connection is dropped.
 pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One open connection to a tenant, with the session settings of its fleet applied.
+/// One open connection to a tenant, with the session settings of its fleet applied: what the
+/// engine needs of a database, and nothing more.
 #[async_trait]
 pub(crate) trait Session: Send {
     /// Every history row, ascending by version, in one round trip; `None` when the history
-    /// table does not exist. Creates nothing.
-    /// A table made before the `down_checksum` column is read as it is, that column `None`.
+    /// table does not exist. Creates nothing: a table of an older layout is read as it is,
+    /// its newer columns `None`.
     async fn read_history(&mut self) -> Result<Option<Vec<HistoryRecord>>, DbError>;
     /// Every history row, as [`Session::read_history`], for a caller holding the tenant lock
-    /// that will write: the history tables are created when missing, and a table made before
-    /// the `down_checksum` column gains it (`ALTER TABLE … ADD COLUMN`) before it is read.
+    /// that will write: the history tables are created when missing (with the tenant's
+    /// schema), and a table of an older layout is brought to today's before it is read.
     async fn prepare_history(&mut self) -> Result<Vec<HistoryRecord>, DbError>;
     /// Every row of `tool`'s own history table (`_sqlx_migrations`, `flyway_schema_history`,
     /// …) in the tenant's schema, in the tool's order; `None` when the table does not exist.
     /// Reads only.
     async fn read_foreign(&mut self, tool: SetFormat) -> Result<Option<Vec<ForeignRow>>, DbError>;
-    /// Creates the history and log tables (and the tenant's schema) if they are missing.
-    async fn create_history(&mut self) -> Result<(), DbError>;
-    /// Inserts or replaces the row for `rec.version`.
-    async fn write_record(&mut self, rec: &RecordWrite) -> Result<(), DbError>;
-    /// Appends `rec` to the append-only log table (DESIGN.md rule 5).
-    async fn append_log(&mut self, rec: &RecordWrite) -> Result<(), DbError>;
-    /// The upsert of `rec` and its log insert as two `;`-separated statements with every
-    /// value a literal, to run inside a batch after a script. The finish time and duration
-    /// are taken when the statement runs, so they cover the script before it.
-    fn record_sql(&self, rec: &RecordWrite) -> String;
-    /// Runs `sql` (several `;`-separated statements) in one request over the simple
-    /// protocol and returns how many statements completed.
+    /// Runs `items` in order, in as few requests as the dialect's batch limit allows, over
+    /// the simple protocol. A transaction is whatever `BEGIN` and `COMMIT` items say.
     ///
     /// # Errors
-    /// [`BatchError`] with the number of statements that completed before the failing one.
-    async fn execute_batch(&mut self, sql: &str) -> Result<u64, BatchError>;
-    /// Largest request [`Session::execute_batch`] should be given, in bytes: a larger
-    /// script is sent in several.
-    fn batch_limit(&self) -> usize;
+    /// [`ItemError`] naming the item that failed (the ones before it completed, none after it
+    /// ran) and the server's error; a history row whose version does not fit the table's
+    /// version column fails before anything is sent.
+    async fn run(&mut self, items: &[Item<'_>]) -> Result<(), ItemError>;
     /// Takes the tenant lock (DESIGN.md rule 3), polling with backoff (10 ms doubling to
     /// 500 ms) for at most `timeout`; never a blocking wait on the server. Returns how long
     /// it took.
@@ -82,17 +79,12 @@ pub(crate) trait Session: Send {
     /// lock cannot be lost while the daemon lives (SQLite's file lock). It may run on any
     /// session of the tenant.
     fn lock_check(&self) -> Option<LockCheck>;
-    /// Releases the tenant lock.
+    /// Releases the tenant lock (and resets the session, where sessions reset in place).
     ///
     /// # Errors
     /// When the release failed or found the lock not held; the caller must close this
     /// session, never pool it, so that the server frees whatever it still holds.
     async fn unlock(&mut self) -> Result<(), DbError>;
-    /// Statements that return this session to its state right after connecting (session
-    /// variables, `search_path`, temporary tables, prepared statements, cursors), then run
-    /// `session_init` again, one statement each; `None` when the dialect cannot reset a
-    /// session in place and each migration needs a session of its own.
-    fn reset_sql(&self) -> Option<&[String]>;
     /// Checks that the connection still answers.
     async fn ping(&mut self) -> Result<(), DbError>;
     /// Closes the connection cleanly, or drops it after [`RELEASE_TIMEOUT`].
@@ -107,11 +99,6 @@ pub(crate) struct LockCheck {
     /// One statement that raises an error when the lock is gone, e.g. the session that held
     /// it was terminated or a script released it.
     pub(crate) sql: String,
-    /// True when it may share one request with a statement that must run outside a
-    /// transaction (MySQL); false where a request of several statements is one implicit
-    /// transaction (PostgreSQL docs, 55.2.2.1 "Multiple Statements in a Simple Query"), so
-    /// it is sent alone before such a statement.
-    pub(crate) joins: bool,
     /// The lock's key or name, for errors.
     pub(crate) lock: String,
 }
@@ -126,12 +113,6 @@ pub(crate) trait Database: Send + Sync {
     fn host(&self) -> Option<String>;
     /// `db.namespace` for spans ([`Target::namespace`]).
     fn namespace(&self) -> Option<String>;
-    /// True when a session resets in place ([`Session::reset_sql`]), so one session holds
-    /// the lock and runs every migration of a tenant; false when the lock has a session of
-    /// its own and each migration gets a new one.
-    fn resets_in_place(&self) -> bool {
-        self.kind() == DialectKind::Postgres
-    }
     /// Opens a new connection with `session_init` and the tenant's schema applied.
     ///
     /// # Errors
@@ -156,9 +137,9 @@ pub(crate) fn open(kind: DialectKind, target: Target) -> Result<Box<dyn Database
         ));
     }
     Ok(match kind {
-        DialectKind::Postgres => Box::new(postgres::Postgres::new(target)?),
-        DialectKind::Mysql => Box::new(mysql::Mysql::new(target)?),
-        DialectKind::Sqlite => Box::new(sqlite::Sqlite::new(target)?),
+        DialectKind::Postgres => Box::new(SqlxDatabase::<postgres::Pg>::new(target)?),
+        DialectKind::Mysql => Box::new(SqlxDatabase::<mysql::My>::new(target)?),
+        DialectKind::Sqlite => Box::new(SqlxDatabase::<sqlite::Lite>::new(target)?),
     })
 }
 
@@ -193,54 +174,4 @@ impl TenantLock {
         self.session.close().await;
         released
     }
-}
-
-/// Polls `try_lock(state)` with backoff until it returns true or `timeout` passes; returns
-/// how long it took.
-async fn poll_lock<S, F>(
-    lock: &str,
-    timeout: Duration,
-    state: &mut S,
-    mut try_lock: F,
-) -> Result<Duration, DbError>
-where
-    S: Send,
-    F: for<'a> FnMut(&'a mut S) -> futures::future::BoxFuture<'a, Result<bool, DbError>>,
-{
-    let start = tokio::time::Instant::now();
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        if try_lock(state).await? {
-            return Ok(start.elapsed());
-        }
-        let waited = start.elapsed();
-        if waited >= timeout {
-            return Err(DbError::LockTimeout {
-                lock: lock.to_owned(),
-                waited_ms: waited.as_millis() as u64,
-            });
-        }
-        tokio::time::sleep(backoff.min(timeout - waited)).await;
-        backoff = (backoff * 2).min(Duration::from_millis(500));
-    }
-}
-
-/// Opens a connection within the target's connect timeout.
-async fn connect_within<C, Fut>(timeout: Duration, connect: Fut) -> Result<C, DbError>
-where
-    Fut: Future<Output = Result<C, sqlx::Error>>,
-{
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(DbError::Connect { source }),
-        Err(_) => Err(DbError::ConnectTimeout {
-            timeout_ms: timeout.as_millis() as u64,
-        }),
-    }
-}
-
-/// Quotes an identifier with `q` (`"` or `` ` ``), doubling any embedded quote character.
-fn quote(ident: &str, q: char) -> String {
-    let doubled = format!("{q}{q}");
-    format!("{q}{}{q}", ident.replace(q, &doubled))
 }

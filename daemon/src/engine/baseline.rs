@@ -6,8 +6,8 @@ use futures::StreamExt;
 
 use super::{Caller, Engine, EngineError, Scope, Selector};
 use crate::{
+    migrate,
     model::{BaselineSource, SetFormat},
-    rollout,
 };
 
 /// `Baseline`: which tenants, and the highest version to record as applied.
@@ -71,7 +71,7 @@ impl Engine {
         let runs = tenants.into_iter().map(|tenant| {
             let (fleet, set, by) = (fleet.clone(), set.clone(), by.clone());
             async move {
-                let done = rollout::baseline(&fleet, &tenant, &set, source, &by).await;
+                let done = migrate::baseline(&tenant, fleet.lock_timeout, &set, source, &by).await;
                 BaselineOutcome {
                     tenant: tenant.id.clone(),
                     baselined: *done.as_ref().unwrap_or(&0),

@@ -3,7 +3,8 @@
 use crate::{
     dialect::DbError,
     fleet::{DiscoveryError, FleetError},
-    rollout::{RepairError, RunnerError},
+    migrate::RepairError,
+    rollout::RunnerError,
     store::StoreError,
 };
 

@@ -8,6 +8,7 @@ use super::{
     RollbackRequest, RolloutPage, Scope, Selector, reads::apply_options,
 };
 use crate::{
+    migrate,
     model::{
         Amount, Direction, RollbackTarget, RolloutEvent, RolloutOp, RolloutRecord, RolloutSpec,
         Strategy, StrategyRequest, TransactionMode,
@@ -301,10 +302,10 @@ impl Engine {
         let tenant = tenants
             .first()
             .ok_or_else(|| EngineError::InvalidArgument("tenant is required".into()))?;
-        let previous = rollout::repair(
-            &self.registry,
-            &fleet,
+        let previous = migrate::repair(
             tenant,
+            fleet.lock_timeout,
+            &self.registry.instance_id,
             &set,
             req.version,
             req.action,

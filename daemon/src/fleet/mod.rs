@@ -143,11 +143,26 @@ impl Tenant {
         self.db.namespace()
     }
 
-    /// True when one session holds the lock and runs every migration, reset in place
-    /// between them (PostgreSQL); false when the lock has its own session and each
-    /// migration gets a new one (MySQL, SQLite).
-    pub(crate) fn resets_in_place(&self) -> bool {
-        self.db.resets_in_place()
+    /// What the tenant's database can do.
+    pub(crate) fn caps(&self) -> crate::model::Capabilities {
+        self.db.kind().caps()
+    }
+}
+
+#[cfg(test)]
+impl Tenant {
+    /// A tenant on `db` with a budget of its own, for the engine's unit tests.
+    pub(crate) fn for_test(id: &str, db: Arc<dyn Database>) -> Arc<Self> {
+        Arc::new(Self {
+            id: id.to_owned(),
+            source: TenantSource::Config,
+            labels: Labels::default(),
+            schema: None,
+            db,
+            pool: OnceLock::new(),
+            discovered: None,
+            budget: Arc::new(Budget::new(8, 8)),
+        })
     }
 }
 

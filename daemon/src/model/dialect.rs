@@ -27,11 +27,39 @@ impl DialectKind {
         }
     }
 
-    /// True when DDL can be rolled back, so a migration and its history row commit together
-    /// (DESIGN.md rule 1). MySQL commits implicitly before and after most DDL
-    /// (MySQL 8.0 Reference Manual, 15.3.3 "Statements That Cause an Implicit Commit").
-    pub fn transactional_ddl(self) -> bool {
-        !matches!(self, Self::Mysql)
+    /// What this database can do: the one table the engine branches on.
+    pub const fn caps(self) -> Capabilities {
+        match self {
+            Self::Postgres => Capabilities {
+                transactional_ddl: true,
+                schemas: true,
+                resets_in_place: true,
+                lock_check_joins: false,
+                lock_can_be_lost: true,
+                batch_limit: 1 << 20,
+            },
+            Self::Mysql => Capabilities {
+                transactional_ddl: false,
+                schemas: false,
+                resets_in_place: false,
+                lock_check_joins: true,
+                lock_can_be_lost: true,
+                batch_limit: 1 << 20,
+            },
+            Self::Sqlite => Capabilities {
+                transactional_ddl: true,
+                schemas: false,
+                resets_in_place: false,
+                lock_check_joins: false,
+                lock_can_be_lost: false,
+                batch_limit: 8 << 10,
+            },
+        }
+    }
+
+    /// [`Capabilities::transactional_ddl`].
+    pub const fn transactional_ddl(self) -> bool {
+        self.caps().transactional_ddl
     }
 
     /// URL schemes of this dialect's DSNs, as sqlx's drivers accept them: `postgres:` and
@@ -54,10 +82,41 @@ impl DialectKind {
         })
     }
 
-    /// True when a tenant may be one schema of a shared database (PostgreSQL only).
-    pub fn has_schemas(self) -> bool {
-        matches!(self, Self::Postgres)
+    /// [`Capabilities::schemas`].
+    pub const fn has_schemas(self) -> bool {
+        self.caps().schemas
     }
+}
+
+/// What a database can do, as the engine needs to know it. Every branch of the engine on the
+/// dialect reads one of these fields, never the dialect's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// DDL can be rolled back, so a migration and its history row commit together
+    /// (DESIGN.md rule 1). MySQL commits implicitly before and after most DDL (MySQL 8.0
+    /// Reference Manual, 15.3.3 "Statements That Cause an Implicit Commit").
+    pub transactional_ddl: bool,
+    /// A tenant may be one schema of a shared database (PostgreSQL).
+    pub schemas: bool,
+    /// A session returns to its state after connecting in place (PostgreSQL: `DISCARD`
+    /// and friends), so one session holds the tenant lock and runs every migration of the
+    /// tenant. Elsewhere the lock has a session of its own and each migration a new one:
+    /// MySQL's only full reset (`COM_RESET_CONNECTION`) releases user locks, and a SQLite
+    /// session's pragmas cannot be listed.
+    pub resets_in_place: bool,
+    /// The lock check may share one request with a statement that must run outside a
+    /// transaction (MySQL). Where a request of several statements is one implicit
+    /// transaction (PostgreSQL docs, 55.2.2.1 "Multiple Statements in a Simple Query") it
+    /// is sent alone before such a statement.
+    pub lock_check_joins: bool,
+    /// The tenant lock can be lost while the daemon lives (a server-side session that can be
+    /// terminated), so it is checked before each commit and each statement outside a
+    /// transaction; false for SQLite's lock on a file, which lives in this process.
+    pub lock_can_be_lost: bool,
+    /// The largest request sent at once, in bytes: a larger script goes in several requests
+    /// split at statement boundaries, so no request, and no server-side parse, grows with
+    /// the file.
+    pub batch_limit: usize,
 }
 
 impl fmt::Display for DialectKind {

@@ -154,6 +154,54 @@ pub struct RecordWrite {
     pub direction: Direction,
 }
 
+impl RecordWrite {
+    /// The one way a record of migration `m` is made: in `status`, by `direction`'s script
+    /// (whose statement count is the total, none done yet), in `batch`, for `rollout_id`
+    /// (or `baseline`, `adopt`, `repair`) by `applied_by`, started at `started_at`.
+    /// Finished now (the duration measured from `started_at`) unless `running`; rolled back
+    /// now when `rolled_back`. The finish and duration of a record written inside a batch
+    /// after its script are the server's instead (`dialect::Timing::InBatch`).
+    pub fn new(
+        m: &super::Migration,
+        status: RecordStatus,
+        direction: Direction,
+        batch: i64,
+        (rollout_id, applied_by): (&str, &str),
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        let finished = (status != RecordStatus::Running).then(Utc::now);
+        let script = match direction {
+            Direction::Down => m.down.as_ref().unwrap_or(&m.up),
+            Direction::Up => &m.up,
+        };
+        Self {
+            version: m.version,
+            name: m.name.clone(),
+            checksum: m.up.checksum.clone(),
+            down_checksum: m.down.as_ref().map(|d| d.checksum.clone()),
+            status,
+            batch,
+            rollout_id: rollout_id.to_owned(),
+            applied_by: applied_by.to_owned(),
+            started_at,
+            finished_at: finished,
+            duration_ms: finished.map(|f| (f - started_at).num_milliseconds().max(0)),
+            error: None,
+            statements_done: 0,
+            statements_total: script.statement_count() as i64,
+            rolled_back_at: (status == RecordStatus::RolledBack).then(Utc::now),
+            direction,
+        }
+    }
+
+    /// The same record with `done` statements finished and `error`.
+    pub fn with_progress(mut self, done: i64, error: Option<String>) -> Self {
+        self.statements_done = done;
+        self.error = error;
+        self
+    }
+}
+
 /// What a repair records about one version of one tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepairAction {

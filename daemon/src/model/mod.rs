@@ -41,7 +41,7 @@ mod strategy;
 mod version;
 
 pub use access::{Role, Rpc};
-pub use dialect::DialectKind;
+pub use dialect::{Capabilities, DialectKind};
 pub use event::{
     EventKind, FailureCode, MigrationFinished, MigrationStarted, RolloutEvent, RolloutStarted,
     RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,

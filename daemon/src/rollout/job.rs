@@ -17,7 +17,8 @@ use std::{
 use tokio::{sync::Semaphore, task::JoinSet};
 use tracing::Instrument;
 
-use super::{RolloutCtx, report::TenantReport};
+use super::RolloutCtx;
+use crate::migrate::TenantReport;
 use crate::{
     fleet::{NewTenant, Tenant, TenantSource},
     model::{EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, WorkState},

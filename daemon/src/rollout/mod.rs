@@ -12,23 +12,14 @@
 //! | `job.rs` | one rollout's run here: waves, claims, concurrency, canary, failure threshold |
 //! | `writer.rs` | the one task that stores events in batches, then tells watchers |
 //! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
-//! | `tenant.rs` | one tenant: lock, plan under the lock, run the steps |
-//! | `report.rs` | what a tenant ended with, and its state afterwards |
-//! | `step.rs` | one step: transaction or statement by statement, and its history records |
-//! | `batch.rs` | a transaction sent in as few requests as its size allows |
-//! | `grouped.rs` | grouped mode: a tenant's steps in one transaction |
-//! | `baseline.rs` | marking versions applied on a tenant with no history, without running them |
-//! | `repair.rs` | rewriting a `failed` or `running` record under the tenant lock |
+//! | `tenant.rs` | one tenant: the engine's run (`crate::migrate`) with this rollout's events |
+//!
+//! The rollout schedules; it runs no SQL of its own. What happens on a tenant, and how it is
+//! recorded there, is `crate::migrate`'s.
 
-mod baseline;
-mod batch;
 mod control;
-mod grouped;
 mod job;
-mod repair;
 mod replica;
-mod report;
-mod step;
 mod tenant;
 mod watch;
 mod writer;
@@ -37,9 +28,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use baseline::baseline;
 pub(crate) use control::{Runner, RunnerError, StartRequest};
-pub(crate) use repair::{RepairError, repair};
 pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
 

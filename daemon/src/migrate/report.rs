@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use crate::{
     dialect::DbError,
-    fleet::Tenant,
     model::{
         Direction, FailureCode, HistoryRecord, MigrationSet, PlanView, RecordStatus, Step,
         TenantFailure, TenantOutcome,
@@ -14,24 +13,24 @@ use crate::{
 
 /// What a tenant's history table says, as far as the engine knows it.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Known {
-    pub(super) current_version: Option<crate::model::Version>,
-    pub(super) pending: u32,
-    pub(super) failed_versions: Vec<crate::model::Version>,
+pub(crate) struct Known {
+    pub(crate) current_version: Option<crate::model::Version>,
+    pub(crate) pending: u32,
+    pub(crate) failed_versions: Vec<crate::model::Version>,
     /// Why the tenant could not be read.
-    pub(super) error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// What the tenant ended with, before its duration is known.
 pub(crate) struct TenantReport {
-    pub(super) outcome: TenantOutcome,
-    pub(super) migrations_run: u32,
-    pub(super) current_version: Option<crate::model::Version>,
-    pub(super) failure: Option<TenantFailure>,
-    pub(super) plan: Option<PlanView>,
+    pub(crate) outcome: TenantOutcome,
+    pub(crate) migrations_run: u32,
+    pub(crate) current_version: Option<crate::model::Version>,
+    pub(crate) failure: Option<TenantFailure>,
+    pub(crate) plan: Option<PlanView>,
     /// The tenant's state afterwards; `None` when nothing was learnt (a lock that did not
     /// come).
-    pub(super) known: Option<Known>,
+    pub(crate) known: Option<Known>,
 }
 
 impl TenantReport {
@@ -69,7 +68,7 @@ impl TenantReport {
 
     /// A failure from a database error before anything was learnt about the tenant; an
     /// unreachable tenant is known to be unreachable.
-    pub(super) fn db(tenant: &Tenant, e: &DbError) -> Self {
+    pub(crate) fn db(tenant: &str, e: &DbError) -> Self {
         let mut report = failed(db_failure(tenant, None, e), None, 0);
         if e.is_unreachable() {
             report.known = Some(Known {
@@ -82,8 +81,8 @@ impl TenantReport {
 }
 
 /// A tenant failure from a database error: `lock_timeout`, `unreachable` or `history`.
-pub(super) fn db_failure(
-    tenant: &Tenant,
+pub(crate) fn db_failure(
+    tenant: &str,
     version: Option<crate::model::Version>,
     e: &DbError,
 ) -> TenantFailure {
@@ -96,11 +95,11 @@ pub(super) fn db_failure(
     TenantFailure {
         code,
         version,
-        message: format!("tenant {}: {e}", tenant.id),
+        message: format!("tenant {tenant}: {e}"),
     }
 }
 
-pub(super) fn failed(
+pub(crate) fn failed(
     failure: TenantFailure,
     current_version: Option<crate::model::Version>,
     migrations_run: u32,
@@ -116,7 +115,7 @@ pub(super) fn failed(
 }
 
 /// What has run on a tenant so far, from its history when the lock was taken.
-pub(super) struct Progress {
+pub(crate) struct Progress {
     applied: BTreeSet<crate::model::Version>,
     /// Versions recorded `failed` or `running`.
     attention: BTreeSet<crate::model::Version>,
@@ -126,7 +125,7 @@ pub(super) struct Progress {
 impl Progress {
     /// From `history` read against `set`: a repeatable whose file changed since its
     /// record counts as not applied, since it is pending ([`crate::plan::pending`]).
-    pub(super) fn new(history: &[HistoryRecord], set: &MigrationSet) -> Self {
+    pub(crate) fn new(history: &[HistoryRecord], set: &MigrationSet) -> Self {
         let stale = |r: &HistoryRecord| set.get(r.version).is_some_and(|m| r.rerun_due(m));
         Self {
             applied: history
@@ -144,7 +143,7 @@ impl Progress {
     }
 
     /// The highest numbered version applied (a repeatable is never current).
-    pub(super) fn current(&self) -> Option<crate::model::Version> {
+    pub(crate) fn current(&self) -> Option<crate::model::Version> {
         self.applied
             .iter()
             .rev()
@@ -153,7 +152,7 @@ impl Progress {
     }
 
     /// `step` ran to completion.
-    pub(super) fn ran(&mut self, step: &Step) {
+    pub(crate) fn ran(&mut self, step: &Step) {
         self.run += 1;
         let v = step.migration.version;
         self.attention.remove(&v);
@@ -165,7 +164,7 @@ impl Progress {
 
     /// `step` failed and its record now says `failed` (a failed transactional `down` keeps
     /// its `applied` row).
-    pub(super) fn failed_step(&mut self, step: &Step) {
+    pub(crate) fn failed_step(&mut self, step: &Step) {
         if !(step.transactional && step.direction == Direction::Down) {
             self.attention.insert(step.migration.version);
             self.applied.remove(&step.migration.version);
@@ -184,13 +183,13 @@ impl Progress {
         }
     }
 
-    pub(super) fn failed(self, failure: TenantFailure, set: &MigrationSet) -> TenantReport {
+    pub(crate) fn failed(self, failure: TenantFailure, set: &MigrationSet) -> TenantReport {
         let mut report = failed(failure, self.current(), self.run);
         report.known = Some(self.known(set));
         report
     }
 
-    pub(super) fn succeeded(self, set: &MigrationSet) -> TenantReport {
+    pub(crate) fn succeeded(self, set: &MigrationSet) -> TenantReport {
         TenantReport {
             outcome: TenantOutcome::Succeeded,
             migrations_run: self.run,
@@ -202,7 +201,7 @@ impl Progress {
     }
 
     /// A plan that did not run (a dry run, or a tenant its plan blocked).
-    pub(super) fn planned(
+    pub(crate) fn planned(
         self,
         outcome: TenantOutcome,
         plan: PlanView,

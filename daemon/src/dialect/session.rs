@@ -1,0 +1,343 @@
+//! One generic sqlx session for every dialect: [`SqlxDatabase`] connects (the one
+//! `connect`), [`SqlxSession`] is the [`Session`] the engine uses. What differs between
+//! databases comes from the [`Dialect`] they are instantiated with.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::{
+    Database, DbError, LockCheck, RELEASE_TIMEOUT, Session, Target,
+    batch::{Item, ItemError, pack},
+    error_position,
+    history::{HistorySql, RECORD_STATEMENTS, VersionColumn, record_from_text, shared},
+    spec::{Dialect, poll_lock},
+};
+use crate::model::{DialectKind, ForeignRow, HistoryRecord, SetFormat};
+
+/// What the engine needs of a driver's connection, for any of sqlx's three. Implemented once,
+/// for every connection type whose `&mut` is an executor.
+#[async_trait]
+pub(super) trait Conn: sqlx::Connection + Send + 'static {
+    /// Every row of `sql` (one statement, simple protocol), each column read as optional
+    /// text.
+    async fn text_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, sqlx::Error>;
+    /// Runs `sql` (several `;`-separated statements) in one request over the simple
+    /// protocol; on failure, the statements completed before the failing one.
+    async fn run_request(&mut self, sql: &str) -> Result<u64, (u64, sqlx::Error)>;
+    /// Runs `sql` (one or more statements) and discards what it returns.
+    async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        self.run_request(sql).await.map(|_| ()).map_err(|(_, e)| e)
+    }
+}
+
+#[async_trait]
+impl<C> Conn for C
+where
+    C: sqlx::Connection + Send + 'static,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, C::Database> + sqlx::Type<C::Database>,
+    usize: sqlx::ColumnIndex<<C::Database as sqlx::Database>::Row>,
+{
+    async fn text_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
+        use sqlx::Row;
+        let rows = sqlx::Executor::fetch_all(&mut *self, sql).await?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| row.try_get(i)).collect())
+            .collect()
+    }
+
+    async fn run_request(&mut self, sql: &str) -> Result<u64, (u64, sqlx::Error)> {
+        let mut done = 0;
+        // A query without arguments goes over the simple protocol.
+        let mut results = sqlx::Executor::fetch_many(&mut *self, sql);
+        while let Some(item) = results.next().await {
+            match item {
+                Ok(sqlx::Either::Left(_)) => done += 1,
+                Ok(sqlx::Either::Right(_)) => {}
+                Err(source) => return Err((done, source)),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// One tenant's database for dialect `D`. An idle tenant holds its target and server
+/// address; connect options are parsed when a session opens, and what the first session
+/// learns (where the history tables and the lock are) is shared by the later ones.
+pub(super) struct SqlxDatabase<D: Dialect> {
+    target: Target,
+    host: Option<String>,
+    identity: OnceCell<Arc<Identity<D>>>,
+}
+
+/// What every session of one tenant shares, resolved on its first connection.
+struct Identity<D: Dialect> {
+    sql: Arc<HistorySql>,
+    lock: D::LockId,
+    lock_name: String,
+    /// [`Dialect::reset`], then `session_init`, one statement each, `;`-joined; empty
+    /// where sessions are not reset in place.
+    reset: String,
+    /// Statements in `reset`.
+    reset_statements: u64,
+}
+
+impl<D: Dialect> SqlxDatabase<D> {
+    /// The database of `target`. Nothing connects.
+    ///
+    /// # Errors
+    /// [`DbError::Dsn`] when the DSN does not parse for `D`.
+    pub(super) fn new(target: Target) -> Result<Self, DbError> {
+        let host = D::host(&D::options(&target)?);
+        Ok(Self {
+            target,
+            host,
+            identity: OnceCell::new(),
+        })
+    }
+
+    async fn resolve(&self, conn: &mut D::Conn) -> Result<Arc<Identity<D>>, DbError> {
+        let place = D::locate(conn, &self.target).await?;
+        let table = &self.target.history_table;
+        let column = VersionColumn::of(&self.target);
+        let schema = place.schema.as_deref();
+        let create_schema = self.target.schema.is_some();
+        let sql = shared((D::KIND, schema.unwrap_or(""), table, column), || {
+            HistorySql::new::<D>(schema, table, create_schema, column)
+        });
+        let lock = D::lock_id(&place, &self.target);
+        let reset: Vec<&str> = match D::KIND.caps().resets_in_place {
+            true => D::reset()
+                .iter()
+                .copied()
+                .chain(self.target.session_init.iter().map(String::as_str))
+                .collect(),
+            false => Vec::new(),
+        };
+        Ok(Arc::new(Identity {
+            sql,
+            lock_name: D::lock_name(&lock),
+            lock,
+            reset_statements: reset.len() as u64,
+            reset: reset.join(";\n"),
+        }))
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> Database for SqlxDatabase<D> {
+    fn kind(&self) -> DialectKind {
+        D::KIND
+    }
+
+    fn host(&self) -> Option<String> {
+        self.host.clone()
+    }
+
+    fn namespace(&self) -> Option<String> {
+        self.target.namespace()
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
+        D::before_connect(&self.target)?;
+        let options = D::options(&self.target)?;
+        let connect = sqlx::ConnectOptions::connect(&options);
+        let mut conn = match tokio::time::timeout(self.target.connect_timeout, connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(source)) => {
+                return Err(D::connect_error(DbError::Connect { source }, &self.target));
+            }
+            Err(_) => {
+                return Err(DbError::ConnectTimeout {
+                    timeout_ms: self.target.connect_timeout.as_millis() as u64,
+                });
+            }
+        };
+        for stmt in &self.target.session_init {
+            conn.execute(stmt)
+                .await
+                .map_err(DbError::query("running session_init"))?;
+        }
+        let identity = self
+            .identity
+            .get_or_try_init(|| self.resolve(&mut conn))
+            .await?
+            .clone();
+        Ok(Box::new(SqlxSession::<D> {
+            conn,
+            identity,
+            lock: D::LockState::default(),
+        }))
+    }
+}
+
+/// An open connection to one tenant, with the fleet's session settings applied.
+pub(super) struct SqlxSession<D: Dialect> {
+    conn: D::Conn,
+    identity: Arc<Identity<D>>,
+    lock: D::LockState,
+}
+
+impl<D: Dialect> SqlxSession<D> {
+    /// Every history row read with `select`, ascending by version.
+    async fn select(&mut self, select: &str) -> Result<Vec<HistoryRecord>, sqlx::Error> {
+        let rows = self.conn.text_rows(select).await?;
+        let mut records = rows
+            .into_iter()
+            .map(|row| record_from_text(row).map_err(|e| sqlx::Error::Decode(e.into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_unstable_by_key(|r| r.version);
+        Ok(records)
+    }
+
+    /// The columns the history table has (an older layout).
+    async fn present_columns(&mut self) -> Result<BTreeSet<String>, sqlx::Error> {
+        let sql = self.identity.sql.columns.clone();
+        let rows = self.conn.text_rows(&sql).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+
+    /// The statements `item` renders to.
+    fn render(&self, item: &Item<'_>) -> Result<(String, u64), sqlx::Error> {
+        Ok(match item {
+            Item::Sql(sql) => ((*sql).to_owned(), 1),
+            Item::Reset => (self.identity.reset.clone(), self.identity.reset_statements),
+            Item::Record(rec, _) | Item::Progress(rec) | Item::Log(rec) => {
+                let sql = &self.identity.sql;
+                sql.writable(rec.version).map_err(|e| match e {
+                    DbError::Query { source, .. } => source,
+                    e => sqlx::Error::Protocol(e.to_string()),
+                })?;
+                match item {
+                    Item::Record(_, timing) => (sql.record_sql(rec, *timing), RECORD_STATEMENTS),
+                    Item::Progress(_) => (sql.row_sql(rec), 1),
+                    _ => (sql.log_sql(rec), 1),
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> Session for SqlxSession<D> {
+    async fn read_history(&mut self) -> Result<Option<Vec<HistoryRecord>>, DbError> {
+        // One round trip; a missing table is the answer "nothing applied", not an error. A
+        // table of an older layout is read as it is (two more round trips) and left as it is.
+        let sql = Arc::clone(&self.identity.sql);
+        let read = DbError::query("reading the history table");
+        match self.select(&sql.select).await {
+            Ok(records) => Ok(Some(records)),
+            Err(e) if sql.is_missing_table(&e) => Ok(None),
+            Err(e) if sql.is_missing_column(&e) => {
+                let present = self.present_columns().await.map_err(read)?;
+                let read = DbError::query("reading the history table");
+                self.select(&sql.select_present(&present))
+                    .await
+                    .map(Some)
+                    .map_err(read)
+            }
+            Err(e) => Err(read(e)),
+        }
+    }
+
+    async fn prepare_history(&mut self) -> Result<Vec<HistoryRecord>, DbError> {
+        let sql = Arc::clone(&self.identity.sql);
+        let read = DbError::query("reading the history table");
+        match self.select(&sql.select).await {
+            Ok(records) => Ok(records),
+            Err(e) if sql.is_missing_table(&e) => {
+                self.conn
+                    .execute(&sql.create_sql())
+                    .await
+                    .map_err(DbError::query("creating the history table"))?;
+                Ok(Vec::new())
+            }
+            Err(e) if sql.is_missing_column(&e) => {
+                let present = self.present_columns().await.map_err(read)?;
+                for upgrade in sql.upgrades(&present) {
+                    self.conn
+                        .execute(&upgrade)
+                        .await
+                        .map_err(DbError::query("upgrading the history table's layout"))?;
+                }
+                tracing::info!(layout = super::history::LAYOUT, "history table upgraded");
+                let read = DbError::query("reading the history table");
+                self.select(&sql.select).await.map_err(read)
+            }
+            Err(e) => Err(read(e)),
+        }
+    }
+
+    async fn read_foreign(&mut self, tool: SetFormat) -> Result<Option<Vec<ForeignRow>>, DbError> {
+        let Some(select) = super::foreign::select_sql::<D>(tool) else {
+            return Ok(Some(Vec::new()));
+        };
+        let read = DbError::query("reading the other tool's history table");
+        let rows = match self.conn.text_rows(&select).await {
+            Ok(rows) => rows,
+            Err(e) if self.identity.sql.is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(read(e)),
+        };
+        Ok(Some(rows.into_iter().map(super::foreign::row).collect()))
+    }
+
+    async fn run(&mut self, items: &[Item<'_>]) -> Result<(), ItemError> {
+        let mut rendered = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let r = self.render(item).map_err(|source| ItemError {
+                index,
+                at: None,
+                source,
+            })?;
+            rendered.push(r);
+        }
+        for request in pack(&rendered, D::KIND.caps().batch_limit) {
+            if let Err((done, source)) = self.conn.run_request(&request.text).await {
+                let (index, at) = request.locate(done, error_position(&source));
+                return Err(ItemError { index, at, source });
+            }
+        }
+        Ok(())
+    }
+
+    async fn lock(&mut self, timeout: Duration) -> Result<Duration, DbError> {
+        let identity = Arc::clone(&self.identity);
+        let mut state = (&mut self.conn, &mut self.lock);
+        let waited = poll_lock(&identity.lock_name, timeout, &mut state, |(conn, lock)| {
+            Box::pin(D::try_lock(&mut **conn, &identity.lock, &mut **lock))
+        })
+        .await?;
+        D::after_lock(&mut self.conn).await?;
+        Ok(waited)
+    }
+
+    fn lock_check(&self) -> Option<LockCheck> {
+        D::lock_check(&self.identity.lock, &self.lock).map(|sql| LockCheck {
+            sql,
+            lock: self.identity.lock_name.clone(),
+        })
+    }
+
+    async fn unlock(&mut self) -> Result<(), DbError> {
+        let reset = self.identity.reset.clone();
+        D::unlock(&mut self.conn, &self.identity.lock, &mut self.lock, &reset).await
+    }
+
+    async fn ping(&mut self) -> Result<(), DbError> {
+        sqlx::Connection::ping(&mut self.conn)
+            .await
+            .map_err(|source| DbError::Connect { source })
+    }
+
+    async fn close(self: Box<Self>) {
+        // Dropped (socket closed) if the server does not answer the goodbye.
+        let close = sqlx::Connection::close(self.conn);
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, close).await;
+    }
+}

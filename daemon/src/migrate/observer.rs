@@ -1,0 +1,24 @@
+//! What the engine tells its caller while it runs a tenant. A rollout turns these into
+//! events and metrics; a test records them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::StepOutcome;
+use crate::{fleet::Tenant, model::Step};
+
+/// Receives what happens on a tenant as it happens, and says when to stop.
+#[async_trait]
+pub(crate) trait Observer: Sync {
+    /// The tenant lock came after `waited` (`acquired`), or did not come within the lock
+    /// timeout.
+    fn lock_waited(&self, tenant: &Tenant, waited: Duration, acquired: bool);
+    /// `step` is about to run on `tenant`.
+    async fn migration_started(&self, tenant: &Tenant, step: &Step);
+    /// `step` ended on `tenant` with `outcome` (recorded already).
+    async fn migration_finished(&self, tenant: &Tenant, step: &Step, outcome: &StepOutcome);
+    /// True once the tenant must stop before its next migration (a cancel, the daemon's
+    /// shutdown). A migration that started always finishes or fails on its own.
+    fn stop_requested(&self) -> bool;
+}

@@ -1,0 +1,322 @@
+//! One tenant: lock, read the history and plan under the lock (DESIGN.md rule 4), run the
+//! steps, unlock. Every migration runs on the locked session, reset before each one
+//! (PostgreSQL), or on a session of its own (MySQL, SQLite), so whatever a script changes in
+//! its session (`SET search_path`, `SET ROLE`, `USE`, temporary tables) cannot reach the
+//! next migration.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use tracing::Instrument;
+
+use super::{
+    Observer, RunMeta, StepOutcome,
+    lock::under_lock,
+    record::Recorder,
+    report::{Progress, TenantReport, db_failure},
+    statements, transaction,
+};
+use crate::{
+    dialect::{DbError, Session, connection_lost},
+    fleet::{PooledSession, Tenant},
+    model::{
+        Capabilities, DialectKind, FailureCode, HistoryRecord, MigrationSet, Plan, PlanView,
+        RecordStatus, RolloutOp, Step, TenantFailure, TenantOutcome, TransactionMode,
+    },
+    plan,
+    telemetry::fail,
+};
+
+/// What to run on a tenant, and on whose behalf.
+pub(crate) struct Job<'a> {
+    /// The migration set.
+    pub(crate) set: &'a MigrationSet,
+    /// Apply (to a target) or roll back (to a target).
+    pub(crate) op: RolloutOp,
+    /// One transaction per migration, or one for the tenant's whole plan.
+    pub(crate) transaction: TransactionMode,
+    /// The fleet's dialect.
+    pub(crate) dialect: DialectKind,
+    /// Longest wait for the tenant lock.
+    pub(crate) lock_timeout: Duration,
+    /// The rollout, for the history rows.
+    pub(crate) rollout_id: &'a str,
+    /// The daemon instance, for the history rows.
+    pub(crate) applied_by: &'a str,
+    /// The tenant's placeholder values.
+    pub(crate) vars: &'a BTreeMap<String, String>,
+}
+
+impl Job<'_> {
+    /// The tenant's plan over `history`, its placeholders checked.
+    fn plan(&self, history: &[HistoryRecord]) -> Plan {
+        let mut plan = match self.op {
+            RolloutOp::Apply(opts) => plan::plan_apply(self.set, history, opts, self.dialect),
+            RolloutOp::Rollback(target) => {
+                plan::plan_rollback(self.set, history, target, self.dialect)
+            }
+        };
+        plan::check_placeholders(&mut plan, self.vars);
+        plan
+    }
+}
+
+/// What a dry run says of `tenant`: its plan over its history, read without the lock,
+/// running nothing.
+pub(crate) async fn dry_run(tenant: &Tenant, job: &Job<'_>) -> TenantReport {
+    match tenant.read_history().await {
+        Ok(history) => {
+            let plan = PlanView::from(&job.plan(&history));
+            Progress::new(&history, job.set).planned(TenantOutcome::Planned, plan, job.set)
+        }
+        Err(e) => TenantReport::db(&tenant.id, &e),
+    }
+}
+
+/// Runs `job` on `tenant` under its lock and reports how it ended. Never panics on
+/// database errors: every failure is in the report, with the tenant, the version and the
+/// cause.
+pub(crate) async fn run(tenant: &Tenant, job: &Job<'_>, observer: &dyn Observer) -> TenantReport {
+    let work = async |session: &mut PooledSession, waited: Duration| {
+        observer.lock_waited(tenant, waited, true);
+        migrate(tenant, job, session, observer).await
+    };
+    under_lock(tenant, job.lock_timeout, work)
+        .await
+        .unwrap_or_else(|e| {
+            if let DbError::LockTimeout { waited_ms, .. } = &e {
+                observer.lock_waited(tenant, Duration::from_millis(*waited_ms), false);
+            }
+            TenantReport::db(&tenant.id, &e)
+        })
+}
+
+/// Reads the history and plans under the lock, then runs the steps.
+async fn migrate(
+    tenant: &Tenant,
+    job: &Job<'_>,
+    locked: &mut PooledSession,
+    observer: &dyn Observer,
+) -> TenantReport {
+    let history = match locked.session().prepare_history().await {
+        Ok(h) => h,
+        Err(e) => {
+            locked.poison();
+            return TenantReport::db(&tenant.id, &e);
+        }
+    };
+    let plan = job.plan(&history);
+    let mut run = Progress::new(&history, job.set);
+    if let Some(error) = plan.first_error() {
+        let failure = TenantFailure {
+            code: FailureCode::Blocked,
+            version: error.version,
+            message: format!("tenant {}: {}", tenant.id, error.message),
+        };
+        let mut report = run.planned(TenantOutcome::Failed, PlanView::from(&plan), job.set);
+        report.failure = Some(failure);
+        return report;
+    }
+    let meta = RunMeta {
+        rollout_id: job.rollout_id,
+        applied_by: job.applied_by,
+        batch: history.iter().map(|r| r.batch).max().unwrap_or(0) + 1,
+        lock_check: locked.session().lock_check(),
+        vars: job.vars,
+    };
+    if job.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
+        return grouped(tenant, job, locked, &plan.steps, &meta, run, observer).await;
+    }
+    for step in &plan.steps {
+        let m = &step.migration;
+        if observer.stop_requested() {
+            let failure = TenantFailure {
+                code: FailureCode::Cancelled,
+                version: Some(m.version),
+                message: format!(
+                    "tenant {}: stopped before version {} (the rollout is stopping)",
+                    tenant.id, m.version
+                ),
+            };
+            return run.failed(failure, job.set);
+        }
+        let span = tracing::info_span!(
+            "migration",
+            avocet.version = %m.version,
+            avocet.migration = %m.name,
+            avocet.direction = step.direction.as_str(),
+            avocet.transactional = step.transactional,
+            avocet.status = tracing::field::Empty,
+        );
+        observer.migration_started(tenant, step).await;
+        let outcome = one_step(tenant, locked, step, &meta)
+            .instrument(span.clone())
+            .await;
+        match outcome {
+            Ok(o) => {
+                span.record("avocet.status", o.status.as_str());
+                observer.migration_finished(tenant, step, &o).await;
+                if o.status != RecordStatus::Failed {
+                    run.ran(step);
+                    continue;
+                }
+                let message = o.error.unwrap_or_default();
+                fail(&span, FailureCode::MigrationFailed.as_str(), &message);
+                run.failed_step(step);
+                let failure = TenantFailure {
+                    code: FailureCode::MigrationFailed,
+                    version: Some(m.version),
+                    message: format!(
+                        "tenant {}, version {} ({}): {message}",
+                        tenant.id, m.version, m.name
+                    ),
+                };
+                return run.failed(failure, job.set);
+            }
+            Err(e) => {
+                let failure = db_failure(&tenant.id, Some(m.version), &e);
+                fail(&span, failure.code.as_str(), &e.to_string());
+                if matches!(e, DbError::LockLost { .. }) && !step.transactional {
+                    // Its record says `failed`, with the statements that ran.
+                    run.failed_step(step);
+                }
+                return run.failed(failure, job.set);
+            }
+        }
+    }
+    run.succeeded(job.set)
+}
+
+/// Runs one step: on the locked session when sessions reset in place, otherwise on a new
+/// session closed afterwards.
+async fn one_step(
+    tenant: &Tenant,
+    locked: &mut PooledSession,
+    step: &Step,
+    meta: &RunMeta<'_>,
+) -> Result<StepOutcome, DbError> {
+    let caps = tenant.caps();
+    if caps.resets_in_place {
+        let outcome = on_session(locked.session(), step, meta, caps, true).await;
+        if !outcome.as_ref().is_ok_and(|(_, clean)| *clean) {
+            locked.poison();
+        }
+        outcome
+            .map(|(o, _)| o)
+            .map_err(|e| lost_with_session(e, meta))
+    } else {
+        let mut work = tenant.session().await?;
+        work.set_clean(false);
+        let outcome = on_session(work.session(), step, meta, caps, false).await;
+        work.close().await;
+        outcome.map(|(o, _)| o)
+    }
+}
+
+/// Runs `step` on `session`: in a transaction, or statement by statement. Also says whether
+/// the session is clean afterwards.
+async fn on_session(
+    session: &mut dyn Session,
+    step: &Step,
+    meta: &RunMeta<'_>,
+    caps: Capabilities,
+    reset: bool,
+) -> Result<(StepOutcome, bool), DbError> {
+    let rec = Recorder::new(step, meta);
+    if step.transactional {
+        let mut ran = transaction::run(session, std::slice::from_ref(&rec), reset).await?;
+        Ok((ran.steps.remove(0), ran.clean))
+    } else {
+        statements::run(session, &rec, caps, reset)
+            .await
+            .map(|o| (o, true))
+    }
+}
+
+/// Grouped mode (`transaction = "tenant"`): all of a tenant's steps and their history rows
+/// in one transaction, all or nothing. The engine allows it only on dialects with
+/// transactional DDL and for steps that are all transactional.
+async fn grouped(
+    tenant: &Tenant,
+    job: &Job<'_>,
+    locked: &mut PooledSession,
+    steps: &[Step],
+    meta: &RunMeta<'_>,
+    mut progress: Progress,
+    observer: &dyn Observer,
+) -> TenantReport {
+    for step in steps {
+        observer.migration_started(tenant, step).await;
+    }
+    let recorders: Vec<Recorder<'_>> = steps.iter().map(|s| Recorder::new(s, meta)).collect();
+    let caps = tenant.caps();
+    let ran = if caps.resets_in_place {
+        let ran = transaction::run(locked.session(), &recorders, true).await;
+        if !ran.as_ref().is_ok_and(|r| r.clean) {
+            locked.poison();
+        }
+        ran.map_err(|e| lost_with_session(e, meta))
+    } else {
+        match tenant.session().await {
+            Ok(mut work) => {
+                work.set_clean(false);
+                let ran = transaction::run(work.session(), &recorders, false).await;
+                work.close().await;
+                ran
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let ran = match ran {
+        Ok(ran) => ran,
+        Err(e) => return progress.failed(db_failure(&tenant.id, None, &e), job.set),
+    };
+    for (step, outcome) in steps.iter().zip(&ran.steps) {
+        observer.migration_finished(tenant, step, outcome).await;
+    }
+    let Some(failed) = ran.failed else {
+        for step in steps {
+            progress.ran(step);
+        }
+        return progress.succeeded(job.set);
+    };
+    let culprit = failed.culprit.map(|c| &steps[c]);
+    match culprit {
+        Some(step) => progress.failed_step(step),
+        None => steps.iter().for_each(|s| progress.failed_step(s)),
+    }
+    let versions: Vec<_> = steps.iter().map(|s| s.migration.version).collect();
+    let failure = TenantFailure {
+        code: FailureCode::MigrationFailed,
+        version: culprit.map(|s| s.migration.version),
+        message: match culprit {
+            Some(step) => format!(
+                "tenant {}, version {}: {}; the tenant's transaction was rolled back, so none \
+                 of its {} migrations is applied",
+                tenant.id,
+                step.migration.version,
+                failed.message,
+                steps.len()
+            ),
+            None => format!(
+                "tenant {}: the transaction of versions {} failed {}; none of them is applied",
+                tenant.id,
+                transaction::list(&versions),
+                failed.message
+            ),
+        },
+    };
+    progress.failed(failure, job.set)
+}
+
+/// A connection lost on the session that holds the tenant lock took the lock with it.
+fn lost_with_session(e: DbError, meta: &RunMeta<'_>) -> DbError {
+    match (e, &meta.lock_check) {
+        (DbError::Query { source, context }, Some(check)) if connection_lost(&source) => {
+            DbError::LockLost {
+                lock: check.lock.clone(),
+                cause: format!("{context}: {source}"),
+            }
+        }
+        (e, _) => e,
+    }
+}
