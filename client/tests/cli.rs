@@ -41,23 +41,11 @@ async fn start_with(change: impl FnOnce(&mut Config)) -> Daemon {
         })
         .collect();
     let fleet = FleetConfig {
-        dialect: DialectKind::Sqlite,
-        migrations,
-        format: Default::default(),
         concurrency: 8,
         lock_timeout: std::time::Duration::from_secs(5),
         connect_timeout: std::time::Duration::from_secs(5),
-        history_table: None,
-        session_init: vec![],
-        transaction: Default::default(),
-        strategy: Default::default(),
-        dsn_template: None,
-        discovery: None,
-        vars: Default::default(),
-        metrics_tenant_labels: false,
-        password_env: None,
-        password_file: None,
         tenants,
+        ..FleetConfig::new(DialectKind::Sqlite, migrations)
     };
     let mut config = Config {
         fleets: BTreeMap::from([("demo".into(), fleet)]),

@@ -71,23 +71,11 @@ impl TestDaemon {
         lock_timeout: Duration,
     ) -> anyhow::Result<Config> {
         let fleet_config = FleetConfig {
-            dialect: fleet.dialect,
-            migrations: migrations.to_owned(),
-            format: Default::default(),
             concurrency: 8,
             lock_timeout,
             connect_timeout: Duration::from_secs(10),
-            history_table: None,
-            session_init: Vec::new(),
-            transaction: Default::default(),
-            strategy: Default::default(),
-            dsn_template: None,
-            discovery: None,
-            vars: Default::default(),
-            metrics_tenant_labels: false,
-            password_env: None,
-            password_file: None,
             tenants: fleet.tenants.clone(),
+            ..FleetConfig::new(fleet.dialect, migrations.to_owned())
         };
         let config = Config {
             listen: "127.0.0.1:0".parse()?,

@@ -157,6 +157,18 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
             "state_changed",
             json!({ "state": state(c.state), "by": c.by, "reason": c.reason }),
         ),
+        Some(Kind::LockRetry(r)) => (
+            "lock_retry",
+            json!({
+                "tenant": r.tenant,
+                "version": r.version_text,
+                "statement": r.statement,
+                "attempt": r.attempt,
+                "wait_ms": r.wait_ms,
+                "holders": r.holders,
+                "note": r.note,
+            }),
+        ),
         None => ("unknown", json!({})),
     };
     json!({

@@ -249,6 +249,24 @@ impl RolloutView {
                 let state = pb::RolloutState::try_from(c.state).unwrap_or_default();
                 self.println(format!("rollout {} by {}", state_name(state), c.by));
             }
+            Some(Kind::LockRetry(r)) => {
+                let holders = match r.holders.is_empty() {
+                    true => String::new(),
+                    false => format!("; held by {}", r.holders),
+                };
+                let note = match r.note.is_empty() {
+                    true => String::new(),
+                    false => format!("; {}", r.note),
+                };
+                self.println(format!(
+                    "  waiting {:<20} version {} statement {} gave up on a lock; retry {} in {} ms{holders}{note}",
+                    r.tenant,
+                    version(&r.version_text),
+                    r.statement,
+                    r.attempt,
+                    r.wait_ms
+                ));
+            }
             _ => {}
         }
     }

@@ -138,6 +138,16 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::MigrationFinished(m) => Kind::MigrationFinished(migration_finished(m)),
             EventKind::TenantFinished(t) => Kind::TenantFinished(tenant_finished(t)),
+            EventKind::LockRetry(r) => Kind::LockRetry(pb::LockRetry {
+                tenant: r.tenant.clone(),
+                version: send::int(r.version),
+                version_text: send::text(r.version),
+                statement: r.statement,
+                attempt: r.attempt,
+                wait_ms: r.wait_ms,
+                holders: r.holders.clone(),
+                note: r.note.clone(),
+            }),
             EventKind::RolloutFinished(s) => Kind::RolloutFinished(pb::RolloutFinished {
                 succeeded: s.succeeded,
                 failed: s.failed,

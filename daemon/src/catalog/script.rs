@@ -20,6 +20,14 @@ const NO_TRANSACTION_MARKERS: [&str; 2] = ["-- avocet:no-transaction", "-- no-tr
 /// The line comment that accepts a script's destructive statements as intended.
 const ALLOW_DESTRUCTIVE_MARKER: &str = "-- avocet:allow-destructive";
 
+/// The line comment that sets how long each statement may wait for a lock
+/// (`-- avocet:ddl-lock-timeout 2s`; `0` turns the guard off for the script).
+const DDL_LOCK_TIMEOUT_DIRECTIVE: &str = "-- avocet:ddl-lock-timeout";
+
+/// The line comment that sets how long each statement may run
+/// (`-- avocet:statement-timeout 30min`).
+const STATEMENT_TIMEOUT_DIRECTIVE: &str = "-- avocet:statement-timeout";
+
 /// Why a script could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
@@ -95,6 +103,8 @@ pub(super) fn parse_script_as(
     if let Some(e) = refusal(&pieces, &tokens, dialect, no_transaction) {
         return Err(e);
     }
+    let ddl_lock_timeout = leading_duration(&sql, DDL_LOCK_TIMEOUT_DIRECTIVE)?;
+    let statement_timeout = leading_duration(&sql, STATEMENT_TIMEOUT_DIRECTIVE)?;
     let spans: Vec<StatementSpan> = pieces.into_iter().map(|p| p.span).collect();
     let findings = super::lint::lint(&sql, &spans, dialect);
     let placeholders = super::placeholders::find(text, &tokens, dialect);
@@ -105,6 +115,8 @@ pub(super) fn parse_script_as(
             .iter()
             .any(|f| f.code.kind() == LintKind::Destructive),
         allow_destructive: leading_marker(&sql, &[ALLOW_DESTRUCTIVE_MARKER]),
+        ddl_lock_timeout,
+        statement_timeout,
         findings,
         placeholders,
         spans,
@@ -191,6 +203,39 @@ fn has_no_transaction_marker(sql: &str) -> bool {
     leading_marker(sql, &NO_TRANSACTION_MARKERS)
 }
 
+/// The duration after `directive` on a line of the comments that open the script
+/// (humantime syntax: `500ms`, `2s`, `30min`; a bare `0` is zero).
+///
+/// # Errors
+/// [`ScriptError`] naming the line when the value is not a duration.
+fn leading_duration(
+    sql: &str,
+    directive: &str,
+) -> Result<Option<std::time::Duration>, ScriptError> {
+    let found = sql
+        .lines()
+        .enumerate()
+        .take_while(|(_, line)| line.trim().is_empty() || line.trim().starts_with("--"))
+        .find_map(|(i, line)| {
+            let rest = line.trim().strip_prefix(directive)?;
+            (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| (i, rest.trim()))
+        });
+    let Some((i, value)) = found else {
+        return Ok(None);
+    };
+    let parsed = match value {
+        "0" => Ok(std::time::Duration::ZERO),
+        v => humantime::parse_duration(v).map_err(|e| e.to_string()),
+    };
+    parsed.map(Some).map_err(|e| ScriptError {
+        line: i as u64 + 1,
+        column: 1,
+        message: format!(
+            "{directive} takes a duration such as 500ms, 2s or 30min ({value:?}: {e})"
+        ),
+    })
+}
+
 /// True when one of `markers` is a line of the comments that open the script.
 fn leading_marker(sql: &str, markers: &[&str]) -> bool {
     sql.lines()
@@ -206,6 +251,33 @@ mod tests {
     fn stmts(sql: &str, d: DialectKind) -> Vec<String> {
         let script = parse_script(sql, d).unwrap();
         script.statements().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn timeout_directives_are_read_from_the_leading_comments() {
+        let pg = DialectKind::Postgres;
+        let script = parse_script(
+            "-- avocet:ddl-lock-timeout 2s\n-- avocet:statement-timeout 30min\nSELECT 1;\n",
+            pg,
+        )
+        .unwrap();
+        assert_eq!(
+            script.ddl_lock_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            script.statement_timeout,
+            Some(std::time::Duration::from_secs(1800))
+        );
+        let off = parse_script("-- avocet:ddl-lock-timeout 0\nSELECT 1;\n", pg).unwrap();
+        assert_eq!(off.ddl_lock_timeout, Some(std::time::Duration::ZERO));
+        let late = parse_script("SELECT 1;\n-- avocet:ddl-lock-timeout 2s\n", pg).unwrap();
+        assert_eq!(
+            late.ddl_lock_timeout, None,
+            "only the opening comments hold directives"
+        );
+        let bad = parse_script("-- x\n-- avocet:statement-timeout soon\nSELECT 1;\n", pg);
+        assert_eq!(bad.unwrap_err().line, 2);
     }
 
     #[test]

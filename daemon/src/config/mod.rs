@@ -9,8 +9,10 @@
 //! | `secret.rs` | DSN passwords from an environment variable or a file |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
 //! | `observe.rs` | `admin_listen`: an address, or empty for none |
+//! | `guard.rs` | the lock guard's defaults: `ddl_lock_timeout`, `ddl_retry_for`, waiters per host |
 
 mod builtin;
+mod guard;
 mod observe;
 mod secret;
 mod security;
@@ -84,6 +86,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Budget of connections on any one database server (`host:port`). Default 32.
     pub max_connections_per_host: usize,
+    /// Tenants of one database server that may be retrying a lock-timed-out statement at
+    /// once (DESIGN.md rule 7); others wait their turn in the daemon, outside the server's
+    /// lock queue. Default 2.
+    #[serde(default = "guard::default_max_lock_waiters_per_host")]
+    pub max_lock_waiters_per_host: usize,
     /// A pooled session idle this long is closed, e.g. `"5m"`. Default 5 minutes.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -130,6 +137,7 @@ impl Default for Config {
             instance_id: format!("avocetd@{host}"),
             max_connections: 64,
             max_connections_per_host: 32,
+            max_lock_waiters_per_host: guard::default_max_lock_waiters_per_host(),
             idle_timeout: Duration::from_secs(300),
             history_table: "avocet_migrations".into(),
             control_store: DEFAULT_CONTROL_STORE.into(),
@@ -165,6 +173,26 @@ pub struct FleetConfig {
     /// Longest wait for a connection to open. Default 10 s.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Longest wait of each migration statement for a lock (PostgreSQL `lock_timeout`,
+    /// MySQL `lock_wait_timeout` in whole seconds, SQLite `busy_timeout`), after which the
+    /// statement gives up, leaves the lock queue and is retried with backoff, so one long
+    /// reader never queues a tenant's traffic behind an `ALTER`. `"0"` turns the guard off.
+    /// A file's `-- avocet:ddl-lock-timeout` overrides it. Default 500 ms.
+    #[serde(default = "guard::default_ddl_lock_timeout", with = "humantime_serde")]
+    pub ddl_lock_timeout: Duration,
+    /// How long a lock-timed-out migration keeps retrying (1 s, doubling to 30 s, jittered)
+    /// before its tenant fails `lock_timeout`, naming the sessions in the way. Default 10 min.
+    #[serde(default = "guard::default_ddl_retry_for", with = "humantime_serde")]
+    pub ddl_retry_for: Duration,
+    /// Longest run of each migration statement (PostgreSQL `statement_timeout`, MariaDB
+    /// `max_statement_time`; SQLite has none), e.g. `"30min"`. A file's
+    /// `-- avocet:statement-timeout` overrides it. Default: none.
+    #[serde(
+        default,
+        with = "guard::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub statement_timeout: Option<Duration>,
     /// History table name in each tenant; default: the top-level `history_table`.
     #[serde(default)]
     pub history_table: Option<String>,
@@ -242,6 +270,33 @@ fn default_refresh() -> Duration {
 }
 
 impl FleetConfig {
+    /// A fleet of `dialect` serving the set in `migrations`, every other key at its default
+    /// and no tenant yet.
+    pub fn new(dialect: DialectKind, migrations: PathBuf) -> Self {
+        Self {
+            dialect,
+            migrations,
+            format: SetFormat::default(),
+            concurrency: default_concurrency(),
+            lock_timeout: default_lock_timeout(),
+            connect_timeout: default_connect_timeout(),
+            ddl_lock_timeout: guard::default_ddl_lock_timeout(),
+            ddl_retry_for: guard::default_ddl_retry_for(),
+            statement_timeout: None,
+            history_table: None,
+            session_init: Vec::new(),
+            strategy: StrategyConfig::default(),
+            transaction: TransactionMode::default(),
+            dsn_template: None,
+            password_env: None,
+            password_file: None,
+            tenants: Vec::new(),
+            discovery: None,
+            metrics_tenant_labels: false,
+            vars: BTreeMap::new(),
+        }
+    }
+
     /// The fleet's `password_env` / `password_file`, which registered and discovered
     /// tenants use too.
     pub(crate) fn password_source(&self) -> PasswordSource {
@@ -482,6 +537,12 @@ impl Config {
             return Err(invalid(
                 "max_connections_per_host".into(),
                 "must be at least 2",
+            ));
+        }
+        if self.max_lock_waiters_per_host == 0 {
+            return Err(invalid(
+                "max_lock_waiters_per_host".into(),
+                "must be at least 1",
             ));
         }
         if self.idle_timeout.is_zero() {

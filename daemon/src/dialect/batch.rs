@@ -51,6 +51,9 @@ pub(crate) struct ItemError {
     pub(crate) at: Option<usize>,
     /// The server's error.
     pub(crate) source: sqlx::Error,
+    /// The item gave up waiting for a lock under the guard's timeout: nothing of it
+    /// happened, and it may be tried again (DESIGN.md rule 7).
+    pub(crate) lock_timeout: bool,
 }
 
 impl ItemError {

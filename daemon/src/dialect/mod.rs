@@ -37,7 +37,7 @@ pub use error::DbError;
 pub(crate) use error::{connection_lost, error_position};
 pub use target::Target;
 
-use crate::model::{DialectKind, ForeignRow, HistoryRecord, SetFormat};
+use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SetFormat};
 use session::SqlxDatabase;
 
 /// Longest wait for a lock release or a connection close before the connection is dropped.
@@ -47,10 +47,10 @@ pub(crate) const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// engine needs of a database, and nothing more.
 #[async_trait]
 pub(crate) trait Session: Send {
-    /// Every history row, ascending by version, in one round trip; `None` when the history
-    /// table does not exist. Creates nothing: a table of an older layout is read as it is,
+    /// Every history row, ascending by version, in one round trip, and whether the table is
+    /// ready to be written. Creates nothing: a table of an older layout is read as it is,
     /// its newer columns `None`.
-    async fn read_history(&mut self) -> Result<Option<Vec<HistoryRecord>>, DbError>;
+    async fn read_history(&mut self) -> Result<History, DbError>;
     /// Every history row, as [`Session::read_history`], for a caller holding the tenant lock
     /// that will write: the history tables are created when missing (with the tenant's
     /// schema), and a table of an older layout is brought to today's before it is read.
@@ -85,10 +85,52 @@ pub(crate) trait Session: Send {
     /// When the release failed or found the lock not held; the caller must close this
     /// session, never pool it, so that the server frees whatever it still holds.
     async fn unlock(&mut self) -> Result<(), DbError>;
+    /// The statements that bound how long the statements after them may wait for a lock
+    /// and run, as `guard` says (DESIGN.md rule 7); `local`: inside a transaction, ending
+    /// with it. Empty when the guard sets nothing.
+    fn guard_sql(&self, guard: &LockGuard, local: bool) -> Vec<String>;
+    /// The sessions holding locks or open transactions in the tenant's database, as the
+    /// server lists them, for the message of a migration that could not get its lock; empty
+    /// when the server cannot say or the query fails.
+    async fn holders(&mut self) -> String;
+    /// After `statement` gave up waiting for a lock: drops what its attempt left behind
+    /// (PostgreSQL's INVALID index of a `CREATE INDEX CONCURRENTLY`), and says what it
+    /// dropped.
+    ///
+    /// # Errors
+    /// [`DbError::Query`] when the check or the drop fails.
+    async fn clean_leftover(&mut self, statement: &str) -> Result<Option<String>, DbError>;
     /// Checks that the connection still answers.
     async fn ping(&mut self) -> Result<(), DbError>;
     /// Closes the connection cleanly, or drops it after [`RELEASE_TIMEOUT`].
     async fn close(self: Box<Self>);
+}
+
+/// What a read of the history table found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum History {
+    /// No history table: nothing was ever recorded.
+    Missing,
+    /// A table made by an older release, read with `None` for its newer columns; a writer
+    /// brings it to today's layout first ([`Session::prepare_history`]).
+    Older(Vec<HistoryRecord>),
+    /// A table of today's layout.
+    Current(Vec<HistoryRecord>),
+}
+
+impl History {
+    /// The records, `None` when there is no table.
+    pub(crate) fn records(self) -> Option<Vec<HistoryRecord>> {
+        match self {
+            Self::Missing => None,
+            Self::Older(r) | Self::Current(r) => Some(r),
+        }
+    }
+
+    /// True when the table can be written as it is.
+    pub(crate) fn ready(&self) -> bool {
+        matches!(self, Self::Current(_))
+    }
 }
 
 /// How the engine confirms that a tenant lock is still held ("locks that notice"): before

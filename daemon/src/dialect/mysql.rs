@@ -6,7 +6,7 @@
 //! `COM_RESET_CONNECTION`, also releases user locks, and no statement lists a session's
 //! temporary tables. So each migration runs on a session of its own, closed after it.
 
-use std::str::FromStr;
+use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -52,6 +52,38 @@ impl Dialect for My {
     /// [`Self::NOW`] is.
     fn time(t: DateTime<Utc>) -> String {
         format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+    }
+
+    const HOLDERS: Option<&'static str> = Some(
+        "SELECT GROUP_CONCAT(CONCAT('id ', t.trx_mysql_thread_id, ' (', \
+         IFNULL(p.USER, 'unknown user'), ', ', IFNULL(p.COMMAND, ''), ', transaction open ', \
+         TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s)') SEPARATOR '; ') \
+         FROM information_schema.INNODB_TRX t \
+         LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+         WHERE t.trx_mysql_thread_id <> CONNECTION_ID() \
+         AND (p.DB IS NULL OR p.DB = DATABASE())",
+    );
+
+    /// Error 1205 `ER_LOCK_WAIT_TIMEOUT`, for row locks (`innodb_lock_wait_timeout`) and
+    /// metadata locks (`lock_wait_timeout`) alike (MySQL 8.0 Reference Manual, B.3.1).
+    fn is_lock_timeout(e: &sqlx::Error) -> bool {
+        e.as_database_error()
+            .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+            .is_some_and(|d| d.number() == 1205)
+    }
+
+    /// `lock_wait_timeout` and `innodb_lock_wait_timeout` take whole seconds, so a timeout
+    /// rounds up to at least 1 s; `max_statement_time` is MariaDB's (seconds, fractions
+    /// allowed). The session is the migration's own, closed after it, so `local` changes
+    /// nothing.
+    fn guard_sql(lock: Option<Duration>, statement: Option<Duration>, _local: bool) -> Vec<String> {
+        let lock = lock.map(|d| {
+            let s = d.as_millis().div_ceil(1000).max(1);
+            format!("SET SESSION lock_wait_timeout = {s}, innodb_lock_wait_timeout = {s}")
+        });
+        let statement =
+            statement.map(|d| format!("SET SESSION max_statement_time = {:.3}", d.as_secs_f64()));
+        lock.into_iter().chain(statement).collect()
     }
 
     fn duration_ms(started: &str) -> String {

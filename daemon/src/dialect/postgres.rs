@@ -2,7 +2,7 @@
 //! `pg_try_advisory_lock` (PostgreSQL docs, 9.27.10 "Advisory Lock Functions"), and sessions
 //! that reset in place between migrations, so one session serves a tenant's whole apply.
 
-use std::str::FromStr;
+use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -75,6 +75,57 @@ impl Dialect for Pg {
     /// The transaction's start: the batch's `BEGIN` comes right before the script.
     fn started_in_batch(_: DateTime<Utc>) -> String {
         "now()".into()
+    }
+
+    const HOLDERS: Option<&'static str> = Some(
+        "SELECT string_agg(format('pid %s (%s, %s, transaction open %s s)', a.pid, \
+         coalesce(nullif(a.application_name, ''), 'no application name'), a.state, \
+         floor(extract(epoch FROM clock_timestamp() - a.xact_start))::bigint), '; ' \
+         ORDER BY a.xact_start) FROM pg_stat_activity a \
+         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() \
+         AND a.xact_start IS NOT NULL AND EXISTS (SELECT 1 FROM pg_locks l \
+         WHERE l.pid = a.pid AND l.granted AND l.locktype = 'relation')",
+    );
+
+    /// SQLSTATE 55P03 `lock_not_available`: `lock_timeout` ran out (PostgreSQL docs,
+    /// Appendix A; 20.11.1 `lock_timeout`).
+    fn is_lock_timeout(e: &sqlx::Error) -> bool {
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "55P03")
+    }
+
+    /// `SET [LOCAL] lock_timeout` and `statement_timeout`, in milliseconds (PostgreSQL docs,
+    /// 20.11.1 "Statement Behavior").
+    fn guard_sql(lock: Option<Duration>, statement: Option<Duration>, local: bool) -> Vec<String> {
+        let scope = if local { "LOCAL " } else { "" };
+        let ms = |d: Duration| d.as_millis().max(1);
+        lock.map(|d| format!("SET {scope}lock_timeout = '{}ms'", ms(d)))
+            .into_iter()
+            .chain(statement.map(|d| format!("SET {scope}statement_timeout = '{}ms'", ms(d))))
+            .collect()
+    }
+
+    /// A named `CREATE INDEX CONCURRENTLY` that fails leaves an INVALID index behind
+    /// (PostgreSQL docs, CREATE INDEX, "Building Indexes Concurrently"), which a retry with
+    /// `IF NOT EXISTS` would keep: it is found with `pg_index.indisvalid` and dropped.
+    fn leftover(statement: &str) -> Option<(String, String)> {
+        use sqlparser::{ast::Statement, dialect::PostgreSqlDialect, parser::Parser};
+        let parsed = Parser::parse_sql(&PostgreSqlDialect {}, statement).ok()?;
+        let Some(Statement::CreateIndex(index)) = parsed.first() else {
+            return None;
+        };
+        let name = index
+            .name
+            .as_ref()
+            .filter(|_| index.concurrently)?
+            .to_string();
+        let check = format!(
+            "SELECT CAST(1 AS TEXT) FROM pg_index WHERE indexrelid = to_regclass({}) \
+             AND NOT indisvalid",
+            Self::string(&name)
+        );
+        Some((check, format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")))
     }
 
     fn hex(expr: &str) -> String {

@@ -9,13 +9,13 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    Database, DbError, LockCheck, RELEASE_TIMEOUT, Session, Target,
+    Database, DbError, History, LockCheck, RELEASE_TIMEOUT, Session, Target,
     batch::{Item, ItemError, pack},
     error_position,
     history::{HistorySql, RECORD_STATEMENTS, VersionColumn, record_from_text, shared},
     spec::{Dialect, poll_lock},
 };
-use crate::model::{DialectKind, ForeignRow, HistoryRecord, SetFormat};
+use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SetFormat};
 
 /// What the engine needs of a driver's connection, for any of sqlx's three. Implemented once,
 /// for every connection type whose `&mut` is an executor.
@@ -226,20 +226,20 @@ impl<D: Dialect> SqlxSession<D> {
 
 #[async_trait]
 impl<D: Dialect> Session for SqlxSession<D> {
-    async fn read_history(&mut self) -> Result<Option<Vec<HistoryRecord>>, DbError> {
+    async fn read_history(&mut self) -> Result<History, DbError> {
         // One round trip; a missing table is the answer "nothing applied", not an error. A
         // table of an older layout is read as it is (two more round trips) and left as it is.
         let sql = Arc::clone(&self.identity.sql);
         let read = DbError::query("reading the history table");
         match self.select(&sql.select).await {
-            Ok(records) => Ok(Some(records)),
-            Err(e) if sql.is_missing_table(&e) => Ok(None),
+            Ok(records) => Ok(History::Current(records)),
+            Err(e) if sql.is_missing_table(&e) => Ok(History::Missing),
             Err(e) if sql.is_missing_column(&e) => {
                 let present = self.present_columns().await.map_err(read)?;
                 let read = DbError::query("reading the history table");
                 self.select(&sql.select_present(&present))
                     .await
-                    .map(Some)
+                    .map(History::Older)
                     .map_err(read)
             }
             Err(e) => Err(read(e)),
@@ -294,13 +294,20 @@ impl<D: Dialect> Session for SqlxSession<D> {
                 index,
                 at: None,
                 source,
+                lock_timeout: false,
             })?;
             rendered.push(r);
         }
         for request in pack(&rendered, D::KIND.caps().batch_limit) {
             if let Err((done, source)) = self.conn.run_request(&request.text).await {
                 let (index, at) = request.locate(done, error_position(&source));
-                return Err(ItemError { index, at, source });
+                let lock_timeout = D::is_lock_timeout(&source);
+                return Err(ItemError {
+                    index,
+                    at,
+                    source,
+                    lock_timeout,
+                });
             }
         }
         Ok(())
@@ -327,6 +334,47 @@ impl<D: Dialect> Session for SqlxSession<D> {
     async fn unlock(&mut self) -> Result<(), DbError> {
         let reset = self.identity.reset.clone();
         D::unlock(&mut self.conn, &self.identity.lock, &mut self.lock, &reset).await
+    }
+
+    fn guard_sql(&self, guard: &LockGuard, local: bool) -> Vec<String> {
+        D::guard_sql(guard.lock_timeout(), guard.statement_timeout, local)
+    }
+
+    async fn holders(&mut self) -> String {
+        let Some(sql) = D::HOLDERS else {
+            return String::new();
+        };
+        match self.conn.text_rows(sql).await {
+            Ok(rows) => rows
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next().flatten())
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::debug!("listing the sessions holding locks: {e}");
+                String::new()
+            }
+        }
+    }
+
+    async fn clean_leftover(&mut self, statement: &str) -> Result<Option<String>, DbError> {
+        let Some((check, drop)) = D::leftover(statement) else {
+            return Ok(None);
+        };
+        let context = "dropping what a statement that gave up on a lock left behind";
+        let found = self
+            .conn
+            .text_rows(&check)
+            .await
+            .map_err(DbError::query(context))?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        self.conn
+            .execute(&drop)
+            .await
+            .map_err(DbError::query(context))?;
+        Ok(Some(drop))
     }
 
     async fn ping(&mut self) -> Result<(), DbError> {

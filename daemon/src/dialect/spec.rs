@@ -137,6 +137,22 @@ pub(super) trait Dialect: Sized + Send + Sync + 'static {
         state: &mut Self::LockState,
         reset_sql: &str,
     ) -> Result<(), DbError>;
+    /// True when `e` says a statement gave up waiting for a lock under the guard's timeout
+    /// (DESIGN.md rule 7): nothing of that statement happened, so it may be tried again.
+    fn is_lock_timeout(e: &sqlx::Error) -> bool;
+    /// The statements that bound how long the statements after them may wait for a lock
+    /// (`lock`) and run (`statement`); `local`: they end with the transaction they are in.
+    fn guard_sql(lock: Option<Duration>, statement: Option<Duration>, local: bool) -> Vec<String>;
+    /// One query, one text value: the sessions holding locks or open transactions in the
+    /// tenant's database, for the message of a migration that could not get its lock;
+    /// `None` where the server cannot say.
+    const HOLDERS: Option<&'static str> = None;
+    /// For `statement`, which gave up on a lock: a query that finds what its failed attempt
+    /// left behind (PostgreSQL's `CREATE INDEX CONCURRENTLY` leaves an INVALID index), and the
+    /// statement that drops it, so the retry starts clean; `None` when it leaves nothing.
+    fn leftover(_statement: &str) -> Option<(String, String)> {
+        None
+    }
     /// Runs before a connection opens (SQLite creates the file's directory).
     fn before_connect(_target: &Target) -> Result<(), DbError> {
         Ok(())

@@ -7,6 +7,7 @@ use std::{
     fs::{File, OpenOptions, TryLockError},
     path::PathBuf,
     str::FromStr,
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -51,6 +52,26 @@ impl Dialect for Lite {
     /// The text [`Self::NOW`] writes: ISO 8601, milliseconds, `Z`.
     fn time(t: DateTime<Utc>) -> String {
         format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    }
+
+    /// `SQLITE_BUSY` (5) or one of its extended codes: the file stayed locked through
+    /// `busy_timeout` (SQLite docs, "Result and Error Codes").
+    fn is_lock_timeout(e: &sqlx::Error) -> bool {
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| c & 0xff == 5)
+    }
+
+    /// `PRAGMA busy_timeout`, in milliseconds; SQLite has no statement timeout.
+    fn guard_sql(
+        lock: Option<Duration>,
+        _statement: Option<Duration>,
+        _local: bool,
+    ) -> Vec<String> {
+        lock.map(|d| format!("PRAGMA busy_timeout = {}", d.as_millis().max(1)))
+            .into_iter()
+            .collect()
     }
 
     fn duration_ms(started: &str) -> String {

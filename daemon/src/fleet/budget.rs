@@ -78,11 +78,14 @@ pub(crate) struct Budget {
     pools: Mutex<Vec<(Option<String>, Pool)>>,
     /// Notified whenever a connection closes or goes idle, so a waiting open can retry.
     closed: Notify,
+    /// Tenants of one server retrying a lock-timed-out migration at once.
+    pub(crate) lock_waiters: super::waiters::LockWaiters,
 }
 
 impl Budget {
-    /// A budget of `max` connections in all and `per_host` on each server.
-    pub(crate) fn new(max: usize, per_host: usize) -> Self {
+    /// A budget of `max` connections in all and `per_host` on each server, and of
+    /// `lock_waiters` tenants per server retrying a lock-timed-out migration.
+    pub(crate) fn new(max: usize, per_host: usize, lock_waiters: usize) -> Self {
         Self {
             global: Counts::new(max),
             max,
@@ -91,6 +94,7 @@ impl Budget {
             hosts: Mutex::new(HashMap::new()),
             pools: Mutex::new(Vec::new()),
             closed: Notify::new(),
+            lock_waiters: super::waiters::LockWaiters::new(lock_waiters),
         }
     }
 

@@ -7,11 +7,13 @@
 //! | `budget.rs` | `max_connections` and `max_connections_per_host`: admission and open counts |
 //! | `pool.rs` | one deadpool pool per tenant, and the sessions it lends |
 //! | `discovery.rs` | tenants found by a query against a catalog database |
+//! | `waiters.rs` | `max_lock_waiters_per_host`: tenants of one server retrying a lock at once |
 
 mod budget;
 mod discovery;
 mod pool;
 mod selector;
+mod waiters;
 
 use std::{
     collections::BTreeMap,
@@ -120,7 +122,7 @@ impl Tenant {
         loop {
             let mut session = self.session().await?;
             match session.session().read_history().await {
-                Ok(history) => return Ok(history.unwrap_or_default()),
+                Ok(history) => return Ok(history.records().unwrap_or_default()),
                 Err(DbError::Query { source, .. }) if !retried && connection_lost(&source) => {
                     session.close().await;
                     retried = true;
@@ -147,22 +149,39 @@ impl Tenant {
     pub(crate) fn caps(&self) -> crate::model::Capabilities {
         self.db.kind().caps()
     }
+
+    /// Waits until this tenant may retry a migration whose statement gave up waiting for a
+    /// lock, within its server's `max_lock_waiters_per_host`; the retry lasts while the
+    /// permit is held. `None` for a SQLite file, which has no server to spare.
+    pub(crate) async fn lock_waiter(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let host = self.db.host()?;
+        Some(self.budget.lock_waiters.enter(&host).await)
+    }
 }
 
 #[cfg(test)]
 impl Tenant {
-    /// A tenant on `db` with a budget of its own, for the engine's unit tests.
-    pub(crate) fn for_test(id: &str, db: Arc<dyn Database>) -> Arc<Self> {
-        Arc::new(Self {
-            id: id.to_owned(),
-            source: TenantSource::Config,
-            labels: Labels::default(),
-            schema: None,
-            db,
-            pool: OnceLock::new(),
-            discovered: None,
-            budget: Arc::new(Budget::new(8, 8)),
-        })
+    /// Tenants on `dbs` sharing one budget (64 connections, `lock_waiters` retrying per
+    /// server), for the engine's unit tests.
+    pub(crate) fn for_test(
+        dbs: Vec<(&str, Arc<dyn Database>)>,
+        lock_waiters: usize,
+    ) -> Vec<Arc<Self>> {
+        let budget = Arc::new(Budget::new(64, 64, lock_waiters));
+        dbs.into_iter()
+            .map(|(id, db)| {
+                Arc::new(Self {
+                    id: id.to_owned(),
+                    source: TenantSource::Config,
+                    labels: Labels::default(),
+                    schema: None,
+                    db,
+                    pool: OnceLock::new(),
+                    discovered: None,
+                    budget: budget.clone(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -180,6 +199,9 @@ pub struct Fleet {
     pub concurrency: usize,
     /// Longest wait for a tenant's lock.
     pub lock_timeout: Duration,
+    /// How long each migration statement may wait for a lock and run, and how long a
+    /// lock-timed-out migration keeps retrying (DESIGN.md rule 7).
+    pub guard: crate::model::LockGuard,
     /// How a tenant's migrations are grouped into transactions by default.
     pub transaction: TransactionMode,
     /// The default strategy of its rollouts.
@@ -539,6 +561,7 @@ impl Registry {
         let budget = Arc::new(Budget::new(
             config.max_connections,
             config.max_connections_per_host,
+            config.max_lock_waiters_per_host,
         ));
         let mut fleets = BTreeMap::new();
         for (name, fc) in &config.fleets {
@@ -564,6 +587,11 @@ impl Registry {
                 format: fc.format,
                 concurrency: fc.concurrency,
                 lock_timeout: fc.lock_timeout,
+                guard: crate::model::LockGuard {
+                    lock_timeout: fc.ddl_lock_timeout,
+                    retry_for: fc.ddl_retry_for,
+                    statement_timeout: fc.statement_timeout,
+                },
                 transaction: fc.transaction,
                 // Checked when the configuration loaded.
                 strategy: fc.strategy.resolve(fc.concurrency).unwrap_or_default(),

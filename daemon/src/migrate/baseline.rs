@@ -55,7 +55,7 @@ pub(crate) async fn baseline(
         lock_timeout,
         async |locked: &mut PooledSession, _| {
             let session = locked.session();
-            if let Some(history) = session.read_history().await?
+            if let Some(history) = session.read_history().await?.records()
                 && !history.is_empty()
             {
                 return Err(BaselineError::HasHistory {

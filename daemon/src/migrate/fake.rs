@@ -16,8 +16,8 @@ use std::{
 use async_trait::async_trait;
 
 use crate::{
-    dialect::{Database, DbError, Item, ItemError, LockCheck, Session},
-    model::{DialectKind, ForeignRow, HistoryRecord, RecordWrite, SetFormat, Version},
+    dialect::{Database, DbError, History, Item, ItemError, LockCheck, Session},
+    model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, RecordWrite, SetFormat, Version},
 };
 
 /// The lock check the fake hands out, followed by the holding session's id (a check may run
@@ -44,6 +44,13 @@ pub(super) struct Faults {
     pub(super) fail_history: bool,
     /// Releasing the lock fails.
     pub(super) fail_unlock: bool,
+    /// A statement containing this text gives up waiting for a lock (`busy_attempts` times,
+    /// then runs), as under a lock guard while another session holds the table.
+    pub(super) busy: Option<&'static str>,
+    /// How many attempts of the `busy` statement give up; `usize::MAX` for all.
+    pub(super) busy_attempts: usize,
+    /// A `CREATE INDEX CONCURRENTLY` that gives up leaves an INVALID index behind.
+    pub(super) leaves_invalid_index: bool,
 }
 
 /// What the fake database holds.
@@ -67,12 +74,21 @@ pub(super) struct State {
     pub(super) runs: usize,
     /// `Item::Reset`s run.
     pub(super) resets: usize,
+    /// Lock guard statements run (`SET …`).
+    pub(super) guards: Vec<String>,
+    /// Attempts of the `busy` statement so far.
+    pub(super) busy_seen: usize,
+    /// An INVALID index left by a failed `CREATE INDEX CONCURRENTLY`.
+    pub(super) invalid_index: bool,
+    /// Leftovers dropped before a retry.
+    pub(super) dropped: usize,
 }
 
-/// A fake tenant database of dialect `kind`.
+/// A fake tenant database of dialect `kind`, on server `host`.
 #[derive(Clone)]
 pub(super) struct FakeDb {
     kind: DialectKind,
+    host: Option<String>,
     state: Arc<Mutex<State>>,
 }
 
@@ -84,8 +100,15 @@ impl FakeDb {
         };
         Self {
             kind,
+            host: None,
             state: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// The same, on server `host` (for the lock-wait budget).
+    pub(super) fn on_host(mut self, host: &str) -> Self {
+        self.host = Some(host.to_owned());
+        self
     }
 
     /// The database's state now.
@@ -101,7 +124,7 @@ impl Database for FakeDb {
     }
 
     fn host(&self) -> Option<String> {
-        None
+        self.host.clone()
     }
 
     fn namespace(&self) -> Option<String> {
@@ -143,6 +166,19 @@ struct FakeSession {
 /// A database error (not a lost connection), as a server would send it.
 #[derive(Debug)]
 struct FakeError(String);
+
+/// What went wrong with one item.
+enum Failure {
+    Error(sqlx::Error),
+    /// It gave up waiting for a lock.
+    Busy,
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Error(e)
+    }
+}
 
 impl std::fmt::Display for FakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,7 +246,7 @@ impl FakeSession {
     }
 
     /// Runs one item; `Err` with the server's error.
-    fn item(&mut self, s: &mut State, item: &Item<'_>) -> Result<(), sqlx::Error> {
+    fn item(&mut self, s: &mut State, item: &Item<'_>) -> Result<(), Failure> {
         let in_tx = self.tx.as_ref().is_some_and(|t| !t.aborted);
         match item {
             Item::Reset => s.resets += 1,
@@ -220,10 +256,10 @@ impl FakeSession {
                 let tx = self.tx.take().unwrap_or_default();
                 if s.faults.drop_at_commit {
                     self.broken = true;
-                    return Err(lost());
+                    return Err(lost().into());
                 }
                 if s.faults.fail_commit {
-                    return Err(db_error("deferred constraint violated"));
+                    return Err(db_error("deferred constraint violated").into());
                 }
                 if !tx.aborted {
                     apply(s, tx);
@@ -232,14 +268,23 @@ impl FakeSession {
             Item::Sql(sql) if sql.starts_with(CHECK) => {
                 let holder = sql[CHECK.len()..].parse().ok();
                 if s.lock_holder.is_none() || s.lock_holder != holder {
-                    return Err(db_error("the tenant lock is no longer held"));
+                    return Err(db_error("the tenant lock is no longer held").into());
                 }
             }
+            Item::Sql(sql) if sql.starts_with("SET ") => s.guards.push((*sql).to_owned()),
             Item::Sql(sql) => {
                 if let Some(fail) = s.faults.fail_statement
                     && sql.contains(fail)
                 {
-                    return Err(db_error(&format!("statement failed: {sql}")));
+                    return Err(db_error(&format!("statement failed: {sql}")).into());
+                }
+                if let Some(busy) = s.faults.busy
+                    && sql.contains(busy)
+                    && s.busy_seen < s.faults.busy_attempts
+                {
+                    s.busy_seen += 1;
+                    s.invalid_index |= s.faults.leaves_invalid_index;
+                    return Err(Failure::Busy);
                 }
                 s.statements_run += 1;
                 if s.faults.lose_lock_after == Some(s.statements_run) {
@@ -252,7 +297,7 @@ impl FakeSession {
             }
             Item::Record(rec, _) | Item::Progress(rec) | Item::Log(rec) => {
                 if s.faults.fail_history || s.history.is_none() {
-                    return Err(db_error("history table unavailable"));
+                    return Err(db_error("history table unavailable").into());
                 }
                 let (row, log) = match item {
                     Item::Record(..) => (true, true),
@@ -295,9 +340,12 @@ fn apply(s: &mut State, tx: Tx) {
 
 #[async_trait]
 impl Session for FakeSession {
-    async fn read_history(&mut self) -> Result<Option<Vec<HistoryRecord>>, DbError> {
+    async fn read_history(&mut self) -> Result<History, DbError> {
         let s = self.db.state();
-        Ok(s.history.is_some().then(|| self.records(&s)))
+        Ok(match s.history.is_some() {
+            true => History::Current(self.records(&s)),
+            false => History::Missing,
+        })
     }
 
     async fn prepare_history(&mut self) -> Result<Vec<HistoryRecord>, DbError> {
@@ -319,6 +367,7 @@ impl Session for FakeSession {
                 index: 0,
                 at: None,
                 source: lost(),
+                lock_timeout: false,
             });
         }
         if let Some(bad) = s.faults.parse_error {
@@ -331,18 +380,24 @@ impl Session for FakeSession {
                     index,
                     at: Some(at),
                     source: db_error(&format!("syntax error at or near \"{bad}\"")),
+                    lock_timeout: false,
                 });
             }
         }
         for (index, item) in items.iter().enumerate() {
-            if let Err(source) = self.item(&mut s, item) {
+            if let Err(failure) = self.item(&mut s, item) {
                 if let Some(tx) = &mut self.tx {
                     tx.aborted = true;
                 }
+                let (source, lock_timeout) = match failure {
+                    Failure::Error(e) => (e, false),
+                    Failure::Busy => (db_error("canceling statement due to lock timeout"), true),
+                };
                 return Err(ItemError {
                     index,
                     at: None,
                     source,
+                    lock_timeout,
                 });
             }
         }
@@ -380,6 +435,29 @@ impl Session for FakeSession {
         }
         s.lock_holder = None;
         Ok(())
+    }
+
+    fn guard_sql(&self, guard: &LockGuard, local: bool) -> Vec<String> {
+        let scope = if local { "LOCAL " } else { "" };
+        guard
+            .lock_timeout()
+            .map(|d| format!("SET {scope}lock_timeout {}", d.as_millis()))
+            .into_iter()
+            .collect()
+    }
+
+    async fn holders(&mut self) -> String {
+        "pid 7 (report, idle in transaction, transaction open 8 s)".into()
+    }
+
+    async fn clean_leftover(&mut self, statement: &str) -> Result<Option<String>, DbError> {
+        let mut s = self.db.state();
+        if !(s.invalid_index && statement.contains("CONCURRENTLY")) {
+            return Ok(None);
+        }
+        s.invalid_index = false;
+        s.dropped += 1;
+        Ok(Some("DROP INDEX CONCURRENTLY IF EXISTS i".into()))
     }
 
     async fn ping(&mut self) -> Result<(), DbError> {

@@ -10,6 +10,7 @@
 //! | `tenant.rs` | [`run`] and [`dry_run`]: one tenant's plan under the lock, step by step | 4 |
 //! | `transaction.rs` | the one transaction runner: steps and their history rows, one commit | 1, 5 |
 //! | `statements.rs` | the non-transactional path: a `running` row, then statement by statement | 2, 5 |
+//! | `guard.rs` | a statement that gave up waiting for a lock, retried with backoff within the server's budget | 7 |
 //! | `record.rs` | [`RunMeta`] and the `Recorder`: every history row a step writes, and where a failure is | 5 |
 //! | `report.rs` | what a tenant ended with ([`TenantReport`]) and its state afterwards | 9 |
 //! | `observer.rs` | [`Observer`]: events, metrics and cancellation, for the caller | |
@@ -18,6 +19,7 @@
 //! | `fake.rs`, `tests.rs` | a scripted fake database, and unit tests of every rule on it | |
 
 mod baseline;
+mod guard;
 mod lock;
 mod observer;
 mod record;

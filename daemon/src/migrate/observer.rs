@@ -6,7 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::StepOutcome;
-use crate::{fleet::Tenant, model::Step};
+use crate::{
+    fleet::Tenant,
+    model::{LockRetry, Step},
+};
 
 /// Receives what happens on a tenant as it happens, and says when to stop.
 #[async_trait]
@@ -16,6 +19,9 @@ pub(crate) trait Observer: Sync {
     fn lock_waited(&self, tenant: &Tenant, waited: Duration, acquired: bool);
     /// `step` is about to run on `tenant`.
     async fn migration_started(&self, tenant: &Tenant, step: &Step);
+    /// A statement of a migration on `tenant` gave up waiting for a lock; the migration
+    /// runs again after `retry.wait_ms` (DESIGN.md rule 7).
+    async fn lock_retry(&self, tenant: &Tenant, retry: &LockRetry);
     /// `step` ended on `tenant` with `outcome` (recorded already).
     async fn migration_finished(&self, tenant: &Tenant, step: &Step, outcome: &StepOutcome);
     /// True once the tenant must stop before its next migration (a cancel, the daemon's

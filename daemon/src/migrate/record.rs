@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     dialect::{DbError, LockCheck},
-    model::{Direction, RecordStatus, RecordWrite, Step},
+    model::{Direction, LockGuard, RecordStatus, RecordWrite, Step},
 };
 
 /// Who runs a tenant's steps, and how, for the history rows and the lock checks.
@@ -24,6 +24,8 @@ pub(crate) struct RunMeta<'a> {
     /// The tenant's placeholder values (`${tenant_id}`, `${schema}`, `${fleet}`, the
     /// fleet's vars).
     pub(crate) vars: &'a BTreeMap<String, String>,
+    /// The fleet's lock guard; each script's directives override it.
+    pub(crate) guard: LockGuard,
 }
 
 impl RunMeta<'_> {
@@ -52,6 +54,8 @@ pub(crate) struct StepOutcome {
     pub(crate) statements_total: u32,
     /// The database's error, for `Failed`, with where it happened.
     pub(crate) error: Option<String>,
+    /// `Failed` because a statement could not get its lock within `ddl_retry_for`.
+    pub(crate) gave_up_on_lock: bool,
 }
 
 /// Builds the history rows of one step, and says where its statements are.
@@ -125,7 +129,13 @@ impl<'a> Recorder<'a> {
             statements_done: done as u32,
             statements_total: self.total as u32,
             error,
+            gave_up_on_lock: false,
         }
+    }
+
+    /// The step's lock guard: the fleet's, with its script's directives.
+    pub(super) fn guard(&self) -> LockGuard {
+        self.meta.guard.for_script(self.step.script())
     }
 
     /// `applied` for an `up`, `rolled_back` for a `down`.

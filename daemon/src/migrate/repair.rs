@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::under_lock;
 use crate::{
-    dialect::{DbError, Item, Session, Timing},
+    dialect::{DbError, History, Item, Session, Timing},
     fleet::{PooledSession, Tenant},
     model::{
         Direction, HistoryRecord, Migration, MigrationSet, RecordStatus, RecordWrite, RepairAction,
@@ -81,10 +81,11 @@ pub(crate) async fn repair(
         lock_timeout,
         async |locked: &mut PooledSession, _| {
             let session = locked.session();
-            // Nothing is created on a tenant without history; an old table gains down_checksum.
+            // Nothing is created on a tenant without history; an older table is upgraded.
             let history = match session.read_history().await? {
-                Some(_) => session.prepare_history().await?,
-                None => Vec::new(),
+                History::Missing => Vec::new(),
+                History::Current(history) => history,
+                History::Older(_) => session.prepare_history().await?,
             };
             let record = |pick: &dyn Fn(RecordStatus) -> bool| {
                 history

@@ -2,11 +2,16 @@
 //! script) runs statement by statement, with a `running` row written first and its
 //! progress recorded as statements finish, so a crash leaves a visible, repairable state.
 //! The tenant lock is checked before every statement: one whose lock is gone stops before
-//! it, and its row says how far it got.
+//! it, and its row says how far it got. The session's lock guard is set before the `running`
+//! row: a statement that gives up waiting for a lock changed nothing, so what it left behind
+//! (an INVALID index) is dropped and that statement alone runs again (`super::guard`).
 
 use std::time::{Duration, Instant};
 
-use super::record::{Recorder, StepOutcome};
+use super::{
+    guard::Retries,
+    record::{Recorder, StepOutcome},
+};
 use crate::{
     dialect::{DbError, Item, ItemError, Session, Timing},
     model::{Capabilities, RecordStatus},
@@ -34,6 +39,7 @@ pub(super) async fn run(
     r: &Recorder<'_>,
     caps: Capabilities,
     reset: bool,
+    retries: &mut Retries<'_>,
 ) -> Result<StepOutcome, DbError> {
     let statements = match r.statements() {
         Ok(s) => s,
@@ -45,42 +51,59 @@ pub(super) async fn run(
             .await
             .map_err(|e| DbError::query("resetting the session")(e.source))?;
     }
-    write(
-        session,
-        Item::Record(&r.record(RecordStatus::Running, 0, None), Timing::Known),
-    )
-    .await?;
+    // The guard first, on the session, with the `running` row: one request.
+    let guard = session.guard_sql(&r.guard(), false);
+    let running = r.record(RecordStatus::Running, 0, None);
+    let mut first: Vec<Item<'_>> = guard.iter().map(|s| Item::Sql(s)).collect();
+    first.push(Item::Record(&running, Timing::Known));
+    session.run(&first).await.map_err(|e| {
+        DbError::query("setting the lock guard and writing the history table")(e.source)
+    })?;
     let mut recorded = Instant::now();
     let check = r.meta.lock_check.as_ref().map(|c| c.sql.as_str());
     for (i, stmt) in statements.iter().enumerate() {
-        // The lock check joins the statement's request where that keeps the statement
-        // outside a transaction, and goes alone before it otherwise.
-        let mut items = Vec::with_capacity(2);
-        if let Some(check) = check {
-            if caps.lock_check_joins {
-                items.push(Item::Sql(check));
-            } else if let Err(e) = session.run(&[Item::Sql(check)]).await {
+        loop {
+            // The lock check joins the statement's request where that keeps the statement
+            // outside a transaction, and goes alone before it otherwise.
+            let mut items = Vec::with_capacity(2);
+            if let Some(check) = check {
+                if caps.lock_check_joins {
+                    items.push(Item::Sql(check));
+                } else if let Err(e) = session.run(&[Item::Sql(check)]).await {
+                    return lock_lost_before(session, r, i, &e).await;
+                }
+            }
+            items.push(Item::Sql(stmt));
+            let Err(e) = session.run(&items).await else {
+                break;
+            };
+            if e.connection_lost() {
+                // The `running` row stays: a crash-like state, visible and repairable.
+                return Err(DbError::query("running the migration")(e.source));
+            }
+            if e.index + 1 < items.len() {
                 return lock_lost_before(session, r, i, &e).await;
             }
-        }
-        items.push(Item::Sql(stmt));
-        let Err(e) = session.run(&items).await else {
-            if recorded.elapsed() >= PROGRESS_EVERY {
-                let progress = r.record(RecordStatus::Running, i as i64 + 1, None);
-                write(session, Item::Progress(&progress)).await?;
-                recorded = Instant::now();
+            if !e.lock_timeout {
+                let message = format!("{}: {}", r.label(i, stmt, e.at), e.source);
+                return record_failure(session, r, i as i64, &message).await;
             }
-            continue;
-        };
-        if e.connection_lost() {
-            // The `running` row stays: a crash-like state, visible and repairable.
-            return Err(DbError::query("running the migration")(e.source));
+            let note = session
+                .clean_leftover(stmt)
+                .await?
+                .map(|dropped| format!("cleaned up before the retry: {dropped}"));
+            if !retries.again(session, r.step, i, note).await {
+                let message = retries.gave_up(&r.label(i, "", None));
+                let mut outcome = record_failure(session, r, i as i64, &message).await?;
+                outcome.gave_up_on_lock = true;
+                return Ok(outcome);
+            }
         }
-        if e.index + 1 < items.len() {
-            return lock_lost_before(session, r, i, &e).await;
+        if recorded.elapsed() >= PROGRESS_EVERY {
+            let progress = r.record(RecordStatus::Running, i as i64 + 1, None);
+            write(session, Item::Progress(&progress)).await?;
+            recorded = Instant::now();
         }
-        let message = format!("{}: {}", r.label(i, stmt, e.at), e.source);
-        return record_failure(session, r, i as i64, &message).await;
     }
     let done = r.done();
     write(session, Item::Record(&done, Timing::Known)).await?;

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::{
     Observer, RunMeta, StepOutcome,
+    guard::Retries,
     lock::under_lock,
     record::Recorder,
     report::{Progress, TenantReport, db_failure},
@@ -19,8 +20,8 @@ use crate::{
     dialect::{DbError, Session, connection_lost},
     fleet::{PooledSession, Tenant},
     model::{
-        Capabilities, DialectKind, FailureCode, HistoryRecord, MigrationSet, Plan, PlanView,
-        RecordStatus, RolloutOp, Step, TenantFailure, TenantOutcome, TransactionMode,
+        Capabilities, DialectKind, FailureCode, HistoryRecord, LockGuard, MigrationSet, Plan,
+        PlanView, RecordStatus, RolloutOp, Step, TenantFailure, TenantOutcome, TransactionMode,
     },
     plan,
     telemetry::fail,
@@ -44,6 +45,8 @@ pub(crate) struct Job<'a> {
     pub(crate) applied_by: &'a str,
     /// The tenant's placeholder values.
     pub(crate) vars: &'a BTreeMap<String, String>,
+    /// How long each statement may wait for a lock, and the retries (DESIGN.md rule 7).
+    pub(crate) guard: LockGuard,
 }
 
 impl Job<'_> {
@@ -90,20 +93,23 @@ pub(crate) async fn run(tenant: &Tenant, job: &Job<'_>, observer: &dyn Observer)
         })
 }
 
-/// Reads the history and plans under the lock, then runs the steps.
+/// Reads the history and plans under the lock, then runs the steps. A plan that is blocked
+/// or has nothing to run creates nothing on the tenant, not even the history table.
 async fn migrate(
     tenant: &Tenant,
     job: &Job<'_>,
     locked: &mut PooledSession,
     observer: &dyn Observer,
 ) -> TenantReport {
-    let history = match locked.session().prepare_history().await {
-        Ok(h) => h,
+    let read = match locked.session().read_history().await {
+        Ok(read) => read,
         Err(e) => {
             locked.poison();
             return TenantReport::db(&tenant.id, &e);
         }
     };
+    let ready = read.ready();
+    let history = read.records().unwrap_or_default();
     let plan = job.plan(&history);
     let mut run = Progress::new(&history, job.set);
     if let Some(error) = plan.first_error() {
@@ -116,12 +122,20 @@ async fn migrate(
         report.failure = Some(failure);
         return report;
     }
+    if !ready && !plan.steps.is_empty() {
+        // The history table is made (or brought to today's layout) only to be written.
+        if let Err(e) = locked.session().prepare_history().await {
+            locked.poison();
+            return TenantReport::db(&tenant.id, &e);
+        }
+    }
     let meta = RunMeta {
         rollout_id: job.rollout_id,
         applied_by: job.applied_by,
         batch: history.iter().map(|r| r.batch).max().unwrap_or(0) + 1,
         lock_check: locked.session().lock_check(),
         vars: job.vars,
+        guard: job.guard,
     };
     if job.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
         return grouped(tenant, job, locked, &plan.steps, &meta, run, observer).await;
@@ -148,7 +162,7 @@ async fn migrate(
             avocet.status = tracing::field::Empty,
         );
         observer.migration_started(tenant, step).await;
-        let outcome = one_step(tenant, locked, step, &meta)
+        let outcome = one_step(tenant, locked, step, &meta, observer)
             .instrument(span.clone())
             .await;
         match outcome {
@@ -160,10 +174,14 @@ async fn migrate(
                     continue;
                 }
                 let message = o.error.unwrap_or_default();
-                fail(&span, FailureCode::MigrationFailed.as_str(), &message);
+                let code = match o.gave_up_on_lock {
+                    true => FailureCode::LockTimeout,
+                    false => FailureCode::MigrationFailed,
+                };
+                fail(&span, code.as_str(), &message);
                 run.failed_step(step);
                 let failure = TenantFailure {
-                    code: FailureCode::MigrationFailed,
+                    code,
                     version: Some(m.version),
                     message: format!(
                         "tenant {}, version {} ({}): {message}",
@@ -193,10 +211,13 @@ async fn one_step(
     locked: &mut PooledSession,
     step: &Step,
     meta: &RunMeta<'_>,
+    observer: &dyn Observer,
 ) -> Result<StepOutcome, DbError> {
     let caps = tenant.caps();
+    let rec = Recorder::new(step, meta);
+    let mut retries = Retries::new(tenant, observer, &rec.guard());
     if caps.resets_in_place {
-        let outcome = on_session(locked.session(), step, meta, caps, true).await;
+        let outcome = on_session(locked.session(), &rec, caps, true, &mut retries).await;
         if !outcome.as_ref().is_ok_and(|(_, clean)| *clean) {
             locked.poison();
         }
@@ -206,7 +227,7 @@ async fn one_step(
     } else {
         let mut work = tenant.session().await?;
         work.set_clean(false);
-        let outcome = on_session(work.session(), step, meta, caps, false).await;
+        let outcome = on_session(work.session(), &rec, caps, false, &mut retries).await;
         work.close().await;
         outcome.map(|(o, _)| o)
     }
@@ -216,19 +237,18 @@ async fn one_step(
 /// the session is clean afterwards.
 async fn on_session(
     session: &mut dyn Session,
-    step: &Step,
-    meta: &RunMeta<'_>,
+    rec: &Recorder<'_>,
     caps: Capabilities,
     reset: bool,
+    retries: &mut Retries<'_>,
 ) -> Result<(StepOutcome, bool), DbError> {
-    let rec = Recorder::new(step, meta);
-    if step.transactional {
-        let mut ran = transaction::run(session, std::slice::from_ref(&rec), reset).await?;
+    if rec.step.transactional {
+        let one = std::slice::from_ref(rec);
+        let mut ran = transaction::run(session, one, reset, retries).await?;
         Ok((ran.steps.remove(0), ran.clean))
     } else {
-        statements::run(session, &rec, caps, reset)
-            .await
-            .map(|o| (o, true))
+        let outcome = statements::run(session, rec, caps, reset, retries).await?;
+        Ok((outcome, true))
     }
 }
 
@@ -249,8 +269,9 @@ async fn grouped(
     }
     let recorders: Vec<Recorder<'_>> = steps.iter().map(|s| Recorder::new(s, meta)).collect();
     let caps = tenant.caps();
+    let mut retries = Retries::new(tenant, observer, &job.guard);
     let ran = if caps.resets_in_place {
-        let ran = transaction::run(locked.session(), &recorders, true).await;
+        let ran = transaction::run(locked.session(), &recorders, true, &mut retries).await;
         if !ran.as_ref().is_ok_and(|r| r.clean) {
             locked.poison();
         }
@@ -259,7 +280,7 @@ async fn grouped(
         match tenant.session().await {
             Ok(mut work) => {
                 work.set_clean(false);
-                let ran = transaction::run(work.session(), &recorders, false).await;
+                let ran = transaction::run(work.session(), &recorders, false, &mut retries).await;
                 work.close().await;
                 ran
             }
@@ -286,7 +307,10 @@ async fn grouped(
     }
     let versions: Vec<_> = steps.iter().map(|s| s.migration.version).collect();
     let failure = TenantFailure {
-        code: FailureCode::MigrationFailed,
+        code: match failed.gave_up_on_lock {
+            true => FailureCode::LockTimeout,
+            false => FailureCode::MigrationFailed,
+        },
         version: culprit.map(|s| s.migration.version),
         message: match culprit {
             Some(step) => format!(

@@ -5,8 +5,14 @@
 //! commit. A failure rolls everything back and is then recorded outside the transaction,
 //! once, here:
 //!
+//! Each step's statements are preceded by its lock guard (`SET LOCAL lock_timeout`, …), so
+//! a statement that cannot get its lock gives up instead of queueing traffic behind it; the
+//! group then rolls back and runs again after a backoff (`super::guard`), recorded only if it
+//! never gets its lock.
+//!
 //! | where it stopped | recorded | the tenant |
 //! | --- | --- | --- |
+//! | a script's statement, waiting for a lock | nothing, and the group runs again; after `ddl_retry_for`, that step `failed` | `lock_timeout`, naming the sessions holding locks |
 //! | a script's statement (a syntax error too, wherever the server found it) | that step `failed`, with its statement, line and column | `migration_failed`, naming the version |
 //! | `COMMIT` (a deferred constraint) | every step of the group `failed`: the server cannot say whose | `migration_failed`, naming the versions |
 //! | the lock check | nothing: without the lock nothing may be written | `lock_lost` |
@@ -15,7 +21,10 @@
 
 use std::borrow::Cow;
 
-use super::record::{Recorder, StepOutcome};
+use super::{
+    guard::Retries,
+    record::{Recorder, StepOutcome},
+};
 use crate::{
     dialect::{DbError, Item, ItemError, Session, Timing},
     model::{RecordStatus, Version},
@@ -26,6 +35,8 @@ use crate::{
 enum Role {
     Reset,
     Begin,
+    /// A step's lock guard.
+    Guard,
     /// Statement `index` of step `step`.
     Statement {
         step: usize,
@@ -42,6 +53,8 @@ enum Role {
 pub(super) struct Failed {
     pub(super) culprit: Option<usize>,
     pub(super) message: String,
+    /// The culprit could not get a lock within `ddl_retry_for`.
+    pub(super) gave_up_on_lock: bool,
 }
 
 /// What a transaction ended with.
@@ -55,8 +68,17 @@ pub(super) struct Ran {
     pub(super) clean: bool,
 }
 
+/// One try of a transaction.
+enum Attempt {
+    /// It committed, or failed for a reason retrying will not change.
+    Ran(Ran),
+    /// Statement `index` of step `step` gave up waiting for a lock; everything rolled back.
+    LockTimeout { step: usize, index: usize },
+}
+
 /// Runs `steps` (every one transactional) in one transaction on `session`, first returning
-/// the session to its state after connecting when `reset`.
+/// the session to its state after connecting when `reset`, and again while a statement gives
+/// up waiting for a lock and `retries` allow.
 ///
 /// A script that fails is `Ok` with [`Ran::failed`], recorded in the history table.
 ///
@@ -68,7 +90,31 @@ pub(super) async fn run(
     session: &mut dyn Session,
     steps: &[Recorder<'_>],
     reset: bool,
+    retries: &mut Retries<'_>,
 ) -> Result<Ran, DbError> {
+    loop {
+        let (step, index) = match attempt(session, steps, reset).await? {
+            Attempt::Ran(ran) => return Ok(ran),
+            Attempt::LockTimeout { step, index } => (step, index),
+        };
+        if retries.again(session, steps[step].step, index, None).await {
+            continue;
+        }
+        let label = steps[step].label(index, "", None);
+        let failed = Failed {
+            culprit: Some(step),
+            message: retries.gave_up(&label),
+            gave_up_on_lock: true,
+        };
+        return record(session, steps, failed, true).await;
+    }
+}
+
+async fn attempt(
+    session: &mut dyn Session,
+    steps: &[Recorder<'_>],
+    reset: bool,
+) -> Result<Attempt, DbError> {
     let mut rendered: Vec<Vec<Cow<'_, str>>> = Vec::with_capacity(steps.len());
     for (i, r) in steps.iter().enumerate() {
         match r.statements() {
@@ -77,12 +123,17 @@ pub(super) async fn run(
                 let failed = Failed {
                     culprit: Some(i),
                     message,
+                    gave_up_on_lock: false,
                 };
-                return record(session, steps, failed, true).await;
+                return record(session, steps, failed, true).await.map(Attempt::Ran);
             }
         }
     }
     let done: Vec<_> = steps.iter().map(Recorder::done).collect();
+    let guards: Vec<Vec<String>> = steps
+        .iter()
+        .map(|r| session.guard_sql(&r.guard(), true))
+        .collect();
     let check = steps
         .first()
         .and_then(|r| r.meta.lock_check.as_ref())
@@ -98,6 +149,9 @@ pub(super) async fn run(
     }
     push(Item::Sql("BEGIN"), Role::Begin);
     for (step, (statements, rec)) in rendered.iter().zip(&done).enumerate() {
+        for set in &guards[step] {
+            push(Item::Sql(set), Role::Guard);
+        }
         for (index, s) in statements.iter().enumerate() {
             push(Item::Sql(s), Role::Statement { step, index });
         }
@@ -107,38 +161,52 @@ pub(super) async fn run(
         push(Item::Sql(check), Role::LockCheck);
     }
     push(Item::Sql("COMMIT"), Role::Commit);
-    let Err(ItemError { index, at, source }) = session.run(&items).await else {
+    let Err(ItemError {
+        index,
+        at,
+        source,
+        lock_timeout,
+    }) = session.run(&items).await
+    else {
         let steps = steps
             .iter()
             .map(|r| r.outcome(r.done_status(), r.total, None))
             .collect();
-        return Ok(Ran {
+        return Ok(Attempt::Ran(Ran {
             steps,
             failed: None,
             clean: true,
-        });
+        }));
     };
     let lost = crate::dialect::connection_lost(&source);
     let failed = match roles[index] {
         // The server rolled the transaction back when the session ended.
         _ if lost => return Err(DbError::query("running the migration")(source)),
+        Role::Statement { step, index } if lock_timeout => {
+            if !abort(session, reset).await {
+                return Err(DbError::query("resetting the session")(source));
+            }
+            return Ok(Attempt::LockTimeout { step, index });
+        }
         Role::Statement { step, index } => Failed {
             culprit: Some(step),
             message: format!(
                 "{}: {source}",
                 steps[step].label(index, &rendered[step][index], at)
             ),
+            gave_up_on_lock: false,
         },
         Role::Commit => Failed {
             culprit: None,
             message: format!("at commit: {source}"),
+            gave_up_on_lock: false,
         },
         Role::LockCheck => {
             abort(session, reset).await;
             let meta = steps[0].meta;
             return Err(meta.lock_lost(&source));
         }
-        Role::Reset | Role::Begin => {
+        Role::Reset | Role::Begin | Role::Guard => {
             abort(session, reset).await;
             return Err(DbError::query("beginning the migration transaction")(
                 source,
@@ -152,7 +220,7 @@ pub(super) async fn run(
     let clean = abort(session, reset).await;
     let mut ran = record(session, steps, failed, clean).await?;
     ran.clean = clean;
-    Ok(ran)
+    Ok(Attempt::Ran(ran))
 }
 
 /// Ends a failed transaction and resets the session again (the reset inside the
@@ -197,7 +265,9 @@ async fn record(
         if blamed {
             super::statements::record_failure(session, r, 0, &error).await?;
         }
-        outcomes.push(r.outcome(RecordStatus::Failed, 0, Some(error)));
+        let mut outcome = r.outcome(RecordStatus::Failed, 0, Some(error));
+        outcome.gave_up_on_lock = blamed && failed.gave_up_on_lock;
+        outcomes.push(outcome);
     }
     Ok(Ran {
         steps: outcomes,

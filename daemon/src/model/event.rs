@@ -34,6 +34,9 @@ pub enum EventKind {
     MigrationStarted(MigrationStarted),
     /// A migration step ended on a tenant.
     MigrationFinished(MigrationFinished),
+    /// A migration's statement gave up waiting for a lock; the migration runs again after
+    /// a backoff (DESIGN.md rule 7).
+    LockRetry(LockRetry),
     /// A tenant's work ended.
     TenantFinished(TenantFinished),
     /// The last event of every rollout.
@@ -111,6 +114,27 @@ pub struct MigrationFinished {
     pub statements_total: u32,
     /// The database's error, for `Failed`.
     pub error: Option<String>,
+}
+
+/// A migration's statement waited its `ddl_lock_timeout` for a lock and gave up, leaving
+/// the lock queue; the migration (rolled back where transactional) runs again after `wait_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockRetry {
+    /// The tenant.
+    pub tenant: String,
+    /// The migration's version.
+    pub version: Version,
+    /// The statement that gave up, 1-based.
+    pub statement: u32,
+    /// This retry, from 1.
+    pub attempt: u32,
+    /// The wait before it, ms.
+    pub wait_ms: u64,
+    /// The sessions holding locks or open transactions in the tenant's database then, as the
+    /// server lists them (process ids, states, how long); empty when it cannot say.
+    pub holders: String,
+    /// What else happened, for people (an invalid index dropped before the retry).
+    pub note: String,
 }
 
 /// How a tenant ended.

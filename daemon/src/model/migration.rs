@@ -54,6 +54,13 @@ pub struct Script {
     /// True when a leading comment line is `-- avocet:allow-destructive`: its destructive
     /// statements are intended, and an apply runs them without `accept_data_loss`.
     pub allow_destructive: bool,
+    /// From a leading `-- avocet:ddl-lock-timeout 2s` line: how long each statement of this
+    /// script may wait for a lock, overriding the fleet's `ddl_lock_timeout`; zero turns the
+    /// guard off for the script. `None` keeps the fleet's.
+    pub ddl_lock_timeout: Option<std::time::Duration>,
+    /// From a leading `-- avocet:statement-timeout 30min` line: how long each statement may
+    /// run, overriding the fleet's `statement_timeout`. `None` keeps the fleet's.
+    pub statement_timeout: Option<std::time::Duration>,
     /// What the lint found, statement by statement.
     pub findings: Vec<super::Finding>,
     /// Its `${name}` placeholders, in order (none in comments).
@@ -266,6 +273,8 @@ mod tests {
             no_transaction: false,
             destructive: false,
             allow_destructive: false,
+            ddl_lock_timeout: None,
+            statement_timeout: None,
             findings: Vec::new(),
             placeholders: Vec::new(),
         }

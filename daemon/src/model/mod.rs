@@ -8,6 +8,7 @@
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `foreign.rs` | another tool's history rows ([`ForeignRow`]) and its checksums, for adopting its databases |
 //! | `format.rs` | [`SetFormat`]: the on-disk layouts a set may come in |
+//! | `guard.rs` | [`LockGuard`]: how long a statement may wait for a lock, and the retries |
 //! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
 //! | `lint.rs` | [`Finding`]s of the lint: [`LintCode`], [`LintKind`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
@@ -27,6 +28,7 @@ mod dialect;
 mod event;
 mod foreign;
 mod format;
+mod guard;
 mod history;
 mod labels;
 mod lint;
@@ -43,11 +45,12 @@ mod version;
 pub use access::{Role, Rpc};
 pub use dialect::{Capabilities, DialectKind};
 pub use event::{
-    EventKind, FailureCode, MigrationFinished, MigrationStarted, RolloutEvent, RolloutStarted,
-    RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
+    EventKind, FailureCode, LockRetry, MigrationFinished, MigrationStarted, RolloutEvent,
+    RolloutStarted, RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
 };
 pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum};
 pub use format::SetFormat;
+pub use guard::LockGuard;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
 pub use labels::Labels;
 pub use lint::{Finding, LintCode, LintKind};

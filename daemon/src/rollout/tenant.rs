@@ -10,7 +10,7 @@ use super::RolloutCtx;
 use crate::{
     fleet::Tenant,
     migrate::{self, Job, Observer, StepOutcome, TenantReport},
-    model::{EventKind, MigrationFinished, MigrationStarted, Step, TenantFinished},
+    model::{EventKind, LockRetry, MigrationFinished, MigrationStarted, Step, TenantFinished},
     store::KnownState,
     telemetry::{MigrationDone, db_system_name, fail},
 };
@@ -46,6 +46,7 @@ impl RolloutCtx {
                 rollout_id: &self.id,
                 applied_by: &self.registry.instance_id,
                 vars: &vars,
+                guard: self.fleet.guard,
             };
             let mut report = if self.spec.dry_run {
                 migrate::dry_run(tenant, &job).await
@@ -140,6 +141,12 @@ impl Observer for RolloutCtx {
             transactional: step.transactional,
         }))
         .await;
+    }
+
+    async fn lock_retry(&self, _tenant: &Tenant, retry: &LockRetry) {
+        self.metrics
+            .lock_retry(&self.fleet.name, self.fleet.dialect.as_str());
+        self.emit(EventKind::LockRetry(retry.clone())).await;
     }
 
     async fn migration_finished(&self, tenant: &Tenant, step: &Step, outcome: &StepOutcome) {

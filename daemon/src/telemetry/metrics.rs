@@ -33,6 +33,7 @@ pub(crate) struct Metrics {
     migrations: Counter<u64>,
     tenant: Histogram<f64>,
     lock_wait: Histogram<f64>,
+    lock_retries: Counter<u64>,
     rollouts: Counter<u64>,
 }
 
@@ -76,6 +77,14 @@ impl Metrics {
                 "avocet.lock.wait",
                 "Time spent waiting for a tenant lock",
             ),
+            lock_retries: meter
+                .u64_counter("avocet.ddl.lock_retries")
+                .with_unit("{retry}")
+                .with_description(
+                    "Migrations retried after a statement gave up waiting for a lock \
+                     (ddl_lock_timeout)",
+                )
+                .build(),
             rollouts: meter
                 .u64_counter("avocet.rollouts.started")
                 .with_unit("{rollout}")
@@ -130,6 +139,18 @@ impl Metrics {
             attributes.push(KeyValue::new("tenant", tenant.to_owned()));
         }
         self.lock_wait.record(seconds, &attributes);
+    }
+
+    /// A migration's statement gave up waiting for a lock and the migration will run again
+    /// (`avocet_ddl_lock_retries_total`).
+    pub(crate) fn lock_retry(&self, fleet: &str, dialect: &str) {
+        self.lock_retries.add(
+            1,
+            &[
+                KeyValue::new("fleet", fleet.to_owned()),
+                KeyValue::new("dialect", dialect.to_owned()),
+            ],
+        );
     }
 
     /// A rollout started.
