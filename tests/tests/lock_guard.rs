@@ -246,3 +246,43 @@ async fn no_more_than_the_lock_wait_budget_of_one_server_waits_at_once() -> anyh
     );
     daemon.stop().await
 }
+
+/// `-- avocet:statement-timeout` bounds each statement of its file: a statement that runs
+/// longer fails its migration, which is recorded `failed` with the server's reason.
+async fn statement_timeout_ends_a_long_statement(fleet: Fleet, sleep: &str) -> anyhow::Result<()> {
+    let set = MigrationCopy::empty()?;
+    set.write(
+        "0001_slow.up.sql",
+        &format!("-- avocet:statement-timeout 1s\n{sleep};\n"),
+    )?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(30)).await?;
+    let clock = Instant::now();
+    let run = daemon.apply(request()).await?;
+    let took = clock.elapsed();
+    let tenant = run.tenants().next().context("a tenant")?;
+    let error = tenant
+        .error
+        .as_ref()
+        .context("the slow statement succeeded")?;
+    ensure!(error.code == "migration_failed", "{error:?}");
+    ensure!(
+        took < Duration::from_secs(4),
+        "the statement ran {took:?} (limit 1 s)"
+    );
+    let history = fleet.history(0).await?;
+    ensure!(
+        history.iter().any(|(v, s, _)| *v == 1 && s == "failed"),
+        "{history:?}"
+    );
+    daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_statement_timeout_from_the_file() -> anyhow::Result<()> {
+    statement_timeout_ends_a_long_statement(Fleet::postgres(1).await?, "SELECT pg_sleep(6)").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_statement_timeout_from_the_file() -> anyhow::Result<()> {
+    statement_timeout_ends_a_long_statement(Fleet::mysql(1).await?, "SELECT SLEEP(6)").await
+}
