@@ -1,10 +1,18 @@
-//! Asking before a change reaches many tenants. An interactive `apply` or `rollback` on more
-//! than one tenant shows what it would do and asks; `--yes` skips the question. Without a
-//! terminal and without `--yes`, an apply goes ahead only when nothing it runs destroys data.
+//! Asking before a change reaches tenants, with one way to accept risk.
+//!
+//! - `--accept-data-loss` (or the file's `-- avocet:allow-destructive`) says a migration's
+//!   data loss is intended; it is the only acceptance, for `apply` and `rollback` alike.
+//! - On a terminal, a plan that destroys data lists what it destroys and asks the caller to
+//!   type the fleet's name: that answer is the acceptance. Anything else declines (exit 1).
+//! - Without a terminal, a plan that destroys data without acceptance is refused before
+//!   anything starts, naming `--accept-data-loss`.
+//! - `--yes` only skips the plain question asked before a change to more than one tenant.
+//!
+//! A dry run asks nothing: it is a plan.
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use avocet_client::{Client, pb};
+use avocet_client::{Client, RolloutRecord, pb};
 
 /// Tenants whose plans the summary reads (one page); the totals cover every tenant.
 const SUMMARY_TENANTS: u32 = 100;
@@ -14,45 +22,75 @@ fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// Asks `question` on stderr; true for `y` or `yes`.
-fn ask(question: &str) -> anyhow::Result<bool> {
+/// Reads one answer to `prompt` from stdin, trimmed.
+fn answer(prompt: &str) -> anyhow::Result<String> {
     let mut err = std::io::stderr().lock();
-    write!(err, "{question} [y/N] ")?;
+    write!(err, "{prompt} ")?;
     err.flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    Ok(answer.trim().to_owned())
 }
 
-/// Whether apply `req` goes ahead (a dry run always does).
-///
-/// Without a terminal: yes, unless the fleet's set has destructive versions up to the
-/// target and the plan of the first tenants runs one; then it says which and asks for
-/// `--yes`. With a terminal, on more than one tenant: the plan summary, then the question.
+/// Asks `question` on stderr; true for `y` or `yes`.
+fn ask(question: &str) -> anyhow::Result<bool> {
+    let answer = answer(&format!("{question} [y/N]"))?;
+    Ok(matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// What the caller decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Go ahead as asked.
+    Go,
+    /// Go ahead: the caller typed the fleet's name, accepting the listed data loss.
+    Accepted,
+    /// Do not start (exit 1); the reason was printed.
+    Declined,
+}
+
+/// Asks for the acceptance of `destructive` (lines naming what is destroyed) on fleet
+/// `fleet`: on a terminal, by typing the fleet's name; without one, it is refused, naming
+/// the flag of `command`.
+fn accept(fleet: &str, command: &str, destructive: &[String]) -> anyhow::Result<Decision> {
+    let mut text = String::from("these steps destroy data:\n");
+    for line in destructive {
+        text += &format!("  DESTRUCTIVE: {line}\n");
+    }
+    eprint!("{text}");
+    if !interactive() {
+        eprintln!(
+            "not started: if this data loss is intended, pass --accept-data-loss \
+             (avocet {command} --accept-data-loss), or mark each file \
+             `-- avocet:allow-destructive`"
+        );
+        return Ok(Decision::Declined);
+    }
+    let typed = answer(&format!(
+        "To accept this data loss and {command}, type the fleet's name ({fleet}):"
+    ))?;
+    if typed == fleet {
+        return Ok(Decision::Accepted);
+    }
+    eprintln!("not started: the answer was not {fleet:?}");
+    Ok(Decision::Declined)
+}
+
+/// Whether apply `req` goes ahead. A dry run always does. A plan that destroys data without
+/// acceptance needs it ([`accept`]); otherwise, on a terminal and on more than one tenant,
+/// the plan summary and a question, unless `yes`.
 ///
 /// # Errors
-/// When the daemon does not answer the fleet list or the plan, or the answer cannot be read.
-pub(crate) async fn apply(client: &mut Client, req: &pb::ApplyRequest) -> anyhow::Result<bool> {
+/// When the daemon does not answer the plan, or the answer cannot be read.
+pub(crate) async fn apply(
+    client: &mut Client,
+    req: &pb::ApplyRequest,
+    yes: bool,
+) -> anyhow::Result<Decision> {
     if req.dry_run {
-        return Ok(true);
+        return Ok(Decision::Go);
     }
     let tty = interactive();
-    if !tty {
-        let fleets = client.list_fleets().await?;
-        let risky = fleets.iter().find(|f| f.name == req.fleet).is_none_or(|f| {
-            f.destructive_versions
-                .iter()
-                // A dotted version (text only) is not compared here: it counts.
-                .any(|v| req.target_version.is_none_or(|t| *v <= t))
-                || f.destructive_versions.len() < f.destructive_versions_text.len()
-        });
-        if !risky {
-            return Ok(true);
-        }
-    }
     let plan = client
         .plan(pb::PlanRequest {
             fleet: req.fleet.clone(),
@@ -66,29 +104,39 @@ pub(crate) async fn apply(client: &mut Client, req: &pb::ApplyRequest) -> anyhow
             ..Default::default()
         })
         .await?;
-    let destructive = plan.findings.iter().any(|f| f.kind == "destructive");
-    if !tty {
-        if destructive {
+    let unaccepted: Vec<String> = plan
+        .findings
+        .iter()
+        .filter(|f| f.kind == "destructive" && !f.allowed && !req.accept_data_loss)
+        .map(|f| {
+            format!(
+                "version {} ({}) line {}: {}: {}",
+                f.version_text, f.name, f.line, f.code, f.message
+            )
+        })
+        .collect();
+    if !unaccepted.is_empty() {
+        if tty {
             eprint!("{}", summary(&plan));
-            eprintln!(
-                "not applied: these migrations destroy data, and there is no terminal to \
-                 ask; pass --yes to apply them without asking"
-            );
         }
-        return Ok(!destructive);
+        return accept(&plan.fleet, "apply", &unaccepted);
     }
-    if plan.tenant_count <= 1 {
-        return Ok(true);
+    if !tty || yes || plan.tenant_count <= 1 {
+        return Ok(Decision::Go);
     }
     eprint!("{}", summary(&plan));
-    ask(&format!(
+    let go = ask(&format!(
         "Apply to {} tenants of fleet {}?",
         plan.tenant_count, plan.fleet
-    ))
+    ))?;
+    Ok(if go { Decision::Go } else { Decision::Declined })
 }
 
-/// Whether a rollback of `what` on the selected tenants goes ahead: asked on a terminal when
-/// it selects more than one tenant.
+/// Whether a rollback of `what` goes ahead. A dry run always does. On a terminal, the
+/// rollback is first planned (a dry run: each tenant's steps, read now); `down` scripts that
+/// destroy data without acceptance need it ([`accept`]), and on more than one tenant a
+/// question follows, unless `yes`. Without a terminal nothing is asked: the daemon refuses
+/// each tenant whose `down` destroys data without acceptance, naming `--accept-data-loss`.
 ///
 /// # Errors
 /// When the daemon does not answer, or the answer cannot be read.
@@ -96,26 +144,43 @@ pub(crate) async fn rollback(
     client: &mut Client,
     req: &pb::RollbackRequest,
     what: &str,
-) -> anyhow::Result<bool> {
+    yes: bool,
+) -> anyhow::Result<Decision> {
     if req.dry_run || !interactive() {
-        return Ok(true);
+        return Ok(Decision::Go);
     }
-    let tenants = client
-        .list_tenants(pb::ListTenantsRequest {
-            fleet: req.fleet.clone(),
-            selector: req.selector.clone(),
-        })
-        .await?
-        .tenants
-        .len();
-    if tenants <= 1 {
-        return Ok(true);
+    let planned = RolloutRecord::collect(
+        client
+            .rollback(pb::RollbackRequest {
+                dry_run: true,
+                ..req.clone()
+            })
+            .await?,
+    )
+    .await?;
+    let mut tenants = 0;
+    let mut unaccepted: Vec<String> = Vec::new();
+    for t in planned.tenants() {
+        tenants += 1;
+        let Some(plan) = &t.plan else { continue };
+        for f in plan.diagnostics.iter().filter(|f| f.code == "destructive") {
+            if f.severity == pb::Severity::Error as i32 {
+                unaccepted.push(format!("tenant {}: {}", t.tenant, f.message));
+            }
+        }
     }
-    ask(&format!(
+    if !unaccepted.is_empty() {
+        return accept(&req.fleet, "rollback", &unaccepted);
+    }
+    if yes || tenants <= 1 {
+        return Ok(Decision::Go);
+    }
+    let go = ask(&format!(
         "Roll back {what} on {tenants} tenants of fleet {}? (`avocet rollback --dry-run` \
          shows each tenant's steps)",
         req.fleet
-    ))
+    ))?;
+    Ok(if go { Decision::Go } else { Decision::Declined })
 }
 
 /// The plan in a few lines: tenants and waves, the migrations pending on the first page,

@@ -88,8 +88,8 @@ pub(crate) struct Target {
 /// How a rollout runs.
 #[derive(ClapArgs, Clone)]
 pub(crate) struct RunOptions {
-    /// Do not ask before changing more than one tenant (needed without a terminal when a
-    /// migration destroys data).
+    /// Do not ask before changing more than one tenant. It accepts no data loss: that is
+    /// `--accept-data-loss`.
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
     /// Print the rollout's id and return at once; it goes on in the daemon
@@ -216,7 +216,8 @@ pub(crate) enum Command {
         allow_out_of_order: bool,
         /// Run migrations whose statements destroy data (DROP TABLE, DROP COLUMN, TRUNCATE,
         /// DELETE without WHERE…) even when their file does not say
-        /// `-- avocet:allow-destructive`.
+        /// `-- avocet:allow-destructive`: the data loss is intended. The only way to accept
+        /// it; `--yes` only skips the question.
         #[arg(long)]
         accept_data_loss: bool,
         /// Refuse to start unless the migration set still has this digest (the
@@ -235,6 +236,11 @@ pub(crate) enum Command {
         /// Roll back the most recent apply batch.
         #[arg(long)]
         last_batch: bool,
+        /// Run down scripts whose statements destroy data (DROP TABLE, DROP COLUMN,
+        /// TRUNCATE, DELETE without WHERE…) even when their file does not say
+        /// `-- avocet:allow-destructive`: the data loss is intended.
+        #[arg(long)]
+        accept_data_loss: bool,
         #[command(flatten)]
         run: RunOptions,
     },

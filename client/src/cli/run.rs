@@ -88,8 +88,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 transaction: super::Transaction::wire(run.transaction),
                 strategy: run.strategy(),
             };
-            if !run.yes && !confirm::apply(&mut client, &req).await? {
-                return Ok(ExitCode::from(EXIT_TENANT_FAILED));
+            let mut req = req;
+            match confirm::apply(&mut client, &req, run.yes).await? {
+                confirm::Decision::Declined => return Ok(ExitCode::from(EXIT_TENANT_FAILED)),
+                confirm::Decision::Accepted => req.accept_data_loss = true,
+                confirm::Decision::Go => {}
             }
             let events = client.apply(req).await?;
             rollouts::started(events, out, run.detach, &addr).await?
@@ -98,6 +101,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             steps,
             to,
             last_batch,
+            accept_data_loss,
             run,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
@@ -124,9 +128,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 stop_on_first_failure: run.stop_on_failure,
                 transaction: super::Transaction::wire(run.transaction),
                 strategy: run.strategy(),
+                accept_data_loss,
             };
-            if !run.yes && !confirm::rollback(&mut client, &req, &what).await? {
-                return Ok(ExitCode::from(EXIT_TENANT_FAILED));
+            let mut req = req;
+            match confirm::rollback(&mut client, &req, &what, run.yes).await? {
+                confirm::Decision::Declined => return Ok(ExitCode::from(EXIT_TENANT_FAILED)),
+                confirm::Decision::Accepted => req.accept_data_loss = true,
+                confirm::Decision::Go => {}
             }
             let events = client.rollback(req).await?;
             rollouts::started(events, out, run.detach, &addr).await?

@@ -170,6 +170,8 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) {
 #[derive(Default)]
 pub(crate) struct RolloutView {
     bar: Option<ProgressBar>,
+    /// The rollout is a dry run: its end is a plan's verdict, not a run's.
+    dry_run: bool,
 }
 
 impl RolloutView {
@@ -188,6 +190,7 @@ impl RolloutView {
                 } else {
                     "apply"
                 };
+                self.dry_run = s.dry_run;
                 let dry = if s.dry_run { " (dry run)" } else { "" };
                 super::emit(&format!(
                     "{what}{dry} on fleet {}: {} tenant(s), {} at a time  [rollout {}]\n",
@@ -221,6 +224,19 @@ impl RolloutView {
                     bar.finish_and_clear();
                 }
                 let state = pb::RolloutState::try_from(f.state).unwrap_or_default();
+                if self.dry_run {
+                    // A dry run is a plan: it says whether the real run would be refused.
+                    let verdict = match f.failed {
+                        0 => "nothing blocked",
+                        _ => "blocked",
+                    };
+                    super::emit(&format!(
+                        "dry run: {verdict}: {} tenant(s) would run, {} would be refused, {} \
+                         skipped; nothing was changed\n",
+                        f.succeeded, f.failed, f.skipped
+                    ));
+                    return;
+                }
                 super::emit(&format!(
                     "{} in {} ms: {} succeeded, {} failed, {} skipped, {} migration(s) run\n",
                     state_name(state),

@@ -243,6 +243,7 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
             fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
             target,
+            accept_data_loss: req.accept_data_loss,
             strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
             dry_run: req.dry_run,
             transaction: transaction(req.transaction)?,

@@ -91,6 +91,9 @@ pub struct RollbackRequest {
     pub selector: Selector,
     /// What to roll back on each tenant.
     pub target: RollbackTarget,
+    /// Run `down` scripts that destroy data (the lint's destructive findings) even when their
+    /// file does not say `-- avocet:allow-destructive`.
+    pub accept_data_loss: bool,
     /// Waves, concurrency, failure threshold (over the fleet's defaults).
     pub strategy: StrategyRequest,
     /// Plan only: report what would run and touch nothing.

@@ -52,7 +52,7 @@ impl Engine {
         let request = request_json(&req.plan.selector, &req.expected_set_digest);
         self.start(
             scope,
-            RolloutOp::Apply(opts),
+            (RolloutOp::Apply(opts), opts.accept_data_loss),
             req.plan.strategy,
             req.dry_run,
             req.transaction,
@@ -100,7 +100,7 @@ impl Engine {
         let request = request_json(&req.selector, &None);
         self.start(
             scope,
-            RolloutOp::Rollback(req.target),
+            (RolloutOp::Rollback(req.target), req.accept_data_loss),
             req.strategy,
             req.dry_run,
             req.transaction,
@@ -114,7 +114,7 @@ impl Engine {
     async fn start(
         &self,
         scope: Scope,
-        op: RolloutOp,
+        (op, accept_data_loss): (RolloutOp, bool),
         strategy: StrategyRequest,
         dry_run: bool,
         transaction: Option<TransactionMode>,
@@ -141,6 +141,7 @@ impl Engine {
             transaction,
             dry_run,
             set_digest: scope.set.digest().clone(),
+            accept_data_loss,
         };
         let mut request = request;
         request["spec"] = serde_json::to_value(&spec).unwrap_or_default();

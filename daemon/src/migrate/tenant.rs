@@ -47,6 +47,9 @@ pub(crate) struct Job<'a> {
     pub(crate) vars: &'a BTreeMap<String, String>,
     /// How long each statement may wait for a lock, and the retries (DESIGN.md rule 7).
     pub(crate) guard: LockGuard,
+    /// A rollback's acceptance of the data loss of destructive `down` scripts (an apply
+    /// carries its own in its options).
+    pub(crate) accept_data_loss: bool,
 }
 
 impl Job<'_> {
@@ -54,9 +57,13 @@ impl Job<'_> {
     fn plan(&self, history: &[HistoryRecord]) -> Plan {
         let mut plan = match self.op {
             RolloutOp::Apply(opts) => plan::plan_apply(self.set, history, opts, self.dialect),
-            RolloutOp::Rollback(target) => {
-                plan::plan_rollback(self.set, history, target, self.dialect)
-            }
+            RolloutOp::Rollback(target) => plan::plan_rollback(
+                self.set,
+                history,
+                target,
+                self.accept_data_loss,
+                self.dialect,
+            ),
         };
         plan::check_placeholders(&mut plan, self.vars);
         plan
@@ -64,12 +71,25 @@ impl Job<'_> {
 }
 
 /// What a dry run says of `tenant`: its plan over its history, read without the lock,
-/// running nothing.
+/// running nothing. A dry run is a plan: a tenant the real run would refuse (a blocking
+/// error in its plan) fails `blocked` here too, with the same message.
 pub(crate) async fn dry_run(tenant: &Tenant, job: &Job<'_>) -> TenantReport {
     match tenant.read_history().await {
         Ok(history) => {
-            let plan = PlanView::from(&job.plan(&history));
-            Progress::new(&history, job.set).planned(TenantOutcome::Planned, plan, job.set)
+            let plan = job.plan(&history);
+            let blocked = plan.first_error().map(|error| TenantFailure {
+                code: FailureCode::Blocked,
+                version: error.version,
+                message: format!("tenant {}: {}", tenant.id, error.message),
+            });
+            let outcome = match blocked {
+                Some(_) => TenantOutcome::Failed,
+                None => TenantOutcome::Planned,
+            };
+            let progress = Progress::new(&history, job.set);
+            let mut report = progress.planned(outcome, PlanView::from(&plan), job.set);
+            report.failure = blocked;
+            report
         }
         Err(e) => TenantReport::db(&tenant.id, &e),
     }

@@ -136,6 +136,7 @@ impl Case {
             applied_by: "test",
             vars: &self.vars,
             guard: GUARD,
+            accept_data_loss: false,
         }
     }
 
@@ -827,6 +828,7 @@ async fn rule_7_no_more_than_the_budget_of_one_server_retry_at_once() {
         applied_by: "test",
         vars: &vars,
         guard: GUARD,
+        accept_data_loss: false,
     };
     let seen = Seen::default();
     let runs = tenants.iter().map(|t| run(t, &job, &seen));

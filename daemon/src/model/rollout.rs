@@ -42,6 +42,10 @@ pub struct RolloutSpec {
     pub dry_run: bool,
     /// The digest of the set the rollout started with; a resume refuses another set.
     pub set_digest: SetDigest,
+    /// The caller accepts the data loss of destructive scripts: an apply's `up`s (also in
+    /// its [`ApplyOptions`]) or a rollback's `down`s. Absent in rollouts stored before it.
+    #[serde(default)]
+    pub accept_data_loss: bool,
 }
 
 /// Where one tenant of a rollout is.

@@ -1,7 +1,9 @@
 //! The plan's warnings and errors, each with its stable [`Code`] and a sentence that names
 //! the version and what to do.
 
-use crate::model::{Code, Diagnostic, Direction, HistoryRecord, Migration, Severity, Version};
+use crate::model::{
+    Code, Diagnostic, Direction, HistoryRecord, Migration, Severity, Step, Version,
+};
 
 fn new(severity: Severity, code: Code, version: Option<Version>, message: String) -> Diagnostic {
     Diagnostic {
@@ -143,28 +145,37 @@ pub(super) fn no_transaction(m: &Migration) -> Diagnostic {
 
 /// A migration with destructive statements: a warning when `accepted`, else an error that
 /// blocks the tenant and says how to accept it.
-pub(super) fn destructive(m: &Migration, accepted: bool) -> Diagnostic {
-    let what: Vec<String> =
-        m.up.findings
-            .iter()
-            .filter(|f| f.code.kind() == crate::model::LintKind::Destructive)
-            .map(|f| format!("{} at line {}", f.code.as_str(), f.line))
-            .collect();
+pub(super) fn destructive(step: &Step, accepted: bool) -> Diagnostic {
+    let m = &step.migration;
+    let what: Vec<String> = step
+        .script()
+        .findings
+        .iter()
+        .filter(|f| f.code.kind() == crate::model::LintKind::Destructive)
+        .map(|f| format!("{} at line {}", f.code.as_str(), f.line))
+        .collect();
     let what = what.join(", ");
+    let (script, command) = match step.direction {
+        crate::model::Direction::Up => ("", "apply"),
+        crate::model::Direction::Down => ("its down script ", "rollback"),
+    };
     match accepted {
         true => new(
             Severity::Warning,
             Code::Destructive,
             Some(m.version),
-            format!("version {} ({}) destroys data: {what}", m.version, m.name),
+            format!(
+                "version {} ({}): {script}destroys data: {what}",
+                m.version, m.name
+            ),
         ),
         false => new(
             Severity::Error,
             Code::Destructive,
             Some(m.version),
             format!(
-                "version {} ({}) destroys data ({what}): pass accept_data_loss \
-                 (avocet apply --accept-data-loss) or mark the file \
+                "version {} ({}): {script}destroys data ({what}); if that is intended, pass \
+                 accept_data_loss (avocet {command} --accept-data-loss) or mark the file \
                  `-- avocet:allow-destructive`",
                 m.version, m.name
             ),

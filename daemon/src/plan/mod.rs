@@ -119,7 +119,7 @@ pub(crate) fn plan_apply(
         }
         if step.script().destructive {
             let accepted = opts.accept_data_loss || step.script().allow_destructive;
-            diagnostics.push(diag::destructive(m, accepted));
+            diagnostics.push(diag::destructive(step, accepted));
         }
     }
     Plan {
@@ -145,12 +145,15 @@ pub(crate) fn check_placeholders(
 
 /// Plans a rollback: applied versions chosen by `target`, newest first. A chosen version
 /// without a `down` script is an [`Code::Irreversible`](crate::model::Code::Irreversible) error, so nothing runs.
+/// A `down` script that destroys data is an error unless `accept_data_loss` or its file says
+/// `-- avocet:allow-destructive`, as an `up` is.
 /// Repeatables are never chosen: Flyway has no undo for them, and the next apply runs one
 /// again only when its file changes.
 pub(crate) fn plan_rollback(
     set: &MigrationSet,
     history: &[HistoryRecord],
     target: RollbackTarget,
+    accept_data_loss: bool,
     dialect: DialectKind,
 ) -> Plan {
     let mut diagnostics = check_history(set, history, dialect);
@@ -182,6 +185,11 @@ pub(crate) fn plan_rollback(
         step.batch = Some(record.batch);
         if step.script().no_transaction {
             diagnostics.push(diag::no_transaction(m));
+        }
+        // A `down` that destroys data is guarded as an `up` is.
+        if step.script().destructive {
+            let accepted = accept_data_loss || step.script().allow_destructive;
+            diagnostics.push(diag::destructive(&step, accepted));
         }
         steps.push(step);
     }

@@ -139,6 +139,7 @@ fn an_edited_or_removed_down_script_is_a_warning_and_an_unknown_one_is_nothing()
         &set,
         &history,
         RollbackTarget::Steps(3),
+        false,
         DialectKind::Postgres,
     );
     assert_eq!(versions(&rollback), [3, 2, 1]);
@@ -335,7 +336,7 @@ fn rollback_by_steps_version_and_last_batch() {
     let history: Vec<_> = (1..=5)
         .map(|v| record(&set, v, RecordStatus::Applied, if v <= 3 { 1 } else { 2 }))
         .collect();
-    let plan = |t| plan_rollback(&set, &history, t, DialectKind::Postgres);
+    let plan = |t| plan_rollback(&set, &history, t, false, DialectKind::Postgres);
     assert_eq!(versions(&plan(RollbackTarget::Steps(2))), [5, 4]);
     assert_eq!(
         versions(&plan(RollbackTarget::ToVersion(2.into()))),
@@ -361,6 +362,7 @@ fn rollback_without_down_is_an_error_before_anything_runs() {
         &set,
         &history,
         RollbackTarget::Steps(2),
+        false,
         DialectKind::Sqlite,
     );
     assert!(plan.blocked());
@@ -446,7 +448,7 @@ fn repeatables_run_last_and_again_only_when_their_checksum_changes() {
         (RollbackTarget::LastBatch, &["2 down", "1 down"]),
         (RollbackTarget::ToVersion(1.into()), &["2 down"]),
     ] {
-        let plan = plan_rollback(&first, &history, target, DialectKind::Postgres);
+        let plan = plan_rollback(&first, &history, target, false, DialectKind::Postgres);
         assert_eq!(step_keys(&plan), expected, "{target:?}");
     }
     // When the last apply ran only the edited repeatable, the last batch undoes nothing,
@@ -456,6 +458,7 @@ fn repeatables_run_last_and_again_only_when_their_checksum_changes() {
             &edited,
             history,
             RollbackTarget::LastBatch,
+            false,
             DialectKind::Postgres,
         );
         step_keys(&plan)

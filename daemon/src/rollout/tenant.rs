@@ -47,6 +47,7 @@ impl RolloutCtx {
                 applied_by: &self.registry.instance_id,
                 vars: &vars,
                 guard: self.fleet.guard,
+                accept_data_loss: self.spec.accept_data_loss,
             };
             let mut report = if self.spec.dry_run {
                 migrate::dry_run(tenant, &job).await

@@ -11,6 +11,7 @@ async fn store_with(dir: &tempfile::TempDir, states: [WorkState; 2]) -> Store {
     let url = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
     let store = Store::open(&url).await.unwrap();
     let spec = RolloutSpec {
+        accept_data_loss: false,
         fleet: "f".into(),
         op: RolloutOp::Apply(ApplyOptions::default()),
         strategy: Strategy::default(),
