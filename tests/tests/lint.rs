@@ -141,3 +141,76 @@ async fn a_file_that_allows_it_runs_without_acceptance() -> anyhow::Result<()> {
         .exec(0, "DROP TABLE avocet_migrations, avocet_migrations_log")
         .await
 }
+
+/// Lint you can tune: a backfill (`UPDATE` without `WHERE`) is a `data_rewrite` warning that
+/// runs; a widening of a column the set created (`varchar(128)` to `varchar(1024)`) is no
+/// narrowing; and a fleet's `[lint]` makes a code an error, or turns it off.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lint_tells_backfills_and_widenings_and_fleets_tune_it() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(1).await?;
+    let set = MigrationCopy::empty()?;
+    set.write(
+        "0001_events.up.sql",
+        "CREATE TABLE events (id int PRIMARY KEY, kind varchar(128));",
+    )?;
+    set.write(
+        "0002_widen.up.sql",
+        "ALTER TABLE events ALTER COLUMN kind TYPE varchar(1024);",
+    )?;
+    set.write("0003_backfill.up.sql", "UPDATE events SET kind = 'x';")?;
+    let plan_of = async |lint: &[(&str, avocet_daemon::model::LintSeverity)]| {
+        let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
+        let f = config
+            .fleets
+            .get_mut(avocet_tests::FLEET)
+            .context("fleet")?;
+        f.lint = lint.iter().map(|(c, s)| ((*c).to_owned(), *s)).collect();
+        let daemon = TestDaemon::start_with(config).await?;
+        let plan = daemon.plan().await?;
+        daemon.stop().await?;
+        anyhow::Ok(plan)
+    };
+    use avocet_daemon::model::LintSeverity::{Error, Off};
+    let plan = plan_of(&[]).await?;
+    let found: Vec<(&str, &str, &str, bool)> = plan
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.version_text.as_str(),
+                f.code.as_str(),
+                f.id.as_str(),
+                f.blocks,
+            )
+        })
+        .collect();
+    ensure!(
+        found.contains(&("3", "update_without_where", "AV201", false)),
+        "{found:?}"
+    );
+    ensure!(
+        !found.iter().any(|f| f.1 == "narrowing_type"),
+        "the widening is reported as a narrowing: {found:?}"
+    );
+    ensure!(
+        !plan.tenants[0].blocked,
+        "{:?}",
+        plan.tenants[0].diagnostics
+    );
+
+    let strict = plan_of(&[("update_without_where", Error)]).await?;
+    ensure!(
+        strict.tenants[0].blocked,
+        "[lint] update_without_where = error does not block"
+    );
+    let quiet = plan_of(&[("AV201", Off)]).await?;
+    ensure!(
+        !quiet
+            .findings
+            .iter()
+            .any(|f| f.code == "update_without_where"),
+        "{:?}",
+        quiet.findings
+    );
+    Ok(())
+}

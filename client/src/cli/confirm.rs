@@ -107,7 +107,7 @@ pub(crate) async fn apply(
     let unaccepted: Vec<String> = plan
         .findings
         .iter()
-        .filter(|f| f.kind == "destructive" && !f.allowed && !req.accept_data_loss)
+        .filter(|f| f.blocks && !f.allowed && !req.accept_data_loss)
         .map(|f| {
             format!(
                 "version {} ({}) line {}: {}: {}",
@@ -211,7 +211,9 @@ fn summary(plan: &pb::PlanResponse) -> String {
     );
     for f in &plan.findings {
         let kind = match f.kind.as_str() {
-            "destructive" => "DESTRUCTIVE",
+            _ if f.blocks => "DESTRUCTIVE",
+            "destructive" => "destructive (a warning here)",
+            "data_rewrite" => "data rewrite",
             "lock_hazard" => "lock hazard",
             _ => "note",
         };

@@ -110,6 +110,7 @@ fn tenant_plan(
                 code: f.code.as_str().to_owned(),
                 kind: match f.code.kind() {
                     LintKind::Destructive => "destructive",
+                    LintKind::DataRewrite => "data_rewrite",
                     LintKind::LockHazard => "lock_hazard",
                     LintKind::Note => "note",
                 }
@@ -118,6 +119,8 @@ fn tenant_plan(
                 message: f.code.why().to_owned(),
                 allowed: script.allow_destructive,
                 direction: direction(step.direction),
+                id: f.code.id().to_owned(),
+                blocks: f.blocks,
             }
         }));
     }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{CatalogError, load_dir};
-use crate::model::{DialectKind, MigrationSet, SetFormat};
+use crate::model::{DialectKind, LintPolicy, MigrationSet, SetFormat};
 
 /// What the set was loaded from: (file name, size in bytes, modification time), sorted.
 type Listing = Vec<(std::ffi::OsString, u64, Option<SystemTime>)>;
@@ -22,8 +22,8 @@ pub(crate) struct SetCache {
 }
 
 impl SetCache {
-    /// The set in `dir`, from memory when the directory has not changed since it was last
-    /// loaded. A request pins the `Arc` it got: a reload never changes a set in use.
+    /// The set in `dir`, its findings judged by the fleet's `lint` policy, from memory when
+    /// the directory has not changed since it was last loaded. A request pins the `Arc` it got: a reload never changes a set in use.
     ///
     /// # Errors
     /// [`CatalogError`] naming the directory or file, as [`load_dir`]; a failed load
@@ -33,6 +33,7 @@ impl SetCache {
         dir: &Path,
         dialect: DialectKind,
         format: SetFormat,
+        lint: &LintPolicy,
     ) -> Result<Arc<MigrationSet>, CatalogError> {
         let listing = listing(dir)?;
         if let Some((seen, set)) = &*self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
@@ -40,7 +41,7 @@ impl SetCache {
         {
             return Ok(set.clone());
         }
-        let set = Arc::new(load_dir(dir, dialect, format)?);
+        let set = Arc::new(load_dir(dir, dialect, format)?.with_lint(lint));
         *self.loaded.lock().unwrap_or_else(PoisonError::into_inner) = Some((listing, set.clone()));
         Ok(set)
     }
@@ -89,10 +90,20 @@ mod tests {
         std::fs::write(dir.path().join("1_a.sql"), "SELECT 1;").unwrap();
         let cache = SetCache::default();
         let first = cache
-            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .get(
+                dir.path(),
+                DialectKind::Sqlite,
+                SetFormat::Auto,
+                &LintPolicy::default(),
+            )
             .unwrap();
         let again = cache
-            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .get(
+                dir.path(),
+                DialectKind::Sqlite,
+                SetFormat::Auto,
+                &LintPolicy::default(),
+            )
             .unwrap();
         assert!(
             Arc::ptr_eq(&first, &again),
@@ -100,19 +111,34 @@ mod tests {
         );
         std::fs::write(dir.path().join("1_a.sql"), "SELECT 1; SELECT 2;").unwrap();
         let changed = cache
-            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .get(
+                dir.path(),
+                DialectKind::Sqlite,
+                SetFormat::Auto,
+                &LintPolicy::default(),
+            )
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &changed));
         assert_ne!(first.digest(), changed.digest());
         std::fs::write(dir.path().join("2_b.sql"), "SELECT 'unterminated;").unwrap();
         assert!(
             cache
-                .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+                .get(
+                    dir.path(),
+                    DialectKind::Sqlite,
+                    SetFormat::Auto,
+                    &LintPolicy::default()
+                )
                 .is_err()
         );
         std::fs::remove_file(dir.path().join("2_b.sql")).unwrap();
         let back = cache
-            .get(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+            .get(
+                dir.path(),
+                DialectKind::Sqlite,
+                SetFormat::Auto,
+                &LintPolicy::default(),
+            )
             .unwrap();
         assert_eq!(back.digest(), changed.digest());
     }

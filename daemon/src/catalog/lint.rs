@@ -13,7 +13,7 @@ use sqlparser::{
     parser::Parser,
 };
 
-use crate::model::{DialectKind, Finding, LintCode, StatementSpan};
+use crate::model::{DialectKind, Finding, LintCode, LintKind, StatementSpan};
 
 /// PostgreSQL functions whose value changes per row: a column added with one as its
 /// default is written into every row (PostgreSQL documentation, "ALTER TABLE", Notes).
@@ -66,6 +66,7 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
         findings.extend(found.into_iter().map(|code| Finding {
             code,
             line: span.line,
+            blocks: code.kind() == LintKind::Destructive,
         }));
     }
     let rebuilt: Vec<usize> = dropped
@@ -79,6 +80,130 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
         .filter(|(i, _)| !rebuilt.contains(i))
         .map(|(_, f)| f)
         .collect()
+}
+
+/// Drops the `narrowing_type` findings of `migrations` (in version order) that widen the
+/// column instead: an earlier statement of the set gave the column a type of the same family
+/// that holds no more values (`varchar(128)` then `varchar(1024)`, `smallint` then
+/// `bigint`). Where no earlier statement of the set names the column, the finding stays.
+pub(super) fn drop_widenings(migrations: &mut [crate::model::Migration], dialect: DialectKind) {
+    let narrowing = |m: &crate::model::Migration| {
+        m.up.findings
+            .iter()
+            .any(|f| f.code == LintCode::NarrowingType)
+    };
+    if !migrations.iter().any(narrowing) {
+        return;
+    }
+    let parser = super::script::sql_dialect(dialect);
+    let mut types: std::collections::HashMap<(String, String), DataType> = Default::default();
+    for m in migrations.iter_mut() {
+        let mut widened = Vec::new();
+        for span in &m.up.spans {
+            let Ok(statements) = Parser::parse_sql(parser, &m.up.sql[span.bytes.clone()]) else {
+                continue;
+            };
+            for statement in &statements {
+                for (table, column, new, changed) in column_types(statement) {
+                    let at = (table, column);
+                    if changed && types.get(&at).is_some_and(|old| widens(old, &new)) {
+                        widened.push(span.line);
+                    }
+                    types.insert(at, new);
+                }
+            }
+        }
+        if widened.is_empty() {
+            continue;
+        }
+        m.up.findings
+            .retain(|f| !(f.code == LintCode::NarrowingType && widened.contains(&f.line)));
+        m.up.destructive = m.up.findings.iter().any(|f| f.blocks);
+    }
+}
+
+/// The columns `statement` gives a type: (table, column, type, true when it changes an
+/// existing column's type).
+fn column_types(statement: &Statement) -> Vec<(String, String, DataType, bool)> {
+    let name = |i: &sqlparser::ast::Ident| i.value.to_ascii_lowercase();
+    match statement {
+        Statement::CreateTable(t) => t
+            .columns
+            .iter()
+            .map(|c| (key(&t.name), name(&c.name), c.data_type.clone(), false))
+            .collect(),
+        Statement::AlterTable(a) => a
+            .operations
+            .iter()
+            .filter_map(|op| match op {
+                AlterTableOperation::AddColumn { column_def, .. } => {
+                    Some((name(&column_def.name), column_def.data_type.clone(), false))
+                }
+                AlterTableOperation::AlterColumn {
+                    column_name,
+                    op: AlterColumnOperation::SetDataType { data_type, .. },
+                } => Some((name(column_name), data_type.clone(), true)),
+                AlterTableOperation::ModifyColumn {
+                    col_name,
+                    data_type,
+                    ..
+                } => Some((name(col_name), data_type.clone(), true)),
+                AlterTableOperation::ChangeColumn {
+                    new_name,
+                    data_type,
+                    ..
+                } => Some((name(new_name), data_type.clone(), true)),
+                _ => None,
+            })
+            .map(|(column, ty, changed)| (key(&a.name), column, ty, changed))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// True when `new` holds every value `old` holds: the same family with sizes no smaller, or
+/// a larger integer.
+fn widens(old: &DataType, new: &DataType) -> bool {
+    let (old_family, old_sizes) = family(old);
+    let (new_family, new_sizes) = family(new);
+    let rank = |f: &str| match f {
+        "TINYINT" => Some(1),
+        "SMALLINT" | "INT2" => Some(2),
+        "MEDIUMINT" => Some(3),
+        "INT" | "INTEGER" | "INT4" => Some(4),
+        "BIGINT" | "INT8" => Some(8),
+        _ => None,
+    };
+    if let (Some(a), Some(b)) = (rank(&old_family), rank(&new_family)) {
+        return b >= a;
+    }
+    old_family == new_family
+        && old_sizes.len() == new_sizes.len()
+        && old_sizes.iter().zip(&new_sizes).all(|(o, n)| n >= o)
+}
+
+/// A type's family (`VARCHAR`, `NUMERIC`, …) and its sizes: `character varying(128)` is
+/// (`VARCHAR`, [128]).
+fn family(ty: &DataType) -> (String, Vec<u64>) {
+    let text = ty.to_string().to_ascii_uppercase();
+    let (head, sizes) = match text.split_once('(') {
+        Some((head, rest)) => (
+            head.trim().to_owned(),
+            rest.trim_end_matches(')').to_owned(),
+        ),
+        None => (text.trim().to_owned(), String::new()),
+    };
+    let head = match head.as_str() {
+        "CHARACTER VARYING" | "VARCHAR" => "VARCHAR".to_owned(),
+        "CHARACTER" | "CHAR" => "CHAR".to_owned(),
+        "DECIMAL" | "NUMERIC" => "NUMERIC".to_owned(),
+        other => other.to_owned(),
+    };
+    let sizes = sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    (head, sizes)
 }
 
 /// What the script did so far: tables it created (an index on one blocks nobody) and
@@ -384,6 +509,69 @@ mod tests {
     }
 
     #[test]
+    fn a_widening_of_a_column_the_set_created_is_no_narrowing() {
+        let set = |alter: &str| {
+            let mut migrations = vec![
+                crate::model::Migration {
+                    version: 1.into(),
+                    name: "create".into(),
+                    up: parse_script(
+                        "CREATE TABLE repo (name varchar(128), n smallint, p numeric(10, 2));",
+                        Pg,
+                    )
+                    .unwrap(),
+                    down: None,
+                    unordered: false,
+                },
+                crate::model::Migration {
+                    version: 2.into(),
+                    name: "alter".into(),
+                    up: parse_script(alter, Pg).unwrap(),
+                    down: None,
+                    unordered: false,
+                },
+            ];
+            drop_widenings(&mut migrations, Pg);
+            let up = &migrations[1].up;
+            (
+                up.findings.iter().map(|f| f.code).collect::<Vec<_>>(),
+                up.destructive,
+            )
+        };
+        assert_eq!(
+            set("ALTER TABLE repo ALTER COLUMN name TYPE varchar(1024);"),
+            (vec![TypeRewrite], false)
+        );
+        assert_eq!(
+            set("ALTER TABLE repo ALTER COLUMN p TYPE numeric(12, 2);"),
+            (vec![TypeRewrite], false)
+        );
+        assert_eq!(
+            set("ALTER TABLE repo ALTER COLUMN n TYPE smallint;"),
+            (vec![TypeRewrite], false)
+        );
+        assert_eq!(
+            set("ALTER TABLE repo ALTER COLUMN name TYPE varchar(20);"),
+            (vec![NarrowingType, TypeRewrite], true)
+        );
+        assert_eq!(
+            set("ALTER TABLE other ALTER COLUMN name TYPE varchar(1024);"),
+            (vec![NarrowingType, TypeRewrite], true),
+            "a column the set never typed stays a possible narrowing"
+        );
+    }
+
+    #[test]
+    fn update_without_where_is_a_data_rewrite_that_does_not_block() {
+        let script = parse_script("UPDATE events SET kind = 'x';", Pg).unwrap();
+        assert_eq!(
+            script.findings[0].code.kind(),
+            crate::model::LintKind::DataRewrite
+        );
+        assert!(!script.destructive);
+    }
+
+    #[test]
     fn what_the_script_created_or_validated_is_no_hazard() {
         let created = "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n\
                        ALTER TABLE t ALTER COLUMN id SET NOT NULL;";
@@ -407,7 +595,8 @@ mod tests {
             script.findings,
             [Finding {
                 code: DropTable,
-                line: 3
+                line: 3,
+                blocks: true,
             }]
         );
         assert!(script.destructive && !script.allow_destructive);

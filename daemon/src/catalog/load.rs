@@ -110,6 +110,7 @@ pub(crate) fn load_dir(
             unordered: f.unordered,
         });
     }
+    super::lint::drop_widenings(&mut migrations, dialect);
     for w in &warnings {
         tracing::warn!("{w}");
     }

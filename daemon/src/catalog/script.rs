@@ -11,7 +11,7 @@ use super::{
     delimiter,
     split::{self, Cuts, Piece},
 };
-use crate::model::{DialectKind, LintKind, Script, StatementSpan};
+use crate::model::{DialectKind, Script, StatementSpan};
 
 /// Line comments that move a script out of the per-migration transaction
 /// (DESIGN.md rule 2). The second is sqlx's spelling, accepted for compatibility.
@@ -111,9 +111,7 @@ pub(super) fn parse_script_as(
     Ok(Script {
         checksum: checksum(&sql),
         no_transaction,
-        destructive: findings
-            .iter()
-            .any(|f| f.code.kind() == LintKind::Destructive),
+        destructive: findings.iter().any(|f| f.blocks),
         allow_destructive: leading_marker(&sql, &[ALLOW_DESTRUCTIVE_MARKER]),
         ddl_lock_timeout,
         statement_timeout,

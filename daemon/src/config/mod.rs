@@ -36,7 +36,9 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Amount, DialectKind, LogFormat, SetFormat, Strategy, TransactionMode};
+use crate::model::{
+    Amount, DialectKind, LintCode, LintSeverity, LogFormat, SetFormat, Strategy, TransactionMode,
+};
 
 /// Default path of the configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/avocet.toml";
@@ -193,6 +195,12 @@ pub struct FleetConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub statement_timeout: Option<Duration>,
+    /// Lint severities by code (`[fleets.NAME.lint]`, e.g. `update_without_where = "error"`,
+    /// `narrowing_type = "warning"`, `unparsed = "off"`), by name or identifier (`AV201`);
+    /// docs/lint.md lists them. `error` refuses a migration unless its data loss is accepted.
+    /// Codes not named keep their default: destructive ones `error`, the others `warning`.
+    #[serde(default)]
+    pub lint: BTreeMap<String, LintSeverity>,
     /// History table name in each tenant; default: the top-level `history_table`.
     #[serde(default)]
     pub history_table: Option<String>,
@@ -283,6 +291,7 @@ impl FleetConfig {
             ddl_lock_timeout: guard::default_ddl_lock_timeout(),
             ddl_retry_for: guard::default_ddl_retry_for(),
             statement_timeout: None,
+            lint: BTreeMap::new(),
             history_table: None,
             session_init: Vec::new(),
             strategy: StrategyConfig::default(),
@@ -295,6 +304,16 @@ impl FleetConfig {
             metrics_tenant_labels: false,
             vars: BTreeMap::new(),
         }
+    }
+
+    /// The fleet's `[lint]` as a policy; codes are checked when the configuration loads.
+    pub(crate) fn lint_policy(&self) -> crate::model::LintPolicy {
+        crate::model::LintPolicy(
+            self.lint
+                .iter()
+                .filter_map(|(code, s)| Some((LintCode::parse(code)?, *s)))
+                .collect(),
+        )
     }
 
     /// The fleet's `password_env` / `password_file`, which registered and discovered
@@ -585,6 +604,12 @@ impl Config {
             }
             if fleet.connect_timeout.is_zero() {
                 return Err(invalid(key("connect_timeout"), "must be greater than zero"));
+            }
+            if let Some(code) = fleet.lint.keys().find(|c| LintCode::parse(c).is_none()) {
+                return Err(invalid(
+                    key(&format!("lint.{code}")),
+                    "is not a lint code (docs/lint.md lists them, e.g. update_without_where or AV201)",
+                ));
             }
             if let Some(d) = &fleet.discovery {
                 if d.refresh < Duration::from_secs(1) {

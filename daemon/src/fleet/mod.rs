@@ -202,6 +202,8 @@ pub struct Fleet {
     /// How long each migration statement may wait for a lock and run, and how long a
     /// lock-timed-out migration keeps retrying (DESIGN.md rule 7).
     pub guard: crate::model::LockGuard,
+    /// What the fleet makes of each lint code (`[fleets.NAME.lint]`).
+    pub lint: crate::model::LintPolicy,
     /// How a tenant's migrations are grouped into transactions by default.
     pub transaction: TransactionMode,
     /// The default strategy of its rollouts.
@@ -347,7 +349,7 @@ impl Fleet {
     /// [`FleetError::Catalog`] naming the file that does not load.
     pub fn load_set(&self) -> Result<Arc<MigrationSet>, FleetError> {
         self.set
-            .get(&self.migrations, self.dialect, self.format)
+            .get(&self.migrations, self.dialect, self.format, &self.lint)
             .map_err(|source| FleetError::Catalog {
                 fleet: self.name.clone(),
                 source,
@@ -592,6 +594,7 @@ impl Registry {
                     retry_for: fc.ddl_retry_for,
                     statement_timeout: fc.statement_timeout,
                 },
+                lint: fc.lint_policy(),
                 transaction: fc.transaction,
                 // Checked when the configuration loaded.
                 strategy: fc.strategy.resolve(fc.concurrency).unwrap_or_default(),

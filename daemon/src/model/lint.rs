@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A finding's code: what the statement does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LintCode {
     /// `DROP TABLE`.
@@ -49,6 +49,8 @@ pub enum LintCode {
 pub enum LintKind {
     /// Loses data: an apply runs it only when accepted.
     Destructive,
+    /// Rewrites every row's data (a backfill): reported, not refused.
+    DataRewrite,
     /// Holds a lock that blocks the application for the statement's duration.
     LockHazard,
     /// For information.
@@ -76,6 +78,53 @@ impl LintCode {
         }
     }
 
+    /// The stable identifier, as Atlas numbers its checks (`DS101`): `AV1xx` destroy data,
+    /// `AV2xx` rewrite data, `AV3xx` are PostgreSQL lock hazards, `AV9xx` notes. Listed in
+    /// `docs/lint.md`; never reused.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::DropTable => "AV101",
+            Self::DropColumn => "AV102",
+            Self::DropSchema => "AV103",
+            Self::DropDatabase => "AV104",
+            Self::Truncate => "AV105",
+            Self::DeleteWithoutWhere => "AV106",
+            Self::NarrowingType => "AV107",
+            Self::UpdateWithoutWhere => "AV201",
+            Self::BlockingIndex => "AV301",
+            Self::VolatileDefault => "AV302",
+            Self::SetNotNull => "AV303",
+            Self::TypeRewrite => "AV304",
+            Self::ValidatingForeignKey => "AV305",
+            Self::Unparsed => "AV901",
+        }
+    }
+
+    /// Every code, in identifier order.
+    pub const ALL: [LintCode; 14] = [
+        Self::DropTable,
+        Self::DropColumn,
+        Self::DropSchema,
+        Self::DropDatabase,
+        Self::Truncate,
+        Self::DeleteWithoutWhere,
+        Self::NarrowingType,
+        Self::UpdateWithoutWhere,
+        Self::BlockingIndex,
+        Self::VolatileDefault,
+        Self::SetNotNull,
+        Self::TypeRewrite,
+        Self::ValidatingForeignKey,
+        Self::Unparsed,
+    ];
+
+    /// The code spelled `name`: its snake_case name or its identifier (`AV201`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name || c.id().eq_ignore_ascii_case(name))
+    }
+
     /// Its weight.
     pub fn kind(self) -> LintKind {
         match self {
@@ -85,8 +134,8 @@ impl LintCode {
             | Self::DropDatabase
             | Self::Truncate
             | Self::DeleteWithoutWhere
-            | Self::UpdateWithoutWhere
             | Self::NarrowingType => LintKind::Destructive,
+            Self::UpdateWithoutWhere => LintKind::DataRewrite,
             Self::BlockingIndex
             | Self::VolatileDefault
             | Self::SetNotNull
@@ -105,7 +154,9 @@ impl LintCode {
             Self::DropDatabase => "drops a database",
             Self::Truncate => "deletes every row of a table",
             Self::DeleteWithoutWhere => "DELETE without WHERE deletes every row",
-            Self::UpdateWithoutWhere => "UPDATE without WHERE changes every row",
+            Self::UpdateWithoutWhere => {
+                "UPDATE without WHERE rewrites every row (a backfill is one; check it is meant)"
+            }
             Self::NarrowingType => {
                 "changes a column to a bounded type: values that do not fit fail or are cut"
             }
@@ -136,4 +187,49 @@ pub struct Finding {
     pub code: LintCode,
     /// 1-based line of the statement in the file.
     pub line: u64,
+    /// An apply (or rollback) runs it only when its data loss is accepted: by default every
+    /// [`LintKind::Destructive`] finding; a fleet's `[lint]` may say otherwise per code.
+    #[serde(default)]
+    pub blocks: bool,
+}
+
+/// What a fleet makes of one code (`[fleets.NAME.lint] update_without_where = "error"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LintSeverity {
+    /// Refused unless accepted, as destructive findings are by default.
+    Error,
+    /// Reported; the plan runs.
+    Warning,
+    /// Not reported.
+    Off,
+}
+
+/// A fleet's lint severities, per code; codes it does not name keep their default
+/// (destructive findings `error`, the others `warning`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LintPolicy(pub std::collections::BTreeMap<LintCode, LintSeverity>);
+
+impl LintPolicy {
+    /// The severity of `code` under this policy.
+    pub fn severity(&self, code: LintCode) -> LintSeverity {
+        self.0.get(&code).copied().unwrap_or(match code.kind() {
+            LintKind::Destructive => LintSeverity::Error,
+            _ => LintSeverity::Warning,
+        })
+    }
+
+    /// `findings` under this policy: `off` ones removed, `blocks` set by severity.
+    pub fn apply(&self, findings: &[Finding]) -> Vec<Finding> {
+        findings
+            .iter()
+            .filter_map(|f| match self.severity(f.code) {
+                LintSeverity::Off => None,
+                s => Some(Finding {
+                    blocks: s == LintSeverity::Error,
+                    ..f.clone()
+                }),
+            })
+            .collect()
+    }
 }

@@ -199,6 +199,28 @@ impl MigrationSet {
         })
     }
 
+    /// The same set with every script's findings judged by `policy` (a fleet's `[lint]`):
+    /// `off` codes removed, `blocks` as the policy says, and each script's `destructive`
+    /// from them. The digest does not change: the files are the same.
+    pub fn with_lint(mut self, policy: &super::LintPolicy) -> Self {
+        if policy.0.is_empty() {
+            return self;
+        }
+        let judge = |s: &mut Script| {
+            s.findings = policy.apply(&s.findings);
+            s.destructive = s.findings.iter().any(|f| f.blocks);
+        };
+        for m in &mut self.migrations {
+            let mut judged = (**m).clone();
+            judge(&mut judged.up);
+            if let Some(down) = &mut judged.down {
+                judge(down);
+            }
+            *m = Arc::new(judged);
+        }
+        self
+    }
+
     /// The same set with `warnings` from its loading (they do not change its digest).
     pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
         self.warnings = warnings;

@@ -53,7 +53,7 @@ pub use format::SetFormat;
 pub use guard::LockGuard;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
 pub use labels::Labels;
-pub use lint::{Finding, LintCode, LintKind};
+pub use lint::{Finding, LintCode, LintKind, LintPolicy, LintSeverity};
 pub use migration::{
     Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
 };

@@ -151,7 +151,7 @@ pub(super) fn destructive(step: &Step, accepted: bool) -> Diagnostic {
         .script()
         .findings
         .iter()
-        .filter(|f| f.code.kind() == crate::model::LintKind::Destructive)
+        .filter(|f| f.blocks)
         .map(|f| format!("{} at line {}", f.code.as_str(), f.line))
         .collect();
     let what = what.join(", ");
