@@ -625,3 +625,20 @@ async fn new_writes_the_next_migration_into_the_fleets_set() {
     );
     let _ = d.stop.send(());
 }
+
+/// `avocet plan` takes the strategy flags `apply` takes, and shows the waves they make.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_shows_the_waves_of_the_strategy_flags() {
+    let d = start().await;
+    let a = d.addr.as_str();
+    let out = avocet(&["plan", "--addr", a, "--canary", "1", "--wave-size", "1"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("canary: 1 tenant(s)"), "{text}");
+    assert!(text.contains("wave 2: 1 tenant(s)"), "{text}");
+    let _ = d.stop.send(());
+}

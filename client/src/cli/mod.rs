@@ -85,17 +85,10 @@ pub(crate) struct Target {
     pub(crate) selector: String,
 }
 
-/// How a rollout runs.
+/// How a rollout proceeds through its tenants: the same flags for `plan` (which shows the
+/// waves) as for `apply` and `rollback`.
 #[derive(ClapArgs, Clone)]
-pub(crate) struct RunOptions {
-    /// Do not ask before changing more than one tenant. It accepts no data loss: that is
-    /// `--accept-data-loss`.
-    #[arg(long, short = 'y')]
-    pub(crate) yes: bool,
-    /// Print the rollout's id and return at once; it goes on in the daemon
-    /// (`avocet rollouts watch ID` follows it).
-    #[arg(long)]
-    pub(crate) detach: bool,
+pub(crate) struct StrategyArgs {
     /// The first N tenants run alone and must all succeed before the rest start.
     #[arg(long)]
     pub(crate) canary: Option<u32>,
@@ -111,12 +104,41 @@ pub(crate) struct RunOptions {
     /// Wait between waves, e.g. `30s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) pause_between_waves: Option<std::time::Duration>,
-    /// Show the plan as events and touch nothing.
-    #[arg(long)]
-    pub(crate) dry_run: bool,
     /// Tenants at once, 1 or more (default: the fleet's setting).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) concurrency: Option<u32>,
+}
+
+impl StrategyArgs {
+    /// The wire strategy: what the flags set, the rest left to the fleet.
+    pub(crate) fn wire(&self) -> Option<avocet_client::pb::Strategy> {
+        Some(avocet_client::pb::Strategy {
+            canary: self.canary,
+            wave_size: self.wave_size.clone().unwrap_or_default(),
+            concurrency: self.concurrency,
+            per_host_concurrency: self.per_host_concurrency,
+            max_failures: self.max_failures.clone().unwrap_or_default(),
+            pause_between_waves_ms: self.pause_between_waves.map(|d| d.as_millis() as u64),
+        })
+    }
+}
+
+/// How a rollout runs.
+#[derive(ClapArgs, Clone)]
+pub(crate) struct RunOptions {
+    /// Do not ask before changing more than one tenant. It accepts no data loss: that is
+    /// `--accept-data-loss`.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+    /// Print the rollout's id and return at once; it goes on in the daemon
+    /// (`avocet rollouts watch ID` follows it).
+    #[arg(long)]
+    pub(crate) detach: bool,
+    #[command(flatten)]
+    pub(crate) strategy: StrategyArgs,
+    /// Show the plan as events and touch nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Start no further tenant after the first failure.
     #[arg(long)]
     pub(crate) stop_on_failure: bool,
@@ -138,14 +160,12 @@ pub(crate) enum Transaction {
 impl RunOptions {
     /// The wire strategy: what the flags set, the rest left to the fleet.
     pub(crate) fn strategy(&self) -> Option<avocet_client::pb::Strategy> {
-        Some(avocet_client::pb::Strategy {
-            canary: self.canary,
-            wave_size: self.wave_size.clone().unwrap_or_default(),
-            concurrency: self.concurrency,
-            per_host_concurrency: self.per_host_concurrency,
-            max_failures: self.max_failures.clone().unwrap_or_default(),
-            pause_between_waves_ms: self.pause_between_waves.map(|d| d.as_millis() as u64),
-        })
+        self.strategy.wire()
+    }
+
+    /// `--concurrency`.
+    pub(crate) fn concurrency(&self) -> Option<u32> {
+        self.strategy.concurrency
     }
 }
 
@@ -203,6 +223,8 @@ pub(crate) enum Command {
         /// Plan destructive migrations as accepted (see `apply --accept-data-loss`).
         #[arg(long)]
         accept_data_loss: bool,
+        #[command(flatten)]
+        strategy: StrategyArgs,
     },
     /// Apply pending migrations, streaming progress.
     Apply {

@@ -47,6 +47,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             to,
             allow_out_of_order,
             accept_data_loss,
+            strategy,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
@@ -57,6 +58,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     target_version_text: to.map(|v| v.text),
                     allow_out_of_order,
                     accept_data_loss,
+                    strategy: strategy.wire(),
                     ..Default::default()
                 })
                 .await?;
@@ -79,7 +81,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 selector,
                 target_version: to.as_ref().and_then(|v| v.int),
                 target_version_text: to.map(|v| v.text),
-                concurrency: run.concurrency.unwrap_or(0),
+                concurrency: run.concurrency().unwrap_or(0),
                 dry_run: run.dry_run,
                 stop_on_first_failure: run.stop_on_failure,
                 allow_out_of_order,
@@ -123,7 +125,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 fleet,
                 selector,
                 target: Some(target),
-                concurrency: run.concurrency.unwrap_or(0),
+                concurrency: run.concurrency().unwrap_or(0),
                 dry_run: run.dry_run,
                 stop_on_first_failure: run.stop_on_failure,
                 transaction: super::Transaction::wire(run.transaction),

@@ -55,6 +55,20 @@ pub(crate) fn plan(resp: &pb::PlanResponse) {
     for p in &resp.tenants {
         tenant_plan(&mut out, p);
     }
+    if !resp.waves.is_empty() {
+        let _ = writeln!(out, "waves:");
+    }
+    for w in &resp.waves {
+        let name = match w.canary {
+            true => "canary".to_owned(),
+            false => format!("wave {}", w.index),
+        };
+        let _ = writeln!(
+            out,
+            "  {name}: {} tenant(s), {} to {}",
+            w.tenant_count, w.first_tenant, w.last_tenant
+        );
+    }
     for w in &resp.set_warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -68,8 +82,8 @@ pub(crate) fn plan(resp: &pb::PlanResponse) {
         };
         let _ = writeln!(
             out,
-            "  {} {} version {} ({}) line {}: {}{allowed}",
-            f.kind, f.code, f.version_text, f.name, f.line, f.message
+            "  {} {} version {} ({}) line {}: {}{allowed} [{}]",
+            f.kind, f.code, f.version_text, f.name, f.line, f.message, f.id
         );
     }
     super::emit(&out);
