@@ -61,6 +61,15 @@ pub(crate) struct Args {
     /// Registered SQLite tenants of the known scenario (default 100000; smoke 3).
     #[arg(long)]
     pub(crate) known_n: Option<usize>,
+    /// PostgreSQL databases of one-more (default 1000; smoke 3).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) one_more_pg_n: Vec<usize>,
+    /// SQLite files of one-more (default 10000; smoke 3).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) one_more_sqlite_n: Vec<usize>,
+    /// Schemas of one database in the schemas scenario (default 2000,10000; smoke 3).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) schemas_n: Vec<usize>,
     /// Tools to run, comma-separated (default: all). `avocet` means every `--avocet` build.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) tools: Vec<ToolKind>,
@@ -115,16 +124,23 @@ pub(crate) enum Scenario {
     Grouped,
     /// `status` from last-known state over a large registered SQLite fleet.
     Known,
+    /// One more migration on every tenant of a migrated fleet (databases, SQLite files).
+    #[value(name = "one-more")]
+    OneMore,
+    /// Schema-per-tenant: first apply, +1 migration and a fresh status over N schemas.
+    Schemas,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [Scenario; 6] = [
+    pub(crate) const ALL: [Scenario; 8] = [
         Scenario::Apply,
         Scenario::Grouped,
         Scenario::Tls,
         Scenario::Reads,
         Scenario::Known,
+        Scenario::OneMore,
+        Scenario::Schemas,
         Scenario::Large,
     ];
 
@@ -137,6 +153,8 @@ impl Scenario {
             Scenario::Large => "large",
             Scenario::Grouped => "grouped",
             Scenario::Known => "known",
+            Scenario::OneMore => "one-more",
+            Scenario::Schemas => "schemas",
         }
     }
 }
@@ -247,6 +265,12 @@ pub(crate) struct Plan {
     pub(crate) reads_sqlite_n: Vec<usize>,
     /// Registered tenants of the known scenario.
     pub(crate) known_n: usize,
+    /// PostgreSQL databases of one-more.
+    pub(crate) one_more_pg_n: Vec<usize>,
+    /// SQLite files of one-more.
+    pub(crate) one_more_sqlite_n: Vec<usize>,
+    /// Schemas of the schemas scenario.
+    pub(crate) schemas_n: Vec<usize>,
     /// Tool families.
     pub(crate) tools: Vec<ToolKind>,
     /// Tool families of the large scenario (within `tools`).
@@ -294,6 +318,9 @@ impl Plan {
                 s,
             ),
             reads_pg_n: or(&a.reads_pg_n, &[1000], &[3], s),
+            one_more_pg_n: or(&a.one_more_pg_n, &[1000], &[3], s),
+            one_more_sqlite_n: or(&a.one_more_sqlite_n, &[10000], &[3], s),
+            schemas_n: or(&a.schemas_n, &[2000, 10000], &[3], s),
             reads_sqlite_n: or(&a.reads_sqlite_n, &[1000, 10_000], &[3], s),
             known_n: a.known_n.unwrap_or(if s { 3 } else { 100_000 }),
             cases: a.cases.clone(),

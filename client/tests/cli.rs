@@ -102,7 +102,17 @@ async fn readme_flow_apply_status_rollback_verify() {
         assert_eq!(t["current_version"], 16, "{t}");
     }
 
-    let out = avocet(&["rollback", "--steps", "2", "--addr", a, "--output", "json"]).await;
+    let out = avocet(&[
+        "rollback",
+        "--steps",
+        "2",
+        "--accept-data-loss",
+        "--addr",
+        a,
+        "--output",
+        "json",
+    ])
+    .await;
     assert!(out.status.success());
     let events: Vec<Value> = stdout(&out)
         .lines()

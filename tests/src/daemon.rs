@@ -163,7 +163,9 @@ impl TestDaemon {
         self.apply(request()).await
     }
 
-    /// Rolls every tenant back to `target` and reads the whole event stream.
+    /// Rolls every tenant back to `target` and reads the whole event stream. The down
+    /// scripts of the tests' sets drop what their ups made, so the rollback accepts that data
+    /// loss (`accept_data_loss`), as a caller who means it does (docs/safety.md).
     pub async fn rollback(
         &self,
         target: pb::rollback_request::Target,
@@ -171,6 +173,7 @@ impl TestDaemon {
         self.rollback_with(pb::RollbackRequest {
             fleet: FLEET.into(),
             target: Some(target),
+            accept_data_loss: true,
             ..Default::default()
         })
         .await

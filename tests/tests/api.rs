@@ -252,6 +252,7 @@ async fn schema_per_tenant_migrations_land_in_their_own_schema() -> anyhow::Resu
             fleet: FLEET.into(),
             selector: only(&["s01"]),
             target: Some(pb::rollback_request::Target::ToVersion(0)),
+            accept_data_loss: true,
             ..Default::default()
         })
         .await?;

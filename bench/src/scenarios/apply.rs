@@ -149,6 +149,7 @@ async fn measure_on(
                 migrations: &c.set.dir,
                 concurrency: c.p,
                 dsns: &dsns,
+                schemas: None,
             };
             let tag = format!("{}-{}-{}", c.scenario, build.label, s.rep);
             Some(Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?)

@@ -87,6 +87,7 @@ async fn measure(
         migrations: &set.dir,
         concurrency: CONCURRENCY,
         dsns,
+        schemas: None,
     };
     let json = |verb: &str| [verb, "--fleet", "bench", "--output", "json"].map(String::from);
     let ops = [

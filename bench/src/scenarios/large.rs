@@ -218,6 +218,7 @@ async fn measure(
                 migrations: &load.set.dir,
                 concurrency: 1,
                 dsns: &dsns,
+                schemas: None,
             };
             let tag = format!("large-{}-{}-{}", t.dialect.name(), build.label, s.rep);
             let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

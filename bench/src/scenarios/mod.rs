@@ -1,6 +1,7 @@
 //! The scenarios, each selectable with `--only`.
 
 pub(crate) mod apply;
+pub(crate) mod everyday;
 pub(crate) mod known;
 pub(crate) mod large;
 pub(crate) mod reads;
@@ -24,6 +25,8 @@ pub(crate) async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::Reads => reads::run(ctx).await,
         Scenario::Large => large::run(ctx).await,
         Scenario::Known => known::run(ctx).await,
+        Scenario::OneMore => everyday::one_more(ctx).await,
+        Scenario::Schemas => everyday::schemas(ctx).await,
     };
     if let Err(e) = r {
         ctx.scenario_error(scenario.name(), &e);

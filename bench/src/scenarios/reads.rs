@@ -103,7 +103,7 @@ fn copy_sqlite(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 /// Migrates the template tenant with the first avocet build (or, without one, with sqlx's
 /// migrator), then writes sqlx's history rows when sqlx-cli is measured.
-async fn prepare_template(
+pub(crate) async fn prepare_template(
     ctx: &Ctx,
     dialect: &str,
     set: &MigrationSet,
@@ -131,6 +131,7 @@ async fn prepare_template(
         migrations: &set.dir,
         concurrency: 1,
         dsns: &dsns,
+        schemas: None,
     };
     let daemon = Daemon::start(
         build,
@@ -264,6 +265,7 @@ async fn avocet_reads(
         migrations: &f.set.dir,
         concurrency: SQLX_WORKERS,
         dsns: f.dsns,
+        schemas: None,
     };
     let tag = format!("reads-{}-{n}-{}-{verb}-{rep}", f.dialect, build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await;

@@ -150,6 +150,7 @@ async fn traced_run(
         migrations: &set.dir,
         concurrency: 1,
         dsns: &dsns,
+        schemas: None,
     };
     let tag = format!("round-trips-{}-{}", set.name, build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

@@ -24,6 +24,8 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) concurrency: usize,
     /// One DSN per tenant; tenant ids are `t1..`.
     pub(crate) dsns: &'a [String],
+    /// One schema per tenant (schema-per-tenant), or none.
+    pub(crate) schemas: Option<&'a [String]>,
 }
 
 /// Peak RSS and CPU time of a daemon.
@@ -82,8 +84,12 @@ fn config_toml(port: u16, spec: &FleetSpec<'_>, control_store: Option<&Path>) ->
         spec.concurrency,
     );
     for (i, dsn) in spec.dsns.iter().enumerate() {
+        let schema = spec
+            .schemas
+            .and_then(|s| s.get(i))
+            .map_or_else(String::new, |s| format!(", schema = {}", quote(s)));
         t.push_str(&format!(
-            "  {{ id = \"t{}\", dsn = {} }},\n",
+            "  {{ id = \"t{}\", dsn = {}{schema} }},\n",
             i + 1,
             quote(dsn)
         ));

@@ -35,6 +35,7 @@ use async_trait::async_trait;
 pub(crate) use batch::{Item, ItemError, Timing};
 pub use error::DbError;
 pub(crate) use error::{connection_lost, error_position};
+pub(crate) use spec::Place;
 pub use target::Target;
 
 use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SetFormat};
@@ -100,6 +101,22 @@ pub(crate) trait Session: Send {
     /// # Errors
     /// [`DbError::Query`] when the check or the drop fails.
     async fn clean_leftover(&mut self, statement: &str) -> Result<Option<String>, DbError>;
+    /// Where this session's database keeps a tenant of `target` (its schema or database),
+    /// read on the session: for a tenant binding a session it did not open.
+    ///
+    /// # Errors
+    /// [`DbError::Query`] when the read fails.
+    async fn place(&mut self, target: &Target) -> Result<Place, DbError>;
+    /// Makes the session act for another tenant of the same database (a schema tenant
+    /// sharing its database's sessions): that tenant's history table, lock and reset. Only a
+    /// clean session (no lock held, no migration running) is bound.
+    ///
+    /// # Errors
+    /// [`DbError::Unsupported`] when `identity` is not of this session's dialect.
+    fn bind(
+        &mut self,
+        identity: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Result<(), DbError>;
     /// Checks that the connection still answers.
     async fn ping(&mut self) -> Result<(), DbError>;
     /// Closes the connection cleanly, or drops it after [`RELEASE_TIMEOUT`].
@@ -155,6 +172,13 @@ pub(crate) trait Database: Send + Sync {
     fn host(&self) -> Option<String>;
     /// `db.namespace` for spans ([`Target::namespace`]).
     fn namespace(&self) -> Option<String>;
+    /// Makes `session`, opened by another tenant's database of the same server, database and
+    /// credentials (a pool shared by the schemas of one database), act for this tenant. The
+    /// first binding reads the tenant's place on the session; later ones cost nothing.
+    ///
+    /// # Errors
+    /// [`DbError::Query`] when the place cannot be read.
+    async fn bind(&self, session: &mut dyn Session) -> Result<(), DbError>;
     /// Opens a new connection with `session_init` and the tenant's schema applied.
     ///
     /// # Errors

@@ -2,7 +2,7 @@
 //! `connect`), [`SqlxSession`] is the [`Session`] the engine uses. What differs between
 //! databases comes from the [`Dialect`] they are instantiated with.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{any::Any, collections::BTreeSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -13,7 +13,7 @@ use super::{
     batch::{Item, ItemError, pack},
     error_position,
     history::{HistorySql, RECORD_STATEMENTS, VersionColumn, record_from_text, shared},
-    spec::{Dialect, poll_lock},
+    spec::{Dialect, Place, poll_lock},
 };
 use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SetFormat};
 
@@ -75,6 +75,8 @@ pub(super) struct SqlxDatabase<D: Dialect> {
 
 /// What every session of one tenant shares, resolved on its first connection.
 struct Identity<D: Dialect> {
+    /// Where the tenant is: its schema or database.
+    place: Place,
     sql: Arc<HistorySql>,
     lock: D::LockId,
     lock_name: String,
@@ -101,6 +103,14 @@ impl<D: Dialect> SqlxDatabase<D> {
 
     async fn resolve(&self, conn: &mut D::Conn) -> Result<Arc<Identity<D>>, DbError> {
         let place = D::locate(conn, &self.target).await?;
+        Ok(self.identity_at(&place))
+    }
+
+    /// The tenant's identity once its place is known: the history SQL of its schema (or
+    /// database), its lock, and its reset, which ends by putting its schema first on the
+    /// `search_path` (so a session shared by the schemas of one database migrates in the
+    /// schema it is bound to).
+    fn identity_at(&self, place: &Place) -> Arc<Identity<D>> {
         let table = &self.target.history_table;
         let column = VersionColumn::of(&self.target);
         let schema = place.schema.as_deref();
@@ -108,22 +118,29 @@ impl<D: Dialect> SqlxDatabase<D> {
         let sql = shared((D::KIND, schema.unwrap_or(""), table, column), || {
             HistorySql::new::<D>(schema, table, create_schema, column)
         });
-        let lock = D::lock_id(&place, &self.target);
+        let lock = D::lock_id(place, &self.target);
+        let search_path = self
+            .target
+            .schema
+            .as_ref()
+            .map(|s| format!("SET search_path TO {}", super::spec::quote(s, D::QUOTE)));
         let reset: Vec<&str> = match D::KIND.caps().resets_in_place {
             true => D::reset()
                 .iter()
                 .copied()
                 .chain(self.target.session_init.iter().map(String::as_str))
+                .chain(search_path.as_deref())
                 .collect(),
             false => Vec::new(),
         };
-        Ok(Arc::new(Identity {
+        Arc::new(Identity {
+            place: place.clone(),
             sql,
             lock_name: D::lock_name(&lock),
             lock,
             reset_statements: reset.len() as u64,
             reset: reset.join(";\n"),
-        }))
+        })
     }
 }
 
@@ -171,6 +188,20 @@ impl<D: Dialect> Database for SqlxDatabase<D> {
             identity,
             lock: D::LockState::default(),
         }))
+    }
+
+    async fn bind(&self, session: &mut dyn Session) -> Result<(), DbError> {
+        let identity = match self.identity.get() {
+            Some(identity) => identity.clone(),
+            None => {
+                let place = session.place(&self.target).await?;
+                self.identity
+                    .get_or_init(|| async { self.identity_at(&place) })
+                    .await
+                    .clone()
+            }
+        };
+        session.bind(identity)
     }
 }
 
@@ -375,6 +406,25 @@ impl<D: Dialect> Session for SqlxSession<D> {
             .await
             .map_err(DbError::query(context))?;
         Ok(Some(drop))
+    }
+
+    async fn place(&mut self, target: &Target) -> Result<Place, DbError> {
+        // A schema tenant of this session's database: its schema, and the database the
+        // session already knows, with no round trip.
+        if let (Some(schema), Some(database)) = (&target.schema, &self.identity.place.database) {
+            return Ok(Place {
+                schema: Some(schema.clone()),
+                database: Some(database.clone()),
+            });
+        }
+        D::locate(&mut self.conn, target).await
+    }
+
+    fn bind(&mut self, identity: Arc<dyn Any + Send + Sync>) -> Result<(), DbError> {
+        self.identity = identity.downcast::<Identity<D>>().map_err(|_| {
+            DbError::Unsupported("a session of one dialect bound to a tenant of another")
+        })?;
+        Ok(())
     }
 
     async fn ping(&mut self) -> Result<(), DbError> {

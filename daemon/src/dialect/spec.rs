@@ -166,11 +166,11 @@ pub(super) trait Dialect: Sized + Send + Sync + 'static {
 /// Where a tenant's history tables are: the schema (PostgreSQL) or database (MySQL) its
 /// sessions are in, or none (a SQLite file has one schema).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Place {
+pub(crate) struct Place {
     /// The schema or database; `None` for SQLite.
-    pub(super) schema: Option<String>,
+    pub(crate) schema: Option<String>,
     /// The database, for the lock's key (PostgreSQL); `None` elsewhere.
-    pub(super) database: Option<String>,
+    pub(crate) database: Option<String>,
 }
 
 /// Quotes an identifier with `q` (`"` or `` ` ``), doubling any embedded quote character.

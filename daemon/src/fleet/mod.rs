@@ -18,7 +18,7 @@ mod waiters;
 use std::{
     collections::BTreeMap,
     path::PathBuf,
-    sync::{Arc, OnceLock, PoisonError, RwLock},
+    sync::{Arc, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -30,7 +30,7 @@ pub use selector::{LabelSelector, SelectorError};
 use tokio_util::sync::CancellationToken;
 
 use budget::Budget;
-use pool::Pool;
+use pool::PoolSlot;
 
 use crate::{
     catalog::{self, CatalogError},
@@ -83,8 +83,9 @@ pub struct Tenant {
     pub schema: Option<String>,
     /// Its database; connects lazily.
     db: Arc<dyn Database>,
-    /// Its pool, created on first use.
-    pool: OnceLock<Pool>,
+    /// Its pool (its own, or its database's when schema tenants share one), created on
+    /// first use.
+    pool: Arc<PoolSlot>,
     /// The row that made it, for a discovered tenant (to tell a changed row).
     discovered: Option<Box<discovery::Discovered>>,
     budget: Arc<Budget>,
@@ -103,10 +104,15 @@ impl Tenant {
     /// # Errors
     /// The connection error when a new session cannot be opened.
     pub(crate) async fn session(&self) -> Result<PooledSession, DbError> {
-        let pool = self
-            .pool
-            .get_or_init(|| pool::new_pool(self.db.clone(), self.budget.clone()));
-        PooledSession::get(pool, &self.budget).await
+        let pool = self.pool.get(&self.budget);
+        let mut session = PooledSession::get(pool, &self.budget).await?;
+        if self.pool.shared
+            && let Err(e) = self.db.bind(session.session()).await
+        {
+            session.close().await;
+            return Err(e);
+        }
+        Ok(session)
     }
 
     /// The tenant's history in one round trip on a pooled session (an empty history when the
@@ -175,8 +181,8 @@ impl Tenant {
                     source: TenantSource::Config,
                     labels: Labels::default(),
                     schema: None,
+                    pool: PoolSlot::own(db.clone()),
                     db,
-                    pool: OnceLock::new(),
                     discovered: None,
                     budget: budget.clone(),
                 })
@@ -233,6 +239,8 @@ struct Shared {
     /// The set is in Flyway's layout, so the history table's versions are text.
     text_versions: bool,
     budget: Arc<Budget>,
+    /// The pools schema tenants share, by DSN (secret, kept in memory only).
+    pools: pool::SharedPools,
 }
 
 /// A tenant to add to a fleet: what `Fleet.RegisterTenant` (or the configuration) gives.
@@ -406,18 +414,33 @@ impl Fleet {
             connect_timeout: self.shared.connect_timeout,
             text_versions: self.shared.text_versions,
         };
-        let db = dialect::open(self.dialect, target).map_err(|source| FleetError::Target {
+        let unusable = |source| FleetError::Target {
             fleet: self.name.clone(),
             tenant: t.id.to_owned(),
             source,
-        })?;
+        };
+        // The schema tenants of one database share its sessions, each bound on checkout.
+        let shared = (self.dialect.caps().schemas && target.schema.is_some()).then(|| Target {
+            schema: None,
+            ..target.clone()
+        });
+        let db: Arc<dyn Database> =
+            Arc::from(dialect::open(self.dialect, target).map_err(unusable)?);
+        let pool = match shared {
+            Some(base) => self
+                .shared
+                .pools
+                .get(base, self.dialect)
+                .map_err(unusable)?,
+            None => PoolSlot::own(db.clone()),
+        };
         Ok(Arc::new(Tenant {
             id: t.id.to_owned(),
             source: t.source,
             labels: Labels::from(t.labels),
             schema: t.schema.map(str::to_owned),
-            db: Arc::from(db),
-            pool: OnceLock::new(),
+            db,
+            pool,
             discovered: None,
             budget: self.shared.budget.clone(),
         }))
@@ -609,6 +632,7 @@ impl Registry {
                     text_versions: catalog::resolve_format(fc.format, &fc.migrations)
                         == crate::model::SetFormat::Flyway,
                     budget: budget.clone(),
+                    pools: pool::SharedPools::default(),
                 },
                 set: catalog::SetCache::default(),
                 metrics_tenant_labels: fc.metrics_tenant_labels,

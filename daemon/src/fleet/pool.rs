@@ -18,6 +18,53 @@ use crate::dialect::{Database, DbError, Session};
 /// MySQL's lock session and its migration's session).
 const MAX_PER_TENANT: usize = 4;
 
+/// Sessions a pool shared by the schema tenants of one database keeps at most; the
+/// connection budget (`max_connections_per_host`) bounds what is open at once anyway.
+const MAX_SHARED: usize = 64;
+
+/// Where a tenant's sessions come from: a pool of its own, or one shared with every schema
+/// tenant of the same database, server and credentials (issue: thousands of schemas need not
+/// open thousands of connections). The pool is made on first use.
+pub(crate) struct PoolSlot {
+    pool: std::sync::OnceLock<Pool>,
+    /// Opens the pool's connections: the tenant's database, or the shared database's
+    /// (without a schema).
+    db: Arc<dyn Database>,
+    /// True when tenants share it, so each checkout is bound to its tenant.
+    pub(crate) shared: bool,
+}
+
+impl PoolSlot {
+    /// A pool of one tenant's own, opening connections with `db`.
+    pub(crate) fn own(db: Arc<dyn Database>) -> Arc<Self> {
+        Arc::new(Self {
+            pool: std::sync::OnceLock::new(),
+            db,
+            shared: false,
+        })
+    }
+
+    /// A pool shared by the tenants of one database, opening connections with `db`.
+    pub(crate) fn shared(db: Arc<dyn Database>) -> Arc<Self> {
+        Arc::new(Self {
+            pool: std::sync::OnceLock::new(),
+            db,
+            shared: true,
+        })
+    }
+
+    /// The pool, made on first use within `budget`.
+    pub(crate) fn get(&self, budget: &Arc<Budget>) -> &Pool {
+        let max = if self.shared {
+            MAX_SHARED
+        } else {
+            MAX_PER_TENANT
+        };
+        self.pool
+            .get_or_init(|| new_pool(self.db.clone(), budget.clone(), max))
+    }
+}
+
 /// An idle session used again after this long is pinged first.
 const PING_AFTER: Duration = Duration::from_secs(1);
 
@@ -68,8 +115,41 @@ impl managed::Manager for Manager {
 /// A tenant's pool.
 pub(crate) type Pool = managed::Pool<Manager>;
 
-/// Builds a tenant's pool; nothing connects until a session is asked for.
-pub(crate) fn new_pool(db: Arc<dyn Database>, budget: Arc<Budget>) -> Pool {
+/// The pools a fleet's schema tenants share, one per database (keyed by DSN), kept while
+/// some tenant holds it.
+#[derive(Default)]
+pub(crate) struct SharedPools {
+    by_dsn: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<PoolSlot>>>,
+}
+
+impl SharedPools {
+    /// The pool of the database `base` names (a target without a schema), made when no
+    /// tenant holds it.
+    ///
+    /// # Errors
+    /// [`DbError::Dsn`] and the like when `base` is unusable.
+    pub(crate) fn get(
+        &self,
+        base: crate::dialect::Target,
+        kind: crate::model::DialectKind,
+    ) -> Result<Arc<PoolSlot>, DbError> {
+        let mut map = self
+            .by_dsn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = map.get(&base.dsn).and_then(std::sync::Weak::upgrade) {
+            return Ok(slot);
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let dsn = base.dsn.clone();
+        let slot = PoolSlot::shared(Arc::from(crate::dialect::open(kind, base)?));
+        map.insert(dsn, Arc::downgrade(&slot));
+        Ok(slot)
+    }
+}
+
+/// Builds a pool of at most `max` sessions; nothing connects until a session is asked for.
+fn new_pool(db: Arc<dyn Database>, budget: Arc<Budget>, max: usize) -> Pool {
     let host = db.host();
     let manager = Manager {
         db,
@@ -77,7 +157,7 @@ pub(crate) fn new_pool(db: Arc<dyn Database>, budget: Arc<Budget>) -> Pool {
         budget: budget.clone(),
     };
     let pool = managed::Pool::builder(manager)
-        .max_size(MAX_PER_TENANT)
+        .max_size(max)
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .expect("a pool with a runtime and no timeouts always builds");

@@ -131,6 +131,10 @@ impl Database for FakeDb {
         None
     }
 
+    async fn bind(&self, _session: &mut dyn Session) -> Result<(), DbError> {
+        Ok(())
+    }
+
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         let id = {
             let mut s = self.state();
@@ -458,6 +462,20 @@ impl Session for FakeSession {
         s.invalid_index = false;
         s.dropped += 1;
         Ok(Some("DROP INDEX CONCURRENTLY IF EXISTS i".into()))
+    }
+
+    async fn place(
+        &mut self,
+        _target: &crate::dialect::Target,
+    ) -> Result<crate::dialect::Place, DbError> {
+        Ok(crate::dialect::Place {
+            schema: None,
+            database: None,
+        })
+    }
+
+    fn bind(&mut self, _identity: Arc<dyn std::any::Any + Send + Sync>) -> Result<(), DbError> {
+        Ok(())
     }
 
     async fn ping(&mut self) -> Result<(), DbError> {
