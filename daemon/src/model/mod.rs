@@ -8,7 +8,8 @@
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `foreign.rs` | another tool's history rows ([`ForeignRow`]) and its checksums, for adopting its databases |
 //! | `format.rs` | [`SetFormat`]: the on-disk layouts a set may come in |
-//! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
+//! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`SetDigest`] |
+//! | `set.rs` | [`MigrationSet`] and its tool's [`VersionOrder`], Flyway's baseline migrations |
 //! | `lint.rs` | [`Finding`]s of the lint: [`LintCode`], [`LintKind`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
 //! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
@@ -37,6 +38,7 @@ mod placeholder;
 mod plan;
 mod redact;
 mod rollout;
+mod set;
 mod strategy;
 mod version;
 
@@ -51,9 +53,7 @@ pub use format::SetFormat;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
 pub use labels::Labels;
 pub use lint::{Finding, LintCode, LintKind};
-pub use migration::{
-    Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
-};
+pub use migration::{Direction, DuplicateVersion, Migration, Script, SetDigest, StatementSpan};
 pub use names::{check_id, check_identifier, check_label};
 pub use observe::{BudgetUse, FleetHealth, LogFormat, Observation, RolloutCount, WorkCount};
 pub use placeholder::{
@@ -65,6 +65,7 @@ pub use plan::{
 };
 pub use redact::{holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
+pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
 pub(crate) use version::flyway_description;
 pub use version::{
