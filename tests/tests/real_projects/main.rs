@@ -208,6 +208,23 @@ async fn compare(project: Project) -> anyhow::Result<()> {
     let finished = run.finished().context("finished")?;
     ensure!(finished.failed == 0, "{context}: {:?}", run.tenant("t00"));
     let migrations = finished.migrations_run;
+    // Verify and History see what ran, with no drift and nothing pending.
+    let verify = daemon
+        .client()
+        .verify_all(pb::VerifyRequest {
+            fleet: FLEET.into(),
+            selector: only(&["t00"]),
+            ..Default::default()
+        })
+        .await?;
+    let t00 = verify.tenants.first().context("t00")?;
+    ensure!(t00.ok && t00.pending == 0, "{context}: {t00:?}");
+    let history = daemon.client().history(FLEET, "t00").await?;
+    ensure!(
+        history.pending_versions_text.is_empty()
+            && history.records.iter().all(|r| !r.drift && !r.missing),
+        "{context}: {history:?}"
+    );
 
     let ups = native::ups(project.format, &dir, project.dialect)?;
     let native_migrations = ups
