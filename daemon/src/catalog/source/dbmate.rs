@@ -8,7 +8,10 @@
 //!   there to the next section; `transaction:false` after a marker runs that block outside a
 //!   transaction;
 //! - dbmate runs every section's `up` block in file order, and on rollback every section's
-//!   `down` block, also in file order.
+//!   `down` block, also in file order;
+//! - files run in the order of their names, compared as text (`FindMigrations`), so
+//!   `10_b.sql` runs before `9_a.sql`: the set is in
+//!   [`VersionOrder::Text`](crate::model::VersionOrder::Text) by file name.
 //!
 //! Avocet runs a migration's `up` blocks as one script (outside a transaction when any of
 //! them says `transaction:false`), and its `down` blocks likewise. Each script is the whole
@@ -150,7 +153,7 @@ impl MigrationSource for Dbmate {
                 },
                 unordered: false,
                 baseline: false,
-                text: None,
+                text: Some(file.clone()),
                 down: downs.map(|downs| FoundScript {
                     path: path.clone(),
                     text: keep(

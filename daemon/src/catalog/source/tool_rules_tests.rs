@@ -121,6 +121,21 @@ fn dbmate_runs_every_section_and_rolls_back_every_section_in_file_order() {
 }
 
 #[test]
+fn dbmate_files_run_in_the_order_of_their_names() {
+    let file = "-- migrate:up\nSELECT 1;\n-- migrate:down\n";
+    let dir = dir_with(&[
+        ("9_nine.sql", file),
+        ("10_ten.sql", file),
+        ("100_hundred.sql", file),
+    ]);
+    let set = load(dir.path(), SetFormat::Dbmate).unwrap();
+    assert_eq!(set.order(), VersionOrder::Text);
+    let names: Vec<&str> = set.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["hundred", "ten", "nine"]);
+    assert_eq!(set.latest(), Some(9.into()));
+}
+
+#[test]
 fn dbmate_files_dbmate_refuses_are_warned_about_or_refused() {
     let no_down = dir_with(&[(
         "20250101000000_no_down.sql",
