@@ -198,7 +198,7 @@ pub fn sqlite3_statements(db: &Path, file: &Path) -> anyhow::Result<usize> {
 /// How a native client is given one migration file's SQL, as the tool the file belongs to
 /// sends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Send {
+pub enum Batching {
     /// The whole text in one request (diesel's `batch_execute`, golang-migrate's and
     /// dbmate's `Exec`): `psql -c`, which sends one simple query.
     OneRequest,
@@ -212,17 +212,17 @@ pub enum Send {
 ///
 /// # Errors
 /// `psql` is missing, or the SQL failed on the server.
-pub fn psql_run(dsn: &str, sql: &str, send: Send, transaction: bool) -> anyhow::Result<()> {
+pub fn psql_run(dsn: &str, sql: &str, send: Batching, transaction: bool) -> anyhow::Result<()> {
     let mut args = vec!["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"];
     if transaction {
         args.push("-1");
     }
     let stdin = match send {
-        Send::OneRequest => {
+        Batching::OneRequest => {
             args.extend(["-c", sql]);
             ""
         }
-        Send::Statements => {
+        Batching::Statements => {
             args.extend(["-f", "-"]);
             sql
         }

@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use avocet_daemon::{DialectKind, model::SetFormat};
-use avocet_tests::clients::{self, Send};
+use avocet_tests::clients::{self, Batching};
 
 /// One request the native run sends.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub(crate) struct Step {
     /// The version as the tool writes it (`20240313170000`, `1.12.3`).
     pub(crate) version: String,
     pub(crate) sql: String,
-    pub(crate) send: Send,
+    pub(crate) send: Batching,
     pub(crate) transaction: bool,
 }
 
@@ -214,10 +214,10 @@ fn dbmate_version(name: &str) -> String {
 /// How `dialect`'s client gets a file a tool sends whole: PostgreSQL's in one request;
 /// MariaDB's and SQLite's split by the client (their servers take several statements per
 /// request and run them one after the other alike).
-fn whole(dialect: DialectKind) -> Send {
+fn whole(dialect: DialectKind) -> Batching {
     match dialect {
-        DialectKind::Postgres => Send::OneRequest,
-        _ => Send::Statements,
+        DialectKind::Postgres => Batching::OneRequest,
+        _ => Batching::Statements,
     }
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn ups(
                     transaction: dialect != DialectKind::Mysql && flyway_in_transaction(&file)?,
                     file,
                     version,
-                    send: Send::Statements,
+                    send: Batching::Statements,
                 });
             }
         }
