@@ -194,3 +194,147 @@ pub fn sqlite3_statements(db: &Path, file: &Path) -> anyhow::Result<usize> {
         })
         .count())
 }
+
+/// How a native client is given one migration file's SQL, as the tool the file belongs to
+/// sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// The whole text in one request (diesel's `batch_execute`, golang-migrate's and
+    /// dbmate's `Exec`): `psql -c`, which sends one simple query.
+    OneRequest,
+    /// Statement by statement, as the client splits the file (Flyway, which splits a file
+    /// itself and runs its statements one by one): `psql -f`, `mariadb < file`.
+    Statements,
+}
+
+/// Runs `sql` with `psql` on the PostgreSQL database at `dsn`, stopping at the first error;
+/// `transaction` wraps it in one transaction (`-1`).
+///
+/// # Errors
+/// `psql` is missing, or the SQL failed on the server.
+pub fn psql_run(dsn: &str, sql: &str, send: Batching, transaction: bool) -> anyhow::Result<()> {
+    let mut args = vec!["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"];
+    if transaction {
+        args.push("-1");
+    }
+    let stdin = match send {
+        Batching::OneRequest => {
+            args.extend(["-c", sql]);
+            ""
+        }
+        Batching::Statements => {
+            args.extend(["-f", "-"]);
+            sql
+        }
+    };
+    args.push(dsn);
+    run(
+        "psql",
+        "postgresql-client",
+        &args,
+        &[("PGOPTIONS", "--client-min-messages=warning")],
+        stdin,
+    )
+    .map(drop)
+}
+
+/// Runs `sql` with the `mariadb` client on the database at `dsn` (a `mysql://` URL),
+/// statement by statement as the client splits it, stopping at the first error.
+///
+/// # Errors
+/// `mariadb` is missing, or the SQL failed on the server.
+pub fn mariadb_run(dsn: &str, sql: &str) -> anyhow::Result<()> {
+    let (options, password) = mariadb_options(dsn)?;
+    let args: Vec<&str> = options.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = password
+        .as_deref()
+        .map(|p| ("MYSQL_PWD", p))
+        .into_iter()
+        .collect();
+    run("mariadb", "mariadb-client", &args, &env, sql).map(drop)
+}
+
+/// Runs `sql` with the `sqlite3` shell on the database file `db`, stopping at the first
+/// error.
+///
+/// # Errors
+/// `sqlite3` is missing, or the SQL failed.
+pub fn sqlite3_run(db: &Path, sql: &str) -> anyhow::Result<()> {
+    let db = db.to_str().context("db path is not UTF-8")?;
+    run("sqlite3", "sqlite3", &["-bail", db], &[], sql).map(drop)
+}
+
+/// The schema of the PostgreSQL database at `dsn` as `pg_dump --schema-only` writes it,
+/// without the tables `exclude` names, comment lines and `pg_dump`'s per-run
+/// `\restrict` keys.
+///
+/// # Errors
+/// `pg_dump` is missing or failed.
+pub fn pg_dump_schema(dsn: &str, exclude: &[&str]) -> anyhow::Result<String> {
+    let mut args = vec!["--schema-only".to_owned()];
+    args.extend(exclude.iter().map(|t| format!("--exclude-table={t}")));
+    args.push(dsn.to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dump = run("pg_dump", "postgresql-client", &args, &[], "")?;
+    Ok(without_noise(&dump, &["--", "\\restrict", "\\unrestrict"]))
+}
+
+/// The schema of the MariaDB database at `dsn` as `mariadb-dump --no-data` writes it
+/// (routines and triggers included), without the tables `exclude` names and comments.
+///
+/// # Errors
+/// `mariadb-dump` is missing or failed.
+pub fn mariadb_dump_schema(dsn: &str, exclude: &[&str]) -> anyhow::Result<String> {
+    let (options, password) = mariadb_options(dsn)?;
+    let database = options
+        .iter()
+        .find_map(|o| o.strip_prefix("--database="))
+        .context("no database")?
+        .to_owned();
+    let mut args: Vec<String> = options
+        .into_iter()
+        .filter(|o| o.starts_with("--host") || o.starts_with("--port") || o.starts_with("--user"))
+        .collect();
+    args.extend(
+        [
+            "--no-data",
+            "--routines",
+            "--triggers",
+            "--skip-comments",
+            "--skip-dump-date",
+        ]
+        .map(String::from),
+    );
+    args.extend(
+        exclude
+            .iter()
+            .map(|t| format!("--ignore-table={database}.{t}")),
+    );
+    args.push(database);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = password
+        .as_deref()
+        .map(|p| ("MYSQL_PWD", p))
+        .into_iter()
+        .collect();
+    let dump = run("mariadb-dump", "mariadb-client", &args, &env, "")?;
+    Ok(without_noise(&dump, &["--"]))
+}
+
+/// `text` less the lines starting with one of `prefixes` and runs of blank lines.
+fn without_noise(text: &str, prefixes: &[&str]) -> String {
+    let mut out = String::new();
+    let mut blank = false;
+    for line in text.lines() {
+        if prefixes.iter().any(|p| line.starts_with(p)) {
+            continue;
+        }
+        let is_blank = line.trim().is_empty();
+        if !(is_blank && blank) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        blank = is_blank;
+    }
+    out
+}

@@ -5,6 +5,24 @@ use std::fmt::Write as _;
 use avocet_client::pb::{self, rollout_event::Kind};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `rows` as a table: cells separated by tabs in, columns padded to their widest cell (two
+/// spaces apart, widths in terminal columns) out, so an 18-digit version or a long name
+/// never pushes a row out of line (tabwriter's elastic tabstops). Each row ends in `\n`.
+fn table<I, R>(rows: I) -> String
+where
+    I: IntoIterator<Item = R>,
+    R: AsRef<str>,
+{
+    use std::io::Write as _;
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).padding(2);
+    for row in rows {
+        // Writing to memory cannot fail.
+        let _ = writeln!(tw, "{}", row.as_ref());
+    }
+    let bytes = tw.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// A version's `_text` field, `-` for none.
 fn version(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
@@ -127,28 +145,23 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
             "oldest reading {age} ago (--refresh reads every tenant now)"
         );
     }
-    let _ = writeln!(
-        out,
-        "{:<24} {:>8} {:>8}  failed",
-        "TENANT", "VERSION", "PENDING"
-    );
-    for t in &resp.tenants {
-        let failed = &t.failed_versions_text;
-        let _ = writeln!(
-            out,
-            "{:<24} {:>8} {:>8}  {}{}",
+    let rows = resp.tenants.iter().map(|t| {
+        format!(
+            "{}\t{}\t{}\t{}{}",
             t.tenant,
             version(&t.current_version_text),
             t.pending,
-            failed.join(","),
+            t.failed_versions_text.join(","),
             t.error
-        );
-    }
+        )
+    });
+    let header = "TENANT\tVERSION\tPENDING\tFAILED".to_owned();
+    out.push_str(&table(std::iter::once(header).chain(rows)));
     super::emit(&out);
 }
 
 pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
-    let mut out = String::new();
+    let mut rows = Vec::with_capacity(resp.tenants.len());
     for t in &resp.tenants {
         let mut labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         labels.sort();
@@ -161,9 +174,9 @@ pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
             "api" => "  (registered)",
             _ => "",
         };
-        let _ = writeln!(out, "{:<24} {}{schema}{source}", t.id, labels.join(","));
+        rows.push(format!("{}\t{}{schema}{source}", t.id, labels.join(",")));
     }
-    super::emit(&out);
+    super::emit(&table(rows));
 }
 
 pub(crate) fn fleets(fleets: &[pb::FleetInfo]) {
@@ -371,24 +384,20 @@ pub(crate) fn rollout(r: &pb::Rollout) {
 }
 
 pub(crate) fn rollouts(rs: &[pb::Rollout]) {
-    let mut out = format!(
-        "{:<36}  {:<12} {:<11} {:>8} {:>8} {:>8}\n",
-        "ROLLOUT", "FLEET", "STATE", "TENANTS", "FAILED", "PENDING"
-    );
-    for r in rs {
+    let rows = rs.iter().map(|r| {
         let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<36}  {:<12} {:<11} {:>8} {:>8} {:>8}",
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
             r.id,
             r.fleet,
             state_name(state),
             r.tenant_count,
             r.failed,
             r.pending
-        );
-    }
-    super::emit(&out);
+        )
+    });
+    let header = "ROLLOUT\tFLEET\tSTATE\tTENANTS\tFAILED\tPENDING".to_owned();
+    super::emit(&table(std::iter::once(header).chain(rows)));
 }
 
 /// How long ago `at_unix_ms` was, for people: `42 s`, `3 min`, `5 h`.
@@ -412,6 +421,7 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
         version(&resp.current_version_text),
         resp.pending_versions_text.len()
     );
+    let mut rows = Vec::with_capacity(resp.records.len());
     for r in &resp.records {
         let mut notes = Vec::new();
         if r.drift {
@@ -426,9 +436,8 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
         if !r.error.is_empty() {
             notes.push(format!("error: {}", r.error));
         }
-        let _ = writeln!(
-            out,
-            "  {:>6}  {:<32} {:<12} batch {:<4} {}/{} statements  {}  {}",
+        rows.push(format!(
+            "  {}\t{}\t{}\tbatch {}\t{}/{} statements\t{}\t{}",
             r.version_text,
             r.name,
             r.status,
@@ -437,8 +446,9 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
             r.statements_total,
             &r.checksum[..r.checksum.len().min(12)],
             notes.join("; ")
-        );
+        ));
     }
+    out.push_str(&table(rows));
     if !resp.pending_versions_text.is_empty() {
         let pending = &resp.pending_versions_text;
         let _ = writeln!(out, "  pending: {}", pending.join(", "));

@@ -1,7 +1,10 @@
 //! Reading a migration set from a directory: its format's source finds the files, this
 //! parses, checksums and orders them.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use super::{
     ScriptError,
@@ -86,8 +89,12 @@ pub(crate) fn load_dir(
         mut found,
         warnings,
     } = source.read(dir)?;
-    found.sort_by_key(|f| f.version);
-    if let Some(w) = found.windows(2).find(|w| w[0].version == w[1].version) {
+    // A Flyway baseline migration may share its version with a versioned one.
+    found.sort_by_key(|f| (f.baseline, f.version));
+    if let Some(w) = found
+        .windows(2)
+        .find(|w| (w[0].baseline, w[0].version) == (w[1].baseline, w[1].version))
+    {
         return Err(CatalogError::DuplicateVersion {
             version: w[0].version,
             first: w[0].up.path.display().to_string(),
@@ -95,27 +102,42 @@ pub(crate) fn load_dir(
         });
     }
     let script = |f: &FoundScript| -> Result<Script, CatalogError> {
-        parse_script_as(&f.text, dialect, f.no_transaction).map_err(|source| CatalogError::Script {
-            path: f.path.clone(),
-            source,
+        parse_script_as(&f.text, dialect, f.no_transaction, format).map_err(|source| {
+            CatalogError::Script {
+                path: f.path.clone(),
+                source,
+            }
         })
     };
-    let mut migrations = Vec::with_capacity(found.len());
+    let (mut migrations, mut baselines) = (Vec::new(), Vec::new());
+    let mut texts = BTreeMap::new();
     for f in &found {
-        migrations.push(Migration {
+        let m = Migration {
             version: f.version,
             name: f.name.clone(),
             up: script(&f.up)?,
             down: f.down.as_ref().map(script).transpose()?,
             unordered: f.unordered,
-        });
+        };
+        match f.baseline {
+            true => baselines.push(m),
+            false => migrations.push(m),
+        }
+        if let Some(text) = &f.text {
+            texts.insert(f.version, text.clone());
+        }
     }
     super::lint::drop_widenings(&mut migrations, dialect);
     for w in &warnings {
         tracing::warn!("{w}");
     }
     tracing::debug!(dir = %dir.display(), %format, migrations = migrations.len(), "set loaded");
-    Ok(MigrationSet::new(migrations)?
+    let mut set = MigrationSet::new(migrations)?;
+    if !texts.is_empty() {
+        set = set.with_text_order(&texts);
+    }
+    Ok(set
+        .with_baselines(baselines)?
         .with_warnings(warnings)
         .with_format(format))
 }

@@ -11,7 +11,7 @@ use super::{
     delimiter,
     split::{self, Cuts, Piece},
 };
-use crate::model::{DialectKind, Script, StatementSpan};
+use crate::model::{DialectKind, Script, SetFormat, StatementSpan};
 
 /// Line comments that move a script out of the per-migration transaction
 /// (DESIGN.md rule 2). The second is sqlx's spelling, accepted for compatibility.
@@ -71,16 +71,18 @@ pub(super) fn checksum(text: &str) -> String {
 /// line starting with `\`), which only psql can run; or for a MySQL `DELIMITER` with no
 /// usable terminator.
 pub fn parse_script(raw: &str, dialect: DialectKind) -> Result<Script, ScriptError> {
-    parse_script_as(raw, dialect, false)
+    parse_script_as(raw, dialect, false, SetFormat::Auto)
 }
 
-/// As [`parse_script`]; `no_transaction` moves the script out of its migration's
-/// transaction as its marker would (a set format's own directive, such as diesel's
-/// `run_in_transaction = false`).
+/// As [`parse_script`] for a file of a set laid out as `format`; `no_transaction` moves the
+/// script out of its migration's transaction as its marker would (a set format's own
+/// directive, such as diesel's `run_in_transaction = false`). A refused `BEGIN`/`COMMIT`
+/// names `format`'s own way out of the transaction ([`transaction_fix`]).
 pub(super) fn parse_script_as(
     raw: &str,
     dialect: DialectKind,
     no_transaction: bool,
+    format: SetFormat,
 ) -> Result<Script, ScriptError> {
     let sql = normalise(raw);
     let delimiters = match dialect {
@@ -98,11 +100,16 @@ pub(super) fn parse_script_as(
         None => (sql.as_str(), Cuts::default()),
     };
     let tokens = tokenize(text, dialect).map_err(|e| refused_before(text, dialect, e))?;
+    let refuse = Refuse {
+        dialect,
+        no_transaction: no_transaction || has_no_transaction_marker(&sql),
+        format,
+    };
     let pieces = split::split(text, &tokens, &cuts);
-    let no_transaction = no_transaction || has_no_transaction_marker(&sql);
-    if let Some(e) = refusal(&pieces, &tokens, dialect, no_transaction) {
+    if let Some(e) = refusal(&pieces, &tokens, refuse) {
         return Err(e);
     }
+    let no_transaction = refuse.no_transaction;
     let ddl_lock_timeout = leading_duration(&sql, DDL_LOCK_TIMEOUT_DIRECTIVE)?;
     let statement_timeout = leading_duration(&sql, STATEMENT_TIMEOUT_DIRECTIVE)?;
     let spans: Vec<StatementSpan> = pieces.into_iter().map(|p| p.span).collect();
@@ -122,30 +129,67 @@ pub(super) fn parse_script_as(
     })
 }
 
-/// The first statement or line of a script that Avocet will not run, if any.
-fn refusal(
-    pieces: &[Piece],
-    tokens: &[TokenWithSpan],
+/// What [`refusal`] needs to know of a script.
+#[derive(Clone, Copy)]
+struct Refuse {
     dialect: DialectKind,
+    /// The script runs outside the migration's transaction.
     no_transaction: bool,
-) -> Option<ScriptError> {
-    let refuse_control = dialect.transactional_ddl() && !no_transaction;
-    let postgres = dialect == DialectKind::Postgres;
+    /// The set's layout, whose directive the refusal of `BEGIN`/`COMMIT` names.
+    format: SetFormat,
+}
+
+/// How a file of a set laid out as `format` leaves its migration's transaction: the
+/// format's own directive where it has one, and Avocet's marker, which works in every
+/// format.
+fn transaction_fix(format: SetFormat) -> &'static str {
+    match format {
+        SetFormat::Flyway => {
+            "write `executeInTransaction=false` in a `.sql.conf` file beside it (Flyway's \
+             script configuration), or mark the file `-- avocet:no-transaction`"
+        }
+        SetFormat::Diesel => {
+            "write `run_in_transaction = false` in the migration's `metadata.toml` (diesel's), \
+             or mark the file `-- avocet:no-transaction`"
+        }
+        SetFormat::Dbmate => {
+            "write `transaction:false` after its `-- migrate:up` (or `-- migrate:down`) marker \
+             (dbmate's), or mark the file `-- avocet:no-transaction`"
+        }
+        SetFormat::Refinery => {
+            "add a `-- refinery:noTransaction` line (refinery's), or mark the file \
+             `-- avocet:no-transaction`"
+        }
+        SetFormat::Sqlx => {
+            "mark the file `-- no-transaction` (sqlx's) or `-- avocet:no-transaction`"
+        }
+        SetFormat::GolangMigrate | SetFormat::Auto => "mark the file `-- avocet:no-transaction`",
+    }
+}
+
+/// The first statement or line of a script that Avocet will not run, if any.
+fn refusal(pieces: &[Piece], tokens: &[TokenWithSpan], how: Refuse) -> Option<ScriptError> {
+    let refuse_control = how.dialect.transactional_ddl() && !how.no_transaction;
+    let postgres = how.dialect == DialectKind::Postgres;
     let piece = pieces.iter().find_map(|p| {
         let message = if postgres && p.copy_from_stdin {
             "COPY … FROM STDIN reads its rows from the client, which only psql provides: \
              write INSERT statements, or COPY from a file the server can read"
+                .to_owned()
         } else if refuse_control && p.transaction_control {
-            "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script that runs \
-             inside the migration's own transaction: remove it, or mark the file \
-             `-- avocet:no-transaction`"
+            format!(
+                "transaction control (BEGIN, COMMIT, ROLLBACK, END) in a script that runs \
+                 inside the migration's own transaction, which it would end: remove it, or run \
+                 the file outside a transaction: {}",
+                transaction_fix(how.format)
+            )
         } else {
             return None;
         };
         Some(ScriptError {
             line: p.span.line,
             column: p.span.column,
-            message: message.into(),
+            message,
         })
     });
     let meta = postgres.then(|| split::meta_command(tokens)).flatten();
@@ -172,7 +216,12 @@ fn refused_before(sql: &str, dialect: DialectKind, error: ScriptError) -> Script
         return error;
     };
     let pieces = split::split(before, &tokens, &Cuts::default());
-    refusal(&pieces, &tokens, dialect, true)
+    let how = Refuse {
+        dialect,
+        no_transaction: true,
+        format: SetFormat::Auto,
+    };
+    refusal(&pieces, &tokens, how)
         .filter(|_| dialect == DialectKind::Postgres)
         .unwrap_or(error)
 }

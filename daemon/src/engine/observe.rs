@@ -18,14 +18,19 @@ impl Engine {
         let store = self.runner.store();
         let mut fleets = Vec::new();
         for fleet in self.registry.fleets() {
-            let latest = fleet.load_set().ok().and_then(|set| set.latest());
+            let set = fleet.load_set().ok();
+            let latest = set.as_ref().and_then(|set| set.latest());
             let known = store.known_summary(&fleet.name).await?;
             let tenants = fleet.tenants().len() as u32;
             let behind = latest.map_or(0, |latest| {
                 known
                     .versions
                     .iter()
-                    .filter(|(version, _)| version.is_none_or(|v| v < latest))
+                    .filter(|(version, _)| {
+                        version.is_none_or(|v| {
+                            set.as_ref().is_some_and(|s| s.compare(v, latest).is_lt())
+                        })
+                    })
                     .map(|(_, count)| count)
                     .sum()
             });

@@ -40,7 +40,7 @@ pub(super) fn known(
 ) -> KnownState {
     let (current_version, pending, failed_versions, error) = match history {
         Ok(h) => (
-            plan::current_version(h),
+            plan::current_version(set, h),
             plan::pending(set, h, None).count() as u32,
             h.iter()
                 .filter(|r| r.status.needs_attention())
@@ -147,7 +147,7 @@ impl Engine {
             .map(|(history, tenant)| {
                 let (current_version, pending, diagnostics) = match history {
                     Ok(h) => (
-                        plan::current_version(&h),
+                        plan::current_version(&set, &h),
                         plan::pending(&set, &h, None).count() as u32,
                         plan::check_history(&set, &h, fleet.dialect),
                     ),
@@ -192,7 +192,7 @@ impl Engine {
             .map(|(h, t)| known(&fleet.name, t, h, &set))
             .collect();
         self.remember(&known).await;
-        let history = read
+        let mut history = read
             .into_iter()
             .next()
             .unwrap_or_else(|| Ok(Vec::new()))
@@ -201,18 +201,20 @@ impl Engine {
                 tenant: tenant.to_owned(),
                 source,
             })?;
+        // Listed in the set's order (diesel's text order for a diesel set).
+        history.sort_by(|a, b| set.compare(a.version, b.version));
         let applied_where =
             |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<crate::model::Version> {
                 history
                     .iter()
                     .filter(|r| r.status == RecordStatus::Applied)
-                    .filter(|r| set.get(r.version).is_some_and(|m| drifted(r, m)))
+                    .filter(|r| set.for_record(r).is_some_and(|m| drifted(r, m)))
                     .map(|r| r.version)
                     .collect()
             };
         Ok(TenantHistory {
             tenant: tenant.to_owned(),
-            current_version: plan::current_version(&history),
+            current_version: plan::current_version(&set, &history),
             drifted: applied_where(HistoryRecord::drifted),
             down_drifted: applied_where(HistoryRecord::down_drifted),
             missing: history

@@ -84,7 +84,10 @@ impl Engine {
             )));
         }
         if let RollbackTarget::ToVersion(v) = req.target
-            && scope.set.latest().is_none_or(|latest| v > latest)
+            && scope
+                .set
+                .latest()
+                .is_none_or(|latest| scope.set.compare(v, latest).is_gt())
             && v != 0
         {
             return Err(EngineError::InvalidArgument(format!(

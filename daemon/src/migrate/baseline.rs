@@ -64,8 +64,11 @@ pub(crate) async fn baseline(
             }
             let (versions, rollout_id, applied_by) = match source {
                 BaselineSource::UpTo(to) => {
-                    let versions: Vec<crate::model::Version> =
-                        set.iter().map(|m| m.version).filter(|v| *v <= to).collect();
+                    let versions: Vec<crate::model::Version> = set
+                        .iter()
+                        .map(|m| m.version)
+                        .filter(|v| !set.compare(*v, to).is_gt())
+                        .collect();
                     (versions, "baseline", applied_by.to_owned())
                 }
                 BaselineSource::Adopt(tool) => {

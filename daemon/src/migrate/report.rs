@@ -142,13 +142,9 @@ impl Progress {
         }
     }
 
-    /// The highest numbered version applied (a repeatable is never current).
-    pub(crate) fn current(&self) -> Option<crate::model::Version> {
-        self.applied
-            .iter()
-            .rev()
-            .find(|v| !v.is_repeatable())
-            .copied()
+    /// The newest numbered version applied in `set`'s order (a repeatable is never current).
+    pub(crate) fn current(&self, set: &MigrationSet) -> Option<crate::model::Version> {
+        set.newest(self.applied.iter().copied().filter(|v| !v.is_repeatable()))
     }
 
     /// `step` ran to completion.
@@ -173,18 +169,15 @@ impl Progress {
 
     fn known(&self, set: &MigrationSet) -> Known {
         Known {
-            current_version: self.current(),
-            pending: set
-                .iter()
-                .filter(|m| !self.applied.contains(&m.version))
-                .count() as u32,
+            current_version: self.current(set),
+            pending: crate::plan::pending_count(set, &self.applied),
             failed_versions: self.attention.iter().copied().collect(),
             error: None,
         }
     }
 
     pub(crate) fn failed(self, failure: TenantFailure, set: &MigrationSet) -> TenantReport {
-        let mut report = failed(failure, self.current(), self.run);
+        let mut report = failed(failure, self.current(set), self.run);
         report.known = Some(self.known(set));
         report
     }
@@ -193,7 +186,7 @@ impl Progress {
         TenantReport {
             outcome: TenantOutcome::Succeeded,
             migrations_run: self.run,
-            current_version: self.current(),
+            current_version: self.current(set),
             failure: None,
             plan: None,
             known: Some(self.known(set)),
@@ -210,7 +203,7 @@ impl Progress {
         TenantReport {
             outcome,
             migrations_run: 0,
-            current_version: self.current(),
+            current_version: self.current(set),
             failure: None,
             plan: Some(plan),
             known: Some(self.known(set)),

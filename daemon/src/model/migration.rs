@@ -1,8 +1,6 @@
-//! Migrations, their scripts and the sets they form.
+//! Migrations and their scripts (the sets they form: `set.rs`).
 
-use std::{fmt, ops::Range, sync::Arc};
-
-use sha2::{Digest, Sha256};
+use std::{fmt, ops::Range};
 
 /// Which way a step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -154,135 +152,6 @@ pub struct DuplicateVersion {
     pub second: String,
 }
 
-/// The ordered, immutable list of migrations one fleet follows.
-#[derive(Debug, Clone, Default)]
-pub struct MigrationSet {
-    /// Sorted by version, ascending, no duplicates.
-    migrations: Vec<Arc<Migration>>,
-    digest: SetDigest,
-    /// What loading it noticed without refusing it, e.g. files that look like migrations
-    /// but are not read.
-    warnings: Vec<String>,
-    /// The on-disk layout it was read from (never `Auto` once loaded from a directory).
-    format: super::SetFormat,
-}
-
-impl MigrationSet {
-    /// Builds a set from migrations in any order and computes its [`SetDigest`].
-    ///
-    /// # Errors
-    /// [`DuplicateVersion`] when two migrations share a version.
-    pub fn new(mut migrations: Vec<Migration>) -> Result<Self, DuplicateVersion> {
-        migrations.sort_by_key(|m| m.version);
-        if let Some(w) = migrations.windows(2).find(|w| w[0].version == w[1].version) {
-            return Err(DuplicateVersion {
-                version: w[0].version,
-                first: w[0].name.clone(),
-                second: w[1].name.clone(),
-            });
-        }
-        let mut hash = Sha256::new();
-        for m in &migrations {
-            let down = m.down.as_ref().map_or("-", |d| d.checksum.as_str());
-            // `\tunordered` only when set, so every other set keeps its digest.
-            let unordered = if m.unordered { "\tunordered" } else { "" };
-            hash.update(format!(
-                "{}\t{}\t{}\t{down}{unordered}\n",
-                m.version, m.name, m.up.checksum
-            ));
-        }
-        Ok(Self {
-            migrations: migrations.into_iter().map(Arc::new).collect(),
-            digest: SetDigest(hex::encode(hash.finalize())),
-            warnings: Vec::new(),
-            format: super::SetFormat::Auto,
-        })
-    }
-
-    /// The same set with every script's findings judged by `policy` (a fleet's `[lint]`):
-    /// `off` codes removed, `blocks` as the policy says, and each script's `destructive`
-    /// from them. The digest does not change: the files are the same.
-    pub fn with_lint(mut self, policy: &super::LintPolicy) -> Self {
-        if policy.0.is_empty() {
-            return self;
-        }
-        let judge = |s: &mut Script| {
-            s.findings = policy.apply(&s.findings);
-            s.destructive = s.findings.iter().any(|f| f.blocks);
-        };
-        for m in &mut self.migrations {
-            let mut judged = (**m).clone();
-            judge(&mut judged.up);
-            if let Some(down) = &mut judged.down {
-                judge(down);
-            }
-            *m = Arc::new(judged);
-        }
-        self
-    }
-
-    /// The same set with `warnings` from its loading (they do not change its digest).
-    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
-        self.warnings = warnings;
-        self
-    }
-
-    /// The same set, read from a directory laid out as `format`.
-    pub fn with_format(mut self, format: super::SetFormat) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// The layout the set was read from; `Auto` for a set built in memory.
-    pub fn format(&self) -> super::SetFormat {
-        self.format
-    }
-
-    /// What loading the set noticed without refusing it, one sentence each.
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
-    }
-
-    /// All migrations, ascending by version.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<Migration>> {
-        self.migrations.iter()
-    }
-
-    /// The migration with `version` (a [`super::Version`] or an `i64`), if the set has it.
-    pub fn get(&self, version: impl Into<super::Version>) -> Option<&Arc<Migration>> {
-        let version = version.into();
-        self.migrations
-            .binary_search_by_key(&version, |m| m.version)
-            .ok()
-            .map(|i| &self.migrations[i])
-    }
-
-    /// The highest numbered version (repeatables have none), or `None` when the set has
-    /// no versioned migration.
-    pub fn latest(&self) -> Option<super::Version> {
-        self.migrations
-            .iter()
-            .rev()
-            .map(|m| m.version)
-            .find(|v| !v.is_repeatable())
-    }
-
-    /// Number of migrations.
-    pub fn len(&self) -> usize {
-        self.migrations.len()
-    }
-
-    /// True when the set has no migrations.
-    pub fn is_empty(&self) -> bool {
-        self.migrations.is_empty()
-    }
-
-    /// The set's content digest.
-    pub fn digest(&self) -> &SetDigest {
-        &self.digest
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,35 +179,5 @@ mod tests {
         let x = s.sql.find('x').unwrap();
         assert_eq!(s.line_column(x), (2, 15));
         assert_eq!(s.line_column(s.sql.len() + 5), (3, 1));
-    }
-
-    fn migration(version: i64, name: &str, down: Option<&str>) -> Migration {
-        Migration {
-            version: version.into(),
-            name: name.into(),
-            up: script(name),
-            down: down.map(script),
-            unordered: false,
-        }
-    }
-
-    #[test]
-    fn the_digest_follows_content_not_input_order() {
-        let a = MigrationSet::new(vec![migration(2, "b", None), migration(1, "a", None)]);
-        let b = MigrationSet::new(vec![migration(1, "a", None), migration(2, "b", None)]);
-        let (a, b) = (a.unwrap(), b.unwrap());
-        assert_eq!(a.digest(), b.digest());
-        assert_eq!(a.digest().0.len(), 64);
-        let with_down =
-            MigrationSet::new(vec![migration(1, "a", Some("x")), migration(2, "b", None)]);
-        assert_ne!(with_down.unwrap().digest(), a.digest());
-        let renamed = MigrationSet::new(vec![migration(1, "a", None), migration(2, "c", None)]);
-        assert_ne!(renamed.unwrap().digest(), a.digest());
-    }
-
-    #[test]
-    fn duplicate_versions_are_refused() {
-        let err = MigrationSet::new(vec![migration(1, "a", None), migration(1, "b", None)]);
-        assert_eq!(err.unwrap_err().version, 1);
     }
 }

@@ -9,7 +9,8 @@
 //! | `foreign.rs` | another tool's history rows ([`ForeignRow`]) and its checksums, for adopting its databases |
 //! | `format.rs` | [`SetFormat`]: the on-disk layouts a set may come in |
 //! | `guard.rs` | [`LockGuard`]: how long a statement may wait for a lock, and the retries |
-//! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`MigrationSet`], [`SetDigest`] |
+//! | `migration.rs` | [`Direction`], [`Script`], [`Migration`], [`SetDigest`] |
+//! | `set.rs` | [`MigrationSet`] and its tool's [`VersionOrder`], Flyway's baseline migrations |
 //! | `lint.rs` | [`Finding`]s of the lint: [`LintCode`], [`LintKind`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
 //! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
@@ -39,6 +40,7 @@ mod placeholder;
 mod plan;
 mod redact;
 mod rollout;
+mod set;
 mod strategy;
 mod version;
 
@@ -54,9 +56,7 @@ pub use guard::LockGuard;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
 pub use labels::Labels;
 pub use lint::{Finding, LintCode, LintKind, LintPolicy, LintSeverity};
-pub use migration::{
-    Direction, DuplicateVersion, Migration, MigrationSet, Script, SetDigest, StatementSpan,
-};
+pub use migration::{Direction, DuplicateVersion, Migration, Script, SetDigest, StatementSpan};
 pub use names::{check_id, check_identifier, check_label};
 pub use observe::{BudgetUse, FleetHealth, LogFormat, Observation, RolloutCount, WorkCount};
 pub use placeholder::{
@@ -68,6 +68,7 @@ pub use plan::{
 };
 pub use redact::{holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
+pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
 pub(crate) use version::flyway_description;
 pub use version::{

@@ -6,7 +6,8 @@
 //! version up to it is applied); dbmate and diesel keep one row per version (diesel without
 //! its dashes) and no checksum; Flyway keeps one row per event by `installed_rank` (`SQL`
 //! applies a version, `UNDO_SQL` and `DELETE` unapply it, `BASELINE` applies every version up
-//! to it) with `success` and a CRC-32 checksum; refinery keeps one row per version with a
+//! to it, and so does `SQL_BASELINE`, a baseline migration that ran) with `success` and a
+//! CRC-32 checksum; refinery keeps one row per version with a
 //! SipHash checksum.
 
 use std::collections::BTreeSet;
@@ -131,8 +132,8 @@ fn in_set<'a>(
 }
 
 /// Handles Flyway's non-`SQL` rows and its repeatables' rows (true when done with the
-/// row): `SCHEMA` is skipped, `BASELINE` applies every version up to its own, `UNDO_SQL` and
-/// `DELETE` unapply theirs. A row without a version is a repeatable's run: the repeatable
+/// row): `SCHEMA` is skipped, `BASELINE` and `SQL_BASELINE` apply every version up to their
+/// own, `UNDO_SQL` and `DELETE` unapply theirs. A row without a version is a repeatable's run: the repeatable
 /// counts as applied when its newest row's checksum is the file's.
 fn flyway_row(
     set: &MigrationSet,
@@ -169,6 +170,23 @@ fn flyway_row(
         "BASELINE" => {
             let m = in_set(set, tool, raw)?;
             applied.extend(set.iter().map(|x| x.version).filter(|v| *v <= m.version));
+            Ok(true)
+        }
+        // A baseline migration (`B<version>__…`) that ran: it stands for every versioned
+        // migration up to its version, as on a tenant where Avocet ran it.
+        "SQL_BASELINE" => {
+            let b = raw
+                .parse::<Version>()
+                .ok()
+                .and_then(|v| set.baseline(v))
+                .ok_or_else(|| AdoptRefusal::NotInSet {
+                    tool,
+                    version: raw.to_owned(),
+                })?;
+            check_checksum(tool, b, row)?;
+            let below = |v: &Version| !v.is_repeatable() && *v <= b.version;
+            applied.extend(set.iter().map(|x| x.version).filter(below));
+            applied.insert(b.version);
             Ok(true)
         }
         "UNDO_SQL" | "DELETE" => {
@@ -303,6 +321,44 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(adopted, ["1", "1.2"]);
+    }
+
+    #[test]
+    fn a_flyway_baseline_migration_that_ran_stands_for_every_version_up_to_it() {
+        let file = "CREATE TABLE a (id int);\nSELECT 1;\n";
+        let baseline = set(&["1.20"]).iter().map(|m| (**m).clone()).collect();
+        let set = set(&["1.0.1", "1.12", "1.20.1"])
+            .with_baselines(baseline)
+            .unwrap();
+        let sum = Some(flyway_checksum(file).to_string());
+        let ran = ForeignRow {
+            kind: Some("SQL_BASELINE".into()),
+            ..row("1.20", sum.clone())
+        };
+        let adopted: Vec<String> = adoption(&set, SetFormat::Flyway, std::slice::from_ref(&ran))
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(adopted, ["1.0.1", "1.12", "1.20"]);
+        let changed = ForeignRow {
+            checksum: Some("1".into()),
+            ..ran
+        };
+        let refused = adoption(&set, SetFormat::Flyway, &[changed]);
+        assert!(
+            matches!(refused, Err(AdoptRefusal::Checksum { .. })),
+            "{refused:?}"
+        );
+        let unknown = ForeignRow {
+            kind: Some("SQL_BASELINE".into()),
+            ..row("1.12", sum)
+        };
+        let refused = adoption(&set, SetFormat::Flyway, &[unknown]);
+        assert!(
+            matches!(refused, Err(AdoptRefusal::NotInSet { .. })),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -12,7 +12,11 @@ mod waves;
 pub(crate) use adopt::{AdoptRefusal, adoption};
 pub(crate) use waves::waves;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    cmp::Ordering,
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use crate::model::{
     ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationSet, Plan,
@@ -20,20 +24,60 @@ use crate::model::{
 };
 use diagnostics as diag;
 
-/// Highest numbered version whose record is `applied` (a repeatable is never current).
-pub(crate) fn current_version(history: &[HistoryRecord]) -> Option<Version> {
-    history
-        .iter()
-        .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
-        .map(|r| r.version)
-        .max()
+/// The newest numbered version whose record is `applied`, in the set's order
+/// ([`MigrationSet::compare`]: diesel's text order for a diesel set); a repeatable is never
+/// current.
+pub(crate) fn current_version(set: &MigrationSet, history: &[HistoryRecord]) -> Option<Version> {
+    set.newest(
+        history
+            .iter()
+            .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
+            .map(|r| r.version),
+    )
 }
 
-/// Migrations of the set (up to `target`) not applied on the tenant, ascending: numbered
-/// versions without an `applied` record, then repeatables whose file's checksum is not the
-/// one their record says ran (Flyway re-applies a repeatable "every time its checksum
-/// changes"). A target names a numbered version, so an apply to one runs no repeatable:
-/// they are written against the latest schema.
+/// The version at or below which every versioned migration is covered by a baseline
+/// migration that ran: the newest applied record whose script was a baseline's
+/// ([`MigrationSet::for_record`]). Flyway marks the versions below an applied baseline
+/// migration `BELOW_BASELINE` and never runs them.
+fn baseline_floor(set: &MigrationSet, history: &[HistoryRecord]) -> Option<Version> {
+    set.newest(
+        history
+            .iter()
+            .filter(|r| r.status == RecordStatus::Applied)
+            .filter(|r| set.ran_baseline(r))
+            .map(|r| r.version),
+    )
+}
+
+/// The baseline migration an apply up to `target` starts from on a tenant that has
+/// applied nothing: the newest one at or below the target (Flyway: "the latest baseline
+/// migration will be applied" on a new environment, then the versioned migrations above
+/// it; on an environment with history baselines are ignored).
+fn starting_baseline<'a>(
+    set: &'a MigrationSet,
+    history: &[HistoryRecord],
+    target: Option<Version>,
+) -> Option<&'a Arc<Migration>> {
+    let fresh = !history
+        .iter()
+        .any(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable());
+    fresh
+        .then(|| {
+            set.baselines()
+                .rev()
+                .find(|b| target.is_none_or(|t| set.compare(b.version, t) != Ordering::Greater))
+        })
+        .flatten()
+}
+
+/// Migrations of the set (up to `target`) not applied on the tenant, in the set's order:
+/// on a tenant that has applied nothing, the newest baseline migration up to the target
+/// first ([`starting_baseline`]); numbered versions without an `applied` record, except
+/// those at or below a baseline that ran or runs first; then repeatables whose file's
+/// checksum is not the one their record says ran (Flyway re-applies a repeatable "every
+/// time its checksum changes"). A target names a numbered version, so an apply to one runs
+/// no repeatable: they are written against the latest schema.
 pub(crate) fn pending<'a>(
     set: &'a MigrationSet,
     history: &[HistoryRecord],
@@ -44,10 +88,39 @@ pub(crate) fn pending<'a>(
         .filter(|r| r.status == RecordStatus::Applied)
         .map(|r| (r.version, r))
         .collect();
-    set.iter().filter(move |m| {
-        target.is_none_or(|t| m.version <= t)
-            && applied.get(&m.version).is_none_or(|r| r.rerun_due(m))
-    })
+    let start = starting_baseline(set, history, target);
+    let floor = start
+        .map(|b| b.version)
+        .or_else(|| baseline_floor(set, history));
+    let at_or_below = move |v: Version, limit: Version| set.compare(v, limit) != Ordering::Greater;
+    let versioned = set.iter().filter(move |m| {
+        let v = m.version;
+        let covered = !v.is_repeatable() && floor.is_some_and(|f| at_or_below(v, f));
+        target.is_none_or(|t| at_or_below(v, t))
+            && !covered
+            && applied.get(&v).is_none_or(|r| r.rerun_due(m))
+    });
+    start.into_iter().chain(versioned)
+}
+
+/// How many of `set`'s migrations are pending on a tenant of which only the `applied`
+/// versions are known, not their records (a run's progress): as [`pending`], those not
+/// applied, less the versioned ones at or below the newest applied version that has a
+/// baseline migration. That version is taken to be the baseline's; [`pending`] tells from
+/// the record's checksum when the set also has a versioned migration of it.
+pub(crate) fn pending_count(set: &MigrationSet, applied: &BTreeSet<Version>) -> u32 {
+    let floor = set.newest(
+        applied
+            .iter()
+            .copied()
+            .filter(|v| set.baseline(*v).is_some()),
+    );
+    let covered = |v: Version| {
+        !v.is_repeatable() && floor.is_some_and(|f| set.compare(v, f) != Ordering::Greater)
+    };
+    set.iter()
+        .filter(|m| !applied.contains(&m.version) && !covered(m.version))
+        .count() as u32
 }
 
 /// Compares the history with the set: drift, missing versions, failed and running records.
@@ -70,12 +143,12 @@ pub(crate) fn check_history(
         r.direction == Direction::Up
             && r.statements_done == 0
             && dialect.transactional_ddl()
-            && set.get(r.version).is_some_and(|m| !m.up.no_transaction)
+            && set.for_record(r).is_some_and(|m| !m.up.no_transaction)
     };
     let mut found = Vec::new();
     for r in history {
         match r.status {
-            RecordStatus::Applied => match set.get(r.version) {
+            RecordStatus::Applied => match set.for_record(r) {
                 None => found.push(diag::missing(r)),
                 Some(m) => {
                     if r.drifted(m) {
@@ -104,14 +177,15 @@ pub(crate) fn plan_apply(
     opts: ApplyOptions,
     dialect: DialectKind,
 ) -> Plan {
-    let current = current_version(history);
+    let current = current_version(set, history);
     let mut diagnostics = check_history(set, history, dialect);
     let steps: Vec<Step> = pending(set, history, opts.target)
         .map(|m| Step::new(m, Direction::Up, dialect))
         .collect();
     for step in &steps {
         let m = &step.migration;
-        if current.is_some_and(|c| m.version < c) && !m.unordered {
+        let below = |c: Version| set.compare(m.version, c) == Ordering::Less;
+        if current.is_some_and(below) && !m.unordered {
             diagnostics.push(diag::out_of_order(m, current, opts.allow_out_of_order));
         }
         if step.script().no_transaction {
@@ -143,10 +217,14 @@ pub(crate) fn check_placeholders(
     }
 }
 
-/// Plans a rollback: applied versions chosen by `target`, newest first. A chosen version
-/// without a `down` script is an [`Code::Irreversible`](crate::model::Code::Irreversible) error, so nothing runs.
-/// A `down` script that destroys data is an error unless `accept_data_loss` or its file says
-/// `-- avocet:allow-destructive`, as an `up` is.
+/// Plans a rollback: applied versions chosen by `target`, newest first in the set's order.
+/// `--to 0` rolls back every applied version, version 0 itself included (diesel's
+/// `00000000000000_diesel_initial_setup` is version 0): "0" names no migration to keep.
+/// A chosen version without a `down` script is an
+/// [`Code::Irreversible`](crate::model::Code::Irreversible) error, so nothing runs; so is a
+/// baseline migration that ran (Flyway has no undo for one). A `down` script that destroys
+/// data is an error unless `accept_data_loss` or its file says `-- avocet:allow-destructive`,
+/// as an `up` is.
 /// Repeatables are never chosen: Flyway has no undo for them, and the next apply runs one
 /// again only when its file changes.
 pub(crate) fn plan_rollback(
@@ -161,11 +239,15 @@ pub(crate) fn plan_rollback(
         .iter()
         .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
         .collect();
-    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    applied.sort_by(|a, b| set.compare(b.version, a.version));
     let last_batch = last_batch(history);
     let chosen: Vec<&HistoryRecord> = match target {
         RollbackTarget::Steps(n) => applied.into_iter().take(n as usize).collect(),
-        RollbackTarget::ToVersion(v) => applied.into_iter().filter(|r| r.version > v).collect(),
+        RollbackTarget::ToVersion(v) if is_zero(v) => applied,
+        RollbackTarget::ToVersion(v) => applied
+            .into_iter()
+            .filter(|r| set.compare(r.version, v) == Ordering::Greater)
+            .collect(),
         RollbackTarget::LastBatch => applied
             .into_iter()
             .filter(|r| Some(r.batch) == last_batch)
@@ -174,7 +256,7 @@ pub(crate) fn plan_rollback(
     let mut steps = Vec::with_capacity(chosen.len());
     for record in chosen {
         // A version missing from the set already has its error from check_history.
-        let Some(m) = set.get(record.version) else {
+        let Some(m) = set.for_record(record) else {
             continue;
         };
         if m.down.is_none() {
@@ -194,10 +276,15 @@ pub(crate) fn plan_rollback(
         steps.push(step);
     }
     Plan {
-        current_version: current_version(history),
+        current_version: current_version(set, history),
         steps,
         diagnostics,
     }
+}
+
+/// True for the integer version 0 (`--to 0`), which a rollback reads as "everything".
+fn is_zero(v: Version) -> bool {
+    v.as_i64() == Some(0)
 }
 
 /// The batch a `--last-batch` rollback undoes: the newest batch with a numbered version
@@ -221,3 +308,5 @@ fn last_batch(history: &[HistoryRecord]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_order_tests;

@@ -4,7 +4,8 @@
 //! PostgreSQL `CREATE INDEX CONCURRENTLY` (which fails inside a transaction), the history
 //! records the tool's own versions, and formats with `down` scripts roll back to nothing.
 //! Flyway's dotted versions, its repeatable `R__` migrations and refinery's unversioned
-//! files each have a test of their own.
+//! files each have a test of their own; each tool's order and directives as the tool has
+//! them (issue 28) are in `tool_rules.rs`.
 
 use std::time::Duration;
 
@@ -423,3 +424,4 @@ async fn refinery_unversioned_files() -> anyhow::Result<()> {
 }
 
 mod repeatable;
+mod tool_rules;

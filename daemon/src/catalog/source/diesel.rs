@@ -4,7 +4,9 @@
 //! directory name before its first `_` with the dashes removed, so
 //! `2024-03-13-170000_create_users` and `2024-03-13-170000-0000_…` are versions
 //! 20240313170000 and 202403131700000000, and diesel's `00000000000000_diesel_initial_setup`
-//! is version 0; they order numerically, which is diesel's order for same-length versions.
+//! is version 0. They order as diesel orders them, by that text
+//! ([`VersionOrder::Text`](crate::model::VersionOrder::Text)): diesel's `MigrationVersion`
+//! is a string, so `2025-12-29-110242-0000` runs before `2026-01-20-162913`.
 
 use std::path::Path;
 
@@ -56,7 +58,7 @@ impl MigrationSource for Diesel {
             }
             let (version, title) = name.split_once('_').unwrap_or((&name, ""));
             let digits: String = version.chars().filter(|c| *c != '-').collect();
-            let version = integer_version(&digits).ok_or_else(|| {
+            let number = integer_version(&digits).ok_or_else(|| {
                 super::refuse(
                     &path,
                     SetFormat::Diesel,
@@ -82,10 +84,12 @@ impl MigrationSource for Diesel {
             };
             let down = path.join("down.sql");
             listing.found.push(Found {
-                version: version.into(),
+                version: number.into(),
                 name: title.to_owned(),
                 up: script(up)?,
                 unordered: false,
+                baseline: false,
+                text: Some(digits),
                 down: match down.is_file() {
                     true => Some(script(down)?),
                     false => None,

@@ -41,6 +41,11 @@ pub(super) struct Found {
     pub(super) down: Option<FoundScript>,
     /// refinery's unversioned (`U`) migration.
     pub(super) unordered: bool,
+    /// Flyway's baseline (`B`) migration.
+    pub(super) baseline: bool,
+    /// The version as its tool writes it, for a format that orders versions as text
+    /// (diesel: the directory's prefix without dashes, leading zeros kept).
+    pub(super) text: Option<String>,
 }
 
 /// What a source found in a directory, in any order.
@@ -175,3 +180,5 @@ pub(super) fn integer_version(digits: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_rules_tests;

@@ -108,6 +108,8 @@ impl MigrationSource for Paired {
                 up: script(path)?,
                 down,
                 unordered: false,
+                baseline: false,
+                text: None,
             });
         }
         Ok(Listing { found, warnings })

@@ -10,6 +10,9 @@
 //! `R__<description>.sql` migrations are keyed `R__<description>`
 //! ([`Version::repeatable`]): they run after every versioned migration, again whenever their
 //! checksum changes, and a `.sql.conf` beside one is read as for a versioned script.
+//! Flyway's baseline migrations `B<version>__<description>.sql` stand for every versioned
+//! migration up to their version: on a tenant with no history the newest one runs instead
+//! of them (`plan::pending`); on one with history they are ignored.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -26,9 +29,9 @@ pub(super) struct Prefixed {
 
 const REFINERY_NO_TRANSACTION: &str = "-- refinery:noTransaction";
 
-/// True for `V…__….sql`, `U…__….sql` and `R__….sql` names.
+/// True for `V…__….sql`, `U…__….sql`, `B…__….sql` and `R__….sql` names.
 pub(super) fn looks_prefixed(file: &str) -> bool {
-    let Some(rest) = file.strip_prefix(['V', 'U', 'R']) else {
+    let Some(rest) = file.strip_prefix(['V', 'U', 'B', 'R']) else {
         return false;
     };
     file.ends_with(".sql")
@@ -119,6 +122,7 @@ impl MigrationSource for Prefixed {
         let format = self.format();
         let mut ups = Vec::new();
         let mut undos: BTreeMap<Version, (std::path::PathBuf, String)> = BTreeMap::new();
+        let mut baselines = Vec::new();
         let mut listing = Listing::default();
         for entry in entries(dir)? {
             let path = entry.path();
@@ -126,7 +130,8 @@ impl MigrationSource for Prefixed {
             if !path.is_file() || file.ends_with(".sql.conf") {
                 continue;
             }
-            if !looks_prefixed(&file) {
+            let baseline = file.starts_with('B');
+            if !looks_prefixed(&file) || (baseline && !self.flyway) {
                 if file.to_ascii_lowercase().contains(".sql") {
                     listing.warnings.push(format!(
                         "{} looks like a migration but is not read: {format} files are \
@@ -150,6 +155,7 @@ impl MigrationSource for Prefixed {
             .map_err(|reason| super::refuse(&path, format, reason))?;
             let text = read_text(&path)?;
             match prefix {
+                "B" => baselines.push((version, description.to_owned(), path, text)),
                 "U" if self.flyway => {
                     if let Some((other, _)) = undos.get(&version) {
                         return Err(CatalogError::DuplicateVersion {
@@ -183,6 +189,24 @@ impl MigrationSource for Prefixed {
                 },
                 down,
                 unordered,
+                baseline: false,
+                text: None,
+            });
+        }
+        // Flyway has no undo for a baseline migration: a `U` file undoes the `V` file.
+        for (version, name, path, text) in baselines {
+            listing.found.push(Found {
+                version,
+                name,
+                up: FoundScript {
+                    no_transaction: self.no_transaction(&path, &text)?,
+                    path,
+                    text,
+                },
+                down: None,
+                unordered: false,
+                baseline: true,
+                text: None,
             });
         }
         if let Some((version, (path, _))) = undos.into_iter().next() {
