@@ -293,6 +293,8 @@ async fn roll_back(
             fleet: FLEET.into(),
             selector: only(&["t00"]),
             target: Some(target),
+            // The projects' down files drop what their ups made: the loss is the point.
+            accept_data_loss: true,
             ..Default::default()
         })
         .await?;
