@@ -652,3 +652,44 @@ async fn plan_shows_the_waves_of_the_strategy_flags() {
     assert!(text.contains("wave 2: 1 tenant(s)"), "{text}");
     let _ = d.stop.send(());
 }
+
+/// `avocet new` names the file by its description (transliterated, never dropping a letter),
+/// refuses a name the set has, and the file it writes is refused by the plan until it holds
+/// SQL: a migration that does nothing is never recorded by accident.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_migration_is_refused_until_it_has_sql() {
+    let d = start().await;
+    let a = d.addr.as_str();
+    let out = avocet(&["new", "--addr", a, "Add Invoices: v2 / with ünïcode!"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("add_invoices_v2_with_unicode"),
+        "{}",
+        stdout(&out)
+    );
+    let again = avocet(&["new", "--addr", a, "add invoices v2 with unicode"]).await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("named add_invoices_v2_with_unicode already"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let plan = avocet(&["plan", "--addr", a]).await;
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("empty_migration"),
+        "{}",
+        stdout(&plan)
+    );
+    assert!(
+        stdout(&plan).contains("still the empty file `avocet new` wrote"),
+        "{}",
+        stdout(&plan)
+    );
+    let _ = d.stop.send(());
+}

@@ -46,9 +46,12 @@ fn style(dir: &Path) -> anyhow::Result<Style> {
     })
 }
 
-/// `add invoices` → `add_invoices`: lowercase ASCII letters and digits, `_` between words.
+/// `add invoices` → `add_invoices`: lowercase ASCII letters and digits, `_` between words;
+/// other letters transliterated (`ünïcode` → `unicode`, with the `deunicode` tables), so
+/// no letter is dropped.
 fn snake(description: &str) -> String {
-    let words: Vec<String> = description
+    let ascii = deunicode::deunicode(description);
+    let words: Vec<String> = ascii
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_ascii_lowercase)
@@ -94,8 +97,10 @@ fn files_for(
     name: &str,
     description: &str,
 ) -> anyhow::Result<Vec<(PathBuf, String)>> {
-    let header = format!("-- {description}\n");
-    let undo = format!("-- undo: {description}\n");
+    // A file left like this is refused by the plan (`empty_migration`) until it has SQL.
+    let template = "-- avocet:template\n-- (remove the line above once the SQL below is written)\n";
+    let header = format!("{template}-- {description}\n");
+    let undo = format!("{template}-- undo: {description}\n");
     let now = chrono::Utc::now();
     Ok(match format {
         "diesel" => {
@@ -129,17 +134,40 @@ fn files_for(
     })
 }
 
+/// A file or directory of `dir` whose migration name is `name` (`0020_add_invoices.up.sql`,
+/// `V3__add_invoices.sql`, diesel's `2024-…_add_invoices/`), if any.
+fn named(dir: &Path, name: &str) -> anyhow::Result<Option<String>> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let file = entry?.file_name().to_string_lossy().into_owned();
+        let stem = file
+            .trim_end_matches(".sql")
+            .trim_end_matches(".up")
+            .trim_end_matches(".down");
+        let rest = stem.split_once("__").or_else(|| stem.split_once('_'));
+        if rest.is_some_and(|(_, n)| n == name) {
+            return Ok(Some(file));
+        }
+    }
+    Ok(None)
+}
+
 /// Writes the next migration's files for `description` into `dir`, laid out as `format`
 /// (`sqlx` or empty: as the set already is; `golang-migrate`, `diesel`, `dbmate`, `flyway`,
 /// `refinery`), and returns their paths.
 ///
 /// # Errors
-/// When the description has no letter or digit, the directory cannot be read, or a file
-/// exists already or cannot be written.
+/// When the description has no letter or digit, the set has a migration of that name
+/// already, the directory cannot be read, or a file exists already or cannot be written.
 pub(crate) fn create(dir: &Path, description: &str, format: &str) -> anyhow::Result<Vec<PathBuf>> {
     let name = snake(description);
     if name.is_empty() {
         bail!("the description {description:?} has no letter or digit to name the file with");
+    }
+    if let Some(existing) = named(dir, &name)? {
+        bail!(
+            "the set has a migration named {name} already ({existing}): describe this one \
+             differently"
+        );
     }
     let files = files_for(dir, format, &name, description)?;
     for (path, _) in &files {
@@ -176,6 +204,14 @@ mod tests {
             ["0010_add_invoices.up.sql", "0010_add_invoices.down.sql"]
         );
         assert!(create(dir.path(), "?!", "sqlx").is_err());
+        let again = create(dir.path(), "add invoices", "sqlx")
+            .unwrap_err()
+            .to_string();
+        assert!(again.contains("named add_invoices already"), "{again}");
+        assert_eq!(
+            snake("Add Invoices: v2 / with ünïcode!"),
+            "add_invoices_v2_with_unicode"
+        );
         let single = tempfile::tempdir().unwrap();
         std::fs::write(single.path().join("20240313170000_a.sql"), "").unwrap();
         let made = create(single.path(), "b", "").unwrap();

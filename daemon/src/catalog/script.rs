@@ -20,6 +20,12 @@ const NO_TRANSACTION_MARKERS: [&str; 2] = ["-- avocet:no-transaction", "-- no-tr
 /// The line comment that accepts a script's destructive statements as intended.
 const ALLOW_DESTRUCTIVE_MARKER: &str = "-- avocet:allow-destructive";
 
+/// The line comment that says a script with no statement is intended.
+const ALLOW_EMPTY_MARKER: &str = "-- avocet:allow-empty";
+
+/// The line comment `avocet new` writes at the top of a new file.
+const TEMPLATE_MARKER: &str = "-- avocet:template";
+
 /// The line comment that sets how long each statement may wait for a lock
 /// (`-- avocet:ddl-lock-timeout 2s`; `0` turns the guard off for the script).
 const DDL_LOCK_TIMEOUT_DIRECTIVE: &str = "-- avocet:ddl-lock-timeout";
@@ -120,6 +126,8 @@ pub(super) fn parse_script_as(
         no_transaction,
         destructive: findings.iter().any(|f| f.blocks),
         allow_destructive: leading_marker(&sql, &[ALLOW_DESTRUCTIVE_MARKER]),
+        allow_empty: leading_marker(&sql, &[ALLOW_EMPTY_MARKER]),
+        template: leading_marker(&sql, &[TEMPLATE_MARKER]),
         ddl_lock_timeout,
         statement_timeout,
         findings,

@@ -52,6 +52,12 @@ pub struct Script {
     /// True when a leading comment line is `-- avocet:allow-destructive`: its destructive
     /// statements are intended, and an apply runs them without `accept_data_loss`.
     pub allow_destructive: bool,
+    /// True when a leading comment line is `-- avocet:allow-empty`: a script with no
+    /// statement is intended.
+    pub allow_empty: bool,
+    /// True when a leading comment line is `-- avocet:template`: the file `avocet new`
+    /// wrote, which an empty script means was never filled.
+    pub template: bool,
     /// From a leading `-- avocet:ddl-lock-timeout 2s` line: how long each statement of this
     /// script may wait for a lock, overriding the fleet's `ddl_lock_timeout`; zero turns the
     /// guard off for the script. `None` keeps the fleet's.
@@ -164,6 +170,8 @@ mod tests {
             no_transaction: false,
             destructive: false,
             allow_destructive: false,
+            allow_empty: false,
+            template: false,
             ddl_lock_timeout: None,
             statement_timeout: None,
             findings: Vec::new(),

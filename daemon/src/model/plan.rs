@@ -141,6 +141,11 @@ pub enum Code {
     /// A `${name}` placeholder has no value for the tenant, or one that cannot be written
     /// where it sits (error).
     Placeholder,
+    /// A migration whose `up` script has no statement, only comments: a warning (real
+    /// projects keep such files, a no-op on some database), silenced by the file's
+    /// `-- avocet:allow-empty`; an error when the file is still the template `avocet new`
+    /// wrote (`-- avocet:template`), which would be recorded as applied having done nothing.
+    EmptyMigration,
 }
 
 impl Code {
@@ -159,6 +164,7 @@ impl Code {
             Self::Irreversible => "irreversible",
             Self::Unreachable => "unreachable",
             Self::Placeholder => "placeholder",
+            Self::EmptyMigration => "empty_migration",
         }
     }
 }

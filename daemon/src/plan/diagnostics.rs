@@ -212,3 +212,29 @@ pub(super) fn irreversible(m: &Migration) -> Diagnostic {
         ),
     )
 }
+
+pub(super) fn empty(m: &Migration, template: bool) -> Diagnostic {
+    match template {
+        true => new(
+            Severity::Error,
+            Code::EmptyMigration,
+            Some(m.version),
+            format!(
+                "version {} ({}) is still the empty file `avocet new` wrote: write its SQL \
+                 (and remove the `-- avocet:template` line)",
+                m.version, m.name
+            ),
+        ),
+        false => new(
+            Severity::Warning,
+            Code::EmptyMigration,
+            Some(m.version),
+            format!(
+                "version {} ({}) has no statement, only comments: it will be recorded as \
+                 applied having done nothing (mark the file `-- avocet:allow-empty` if that is \
+                 intended)",
+                m.version, m.name
+            ),
+        ),
+    }
+}

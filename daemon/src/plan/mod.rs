@@ -195,6 +195,9 @@ pub(crate) fn plan_apply(
             let accepted = opts.accept_data_loss || step.script().allow_destructive;
             diagnostics.push(diag::destructive(step, accepted));
         }
+        if step.script().statement_count() == 0 && !step.script().allow_empty {
+            diagnostics.push(diag::empty(m, step.script().template));
+        }
     }
     Plan {
         current_version: current,
