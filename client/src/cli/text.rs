@@ -275,8 +275,9 @@ impl RolloutView {
                 ));
                 if matches!(state, pb::RolloutState::Interrupted) {
                     super::emit(&format!(
-                        "the daemon stopped before the rollout finished; continue it with: \
-                         avocet rollouts resume {}\n",
+                        "the daemon stopped before the rollout finished. A tenant it cut off \
+                         mid-migration may need `avocet repair` first (the resume names \
+                         them): repair, then resume: avocet rollouts resume {}\n",
                         event.rollout_id
                     ));
                 }

@@ -20,6 +20,7 @@
 //! | `plan.rs` | [`Step`], [`Plan`] and its [`PlanView`], [`Diagnostic`], [`Code`], [`Severity`], [`ApplyOptions`], [`RollbackTarget`], [`TransactionMode`] |
 //! | `event.rs` | [`RolloutEvent`] and its [`EventKind`]s, [`TenantOutcome`], [`TenantFailure`], [`FailureCode`] |
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
+//! | `lifecycle.rs` | the state machines: [`RolloutStep`]s of a [`RolloutState`], [`WorkStep`]s of a [`WorkState`], [`Refused`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
 //! | `version.rs` | [`Version`]: an integer, Flyway's dotted version or a repeatable's key, and their order |
 //! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
@@ -32,6 +33,7 @@ mod format;
 mod guard;
 mod history;
 mod labels;
+mod lifecycle;
 mod lint;
 mod migration;
 mod names;
@@ -55,6 +57,7 @@ pub use format::SetFormat;
 pub use guard::LockGuard;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
 pub use labels::Labels;
+pub use lifecycle::{ROLLOUT_STATES, Refused, RolloutStep, WorkStep};
 pub use lint::{Finding, LintCode, LintKind, LintPolicy, LintSeverity};
 pub use migration::{Direction, DuplicateVersion, Migration, Script, SetDigest, StatementSpan};
 pub use names::{check_id, check_identifier, check_label};

@@ -11,15 +11,15 @@ use std::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::{RolloutCtx, event, job, replica::Replica, writer::Writer};
+use super::{RolloutCtx, job, replica::Replica, writer::Writer};
 use crate::{
     fleet::{Fleet, Registry, Tenant},
     model::{
-        EventKind, MigrationSet, RolloutRecord, RolloutSpec, RolloutStarted, RolloutState,
-        RolloutSummary, TenantWork, WorkState,
+        EventKind, MigrationSet, Refused, RolloutRecord, RolloutSpec, RolloutStarted, RolloutState,
+        RolloutStep, RolloutSummary, TenantWork, WorkState,
     },
     plan,
-    store::{NewRollout, Store, StoreError, Write},
+    store::{Changed, NewRollout, Store, StoreError},
     telemetry::{Metrics, db_system_name, record_trace_id},
 };
 
@@ -45,13 +45,20 @@ pub(crate) enum RunnerError {
     /// No rollout has that id.
     #[error("rollout {0:?} not found")]
     NotFound(String),
-    /// The rollout's state does not allow the action.
+    /// The rollout's state does not allow the action (the state table refused it).
     #[error("rollout {id} is {state}: it cannot be {action}")]
     State {
         id: String,
         state: &'static str,
         action: &'static str,
     },
+    /// Tenants of the rollout need `avocet repair` before it can be resumed.
+    #[error(
+        "rollout {id}: tenant(s) {} have a migration recorded as running by a daemon that \
+         stopped; repair them (avocet repair --tenant ID), then resume",
+        tenants.join(", ")
+    )]
+    NeedsRepair { id: String, tenants: Vec<String> },
     /// The fleet's set changed since the rollout started; resuming would run other SQL.
     #[error(
         "rollout {id}: the migration set changed since it started (digest {started} then, \
@@ -187,8 +194,7 @@ impl Runner {
             .await?;
         self.metrics
             .rollout(&req.fleet.name, req.spec.op.direction().as_str());
-        let ctx = self.context(&id, req.spec.clone(), req.fleet.clone(), req.set);
-        ctx.emit(EventKind::RolloutStarted(RolloutStarted {
+        let started = RolloutStarted {
             fleet: req.fleet.name.clone(),
             direction: req.spec.op.direction(),
             tenant_count: works.len() as u32,
@@ -196,16 +202,13 @@ impl Runner {
             dry_run: req.spec.dry_run,
             strategy: req.spec.strategy,
             waves: waves.len() as u32,
-        }))
-        .await;
-        self.writer
-            .send(Write::State {
-                rollout_id: id.clone(),
-                state: RolloutState::Running,
-            })
-            .await;
+        };
         // Tenants are claimed from the store: the rollout must be running there first.
-        self.writer.flush().await;
+        self.writer
+            .change_state(&id, RolloutStep::Start, |_| {
+                EventKind::RolloutStarted(started)
+            })
+            .await?;
         let record = self
             .store
             .rollout(&id)
@@ -214,10 +217,14 @@ impl Runner {
                 context: "a rollout just created",
                 message: "not found".into(),
             })?;
+        // Only now, with nothing left to fail, does it take a place among the running.
+        let ctx = self.context(&id, req.spec.clone(), req.fleet.clone(), req.set);
         self.spawn(ctx, record);
         Ok(id)
     }
 
+    /// The shared state of rollout `id`'s run here; it counts as running here once
+    /// [`Runner::spawn`]ed.
     pub(super) fn context(
         &self,
         id: &str,
@@ -225,7 +232,7 @@ impl Runner {
         fleet: Arc<Fleet>,
         set: Arc<MigrationSet>,
     ) -> Arc<RolloutCtx> {
-        let ctx = Arc::new(RolloutCtx {
+        Arc::new(RolloutCtx {
             id: id.to_owned(),
             spec,
             fleet,
@@ -240,10 +247,7 @@ impl Runner {
             cancelled: CancellationToken::new(),
             ended_elsewhere: CancellationToken::new(),
             shutdown: self.shutdown.child_token(),
-        });
-        let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
-        active.insert(id.to_owned(), ctx.clone());
-        ctx
+        })
     }
 
     /// Runs `ctx`'s share of rollout `record` here, following its state in the store.
@@ -263,6 +267,10 @@ impl Runner {
         );
         record_trace_id(&span);
         let (active, writer) = (self.active.clone(), self.writer.clone());
+        active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(ctx.id.clone(), ctx.clone());
         self.tracker.spawn(
             async move {
                 let done = CancellationToken::new();
@@ -274,14 +282,10 @@ impl Runner {
                 if let Err(cause) = unwound(job::run(ctx.clone(), record)).await {
                     // A bug, not a tenant's failure: the rollout ends failed with the cause,
                     // so every stream on it ends instead of waiting for events.
-                    tracing::error!(%cause, "the rollout's task panicked");
-                    ctx.emit(EventKind::StateChanged {
-                        state: RolloutState::Failed,
-                        by: "avocetd".into(),
-                        reason: format!("internal error (a bug; please report it): {cause}"),
-                    })
-                    .await;
-                    ctx.finish(RolloutState::Failed, clock).await;
+                    tracing::error!(%cause, "internal error (a bug; please report it): the rollout's task panicked");
+                    if let Err(stop) = ctx.finish(RolloutState::Failed, clock).await {
+                        tracing::error!(?stop, "ending a rollout whose task panicked");
+                    }
                 }
                 done.cancel();
                 let _ = follower.await;
@@ -325,15 +329,6 @@ impl Runner {
         Ok((fleet, set))
     }
 
-    /// Stores `kind` as the next event of rollout `id` and waits until it is stored.
-    async fn emit_for(&self, id: &str, kind: EventKind) {
-        self.writer.send(Write::Event(event(id, kind))).await;
-        self.writer.flush().await;
-        if self.ctx(id).is_none() {
-            self.writer.forget(id);
-        }
-    }
-
     async fn record(&self, id: &str) -> Result<RolloutRecord, RunnerError> {
         self.store
             .rollout(id)
@@ -343,8 +338,72 @@ impl Runner {
 
     /// True when another replica was seen within the lease timeout.
     async fn others_alive(&self) -> Result<bool, StoreError> {
-        let since = crate::store::now_ms() - self.replica.lease.as_millis() as i64;
-        self.store.others_alive(&self.replica.id, since).await
+        let lease_ms = self.replica.lease.as_millis() as i64;
+        self.store.others_alive(&self.replica.id, lease_ms).await
+    }
+
+    /// Applies `step` to rollout `id` with a `StateChanged` by `caller` saying `reason`;
+    /// the state it is in now.
+    ///
+    /// # Errors
+    /// [`RunnerError::State`] when the state table refuses the step from the stored
+    /// state (another caller or replica changed it first); [`RunnerError::Store`].
+    async fn change(
+        &self,
+        id: &str,
+        step: RolloutStep,
+        caller: &str,
+        reason: &str,
+        action: &'static str,
+    ) -> Result<RolloutState, RunnerError> {
+        let by = caller.to_owned();
+        let reason = reason.to_owned();
+        let changed = self
+            .writer
+            .change_state(id, step, move |state| EventKind::StateChanged {
+                state,
+                by,
+                reason,
+            })
+            .await?;
+        if self.ctx(id).is_none() {
+            self.writer.forget(id);
+        }
+        match changed {
+            Changed::To(state, _) => Ok(state),
+            Changed::Refused(Refused { from, .. }) => Err(RunnerError::State {
+                id: id.to_owned(),
+                state: from.as_str(),
+                action,
+            }),
+        }
+    }
+
+    /// Ends rollout `id`, which nobody runs, in the state `step` leads to, with a
+    /// `RolloutFinished` carrying `record`'s totals. False when it was ended already.
+    async fn end_here(
+        &self,
+        record: &RolloutRecord,
+        step: RolloutStep,
+    ) -> Result<bool, StoreError> {
+        let summary = RolloutSummary {
+            succeeded: record.succeeded,
+            failed: record.failed,
+            skipped: record.skipped,
+            migrations_run: record.migrations_run,
+            duration_ms: 0,
+            state: RolloutState::Interrupted,
+        };
+        let changed = self
+            .writer
+            .change_state(&record.id, step, move |state| {
+                EventKind::RolloutFinished(RolloutSummary { state, ..summary })
+            })
+            .await?;
+        if self.ctx(&record.id).is_none() {
+            self.writer.forget(&record.id);
+        }
+        Ok(matches!(changed, Changed::To(..)))
     }
 
     /// Starts no further tenant of rollout `id`, on any replica, until it is resumed.
@@ -352,23 +411,15 @@ impl Runner {
     /// # Errors
     /// [`RunnerError::NotFound`]; [`RunnerError::State`] unless it is running.
     pub(crate) async fn pause(&self, id: &str, caller: &str) -> Result<(), RunnerError> {
-        let record = self.record(id).await?;
-        if record.state != RolloutState::Running {
-            return Err(refused(&record, "paused"));
-        }
-        let local = self.ctx(id);
-        if let Some(ctx) = &local {
+        self.record(id).await?;
+        self.change(id, RolloutStep::Pause, caller, "paused", "paused")
+            .await?;
+        if let Some(ctx) = self.ctx(id) {
             ctx.set_paused(true);
         }
         self.store
             .audit(id, "avocet.v1.Rollouts/Pause", caller, "")
             .await?;
-        self.emit_for(id, state_changed(RolloutState::Paused, caller, "paused"))
-            .await;
-        if let Some(ctx) = &local {
-            // Again, now the store says so: a state the follower read in between is stale.
-            ctx.set_paused(true);
-        }
         Ok(())
     }
 
@@ -378,91 +429,113 @@ impl Runner {
     /// # Errors
     /// [`RunnerError::NotFound`]; [`RunnerError::State`] for a rollout that is running or
     /// finished; [`RunnerError::SetChanged`] when the fleet's set is not the one it started
-    /// with; [`RunnerError::Fleet`] when the fleet is gone.
+    /// with; [`RunnerError::Fleet`] when the fleet is gone; [`RunnerError::NeedsRepair`]
+    /// when tenants a stopped daemon cut off hold a `running` record (nothing changes).
     pub(crate) async fn resume(&self, id: &str, caller: &str) -> Result<(), RunnerError> {
         let record = self.record(id).await?;
+        if let Some(ctx) = self.ctx(id) {
+            self.change(id, RolloutStep::Resume, caller, "resumed", "resumed")
+                .await?;
+            ctx.set_paused(false);
+            self.store
+                .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
+                .await?;
+            return Ok(());
+        }
         if !matches!(
             record.state,
             RolloutState::Interrupted | RolloutState::Paused
         ) {
             return Err(refused(&record, "resumed"));
         }
-        if let Some(ctx) = self.ctx(id) {
-            ctx.set_paused(false);
-            self.store
-                .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
-                .await?;
-            self.emit_for(id, state_changed(RolloutState::Running, caller, "resumed"))
-                .await;
-            ctx.set_paused(false);
-            return Ok(());
-        }
         if self.is_shutting_down() {
             return Err(refused(&record, "resumed while the daemon stops"));
         }
         let (fleet, set) = self.scope_of(&record)?;
         if record.state == RolloutState::Interrupted {
+            self.refuse_unrepaired(&record, &fleet).await?;
             // Nobody runs it: a new run, with the tenants a stopped daemon left running
             // pending again (their history tables say what is left).
-            if !self.store.reopen(id).await? {
-                return Err(refused(&record, "resumed twice at once"));
-            }
+            self.change(id, RolloutStep::Reopen, caller, "reopened", "resumed")
+                .await?;
         }
+        self.change(id, RolloutStep::Resume, caller, "resumed", "resumed")
+            .await?;
         self.store
             .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
             .await?;
+        let record = self.record(id).await?;
         let ctx = self.context(id, record.spec.clone(), fleet, set);
-        self.emit_for(id, state_changed(RolloutState::Running, caller, "resumed"))
-            .await;
         self.spawn(ctx, record);
         Ok(())
+    }
+
+    /// Refuses to resume `record` while a tenant that a stopped daemon left running holds
+    /// a `running` record: its migration's effect is unknown until `avocet repair`, and a
+    /// run now would only fail it. Tenants that cannot be read now are left to the run.
+    async fn refuse_unrepaired(
+        &self,
+        record: &RolloutRecord,
+        fleet: &Fleet,
+    ) -> Result<(), RunnerError> {
+        let works = self.store.works(&record.id).await?;
+        let mut tenants = Vec::new();
+        for work in works.iter().filter(|w| w.state == WorkState::Running) {
+            let Ok(tenant) = fleet.tenant(&work.tenant) else {
+                continue;
+            };
+            if let Ok(history) = tenant.read_history().await
+                && history
+                    .iter()
+                    .any(|r| r.status == crate::model::RecordStatus::Running)
+            {
+                tenants.push(work.tenant.clone());
+            }
+        }
+        if tenants.is_empty() {
+            Ok(())
+        } else {
+            Err(RunnerError::NeedsRepair {
+                id: record.id.clone(),
+                tenants,
+            })
+        }
     }
 
     /// Starts no further tenant of rollout `id`; tenants in flight stop between
     /// migrations, on every replica; it ends `cancelled`.
     ///
     /// # Errors
-    /// [`RunnerError::NotFound`]; [`RunnerError::State`] for a finished rollout.
+    /// [`RunnerError::NotFound`]; [`RunnerError::State`] for a finished rollout (also one
+    /// that finished while the cancel was on its way).
     pub(crate) async fn cancel(&self, id: &str, caller: &str) -> Result<(), RunnerError> {
         let record = self.record(id).await?;
-        if record.state.is_final() {
-            return Err(refused(&record, "cancelled"));
-        }
+        let run_elsewhere = matches!(record.state, RolloutState::Running | RolloutState::Paused)
+            && self.others_alive().await?;
+        self.change(id, RolloutStep::Cancel, caller, "cancelled", "cancelled")
+            .await?;
         self.store
             .audit(id, "avocet.v1.Rollouts/Cancel", caller, "")
             .await?;
         let local = self.ctx(id);
-        let run_elsewhere = matches!(record.state, RolloutState::Running | RolloutState::Paused)
-            && self.others_alive().await?;
         if let Some(ctx) = &local {
             ctx.cancelled.cancel();
         }
-        self.emit_for(
-            id,
-            state_changed(RolloutState::Cancelled, caller, "cancelled"),
-        )
-        .await;
         if local.is_some() || run_elsewhere {
             // Whoever runs it ends it once its tenants in flight stop.
             return Ok(());
         }
         // Nobody runs it (interrupted, or paused by a stopped daemon): end it here.
-        let summary = RolloutSummary {
-            succeeded: record.succeeded,
-            failed: record.failed,
-            skipped: record.skipped,
-            migrations_run: record.migrations_run,
-            duration_ms: 0,
-            state: RolloutState::Cancelled,
-        };
-        self.emit_for(id, EventKind::RolloutFinished(summary)).await;
+        let record = self.record(id).await?;
+        self.end_here(&record, RolloutStep::End(RolloutState::Cancelled))
+            .await?;
         Ok(())
     }
 
     /// At start: says this replica is alive and takes back what it held in an earlier
     /// life. Then, unless another replica is alive (it goes on with them), rollouts a
-    /// stopped daemon left pending or running are marked interrupted, with a
-    /// `RolloutFinished` saying so. Returns how many.
+    /// stopped daemon left pending or running are marked interrupted (a cancelled one not
+    /// yet ended is ended cancelled), with a `RolloutFinished` saying so. Returns how many.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be read or written.
@@ -478,27 +551,21 @@ impl Runner {
             }
             return Ok(0);
         }
-        let unfinished = self.store.unfinished().await?;
-        for record in &unfinished {
-            tracing::warn!(rollout_id = %record.id, "rollout interrupted by a daemon stop; resume it");
-            let summary = RolloutSummary {
-                succeeded: record.succeeded,
-                failed: record.failed,
-                skipped: record.skipped,
-                migrations_run: record.migrations_run,
-                duration_ms: 0,
-                state: RolloutState::Interrupted,
-            };
-            self.emit_for(&record.id, EventKind::RolloutFinished(summary))
-                .await;
+        let unended = self.store.unended().await?;
+        let mut ended = 0;
+        for record in &unended {
+            if self.end_here(record, RolloutStep::Interrupt).await? {
+                tracing::warn!(rollout_id = %record.id, "rollout interrupted by a daemon stop; resume it");
+                ended += 1;
+            }
         }
-        Ok(unfinished.len())
+        Ok(ended)
     }
 
     /// After the shutdown token is cancelled: waits up to `grace` for the rollouts' tenants
     /// in flight to finish their migration; rollouts still running then are marked
-    /// interrupted (unless other replicas go on with them) and their tasks dropped (which
-    /// closes their sessions).
+    /// interrupted (unless other replicas go on with them), with what ran counted, and
+    /// their tasks dropped (which closes their sessions).
     pub(crate) async fn drain(&self, grace: Duration) {
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())
@@ -518,22 +585,16 @@ impl Runner {
                     continue;
                 }
                 tracing::warn!(rollout_id = %ctx.id, "shutdown grace over; rollout left interrupted");
-                let summary = RolloutSummary {
-                    state: RolloutState::Interrupted,
-                    ..RolloutSummary::default()
+                let ended = match self.store.rollout(&ctx.id).await {
+                    Ok(Some(record)) => self.end_here(&record, RolloutStep::Interrupt).await,
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
                 };
-                self.emit_for(&ctx.id, EventKind::RolloutFinished(summary))
-                    .await;
+                if let Err(e) = ended {
+                    tracing::error!(rollout_id = %ctx.id, "leaving the rollout interrupted: {e}");
+                }
             }
         }
-    }
-}
-
-fn state_changed(state: RolloutState, by: &str, reason: &str) -> EventKind {
-    EventKind::StateChanged {
-        state,
-        by: by.to_owned(),
-        reason: reason.to_owned(),
     }
 }
 

@@ -17,13 +17,16 @@ use std::{
 use tokio::{sync::Semaphore, task::JoinSet};
 use tracing::Instrument;
 
-use super::RolloutCtx;
+use super::{
+    RolloutCtx,
+    verdict::{Stop, final_state},
+};
 use crate::migrate::TenantReport;
 use crate::{
     fleet::{NewTenant, Tenant, TenantSource},
-    model::{EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, WorkState},
+    model::{EventKind, RolloutRecord, RolloutState, RolloutStep, RolloutSummary, TenantOutcome},
     plan,
-    store::{Claim, StoreError, WaveCounts, now_ms},
+    store::{Changed, Claim, WaveCounts},
     telemetry::fail,
 };
 
@@ -34,21 +37,6 @@ const WAVE_POLL: Duration = Duration::from_millis(250);
 /// embedded SQLite store each commit is a WAL fsync). A replica holds at most this many
 /// claimed tenants it has not started; a stop gives them back.
 const CLAIM_BATCH: u32 = 8;
-
-/// Why a run stops starting tenants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    /// A canary tenant failed.
-    Canary,
-    /// More tenants failed than `max_failures` allows.
-    Failures,
-    /// A caller cancelled the rollout.
-    Cancelled,
-    /// The daemon is shutting down.
-    Shutdown,
-    /// Another replica left the rollout interrupted.
-    Elsewhere,
-}
 
 /// Runs this replica's share of the rollout's remaining work; the replica that ends it
 /// emits the skipped tenants and `RolloutFinished`.
@@ -82,9 +70,12 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
         );
         let mut first = true;
         loop {
-            let Some(counts) = run.wave_counts(wave.index).await else {
-                stop = Some(Stop::Shutdown);
-                break;
+            let counts = match run.wave_counts(wave.index).await {
+                Ok(counts) => counts,
+                Err(s) => {
+                    stop = Some(s);
+                    break;
+                }
             };
             run.failures
                 .fetch_max(counts.rollout_failed, Ordering::SeqCst);
@@ -100,11 +91,18 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
                 // already started this wave (its pause is over).
                 let joined_between = !started_a_wave
                     && wave.index > 0
-                    && !ctx
-                        .store
-                        .wave_marked(&ctx.id, wave.index)
+                    && match ctx
+                        .retry("reading a wave mark", || {
+                            ctx.store.wave_marked(&ctx.id, wave.index)
+                        })
                         .await
-                        .unwrap_or(true);
+                    {
+                        Ok(marked) => !marked,
+                        Err(s) => {
+                            stop = Some(s);
+                            break;
+                        }
+                    };
                 if (started_a_wave || joined_between) && strategy.pause_between_waves_ms > 0 {
                     let pause = Duration::from_millis(strategy.pause_between_waves_ms);
                     if let Some(s) = ctx.sleep_unless_stopped(pause).await {
@@ -113,12 +111,19 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
                     }
                 }
                 started_a_wave = true;
-                if ctx
-                    .store
-                    .mark_wave(&ctx.id, wave.index)
-                    .await
-                    .unwrap_or(false)
-                {
+                let marked = ctx
+                    .retry("marking a wave started", || {
+                        ctx.store.mark_wave(&ctx.id, wave.index)
+                    })
+                    .await;
+                let marked = match marked {
+                    Ok(m) => m,
+                    Err(s) => {
+                        stop = Some(s);
+                        break;
+                    }
+                };
+                if marked {
                     ctx.emit(EventKind::WaveStarted {
                         index: wave.index,
                         canary: wave.canary,
@@ -156,7 +161,11 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
             break;
         }
     }
-    run.end(stop, clock).await;
+    if let Err(cause) = run.end(stop, clock).await {
+        // The store stayed away: the rollout stays as the store has it, its leases run
+        // out, and a replica joining it (or the next start's recovery) ends it.
+        tracing::error!(?cause, "the rollout could not be ended here");
+    }
 }
 
 /// A run's shared counters and limits.
@@ -174,17 +183,21 @@ struct Run {
 impl Run {
     /// Tenant `id` of the fleet: as the run began, or registered since through another
     /// replica (read from the store and added here); `None` when the fleet has it nowhere.
-    async fn tenant(&mut self, id: &str) -> Option<Arc<Tenant>> {
+    ///
+    /// # Errors
+    /// The [`Stop`] of a store that does not answer (never "not configured").
+    async fn tenant(&mut self, id: &str) -> Result<Option<Arc<Tenant>>, Stop> {
         if let Some(t) = self.tenants.get(id) {
-            return Some(t.clone());
+            return Ok(Some(t.clone()));
         }
         let ctx = &self.ctx;
-        let registered = match ctx.store.registered_tenant(&ctx.fleet.name, id).await {
-            Ok(r) => r?,
-            Err(e) => {
-                tracing::warn!(tenant = id, "looking up a registered tenant: {e}");
-                return None;
-            }
+        let Some(registered) = ctx
+            .retry("looking up a registered tenant", || {
+                ctx.store.registered_tenant(&ctx.fleet.name, id)
+            })
+            .await?
+        else {
+            return Ok(None);
         };
         let tenant = ctx
             .fleet
@@ -195,12 +208,14 @@ impl Run {
                 labels: &registered.labels,
                 source: TenantSource::Api,
             })
-            .inspect_err(|e| tracing::warn!(tenant = id, "a registered tenant: {e}"))
-            .ok()?;
+            .inspect_err(|e| tracing::warn!(tenant = id, "a registered tenant: {e}"));
+        let Ok(tenant) = tenant else {
+            return Ok(None);
+        };
         // Another task may have added it meanwhile; either copy serves.
         let _ = ctx.fleet.add(tenant.clone());
         self.tenants.insert(id.to_owned(), tenant.clone());
-        Some(tenant)
+        Ok(Some(tenant))
     }
 
     fn over_limit(&self) -> bool {
@@ -209,8 +224,11 @@ impl Run {
     }
 
     /// Wave `wave`'s counts, once this replica's writes are stored; retried while the
-    /// store does not answer. `None` when the daemon stops first.
-    async fn wave_counts(&self, wave: u32) -> Option<WaveCounts> {
+    /// store does not answer.
+    ///
+    /// # Errors
+    /// The [`Stop`] of a shutdown or of a store that stays away.
+    async fn wave_counts(&self, wave: u32) -> Result<WaveCounts, Stop> {
         self.ctx.writer.flush().await;
         let ctx = &self.ctx;
         ctx.retry("counting a wave", || ctx.store.wave_counts(&ctx.id, wave))
@@ -248,20 +266,33 @@ impl Run {
                 break;
             }
             if queue.is_empty() {
-                queue.extend(self.claim(wave).await);
+                match self.claim(wave).await {
+                    Ok(claims) => queue.extend(claims),
+                    Err(s) => {
+                        stop = Some(s);
+                        break;
+                    }
+                }
             }
             let Some(claim) = queue.pop_front() else {
                 break;
             };
             claimed += 1;
-            let Some(tenant) = self.tenant(&claim.tenant).await else {
-                let report = TenantReport::unconfigured(&claim.tenant);
-                let finished = ctx
-                    .finish_tenant(&claim.tenant, report, Duration::ZERO)
-                    .await;
-                ctx.finish_work(claim.position, &finished, None).await;
-                self.failures.fetch_add(1, Ordering::SeqCst);
-                continue;
+            let tenant = match self.tenant(&claim.tenant).await {
+                Ok(Some(tenant)) => tenant,
+                Ok(None) => {
+                    let report = TenantReport::unconfigured(&claim.tenant);
+                    let finished = ctx.finish_tenant(&claim.tenant, report, Duration::ZERO);
+                    ctx.finish_work(claim.position, Some(claim.lease), &finished, None)
+                        .await;
+                    self.failures.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                Err(s) => {
+                    queue.push_front(claim);
+                    stop = Some(s);
+                    break;
+                }
             };
             let host_permit = match (strategy.per_host_concurrency, tenant.host()) {
                 (Some(n), Some(host)) => {
@@ -280,14 +311,16 @@ impl Run {
                 stop = Some(s);
                 break;
             }
-            let (ctx, failures, position) = (ctx.clone(), self.failures.clone(), claim.position);
+            let (ctx, failures) = (ctx.clone(), self.failures.clone());
+            let (position, lease) = (claim.position, claim.lease.clone());
             let handle = running.spawn(
                 async move {
                     let (finished, known) = ctx.run_tenant(&tenant).await;
                     if finished.outcome == TenantOutcome::Failed {
                         failures.fetch_add(1, Ordering::SeqCst);
                     }
-                    ctx.finish_work(position, &finished, known).await;
+                    ctx.finish_work(position, Some(lease), &finished, known)
+                        .await;
                     drop((permit, host_permit));
                 }
                 .in_current_span(),
@@ -305,12 +338,11 @@ impl Run {
         while let Some(done) = running.join_next_with_id().await {
             if let Err(e) = done {
                 // A bug, not a database error: report it as the tenant's failure.
-                let claim = &positions[&e.id()];
+                let claim: &Claim = &positions[&e.id()];
                 let report = TenantReport::panicked(&claim.tenant, &e.to_string());
-                let finished = ctx
-                    .finish_tenant(&claim.tenant, report, Duration::ZERO)
+                let finished = ctx.finish_tenant(&claim.tenant, report, Duration::ZERO);
+                ctx.finish_work(claim.position, Some(claim.lease.clone()), &finished, None)
                     .await;
-                ctx.finish_work(claim.position, &finished, None).await;
                 self.failures.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -318,60 +350,65 @@ impl Run {
     }
 
     /// The next claimable tenants of wave `wave` (up to [`CLAIM_BATCH`]), leased to this
-    /// replica; empty when there is none now (or the store does not answer and the daemon
-    /// stops).
-    async fn claim(&self, wave: u32) -> Vec<Claim> {
+    /// replica; empty when there is none now.
+    ///
+    /// # Errors
+    /// The [`Stop`] of a shutdown or of a store that stays away.
+    async fn claim(&self, wave: u32) -> Result<Vec<Claim>, Stop> {
         let ctx = &self.ctx;
-        let lease_until = now_ms() + ctx.replica.lease.as_millis() as i64;
+        let lease_ms = ctx.replica.lease.as_millis() as i64;
         ctx.retry("claiming tenants", || {
             ctx.store.claim(
                 &ctx.id,
                 wave,
                 &ctx.replica.id,
-                lease_until,
+                lease_ms,
                 CLAIM_BATCH,
                 self.limit,
             )
         })
         .await
-        .unwrap_or_default()
     }
 
     /// Ends this replica's run. Stopped by a shutdown: the tenants it cut off are pending
-    /// again; the rollout is left interrupted unless other replicas go on with it.
-    /// Otherwise, once no tenant runs anywhere, the first replica here ends it: tenants
+    /// again; the rollout is left interrupted unless other replicas go on with it. Stopped
+    /// by a store that stayed away: left interrupted, with the cause. Otherwise, once no
+    /// tenant runs anywhere, the first replica here ends it with [`final_state`]: tenants
     /// never started are skipped, and `RolloutFinished` carries the store's totals.
-    async fn end(self, stop: Option<Stop>, clock: Instant) {
+    ///
+    /// # Errors
+    /// The [`Stop`] of a store that stayed away while the end was being written.
+    async fn end(self, stop: Option<Stop>, clock: Instant) -> Result<(), Stop> {
         let ctx = self.ctx;
         ctx.writer.flush().await;
-        if stop == Some(Stop::Elsewhere) {
-            return;
-        }
-        if stop == Some(Stop::Shutdown) {
-            if ctx.others_leasing().await {
-                tracing::info!("daemon stopping; other replicas go on with the rollout");
-                return;
+        match &stop {
+            Some(Stop::Elsewhere) => return Ok(()),
+            Some(Stop::Shutdown) => {
+                if ctx.others_leasing().await {
+                    tracing::info!("daemon stopping; other replicas go on with the rollout");
+                    return Ok(());
+                }
+                return ctx.finish(RolloutState::Interrupted, clock).await;
             }
-            ctx.finish(RolloutState::Interrupted, clock).await;
-            return;
+            Some(Stop::Store(cause)) => {
+                tracing::error!(%cause, "control store lost; the rollout is left interrupted");
+                return ctx.finish(RolloutState::Interrupted, clock).await;
+            }
+            _ => {}
         }
         // Ending it first: from now on no replica claims a tenant of it.
-        let since = now_ms() - ctx.replica.lease.as_millis() as i64;
-        match ctx
-            .store
-            .claim_finish(&ctx.id, &ctx.replica.id, since)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!("rollout not ended here: {e}");
-                return;
-            }
+        let lease_ms = ctx.replica.lease.as_millis() as i64;
+        let mine = ctx
+            .retry("taking the end of the rollout", || {
+                ctx.store.claim_finish(&ctx.id, &ctx.replica.id, lease_ms)
+            })
+            .await?;
+        if !mine {
+            return Ok(());
         }
         if stop.is_some() {
             // Tenants that other replicas run end first: nothing is skipped under them.
-            ctx.wait_none_running().await;
+            ctx.wait_none_running().await?;
             ctx.writer.flush().await;
             if ctx.shutdown.is_cancelled() {
                 // Stopping before they ended: leave the ending to a replica that stays, or
@@ -380,45 +417,51 @@ impl Run {
                     tracing::warn!("giving back the end of the rollout: {e}");
                 }
                 if !ctx.others_leasing().await {
-                    ctx.finish(RolloutState::Interrupted, clock).await;
+                    ctx.finish(RolloutState::Interrupted, clock).await?;
                 }
-                return;
+                return Ok(());
             }
         }
-        let works = ctx.store.works(&ctx.id).await.unwrap_or_default();
-        let cancelled = stop == Some(Stop::Cancelled)
-            || matches!(
-                ctx.store.rollout_state(&ctx.id).await,
-                Ok(Some(RolloutState::Cancelled))
-            );
-        let state = if cancelled {
-            RolloutState::Cancelled
-        } else if works.iter().any(|w| w.state == WorkState::Failed) {
-            RolloutState::Failed
-        } else if stop.is_none() && works.iter().any(|w| !w.state.is_done()) {
-            // Tenants cut off by a shutdown that came as the last wave ended.
-            RolloutState::Interrupted
-        } else {
-            RolloutState::Succeeded
-        };
+        let works = ctx
+            .retry("reading the rollout's tenants", || ctx.store.works(&ctx.id))
+            .await?;
+        let stored = ctx
+            .retry("reading the rollout's state", || {
+                ctx.store.rollout_state(&ctx.id)
+            })
+            .await?;
+        let state = final_state(
+            stop.as_ref(),
+            &works,
+            stored == Some(RolloutState::Cancelled),
+        );
         if state != RolloutState::Interrupted {
             for work in works.iter().filter(|w| !w.state.is_done()) {
-                let finished = ctx
-                    .finish_tenant(&work.tenant, TenantReport::skipped(), Duration::ZERO)
-                    .await;
-                ctx.finish_work(work.position, &finished, None).await;
+                let finished =
+                    ctx.finish_tenant(&work.tenant, TenantReport::skipped(), Duration::ZERO);
+                ctx.finish_work(work.position, None, &finished, None).await;
             }
         }
-        ctx.finish(state, clock).await;
+        ctx.finish(state, clock).await
     }
 }
 
 impl RolloutCtx {
-    /// Emits `RolloutFinished` in `state` with the store's totals.
-    pub(super) async fn finish(&self, state: RolloutState, clock: Instant) {
+    /// Ends the rollout in `state` (`interrupted`, or the run's verdict) with a
+    /// `RolloutFinished` carrying the store's totals, where the state table allows it: a
+    /// cancel stored first makes it `cancelled`; a rollout another replica ended already is
+    /// left as it is.
+    ///
+    /// # Errors
+    /// The [`Stop`] of a store that stayed away; nothing was ended then.
+    pub(super) async fn finish(&self, state: RolloutState, clock: Instant) -> Result<(), Stop> {
         self.writer.flush().await;
-        let record = self.store.rollout(&self.id).await.ok().flatten();
-        let summary = RolloutSummary {
+        let record = self
+            .retry("reading the rollout's totals", || {
+                self.store.rollout(&self.id)
+            })
+            .await?;
+        let counts = RolloutSummary {
             succeeded: record.as_ref().map_or(0, |r| r.succeeded),
             failed: record.as_ref().map_or(0, |r| r.failed),
             skipped: record.as_ref().map_or(0, |r| r.skipped),
@@ -426,25 +469,44 @@ impl RolloutCtx {
             duration_ms: clock.elapsed().as_millis() as u64,
             state,
         };
+        let step = match state {
+            RolloutState::Interrupted => RolloutStep::Interrupt,
+            verdict => RolloutStep::End(verdict),
+        };
+        let changed = self
+            .retry("ending the rollout", || {
+                let summary = counts;
+                self.writer.change_state(&self.id, step, move |state| {
+                    EventKind::RolloutFinished(RolloutSummary { state, ..summary })
+                })
+            })
+            .await?;
+        let state = match changed {
+            Changed::To(state, _) => state,
+            Changed::Refused(refused) => {
+                tracing::info!("rollout not ended here: {refused}");
+                return Ok(());
+            }
+        };
         // Called in the rollout's span.
         let span = tracing::Span::current();
         span.record("avocet.state", state.as_str());
         if state == RolloutState::Failed {
             let message = format!(
                 "{} of {} tenants failed",
-                summary.failed,
+                counts.failed,
                 record.as_ref().map_or(0, |r| r.tenant_count)
             );
             fail(&span, "rollout_failed", &message);
         }
         tracing::info!(
             state = state.as_str(),
-            succeeded = summary.succeeded,
-            failed = summary.failed,
-            skipped = summary.skipped,
+            succeeded = counts.succeeded,
+            failed = counts.failed,
+            skipped = counts.skipped,
             "rollout finished"
         );
-        self.emit(EventKind::RolloutFinished(summary)).await;
+        Ok(())
     }
 
     /// True when another replica runs a tenant of this rollout now. A store that does
@@ -457,42 +519,26 @@ impl RolloutCtx {
     }
 
     /// Waits until no tenant of the rollout runs on any replica (leases that ran out do
-    /// not count).
-    async fn wait_none_running(&self) {
+    /// not count), or the daemon stops.
+    ///
+    /// # Errors
+    /// The [`Stop`] of a store that stays away (never "none running").
+    async fn wait_none_running(&self) -> Result<(), Stop> {
         loop {
-            let running = match self.store.running_count(&self.id).await {
+            let running = match self
+                .retry("counting running tenants", || {
+                    self.store.running_count(&self.id)
+                })
+                .await
+            {
                 Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!("reading a rollout's running tenants: {e}");
-                    0
-                }
+                Err(Stop::Shutdown) => return Ok(()),
+                Err(s) => return Err(s),
             };
             if running == 0 || self.shutdown.is_cancelled() {
-                return;
+                return Ok(());
             }
             tokio::time::sleep(WAVE_POLL).await;
-        }
-    }
-
-    /// `op` until the store answers, backing off; `None` when the daemon stops first.
-    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Option<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match op().await {
-                Ok(v) => return Some(v),
-                Err(e) => {
-                    tracing::warn!("{what}: {e}; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = self.shutdown.cancelled() => return None,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `control.rs` | the runner: start, pause, resume, cancel, recovery at start, drain at stop |
 //! | `replica.rs` | this daemon among others: heartbeat, joining rollouts, following their state |
 //! | `job.rs` | one rollout's run here: waves, claims, concurrency, canary, failure threshold |
+//! | `verdict.rs` | how a run ends: the pure [`verdict::final_state`] and the store's patience |
 //! | `writer.rs` | the one task that stores events in batches, then tells watchers |
 //! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
 //! | `tenant.rs` | one tenant: the engine's run (`crate::migrate`) with this rollout's events |
@@ -21,6 +22,7 @@ mod control;
 mod job;
 mod replica;
 mod tenant;
+mod verdict;
 mod watch;
 mod writer;
 
@@ -38,7 +40,7 @@ use crate::{
         EventKind, FailureCode, MigrationSet, RolloutEvent, RolloutSpec, TenantFinished,
         TenantOutcome, WorkState,
     },
-    store::{KnownState, Store, Write},
+    store::{KnownState, Lease, Store, Write},
     telemetry::Metrics,
 };
 use writer::Writer;
@@ -86,11 +88,14 @@ impl RolloutCtx {
         self.shutdown.is_cancelled() || self.cancelled.is_cancelled()
     }
 
-    /// Records a finished tenant's work item and last-known state; returns the item's new
-    /// state.
+    /// Records a finished tenant's work item with its `TenantFinished` event, fenced by
+    /// `lease` (the claim that ran it; `None` for an item skipped before anyone ran it),
+    /// and its last-known state; returns the item's new state. A write whose lease was lost
+    /// is refused by the store, event included.
     async fn finish_work(
         &self,
         position: u32,
+        lease: Option<Lease>,
         finished: &TenantFinished,
         known: Option<KnownState>,
     ) -> WorkState {
@@ -110,8 +115,10 @@ impl RolloutCtx {
             .send(Write::Work {
                 rollout_id: self.id.clone(),
                 position,
+                lease,
                 state,
                 error: finished.error.as_ref().map(|e| e.message.clone()),
+                event: Some(event(&self.id, EventKind::TenantFinished(finished.clone()))),
             })
             .await;
         if let Some(known) = known {

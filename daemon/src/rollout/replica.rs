@@ -12,7 +12,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use super::{RolloutCtx, Runner};
-use crate::{model::RolloutState, store::now_ms};
+use crate::model::RolloutState;
 
 /// How often a rollout run here reads its state from the store.
 const FOLLOW: Duration = Duration::from_millis(500);
@@ -54,8 +54,8 @@ impl Runner {
 
     /// Says this replica is alive and extends its leases.
     pub(crate) async fn heartbeat(&self) {
-        let until = now_ms() + self.replica.lease.as_millis() as i64;
-        if let Err(e) = self.store.heartbeat(&self.replica.id, until).await {
+        let lease_ms = self.replica.lease.as_millis() as i64;
+        if let Err(e) = self.store.heartbeat(&self.replica.id, lease_ms).await {
             tracing::warn!("replica heartbeat: {e}");
         }
     }
@@ -66,8 +66,8 @@ impl Runner {
         if self.is_shutting_down() {
             return;
         }
-        let alive_since = now_ms() - self.replica.lease.as_millis() as i64;
-        let joinable = match self.store.joinable(alive_since).await {
+        let lease_ms = self.replica.lease.as_millis() as i64;
+        let joinable = match self.store.joinable(lease_ms).await {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!("looking for rollouts to join: {e}");

@@ -63,9 +63,7 @@ impl RolloutCtx {
                 error: k.error,
                 read_at: crate::store::now_ms(),
             });
-            let finished = self
-                .finish_tenant(&tenant.id, report, clock.elapsed())
-                .await;
+            let finished = self.finish_tenant(&tenant.id, report, clock.elapsed());
             let span = tracing::Span::current();
             span.record("avocet.outcome", finished.outcome.as_str());
             span.record("avocet.migrations_run", finished.migrations_run);
@@ -78,8 +76,9 @@ impl RolloutCtx {
         .await
     }
 
-    /// Emits `TenantFinished` and records the tenant metric.
-    pub(crate) async fn finish_tenant(
+    /// The tenant's `TenantFinished` (stored with its work item by
+    /// [`RolloutCtx::finish_work`]); records the tenant metric.
+    pub(crate) fn finish_tenant(
         &self,
         tenant: &str,
         report: TenantReport,
@@ -108,7 +107,6 @@ impl RolloutCtx {
             error: report.failure,
             plan: report.plan,
         };
-        self.emit(EventKind::TenantFinished(finished.clone())).await;
         finished
     }
 

@@ -12,7 +12,10 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::store::{Store, Write};
+use crate::{
+    model::{EventKind, RolloutState, RolloutStep},
+    store::{Changed, Store, StoreError, Write},
+};
 
 /// Writes queued before a rollout waits for the store.
 const QUEUE: usize = 4096;
@@ -31,6 +34,7 @@ enum Queued {
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Queued>,
+    store: Arc<Store>,
     stored: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
 }
 
@@ -40,8 +44,8 @@ impl Writer {
     pub(crate) fn start(store: Arc<Store>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stored = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(run(store, rx, stored.clone()));
-        Self { tx, stored }
+        tokio::spawn(run(store.clone(), rx, stored.clone()));
+        Self { tx, store, stored }
     }
 
     /// Queues `write`, waiting while the queue is full.
@@ -57,6 +61,33 @@ impl Writer {
         if self.tx.send(Queued::Flush(done)).await.is_ok() {
             let _ = stored.await;
         }
+    }
+
+    /// Applies `step` to rollout `id` in the store (a compare-and-set along the table,
+    /// with the event `event(new state)`), after every write queued before it, and tells
+    /// watchers once it is stored.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; nothing changed then.
+    pub(crate) async fn change_state(
+        &self,
+        id: &str,
+        step: RolloutStep,
+        event: impl FnOnce(RolloutState) -> EventKind,
+    ) -> Result<Changed, StoreError> {
+        self.flush().await;
+        let changed = self.store.change_state(id, step, event).await?;
+        if let Changed::To(_, seq) = changed {
+            let stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(s) = stored.get(id) {
+                s.send_if_modified(|at| {
+                    let newer = seq > *at;
+                    *at = (*at).max(seq);
+                    newer
+                });
+            }
+        }
+        Ok(changed)
     }
 
     /// The sequence number up to which rollout `id`'s events are stored, as it changes.

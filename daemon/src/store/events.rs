@@ -2,30 +2,30 @@
 //! batch's events, the work items and counters they change, and the tenants' last-known
 //! state, so what a watcher reads and what `Get` says never disagree.
 
-use super::{KnownState, Store, StoreError, get, now_ms};
-use crate::model::{EventKind, RolloutEvent, RolloutState, WorkState};
+use super::{KnownState, Lease, Store, StoreError, get, now_ms};
+use crate::model::{EventKind, RolloutEvent, WorkState, WorkStep};
 
 /// One write of a batch.
 #[derive(Debug, Clone)]
 pub(crate) enum Write {
     /// An event; the store gives it the rollout's next sequence number (its `seq` is
-    /// ignored). A `TenantFinished` also counts its tenant, a `RolloutFinished` and a
-    /// `StateChanged` also set the rollout's state.
+    /// ignored). A rollout's state never changes through one: see
+    /// [`Store::change_state`].
     Event(RolloutEvent),
-    /// A work item's new state (`Running` also counts an attempt).
+    /// A work item's end, with its `TenantFinished` event: fenced by `lease` (the claim
+    /// that ran it; `None` for an item skipped before anyone ran it). A write whose lease
+    /// was lost (the item was claimed again since) is refused whole, event included, and
+    /// logged; the rollout's counters move only with a write that applied.
     Work {
         rollout_id: String,
         position: u32,
+        lease: Option<Lease>,
         state: WorkState,
         error: Option<String>,
+        event: Option<RolloutEvent>,
     },
     /// A tenant's last-known state.
     Known(KnownState),
-    /// A rollout's state, outside any event (a resume setting it running again).
-    State {
-        rollout_id: String,
-        state: RolloutState,
-    },
 }
 
 impl Store {
@@ -55,39 +55,33 @@ impl Store {
                 Write::Work {
                     rollout_id,
                     position,
+                    lease,
                     state,
                     error,
+                    event,
                 } => {
-                    let attempt = i64::from(*state == WorkState::Running);
-                    let old: Option<String> = sqlx::query_scalar(
-                        "SELECT state FROM rollout_tenants WHERE rollout_id = $1 AND position = $2",
-                    )
-                    .bind(rollout_id.clone())
-                    .bind(*position as i64)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(q("reading a rollout's tenant"))?;
-                    let old = old.map(|s| WorkState::parse(&s));
-                    count(&mut tx, rollout_id, old, *state).await?;
-                    sqlx::query(
-                        "UPDATE rollout_tenants SET state = $1, last_error = COALESCE($2, \
-                         last_error), attempts = attempts + $3, updated_at = $4 \
-                         WHERE rollout_id = $5 AND position = $6",
-                    )
-                    .bind(state.as_str())
-                    .bind(error.clone())
-                    .bind(attempt)
-                    .bind(now_ms())
-                    .bind(rollout_id.clone())
-                    .bind(*position as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q("updating a rollout's tenant"))?;
+                    if !self
+                        .end_work(
+                            &mut tx,
+                            rollout_id,
+                            *position,
+                            lease.as_ref(),
+                            *state,
+                            error,
+                        )
+                        .await?
+                    {
+                        continue;
+                    }
+                    if let Some(e) = event {
+                        let seq = insert_event(&mut tx, e).await?;
+                        match newest.iter_mut().find(|(id, _)| *id == e.rollout_id) {
+                            Some(slot) => slot.1 = seq,
+                            None => newest.push((e.rollout_id.clone(), seq)),
+                        }
+                    }
                 }
                 Write::Known(k) => k.upsert(&mut tx).await?,
-                Write::State { rollout_id, state } => {
-                    set_state(&mut tx, rollout_id, *state).await?;
-                }
             }
         }
         tx.commit().await.map_err(q("writing events"))?;
@@ -130,7 +124,7 @@ impl Store {
 }
 
 /// Stores `e` as its rollout's next event; returns its sequence number.
-async fn insert_event(
+pub(super) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     e: &RolloutEvent,
 ) -> Result<u64, StoreError> {
@@ -160,59 +154,107 @@ async fn insert_event(
                 .await
                 .map_err(q("counting a tenant"))?;
         }
-        EventKind::RolloutFinished(s) => set_state(tx, &e.rollout_id, s.state).await?,
-        EventKind::StateChanged { state, .. } => set_state(tx, &e.rollout_id, *state).await?,
         _ => {}
     }
     Ok(seq as u64)
 }
 
-async fn set_state(
+impl Store {
+    /// Ends work item `position` of rollout `rollout_id` in `state`, fenced by `lease`
+    /// (`None`: a skip of an item nobody runs: pending, or running on a lease that ran
+    /// out), and moves the rollout's counter in the same transaction. False when the
+    /// write was refused: the lease was lost, or the table has no such step.
+    async fn end_work(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        rollout_id: &str,
+        position: u32,
+        lease: Option<&Lease>,
+        state: WorkState,
+        error: &Option<String>,
+    ) -> Result<bool, StoreError> {
+        let q = StoreError::query("ending a rollout's tenant");
+        let step = match lease {
+            Some(_) => WorkStep::Finish(state),
+            None => WorkStep::Skip,
+        };
+        if WorkState::Running.after(step) != Some(state) {
+            tracing::error!(
+                rollout_id,
+                position,
+                ?step,
+                "a work item's step the table refuses"
+            );
+            return Ok(false);
+        }
+        let set = "UPDATE rollout_tenants SET state = $1, last_error = COALESCE($2, last_error), \
+                   updated_at = $3 WHERE rollout_id = $4 AND position = $5";
+        let sql = match lease {
+            Some(_) => format!(
+                "{set} AND state = 'running' AND lease_owner = $6 AND lease_epoch = $7 \
+                 RETURNING lease_epoch"
+            ),
+            None => format!(
+                "{set} AND (state = 'pending' OR (state = 'running' AND lease_until < {})) \
+                 RETURNING lease_epoch",
+                self.clock()
+            ),
+        };
+        let query = match lease {
+            Some(l) => sqlx::query_scalar::<_, i64>(&sql)
+                .bind(state.as_str())
+                .bind(error.clone())
+                .bind(now_ms())
+                .bind(rollout_id)
+                .bind(i64::from(position))
+                .bind(l.owner.clone())
+                .bind(l.epoch),
+            None => sqlx::query_scalar::<_, i64>(&sql)
+                .bind(state.as_str())
+                .bind(error.clone())
+                .bind(now_ms())
+                .bind(rollout_id)
+                .bind(i64::from(position)),
+        };
+        let applied = query.fetch_optional(&mut **tx).await.map_err(q)?.is_some();
+        if !applied {
+            match lease {
+                Some(l) => tracing::warn!(
+                    rollout_id,
+                    position,
+                    owner = %l.owner,
+                    epoch = l.epoch,
+                    "lost lease: the tenant was claimed again since; this replica's result \
+                     for it is not recorded (its tenant lock kept the database safe)"
+                ),
+                None => tracing::debug!(rollout_id, position, "skip of a tenant already ended"),
+            }
+            return Ok(false);
+        }
+        count(tx, rollout_id, state).await?;
+        Ok(true)
+    }
+}
+
+/// Counts one work item that ended in `state` in the rollout's counters (succeeded,
+/// failed, skipped); an item back to pending counts nowhere.
+async fn count(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
-    state: RolloutState,
+    state: WorkState,
 ) -> Result<(), StoreError> {
-    let finished = state.is_final().then(now_ms);
-    sqlx::query(
-        "UPDATE rollouts SET state = $1, finished_at = COALESCE($2, finished_at) WHERE id = $3",
-    )
-    .bind(state.as_str())
-    .bind(finished)
+    let column = match state {
+        WorkState::Succeeded => "succeeded",
+        WorkState::Failed => "failed",
+        WorkState::Skipped => "skipped",
+        WorkState::Pending | WorkState::Running => return Ok(()),
+    };
+    sqlx::query(&format!(
+        "UPDATE rollouts SET {column} = {column} + 1 WHERE id = $1"
+    ))
     .bind(id)
     .execute(&mut **tx)
     .await
     .map(|_| ())
-    .map_err(StoreError::query("setting a rollout's state"))
-}
-
-/// Moves one work item between the rollout's counters (succeeded, failed, skipped).
-async fn count(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
-    old: Option<WorkState>,
-    new: WorkState,
-) -> Result<(), StoreError> {
-    let column = |s: Option<WorkState>| match s {
-        Some(WorkState::Succeeded) => Some("succeeded"),
-        Some(WorkState::Failed) => Some("failed"),
-        Some(WorkState::Skipped) => Some("skipped"),
-        _ => None,
-    };
-    let (from, to) = (column(old), column(Some(new)));
-    if from == to {
-        return Ok(());
-    }
-    for (col, delta) in [(from, -1), (to, 1)] {
-        if let Some(col) = col {
-            sqlx::query(&format!(
-                "UPDATE rollouts SET {col} = {col} + $1 WHERE id = $2"
-            ))
-            .bind(delta as i64)
-            .bind(id)
-            .execute(&mut **tx)
-            .await
-            .map_err(StoreError::query("counting a rollout's tenants"))?;
-        }
-    }
-    Ok(())
+    .map_err(StoreError::query("counting a rollout's tenants"))
 }

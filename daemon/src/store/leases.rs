@@ -3,8 +3,13 @@
 //! Claims are single statements, so they are atomic on both stores; on PostgreSQL the
 //! candidate row is taken `FOR UPDATE SKIP LOCKED`, so replicas claiming at once never wait
 //! on each other nor take the same item (PostgreSQL docs, "The Locking Clause").
+//!
+//! Leases are fenced: each claim takes the item's next `lease_epoch`, and every later write
+//! on the item must name its owner and that epoch (see [`Lease`]); a replica that stalled
+//! past its lease and lost the item has its late writes refused. Lease times are the store's
+//! own clock ([`Store::clock`]), never a replica's.
 
-use super::{Store, StoreError, get, now_ms};
+use super::{Store, StoreError, get};
 use crate::model::{RolloutRecord, RolloutState, WorkState};
 
 /// A work item this replica claimed.
@@ -14,6 +19,17 @@ pub(crate) struct Claim {
     pub(crate) tenant: String,
     /// Attempts so far, this one included.
     pub(crate) attempts: u32,
+    /// The lease this claim holds: every write on the item must carry it.
+    pub(crate) lease: Lease,
+}
+
+/// Who holds a work item, and under which claim: the fence of every write on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lease {
+    /// The replica that claimed it.
+    pub(crate) owner: String,
+    /// The claim's number: one more than the item's previous claim.
+    pub(crate) epoch: i64,
 }
 
 /// One wave's work items by state, read at one moment.
@@ -40,20 +56,18 @@ impl WaveCounts {
 
 impl Store {
     /// Says replica `id` is alive now (creating its row on first call) and extends the
-    /// leases of the items it runs to `lease_until` (ms since the epoch).
+    /// leases of the items it runs to `lease_ms` from now, both on the store's clock.
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the writes.
-    pub(crate) async fn heartbeat(&self, id: &str, lease_until: i64) -> Result<(), StoreError> {
+    pub(crate) async fn heartbeat(&self, id: &str, lease_ms: i64) -> Result<(), StoreError> {
         let q = StoreError::query("a replica's heartbeat");
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO replicas (id, started_at, seen_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-        )
+        let clock = self.clock();
+        sqlx::query(&format!(
+            "INSERT INTO replicas (id, started_at, seen_at) VALUES ($1, {clock}, {clock}) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at"
+        ))
         .bind(id)
-        .bind(now)
-        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(q)?;
@@ -66,11 +80,11 @@ impl Store {
             ""
         };
         sqlx::query(&format!(
-            "UPDATE rollout_tenants SET lease_until = $1 WHERE (rollout_id, position) IN \
+            "UPDATE rollout_tenants SET lease_until = {clock} + $1 WHERE (rollout_id, position) IN \
              (SELECT rollout_id, position FROM rollout_tenants WHERE lease_owner = $2 \
              AND state = 'running'{skip_locked})"
         ))
-        .bind(lease_until)
+        .bind(lease_ms)
         .bind(id)
         .execute(&self.pool)
         .await
@@ -91,18 +105,21 @@ impl Store {
             .map_err(StoreError::query("removing a replica"))
     }
 
-    /// True when a replica other than `id` was seen at or after `since` (ms since the epoch).
+    /// True when a replica other than `id` was seen within the last `lease_ms` (the
+    /// store's clock).
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store cannot be read.
-    pub(crate) async fn others_alive(&self, id: &str, since: i64) -> Result<bool, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM replicas WHERE id <> $1 AND seen_at >= $2")
-                .bind(id)
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(StoreError::query("finding other replicas"))?;
+    pub(crate) async fn others_alive(&self, id: &str, lease_ms: i64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM replicas WHERE id <> $1 AND seen_at >= {} - $2",
+            self.clock()
+        ))
+        .bind(id)
+        .bind(lease_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query("finding other replicas"))?;
         Ok(n > 0)
     }
 
@@ -124,8 +141,8 @@ impl Store {
     }
 
     /// Claims up to `limit` claimable items of wave `wave` of rollout `rollout_id`, first
-    /// positions first, for replica `owner` until `lease_until`: pending, or running with a
-    /// lease that ran out. Empty when there is none, the rollout is not `running` (paused,
+    /// positions first, for replica `owner` for `lease_ms` (the store's clock), each under
+    /// its next lease epoch: pending, or running with a lease that ran out. Empty when there is none, the rollout is not `running` (paused,
     /// cancelled, being ended), or more than `max_failed` of its tenants failed, on any
     /// replica.
     ///
@@ -136,7 +153,7 @@ impl Store {
         rollout_id: &str,
         wave: u32,
         owner: &str,
-        lease_until: i64,
+        lease_ms: i64,
         limit: u32,
         max_failed: Option<u32>,
     ) -> Result<Vec<Claim>, StoreError> {
@@ -146,24 +163,24 @@ impl Store {
         } else {
             ""
         };
-        let now = now_ms();
+        let clock = self.clock();
         let sql = format!(
-            "UPDATE rollout_tenants SET state = 'running', lease_owner = $1, lease_until = $2, \
-             attempts = attempts + 1, updated_at = $3 WHERE rollout_id = $4 AND position IN (\
-             SELECT position FROM rollout_tenants WHERE rollout_id = $5 AND wave = $6 \
-             AND (state = 'pending' OR (state = 'running' AND lease_until < $7)) \
-             AND EXISTS (SELECT 1 FROM rollouts WHERE id = $8 AND state = 'running' \
-             AND finished_by IS NULL AND failed <= $9) \
-             ORDER BY position LIMIT $10{skip_locked}) RETURNING position, tenant, attempts"
+            "UPDATE rollout_tenants SET state = 'running', lease_owner = $1, \
+             lease_until = {clock} + $2, lease_epoch = lease_epoch + 1, \
+             attempts = attempts + 1, updated_at = {clock} WHERE rollout_id = $3 AND position IN (\
+             SELECT position FROM rollout_tenants WHERE rollout_id = $4 AND wave = $5 \
+             AND (state = 'pending' OR (state = 'running' AND lease_until < {clock})) \
+             AND EXISTS (SELECT 1 FROM rollouts WHERE id = $6 AND state = 'running' \
+             AND finished_by IS NULL AND failed <= $7) \
+             ORDER BY position LIMIT $8{skip_locked}) \
+             RETURNING position, tenant, attempts, lease_epoch"
         );
         let rows = sqlx::query(&sql)
             .bind(owner)
-            .bind(lease_until)
-            .bind(now)
+            .bind(lease_ms)
             .bind(rollout_id)
             .bind(rollout_id)
             .bind(i64::from(wave))
-            .bind(now)
             .bind(rollout_id)
             .bind(max_failed.map_or(i64::MAX, i64::from))
             .bind(i64::from(limit))
@@ -177,6 +194,10 @@ impl Store {
                     position: get::<i64>(row, 0, CTX)? as u32,
                     tenant: get(row, 1, CTX)?,
                     attempts: get::<i64>(row, 2, CTX)? as u32,
+                    lease: Lease {
+                        owner: owner.to_owned(),
+                        epoch: get(row, 3, CTX)?,
+                    },
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -221,12 +242,12 @@ impl Store {
         wave: u32,
     ) -> Result<WaveCounts, StoreError> {
         const CTX: &str = "counting a wave";
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT state, expired, COUNT(*) FROM (SELECT state, CASE WHEN state = 'running' \
-             AND lease_until < $1 THEN 1 ELSE 0 END AS expired FROM rollout_tenants \
-             WHERE rollout_id = $2 AND wave = $3) w GROUP BY state, expired",
-        )
-        .bind(now_ms())
+             AND lease_until < {} THEN 1 ELSE 0 END AS expired FROM rollout_tenants \
+             WHERE rollout_id = $1 AND wave = $2) w GROUP BY state, expired",
+            self.clock()
+        ))
         .bind(rollout_id)
         .bind(i64::from(wave))
         .fetch_all(&self.pool)
@@ -308,8 +329,8 @@ impl Store {
     }
 
     /// Makes replica `owner` the one that ends this run of rollout `rollout_id`; true for
-    /// the first caller only, or when the replica that took it was last seen before
-    /// `since` (it died ending it). Once taken, no tenant of the rollout is claimed.
+    /// the first caller only, or when the replica that took it was not seen within the
+    /// last `lease_ms` (it died ending it). Once taken, no tenant of the rollout is claimed.
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the write.
@@ -317,85 +338,46 @@ impl Store {
         &self,
         rollout_id: &str,
         owner: &str,
-        since: i64,
+        lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE rollouts SET finished_by = $1 WHERE id = $2 AND (finished_by IS NULL OR \
-             NOT EXISTS (SELECT 1 FROM replicas WHERE id = rollouts.finished_by AND seen_at >= $3))",
-        )
+             NOT EXISTS (SELECT 1 FROM replicas WHERE id = rollouts.finished_by \
+             AND seen_at >= {} - $3))",
+            self.clock()
+        ))
         .bind(owner)
         .bind(rollout_id)
-        .bind(since)
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
-            .map_err(StoreError::query("ending a rollout"))
-    }
-
-    /// Opens a new run of rollout `rollout_id` (a resume of one nobody runs): its waves
-    /// start again, nobody has ended it, and items a stopped daemon left running are
-    /// pending (each tenant's history says what is left). False when it was not
-    /// `interrupted` (another resume took it first); nothing changes then. The rollout is
-    /// `pending` until the resume's `StateChanged` makes it running.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`] when the store refuses the writes.
-    pub(crate) async fn reopen(&self, rollout_id: &str) -> Result<bool, StoreError> {
-        let q = StoreError::query("reopening a rollout");
-        let mut tx = self.pool.begin().await.map_err(q)?;
-        let reopened = sqlx::query(
-            "UPDATE rollouts SET wave_mark = -1, finished_by = NULL, state = 'pending' \
-             WHERE id = $1 AND state = 'interrupted'",
-        )
-        .bind(rollout_id)
-        .execute(&mut *tx)
+        .bind(lease_ms)
+        .execute(&self.pool)
         .await
-        .map_err(StoreError::query("reopening a rollout"))?
-        .rows_affected()
-            == 1;
-        if !reopened {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE rollout_tenants SET state = 'pending', lease_owner = NULL, lease_until = NULL \
-             WHERE rollout_id = $1 AND state = 'running'",
-        )
-        .bind(rollout_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::query("reopening a rollout"))?;
-        tx.commit()
-            .await
-            .map_err(StoreError::query("reopening a rollout"))?;
-        Ok(true)
+        .map(|r| r.rows_affected() == 1)
+        .map_err(StoreError::query("ending a rollout"))
     }
 
     /// Rollouts `running` that a replica which does not run them may join: not being ended,
     /// with an item some replica could claim now (pending, or a lease that ran out); or with
     /// no live lease on any item and nobody alive ending them (the replica that ran the last
     /// tenants, or took the ending, died before `RolloutFinished`: the joiner ends them).
-    /// A replica counts as alive when it was seen at `alive_since` (ms since the epoch) or
-    /// later.
+    /// A replica counts as alive when it was seen within the last `lease_ms` (the store's
+    /// clock).
     ///
     /// # Errors
     /// [`StoreError::Query`] or [`StoreError::Corrupt`] when they cannot be read.
-    pub(crate) async fn joinable(
-        &self,
-        alive_since: i64,
-    ) -> Result<Vec<RolloutRecord>, StoreError> {
+    pub(crate) async fn joinable(&self, lease_ms: i64) -> Result<Vec<RolloutRecord>, StoreError> {
+        let clock = self.clock();
         let sql = format!(
             "SELECT {} FROM rollouts r WHERE r.state = 'running' AND ((r.finished_by IS NULL \
              AND EXISTS (SELECT 1 FROM rollout_tenants t WHERE t.rollout_id = r.id AND \
-             (t.state = 'pending' OR (t.state = 'running' AND t.lease_until < $1)))) \
+             (t.state = 'pending' OR (t.state = 'running' AND t.lease_until < {clock})))) \
              OR (NOT EXISTS (SELECT 1 FROM rollout_tenants t WHERE t.rollout_id = r.id AND \
-             t.state = 'running' AND t.lease_until >= $1) AND (r.finished_by IS NULL OR \
+             t.state = 'running' AND t.lease_until >= {clock}) AND (r.finished_by IS NULL OR \
              NOT EXISTS (SELECT 1 FROM replicas p WHERE p.id = r.finished_by \
-             AND p.seen_at >= $2))))",
+             AND p.seen_at >= {clock} - $1))))",
             super::rollouts::COLUMNS
         );
         let rows = sqlx::query(&sql)
-            .bind(now_ms())
-            .bind(alive_since)
+            .bind(lease_ms)
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query("finding rollouts to join"))?;
@@ -408,13 +390,13 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] when the store cannot be read.
     pub(crate) async fn others_leasing(&self, id: &str, me: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
+        let n: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM rollout_tenants WHERE rollout_id = $1 AND state = 'running' \
-             AND lease_owner <> $2 AND lease_until >= $3",
-        )
+             AND lease_owner <> $2 AND lease_until >= {}",
+            self.clock()
+        ))
         .bind(id)
         .bind(me)
-        .bind(now_ms())
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::query("finding other replicas of a rollout"))?;
@@ -427,12 +409,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] when the store cannot be read.
     pub(crate) async fn running_count(&self, id: &str) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query_scalar(
+        let n: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM rollout_tenants WHERE rollout_id = $1 AND state = 'running' \
-             AND lease_until >= $2",
-        )
+             AND lease_until >= {}",
+            self.clock()
+        ))
         .bind(id)
-        .bind(now_ms())
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::query("counting running tenants"))?;

@@ -10,7 +10,8 @@
 //! | `events.rs` | rollout events and the batched writes that keep counters with them |
 //! | `known.rs` | each tenant's last-known state, for `Status` |
 //! | `tenants.rs` | tenants registered through the API |
-//! | `leases.rs` | replicas sharing rollouts: claimed work items, heartbeats, one finisher |
+//! | `leases.rs` | replicas sharing rollouts: fenced claims of work items, heartbeats, one finisher, on the store's clock |
+//! | `states.rs` | a rollout's state changes: compare-and-set along `model`'s table, with their event |
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
 
 mod counts;
@@ -18,6 +19,7 @@ mod events;
 mod known;
 mod leases;
 mod rollouts;
+mod states;
 mod tenants;
 #[cfg(test)]
 mod tests;
@@ -33,8 +35,9 @@ use sqlx::{
 
 pub(crate) use events::Write;
 pub(crate) use known::KnownState;
-pub(crate) use leases::{Claim, WaveCounts};
+pub(crate) use leases::{Claim, Lease, WaveCounts};
 pub(crate) use rollouts::{NewRollout, RolloutFilter};
+pub(crate) use states::Changed;
 pub(crate) use tenants::RegisteredTenant;
 
 /// Why the control store failed. Messages never contain its URL.
@@ -79,7 +82,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 4] = [
+const SCHEMA: [(i64, &str, &str); 5] = [
     (
         1,
         "control store",
@@ -95,6 +98,11 @@ const SCHEMA: [(i64, &str, &str); 4] = [
         4,
         "text versions",
         include_str!("migrations/0004_text_versions.sql"),
+    ),
+    (
+        5,
+        "fenced leases",
+        include_str!("migrations/0005_fenced_leases.sql"),
     ),
 ];
 
@@ -167,6 +175,19 @@ impl Store {
             pool,
             postgres: !sqlite,
         })
+    }
+}
+
+impl Store {
+    /// The store's own clock in SQL, as ms since the epoch: lease times are judged by it,
+    /// never by a replica's clock, so replicas whose clocks disagree still agree on whose
+    /// lease ran out.
+    fn clock(&self) -> &'static str {
+        if self.postgres {
+            "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+        } else {
+            "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+        }
     }
 }
 

@@ -265,21 +265,6 @@ impl Store {
             .await
             .map_err(StoreError::query("writing the audit"))
     }
-
-    /// Rollouts left `pending` or `running` by a daemon that stopped: their ids and the
-    /// sequence number of their newest event. The caller marks them interrupted.
-    ///
-    /// # Errors
-    /// [`StoreError::Query`] when they cannot be read.
-    pub(crate) async fn unfinished(&self) -> Result<Vec<RolloutRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM rollouts WHERE state IN ('pending', 'running')"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query("finding unfinished rollouts"))?;
-        rows.iter().map(record).collect()
-    }
 }
 
 pub(super) async fn insert_audit(

@@ -1,13 +1,13 @@
 //! The control store's queries on a real SQLite store (a file per test).
 
-use super::{NewRollout, Store, Write, now_ms};
+use super::{Lease, NewRollout, Store, Write, now_ms};
 use crate::model::{
-    ApplyOptions, RolloutOp, RolloutSpec, RolloutState, SetDigest, Strategy, TenantWork,
-    TransactionMode, WorkState,
+    ApplyOptions, EventKind, RolloutOp, RolloutSpec, RolloutState, RolloutStep, SetDigest,
+    Strategy, TenantWork, TransactionMode, WorkState,
 };
 
 /// A store in `dir` holding one rollout `r`, running, whose two tenants are in `states`.
-async fn store_with(dir: &tempfile::TempDir, states: [WorkState; 2]) -> Store {
+pub(super) async fn store_with(dir: &tempfile::TempDir, states: [WorkState; 2]) -> Store {
     let url = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
     let store = Store::open(&url).await.unwrap();
     let spec = RolloutSpec {
@@ -39,23 +39,85 @@ async fn store_with(dir: &tempfile::TempDir, states: [WorkState; 2]) -> Store {
         works: &works,
     };
     store.create_rollout(&new).await.unwrap();
-    let mut writes = vec![Write::State {
-        rollout_id: "r".into(),
-        state: RolloutState::Running,
-    }];
-    writes.extend(states.iter().enumerate().map(|(i, &state)| Write::Work {
-        rollout_id: "r".into(),
-        position: i as u32,
-        state,
-        error: None,
-    }));
-    store.write(&writes).await.unwrap();
+    let running = store
+        .change_state("r", RolloutStep::Start, |state| EventKind::StateChanged {
+            state,
+            by: "test".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(running, super::Changed::To(RolloutState::Running, _)),
+        "{running:?}"
+    );
+    for (i, state) in states.iter().enumerate() {
+        sqlx::query(
+            "UPDATE rollout_tenants SET state = $1 WHERE rollout_id = 'r' AND position = $2",
+        )
+        .bind(state.as_str())
+        .bind(i as i64)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    }
     store
 }
 
-async fn joinable(store: &Store, alive_since: i64) -> Vec<String> {
-    let found = store.joinable(alive_since).await.unwrap();
+/// Rollouts joinable by a replica counting as alive those seen within `lease_ms`.
+async fn joinable(store: &Store, lease_ms: i64) -> Vec<String> {
+    let found = store.joinable(lease_ms).await.unwrap();
     found.into_iter().map(|r| r.id).collect()
+}
+
+/// The end of work item `position` of rollout `r` in `state` under `lease`.
+fn ended(position: u32, lease: Option<Lease>, state: WorkState) -> Write {
+    Write::Work {
+        rollout_id: "r".into(),
+        position,
+        lease,
+        state,
+        error: None,
+        event: None,
+    }
+}
+
+#[tokio::test]
+async fn a_lost_lease_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(&dir, [WorkState::Pending, WorkState::Pending]).await;
+    // a claims both on a lease that is over at once (as if it stalled past it).
+    let a = store.claim("r", 0, "a", -1, 8, None).await.unwrap();
+    assert_eq!(a.len(), 2);
+    assert!(a.iter().all(|c| c.lease.epoch == 1));
+    // b claims them again: a new epoch each.
+    let b = store.claim("r", 0, "b", 60_000, 8, None).await.unwrap();
+    assert_eq!(b.len(), 2);
+    assert!(b.iter().all(|c| c.lease.epoch == 2 && c.lease.owner == "b"));
+    // a wakes up and writes its results: refused, the counters do not move.
+    store
+        .write(&[
+            ended(0, Some(a[0].lease.clone()), WorkState::Failed),
+            ended(1, Some(a[1].lease.clone()), WorkState::Succeeded),
+        ])
+        .await
+        .unwrap();
+    let r = store.rollout("r").await.unwrap().unwrap();
+    assert_eq!((r.succeeded, r.failed), (0, 0));
+    // b's are recorded, each tenant counted once; a's again (late twice) change nothing.
+    store
+        .write(&[
+            ended(0, Some(b[0].lease.clone()), WorkState::Succeeded),
+            ended(1, Some(b[1].lease.clone()), WorkState::Succeeded),
+            ended(1, Some(a[1].lease.clone()), WorkState::Failed),
+            ended(0, Some(b[0].lease.clone()), WorkState::Succeeded),
+        ])
+        .await
+        .unwrap();
+    let r = store.rollout("r").await.unwrap().unwrap();
+    assert_eq!((r.succeeded, r.failed), (2, 0));
+    let works = store.works("r").await.unwrap();
+    assert!(works.iter().all(|w| w.state == WorkState::Succeeded));
 }
 
 #[tokio::test]
@@ -63,20 +125,15 @@ async fn a_rollout_whose_finisher_died_is_joined_to_be_ended() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(&dir, [WorkState::Succeeded, WorkState::Succeeded]).await;
     // Every tenant done, nobody ending it: the last runner died first. Joinable.
-    assert_eq!(joinable(&store, now_ms() - 60_000).await, ["r"]);
+    assert_eq!(joinable(&store, 60_000).await, ["r"]);
     // Replica a takes the ending, alive: not joinable while it is seen.
-    store.heartbeat("a", now_ms() + 60_000).await.unwrap();
-    assert!(
-        store
-            .claim_finish("r", "a", now_ms() - 60_000)
-            .await
-            .unwrap()
-    );
-    assert!(joinable(&store, now_ms() - 60_000).await.is_empty());
-    // a not seen since: it died ending it. Joinable, and another replica takes the end.
-    let later = now_ms() + 1_000;
-    assert_eq!(joinable(&store, later).await, ["r"]);
-    assert!(store.claim_finish("r", "b", later).await.unwrap());
+    store.heartbeat("a", 60_000).await.unwrap();
+    assert!(store.claim_finish("r", "a", 60_000).await.unwrap());
+    assert!(joinable(&store, 60_000).await.is_empty());
+    // a not seen within a lease (of -1 s: every sighting is too old): it died ending it.
+    // Joinable, and another replica takes the end.
+    assert_eq!(joinable(&store, -1_000).await, ["r"]);
+    assert!(store.claim_finish("r", "b", -1_000).await.unwrap());
 }
 
 #[tokio::test]
@@ -84,14 +141,11 @@ async fn a_rollout_a_live_replica_runs_is_not_joined_without_work_to_claim() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(&dir, [WorkState::Succeeded, WorkState::Pending]).await;
     // A pending tenant: joinable, as before.
-    assert_eq!(joinable(&store, now_ms() - 60_000).await, ["r"]);
+    assert_eq!(joinable(&store, 60_000).await, ["r"]);
     // Claimed by a live replica under a lease: nothing to join.
-    let claimed = store
-        .claim("r", 0, "a", now_ms() + 60_000, 8, None)
-        .await
-        .unwrap();
+    let claimed = store.claim("r", 0, "a", 60_000, 8, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    assert!(joinable(&store, now_ms() - 60_000).await.is_empty());
+    assert!(joinable(&store, 60_000).await.is_empty());
 }
 
 #[tokio::test]
