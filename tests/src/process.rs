@@ -42,11 +42,36 @@ impl Daemon {
         port: u16,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::spawn(bin, config, port, env, Stdio::inherit()).await
+    }
+
+    /// As [`Daemon::start`], its log (warnings and errors) written to the file `log`.
+    ///
+    /// # Errors
+    /// As [`Daemon::start`], or when `log` cannot be created.
+    pub async fn start_logging_to(
+        bin: &str,
+        config: &Path,
+        port: u16,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(log)?;
+        Self::spawn(bin, config, port, &[("NO_COLOR", "1")], file.into()).await
+    }
+
+    async fn spawn(
+        bin: &str,
+        config: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> anyhow::Result<Self> {
         let child = Command::new(bin)
             .arg(config)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()?;
         let addr = format!("http://127.0.0.1:{port}");

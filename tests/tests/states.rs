@@ -133,6 +133,9 @@ async fn a_cancel_or_a_pause_at_the_end_never_changes_a_finished_rollout() -> an
         ended_once(&mut client, &r).await?;
     }
     println!("states: {cancelled} cancelled, {paused} paused, {refused} refused at the end");
-    ensure!(refused > 0, "no request reached a finished rollout: the race was not run");
+    ensure!(
+        refused > 0,
+        "no request reached a finished rollout: the race was not run"
+    );
     daemon.stop().await
 }
