@@ -470,8 +470,8 @@ impl Runner {
         Ok(())
     }
 
-    /// Refuses to resume `record` while a tenant that a stopped daemon left running holds
-    /// a `running` record: its migration's effect is unknown until `avocet repair`, and a
+    /// Refuses to resume `record` while a tenant that a stopped daemon was running (claimed,
+    /// never finished) holds a `running` record: its migration's effect is unknown until `avocet repair`, and a
     /// run now would only fail it. Tenants that cannot be read now are left to the run.
     async fn refuse_unrepaired(
         &self,
@@ -480,7 +480,12 @@ impl Runner {
     ) -> Result<(), RunnerError> {
         let works = self.store.works(&record.id).await?;
         let mut tenants = Vec::new();
-        for work in works.iter().filter(|w| w.state == WorkState::Running) {
+        // Items claimed and never finished: those a stopped daemon was running (its
+        // restart may have released them to pending already).
+        for work in works
+            .iter()
+            .filter(|w| !w.state.is_done() && w.attempts > 0)
+        {
             let Ok(tenant) = fleet.tenant(&work.tenant) else {
                 continue;
             };

@@ -86,6 +86,26 @@ async fn mariadb_sigkill_mid_migration_then_repair_and_resume() -> anyhow::Resul
 
     let daemon = real.start().await?;
     let mut client = daemon.client().await?;
+    // A resume before the repair is refused, naming the tenants, and burns nothing: the
+    // rollout stays interrupted, resumable once they are repaired.
+    let early = client.control(&id, avocet_client::Control::Resume).await;
+    let Err(refusal) = early else {
+        anyhow::bail!("a resume before the repair was accepted: {early:?}");
+    };
+    let cut: Vec<&str> = (0..fleet.tenants.len())
+        .filter(|&i| sleeping.iter().any(|(db, _)| *db == fleet.databases()[i]))
+        .map(|i| fleet.tenants[i].id.as_str())
+        .collect();
+    let message = refusal.to_string();
+    ensure!(
+        message.contains("repair") && cut.iter().all(|t| message.contains(t)),
+        "the refusal should name {cut:?}: {message}"
+    );
+    let still = client.rollout(&id).await?;
+    ensure!(
+        still.state == avocet_client::pb::RolloutState::Interrupted as i32,
+        "{still:?}"
+    );
     // Blocked until repaired: the plan refuses the tenants with a `running` record.
     let repaired = crate::repair_unfinished(&mut client, &fleet).await?;
     ensure!(
