@@ -98,7 +98,7 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
     let daemon = TestDaemon::sample(&fleet, Duration::from_secs(30)).await?;
 
     let first = daemon.apply_all().await?;
-    let summary = *first.finished().expect("rollout finished");
+    let summary = first.finished().expect("rollout finished").clone();
     ensure!(
         summary.succeeded as usize == n && summary.failed == 0,
         "{summary:?}"

@@ -135,7 +135,7 @@ async fn a_replica_stopped_past_its_lease_has_its_late_writes_refused() -> anyho
     )
     .await
     .context("the rollout did not end within 120 s")??;
-    let finished = *record.finished().context("no RolloutFinished")?;
+    let finished = record.finished().context("no RolloutFinished")?.clone();
     let mut per_tenant: BTreeMap<String, usize> = BTreeMap::new();
     for e in &record.events {
         if let Some(pb::rollout_event::Kind::TenantFinished(t)) = &e.kind {

@@ -141,7 +141,10 @@ async fn two_replicas_share_a_rollout_and_either_steers_it() -> anyhow::Result<(
     // Resumed through A; B follows it to the end and both see the same events.
     on_a.control(&id, Control::Resume).await?;
     let seen_by_b = watch_to_the_end(&mut on_b, &id).await?;
-    let finished = *seen_by_b.finished().context("no RolloutFinished on B")?;
+    let finished = seen_by_b
+        .finished()
+        .context("no RolloutFinished on B")?
+        .clone();
     ensure!(
         finished.state == pb::RolloutState::Succeeded as i32
             && finished.succeeded == TENANTS as u32
@@ -219,7 +222,7 @@ async fn a_sigkilled_replica_loses_its_tenants_to_the_other() -> anyhow::Result<
         .await
         .context("the surviving replica did not finish the rollout")??;
     let took = killed.elapsed();
-    let finished = *seen.finished().context("no RolloutFinished")?;
+    let finished = seen.finished().context("no RolloutFinished")?.clone();
     ensure!(
         finished.state == pb::RolloutState::Succeeded as i32
             && finished.succeeded == TENANTS as u32,
@@ -256,7 +259,7 @@ async fn a_rollout_cancelled_on_one_replica_stops_on_both() -> anyhow::Result<()
     let seen = tokio::time::timeout(Duration::from_secs(60), watch_to_the_end(&mut on_a, &id))
         .await
         .context("the cancelled rollout did not end")??;
-    let finished = *seen.finished().context("no RolloutFinished")?;
+    let finished = seen.finished().context("no RolloutFinished")?.clone();
     ensure!(
         finished.state == pb::RolloutState::Cancelled as i32
             && finished.succeeded + finished.skipped + finished.failed == TENANTS as u32

@@ -20,7 +20,7 @@ async fn resume_to_the_end(client: &mut Client, id: &str) -> anyhow::Result<pb::
     client.control(id, Control::Resume).await?;
     let rest = RolloutRecord::collect(client.watch(id, got.last_seq).await?).await?;
     rest.finished()
-        .copied()
+        .cloned()
         .context("the resumed rollout did not finish")
 }
 

@@ -10,7 +10,7 @@ use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb, request};
 use tokio::sync::watch;
 
 fn finished(run: &avocet_client::RolloutRecord) -> anyhow::Result<pb::RolloutFinished> {
-    run.finished().copied().context("rollout finished")
+    run.finished().cloned().context("rollout finished")
 }
 
 /// Migration 1 changes its session every way a script can; migration 2 records what its own

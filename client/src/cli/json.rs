@@ -147,6 +147,7 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                 "migrations_run": f.migrations_run,
                 "duration_ms": f.duration_ms,
                 "state": state(f.state),
+                "reason": f.reason,
             }),
         ),
         Some(Kind::WaveStarted(w)) => (

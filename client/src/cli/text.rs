@@ -273,6 +273,9 @@ impl RolloutView {
                     f.skipped,
                     f.migrations_run
                 ));
+                if !f.reason.is_empty() {
+                    super::emit(&format!("why: {}\n", f.reason));
+                }
                 if matches!(state, pb::RolloutState::Interrupted) {
                     super::emit(&format!(
                         "the daemon stopped before the rollout finished. A tenant it cut off \

@@ -155,6 +155,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
                 migrations_run: s.migrations_run,
                 duration_ms: s.duration_ms,
                 state: rollout_state(s.state) as i32,
+                reason: s.reason.clone(),
             }),
             EventKind::WaveStarted {
                 index,

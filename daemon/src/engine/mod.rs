@@ -17,6 +17,7 @@
 //! | `error.rs` | [`EngineError`] and its [`ErrorKind`] |
 
 mod baseline;
+mod canary;
 mod error;
 mod observe;
 mod reads;

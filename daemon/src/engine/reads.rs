@@ -70,9 +70,11 @@ impl Engine {
     /// [`EngineError::InvalidArgument`] for a target version not in the set or a strategy
     /// out of range. Unreachable tenants are not errors: their plans say why.
     pub async fn plan(&self, req: PlanRequest) -> Result<FleetPlan, EngineError> {
-        let scope = self.scope(&req.fleet, &req.selector)?;
+        let mut scope = self.scope(&req.fleet, &req.selector)?;
         let opts = apply_options(&scope, &req)?;
         let strategy = super::rollouts::strategy(&scope, req.strategy)?;
+        // The waves an apply would run: its canaries first.
+        self.canaries_first(&mut scope, strategy.canary).await?;
         let waves = plan::waves(scope.tenants.len(), &strategy);
         let wave_of = |position: usize| {
             waves

@@ -116,7 +116,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
-        scope: Scope,
+        mut scope: Scope,
         (op, accept_data_loss): (RolloutOp, bool),
         strategy: StrategyRequest,
         dry_run: bool,
@@ -136,6 +136,9 @@ impl Engine {
             return Err(EngineError::TooManyRollouts {
                 limit: self.max_running_rollouts,
             });
+        }
+        if matches!(op, RolloutOp::Apply(_)) {
+            self.canaries_first(&mut scope, strategy.canary).await?;
         }
         let spec = RolloutSpec {
             fleet: scope.fleet.name.clone(),

@@ -240,7 +240,7 @@ pub struct TenantFinished {
 }
 
 /// The totals of a finished rollout.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolloutSummary {
     /// Tenants that succeeded (or were planned, on a dry run).
     pub succeeded: u32,
@@ -254,6 +254,11 @@ pub struct RolloutSummary {
     pub duration_ms: u64,
     /// `Succeeded`, `Failed`, `Cancelled` or `Interrupted`.
     pub state: RolloutState,
+    /// Why it ended so, when the state alone does not say (a canary wave that ran nothing,
+    /// a control store that stayed away); empty otherwise. Absent in events stored before
+    /// it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 impl Default for RolloutSummary {
@@ -265,6 +270,7 @@ impl Default for RolloutSummary {
             migrations_run: 0,
             duration_ms: 0,
             state: RolloutState::Succeeded,
+            reason: String::new(),
         }
     }
 }

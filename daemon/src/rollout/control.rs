@@ -282,8 +282,9 @@ impl Runner {
                 if let Err(cause) = unwound(job::run(ctx.clone(), record)).await {
                     // A bug, not a tenant's failure: the rollout ends failed with the cause,
                     // so every stream on it ends instead of waiting for events.
-                    tracing::error!(%cause, "internal error (a bug; please report it): the rollout's task panicked");
-                    if let Err(stop) = ctx.finish(RolloutState::Failed, clock).await {
+                    let reason = format!("internal error (a bug; please report it): {cause}");
+                    tracing::error!("{reason}");
+                    if let Err(stop) = ctx.finish(RolloutState::Failed, &reason, clock).await {
                         tracing::error!(?stop, "ending a rollout whose task panicked");
                     }
                 }
@@ -393,6 +394,7 @@ impl Runner {
             migrations_run: record.migrations_run,
             duration_ms: 0,
             state: RolloutState::Interrupted,
+            reason: String::new(),
         };
         let changed = self
             .writer

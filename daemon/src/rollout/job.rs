@@ -82,6 +82,17 @@ pub(super) async fn run(ctx: Arc<RolloutCtx>, record: RolloutRecord) {
             if counts.done() {
                 if wave.canary && counts.failed > 0 {
                     stop = Some(Stop::Canary);
+                } else if wave.canary
+                    && started_a_wave
+                    && !ctx.spec.dry_run
+                    && waves.len() > 1
+                    && matches!(ctx.spec.op, crate::model::RolloutOp::Apply(_))
+                {
+                    match ctx.canary_idle().await {
+                        Ok(Some(why)) => stop = Some(Stop::CanaryIdle(why)),
+                        Ok(None) => {}
+                        Err(s) => stop = Some(s),
+                    }
                 }
                 break;
             }
@@ -388,11 +399,12 @@ impl Run {
                     tracing::info!("daemon stopping; other replicas go on with the rollout");
                     return Ok(());
                 }
-                return ctx.finish(RolloutState::Interrupted, clock).await;
+                return ctx.finish(RolloutState::Interrupted, "", clock).await;
             }
             Some(Stop::Store(cause)) => {
                 tracing::error!(%cause, "control store lost; the rollout is left interrupted");
-                return ctx.finish(RolloutState::Interrupted, clock).await;
+                let reason = format!("the control store did not answer: {cause}");
+                return ctx.finish(RolloutState::Interrupted, &reason, clock).await;
             }
             _ => {}
         }
@@ -417,7 +429,7 @@ impl Run {
                     tracing::warn!("giving back the end of the rollout: {e}");
                 }
                 if !ctx.others_leasing().await {
-                    ctx.finish(RolloutState::Interrupted, clock).await?;
+                    ctx.finish(RolloutState::Interrupted, "", clock).await?;
                 }
                 return Ok(());
             }
@@ -442,19 +454,26 @@ impl Run {
                 ctx.finish_work(work.position, None, &finished, None).await;
             }
         }
-        ctx.finish(state, clock).await
+        let reason = stop.as_ref().map(Stop::reason).unwrap_or_default();
+        ctx.finish(state, &reason, clock).await
     }
 }
 
 impl RolloutCtx {
     /// Ends the rollout in `state` (`interrupted`, or the run's verdict) with a
-    /// `RolloutFinished` carrying the store's totals, where the state table allows it: a
+    /// `RolloutFinished` carrying the store's totals and `reason` (empty when the state
+    /// says it all), where the state table allows it: a
     /// cancel stored first makes it `cancelled`; a rollout another replica ended already is
     /// left as it is.
     ///
     /// # Errors
     /// The [`Stop`] of a store that stayed away; nothing was ended then.
-    pub(super) async fn finish(&self, state: RolloutState, clock: Instant) -> Result<(), Stop> {
+    pub(super) async fn finish(
+        &self,
+        state: RolloutState,
+        reason: &str,
+        clock: Instant,
+    ) -> Result<(), Stop> {
         self.writer.flush().await;
         let record = self
             .retry("reading the rollout's totals", || {
@@ -468,6 +487,7 @@ impl RolloutCtx {
             migrations_run: record.as_ref().map_or(0, |r| r.migrations_run),
             duration_ms: clock.elapsed().as_millis() as u64,
             state,
+            reason: reason.to_owned(),
         };
         let step = match state {
             RolloutState::Interrupted => RolloutStep::Interrupt,
@@ -475,7 +495,7 @@ impl RolloutCtx {
         };
         let changed = self
             .retry("ending the rollout", || {
-                let summary = counts;
+                let summary = counts.clone();
                 self.writer.change_state(&self.id, step, move |state| {
                     EventKind::RolloutFinished(RolloutSummary { state, ..summary })
                 })

@@ -98,7 +98,7 @@ impl RolloutCtx {
                 f.message
             );
         }
-        let finished = TenantFinished {
+        TenantFinished {
             tenant: tenant.to_owned(),
             outcome: report.outcome,
             migrations_run: report.migrations_run,
@@ -106,8 +106,7 @@ impl RolloutCtx {
             current_version: report.current_version,
             error: report.failure,
             plan: report.plan,
-        };
-        finished
+        }
     }
 
     /// The tenant's id as a metric label, in fleets small enough for one.

@@ -32,6 +32,20 @@ pub(super) enum Stop {
     Elsewhere,
     /// The control store did not answer for [`STORE_PATIENCE`]: the cause.
     Store(Arc<str>),
+    /// The canary wave ran nothing while later tenants have work: why.
+    CanaryIdle(Arc<str>),
+}
+
+impl Stop {
+    /// Why the run stopped, for the rollout's `RolloutFinished`, when its state alone
+    /// does not say.
+    pub(super) fn reason(&self) -> String {
+        match self {
+            Self::Store(cause) => format!("the control store did not answer: {cause}"),
+            Self::CanaryIdle(why) => why.to_string(),
+            _ => String::new(),
+        }
+    }
 }
 
 /// The state a run ends the rollout in: `cancelled` when a cancel was stored; `failed` when
@@ -46,8 +60,10 @@ pub(super) fn final_state(
 ) -> RolloutState {
     if cancelled || stop == Some(&Stop::Cancelled) {
         RolloutState::Cancelled
-    } else if matches!(stop, Some(Stop::Canary | Stop::Failures))
-        || works.iter().any(|w| w.state == WorkState::Failed)
+    } else if matches!(
+        stop,
+        Some(Stop::Canary | Stop::Failures | Stop::CanaryIdle(_))
+    ) || works.iter().any(|w| w.state == WorkState::Failed)
     {
         RolloutState::Failed
     } else if matches!(
@@ -62,6 +78,56 @@ pub(super) fn final_state(
 }
 
 impl RolloutCtx {
+    /// After an apply's canary wave (wave 0) ended without a failure: why it protects
+    /// nothing, when it ran no migration while a tenant of a later wave is not known to be
+    /// up to date; `None` when it ran something, or when nobody has work.
+    ///
+    /// # Errors
+    /// The [`Stop`] of a store that stays away.
+    pub(super) async fn canary_idle(&self) -> Result<Option<Arc<str>>, Stop> {
+        let record = self
+            .retry("reading the rollout's totals", || {
+                self.store.rollout(&self.id)
+            })
+            .await?;
+        if record.is_none_or(|r| r.migrations_run > 0) {
+            return Ok(None);
+        }
+        let works = self
+            .retry("reading the rollout's tenants", || {
+                self.store.works(&self.id)
+            })
+            .await?;
+        let (canaries, later): (Vec<_>, Vec<_>) = works.iter().partition(|w| w.wave == 0);
+        let later: Vec<&str> = later.iter().map(|w| w.tenant.as_str()).collect();
+        let known = self
+            .retry("reading last-known tenant states", || {
+                self.store.known_states_of(&self.fleet.name, &later)
+            })
+            .await?;
+        let latest = self.set.latest();
+        let up_to_date = known
+            .iter()
+            .filter(|k| {
+                k.error.is_none() && k.failed_versions.is_empty() && k.current_version == latest
+            })
+            .count();
+        if up_to_date == later.len() {
+            return Ok(None);
+        }
+        let names: Vec<&str> = canaries.iter().map(|w| w.tenant.as_str()).collect();
+        Ok(Some(
+            format!(
+                "the canary wave ran nothing: {} had no migration to run, while {} later \
+                 tenant(s) have work; the rollout stops before them (pick canaries with work \
+                 to do, or apply without --canary)",
+                names.join(", "),
+                later.len() - up_to_date
+            )
+            .into(),
+        ))
+    }
+
     /// `op` until the store answers, backing off (50 ms doubling to 5 s).
     ///
     /// # Errors

@@ -145,16 +145,13 @@ pub(super) async fn insert_event(
         .execute(&mut **tx)
         .await
         .map_err(q("storing an event"))?;
-    match &e.kind {
-        EventKind::TenantFinished(t) => {
-            sqlx::query("UPDATE rollouts SET migrations_run = migrations_run + $1 WHERE id = $2")
-                .bind(i64::from(t.migrations_run))
-                .bind(e.rollout_id.clone())
-                .execute(&mut **tx)
-                .await
-                .map_err(q("counting a tenant"))?;
-        }
-        _ => {}
+    if let EventKind::TenantFinished(t) = &e.kind {
+        sqlx::query("UPDATE rollouts SET migrations_run = migrations_run + $1 WHERE id = $2")
+            .bind(i64::from(t.migrations_run))
+            .bind(e.rollout_id.clone())
+            .execute(&mut **tx)
+            .await
+            .map_err(q("counting a tenant"))?;
     }
     Ok(seq as u64)
 }

@@ -54,7 +54,7 @@ async fn one_of_two_replicas_sigkilled_the_other_finishes_within_the_lease() -> 
     .await
     .context("the surviving replica did not finish the rollout")??;
     let took = killed.elapsed();
-    let finished = *rest.finished().context("no RolloutFinished")?;
+    let finished = rest.finished().context("no RolloutFinished")?.clone();
     ensure!(
         finished.state == pb::RolloutState::Succeeded as i32 && finished.succeeded == 16,
         "{finished:?}"
@@ -136,10 +136,11 @@ async fn control_store_connections_terminated_mid_rollout() -> anyhow::Result<()
         client.control(&id, avocet_client::Control::Resume).await?;
         RolloutRecord::collect(client.watch(&id, got.last_seq).await?).await?;
     }
-    let finished = *events_whole(&mut client, &id)
+    let finished = events_whole(&mut client, &id)
         .await?
         .finished()
-        .context("no RolloutFinished")?;
+        .context("no RolloutFinished")?
+        .clone();
     ensure!(
         finished.state == pb::RolloutState::Succeeded as i32,
         "{finished:?}"
