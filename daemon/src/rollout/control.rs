@@ -5,7 +5,6 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
 };
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -16,7 +15,7 @@ use crate::{
     fleet::{Fleet, Registry, Tenant},
     model::{
         EventKind, MigrationSet, Refused, RolloutRecord, RolloutSpec, RolloutStarted, RolloutState,
-        RolloutStep, RolloutSummary, TenantWork, WorkState,
+        RolloutStep, TenantWork, WorkState,
     },
     plan,
     store::{Changed, NewRollout, Store, StoreError},
@@ -95,13 +94,13 @@ pub(crate) struct StartRequest {
 pub(crate) struct Runner {
     registry: Arc<Registry>,
     pub(super) store: Arc<Store>,
-    writer: Writer,
+    pub(super) writer: Writer,
     metrics: Metrics,
     pub(super) replica: Arc<Replica>,
     shutdown: CancellationToken,
-    tracker: TaskTracker,
+    pub(super) tracker: TaskTracker,
     /// Rollouts this daemon runs now.
-    active: Active,
+    pub(super) active: Active,
     /// Rollouts this daemon declined to join (another set, a fleet it lacks): said once.
     pub(super) declined: Mutex<HashSet<String>>,
 }
@@ -330,7 +329,7 @@ impl Runner {
         Ok((fleet, set))
     }
 
-    async fn record(&self, id: &str) -> Result<RolloutRecord, RunnerError> {
+    pub(super) async fn record(&self, id: &str) -> Result<RolloutRecord, RunnerError> {
         self.store
             .rollout(id)
             .await?
@@ -338,7 +337,7 @@ impl Runner {
     }
 
     /// True when another replica was seen within the lease timeout.
-    async fn others_alive(&self) -> Result<bool, StoreError> {
+    pub(super) async fn others_alive(&self) -> Result<bool, StoreError> {
         let lease_ms = self.replica.lease.as_millis() as i64;
         self.store.others_alive(&self.replica.id, lease_ms).await
     }
@@ -378,34 +377,6 @@ impl Runner {
                 action,
             }),
         }
-    }
-
-    /// Ends rollout `id`, which nobody runs, in the state `step` leads to, with a
-    /// `RolloutFinished` carrying `record`'s totals. False when it was ended already.
-    async fn end_here(
-        &self,
-        record: &RolloutRecord,
-        step: RolloutStep,
-    ) -> Result<bool, StoreError> {
-        let summary = RolloutSummary {
-            succeeded: record.succeeded,
-            failed: record.failed,
-            skipped: record.skipped,
-            migrations_run: record.migrations_run,
-            duration_ms: 0,
-            state: RolloutState::Interrupted,
-            reason: String::new(),
-        };
-        let changed = self
-            .writer
-            .change_state(&record.id, step, move |state| {
-                EventKind::RolloutFinished(RolloutSummary { state, ..summary })
-            })
-            .await?;
-        if self.ctx(&record.id).is_none() {
-            self.writer.forget(&record.id);
-        }
-        Ok(matches!(changed, Changed::To(..)))
     }
 
     /// Starts no further tenant of rollout `id`, on any replica, until it is resumed.
@@ -537,71 +508,6 @@ impl Runner {
         self.end_here(&record, RolloutStep::End(RolloutState::Cancelled))
             .await?;
         Ok(())
-    }
-
-    /// At start: says this replica is alive and takes back what it held in an earlier
-    /// life. Then, unless another replica is alive (it goes on with them), rollouts a
-    /// stopped daemon left pending or running are marked interrupted (a cancelled one not
-    /// yet ended is ended cancelled), with a `RolloutFinished` saying so. Returns how many.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store cannot be read or written.
-    pub(crate) async fn recover(&self) -> Result<usize, StoreError> {
-        self.heartbeat().await;
-        let released = self.store.release_leases(&self.replica.id).await?;
-        if self.others_alive().await? {
-            if released > 0 {
-                tracing::info!(
-                    released,
-                    "tenants this replica held before it stopped are claimable again"
-                );
-            }
-            return Ok(0);
-        }
-        let unended = self.store.unended().await?;
-        let mut ended = 0;
-        for record in &unended {
-            if self.end_here(record, RolloutStep::Interrupt).await? {
-                tracing::warn!(rollout_id = %record.id, "rollout interrupted by a daemon stop; resume it");
-                ended += 1;
-            }
-        }
-        Ok(ended)
-    }
-
-    /// After the shutdown token is cancelled: waits up to `grace` for the rollouts' tenants
-    /// in flight to finish their migration; rollouts still running then are marked
-    /// interrupted (unless other replicas go on with them), with what ran counted, and
-    /// their tasks dropped (which closes their sessions).
-    pub(crate) async fn drain(&self, grace: Duration) {
-        self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            let left: Vec<Arc<RolloutCtx>> = self
-                .active
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .values()
-                .cloned()
-                .collect();
-            for ctx in left {
-                let others = self.store.others_leasing(&ctx.id, &self.replica.id).await;
-                if others.unwrap_or(false) {
-                    continue;
-                }
-                tracing::warn!(rollout_id = %ctx.id, "shutdown grace over; rollout left interrupted");
-                let ended = match self.store.rollout(&ctx.id).await {
-                    Ok(Some(record)) => self.end_here(&record, RolloutStep::Interrupt).await,
-                    Ok(None) => Ok(false),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = ended {
-                    tracing::error!(rollout_id = %ctx.id, "leaving the rollout interrupted: {e}");
-                }
-            }
-        }
     }
 }
 

@@ -24,10 +24,9 @@ use super::{
 use crate::migrate::TenantReport;
 use crate::{
     fleet::{NewTenant, Tenant, TenantSource},
-    model::{EventKind, RolloutRecord, RolloutState, RolloutStep, RolloutSummary, TenantOutcome},
+    model::{EventKind, RolloutRecord, RolloutState, TenantOutcome},
     plan,
-    store::{Changed, Claim, WaveCounts},
-    telemetry::fail,
+    store::{Claim, WaveCounts},
 };
 
 /// How often a replica waiting on other replicas' tenants looks at its wave again.
@@ -460,75 +459,6 @@ impl Run {
 }
 
 impl RolloutCtx {
-    /// Ends the rollout in `state` (`interrupted`, or the run's verdict) with a
-    /// `RolloutFinished` carrying the store's totals and `reason` (empty when the state
-    /// says it all), where the state table allows it: a
-    /// cancel stored first makes it `cancelled`; a rollout another replica ended already is
-    /// left as it is.
-    ///
-    /// # Errors
-    /// The [`Stop`] of a store that stayed away; nothing was ended then.
-    pub(super) async fn finish(
-        &self,
-        state: RolloutState,
-        reason: &str,
-        clock: Instant,
-    ) -> Result<(), Stop> {
-        self.writer.flush().await;
-        let record = self
-            .retry("reading the rollout's totals", || {
-                self.store.rollout(&self.id)
-            })
-            .await?;
-        let counts = RolloutSummary {
-            succeeded: record.as_ref().map_or(0, |r| r.succeeded),
-            failed: record.as_ref().map_or(0, |r| r.failed),
-            skipped: record.as_ref().map_or(0, |r| r.skipped),
-            migrations_run: record.as_ref().map_or(0, |r| r.migrations_run),
-            duration_ms: clock.elapsed().as_millis() as u64,
-            state,
-            reason: reason.to_owned(),
-        };
-        let step = match state {
-            RolloutState::Interrupted => RolloutStep::Interrupt,
-            verdict => RolloutStep::End(verdict),
-        };
-        let changed = self
-            .retry("ending the rollout", || {
-                let summary = counts.clone();
-                self.writer.change_state(&self.id, step, move |state| {
-                    EventKind::RolloutFinished(RolloutSummary { state, ..summary })
-                })
-            })
-            .await?;
-        let state = match changed {
-            Changed::To(state, _) => state,
-            Changed::Refused(refused) => {
-                tracing::info!("rollout not ended here: {refused}");
-                return Ok(());
-            }
-        };
-        // Called in the rollout's span.
-        let span = tracing::Span::current();
-        span.record("avocet.state", state.as_str());
-        if state == RolloutState::Failed {
-            let message = format!(
-                "{} of {} tenants failed",
-                counts.failed,
-                record.as_ref().map_or(0, |r| r.tenant_count)
-            );
-            fail(&span, "rollout_failed", &message);
-        }
-        tracing::info!(
-            state = state.as_str(),
-            succeeded = counts.succeeded,
-            failed = counts.failed,
-            skipped = counts.skipped,
-            "rollout finished"
-        );
-        Ok(())
-    }
-
     /// True when another replica runs a tenant of this rollout now. A store that does
     /// not answer counts as yes: the rollout stays running, and its leases run out.
     async fn others_leasing(&self) -> bool {

@@ -7,10 +7,11 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `control.rs` | the runner: start, pause, resume, cancel, recovery at start, drain at stop |
+//! | `control.rs` | the runner: start, pause, resume, cancel |
+//! | `recovery.rs` | recovery at start, drain at stop, ending a rollout nobody runs |
 //! | `replica.rs` | this daemon among others: heartbeat, joining rollouts, following their state |
 //! | `job.rs` | one rollout's run here: waves, claims, concurrency, canary, failure threshold |
-//! | `verdict.rs` | how a run ends: the pure [`verdict::final_state`] and the store's patience |
+//! | `verdict.rs` | how a run ends: the pure `final_state`, the store's patience, the canary check, `finish` |
 //! | `writer.rs` | the one task that stores events in batches, then tells watchers |
 //! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
 //! | `tenant.rs` | one tenant: the engine's run (`crate::migrate`) with this rollout's events |
@@ -20,6 +21,7 @@
 
 mod control;
 mod job;
+mod recovery;
 mod replica;
 mod tenant;
 mod verdict;

@@ -4,11 +4,12 @@
 //! store that stays away past [`STORE_PATIENCE`] stops the run, which is then left
 //! `interrupted` with the cause, resumable.
 
-use std::{sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration, time::Instant};
 
 use crate::{
-    model::{RolloutState, TenantWork, WorkState},
-    store::StoreError,
+    model::{EventKind, RolloutState, RolloutStep, RolloutSummary, TenantWork, WorkState},
+    store::{Changed, StoreError},
+    telemetry::fail,
 };
 
 use super::RolloutCtx;
@@ -78,6 +79,75 @@ pub(super) fn final_state(
 }
 
 impl RolloutCtx {
+    /// Ends the rollout in `state` (`interrupted`, or the run's verdict) with a
+    /// `RolloutFinished` carrying the store's totals and `reason` (empty when the state
+    /// says it all), where the state table allows it: a
+    /// cancel stored first makes it `cancelled`; a rollout another replica ended already is
+    /// left as it is.
+    ///
+    /// # Errors
+    /// The [`Stop`] of a store that stayed away; nothing was ended then.
+    pub(super) async fn finish(
+        &self,
+        state: RolloutState,
+        reason: &str,
+        clock: Instant,
+    ) -> Result<(), Stop> {
+        self.writer.flush().await;
+        let record = self
+            .retry("reading the rollout's totals", || {
+                self.store.rollout(&self.id)
+            })
+            .await?;
+        let counts = RolloutSummary {
+            succeeded: record.as_ref().map_or(0, |r| r.succeeded),
+            failed: record.as_ref().map_or(0, |r| r.failed),
+            skipped: record.as_ref().map_or(0, |r| r.skipped),
+            migrations_run: record.as_ref().map_or(0, |r| r.migrations_run),
+            duration_ms: clock.elapsed().as_millis() as u64,
+            state,
+            reason: reason.to_owned(),
+        };
+        let step = match state {
+            RolloutState::Interrupted => RolloutStep::Interrupt,
+            verdict => RolloutStep::End(verdict),
+        };
+        let changed = self
+            .retry("ending the rollout", || {
+                let summary = counts.clone();
+                self.writer.change_state(&self.id, step, move |state| {
+                    EventKind::RolloutFinished(RolloutSummary { state, ..summary })
+                })
+            })
+            .await?;
+        let state = match changed {
+            Changed::To(state, _) => state,
+            Changed::Refused(refused) => {
+                tracing::info!("rollout not ended here: {refused}");
+                return Ok(());
+            }
+        };
+        // Called in the rollout's span.
+        let span = tracing::Span::current();
+        span.record("avocet.state", state.as_str());
+        if state == RolloutState::Failed {
+            let message = format!(
+                "{} of {} tenants failed",
+                counts.failed,
+                record.as_ref().map_or(0, |r| r.tenant_count)
+            );
+            fail(&span, "rollout_failed", &message);
+        }
+        tracing::info!(
+            state = state.as_str(),
+            succeeded = counts.succeeded,
+            failed = counts.failed,
+            skipped = counts.skipped,
+            "rollout finished"
+        );
+        Ok(())
+    }
+
     /// After an apply's canary wave (wave 0) ended without a failure: why it protects
     /// nothing, when it ran no migration while a tenant of a later wave is not known to be
     /// up to date; `None` when it ran something, or when nobody has work.
