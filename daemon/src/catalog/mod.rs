@@ -2,7 +2,9 @@
 //!
 //! A set is read unchanged in the layout of the tool that wrote it (sqlx, golang-migrate,
 //! diesel, dbmate, Flyway, refinery: [`SetFormat`](crate::model::SetFormat)), configured
-//! per fleet or detected per directory. Versions are integers ordered numerically.
+//! per fleet or detected per directory. Versions are integers, Flyway's dotted versions or
+//! repeatables' keys, in the order of the tool that wrote the set
+//! ([`VersionOrder`](crate::model::VersionOrder)).
 //!
 //! | file | what |
 //! | --- | --- |

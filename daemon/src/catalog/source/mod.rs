@@ -89,9 +89,6 @@ pub(super) fn source(
     Ok((format, source))
 }
 
-/// The format of `dir`: `diesel` when a subdirectory holds `up.sql`; for `V…__….sql` files,
-/// `refinery` when one carries `-- refinery:noTransaction`, else `flyway`; `dbmate` when a
-/// `.sql` file has a `-- migrate:up` line; else `sqlx`.
 /// `format`, or for [`SetFormat::Auto`] the layout detected in `dir` (`sqlx`'s when `dir`
 /// cannot be listed: loading the set then reports the error).
 pub(crate) fn resolve(format: SetFormat, dir: &Path) -> SetFormat {
@@ -101,6 +98,9 @@ pub(crate) fn resolve(format: SetFormat, dir: &Path) -> SetFormat {
     }
 }
 
+/// The format of `dir`: `diesel` when a subdirectory holds `up.sql`; for `V…__….sql` files,
+/// `refinery` when one carries `-- refinery:noTransaction`, else `flyway`; `dbmate` when a
+/// `.sql` file has a `-- migrate:up` line; else `sqlx`.
 fn detect(dir: &Path) -> Result<SetFormat, CatalogError> {
     let entries = entries(dir)?;
     if entries.iter().any(|e| e.path().join("up.sql").is_file()) {
