@@ -354,6 +354,20 @@ fn state_name(s: pb::RolloutState) -> String {
         .to_ascii_lowercase()
 }
 
+/// What a rollout does: `apply`, `rollback`, with ` (dry run)` for a dry run, which
+/// planned and changed nothing.
+fn operation(r: &pb::Rollout) -> String {
+    let op = if r.direction == pb::Direction::Down as i32 {
+        "rollback"
+    } else {
+        "apply"
+    };
+    match r.dry_run {
+        true => format!("{op} (dry run)"),
+        false => op.to_owned(),
+    }
+}
+
 pub(crate) fn rollout(r: &pb::Rollout) {
     let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
     let mut out = format!(
@@ -361,11 +375,7 @@ pub(crate) fn rollout(r: &pb::Rollout) {
          {} skipped, {} pending; {} migration(s) run\n  started by {} at {} ms\n",
         r.id,
         r.fleet,
-        if r.direction == pb::Direction::Down as i32 {
-            "rollback"
-        } else {
-            "apply"
-        },
+        operation(r),
         state_name(state),
         r.tenant_count,
         r.waves,
@@ -387,16 +397,17 @@ pub(crate) fn rollouts(rs: &[pb::Rollout]) {
     let rows = rs.iter().map(|r| {
         let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
         format!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             r.id,
             r.fleet,
+            operation(r),
             state_name(state),
             r.tenant_count,
             r.failed,
             r.pending
         )
     });
-    let header = "ROLLOUT\tFLEET\tSTATE\tTENANTS\tFAILED\tPENDING".to_owned();
+    let header = "ROLLOUT\tFLEET\tOPERATION\tSTATE\tTENANTS\tFAILED\tPENDING".to_owned();
     super::emit(&table(std::iter::once(header).chain(rows)));
 }
 

@@ -84,7 +84,7 @@ impl Store {
                     .await
                     .map_err(q("updating a rollout's tenant"))?;
                 }
-                Write::Known(k) => k.upsert(&mut tx).await?,
+                Write::Known(k) => super::known::upsert(k, &mut tx).await?,
                 Write::State { rollout_id, state } => {
                     set_state(&mut tx, rollout_id, *state).await?;
                 }
