@@ -160,6 +160,17 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
     super::emit(&out);
 }
 
+/// A tenant's last-known state as `ListTenants` classified it: `up to date`, `3 pending`,
+/// `failed, 1 pending`, `never read, 16 pending`, `unreachable`; `-` when not told.
+fn tenant_state(t: &pb::TenantInfo) -> String {
+    match (t.state.as_str(), t.pending) {
+        ("", _) => "-".to_owned(),
+        ("pending", n) => format!("{n} pending"),
+        (state, 0) => state.to_owned(),
+        (state, n) => format!("{state}, {n} pending"),
+    }
+}
+
 pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
     let mut rows = Vec::with_capacity(resp.tenants.len());
     for t in &resp.tenants {
@@ -174,7 +185,12 @@ pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
             "api" => "  (registered)",
             _ => "",
         };
-        rows.push(format!("{}\t{}{schema}{source}", t.id, labels.join(",")));
+        rows.push(format!(
+            "{}\t{}\t{}{schema}{source}",
+            t.id,
+            tenant_state(t),
+            labels.join(",")
+        ));
     }
     super::emit(&table(rows));
 }
