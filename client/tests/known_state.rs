@@ -129,8 +129,7 @@ async fn rollouts_list_and_get_mark_dry_runs() {
     avocet(&d, &["apply", "--dry-run"]).await;
     avocet(&d, &["apply"]).await;
     let listed: serde_json::Value =
-        serde_json::from_str(&avocet(&d, &["--output", "json", "rollouts", "list"]).await)
-            .unwrap();
+        serde_json::from_str(&avocet(&d, &["--output", "json", "rollouts", "list"]).await).unwrap();
     let rollouts = listed["rollouts"].as_array().unwrap();
     assert_eq!(rollouts.len(), 2, "{listed}");
     let id = |dry: bool| {

@@ -81,7 +81,10 @@ async fn a_migration_added_after_a_refresh_is_pending_in_status_and_in_the_metri
     for t in &known.tenants {
         ensure!(t.current_version == Some(LATEST) && t.pending == 1, "{t:?}");
     }
-    ensure!(gauges(&daemon).await? == counts(&known), "the metrics agree with Status");
+    ensure!(
+        gauges(&daemon).await? == counts(&known),
+        "the metrics agree with Status"
+    );
     let some = status_of(&daemon, &["t00", "t01"]).await?;
     ensure!(counts(&some) == [0, 2, 0, 0, 0], "{some:?}");
     ensure!(some.tenants.iter().all(|t| t.pending == 1), "{some:?}");
@@ -116,7 +119,11 @@ async fn after_a_failed_rollout_on_postgres_the_tenants_it_left_are_pending() ->
         })
         .await?;
     ensure!(run.finished().context("finished")?.failed == 1);
-    let state = daemon.client().rollout(run.id().context("id")?).await?.state;
+    let state = daemon
+        .client()
+        .rollout(run.id().context("id")?)
+        .await?
+        .state;
     ensure!(state == pb::RolloutState::Failed as i32, "{state}");
 
     let known = daemon.known_status().await?;
@@ -127,7 +134,10 @@ async fn after_a_failed_rollout_on_postgres_the_tenants_it_left_are_pending() ->
         let failed = t.tenant == "t00";
         ensure!(t.failed_versions == [LATEST + 1] || !failed, "{t:?}");
     }
-    ensure!(gauges(&daemon).await? == counts(&known), "the metrics agree with Status");
+    ensure!(
+        gauges(&daemon).await? == counts(&known),
+        "the metrics agree with Status"
+    );
     daemon.stop().await
 }
 

@@ -27,7 +27,7 @@ impl Engine {
                 Some(set) => std::sync::Arc::clone(set),
                 None => std::sync::Arc::new(MigrationSet::default()),
             };
-            let tally = super::status::tally_fleet(store, &fleet, &judged).await?;
+            let tally = super::status::tally_fleet(store, fleet, &judged).await?;
             fleets.push(FleetHealth {
                 fleet: fleet.name.clone(),
                 dialect: fleet.dialect,

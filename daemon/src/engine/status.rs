@@ -2,10 +2,12 @@
 //! with `refresh`, from a fresh read of every selected tenant, each within its deadline so
 //! one hung tenant costs its deadline, not the whole call.
 //!
-//! Over a whole fleet the last-known summary is counted by the control store in one
-//! aggregate query, and only the page's tenants are read from it: the cost does not grow with
-//! per-tenant decoding (100,000 tenants: see `docs/benchmarks.md`, "Status from last-known
-//! state"). A selection of tenants is summarised here from their stored states.
+//! Every tenant is classified against the current set by one rule,
+//! [`KnownState::classify`], which the fleet gauges ([`tally_fleet`]) and `ListTenants`
+//! use too. Over a whole fleet the control store groups alike last-known states in one
+//! aggregate query and each group is classified once, and only the page's tenants are read
+//! from it: the cost grows with the kinds of states, not with per-tenant decoding. A
+//! selection of tenants is classified here one stored state at a time.
 
 use std::collections::HashMap;
 

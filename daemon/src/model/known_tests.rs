@@ -138,7 +138,11 @@ fn a_repeatable_is_pending_until_applied_and_again_when_its_file_changes() {
         numbered(1),
         repeatable("view", "CREATE VIEW v AS SELECT 2;"),
     ]);
-    assert_eq!(class(&k, &changed), (TenantClass::Pending, 1), "file changed");
+    assert_eq!(
+        class(&k, &changed),
+        (TenantClass::Pending, 1),
+        "file changed"
+    );
     // A repeatable is never the current version.
     assert_eq!(k.classify(&s).current_version, Some(v(1)));
     let only = state(&[]);
@@ -164,7 +168,10 @@ fn a_state_stored_before_schema_6_is_judged_from_its_version() {
     k.applied = None;
     k.current_version = Some(v(16));
     let c = k.classify(&set(17));
-    assert_eq!((c.class, c.pending, c.current_version), (TenantClass::Pending, 1, Some(v(16))));
+    assert_eq!(
+        (c.class, c.pending, c.current_version),
+        (TenantClass::Pending, 1, Some(v(16)))
+    );
     assert_eq!(class(&k, &set(16)), (TenantClass::UpToDate, 0));
     k.current_version = None;
     assert_eq!(class(&k, &set(4)), (TenantClass::Pending, 4));
@@ -180,7 +187,10 @@ fn applied_from_a_runs_versions_takes_the_sets_checksums() {
     let r = Version::repeatable("view").unwrap();
     let applied = Applied::from_versions(&s, &BTreeSet::from([v(1), r]));
     assert_eq!(applied.versions, BTreeSet::from([v(1)]));
-    assert_eq!(applied.repeatables.get(&r), Some(&s.get(r).unwrap().up.checksum));
+    assert_eq!(
+        applied.repeatables.get(&r),
+        Some(&s.get(r).unwrap().up.checksum)
+    );
 }
 
 #[test]
@@ -227,9 +237,18 @@ fn the_pending_count_is_the_planners() {
     let cases: Vec<Vec<(Migration, RecordStatus)>> = vec![
         vec![],
         vec![(numbered(1), RecordStatus::Applied)],
-        vec![(numbered(1), RecordStatus::Applied), (numbered(4), RecordStatus::Applied)],
-        vec![(numbered(3), RecordStatus::Applied), (view.clone(), RecordStatus::Applied)],
-        vec![(numbered(1), RecordStatus::Applied), (numbered(2), RecordStatus::Failed)],
+        vec![
+            (numbered(1), RecordStatus::Applied),
+            (numbered(4), RecordStatus::Applied),
+        ],
+        vec![
+            (numbered(3), RecordStatus::Applied),
+            (view.clone(), RecordStatus::Applied),
+        ],
+        vec![
+            (numbered(1), RecordStatus::Applied),
+            (numbered(2), RecordStatus::Failed),
+        ],
         vec![(repeatable("view", "SELECT 2;"), RecordStatus::Applied)],
     ];
     for history in cases {
@@ -237,7 +256,10 @@ fn the_pending_count_is_the_planners() {
         let mut applied = Applied::default();
         for r in records.iter().filter(|r| r.status == RecordStatus::Applied) {
             match r.version.is_repeatable() {
-                true => applied.repeatables.insert(r.version, r.checksum.clone()).map(drop),
+                true => applied
+                    .repeatables
+                    .insert(r.version, r.checksum.clone())
+                    .map(drop),
                 false => applied.versions.insert(r.version).then_some(()),
             };
         }

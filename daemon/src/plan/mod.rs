@@ -12,11 +12,7 @@ mod waves;
 pub(crate) use adopt::{AdoptRefusal, adoption};
 pub(crate) use waves::waves;
 
-use std::{
-    cmp::Ordering,
-    collections::HashMap,
-    sync::Arc,
-};
+use std::{cmp::Ordering, collections::HashMap, sync::Arc};
 
 use crate::model::{
     ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationSet, Plan,

@@ -41,11 +41,10 @@ fn decode_applied(
     let Some(text) = stored else {
         return Ok((None, false));
     };
-    let stored: StoredApplied =
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            context: ctx,
-            message: e.to_string(),
-        })?;
+    let stored: StoredApplied = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        context: ctx,
+        message: e.to_string(),
+    })?;
     let parse = |t: &String| {
         t.parse::<Version>()
             .map_err(|e: crate::model::VersionError| StoreError::Corrupt {
@@ -68,28 +67,28 @@ pub(super) async fn upsert(
     s: &KnownState,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 ) -> Result<(), StoreError> {
-        let failed = encode_versions(&s.failed_versions);
-        sqlx::query(
-            "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
+    let failed = encode_versions(&s.failed_versions);
+    sqlx::query(
+        "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
              error, read_at, current_version_text, applied) \
              VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8) \
              ON CONFLICT (fleet, tenant) DO UPDATE SET current_version = excluded.current_version, \
              current_version_text = excluded.current_version_text, pending = 0, \
              failed_versions = excluded.failed_versions, error = excluded.error, \
              read_at = excluded.read_at, applied = excluded.applied",
-        )
-        .bind(s.fleet.clone())
-        .bind(s.tenant.clone())
-        .bind(s.current_version.and_then(|v| v.as_i64()))
-        .bind(failed)
-        .bind(s.error.clone())
-        .bind(s.read_at)
-        .bind(s.current_version.map(|v| v.to_string()))
-        .bind(encode_applied(s))
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
-        .map_err(StoreError::query("storing a tenant's last-known state"))
+    )
+    .bind(s.fleet.clone())
+    .bind(s.tenant.clone())
+    .bind(s.current_version.and_then(|v| v.as_i64()))
+    .bind(failed)
+    .bind(s.error.clone())
+    .bind(s.read_at)
+    .bind(s.current_version.map(|v| v.to_string()))
+    .bind(encode_applied(s))
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(StoreError::query("storing a tenant's last-known state"))
 }
 
 /// `failed_versions` as stored: comma-separated (`3,1.2`, empty for none), as every release
