@@ -102,7 +102,11 @@ async fn after_a_failed_rollout_on_postgres_the_tenants_it_left_are_pending() ->
 {
     let fleet = Fleet::postgres(3).await?;
     let set = MigrationCopy::of(DialectKind::Postgres)?;
-    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(10)).await?;
+    // A PostgreSQL control store too: its aggregate groups the states.
+    let store = Fleet::postgres(1).await?;
+    let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(10))?;
+    config.control_store = store.tenants[0].dsn.clone();
+    let daemon = TestDaemon::start_with(config).await?;
     daemon.apply_all().await?;
     ensure!(counts(&daemon.status().await?) == [3, 0, 0, 0, 0]);
 
