@@ -231,6 +231,8 @@ pub(crate) fn tenants(resp: &pb::ListTenantsResponse) -> Value {
             "labels": t.labels,
             "schema": (!t.schema.is_empty()).then_some(&t.schema),
             "source": t.source,
+            "state": (!t.state.is_empty()).then_some(&t.state),
+            "pending": (!t.state.is_empty()).then_some(t.pending),
         })).collect::<Vec<_>>(),
     })
 }

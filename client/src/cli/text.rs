@@ -160,6 +160,17 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
     super::emit(&out);
 }
 
+/// A tenant's last-known state as `ListTenants` classified it: `up to date`, `3 pending`,
+/// `failed, 1 pending`, `never read, 16 pending`, `unreachable`; `-` when not told.
+fn tenant_state(t: &pb::TenantInfo) -> String {
+    match (t.state.as_str(), t.pending) {
+        ("", _) => "-".to_owned(),
+        ("pending", n) => format!("{n} pending"),
+        (state, 0) => state.to_owned(),
+        (state, n) => format!("{state}, {n} pending"),
+    }
+}
+
 pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
     let mut rows = Vec::with_capacity(resp.tenants.len());
     for t in &resp.tenants {
@@ -174,7 +185,12 @@ pub(crate) fn tenants(resp: &pb::ListTenantsResponse) {
             "api" => "  (registered)",
             _ => "",
         };
-        rows.push(format!("{}\t{}{schema}{source}", t.id, labels.join(",")));
+        rows.push(format!(
+            "{}\t{}\t{}{schema}{source}",
+            t.id,
+            tenant_state(t),
+            labels.join(",")
+        ));
     }
     super::emit(&table(rows));
 }
@@ -358,6 +374,20 @@ fn state_name(s: pb::RolloutState) -> String {
         .to_ascii_lowercase()
 }
 
+/// What a rollout does: `apply`, `rollback`, with ` (dry run)` for a dry run, which
+/// planned and changed nothing.
+fn operation(r: &pb::Rollout) -> String {
+    let op = if r.direction == pb::Direction::Down as i32 {
+        "rollback"
+    } else {
+        "apply"
+    };
+    match r.dry_run {
+        true => format!("{op} (dry run)"),
+        false => op.to_owned(),
+    }
+}
+
 pub(crate) fn rollout(r: &pb::Rollout) {
     let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
     let mut out = format!(
@@ -365,11 +395,7 @@ pub(crate) fn rollout(r: &pb::Rollout) {
          {} skipped, {} pending; {} migration(s) run\n  started by {} at {} ms\n",
         r.id,
         r.fleet,
-        if r.direction == pb::Direction::Down as i32 {
-            "rollback"
-        } else {
-            "apply"
-        },
+        operation(r),
         state_name(state),
         r.tenant_count,
         r.waves,
@@ -391,16 +417,17 @@ pub(crate) fn rollouts(rs: &[pb::Rollout]) {
     let rows = rs.iter().map(|r| {
         let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
         format!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             r.id,
             r.fleet,
+            operation(r),
             state_name(state),
             r.tenant_count,
             r.failed,
             r.pending
         )
     });
-    let header = "ROLLOUT\tFLEET\tSTATE\tTENANTS\tFAILED\tPENDING".to_owned();
+    let header = "ROLLOUT\tFLEET\tOPERATION\tSTATE\tTENANTS\tFAILED\tPENDING".to_owned();
     super::emit(&table(std::iter::once(header).chain(rows)));
 }
 

@@ -35,7 +35,11 @@ impl Fleet for FleetService {
         let (who, _) = admit(&request, Rpc::ListTenants)?;
         let (fleet, selector) = receive::list_tenants(request.into_inner())?;
         who.may_on(Rpc::ListTenants, &fleet)?;
-        let tenants = self.0.tenants(&fleet, &selector).map_err(ApiError::from)?;
+        let tenants = self
+            .0
+            .tenants(&fleet, &selector)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(pb::ListTenantsResponse {
             fleet,
             tenants: tenants.iter().map(pb::TenantInfo::from).collect(),

@@ -259,6 +259,8 @@ impl From<&TenantInfo> for pb::TenantInfo {
             labels: t.labels.clone().into_iter().collect(),
             schema: t.schema.clone().unwrap_or_default(),
             source: t.source.as_str().to_owned(),
+            state: t.state.as_ref().map_or("", |c| c.class.as_str()).to_owned(),
+            pending: t.state.as_ref().map_or(0, |c| c.pending),
         }
     }
 }

@@ -1,13 +1,17 @@
 //! Canaries that test something: an apply's canary wave is made of tenants with work to do.
-//! A tenant the control store last saw at the set's latest version, with nothing failed,
-//! has nothing to run, so it protects nothing as a canary; the first `canary` tenants of
-//! the selection that are not known up to date (never read ones included) go first, the
-//! others keep their order.
+//! A tenant whose last-known state classifies up to date against the current set
+//! ([`KnownState::classify`], the one rule) has nothing to run, so it protects nothing as a
+//! canary; the first `canary` tenants of the selection that are not (never read ones
+//! included) go first, the others keep their order.
 
 use std::{collections::HashSet, sync::Arc};
 
 use super::{Engine, EngineError, Scope};
-use crate::{fleet::Tenant, model::MigrationSet, store::KnownState};
+use crate::{
+    fleet::Tenant,
+    model::{MigrationSet, TenantClass},
+    store::KnownState,
+};
 
 /// The order of positions `0..up_to_date.len()` with up to `canary` positions whose
 /// tenant is not up to date (`up_to_date[i]` false) moved to the front, in their order;
@@ -24,13 +28,9 @@ fn canary_order(up_to_date: &[bool], canary: usize) -> Vec<usize> {
         .collect()
 }
 
-/// True when `known` says the tenant has nothing to apply from `set`: read without error,
-/// nothing failed or running, at the set's latest version.
+/// True when `known` says the tenant has nothing to apply from `set`.
 fn known_up_to_date(known: &KnownState, set: &MigrationSet) -> bool {
-    known.error.is_none()
-        && known.failed_versions.is_empty()
-        && known.current_version.is_some()
-        && known.current_version == set.latest()
+    known.classify(set).class == TenantClass::UpToDate
 }
 
 impl Engine {

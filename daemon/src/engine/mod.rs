@@ -180,21 +180,19 @@ impl Engine {
             .collect()
     }
 
-    /// The tenants of `fleet` that `selector` picks, in configuration order.
+    /// The tenants of `fleet` that `selector` picks, in configuration order, each with its
+    /// last-known state classified against the current set as `Status` classifies it
+    /// (none when the set does not load).
     ///
     /// # Errors
-    /// [`EngineError::Fleet`] for an unknown fleet or tenant id.
-    pub fn tenants(
+    /// [`EngineError::Fleet`] for an unknown fleet or tenant id; [`EngineError::Store`]
+    /// when the last-known state cannot be read.
+    pub async fn tenants(
         &self,
         fleet: &str,
         selector: &Selector,
     ) -> Result<Vec<TenantInfo>, EngineError> {
-        let fleet = self.registry.fleet(fleet)?;
-        Ok(fleet
-            .select(selector)?
-            .iter()
-            .map(|t| tenants::info(t))
-            .collect())
+        tenants::list(&self.registry, self.runner.store(), fleet, selector).await
     }
 
     /// Closes pooled tenant sessions once they have been idle for `idle_timeout`, until

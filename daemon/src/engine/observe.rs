@@ -3,14 +3,16 @@
 //! aggregate query per fleet and two over the rollouts, against the control store.
 
 use super::{Engine, EngineError};
-use crate::model::{FleetHealth, Observation};
+use crate::model::{FleetHealth, MigrationSet, Observation, TenantClass};
 
 impl Engine {
     /// Every fleet's health from its tenants' last-known state, rollouts and the tenants of
     /// unfinished rollouts by state, and the connection budget's use.
     ///
-    /// A fleet whose set no longer loads reports no `latest_version` and nobody behind (a
-    /// scrape still answers; `Ready` says what is wrong).
+    /// Each tenant is counted in one class of [`crate::model::KnownState::classify`],
+    /// as `Status` counts it: `behind` is its `pending`, `failed` its failed (blocked
+    /// included). A fleet whose set no longer loads reports no `latest_version` and nobody
+    /// behind (a scrape still answers; `Ready` says what is wrong).
     ///
     /// # Errors
     /// [`EngineError::Store`] when the control store cannot be read.
@@ -19,30 +21,22 @@ impl Engine {
         let mut fleets = Vec::new();
         for fleet in self.registry.fleets() {
             let set = fleet.load_set().ok();
-            let latest = set.as_ref().and_then(|set| set.latest());
-            let known = store.known_summary(&fleet.name).await?;
-            let tenants = fleet.tenants().len() as u32;
-            let behind = latest.map_or(0, |latest| {
-                known
-                    .versions
-                    .iter()
-                    .filter(|(version, _)| {
-                        version.is_none_or(|v| {
-                            set.as_ref().is_some_and(|s| s.compare(v, latest).is_lt())
-                        })
-                    })
-                    .map(|(_, count)| count)
-                    .sum()
-            });
+            // A set that no longer loads: nothing can be pending against it, and
+            // `Ready` says what is wrong.
+            let judged = match &set {
+                Some(set) => std::sync::Arc::clone(set),
+                None => std::sync::Arc::new(MigrationSet::default()),
+            };
+            let tally = super::status::tally_fleet(store, fleet, &judged).await?;
             fleets.push(FleetHealth {
                 fleet: fleet.name.clone(),
                 dialect: fleet.dialect,
-                tenants,
-                latest_version: latest,
-                behind,
-                failed: known.failed,
-                unreachable: known.unreachable,
-                unknown: tenants.saturating_sub(known.read),
+                tenants: fleet.tenants().len() as u32,
+                latest_version: set.as_ref().and_then(|set| set.latest()),
+                behind: tally.count(TenantClass::Pending),
+                failed: tally.count(TenantClass::Failed) + tally.count(TenantClass::Blocked),
+                unreachable: tally.count(TenantClass::Unreachable),
+                unknown: tally.count(TenantClass::NeverRead),
                 lock_timeout_s: fleet.lock_timeout.as_secs_f64(),
             });
         }

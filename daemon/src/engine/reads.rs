@@ -31,31 +31,34 @@ pub(super) async fn histories(tenants: &[Arc<Tenant>]) -> Vec<Result<Vec<History
         .await
 }
 
-/// What a history says of its tenant, for the last-known state.
+/// What a history says of its tenant, for the last-known state: the facts, classified
+/// against the set of the day whenever shown ([`KnownState::classify`]).
 pub(super) fn known(
-    fleet: &str,
+    fleet: &crate::fleet::Fleet,
     tenant: &Tenant,
     history: &Result<Vec<HistoryRecord>, DbError>,
     set: &MigrationSet,
 ) -> KnownState {
-    let (current_version, pending, failed_versions, error) = match history {
+    let (applied, current_version, failed_versions, blocked, error) = match history {
         Ok(h) => (
+            Some(plan::applied(h)),
             plan::current_version(set, h),
-            plan::pending(set, h, None).count() as u32,
             h.iter()
                 .filter(|r| r.status.needs_attention())
                 .map(|r| r.version)
                 .collect(),
+            h.iter().any(|r| plan::blocks_apply(set, r, fleet.dialect)),
             None,
         ),
-        Err(e) => (None, 0, Vec::new(), Some(e.to_string())),
+        Err(e) => (None, None, Vec::new(), false, Some(e.to_string())),
     };
     KnownState {
-        fleet: fleet.to_owned(),
+        fleet: fleet.name.clone(),
         tenant: tenant.id.clone(),
+        applied,
         current_version,
-        pending,
         failed_versions,
+        blocked,
         error,
         read_at: now_ms(),
     }
@@ -140,7 +143,7 @@ impl Engine {
         let known: Vec<KnownState> = read
             .iter()
             .zip(page)
-            .map(|(h, t)| known(&fleet.name, t, h, &set))
+            .map(|(h, t)| known(&fleet, t, h, &set))
             .collect();
         self.remember(&known).await;
         let verified = read
@@ -191,7 +194,7 @@ impl Engine {
         let known: Vec<KnownState> = read
             .iter()
             .zip(&tenants)
-            .map(|(h, t)| known(&fleet.name, t, h, &set))
+            .map(|(h, t)| known(&fleet, t, h, &set))
             .collect();
         self.remember(&known).await;
         let mut history = read

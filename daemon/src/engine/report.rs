@@ -37,6 +37,8 @@ pub struct TenantInfo {
     pub schema: Option<String>,
     /// Where it comes from.
     pub source: TenantSource,
+    /// Its last-known state against the current set (`ListTenants` only).
+    pub state: Option<crate::model::Classification>,
 }
 
 /// `Plan`'s answer.

@@ -2,26 +2,59 @@
 //! with `refresh`, from a fresh read of every selected tenant, each within its deadline so
 //! one hung tenant costs its deadline, not the whole call.
 //!
-//! Over a whole fleet the last-known summary is counted by the control store in one
-//! aggregate query, and only the page's tenants are read from it: the cost does not grow with
-//! per-tenant decoding (100,000 tenants: see `docs/benchmarks.md`, "Status from last-known
-//! state"). A selection of tenants is summarised here from their stored states.
+//! Every tenant is classified against the current set by one rule,
+//! [`KnownState::classify`], which the fleet gauges ([`tally_fleet`]) and `ListTenants`
+//! use too. Over a whole fleet the control store groups alike last-known states in one
+//! aggregate query and each group is classified once, and only the page's tenants are read
+//! from it: the cost grows with the kinds of states, not with per-tenant decoding. A
+//! selection of tenants is classified here one stored state at a time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use futures::{StreamExt, stream};
 
 use super::{
     Engine, EngineError, FleetStatus, Scope, StatusRequest, TenantStatus, reads, request::Page,
 };
-use crate::{dialect::DbError, store::KnownState};
+use crate::{
+    dialect::DbError,
+    fleet::Fleet,
+    model::{Classification, KnownState, MigrationSet, Tally, TenantClass, classify},
+    store::{Store, StoreError},
+};
 
 /// Tenants read at once by a refresh (within the connection budget).
 const REFRESH_IN_FLIGHT: usize = 64;
 
+/// Every tenant of `fleet` classified against `set` from its last-known state: the store
+/// groups alike states, each group is classified once, and the tenants it has no state of
+/// are never read. Status and the fleet gauges both count this way.
+pub(super) async fn tally_fleet(
+    store: &Store,
+    fleet: &Fleet,
+    set: &MigrationSet,
+) -> Result<Tally, StoreError> {
+    let mut tally = Tally::default();
+    let mut read = 0u32;
+    for group in store.known_groups(&fleet.name).await? {
+        read += group.count;
+        tally.add(
+            &group.state.classify(set),
+            group.count,
+            Some(group.oldest_read_at),
+        );
+    }
+    let never_read = (fleet.tenants().len() as u32).saturating_sub(read);
+    if never_read > 0 {
+        tally.add(&classify(None, set), never_read, None);
+    }
+    Ok(tally)
+}
+
 impl Engine {
     /// Tenants per version, pending, failed, unreachable and unknown, and one page of
-    /// per-tenant lines.
+    /// per-tenant lines, each tenant's last-known state classified against the current
+    /// set ([`KnownState::classify`]).
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet or tenant or a set that does not load;
@@ -31,10 +64,9 @@ impl Engine {
         if !req.refresh && scope.tenants.len() == scope.fleet.tenants().len() {
             return self.whole_fleet_known(&scope, &req.read.page).await;
         }
-        let fleet = &scope.fleet.name;
         let known: HashMap<String, KnownState> = if req.refresh {
             let timeout = req.refresh_timeout;
-            let set = &scope.set;
+            let (fleet, set) = (&scope.fleet, &scope.set);
             let read: Vec<KnownState> = stream::iter(scope.tenants.iter().cloned())
                 .map(|tenant| async move {
                     let history = match tokio::time::timeout(timeout, tenant.read_history()).await {
@@ -53,48 +85,30 @@ impl Engine {
         } else {
             self.runner
                 .store()
-                .known_states(fleet)
+                .known_states(&scope.fleet.name)
                 .await?
                 .into_iter()
                 .map(|k| (k.tenant.clone(), k))
                 .collect()
         };
-        let mut status = empty(&scope);
-        let mut versions: BTreeMap<Option<crate::model::Version>, u32> = BTreeMap::new();
+        let mut tally = Tally::default();
+        let mut lines = Vec::new();
         let page = req.read.page.range(scope.tenants.len());
         for (position, tenant) in scope.tenants.iter().enumerate() {
             let k = known.get(&tenant.id);
-            match k {
-                None => status.unknown += 1,
-                Some(k) if k.error.is_some() => status.unreachable += 1,
-                Some(k) => {
-                    *versions.entry(k.current_version).or_default() += 1;
-                    if !k.failed_versions.is_empty() {
-                        status.failed += 1;
-                    } else if k.pending > 0 {
-                        status.pending += 1;
-                    } else {
-                        status.up_to_date += 1;
-                    }
-                }
-            }
-            if let Some(k) = k {
-                status.oldest_read_at_unix_ms = Some(
-                    status
-                        .oldest_read_at_unix_ms
-                        .map_or(k.read_at, |oldest| oldest.min(k.read_at)),
-                );
-            }
+            let c = classify(k, &scope.set);
+            tally.add(&c, 1, k.map(|k| k.read_at));
             if page.contains(&position) {
-                status.tenants.push(line(&tenant.id, k));
+                lines.push(line(&tenant.id, k, &c));
             }
         }
-        status.versions = versions.into_iter().collect();
+        let mut status = summary(&scope, &tally);
+        status.tenants = lines;
         status.next_page = req.read.page.next_token(scope.tenants.len());
         Ok(status)
     }
 
-    /// Every tenant of the fleet from last-known state: the store counts, and only the
+    /// Every tenant of the fleet from last-known state: the store groups, and only the
     /// page's tenants are read. The store holds registered tenants only (unregistered ones
     /// are forgotten at start), so tenants without a reading are the rest of the fleet.
     async fn whole_fleet_known(
@@ -103,28 +117,23 @@ impl Engine {
         page: &Page,
     ) -> Result<FleetStatus, EngineError> {
         let store = self.runner.store();
-        let fleet = &scope.fleet.name;
-        let sum = store.known_summary(fleet).await?;
-        let mut status = empty(scope);
-        status.unknown = status.tenant_count.saturating_sub(sum.read);
-        status.up_to_date = sum.up_to_date;
-        status.pending = sum.pending;
-        status.failed = sum.failed;
-        status.unreachable = sum.unreachable;
-        status.oldest_read_at_unix_ms = sum.oldest_read_at;
-        status.versions = sum.versions;
+        let tally = tally_fleet(store, &scope.fleet, &scope.set).await?;
+        let mut status = summary(scope, &tally);
         let lines = &scope.tenants[page.range(scope.tenants.len())];
         if !lines.is_empty() {
             let ids: Vec<&str> = lines.iter().map(|t| t.id.as_str()).collect();
             let known: HashMap<String, KnownState> = store
-                .known_states_of(fleet, &ids)
+                .known_states_of(&scope.fleet.name, &ids)
                 .await?
                 .into_iter()
                 .map(|k| (k.tenant.clone(), k))
                 .collect();
             status.tenants = lines
                 .iter()
-                .map(|t| line(&t.id, known.get(&t.id)))
+                .map(|t| {
+                    let k = known.get(&t.id);
+                    line(&t.id, k, &classify(k, &scope.set))
+                })
                 .collect();
         }
         status.next_page = page.next_token(scope.tenants.len());
@@ -132,22 +141,31 @@ impl Engine {
     }
 }
 
-/// A status with the scope's fleet, latest version and tenant count, nothing counted.
-fn empty(scope: &Scope) -> FleetStatus {
+/// The scope's fleet, latest version and tenant count, and what `tally` counted.
+fn summary(scope: &Scope, tally: &Tally) -> FleetStatus {
     FleetStatus {
         fleet: scope.fleet.name.clone(),
         latest_version: scope.set.latest(),
         tenant_count: scope.tenants.len() as u32,
-        ..FleetStatus::default()
+        versions: tally.versions.iter().map(|(v, n)| (*v, *n)).collect(),
+        up_to_date: tally.count(TenantClass::UpToDate),
+        pending: tally.count(TenantClass::Pending),
+        failed: tally.count(TenantClass::Failed) + tally.count(TenantClass::Blocked),
+        unreachable: tally.count(TenantClass::Unreachable),
+        unknown: tally.count(TenantClass::NeverRead),
+        oldest_read_at_unix_ms: tally.oldest_read_at,
+        tenants: Vec::new(),
+        next_page: None,
     }
 }
 
-/// One tenant's line: its last-known state, or nothing known.
-fn line(tenant: &str, k: Option<&KnownState>) -> TenantStatus {
+/// One tenant's line: its last-known state as `c` classified it, or nothing known (with
+/// the whole set pending).
+fn line(tenant: &str, k: Option<&KnownState>, c: &Classification) -> TenantStatus {
     TenantStatus {
         tenant: tenant.to_owned(),
-        current_version: k.and_then(|k| k.current_version),
-        pending: k.map_or(0, |k| k.pending),
+        current_version: c.current_version,
+        pending: c.pending,
         failed_versions: k.map(|k| k.failed_versions.clone()).unwrap_or_default(),
         error: k.and_then(|k| k.error.clone()),
         read_at_unix_ms: k.map(|k| k.read_at),

@@ -160,14 +160,41 @@ impl Engine {
     }
 }
 
-/// What the API shows of a tenant (never its DSN).
+/// What the API shows of a tenant (never its DSN), without its state.
 pub(super) fn info(t: &Tenant) -> TenantInfo {
     TenantInfo {
         id: t.id.clone(),
         labels: t.labels.to_map(),
         schema: t.schema.clone(),
         source: t.source,
+        state: None,
     }
+}
+
+/// `ListTenants`: the tenants of `fleet` that `selector` picks, each with its last-known
+/// state classified against the current set ([`crate::model::KnownState::classify`], as
+/// `Status` does); without a state when the set does not load.
+pub(super) async fn list(
+    registry: &Registry,
+    store: &Store,
+    fleet: &str,
+    selector: &crate::engine::Selector,
+) -> Result<Vec<TenantInfo>, EngineError> {
+    let fleet = registry.fleet(fleet)?;
+    let mut infos: Vec<TenantInfo> = fleet.select(selector)?.iter().map(|t| info(t)).collect();
+    let Ok(set) = fleet.load_set() else {
+        return Ok(infos);
+    };
+    let known: std::collections::HashMap<String, crate::model::KnownState> = store
+        .known_states(&fleet.name)
+        .await?
+        .into_iter()
+        .map(|k| (k.tenant.clone(), k))
+        .collect();
+    for i in &mut infos {
+        i.state = Some(crate::model::classify(known.get(&i.id), &set));
+    }
+    Ok(infos)
 }
 
 /// Adds every stored registration to its fleet. A registration whose fleet is no longer

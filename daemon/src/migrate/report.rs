@@ -14,9 +14,12 @@ use crate::{
 /// What a tenant's history table says, as far as the engine knows it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Known {
+    /// What is applied; `None` when the tenant could not be read.
+    pub(crate) applied: Option<crate::model::Applied>,
     pub(crate) current_version: Option<crate::model::Version>,
-    pub(crate) pending: u32,
     pub(crate) failed_versions: Vec<crate::model::Version>,
+    /// A record stops an apply until `avocet repair`.
+    pub(crate) blocked: bool,
     /// Why the tenant could not be read.
     pub(crate) error: Option<String>,
 }
@@ -119,13 +122,19 @@ pub(crate) struct Progress {
     applied: BTreeSet<crate::model::Version>,
     /// Versions recorded `failed` or `running`.
     attention: BTreeSet<crate::model::Version>,
+    /// Those of them that stop an apply until `avocet repair`.
+    blocking: BTreeSet<crate::model::Version>,
     run: u32,
 }
 
 impl Progress {
     /// From `history` read against `set`: a repeatable whose file changed since its
     /// record counts as not applied, since it is pending ([`crate::plan::pending`]).
-    pub(crate) fn new(history: &[HistoryRecord], set: &MigrationSet) -> Self {
+    pub(crate) fn new(
+        history: &[HistoryRecord],
+        set: &MigrationSet,
+        dialect: crate::model::DialectKind,
+    ) -> Self {
         let stale = |r: &HistoryRecord| set.get(r.version).is_some_and(|m| r.rerun_due(m));
         Self {
             applied: history
@@ -136,6 +145,11 @@ impl Progress {
             attention: history
                 .iter()
                 .filter(|r| r.status.needs_attention())
+                .map(|r| r.version)
+                .collect(),
+            blocking: history
+                .iter()
+                .filter(|r| crate::plan::blocks_apply(set, r, dialect))
                 .map(|r| r.version)
                 .collect(),
             run: 0,
@@ -152,6 +166,7 @@ impl Progress {
         self.run += 1;
         let v = step.migration.version;
         self.attention.remove(&v);
+        self.blocking.remove(&v);
         match step.direction {
             Direction::Up => self.applied.insert(v),
             Direction::Down => self.applied.remove(&v),
@@ -164,14 +179,19 @@ impl Progress {
         if !(step.transactional && step.direction == Direction::Down) {
             self.attention.insert(step.migration.version);
             self.applied.remove(&step.migration.version);
+            // A failed transactional `up` left nothing behind: an apply retries it.
+            if !(step.transactional && step.direction == Direction::Up) {
+                self.blocking.insert(step.migration.version);
+            }
         }
     }
 
     fn known(&self, set: &MigrationSet) -> Known {
         Known {
+            applied: Some(crate::model::Applied::from_versions(set, &self.applied)),
             current_version: self.current(set),
-            pending: crate::plan::pending_count(set, &self.applied),
             failed_versions: self.attention.iter().copied().collect(),
+            blocked: !self.blocking.is_empty(),
             error: None,
         }
     }

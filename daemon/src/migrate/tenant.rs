@@ -86,7 +86,7 @@ pub(crate) async fn dry_run(tenant: &Tenant, job: &Job<'_>) -> TenantReport {
                 Some(_) => TenantOutcome::Failed,
                 None => TenantOutcome::Planned,
             };
-            let progress = Progress::new(&history, job.set);
+            let progress = Progress::new(&history, job.set, job.dialect);
             let mut report = progress.planned(outcome, PlanView::from(&plan), job.set);
             report.failure = blocked;
             report
@@ -131,7 +131,7 @@ async fn migrate(
     let ready = read.ready();
     let history = read.records().unwrap_or_default();
     let plan = job.plan(&history);
-    let mut run = Progress::new(&history, job.set);
+    let mut run = Progress::new(&history, job.set, job.dialect);
     if let Some(error) = plan.first_error() {
         let failure = TenantFailure {
             code: FailureCode::Blocked,

@@ -23,6 +23,7 @@
 //! | `lifecycle.rs` | the state machines: [`RolloutStep`]s of a [`RolloutState`], [`WorkStep`]s of a [`WorkState`], [`Refused`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
 //! | `version.rs` | [`Version`]: an integer, Flyway's dotted version or a repeatable's key, and their order |
+//! | `known.rs` | a tenant's last-known state ([`KnownState`], [`Applied`]) and its one classification against a set: [`classify`], [`TenantClass`], [`Tally`] |
 //! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
 
 mod access;
@@ -32,6 +33,7 @@ mod foreign;
 mod format;
 mod guard;
 mod history;
+mod known;
 mod labels;
 mod lifecycle;
 mod lint;
@@ -56,6 +58,7 @@ pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum}
 pub use format::SetFormat;
 pub use guard::LockGuard;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
+pub use known::{Applied, Classification, KnownState, Tally, TenantClass, classify};
 pub use labels::Labels;
 pub use lifecycle::{ROLLOUT_STATES, Refused, RolloutStep, WorkStep};
 pub use lint::{Finding, LintCode, LintKind, LintPolicy, LintSeverity};

@@ -12,11 +12,7 @@ mod waves;
 pub(crate) use adopt::{AdoptRefusal, adoption};
 pub(crate) use waves::waves;
 
-use std::{
-    cmp::Ordering,
-    collections::{BTreeSet, HashMap},
-    sync::Arc,
-};
+use std::{cmp::Ordering, collections::HashMap, sync::Arc};
 
 use crate::model::{
     ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationSet, Plan,
@@ -103,26 +99,6 @@ pub(crate) fn pending<'a>(
     start.into_iter().chain(versioned)
 }
 
-/// How many of `set`'s migrations are pending on a tenant of which only the `applied`
-/// versions are known, not their records (a run's progress): as [`pending`], those not
-/// applied, less the versioned ones at or below the newest applied version that has a
-/// baseline migration. That version is taken to be the baseline's; [`pending`] tells from
-/// the record's checksum when the set also has a versioned migration of it.
-pub(crate) fn pending_count(set: &MigrationSet, applied: &BTreeSet<Version>) -> u32 {
-    let floor = set.newest(
-        applied
-            .iter()
-            .copied()
-            .filter(|v| set.baseline(*v).is_some()),
-    );
-    let covered = |v: Version| {
-        !v.is_repeatable() && floor.is_some_and(|f| set.compare(v, f) != Ordering::Greater)
-    };
-    set.iter()
-        .filter(|m| !applied.contains(&m.version) && !covered(m.version))
-        .count() as u32
-}
-
 /// Compares the history with the set: drift, missing versions, failed and running records.
 ///
 /// Drift of an applied record's `up` script is an error, except for a repeatable, which
@@ -139,12 +115,7 @@ pub(crate) fn check_history(
     history: &[HistoryRecord],
     dialect: DialectKind,
 ) -> Vec<crate::model::Diagnostic> {
-    let retryable = |r: &HistoryRecord| {
-        r.direction == Direction::Up
-            && r.statements_done == 0
-            && dialect.transactional_ddl()
-            && set.for_record(r).is_some_and(|m| !m.up.no_transaction)
-    };
+    let retryable = |r: &HistoryRecord| retryable(set, r, dialect);
     let mut found = Vec::new();
     for r in history {
         match r.status {
@@ -166,6 +137,41 @@ pub(crate) fn check_history(
         }
     }
     found
+}
+
+/// True when `r`, a `failed` record, is retried by an apply: an `up` that ran in a
+/// transaction, so it cannot have left anything behind (see [`check_history`]).
+fn retryable(set: &MigrationSet, r: &HistoryRecord, dialect: DialectKind) -> bool {
+    r.direction == Direction::Up
+        && r.statements_done == 0
+        && dialect.transactional_ddl()
+        && set.for_record(r).is_some_and(|m| !m.up.no_transaction)
+}
+
+/// True when `r` stops an apply until `avocet repair`: a `running` record, or a `failed`
+/// one an apply does not retry ([`check_history`]'s errors on records).
+pub(crate) fn blocks_apply(set: &MigrationSet, r: &HistoryRecord, dialect: DialectKind) -> bool {
+    match r.status {
+        RecordStatus::Running => true,
+        RecordStatus::Failed => !retryable(set, r, dialect),
+        RecordStatus::Applied | RecordStatus::RolledBack => false,
+    }
+}
+
+/// What `history` says was applied, for a tenant's last-known state.
+pub(crate) fn applied(history: &[HistoryRecord]) -> crate::model::Applied {
+    let mut applied = crate::model::Applied::default();
+    for r in history.iter().filter(|r| r.status == RecordStatus::Applied) {
+        match r.version.is_repeatable() {
+            true => {
+                applied.repeatables.insert(r.version, r.checksum.clone());
+            }
+            false => {
+                applied.versions.insert(r.version);
+            }
+        }
+    }
+    applied
 }
 
 /// Plans an apply: every pending version up to the target, ascending.

@@ -1,7 +1,7 @@
 //! Each tool's order held by the planner: diesel's versions as text, `--to 0` as
 //! "everything", Flyway's baseline migrations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::model::{Code, Script, Severity};
@@ -186,9 +186,22 @@ fn a_fresh_tenant_starts_from_the_newest_baseline_and_one_with_history_ignores_i
     assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
     let after_v3 = [ran[0].clone(), applied(set.get(3).unwrap(), 2)];
     assert_eq!(pending(&set, &after_v3, None).count(), 0);
+    // The last-known state's classification counts as the plan does: a fresh tenant has
+    // the baseline and 3 pending (two steps), not the three files.
     let progress: BTreeSet<Version> = [2.into(), 3.into()].into();
-    assert_eq!(pending_count(&set, &progress), 0);
-    assert_eq!(pending_count(&set, &BTreeSet::new()), 3);
+    let known = |applied: &BTreeSet<Version>| crate::model::KnownState {
+        fleet: "f".into(),
+        tenant: "t".into(),
+        applied: Some(crate::model::Applied::from_versions(&set, applied)),
+        current_version: None,
+        failed_versions: Vec::new(),
+        blocked: false,
+        error: None,
+        read_at: 0,
+    };
+    assert_eq!(known(&progress).classify(&set).pending, 0);
+    assert_eq!(known(&BTreeSet::new()).classify(&set).pending, 2);
+    assert_eq!(crate::model::classify(None, &set).pending, 2);
     // A baseline has no undo.
     let back = plan_rollback(
         &set,

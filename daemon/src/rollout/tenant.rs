@@ -57,9 +57,10 @@ impl RolloutCtx {
             let known = report.known.take().map(|k| KnownState {
                 fleet: self.fleet.name.clone(),
                 tenant: tenant.id.clone(),
+                applied: k.applied,
                 current_version: k.current_version,
-                pending: k.pending,
                 failed_versions: k.failed_versions,
+                blocked: k.blocked,
                 error: k.error,
                 read_at: crate::store::now_ms(),
             });

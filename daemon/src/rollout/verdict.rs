@@ -175,12 +175,9 @@ impl RolloutCtx {
                 self.store.known_states_of(&self.fleet.name, &later)
             })
             .await?;
-        let latest = self.set.latest();
         let up_to_date = known
             .iter()
-            .filter(|k| {
-                k.error.is_none() && k.failed_versions.is_empty() && k.current_version == latest
-            })
+            .filter(|k| k.classify(&self.set).class == crate::model::TenantClass::UpToDate)
             .count();
         if up_to_date == later.len() {
             return Ok(None);

@@ -81,7 +81,7 @@ impl Store {
                         }
                     }
                 }
-                Write::Known(k) => k.upsert(&mut tx).await?,
+                Write::Known(k) => super::known::upsert(k, &mut tx).await?,
             }
         }
         tx.commit().await.map_err(q("writing events"))?;

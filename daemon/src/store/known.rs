@@ -1,54 +1,94 @@
 //! Each tenant's last-known state: what its history table said when the engine last read
 //! or changed it. `Status` answers from it without touching any tenant.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Store, StoreError, get};
-use crate::model::Version;
+pub(crate) use crate::model::KnownState;
+use crate::model::{Applied, Version};
 
-/// What a tenant's history table said when it was last read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct KnownState {
-    pub(crate) fleet: String,
-    pub(crate) tenant: String,
-    /// Highest applied version.
-    pub(crate) current_version: Option<crate::model::Version>,
-    /// Versions of the set not applied.
-    pub(crate) pending: u32,
-    /// Versions recorded `failed` or `running`.
-    pub(crate) failed_versions: Vec<crate::model::Version>,
-    /// Why it could not be read, when it could not.
-    pub(crate) error: Option<String>,
-    /// When, Unix ms.
-    pub(crate) read_at: i64,
+/// The `applied` column: what was applied, as JSON, and whether a record blocks an apply.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredApplied {
+    /// Numbered versions applied, as text.
+    versions: Vec<String>,
+    /// Repeatables applied (their version text) and the checksum that ran.
+    repeatables: BTreeMap<String, String>,
+    /// [`KnownState::blocked`].
+    blocked: bool,
 }
 
-impl KnownState {
-    pub(super) async fn upsert(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    ) -> Result<(), StoreError> {
-        let failed = encode_versions(&self.failed_versions);
-        sqlx::query(
-            "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
-             error, read_at, current_version_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (fleet, tenant) DO UPDATE SET current_version = excluded.current_version, \
-             current_version_text = excluded.current_version_text, pending = excluded.pending, failed_versions = excluded.failed_versions, \
-             error = excluded.error, read_at = excluded.read_at",
-        )
-        .bind(self.fleet.clone())
-        .bind(self.tenant.clone())
-        .bind(self.current_version.and_then(|v| v.as_i64()))
-        .bind(i64::from(self.pending))
-        .bind(failed)
-        .bind(self.error.clone())
-        .bind(self.read_at)
-        .bind(self.current_version.map(|v| v.to_string()))
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
-        .map_err(StoreError::query("storing a tenant's last-known state"))
+/// The `applied` column of `s`: `None` for an unreachable tenant (nothing was read).
+fn encode_applied(s: &KnownState) -> Option<String> {
+    let applied = s.applied.as_ref()?;
+    let stored = StoredApplied {
+        versions: applied.versions.iter().map(Version::to_string).collect(),
+        repeatables: applied
+            .repeatables
+            .iter()
+            .map(|(v, sum)| (v.to_string(), sum.clone()))
+            .collect(),
+        blocked: s.blocked,
+    };
+    serde_json::to_string(&stored).ok()
+}
+
+/// Reads what [`encode_applied`] wrote: what was applied and whether it is blocked.
+fn decode_applied(
+    stored: Option<String>,
+    ctx: &'static str,
+) -> Result<(Option<Applied>, bool), StoreError> {
+    let Some(text) = stored else {
+        return Ok((None, false));
+    };
+    let stored: StoredApplied = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        context: ctx,
+        message: e.to_string(),
+    })?;
+    let parse = |t: &String| {
+        t.parse::<Version>()
+            .map_err(|e: crate::model::VersionError| StoreError::Corrupt {
+                context: ctx,
+                message: e.to_string(),
+            })
+    };
+    let mut applied = Applied::default();
+    for t in &stored.versions {
+        applied.versions.insert(parse(t)?);
     }
+    for (t, sum) in &stored.repeatables {
+        applied.repeatables.insert(parse(t)?, sum.clone());
+    }
+    Ok((Some(applied), stored.blocked))
+}
+
+/// Stores `s` in the store's transaction `tx`.
+pub(super) async fn upsert(
+    s: &KnownState,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<(), StoreError> {
+    let failed = encode_versions(&s.failed_versions);
+    sqlx::query(
+        "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
+             error, read_at, current_version_text, applied) \
+             VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8) \
+             ON CONFLICT (fleet, tenant) DO UPDATE SET current_version = excluded.current_version, \
+             current_version_text = excluded.current_version_text, pending = 0, \
+             failed_versions = excluded.failed_versions, error = excluded.error, \
+             read_at = excluded.read_at, applied = excluded.applied",
+    )
+    .bind(s.fleet.clone())
+    .bind(s.tenant.clone())
+    .bind(s.current_version.and_then(|v| v.as_i64()))
+    .bind(failed)
+    .bind(s.error.clone())
+    .bind(s.read_at)
+    .bind(s.current_version.map(|v| v.to_string()))
+    .bind(encode_applied(s))
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(StoreError::query("storing a tenant's last-known state"))
 }
 
 /// `failed_versions` as stored: comma-separated (`3,1.2`, empty for none), as every release
@@ -71,23 +111,16 @@ fn decode_versions(stored: &str) -> Vec<Version> {
     texts.iter().filter_map(|v| v.parse().ok()).collect()
 }
 
-/// What the last-known states of a whole fleet add up to, counted by the store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct KnownSummary {
-    /// Tenants with a reading (readable or not).
-    pub(crate) read: u32,
-    /// Readable tenants per highest applied version (`None`: nothing applied), ascending.
-    pub(crate) versions: Vec<(Option<crate::model::Version>, u32)>,
-    /// Readings that were errors.
-    pub(crate) unreachable: u32,
-    /// Readable tenants with a `failed` or `running` record.
-    pub(crate) failed: u32,
-    /// Readable tenants, none failed, with versions not applied.
-    pub(crate) pending: u32,
-    /// Readable tenants with nothing failed or pending.
-    pub(crate) up_to_date: u32,
-    /// The oldest reading, Unix ms.
-    pub(crate) oldest_read_at: Option<i64>,
+/// Tenants of a fleet whose last-known states are alike (their `tenant` is empty): what
+/// the store counts in one aggregate query, for them to be classified once per group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KnownGroup {
+    /// The state they share (an unreachable one's error is empty).
+    pub(crate) state: KnownState,
+    /// How many tenants.
+    pub(crate) count: u32,
+    /// The oldest of their readings, Unix ms.
+    pub(crate) oldest_read_at: i64,
 }
 
 /// Tenant ids per statement when reading or deleting by id (below every driver's limit on
@@ -95,7 +128,7 @@ pub(crate) struct KnownSummary {
 const IDS_PER_STATEMENT: usize = 500;
 
 const COLUMNS: &str =
-    "tenant, current_version, pending, failed_versions, error, read_at, current_version_text";
+    "tenant, current_version, failed_versions, error, read_at, current_version_text, applied";
 
 /// The version stored as `text` (since the control store's schema 4) or else as `integer`.
 fn stored_version(
@@ -120,15 +153,17 @@ fn decode(
     fleet: &str,
     ctx: &'static str,
 ) -> Result<KnownState, StoreError> {
-    let failed: String = get(row, 3, ctx)?;
+    let failed: String = get(row, 2, ctx)?;
+    let (applied, blocked) = decode_applied(get(row, 6, ctx)?, ctx)?;
     Ok(KnownState {
         fleet: fleet.to_owned(),
         tenant: get(row, 0, ctx)?,
-        current_version: stored_version(get(row, 1, ctx)?, get(row, 6, ctx)?, ctx)?,
-        pending: get::<i64>(row, 2, ctx)? as u32,
+        applied,
+        current_version: stored_version(get(row, 1, ctx)?, get(row, 5, ctx)?, ctx)?,
         failed_versions: decode_versions(&failed),
-        error: get(row, 4, ctx)?,
-        read_at: get(row, 5, ctx)?,
+        blocked,
+        error: get(row, 3, ctx)?,
+        read_at: get(row, 4, ctx)?,
     })
 }
 
@@ -188,62 +223,50 @@ impl Store {
         Ok(out)
     }
 
-    /// The fleet's last-known states counted in one aggregate query: the store scans the
-    /// fleet's rows, nothing is decoded per tenant. Counts every stored tenant of `fleet`,
-    /// so it answers for the whole fleet once [`Store::forget_unregistered`] has run.
+    /// The fleet's last-known states grouped by the store in one aggregate query: alike
+    /// states are one group, so the cost of classifying them ([`KnownState::classify`])
+    /// grows with the kinds of states, not with the tenants. Counts every stored tenant of
+    /// `fleet`, so it answers for the whole fleet once [`Store::forget_unregistered`] ran.
     ///
     /// # Errors
     /// [`StoreError::Query`] when it cannot be read.
-    pub(crate) async fn known_summary(&self, fleet: &str) -> Result<KnownSummary, StoreError> {
+    pub(crate) async fn known_groups(&self, fleet: &str) -> Result<Vec<KnownGroup>, StoreError> {
         const CTX: &str = "counting last-known tenant states";
         let rows = sqlx::query(
-            "SELECT current_version, current_version_text, \
-             SUM(CASE WHEN error IS NULL THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END), \
-             SUM(CASE WHEN error IS NULL AND failed_versions <> '' THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN error IS NULL AND failed_versions = '' AND pending > 0 \
-                 THEN 1 ELSE 0 END), \
-             MIN(read_at) \
-             FROM tenant_state WHERE fleet = $1 GROUP BY current_version, current_version_text",
+            "SELECT current_version, current_version_text, failed_versions, applied, \
+             CASE WHEN error IS NULL THEN 0 ELSE 1 END, COUNT(*), MIN(read_at) \
+             FROM tenant_state WHERE fleet = $1 GROUP BY 1, 2, 3, 4, 5",
         )
         .bind(fleet)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::query(CTX))?;
-        let mut sum = KnownSummary::default();
+        let mut groups = Vec::with_capacity(rows.len());
         for row in &rows {
-            let version = stored_version(get(row, 0, CTX)?, get(row, 1, CTX)?, CTX)?;
-            let count = |i| get::<i64>(row, i, CTX).map(|n| n as u32);
-            let (readable, unreachable, failed, pending) =
-                (count(2)?, count(3)?, count(4)?, count(5)?);
-            let oldest: i64 = get(row, 6, CTX)?;
-            sum.read += readable + unreachable;
-            if readable > 0 {
-                sum.versions.push((version, readable));
-            }
-            sum.unreachable += unreachable;
-            sum.failed += failed;
-            sum.pending += pending;
-            sum.up_to_date += readable - failed - pending;
-            sum.oldest_read_at = Some(sum.oldest_read_at.map_or(oldest, |o| o.min(oldest)));
+            let failed: String = get(row, 2, CTX)?;
+            let (applied, blocked) = decode_applied(get(row, 3, CTX)?, CTX)?;
+            let unreachable = get::<i64>(row, 4, CTX)? != 0;
+            groups.push(KnownGroup {
+                state: KnownState {
+                    fleet: fleet.to_owned(),
+                    tenant: String::new(),
+                    applied,
+                    current_version: stored_version(get(row, 0, CTX)?, get(row, 1, CTX)?, CTX)?,
+                    failed_versions: decode_versions(&failed),
+                    blocked,
+                    error: unreachable.then(String::new),
+                    read_at: get(row, 6, CTX)?,
+                },
+                count: get::<i64>(row, 5, CTX)? as u32,
+                oldest_read_at: get(row, 6, CTX)?,
+            });
         }
-        // PostgreSQL sorts NULL last, SQLite first: `None` (nothing applied) goes first. A
-        // version stored by an older daemon (integer only) and again since (with its text)
-        // is one group.
-        sum.versions.sort_unstable();
-        sum.versions.dedup_by(|later, first| {
-            let same = later.0 == first.0;
-            if same {
-                first.1 += later.1;
-            }
-            same
-        });
-        Ok(sum)
+        Ok(groups)
     }
 
     /// Deletes the last-known state of every tenant that is no longer registered: of fleets
     /// not in `registered`, and of tenants not in their fleet's list. Run at start, so that
-    /// [`Store::known_summary`] counts registered tenants only. Returns how many went.
+    /// [`Store::known_groups`] counts registered tenants only. Returns how many went.
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses it.
@@ -299,7 +322,7 @@ impl Store {
             .await
             .map_err(StoreError::query("storing last-known states"))?;
         for s in states {
-            s.upsert(&mut tx).await?;
+            upsert(s, &mut tx).await?;
         }
         tx.commit()
             .await

@@ -82,7 +82,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 5] = [
+const SCHEMA: [(i64, &str, &str); 6] = [
     (
         1,
         "control store",
@@ -103,6 +103,11 @@ const SCHEMA: [(i64, &str, &str); 5] = [
         5,
         "fenced leases",
         include_str!("migrations/0005_fenced_leases.sql"),
+    ),
+    (
+        6,
+        "known applied, dry runs",
+        include_str!("migrations/0006_known_applied_dry_runs.sql"),
     ),
 ];
 

@@ -33,16 +33,20 @@ pub(crate) struct RolloutFilter {
 }
 
 pub(super) const COLUMNS: &str = "id, spec, state, created_by, created_at, finished_at, tenant_count, \
-                       succeeded, failed, skipped, migrations_run, last_seq, waves";
+                       succeeded, failed, skipped, migrations_run, last_seq, waves, dry_run";
 
 pub(super) fn record(row: &AnyRow) -> Result<RolloutRecord, StoreError> {
     const CTX: &str = "reading a rollout";
     let spec: String = get(row, 1, CTX)?;
     let state: String = get(row, 2, CTX)?;
     let int = |i: usize| get::<i64>(row, i, CTX);
+    let mut spec: RolloutSpec =
+        serde_json::from_str(&spec).map_err(StoreError::corrupt("a rollout's spec"))?;
+    // The column says it (since the store's schema 6), whatever the spec's JSON holds.
+    spec.dry_run = int(13)? != 0;
     Ok(RolloutRecord {
         id: get(row, 0, CTX)?,
-        spec: serde_json::from_str(&spec).map_err(StoreError::corrupt("a rollout's spec"))?,
+        spec,
         state: state.parse().map_err(|message| StoreError::Corrupt {
             context: "a rollout's state",
             message,
@@ -74,7 +78,8 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(q)?;
         sqlx::query(
             "INSERT INTO rollouts (id, fleet, direction, spec, request, state, created_by, \
-             created_at, tenant_count, waves) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_at, tenant_count, waves, dry_run) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(new.id)
         .bind(&new.spec.fleet)
@@ -86,6 +91,7 @@ impl Store {
         .bind(now)
         .bind(new.works.len() as i64)
         .bind(new.waves as i64)
+        .bind(i64::from(new.spec.dry_run))
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("creating a rollout"))?;
