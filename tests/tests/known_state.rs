@@ -202,6 +202,22 @@ async fn a_dry_run_is_stored_as_one() -> anyhow::Result<()> {
         .collect();
     ensure!(marks.contains(&(dry_id.clone(), true)), "{marks:?}");
     ensure!(marks.contains(&(real_id.clone(), false)), "{marks:?}");
+    // The rollouts gauge counts the real one only.
+    let scrape = avocet_tests::scrape(daemon.admin).await?;
+    let succeeded: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| {
+            s.metric == "avocet_rollouts"
+                && s.labels.get("fleet") == Some(FLEET)
+                && s.labels.get("state") == Some("succeeded")
+        })
+        .filter_map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+        .sum();
+    ensure!(succeeded == 1.0, "avocet_rollouts succeeded: {succeeded}");
 
     // The store says it in a column of its own, not only inside the spec's JSON.
     use sqlx::{Connection, Row};

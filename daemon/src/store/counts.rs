@@ -19,14 +19,16 @@ impl Store {
             .map_err(StoreError::query("pinging the control store"))
     }
 
-    /// Rollouts per fleet and state, every rollout the store keeps.
+    /// Rollouts per fleet and state, every rollout the store keeps but dry runs (they change
+    /// nothing: a dashboard's succeeded and failed rollouts are real ones).
     ///
     /// # Errors
     /// [`StoreError::Query`] when they cannot be counted; [`StoreError::Corrupt`] for a
     /// state this daemon does not know.
     pub(crate) async fn rollout_counts(&self) -> Result<Vec<RolloutCount>, StoreError> {
         const CTX: &str = "counting rollouts by state";
-        let sql = "SELECT fleet, state, COUNT(*) FROM rollouts GROUP BY fleet, state";
+        let sql = "SELECT fleet, state, COUNT(*) FROM rollouts WHERE dry_run = 0 \
+                   GROUP BY fleet, state";
         self.grouped(sql, CTX)
             .await?
             .into_iter()
