@@ -119,3 +119,48 @@ async fn a_canary_wave_that_ran_nothing_stops_the_rollout_saying_why() -> anyhow
     }
     daemon.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_selector_chooses_the_canaries_by_labels() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(3).await?;
+    let set = two_migrations()?;
+    let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
+    let tenants = &mut config
+        .fleets
+        .get_mut(avocet_tests::FLEET)
+        .context("fleet")?
+        .tenants;
+    tenants[2].labels.insert("tier".into(), "internal".into());
+    let daemon = TestDaemon::start_with(config).await?;
+    let by_labels = |labels: &str| {
+        Some(pb::Strategy {
+            canary: Some(1),
+            canary_selector: labels.into(),
+            ..Default::default()
+        })
+    };
+    // A selector that matches nobody is refused before anything starts.
+    let nobody = daemon
+        .apply(pb::ApplyRequest {
+            strategy: by_labels("tier=nonexistent"),
+            ..request()
+        })
+        .await;
+    let Err(refused) = nobody else {
+        anyhow::bail!("a canary selector matching nobody was accepted");
+    };
+    ensure!(refused.to_string().contains("matches none"), "{refused}");
+    let run = daemon
+        .apply(pb::ApplyRequest {
+            strategy: by_labels("tier=internal"),
+            ..request()
+        })
+        .await?;
+    let done = finished(&run);
+    ensure!(
+        done.first() == Some(&("t02".to_owned(), 2)),
+        "the canary wave ran {done:?}"
+    );
+    ensure!(!fleet.objects(0, "BASE TABLE").await?.is_empty());
+    daemon.stop().await
+}

@@ -92,6 +92,10 @@ pub(crate) struct StrategyArgs {
     /// The first N tenants run alone and must all succeed before the rest start.
     #[arg(long)]
     pub(crate) canary: Option<u32>,
+    /// Which tenants are the canaries, by labels (`tier=internal`); default: tenants with
+    /// migrations to run, then by id.
+    #[arg(long, value_name = "LABELS")]
+    pub(crate) canary_selector: Option<String>,
     /// Tenants per wave after the canary: a count (`50`) or a percentage (`10%`).
     #[arg(long)]
     pub(crate) wave_size: Option<String>,
@@ -119,6 +123,7 @@ impl StrategyArgs {
             per_host_concurrency: self.per_host_concurrency,
             max_failures: self.max_failures.clone().unwrap_or_default(),
             pause_between_waves_ms: self.pause_between_waves.map(|d| d.as_millis() as u64),
+            canary_selector: self.canary_selector.clone().unwrap_or_default(),
         })
     }
 }

@@ -12,7 +12,8 @@ fn amount(a: Option<Amount>) -> String {
     a.map(|a| a.to_string()).unwrap_or_default()
 }
 
-/// A strategy, every field set.
+/// A strategy, every field set but the canary selector (it orders the tenants when the
+/// rollout is created, and is not kept).
 pub(super) fn strategy(s: &Strategy) -> pb::Strategy {
     pb::Strategy {
         canary: Some(s.canary),
@@ -21,6 +22,7 @@ pub(super) fn strategy(s: &Strategy) -> pb::Strategy {
         per_host_concurrency: Some(s.per_host_concurrency.unwrap_or(0)),
         max_failures: amount(s.max_failures),
         pause_between_waves_ms: Some(s.pause_between_waves_ms),
+        canary_selector: String::new(),
     }
 }
 

@@ -77,6 +77,12 @@ fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
     Ok(Selector { ids, labels })
 }
 
+/// The strategy's `canary_selector`, parsed; empty when unset.
+fn canary_selector(s: Option<&pb::Strategy>) -> Result<LabelSelector, ApiError> {
+    let text = s.map_or("", |s| s.canary_selector.as_str());
+    LabelSelector::parse(text).map_err(|e| invalid(format!("strategy.canary_selector: {e}")))
+}
+
 /// Unspecified means the fleet's own mode.
 fn transaction(mode: i32) -> Result<Option<TransactionMode>, ApiError> {
     match pb::TransactionMode::try_from(mode) {
@@ -174,6 +180,7 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
             )?,
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
+            canary_selector: canary_selector(req.strategy.as_ref())?,
             strategy: strategy(req.strategy, 0, false)?,
             page: page(req.page_size, &req.page_token, false)?,
         })
@@ -202,6 +209,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
                 )?,
                 allow_out_of_order: req.allow_out_of_order,
                 accept_data_loss: req.accept_data_loss,
+                canary_selector: canary_selector(req.strategy.as_ref())?,
                 strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
                 page: Page::default(),
             },

@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use super::{Engine, EngineError, Scope};
+use super::{Engine, EngineError, LabelSelector, Scope};
 use crate::{
     fleet::Tenant,
     model::{MigrationSet, TenantClass},
@@ -34,17 +34,36 @@ fn known_up_to_date(known: &KnownState, set: &MigrationSet) -> bool {
 }
 
 impl Engine {
-    /// Puts up to `canary` tenants of `scope` with work to do (as far as the control
-    /// store knows) first, so the canary wave of an apply tests something.
+    /// Puts up to `canary` tenants of `scope` first so the canary wave of an apply tests
+    /// something: those `chosen` matches when it is not empty, else those with work to do
+    /// (as far as the control store knows).
     ///
     /// # Errors
+    /// [`EngineError::InvalidArgument`] when `chosen` matches no selected tenant;
     /// [`EngineError::Store`] when the last-known states cannot be read.
     pub(super) async fn canaries_first(
         &self,
         scope: &mut Scope,
         canary: u32,
+        chosen: &LabelSelector,
     ) -> Result<(), EngineError> {
         if canary == 0 || scope.tenants.is_empty() {
+            return Ok(());
+        }
+        if !chosen.is_empty() {
+            let unmatched: Vec<bool> = scope
+                .tenants
+                .iter()
+                .map(|t| !chosen.matches(&t.labels))
+                .collect();
+            if unmatched.iter().all(|&u| u) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "the canary selector {chosen} matches none of the {} selected tenant(s)",
+                    scope.tenants.len()
+                )));
+            }
+            let order = canary_order(&unmatched, canary as usize);
+            scope.tenants = order.iter().map(|&i| scope.tenants[i].clone()).collect();
             return Ok(());
         }
         let ids: Vec<&str> = scope.tenants.iter().map(|t| t.id.as_str()).collect();

@@ -77,7 +77,8 @@ impl Engine {
         let opts = apply_options(&scope, &req)?;
         let strategy = super::rollouts::strategy(&scope, req.strategy)?;
         // The waves an apply would run: its canaries first.
-        self.canaries_first(&mut scope, strategy.canary).await?;
+        self.canaries_first(&mut scope, strategy.canary, &req.canary_selector)
+            .await?;
         let waves = plan::waves(scope.tenants.len(), &strategy);
         let wave_of = |position: usize| {
             waves

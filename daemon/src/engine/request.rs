@@ -63,6 +63,8 @@ pub struct PlanRequest {
     pub accept_data_loss: bool,
     /// The strategy whose waves the plan shows (over the fleet's defaults).
     pub strategy: StrategyRequest,
+    /// Which selected tenants are the canaries; empty: tenants with work to do first.
+    pub canary_selector: LabelSelector,
     /// Which tenants of the selection this answer holds.
     pub page: Page,
 }

@@ -50,6 +50,10 @@ impl Engine {
             )));
         }
         let request = request_json(&req.plan.selector, &req.expected_set_digest);
+        let mut scope = scope;
+        let strategy = self::strategy(&scope, req.plan.strategy)?;
+        self.canaries_first(&mut scope, strategy.canary, &req.plan.canary_selector)
+            .await?;
         self.start(
             scope,
             (RolloutOp::Apply(opts), opts.accept_data_loss),
@@ -116,7 +120,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
-        mut scope: Scope,
+        scope: Scope,
         (op, accept_data_loss): (RolloutOp, bool),
         strategy: StrategyRequest,
         dry_run: bool,
@@ -136,9 +140,6 @@ impl Engine {
             return Err(EngineError::TooManyRollouts {
                 limit: self.max_running_rollouts,
             });
-        }
-        if matches!(op, RolloutOp::Apply(_)) {
-            self.canaries_first(&mut scope, strategy.canary).await?;
         }
         let spec = RolloutSpec {
             fleet: scope.fleet.name.clone(),
