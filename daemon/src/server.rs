@@ -107,6 +107,7 @@ pub async fn serve_with_admin(
         .transpose()
         .map_err(ServerError::Tls)?;
     let limits = config.limits.clone();
+    crate::catalog::set_max_migration_bytes(limits.max_migration_bytes);
     let registry = Registry::from_config(&config)?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
     let replica = ReplicaOptions {
@@ -140,7 +141,14 @@ pub async fn serve_with_admin(
     });
     let opening = Engine::open(registry, &control_store, replica, token.clone(), &meter).await;
     let engine = match opening {
-        Ok(engine) => Arc::new(engine.limit_running_rollouts(limits.max_running_rollouts)),
+        Ok(engine) => Arc::new(
+            engine
+                .limit_running_rollouts(limits.max_running_rollouts)
+                .limit_per_fleet(
+                    limits.max_running_rollouts_per_fleet,
+                    limits.max_pause_between_waves,
+                ),
+        ),
         Err(e) => {
             admin_stop.cancel();
             export.shutdown();

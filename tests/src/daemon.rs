@@ -75,6 +75,7 @@ impl TestDaemon {
             lock_timeout,
             connect_timeout: Duration::from_secs(10),
             tenants: fleet.tenants.clone(),
+            sqlite_root: fleet.sqlite_dir().map(std::path::Path::to_owned),
             ..FleetConfig::new(fleet.dialect, migrations.to_owned())
         };
         let config = Config {

@@ -28,8 +28,54 @@ const VOLATILE: [&str; 8] = [
     "txid_current(",
 ];
 
-/// The findings of the statements `spans` of `sql`, in order.
+/// Statements longer than this are not parsed (an `unparsed` note): sqlparser's recursion
+/// limit does not bound the depth of a long chain of binary operators (`1 + 1 + …`), whose
+/// tree is as deep as the chain is long, and walking or dropping it recurses.
+const MAX_PARSED_STATEMENT_BYTES: usize = 1 << 20;
+
+/// The stack of the thread that parses: enough for the deepest tree a statement of
+/// [`MAX_PARSED_STATEMENT_BYTES`] makes (reserved, not committed, until used).
+const PARSER_STACK_BYTES: usize = 512 << 20;
+
+/// `f` on a thread of its own with a [`PARSER_STACK_BYTES`] stack (issue 25, finding 7: a
+/// 140 KB statement overflowed a runtime worker's 2 MiB stack and aborted the daemon); `None`
+/// when that thread cannot start or panics.
+pub(super) fn on_parser_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("avocet-parse".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .ok()?
+            .join()
+            .ok()
+    })
+}
+
+/// The statements of `text`, or `None` when it is too long to parse or does not parse.
+fn parse(parser: &dyn sqlparser::dialect::Dialect, text: &str) -> Option<Vec<Statement>> {
+    if text.len() > MAX_PARSED_STATEMENT_BYTES {
+        return None;
+    }
+    Parser::parse_sql(parser, text).ok()
+}
+
+/// The findings of the statements `spans` of `sql`, in order; parsed on a thread with a
+/// known stack ([`on_parser_stack`]), every statement `unparsed` if it cannot start.
 pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> Vec<Finding> {
+    on_parser_stack(|| lint_here(sql, spans, dialect)).unwrap_or_else(|| {
+        spans
+            .iter()
+            .map(|span| Finding {
+                code: LintCode::Unparsed,
+                line: span.line,
+                blocks: false,
+            })
+            .collect()
+    })
+}
+
+fn lint_here(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> Vec<Finding> {
     let parser = super::script::sql_dialect(dialect);
     let mut state = State {
         postgres: dialect == DialectKind::Postgres,
@@ -42,8 +88,8 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
     for span in spans {
         let text = &sql[span.bytes.clone()];
         let mut found = Vec::new();
-        match Parser::parse_sql(parser, text) {
-            Ok(statements) => {
+        match parse(parser, text) {
+            Some(statements) => {
                 for statement in &statements {
                     if let Statement::Drop {
                         object_type: ObjectType::Table,
@@ -61,7 +107,7 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
                     state.classify(statement, &mut found);
                 }
             }
-            Err(_) => found.push(LintCode::Unparsed),
+            None => found.push(LintCode::Unparsed),
         }
         findings.extend(found.into_iter().map(|code| Finding {
             code,
@@ -87,6 +133,10 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
 /// that holds no more values (`varchar(128)` then `varchar(1024)`, `smallint` then
 /// `bigint`). Where no earlier statement of the set names the column, the finding stays.
 pub(super) fn drop_widenings(migrations: &mut [crate::model::Migration], dialect: DialectKind) {
+    on_parser_stack(|| drop_widenings_here(migrations, dialect));
+}
+
+fn drop_widenings_here(migrations: &mut [crate::model::Migration], dialect: DialectKind) {
     let narrowing = |m: &crate::model::Migration| {
         m.up.findings
             .iter()
@@ -100,7 +150,7 @@ pub(super) fn drop_widenings(migrations: &mut [crate::model::Migration], dialect
     for m in migrations.iter_mut() {
         let mut widened = Vec::new();
         for span in &m.up.spans {
-            let Ok(statements) = Parser::parse_sql(parser, &m.up.sql[span.bytes.clone()]) else {
+            let Some(statements) = parse(parser, &m.up.sql[span.bytes.clone()]) else {
                 continue;
             };
             for statement in &statements {

@@ -30,3 +30,4 @@ pub(crate) use load::load_dir;
 pub use script::ScriptError;
 pub use script::parse_script;
 pub(crate) use source::resolve as resolve_format;
+pub(crate) use source::set_max_migration_bytes;
