@@ -156,6 +156,10 @@ pub struct LimitsConfig {
     /// Longest `pause_between_waves` a fleet or a request may set, e.g. `"1h"`. Default 1 h.
     #[serde(default = "default_max_pause", with = "humantime_serde")]
     pub max_pause_between_waves: Duration,
+    /// Longest wait for a new gRPC connection's first byte (TLS ClientHello or HTTP/2
+    /// preface) before it is closed, e.g. `"10s"`. Default 10 s.
+    #[serde(default = "default_first_byte", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
     /// Largest migration file a set may hold, bytes; a set with a larger one does not load
     /// (its error names the file). Default 16 MiB.
     #[serde(default = "default_max_migration_bytes")]
@@ -164,6 +168,10 @@ pub struct LimitsConfig {
 
 /// `[limits] max_migration_bytes` by default: 16 MiB.
 pub const DEFAULT_MAX_MIGRATION_BYTES: u64 = 16 << 20;
+
+fn default_first_byte() -> Duration {
+    Duration::from_secs(10)
+}
 
 fn default_per_fleet() -> usize {
     8
@@ -186,6 +194,7 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(120),
             max_running_rollouts_per_fleet: default_per_fleet(),
             max_pause_between_waves: default_max_pause(),
+            first_byte_timeout: default_first_byte(),
             max_migration_bytes: DEFAULT_MAX_MIGRATION_BYTES,
         }
     }
