@@ -5,14 +5,12 @@
 
 use std::collections::HashSet;
 
-use sqlparser::{
-    ast::{
-        AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, ObjectName, ObjectType,
-        RenameTableNameKind, Statement, TableConstraint,
-    },
-    parser::Parser,
+use sqlparser::ast::{
+    AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, ObjectName, ObjectType,
+    RenameTableNameKind, Statement, TableConstraint,
 };
 
+use super::parse::{on_parser_stack, parse};
 use crate::model::{DialectKind, Finding, LintCode, LintKind, StatementSpan};
 
 /// PostgreSQL functions whose value changes per row: a column added with one as its
@@ -27,38 +25,6 @@ const VOLATILE: [&str; 8] = [
     "nextval(",
     "txid_current(",
 ];
-
-/// Statements longer than this are not parsed (an `unparsed` note): sqlparser's recursion
-/// limit does not bound the depth of a long chain of binary operators (`1 + 1 + …`), whose
-/// tree is as deep as the chain is long, and walking or dropping it recurses.
-const MAX_PARSED_STATEMENT_BYTES: usize = 1 << 20;
-
-/// The stack of the thread that parses: enough for the deepest tree a statement of
-/// [`MAX_PARSED_STATEMENT_BYTES`] makes (reserved, not committed, until used).
-const PARSER_STACK_BYTES: usize = 512 << 20;
-
-/// `f` on a thread of its own with a [`PARSER_STACK_BYTES`] stack (issue 25, finding 7: a
-/// 140 KB statement overflowed a runtime worker's 2 MiB stack and aborted the daemon); `None`
-/// when that thread cannot start or panics.
-pub(super) fn on_parser_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("avocet-parse".into())
-            .stack_size(PARSER_STACK_BYTES)
-            .spawn_scoped(scope, f)
-            .ok()?
-            .join()
-            .ok()
-    })
-}
-
-/// The statements of `text`, or `None` when it is too long to parse or does not parse.
-fn parse(parser: &dyn sqlparser::dialect::Dialect, text: &str) -> Option<Vec<Statement>> {
-    if text.len() > MAX_PARSED_STATEMENT_BYTES {
-        return None;
-    }
-    Parser::parse_sql(parser, text).ok()
-}
 
 /// The findings of the statements `spans` of `sql`, in order; parsed on a thread with a
 /// known stack ([`on_parser_stack`]), every statement `unparsed` if it cannot start.

@@ -12,6 +12,7 @@
 //! | `split.rs` | statements: where each ends, from the tokens |
 //! | `delimiter.rs` | the `mysql` client's `DELIMITER` lines (MySQL) |
 //! | `lint.rs` | the lint: statements that destroy data or hold blocking locks |
+//! | `parse.rs` | sqlparser on a thread with a known stack, never past a size |
 //! | `placeholders.rs` | a script's `${name}` placeholders and where each sits |
 //! | `cache.rs` | [`SetCache`]: a set kept until its directory changes |
 
@@ -19,6 +20,7 @@ mod cache;
 mod delimiter;
 mod lint;
 mod load;
+mod parse;
 mod placeholders;
 mod script;
 mod source;

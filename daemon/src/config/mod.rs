@@ -341,46 +341,6 @@ impl FleetConfig {
         )
     }
 
-    /// The checks on the fleet's registered DSNs: `allowed_hosts` (or the hosts of its
-    /// configured DSNs and template), `sqlite_root`, `require_scram`, and the control store
-    /// at `control_store`.
-    ///
-    /// # Errors
-    /// A sentence for a bad pattern or a `sqlite_root` that is not a directory.
-    pub fn registration_policy(&self, control_store: &str) -> Result<RegistrationPolicy, String> {
-        let hosts = match &self.allowed_hosts {
-            Some(h) => h.clone(),
-            None => {
-                let template = self
-                    .dsn_template
-                    .as_ref()
-                    .map(|t| t.replace("{id}", "x"))
-                    .filter(|t| !t.contains('{'));
-                let discovery = self.discovery.as_ref().map(|d| d.dsn.clone());
-                let mut hosts: Vec<String> = self
-                    .tenants
-                    .iter()
-                    .filter_map(|t| self.tenant_dsn(t).ok())
-                    .chain(template)
-                    .chain(discovery)
-                    .filter_map(|dsn| match TargetKey::of(self.dialect, &dsn, None) {
-                        Some(TargetKey::Server { host, .. }) => Some(globset::escape(&host)),
-                        _ => None,
-                    })
-                    .collect();
-                hosts.sort();
-                hosts.dedup();
-                hosts
-            }
-        };
-        RegistrationPolicy::new(
-            hosts,
-            self.sqlite_root.as_deref(),
-            control_store,
-            self.require_scram,
-        )
-    }
-
     /// The fleet's `password_env` / `password_file`, which registered and discovered
     /// tenants use too.
     pub(crate) fn password_source(&self) -> PasswordSource {
