@@ -142,8 +142,8 @@ impl RegistrationPolicy {
     /// The policy of `allowed_hosts` patterns, `sqlite_root` and the control store's DSN.
     ///
     /// # Errors
-    /// A sentence for a pattern that is not a glob, or a `sqlite_root` that is not a
-    /// directory.
+    /// A sentence for a pattern that is not a glob, or a `sqlite_root` that is not (and
+    /// cannot be made) a directory.
     pub fn new(
         allowed_hosts: Vec<String>,
         sqlite_root: Option<&Path>,
@@ -158,8 +158,10 @@ impl RegistrationPolicy {
             );
         }
         let matcher = builder.build().map_err(|e| e.to_string())?;
+        // Created if missing, as a SQLite tenant's directory is when it first connects.
         let sqlite_root = sqlite_root
             .map(|root| {
+                let _ = std::fs::create_dir_all(root);
                 std::fs::canonicalize(root)
                     .ok()
                     .filter(|r| r.is_dir())

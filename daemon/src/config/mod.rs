@@ -28,6 +28,7 @@ pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{
     AuthConfig, ClientConfig, DEFAULT_MAX_MIGRATION_BYTES, LimitsConfig, TlsConfig, TokenConfig,
+    certificate_attributes, subject_attributes,
 };
 pub(crate) use security::{NOT_A_DIGEST, sha256_digest};
 
@@ -242,8 +243,8 @@ pub struct FleetConfig {
     /// fleet's configured tenants' DSNs and of its `dsn_template`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
-    /// The directory that holds the files of SQLite tenants registered through the API;
-    /// none (the default): SQLite tenants cannot be registered.
+    /// The directory that holds the files of SQLite tenants registered through the API
+    /// (created if missing); none (the default): SQLite tenants cannot be registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqlite_root: Option<PathBuf>,
     /// A registered PostgreSQL tenant's server must authenticate with SCRAM: one that asks

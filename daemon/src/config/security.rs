@@ -110,6 +110,24 @@ pub struct ClientConfig {
     pub fleets: Vec<String>,
 }
 
+/// The (type, value) attributes of RFC 4514 subject `text`, as a `clients` entry's
+/// `subject` is read (types upper-cased, sorted); for the fuzz target.
+///
+/// # Errors
+/// A sentence when it does not parse.
+pub fn subject_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+    crate::auth::subject::parse(text)
+}
+
+/// The (type, value) attributes of DER certificate `der`'s subject, as they are compared
+/// with `clients` entries; for the fuzz target.
+///
+/// # Errors
+/// A sentence when it does not parse or an attribute is not a string.
+pub fn certificate_attributes(der: &[u8]) -> Result<Vec<(String, String)>, String> {
+    crate::auth::subject::of_certificate(der)
+}
+
 /// What a token's hash that does not parse is told.
 pub(crate) const NOT_A_DIGEST: &str = "must be a SHA-256 digest: 64 hex digits";
 
