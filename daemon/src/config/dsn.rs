@@ -13,7 +13,7 @@
 //!   (required for registration), and is never the control store;
 //! - the target (server, database, schema; or file) is no other fleet's tenant's.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -82,22 +82,22 @@ impl TargetKey {
     }
 }
 
-/// `path` made absolute against the working directory and canonicalised as far as it
-/// exists (its file may not yet); `None` when a component is `..` past what exists or
-/// the path cannot be resolved.
+/// `path` made absolute against the working directory, its longest existing ancestor
+/// canonicalised (symbolic links followed) and the rest appended (its file, and
+/// directories the first connection creates, may not exist yet); `None` when a part past
+/// what exists is `..` or the path cannot be made absolute.
 pub(super) fn resolve(path: &Path) -> Option<PathBuf> {
     let absolute = std::path::absolute(path).ok()?;
-    if let Ok(found) = absolute.canonicalize() {
-        return Some(found);
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut found) = existing.canonicalize() {
+            found.extend(rest.iter().rev());
+            return Some(found);
+        }
+        rest.push(existing.file_name()?.to_owned());
+        existing = existing.parent()?;
     }
-    let name = absolute.file_name()?;
-    if matches!(
-        Path::new(name).components().next(),
-        Some(Component::ParentDir)
-    ) {
-        return None;
-    }
-    Some(absolute.parent()?.canonicalize().ok()?.join(name))
 }
 
 /// Query parameters a registered DSN may carry, by dialect (decoded names, as the driver
@@ -445,6 +445,7 @@ mod tests {
         for bad in [
             format!("sqlite://{r}/%2e%2e/%2e%2e/etc/passwd"),
             format!("sqlite://{r}/../x.db"),
+            format!("sqlite://{r}/new-dir/../../x.db"),
             format!("sqlite://{r}/a%00b.db"),
             format!("sqlite://{r}/control.db"),
             format!("sqlite://{r}/t1.db?vfs=unix-none"),
