@@ -72,9 +72,37 @@ pub struct Credentials {
     pub traceparent: Option<String>,
     /// Its W3C `tracestate` (`TRACESTATE`), sent with it.
     pub tracestate: Option<String>,
+    /// Send the token over plaintext to a non-loopback address anyway (`--insecure`);
+    /// without it, that connection is refused before anything is sent.
+    pub insecure: bool,
 }
 
 impl Credentials {
+    /// Refuses to send a token in clear to an address other than loopback (a mistyped
+    /// `http://` to a TLS daemon included), unless [`Credentials::insecure`].
+    fn check_plaintext(&self, addr: &str, tls: bool) -> Result<(), ClientError> {
+        if tls || self.token.is_none() || self.insecure {
+            return Ok(());
+        }
+        let host = addr
+            .parse::<tonic::transport::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_owned))
+            .unwrap_or_default();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match loopback {
+            true => Ok(()),
+            false => Err(ClientError::Credentials(format!(
+                "refusing to send the token in clear to {host:?}: use an https:// address \
+                 (or --ca), or pass --insecure"
+            ))),
+        }
+    }
+
     fn wants_tls(&self, addr: &str) -> bool {
         self.ca.is_some() || self.cert.is_some() || addr.starts_with("https://")
     }
@@ -258,6 +286,7 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let mut addr = addr.into();
         let tls = credentials.wants_tls(&addr);
+        credentials.check_plaintext(&addr, tls)?;
         if tls && let Some(rest) = addr.strip_prefix("http://") {
             addr = format!("https://{rest}");
         }
@@ -663,6 +692,38 @@ mod tests {
         assert_eq!(
             texts,
             ["1", "1.2", "1.10", "2", "R__a_b", "R__aB", "R__views"]
+        );
+    }
+
+    /// Issue 25, finding 15: a token is not sent in clear beyond loopback without
+    /// `insecure`.
+    #[tokio::test]
+    async fn a_token_is_not_sent_in_clear_to_another_host() {
+        let with_token = super::Credentials {
+            token: Some("t".into()),
+            ..Default::default()
+        };
+        for addr in ["http://10.0.0.7:50051", "http://daemon.example:50051"] {
+            let got =
+                super::Client::connect_as(addr, super::Timeouts::default(), &with_token).await;
+            assert!(
+                matches!(got, Err(super::ClientError::Credentials(ref m)) if m.contains("--insecure")),
+                "{addr}"
+            );
+        }
+        let plain = ["http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1"];
+        for addr in plain {
+            assert!(with_token.check_plaintext(addr, false).is_ok(), "{addr}");
+        }
+        let insecure = super::Credentials {
+            insecure: true,
+            ..with_token.clone()
+        };
+        assert!(insecure.check_plaintext("http://10.0.0.7:1", false).is_ok());
+        assert!(
+            with_token
+                .check_plaintext("https://10.0.0.7:1", true)
+                .is_ok()
         );
     }
 }

@@ -45,6 +45,8 @@ async fn start_with(change: impl FnOnce(&mut Config)) -> Daemon {
         lock_timeout: std::time::Duration::from_secs(5),
         connect_timeout: std::time::Duration::from_secs(5),
         tenants,
+        // Tenants registered through the API keep their files here.
+        sqlite_root: Some(dir.path().to_owned()),
         ..FleetConfig::new(DialectKind::Sqlite, migrations)
     };
     let mut config = Config {

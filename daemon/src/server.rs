@@ -107,6 +107,7 @@ pub async fn serve_with_admin(
         .transpose()
         .map_err(ServerError::Tls)?;
     let limits = config.limits.clone();
+    crate::catalog::set_max_migration_bytes(limits.max_migration_bytes);
     let registry = Registry::from_config(&config)?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
     let replica = ReplicaOptions {
@@ -140,7 +141,14 @@ pub async fn serve_with_admin(
     });
     let opening = Engine::open(registry, &control_store, replica, token.clone(), &meter).await;
     let engine = match opening {
-        Ok(engine) => Arc::new(engine.limit_running_rollouts(limits.max_running_rollouts)),
+        Ok(engine) => Arc::new(
+            engine
+                .limit_running_rollouts(limits.max_running_rollouts)
+                .limit_per_fleet(
+                    limits.max_running_rollouts_per_fleet,
+                    limits.max_pause_between_waves,
+                ),
+        ),
         Err(e) => {
             admin_stop.cancel();
             export.shutdown();
@@ -219,7 +227,7 @@ pub async fn serve_with_admin(
             FleetServer::new(fleet).max_decoding_message_size(size),
             gate,
         ))
-        .serve_with_incoming_shutdown(incoming(listener), async move {
+        .serve_with_incoming_shutdown(incoming(listener, limits.first_byte_timeout), async move {
             shutdown.await;
             tracing::info!("shutting down: no new tenant starts; tenants in flight finish");
             health
@@ -282,10 +290,32 @@ fn oversized_is_exhausted<B>(mut response: http::Response<B>) -> http::Response<
     response
 }
 
+/// Connections waiting for their first byte at once; more wait in the listen backlog.
+const PENDING_CONNECTIONS: usize = 4096;
+
 /// Accepted connections with `TCP_NODELAY` (a small gRPC response otherwise waits on
 /// Nagle's algorithm for the client's delayed ACK, about 40 ms on Linux) and TCP keepalive.
-fn incoming(listener: TcpListener) -> TcpIncoming {
+/// A connection that sends no byte (no TLS ClientHello, no HTTP/2 preface) within
+/// `first_byte` is closed before the server sees it (issue 25, finding 18: idle connections
+/// held a descriptor each, for ever).
+fn incoming(
+    listener: TcpListener,
+    first_byte: Duration,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt as _;
     TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(30)))
+        .map(move |accepted| async move {
+            let stream = accepted?;
+            let mut byte = [0_u8; 1];
+            match tokio::time::timeout(first_byte, stream.peek(&mut byte)).await {
+                Ok(Ok(n)) if n > 0 => Ok(Some(stream)),
+                _ => Ok(None),
+            }
+        })
+        .buffer_unordered(PENDING_CONNECTIONS)
+        .filter_map(
+            |r: std::io::Result<Option<tokio::net::TcpStream>>| async move { r.transpose() },
+        )
 }

@@ -47,6 +47,17 @@ pub struct TestDaemon {
     _store: Option<tempfile::TempDir>,
 }
 
+/// The directory of a SQLite fleet's files: its first tenant's, else its own directory.
+fn sqlite_root(fleet: &Fleet) -> Option<std::path::PathBuf> {
+    let first = fleet.tenants.first().and_then(|t| {
+        let path = t.dsn.strip_prefix("sqlite://")?.split('?').next()?;
+        std::path::Path::new(path)
+            .parent()
+            .map(std::path::Path::to_owned)
+    });
+    first.or_else(|| fleet.sqlite_dir().map(std::path::Path::to_owned))
+}
+
 impl TestDaemon {
     /// Starts a daemon for `fleet` with the given migration directory and lock timeout.
     pub async fn start(
@@ -75,6 +86,7 @@ impl TestDaemon {
             lock_timeout,
             connect_timeout: Duration::from_secs(10),
             tenants: fleet.tenants.clone(),
+            sqlite_root: sqlite_root(fleet),
             ..FleetConfig::new(fleet.dialect, migrations.to_owned())
         };
         let config = Config {

@@ -115,6 +115,11 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// The directory of a SQLite fleet's files (its daemon's `sqlite_root`).
+    pub fn sqlite_dir(&self) -> Option<&Path> {
+        self._dir.as_ref().map(tempfile::TempDir::path)
+    }
+
     /// `n` new PostgreSQL databases.
     pub async fn postgres(n: usize) -> anyhow::Result<Self> {
         Self::server(DialectKind::Postgres, n).await

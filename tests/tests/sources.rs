@@ -60,7 +60,8 @@ fn registration(tenant: &str, dsn: &str) -> pb::RegisterTenantRequest {
 async fn registered_tenants_feed_rollouts_and_survive_a_restart() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(2).await?;
     let dir = tempfile::tempdir()?;
-    let r01 = dir.path().join("r01.db");
+    // Registered files live in the fleet's sqlite_root.
+    let r01 = fleet.sqlite_dir().context("dir")?.join("r01.db");
     let r01_dsn = format!("sqlite://{}?mode=rwc", r01.display());
     let daemon = daemon_on(&fleet, dir.path()).await?;
     let mut client = daemon.client();

@@ -41,6 +41,10 @@ pub(crate) struct Args {
     /// shows in the process list).
     #[arg(long, global = true, env = "AVOCET_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// Send the token over plaintext (`http://`) to an address other than loopback; without
+    /// it the client refuses, so a token never crosses a network in clear by mistake.
+    #[arg(long, global = true)]
+    pub(crate) insecure: bool,
     /// PEM CA certificate the daemon's TLS certificate must chain to; turns TLS on.
     #[arg(long, global = true, env = "AVOCET_CA")]
     pub(crate) ca: Option<std::path::PathBuf>,

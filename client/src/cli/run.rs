@@ -37,6 +37,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         // the daemon's spans of this call join the caller's trace.
         traceparent: std::env::var("TRACEPARENT").ok().filter(|v| !v.is_empty()),
         tracestate: std::env::var("TRACESTATE").ok().filter(|v| !v.is_empty()),
+        insecure: args.insecure,
     };
     let mut client = Client::connect_as(&args.addr, timeouts, &credentials).await?;
     let out = args.output;

@@ -63,8 +63,27 @@ impl From<ApiError> for Status {
                 ErrorKind::Internal => Code::Internal,
             },
         };
-        Status::new(code, e.to_string())
+        Status::new(code, bounded(e.to_string()))
     }
+}
+
+/// Longest `grpc-message` the daemon sends: a message quoting a request (a 1 MB selector)
+/// is cut here, so an answer never exceeds a client's metadata limit (issue 25, finding 17).
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message`, cut at [`MAX_MESSAGE_BYTES`] on a character boundary, saying so.
+fn bounded(mut message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let total = message.len();
+    message.truncate(end);
+    message.push_str(&format!("… (cut: {total} bytes)"));
+    message
 }
 
 /// The caller of `request` as the gate proved it, if its role allows `rpc`; the fleet is
@@ -121,4 +140,26 @@ pub(crate) fn services(engine: Arc<Engine>) -> (MigratorService, RolloutsService
         RolloutsService(engine.clone()),
         FleetService(engine),
     )
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    /// Issue 25, finding 17: a 1 MB quoted input does not come back whole.
+    #[test]
+    fn messages_are_bounded() {
+        let status = Status::from(ApiError::InvalidArgument(format!(
+            "bad selector {:?}",
+            "é".repeat(1 << 19)
+        )));
+        assert!(
+            status.message().len() < MAX_MESSAGE_BYTES + 64,
+            "{}",
+            status.message().len()
+        );
+        assert!(status.message().ends_with("bytes)"));
+        let short = Status::from(ApiError::InvalidArgument("short".into()));
+        assert_eq!(short.message(), "short");
+    }
 }

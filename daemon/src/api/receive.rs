@@ -28,14 +28,35 @@ const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 
 /// A version from a request: its `_text` field (`3`, `1.2.3`, `R__views`) when set, else
 /// its integer field. Versions are non-negative (`0001_x.sql` is 1).
+/// Both forms pass one rule: a version is 0 or more, so `"-1"` is refused as `-1` is
+/// (issue 25, finding 20).
 fn version(field: &str, v: i64, text: &str) -> Result<Version, ApiError> {
+    let negative = |shown: &str| invalid(format!("{field} must be 0 or more, not {shown}"));
     if !text.is_empty() {
-        return Version::parse_requested(text).map_err(|e| invalid(format!("{field}_text: {e}")));
+        if text.trim_start().starts_with('-') {
+            return Err(negative(crate::config::bounded(text)));
+        }
+        let parsed =
+            Version::parse_requested(text).map_err(|e| invalid(format!("{field}_text: {e}")))?;
+        return match parsed.as_i64() {
+            Some(n) if n < 0 => Err(negative(&n.to_string())),
+            _ => Ok(parsed),
+        };
     }
     if v < 0 {
-        return Err(invalid(format!("{field} must be 0 or more, not {v}")));
+        return Err(negative(&v.to_string()));
     }
     Ok(v.into())
+}
+
+#[cfg(test)]
+#[test]
+fn negative_versions_are_refused_in_both_forms() {
+    for (v, text) in [(-1, ""), (0, "-1"), (0, " -7"), (0, "-0001")] {
+        assert!(version("to_version", v, text).is_err(), "{v} {text:?}");
+    }
+    assert!(version("to_version", 0, "3").is_ok());
+    assert!(version("to_version", 3, "").is_ok());
 }
 
 /// An optional version from a request: its `_text` field, else its integer field.

@@ -23,7 +23,19 @@ impl RolloutsService {
             return Ok(());
         }
         let rollout = self.0.rollout(id).await.map_err(ApiError::from)?;
+        hidden(who, &rollout.spec.fleet, id)?;
         who.may_on(rpc, &rollout.spec.fleet)
+    }
+}
+
+/// A rollout of a fleet `who` may not see is `NOT_FOUND`, as an unknown id is: its answer
+/// says nothing of whether it exists or which fleet it is of (issue 25, finding 21).
+fn hidden(who: &Identity, fleet: &str, id: &str) -> Result<(), Status> {
+    match who.sees(fleet) {
+        true => Ok(()),
+        false => {
+            Err(ApiError::from(crate::engine::EngineError::UnknownRollout(id.to_owned())).into())
+        }
     }
 }
 
@@ -39,6 +51,7 @@ impl Rollouts for RolloutsService {
         let req = request.into_inner();
         let id = receive::rollout_id(&req.id)?;
         let rollout = self.0.rollout(id).await.map_err(ApiError::from)?;
+        hidden(&who, &rollout.spec.fleet, id)?;
         who.may_on(Rpc::GetRollout, &rollout.spec.fleet)?;
         Ok(Response::new((&rollout).into()))
     }

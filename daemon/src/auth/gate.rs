@@ -8,7 +8,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
 
-use super::Identity;
+use super::{
+    Identity,
+    subject::{self, Attributes},
+};
 use crate::config::{AuthConfig, NOT_A_DIGEST, sha256_digest};
 
 /// Authenticates every call; cheap to clone (one shared table).
@@ -20,8 +23,10 @@ struct Table {
     enabled: bool,
     /// SHA-256 of each token, with its identity.
     tokens: Vec<([u8; 32], Identity)>,
-    /// Normalised certificate subject ([`attributes`]), with its identity.
-    clients: Vec<(Vec<String>, Identity)>,
+    /// Refusals by peer, for the log and the lockout.
+    failures: super::failures::Failures,
+    /// Certificate subject as parsed attributes ([`subject::parse`]), with its identity.
+    clients: Vec<(Attributes, Identity)>,
 }
 
 impl Gate {
@@ -66,18 +71,18 @@ impl Gate {
         for (i, c) in config.clients.iter().enumerate() {
             let key = format!("clients[{i}]");
             name(key.clone(), &c.name)?;
-            let subject = attributes(&c.subject);
-            if subject.is_empty() {
-                return Err((
+            let subject = subject::parse(&c.subject).map_err(|e| {
+                (
                     format!("{key}.subject"),
-                    "must name attributes, e.g. CN=ci".into(),
-                ));
-            }
+                    format!("must be RFC 4514 attributes, e.g. CN=ci: {e}"),
+                )
+            })?;
             let identity = Identity::new(&c.name, c.role, &c.fleets).map_err(|e| (key, e))?;
             clients.push((subject, identity));
         }
         Ok(Self(Arc::new(Table {
             enabled: config.is_enabled(),
+            failures: Default::default(),
             tokens,
             clients,
         })))
@@ -111,21 +116,22 @@ impl Gate {
                 .cloned()
                 .ok_or_else(|| Status::unauthenticated("the token is not one this daemon knows"));
         }
-        if let Some(subject) = request
-            .peer_certs()
-            .and_then(|certs| certs.first().map(|c| super::tls::subject(c.as_ref())))
+        if let Some(certs) = request.peer_certs()
+            && let Some(cert) = certs.first()
         {
-            let subject = subject.map_err(Status::unauthenticated)?;
-            let wanted = attributes(&subject);
+            // The certificate's attributes as it encodes them, compared as a set with each
+            // configured subject's: never rendered to text and split again.
+            let presented =
+                subject::of_certificate(cert.as_ref()).map_err(Status::unauthenticated)?;
             return table
                 .clients
                 .iter()
-                .find(|(s, _)| *s == wanted)
+                .find(|(s, _)| *s == presented)
                 .map(|(_, identity)| identity.clone())
                 .ok_or_else(|| {
-                    Status::unauthenticated(format!(
-                        "client certificate {subject:?} maps to no identity in [auth] clients"
-                    ))
+                    Status::unauthenticated(
+                        "the client certificate's subject maps to no identity in [auth] clients",
+                    )
                 });
         }
         Err(Status::unauthenticated(
@@ -137,7 +143,16 @@ impl Gate {
 
 impl Interceptor for Gate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let identity = self.identify(&request)?;
+        let peer = request.remote_addr().map(|a| a.ip());
+        let failures = &self.0.failures;
+        if self.0.enabled && failures.locked(peer) {
+            return Err(Status::resource_exhausted(
+                "too many failed authentications from this address: try again in a minute",
+            ));
+        }
+        let identity = self.identify(&request).inspect_err(|status| {
+            failures.record(peer, status.message());
+        })?;
         request.extensions_mut().insert(identity);
         Ok(request)
     }
@@ -149,22 +164,6 @@ fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// A distinguished name's attributes, normalised for comparison: split at `,` and `+`,
-/// trimmed, the attribute type upper-cased, sorted.
-fn attributes(subject: &str) -> Vec<String> {
-    let mut out: Vec<String> = subject
-        .split([',', '+'])
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(|a| match a.split_once('=') {
-            Some((k, v)) => format!("{}={}", k.trim().to_ascii_uppercase(), v.trim()),
-            None => a.to_owned(),
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 #[cfg(test)]
@@ -238,9 +237,15 @@ mod tests {
             clients: Vec::new(),
         };
         assert_eq!(Gate::new(&config).err().unwrap().0, "tokens[0].sha256");
-        assert_eq!(
-            attributes("O=Example, cn=ci"),
-            attributes("CN=ci,O=Example")
-        );
+        let spoofable = AuthConfig {
+            tokens: Vec::new(),
+            clients: vec![crate::config::ClientConfig {
+                name: "ci".into(),
+                subject: "CN=ci,".into(),
+                role: Role::Operator,
+                fleets: Vec::new(),
+            }],
+        };
+        assert_eq!(Gate::new(&spoofable).err().unwrap().0, "clients[0].subject");
     }
 }

@@ -1,5 +1,4 @@
-//! The server's TLS (rustls, through tonic) from `[tls]`, and the subject of a client's
-//! certificate.
+//! The server's TLS (rustls, through tonic) from `[tls]`.
 
 use tonic::transport::{Certificate, Identity as TlsIdentity, ServerTlsConfig};
 
@@ -22,14 +21,4 @@ pub(crate) fn server_tls(config: &TlsConfig) -> Result<ServerTlsConfig, String> 
             .client_auth_optional(false);
     }
     Ok(tls)
-}
-
-/// The subject of DER certificate `der`, as RFC 4514 text (`CN=ci, O=Example`).
-///
-/// # Errors
-/// A sentence when it does not parse (rustls accepted it, so this is not expected).
-pub(super) fn subject(der: &[u8]) -> Result<String, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| format!("the client certificate does not parse: {e}"))?;
-    Ok(cert.subject().to_string())
 }

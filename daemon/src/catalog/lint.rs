@@ -5,14 +5,12 @@
 
 use std::collections::HashSet;
 
-use sqlparser::{
-    ast::{
-        AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, ObjectName, ObjectType,
-        RenameTableNameKind, Statement, TableConstraint,
-    },
-    parser::Parser,
+use sqlparser::ast::{
+    AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, ObjectName, ObjectType,
+    RenameTableNameKind, Statement, TableConstraint,
 };
 
+use super::parse::{on_parser_stack, parse};
 use crate::model::{DialectKind, Finding, LintCode, LintKind, StatementSpan};
 
 /// PostgreSQL functions whose value changes per row: a column added with one as its
@@ -28,8 +26,22 @@ const VOLATILE: [&str; 8] = [
     "txid_current(",
 ];
 
-/// The findings of the statements `spans` of `sql`, in order.
+/// The findings of the statements `spans` of `sql`, in order; parsed on a thread with a
+/// known stack ([`on_parser_stack`]), every statement `unparsed` if it cannot start.
 pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> Vec<Finding> {
+    on_parser_stack(|| lint_here(sql, spans, dialect)).unwrap_or_else(|| {
+        spans
+            .iter()
+            .map(|span| Finding {
+                code: LintCode::Unparsed,
+                line: span.line,
+                blocks: false,
+            })
+            .collect()
+    })
+}
+
+fn lint_here(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> Vec<Finding> {
     let parser = super::script::sql_dialect(dialect);
     let mut state = State {
         postgres: dialect == DialectKind::Postgres,
@@ -42,8 +54,8 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
     for span in spans {
         let text = &sql[span.bytes.clone()];
         let mut found = Vec::new();
-        match Parser::parse_sql(parser, text) {
-            Ok(statements) => {
+        match parse(parser, text) {
+            Some(statements) => {
                 for statement in &statements {
                     if let Statement::Drop {
                         object_type: ObjectType::Table,
@@ -61,7 +73,7 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
                     state.classify(statement, &mut found);
                 }
             }
-            Err(_) => found.push(LintCode::Unparsed),
+            None => found.push(LintCode::Unparsed),
         }
         findings.extend(found.into_iter().map(|code| Finding {
             code,
@@ -87,6 +99,10 @@ pub(super) fn lint(sql: &str, spans: &[StatementSpan], dialect: DialectKind) -> 
 /// that holds no more values (`varchar(128)` then `varchar(1024)`, `smallint` then
 /// `bigint`). Where no earlier statement of the set names the column, the finding stays.
 pub(super) fn drop_widenings(migrations: &mut [crate::model::Migration], dialect: DialectKind) {
+    on_parser_stack(|| drop_widenings_here(migrations, dialect));
+}
+
+fn drop_widenings_here(migrations: &mut [crate::model::Migration], dialect: DialectKind) {
     let narrowing = |m: &crate::model::Migration| {
         m.up.findings
             .iter()
@@ -100,7 +116,7 @@ pub(super) fn drop_widenings(migrations: &mut [crate::model::Migration], dialect
     for m in migrations.iter_mut() {
         let mut widened = Vec::new();
         for span in &m.up.spans {
-            let Ok(statements) = Parser::parse_sql(parser, &m.up.sql[span.bytes.clone()]) else {
+            let Some(statements) = parse(parser, &m.up.sql[span.bytes.clone()]) else {
                 continue;
             };
             for statement in &statements {

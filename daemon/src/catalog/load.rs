@@ -60,6 +60,25 @@ pub enum CatalogError {
         /// What is wrong, in a sentence.
         reason: String,
     },
+    /// A file that resolves outside the set's directory (a symbolic link out of it), or
+    /// that is not a regular file.
+    #[error("{path}: {reason}: refused")]
+    Outside {
+        /// The file as the set names it.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A file above `[limits] max_migration_bytes`.
+    #[error("{path}: {bytes} bytes, above max_migration_bytes ({limit}): split the migration")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (at least).
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A script the tokenizer rejected, or that is not UTF-8.
     #[error("{path}: {source}")]
     Script {
@@ -84,6 +103,7 @@ pub(crate) fn load_dir(
     dialect: DialectKind,
     format: SetFormat,
 ) -> Result<MigrationSet, CatalogError> {
+    let _root = source::SetRoot::enter(dir)?;
     let (format, source) = source::source(format, dir)?;
     let Listing {
         mut found,
@@ -232,5 +252,73 @@ mod tests {
                 "{w}"
             );
         }
+    }
+
+    /// Issue 25, finding 8: a link out of the set is refused at load, naming the file; a
+    /// link to a file of the set is fine.
+    #[test]
+    fn symlinks_out_of_the_set_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret.sql");
+        std::fs::write(&secret, "SELECT 'CANARY';").unwrap();
+        let dir = dir_with(&[("1_a.sql", "SELECT 1;")]);
+        std::os::unix::fs::symlink(dir.path().join("1_a.sql"), dir.path().join("2_b.sql")).unwrap();
+        assert_eq!(
+            load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto)
+                .unwrap()
+                .len(),
+            2
+        );
+        std::os::unix::fs::symlink(&secret, dir.path().join("3_link.sql")).unwrap();
+        let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
+        assert!(matches!(err, CatalogError::Outside { .. }), "{err}");
+        assert!(err.to_string().contains("3_link.sql"), "{err}");
+    }
+
+    /// Issue 25, finding 11: a file above max_migration_bytes (16 MiB by default) is
+    /// refused with an error naming it and the limit.
+    #[test]
+    fn files_above_the_size_limit_are_refused() {
+        let big = format!("-- {}\nSELECT 1;\n", "x".repeat(17 << 20));
+        let dir = dir_with(&[("1_a.sql", "SELECT 1;"), ("2_big.sql", &big)]);
+        let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
+        assert!(matches!(err, CatalogError::TooLarge { .. }), "{err}");
+        assert!(
+            err.to_string().contains("2_big.sql")
+                && err.to_string().contains("max_migration_bytes"),
+            "{err}"
+        );
+    }
+
+    /// Issue 25, finding 7: statements whose trees are 35,000 and 100,000 deep, loaded on
+    /// a thread with a runtime worker's 2 MiB stack, are `unparsed` notes.
+    #[test]
+    fn deep_statements_are_unparsed_on_a_small_stack() {
+        let terms = vec!["1"; 35_000].join(" + ");
+        let ors: Vec<String> = (0..100_000).map(|i| format!("id = {i}")).collect();
+        let dir = dir_with(&[
+            ("1_a.sql", &format!("SELECT {terms};")),
+            (
+                "2_b.sql",
+                &format!("DELETE FROM t WHERE {};", ors.join(" OR ")),
+            ),
+        ]);
+        let path = dir.path().to_owned();
+        let set = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || load_dir(&path, DialectKind::Postgres, SetFormat::Auto).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(set.len(), 2);
+        let wide = set.get(2).unwrap();
+        assert!(
+            wide.up
+                .findings
+                .iter()
+                .any(|f| f.code == crate::model::LintCode::Unparsed),
+            "{:?}",
+            wide.up.findings
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! | `split.rs` | statements: where each ends, from the tokens |
 //! | `delimiter.rs` | the `mysql` client's `DELIMITER` lines (MySQL) |
 //! | `lint.rs` | the lint: statements that destroy data or hold blocking locks |
+//! | `parse.rs` | sqlparser on a thread with a known stack, never past a size |
 //! | `placeholders.rs` | a script's `${name}` placeholders and where each sits |
 //! | `cache.rs` | [`SetCache`]: a set kept until its directory changes |
 
@@ -21,6 +22,7 @@ mod cache;
 mod delimiter;
 mod lint;
 mod load;
+mod parse;
 mod placeholders;
 mod script;
 mod source;
@@ -32,3 +34,4 @@ pub(crate) use load::load_dir;
 pub use script::ScriptError;
 pub use script::parse_script;
 pub(crate) use source::resolve as resolve_format;
+pub(crate) use source::set_max_migration_bytes;

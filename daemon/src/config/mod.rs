@@ -7,19 +7,29 @@
 //! | `template.rs` | a fleet's `dsn_template`, rendered for each tenant |
 //! | `builtin.rs` | the built-in default: `config/avocet.toml` and the SQLite sample set, in the binary |
 //! | `secret.rs` | DSN passwords from an environment variable or a file |
+//! | `dsn.rs` | where a registered tenant's DSN may point: hosts, files, parameters, other fleets |
+//! | `scram.rs` | `require_scram`: the server's authentication request, read before registering |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
 //! | `observe.rs` | `admin_listen`: an address, or empty for none |
 //! | `guard.rs` | the lock guard's defaults: `ddl_lock_timeout`, `ddl_retry_for`, waiters per host |
 
 mod builtin;
+mod dsn;
 mod guard;
 mod observe;
+mod scram;
 mod secret;
 mod security;
 mod template;
 
+pub(crate) use dsn::bounded;
+pub use dsn::{RegistrationPolicy, TargetKey};
+pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};
-pub use security::{AuthConfig, ClientConfig, LimitsConfig, TlsConfig, TokenConfig};
+pub use security::{
+    AuthConfig, ClientConfig, DEFAULT_MAX_MIGRATION_BYTES, LimitsConfig, TlsConfig, TokenConfig,
+    certificate_attributes, subject_attributes,
+};
 pub(crate) use security::{NOT_A_DIGEST, sha256_digest};
 
 use std::{
@@ -228,6 +238,19 @@ pub struct FleetConfig {
     /// Or a file holding it, e.g. `"/run/secrets/tenant-db"` (one trailing newline ignored).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// Servers a tenant registered through the API may be on: `host` or `host:port` glob
+    /// patterns, e.g. `["db-*.internal", "10.0.3.7:5432"]`. Default: the hosts of the
+    /// fleet's configured tenants' DSNs and of its `dsn_template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// The directory that holds the files of SQLite tenants registered through the API
+    /// (created if missing); none (the default): SQLite tenants cannot be registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite_root: Option<PathBuf>,
+    /// A registered PostgreSQL tenant's server must authenticate with SCRAM: one that asks
+    /// for the password in cleartext or as MD5 is refused before it is sent. Default true.
+    #[serde(default = "default_true")]
+    pub require_scram: bool,
     /// The tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -299,6 +322,9 @@ impl FleetConfig {
             dsn_template: None,
             password_env: None,
             password_file: None,
+            allowed_hosts: None,
+            sqlite_root: None,
+            require_scram: true,
             tenants: Vec::new(),
             discovery: None,
             metrics_tenant_labels: false,
@@ -387,6 +413,10 @@ impl StrategyConfig {
             pause_between_waves_ms: self.pause_between_waves.map_or(0, |d| d.as_millis() as u64),
         })
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_concurrency() -> usize {
@@ -673,8 +703,20 @@ impl Config {
     /// `[auth]` and `[tls]` both configured, or `insecure = true` (then a warning is logged).
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] naming `listen` when `addr` would expose an open daemon.
+    /// [`ConfigError::Invalid`] naming `listen` when `addr` would expose an open daemon,
+    /// or `auth.clients` when there are clients and no `[tls] client_ca`.
     pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        // A client certificate is only asked for with client_ca: identities that can never
+        // match are a mistake, not a configuration (issue 25, finding 21).
+        let client_ca = self.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        if !self.auth.clients.is_empty() && !client_ca {
+            return Err(ConfigError::Invalid {
+                key: "auth.clients".into(),
+                message: "client certificates are only asked for with [tls] client_ca: set \
+                          it, or remove the clients"
+                    .into(),
+            });
+        }
         let protected = self.auth.is_enabled() && self.tls.is_some();
         if addr.ip().is_loopback() || protected {
             return Ok(());
@@ -721,10 +763,33 @@ fn describe(e: figment::Error) -> String {
                 true => format!("{}{source}", e.kind),
                 false => format!("{}: {}{source}", e.path.join("."), e.kind),
             };
-            crate::model::redact_secrets(&line)
+            crate::model::redact_secrets(&hide_quoted_lines(&line))
         })
         .collect();
     lines.join("; ")
+}
+
+/// A TOML syntax error quotes the lines around it (`5 | dsn = "…"`): each quoted line's
+/// text is replaced, its number kept, since a DSN's password may hold any character (`/`,
+/// `"`, a space, a multi-line string) and no masking can find all of it (issue 25, finding
+/// 14).
+fn hide_quoted_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+            match trimmed[digits..].trim_start().strip_prefix('|') {
+                Some(rest) if digits > 0 && !rest.trim().is_empty() => {
+                    format!(
+                        "{} | (line not shown: it may hold a secret)",
+                        &trimmed[..digits]
+                    )
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Tenant and fleet ids: [`crate::model::check_id`].

@@ -62,10 +62,10 @@ impl AuthConfig {
             }
         }
         for (i, c) in self.clients.iter().enumerate() {
-            if !c.subject.contains('=') {
+            if let Err(e) = crate::auth::subject::parse(&c.subject) {
                 return Err((
                     format!("clients[{i}].subject"),
-                    "must name attributes, e.g. CN=ci".into(),
+                    format!("must be RFC 4514 attributes, e.g. CN=ci: {e}"),
                 ));
             }
         }
@@ -100,13 +100,32 @@ pub struct ClientConfig {
     /// The identity's name; unique among tokens and clients.
     pub name: String,
     /// The certificate's whole subject as RFC 4514 attributes, e.g. `CN=ci,O=Example`
-    /// (order and spaces after commas do not matter; every attribute must match).
+    /// (order and spaces after commas do not matter; every attribute must match, as a set
+    /// of (type, value) pairs compared exactly; `\,` or `"…"` put a comma in a value).
     pub subject: String,
     /// `viewer`, `operator` or `admin`.
     pub role: Role,
     /// Glob patterns of the fleets it may touch; empty: every fleet.
     #[serde(default)]
     pub fleets: Vec<String>,
+}
+
+/// The (type, value) attributes of RFC 4514 subject `text`, as a `clients` entry's
+/// `subject` is read (types upper-cased, sorted); for the fuzz target.
+///
+/// # Errors
+/// A sentence when it does not parse.
+pub fn subject_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+    crate::auth::subject::parse(text)
+}
+
+/// The (type, value) attributes of DER certificate `der`'s subject, as they are compared
+/// with `clients` entries; for the fuzz target.
+///
+/// # Errors
+/// A sentence when it does not parse or an attribute is not a string.
+pub fn certificate_attributes(der: &[u8]) -> Result<Vec<(String, String)>, String> {
+    crate::auth::subject::of_certificate(der)
 }
 
 /// What a token's hash that does not parse is told.
@@ -148,6 +167,40 @@ pub struct LimitsConfig {
     /// runs as long as its rollout), e.g. `"120s"`. Default 120 s.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Rollouts of one fleet this daemon runs at once; one more is `RESOURCE_EXHAUSTED`,
+    /// so one fleet cannot take every slot of `max_running_rollouts`. Default 8.
+    #[serde(default = "default_per_fleet")]
+    pub max_running_rollouts_per_fleet: usize,
+    /// Longest `pause_between_waves` a fleet or a request may set, e.g. `"1h"`. Default 1 h.
+    #[serde(default = "default_max_pause", with = "humantime_serde")]
+    pub max_pause_between_waves: Duration,
+    /// Longest wait for a new gRPC connection's first byte (TLS ClientHello or HTTP/2
+    /// preface) before it is closed, e.g. `"10s"`. Default 10 s.
+    #[serde(default = "default_first_byte", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Largest migration file a set may hold, bytes; a set with a larger one does not load
+    /// (its error names the file). Default 16 MiB.
+    #[serde(default = "default_max_migration_bytes")]
+    pub max_migration_bytes: u64,
+}
+
+/// `[limits] max_migration_bytes` by default: 16 MiB.
+pub const DEFAULT_MAX_MIGRATION_BYTES: u64 = 16 << 20;
+
+fn default_first_byte() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_per_fleet() -> usize {
+    8
+}
+
+fn default_max_pause() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_max_migration_bytes() -> u64 {
+    DEFAULT_MAX_MIGRATION_BYTES
 }
 
 impl Default for LimitsConfig {
@@ -157,6 +210,10 @@ impl Default for LimitsConfig {
             max_concurrent_streams: 64,
             max_running_rollouts: 32,
             request_timeout: Duration::from_secs(120),
+            max_running_rollouts_per_fleet: default_per_fleet(),
+            max_pause_between_waves: default_max_pause(),
+            first_byte_timeout: default_first_byte(),
+            max_migration_bytes: DEFAULT_MAX_MIGRATION_BYTES,
         }
     }
 }

@@ -238,3 +238,46 @@ fn the_admin_listener_is_on_by_default_and_an_empty_value_turns_it_off() {
         .to_string();
     assert!(err.contains("admin_listn"), "{err}");
 }
+
+/// Issue 25, finding 21: `[auth] clients` without `[tls] client_ca` is refused.
+#[test]
+fn clients_without_a_client_ca_are_refused() {
+    let mut config = Config::default();
+    config.auth.clients.push(crate::config::ClientConfig {
+        name: "ci".into(),
+        subject: "CN=ci".into(),
+        role: crate::model::Role::Operator,
+        fleets: Vec::new(),
+    });
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let err = config.check_exposure(loopback).unwrap_err();
+    assert!(err.to_string().contains("auth.clients"), "{err}");
+    config.tls = Some(crate::config::TlsConfig {
+        cert: "c.pem".into(),
+        key: "k.pem".into(),
+        client_ca: Some("ca.pem".into()),
+    });
+    assert!(config.check_exposure(loopback).is_ok());
+}
+
+/// Issue 25, finding 14: a syntax error on a DSN line whose password holds characters the
+/// masking cannot follow (a space, `"`, `/`, a parameter) shows none of it.
+#[test]
+fn a_syntax_error_shows_no_part_of_an_unusual_password() {
+    figment::Jail::expect_with(|_| {
+        for dsn in [
+            r#"postgres://u:CAN ARY/x@h/db"#,
+            r#"postgres://u:CAN\"ARY@h/db"#,
+            r#"postgres://u@h/db?password='CAN ARY'"#,
+            r#"postgres://u@h/db?passw%6Frd=CANARY"#,
+        ] {
+            let file = write(&format!(
+                "[fleets.demo]\ndialect = \"postgres\"\nmigrations = \"m\"\n\
+                 tenants = [ {{ id = \"t\", dsn = \"{dsn}\" labels = {{}} }} ]\n"
+            ));
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(!err.contains("ARY"), "{dsn}: {err}");
+        }
+        Ok(())
+    });
+}

@@ -67,6 +67,17 @@ pub enum EngineError {
         /// The limit.
         limit: usize,
     },
+    /// As many rollouts of one fleet as `[limits] max_running_rollouts_per_fleet` run here.
+    #[error(
+        "{limit} rollouts of fleet {fleet:?} run on this daemon already ([limits] \
+         max_running_rollouts_per_fleet); start this one when one ends"
+    )]
+    TooManyInFleet {
+        /// The fleet.
+        fleet: String,
+        /// The limit.
+        limit: usize,
+    },
     /// No rollout has that id.
     #[error("rollout {0:?} not found")]
     UnknownRollout(String),
@@ -82,7 +93,9 @@ impl EngineError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::InvalidArgument(_) | Self::Fleet(FleetError::TooManyIds { .. }) => {
+                ErrorKind::InvalidArgument
+            }
             Self::Fleet(
                 FleetError::UnknownFleet(_)
                 | FleetError::UnknownTenant { .. }
@@ -99,7 +112,9 @@ impl EngineError {
                 _ => ErrorKind::Internal,
             },
             Self::ShuttingDown => ErrorKind::Aborted,
-            Self::TooManyRollouts { .. } => ErrorKind::ResourceExhausted,
+            Self::TooManyRollouts { .. } | Self::TooManyInFleet { .. } => {
+                ErrorKind::ResourceExhausted
+            }
             Self::UnknownRollout(_) => ErrorKind::NotFound,
             Self::Store(_) | Self::Discovery(_) => ErrorKind::Unavailable,
         }

@@ -76,6 +76,10 @@ pub struct Engine {
     shutdown: CancellationToken,
     /// Rollouts run here at once before Apply and Rollback answer `RESOURCE_EXHAUSTED`.
     max_running_rollouts: usize,
+    /// Rollouts of one fleet run here at once ([`Engine::limit_per_fleet`]).
+    max_per_fleet: usize,
+    /// Longest `pause_between_waves` a rollout may ask for.
+    max_pause: std::time::Duration,
 }
 
 /// A fleet, its selected tenants and its migration set, as every operation starts.
@@ -142,6 +146,8 @@ impl Engine {
             runner,
             shutdown,
             max_running_rollouts: usize::MAX,
+            max_per_fleet: usize::MAX,
+            max_pause: std::time::Duration::MAX,
         })
     }
 
@@ -149,6 +155,15 @@ impl Engine {
     /// ([`EngineError::TooManyRollouts`]); by default there is no limit.
     pub fn limit_running_rollouts(mut self, limit: usize) -> Self {
         self.max_running_rollouts = limit.max(1);
+        self
+    }
+
+    /// The same engine refusing a new rollout of a fleet while `per_fleet` of that fleet
+    /// run here (so one fleet's rollouts cannot take every slot; issue 25, finding 9), and
+    /// a strategy whose `pause_between_waves` exceeds `max_pause`.
+    pub fn limit_per_fleet(mut self, per_fleet: usize, max_pause: std::time::Duration) -> Self {
+        self.max_per_fleet = per_fleet.max(1);
+        self.max_pause = max_pause;
         self
     }
 

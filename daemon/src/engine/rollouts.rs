@@ -129,12 +129,26 @@ impl Engine {
         caller: Caller,
     ) -> Result<String, EngineError> {
         let strategy = self::strategy(&scope, strategy)?;
+        let pause = std::time::Duration::from_millis(strategy.pause_between_waves_ms);
+        if pause > self.max_pause {
+            return Err(EngineError::InvalidArgument(format!(
+                "pause_between_waves {} is above [limits] max_pause_between_waves ({})",
+                humantime::format_duration(pause),
+                humantime::format_duration(self.max_pause)
+            )));
+        }
         let transaction = transaction.unwrap_or(scope.fleet.transaction);
         if transaction == TransactionMode::Tenant {
             grouped_allowed(&scope, op.direction())?;
         }
         if self.runner.is_shutting_down() {
             return Err(EngineError::ShuttingDown);
+        }
+        if self.runner.running_in(&scope.fleet.name) >= self.max_per_fleet {
+            return Err(EngineError::TooManyInFleet {
+                fleet: scope.fleet.name.clone(),
+                limit: self.max_per_fleet,
+            });
         }
         if self.runner.running_here() >= self.max_running_rollouts {
             return Err(EngineError::TooManyRollouts {
@@ -225,26 +239,43 @@ impl Engine {
     /// [`EngineError::ShuttingDown`], so that no client takes the cut for the rollout's end.
     ///
     /// # Errors
-    /// [`EngineError::UnknownRollout`] before the stream starts; a store failure ends it
-    /// with [`EngineError::Store`].
+    /// [`EngineError::UnknownRollout`] before the stream starts;
+    /// [`EngineError::InvalidArgument`] for `after` past the end of a rollout that ended, or
+    /// above `i64::MAX`; a store failure ends it with [`EngineError::Store`].
     pub async fn watch(
         &self,
         id: &str,
         after: u64,
     ) -> Result<impl Stream<Item = Result<RolloutEvent, EngineError>> + Send + 'static, EngineError>
     {
-        self.rollout(id).await?;
+        let record = self.rollout(id).await?;
+        // Issue 25, finding 13: a sequence past the end is refused (it used to wrap to a
+        // negative number in the store and replay everything), and a finished rollout's
+        // watch that has seen everything ends at once instead of waiting for nothing.
+        let ended =
+            record.state.is_final() || record.state == crate::model::RolloutState::Interrupted;
+        if after > i64::MAX as u64 || (ended && after > record.last_seq) {
+            return Err(EngineError::InvalidArgument(format!(
+                "after_seq {after} is past the rollout's last event ({})",
+                record.last_seq
+            )));
+        }
+        let caught_up = record.state.is_final() && after == record.last_seq;
         let events = rollout::watch(
             self.runner.clone(),
             id.to_owned(),
             after,
             self.shutdown.clone(),
         );
-        Ok(events.map(|e| match e {
+        let events = events.map(|e| match e {
             Ok(Some(event)) => Ok(event),
             Ok(None) => Err(EngineError::ShuttingDown),
             Err(e) => Err(EngineError::from(e)),
-        }))
+        });
+        Ok(match caught_up {
+            true => futures::stream::empty().left_stream(),
+            false => events.right_stream(),
+        })
     }
 
     /// Starts no further tenant of rollout `id` until it is resumed.

@@ -45,7 +45,9 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::InvalidArgument`] for a bad id, schema, label or DSN (of another
-    /// dialect, that does not parse, or that holds a password); [`FleetError::UnknownFleet`];
+    /// dialect, that does not parse, that holds a password or a parameter not allowed, on
+    /// a host outside the fleet's `allowed_hosts`, a SQLite file outside its `sqlite_root`
+    /// or the control store, or the database of a tenant already known); [`FleetError::UnknownFleet`];
     /// [`FleetError::DuplicateTenant`] when the fleet has the id from any source;
     /// [`EngineError::Store`] when the store refuses the write.
     pub async fn register_tenant(
@@ -64,24 +66,37 @@ impl Engine {
         for (key, value) in &r.labels {
             check_label(key, value).map_err(EngineError::InvalidArgument)?;
         }
-        // The control store keeps registered DSNs: a password in one would sit there in
-        // clear. Registered tenants take the fleet's password_env / password_file instead.
-        if crate::model::holds_password(&r.dsn) {
-            return Err(EngineError::InvalidArgument(format!(
-                "fleet {:?}, tenant {:?}: the DSN holds a password, which the control store \
-                 would keep in clear; leave it out and set the fleet's password_env or \
-                 password_file, which registered tenants use",
+        // Parsed as the driver parses it: no password (the control store would keep it in
+        // clear), only allow-listed parameters, a server among the fleet's allowed_hosts or
+        // a file inside its sqlite_root (config/dsn.rs; issue 25, findings 2, 4, 6, 19).
+        let refused = |message: String| {
+            EngineError::InvalidArgument(format!(
+                "fleet {:?}, tenant {:?}: {message}",
                 r.fleet, r.tenant
-            )));
+            ))
+        };
+        let target = fleet
+            .registration
+            .check(fleet.dialect, &r.dsn, r.schema.as_deref())
+            .map_err(refused)?;
+        // The fleet's password is offered only to a server that authenticates with SCRAM
+        // (finding 2; config/scram.rs says why sqlx cannot be asked to refuse it).
+        if fleet.dialect == crate::model::DialectKind::Postgres && fleet.registration.require_scram
+        {
+            crate::config::require_scram(&r.dsn)
+                .await
+                .map_err(refused)?;
         }
-        // A SQLite DSN is a path: one from a request may not climb out of where it points.
-        if fleet.dialect == crate::model::DialectKind::Sqlite {
-            let path = r.dsn.split_once(':').map_or("", |(_, rest)| rest);
-            let path = path.split('?').next().unwrap_or_default();
-            if path.split(['/', '\\']).any(|part| part == "..") || path.contains('\0') {
-                return Err(EngineError::InvalidArgument(format!(
-                    "fleet {:?}, tenant {:?}: a registered SQLite path may not hold `..` or NUL",
-                    r.fleet, r.tenant
+        // No fleet's tenant is reached through another fleet (finding 5).
+        for other in self.registry.fleets().filter(|f| f.name != fleet.name) {
+            if let Some(t) = other
+                .tenants()
+                .iter()
+                .find(|t| t.target().is_some_and(|k| k.overlaps(&target)))
+            {
+                return Err(refused(format!(
+                    "the DSN names the database of tenant {:?} of fleet {:?}",
+                    t.id, other.name
                 )));
             }
         }

@@ -89,6 +89,8 @@ pub struct Tenant {
     /// The row that made it, for a discovered tenant (to tell a changed row).
     discovered: Option<Box<discovery::Discovered>>,
     budget: Arc<Budget>,
+    /// The database file, or server, database and schema it is (no secret).
+    target: Option<crate::config::TargetKey>,
 }
 
 impl Tenant {
@@ -151,6 +153,12 @@ impl Tenant {
         self.db.namespace()
     }
 
+    /// The database file, or server, database and schema, the tenant is; `None` when its
+    /// DSN does not say.
+    pub(crate) fn target(&self) -> Option<&crate::config::TargetKey> {
+        self.target.as_ref()
+    }
+
     /// What the tenant's database can do.
     pub(crate) fn caps(&self) -> crate::model::Capabilities {
         self.db.kind().caps()
@@ -185,6 +193,7 @@ impl Tenant {
                     db,
                     discovered: None,
                     budget: budget.clone(),
+                    target: None,
                 })
             })
             .collect()
@@ -227,6 +236,8 @@ pub struct Fleet {
     set: catalog::SetCache,
     /// Tenant ids as a label of its migration and lock metrics (small fleets only).
     pub metrics_tenant_labels: bool,
+    /// What a DSN registered through the API may point at.
+    pub registration: crate::config::RegistrationPolicy,
 }
 
 /// What the tenants of one fleet share.
@@ -299,6 +310,16 @@ pub enum FleetError {
         fleet: String,
         /// The selector, in its canonical syntax.
         selector: String,
+    },
+    /// A selector names more ids than the fleet has tenants (issue 25, finding 10).
+    #[error("fleet {fleet:?}: the selector names {ids} ids; the fleet has {tenants} tenants")]
+    TooManyIds {
+        /// The fleet.
+        fleet: String,
+        /// Ids named, repeats included.
+        ids: usize,
+        /// Tenants the fleet has.
+        tenants: usize,
     },
     /// The fleet already has a tenant with this id.
     #[error("fleet {fleet:?} already has a tenant {tenant:?} (from the {existing})")]
@@ -443,6 +464,7 @@ impl Fleet {
             pool,
             discovered: None,
             budget: self.shared.budget.clone(),
+            target: crate::config::TargetKey::of(self.dialect, t.dsn, t.schema),
         }))
     }
 
@@ -539,11 +561,19 @@ impl Fleet {
     /// [`FleetError::NoMatch`] when a label selector matches no tenant.
     pub fn select(&self, selector: &Selector) -> Result<Vec<Arc<Tenant>>, FleetError> {
         let tenants = self.tenants();
-        if let Some(missing) = selector
-            .ids
-            .iter()
-            .find(|id| !tenants.iter().any(|t| &t.id == *id))
-        {
+        // Ids are looked up in a set, each once: O(ids + tenants), never their product.
+        if selector.ids.len() > tenants.len().max(1) {
+            return Err(FleetError::TooManyIds {
+                fleet: self.name.clone(),
+                ids: selector.ids.len(),
+                tenants: tenants.len(),
+            });
+        }
+        let wanted: std::collections::HashSet<&str> =
+            selector.ids.iter().map(String::as_str).collect();
+        let known: std::collections::HashSet<&str> =
+            tenants.iter().map(|t| t.id.as_str()).collect();
+        if let Some(missing) = selector.ids.iter().find(|id| !known.contains(id.as_str())) {
             return Err(FleetError::UnknownTenant {
                 fleet: self.name.clone(),
                 tenant: missing.clone(),
@@ -551,7 +581,7 @@ impl Fleet {
         }
         let selected: Vec<Arc<Tenant>> = tenants
             .iter()
-            .filter(|t| selector.ids.is_empty() || selector.ids.contains(&t.id))
+            .filter(|t| wanted.is_empty() || wanted.contains(t.id.as_str()))
             .filter(|t| selector.labels.matches(&t.labels))
             .cloned()
             .collect();
@@ -636,6 +666,13 @@ impl Registry {
                 },
                 set: catalog::SetCache::default(),
                 metrics_tenant_labels: fc.metrics_tenant_labels,
+                registration: fc
+                    .registration_policy(&config.control_store)
+                    .map_err(|message| FleetError::Dsn {
+                        fleet: name.clone(),
+                        tenant: String::new(),
+                        message,
+                    })?,
             };
             let tenants = fc
                 .tenants

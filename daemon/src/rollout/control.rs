@@ -147,6 +147,12 @@ impl Runner {
         self.shutdown.is_cancelled()
     }
 
+    /// Rollouts of `fleet` this daemon runs now (its own and those it joined).
+    pub(crate) fn running_in(&self, fleet: &str) -> usize {
+        let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        active.values().filter(|c| c.fleet.name == fleet).count()
+    }
+
     /// Rollouts this daemon runs now (its own and those it joined).
     pub(crate) fn running_here(&self) -> usize {
         self.active

@@ -2,8 +2,15 @@
 //! call's duration in seconds, by method and status code (OpenTelemetry RPC semantic
 //! conventions). A server-streaming call (Apply, Rollback, Watch) is measured to its
 //! response headers, when the stream starts; its events are the rollout's own metrics.
+//!
+//! Every label has a bounded set of values (issue 25, finding 1): `rpc.method` is one of
+//! the methods the served descriptors declare, or `_OTHER`, whatever the caller sent and
+//! whether or not the call got past authentication; `rpc.response.status_code` is one of
+//! gRPC's 17 codes, or `_OTHER`. A request's path is never copied into a label.
 
 use std::{
+    collections::HashSet,
+    sync::{Arc, LazyLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -51,9 +58,65 @@ pub(crate) struct CallDuration<S> {
     histogram: Histogram<f64>,
 }
 
-/// gRPC's `UNIMPLEMENTED`: a method nobody serves, recorded as `_OTHER` so that made-up
-/// paths cannot add series.
-const UNIMPLEMENTED: &str = "12";
+/// The label of every method the daemon does not serve.
+const OTHER: &str = "_OTHER";
+
+/// Reflection's one method: its descriptor is tonic-reflection's own.
+const REFLECTION: &str = "grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+
+/// `package.Service/Method` of every method served: `avocet.v1`'s and `grpc.health.v1`'s,
+/// read from their encoded descriptor sets, and reflection's.
+static KNOWN_METHODS: LazyLock<HashSet<Arc<str>>> = LazyLock::new(|| {
+    let mut known: HashSet<Arc<str>> = HashSet::from([Arc::from(REFLECTION)]);
+    for set in [
+        avocet_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        known.extend(methods(set).into_iter().map(Arc::from));
+    }
+    known
+});
+
+/// `package.Service/Method` of each method of encoded descriptor set `set`.
+fn methods(set: &[u8]) -> Vec<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for file in &set.file {
+        let package = file.package();
+        for service in &file.service {
+            for method in &service.method {
+                let service = match package {
+                    "" => service.name().to_owned(),
+                    p => format!("{p}.{}", service.name()),
+                };
+                out.push(format!("{service}/{}", method.name()));
+            }
+        }
+    }
+    out
+}
+
+/// The `rpc.method` label of request path `path`: the served method it names (shared, not
+/// copied from the request), or `_OTHER`.
+pub(crate) fn method_label(path: &str) -> Arc<str> {
+    let method = path.strip_prefix('/').unwrap_or(path);
+    KNOWN_METHODS
+        .get(method)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(OTHER))
+}
+
+/// The `rpc.response.status_code` label of a `grpc-status` value: `0` to `16`, else `_OTHER`.
+fn status_label(value: Option<&str>) -> String {
+    match value.map(str::parse::<u8>) {
+        None => "0".to_owned(),
+        Some(Ok(code)) if code <= 16 => code.to_string(),
+        Some(_) => OTHER.to_owned(),
+    }
+}
 
 impl<S, B, R> tower::Service<http::Request<B>> for CallDuration<S>
 where
@@ -69,7 +132,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().trim_start_matches('/').to_owned();
+        let method = method_label(request.uri().path());
         let start = Instant::now();
         let call = self.inner.call(request);
         let histogram = self.histogram.clone();
@@ -78,28 +141,49 @@ where
             // A status in the headers is a trailers-only answer (an error, or UNIMPLEMENTED);
             // none means the call went on (OK so far).
             let code = match &response {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("0")
-                    .to_owned(),
+                Ok(r) => status_label(
+                    r.headers()
+                        .get("grpc-status")
+                        .map(|v| v.to_str().unwrap_or(OTHER)),
+                ),
                 Err(_) => "13".to_owned(),
-            };
-            let method = if code == UNIMPLEMENTED {
-                "_OTHER".to_owned()
-            } else {
-                method
             };
             histogram.record(
                 start.elapsed().as_secs_f64(),
                 &[
                     KeyValue::new("rpc.system", "grpc"),
-                    KeyValue::new("rpc.method", method),
+                    KeyValue::new("rpc.method", method.to_string()),
                     KeyValue::new("rpc.response.status_code", code),
                 ],
             );
             response
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_are_labels() {
+        assert_eq!(
+            &*method_label("/avocet.v1.Migrator/Plan"),
+            "avocet.v1.Migrator/Plan"
+        );
+        assert_eq!(
+            &*method_label("/avocet.v1.Fleet/ListFleets"),
+            "avocet.v1.Fleet/ListFleets"
+        );
+        assert_eq!(
+            &*method_label("/grpc.health.v1.Health/Check"),
+            "grpc.health.v1.Health/Check"
+        );
+        let invented = format!("/avocet.v1.Migrator/000123{}", "X".repeat(12_000));
+        assert_eq!(&*method_label(&invented), OTHER);
+        assert_eq!(&*method_label("/avocet.v1.Migrator/plan"), OTHER);
+        assert_eq!(status_label(Some("16")), "16");
+        assert_eq!(status_label(Some("99999")), OTHER);
+        assert_eq!(status_label(None), "0");
     }
 }

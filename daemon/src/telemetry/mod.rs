@@ -116,7 +116,11 @@ fn install(
     spans: Option<opentelemetry_otlp::SpanExporter>,
 ) -> anyhow::Result<TelemetryGuard> {
     // sqlx-postgres logs unknown DSN parameters with their values: keep DSNs out of logs.
-    let filter = EnvFilter::try_new(filter)?.add_directive("sqlx_postgres::options=error".parse()?);
+    // sqlparser logs every statement it parses at debug (migrations, session_init): keep
+    // scripts out of logs (issue 25, finding 21).
+    let filter = EnvFilter::try_new(filter)?
+        .add_directive("sqlx_postgres::options=error".parse()?)
+        .add_directive("sqlparser=warn".parse()?);
     // Colour only for a terminal: a log file or a collector gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()

@@ -54,7 +54,9 @@ impl Extractor for Headers<'_> {
 /// `traceparent` (and `tracestate`). Everything the call does, including a rollout that
 /// runs on after it returns, is under it.
 pub(crate) fn server_span(request: &http::Request<()>) -> Span {
-    let path = request.uri().path().trim_start_matches('/');
+    // Only a served method names the span: a made-up path is `_OTHER`, never echoed.
+    let path = super::grpc::method_label(request.uri().path());
+    let path: &str = &path;
     let (service, method) = path.split_once('/').unwrap_or((path, ""));
     let address = request
         .uri()

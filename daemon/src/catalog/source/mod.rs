@@ -15,8 +15,10 @@ mod paired;
 mod prefixed;
 
 use std::{
+    cell::RefCell,
     fs::DirEntry,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use super::CatalogError;
@@ -150,15 +152,95 @@ pub(super) fn entries(dir: &Path) -> Result<Vec<DirEntry>, CatalogError> {
     Ok(entries)
 }
 
-/// The text of `path`.
+/// Largest file a set may hold ([`set_max_migration_bytes`]; `[limits]
+/// max_migration_bytes`, default 16 MiB).
+static MAX_MIGRATION_BYTES: AtomicU64 = AtomicU64::new(crate::config::DEFAULT_MAX_MIGRATION_BYTES);
+
+/// Sets the largest file a migration set may hold, for every set this process loads from
+/// now on (the server sets it from `[limits] max_migration_bytes` before loading any).
+pub(crate) fn set_max_migration_bytes(bytes: u64) {
+    MAX_MIGRATION_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// The canonical directory of the set being loaded on this thread ([`SetRoot`]).
+    static SET_ROOT: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+}
+
+/// While alive, every file [`read_text`] reads on this thread must resolve inside the
+/// set's directory.
+pub(super) struct SetRoot(());
+
+impl SetRoot {
+    /// Files read on this thread must be inside `dir` until the guard drops.
+    ///
+    /// # Errors
+    /// [`CatalogError::Io`] when `dir` cannot be resolved.
+    pub(super) fn enter(dir: &Path) -> Result<Self, CatalogError> {
+        let root = dir.canonicalize().map_err(|source| CatalogError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        SET_ROOT.with(|r| *r.borrow_mut() = Some(root));
+        Ok(Self(()))
+    }
+}
+
+impl Drop for SetRoot {
+    fn drop(&mut self) {
+        SET_ROOT.with(|r| *r.borrow_mut() = None);
+    }
+}
+
+/// The text of `path`: a regular file inside the set's directory once symbolic links are
+/// followed (issue 25, finding 8: `ln -s /etc/shadow 0007_link.sql`), of at most
+/// `max_migration_bytes` (finding 11), read no further than that.
 ///
 /// # Errors
-/// [`CatalogError::Io`] naming the file when it cannot be read or is not UTF-8.
+/// [`CatalogError::Io`] naming the file when it cannot be read or is not UTF-8;
+/// [`CatalogError::Outside`] for a link out of the set or a file that is not regular;
+/// [`CatalogError::TooLarge`] above the limit.
 pub(super) fn read_text(path: &Path) -> Result<String, CatalogError> {
-    std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+    use std::io::Read as _;
+    let io = |source| CatalogError::Io {
         path: path.to_owned(),
         source,
-    })
+    };
+    let real = path.canonicalize().map_err(io)?;
+    if let Some(root) = SET_ROOT.with(|r| r.borrow().clone())
+        && !real.starts_with(&root)
+    {
+        return Err(CatalogError::Outside {
+            path: path.to_owned(),
+            reason: "a symbolic link out of the set's directory",
+        });
+    }
+    let meta = std::fs::metadata(&real).map_err(io)?;
+    if !meta.is_file() {
+        return Err(CatalogError::Outside {
+            path: path.to_owned(),
+            reason: "not a regular file",
+        });
+    }
+    let limit = MAX_MIGRATION_BYTES.load(Ordering::Relaxed);
+    let too_large = |bytes| CatalogError::TooLarge {
+        path: path.to_owned(),
+        bytes,
+        limit,
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
+    }
+    let mut text = String::new();
+    std::fs::File::open(&real)
+        .map_err(io)?
+        .take(limit.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > limit {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
 }
 
 /// A format-specific refusal naming the file.
