@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::RolloutCtx;
 use crate::migrate::TenantReport;
 use crate::{
-    fleet::{NewTenant, Tenant, TenantSource},
+    fleet::Tenant,
     model::{EventKind, RolloutRecord, RolloutState, RolloutSummary, TenantOutcome, WorkState},
     plan,
     store::{Claim, StoreError, WaveCounts, now_ms},
@@ -29,6 +29,10 @@ use crate::{
 
 /// How often a replica waiting on other replicas' tenants looks at its wave again.
 const WAVE_POLL: Duration = Duration::from_millis(250);
+
+/// Longest wait for a fresh read of the registered tenants when a claimed tenant is not in
+/// the fleet (registered through another replica a moment ago).
+const REGISTRY_WAIT: Duration = Duration::from_secs(5);
 
 /// Tenants claimed per request to the store: one commit for several tenants (on the
 /// embedded SQLite store each commit is a WAL fsync). A replica holds at most this many
@@ -172,33 +176,21 @@ struct Run {
 }
 
 impl Run {
-    /// Tenant `id` of the fleet: as the run began, or registered since through another
-    /// replica (read from the store and added here); `None` when the fleet has it nowhere.
+    /// Tenant `id` of the fleet: as the run began, or registered since (through any
+    /// replica: the registry is asked for a fresh read of the control store first, and
+    /// only read); `None` when the fleet has it nowhere.
     async fn tenant(&mut self, id: &str) -> Option<Arc<Tenant>> {
         if let Some(t) = self.tenants.get(id) {
             return Some(t.clone());
         }
         let ctx = &self.ctx;
-        let registered = match ctx.store.registered_tenant(&ctx.fleet.name, id).await {
-            Ok(r) => r?,
-            Err(e) => {
-                tracing::warn!(tenant = id, "looking up a registered tenant: {e}");
-                return None;
-            }
-        };
-        let tenant = ctx
-            .fleet
-            .new_tenant(NewTenant {
-                id: &registered.tenant,
-                dsn: &registered.dsn,
-                schema: registered.schema.as_deref(),
-                labels: &registered.labels,
-                source: TenantSource::Api,
-            })
-            .inspect_err(|e| tracing::warn!(tenant = id, "a registered tenant: {e}"))
-            .ok()?;
-        // Another task may have added it meanwhile; either copy serves.
-        let _ = ctx.fleet.add(tenant.clone());
+        if ctx.fleet.tenant(id).is_err() && !ctx.registry.fresh(REGISTRY_WAIT).await {
+            tracing::warn!(
+                tenant = id,
+                "the registered tenants could not be read in time"
+            );
+        }
+        let tenant = ctx.fleet.tenant(id).ok()?;
         self.tenants.insert(id.to_owned(), tenant.clone());
         Some(tenant)
     }

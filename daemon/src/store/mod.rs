@@ -79,7 +79,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 4] = [
+const SCHEMA: [(i64, &str, &str); 5] = [
     (
         1,
         "control store",
@@ -95,6 +95,11 @@ const SCHEMA: [(i64, &str, &str); 4] = [
         4,
         "text versions",
         include_str!("migrations/0004_text_versions.sql"),
+    ),
+    (
+        8,
+        "registry generation",
+        include_str!("migrations/0008_registry_generation.sql"),
     ),
 ];
 
