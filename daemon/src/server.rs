@@ -208,6 +208,9 @@ pub async fn serve_with_admin(
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, tls = tls.is_some(), "avocetd serving");
     let stop = token.clone();
+    // The grace counts from the signal: the drain gets what the server's own close left.
+    let stopping_since = Arc::new(std::sync::OnceLock::new());
+    let since = stopping_since.clone();
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .timeout(limits.request_timeout)
@@ -237,6 +240,7 @@ pub async fn serve_with_admin(
         ))
         .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
+            let _ = since.set(std::time::Instant::now());
             tracing::info!("shutting down: no new tenant starts; tenants in flight finish");
             let _checks = health_lock.lock().await;
             stop.cancel();
@@ -266,7 +270,10 @@ pub async fn serve_with_admin(
     let _ = discovery.await;
     let _ = registrations.await;
     let _ = honest.await;
-    engine.drain(grace).await;
+    let left = stopping_since
+        .get()
+        .map_or(grace, |since| grace.saturating_sub(since.elapsed()));
+    engine.drain(left).await;
     replica_stop.cancel();
     let _ = replicas.await;
     if let Some(pusher) = pusher {

@@ -9,12 +9,14 @@
 //! | `registered.rs` | tenants registered through the API, as the control store lists them |
 //! | `registry.rs` | [`Registry`]: every fleet, built from the configuration |
 //! | `discovery.rs` | tenants found by a query against a catalog database |
+//! | `inflight.rs` | migrations running on their servers, cancelled there at the end of the shutdown grace |
 //! | `health.rs` | the fleet's set, loaded or broken; a broken fleet is said once per change |
 //! | `waiters.rs` | `max_lock_waiters_per_host`: tenants of one server retrying a lock at once |
 
 mod budget;
 mod discovery;
 mod health;
+mod inflight;
 mod pool;
 mod registered;
 mod registry;
@@ -31,6 +33,7 @@ use std::{
 pub(crate) use budget::Ticket;
 pub(crate) use discovery::discover;
 pub use discovery::{DiscoveryError, DiscoveryReport};
+pub(crate) use inflight::Flight;
 pub(crate) use pool::PooledSession;
 pub(crate) use registered::Registered;
 pub use registry::Registry;
@@ -162,6 +165,12 @@ impl Tenant {
     /// What the tenant's database can do.
     pub(crate) fn caps(&self) -> crate::model::Capabilities {
         self.db.kind().caps()
+    }
+
+    /// Enters this tenant's migrations into the daemon's in-flight list for as long as the
+    /// returned [`Flight`] lives ([`Registry::cancel_in_flight`]).
+    pub(crate) fn in_flight(&self) -> Flight {
+        self.budget.in_flight.enter(&self.id, self.db.clone())
     }
 
     /// Waits until this tenant may retry a migration whose statement gave up waiting for a

@@ -165,6 +165,12 @@ impl Registry {
         self.budget.usage()
     }
 
+    /// Cancels, on their servers, the migrations in flight (at the end of the shutdown
+    /// grace); returns how many cancels were sent and how many could not be.
+    pub(crate) async fn cancel_in_flight(&self) -> (usize, usize) {
+        self.budget.in_flight.cancel_all().await
+    }
+
     /// Closes every idle pooled session (at shutdown).
     pub(crate) async fn close_all_idle(&self) {
         self.budget.close_idle(Duration::ZERO).await;

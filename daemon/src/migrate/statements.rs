@@ -84,6 +84,16 @@ pub(super) async fn run(
             if e.index + 1 < items.len() {
                 return lock_lost_before(session, r, i, &e).await;
             }
+            if r.meta.flight.cancelled() {
+                // Outside a transaction what ran stays: recorded `failed` with the
+                // statements done, for a repair, and said to be the daemon's doing.
+                let message = format!(
+                    "{}: cancelled on the server at the end of the daemon's shutdown grace: {}",
+                    r.label(i, stmt, e.at),
+                    e.source
+                );
+                return record_failure(session, r, i as i64, &message).await;
+            }
             if !e.lock_timeout {
                 let message = format!("{}: {}", r.label(i, stmt, e.at), e.source);
                 return record_failure(session, r, i as i64, &message).await;

@@ -84,6 +84,10 @@ pub(crate) struct StartRequest {
     pub(crate) method: &'static str,
 }
 
+/// How long the drain waits, after cancelling what still runs on the servers at the end of
+/// the shutdown grace, for the tenants to see their statements fail and roll back.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
 /// Starts and steers rollouts; one per daemon.
 pub(crate) struct Runner {
     registry: Arc<Registry>,
@@ -496,15 +500,33 @@ impl Runner {
     }
 
     /// After the shutdown token is cancelled: waits up to `grace` for the rollouts' tenants
-    /// in flight to finish their migration; rollouts still running then are marked
-    /// interrupted (unless other replicas go on with them) and their tasks dropped (which
-    /// closes their sessions).
+    /// in flight to finish their migration. Then cancels what still runs on the servers
+    /// (`pg_cancel_backend`, `KILL QUERY`: a transactional migration rolls back and its
+    /// tenant runs it again on resume) and waits up to [`CANCEL_WAIT`] for the tenants to
+    /// end, so what the store and the log say is what happened. Rollouts still running
+    /// after that are marked interrupted (unless other replicas go on with them), with the
+    /// counts the store has, and their tasks dropped (which closes their sessions).
     pub(crate) async fn drain(&self, grace: Duration) {
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_err()
         {
+            let (sent, unsent) = self.registry.cancel_in_flight().await;
+            if sent + unsent > 0 {
+                tracing::warn!(
+                    cancelled = sent,
+                    not_cancelled = unsent,
+                    "shutdown grace over: migrations still running cancelled on their servers; \
+                     waiting for them to end"
+                );
+            }
+            if tokio::time::timeout(CANCEL_WAIT, self.tracker.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
             let left: Vec<Arc<RolloutCtx>> = self
                 .active
                 .lock()
@@ -518,9 +540,15 @@ impl Runner {
                     continue;
                 }
                 tracing::warn!(rollout_id = %ctx.id, "shutdown grace over; rollout left interrupted");
+                self.writer.flush().await;
+                let record = self.store.rollout(&ctx.id).await.ok().flatten();
                 let summary = RolloutSummary {
                     state: RolloutState::Interrupted,
-                    ..RolloutSummary::default()
+                    succeeded: record.as_ref().map_or(0, |r| r.succeeded),
+                    failed: record.as_ref().map_or(0, |r| r.failed),
+                    skipped: record.as_ref().map_or(0, |r| r.skipped),
+                    migrations_run: record.as_ref().map_or(0, |r| r.migrations_run),
+                    duration_ms: 0,
                 };
                 self.emit_for(&ctx.id, EventKind::RolloutFinished(summary))
                     .await;
