@@ -62,6 +62,16 @@ pub(super) async fn run(
     let mut recorded = Instant::now();
     let check = r.meta.lock_check.as_ref().map(|c| c.sql.as_str());
     for (i, stmt) in statements.iter().enumerate() {
+        if r.meta.flight.cancelled() {
+            // The shutdown grace is over: no statement starts after the cancel (one that
+            // ended before it came, or that a cancel does not fail). The row says how far
+            // it got.
+            let message = format!(
+                "stopped before {} at the end of the daemon's shutdown grace",
+                r.label(i, "", None)
+            );
+            return record_failure(session, r, i as i64, &message).await;
+        }
         loop {
             // The lock check joins the statement's request where that keeps the statement
             // outside a transaction, and goes alone before it otherwise.
