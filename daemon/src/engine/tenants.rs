@@ -142,7 +142,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let f = self.registry.fleet(fleet)?;
         let _sync = self.registry_sync.lock().await;
-        if f.tenant(tenant)?.source != TenantSource::Api {
+        if f.tenant(tenant)?.source == TenantSource::Config {
             return Err(FleetError::Configured {
                 fleet: fleet.to_owned(),
                 tenant: tenant.to_owned(),
