@@ -531,9 +531,11 @@ async fn paused_apply(addr: &str) -> tokio::process::Child {
     child
 }
 
-/// A daemon that goes away mid-stream is one sentence that says how to follow the rollout.
+/// A daemon that goes away mid-stream (every connection to it closed at once, as when it
+/// is killed) is one sentence: the connection was lost, and how to look at the rollout;
+/// never a claim that it goes on, which the client cannot know (issue 24, item 11).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_broken_stream_says_how_to_follow_the_rollout() {
+async fn a_lost_connection_says_so_and_how_to_look() {
     let d = start().await;
     let (addr, cut) = proxy(d.addr.clone()).await;
     let child = paused_apply(&addr).await;
@@ -547,17 +549,20 @@ async fn a_broken_stream_says_how_to_follow_the_rollout() {
     let first: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
     let id = first["rollout_id"].as_str().unwrap().to_owned();
     assert!(
-        stderr.contains(&format!(
-            "the daemon at {addr} closed the stream; the rollout continues there: \
-             avocet rollouts watch {id}"
-        )),
+        stderr.contains(&format!("the connection to the daemon at {addr} was lost")),
         "{stderr}"
     );
+    assert!(
+        stderr.contains(&format!("avocet rollouts get {id}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("continues"), "{stderr}");
     assert!(
         !stderr.contains("BrokenPipe") && !stderr.contains("transport error"),
         "{stderr}"
     );
-    // It does: the daemon still runs it.
+    // Here the daemon still runs it (a killed one would have left it interrupted): what the
+    // client said names the command that tells which.
     let out = avocet(&[
         "rollouts", "get", &id, "--addr", &d.addr, "--output", "json",
     ])

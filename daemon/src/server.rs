@@ -9,6 +9,7 @@ use avocet_proto::v1::{
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
+use tonic_health::ServingStatus;
 
 use crate::{
     admin::{self, Admin},
@@ -179,6 +180,12 @@ pub async fn serve_with_admin(
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.refresh_discovered(stop).await })
     };
+    // Replicas share the registry: registrations made through another replica are read
+    // from the control store every `REGISTRY_POLL`.
+    let registrations = {
+        let (engine, stop) = (engine.clone(), token.clone());
+        tokio::spawn(async move { engine.refresh_registry(stop).await })
+    };
     // The heartbeat outlives the drain: tenants in flight keep their leases.
     let replica_stop = CancellationToken::new();
     let replicas = {
@@ -193,6 +200,15 @@ pub async fn serve_with_admin(
         .set_serving::<RolloutsServer<RolloutsService>>()
         .await;
     health.set_serving::<FleetServer<FleetService>>().await;
+    // Health says what `/readyz` says, and each fleet's own health (`fleet/NAME`) whether
+    // its set loads; a shutdown's change is never undone by a late check.
+    let health_lock = Arc::new(tokio::sync::Mutex::new(()));
+    let honest = tokio::spawn(keep_health(
+        engine.clone(),
+        health.clone(),
+        token.clone(),
+        health_lock.clone(),
+    ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(avocet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -200,6 +216,9 @@ pub async fn serve_with_admin(
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, tls = tls.is_some(), "avocetd serving");
     let stop = token.clone();
+    // The grace counts from the signal: the drain gets what the server's own close left.
+    let stopping_since = Arc::new(std::sync::OnceLock::new());
+    let since = stopping_since.clone();
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .timeout(limits.request_timeout)
@@ -229,11 +248,17 @@ pub async fn serve_with_admin(
         ))
         .serve_with_incoming_shutdown(incoming(listener, limits.first_byte_timeout), async move {
             shutdown.await;
+            let _ = since.set(std::time::Instant::now());
             tracing::info!("shutting down: no new tenant starts; tenants in flight finish");
+            let _checks = health_lock.lock().await;
+            stop.cancel();
+            // As `/readyz`: no longer ready (the rollouts' control is still served).
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             health
                 .set_not_serving::<MigratorServer<MigratorService>>()
                 .await;
-            stop.cancel();
         });
     // Streams end on the token; a client that holds a connection open anyway must not keep
     // the daemon past the grace period.
@@ -251,7 +276,12 @@ pub async fn serve_with_admin(
     token.cancel();
     let _ = reaper.await;
     let _ = discovery.await;
-    engine.drain(grace).await;
+    let _ = registrations.await;
+    let _ = honest.await;
+    let left = stopping_since
+        .get()
+        .map_or(grace, |since| grace.saturating_sub(since.elapsed()));
+    engine.drain(left).await;
     replica_stop.cancel();
     let _ = replicas.await;
     if let Some(pusher) = pusher {
@@ -269,6 +299,55 @@ pub async fn serve_with_admin(
     }
     export.shutdown();
     result.map_err(ServerError::from)
+}
+
+/// How often gRPC health is brought in line with readiness and the fleets' sets (which also
+/// notices, and logs once, a set that broke or was repaired with no request touching it).
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
+/// Until `stop`: every [`HEALTH_EVERY`], makes gRPC health say what `/readyz` says (the
+/// overall status `""` and the three services: serving while the control store answers),
+/// and each fleet's `fleet/NAME` whether its set loads. A broken fleet does not make the
+/// daemon unready (issue 24, item 9). Each change is made under `lock`, which the shutdown
+/// takes too, so a check that began before it cannot undo it.
+async fn keep_health(
+    engine: Arc<Engine>,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+    lock: Arc<tokio::sync::Mutex<()>>,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(HEALTH_EVERY) => {}
+        }
+        let ready = engine.ready().await.is_ok();
+        let fleets = engine.fleets();
+        let _checks = lock.lock().await;
+        if stop.is_cancelled() {
+            return;
+        }
+        let status = |ok: bool| match ok {
+            true => ServingStatus::Serving,
+            false => ServingStatus::NotServing,
+        };
+        for service in [
+            "",
+            <MigratorServer<MigratorService> as tonic::server::NamedService>::NAME,
+            <RolloutsServer<RolloutsService> as tonic::server::NamedService>::NAME,
+            <FleetServer<FleetService> as tonic::server::NamedService>::NAME,
+        ] {
+            health.set_service_status(service, status(ready)).await;
+        }
+        for fleet in fleets {
+            health
+                .set_service_status(
+                    format!("fleet/{}", fleet.name),
+                    status(fleet.error.is_none()),
+                )
+                .await;
+        }
+    }
 }
 
 /// tonic answers a request above `max_message_bytes` with `OUT_OF_RANGE`; gRPC's own

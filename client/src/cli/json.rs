@@ -248,6 +248,7 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) -> Value {
             "latest_version_text": f.latest_version_text,
             "format": f.format,
             "migrations_dir": f.migrations_dir,
+            "error": (!f.error.is_empty()).then_some(&f.error),
         })).collect::<Vec<_>>(),
     })
 }

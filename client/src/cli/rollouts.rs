@@ -97,35 +97,18 @@ pub(crate) async fn started(
 }
 
 /// Prints a rollout's events as they come; true when it ended with no tenant failed. A
-/// stream the daemon at `addr` breaks off is one sentence saying how to follow the rollout
-/// on (it goes on in the daemon).
+/// stream that breaks off is one sentence saying what is known and how to look on: the
+/// daemon stopping (`ABORTED`) leaves the rollout interrupted; a lost connection (the daemon
+/// died, the network failed) says nothing of the rollout, so it names `rollouts get`.
 pub(crate) async fn follow(mut events: Events, out: Output, addr: &str) -> anyhow::Result<bool> {
     let mut view = text::RolloutView::default();
     let mut ok = true;
     let mut id = String::new();
-    while let Some(event) = events.message().await.map_err(|status| {
-        let why = match status.code() {
-            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
-                "closed the stream".to_owned()
-            }
-            tonic::Code::DeadlineExceeded => "stopped answering".to_owned(),
-            _ => format!("ended the stream: {}", status.message()),
-        };
-        // ABORTED: the daemon is shutting down, and the rollout stops with it (interrupted,
-        // resumable); any other break leaves it running in the daemon.
-        let (goes_on, follow) = match (status.code(), id.as_str()) {
-            (tonic::Code::Aborted, "") => {
-                ("stops there; resume it", "avocet rollouts list".to_owned())
-            }
-            (tonic::Code::Aborted, id) => (
-                "stops there; resume it",
-                format!("avocet rollouts resume {id}"),
-            ),
-            (_, "") => ("continues there", "avocet rollouts list".to_owned()),
-            (_, id) => ("continues there", format!("avocet rollouts watch {id}")),
-        };
-        anyhow::anyhow!("the daemon at {addr} {why}; the rollout {goes_on}: {follow}")
-    })? {
+    while let Some(event) = events
+        .message()
+        .await
+        .map_err(|status| broken_off(&status, addr, &id))?
+    {
         id.clone_from(&event.rollout_id);
         if let Some(pb::rollout_event::Kind::RolloutFinished(f)) = &event.kind {
             let state = pb::RolloutState::try_from(f.state).unwrap_or_default();
@@ -141,4 +124,54 @@ pub(crate) async fn follow(mut events: Events, out: Output, addr: &str) -> anyho
         }
     }
     Ok(ok)
+}
+
+/// What the client can say when rollout `id`'s stream (empty before its first event) from
+/// the daemon at `addr` broke off with `status`.
+fn broken_off(status: &tonic::Status, addr: &str, id: &str) -> anyhow::Error {
+    let look = match id {
+        "" => "avocet rollouts list".to_owned(),
+        id => format!("avocet rollouts get {id}"),
+    };
+    match status.code() {
+        // The daemon is shutting down: the rollout stops with it (interrupted, resumable).
+        tonic::Code::Aborted => {
+            let resume = match id {
+                "" => "avocet rollouts list".to_owned(),
+                id => format!("avocet rollouts resume {id}"),
+            };
+            anyhow::anyhow!(
+                "the daemon at {addr} ended the stream: {}; the rollout stops there; resume \
+                 it: {resume}",
+                status.message()
+            )
+        }
+        // The connection went (the daemon died or the network failed), or the daemon went
+        // silent: nothing is known of the rollout from here.
+        tonic::Code::Unavailable
+        | tonic::Code::Unknown
+        | tonic::Code::Internal
+        | tonic::Code::Cancelled
+        | tonic::Code::DeadlineExceeded => {
+            let how = match status.code() {
+                tonic::Code::DeadlineExceeded => "stopped answering",
+                _ => "was lost",
+            };
+            anyhow::anyhow!(
+                "the connection to the daemon at {addr} {how}; what became of the rollout is \
+                 not known here (a daemon that stopped leaves it interrupted): {look}"
+            )
+        }
+        // The daemon ended this stream on purpose and goes on running the rollout.
+        _ => anyhow::anyhow!(
+            "the daemon at {addr} ended the stream: {}; the rollout continues there: \
+             avocet rollouts watch {}",
+            status.message(),
+            if id.is_empty() {
+                "ID (avocet rollouts list)"
+            } else {
+                id
+            }
+        ),
+    }
 }

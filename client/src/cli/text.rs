@@ -206,6 +206,9 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) {
             version(&f.latest_version_text),
             f.format
         ));
+        if !f.error.is_empty() {
+            super::emit(&format!("{:<16} broken: {}\n", "", f.error));
+        }
     }
 }
 

@@ -248,6 +248,7 @@ impl From<&FleetInfo> for pb::FleetInfo {
             destructive_versions_text: texts(&f.destructive_versions),
             migrations_dir: f.migrations_dir.display().to_string(),
             format: f.format.as_str().to_owned(),
+            error: f.error.clone().unwrap_or_default(),
         }
     }
 }

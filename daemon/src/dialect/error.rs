@@ -102,6 +102,16 @@ pub enum DbError {
     /// The target asks for something the dialect cannot do.
     #[error("invalid target: {0}")]
     Unsupported(&'static str),
+    /// The daemon cancelled the migration's statement on its server at the end of its
+    /// shutdown grace; the transaction rolled back, so nothing of it is applied.
+    #[error(
+        "cancelled on the server at the end of the daemon's shutdown grace ({cause}); its \
+         transaction rolled back, nothing of it is applied"
+    )]
+    Cancelled {
+        /// The server's error.
+        cause: String,
+    },
 }
 
 impl DbError {

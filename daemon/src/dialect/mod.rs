@@ -119,6 +119,12 @@ pub(crate) trait Session: Send {
     ) -> Result<(), DbError>;
     /// Checks that the connection still answers.
     async fn ping(&mut self) -> Result<(), DbError>;
+    /// The server's id of this session (PostgreSQL's backend pid, MySQL's connection id),
+    /// read once and kept: what [`Database::cancel`] names. `None` for SQLite, or when the
+    /// read failed.
+    async fn server_id(&mut self) -> Option<u64> {
+        None
+    }
     /// Closes the connection cleanly, or drops it after [`RELEASE_TIMEOUT`].
     async fn close(self: Box<Self>);
 }
@@ -184,6 +190,18 @@ pub(crate) trait Database: Send + Sync {
     /// # Errors
     /// [`DbError::Connect`] or [`DbError::ConnectTimeout`] when the database is unreachable.
     async fn connect(&self) -> Result<Box<dyn Session>, DbError>;
+    /// Cancels what the session with server id `id` ([`Session::server_id`]) runs now, on
+    /// a connection of its own opened for it and closed afterwards: PostgreSQL's
+    /// `pg_cancel_backend`, MySQL's `KILL QUERY`. The session stays open; its statement
+    /// fails and its transaction rolls back.
+    ///
+    /// # Errors
+    /// [`DbError::Unsupported`] for SQLite; the connection's or the statement's error.
+    async fn cancel(&self, _id: u64) -> Result<(), DbError> {
+        Err(DbError::Unsupported(
+            "cancelling a statement on this database",
+        ))
+    }
 }
 
 /// Builds the database handle of one tenant. Nothing connects until it is used.

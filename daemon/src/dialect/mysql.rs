@@ -54,6 +54,12 @@ impl Dialect for My {
         format!("'{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
     }
 
+    const SERVER_ID: Option<&'static str> = Some("SELECT CAST(CONNECTION_ID() AS CHAR)");
+
+    fn cancel_sql(id: u64) -> Option<String> {
+        Some(format!("KILL QUERY {id}"))
+    }
+
     const HOLDERS: Option<&'static str> = Some(
         "SELECT GROUP_CONCAT(CONCAT('id ', t.trx_mysql_thread_id, ' (', \
          IFNULL(p.USER, 'unknown user'), ', ', IFNULL(p.COMMAND, ''), ', transaction open ', \

@@ -77,6 +77,12 @@ impl Dialect for Pg {
         "now()".into()
     }
 
+    const SERVER_ID: Option<&'static str> = Some("SELECT CAST(pg_backend_pid() AS TEXT)");
+
+    fn cancel_sql(id: u64) -> Option<String> {
+        Some(format!("SELECT CAST(pg_cancel_backend({id}) AS TEXT)"))
+    }
+
     const HOLDERS: Option<&'static str> = Some(
         "SELECT string_agg(format('pid %s (%s, %s, transaction open %s s)', a.pid, \
          coalesce(nullif(a.application_name, ''), 'no application name'), a.state, \

@@ -187,7 +187,33 @@ impl<D: Dialect> Database for SqlxDatabase<D> {
             conn,
             identity,
             lock: D::LockState::default(),
+            server_id: None,
         }))
+    }
+
+    async fn cancel(&self, id: u64) -> Result<(), DbError> {
+        let Some(sql) = D::cancel_sql(id) else {
+            return Err(DbError::Unsupported(
+                "cancelling a statement on this database",
+            ));
+        };
+        let options = D::options(&self.target)?;
+        let connect = sqlx::ConnectOptions::connect(&options);
+        let mut conn = match tokio::time::timeout(self.target.connect_timeout, connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(source)) => return Err(DbError::Connect { source }),
+            Err(_) => {
+                return Err(DbError::ConnectTimeout {
+                    timeout_ms: self.target.connect_timeout.as_millis() as u64,
+                });
+            }
+        };
+        let done = conn
+            .execute(&sql)
+            .await
+            .map_err(DbError::query("cancelling a statement"));
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, sqlx::Connection::close(conn)).await;
+        done
     }
 
     async fn bind(&self, session: &mut dyn Session) -> Result<(), DbError> {
@@ -210,6 +236,8 @@ pub(super) struct SqlxSession<D: Dialect> {
     conn: D::Conn,
     identity: Arc<Identity<D>>,
     lock: D::LockState,
+    /// [`Session::server_id`], once read.
+    server_id: Option<u64>,
 }
 
 impl<D: Dialect> SqlxSession<D> {
@@ -431,6 +459,24 @@ impl<D: Dialect> Session for SqlxSession<D> {
         sqlx::Connection::ping(&mut self.conn)
             .await
             .map_err(|source| DbError::Connect { source })
+    }
+
+    async fn server_id(&mut self) -> Option<u64> {
+        if self.server_id.is_none()
+            && let Some(sql) = D::SERVER_ID
+        {
+            match self.conn.text_rows(sql).await {
+                Ok(rows) => {
+                    self.server_id = rows
+                        .into_iter()
+                        .next()
+                        .and_then(|r| r.into_iter().next().flatten())
+                        .and_then(|id| id.trim().parse().ok());
+                }
+                Err(e) => tracing::debug!("reading the session's server id: {e}"),
+            }
+        }
+        self.server_id
     }
 
     async fn close(self: Box<Self>) {

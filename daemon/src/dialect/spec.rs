@@ -147,6 +147,16 @@ pub(super) trait Dialect: Sized + Send + Sync + 'static {
     /// tenant's database, for the message of a migration that could not get its lock;
     /// `None` where the server cannot say.
     const HOLDERS: Option<&'static str> = None;
+    /// One query, one value: the server's id of this session (PostgreSQL's backend pid,
+    /// MySQL's connection id), which [`Dialect::cancel_sql`] names from another session;
+    /// `None` where a session has no server to cancel on (SQLite).
+    const SERVER_ID: Option<&'static str> = None;
+    /// The statement that cancels what session `id` runs now, from another session of the
+    /// same credentials, leaving that session open: its transaction rolls back and the
+    /// engine sees the statement fail.
+    fn cancel_sql(_id: u64) -> Option<String> {
+        None
+    }
     /// For `statement`, which gave up on a lock: a query that finds what its failed attempt
     /// left behind (PostgreSQL's `CREATE INDEX CONCURRENTLY` leaves an INVALID index), and the
     /// statement that drops it, so the retry starts clean; `None` when it leaves nothing.

@@ -49,7 +49,7 @@ pub use request::{
     PlanRequest, ReadRequest, RepairRequest, RollbackRequest, Selector, StatusRequest,
 };
 pub use rollouts::Caller;
-pub use tenants::Registration;
+pub use tenants::{REGISTRY_POLL, Registration};
 
 use crate::{
     fleet::{Fleet, Registry, Tenant},
@@ -72,6 +72,9 @@ pub struct ReplicaOptions {
 /// The daemon's operations over one registry of fleets and one control store.
 pub struct Engine {
     registry: Arc<Registry>,
+    /// The last read of the registered tenants; held across a registration's store write
+    /// and fleet change, so no read lands between them.
+    registry_sync: tokio::sync::Mutex<tenants::RegistrySync>,
     runner: Arc<Runner>,
     shutdown: CancellationToken,
     /// Rollouts run here at once before Apply and Rollback answer `RESOURCE_EXHAUSTED`.
@@ -122,7 +125,8 @@ impl Engine {
         if interrupted > 0 {
             tracing::warn!(interrupted, "rollouts were interrupted by a daemon stop");
         }
-        tenants::load_registered(&registry, runner.store()).await?;
+        let mut sync = tenants::RegistrySync::default();
+        tenants::sync_registered(&registry, runner.store(), &mut sync, true).await?;
         tenants::discover_all(&registry).await;
         let snapshots: Vec<_> = registry.fleets().map(|f| (f, f.tenants())).collect();
         let registered: HashMap<&str, HashSet<&str>> = snapshots
@@ -143,6 +147,7 @@ impl Engine {
         }
         Ok(Self {
             registry,
+            registry_sync: tokio::sync::Mutex::new(sync),
             runner,
             shutdown,
             max_running_rollouts: usize::MAX,
@@ -167,16 +172,34 @@ impl Engine {
         self
     }
 
-    /// Every configured fleet with its set's size and latest version.
-    ///
-    /// # Errors
-    /// [`EngineError::Fleet`] when a fleet's migration set no longer loads.
-    pub fn fleets(&self) -> Result<Vec<FleetInfo>, EngineError> {
+    /// Every configured fleet with its set's size and latest version; a fleet whose set
+    /// does not load is listed broken, with why ([`FleetInfo::error`]), among the others.
+    pub fn fleets(&self) -> Vec<FleetInfo> {
         self.registry
             .fleets()
             .map(|fleet| {
-                let set = fleet.load_set()?;
-                Ok(FleetInfo {
+                let set = match fleet.load_set() {
+                    Ok(set) => set,
+                    Err(e) => {
+                        let why = match e {
+                            crate::fleet::FleetError::Catalog { source, .. } => source.to_string(),
+                            e => e.to_string(),
+                        };
+                        return FleetInfo {
+                            name: fleet.name.clone(),
+                            dialect: fleet.dialect,
+                            tenant_count: fleet.tenants().len() as u32,
+                            migration_count: 0,
+                            latest_version: None,
+                            destructive_versions: Vec::new(),
+                            migrations_dir: std::fs::canonicalize(&fleet.migrations)
+                                .unwrap_or_else(|_| fleet.migrations.clone()),
+                            format: fleet.format,
+                            error: Some(why),
+                        };
+                    }
+                };
+                FleetInfo {
                     name: fleet.name.clone(),
                     dialect: fleet.dialect,
                     tenant_count: fleet.tenants().len() as u32,
@@ -190,7 +213,8 @@ impl Engine {
                     migrations_dir: std::fs::canonicalize(&fleet.migrations)
                         .unwrap_or_else(|_| fleet.migrations.clone()),
                     format: set.format(),
-                })
+                    error: None,
+                }
             })
             .collect()
     }

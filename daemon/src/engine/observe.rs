@@ -38,6 +38,7 @@ impl Engine {
                 unreachable: tally.count(TenantClass::Unreachable),
                 unknown: tally.count(TenantClass::NeverRead),
                 lock_timeout_s: fleet.lock_timeout.as_secs_f64(),
+                broken: set.is_none(),
             });
         }
         Ok(Observation {
@@ -48,16 +49,14 @@ impl Engine {
         })
     }
 
-    /// Answers when the engine can serve: every fleet's set loads and the control store
-    /// answers a query.
+    /// Answers when the engine can serve: the control store answers a query. A fleet whose
+    /// set does not load is broken, and said so (`ListFleets`, `avocet_fleet_broken`, the
+    /// log), but does not make the daemon unready: its other fleets, and the rollouts'
+    /// control, are served (issue 24, item 9).
     ///
     /// # Errors
-    /// [`EngineError::Fleet`] naming a set that no longer loads; [`EngineError::Store`]
-    /// when the control store does not answer.
+    /// [`EngineError::Store`] when the control store does not answer.
     pub async fn ready(&self) -> Result<(), EngineError> {
-        for fleet in self.registry.fleets() {
-            fleet.load_set()?;
-        }
         self.runner.store().ping().await?;
         Ok(())
     }

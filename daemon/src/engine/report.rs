@@ -24,6 +24,9 @@ pub struct FleetInfo {
     pub migrations_dir: std::path::PathBuf,
     /// The set's layout as read (`sqlx`, `diesel`, …; detected when configured `auto`).
     pub format: crate::model::SetFormat,
+    /// Why its set does not load, naming the file: the fleet is broken (its counts and
+    /// versions are then empty). `None` while it loads.
+    pub error: Option<String>,
 }
 
 /// One tenant of a fleet.

@@ -1,13 +1,16 @@
 //! Tenants registered through the API: added and removed at run time, kept in the control
 //! store, and loaded into their fleets at every start.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Caller, Engine, EngineError, TenantInfo};
 use crate::{
-    fleet::{DiscoveryReport, FleetError, NewTenant, Registry, Tenant, TenantSource, discover},
+    fleet::{DiscoveryReport, FleetError, Registered, Registry, Tenant, TenantSource, discover},
     model::{check_id, check_identifier, check_label},
     store::{RegisteredTenant, Store, StoreError},
 };
@@ -100,12 +103,16 @@ impl Engine {
                 )));
             }
         }
-        let tenant = new_tenant(&self.registry, &r, TenantSource::Api).map_err(|e| match e {
-            FleetError::Target { .. } | FleetError::Dsn { .. } => {
-                EngineError::InvalidArgument(e.to_string())
-            }
-            e => EngineError::Fleet(e),
-        })?;
+        let tenant = fleet
+            .registered_tenant(&registered(&r))
+            .map_err(|e| match e {
+                FleetError::Target { .. } | FleetError::Dsn { .. } => {
+                    EngineError::InvalidArgument(e.to_string())
+                }
+                e => EngineError::Fleet(e),
+            })?;
+        // No read of the registrations lands between the store's write and the fleet's.
+        let _sync = self.registry_sync.lock().await;
         if let Some(existing) = fleet.tenants().iter().find(|t| t.id == r.tenant) {
             return Err(duplicate(&r, existing).into());
         }
@@ -149,6 +156,7 @@ impl Engine {
         caller: &Caller,
     ) -> Result<(), EngineError> {
         let f = self.registry.fleet(fleet)?;
+        let _sync = self.registry_sync.lock().await;
         if f.tenant(tenant)?.source == TenantSource::Config {
             return Err(FleetError::Configured {
                 fleet: fleet.to_owned(),
@@ -212,39 +220,98 @@ pub(super) async fn list(
     Ok(infos)
 }
 
-/// Adds every stored registration to its fleet. A registration whose fleet is no longer
-/// configured, whose id a configured tenant now has, or whose DSN no longer fits is
-/// reported and left out (and left in the store), never merged silently.
+/// The registration `r` as the fleets keep it.
+fn registered(r: &Registration) -> Registered {
+    Registered {
+        id: r.tenant.clone(),
+        dsn: r.dsn.clone(),
+        schema: r.schema.clone(),
+        labels: r.labels.clone(),
+    }
+}
+
+/// How often a replica looks for registrations made through another one: a registration or
+/// deregistration through any replica is seen by every replica within this and one read.
+pub const REGISTRY_POLL: Duration = Duration::from_secs(1);
+
+/// The registrations are read whole at least this often, even when their generation did
+/// not move (a replica of an older release does not count its changes).
+const REGISTRY_FULL_READ: Duration = Duration::from_secs(30);
+
+/// What a replica remembers of its last read of the registrations.
+#[derive(Default)]
+pub(super) struct RegistrySync {
+    /// The store's generation then; `None` before the first read.
+    generation: Option<i64>,
+    /// When the list was last read whole.
+    read_at: Option<std::time::Instant>,
+    /// Registrations left out then, said once each.
+    rejected: BTreeSet<(String, String)>,
+}
+
+/// Makes every fleet's registered tenants those the control store lists, when its
+/// generation moved since `sync`'s last read (or always, with `whole`). A registration
+/// whose fleet is no longer configured, whose id a configured or discovered tenant has, or
+/// whose DSN no longer fits is reported (once) and left out (and left in the store), never
+/// merged silently.
 ///
 /// # Errors
-/// [`StoreError`] when the store cannot be read.
-pub(super) async fn load_registered(registry: &Registry, store: &Store) -> Result<(), StoreError> {
-    let mut by_fleet: BTreeMap<String, Vec<std::sync::Arc<Tenant>>> = BTreeMap::new();
+/// [`StoreError`] when the store cannot be read; the fleets keep what they had.
+pub(super) async fn sync_registered(
+    registry: &Registry,
+    store: &Store,
+    sync: &mut RegistrySync,
+    whole: bool,
+) -> Result<(), StoreError> {
+    let generation = store.registry_generation().await?;
+    let stale = sync
+        .read_at
+        .is_none_or(|at| at.elapsed() >= REGISTRY_FULL_READ);
+    if !whole && !stale && sync.generation == Some(generation) {
+        return Ok(());
+    }
+    let mut by_fleet: BTreeMap<String, Vec<Registered>> = BTreeMap::new();
     for stored in store.registered_tenants().await? {
-        let r = Registration {
-            fleet: stored.fleet,
-            tenant: stored.tenant,
+        by_fleet.entry(stored.fleet).or_default().push(Registered {
+            id: stored.tenant,
             dsn: stored.dsn,
             schema: stored.schema,
             labels: stored.labels,
-        };
-        match new_tenant(registry, &r, TenantSource::Api) {
-            Ok(tenant) => by_fleet.entry(r.fleet).or_default().push(tenant),
-            Err(e) => left_out(&r.fleet, &r.tenant, &e),
-        }
+        });
     }
-    for (name, tenants) in by_fleet {
-        let fleet = match registry.fleet(&name) {
-            Ok(fleet) => fleet,
-            Err(e) => {
-                tenants.iter().for_each(|t| left_out(&name, &t.id, &e));
-                continue;
+    let mut rejected = BTreeSet::new();
+    for (name, rows) in &by_fleet {
+        if let Err(e) = registry.fleet(name) {
+            for r in rows {
+                if !sync.rejected.contains(&(name.clone(), r.id.clone())) {
+                    left_out(name, &r.id, &e);
+                }
+                rejected.insert((name.clone(), r.id.clone()));
             }
-        };
-        for (tenant, e) in fleet.add_all(tenants) {
-            left_out(&name, &tenant.id, &e);
         }
     }
+    for fleet in registry.fleets() {
+        let rows = by_fleet.get(&fleet.name).map_or(&[][..], Vec::as_slice);
+        let change = fleet.apply_registered(rows);
+        for (id, e) in &change.rejected {
+            if !sync.rejected.contains(&(fleet.name.clone(), id.clone())) {
+                left_out(&fleet.name, id, e);
+            }
+            rejected.insert((fleet.name.clone(), id.clone()));
+        }
+        if !change.is_empty() && sync.generation.is_some() {
+            tracing::info!(
+                fleet = %fleet.name,
+                added = ?change.added,
+                removed = ?change.removed,
+                changed = ?change.changed,
+                "registered tenants read from the control store"
+            );
+        }
+    }
+    sync.generation = Some(generation);
+    sync.read_at = Some(std::time::Instant::now());
+    sync.rejected = rejected;
     Ok(())
 }
 
@@ -256,18 +323,36 @@ fn left_out(fleet: &str, tenant: &str, e: &FleetError) {
     );
 }
 
-fn new_tenant(
-    registry: &Registry,
-    r: &Registration,
-    source: TenantSource,
-) -> Result<std::sync::Arc<Tenant>, FleetError> {
-    registry.fleet(&r.fleet)?.new_tenant(NewTenant {
-        id: &r.tenant,
-        dsn: &r.dsn,
-        schema: r.schema.as_deref(),
-        labels: &r.labels,
-        source,
-    })
+impl Engine {
+    /// Until `stop`: every [`REGISTRY_POLL`] (and at once when a rollout meets a tenant it
+    /// does not know), reads the registered tenants from the control store when they
+    /// changed, so a registration or deregistration through any replica reaches this one
+    /// within two seconds. A failed read is logged (once per outage) and retried.
+    pub async fn refresh_registry(&self, stop: CancellationToken) {
+        let mut failing = false;
+        loop {
+            let wanted = tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(REGISTRY_POLL) => false,
+                () = self.registry.refresh_wanted() => true,
+            };
+            let read = {
+                let mut sync = self.registry_sync.lock().await;
+                sync_registered(&self.registry, self.runner.store(), &mut sync, wanted).await
+            };
+            match read {
+                Ok(()) => {
+                    failing = false;
+                    self.registry.refreshed();
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!("reading the registered tenants: {e}; retrying");
+                }
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 fn duplicate(r: &Registration, existing: &Tenant) -> FleetError {

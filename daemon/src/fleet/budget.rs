@@ -80,6 +80,8 @@ pub(crate) struct Budget {
     closed: Notify,
     /// Tenants of one server retrying a lock-timed-out migration at once.
     pub(crate) lock_waiters: super::waiters::LockWaiters,
+    /// Migrations running on their servers now.
+    pub(crate) in_flight: super::inflight::InFlight,
 }
 
 impl Budget {
@@ -95,6 +97,7 @@ impl Budget {
             pools: Mutex::new(Vec::new()),
             closed: Notify::new(),
             lock_waiters: super::waiters::LockWaiters::new(lock_waiters),
+            in_flight: super::inflight::InFlight::default(),
         }
     }
 

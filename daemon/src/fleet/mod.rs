@@ -6,12 +6,20 @@
 //! | `selector.rs` | Kubernetes-style label selectors |
 //! | `budget.rs` | `max_connections` and `max_connections_per_host`: admission and open counts |
 //! | `pool.rs` | one deadpool pool per tenant, and the sessions it lends |
+//! | `registered.rs` | tenants registered through the API, as the control store lists them |
+//! | `registry.rs` | [`Registry`]: every fleet, built from the configuration |
 //! | `discovery.rs` | tenants found by a query against a catalog database |
+//! | `inflight.rs` | migrations running on their servers, cancelled there at the end of the shutdown grace |
+//! | `health.rs` | the fleet's set, loaded or broken; a broken fleet is said once per change |
 //! | `waiters.rs` | `max_lock_waiters_per_host`: tenants of one server retrying a lock at once |
 
 mod budget;
 mod discovery;
+mod health;
+mod inflight;
 mod pool;
+mod registered;
+mod registry;
 mod selector;
 mod waiters;
 
@@ -25,18 +33,19 @@ use std::{
 pub(crate) use budget::Ticket;
 pub(crate) use discovery::discover;
 pub use discovery::{DiscoveryError, DiscoveryReport};
+pub(crate) use inflight::Flight;
 pub(crate) use pool::PooledSession;
+pub(crate) use registered::Registered;
+pub use registry::Registry;
 pub use selector::{LabelSelector, SelectorError};
-use tokio_util::sync::CancellationToken;
 
 use budget::Budget;
 use pool::PoolSlot;
 
 use crate::{
     catalog::{self, CatalogError},
-    config::Config,
     dialect::{self, Database, DbError, Target, connection_lost},
-    model::{DialectKind, HistoryRecord, Labels, MigrationSet, Strategy, TransactionMode},
+    model::{DialectKind, HistoryRecord, Labels, Strategy, TransactionMode},
 };
 
 /// Where a tenant comes from.
@@ -88,6 +97,8 @@ pub struct Tenant {
     pool: Arc<PoolSlot>,
     /// The row that made it, for a discovered tenant (to tell a changed row).
     discovered: Option<Box<discovery::Discovered>>,
+    /// The registration that made it, for a tenant registered through the API.
+    registered: Option<Box<Registered>>,
     budget: Arc<Budget>,
     /// The database file, or server, database and schema it is (no secret).
     target: Option<crate::config::TargetKey>,
@@ -164,6 +175,12 @@ impl Tenant {
         self.db.kind().caps()
     }
 
+    /// Enters this tenant's migrations into the daemon's in-flight list for as long as the
+    /// returned [`Flight`] lives ([`Registry::cancel_in_flight`]).
+    pub(crate) fn in_flight(&self) -> Flight {
+        self.budget.in_flight.enter(&self.id, self.db.clone())
+    }
+
     /// Waits until this tenant may retry a migration whose statement gave up waiting for a
     /// lock, within its server's `max_lock_waiters_per_host`; the retry lasts while the
     /// permit is held. `None` for a SQLite file, which has no server to spare.
@@ -192,6 +209,7 @@ impl Tenant {
                     pool: PoolSlot::own(db.clone()),
                     db,
                     discovered: None,
+                    registered: None,
                     budget: budget.clone(),
                     target: None,
                 })
@@ -234,6 +252,8 @@ pub struct Fleet {
     pub vars: std::collections::BTreeMap<String, String>,
     /// The set, loaded once and again only when the directory changes.
     set: catalog::SetCache,
+    /// Why the set did not load when last read (`None` while it loads): the fleet is broken.
+    broken: std::sync::Mutex<Option<String>>,
     /// Tenant ids as a label of its migration and lock metrics (small fleets only).
     pub metrics_tenant_labels: bool,
     /// What a DSN registered through the API may point at.
@@ -371,20 +391,6 @@ pub enum FleetError {
 }
 
 impl Fleet {
-    /// The fleet's migration set: from memory unless its directory changed since it was
-    /// loaded (so new files need no restart, and an unchanged set is not parsed again).
-    ///
-    /// # Errors
-    /// [`FleetError::Catalog`] naming the file that does not load.
-    pub fn load_set(&self) -> Result<Arc<MigrationSet>, FleetError> {
-        self.set
-            .get(&self.migrations, self.dialect, self.format, &self.lint)
-            .map_err(|source| FleetError::Catalog {
-                fleet: self.name.clone(),
-                source,
-            })
-    }
-
     /// Every tenant now: configured ones in configuration order, then registered ones.
     pub fn tenants(&self) -> Arc<Vec<Arc<Tenant>>> {
         // A poisoned lock only means a writer panicked; the list it guards is whole.
@@ -463,6 +469,7 @@ impl Fleet {
             db,
             pool,
             discovered: None,
+            registered: None,
             budget: self.shared.budget.clone(),
             target: crate::config::TargetKey::of(self.dialect, t.dsn, t.schema),
         }))
@@ -592,159 +599,5 @@ impl Fleet {
             });
         }
         Ok(selected)
-    }
-}
-
-/// Every configured fleet, and the connection budget they share.
-pub struct Registry {
-    fleets: BTreeMap<String, Arc<Fleet>>,
-    budget: Arc<Budget>,
-    idle_timeout: Duration,
-    /// Stored as `applied_by` in history rows.
-    pub(crate) instance_id: String,
-}
-
-impl Registry {
-    /// Builds fleets and tenant handles from configuration and checks that every migration
-    /// set loads. Nothing connects yet.
-    ///
-    /// # Errors
-    /// [`FleetError::Dsn`] for a tenant without a DSN; [`FleetError::Target`] for an
-    /// unusable DSN or schema; [`FleetError::Catalog`] for a
-    /// migration set that does not load.
-    pub fn from_config(config: &Config) -> Result<Self, FleetError> {
-        let budget = Arc::new(Budget::new(
-            config.max_connections,
-            config.max_connections_per_host,
-            config.max_lock_waiters_per_host,
-        ));
-        let mut fleets = BTreeMap::new();
-        for (name, fc) in &config.fleets {
-            for (index, stmt) in fc.session_init.iter().enumerate() {
-                let found =
-                    catalog::parse_script(stmt, fc.dialect).map_or(0, |s| s.statement_count());
-                if found != 1 {
-                    return Err(FleetError::SessionInit {
-                        fleet: name.clone(),
-                        index,
-                        found,
-                    });
-                }
-            }
-            let history_table = fc
-                .history_table
-                .clone()
-                .unwrap_or_else(|| config.history_table.clone());
-            let fleet = Fleet {
-                name: name.clone(),
-                dialect: fc.dialect,
-                migrations: fc.migrations.clone(),
-                format: fc.format,
-                concurrency: fc.concurrency,
-                lock_timeout: fc.lock_timeout,
-                guard: crate::model::LockGuard {
-                    lock_timeout: fc.ddl_lock_timeout,
-                    retry_for: fc.ddl_retry_for,
-                    statement_timeout: fc.statement_timeout,
-                },
-                lint: fc.lint_policy(),
-                transaction: fc.transaction,
-                // Checked when the configuration loaded.
-                strategy: fc.strategy.resolve(fc.concurrency).unwrap_or_default(),
-                tenants: RwLock::default(),
-                discovery: fc.discovery.clone(),
-                vars: fc.vars.clone(),
-                shared: Shared {
-                    password: fc.password_source(),
-                    history_table,
-                    session_init: fc.session_init.clone(),
-                    connect_timeout: fc.connect_timeout,
-                    text_versions: catalog::resolve_format(fc.format, &fc.migrations)
-                        == crate::model::SetFormat::Flyway,
-                    budget: budget.clone(),
-                    pools: pool::SharedPools::default(),
-                },
-                set: catalog::SetCache::default(),
-                metrics_tenant_labels: fc.metrics_tenant_labels,
-                registration: fc
-                    .registration_policy(&config.control_store)
-                    .map_err(|message| FleetError::Dsn {
-                        fleet: name.clone(),
-                        tenant: String::new(),
-                        message,
-                    })?,
-            };
-            let tenants = fc
-                .tenants
-                .iter()
-                .map(|tc| {
-                    let dsn = fc.tenant_dsn(tc).map_err(|message| FleetError::Dsn {
-                        fleet: name.clone(),
-                        tenant: tc.id.clone(),
-                        message,
-                    })?;
-                    fleet.new_tenant(NewTenant {
-                        id: &tc.id,
-                        dsn: &dsn,
-                        schema: tc.schema.as_deref(),
-                        labels: &tc.labels,
-                        source: TenantSource::Config,
-                    })
-                })
-                .collect::<Result<Vec<_>, FleetError>>()?;
-            *fleet
-                .tenants
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = Arc::new(tenants);
-            fleet.load_set()?;
-            fleets.insert(name.clone(), Arc::new(fleet));
-        }
-        Ok(Self {
-            fleets,
-            budget,
-            idle_timeout: config.idle_timeout,
-            instance_id: config.instance_id.clone(),
-        })
-    }
-
-    /// The fleet named `name`.
-    ///
-    /// # Errors
-    /// [`FleetError::UnknownFleet`].
-    pub fn fleet(&self, name: &str) -> Result<&Arc<Fleet>, FleetError> {
-        self.fleets
-            .get(name)
-            .ok_or_else(|| FleetError::UnknownFleet(name.to_owned()))
-    }
-
-    /// All fleets by name.
-    pub fn fleets(&self) -> impl Iterator<Item = &Arc<Fleet>> {
-        self.fleets.values()
-    }
-
-    /// Closes pooled sessions idle for longer than `idle_timeout`, every quarter of it,
-    /// until `stop` is cancelled.
-    pub(crate) async fn close_idle_sessions(&self, stop: CancellationToken) {
-        let every = (self.idle_timeout / 4).max(Duration::from_millis(100));
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-            let closed = self.budget.close_idle(self.idle_timeout).await;
-            if closed > 0 {
-                tracing::debug!(closed, "closed idle tenant sessions");
-            }
-        }
-    }
-
-    /// The connection budget's use now.
-    pub(crate) fn budget_use(&self) -> crate::model::BudgetUse {
-        self.budget.usage()
-    }
-
-    /// Closes every idle pooled session (at shutdown).
-    pub(crate) async fn close_all_idle(&self) {
-        self.budget.close_idle(Duration::ZERO).await;
     }
 }

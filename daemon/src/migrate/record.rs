@@ -26,6 +26,9 @@ pub(crate) struct RunMeta<'a> {
     pub(crate) vars: &'a BTreeMap<String, String>,
     /// The fleet's lock guard; each script's directives override it.
     pub(crate) guard: LockGuard,
+    /// The tenant's place among the migrations in flight: says whether the daemon
+    /// cancelled what runs (the end of its shutdown grace).
+    pub(crate) flight: &'a crate::fleet::Flight,
 }
 
 impl RunMeta<'_> {

@@ -92,6 +92,7 @@ pub(crate) fn db_failure(
     let code = match e {
         DbError::LockTimeout { .. } => FailureCode::LockTimeout,
         DbError::LockLost { .. } => FailureCode::LockLost,
+        DbError::Cancelled { .. } => FailureCode::Cancelled,
         e if e.is_unreachable() => FailureCode::Unreachable,
         _ => FailureCode::History,
     };

@@ -62,6 +62,16 @@ pub(super) async fn run(
     let mut recorded = Instant::now();
     let check = r.meta.lock_check.as_ref().map(|c| c.sql.as_str());
     for (i, stmt) in statements.iter().enumerate() {
+        if r.meta.flight.cancelled() {
+            // The shutdown grace is over: no statement starts after the cancel (one that
+            // ended before it came, or that a cancel does not fail). The row says how far
+            // it got.
+            let message = format!(
+                "stopped before {} at the end of the daemon's shutdown grace",
+                r.label(i, "", None)
+            );
+            return record_failure(session, r, i as i64, &message).await;
+        }
         loop {
             // The lock check joins the statement's request where that keeps the statement
             // outside a transaction, and goes alone before it otherwise.
@@ -83,6 +93,16 @@ pub(super) async fn run(
             }
             if e.index + 1 < items.len() {
                 return lock_lost_before(session, r, i, &e).await;
+            }
+            if r.meta.flight.cancelled() {
+                // Outside a transaction what ran stays: recorded `failed` with the
+                // statements done, for a repair, and said to be the daemon's doing.
+                let message = format!(
+                    "{}: cancelled on the server at the end of the daemon's shutdown grace: {}",
+                    r.label(i, stmt, e.at),
+                    e.source
+                );
+                return record_failure(session, r, i as i64, &message).await;
             }
             if !e.lock_timeout {
                 let message = format!("{}: {}", r.label(i, stmt, e.at), e.source);

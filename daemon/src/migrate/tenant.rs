@@ -149,6 +149,7 @@ async fn migrate(
             return TenantReport::db(&tenant.id, &e);
         }
     }
+    let flight = tenant.in_flight();
     let meta = RunMeta {
         rollout_id: job.rollout_id,
         applied_by: job.applied_by,
@@ -156,6 +157,7 @@ async fn migrate(
         lock_check: locked.session().lock_check(),
         vars: job.vars,
         guard: job.guard,
+        flight: &flight,
     };
     if job.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
         return grouped(tenant, job, locked, &plan.steps, &meta, run, observer).await;
@@ -237,6 +239,7 @@ async fn one_step(
     let rec = Recorder::new(step, meta);
     let mut retries = Retries::new(tenant, observer, &rec.guard());
     if caps.resets_in_place {
+        meta.flight.on(locked.session().server_id().await);
         let outcome = on_session(locked.session(), &rec, caps, true, &mut retries).await;
         if !outcome.as_ref().is_ok_and(|(_, clean)| *clean) {
             locked.poison();
@@ -247,6 +250,7 @@ async fn one_step(
     } else {
         let mut work = tenant.session().await?;
         work.set_clean(false);
+        meta.flight.on(work.session().server_id().await);
         let outcome = on_session(work.session(), &rec, caps, false, &mut retries).await;
         work.close().await;
         outcome.map(|(o, _)| o)
@@ -291,6 +295,7 @@ async fn grouped(
     let caps = tenant.caps();
     let mut retries = Retries::new(tenant, observer, &job.guard);
     let ran = if caps.resets_in_place {
+        meta.flight.on(locked.session().server_id().await);
         let ran = transaction::run(locked.session(), &recorders, true, &mut retries).await;
         if !ran.as_ref().is_ok_and(|r| r.clean) {
             locked.poison();
@@ -300,6 +305,7 @@ async fn grouped(
         match tenant.session().await {
             Ok(mut work) => {
                 work.set_clean(false);
+                meta.flight.on(work.session().server_id().await);
                 let ran = transaction::run(work.session(), &recorders, false, &mut retries).await;
                 work.close().await;
                 ran

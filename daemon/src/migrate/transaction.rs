@@ -18,6 +18,7 @@
 //! | the lock check | nothing: without the lock nothing may be written | `lock_lost` |
 //! | the reset, `BEGIN` or a history write | nothing (the history table is what failed) | `history` |
 //! | the connection | nothing: the server rolled back with the session | `history`, or `lock_lost` where the lock lived on it |
+//! | anywhere, cancelled by the daemon at the end of its shutdown grace | nothing: it rolled back, and runs again on resume | `cancelled` (the work item goes back to pending) |
 
 use std::borrow::Cow;
 
@@ -179,6 +180,14 @@ async fn attempt(
         }));
     };
     let lost = crate::dialect::connection_lost(&source);
+    if !lost && steps.first().is_some_and(|r| r.meta.flight.cancelled()) {
+        // The daemon cancelled it at the end of its shutdown grace: not the script's
+        // failure, so nothing is recorded; the tenant runs it again on resume.
+        abort(session, reset).await;
+        return Err(DbError::Cancelled {
+            cause: source.to_string(),
+        });
+    }
     let failed = match roles[index] {
         // The server rolled the transaction back when the session ended.
         _ if lost => return Err(DbError::query("running the migration")(source)),

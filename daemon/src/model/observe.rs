@@ -40,6 +40,8 @@ pub struct FleetHealth {
     pub unknown: u32,
     /// The fleet's `lock_timeout`, seconds: what lock waits are compared with.
     pub lock_timeout_s: f64,
+    /// Its migration set does not load: the fleet is broken (the daemon serves the others).
+    pub broken: bool,
 }
 
 /// How much of the connection budget (`max_connections`) is used, daemon-wide.

@@ -92,7 +92,7 @@ pub(crate) struct StartRequest {
 
 /// Starts and steers rollouts; one per daemon.
 pub(crate) struct Runner {
-    registry: Arc<Registry>,
+    pub(super) registry: Arc<Registry>,
     pub(super) store: Arc<Store>,
     pub(super) writer: Writer,
     metrics: Metrics,

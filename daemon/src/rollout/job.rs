@@ -19,11 +19,11 @@ use tracing::Instrument;
 
 use super::{
     RolloutCtx,
-    verdict::{Stop, final_state},
+    verdict::{STORE_PATIENCE, Stop, final_state},
 };
 use crate::migrate::TenantReport;
 use crate::{
-    fleet::{NewTenant, Tenant, TenantSource},
+    fleet::Tenant,
     model::{EventKind, RolloutRecord, RolloutState, TenantOutcome},
     plan,
     store::{Claim, WaveCounts},
@@ -31,6 +31,10 @@ use crate::{
 
 /// How often a replica waiting on other replicas' tenants looks at its wave again.
 const WAVE_POLL: Duration = Duration::from_millis(250);
+
+/// Longest wait for a fresh read of the registered tenants when a claimed tenant is not in
+/// the fleet (registered through another replica a moment ago).
+const REGISTRY_WAIT: Duration = Duration::from_secs(5);
 
 /// Tenants claimed per request to the store: one commit for several tenants (on the
 /// embedded SQLite store each commit is a WAL fsync). A replica holds at most this many
@@ -191,39 +195,38 @@ struct Run {
 }
 
 impl Run {
-    /// Tenant `id` of the fleet: as the run began, or registered since through another
-    /// replica (read from the store and added here); `None` when the fleet has it nowhere.
+    /// Tenant `id` of the fleet: as the run began, or registered since (through any
+    /// replica: the registry is asked for a fresh read of the control store first, and
+    /// only read); `None` when the fleet has it nowhere.
     ///
     /// # Errors
-    /// The [`Stop`] of a store that does not answer (never "not configured").
+    /// The [`Stop`] of a shutdown, or of a registry that could not be read for
+    /// [`STORE_PATIENCE`] (a read that failed never makes a tenant "not configured").
     async fn tenant(&mut self, id: &str) -> Result<Option<Arc<Tenant>>, Stop> {
         if let Some(t) = self.tenants.get(id) {
             return Ok(Some(t.clone()));
         }
         let ctx = &self.ctx;
-        let Some(registered) = ctx
-            .retry("looking up a registered tenant", || {
-                ctx.store.registered_tenant(&ctx.fleet.name, id)
-            })
-            .await?
-        else {
+        if ctx.fleet.tenant(id).is_err() {
+            let started = Instant::now();
+            while !ctx.registry.fresh(REGISTRY_WAIT).await {
+                if ctx.shutdown.is_cancelled() {
+                    return Err(Stop::Shutdown);
+                }
+                if started.elapsed() >= STORE_PATIENCE {
+                    return Err(Stop::Store(
+                        format!("reading the registered tenants (for {id})").into(),
+                    ));
+                }
+                tracing::warn!(
+                    tenant = id,
+                    "the registered tenants could not be read in time; retrying"
+                );
+            }
+        }
+        let Ok(tenant) = ctx.fleet.tenant(id) else {
             return Ok(None);
         };
-        let tenant = ctx
-            .fleet
-            .new_tenant(NewTenant {
-                id: &registered.tenant,
-                dsn: &registered.dsn,
-                schema: registered.schema.as_deref(),
-                labels: &registered.labels,
-                source: TenantSource::Api,
-            })
-            .inspect_err(|e| tracing::warn!(tenant = id, "a registered tenant: {e}"));
-        let Ok(tenant) = tenant else {
-            return Ok(None);
-        };
-        // Another task may have added it meanwhile; either copy serves.
-        let _ = ctx.fleet.add(tenant.clone());
         self.tenants.insert(id.to_owned(), tenant.clone());
         Ok(Some(tenant))
     }

@@ -10,6 +10,10 @@ use crate::{
     store::{Changed, StoreError},
 };
 
+/// How long the drain waits, after cancelling what still runs on the servers at the end of
+/// the shutdown grace, for the tenants to see their statements fail and roll back.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
 impl Runner {
     /// Ends rollout `id`, which nobody runs, in the state `step` leads to, with a
     /// `RolloutFinished` carrying `record`'s totals. False when it was ended already.
@@ -70,15 +74,33 @@ impl Runner {
     }
 
     /// After the shutdown token is cancelled: waits up to `grace` for the rollouts' tenants
-    /// in flight to finish their migration; rollouts still running then are marked
-    /// interrupted (unless other replicas go on with them), with what ran counted, and
-    /// their tasks dropped (which closes their sessions).
+    /// in flight to finish their migration. Then cancels what still runs on the servers
+    /// (`pg_cancel_backend`, `KILL QUERY`: a transactional migration rolls back and its
+    /// tenant runs it again on resume) and waits up to [`CANCEL_WAIT`] for the tenants to
+    /// end, so what the store and the log say is what happened. Rollouts still running
+    /// after that are marked interrupted (unless other replicas go on with them), with the
+    /// counts the store has, and their tasks dropped (which closes their sessions).
     pub(crate) async fn drain(&self, grace: Duration) {
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_err()
         {
+            let (sent, unsent) = self.registry.cancel_in_flight().await;
+            if sent + unsent > 0 {
+                tracing::warn!(
+                    cancelled = sent,
+                    not_cancelled = unsent,
+                    "shutdown grace over: migrations still running cancelled on their servers; \
+                     waiting for them to end"
+                );
+            }
+            if tokio::time::timeout(CANCEL_WAIT, self.tracker.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
             let left: Vec<Arc<RolloutCtx>> = self
                 .active
                 .lock()
@@ -92,6 +114,7 @@ impl Runner {
                     continue;
                 }
                 tracing::warn!(rollout_id = %ctx.id, "shutdown grace over; rollout left interrupted");
+                self.writer.flush().await;
                 let ended = match self.store.rollout(&ctx.id).await {
                     Ok(Some(record)) => self.end_here(&record, RolloutStep::Interrupt).await,
                     Ok(None) => Ok(false),

@@ -82,7 +82,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 6] = [
+const SCHEMA: [(i64, &str, &str); 7] = [
     (
         1,
         "control store",
@@ -108,6 +108,11 @@ const SCHEMA: [(i64, &str, &str); 6] = [
         6,
         "known applied, dry runs",
         include_str!("migrations/0006_known_applied_dry_runs.sql"),
+    ),
+    (
+        7,
+        "registry generation",
+        include_str!("migrations/0007_registry_generation.sql"),
     ),
 ];
 

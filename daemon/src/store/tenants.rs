@@ -47,6 +47,7 @@ impl Store {
         .rows_affected()
             == 1;
         if inserted {
+            bump_generation(&mut tx, CTX).await?;
             audit(
                 &mut tx,
                 "avocet.v1.Fleet/RegisterTenant",
@@ -83,6 +84,7 @@ impl Store {
                 .rows_affected()
                 == 1;
         if deleted {
+            bump_generation(&mut tx, CTX).await?;
             sqlx::query("DELETE FROM tenant_state WHERE fleet = $1 AND tenant = $2")
                 .bind(fleet)
                 .bind(tenant)
@@ -132,39 +134,30 @@ impl Store {
 }
 
 impl Store {
-    /// Tenant `tenant` of fleet `fleet` as registered through the API, if it is: what a
-    /// replica that did not take the registration looks up when it claims the tenant.
+    /// How many times the registered tenants changed: a replica reads them again only when
+    /// this moved since it last did.
     ///
     /// # Errors
-    /// [`StoreError::Query`] when the read fails; [`StoreError::Corrupt`] for labels that
-    /// are not a JSON object of strings.
-    pub(crate) async fn registered_tenant(
-        &self,
-        fleet: &str,
-        tenant: &str,
-    ) -> Result<Option<RegisteredTenant>, StoreError> {
-        const CTX: &str = "reading a registered tenant";
-        let row = sqlx::query(
-            "SELECT fleet, tenant, dsn, schema_name, labels FROM registered_tenants \
-             WHERE fleet = $1 AND tenant = $2",
-        )
-        .bind(fleet)
-        .bind(tenant)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::query(CTX))?;
-        row.map(|row| {
-            let labels: String = get(&row, 4, CTX)?;
-            Ok(RegisteredTenant {
-                fleet: get(&row, 0, CTX)?,
-                tenant: get(&row, 1, CTX)?,
-                dsn: get(&row, 2, CTX)?,
-                schema: get(&row, 3, CTX)?,
-                labels: serde_json::from_str(&labels).map_err(StoreError::corrupt(CTX))?,
-            })
-        })
-        .transpose()
+    /// [`StoreError::Query`] when the read fails.
+    pub(crate) async fn registry_generation(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT generation FROM registry_generation WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::unwrap_or_default)
+            .map_err(StoreError::query("reading the registry's generation"))
     }
+}
+
+/// Counts one change of the registered tenants, in the transaction that makes it.
+async fn bump_generation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    context: &'static str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE registry_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(StoreError::query(context))
 }
 
 /// An audit entry of a tenant registration or removal; it belongs to no rollout (empty id).

@@ -177,7 +177,18 @@ fn fleet(name: &str) -> Vec<KeyValue> {
 }
 
 /// The gauges: name, unit, description, and what each reads of an observation.
-const GAUGES: [(&str, &str, &str, Read); 11] = [
+const GAUGES: [(&str, &str, &str, Read); 12] = [
+    (
+        "avocet.fleet.broken",
+        "",
+        "1 while the fleet's migration set does not load (the fleet is broken), else 0",
+        |o| {
+            o.fleets
+                .iter()
+                .map(|f| (u64::from(f.broken), fleet(&f.fleet)))
+                .collect()
+        },
+    ),
     (
         "avocet.fleet.tenants",
         "{tenant}",

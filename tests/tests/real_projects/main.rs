@@ -181,11 +181,12 @@ async fn compare(project: Project) -> anyhow::Result<()> {
         .map(|s| (*s).to_owned())
         .collect();
     if let Some(copy) = &copy {
-        // As the project's files are, Avocet refuses them, naming the fix.
-        let refused = match TestDaemon::start_with(config.clone()).await {
-            Ok(_) => anyhow::bail!("{context}: loaded without its configuration"),
-            Err(e) => format!("{e:#}"),
-        };
+        // As the project's files are, Avocet refuses them, naming the fix: the daemon
+        // starts, its fleet broken (issue 24, item 9).
+        let broken = TestDaemon::start_with(config.clone()).await?;
+        let fleets = broken.client().list_fleets().await?;
+        broken.stop().await?;
+        let refused = fleets.first().map(|f| f.error.clone()).unwrap_or_default();
         ensure!(
             refused.contains("executeInTransaction=false"),
             "{context}: {refused}"
