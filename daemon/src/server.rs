@@ -213,6 +213,11 @@ pub async fn serve_with_admin(
         .register_encoded_file_descriptor_set(avocet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // The only values of the `rpc.method` label: what these descriptors declare.
+    crate::telemetry::serve_methods(&[
+        avocet_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ]);
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, tls = tls.is_some(), "avocetd serving");
     let stop = token.clone();

@@ -33,7 +33,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "engine",
         &[
-            "model", "plan", "dialect", "fleet", "migrate", "rollout", "store",
+            "model", "plan", "dialect", "config", "fleet", "migrate", "rollout", "store",
         ],
     ),
     ("api", &["model", "engine", "auth"]),
@@ -44,6 +44,7 @@ const RULES: &[(&str, &[&str])] = &[
             "admin",
             "api",
             "auth",
+            "catalog",
             "config",
             "engine",
             "fleet",

@@ -34,7 +34,7 @@ fn version(field: &str, v: i64, text: &str) -> Result<Version, ApiError> {
     let negative = |shown: &str| invalid(format!("{field} must be 0 or more, not {shown}"));
     if !text.is_empty() {
         if text.trim_start().starts_with('-') {
-            return Err(negative(crate::config::bounded(text)));
+            return Err(negative(crate::model::bounded(text)));
         }
         let parsed =
             Version::parse_requested(text).map_err(|e| invalid(format!("{field}_text: {e}")))?;

@@ -8,11 +8,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status, service::Interceptor};
 
-use super::{
-    Identity,
+use super::Identity;
+use crate::config::{
+    AuthConfig, NOT_A_DIGEST, sha256_digest,
     subject::{self, Attributes},
 };
-use crate::config::{AuthConfig, NOT_A_DIGEST, sha256_digest};
 
 /// Authenticates every call; cheap to clone (one shared table).
 #[derive(Clone)]

@@ -9,12 +9,10 @@
 //! | `gate.rs` | [`Gate`]: tokens (SHA-256, compared in constant time) and certificate subjects |
 //! | `tls.rs` | the server's TLS configuration from `[tls]` |
 //! | `failures.rs` | failed authentication: logged at a bounded rate, a guessing peer locked out |
-//! | `subject.rs` | distinguished names as attribute sets: RFC 4514 text and certificates |
 
 mod failures;
 mod gate;
 mod identity;
-pub(crate) mod subject;
 mod tls;
 
 pub(crate) use gate::Gate;

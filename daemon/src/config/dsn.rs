@@ -325,15 +325,7 @@ impl super::FleetConfig {
     }
 }
 
-/// At most the first 128 bytes of `text` (cut at a character boundary), for messages that
-/// quote a request.
-pub(crate) fn bounded(text: &str) -> &str {
-    let mut end = text.len().min(128);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+use crate::model::bounded;
 
 /// What a DSN that holds a password is told.
 const PASSWORD: &str = "the DSN holds a password, which the control store would keep in clear; \

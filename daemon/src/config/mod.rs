@@ -10,6 +10,7 @@
 //! | `dsn.rs` | where a registered tenant's DSN may point: hosts, files, parameters, other fleets |
 //! | `scram.rs` | `require_scram`: the server's authentication request, read before registering |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
+//! | `subject.rs` | distinguished names as attribute sets: RFC 4514 text and certificates, compared exactly |
 //! | `observe.rs` | `admin_listen`: an address, or empty for none |
 //! | `guard.rs` | the lock guard's defaults: `ddl_lock_timeout`, `ddl_retry_for`, waiters per host |
 
@@ -20,9 +21,9 @@ mod observe;
 mod scram;
 mod secret;
 mod security;
+pub(crate) mod subject;
 mod template;
 
-pub(crate) use dsn::bounded;
 pub use dsn::{RegistrationPolicy, TargetKey};
 pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};

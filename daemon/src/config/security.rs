@@ -62,7 +62,7 @@ impl AuthConfig {
             }
         }
         for (i, c) in self.clients.iter().enumerate() {
-            if let Err(e) = crate::auth::subject::parse(&c.subject) {
+            if let Err(e) = super::subject::parse(&c.subject) {
                 return Err((
                     format!("clients[{i}].subject"),
                     format!("must be RFC 4514 attributes, e.g. CN=ci: {e}"),
@@ -116,7 +116,7 @@ pub struct ClientConfig {
 /// # Errors
 /// A sentence when it does not parse.
 pub fn subject_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
-    crate::auth::subject::parse(text)
+    super::subject::parse(text)
 }
 
 /// The (type, value) attributes of DER certificate `der`'s subject, as they are compared
@@ -125,7 +125,7 @@ pub fn subject_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
 /// # Errors
 /// A sentence when it does not parse or an attribute is not a string.
 pub fn certificate_attributes(der: &[u8]) -> Result<Vec<(String, String)>, String> {
-    crate::auth::subject::of_certificate(der)
+    super::subject::of_certificate(der)
 }
 
 /// What a token's hash that does not parse is told.
@@ -184,8 +184,7 @@ pub struct LimitsConfig {
     pub max_migration_bytes: u64,
 }
 
-/// `[limits] max_migration_bytes` by default: 16 MiB.
-pub const DEFAULT_MAX_MIGRATION_BYTES: u64 = 16 << 20;
+pub use crate::model::DEFAULT_MAX_MIGRATION_BYTES;
 
 fn default_first_byte() -> Duration {
     Duration::from_secs(10)

@@ -1,11 +1,12 @@
 //! [`KnownState::classify`]: every class, the pending count against a set that grew since
 //! the reading, out-of-order and repeatable migrations, baselines, states stored before
-//! schema 6, and agreement with the planner's `pending` on the same histories.
+//! schema 6 (agreement with the planner's `pending` is checked in `plan`, which may import
+//! `model`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::model::{Direction, HistoryRecord, Migration, RecordStatus, Script};
+use crate::model::{Migration, Script};
 
 fn script(sql: &str) -> Script {
     Script {
@@ -213,59 +214,4 @@ fn the_tally_counts_each_tenant_once() {
         t.versions.into_iter().collect::<Vec<_>>(),
         vec![(Some(v(1)), 1), (Some(v(3)), 2)]
     );
-}
-
-/// The pending count agrees with the planner's on the same history (the rule it copies).
-#[test]
-fn the_pending_count_is_the_planners() {
-    let record = |m: &Migration, status| HistoryRecord {
-        version: m.version,
-        name: m.name.clone(),
-        checksum: m.up.checksum.clone(),
-        down_checksum: None,
-        status,
-        batch: 1,
-        statements_done: 1,
-        statements_total: 1,
-        error: None,
-        direction: Direction::Up,
-    };
-    let view = repeatable("view", "SELECT 1;");
-    let s = set_of((1..=5).map(numbered).chain([view.clone()]).collect())
-        .with_baselines(vec![numbered(3)])
-        .unwrap();
-    let cases: Vec<Vec<(Migration, RecordStatus)>> = vec![
-        vec![],
-        vec![(numbered(1), RecordStatus::Applied)],
-        vec![
-            (numbered(1), RecordStatus::Applied),
-            (numbered(4), RecordStatus::Applied),
-        ],
-        vec![
-            (numbered(3), RecordStatus::Applied),
-            (view.clone(), RecordStatus::Applied),
-        ],
-        vec![
-            (numbered(1), RecordStatus::Applied),
-            (numbered(2), RecordStatus::Failed),
-        ],
-        vec![(repeatable("view", "SELECT 2;"), RecordStatus::Applied)],
-    ];
-    for history in cases {
-        let records: Vec<HistoryRecord> = history.iter().map(|(m, st)| record(m, *st)).collect();
-        let mut applied = Applied::default();
-        for r in records.iter().filter(|r| r.status == RecordStatus::Applied) {
-            match r.version.is_repeatable() {
-                true => applied
-                    .repeatables
-                    .insert(r.version, r.checksum.clone())
-                    .map(drop),
-                false => applied.versions.insert(r.version).then_some(()),
-            };
-        }
-        let mut k = state(&[]);
-        k.applied = Some(applied);
-        let planned = crate::plan::pending(&s, &records, None).count() as u32;
-        assert_eq!(k.classify(&s).pending, planned, "history {records:?}");
-    }
 }

@@ -2,6 +2,10 @@
 
 use std::{fmt, ops::Range};
 
+/// The largest migration file a set may hold unless `[limits] max_migration_bytes` says
+/// otherwise: 16 MiB (bytes).
+pub const DEFAULT_MAX_MIGRATION_BYTES: u64 = 16 << 20;
+
 /// Which way a step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -62,7 +62,10 @@ pub use known::{Applied, Classification, KnownState, Tally, TenantClass, classif
 pub use labels::Labels;
 pub use lifecycle::{ROLLOUT_STATES, Refused, RolloutStep, WorkStep};
 pub use lint::{Finding, LintCode, LintKind, LintPolicy, LintSeverity};
-pub use migration::{Direction, DuplicateVersion, Migration, Script, SetDigest, StatementSpan};
+pub use migration::{
+    DEFAULT_MAX_MIGRATION_BYTES, Direction, DuplicateVersion, Migration, Script, SetDigest,
+    StatementSpan,
+};
 pub use names::{check_id, check_identifier, check_label};
 pub use observe::{BudgetUse, FleetHealth, LogFormat, Observation, RolloutCount, WorkCount};
 pub use placeholder::{
@@ -72,7 +75,7 @@ pub use plan::{
     ApplyOptions, Code, Diagnostic, Plan, PlanView, RollbackTarget, Severity, Step, StepView,
     TransactionMode,
 };
-pub use redact::{holds_password, redact_secrets};
+pub use redact::{bounded, holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
 pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};

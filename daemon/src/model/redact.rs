@@ -113,6 +113,16 @@ fn redact_parameters(text: &str) -> String {
     }
 }
 
+/// At most the first 128 bytes of `text` (cut at a character boundary), for messages that
+/// quote a request: an error never echoes unbounded input (issue 25, finding 17).
+pub fn bounded(text: &str) -> &str {
+    let mut end = text.len().min(128);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_secrets;

@@ -316,6 +316,8 @@ fn last_batch(history: &[HistoryRecord]) -> Option<i64> {
 }
 
 #[cfg(test)]
+mod classify_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tool_order_tests;

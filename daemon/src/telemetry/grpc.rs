@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, LazyLock},
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -64,18 +64,41 @@ const OTHER: &str = "_OTHER";
 /// Reflection's one method: its descriptor is tonic-reflection's own.
 const REFLECTION: &str = "grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
-/// `package.Service/Method` of every method served: `avocet.v1`'s and `grpc.health.v1`'s,
-/// read from their encoded descriptor sets, and reflection's.
-static KNOWN_METHODS: LazyLock<HashSet<Arc<str>>> = LazyLock::new(|| {
-    let mut known: HashSet<Arc<str>> = HashSet::from([Arc::from(REFLECTION)]);
-    for set in [
-        avocet_proto::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-    ] {
-        known.extend(methods(set).into_iter().map(Arc::from));
+/// The methods a daemon serves, as `package.Service/Method`: the only values `rpc.method`
+/// takes besides `_OTHER`.
+pub(crate) struct KnownMethods(HashSet<Arc<str>>);
+
+impl KnownMethods {
+    /// The methods of the encoded descriptor sets `sets` (`FileDescriptorSet` bytes), and
+    /// reflection's.
+    pub(crate) fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
+        let mut known: HashSet<Arc<str>> = HashSet::from([Arc::from(REFLECTION)]);
+        for set in sets {
+            known.extend(methods(set).into_iter().map(Arc::from));
+        }
+        Self(known)
     }
-    known
-});
+
+    /// The `rpc.method` label of request path `path`: the served method it names (shared,
+    /// not copied from the request), or `_OTHER`.
+    fn label(&self, path: &str) -> Arc<str> {
+        let method = path.strip_prefix('/').unwrap_or(path);
+        self.0
+            .get(method)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(OTHER))
+    }
+}
+
+/// The served methods, declared once by the server ([`serve_methods`]).
+static KNOWN_METHODS: OnceLock<KnownMethods> = OnceLock::new();
+
+/// Declares the methods this process serves, from their encoded descriptor sets (the
+/// server passes them: only it names the protobuf crates). The first call wins; before it,
+/// every path is `_OTHER`.
+pub(crate) fn serve_methods(sets: &[&[u8]]) {
+    KNOWN_METHODS.get_or_init(|| KnownMethods::from_descriptor_sets(sets));
+}
 
 /// `package.Service/Method` of each method of encoded descriptor set `set`.
 fn methods(set: &[u8]) -> Vec<String> {
@@ -99,14 +122,13 @@ fn methods(set: &[u8]) -> Vec<String> {
     out
 }
 
-/// The `rpc.method` label of request path `path`: the served method it names (shared, not
-/// copied from the request), or `_OTHER`.
+/// The `rpc.method` label of request path `path`: the served method it names, or `_OTHER`
+/// ([`serve_methods`] says which are served).
 pub(crate) fn method_label(path: &str) -> Arc<str> {
-    let method = path.strip_prefix('/').unwrap_or(path);
-    KNOWN_METHODS
-        .get(method)
-        .cloned()
-        .unwrap_or_else(|| Arc::from(OTHER))
+    match KNOWN_METHODS.get() {
+        Some(known) => known.label(path),
+        None => Arc::from(OTHER),
+    }
 }
 
 /// The `rpc.response.status_code` label of a `grpc-status` value: `0` to `16`, else `_OTHER`.
@@ -167,18 +189,33 @@ mod tests {
 
     #[test]
     fn only_served_methods_are_labels() {
+        use prost::Message as _;
+        use prost_types::{
+            FileDescriptorProto, FileDescriptorSet, MethodDescriptorProto, ServiceDescriptorProto,
+        };
+        let method = |name: &str| MethodDescriptorProto {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let set = FileDescriptorSet {
+            file: vec![FileDescriptorProto {
+                package: Some("avocet.v1".into()),
+                service: vec![ServiceDescriptorProto {
+                    name: Some("Migrator".into()),
+                    method: vec![method("Plan"), method("Apply")],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        let known = KnownMethods::from_descriptor_sets(&[&set]);
+        let method_label = |path: &str| known.label(path);
         assert_eq!(
             &*method_label("/avocet.v1.Migrator/Plan"),
             "avocet.v1.Migrator/Plan"
         );
-        assert_eq!(
-            &*method_label("/avocet.v1.Fleet/ListFleets"),
-            "avocet.v1.Fleet/ListFleets"
-        );
-        assert_eq!(
-            &*method_label("/grpc.health.v1.Health/Check"),
-            "grpc.health.v1.Health/Check"
-        );
+        assert_eq!(&*method_label(&format!("/{REFLECTION}")), REFLECTION);
         let invented = format!("/avocet.v1.Migrator/000123{}", "X".repeat(12_000));
         assert_eq!(&*method_label(&invented), OTHER);
         assert_eq!(&*method_label("/avocet.v1.Migrator/plan"), OTHER);

@@ -154,7 +154,7 @@ pub(super) fn entries(dir: &Path) -> Result<Vec<DirEntry>, CatalogError> {
 
 /// Largest file a set may hold ([`set_max_migration_bytes`]; `[limits]
 /// max_migration_bytes`, default 16 MiB).
-static MAX_MIGRATION_BYTES: AtomicU64 = AtomicU64::new(crate::config::DEFAULT_MAX_MIGRATION_BYTES);
+static MAX_MIGRATION_BYTES: AtomicU64 = AtomicU64::new(crate::model::DEFAULT_MAX_MIGRATION_BYTES);
 
 /// Sets the largest file a migration set may hold, for every set this process loads from
 /// now on (the server sets it from `[limits] max_migration_bytes` before loading any).

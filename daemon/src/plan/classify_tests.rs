@@ -1,0 +1,113 @@
+//! The one classification of a tenant's last-known state
+//! ([`KnownState::classify`](crate::model::KnownState::classify)) counts as pending what the
+//! planner would run: checked here, where both may be named.
+
+use std::collections::BTreeMap;
+
+use crate::model::{
+    Applied, Direction, HistoryRecord, KnownState, Migration, MigrationSet, RecordStatus, Script,
+    Version,
+};
+
+fn script(sql: &str) -> Script {
+    Script {
+        sql: sql.to_owned(),
+        checksum: format!("sum of {sql}"),
+        ..Script::default()
+    }
+}
+
+fn numbered(v: i64) -> Migration {
+    Migration {
+        version: v.into(),
+        name: format!("m{v}"),
+        up: script(&format!("CREATE TABLE t{v} (id int);")),
+        down: None,
+        unordered: false,
+    }
+}
+
+fn repeatable(name: &str, sql: &str) -> Migration {
+    Migration {
+        version: Version::repeatable(name).unwrap(),
+        name: name.to_owned(),
+        up: script(sql),
+        down: None,
+        unordered: false,
+    }
+}
+
+fn set_of(ms: Vec<Migration>) -> MigrationSet {
+    MigrationSet::new(ms).unwrap()
+}
+
+fn state(applied: &[i64]) -> KnownState {
+    KnownState {
+        fleet: "f".into(),
+        tenant: "t".into(),
+        applied: Some(Applied {
+            versions: applied.iter().map(|n| Version::from(*n)).collect(),
+            repeatables: BTreeMap::new(),
+        }),
+        current_version: applied.iter().max().map(|n| Version::from(*n)),
+        failed_versions: Vec::new(),
+        blocked: false,
+        error: None,
+        read_at: 7,
+    }
+}
+
+/// The pending count agrees with the planner's on the same history (the rule it copies).
+#[test]
+fn the_pending_count_is_the_planners() {
+    let record = |m: &Migration, status| HistoryRecord {
+        version: m.version,
+        name: m.name.clone(),
+        checksum: m.up.checksum.clone(),
+        down_checksum: None,
+        status,
+        batch: 1,
+        statements_done: 1,
+        statements_total: 1,
+        error: None,
+        direction: Direction::Up,
+    };
+    let view = repeatable("view", "SELECT 1;");
+    let s = set_of((1..=5).map(numbered).chain([view.clone()]).collect())
+        .with_baselines(vec![numbered(3)])
+        .unwrap();
+    let cases: Vec<Vec<(Migration, RecordStatus)>> = vec![
+        vec![],
+        vec![(numbered(1), RecordStatus::Applied)],
+        vec![
+            (numbered(1), RecordStatus::Applied),
+            (numbered(4), RecordStatus::Applied),
+        ],
+        vec![
+            (numbered(3), RecordStatus::Applied),
+            (view.clone(), RecordStatus::Applied),
+        ],
+        vec![
+            (numbered(1), RecordStatus::Applied),
+            (numbered(2), RecordStatus::Failed),
+        ],
+        vec![(repeatable("view", "SELECT 2;"), RecordStatus::Applied)],
+    ];
+    for history in cases {
+        let records: Vec<HistoryRecord> = history.iter().map(|(m, st)| record(m, *st)).collect();
+        let mut applied = Applied::default();
+        for r in records.iter().filter(|r| r.status == RecordStatus::Applied) {
+            match r.version.is_repeatable() {
+                true => applied
+                    .repeatables
+                    .insert(r.version, r.checksum.clone())
+                    .map(drop),
+                false => applied.versions.insert(r.version).then_some(()),
+            };
+        }
+        let mut k = state(&[]);
+        k.applied = Some(applied);
+        let planned = super::pending(&s, &records, None).count() as u32;
+        assert_eq!(k.classify(&s).pending, planned, "history {records:?}");
+    }
+}
