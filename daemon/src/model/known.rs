@@ -253,4 +253,4 @@ impl Tally {
 
 #[cfg(test)]
 #[path = "known_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::model::{Migration, Script};
 
-fn script(sql: &str) -> Script {
+pub(crate) fn script(sql: &str) -> Script {
     Script {
         sql: sql.to_owned(),
         checksum: format!("sum of {sql}"),
@@ -16,7 +16,7 @@ fn script(sql: &str) -> Script {
     }
 }
 
-fn numbered(v: i64) -> Migration {
+pub(crate) fn numbered(v: i64) -> Migration {
     Migration {
         version: v.into(),
         name: format!("m{v}"),
@@ -26,7 +26,7 @@ fn numbered(v: i64) -> Migration {
     }
 }
 
-fn repeatable(name: &str, sql: &str) -> Migration {
+pub(crate) fn repeatable(name: &str, sql: &str) -> Migration {
     Migration {
         version: Version::repeatable(name).unwrap(),
         name: name.to_owned(),
@@ -36,7 +36,7 @@ fn repeatable(name: &str, sql: &str) -> Migration {
     }
 }
 
-fn set_of(ms: Vec<Migration>) -> MigrationSet {
+pub(crate) fn set_of(ms: Vec<Migration>) -> MigrationSet {
     MigrationSet::new(ms).unwrap()
 }
 
@@ -48,7 +48,7 @@ fn v(n: i64) -> Version {
     n.into()
 }
 
-fn state(applied: &[i64]) -> KnownState {
+pub(crate) fn state(applied: &[i64]) -> KnownState {
     KnownState {
         fleet: "f".into(),
         tenant: "t".into(),

@@ -33,7 +33,7 @@ mod foreign;
 mod format;
 mod guard;
 mod history;
-mod known;
+pub(crate) mod known;
 mod labels;
 mod lifecycle;
 mod lint;

@@ -2,60 +2,10 @@
 //! ([`KnownState::classify`](crate::model::KnownState::classify)) counts as pending what the
 //! planner would run: checked here, where both may be named.
 
-use std::collections::BTreeMap;
-
 use crate::model::{
-    Applied, Direction, HistoryRecord, KnownState, Migration, MigrationSet, RecordStatus, Script,
-    Version,
+    Applied, Direction, HistoryRecord, Migration, RecordStatus,
+    known::tests::{numbered, repeatable, set_of, state},
 };
-
-fn script(sql: &str) -> Script {
-    Script {
-        sql: sql.to_owned(),
-        checksum: format!("sum of {sql}"),
-        ..Script::default()
-    }
-}
-
-fn numbered(v: i64) -> Migration {
-    Migration {
-        version: v.into(),
-        name: format!("m{v}"),
-        up: script(&format!("CREATE TABLE t{v} (id int);")),
-        down: None,
-        unordered: false,
-    }
-}
-
-fn repeatable(name: &str, sql: &str) -> Migration {
-    Migration {
-        version: Version::repeatable(name).unwrap(),
-        name: name.to_owned(),
-        up: script(sql),
-        down: None,
-        unordered: false,
-    }
-}
-
-fn set_of(ms: Vec<Migration>) -> MigrationSet {
-    MigrationSet::new(ms).unwrap()
-}
-
-fn state(applied: &[i64]) -> KnownState {
-    KnownState {
-        fleet: "f".into(),
-        tenant: "t".into(),
-        applied: Some(Applied {
-            versions: applied.iter().map(|n| Version::from(*n)).collect(),
-            repeatables: BTreeMap::new(),
-        }),
-        current_version: applied.iter().max().map(|n| Version::from(*n)),
-        failed_versions: Vec::new(),
-        blocked: false,
-        error: None,
-        read_at: 7,
-    }
-}
 
 /// The pending count agrees with the planner's on the same history (the rule it copies).
 #[test]
