@@ -2,9 +2,11 @@
 //! tenant's last-known state and of dry runs (issue 24, items 1, 2 and 13): the `avocet`
 //! binary against an in-process daemon over three SQLite tenants.
 
-use std::{collections::BTreeMap, path::Path, process::Output};
+mod common;
 
-use avocet_daemon::{Config, DialectKind, FleetConfig, TenantConfig};
+use std::{collections::BTreeMap, process::Output};
+
+use avocet_daemon::{Config, DialectKind, FleetConfig};
 
 struct Daemon {
     addr: String,
@@ -16,25 +18,8 @@ struct Daemon {
 /// A daemon over tenants `acme`, `globex` and `initech` and a copy of the sample set.
 async fn start() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).unwrap();
-    for entry in std::fs::read_dir(sample).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).unwrap();
-    }
-    let tenants = ["acme", "globex", "initech"]
-        .iter()
-        .map(|id| TenantConfig {
-            id: (*id).into(),
-            dsn: format!("sqlite://{}/{id}.db?mode=rwc", dir.path().display()),
-            schema: None,
-            labels: BTreeMap::new(),
-            vars: Default::default(),
-            password_env: None,
-            password_file: None,
-        })
-        .collect();
+    let migrations = common::copy_sample_set(dir.path());
+    let tenants = common::sqlite_tenants(dir.path(), &["acme", "globex", "initech"]);
     let fleet = FleetConfig {
         concurrency: 8,
         lock_timeout: std::time::Duration::from_secs(5),

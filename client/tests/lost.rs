@@ -4,32 +4,17 @@
 //! says the connection was lost and how to look, never that the rollout goes on; a daemon
 //! started again on the same control store shows the rollout interrupted.
 
+mod common;
+
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use avocet_daemon::{Config, DialectKind, FleetConfig, TenantConfig};
+use avocet_daemon::{Config, DialectKind, FleetConfig};
 
 /// The configuration of a daemon over three SQLite tenants in `dir` and a copy of the
 /// sample set.
 fn config(dir: &Path) -> Config {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-    let migrations = dir.join("migrations");
-    std::fs::create_dir(&migrations).unwrap();
-    for entry in std::fs::read_dir(sample).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).unwrap();
-    }
-    let tenants = ["acme", "globex", "initech"]
-        .iter()
-        .map(|id| TenantConfig {
-            id: (*id).into(),
-            dsn: format!("sqlite://{}/{id}.db?mode=rwc", dir.display()),
-            schema: None,
-            labels: BTreeMap::new(),
-            vars: Default::default(),
-            password_env: None,
-            password_file: None,
-        })
-        .collect();
+    let migrations = common::copy_sample_set(dir);
+    let tenants = common::sqlite_tenants(dir, &["acme", "globex", "initech"]);
     let fleet = FleetConfig {
         tenants,
         ..FleetConfig::new(DialectKind::Sqlite, migrations)

@@ -2,9 +2,11 @@
 //! line with diesel's 18-digit versions, long tenant ids and long migration names (issue
 //! 28). The `avocet` binary against an in-process daemon serving a diesel set on SQLite.
 
+mod common;
+
 use std::{collections::BTreeMap, process::Output};
 
-use avocet_daemon::{Config, DialectKind, FleetConfig, TenantConfig};
+use avocet_daemon::{Config, DialectKind, FleetConfig};
 
 /// Tenants whose ids are longer than the old 24-character column.
 const TENANTS: [&str; 2] = ["t1", "tenant-with-a-rather-long-identifier-01"];
@@ -58,18 +60,7 @@ async fn status_columns_stay_in_line_with_long_versions_ids_and_names() {
     let dir = tempfile::tempdir().unwrap();
     let migrations = dir.path().join("migrations");
     diesel_set(&migrations);
-    let tenants = TENANTS
-        .iter()
-        .map(|id| TenantConfig {
-            id: (*id).into(),
-            dsn: format!("sqlite://{}/{id}.db?mode=rwc", dir.path().display()),
-            schema: None,
-            labels: BTreeMap::new(),
-            vars: Default::default(),
-            password_env: None,
-            password_file: None,
-        })
-        .collect();
+    let tenants = common::sqlite_tenants(dir.path(), &TENANTS);
     let fleet = FleetConfig {
         concurrency: 8,
         lock_timeout: std::time::Duration::from_secs(5),
