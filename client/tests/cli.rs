@@ -700,3 +700,72 @@ async fn a_new_migration_is_refused_until_it_has_sql() {
     );
     let _ = d.stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repair_over_chosen_tenants_reports_each_and_a_repeat_changes_nothing() {
+    let d = start().await;
+    let a = d.addr.as_str();
+    let out = avocet(&["apply", "--addr", a, "--yes"]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A failed rollback undone by hand leaves version 1 applied: mark it on two tenants.
+    let mark = |how: &'static str| {
+        [
+            "repair",
+            "--addr",
+            a,
+            "--version",
+            "1",
+            "--mark",
+            how,
+            "--tenants",
+            "acme,globex",
+        ]
+    };
+    let out = avocet(&mark("rolled-back")).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    for tenant in ["acme", "globex"] {
+        let line = format!("tenant {tenant}: version 1 was applied, now rolled_back");
+        assert!(stdout(&out).contains(&line), "{}", stdout(&out));
+    }
+    assert!(!stdout(&out).contains("initech"), "{}", stdout(&out));
+    // The same repair again changes nothing and is no error.
+    let out = avocet(&mark("rolled-back")).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout(&out).contains("tenant acme: version 1 is already rolled_back: nothing to change"),
+        "{}",
+        stdout(&out)
+    );
+    // Marking it applied is refused on each tenant (it has not run since): exit 1.
+    let mut json_args = mark("applied").to_vec();
+    json_args.extend(["--output", "json"]);
+    let out = avocet(&json_args).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let doc = json(&out);
+    let tenants = doc["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 2, "{doc}");
+    assert!(
+        tenants.iter().all(|t| t["changed"] == false
+            && t["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no failed or running record"))),
+        "{doc}"
+    );
+    // One tenant and a selector at once is bad usage.
+    let out = avocet(&[
+        "repair",
+        "--addr",
+        a,
+        "--version",
+        "1",
+        "--mark",
+        "applied",
+        "--tenant",
+        "acme",
+        "--tenants",
+        "globex",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let _ = d.stop.send(());
+}

@@ -1,7 +1,9 @@
 //! Day-two commands on real SQLite and PostgreSQL tenants: Baseline records versions
 //! without running them, only on tenants with no history; Repair accepts an intended edit's
 //! checksum and forgets a version whose file is gone, each logged, each refused when the
-//! record is not in the state it needs.
+//! record is not in the state it needs, each a no-op when repeated, on one tenant or on the
+//! tenants a selector chooses; a failed transactional migration whose file was removed is
+//! diagnosed as having left nothing behind.
 
 use std::time::Duration;
 
@@ -118,8 +120,12 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
         .map(|r| r.version)
         .collect();
     ensure!(drifted == [3], "{h:?}");
-    let none = repair(&mut c, "t00", 2, pb::RepairAction::AcceptChecksum).await;
-    ensure!(none.err().and_then(|e| e.code()) == Some(Code::FailedPrecondition));
+    // Version 2's file matches its record: already as asked, nothing written.
+    let none = repair(&mut c, "t00", 2, pb::RepairAction::AcceptChecksum).await?;
+    ensure!(
+        none.previous_status == "applied" && !none.tenants[0].changed,
+        "{none:?}"
+    );
     let accepted = repair(&mut c, "t00", 3, pb::RepairAction::AcceptChecksum).await?;
     ensure!(accepted.previous_status == "applied", "{accepted:?}");
     let v = verify(&mut c).await?;
@@ -153,6 +159,137 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
         fleet.log_count(0, 4, "rolled_back").await? == 1,
         "the forget is logged"
     );
+
+    // The same forget again is a no-op, not an error, and writes nothing.
+    let again = repair(&mut c, "t00", 4, pb::RepairAction::Forget).await?;
+    ensure!(
+        again.previous_status == "rolled_back" && !again.tenants[0].changed,
+        "{again:?}"
+    );
+    ensure!(fleet.log_count(0, 4, "rolled_back").await? == 1);
+    // Over the whole fleet (no tenant named): t00 unchanged, t01 forgotten.
+    let all = c
+        .repair(pb::RepairRequest {
+            fleet: FLEET.into(),
+            version: 4,
+            action: pb::RepairAction::Forget as i32,
+            ..Default::default()
+        })
+        .await?;
+    let outcome = |r: &pb::RepairResponse| -> Vec<(String, String, bool, bool)> {
+        r.tenants
+            .iter()
+            .map(|t| {
+                let refused = !t.error.is_empty();
+                (
+                    t.tenant.clone(),
+                    t.previous_status.clone(),
+                    t.changed,
+                    refused,
+                )
+            })
+            .collect()
+    };
+    ensure!(
+        outcome(&all)
+            == [
+                ("t00".into(), "rolled_back".into(), false, false),
+                ("t01".into(), "applied".into(), true, false),
+            ],
+        "{all:?}"
+    );
+    let h = c.history(FLEET, "t01").await?;
+    ensure!(h.records.iter().all(|r| !r.missing), "{h:?}");
+
+    // A failed rollback undone by hand leaves an applied record: marked rolled back on the
+    // tenants a selector names, it is pending again.
+    let only_t01 = pb::TenantSelector {
+        tenant_ids: vec!["t01".into()],
+        ..Default::default()
+    };
+    let mark = |action: pb::RepairAction| pb::RepairRequest {
+        fleet: FLEET.into(),
+        version: 3,
+        action: action as i32,
+        selector: Some(only_t01.clone()),
+        ..Default::default()
+    };
+    let marked = c.repair(mark(pb::RepairAction::MarkRolledBack)).await?;
+    ensure!(
+        outcome(&marked) == [("t01".into(), "applied".into(), true, false)],
+        "{marked:?}"
+    );
+    let h = c.history(FLEET, "t01").await?;
+    ensure!(h.pending_versions.contains(&3), "{h:?}");
+    // Marking it applied now is refused for that tenant (it never ran since), not the call.
+    let refused = c.repair(mark(pb::RepairAction::MarkApplied)).await?;
+    ensure!(
+        outcome(&refused) == [("t01".into(), String::new(), false, true)]
+            && refused.tenants[0]
+                .error
+                .contains("no failed or running record"),
+        "{refused:?}"
+    );
+    // Naming one tenant and a selector at once is a bad request.
+    let both = c
+        .repair(pb::RepairRequest {
+            tenant: "t00".into(),
+            ..mark(pb::RepairAction::MarkRolledBack)
+        })
+        .await;
+    ensure!(both.err().and_then(|e| e.code()) == Some(Code::InvalidArgument));
+    daemon.stop().await
+}
+
+/// A migration that fails inside a transaction left nothing behind: after its file is
+/// removed, verify warns (it does not say "partially applied" or block an apply), and once
+/// forgotten the tenant's history shows nothing missing.
+async fn failed_then_removed(fleet: Fleet) -> anyhow::Result<()> {
+    let set = four()?;
+    set.write("0005_boom.up.sql", "INSERT INTO nowhere VALUES (1);")?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    let mut c = daemon.client();
+    let run = daemon.apply_all().await?;
+    ensure!(
+        run.tenant("t00").is_some_and(|t| t.error.is_some()),
+        "{run:?}"
+    );
+    let history = fleet.history(0).await?;
+    ensure!(
+        history.iter().any(|h| h.0 == 5 && h.1 == "failed"),
+        "{history:?}"
+    );
+    std::fs::remove_file(set.path().join("0005_boom.up.sql"))?;
+    let v = verify(&mut c).await?;
+    let t00 = v
+        .tenants
+        .iter()
+        .find(|t| t.tenant == "t00")
+        .context("t00")?;
+    let five: Vec<_> = t00
+        .diagnostics
+        .iter()
+        .filter(|d| d.version == Some(5))
+        .collect();
+    ensure!(
+        five.len() == 1
+            && five[0].code == "failed_migration"
+            && five[0].message.contains("left nothing behind")
+            && five[0].message.contains("does not run again"),
+        "{v:?}"
+    );
+    let plan = daemon.plan().await?;
+    ensure!(
+        plan.tenants.iter().all(|t| !t.blocked),
+        "a failed transactional migration whose file is gone blocks nothing: {plan:?}"
+    );
+    repair(&mut c, "t00", 5, pb::RepairAction::Forget).await?;
+    let h = c.history(FLEET, "t00").await?;
+    ensure!(
+        h.records.iter().all(|r| !r.missing && r.status != "failed"),
+        "{h:?}"
+    );
+    ensure!(diagnostics(&verify(&mut c).await?, "t00").is_empty());
     daemon.stop().await
 }
 
@@ -165,4 +302,14 @@ async fn sqlite_baseline_accept_checksum_and_forget() -> anyhow::Result<()> {
 async fn postgres_baseline_accept_checksum_and_forget() -> anyhow::Result<()> {
     let fleet = Fleet::postgres(2).await?;
     baseline_then_repairs(fleet).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_failed_in_a_transaction_then_removed() -> anyhow::Result<()> {
+    failed_then_removed(Fleet::sqlite(2).await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_failed_in_a_transaction_then_removed() -> anyhow::Result<()> {
+    failed_then_removed(Fleet::postgres(2).await?).await
 }

@@ -255,10 +255,14 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) -> Value {
 
 pub(crate) fn repair(resp: &pb::RepairResponse) -> Value {
     json!({
-        "tenant": resp.tenant,
         "version": resp.version,
         "version_text": resp.version_text,
-        "previous_status": resp.previous_status,
+        "tenants": resp.tenants.iter().map(|t| json!({
+            "tenant": t.tenant,
+            "previous_status": t.previous_status,
+            "changed": t.changed,
+            "error": (!t.error.is_empty()).then_some(&t.error),
+        })).collect::<Vec<_>>(),
     })
 }
 

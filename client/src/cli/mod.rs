@@ -329,17 +329,22 @@ pub(crate) enum Command {
         #[arg(long, value_parser = ["sqlx", "diesel", "golang-migrate", "dbmate", "flyway", "refinery"])]
         from: String,
     },
-    /// Resolve one tenant's record of one version: a failed or running record after
-    /// checking the schema by hand, an intended edit, or a file removed on purpose.
+    /// Resolve the record of one version, on one tenant (`--tenant`) or on the tenants
+    /// `--tenants`/`--selector` choose (every tenant of the fleet when none is given): a
+    /// failed or running record after checking the schema by hand, a failed rollback undone
+    /// by hand, an intended edit, or a file removed on purpose. A record already as asked
+    /// is left alone, so repeating a repair changes nothing. Exit 1 when a tenant was
+    /// refused (its record is not in a state the action applies to).
     Repair {
-        /// The tenant.
-        #[arg(long)]
-        tenant: String,
+        /// One tenant (its refusal is an error); otherwise `--tenants`/`--selector`.
+        #[arg(long, conflicts_with_all = ["tenants", "selector"])]
+        tenant: Option<String>,
         /// The version whose record to resolve.
         #[arg(long)]
         version: VersionArg,
         /// After a `failed` or `running` record: record the migration as applied, or as
-        /// rolled back (so it runs again).
+        /// rolled back (so it runs again); `rolled-back` also after a failed rollback left
+        /// it applied and it was undone by hand.
         #[arg(long, value_enum, required_unless_present_any = ["accept_checksum", "forget"])]
         mark: Option<Mark>,
         /// After an intended edit of an applied migration's file: record the file's new

@@ -254,7 +254,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             accept_checksum,
             forget,
         } => {
-            let (fleet, _) = resolve(&mut client, target).await?;
+            let (fleet, selector) = resolve(&mut client, target).await?;
             let (action, now) = match (mark, accept_checksum, forget) {
                 (Some(Mark::Applied), ..) => (pb::RepairAction::MarkApplied, "applied"),
                 (Some(Mark::RolledBack), ..) => (pb::RepairAction::MarkRolledBack, "rolled_back"),
@@ -268,7 +268,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let resp = client
                 .repair(pb::RepairRequest {
                     fleet,
-                    tenant,
+                    selector: selector.filter(|_| tenant.is_none()),
+                    tenant: tenant.unwrap_or_default(),
                     version: version.int.unwrap_or_default(),
                     version_text: version.text,
                     action: action as i32,
@@ -276,12 +277,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .await?;
             match out {
                 Output::Json => json::print(&json::repair(&resp)),
-                Output::Text => super::emit(&format!(
-                    "tenant {}: version {} was {}, now {}\n",
-                    resp.tenant, resp.version_text, resp.previous_status, now
-                )),
+                Output::Text => super::emit(&text::repair(&resp, now)),
             }
-            true
+            resp.tenants.iter().all(|t| t.error.is_empty())
         }
     };
     Ok(if ok {

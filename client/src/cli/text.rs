@@ -490,6 +490,33 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
     super::emit(&out);
 }
 
+/// A repair: per tenant, what its record was and is now (`now`), unchanged, or refused.
+pub(crate) fn repair(resp: &pb::RepairResponse, now: &str) -> String {
+    let mut out = String::new();
+    for t in &resp.tenants {
+        let v = &resp.version_text;
+        let _ = match (t.error.as_str(), t.changed) {
+            ("", true) => writeln!(
+                out,
+                "tenant {}: version {v} was {}, now {now}",
+                t.tenant, t.previous_status
+            ),
+            ("", false) if t.previous_status == "none" => writeln!(
+                out,
+                "tenant {}: version {v} has no record: nothing to change",
+                t.tenant
+            ),
+            ("", false) => writeln!(
+                out,
+                "tenant {}: version {v} is already {}: nothing to change",
+                t.tenant, t.previous_status
+            ),
+            (error, _) => writeln!(out, "tenant {}: refused: {error}", t.tenant),
+        };
+    }
+    out
+}
+
 /// A baseline: per tenant, how many versions were recorded, or why none were.
 pub(crate) fn baseline(resp: &pb::BaselineResponse) {
     let mut out = String::new();

@@ -126,7 +126,7 @@ impl Migrator for MigratorService {
         let (who, caller) = admit(&request, Rpc::Repair)?;
         let req: RepairRequest = receive(request)?;
         who.may_on(Rpc::Repair, &req.fleet)?;
-        let outcome = self.0.repair(req, &caller).await.map_err(ApiError::from)?;
-        Ok(Response::new((&outcome).into()))
+        let outcomes = self.0.repair(req, &caller).await.map_err(ApiError::from)?;
+        Ok(Response::new(super::send::repair(&outcomes)))
     }
 }

@@ -333,7 +333,11 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
         };
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
-            tenant: name("tenant", req.tenant)?,
+            tenant: match req.tenant.is_empty() {
+                true => None,
+                false => Some(name("tenant", req.tenant)?),
+            },
+            selector: selector(req.selector)?,
             version: version("version", req.version, &req.version_text)?,
             action,
         })

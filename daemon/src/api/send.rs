@@ -224,14 +224,32 @@ impl From<&FleetStatus> for pb::StatusResponse {
     }
 }
 
-impl From<&RepairOutcome> for pb::RepairResponse {
-    fn from(r: &RepairOutcome) -> Self {
-        Self {
-            tenant: r.tenant.clone(),
-            version: int(r.version),
-            version_text: text(r.version),
-            previous_status: r.previous.to_string(),
-        }
+/// A record status before a repair, `none` when there was no record, empty when refused.
+fn previous(r: &RepairOutcome) -> String {
+    match (r.previous, &r.error) {
+        (_, Some(_)) => String::new(),
+        (None, None) => "none".to_owned(),
+        (Some(s), None) => s.to_string(),
+    }
+}
+
+/// `Repair`'s answer: every tenant's outcome, the first also in the top-level fields.
+pub(super) fn repair(outcomes: &[RepairOutcome]) -> pb::RepairResponse {
+    let first = outcomes.first();
+    pb::RepairResponse {
+        tenant: first.map(|r| r.tenant.clone()).unwrap_or_default(),
+        version: first.map(|r| int(r.version)).unwrap_or_default(),
+        version_text: first.map(|r| text(r.version)).unwrap_or_default(),
+        previous_status: first.map(previous).unwrap_or_default(),
+        tenants: outcomes
+            .iter()
+            .map(|r| pb::RepairResult {
+                tenant: r.tenant.clone(),
+                previous_status: previous(r),
+                changed: r.changed,
+                error: r.error.clone().unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 

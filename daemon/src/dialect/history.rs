@@ -27,7 +27,7 @@ use crate::model::{DialectKind, Direction, HistoryRecord, RecordStatus, RecordWr
 pub(super) const RECORD_STATEMENTS: u64 = 2;
 
 /// The layout a history table made by this release has: the highest `since` in [`COLUMNS`].
-pub(super) const LAYOUT: u32 = 2;
+pub(super) const LAYOUT: u32 = 3;
 
 /// What a history row's times come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,7 @@ const COLUMNS: &[Column] = &[
     Column { name: "rolled_back_at", ty: ColumnType::Time, null: true, one_of: &[], logged: false, since: 1, write: |_| Value::RolledBack, read: None },
     Column { name: "direction", ty: ColumnType::Short(4), null: false, one_of: &[], logged: true, since: 1, write: |r| Value::Text(r.direction.as_str()), read: Some(read_direction) },
     Column { name: "down_checksum", ty: ColumnType::Hash, null: true, one_of: &[], logged: false, since: 2, write: |r| Value::MaybeText(r.down_checksum.as_deref()), read: Some(|h, v| { h.down_checksum = v; Ok(()) }) },
+    Column { name: "no_transaction", ty: ColumnType::Int, null: true, one_of: &[], logged: false, since: 3, write: |r| Value::Int(i64::from(r.no_transaction)), read: Some(read_no_transaction) },
 ];
 
 fn text(v: Option<String>) -> Result<String, String> {
@@ -113,6 +114,14 @@ fn read_version(h: &mut HistoryRecord, v: Option<String>) -> Result<(), String> 
 
 fn read_status(h: &mut HistoryRecord, v: Option<String>) -> Result<(), String> {
     h.status = text(v)?.parse()?;
+    Ok(())
+}
+
+fn read_no_transaction(h: &mut HistoryRecord, v: Option<String>) -> Result<(), String> {
+    h.no_transaction = match v {
+        None => None,
+        Some(_) => Some(int(v)? != 0),
+    };
     Ok(())
 }
 
@@ -146,6 +155,7 @@ pub(super) fn record_from_text(row: Vec<Option<String>>) -> Result<HistoryRecord
         statements_total: 0,
         error: None,
         direction: Direction::Up,
+        no_transaction: None,
     };
     for (column, value) in read_columns().zip(row) {
         let read = column.read.expect("read_columns have a reader");
@@ -534,6 +544,7 @@ mod tests {
             statements_total: 1,
             rolled_back_at: None,
             direction: Direction::Up,
+            no_transaction: false,
         }
     }
 
@@ -549,7 +560,10 @@ mod tests {
         assert!(read.ends_with(", NULL FROM \"s\".\"h\""), "{read}");
         assert_eq!(
             sql.upgrades(&layout1),
-            ["ALTER TABLE \"s\".\"h\" ADD COLUMN down_checksum TEXT"]
+            [
+                "ALTER TABLE \"s\".\"h\" ADD COLUMN down_checksum TEXT",
+                "ALTER TABLE \"s\".\"h\" ADD COLUMN no_transaction BIGINT"
+            ]
         );
         let all: BTreeSet<String> = COLUMNS.iter().map(|c| c.name.to_owned()).collect();
         assert!(sql.upgrades(&all).is_empty());
@@ -571,6 +585,7 @@ mod tests {
                 Some("2".into()),
                 Some("up".into()),
                 None,
+                Some("1".into()),
             ]
         };
         let rec = record_from_text(row("applied")).unwrap();
@@ -579,6 +594,7 @@ mod tests {
             (rec.status, rec.batch, rec.statements_total),
             (RecordStatus::Applied, 3, 2)
         );
+        assert_eq!(rec.no_transaction, Some(true));
         let err = record_from_text(row("done")).unwrap_err();
         assert!(err.contains("history column status"), "{err}");
     }

@@ -10,7 +10,8 @@
 //! | `report.rs` | the answers ([`FleetPlan`], [`FleetStatus`], …) |
 //! | `reads.rs` | Plan and Verify: concurrent history reads, one page at a time |
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
-//! | `rollouts.rs` | Apply, Rollback and the rollouts' control, Repair |
+//! | `rollouts.rs` | Apply, Rollback and the rollouts' control |
+//! | `repair.rs` | Repair: one version's record rewritten on one tenant or many |
 //! | `baseline.rs` | Baseline: versions recorded as applied without running them |
 //! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
 //! | `observe.rs` | what a metrics scrape reports, and whether the engine is ready |
@@ -21,6 +22,7 @@ mod canary;
 mod error;
 mod observe;
 mod reads;
+mod repair;
 mod report;
 mod request;
 mod rollouts;
@@ -39,14 +41,14 @@ pub use crate::fleet::DiscoveryReport;
 pub use crate::model::RepairAction;
 pub use baseline::{BaselineOutcome, BaselineRequest};
 pub use error::{EngineError, ErrorKind};
+pub use repair::{RepairOutcome, RepairRequest};
 pub use report::{
-    FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, RolloutPage,
-    TenantHistory, TenantInfo, TenantPlan, TenantSource, TenantStatus, TenantVerification,
-    WaveInfo,
+    FleetInfo, FleetPlan, FleetStatus, FleetVerification, RolloutPage, TenantHistory, TenantInfo,
+    TenantPlan, TenantSource, TenantStatus, TenantVerification, WaveInfo,
 };
 pub use request::{
     ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_CONCURRENCY, MAX_PAGE, Page,
-    PlanRequest, ReadRequest, RepairRequest, RollbackRequest, Selector, StatusRequest,
+    PlanRequest, ReadRequest, RollbackRequest, Selector, StatusRequest,
 };
 pub use rollouts::Caller;
 pub use tenants::{REGISTRY_POLL, Registration};

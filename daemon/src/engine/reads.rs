@@ -223,9 +223,11 @@ impl Engine {
             current_version: plan::current_version(&set, &history),
             drifted: applied_where(HistoryRecord::drifted),
             down_drifted: applied_where(HistoryRecord::down_drifted),
+            // As `verify` counts them: an applied record whose file is gone (a rolled-back
+            // or forgotten one is history, not missing).
             missing: history
                 .iter()
-                .filter(|r| set.get(r.version).is_none())
+                .filter(|r| r.status == RecordStatus::Applied && set.for_record(r).is_none())
                 .map(|r| r.version)
                 .collect(),
             pending: plan::pending(&set, &history, None)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 pub use crate::fleet::TenantSource;
-use crate::model::{Diagnostic, DialectKind, Plan, RecordStatus, SetDigest};
+use crate::model::{Diagnostic, DialectKind, Plan, SetDigest};
 
 /// One configured fleet.
 #[derive(Debug, Clone)]
@@ -179,17 +179,6 @@ pub struct TenantStatus {
     pub error: Option<String>,
     /// When this was read, Unix ms; `None`: never.
     pub read_at_unix_ms: Option<i64>,
-}
-
-/// `Repair`'s answer.
-#[derive(Debug, Clone)]
-pub struct RepairOutcome {
-    /// The tenant.
-    pub tenant: String,
-    /// The version repaired.
-    pub version: crate::model::Version,
-    /// The record's status before the repair: `Failed` or `Running`.
-    pub previous: RecordStatus,
 }
 
 /// `Rollouts.List`'s answer.

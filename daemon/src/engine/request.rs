@@ -1,9 +1,7 @@
 //! The engine's requests: validated domain values, built by the API from the wire.
 
 pub use crate::fleet::{LabelSelector, Selector};
-use crate::model::{
-    RepairAction, RollbackTarget, RolloutState, SetDigest, StrategyRequest, TransactionMode,
-};
+use crate::model::{RollbackTarget, RolloutState, SetDigest, StrategyRequest, TransactionMode};
 
 /// Most tenants one rollout may run at once.
 pub const MAX_CONCURRENCY: usize = 1024;
@@ -137,17 +135,4 @@ pub struct ListRequest {
     pub limit: u32,
     /// The previous page's `next_page_token`.
     pub page_token: Option<String>,
-}
-
-/// `Repair`: rewrite a `failed` or `running` record after an operator checked the schema.
-#[derive(Debug, Clone)]
-pub struct RepairRequest {
-    /// The fleet.
-    pub fleet: String,
-    /// The tenant.
-    pub tenant: String,
-    /// The version whose record is rewritten.
-    pub version: crate::model::Version,
-    /// What to record.
-    pub action: RepairAction,
 }

@@ -1,14 +1,13 @@
 //! Apply and Rollback start rollouts in the control store; the rollouts' get, list, watch,
-//! pause, resume and cancel; and Repair, which runs through the rollouts' lock path.
+//! pause, resume and cancel.
 
 use futures::{Stream, StreamExt};
 
 use super::{
-    ApplyRequest, Engine, EngineError, ListRequest, MAX_CONCURRENCY, RepairOutcome, RepairRequest,
-    RollbackRequest, RolloutPage, Scope, Selector, reads::apply_options,
+    ApplyRequest, Engine, EngineError, ListRequest, MAX_CONCURRENCY, RollbackRequest, RolloutPage,
+    Scope, Selector, reads::apply_options,
 };
 use crate::{
-    migrate,
     model::{
         Amount, Direction, RollbackTarget, RolloutEvent, RolloutOp, RolloutRecord, RolloutSpec,
         Strategy, StrategyRequest, TransactionMode,
@@ -313,57 +312,6 @@ impl Engine {
             .await
             .map_err(EngineError::runner)?;
         self.rollout(id).await
-    }
-
-    /// Rewrites one version's record under the tenant lock, as `req.action` says, and
-    /// logs it (in the tenant's history log and the daemon's log, naming `caller`).
-    ///
-    /// # Errors
-    /// [`EngineError::Fleet`] for an unknown fleet or tenant; [`EngineError::Tenant`] when
-    /// the lock does not come or the tenant cannot be read or written;
-    /// [`EngineError::FailedPrecondition`] when the record is not in the state the action
-    /// needs (no `failed`/`running` record to mark, a checksum that already matches, a file
-    /// still in the set to forget) or the version is not in the set.
-    pub async fn repair(
-        &self,
-        req: RepairRequest,
-        caller: &Caller,
-    ) -> Result<RepairOutcome, EngineError> {
-        let selector = Selector {
-            ids: vec![req.tenant.clone()],
-            ..Default::default()
-        };
-        let Scope {
-            fleet,
-            tenants,
-            set,
-        } = self.scope(&req.fleet, &selector)?;
-        let tenant = tenants
-            .first()
-            .ok_or_else(|| EngineError::InvalidArgument("tenant is required".into()))?;
-        let previous = migrate::repair(
-            tenant,
-            fleet.lock_timeout,
-            &self.registry.instance_id,
-            &set,
-            req.version,
-            req.action,
-        )
-        .await
-        .map_err(|e| EngineError::repair(&fleet.name, &tenant.id, e))?;
-        tracing::info!(
-            fleet = %fleet.name,
-            tenant = %tenant.id,
-            version = %req.version,
-            action = ?req.action,
-            caller = %caller.who,
-            "repaired"
-        );
-        Ok(RepairOutcome {
-            tenant: tenant.id.clone(),
-            version: req.version,
-            previous,
-        })
     }
 }
 

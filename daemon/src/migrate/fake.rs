@@ -245,6 +245,7 @@ impl FakeSession {
                 statements_total: r.statements_total,
                 error: r.error.clone(),
                 direction: r.direction,
+                no_transaction: Some(r.no_transaction),
             })
             .collect()
     }

@@ -1,8 +1,13 @@
 //! Repair: an operator says what state one version of a tenant is in. After a `failed` or
-//! `running` record, the migration was finished or undone by hand; after an intended edit,
-//! the file's new checksum is accepted; after a file was removed on purpose, its record is
-//! forgotten. The record is rewritten under the tenant lock, on the same session and
-//! history path as every step, and the change is appended to the tenant's history log.
+//! `running` record, the migration was finished or undone by hand; after a failed rollback
+//! left an `applied` record, it was undone by hand; after an intended edit, the file's new
+//! checksum is accepted; after a file was removed on purpose, its record is forgotten. The
+//! record is rewritten under the tenant lock, on the same session and history path as every
+//! step, and the change is appended to the tenant's history log. A record already as the
+//! action asks is left alone ([`Repaired::changed`] false), so repeating a repair is a
+//! no-op, as Flyway's `repair` is.
+
+use std::borrow::Cow;
 
 use chrono::Utc;
 
@@ -23,31 +28,35 @@ pub(crate) enum RepairError {
     /// The lock did not come, the tenant is unreachable, or its history table failed.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// The version has no `failed` or `running` record on the tenant.
-    #[error("version {version} has no failed or running record")]
+    /// Marking applied: the version has no `failed`, `running` or `applied` record on the
+    /// tenant (it never ran there, or was rolled back: apply it instead).
+    #[error(
+        "version {version} has no failed or running record to mark applied (it never ran \
+         here, or was rolled back: apply it)"
+    )]
     NothingToRepair {
         /// The version asked for.
         version: crate::model::Version,
     },
-    /// The version is not in the fleet's migration set.
-    #[error("version {version} is not in the migration set")]
+    /// Marking: the version is not in the fleet's migration set (`Forget` is for that).
+    #[error(
+        "version {version} is not in the migration set (a record whose file was removed on \
+         purpose is forgotten: --forget)"
+    )]
     NotInSet {
         /// The version asked for.
         version: crate::model::Version,
     },
-    /// Accepting a checksum: the version has no applied record, or its record matches the
-    /// file already.
-    #[error(
-        "version {version} has no applied record whose up or down checksum differs from its file"
-    )]
+    /// Accepting a checksum: the version has no applied record.
+    #[error("version {version} has no applied record whose checksum could be accepted")]
     NoDrift {
         /// The version asked for.
         version: crate::model::Version,
     },
-    /// Forgetting: the version has no record, or its file is still in the set.
+    /// Forgetting: the version's file is still in the set.
     #[error(
-        "version {version} cannot be forgotten: forget is for a recorded version whose file \
-         is gone from the set"
+        "version {version} cannot be forgotten: its file is still in the set (forget is for a \
+         recorded version whose file is gone)"
     )]
     NotGone {
         /// The version asked for.
@@ -55,19 +64,31 @@ pub(crate) enum RepairError {
     },
 }
 
-/// Rewrites the record of `version` on `tenant` as `action` says and returns the status it
-/// had:
-/// - `MarkApplied` / `MarkRolledBack`: a `failed` or `running` record becomes `applied` or
-///   `rolled_back`;
-/// - `AcceptChecksum`: an `applied` record takes its file's checksum;
+/// What a repair found and did on one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Repaired {
+    /// The record's status before; `None` when the tenant had no record of the version.
+    pub(crate) previous: Option<RecordStatus>,
+    /// False when the record was already as the action asks: nothing was written.
+    pub(crate) changed: bool,
+}
+
+/// Rewrites the record of `version` on `tenant` as `action` says:
+/// - `MarkApplied`: a `failed` or `running` record becomes `applied`;
+/// - `MarkRolledBack`: a `failed`, `running` or `applied` record becomes `rolled_back` (an
+///   applied one after a failed rollback that the operator finished by hand);
+/// - `AcceptChecksum`: an `applied` record whose file changed takes its file's checksums;
 /// - `Forget`: a record whose version has no file in the set becomes `rolled_back`, keeping
 ///   its name and checksum.
+///
+/// A record already as asked (applied; rolled back or absent; checksums matching; forgotten
+/// or absent) is left alone and reported unchanged.
 ///
 /// # Errors
 /// [`RepairError::Db`] when the lock does not come within the fleet's `lock_timeout` or
 /// the tenant cannot be read or written; [`RepairError::NothingToRepair`],
 /// [`RepairError::NotInSet`], [`RepairError::NoDrift`] and [`RepairError::NotGone`] when
-/// the record is not in the state the action needs. Nothing is written then.
+/// the record is not in a state the action applies to. Nothing is written then.
 pub(crate) async fn repair(
     tenant: &Tenant,
     lock_timeout: std::time::Duration,
@@ -75,7 +96,7 @@ pub(crate) async fn repair(
     set: &MigrationSet,
     version: crate::model::Version,
     action: RepairAction,
-) -> Result<RecordStatus, RepairError> {
+) -> Result<Repaired, RepairError> {
     under_lock(
         tenant,
         lock_timeout,
@@ -87,62 +108,80 @@ pub(crate) async fn repair(
                 History::Current(history) => history,
                 History::Older(_) => session.prepare_history().await?,
             };
-            let record = |pick: &dyn Fn(RecordStatus) -> bool| {
-                history
-                    .iter()
-                    .find(|r| r.version == version && pick(r.status))
-            };
+            let record = history.iter().find(|r| r.version == version);
+            let previous = record.map(|r| r.status);
+            let unchanged = Ok(Repaired {
+                previous,
+                changed: false,
+            });
             let by = applied_by;
-            match action {
-                RepairAction::MarkApplied | RepairAction::MarkRolledBack => {
-                    let record = record(&|s| s.needs_attention())
-                        .ok_or(RepairError::NothingToRepair { version })?;
-                    let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
-                    let status = match action {
-                        RepairAction::MarkApplied => RecordStatus::Applied,
-                        _ => RecordStatus::RolledBack,
-                    };
-                    record_repair(session, record, migration, status, by).await?;
-                    Ok(record.status)
+            let (record, migration, status) = match (action, record) {
+                (RepairAction::MarkApplied, Some(r)) if r.status == RecordStatus::Applied => {
+                    return unchanged;
                 }
-                RepairAction::AcceptChecksum => {
+                (RepairAction::MarkApplied, Some(r)) if r.status.needs_attention() => {
                     let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
-                    let record = record(&|s| s == RecordStatus::Applied)
-                        .filter(|r| r.up_drifted(migration) || r.down_drifted(migration))
+                    (r, Cow::Borrowed(&**migration), RecordStatus::Applied)
+                }
+                (RepairAction::MarkApplied, _) => {
+                    return Err(RepairError::NothingToRepair { version });
+                }
+                (RepairAction::MarkRolledBack, None) => return unchanged,
+                (RepairAction::MarkRolledBack, Some(r)) if r.status == RecordStatus::RolledBack => {
+                    return unchanged;
+                }
+                (RepairAction::MarkRolledBack, Some(r)) => {
+                    let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+                    (r, Cow::Borrowed(&**migration), RecordStatus::RolledBack)
+                }
+                (RepairAction::AcceptChecksum, record) => {
+                    let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+                    let r = record
+                        .filter(|r| r.status == RecordStatus::Applied)
                         .ok_or(RepairError::NoDrift { version })?;
-                    record_repair(session, record, migration, RecordStatus::Applied, by).await?;
-                    Ok(record.status)
+                    if !r.up_drifted(migration) && !r.down_drifted(migration) {
+                        return unchanged;
+                    }
+                    (r, Cow::Borrowed(&**migration), RecordStatus::Applied)
                 }
-                RepairAction::Forget => {
-                    let record = record(&|s| s != RecordStatus::RolledBack)
-                        .filter(|_| set.get(version).is_none())
-                        .ok_or(RepairError::NotGone { version })?;
+                (RepairAction::Forget, _) if set.get(version).is_some() => {
+                    return Err(RepairError::NotGone { version });
+                }
+                (RepairAction::Forget, None) => return unchanged,
+                (RepairAction::Forget, Some(r)) if r.status == RecordStatus::RolledBack => {
+                    return unchanged;
+                }
+                (RepairAction::Forget, Some(r)) => {
                     // The record's own name and checksum: there is no file to take them from.
                     let gone = Migration {
                         version,
                         unordered: false,
-                        name: record.name.clone(),
+                        name: r.name.clone(),
                         up: Script {
-                            checksum: record.checksum.clone(),
+                            checksum: r.checksum.clone(),
                             ..Script::default()
                         },
-                        down: record.down_checksum.clone().map(|checksum| Script {
+                        down: r.down_checksum.clone().map(|checksum| Script {
                             checksum,
                             ..Script::default()
                         }),
                     };
-                    record_repair(session, record, &gone, RecordStatus::RolledBack, by).await?;
-                    Ok(record.status)
+                    (r, Cow::Owned(gone), RecordStatus::RolledBack)
                 }
-            }
+            };
+            record_repair(session, record, &migration, status, by).await?;
+            Ok(Repaired {
+                previous,
+                changed: true,
+            })
         },
     )
     .await?
 }
 
-/// Rewrites the `failed` or `running` record of `migration` as `status` (`Applied` or
-/// `RolledBack`) after an operator checked the schema, keeping its batch, progress and
-/// error, and appends the change to the log. The caller holds the tenant lock.
+/// Rewrites `record` of `migration` as `status` (`Applied` or `RolledBack`) after an
+/// operator checked the schema, keeping its batch, progress and error, and appends the
+/// change to the log. The caller holds the tenant lock.
 ///
 /// # Errors
 /// [`DbError::Query`] when the history table cannot be written.

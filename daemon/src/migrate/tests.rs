@@ -630,7 +630,7 @@ async fn baseline_writes_every_record_in_one_transaction_or_none() {
 }
 
 #[tokio::test]
-async fn repair_rewrites_a_failed_record_and_logs_it() {
+async fn repair_rewrites_a_failed_record_logs_it_and_a_repeat_is_a_no_op() {
     let faults = Faults {
         fail_statement: Some("BAD"),
         ..Faults::default()
@@ -646,7 +646,12 @@ async fn repair_rewrites_a_failed_record_and_logs_it() {
         RepairAction::MarkRolledBack,
     )
     .await;
-    assert_eq!(before.unwrap(), RecordStatus::Failed);
+    let repaired = before.unwrap();
+    assert_eq!(
+        (repaired.previous, repaired.changed),
+        (Some(RecordStatus::Failed), true)
+    );
+    let logged = case.log().len();
     assert_eq!(case.status(2), Some((RecordStatus::RolledBack, 1)));
     assert_eq!(case.log().last(), Some(&(2, RecordStatus::RolledBack)));
     let again = repair(
@@ -658,7 +663,12 @@ async fn repair_rewrites_a_failed_record_and_logs_it() {
         RepairAction::MarkRolledBack,
     )
     .await;
-    assert!(again.is_err(), "nothing left to repair");
+    let again = again.expect("a repeated repair is a no-op, not an error");
+    assert_eq!(
+        (again.previous, again.changed),
+        (Some(RecordStatus::RolledBack), false)
+    );
+    assert_eq!(case.log().len(), logged, "a no-op writes no log row");
     case.assert_unlocked();
 }
 

@@ -86,6 +86,10 @@ pub struct HistoryRecord {
     /// Which script made the last change: a `failed` row from a `down` is a half-done
     /// rollback, never an `up` to retry.
     pub direction: Direction,
+    /// Whether that script ran statement by statement outside a transaction (its
+    /// `no-transaction` marker); `None` for a record older than the `no_transaction`
+    /// column. It tells what a `failed` record may have left behind once its file is gone.
+    pub no_transaction: Option<bool>,
 }
 
 impl HistoryRecord {
@@ -152,6 +156,8 @@ pub struct RecordWrite {
     pub rolled_back_at: Option<DateTime<Utc>>,
     /// Which script made the change.
     pub direction: Direction,
+    /// True when that script runs statement by statement outside a transaction.
+    pub no_transaction: bool,
 }
 
 impl RecordWrite {
@@ -191,6 +197,7 @@ impl RecordWrite {
             statements_total: script.statement_count() as i64,
             rolled_back_at: (status == RecordStatus::RolledBack).then(Utc::now),
             direction,
+            no_transaction: script.no_transaction,
         }
     }
 

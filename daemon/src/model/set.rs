@@ -441,6 +441,7 @@ mod tests {
             statements_total: 0,
             error: None,
             direction: crate::model::Direction::Up,
+            no_transaction: None,
         };
         assert_eq!(set.for_record(&record(3, "sum:b3")).unwrap().name, "b3");
         assert_eq!(set.for_record(&record(3, "sum:v3")).unwrap().name, "v3");

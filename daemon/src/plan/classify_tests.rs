@@ -21,6 +21,7 @@ fn the_pending_count_is_the_planners() {
         statements_total: 1,
         error: None,
         direction: Direction::Up,
+        no_transaction: None,
     };
     let view = repeatable("view", "SELECT 1;");
     let s = set_of((1..=5).map(numbered).chain([view.clone()]).collect())

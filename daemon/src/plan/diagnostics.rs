@@ -92,13 +92,29 @@ pub(super) fn failed(r: &HistoryRecord) -> Diagnostic {
     )
 }
 
+pub(super) fn failed_gone(r: &HistoryRecord) -> Diagnostic {
+    new(
+        Severity::Warning,
+        Code::FailedMigration,
+        Some(r.version),
+        format!(
+            "version {} ({}) failed in a transaction and left nothing behind; its file is gone \
+             from the set, so it does not run again (avocet repair --forget clears the \
+             record): {}",
+            r.version,
+            r.name,
+            r.error.as_deref().unwrap_or("no error recorded")
+        ),
+    )
+}
+
 pub(super) fn partial(r: &HistoryRecord) -> Diagnostic {
     new(
         Severity::Error,
         Code::PartiallyApplied,
         Some(r.version),
         format!(
-            "version {} ({}) {} failed after {} of {} statements outside a transaction; \
+            "version {} ({}) {} failed after {} of {} statements, which no transaction undid; \
              check the schema, then repair it: {}",
             r.version,
             r.name,

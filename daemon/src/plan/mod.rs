@@ -107,9 +107,11 @@ pub(crate) fn pending<'a>(
 /// as it is now.
 ///
 /// A `failed` record is retried (a warning) only when it cannot have left anything behind:
-/// an `up` that ran in a transaction (`dialect` has transactional DDL and the script has no
-/// `no-transaction` marker). Any other `failed` record, like a `running` one, is an error
-/// until repaired.
+/// an `up` that ran in a transaction (`dialect` has transactional DDL and the script ran
+/// without a `no-transaction` marker, as its record says, or its file when the record is
+/// older than that column). Any other `failed` record, like a `running` one, is an error
+/// until repaired. A retryable one whose file is gone from the set is only reported: it
+/// left nothing behind and will not run again.
 pub(crate) fn check_history(
     set: &MigrationSet,
     history: &[HistoryRecord],
@@ -131,7 +133,10 @@ pub(crate) fn check_history(
                 }
             },
             RecordStatus::Running => found.push(diag::running(r)),
-            RecordStatus::Failed if retryable(r) => found.push(diag::failed(r)),
+            RecordStatus::Failed if retryable(r) => match set.for_record(r) {
+                Some(_) => found.push(diag::failed(r)),
+                None => found.push(diag::failed_gone(r)),
+            },
             RecordStatus::Failed => found.push(diag::partial(r)),
             RecordStatus::RolledBack => {}
         }
@@ -139,13 +144,16 @@ pub(crate) fn check_history(
     found
 }
 
-/// True when `r`, a `failed` record, is retried by an apply: an `up` that ran in a
-/// transaction, so it cannot have left anything behind (see [`check_history`]).
+/// True when `r`, a `failed` record, cannot have left anything behind: an `up` that ran in
+/// a transaction (see [`check_history`]). An apply retries it while its file is in the set.
 fn retryable(set: &MigrationSet, r: &HistoryRecord, dialect: DialectKind) -> bool {
+    let no_transaction = r
+        .no_transaction
+        .or_else(|| set.for_record(r).map(|m| m.up.no_transaction));
     r.direction == Direction::Up
         && r.statements_done == 0
         && dialect.transactional_ddl()
-        && set.for_record(r).is_some_and(|m| !m.up.no_transaction)
+        && no_transaction == Some(false)
 }
 
 /// True when `r` stops an apply until `avocet repair`: a `running` record, or a `failed`

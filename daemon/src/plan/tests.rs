@@ -42,6 +42,7 @@ fn record(set: &MigrationSet, version: i64, status: RecordStatus, batch: i64) ->
         statements_total: 1,
         error: None,
         direction: Direction::Up,
+        no_transaction: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn applied(m: &Migration, batch: i64) -> HistoryRecord {
         statements_total: 1,
         error: None,
         direction: Direction::Up,
+        no_transaction: None,
     }
 }
 
