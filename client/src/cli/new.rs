@@ -59,6 +59,12 @@ fn snake(description: &str) -> String {
     words.join("_")
 }
 
+/// Whether `description` names a migration: it holds a letter or digit (after
+/// transliteration), so its file name is not empty.
+pub(crate) fn has_name(description: &str) -> bool {
+    !snake(description).is_empty()
+}
+
 /// The next version: a counter one past the latest, padded as it is (4 digits for a new
 /// set), or the current UTC time as `YYYYMMDDHHMMSS` when the set uses timestamps.
 fn next_version(style: &Style) -> String {

@@ -13,12 +13,26 @@ use super::{
 };
 use crate::model::{DialectKind, DuplicateVersion, Migration, MigrationSet, Script, SetFormat};
 
+/// `path` as given, and for a relative one the working directory it resolves against
+/// (`migrations/postgres (resolved against the working directory /srv)`), since the daemon
+/// started elsewhere is the usual reason it is not found (issue 32, item 8).
+fn with_cwd(path: &std::path::Path) -> String {
+    match (path.is_relative(), std::env::current_dir()) {
+        (true, Ok(cwd)) => format!(
+            "{} (resolved against the working directory {})",
+            path.display(),
+            cwd.display()
+        ),
+        _ => path.display().to_string(),
+    }
+}
+
 /// Why a migration set could not be loaded. Every variant names the file or version.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CatalogError {
     /// The directory or a file in it could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", with_cwd(path))]
     Io {
         /// The directory or file.
         path: PathBuf,

@@ -47,6 +47,9 @@ impl FromStr for Amount {
         match s.strip_suffix('%') {
             Some(p) => match p.trim().parse::<u32>() {
                 Ok(p) if p <= 100 => Ok(Self::Percent(p)),
+                Ok(_) => Err(format!(
+                    "{s:?} is above 100%: give a percentage from 0% to 100%"
+                )),
                 _ => Err(bad()),
             },
             None => s.parse().map(Self::Count).map_err(|_| bad()),
