@@ -144,6 +144,17 @@ pub enum RolloutState {
 }
 
 impl RolloutState {
+    /// Every state, in the order of the life of a rollout.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Running,
+        Self::Paused,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Interrupted,
+    ];
+
     /// The spelling stored and shown: `pending`, `running`, …
     pub fn as_str(self) -> &'static str {
         match self {
