@@ -1,6 +1,7 @@
 //! Arguments and dispatch of the `avocet` command line.
 
 mod confirm;
+mod docs;
 mod json;
 mod new;
 mod rollouts;
@@ -434,6 +435,16 @@ pub(crate) enum Command {
     },
     /// List the daemon's fleets.
     Fleets,
+    /// Print the completion script of a shell, e.g. `avocet completions bash >
+    /// ~/.local/share/bash-completion/completions/avocet`. Needs no daemon.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `avocet man > ~/.local/share/man/man1/avocet.1`.
+    /// Needs no daemon.
+    Man,
     /// Write the next migration's files into the fleet's set: numbered one past the latest
     /// (or a UTC timestamp, when the set uses them), as reversible pairs or single files as
     /// the set is.

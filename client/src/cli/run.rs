@@ -21,6 +21,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    match &args.command {
+        Command::Completions { shell } => {
+            super::docs::completions(*shell);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            super::docs::man()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     // `avocet new --dir D` writes files; it needs no daemon.
     if let Command::New {
         description,
@@ -221,6 +232,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             true
         }
         Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
+        // Answered above, before connecting.
+        Command::Completions { .. } | Command::Man => true,
         Command::Fleets => {
             let fleets = client.list_fleets().await?;
             match out {
@@ -384,6 +397,8 @@ fn ignores_selection(command: &Command) -> Option<&'static str> {
         Command::Tenants { action: Some(_) } => Some("avocet tenants add|remove|get (--id)"),
         Command::Rollouts(_) => Some("avocet rollouts"),
         Command::Fleets => Some("avocet fleets"),
+        Command::Completions { .. } => Some("avocet completions"),
+        Command::Man => Some("avocet man"),
         _ => None,
     }
 }
