@@ -104,6 +104,9 @@ async fn readme_flow_apply_status_rollback_verify() {
         let file = d.dir.path().join(format!("{id}.db"));
         assert!(!file.exists(), "a read created {}", file.display());
     }
+    // The sample set plans with no lint finding: nothing a newcomer copies is flagged.
+    let out = avocet(&["plan", "--addr", a]).await;
+    assert!(!stdout(&out).contains("lint:"), "{}", stdout(&out));
 
     let out = avocet(&["apply", "--addr", a]).await;
     assert!(out.status.success(), "{out:?}");
@@ -688,6 +691,15 @@ async fn plan_shows_the_waves_of_the_strategy_flags() {
     let text = stdout(&out);
     assert!(text.contains("canary: 1 tenant(s)"), "{text}");
     assert!(text.contains("wave 2: 1 tenant(s)"), "{text}");
+    // A warning every tenant's plan gives is said once, with their count.
+    std::fs::write(
+        d.dir.path().join("migrations/0017_add_notes.up.sql"),
+        "-- avocet:no-transaction\nCREATE TABLE notes (id INTEGER PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let text = stdout(&avocet(&["plan", "--addr", a]).await);
+    assert_eq!(text.matches("[no_transaction]").count(), 1, "{text}");
+    assert!(text.contains("outside a transaction (3 tenants)"), "{text}");
     let _ = d.stop.send(());
 }
 
