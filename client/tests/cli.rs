@@ -223,7 +223,7 @@ async fn no_silent_surprises() {
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        stderr.contains("fleet \"demo\": no tenant matches the selector \"region in (mars)\""),
+        stderr.contains("fleet \"demo\": no tenant matches the selector \"region=mars\""),
         "{stderr}"
     );
     let out = avocet(&["status", "--addr", a, "--selector", "region=mars"]).await;
