@@ -4,16 +4,14 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = cli::parse();
     match cli::run(args).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(cli::EXIT_ERROR)
+            eprintln!("error: {}", cli::one_line(&e));
+            ExitCode::from(cli::exit_code(&e))
         }
     }
 }

@@ -18,9 +18,21 @@ struct Daemon {
 /// A daemon over tenants `acme`, `globex` and `initech` and a copy of the sample set.
 async fn start() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("control.db");
+    start_on(dir, &store, "demo", &["acme", "globex", "initech"]).await
+}
+
+/// A daemon over fleet `fleet` of SQLite tenants `ids` in `dir`, with a copy of the sample
+/// set there, keeping its control store in the SQLite file `store`.
+async fn start_on(
+    dir: tempfile::TempDir,
+    store: &std::path::Path,
+    fleet: &str,
+    ids: &[&str],
+) -> Daemon {
     let migrations = common::copy_sample_set(dir.path());
-    let tenants = common::sqlite_tenants(dir.path(), &["acme", "globex", "initech"]);
-    let fleet = FleetConfig {
+    let tenants = common::sqlite_tenants(dir.path(), ids);
+    let config = FleetConfig {
         concurrency: 8,
         lock_timeout: std::time::Duration::from_secs(5),
         connect_timeout: std::time::Duration::from_secs(5),
@@ -28,8 +40,8 @@ async fn start() -> Daemon {
         ..FleetConfig::new(DialectKind::Sqlite, migrations.clone())
     };
     let config = Config {
-        fleets: BTreeMap::from([("demo".into(), fleet)]),
-        control_store: format!("sqlite://{}/control.db?mode=rwc", dir.path().display()),
+        fleets: BTreeMap::from([(fleet.into(), config)]),
+        control_store: format!("sqlite://{}?mode=rwc", store.display()),
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -135,4 +147,33 @@ async fn rollouts_list_and_get_mark_dry_runs() {
     let out = avocet(&d, &["rollouts", "get", &real]).await;
     assert!(!out.contains("dry run"), "{out}");
     let _ = d.stop.send(());
+}
+
+/// Two daemons of different configurations on one control store (issue 32, item 2): the
+/// second's start forgets none of the first's tenants, whose status stays as read, and the
+/// first, restarted, forgets none of the second's.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_configurations_on_one_store_keep_each_others_tenants() {
+    let shared = tempfile::tempdir().unwrap();
+    let store = shared.path().join("control.db");
+    let first = start_on(
+        tempfile::tempdir().unwrap(),
+        &store,
+        "demo",
+        &["acme", "globex"],
+    )
+    .await;
+    avocet(&first, &["apply"]).await;
+    let second = start_on(tempfile::tempdir().unwrap(), &store, "other", &["hooli"]).await;
+    avocet(&second, &["apply"]).await;
+    let out = avocet(&first, &["status"]).await;
+    assert!(out.contains("2 tenant(s): 2 up to date"), "{out}");
+    let _ = first.stop.send(());
+    let again = start_on(tempfile::tempdir().unwrap(), &store, "demo", &["acme"]).await;
+    let out = avocet(&second, &["status"]).await;
+    assert!(out.contains("1 tenant(s): 1 up to date"), "{out}");
+    // Its own fleet's tenant that left the configuration is forgotten; the one kept is not.
+    let out = avocet(&again, &["status"]).await;
+    assert!(out.contains("1 tenant(s): 1 up to date"), "{out}");
+    let _ = (second.stop.send(()), again.stop.send(()));
 }

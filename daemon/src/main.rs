@@ -8,7 +8,7 @@ use clap::Parser;
 
 /// The Avocet migration daemon.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "avocetd", version, about)]
 struct Args {
     /// Configuration file (TOML); `AVOCET_*` environment variables override it. Default:
     /// `config/avocet.toml` if it exists, else the built-in default (fleet `demo`, three
@@ -31,10 +31,27 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("avocetd: {e:#}");
+            eprintln!("avocetd: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `error` and its causes in one line, `: ` between them, leaving out a cause whose text the
+/// line already holds (an error that quotes its source is followed by that source again).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -44,8 +61,14 @@ async fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .finish();
-    let config = tracing::subscriber::with_default(early, || load(args))?;
+    let (config, file) = tracing::subscriber::with_default(early, || load(args))?;
     let _telemetry = init_telemetry_as("avocetd", config.log_format)?;
+    if let Some(file) = &file {
+        // Relative paths in it (migrations, SQLite files) resolve against the working
+        // directory, which the line names too.
+        let cwd = std::env::current_dir().unwrap_or_default();
+        tracing::info!(file = %file.display(), cwd = %cwd.display(), "configuration read");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -58,16 +81,17 @@ async fn run() -> anyhow::Result<()> {
         None => None,
     };
     avocet_daemon::serve_with_admin(listener, admin, config, shutdown_signal()).await?;
+    tracing::info!("avocetd stopped");
     Ok(())
 }
 
 /// The configuration: `--config`, else `config/avocet.toml` if it exists, else the built-in
-/// default.
-fn load(args: Args) -> anyhow::Result<Config> {
+/// default; with the file it was read from (none for the built-in default).
+fn load(args: Args) -> anyhow::Result<(Config, Option<PathBuf>)> {
     let default = std::path::Path::new(config::DEFAULT_PATH);
     let config = match args.config {
-        Some(path) => Config::load(Some(&path))?,
-        None if default.is_file() => Config::load(Some(default))?,
+        Some(path) => (Config::load(Some(&path))?, Some(path)),
+        None if default.is_file() => (Config::load(Some(default))?, Some(default.to_owned())),
         None => {
             let config = Config::builtin()?;
             tracing::info!(
@@ -76,7 +100,7 @@ fn load(args: Args) -> anyhow::Result<Config> {
                 config::DEFAULT_PATH,
                 config::SAMPLE_DIR
             );
-            config
+            (config, None)
         }
     };
     Ok(config)

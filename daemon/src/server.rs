@@ -133,7 +133,10 @@ pub async fn serve_with_admin(
             stopping: token.clone(),
         };
         let stop = admin_stop.clone();
-        tracing::info!(addr = ?listener.local_addr().ok(), "admin listener serving");
+        match listener.local_addr() {
+            Ok(addr) => tracing::info!(%addr, "admin listener serving"),
+            Err(_) => tracing::info!("admin listener serving"),
+        }
         tokio::spawn(async move {
             if let Err(e) = admin::serve(listener, state, stop).await {
                 tracing::error!(error = %e, "admin listener failed");
@@ -209,17 +212,24 @@ pub async fn serve_with_admin(
         token.clone(),
         health_lock.clone(),
     ));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(avocet_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: v1, and v1alpha, which older grpcurl releases, evans,
+    // Postman and grpcio-reflection's Python client speak (issue 32, item 1).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(avocet_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let (reflection, reflection_v1alpha) =
+        (reflection().build_v1()?, reflection().build_v1alpha()?);
     // The only values of the `rpc.method` label: what these descriptors declare.
     crate::telemetry::serve_methods(&[
         avocet_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ]);
-    let addr = listener.local_addr().ok();
-    tracing::info!(?addr, tls = tls.is_some(), "avocetd serving");
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, tls = tls.is_some(), "avocetd serving"),
+        Err(_) => tracing::info!(tls = tls.is_some(), "avocetd serving"),
+    }
     let stop = token.clone();
     // The grace counts from the signal: the drain gets what the server's own close left.
     let stopping_since = Arc::new(std::sync::OnceLock::new());
@@ -239,6 +249,7 @@ pub async fn serve_with_admin(
     let server = builder
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(
             MigratorServer::new(migrator).max_decoding_message_size(size),
             gate.clone(),

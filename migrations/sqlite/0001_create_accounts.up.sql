@@ -14,7 +14,7 @@ CREATE TABLE accounts (
     plan        TEXT NOT NULL DEFAULT 'free',
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     CONSTRAINT accounts_slug_key UNIQUE (slug),
-    CONSTRAINT accounts_slug_check CHECK (slug NOT GLOB '*[^a-z0-9-]*' AND length(slug) BETWEEN 2 AND 63),
+    CONSTRAINT accounts_slug_check CHECK (NOT (slug GLOB '*[^a-z0-9-]*') AND length(slug) BETWEEN 2 AND 63),
     CONSTRAINT accounts_name_check CHECK (length(name) BETWEEN 1 AND 200),
     CONSTRAINT accounts_plan_check CHECK (plan IN ('free', 'pro', 'enterprise'))
 );

@@ -15,7 +15,7 @@ CREATE TABLE invoices (
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     CONSTRAINT invoices_account_number_key UNIQUE (account_id, number),
     CONSTRAINT invoices_status_check CHECK (status IN ('draft', 'open', 'paid', 'void')),
-    CONSTRAINT invoices_currency_check CHECK (length(currency) = 3 AND currency NOT GLOB '*[^A-Z]*'),
+    CONSTRAINT invoices_currency_check CHECK (length(currency) = 3 AND NOT (currency GLOB '*[^A-Z]*')),
     CONSTRAINT invoices_total_check CHECK (total >= 0),
     CONSTRAINT invoices_paid_at_check CHECK (status <> 'paid' OR paid_at IS NOT NULL)
 );

@@ -12,7 +12,7 @@ CREATE TABLE api_keys (
     expires_at  TEXT,
     revoked_at  TEXT,
     CONSTRAINT api_keys_prefix_key UNIQUE (prefix),
-    CONSTRAINT api_keys_prefix_check CHECK (length(prefix) = 8 AND prefix NOT GLOB '*[^a-z0-9]*'),
+    CONSTRAINT api_keys_prefix_check CHECK (length(prefix) = 8 AND NOT (prefix GLOB '*[^a-z0-9]*')),
     CONSTRAINT api_keys_key_hash_check CHECK (length(key_hash) = 32)
 );
 

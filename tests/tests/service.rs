@@ -10,6 +10,7 @@ use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
+use tonic_reflection::pb::v1alpha;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_reflection_answer() -> anyhow::Result<()> {
@@ -35,7 +36,9 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
             "{service}: {resp:?}"
         );
     }
-    let mut reflection = ServerReflectionClient::new(channel);
+    // Both versions of reflection list every service: v1, and v1alpha, which older grpcurl
+    // releases, evans, Postman and grpcio-reflection's Python client speak.
+    let mut reflection = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -48,14 +51,37 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
     let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
         anyhow::bail!("unexpected reflection answer {resp:?}");
     };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for s in [
-        "avocet.v1.Migrator",
-        "avocet.v1.Rollouts",
-        "avocet.v1.Fleet",
-        "grpc.health.v1.Health",
-    ] {
-        ensure!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
+    let v1: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut responses = alpha
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner();
+    let resp = responses
+        .message()
+        .await?
+        .context("a v1alpha reflection answer")?;
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        resp.message_response
+    else {
+        anyhow::bail!("unexpected v1alpha reflection answer {resp:?}");
+    };
+    let v1alpha: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for names in [v1, v1alpha] {
+        for s in [
+            "avocet.v1.Migrator",
+            "avocet.v1.Rollouts",
+            "avocet.v1.Fleet",
+            "grpc.health.v1.Health",
+        ] {
+            ensure!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
+        }
     }
     daemon.stop().await
 }

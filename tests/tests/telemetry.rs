@@ -186,6 +186,27 @@ async fn a_scrape_counts_the_migrations_run_and_the_tenants_behind_failed_and_un
         )? == 1.0
     );
     ensure!(value(&s, "avocet_rollouts_started_total", &fleet_label)? == 2.0);
+    // States with no rollout are 0, not missing, so a dashboard shows 0 (issue 32, item 10).
+    for state in ["pending", "running", "paused", "cancelled", "interrupted"] {
+        let labels = [("fleet", "test"), ("state", state)];
+        ensure!(value(&s, "avocet_rollouts", &labels)? == 0.0, "{state}");
+    }
+    ensure!(
+        value(
+            &s,
+            "avocet_rollout_tenants",
+            &[("fleet", "test"), ("state", "running")]
+        )? == 0.0
+    );
+    // The resource names the daemon's version.
+    let version = env!("CARGO_PKG_VERSION");
+    ensure!(
+        value(
+            &s,
+            "target_info",
+            &[("service_name", "avocetd"), ("service_version", version)]
+        )? == 1.0
+    );
 
     // The gRPC calls, by method: the two Applies and the two Gets.
     let apply = [("rpc_method", "avocet.v1.Migrator/Apply")];

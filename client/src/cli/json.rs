@@ -281,7 +281,9 @@ pub(crate) fn rollout(r: &pb::Rollout) -> Value {
         "state": state(r.state),
         "created_by": r.created_by,
         "created_at_unix_ms": r.created_at_unix_ms,
+        "created_at": super::text::rfc3339(r.created_at_unix_ms),
         "finished_at_unix_ms": r.finished_at_unix_ms,
+        "finished_at": r.finished_at_unix_ms.map(super::text::rfc3339),
         "dry_run": r.dry_run,
         "tenant_count": r.tenant_count,
         "succeeded": r.succeeded,
@@ -301,6 +303,7 @@ pub(crate) fn rollout(r: &pb::Rollout) -> Value {
         })),
         "audit": r.audit.iter().map(|a| json!({
             "at_unix_ms": a.at_unix_ms,
+            "at": super::text::rfc3339(a.at_unix_ms),
             "method": a.method,
             "caller": a.caller,
         })).collect::<Vec<_>>(),
@@ -343,6 +346,8 @@ pub(crate) fn baseline(resp: &pb::BaselineResponse) -> Value {
             "tenant": t.tenant,
             "baselined": t.baselined,
             "error": (!t.error.is_empty()).then_some(&t.error),
+            "has_history": t.has_history,
+            "has_history": t.has_history,
         })).collect::<Vec<_>>(),
     })
 }

@@ -1,6 +1,7 @@
 //! Arguments and dispatch of the `avocet` command line.
 
 mod confirm;
+mod docs;
 mod json;
 mod new;
 mod rollouts;
@@ -24,6 +25,77 @@ pub(crate) const EXIT_TENANT_FAILED: u8 = 1;
 pub(crate) const MAX_STATUS_LINES: u32 = 5000;
 /// Exit status when the daemon is unreachable or rejects the request.
 pub(crate) const EXIT_ERROR: u8 = 3;
+/// Exit status for bad usage: what clap refuses, and what the client finds wrong with the
+/// command before or without the daemon's help (several fleets and no `--fleet`, flags the
+/// command does not take).
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// `error` and its causes in one line, `: ` between them, leaving out a cause whose text the
+/// line already holds: transport errors repeat themselves (`tcp connect error: tcp connect
+/// error`), and an error that quotes its source is followed by that source again.
+pub(crate) fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// The command line's arguments; on bad usage, clap's error (exit status 2) with a usage line
+/// that shows only what the subcommand needs: clap echoes every flag that has a value,
+/// and the global ones filled from the environment (`AVOCET_ADDR`, `AVOCET_TOKEN`…) or
+/// typed read as if they were required there.
+pub(crate) fn parse() -> Args {
+    let error = match Args::try_parse() {
+        Ok(args) => return args,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => e,
+    };
+    let text = error.render().to_string();
+    let globals: Vec<String> = <Args as clap::CommandFactory>::command()
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .filter_map(|a| {
+            Some(format!(
+                " --{} <{}>",
+                a.get_long()?,
+                a.get_id().as_str().to_uppercase()
+            ))
+        })
+        .collect();
+    let fixed: Vec<String> = text
+        .lines()
+        .map(|line| match line.starts_with("Usage: ") {
+            true => globals
+                .iter()
+                .fold(line.to_owned(), |l, g| l.replace(g, "")),
+            false => line.to_owned(),
+        })
+        .collect();
+    eprintln!("{}", fixed.join("\n"));
+    std::process::exit(error.exit_code());
+}
+
+/// A command the client refuses as bad usage (exit status [`EXIT_USAGE`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Usage(pub(crate) String);
+
+/// The exit status of a command that failed with `error`: [`EXIT_USAGE`] for a [`Usage`]
+/// error, [`EXIT_ERROR`] for everything else (the daemon unreachable or refusing).
+pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<Usage>() {
+        Some(_) => EXIT_USAGE,
+        None => EXIT_ERROR,
+    }
+}
 
 /// Plan, apply, roll back and verify schema migrations across a fleet of tenant databases,
 /// through avocetd.
@@ -84,9 +156,9 @@ pub(crate) struct Target {
     /// Tenant ids, comma-separated (default: every tenant).
     #[arg(long, global = true, value_delimiter = ',')]
     pub(crate) tenants: Vec<String>,
-    /// Label selector, e.g. `region=eu,tier!=free`.
-    #[arg(long, global = true, default_value = "")]
-    pub(crate) selector: String,
+    /// Label selector, e.g. `region=eu,tier!=free` (default: every tenant).
+    #[arg(long, global = true)]
+    pub(crate) selector: Option<String>,
 }
 
 /// How a rollout proceeds through its tenants: the same flags for `plan` (which shows the
@@ -100,11 +172,12 @@ pub(crate) struct StrategyArgs {
     /// migrations to run, then by id.
     #[arg(long, value_name = "LABELS")]
     pub(crate) canary_selector: Option<String>,
-    /// Tenants per wave after the canary: a count (`50`) or a percentage (`10%`).
-    #[arg(long)]
+    /// Tenants per wave after the canary: a count (`50`) or a percentage (`10%`), at least
+    /// one tenant (leave it out for one wave).
+    #[arg(long, value_parser = wave_size)]
     pub(crate) wave_size: Option<String>,
     /// Failed tenants tolerated (`3` or `5%`); past it no new tenant starts.
-    #[arg(long)]
+    #[arg(long, value_parser = amount)]
     pub(crate) max_failures: Option<String>,
     /// Tenants at once on one database server (1 or more).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -115,6 +188,59 @@ pub(crate) struct StrategyArgs {
     /// Tenants at once, 1 or more (default: the fleet's setting).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) concurrency: Option<u32>,
+}
+
+/// `--max-failures`: a count (`3`) or a percentage from 0% to 100% (`5%`).
+fn amount(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    match t.strip_suffix('%') {
+        Some(p) => match p.trim().parse::<u32>() {
+            Ok(p) if p <= 100 => Ok(t.to_owned()),
+            Ok(_) => Err(format!(
+                "{t:?} is above 100%: give a percentage from 0% to 100%"
+            )),
+            Err(_) => Err(format!("{t:?} is not a percentage (\"10%\")")),
+        },
+        None => t
+            .parse::<u32>()
+            .map(|_| t.to_owned())
+            .map_err(|_| format!("{t:?} is not a count (\"50\") or a percentage (\"10%\")")),
+    }
+}
+
+/// `--wave-size`: as [`amount`], and not zero (a wave of no tenant runs nothing).
+fn wave_size(text: &str) -> Result<String, String> {
+    let t = amount(text)?;
+    match t.trim_end_matches('%').trim().parse::<u32>() {
+        Ok(0) => Err(format!(
+            "{t:?} tenants per wave runs nothing: give 1 or more (or 1% or more), or leave \
+             --wave-size out for one wave"
+        )),
+        _ => Ok(t),
+    }
+}
+
+/// A rollout id: a UUID, as `avocet rollouts list` shows them.
+fn rollout_id(text: &str) -> Result<String, String> {
+    let hex = text.bytes().filter(u8::is_ascii_hexdigit).count();
+    let dashes: Vec<usize> = text.match_indices('-').map(|(i, _)| i).collect();
+    match text.len() == 36 && hex == 32 && dashes == [8, 13, 18, 23] {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "{text:?} is not a rollout id: a UUID such as \
+             3f2b9c1e-8d4a-4c6e-9f1a-2b3c4d5e6f70, as `avocet rollouts list` shows them"
+        )),
+    }
+}
+
+/// `avocet new`'s description: it must hold a letter or digit to name the files with.
+fn description(text: &str) -> Result<String, String> {
+    match new::has_name(text) {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "{text:?} has no letter or digit to name the migration's files with"
+        )),
+    }
 }
 
 impl StrategyArgs {
@@ -219,6 +345,16 @@ impl std::str::FromStr for VersionArg {
     }
 }
 
+/// Whether version text `a` is above `b`, as the daemon orders versions (part by part);
+/// false when either is not a numbered version.
+pub(crate) fn version_above(a: &str, b: &str) -> bool {
+    let parts = |t: &str| -> Option<Vec<u64>> { t.split('.').map(|p| p.parse().ok()).collect() };
+    match (parts(a), parts(b)) {
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Show what apply would run on each tenant, with warnings and errors.
@@ -299,11 +435,22 @@ pub(crate) enum Command {
     },
     /// List the daemon's fleets.
     Fleets,
+    /// Print the completion script of a shell, e.g. `avocet completions bash >
+    /// ~/.local/share/bash-completion/completions/avocet`. Needs no daemon.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `avocet man > ~/.local/share/man/man1/avocet.1`.
+    /// Needs no daemon.
+    Man,
     /// Write the next migration's files into the fleet's set: numbered one past the latest
     /// (or a UTC timestamp, when the set uses them), as reversible pairs or single files as
     /// the set is.
     New {
         /// What the migration does, e.g. "add invoices" (its file name: `add_invoices`).
+        #[arg(value_parser = description)]
         description: String,
         /// Write into this directory instead of the fleet's (as the daemon reports it).
         #[arg(long)]
@@ -335,6 +482,8 @@ pub(crate) enum Command {
     /// by hand, an intended edit, or a file removed on purpose. A record already as asked
     /// is left alone, so repeating a repair changes nothing. Exit 1 when a tenant was
     /// refused (its record is not in a state the action applies to).
+    #[command(group = clap::ArgGroup::new("action").required(true).multiple(false)
+        .args(["mark", "accept_checksum", "forget"]))]
     Repair {
         /// One tenant (its refusal is an error); otherwise `--tenants`/`--selector`.
         #[arg(long, conflicts_with_all = ["tenants", "selector"])]
@@ -345,15 +494,15 @@ pub(crate) enum Command {
         /// After a `failed` or `running` record: record the migration as applied, or as
         /// rolled back (so it runs again); `rolled-back` also after a failed rollback left
         /// it applied and it was undone by hand.
-        #[arg(long, value_enum, required_unless_present_any = ["accept_checksum", "forget"])]
+        #[arg(long, value_enum)]
         mark: Option<Mark>,
         /// After an intended edit of an applied migration's file: record the file's new
         /// checksum (logged in the tenant's history log).
-        #[arg(long, conflicts_with_all = ["mark", "forget"])]
+        #[arg(long)]
         accept_checksum: bool,
         /// After the version's file was removed on purpose: stop counting its record as
         /// applied (kept as rolled back, logged).
-        #[arg(long, conflicts_with = "mark")]
+        #[arg(long)]
         forget: bool,
     },
 }
@@ -407,11 +556,13 @@ pub(crate) enum RolloutsCommand {
     /// One rollout: state, counts, strategy, audit.
     Get {
         /// The rollout's id.
+        #[arg(value_parser = rollout_id)]
         id: String,
     },
     /// Follow a rollout's events (stored ones first, then live), with a progress bar.
     Watch {
         /// The rollout's id.
+        #[arg(value_parser = rollout_id)]
         id: String,
         /// Start after this sequence number (default: from the first event).
         #[arg(long = "from", default_value_t = 0)]
@@ -420,16 +571,19 @@ pub(crate) enum RolloutsCommand {
     /// Start no further tenant; tenants in flight stop between migrations.
     Cancel {
         /// The rollout's id.
+        #[arg(value_parser = rollout_id)]
         id: String,
     },
     /// Start no further tenant until resumed.
     Pause {
         /// The rollout's id.
+        #[arg(value_parser = rollout_id)]
         id: String,
     },
     /// Continue a paused rollout, or an interrupted one with the tenants not yet done.
     Resume {
         /// The rollout's id.
+        #[arg(value_parser = rollout_id)]
         id: String,
     },
 }

@@ -9,6 +9,20 @@ use anyhow::{Context, bail};
 /// Versions this long or longer are timestamps (`20240313170000`), not counters.
 const TIMESTAMP_DIGITS: usize = 14;
 
+/// `reading DIR`, and for a relative directory the working directory it resolved against:
+/// a fleet's directory as the daemon reports it is relative to the daemon's, which may not
+/// be this one.
+fn reading(dir: &Path) -> String {
+    match (dir.is_relative(), std::env::current_dir()) {
+        (true, Ok(cwd)) => format!(
+            "reading {} (resolved against this working directory, {})",
+            dir.display(),
+            cwd.display()
+        ),
+        _ => format!("reading {}", dir.display()),
+    }
+}
+
 /// How a set numbers and splits its migrations, read from its files.
 struct Style {
     /// The highest version and the digits it is written with.
@@ -20,7 +34,7 @@ struct Style {
 fn style(dir: &Path) -> anyhow::Result<Style> {
     let mut latest: Option<(i64, usize)> = None;
     let (mut pairs, mut singles) = (0, 0);
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+    for entry in std::fs::read_dir(dir).with_context(|| reading(dir))? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let Some((digits, rest)) = name.split_once('_') else {
             continue;
@@ -59,6 +73,12 @@ fn snake(description: &str) -> String {
     words.join("_")
 }
 
+/// Whether `description` names a migration: it holds a letter or digit (after
+/// transliteration), so its file name is not empty.
+pub(crate) fn has_name(description: &str) -> bool {
+    !snake(description).is_empty()
+}
+
 /// The next version: a counter one past the latest, padded as it is (4 digits for a new
 /// set), or the current UTC time as `YYYYMMDDHHMMSS` when the set uses timestamps.
 fn next_version(style: &Style) -> String {
@@ -74,7 +94,7 @@ fn next_version(style: &Style) -> String {
 /// The latest `V<version>__` of a Flyway or refinery set, and whether it has `U` undo files.
 fn prefixed_latest(dir: &Path) -> anyhow::Result<(i64, bool)> {
     let (mut latest, mut undo) = (0, false);
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+    for entry in std::fs::read_dir(dir).with_context(|| reading(dir))? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let Some((version, _)) = name.get(1..).and_then(|rest| rest.split_once("__")) else {
             continue;
@@ -137,7 +157,7 @@ fn files_for(
 /// A file or directory of `dir` whose migration name is `name` (`0020_add_invoices.up.sql`,
 /// `V3__add_invoices.sql`, diesel's `2024-…_add_invoices/`), if any.
 fn named(dir: &Path, name: &str) -> anyhow::Result<Option<String>> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+    for entry in std::fs::read_dir(dir).with_context(|| reading(dir))? {
         let file = entry?.file_name().to_string_lossy().into_owned();
         let stem = file
             .trim_end_matches(".sql")

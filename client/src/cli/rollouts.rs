@@ -36,7 +36,7 @@ pub(crate) async fn run(
             Ok(true)
         }
         RolloutsCommand::Watch { id, from } => {
-            follow(client.watch(&id, from).await?, out, addr).await
+            follow(client.watch(&id, from).await?, out, addr, None).await
         }
         RolloutsCommand::Cancel { id } => control(client, &id, Control::Cancel, out).await,
         RolloutsCommand::Pause { id } => control(client, &id, Control::Pause, out).await,
@@ -74,15 +74,17 @@ fn wire_state(s: State) -> pb::RolloutState {
     }
 }
 
-/// A rollout just started: follow it, or with `detach` print its id and return.
+/// A rollout just started: follow it, or with `detach` print its id and return. `target`:
+/// the version an apply asked for (`--to`), to say when a tenant is already past it.
 pub(crate) async fn started(
     mut events: Events,
     out: Output,
     detach: bool,
     addr: &str,
+    target: Option<String>,
 ) -> anyhow::Result<bool> {
     if !detach {
-        return follow(events, out, addr).await;
+        return follow(events, out, addr, target).await;
     }
     let first = events
         .message()
@@ -100,8 +102,13 @@ pub(crate) async fn started(
 /// stream that breaks off is one sentence saying what is known and how to look on: the
 /// daemon stopping (`ABORTED`) leaves the rollout interrupted; a lost connection (the daemon
 /// died, the network failed) says nothing of the rollout, so it names `rollouts get`.
-pub(crate) async fn follow(mut events: Events, out: Output, addr: &str) -> anyhow::Result<bool> {
-    let mut view = text::RolloutView::default();
+pub(crate) async fn follow(
+    mut events: Events,
+    out: Output,
+    addr: &str,
+    target: Option<String>,
+) -> anyhow::Result<bool> {
+    let mut view = text::RolloutView::to(target);
     let mut ok = true;
     let mut id = String::new();
     while let Some(event) = events

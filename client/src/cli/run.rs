@@ -6,12 +6,32 @@ use anyhow::{Context, bail};
 use avocet_client::{Client, pb};
 
 use super::{
-    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, confirm, json, new, rollouts, tenants,
-    text,
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, confirm, json,
+    new, rollouts, tenants, text,
 };
 
 /// Runs the parsed command and returns the exit status.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(command) = ignores_selection(&args.command)
+        && (!args.target.tenants.is_empty() || args.target.selector.is_some())
+    {
+        return Err(Usage(format!(
+            "{command} does not take --tenants or --selector (they choose the tenants of \
+             plan, apply, rollback, verify, status, tenants, baseline and adopt)"
+        ))
+        .into());
+    }
+    match &args.command {
+        Command::Completions { shell } => {
+            super::docs::completions(*shell);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            super::docs::man()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     // `avocet new --dir D` writes files; it needs no daemon.
     if let Command::New {
         description,
@@ -97,8 +117,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 confirm::Decision::Accepted => req.accept_data_loss = true,
                 confirm::Decision::Go => {}
             }
+            let target = req.target_version_text.clone();
             let events = client.apply(req).await?;
-            rollouts::started(events, out, run.detach, &addr).await?
+            rollouts::started(events, out, run.detach, &addr, target).await?
         }
         Command::Rollback {
             steps,
@@ -140,7 +161,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 confirm::Decision::Go => {}
             }
             let events = client.rollback(req).await?;
-            rollouts::started(events, out, run.detach, &addr).await?
+            rollouts::started(events, out, run.detach, &addr, None).await?
         }
         Command::Verify => {
             let (fleet, selector) = resolve(&mut client, target).await?;
@@ -188,7 +209,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .await?;
             match out {
                 Output::Json => json::print(&json::status(&resp)),
-                Output::Text => text::status(&resp),
+                Output::Text => text::status(&resp, refresh),
             }
             // A tenant that could not be read is not a clean bill of health.
             resp.unreachable == 0
@@ -211,6 +232,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             true
         }
         Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
+        // Answered above, before connecting.
+        Command::Completions { .. } | Command::Man => true,
         Command::Fleets => {
             let fleets = client.list_fleets().await?;
             match out {
@@ -289,7 +312,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The fleet to use (the only one when not given) and the wire selector.
 /// `baseline --to V` (`adopt_from` empty) or `adopt --from TOOL`; true when every tenant
 /// was recorded.
 async fn baseline(
@@ -313,9 +335,19 @@ async fn baseline(
         Output::Json => json::print(&json::baseline(&resp)),
         Output::Text => text::baseline(&resp),
     }
-    Ok(resp.tenants.iter().all(|t| t.error.is_empty()))
+    // A tenant left alone because it has history is the expected case, reported, not a
+    // failure; any other refusal is for the operator to act on.
+    Ok(resp
+        .tenants
+        .iter()
+        .all(|t| t.error.is_empty() || t.has_history))
 }
 
+/// The fleet to use (the only one when not given) and the wire selector.
+///
+/// # Errors
+/// [`Usage`] when the daemon serves several fleets and none was chosen; an error when it
+/// serves none the caller may use or cannot be asked.
 async fn resolve(
     client: &mut Client,
     target: Target,
@@ -326,20 +358,47 @@ async fn resolve(
             let fleets = client.list_fleets().await?;
             match fleets.as_slice() {
                 [only] => only.name.clone(),
-                [] => bail!("the daemon serves no fleet"),
-                many => bail!(
-                    "the daemon serves several fleets; choose one with --fleet ({})",
-                    many.iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                // The daemon lists only the fleets the caller may use.
+                [] => bail!(
+                    "the daemon serves no fleet you may use (a token scoped to fleets sees \
+                     only those)"
                 ),
+                many => {
+                    return Err(Usage(format!(
+                        "the daemon serves several fleets; choose one with --fleet ({})",
+                        many.iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .into());
+                }
             }
         }
     };
     let selector = pb::TenantSelector {
         tenant_ids: target.tenants,
-        labels: target.selector,
+        labels: target.selector.unwrap_or_default(),
     };
     Ok((fleet, Some(selector)))
+}
+
+/// The command's name when it works on one tenant, or none, and so takes neither
+/// `--tenants` nor `--selector` (global flags clap accepts everywhere).
+fn ignores_selection(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::New { .. } => Some("avocet new"),
+        Command::Status {
+            tenant: Some(_), ..
+        } => Some("avocet status --tenant"),
+        Command::Tenants {
+            action: Some(TenantsCommand::Refresh),
+        } => Some("avocet tenants refresh"),
+        Command::Tenants { action: Some(_) } => Some("avocet tenants add|remove|get (--id)"),
+        Command::Rollouts(_) => Some("avocet rollouts"),
+        Command::Fleets => Some("avocet fleets"),
+        Command::Completions { .. } => Some("avocet completions"),
+        Command::Man => Some("avocet man"),
+        _ => None,
+    }
 }

@@ -40,6 +40,11 @@ fn diagnostics(out: &mut String, ds: &[pb::Diagnostic]) {
 }
 
 fn tenant_plan(out: &mut String, p: &pb::TenantPlan) {
+    tenant_plan_but(out, p, &[]);
+}
+
+/// A tenant's plan, less the diagnostics in `shared` (listed once for the fleet).
+fn tenant_plan_but(out: &mut String, p: &pb::TenantPlan, shared: &[&pb::Diagnostic]) {
     let state = if p.blocked { "  BLOCKED" } else { "" };
     let _ = writeln!(
         out,
@@ -65,13 +70,44 @@ fn tenant_plan(out: &mut String, p: &pb::TenantPlan) {
             s.version_text, s.name, s.statements
         );
     }
-    diagnostics(out, &p.diagnostics);
+    let own: Vec<pb::Diagnostic> = p
+        .diagnostics
+        .iter()
+        .filter(|d| !shared.contains(d))
+        .cloned()
+        .collect();
+    diagnostics(out, &own);
+}
+
+/// Warnings that more than one tenant's plan gives word for word (a `no_transaction`
+/// step, a lint warning): said once, with how many tenants it concerns, rather than once
+/// per tenant. Errors stay with their tenant.
+fn shared_warnings(tenants: &[pb::TenantPlan]) -> Vec<(&pb::Diagnostic, usize)> {
+    let mut shared: Vec<(&pb::Diagnostic, usize)> = Vec::new();
+    for p in tenants {
+        for d in &p.diagnostics {
+            if d.severity == pb::Severity::Error as i32 {
+                continue;
+            }
+            match shared.iter_mut().find(|(s, _)| *s == d) {
+                Some((_, n)) => *n += 1,
+                None => shared.push((d, 1)),
+            }
+        }
+    }
+    shared.retain(|(_, n)| *n > 1);
+    shared
 }
 
 pub(crate) fn plan(resp: &pb::PlanResponse) {
     let mut out = format!("fleet {}  set digest {}\n", resp.fleet, resp.set_digest);
+    let shared = shared_warnings(&resp.tenants);
+    let said: Vec<&pb::Diagnostic> = shared.iter().map(|(d, _)| *d).collect();
     for p in &resp.tenants {
-        tenant_plan(&mut out, p);
+        tenant_plan_but(&mut out, p, &said);
+    }
+    for (d, n) in &shared {
+        let _ = writeln!(out, "warning [{}] {} ({n} tenants)", d.code, d.message);
     }
     if !resp.waves.is_empty() {
         let _ = writeln!(out, "waves:");
@@ -125,7 +161,8 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
     super::emit(&out);
 }
 
-pub(crate) fn status(resp: &pb::StatusResponse) {
+/// The fleet summary; `refreshed`: every tenant was read for it (`--refresh`).
+pub(crate) fn status(resp: &pb::StatusResponse, refreshed: bool) {
     let mut out = format!(
         "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, \
          {} unreachable, {} never read\n",
@@ -138,7 +175,7 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
         resp.unreachable,
         resp.unknown
     );
-    if resp.oldest_read_at_unix_ms > 0 {
+    if resp.oldest_read_at_unix_ms > 0 && !refreshed {
         let age = chrono_age(resp.oldest_read_at_unix_ms);
         let _ = writeln!(
             out,
@@ -146,16 +183,16 @@ pub(crate) fn status(resp: &pb::StatusResponse) {
         );
     }
     let rows = resp.tenants.iter().map(|t| {
+        let failed = t.failed_versions_text.join(",");
         format!(
-            "{}\t{}\t{}\t{}{}",
+            "{}\t{}\t{}\t{failed}\t{}",
             t.tenant,
             version(&t.current_version_text),
             t.pending,
-            t.failed_versions_text.join(","),
             t.error
         )
     });
-    let header = "TENANT\tVERSION\tPENDING\tFAILED".to_owned();
+    let header = "TENANT\tVERSION\tPENDING\tFAILED VERSIONS\tERROR".to_owned();
     out.push_str(&table(std::iter::once(header).chain(rows)));
     super::emit(&out);
 }
@@ -218,9 +255,33 @@ pub(crate) struct RolloutView {
     bar: Option<ProgressBar>,
     /// The rollout is a dry run: its end is a plan's verdict, not a run's.
     dry_run: bool,
+    /// The version an apply was asked to reach (`--to`): a tenant already past it is told
+    /// so, since apply never goes down.
+    target: Option<String>,
 }
 
 impl RolloutView {
+    /// A view of a rollout that applies up to `target` (`None`: the latest, or a rollback).
+    pub(crate) fn to(target: Option<String>) -> Self {
+        Self {
+            target,
+            ..Self::default()
+        }
+    }
+
+    /// A note for a tenant that ran nothing because it is already past `--to`.
+    fn past_target(&self, t: &pb::TenantFinished) -> Option<String> {
+        let target = self.target.as_deref()?;
+        let at = &t.current_version_text;
+        let above = crate::cli::version_above(at, target);
+        (t.migrations_run == 0 && above).then(|| {
+            format!(
+                "          already past version {target} (at {at}): apply never goes down; \
+                 `avocet rollback --to {target}` does"
+            )
+        })
+    }
+
     fn println(&self, line: String) {
         match &self.bar {
             Some(bar) if !bar.is_hidden() => bar.println(line),
@@ -261,6 +322,9 @@ impl RolloutView {
             }
             Some(Kind::TenantFinished(t)) => {
                 self.println(tenant_line(t));
+                if let Some(note) = self.past_target(t) {
+                    self.println(note);
+                }
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
                 }
@@ -313,7 +377,17 @@ impl RolloutView {
             }
             Some(Kind::StateChanged(c)) => {
                 let state = pb::RolloutState::try_from(c.state).unwrap_or_default();
-                self.println(format!("rollout {} by {}", state_name(state), c.by));
+                // A change to running is a resume (a rollout starts with RolloutStarted).
+                let what = match state {
+                    pb::RolloutState::Running => "resumed".to_owned(),
+                    other => state_name(other),
+                };
+                let by = caller(&c.by);
+                let why = match c.reason.is_empty() {
+                    true => String::new(),
+                    false => format!(": {}", c.reason),
+                };
+                self.println(format!("rollout {what} by {by}{why}"));
             }
             Some(Kind::LockRetry(r)) => {
                 let holders = match r.holders.is_empty() {
@@ -395,7 +469,7 @@ pub(crate) fn rollout(r: &pb::Rollout) {
     let state = pb::RolloutState::try_from(r.state).unwrap_or_default();
     let mut out = format!(
         "rollout {}  fleet {}  {}  {}\n  {} tenant(s) in {} wave(s): {} succeeded, {} failed, \
-         {} skipped, {} pending; {} migration(s) run\n  started by {} at {} ms\n",
+         {} skipped, {} pending; {} migration(s) run\n  started by {} at {}\n",
         r.id,
         r.fleet,
         operation(r),
@@ -407,11 +481,20 @@ pub(crate) fn rollout(r: &pb::Rollout) {
         r.skipped,
         r.pending,
         r.migrations_run,
-        r.created_by,
-        r.created_at_unix_ms,
+        caller(&r.created_by),
+        rfc3339(r.created_at_unix_ms),
     );
+    if let Some(at) = r.finished_at_unix_ms {
+        let _ = writeln!(out, "  finished at {}", rfc3339(at));
+    }
     for a in &r.audit {
-        let _ = writeln!(out, "  {} {} by {}", a.at_unix_ms, a.method, a.caller);
+        let _ = writeln!(
+            out,
+            "  {} {} by {}",
+            rfc3339(a.at_unix_ms),
+            a.method,
+            caller(&a.caller)
+        );
     }
     super::emit(&out);
 }
@@ -432,6 +515,26 @@ pub(crate) fn rollouts(rs: &[pb::Rollout]) {
     });
     let header = "ROLLOUT\tFLEET\tOPERATION\tSTATE\tTENANTS\tFAILED\tPENDING".to_owned();
     super::emit(&table(std::iter::once(header).chain(rows)));
+}
+
+/// Who did something, as the daemon's audit names them (`deployer (peer 10.0.0.7:50122)`),
+/// the identity of a daemon without `[auth]` (`anonymous`) said as what it is.
+fn caller(by: &str) -> String {
+    match by.strip_prefix("anonymous") {
+        Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
+            format!("an unauthenticated caller{rest}")
+        }
+        _ if by.is_empty() => "an unknown caller".to_owned(),
+        _ => by.to_owned(),
+    }
+}
+
+/// `at_unix_ms` as RFC 3339 in UTC with milliseconds (`2026-12-06T23:54:19.435Z`).
+pub(crate) fn rfc3339(at_unix_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_unix_ms).map_or_else(
+        || format!("{at_unix_ms} ms after 1970"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
 }
 
 /// How long ago `at_unix_ms` was, for people: `42 s`, `3 min`, `5 h`.
@@ -527,6 +630,7 @@ pub(crate) fn baseline(resp: &pb::BaselineResponse) {
                 "{}: {} version(s) recorded as applied",
                 t.tenant, t.baselined
             ),
+            e if t.has_history => writeln!(out, "{}: left alone: {e}", t.tenant),
             e => writeln!(out, "{}: not baselined: {e}", t.tenant),
         };
     }

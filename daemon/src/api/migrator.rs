@@ -98,6 +98,7 @@ impl Migrator for MigratorService {
                     tenant: o.tenant,
                     baselined: o.baselined,
                     error: o.error.unwrap_or_default(),
+                    has_history: o.has_history,
                 })
                 .collect(),
         }))

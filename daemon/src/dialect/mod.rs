@@ -178,6 +178,12 @@ pub(crate) trait Database: Send + Sync {
     fn host(&self) -> Option<String>;
     /// `db.namespace` for spans ([`Target::namespace`]).
     fn namespace(&self) -> Option<String>;
+    /// True when the database does not exist yet and its first connection would create it
+    /// (a SQLite file whose DSN says `mode=rwc`): it holds nothing, and a read need not, and
+    /// must not, create it (issue 32, item 6). False for server databases.
+    fn not_created(&self) -> bool {
+        false
+    }
     /// Makes `session`, opened by another tenant's database of the same server, database and
     /// credentials (a pool shared by the schemas of one database), act for this tenant. The
     /// first binding reads the tenant's place on the session; later ones cost nothing.

@@ -158,6 +158,10 @@ impl<D: Dialect> Database for SqlxDatabase<D> {
         self.target.namespace()
     }
 
+    fn not_created(&self) -> bool {
+        D::not_created(&self.target)
+    }
+
     async fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         D::before_connect(&self.target)?;
         let options = D::options(&self.target)?;

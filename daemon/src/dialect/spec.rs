@@ -167,6 +167,10 @@ pub(super) trait Dialect: Sized + Send + Sync + 'static {
     fn before_connect(_target: &Target) -> Result<(), DbError> {
         Ok(())
     }
+    /// See [`super::Database::not_created`].
+    fn not_created(_target: &Target) -> bool {
+        false
+    }
     /// Turns a failed connection into the error users should see.
     fn connect_error(e: DbError, _target: &Target) -> DbError {
         e

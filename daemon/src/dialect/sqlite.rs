@@ -191,6 +191,16 @@ impl Dialect for Lite {
         }
     }
 
+    /// A file that does not exist and that the DSN's `mode=rwc` would create on connect.
+    fn not_created(target: &Target) -> bool {
+        let creates = target
+            .dsn
+            .split_once('?')
+            .is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=rwc"));
+        let file = file(target);
+        creates && !file.as_os_str().is_empty() && !file.exists()
+    }
+
     /// `SQLITE_CANTOPEN` (code 14) names the file and how to create it.
     fn connect_error(e: DbError, target: &Target) -> DbError {
         match e {

@@ -31,6 +31,9 @@ pub struct BaselineOutcome {
     pub baselined: u32,
     /// Why nothing was recorded: it has history, its lock did not come, it is unreachable.
     pub error: Option<String>,
+    /// Nothing was recorded because the tenant has history already (the expected case for
+    /// a tenant Avocet manages, not a failure).
+    pub has_history: bool,
 }
 
 impl Engine {
@@ -75,6 +78,7 @@ impl Engine {
                 BaselineOutcome {
                     tenant: tenant.id.clone(),
                     baselined: *done.as_ref().unwrap_or(&0),
+                    has_history: matches!(done, Err(migrate::BaselineError::HasHistory { .. })),
                     error: done.err().map(|e| e.to_string()),
                 }
             }

@@ -144,7 +144,7 @@ impl Engine {
         if forgotten > 0 {
             tracing::info!(
                 forgotten,
-                "last-known states of tenants no longer configured deleted"
+                "last-known states of this configuration's tenants no longer configured deleted"
             );
         }
         Ok(Self {

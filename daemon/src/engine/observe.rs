@@ -3,7 +3,10 @@
 //! aggregate query per fleet and two over the rollouts, against the control store.
 
 use super::{Engine, EngineError};
-use crate::model::{FleetHealth, MigrationSet, Observation, TenantClass};
+use crate::model::{
+    FleetHealth, MigrationSet, Observation, RolloutCount, RolloutState, TenantClass, WorkCount,
+    WorkState,
+};
 
 impl Engine {
     /// Every fleet's health from its tenants' last-known state, rollouts and the tenants of
@@ -12,7 +15,9 @@ impl Engine {
     /// Each tenant is counted in one class of [`crate::model::KnownState::classify`],
     /// as `Status` counts it: `behind` is its `pending`, `failed` its failed (blocked
     /// included). A fleet whose set no longer loads reports no `latest_version` and nobody
-    /// behind (a scrape still answers; `Ready` says what is wrong).
+    /// behind (a scrape still answers; `Ready` says what is wrong). Every configured fleet
+    /// has a count for every rollout state and work state, 0 included, so a dashboard
+    /// shows 0 rather than no data (issue 32, item 10).
     ///
     /// # Errors
     /// [`EngineError::Store`] when the control store cannot be read.
@@ -41,10 +46,38 @@ impl Engine {
                 broken: set.is_none(),
             });
         }
+        let mut rollouts = store.rollout_counts().await?;
+        let mut rollout_tenants = store.unfinished_work_counts().await?;
+        for f in &fleets {
+            for state in RolloutState::ALL {
+                if !rollouts
+                    .iter()
+                    .any(|r| r.fleet == f.fleet && r.state == state)
+                {
+                    rollouts.push(RolloutCount {
+                        fleet: f.fleet.clone(),
+                        state,
+                        count: 0,
+                    });
+                }
+            }
+            for state in WorkState::ALL {
+                if !rollout_tenants
+                    .iter()
+                    .any(|w| w.fleet == f.fleet && w.state == state)
+                {
+                    rollout_tenants.push(WorkCount {
+                        fleet: f.fleet.clone(),
+                        state,
+                        count: 0,
+                    });
+                }
+            }
+        }
         Ok(Observation {
             fleets,
-            rollouts: store.rollout_counts().await?,
-            rollout_tenants: store.unfinished_work_counts().await?,
+            rollouts,
+            rollout_tenants,
             budget: self.registry.budget_use(),
         })
     }

@@ -346,6 +346,17 @@ pub(super) fn strategy(scope: &Scope, req: StrategyRequest) -> Result<Strategy, 
             "wave_size must be at least 1 (or unset for one wave)".into(),
         ));
     }
+    // A canary the request asks for that is more than the selection is a slip (issue 32,
+    // item 8); the fleet's own default is cut to the selection.
+    if let Some(canary) = req.canary
+        && canary as usize > scope.tenants.len()
+    {
+        return Err(EngineError::InvalidArgument(format!(
+            "fleet {:?}: a canary of {canary} is more than the {} selected tenant(s)",
+            scope.fleet.name,
+            scope.tenants.len()
+        )));
+    }
     Ok(s)
 }
 

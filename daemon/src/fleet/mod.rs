@@ -129,13 +129,17 @@ impl Tenant {
     }
 
     /// The tenant's history in one round trip on a pooled session (an empty history when the
-    /// table does not exist yet), within a ticket of its own. Creates nothing. A pooled
+    /// table does not exist yet), within a ticket of its own. Creates nothing: a SQLite file
+    /// that its first write will create is read as empty without opening it. A pooled
     /// session that turns out to be broken is replaced once.
     ///
     /// # Errors
     /// The connection error when the tenant is unreachable; [`DbError::Query`] when the
     /// read fails.
     pub(crate) async fn read_history(&self) -> Result<Vec<HistoryRecord>, DbError> {
+        if self.db.not_created() {
+            return Ok(Vec::new());
+        }
         let _ticket = self.admit(1).await;
         let mut retried = false;
         loop {

@@ -58,12 +58,16 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 impl std::fmt::Display for LabelSelector {
-    /// The selector in its canonical syntax (`key in (a,b)` for every set requirement).
+    /// The selector as people write it: `key=value` and `key!=value` for one value,
+    /// `key in (a,b)` and `key notin (a,b)` for several (it parses back to the same
+    /// selector).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts: Vec<String> = self
             .requirements
             .iter()
             .map(|r| match r {
+                Requirement::In(k, v) if v.len() == 1 => format!("{k}={}", v[0]),
+                Requirement::NotIn(k, v) if v.len() == 1 => format!("{k}!={}", v[0]),
                 Requirement::In(k, v) => format!("{k} in ({})", v.join(",")),
                 Requirement::NotIn(k, v) => format!("{k} notin ({})", v.join(",")),
                 Requirement::Exists(k) => k.clone(),
@@ -167,6 +171,20 @@ mod tests {
         let s = LabelSelector::parse("canary,tier notin (free)").unwrap();
         assert!(s.matches(&eu_pro) && !s.matches(&us_free));
         assert!(LabelSelector::parse("").unwrap().matches(&us_free));
+    }
+
+    /// A selector is echoed as it was written, and its echo parses back to it.
+    #[test]
+    fn a_selector_is_shown_as_written() {
+        for text in [
+            "region=mars",
+            "tier!=free,canary,!legacy",
+            "zone in (a,b),plan notin (x,y)",
+        ] {
+            let s = LabelSelector::parse(text).unwrap();
+            assert_eq!(s.to_string(), text);
+            assert_eq!(LabelSelector::parse(&s.to_string()).unwrap(), s);
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use baseline::baseline;
+pub(crate) use baseline::{BaselineError, baseline};
 pub(crate) use lock::under_lock;
 pub(crate) use observer::Observer;
 pub(crate) use record::{RunMeta, StepOutcome};

@@ -65,6 +65,15 @@ pub enum WorkState {
 }
 
 impl WorkState {
+    /// Every state, in the order a tenant goes through them.
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Skipped,
+    ];
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {

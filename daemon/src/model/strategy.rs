@@ -47,6 +47,9 @@ impl FromStr for Amount {
         match s.strip_suffix('%') {
             Some(p) => match p.trim().parse::<u32>() {
                 Ok(p) if p <= 100 => Ok(Self::Percent(p)),
+                Ok(_) => Err(format!(
+                    "{s:?} is above 100%: give a percentage from 0% to 100%"
+                )),
                 _ => Err(bad()),
             },
             None => s.parse().map(Self::Count).map_err(|_| bad()),
@@ -141,6 +144,17 @@ pub enum RolloutState {
 }
 
 impl RolloutState {
+    /// Every state, in the order of the life of a rollout.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Running,
+        Self::Paused,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Interrupted,
+    ];
+
     /// The spelling stored and shown: `pending`, `running`, …
     pub fn as_str(self) -> &'static str {
         match self {

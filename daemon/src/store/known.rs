@@ -264,9 +264,13 @@ impl Store {
         Ok(groups)
     }
 
-    /// Deletes the last-known state of every tenant that is no longer registered: of fleets
-    /// not in `registered`, and of tenants not in their fleet's list. Run at start, so that
+    /// Deletes the last-known state of every tenant of a fleet in `registered` (this
+    /// daemon's fleets) that is not in that fleet's list. Run at start, so that
     /// [`Store::known_groups`] counts registered tenants only. Returns how many went.
+    ///
+    /// Fleets not in `registered` are left alone: another configuration may share this
+    /// store and serve them, so a daemon forgets only what its own fleets held (issue 32,
+    /// item 2). A fleet removed from the configuration keeps its rows until it comes back.
     ///
     /// # Errors
     /// [`StoreError::Query`] when the store refuses it.
@@ -285,7 +289,7 @@ impl Store {
             let tenant: String = get(row, 1, CTX)?;
             let kept = registered
                 .get(fleet.as_str())
-                .is_some_and(|tenants| tenants.contains(tenant.as_str()));
+                .is_none_or(|tenants| tenants.contains(tenant.as_str()));
             if !kept {
                 gone.entry(fleet).or_default().push(tenant);
             }

@@ -59,7 +59,10 @@ impl MetricsExport {
             .with_registry(registry.clone())
             .build()
             .map_err(TelemetryError::Prometheus)?;
-        let resource = Resource::builder().with_service_name(service).build();
+        let resource = Resource::builder()
+            .with_service_name(service)
+            .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+            .build();
         let mut builder = SdkMeterProvider::builder()
             .with_reader(prometheus)
             .with_resource(resource);

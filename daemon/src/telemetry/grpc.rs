@@ -61,8 +61,11 @@ pub(crate) struct CallDuration<S> {
 /// The label of every method the daemon does not serve.
 const OTHER: &str = "_OTHER";
 
-/// Reflection's one method: its descriptor is tonic-reflection's own.
-const REFLECTION: &str = "grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+/// Reflection's one method, in both versions served: its descriptor is tonic-reflection's own.
+const REFLECTION: [&str; 2] = [
+    "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
 
 /// The methods a daemon serves, as `package.Service/Method`: the only values `rpc.method`
 /// takes besides `_OTHER`.
@@ -72,7 +75,7 @@ impl KnownMethods {
     /// The methods of the encoded descriptor sets `sets` (`FileDescriptorSet` bytes), and
     /// reflection's.
     pub(crate) fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
-        let mut known: HashSet<Arc<str>> = HashSet::from([Arc::from(REFLECTION)]);
+        let mut known: HashSet<Arc<str>> = REFLECTION.into_iter().map(Arc::from).collect();
         for set in sets {
             known.extend(methods(set).into_iter().map(Arc::from));
         }
@@ -215,7 +218,9 @@ mod tests {
             &*method_label("/avocet.v1.Migrator/Plan"),
             "avocet.v1.Migrator/Plan"
         );
-        assert_eq!(&*method_label(&format!("/{REFLECTION}")), REFLECTION);
+        for reflection in REFLECTION {
+            assert_eq!(&*method_label(&format!("/{reflection}")), reflection);
+        }
         let invented = format!("/avocet.v1.Migrator/000123{}", "X".repeat(12_000));
         assert_eq!(&*method_label(&invented), OTHER);
         assert_eq!(&*method_label("/avocet.v1.Migrator/plan"), OTHER);

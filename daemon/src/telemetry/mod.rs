@@ -134,7 +134,13 @@ fn install(
             .with_span_list(true)
             .boxed(),
     };
-    let resource = Resource::builder().with_service_name(service).build();
+    let resource = Resource::builder()
+        .with_service_name(service)
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
     let mut tracer = SdkTracerProvider::builder().with_resource(resource);
     if let Some(spans) = spans {
         tracer = tracer.with_batch_exporter(spans);
