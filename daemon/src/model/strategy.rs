@@ -182,18 +182,10 @@ impl FromStr for RolloutState {
     /// # Errors
     /// A sentence naming the unknown state.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Pending,
-            Self::Running,
-            Self::Paused,
-            Self::Succeeded,
-            Self::Failed,
-            Self::Cancelled,
-            Self::Interrupted,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-        .ok_or_else(|| format!("unknown rollout state {s:?}"))
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown rollout state {s:?}"))
     }
 }
 
