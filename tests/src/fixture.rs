@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use avocet_daemon::{DialectKind, TenantConfig};
 use sqlx::{AnyConnection, Connection, Row};
 
@@ -383,6 +384,10 @@ impl Fleet {
     }
 }
 
+/// Databases one fleet's drop removes at once, each on its own session (well under the
+/// servers' connection limits while other tests run).
+const DROPS_AT_ONCE: usize = 16;
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         if self.databases.is_empty() {
@@ -391,22 +396,31 @@ impl Drop for Fleet {
         let dialect = self.dialect;
         let databases = std::mem::take(&mut self.databases);
         // A thread with its own runtime: Drop cannot await, and may run inside a runtime.
+        // The drops run at once, each on its own session: PostgreSQL 15 ends every `DROP
+        // DATABASE` with an immediate checkpoint it waits for, and drops waiting together
+        // share one (10 databases: 19 s one after another, 2.2 s at once, on the 2 cores).
         let dropped = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let mut conn = admin(dialect).await?;
-                for db in databases {
+                let drops = databases.into_iter().map(|db| async move {
                     let sql = match dialect {
                         DialectKind::Postgres => {
                             format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")
                         }
                         _ => format!("DROP DATABASE IF EXISTS {db}"),
                     };
+                    let mut conn = admin(dialect).await?;
                     sqlx::raw_sql(&sql).execute(&mut conn).await?;
-                }
-                anyhow::Ok(())
+                    conn.close().await?;
+                    anyhow::Ok(())
+                });
+                let results: Vec<_> = futures::stream::iter(drops)
+                    .buffer_unordered(DROPS_AT_ONCE)
+                    .collect()
+                    .await;
+                results.into_iter().collect::<anyhow::Result<()>>()
             })
         })
         .join();
