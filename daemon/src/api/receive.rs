@@ -78,9 +78,9 @@ fn invalid(message: impl Into<String>) -> ApiError {
 /// A fleet name or tenant id from a request: required, and of the id syntax
 /// (`[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`), so no quote, separator, path or control character
 /// reaches the engine.
-fn name(what: &str, value: String) -> Result<String, ApiError> {
+fn name(what: &'static str, value: String) -> Result<String, ApiError> {
     if value.is_empty() {
-        return Err(invalid(format!("{what} is required")));
+        return Err(ApiError::Missing(what));
     }
     check_id(&value).map_err(|e| invalid(format!("{what}: {e}")))?;
     Ok(value)
@@ -410,7 +410,7 @@ pub(super) fn tenant_ref(fleet: String, tenant: String) -> Result<(String, Strin
 pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registration, ApiError> {
     let (fleet, tenant) = tenant_ref(req.fleet, req.tenant)?;
     if req.dsn.is_empty() {
-        return Err(invalid("dsn is required"));
+        return Err(ApiError::Missing("dsn"));
     }
     Ok(Registration {
         fleet,
