@@ -9,10 +9,11 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = cli::Args::parse();
+    let output = args.output;
     match cli::run(args).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            cli::show_error(&e, output);
             ExitCode::from(cli::EXIT_ERROR)
         }
     }

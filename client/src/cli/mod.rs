@@ -1,6 +1,7 @@
 //! Arguments and dispatch of the `avocet` command line.
 
 mod confirm;
+mod fail;
 mod json;
 mod new;
 mod rollouts;
@@ -10,6 +11,7 @@ mod text;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
+pub(crate) use fail::show as show_error;
 pub(crate) use run::run;
 
 /// Writes to stdout, ignoring a closed pipe (`avocet status | head`).
