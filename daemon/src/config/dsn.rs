@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::RegistrationError;
+use super::{PolicyError, RegistrationError};
 use crate::model::DialectKind;
 
 /// A tenant's target: what two tenants must not share across fleets.
@@ -143,22 +143,24 @@ impl RegistrationPolicy {
     /// The policy of `allowed_hosts` patterns, `sqlite_root` and the control store's DSN.
     ///
     /// # Errors
-    /// A sentence for a pattern that is not a glob, or a `sqlite_root` that is not (and
+    /// [`PolicyError`] for a pattern that is not a glob, or a `sqlite_root` that is not (and
     /// cannot be made) a directory.
     pub fn new(
         allowed_hosts: Vec<String>,
         sqlite_root: Option<&Path>,
         control_store: &str,
         require_scram: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PolicyError> {
         let mut builder = GlobSetBuilder::new();
         for p in &allowed_hosts {
-            builder.add(
-                Glob::new(&p.to_ascii_lowercase())
-                    .map_err(|e| format!("allowed_hosts {p:?}: {e}"))?,
-            );
+            builder.add(Glob::new(&p.to_ascii_lowercase()).map_err(|source| {
+                PolicyError::Pattern {
+                    pattern: p.clone(),
+                    source,
+                }
+            })?);
         }
-        let matcher = builder.build().map_err(|e| e.to_string())?;
+        let matcher = builder.build().map_err(PolicyError::Build)?;
         // Created if missing, as a SQLite tenant's directory is when it first connects.
         let sqlite_root = sqlite_root
             .map(|root| {
@@ -166,7 +168,7 @@ impl RegistrationPolicy {
                 std::fs::canonicalize(root)
                     .ok()
                     .filter(|r| r.is_dir())
-                    .ok_or_else(|| format!("sqlite_root {}: not a directory", root.display()))
+                    .ok_or_else(|| PolicyError::NotADirectory(root.to_owned()))
             })
             .transpose()?;
         let control_store = match TargetKey::of(DialectKind::Sqlite, control_store, None) {
@@ -286,8 +288,11 @@ impl super::FleetConfig {
     /// at `control_store`.
     ///
     /// # Errors
-    /// A sentence for a bad pattern or a `sqlite_root` that is not a directory.
-    pub fn registration_policy(&self, control_store: &str) -> Result<RegistrationPolicy, String> {
+    /// [`PolicyError`] for a bad pattern or a `sqlite_root` that is not a directory.
+    pub fn registration_policy(
+        &self,
+        control_store: &str,
+    ) -> Result<RegistrationPolicy, PolicyError> {
         let hosts = match &self.allowed_hosts {
             Some(h) => h.clone(),
             None => {

@@ -1,6 +1,7 @@
 //! Why a DSN registered through the API is refused: the registration policy's rules
-//! (`dsn.rs`) and `require_scram`'s probe (`scram.rs`). No variant holds the DSN or a
-//! password.
+//! (`dsn.rs`) and `require_scram`'s probe (`scram.rs`); why the policy itself is unusable;
+//! and why a tenant's DSN cannot be made (`template.rs`, `secret.rs`). No variant holds the
+//! DSN or a password.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -104,4 +105,71 @@ pub enum ProbeError {
          (a TLS-only server: set the fleet's require_scram = false)"
     )]
     Refused,
+}
+
+/// A fleet's registration policy that cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// An `allowed_hosts` entry that is not a glob.
+    #[error("allowed_hosts {pattern:?}: {source}")]
+    Pattern {
+        /// The entry.
+        pattern: String,
+        /// Why.
+        source: globset::Error,
+    },
+    /// The patterns together do not build.
+    #[error("{0}")]
+    Build(#[source] globset::Error),
+    /// A `sqlite_root` that is not (and cannot be made) a directory.
+    #[error("sqlite_root {}: not a directory", .0.display())]
+    NotADirectory(PathBuf),
+}
+
+/// Why a tenant's DSN cannot be made: its template, or the password put into it. Never the
+/// DSN or the password itself.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DsnError {
+    /// Neither a DSN nor the fleet's `dsn_template`.
+    #[error("no dsn, and the fleet has no dsn_template")]
+    Missing,
+    /// The template names a variable the tenant's `vars` do not set.
+    #[error("the DSN template uses a variable the tenant's vars do not set: {0}")]
+    TemplateVariable(#[source] strfmt::FmtError),
+    /// An unmatched brace (the template's text stays out: it may hold a password).
+    #[error(
+        "the DSN template does not parse: a `{{` or `}}` is unmatched (write `{{{{` or `}}}}` \
+         for a literal brace)"
+    )]
+    TemplateSyntax,
+    /// Both `password_env` and `password_file`.
+    #[error("set password_env or password_file, not both")]
+    BothSources,
+    /// `password_env` unset or not UTF-8.
+    #[error("password_env {var}: {source}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// Why.
+        source: std::env::VarError,
+    },
+    /// `password_file` unreadable.
+    #[error("password_file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A DSN that is not a URL.
+    #[error("the DSN is not a URL a password can be set in: {0}")]
+    NotAUrl(#[source] url::ParseError),
+    /// A DSN without a user.
+    #[error("the DSN names no user for its password: add user@ before the host")]
+    NoUser,
+    /// A DSN that holds no password (SQLite).
+    #[error("this DSN cannot hold a password (SQLite has none)")]
+    CannotHoldPassword,
 }

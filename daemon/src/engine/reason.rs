@@ -369,7 +369,7 @@ fn fleet_reason(e: &FleetError) -> Reason {
         FleetError::DuplicateTenant { .. } => Reason::TenantExists,
         FleetError::Configured { .. } => Reason::TenantConfigured,
         FleetError::Target { .. } | FleetError::Dsn { .. } => Reason::TargetInvalid,
-        FleetError::SessionInit { .. } => Reason::FleetMisconfigured,
+        FleetError::SessionInit { .. } | FleetError::Policy { .. } => Reason::FleetMisconfigured,
         FleetError::Catalog { .. } => Reason::SetInvalid,
     }
 }
@@ -381,6 +381,7 @@ fn fleet_subject(e: &FleetError) -> Subject<'_> {
         | FleetError::NoMatch { fleet, .. }
         | FleetError::TooManyIds { fleet, .. }
         | FleetError::SessionInit { fleet, .. }
+        | FleetError::Policy { fleet, .. }
         | FleetError::Catalog { fleet, .. } => Subject::fleet(fleet),
         FleetError::UnknownTenant { fleet, tenant }
         | FleetError::Target { fleet, tenant, .. }
