@@ -26,6 +26,9 @@ use tonic::{
 };
 
 pub use avocet_proto::v1 as pb;
+pub use error::{ClientError, ERROR_DOMAIN, Rejection, code_name};
+
+mod error;
 
 /// Default daemon address, also the default of the command line's `--addr`.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
@@ -195,50 +198,6 @@ impl Interceptor for Bearer {
 
 /// The channel every generated client of [`Client`] shares, with its token.
 type Transport = InterceptedService<Channel, Bearer>;
-
-/// Why a call failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The address is not a valid URI.
-    #[error("invalid daemon address {addr:?}: {message}")]
-    Address {
-        /// The address given.
-        addr: String,
-        /// Why it does not parse.
-        message: String,
-    },
-    /// No connection to the daemon.
-    #[error("cannot reach avocetd at {addr} (is it running?)")]
-    Connect {
-        /// The address tried.
-        addr: String,
-        /// The transport error.
-        source: tonic::transport::Error,
-    },
-    /// A token that cannot be sent, or a certificate or key file that cannot be read.
-    #[error("credentials: {0}")]
-    Credentials(String),
-    /// The daemon answered with an error status; its message names fleet, tenant, version.
-    #[error("{} ({:?})", .0.message(), .0.code())]
-    Status(tonic::Status),
-}
-
-impl From<tonic::Status> for ClientError {
-    fn from(status: tonic::Status) -> Self {
-        Self::Status(status)
-    }
-}
-
-impl ClientError {
-    /// The gRPC status code, for [`ClientError::Status`].
-    pub fn code(&self) -> Option<tonic::Code> {
-        match self {
-            Self::Status(s) => Some(s.code()),
-            _ => None,
-        }
-    }
-}
 
 /// A connection to one `avocetd`. Cheap to clone (one shared HTTP/2 channel).
 #[derive(Clone)]

@@ -175,6 +175,37 @@ async fn exit_status_says_what_went_wrong() {
     let out = avocet(&["apply", "--addr", a, "--fleet", "nope"]).await;
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fleet \"nope\" not found"));
+    // The daemon's reason code after its message; under --output json the same error is one
+    // object on stderr, with the same exit status (docs/errors.md).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(NotFound, FLEET_NOT_FOUND)"), "{err}");
+    let out = avocet(&["apply", "--addr", a, "--fleet", "nope", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let doc: Value = serde_json::from_slice(&out.stderr).expect("one JSON object on stderr");
+    let e = &doc["error"];
+    assert_eq!(e["code"], "NOT_FOUND", "{doc}");
+    assert_eq!(e["reason"], "FLEET_NOT_FOUND", "{doc}");
+    assert_eq!(e["fleet"], "nope", "{doc}");
+    assert!(e["tenant"].is_null() && e["version"].is_null(), "{doc}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("fleet \"nope\" not found"),
+        "{doc}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let out = avocet(&["apply", "--addr", a, "--to", "99", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let doc: Value = serde_json::from_slice(&out.stderr).expect("one JSON object on stderr");
+    let e = &doc["error"];
+    assert_eq!(e["code"], "INVALID_ARGUMENT", "{doc}");
+    assert_eq!(e["reason"], "VERSION_NOT_FOUND", "{doc}");
+    assert_eq!(
+        (&e["fleet"], &e["version"]),
+        (&"demo".into(), &"99".into()),
+        "{doc}"
+    );
 
     let out = avocet(&["rollback", "--addr", a, "--steps", "1", "--last-batch"]).await;
     assert_eq!(
@@ -209,6 +240,18 @@ async fn exit_status_says_what_went_wrong() {
     let out = avocet(&["status", "--addr", "http://127.0.0.1:1"]).await;
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach avocetd"));
+    let out = avocet(&["status", "--addr", "http://127.0.0.1:1", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let doc: Value = serde_json::from_slice(&out.stderr).expect("one JSON object on stderr");
+    assert_eq!(doc["error"]["code"], "UNAVAILABLE", "{doc}");
+    assert!(doc["error"]["reason"].is_null(), "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach avocetd"),
+        "{doc}"
+    );
     let _ = d.stop.send(());
 }
 
@@ -366,6 +409,8 @@ async fn tokens_from_the_flag_or_the_environment() {
     assert_eq!(none.status.code(), Some(3), "{none:?}");
     let err = String::from_utf8_lossy(&none.stderr);
     assert!(err.contains("AVOCET_TOKEN"), "{err}");
+    // The gate's refusal carries its reason like every other error.
+    assert!(err.contains("NO_CREDENTIALS"), "{err}");
     // A viewer's token, from the environment: status answers, apply is refused.
     let viewer = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"));
@@ -383,6 +428,7 @@ async fn tokens_from_the_flag_or_the_environment() {
         err.contains("dashboards is a viewer") && err.contains("needs operator"),
         "{err}"
     );
+    assert!(err.contains("(PermissionDenied, ROLE_TOO_LOW)"), "{err}");
     // The operator's token, from the flag, after the subcommand.
     let apply = avocet(&["apply", "--addr", addr, "--token", "deployer-secret"]).await;
     assert_eq!(apply.status.code(), Some(0), "{apply:?}");

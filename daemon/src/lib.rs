@@ -40,7 +40,9 @@ pub use config::{Config, ConfigError, FleetConfig, StrategyConfig, TenantConfig}
 pub use dialect::{DbError, Target, TenantLock};
 pub use engine::{Engine, EngineError};
 pub use fleet::{DiscoveryError, FleetError, Registry, SelectorError, TenantSource};
+pub use migrate::RepairError;
 pub use model::DialectKind;
+pub use rollout::RunnerError;
 pub use server::{ServerError, serve, serve_with_admin};
 pub use store::StoreError;
 pub use telemetry::{

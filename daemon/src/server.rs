@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     admin::{self, Admin},
-    api::{self, FleetService, MigratorService, RolloutsService},
+    api::{self, FleetService, Gated, MigratorService, RolloutsService},
     auth::{Gate, server_tls},
     config::{Config, ConfigError},
     engine::{Engine, ReplicaOptions},
@@ -252,15 +252,15 @@ pub async fn serve_with_admin(
         .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(
             MigratorServer::new(migrator).max_decoding_message_size(size),
-            gate.clone(),
+            Gated(gate.clone()),
         ))
         .add_service(InterceptedService::new(
             RolloutsServer::new(rollouts).max_decoding_message_size(size),
-            gate.clone(),
+            Gated(gate.clone()),
         ))
         .add_service(InterceptedService::new(
             FleetServer::new(fleet).max_decoding_message_size(size),
-            gate,
+            Gated(gate),
         ))
         .serve_with_incoming_shutdown(incoming(listener, limits.first_byte_timeout), async move {
             shutdown.await;

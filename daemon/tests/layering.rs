@@ -1,6 +1,7 @@
 //! The daemon's layering, checked from the source: each module imports only the modules
-//! below it in docs/architecture.md, `model` imports nothing of the crate, and only the API
-//! edge speaks protobuf. A wrong import fails this test with the file, the line and the rule.
+//! below it in docs/architecture.md, `model` imports nothing of the crate, only the API
+//! edge speaks protobuf, and only the API's error mapping makes a `tonic::Status`. A wrong
+//! import fails this test with the file, the line and the rule.
 
 use std::{
     collections::BTreeSet,
@@ -56,6 +57,95 @@ const RULES: &[(&str, &[&str])] = &[
 
 /// The only modules that may name the generated protobuf crate.
 const PROTO_EDGE: &[&str] = &["api", "server"];
+
+/// The one file that may make a `tonic::Status` (`From<ApiError> for Status`): every other
+/// failure reaches the wire through it, with its reason code (docs/architecture.md).
+const STATUS_MAKER: &str = "api/error.rs";
+
+/// `tonic::Status`'s constructors, and `tonic_types::StatusExt`'s.
+const STATUS_CONSTRUCTORS: &[&str] = &[
+    "new",
+    "with_details",
+    "with_metadata",
+    "with_details_and_metadata",
+    "with_error_details",
+    "with_error_details_vec",
+    "with_error_details_and_metadata",
+    "with_error_details_vec_and_metadata",
+    "from_error",
+    "ok",
+    "cancelled",
+    "unknown",
+    "invalid_argument",
+    "deadline_exceeded",
+    "not_found",
+    "already_exists",
+    "permission_denied",
+    "resource_exhausted",
+    "failed_precondition",
+    "aborted",
+    "out_of_range",
+    "unimplemented",
+    "internal",
+    "unavailable",
+    "data_loss",
+    "unauthenticated",
+];
+
+/// Every place outside test code that names a constructor of `Status` (`Status::new`,
+/// `tonic::Status::permission_denied`, `Status::unauthenticated` passed as a function).
+struct StatusMakers {
+    found: Vec<(String, usize)>,
+}
+
+impl<'ast> Visit<'ast> for StatusMakers {
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        if let [.., ty, f] = segments.as_slice()
+            && ty == "Status"
+            && STATUS_CONSTRUCTORS.contains(&f.as_str())
+        {
+            let line = path.segments[0].ident.span().start().line;
+            self.found.push((format!("Status::{f}"), line));
+        }
+        visit::visit_path(self, path);
+    }
+
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        if !is_test_only(&item.attrs) {
+            visit::visit_item_mod(self, item);
+        }
+    }
+
+    fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+        if !is_test_only(&item.attrs) {
+            visit::visit_item_fn(self, item);
+        }
+    }
+}
+
+/// Every `tonic::Status` that `source` (the text of `relative`) makes outside
+/// [`STATUS_MAKER`].
+fn status_makers(relative: &Path, source: &str) -> Vec<Violation> {
+    if relative == Path::new(STATUS_MAKER) {
+        return Vec::new();
+    }
+    let file = syn::parse_file(source).unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
+    let mut makers = StatusMakers { found: Vec::new() };
+    makers.visit_file(&file);
+    makers
+        .found
+        .into_iter()
+        .map(|(call, line)| Violation {
+            file: relative.display().to_string(),
+            line,
+            message: format!(
+                "{call} makes a tonic::Status outside {STATUS_MAKER}: return a typed error \
+                 that ApiError's From maps"
+            ),
+        })
+        .collect()
+}
 
 /// One import that breaks a rule.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -292,7 +382,9 @@ fn every_module_imports_only_the_layers_below_it() {
         if relative.file_name().is_some_and(|f| f == "tests.rs") {
             continue;
         }
-        violations.extend(check(relative, &std::fs::read_to_string(path).unwrap()));
+        let source = std::fs::read_to_string(path).unwrap();
+        violations.extend(check(relative, &source));
+        violations.extend(status_makers(relative, &source));
         checked += 1;
     }
     assert!(
@@ -385,6 +477,60 @@ fn the_checker_catches_wrong_imports_in_every_form() {
     for (file, source) in right {
         assert_eq!(
             check(Path::new(file), source),
+            Vec::new(),
+            "{file}: {source:?}"
+        );
+    }
+}
+
+#[test]
+fn the_checker_catches_a_status_made_outside_the_mapping() {
+    let wrong = [
+        (
+            "auth/identity.rs",
+            "fn f() -> Result<(), Status> { Err(Status::permission_denied(\"no\")) }",
+            "Status::permission_denied",
+        ),
+        (
+            "auth/gate.rs",
+            "fn f(e: String) -> tonic::Status { e.map_err(tonic::Status::unauthenticated) }",
+            "Status::unauthenticated",
+        ),
+        (
+            "api/fleet.rs",
+            "fn f() -> Status { Status::with_error_details(Code::Internal, \"x\", d) }",
+            "Status::with_error_details",
+        ),
+        (
+            "server.rs",
+            "fn f() -> Status { Status::new(Code::Internal, \"x\") }",
+            "Status::new",
+        ),
+    ];
+    for (file, source, expected) in wrong {
+        let found = status_makers(Path::new(file), source);
+        assert!(
+            found.iter().any(|v| v.message.starts_with(expected)),
+            "{file}: {source:?} gave {found:?}"
+        );
+    }
+    let right = [
+        (
+            "api/error.rs",
+            "fn f() -> Status { Status::with_error_details(Code::Internal, \"x\", d) }",
+        ),
+        (
+            "api/mod.rs",
+            "fn f(e: ApiError) -> Status { Status::from(e) }",
+        ),
+        (
+            "auth/gate.rs",
+            "#[cfg(test)] mod tests { fn f() { tonic::Status::internal(\"x\"); } }",
+        ),
+    ];
+    for (file, source) in right {
+        assert_eq!(
+            status_makers(Path::new(file), source),
             Vec::new(),
             "{file}: {source:?}"
         );

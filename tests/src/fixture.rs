@@ -7,8 +7,8 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
 use avocet_daemon::{DialectKind, TenantConfig};
+use futures::StreamExt;
 use sqlx::{AnyConnection, Connection, Row};
 
 fn pg_url() -> String {

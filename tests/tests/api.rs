@@ -13,6 +13,33 @@ fn code(e: &avocet_client::ClientError) -> Option<Code> {
     e.code()
 }
 
+/// Checks the `google.rpc.ErrorInfo` of `err`: its reason code (docs/errors.md) and each
+/// `(key, value)` of what it names (`fleet`, `tenant`, `version`, `rollout`).
+fn reason(
+    err: &avocet_client::ClientError,
+    expected: &str,
+    names: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let r = err
+        .rejection()
+        .ok_or_else(|| anyhow::anyhow!("{err}: not a status"))?;
+    ensure!(r.reason() == Some(expected), "{err}: expected {expected}");
+    for &(key, value) in names {
+        let got = match key {
+            "fleet" => r.fleet(),
+            "tenant" => r.tenant(),
+            "version" => r.version(),
+            "rollout" => r.rollout(),
+            other => anyhow::bail!("no metadata key {other}"),
+        };
+        ensure!(
+            got == Some(value),
+            "{err}: {key} is {got:?}, expected {value}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(2).await?;
@@ -31,6 +58,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
         code(&err) == Some(Code::NotFound) && err.to_string().contains("nope"),
         "{err}"
     );
+    reason(&err, "FLEET_NOT_FOUND", &[("fleet", "nope")])?;
 
     let err = client
         .apply(pb::ApplyRequest {
@@ -43,14 +71,20 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
         code(&err) == Some(Code::NotFound) && err.to_string().contains("ghost"),
         "{err}"
     );
+    reason(
+        &err,
+        "TENANT_NOT_FOUND",
+        &[("fleet", FLEET), ("tenant", "ghost")],
+    )?;
 
-    for (req, needle) in [
+    for (req, needle, why) in [
         (
             pb::ApplyRequest {
                 target_version: Some(99),
                 ..request()
             },
             "version 99",
+            "VERSION_NOT_FOUND",
         ),
         (
             pb::ApplyRequest {
@@ -61,6 +95,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
                 ..request()
             },
             "shard in 1",
+            "INVALID_REQUEST",
         ),
         (
             pb::ApplyRequest {
@@ -68,13 +103,44 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
                 ..request()
             },
             "concurrency",
+            "INVALID_STRATEGY",
         ),
-        (pb::ApplyRequest::default(), "fleet is required"),
+        (
+            pb::ApplyRequest::default(),
+            "fleet is required",
+            "MISSING_FIELD",
+        ),
     ] {
         let err = client.apply(req).await.unwrap_err();
         ensure!(code(&err) == Some(Code::InvalidArgument), "{err}");
         ensure!(err.to_string().contains(needle), "{err}");
+        reason(&err, why, &[])?;
     }
+    let err = client
+        .apply(pb::ApplyRequest {
+            target_version: Some(99),
+            ..request()
+        })
+        .await
+        .unwrap_err();
+    reason(
+        &err,
+        "VERSION_NOT_FOUND",
+        &[("fleet", FLEET), ("version", "99")],
+    )?;
+    let err = client
+        .apply(pb::ApplyRequest {
+            expected_set_digest: "0".repeat(64),
+            ..request()
+        })
+        .await
+        .unwrap_err();
+    ensure!(code(&err) == Some(Code::FailedPrecondition), "{err}");
+    reason(&err, "SET_CHANGED", &[("fleet", FLEET)])?;
+    let none = "00000000-0000-4000-8000-000000000000";
+    let err = client.rollout(none).await.unwrap_err();
+    ensure!(code(&err) == Some(Code::NotFound), "{err}");
+    reason(&err, "ROLLOUT_NOT_FOUND", &[("rollout", none)])?;
     let err = client
         .rollback(pb::RollbackRequest {
             fleet: FLEET.into(),
@@ -93,6 +159,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     let err = daemon.plan().await.unwrap_err();
     ensure!(code(&err) == Some(Code::FailedPrecondition), "{err}");
     ensure!(err.to_string().contains("0017_broken.up.sql"), "{err}");
+    reason(&err, "SET_INVALID", &[("fleet", FLEET)])?;
     ensure!(client.apply(request()).await.is_err());
     for i in 0..2 {
         ensure!(
@@ -106,6 +173,11 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     // Repair: a version without a failed record, then a lock that does not come.
     let err = daemon.mark_applied("t00", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::FailedPrecondition), "{err}");
+    reason(
+        &err,
+        "NOTHING_TO_REPAIR",
+        &[("fleet", FLEET), ("tenant", "t00"), ("version", "1")],
+    )?;
     let held = TenantLock::acquire(
         DialectKind::Sqlite,
         Target {
@@ -122,6 +194,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     let err = daemon.mark_applied("t01", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::DeadlineExceeded), "{err}");
     ensure!(err.to_string().contains("t01"), "{err}");
+    reason(&err, "LOCK_TIMEOUT", &[("fleet", FLEET), ("tenant", "t01")])?;
     held.release().await?;
     daemon.stop().await
 }
@@ -219,6 +292,11 @@ async fn an_unreachable_tenant_fails_alone() -> anyhow::Result<()> {
     );
     let err = daemon.mark_applied("down", 1).await.unwrap_err();
     ensure!(code(&err) == Some(Code::Unavailable) && !err.to_string().contains("s3cret"));
+    reason(
+        &err,
+        "TENANT_UNREACHABLE",
+        &[("fleet", FLEET), ("tenant", "down")],
+    )?;
     daemon.stop().await
 }
 

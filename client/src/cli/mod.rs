@@ -2,6 +2,7 @@
 
 mod confirm;
 mod docs;
+mod fail;
 mod json;
 mod new;
 mod rollouts;
@@ -11,6 +12,7 @@ mod text;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
+pub(crate) use fail::show as show_error;
 pub(crate) use run::run;
 
 /// Writes to stdout, ignoring a closed pipe (`avocet status | head`).

@@ -134,8 +134,17 @@ pub(crate) async fn follow(
 }
 
 /// What the client can say when rollout `id`'s stream (empty before its first event) from
-/// the daemon at `addr` broke off with `status`.
+/// the daemon at `addr` broke off with `status` (kept for `--output json`).
 fn broken_off(status: &tonic::Status, addr: &str, id: &str) -> anyhow::Error {
+    super::fail::Explained {
+        sentence: explain(status, addr, id).to_string(),
+        rejection: status.clone().into(),
+    }
+    .into()
+}
+
+/// The sentence of [`broken_off`].
+fn explain(status: &tonic::Status, addr: &str, id: &str) -> anyhow::Error {
     let look = match id {
         "" => "avocet rollouts list".to_owned(),
         id => format!("avocet rollouts get {id}"),

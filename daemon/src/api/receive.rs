@@ -10,8 +10,8 @@ use super::ApiError;
 use crate::{
     engine::{
         ApplyRequest, BaselineRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
-        PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest, RollbackRequest,
-        Selector, StatusRequest,
+        PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest, RepairTenants,
+        RollbackRequest, Selector, StatusRequest,
     },
     model::{
         Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
@@ -78,9 +78,9 @@ fn invalid(message: impl Into<String>) -> ApiError {
 /// A fleet name or tenant id from a request: required, and of the id syntax
 /// (`[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`), so no quote, separator, path or control character
 /// reaches the engine.
-fn name(what: &str, value: String) -> Result<String, ApiError> {
+fn name(what: &'static str, value: String) -> Result<String, ApiError> {
     if value.is_empty() {
-        return Err(invalid(format!("{what} is required")));
+        return Err(ApiError::Missing(what));
     }
     check_id(&value).map_err(|e| invalid(format!("{what}: {e}")))?;
     Ok(value)
@@ -333,11 +333,18 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
         };
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
-            tenant: match req.tenant.is_empty() {
-                true => None,
-                false => Some(name("tenant", req.tenant)?),
+            tenants: {
+                let chosen = req.selector.as_ref();
+                let chosen =
+                    chosen.is_some_and(|s| !s.tenant_ids.is_empty() || !s.labels.is_empty());
+                match (req.tenant.is_empty(), chosen) {
+                    (true, _) => RepairTenants::Selected(selector(req.selector)?),
+                    (false, false) => RepairTenants::One(name("tenant", req.tenant)?),
+                    (false, true) => {
+                        return Err(invalid("give one tenant or a tenant selector, not both"));
+                    }
+                }
             },
-            selector: selector(req.selector)?,
             version: version("version", req.version, &req.version_text)?,
             action,
         })
@@ -414,7 +421,7 @@ pub(super) fn tenant_ref(fleet: String, tenant: String) -> Result<(String, Strin
 pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registration, ApiError> {
     let (fleet, tenant) = tenant_ref(req.fleet, req.tenant)?;
     if req.dsn.is_empty() {
-        return Err(invalid("dsn is required"));
+        return Err(ApiError::Missing("dsn"));
     }
     Ok(Registration {
         fleet,

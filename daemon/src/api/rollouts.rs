@@ -24,7 +24,7 @@ impl RolloutsService {
         }
         let rollout = self.0.rollout(id).await.map_err(ApiError::from)?;
         hidden(who, &rollout.spec.fleet, id)?;
-        who.may_on(rpc, &rollout.spec.fleet)
+        Ok(who.may_on(rpc, &rollout.spec.fleet)?)
     }
 }
 

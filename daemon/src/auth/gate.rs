@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tonic::{Request, Status, service::Interceptor};
+use tonic::Request;
 
-use super::Identity;
+use super::{AuthError, Identity};
 use crate::config::{
     AuthConfig, NOT_A_DIGEST, sha256_digest,
     subject::{self, Attributes},
@@ -64,7 +64,8 @@ impl Gate {
             };
             let hash = sha256_digest(&hex_text)
                 .ok_or_else(|| (format!("{key}.sha256"), NOT_A_DIGEST.to_owned()))?;
-            let identity = Identity::new(&t.name, t.role, &t.fleets).map_err(|e| (key, e))?;
+            let identity =
+                Identity::new(&t.name, t.role, &t.fleets).map_err(|e| (key, e.to_string()))?;
             tokens.push((hash, identity));
         }
         let mut clients = Vec::with_capacity(config.clients.len());
@@ -77,7 +78,8 @@ impl Gate {
                     format!("must be RFC 4514 attributes, e.g. CN=ci: {e}"),
                 )
             })?;
-            let identity = Identity::new(&c.name, c.role, &c.fleets).map_err(|e| (key, e))?;
+            let identity =
+                Identity::new(&c.name, c.role, &c.fleets).map_err(|e| (key, e.to_string()))?;
             clients.push((subject, identity));
         }
         Ok(Self(Arc::new(Table {
@@ -91,18 +93,22 @@ impl Gate {
     /// The identity of a call.
     ///
     /// # Errors
-    /// `UNAUTHENTICATED` for a token that matches none, a certificate whose subject maps
-    /// to no client, or (with `[auth]` set) a call that brings neither.
-    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+    /// [`AuthError::UnknownToken`] for a token that matches none,
+    /// [`AuthError::Malformed`] for an `authorization` value that is not a bearer token,
+    /// [`AuthError::BadCertificate`] or [`AuthError::UnknownSubject`] for a certificate that
+    /// does not parse or whose subject maps to no client, and (with `[auth]` set)
+    /// [`AuthError::NoCredentials`] for a call that brings neither.
+    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, AuthError> {
         let table = &self.0;
         if !table.enabled {
             return Ok(Identity::anonymous());
         }
         if let Some(value) = request.metadata().get("authorization") {
-            let token =
-                value.to_str().ok().and_then(bearer).ok_or_else(|| {
-                    Status::unauthenticated("authorization must be `Bearer <token>`")
-                })?;
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(bearer)
+                .ok_or(AuthError::Malformed)?;
             let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             // Every hash is compared, each in constant time: the time taken says nothing
             // about how close a wrong token came.
@@ -112,9 +118,7 @@ impl Gate {
                     found = Some(identity);
                 }
             }
-            return found
-                .cloned()
-                .ok_or_else(|| Status::unauthenticated("the token is not one this daemon knows"));
+            return found.cloned().ok_or(AuthError::UnknownToken);
         }
         if let Some(certs) = request.peer_certs()
             && let Some(cert) = certs.first()
@@ -122,36 +126,31 @@ impl Gate {
             // The certificate's attributes as it encodes them, compared as a set with each
             // configured subject's: never rendered to text and split again.
             let presented =
-                subject::of_certificate(cert.as_ref()).map_err(Status::unauthenticated)?;
+                subject::of_certificate(cert.as_ref()).map_err(AuthError::BadCertificate)?;
             return table
                 .clients
                 .iter()
                 .find(|(s, _)| *s == presented)
                 .map(|(_, identity)| identity.clone())
-                .ok_or_else(|| {
-                    Status::unauthenticated(
-                        "the client certificate's subject maps to no identity in [auth] clients",
-                    )
-                });
+                .ok_or(AuthError::UnknownSubject);
         }
-        Err(Status::unauthenticated(
-            "avocetd requires authentication: pass a token (--token or AVOCET_TOKEN) or a \
-             client certificate",
-        ))
+        Err(AuthError::NoCredentials)
     }
-}
 
-impl Interceptor for Gate {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+    /// `request` with its caller's [`Identity`] in its extensions: the interceptor's work
+    /// (the API wraps it as tonic's `Interceptor`, turning the error into its status).
+    ///
+    /// # Errors
+    /// [`AuthError::LockedOut`] for a peer with too many recent refusals; otherwise as
+    /// [`Gate::identify`], each refusal recorded against the peer.
+    pub(crate) fn admit(&self, mut request: Request<()>) -> Result<Request<()>, AuthError> {
         let peer = request.remote_addr().map(|a| a.ip());
         let failures = &self.0.failures;
         if self.0.enabled && failures.locked(peer) {
-            return Err(Status::resource_exhausted(
-                "too many failed authentications from this address: try again in a minute",
-            ));
+            return Err(AuthError::LockedOut);
         }
-        let identity = self.identify(&request).inspect_err(|status| {
-            failures.record(peer, status.message());
+        let identity = self.identify(&request).inspect_err(|e| {
+            failures.record(peer, &e.to_string());
         })?;
         request.extensions_mut().insert(identity);
         Ok(request)
@@ -181,7 +180,7 @@ mod tests {
         }
     }
 
-    fn call(gate: &Gate, authorization: Option<&str>) -> Result<Identity, Status> {
+    fn call(gate: &Gate, authorization: Option<&str>) -> Result<Identity, AuthError> {
         let mut request = Request::new(());
         if let Some(a) = authorization {
             request
@@ -216,7 +215,11 @@ mod tests {
             Some("Basic a-secret"),
         ] {
             let err = call(&gate, bad).unwrap_err();
-            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{bad:?}");
+            assert_eq!(
+                err.refusal(),
+                super::super::Refusal::Unauthenticated,
+                "{bad:?}"
+            );
         }
         let open = Gate::new(&AuthConfig::default()).unwrap();
         assert_eq!(call(&open, None).unwrap().name(), "anonymous");

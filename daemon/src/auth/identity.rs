@@ -2,10 +2,19 @@
 
 use std::sync::Arc;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
-use tonic::Status;
-
+use super::AuthError;
 use crate::model::{Role, Rpc};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+/// A configured fleet pattern that is not a glob.
+#[derive(Debug, thiserror::Error)]
+#[error("fleets: {}{source}", pattern.as_ref().map(|p| format!("{p:?}: ")).unwrap_or_default())]
+pub(crate) struct FleetPatternError {
+    /// The pattern, when one is at fault (else the set as a whole).
+    pattern: Option<String>,
+    /// Why.
+    source: globset::Error,
+}
 
 /// Who a call comes from, as the [`super::Gate`] proved it.
 #[derive(Debug, Clone)]
@@ -31,16 +40,27 @@ impl Identity {
     /// `{a,b}`); an empty list means every fleet.
     ///
     /// # Errors
-    /// A sentence naming the pattern that is not a glob.
-    pub(crate) fn new(name: &str, role: Role, patterns: &[String]) -> Result<Self, String> {
+    /// [`FleetPatternError`] naming the pattern that is not a glob.
+    pub(crate) fn new(
+        name: &str,
+        role: Role,
+        patterns: &[String],
+    ) -> Result<Self, FleetPatternError> {
         let fleets = if patterns.is_empty() {
             None
         } else {
             let mut set = GlobSetBuilder::new();
             for p in patterns {
-                set.add(Glob::new(p).map_err(|e| format!("fleets: {p:?}: {e}"))?);
+                set.add(Glob::new(p).map_err(|source| FleetPatternError {
+                    pattern: Some(p.clone()),
+                    source,
+                })?);
             }
-            Some(Arc::new(set.build().map_err(|e| format!("fleets: {e}"))?))
+            let set = set.build().map_err(|source| FleetPatternError {
+                pattern: None,
+                source,
+            })?;
+            Some(Arc::new(set))
         };
         Ok(Self {
             name: name.into(),
@@ -67,42 +87,34 @@ impl Identity {
     /// Whether its role allows `rpc` at all (before the request names a fleet).
     ///
     /// # Errors
-    /// `PERMISSION_DENIED` naming the identity, its role and the role `rpc` needs.
-    pub(crate) fn may(&self, rpc: Rpc) -> Result<(), Status> {
+    /// [`AuthError::RoleTooLow`] naming the identity, its role and the role `rpc` needs.
+    pub(crate) fn may(&self, rpc: Rpc) -> Result<(), AuthError> {
         if self.role >= rpc.role() {
             return Ok(());
         }
-        Err(Status::permission_denied(format!(
-            "{} is {} {}: {} needs {}",
-            self.name,
-            article(self.role),
-            self.role,
-            rpc.path(),
-            rpc.role()
-        )))
+        Err(AuthError::RoleTooLow {
+            name: self.name.to_string(),
+            role: self.role,
+            method: rpc.path(),
+            needed: rpc.role(),
+        })
     }
 
     /// Whether it may call `rpc` on `fleet`.
     ///
     /// # Errors
-    /// `PERMISSION_DENIED` as [`Identity::may`], or naming the fleet outside its scope.
-    pub(crate) fn may_on(&self, rpc: Rpc, fleet: &str) -> Result<(), Status> {
+    /// As [`Identity::may`], or [`AuthError::FleetOutOfScope`] naming the fleet outside its
+    /// scope.
+    pub(crate) fn may_on(&self, rpc: Rpc, fleet: &str) -> Result<(), AuthError> {
         self.may(rpc)?;
         if self.sees(fleet) {
             return Ok(());
         }
-        Err(Status::permission_denied(format!(
-            "{} may not touch fleet {fleet:?} ({} is outside its fleets)",
-            self.name,
-            rpc.path()
-        )))
-    }
-}
-
-fn article(role: Role) -> &'static str {
-    match role {
-        Role::Viewer => "a",
-        Role::Operator | Role::Admin => "an",
+        Err(AuthError::FleetOutOfScope {
+            name: self.name.to_string(),
+            fleet: fleet.to_owned(),
+            method: rpc.path(),
+        })
     }
 }
 
@@ -116,14 +128,10 @@ mod tests {
         assert!(deployer.may_on(Rpc::Apply, "eu-west").is_ok());
         assert!(deployer.may_on(Rpc::Status, "eu-west").is_ok());
         let other = deployer.may_on(Rpc::Apply, "us-east").unwrap_err();
-        assert_eq!(other.code(), tonic::Code::PermissionDenied);
-        assert!(other.message().contains("us-east"), "{}", other.message());
+        assert_eq!(other.refusal(), super::super::Refusal::PermissionDenied);
+        assert!(other.to_string().contains("us-east"), "{other}");
         let repair = deployer.may(Rpc::Repair).unwrap_err();
-        assert!(
-            repair.message().contains("needs admin"),
-            "{}",
-            repair.message()
-        );
+        assert!(repair.to_string().contains("needs admin"), "{repair}");
         assert!(Identity::anonymous().may_on(Rpc::Repair, "any").is_ok());
         assert!(Identity::new("x", Role::Viewer, &["[".into()]).is_err());
     }

@@ -5,16 +5,19 @@
 //!
 //! | file | what |
 //! | --- | --- |
+//! | `error.rs` | [`AuthError`]: why a call is refused, with its kind and reason code |
 //! | `identity.rs` | [`Identity`]: a name, a role and the fleets it may touch |
 //! | `gate.rs` | [`Gate`]: tokens (SHA-256, compared in constant time) and certificate subjects |
 //! | `tls.rs` | the server's TLS configuration from `[tls]` |
 //! | `failures.rs` | failed authentication: logged at a bounded rate, a guessing peer locked out |
 
+mod error;
 mod failures;
 mod gate;
 mod identity;
 mod tls;
 
+pub(crate) use error::{AuthError, Refusal};
 pub(crate) use gate::Gate;
 pub(crate) use identity::Identity;
 pub(crate) use tls::server_tls;

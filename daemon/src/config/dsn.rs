@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use super::{PolicyError, RegistrationError};
 use crate::model::DialectKind;
 
 /// A tenant's target: what two tenants must not share across fleets.
@@ -142,22 +143,24 @@ impl RegistrationPolicy {
     /// The policy of `allowed_hosts` patterns, `sqlite_root` and the control store's DSN.
     ///
     /// # Errors
-    /// A sentence for a pattern that is not a glob, or a `sqlite_root` that is not (and
+    /// [`PolicyError`] for a pattern that is not a glob, or a `sqlite_root` that is not (and
     /// cannot be made) a directory.
     pub fn new(
         allowed_hosts: Vec<String>,
         sqlite_root: Option<&Path>,
         control_store: &str,
         require_scram: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PolicyError> {
         let mut builder = GlobSetBuilder::new();
         for p in &allowed_hosts {
-            builder.add(
-                Glob::new(&p.to_ascii_lowercase())
-                    .map_err(|e| format!("allowed_hosts {p:?}: {e}"))?,
-            );
+            builder.add(Glob::new(&p.to_ascii_lowercase()).map_err(|source| {
+                PolicyError::Pattern {
+                    pattern: p.clone(),
+                    source,
+                }
+            })?);
         }
-        let matcher = builder.build().map_err(|e| e.to_string())?;
+        let matcher = builder.build().map_err(PolicyError::Build)?;
         // Created if missing, as a SQLite tenant's directory is when it first connects.
         let sqlite_root = sqlite_root
             .map(|root| {
@@ -165,7 +168,7 @@ impl RegistrationPolicy {
                 std::fs::canonicalize(root)
                     .ok()
                     .filter(|r| r.is_dir())
-                    .ok_or_else(|| format!("sqlite_root {}: not a directory", root.display()))
+                    .ok_or_else(|| PolicyError::NotADirectory(root.to_owned()))
             })
             .transpose()?;
         let control_store = match TargetKey::of(DialectKind::Sqlite, control_store, None) {
@@ -184,44 +187,42 @@ impl RegistrationPolicy {
     /// Checks registered `dsn` of `dialect` (with `schema`); its target when it passes.
     ///
     /// # Errors
-    /// A sentence saying which rule it breaks; never the DSN or a password.
+    /// [`RegistrationError`] naming the rule it breaks; never the DSN or a password.
     pub fn check(
         &self,
         dialect: DialectKind,
         dsn: &str,
         schema: Option<&str>,
-    ) -> Result<TargetKey, String> {
+    ) -> Result<TargetKey, RegistrationError> {
         let (scheme, params) = match dialect {
             DialectKind::Sqlite => {
                 let rest = dsn
                     .strip_prefix("sqlite://")
                     .or_else(|| dsn.strip_prefix("sqlite:"))
-                    .ok_or("invalid target: the DSN's scheme is not sqlite's (expected sqlite:)")?;
+                    .ok_or(RegistrationError::NotSqlite)?;
                 ("sqlite", rest.split_once('?').map(|(_, q)| q.to_owned()))
             }
             _ => {
-                let url =
-                    url::Url::parse(dsn).map_err(|e| format!("the DSN does not parse: {e}"))?;
+                let url = url::Url::parse(dsn)?;
                 if url.password().is_some() {
-                    return Err(PASSWORD.into());
+                    return Err(RegistrationError::Password);
                 }
                 (dialect.as_str(), url.query().map(str::to_owned))
             }
         };
         for (key, _) in url::form_urlencoded::parse(params.unwrap_or_default().as_bytes()) {
             if key.to_ascii_lowercase().contains("pass") {
-                return Err(PASSWORD.into());
+                return Err(RegistrationError::Password);
             }
             if !allowed_parameters(dialect).contains(&&*key) {
-                return Err(format!(
-                    "parameter {:?} may not be set by a registration (a {scheme} DSN may carry {})",
-                    bounded(&key),
-                    allowed_parameters(dialect).join(", ")
-                ));
+                return Err(RegistrationError::Parameter {
+                    key: bounded(&key).to_string(),
+                    scheme,
+                    allowed: allowed_parameters(dialect).join(", "),
+                });
             }
         }
-        let key = TargetKey::of(dialect, dsn, schema)
-            .ok_or("the DSN does not parse as the driver reads it")?;
+        let key = TargetKey::of(dialect, dsn, schema).ok_or(RegistrationError::Driver)?;
         match &key {
             TargetKey::Server { host, .. } => self.check_host(dialect, dsn, host)?,
             TargetKey::File(file) => self.check_file(dsn, file)?,
@@ -229,7 +230,12 @@ impl RegistrationPolicy {
         Ok(key)
     }
 
-    fn check_host(&self, dialect: DialectKind, dsn: &str, host: &str) -> Result<(), String> {
+    fn check_host(
+        &self,
+        dialect: DialectKind,
+        dsn: &str,
+        host: &str,
+    ) -> Result<(), RegistrationError> {
         let socket = match dialect {
             DialectKind::Postgres => dsn
                 .parse::<sqlx::postgres::PgConnectOptions>()
@@ -240,7 +246,7 @@ impl RegistrationPolicy {
         };
         let named = url::Url::parse(dsn).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()));
         if socket || !named {
-            return Err("a registered DSN names its server's host (no socket, no default)".into());
+            return Err(RegistrationError::NoHost);
         }
         let bare = host.rsplit_once(':').map_or(host, |(h, _)| h);
         let allowed = self
@@ -248,36 +254,29 @@ impl RegistrationPolicy {
             .as_ref()
             .is_some_and(|m| m.is_match(host) || m.is_match(bare));
         if !allowed {
-            return Err(format!(
-                "host {:?} is not in the fleet's allowed_hosts ({}): the fleet's password \
-                 goes only to its own servers",
-                bounded(host),
-                match self.allowed_hosts.is_empty() {
+            return Err(RegistrationError::HostNotAllowed {
+                host: bounded(host).to_string(),
+                allowed: match self.allowed_hosts.is_empty() {
                     true => "none: set allowed_hosts".to_owned(),
                     false => self.allowed_hosts.join(", "),
-                }
-            ));
+                },
+            });
         }
         Ok(())
     }
 
-    fn check_file(&self, dsn: &str, file: &Path) -> Result<(), String> {
+    fn check_file(&self, dsn: &str, file: &Path) -> Result<(), RegistrationError> {
         let Some(root) = &self.sqlite_root else {
-            return Err(
-                "the fleet has no sqlite_root: registered SQLite files must be in it".into(),
-            );
+            return Err(RegistrationError::NoSqliteRoot);
         };
         if dsn.contains(":memory:") || file.as_os_str().as_encoded_bytes().contains(&0) {
-            return Err("a registered SQLite DSN names a file".into());
+            return Err(RegistrationError::NotAFile);
         }
         if !file.starts_with(root) || file == root {
-            return Err(format!(
-                "the file is not inside the fleet's sqlite_root {}",
-                root.display()
-            ));
+            return Err(RegistrationError::OutsideRoot { root: root.clone() });
         }
         if self.control_store.as_deref() == Some(file) {
-            return Err("the file is the control store's".into());
+            return Err(RegistrationError::ControlStore);
         }
         Ok(())
     }
@@ -289,8 +288,11 @@ impl super::FleetConfig {
     /// at `control_store`.
     ///
     /// # Errors
-    /// A sentence for a bad pattern or a `sqlite_root` that is not a directory.
-    pub fn registration_policy(&self, control_store: &str) -> Result<RegistrationPolicy, String> {
+    /// [`PolicyError`] for a bad pattern or a `sqlite_root` that is not a directory.
+    pub fn registration_policy(
+        &self,
+        control_store: &str,
+    ) -> Result<RegistrationPolicy, PolicyError> {
         let hosts = match &self.allowed_hosts {
             Some(h) => h.clone(),
             None => {
@@ -326,11 +328,6 @@ impl super::FleetConfig {
 }
 
 use crate::model::bounded;
-
-/// What a DSN that holds a password is told.
-const PASSWORD: &str = "the DSN holds a password, which the control store would keep in clear; \
-                        leave it out and set the fleet's password_env or password_file, which \
-                        registered tenants use";
 
 #[cfg(test)]
 mod tests {
@@ -408,7 +405,7 @@ mod tests {
             "postgres://role@db-1.internal.evil.example/x",
         ] {
             let err = p.check(DialectKind::Postgres, bad, None).unwrap_err();
-            assert!(err.contains("allowed_hosts"), "{bad}: {err}");
+            assert!(err.to_string().contains("allowed_hosts"), "{bad}: {err}");
         }
         let none = RegistrationPolicy::new(Vec::new(), None, "", true).unwrap();
         assert!(

@@ -9,8 +9,9 @@
 //! | `secret.rs` | DSN passwords from an environment variable or a file |
 //! | `dsn.rs` | where a registered tenant's DSN may point: hosts, files, parameters, other fleets |
 //! | `scram.rs` | `require_scram`: the server's authentication request, read before registering |
+//! | `refusal.rs` | why a registered DSN is refused ([`RegistrationError`], [`ProbeError`]), a registration policy unusable ([`PolicyError`]), a tenant's DSN not made ([`DsnError`]) |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
-//! | `subject.rs` | distinguished names as attribute sets: RFC 4514 text and certificates, compared exactly |
+//! | `subject.rs` | distinguished names as attribute sets: RFC 4514 text and certificates, compared exactly ([`SubjectError`]) |
 //! | `observe.rs` | `admin_listen`: an address, or empty for none |
 //! | `guard.rs` | the lock guard's defaults: `ddl_lock_timeout`, `ddl_retry_for`, waiters per host |
 
@@ -18,6 +19,7 @@ mod builtin;
 mod dsn;
 mod guard;
 mod observe;
+mod refusal;
 mod scram;
 mod secret;
 mod security;
@@ -25,6 +27,7 @@ pub(crate) mod subject;
 mod template;
 
 pub use dsn::{RegistrationPolicy, TargetKey};
+pub use refusal::{DsnError, PolicyError, ProbeError, RegistrationError};
 pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{
@@ -32,6 +35,7 @@ pub use security::{
     certificate_attributes, subject_attributes,
 };
 pub(crate) use security::{NOT_A_DIGEST, sha256_digest};
+pub use subject::SubjectError;
 
 use std::{
     collections::BTreeMap,
@@ -356,13 +360,13 @@ impl FleetConfig {
     /// vars.
     ///
     /// # Errors
-    /// A sentence when the tenant has no DSN and the fleet no template, or the template
-    /// uses a variable the tenant does not set.
-    pub fn tenant_dsn(&self, tenant: &TenantConfig) -> Result<String, String> {
+    /// [`DsnError`] when the tenant has no DSN and the fleet no template, the template
+    /// uses a variable the tenant does not set, or the password cannot be put in.
+    pub fn tenant_dsn(&self, tenant: &TenantConfig) -> Result<String, DsnError> {
         let dsn = match (&self.dsn_template, tenant.dsn.is_empty()) {
             (_, false) => tenant.dsn.clone(),
             (Some(template), true) => template::render(template, &tenant.id, &tenant.vars)?,
-            (None, true) => return Err("no dsn, and the fleet has no dsn_template".into()),
+            (None, true) => return Err(DsnError::Missing),
         };
         let tenant_source = PasswordSource {
             password_env: tenant.password_env.clone(),
@@ -687,10 +691,10 @@ impl Config {
                 if let Some(schema) = &tenant.schema {
                     check_identifier(&format!("{tkey}.schema"), schema)?;
                 }
-                if let Err(message) = fleet.tenant_dsn(tenant) {
+                if let Err(e) = fleet.tenant_dsn(tenant) {
                     return Err(ConfigError::Invalid {
                         key: format!("{tkey}.dsn"),
-                        message,
+                        message: e.to_string(),
                     });
                 }
             }

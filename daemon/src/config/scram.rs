@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use super::refusal::{ProbeError, RegistrationError};
+
 /// How long the probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -32,33 +34,23 @@ pub enum AuthRequest {
 /// Refuses `dsn` when its server asks for the password in cleartext or as MD5.
 ///
 /// # Errors
-/// A sentence (never the DSN) when it does, or the server cannot be asked.
-pub async fn require_scram(dsn: &str) -> Result<(), String> {
+/// [`RegistrationError::NotScram`] when it does; [`RegistrationError::Probe`] when the
+/// server cannot be asked. Neither holds the DSN.
+pub async fn require_scram(dsn: &str) -> Result<(), RegistrationError> {
     match probe(dsn).await? {
         AuthRequest::Ok | AuthRequest::Sasl => Ok(()),
-        other => Err(format!(
-            "the server asks for the password as {} (not SCRAM), so the fleet's password \
-             would be sent to it; require_scram is on for this fleet",
-            match other {
-                AuthRequest::Cleartext => "cleartext".to_owned(),
-                AuthRequest::Md5 => "an MD5 digest".to_owned(),
-                AuthRequest::Other(code) => format!("method {code}"),
-                _ => unreachable!(),
-            }
-        )),
+        other => Err(RegistrationError::NotScram(other)),
     }
 }
 
 /// The first authentication request the server at `dsn` makes of its user.
 ///
 /// # Errors
-/// A sentence when the DSN does not parse, the server cannot be reached in time, or it
+/// [`ProbeError`] when the DSN does not parse, the server cannot be reached in time, or it
 /// answers with an error (a server that only accepts TLS does: set `require_scram =
 /// false` for such a fleet).
-pub async fn probe(dsn: &str) -> Result<AuthRequest, String> {
-    let o: sqlx::postgres::PgConnectOptions = dsn
-        .parse()
-        .map_err(|_| "the DSN does not parse".to_owned())?;
+pub async fn probe(dsn: &str) -> Result<AuthRequest, ProbeError> {
+    let o: sqlx::postgres::PgConnectOptions = dsn.parse().map_err(ProbeError::Dsn)?;
     let user = o.get_username().to_owned();
     let database = o.get_database().unwrap_or(&user).to_owned();
     let address = format!("{}:{}", o.get_host(), o.get_port());
@@ -88,13 +80,8 @@ pub async fn probe(dsn: &str) -> Result<AuthRequest, String> {
     };
     let code = tokio::time::timeout(PROBE_TIMEOUT, ask)
         .await
-        .map_err(|_| format!("the server did not answer within {PROBE_TIMEOUT:?}"))?
-        .map_err(|e| format!("the server could not be asked how it authenticates: {e}"))?
-        .ok_or_else(|| {
-            "the server refused a plain start-up, so how it authenticates cannot be checked \
-             (a TLS-only server: set the fleet's require_scram = false)"
-                .to_owned()
-        })?;
+        .map_err(|_| ProbeError::Timeout(PROBE_TIMEOUT))??
+        .ok_or(ProbeError::Refused)?;
     Ok(match code {
         0 => AuthRequest::Ok,
         3 => AuthRequest::Cleartext,

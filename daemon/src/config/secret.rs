@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use super::DsnError;
+
 /// Where a DSN's password comes from (a tenant's or a fleet's `password_env` and
 /// `password_file`). At most one of the two is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,20 +26,26 @@ impl PasswordSource {
     /// The password, read now.
     ///
     /// # Errors
-    /// A sentence naming the variable or the file (never the password) when both are set,
+    /// [`DsnError`] naming the variable or the file (never the password) when both are set,
     /// the variable is unset or not UTF-8, or the file cannot be read.
-    fn read(&self) -> Result<Option<String>, String> {
+    fn read(&self) -> Result<Option<String>, DsnError> {
         match (&self.password_env, &self.password_file) {
-            (Some(_), Some(_)) => Err("set password_env or password_file, not both".into()),
+            (Some(_), Some(_)) => Err(DsnError::BothSources),
             (Some(var), None) => std::env::var(var)
                 .map(Some)
-                .map_err(|e| format!("password_env {var}: {e}")),
+                .map_err(|source| DsnError::Env {
+                    var: var.clone(),
+                    source,
+                }),
             (None, Some(path)) => std::fs::read_to_string(path)
                 .map(|s| {
                     let s = s.strip_suffix('\n').unwrap_or(&s);
                     Some(s.strip_suffix('\r').unwrap_or(s).to_owned())
                 })
-                .map_err(|e| format!("password_file {}: {e}", path.display())),
+                .map_err(|source| DsnError::File {
+                    path: path.clone(),
+                    source,
+                }),
             (None, None) => Ok(None),
         }
     }
@@ -48,7 +56,7 @@ impl PasswordSource {
 ///
 /// # Errors
 /// As [`with_password`].
-pub(crate) fn fill_password(dsn: &str, source: &PasswordSource) -> Result<String, String> {
+pub(crate) fn fill_password(dsn: &str, source: &PasswordSource) -> Result<String, DsnError> {
     if source.is_empty() || crate::model::holds_password(dsn) {
         return Ok(dsn.to_owned());
     }
@@ -58,24 +66,23 @@ pub(crate) fn fill_password(dsn: &str, source: &PasswordSource) -> Result<String
 /// `dsn` with the password of `source` (the tenant's, else the fleet's) in its userinfo.
 ///
 /// # Errors
-/// A sentence (never holding the password or the DSN) when the password cannot be read,
+/// [`DsnError`] (never holding the password or the DSN) when the password cannot be read,
 /// the DSN is not a URL with a host (SQLite has no password), or it names no user.
 pub(super) fn with_password(
     dsn: String,
     tenant: &PasswordSource,
     fleet: &PasswordSource,
-) -> Result<String, String> {
+) -> Result<String, DsnError> {
     let source = if tenant.is_empty() { fleet } else { tenant };
     let Some(password) = source.read()? else {
         return Ok(dsn);
     };
-    let mut url = url::Url::parse(&dsn)
-        .map_err(|e| format!("the DSN is not a URL a password can be set in: {e}"))?;
+    let mut url = url::Url::parse(&dsn).map_err(DsnError::NotAUrl)?;
     if url.username().is_empty() {
-        return Err("the DSN names no user for its password: add user@ before the host".into());
+        return Err(DsnError::NoUser);
     }
     url.set_password(Some(&password))
-        .map_err(|()| "this DSN cannot hold a password (SQLite has none)".to_owned())?;
+        .map_err(|()| DsnError::CannotHoldPassword)?;
     Ok(url.into())
 }
 
@@ -125,6 +132,7 @@ mod tests {
         let err = with_password("postgres://app@h/db".into(), &unset, &Default::default());
         assert!(
             err.unwrap_err()
+                .to_string()
                 .contains("AVOCET_TEST_SURELY_UNSET_PASSWORD")
         );
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -134,8 +142,8 @@ mod tests {
             ..Default::default()
         };
         let no_user = with_password("postgres://h/db".into(), &source, &Default::default());
-        assert!(!no_user.unwrap_err().contains("s3cretPW"));
+        assert!(!no_user.unwrap_err().to_string().contains("s3cretPW"));
         let sqlite = with_password("sqlite://t.db".into(), &source, &Default::default());
-        assert!(!sqlite.unwrap_err().contains("s3cretPW"));
+        assert!(!sqlite.unwrap_err().to_string().contains("s3cretPW"));
     }
 }

@@ -14,6 +14,7 @@
 //! client_ca = "clients-ca.pem"   # set: mutual TLS is required
 //! ```
 
+use super::subject::SubjectError;
 use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
@@ -114,8 +115,8 @@ pub struct ClientConfig {
 /// `subject` is read (types upper-cased, sorted); for the fuzz target.
 ///
 /// # Errors
-/// A sentence when it does not parse.
-pub fn subject_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+/// [`SubjectError`] when it does not parse.
+pub fn subject_attributes(text: &str) -> Result<Vec<(String, String)>, SubjectError> {
     super::subject::parse(text)
 }
 
@@ -123,8 +124,8 @@ pub fn subject_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
 /// with `clients` entries; for the fuzz target.
 ///
 /// # Errors
-/// A sentence when it does not parse or an attribute is not a string.
-pub fn certificate_attributes(der: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// [`SubjectError`] when it does not parse or an attribute is not a string.
+pub fn certificate_attributes(der: &[u8]) -> Result<Vec<(String, String)>, SubjectError> {
     super::subject::of_certificate(der)
 }
 

@@ -7,6 +7,42 @@
 /// A distinguished name: its attributes, the type upper-cased, sorted.
 pub(crate) type Attributes = Vec<(String, String)>;
 
+/// Why a subject (RFC 4514 text, or a certificate's) could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubjectError {
+    /// Text that ends with a separator.
+    #[error("a trailing separator")]
+    TrailingSeparator,
+    /// An attribute without `=`.
+    #[error("{0:?} has no `=`")]
+    NoEquals(String),
+    /// A type that is neither a keyword nor a dotted OID.
+    #[error("{0:?} is not an attribute type")]
+    NotAType(String),
+    /// A `#`-encoded (BER) value.
+    #[error("a #-encoded (BER) value is not supported: write the text")]
+    Ber,
+    /// A `"` without its closing `"`.
+    #[error("an unterminated quote")]
+    UnterminatedQuote,
+    /// A `\` followed by one hex digit only.
+    #[error("`\\` takes a special character or two hex digits")]
+    BadEscape,
+    /// A `\` at the end.
+    #[error("a dangling `\\`")]
+    DanglingEscape,
+    /// Escaped bytes that are not UTF-8.
+    #[error("a value is not UTF-8")]
+    NotUtf8,
+    /// A certificate that does not parse as X.509.
+    #[error("the client certificate does not parse: {0}")]
+    Certificate(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// A certificate subject attribute whose value is not a string.
+    #[error("subject attribute {0} is not a string")]
+    NotAString(String),
+}
+
 /// The attribute types an RFC 4514 string may name by keyword, as x509-parser names them
 /// (upper-cased); anything else must be a dotted OID.
 fn canonical_type(t: &str) -> Option<String> {
@@ -31,9 +67,9 @@ fn canonical_type(t: &str) -> Option<String> {
 /// spaces around `,` and `+` do not matter; `\,`, `\+`, `\"`, `\\`, `\XX` and `"…"` quote).
 ///
 /// # Errors
-/// A sentence for empty text, an attribute without `=`, a bad type, a dangling escape,
-/// a `#` (BER) value or an unterminated quote.
-pub(crate) fn parse(text: &str) -> Result<Attributes, String> {
+/// [`SubjectError`] for empty text, an attribute without `=`, a bad type, a dangling
+/// escape, a `#` (BER) value or an unterminated quote.
+pub(crate) fn parse(text: &str) -> Result<Attributes, SubjectError> {
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -43,18 +79,18 @@ pub(crate) fn parse(text: &str) -> Result<Attributes, String> {
                 Some('=') => break,
                 Some(c) => kind.push(c),
                 None if kind.trim().is_empty() && !out.is_empty() => {
-                    return Err("a trailing separator".into());
+                    return Err(SubjectError::TrailingSeparator);
                 }
-                None => return Err(format!("{:?} has no `=`", kind.trim())),
+                None => return Err(SubjectError::NoEquals(kind.trim().to_owned())),
             }
         }
-        let kind = canonical_type(&kind)
-            .ok_or_else(|| format!("{:?} is not an attribute type", kind.trim()))?;
+        let kind =
+            canonical_type(&kind).ok_or_else(|| SubjectError::NotAType(kind.trim().to_owned()))?;
         while chars.peek() == Some(&' ') {
             chars.next();
         }
         if chars.peek() == Some(&'#') {
-            return Err("a #-encoded (BER) value is not supported: write the text".into());
+            return Err(SubjectError::Ber);
         }
         let mut bytes: Vec<u8> = Vec::new();
         // Bytes up to `kept` are kept even if spaces: they were escaped or quoted.
@@ -67,7 +103,7 @@ pub(crate) fn parse(text: &str) -> Result<Attributes, String> {
                     Some('"') => break,
                     Some('\\') => escape(&mut chars, &mut bytes)?,
                     Some(c) => push(&mut bytes, c),
-                    None => return Err("an unterminated quote".into()),
+                    None => return Err(SubjectError::UnterminatedQuote),
                 }
             }
             kept = bytes.len();
@@ -89,7 +125,7 @@ pub(crate) fn parse(text: &str) -> Result<Attributes, String> {
         while bytes.len() > kept && bytes.last() == Some(&b' ') {
             bytes.pop();
         }
-        let value = String::from_utf8(bytes).map_err(|_| "a value is not UTF-8".to_owned())?;
+        let value = String::from_utf8(bytes).map_err(|_| SubjectError::NotUtf8)?;
         out.push((kind, value));
         if end.is_none() {
             break;
@@ -108,14 +144,15 @@ fn push(bytes: &mut Vec<u8>, c: char) {
 fn escape(
     chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
     bytes: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), SubjectError> {
     match chars.next() {
         Some(h) if h.is_ascii_hexdigit() => {
             let l = chars
                 .next()
                 .filter(char::is_ascii_hexdigit)
-                .ok_or("`\\` takes a special character or two hex digits")?;
-            let byte = u8::from_str_radix(&format!("{h}{l}"), 16).map_err(|e| e.to_string())?;
+                .ok_or(SubjectError::BadEscape)?;
+            let byte =
+                u8::from_str_radix(&format!("{h}{l}"), 16).map_err(|_| SubjectError::BadEscape)?;
             bytes.push(byte);
             Ok(())
         }
@@ -123,7 +160,7 @@ fn escape(
             push(bytes, c);
             Ok(())
         }
-        None => Err("a dangling `\\`".into()),
+        None => Err(SubjectError::DanglingEscape),
     }
 }
 
@@ -132,11 +169,11 @@ fn escape(
 /// OID, upper-cased.
 ///
 /// # Errors
-/// A sentence when it does not parse or an attribute's value is not a string.
-pub(crate) fn of_certificate(der: &[u8]) -> Result<Attributes, String> {
+/// [`SubjectError::Certificate`] when it does not parse, [`SubjectError::NotAString`] when
+/// an attribute's value is not a string.
+pub(crate) fn of_certificate(der: &[u8]) -> Result<Attributes, SubjectError> {
     use x509_parser::objects::{oid_registry, oid2abbrev};
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| format!("the client certificate does not parse: {e}"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(SubjectError::Certificate)?;
     let mut out = Vec::new();
     for rdn in cert.subject().iter_rdn() {
         for attribute in rdn.iter() {
@@ -148,7 +185,7 @@ pub(crate) fn of_certificate(der: &[u8]) -> Result<Attributes, String> {
             let kind = canonical_type(&kind).unwrap_or(kind);
             let value = attribute
                 .as_str()
-                .map_err(|_| format!("subject attribute {kind} is not a string"))?;
+                .map_err(|_| SubjectError::NotAString(kind.clone()))?;
             out.push((kind, value.to_owned()));
         }
     }

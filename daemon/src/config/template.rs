@@ -7,26 +7,25 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::DsnError;
+
 /// Renders `template` for the tenant `id` with `vars` (a variable named `id` is the id).
 ///
 /// # Errors
-/// A sentence naming the variable the tenant does not set, or the brace that is unmatched.
+/// [`DsnError::TemplateVariable`] naming the variable the tenant does not set;
+/// [`DsnError::TemplateSyntax`] for a brace that is unmatched.
 pub(super) fn render(
     template: &str,
     id: &str,
     vars: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<String, DsnError> {
     let mut values: HashMap<String, &str> =
         vars.iter().map(|(k, v)| (k.clone(), v.as_str())).collect();
     values.insert("id".into(), id);
     strfmt::strfmt(template, &values).map_err(|e| match e {
-        strfmt::FmtError::KeyError(_) => {
-            format!("the DSN template uses a variable the tenant's vars do not set: {e}")
-        }
+        strfmt::FmtError::KeyError(_) => DsnError::TemplateVariable(e),
         // The template may hold a password: its text stays out of the message.
-        _ => "the DSN template does not parse: a `{` or `}` is unmatched (write `{{` or `}}` \
-              for a literal brace)"
-            .to_owned(),
+        _ => DsnError::TemplateSyntax,
     })
 }
 
@@ -49,22 +48,22 @@ mod tests {
             &vars(&[("host", "db-3.internal"), ("id", "not-the-id")]),
         );
         assert_eq!(
-            dsn.as_deref(),
-            Ok("postgres://app@db-3.internal:5432/tenant_acme")
+            dsn.as_deref().ok(),
+            Some("postgres://app@db-3.internal:5432/tenant_acme")
         );
     }
 
     #[test]
     fn doubled_braces_are_literal() {
         let dsn = render("sqlite://{{x}}/{id}.db", "t1", &BTreeMap::new());
-        assert_eq!(dsn.as_deref(), Ok("sqlite://{x}/t1.db"));
+        assert_eq!(dsn.as_deref().ok(), Some("sqlite://{x}/t1.db"));
     }
 
     #[test]
     fn unset_variables_and_lone_braces_are_errors() {
         let none = BTreeMap::new();
         let unset = render("postgres://{host}/db", "t", &none).unwrap_err();
-        assert!(unset.contains("host"), "{unset}");
+        assert!(unset.to_string().contains("host"), "{unset}");
         assert!(render("postgres://{host/db", "t", &none).is_err());
         assert!(render("postgres://h/d}b", "t", &none).is_err());
     }

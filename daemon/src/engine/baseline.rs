@@ -44,9 +44,10 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet, a selector matching nothing or a set
-    /// that does not load; [`EngineError::InvalidArgument`] when an `UpTo` version is not a
-    /// versioned migration of the set (a repeatable is not), or an `Adopt` names no tool. Per-tenant failures are outcomes,
-    /// not errors.
+    /// that does not load; [`EngineError::UnknownVersion`] or
+    /// [`EngineError::RepeatableTarget`] when an `UpTo` version is not a versioned migration
+    /// of the set (a repeatable is not); [`EngineError::AdoptNeedsFormat`] when an `Adopt`
+    /// names no tool. Per-tenant failures are outcomes, not errors.
     pub async fn baseline(
         &self,
         req: BaselineRequest,
@@ -60,11 +61,7 @@ impl Engine {
         match req.source {
             BaselineSource::UpTo(to) => super::reads::check_target(&fleet.name, &set, to)?,
             BaselineSource::Adopt(SetFormat::Auto) => {
-                return Err(EngineError::InvalidArgument(
-                    "adopt needs the tool whose history to read: sqlx, diesel, \
-                     golang-migrate, dbmate, flyway or refinery"
-                        .into(),
-                ));
+                return Err(EngineError::AdoptNeedsFormat);
             }
             _ => {}
         }

@@ -39,7 +39,7 @@ impl Engine {
     /// (as far as the control store knows).
     ///
     /// # Errors
-    /// [`EngineError::InvalidArgument`] when `chosen` matches no selected tenant;
+    /// [`EngineError::Strategy`] when `chosen` matches no selected tenant;
     /// [`EngineError::Store`] when the last-known states cannot be read.
     pub(super) async fn canaries_first(
         &self,
@@ -57,10 +57,11 @@ impl Engine {
                 .map(|t| !chosen.matches(&t.labels))
                 .collect();
             if unmatched.iter().all(|&u| u) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "the canary selector {chosen} matches none of the {} selected tenant(s)",
-                    scope.tenants.len()
-                )));
+                return Err(super::StrategyError::CanaryMatchesNone {
+                    selector: chosen.to_string(),
+                    tenants: scope.tenants.len(),
+                }
+                .into());
             }
             let order = canary_order(&unmatched, canary as usize);
             scope.tenants = order.iter().map(|&i| scope.tenants[i].clone()).collect();

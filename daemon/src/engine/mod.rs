@@ -15,13 +15,15 @@
 //! | `baseline.rs` | Baseline: versions recorded as applied without running them |
 //! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
 //! | `observe.rs` | what a metrics scrape reports, and whether the engine is ready |
-//! | `error.rs` | [`EngineError`] and its [`ErrorKind`] |
+//! | `error.rs` | [`EngineError`]: one variant per refusal, each keeping its cause |
+//! | `reason.rs` | each error's [`Reason`] (its stable code), [`ErrorKind`] and [`Subject`] |
 
 mod baseline;
 mod canary;
 mod error;
 mod observe;
 mod reads;
+mod reason;
 mod repair;
 mod report;
 mod request;
@@ -40,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 pub use crate::fleet::DiscoveryReport;
 pub use crate::model::RepairAction;
 pub use baseline::{BaselineOutcome, BaselineRequest};
-pub use error::{EngineError, ErrorKind};
-pub use repair::{RepairOutcome, RepairRequest};
+pub use error::{EngineError, ErrorKind, Reason, StrategyError, Subject};
+pub use repair::{RepairOutcome, RepairRequest, RepairTenants};
 pub use report::{
     FleetInfo, FleetPlan, FleetStatus, FleetVerification, RolloutPage, TenantHistory, TenantInfo,
     TenantPlan, TenantSource, TenantStatus, TenantVerification, WaveInfo,
@@ -258,7 +260,7 @@ impl Engine {
 
     fn scope(&self, fleet: &str, selector: &Selector) -> Result<Scope, EngineError> {
         if fleet.is_empty() {
-            return Err(EngineError::InvalidArgument("fleet is required".into()));
+            return Err(EngineError::Missing("fleet"));
         }
         let fleet = self.registry.fleet(fleet)?.clone();
         let tenants = fleet.select(selector)?;

@@ -70,8 +70,8 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet or tenant or a set that does not load;
-    /// [`EngineError::InvalidArgument`] for a target version not in the set or a strategy
-    /// out of range. Unreachable tenants are not errors: their plans say why.
+    /// [`EngineError::UnknownVersion`] for a target version not in the set;
+    /// [`EngineError::Strategy`] for a strategy out of range. Unreachable tenants are not errors: their plans say why.
     pub async fn plan(&self, req: PlanRequest) -> Result<FleetPlan, EngineError> {
         let mut scope = self.scope(&req.fleet, &req.selector)?;
         let opts = apply_options(&scope, &req)?;
@@ -249,21 +249,24 @@ impl Engine {
 /// numbered versions, which a repeatable (`R__…`) has not.
 ///
 /// # Errors
-/// [`EngineError::InvalidArgument`] naming the fleet and the version otherwise.
+/// [`EngineError::RepeatableTarget`] or [`EngineError::UnknownVersion`] naming the fleet
+/// and the version otherwise.
 pub(super) fn check_target(
     fleet: &str,
     set: &crate::model::MigrationSet,
     target: crate::model::Version,
 ) -> Result<(), EngineError> {
     if target.is_repeatable() {
-        return Err(EngineError::InvalidArgument(format!(
-            "fleet {fleet:?}: {target} is a repeatable migration, not a version to go up to"
-        )));
+        return Err(EngineError::RepeatableTarget {
+            fleet: fleet.to_owned(),
+            version: target,
+        });
     }
     if set.get(target).is_none() {
-        return Err(EngineError::InvalidArgument(format!(
-            "fleet {fleet:?} has no migration with version {target}"
-        )));
+        return Err(EngineError::UnknownVersion {
+            fleet: fleet.to_owned(),
+            version: target,
+        });
     }
     Ok(())
 }

@@ -16,15 +16,22 @@ use crate::{
 pub struct RepairRequest {
     /// The fleet.
     pub fleet: String,
-    /// One tenant, whose refusal is the call's error; `None`: the tenants `selector`
-    /// chooses, each answered in its [`RepairOutcome`].
-    pub tenant: Option<String>,
-    /// Which tenants when `tenant` is `None` (every tenant of the fleet when empty).
-    pub selector: Selector,
+    /// Which tenants.
+    pub tenants: RepairTenants,
     /// The version whose record is rewritten.
     pub version: Version,
     /// What to record.
     pub action: RepairAction,
+}
+
+/// The tenants a repair rewrites.
+#[derive(Debug, Clone)]
+pub enum RepairTenants {
+    /// One tenant, whose refusal is the call's error.
+    One(String),
+    /// The tenants a selector chooses (every tenant of the fleet when empty), each answered
+    /// in its own [`RepairOutcome`].
+    Selected(Selector),
 }
 
 /// What a repair did on one tenant.
@@ -52,9 +59,8 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet or tenant, or a selector that matches
-    /// nothing; [`EngineError::InvalidArgument`] when both a tenant and a selector are
-    /// given. With one `tenant`: [`EngineError::Tenant`] when the lock does not come or the
-    /// tenant cannot be read or written, [`EngineError::FailedPrecondition`] when its record
+    /// nothing. With [`RepairTenants::One`]: [`EngineError::Tenant`] when the lock does not
+    /// come or the tenant cannot be read or written, [`EngineError::Repair`] when its record
     /// is not in a state the action applies to. With a selector, per-tenant refusals are
     /// outcomes, not errors.
     pub async fn repair(
@@ -62,18 +68,15 @@ impl Engine {
         req: RepairRequest,
         caller: &Caller,
     ) -> Result<Vec<RepairOutcome>, EngineError> {
-        let chosen = !req.selector.ids.is_empty() || !req.selector.labels.is_empty();
-        let selector = match &req.tenant {
-            Some(_) if chosen => {
-                return Err(EngineError::InvalidArgument(
-                    "give one tenant or a tenant selector, not both".into(),
-                ));
-            }
-            Some(tenant) => Selector {
-                ids: vec![tenant.clone()],
-                ..Default::default()
-            },
-            None => req.selector.clone(),
+        let (one, selector) = match &req.tenants {
+            RepairTenants::One(tenant) => (
+                true,
+                Selector {
+                    ids: vec![tenant.clone()],
+                    ..Default::default()
+                },
+            ),
+            RepairTenants::Selected(selector) => (false, selector.clone()),
         };
         let Scope {
             fleet,
@@ -116,7 +119,7 @@ impl Engine {
         for (tenant, result) in done {
             let (previous, changed, error) = match result {
                 Ok(Repaired { previous, changed }) => (previous, changed, None),
-                Err(e) if req.tenant.is_some() => {
+                Err(e) if one => {
                     return Err(EngineError::repair(&fleet.name, &tenant, e));
                 }
                 Err(e) => (None, false, Some(e.to_string())),

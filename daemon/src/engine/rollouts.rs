@@ -5,7 +5,7 @@ use futures::{Stream, StreamExt};
 
 use super::{
     ApplyRequest, Engine, EngineError, ListRequest, MAX_CONCURRENCY, RollbackRequest, RolloutPage,
-    Scope, Selector, reads::apply_options,
+    Scope, Selector, StrategyError, reads::apply_options,
 };
 use crate::{
     model::{
@@ -30,9 +30,10 @@ impl Engine {
     /// the end even if nobody watches it.
     ///
     /// # Errors
-    /// As [`Engine::plan`]; [`EngineError::InvalidArgument`] for a strategy out of range;
-    /// [`EngineError::FailedPrecondition`] when the set's digest is not
-    /// `expected_set_digest`, or grouped mode cannot hold; [`EngineError::ShuttingDown`]
+    /// As [`Engine::plan`]; [`EngineError::Strategy`] for a strategy out of range;
+    /// [`EngineError::SetChanged`] when the set's digest is not `expected_set_digest`;
+    /// [`EngineError::GroupedWithoutTransactionalDdl`] or
+    /// [`EngineError::GroupedOutsideTransaction`] when grouped mode cannot hold; [`EngineError::ShuttingDown`]
     /// during shutdown; [`EngineError::Store`] when the store refuses it.
     pub async fn apply(&self, req: ApplyRequest, caller: Caller) -> Result<String, EngineError> {
         let scope = self.scope(&req.plan.fleet, &req.plan.selector)?;
@@ -40,13 +41,11 @@ impl Engine {
         if let Some(expected) = &req.expected_set_digest
             && expected != scope.set.digest()
         {
-            return Err(EngineError::FailedPrecondition(format!(
-                "fleet {:?}: the migration set changed since it was planned (digest {} \
-                 expected, {} now): plan again",
-                scope.fleet.name,
-                expected,
-                scope.set.digest()
-            )));
+            return Err(EngineError::SetChanged {
+                fleet: scope.fleet.name.clone(),
+                expected: expected.to_string(),
+                now: scope.set.digest().to_string(),
+            });
         }
         let request = request_json(&req.plan.selector, &req.expected_set_digest);
         let mut scope = scope;
@@ -68,9 +67,10 @@ impl Engine {
     /// Starts a rollback rollout; returns its id at once.
     ///
     /// # Errors
-    /// As [`Engine::apply`], without the digest check; [`EngineError::InvalidArgument`] for
-    /// a target version above the set's latest (it would roll back nothing anywhere, as an
-    /// apply to it is refused) or a repeatable's key.
+    /// As [`Engine::apply`], without the digest check; [`EngineError::NothingToRollBack`]
+    /// for a target version above the set's latest (it would roll back nothing anywhere, as
+    /// an apply to it is refused); [`EngineError::RepeatableRollbackTarget`] for a
+    /// repeatable's key.
     pub async fn rollback(
         &self,
         req: RollbackRequest,
@@ -80,11 +80,10 @@ impl Engine {
         if let RollbackTarget::ToVersion(v) = req.target
             && v.is_repeatable()
         {
-            return Err(EngineError::InvalidArgument(format!(
-                "fleet {:?}: {v} is a repeatable migration, not a version to roll back to \
-                 (repeatables are never rolled back)",
-                scope.fleet.name
-            )));
+            return Err(EngineError::RepeatableRollbackTarget {
+                fleet: scope.fleet.name.clone(),
+                version: v,
+            });
         }
         if let RollbackTarget::ToVersion(v) = req.target
             && scope
@@ -93,15 +92,11 @@ impl Engine {
                 .is_none_or(|latest| scope.set.compare(v, latest).is_gt())
             && v != 0
         {
-            return Err(EngineError::InvalidArgument(format!(
-                "fleet {:?}: rollback to version {v} would roll back nothing: the set's latest \
-                 version is {}",
-                scope.fleet.name,
-                scope
-                    .set
-                    .latest()
-                    .map_or_else(|| "none (the set is empty)".to_owned(), |l| l.to_string())
-            )));
+            return Err(EngineError::NothingToRollBack {
+                fleet: scope.fleet.name.clone(),
+                version: v,
+                latest: scope.set.latest().map(Box::new),
+            });
         }
         let request = request_json(&req.selector, &None);
         self.start(
@@ -130,11 +125,11 @@ impl Engine {
         let strategy = self::strategy(&scope, strategy)?;
         let pause = std::time::Duration::from_millis(strategy.pause_between_waves_ms);
         if pause > self.max_pause {
-            return Err(EngineError::InvalidArgument(format!(
-                "pause_between_waves {} is above [limits] max_pause_between_waves ({})",
-                humantime::format_duration(pause),
-                humantime::format_duration(self.max_pause)
-            )));
+            return Err(StrategyError::PauseTooLong {
+                pause,
+                max: self.max_pause,
+            }
+            .into());
         }
         let transaction = transaction.unwrap_or(scope.fleet.transaction);
         if transaction == TransactionMode::Tenant {
@@ -195,7 +190,7 @@ impl Engine {
     /// Rollouts, newest first, one page at a time.
     ///
     /// # Errors
-    /// [`EngineError::InvalidArgument`] for a malformed page token; [`EngineError::Store`].
+    /// [`EngineError::PageToken`] for a malformed page token; [`EngineError::Store`].
     pub async fn rollouts(&self, req: ListRequest) -> Result<RolloutPage, EngineError> {
         let before = match &req.page_token {
             None => None,
@@ -203,9 +198,7 @@ impl Engine {
                 let parsed = token
                     .split_once(':')
                     .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())));
-                Some(parsed.ok_or_else(|| {
-                    EngineError::InvalidArgument(format!("page_token {token:?} is not one of ours"))
-                })?)
+                Some(parsed.ok_or_else(|| EngineError::PageToken(token.clone()))?)
             }
         };
         let limit = req.limit.clamp(1, 1000);
@@ -239,7 +232,7 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::UnknownRollout`] before the stream starts;
-    /// [`EngineError::InvalidArgument`] for `after` past the end of a rollout that ended, or
+    /// [`EngineError::PastLastEvent`] for `after` past the end of a rollout that ended, or
     /// above `i64::MAX`; a store failure ends it with [`EngineError::Store`].
     pub async fn watch(
         &self,
@@ -254,10 +247,11 @@ impl Engine {
         let ended =
             record.state.is_final() || record.state == crate::model::RolloutState::Interrupted;
         if after > i64::MAX as u64 || (ended && after > record.last_seq) {
-            return Err(EngineError::InvalidArgument(format!(
-                "after_seq {after} is past the rollout's last event ({})",
-                record.last_seq
-            )));
+            return Err(EngineError::PastLastEvent {
+                rollout: id.to_owned(),
+                after,
+                last: record.last_seq,
+            });
         }
         let caught_up = record.state.is_final() && after == record.last_seq;
         let events = rollout::watch(
@@ -280,37 +274,37 @@ impl Engine {
     /// Starts no further tenant of rollout `id` until it is resumed.
     ///
     /// # Errors
-    /// [`EngineError::UnknownRollout`]; [`EngineError::FailedPrecondition`] unless it runs.
+    /// [`EngineError::UnknownRollout`]; [`EngineError::Rollout`] unless it runs.
     pub async fn pause(&self, id: &str, caller: &Caller) -> Result<RolloutRecord, EngineError> {
         self.runner
             .pause(id, &caller.who)
             .await
-            .map_err(EngineError::runner)?;
+            .map_err(EngineError::from)?;
         self.rollout(id).await
     }
 
     /// Continues a paused or interrupted rollout.
     ///
     /// # Errors
-    /// [`EngineError::UnknownRollout`]; [`EngineError::FailedPrecondition`] for a rollout
+    /// [`EngineError::UnknownRollout`]; [`EngineError::Rollout`] for a rollout
     /// that is running or finished, or whose set changed; [`EngineError::ShuttingDown`].
     pub async fn resume(&self, id: &str, caller: &Caller) -> Result<RolloutRecord, EngineError> {
         self.runner
             .resume(id, &caller.who)
             .await
-            .map_err(EngineError::runner)?;
+            .map_err(EngineError::from)?;
         self.rollout(id).await
     }
 
     /// Cancels rollout `id`: no tenant starts, tenants in flight stop between migrations.
     ///
     /// # Errors
-    /// [`EngineError::UnknownRollout`]; [`EngineError::FailedPrecondition`] when finished.
+    /// [`EngineError::UnknownRollout`]; [`EngineError::Rollout`] when finished.
     pub async fn cancel(&self, id: &str, caller: &Caller) -> Result<RolloutRecord, EngineError> {
         self.runner
             .cancel(id, &caller.who)
             .await
-            .map_err(EngineError::runner)?;
+            .map_err(EngineError::from)?;
         self.rollout(id).await
     }
 }
@@ -331,31 +325,29 @@ fn request_json(
 pub(super) fn strategy(scope: &Scope, req: StrategyRequest) -> Result<Strategy, EngineError> {
     let s = req.over(scope.fleet.strategy);
     if !(1..=MAX_CONCURRENCY as u32).contains(&s.concurrency) {
-        return Err(EngineError::InvalidArgument(format!(
-            "concurrency {} is outside 1 to {MAX_CONCURRENCY}",
-            s.concurrency
-        )));
+        return Err(StrategyError::Concurrency {
+            value: s.concurrency,
+            max: MAX_CONCURRENCY,
+        }
+        .into());
     }
     if s.per_host_concurrency == Some(0) {
-        return Err(EngineError::InvalidArgument(
-            "per_host_concurrency must be at least 1 (or unset)".into(),
-        ));
+        return Err(StrategyError::PerHostZero.into());
     }
     if let Some(Amount::Percent(0) | Amount::Count(0)) = s.wave_size {
-        return Err(EngineError::InvalidArgument(
-            "wave_size must be at least 1 (or unset for one wave)".into(),
-        ));
+        return Err(StrategyError::WaveSizeZero.into());
     }
     // A canary the request asks for that is more than the selection is a slip (issue 32,
     // item 8); the fleet's own default is cut to the selection.
     if let Some(canary) = req.canary
         && canary as usize > scope.tenants.len()
     {
-        return Err(EngineError::InvalidArgument(format!(
-            "fleet {:?}: a canary of {canary} is more than the {} selected tenant(s)",
-            scope.fleet.name,
-            scope.tenants.len()
-        )));
+        return Err(StrategyError::CanaryTooLarge {
+            fleet: scope.fleet.name.clone(),
+            canary,
+            tenants: scope.tenants.len(),
+        }
+        .into());
     }
     Ok(s)
 }
@@ -365,22 +357,21 @@ pub(super) fn strategy(scope: &Scope, req: StrategyRequest) -> Result<Strategy, 
 fn grouped_allowed(scope: &Scope, direction: Direction) -> Result<(), EngineError> {
     let fleet = &scope.fleet.name;
     if !scope.fleet.dialect.transactional_ddl() {
-        return Err(EngineError::FailedPrecondition(format!(
-            "fleet {fleet:?}: transaction = \"tenant\" needs transactional DDL, which {} \
-             does not have: use \"migration\"",
-            scope.fleet.dialect
-        )));
+        return Err(EngineError::GroupedWithoutTransactionalDdl {
+            fleet: fleet.clone(),
+            dialect: scope.fleet.dialect,
+        });
     }
     let outside = scope.set.iter().find(|m| match direction {
         Direction::Up => m.up.no_transaction,
         Direction::Down => m.down.as_ref().is_some_and(|d| d.no_transaction),
     });
     if let Some(m) = outside {
-        return Err(EngineError::FailedPrecondition(format!(
-            "fleet {fleet:?}: transaction = \"tenant\" cannot hold version {} ({}), which \
-             runs outside a transaction: use \"migration\"",
-            m.version, m.name
-        )));
+        return Err(EngineError::GroupedOutsideTransaction {
+            fleet: fleet.clone(),
+            version: m.version,
+            name: m.name.clone(),
+        });
     }
     Ok(())
 }

@@ -47,10 +47,13 @@ impl Engine {
     /// adds it to its fleet, where the next request finds it. Nothing connects to it.
     ///
     /// # Errors
-    /// [`EngineError::InvalidArgument`] for a bad id, schema, label or DSN (of another
-    /// dialect, that does not parse, that holds a password or a parameter not allowed, on
-    /// a host outside the fleet's `allowed_hosts`, a SQLite file outside its `sqlite_root`
-    /// or the control store, or the database of a tenant already known); [`FleetError::UnknownFleet`];
+    /// [`EngineError::InvalidName`] for a bad id, schema or label;
+    /// [`EngineError::Registration`] for a DSN the fleet's policy refuses (that does not
+    /// parse, holds a password or a parameter not allowed, on a host outside the fleet's
+    /// `allowed_hosts`, a SQLite file outside its `sqlite_root` or the control store, a
+    /// server that is not SCRAM under `require_scram`); [`EngineError::InvalidTarget`] for
+    /// a DSN of another dialect; [`EngineError::DatabaseTaken`] for the database of a
+    /// tenant already known; [`FleetError::UnknownFleet`];
     /// [`FleetError::DuplicateTenant`] when the fleet has the id from any source;
     /// [`EngineError::Store`] when the store refuses the write.
     pub async fn register_tenant(
@@ -59,24 +62,23 @@ impl Engine {
         caller: &Caller,
     ) -> Result<TenantInfo, EngineError> {
         let fleet = self.registry.fleet(&r.fleet)?;
-        let invalid = |what: &'static str| {
-            move |e: String| EngineError::InvalidArgument(format!("{what}: {e}"))
-        };
+        let invalid =
+            |what: &'static str| move |message| EngineError::InvalidName { what, message };
         check_id(&r.tenant).map_err(invalid("tenant"))?;
         if let Some(schema) = &r.schema {
             check_identifier(schema).map_err(invalid("schema"))?;
         }
         for (key, value) in &r.labels {
-            check_label(key, value).map_err(EngineError::InvalidArgument)?;
+            // The rule's sentence names the label.
+            check_label(key, value).map_err(invalid(""))?;
         }
         // Parsed as the driver parses it: no password (the control store would keep it in
         // clear), only allow-listed parameters, a server among the fleet's allowed_hosts or
         // a file inside its sqlite_root (config/dsn.rs; issue 25, findings 2, 4, 6, 19).
-        let refused = |message: String| {
-            EngineError::InvalidArgument(format!(
-                "fleet {:?}, tenant {:?}: {message}",
-                r.fleet, r.tenant
-            ))
+        let refused = |source| EngineError::Registration {
+            fleet: r.fleet.clone(),
+            tenant: r.tenant.clone(),
+            source: Box::new(source),
         };
         let target = fleet
             .registration
@@ -97,17 +99,19 @@ impl Engine {
                 .iter()
                 .find(|t| t.target().is_some_and(|k| k.overlaps(&target)))
             {
-                return Err(refused(format!(
-                    "the DSN names the database of tenant {:?} of fleet {:?}",
-                    t.id, other.name
-                )));
+                return Err(EngineError::DatabaseTaken {
+                    fleet: r.fleet.clone(),
+                    tenant: r.tenant.clone(),
+                    other: t.id.clone(),
+                    other_fleet: other.name.clone(),
+                });
             }
         }
         let tenant = fleet
             .registered_tenant(&registered(&r))
             .map_err(|e| match e {
                 FleetError::Target { .. } | FleetError::Dsn { .. } => {
-                    EngineError::InvalidArgument(e.to_string())
+                    EngineError::InvalidTarget(Box::new(e))
                 }
                 e => EngineError::Fleet(e),
             })?;
@@ -367,15 +371,13 @@ impl Engine {
     /// Runs `fleet`'s discovery query now and makes its discovered tenants what it returns.
     ///
     /// # Errors
-    /// [`FleetError::UnknownFleet`]; [`EngineError::FailedPrecondition`] for a fleet
+    /// [`FleetError::UnknownFleet`]; [`EngineError::NoDiscovery`] for a fleet
     /// without discovery; [`EngineError::Discovery`] when the catalog cannot be read (the
     /// fleet keeps the tenants it had).
     pub async fn refresh_tenants(&self, fleet: &str) -> Result<DiscoveryReport, EngineError> {
         let f = self.registry.fleet(fleet)?;
         let Some(cfg) = &f.discovery else {
-            return Err(EngineError::FailedPrecondition(format!(
-                "fleet {fleet:?} has no discovery query"
-            )));
+            return Err(EngineError::NoDiscovery(fleet.to_owned()));
         };
         let found = discover(fleet, cfg).await?;
         let report = f.apply_discovery(found);

@@ -363,15 +363,24 @@ pub enum FleetError {
         /// The id.
         tenant: String,
     },
-    /// A tenant has no DSN, or the fleet's `dsn_template` does not render for it.
-    #[error("fleet {fleet:?}, tenant {tenant:?}: {message}")]
+    /// A tenant has no DSN, the fleet's `dsn_template` does not render for it, or its
+    /// password cannot be put in.
+    #[error("fleet {fleet:?}, tenant {tenant:?}: {source}")]
     Dsn {
         /// The fleet.
         fleet: String,
         /// The tenant.
         tenant: String,
         /// Why; never the DSN itself.
-        message: String,
+        source: crate::config::DsnError,
+    },
+    /// The fleet's registration policy (`allowed_hosts`, `sqlite_root`) is unusable.
+    #[error("fleet {fleet:?}: {source}")]
+    Policy {
+        /// The fleet.
+        fleet: String,
+        /// Why.
+        source: crate::config::PolicyError,
     },
     /// A `session_init` entry is not exactly one statement (the engine counts statements to
     /// locate failures, and replays these after every reset).
@@ -428,11 +437,11 @@ impl Fleet {
         let dsn = match t.source {
             TenantSource::Config => t.dsn.to_owned(),
             TenantSource::Api | TenantSource::Discovery => {
-                crate::config::fill_password(t.dsn, &self.shared.password).map_err(|message| {
+                crate::config::fill_password(t.dsn, &self.shared.password).map_err(|source| {
                     FleetError::Dsn {
                         fleet: self.name.clone(),
                         tenant: t.id.to_owned(),
-                        message,
+                        source,
                     }
                 })?
             }

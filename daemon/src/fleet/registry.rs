@@ -92,20 +92,19 @@ impl Registry {
                 metrics_tenant_labels: fc.metrics_tenant_labels,
                 registration: fc
                     .registration_policy(&config.control_store)
-                    .map_err(|message| FleetError::Dsn {
+                    .map_err(|source| FleetError::Policy {
                         fleet: name.clone(),
-                        tenant: String::new(),
-                        message,
+                        source,
                     })?,
             };
             let tenants = fc
                 .tenants
                 .iter()
                 .map(|tc| {
-                    let dsn = fc.tenant_dsn(tc).map_err(|message| FleetError::Dsn {
+                    let dsn = fc.tenant_dsn(tc).map_err(|source| FleetError::Dsn {
                         fleet: name.clone(),
                         tenant: tc.id.clone(),
-                        message,
+                        source,
                     })?;
                     fleet.new_tenant(NewTenant {
                         id: &tc.id,

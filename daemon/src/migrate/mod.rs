@@ -38,6 +38,7 @@ pub(crate) use baseline::{BaselineError, baseline};
 pub(crate) use lock::under_lock;
 pub(crate) use observer::Observer;
 pub(crate) use record::{RunMeta, StepOutcome};
-pub(crate) use repair::{RepairError, Repaired, repair};
+pub use repair::RepairError;
+pub(crate) use repair::{Repaired, repair};
 pub(crate) use report::TenantReport;
 pub(crate) use tenant::{Job, dry_run, run};

@@ -24,7 +24,7 @@ use crate::{
 /// Why a repair did not happen. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum RepairError {
+pub enum RepairError {
     /// The lock did not come, the tenant is unreachable, or its history table failed.
     #[error(transparent)]
     Db(#[from] DbError),

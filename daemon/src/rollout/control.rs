@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::{RolloutCtx, job, replica::Replica, writer::Writer};
 use crate::{
-    fleet::{Fleet, Registry, Tenant},
+    fleet::{Fleet, FleetError, Registry, Tenant},
     model::{
         EventKind, MigrationSet, Refused, RolloutRecord, RolloutSpec, RolloutStarted, RolloutState,
         RolloutStep, TenantWork, WorkState,
@@ -40,15 +40,18 @@ async fn unwound(task: impl Future<Output = ()>) -> Result<(), String> {
 /// Why a rollout could not be started or changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum RunnerError {
+pub enum RunnerError {
     /// No rollout has that id.
     #[error("rollout {0:?} not found")]
     NotFound(String),
     /// The rollout's state does not allow the action (the state table refused it).
     #[error("rollout {id} is {state}: it cannot be {action}")]
     State {
+        /// The rollout.
         id: String,
+        /// Its state.
         state: &'static str,
+        /// What was asked (`paused`, `resumed`, `cancelled`).
         action: &'static str,
     },
     /// Tenants of the rollout need `avocet repair` before it can be resumed.
@@ -57,20 +60,33 @@ pub(crate) enum RunnerError {
          stopped; repair them (avocet repair --tenant ID), then resume",
         tenants.join(", ")
     )]
-    NeedsRepair { id: String, tenants: Vec<String> },
+    NeedsRepair {
+        /// The rollout.
+        id: String,
+        /// The tenants to repair.
+        tenants: Vec<String>,
+    },
     /// The fleet's set changed since the rollout started; resuming would run other SQL.
     #[error(
         "rollout {id}: the migration set changed since it started (digest {started} then, \
          {now} now): start a new rollout"
     )]
     SetChanged {
+        /// The rollout.
         id: String,
+        /// The set's digest when it started.
         started: String,
+        /// The set's digest now.
         now: String,
     },
     /// The fleet is gone or its set does not load.
-    #[error("rollout {id}: {message}")]
-    Fleet { id: String, message: String },
+    #[error("rollout {id}: {source}")]
+    Fleet {
+        /// The rollout.
+        id: String,
+        /// Why (boxed: the error stays small on every other path).
+        source: Box<FleetError>,
+    },
     /// The control store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -315,16 +331,16 @@ impl Runner {
         &self,
         record: &RolloutRecord,
     ) -> Result<(Arc<Fleet>, Arc<MigrationSet>), RunnerError> {
-        let fleet_error = |message: String| RunnerError::Fleet {
+        let fleet_error = |source| RunnerError::Fleet {
             id: record.id.clone(),
-            message,
+            source: Box::new(source),
         };
         let fleet = self
             .registry
             .fleet(&record.spec.fleet)
-            .map_err(|e| fleet_error(e.to_string()))?
+            .map_err(fleet_error)?
             .clone();
-        let set = fleet.load_set().map_err(|e| fleet_error(e.to_string()))?;
+        let set = fleet.load_set().map_err(fleet_error)?;
         if *set.digest() != record.spec.set_digest {
             return Err(RunnerError::SetChanged {
                 id: record.id.clone(),

@@ -32,7 +32,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use control::{Runner, RunnerError, StartRequest};
+pub use control::RunnerError;
+pub(crate) use control::{Runner, StartRequest};
 pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
 
