@@ -111,6 +111,7 @@ pub async fn serve_with_admin(
     crate::catalog::set_max_migration_bytes(limits.max_migration_bytes);
     let registry = Registry::from_config(&config)?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
+    let retention = config.rollout_retention;
     let replica = ReplicaOptions {
         id: format!(
             "{}/{}",
@@ -175,6 +176,10 @@ pub async fn serve_with_admin(
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.close_idle_sessions(stop).await })
+    };
+    let retained = {
+        let (engine, stop) = (engine.clone(), token.clone());
+        tokio::spawn(async move { engine.keep_retention(retention, stop).await })
     };
     let discovery = {
         let (engine, stop) = (engine.clone(), token.clone());
@@ -280,6 +285,7 @@ pub async fn serve_with_admin(
     };
     token.cancel();
     let _ = reaper.await;
+    let _ = retained.await;
     let _ = discovery.await;
     let _ = registrations.await;
     let _ = honest.await;

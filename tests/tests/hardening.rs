@@ -456,3 +456,49 @@ async fn a_token_guesser_is_locked_out() -> anyhow::Result<()> {
     ensure!(code(&got) == Some(Code::ResourceExhausted), "{got:?}");
     daemon.stop().await
 }
+
+/// Finding 12: a dry run whose selector is half a megabyte (60,000 label values) stores a
+/// bounded summary in its rollout row and its audit entry, not the request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_runs_huge_selector_is_stored_as_a_bounded_summary() -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let fleet = Fleet::sqlite(2).await?;
+    let store = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/control.db?mode=rwc", store.path().display());
+    let mut config =
+        TestDaemon::config(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(5))?;
+    config.control_store = url.clone();
+    let daemon = TestDaemon::start_with(config).await?;
+    let values: Vec<String> = (0..60_000).map(|i| format!("v{i:06}")).collect();
+    let labels = format!("region notin ({})", values.join(","));
+    ensure!(labels.len() > 400_000);
+    let run = daemon
+        .apply(pb::ApplyRequest {
+            fleet: FLEET.into(),
+            dry_run: true,
+            selector: Some(pb::TenantSelector {
+                tenant_ids: fleet.ids(),
+                labels,
+            }),
+            ..Default::default()
+        })
+        .await?;
+    ensure!(run.finished().is_some_and(|f| f.succeeded == 2), "{run:?}");
+    daemon.stop().await?;
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&url).await?;
+    let sizes: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT length(r.request), length(r.spec), length(a.detail) \
+         FROM rollouts r JOIN audit a ON a.rollout_id = r.id",
+    )
+    .fetch_all(&mut db)
+    .await?;
+    ensure!(sizes.len() == 1, "{sizes:?}");
+    for (request, spec, detail) in sizes {
+        ensure!(
+            request < 4096 && spec < 4096 && detail < 4096,
+            "stored {request}, {spec} and {detail} bytes"
+        );
+    }
+    Ok(())
+}

@@ -11,11 +11,13 @@
 //! | `reads.rs` | Plan and Verify: concurrent history reads, one page at a time |
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control, Repair |
+//! | `audit.rs` | a rollout's request as stored (a bounded summary), and retention |
 //! | `baseline.rs` | Baseline: versions recorded as applied without running them |
 //! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
 //! | `observe.rs` | what a metrics scrape reports, and whether the engine is ready |
 //! | `error.rs` | [`EngineError`] and its [`ErrorKind`] |
 
+mod audit;
 mod baseline;
 mod canary;
 mod error;

@@ -5,7 +5,7 @@ use futures::{Stream, StreamExt};
 
 use super::{
     ApplyRequest, Engine, EngineError, ListRequest, MAX_CONCURRENCY, RepairOutcome, RepairRequest,
-    RollbackRequest, RolloutPage, Scope, Selector, reads::apply_options,
+    RollbackRequest, RolloutPage, Scope, Selector, audit::request_summary, reads::apply_options,
 };
 use crate::{
     migrate,
@@ -49,7 +49,7 @@ impl Engine {
                 scope.set.digest()
             )));
         }
-        let request = request_json(&req.plan.selector, &req.expected_set_digest);
+        let request = request_summary(&req.plan.selector, &req.expected_set_digest);
         let mut scope = scope;
         let strategy = self::strategy(&scope, req.plan.strategy)?;
         self.canaries_first(&mut scope, strategy.canary, &req.plan.canary_selector)
@@ -104,7 +104,7 @@ impl Engine {
                     .map_or_else(|| "none (the set is empty)".to_owned(), |l| l.to_string())
             )));
         }
-        let request = request_json(&req.selector, &None);
+        let request = request_summary(&req.selector, &None);
         self.start(
             scope,
             (RolloutOp::Rollback(req.target), req.accept_data_loss),
@@ -365,18 +365,6 @@ impl Engine {
             previous,
         })
     }
-}
-
-/// What a rollout's request chose, as JSON for its audit (its resolved spec is added).
-fn request_json(
-    selector: &Selector,
-    digest: &Option<crate::model::SetDigest>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "tenant_ids": selector.ids,
-        "labels": selector.labels.to_string(),
-        "expected_set_digest": digest,
-    })
 }
 
 /// The request's strategy over the fleet's defaults, checked.
