@@ -71,8 +71,13 @@ impl From<ApiError> for Status {
 /// is cut here, so an answer never exceeds a client's metadata limit (issue 25, finding 17).
 const MAX_MESSAGE_BYTES: usize = 1024;
 
-/// `message`, cut at [`MAX_MESSAGE_BYTES`] on a character boundary, saying so.
-fn bounded(mut message: String) -> String {
+/// `message` with each quoted input cut at 128 bytes ([`crate::model::bound_quotes`]),
+/// then cut at [`MAX_MESSAGE_BYTES`] on a character boundary, saying so.
+fn bounded(message: String) -> String {
+    let mut message = match crate::model::bound_quotes(&message) {
+        std::borrow::Cow::Borrowed(_) => message,
+        std::borrow::Cow::Owned(cut) => cut,
+    };
     if message.len() <= MAX_MESSAGE_BYTES {
         return message;
     }

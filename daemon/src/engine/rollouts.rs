@@ -141,20 +141,33 @@ impl Engine {
         if transaction == TransactionMode::Tenant {
             grouped_allowed(&scope, op.direction())?;
         }
-        if self.runner.is_shutting_down() {
-            return Err(EngineError::ShuttingDown);
-        }
-        if self.runner.running_in(&scope.fleet.name) >= self.max_per_fleet {
-            return Err(EngineError::TooManyInFleet {
-                fleet: scope.fleet.name.clone(),
-                limit: self.max_per_fleet,
-            });
-        }
-        if self.runner.running_here() >= self.max_running_rollouts {
-            return Err(EngineError::TooManyRollouts {
-                limit: self.max_running_rollouts,
-            });
-        }
+        self.room_for(&scope.fleet.name, &caller)?;
+        // Issue 25, finding 9: a change of this fleet in this direction runs alone here;
+        // one request waits its turn (the wait ends with the call's deadline, which drops
+        // this future and its place), a further one is refused.
+        let direction = op.direction();
+        let fleet_name = scope.fleet.name.clone();
+        let changing = || self.runner.changing(&fleet_name, direction);
+        let place = match dry_run {
+            true => None,
+            false => Some(
+                self.lines
+                    .join(&fleet_name, direction, changing())
+                    .map_err(|_| EngineError::LineFull {
+                        fleet: fleet_name.clone(),
+                        direction: direction.as_str(),
+                    })?,
+            ),
+        };
+        let _turn = match &place {
+            None => None,
+            Some(place) => tokio::select! {
+                turn = place.turn(changing) => Some(turn),
+                () = self.shutdown.cancelled() => return Err(EngineError::ShuttingDown),
+            },
+        };
+        // What the wait may have changed.
+        self.room_for(&fleet_name, &caller)?;
         let spec = RolloutSpec {
             fleet: scope.fleet.name.clone(),
             op,
@@ -179,6 +192,33 @@ impl Engine {
                 method: caller.method,
             })
             .await?)
+    }
+
+    /// Whether a rollout of `fleet` by `caller` may start now: the daemon is not shutting
+    /// down, and neither the fleet's, the daemon's nor the identity's limit is reached.
+    fn room_for(&self, fleet: &str, caller: &Caller) -> Result<(), EngineError> {
+        if self.runner.is_shutting_down() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.runner.running_in(fleet) >= self.max_per_fleet {
+            return Err(EngineError::TooManyInFleet {
+                fleet: fleet.to_owned(),
+                limit: self.max_per_fleet,
+            });
+        }
+        if self.runner.running_here() >= self.max_running_rollouts {
+            return Err(EngineError::TooManyRollouts {
+                limit: self.max_running_rollouts,
+            });
+        }
+        let identity = rollout::identity_of(&caller.who);
+        if self.runner.running_by(identity) >= self.max_per_identity {
+            return Err(EngineError::TooManyForIdentity {
+                identity: identity.to_owned(),
+                limit: self.max_per_identity,
+            });
+        }
+        Ok(())
     }
 
     /// Rollout `id` as stored, with its audit entries.

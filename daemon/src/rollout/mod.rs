@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use control::{Runner, RunnerError, StartRequest};
+pub(crate) use control::{Runner, RunnerError, StartRequest, identity_of};
 pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
 
@@ -50,6 +50,8 @@ use writer::Writer;
 /// Shared state of one running rollout.
 pub(crate) struct RolloutCtx {
     id: String,
+    /// The name of the identity that started it, for `max_running_rollouts_per_identity`.
+    identity: String,
     spec: RolloutSpec,
     fleet: Arc<Fleet>,
     set: Arc<MigrationSet>,
