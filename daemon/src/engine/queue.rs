@@ -13,8 +13,9 @@ use std::{
 
 use crate::model::Direction;
 
-/// How often a waiting request looks whether the running rollout ended.
-const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// How often a waiting request looks whether the running rollout ended, if no end
+/// wakes it first.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The lines of every (fleet, direction); an entry lives while a request is in it.
 #[derive(Default)]
@@ -95,17 +96,25 @@ impl Lines {
 }
 
 impl Place {
-    /// Waits for this request's turn, then until `running()` is zero; the turn is held
-    /// by the returned guard until the rollout is started (or given up).
+    /// Waits for this request's turn, then until `running()` is zero, looking again each
+    /// time `ended` wakes it (a rollout stopped running); the turn is held by the returned
+    /// guard until the rollout is started (or given up).
     pub(super) async fn turn(
         &self,
         running: impl Fn() -> usize,
+        ended: &tokio::sync::Notify,
     ) -> tokio::sync::MutexGuard<'_, ()> {
         let turn = self.line.turn.lock().await;
-        while running() > 0 {
-            tokio::time::sleep(LOOK_EVERY).await;
+        loop {
+            // Registered before the look, so an end between the two is not missed.
+            let woken = ended.notified();
+            let mut woken = std::pin::pin!(woken);
+            woken.as_mut().enable();
+            if running() == 0 {
+                return turn;
+            }
+            let _ = tokio::time::timeout(LOOK_EVERY, woken).await;
         }
-        turn
     }
 }
 

@@ -148,6 +148,7 @@ impl Engine {
         let direction = op.direction();
         let fleet_name = scope.fleet.name.clone();
         let changing = || self.runner.changing(&fleet_name, direction);
+        let ended = self.runner.ended();
         let place = match dry_run {
             true => None,
             false => Some(
@@ -162,7 +163,7 @@ impl Engine {
         let _turn = match &place {
             None => None,
             Some(place) => tokio::select! {
-                turn = place.turn(changing) => Some(turn),
+                turn = place.turn(changing, &ended) => Some(turn),
                 () = self.shutdown.cancelled() => return Err(EngineError::ShuttingDown),
             },
         };

@@ -103,6 +103,8 @@ pub(crate) struct Runner {
     pub(super) active: Active,
     /// Rollouts this daemon declined to join (another set, a fleet it lacks): said once.
     pub(super) declined: Mutex<HashSet<String>>,
+    /// Woken whenever a rollout stops running here (leaves [`Runner::active`]).
+    ended: Arc<tokio::sync::Notify>,
 }
 
 /// Rollouts this daemon runs now, by id.
@@ -128,6 +130,7 @@ impl Runner {
             shutdown,
             tracker: TaskTracker::new(),
             active: Active::default(),
+            ended: Arc::default(),
             declined: Mutex::default(),
         }
     }
@@ -170,6 +173,11 @@ impl Runner {
                 c.fleet.name == fleet && c.spec.op.direction() == direction && !c.spec.dry_run
             })
             .count()
+    }
+
+    /// Wakes its waiters whenever a rollout stops running here.
+    pub(crate) fn ended(&self) -> Arc<tokio::sync::Notify> {
+        self.ended.clone()
     }
 
     /// Rollouts this daemon runs now (its own and those it joined).
@@ -298,7 +306,8 @@ impl Runner {
             trace_id = tracing::field::Empty,
         );
         record_trace_id(&span);
-        let (active, writer) = (self.active.clone(), self.writer.clone());
+        let (active, writer, ended) =
+            (self.active.clone(), self.writer.clone(), self.ended.clone());
         active
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -327,6 +336,7 @@ impl Runner {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&ctx.id);
+                ended.notify_waiters();
                 writer.forget(&ctx.id);
             }
             .instrument(span),
