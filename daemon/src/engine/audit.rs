@@ -59,7 +59,7 @@ impl Engine {
                 Ok(p) if p.rollouts > 0 || p.audit > 0 => tracing::info!(
                     rollouts = p.rollouts,
                     audit = p.audit,
-                    retention = %humantime::format_duration(retention),
+                    retention_s = retention.as_secs(),
                     "deleted rollouts past their retention"
                 ),
                 Ok(_) => {}
