@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{engine::Engine, model::Observation, telemetry::MetricsExport};
@@ -31,15 +31,20 @@ pub(crate) struct Admin {
     pub(crate) stopping: CancellationToken,
 }
 
-/// Serves the admin endpoints on `listener` until `stop` is cancelled.
+/// Serves the admin endpoints on `listener` (the server's, which closes connections that
+/// stay silent past `first_byte_timeout`) until `stop` is cancelled.
 ///
 /// # Errors
-/// When accepting connections fails.
-pub(crate) async fn serve(
-    listener: TcpListener,
+/// When serving fails.
+pub(crate) async fn serve<L>(
+    listener: L,
     admin: Admin,
     stop: CancellationToken,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))

@@ -110,8 +110,13 @@ fn metadata(s: Subject<'_>) -> Vec<(&'static str, String)> {
 /// Each metadata value of the `ErrorInfo` is cut at 128 bytes (`model::bounded`).
 pub(super) const MAX_MESSAGE_BYTES: usize = 1024;
 
-/// `message`, cut at [`MAX_MESSAGE_BYTES`] on a character boundary, saying so.
-fn bounded(mut message: String) -> String {
+/// `message` with each quoted input cut at 128 bytes ([`crate::model::bound_quotes`], issue
+/// 25 finding 17), then cut at [`MAX_MESSAGE_BYTES`] on a character boundary, saying so.
+fn bounded(message: String) -> String {
+    let mut message = match crate::model::bound_quotes(&message) {
+        std::borrow::Cow::Borrowed(_) => message,
+        std::borrow::Cow::Owned(cut) => cut,
+    };
     if message.len() <= MAX_MESSAGE_BYTES {
         return message;
     }

@@ -8,7 +8,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Request;
 
-use super::{AuthError, Identity};
+use super::{
+    AuthError, Identity,
+    failures::{Failures, Refusal},
+    slowdown::SlowdownLayer,
+};
 use crate::config::{
     AuthConfig, NOT_A_DIGEST, sha256_digest,
     subject::{self, Attributes},
@@ -23,8 +27,8 @@ struct Table {
     enabled: bool,
     /// SHA-256 of each token, with its identity.
     tokens: Vec<([u8; 32], Identity)>,
-    /// Refusals by peer, for the log and the lockout.
-    failures: super::failures::Failures,
+    /// Refusals by peer, for the log, the metric, the slowdown and the lockout.
+    failures: Arc<Failures>,
     /// Certificate subject as parsed attributes ([`subject::parse`]), with its identity.
     clients: Vec<(Attributes, Identity)>,
 }
@@ -90,6 +94,28 @@ impl Gate {
         })))
     }
 
+    /// This gate, its callers slowed after repeated failures by at most `max_delay`
+    /// ([`Failures::delay`]; zero: never slowed). Call before the gate is cloned.
+    pub(crate) fn with_failure_delay(mut self, max_delay: std::time::Duration) -> Self {
+        if let Some(table) = Arc::get_mut(&mut self.0)
+            && let Some(failures) = Arc::get_mut(&mut table.failures)
+        {
+            failures.max_delay = max_delay;
+        }
+        self
+    }
+
+    /// Counts refusals in `counter` (`avocet.auth.failures`, labelled by reason).
+    pub(crate) fn count_failures(&self, counter: opentelemetry::metrics::Counter<u64>) {
+        self.0.failures.count_in(counter);
+    }
+
+    /// The layer that makes a call from a peer with repeated failures wait
+    /// ([`Failures::delay`]) before it reaches this gate.
+    pub(crate) fn slowdown(&self) -> SlowdownLayer {
+        SlowdownLayer::new(self.0.failures.clone(), self.0.enabled)
+    }
+
     /// The identity of a call.
     ///
     /// # Errors
@@ -147,10 +173,19 @@ impl Gate {
         let peer = request.remote_addr().map(|a| a.ip());
         let failures = &self.0.failures;
         if self.0.enabled && failures.locked(peer) {
+            failures.count(Refusal::LockedOut);
             return Err(AuthError::LockedOut);
         }
         let identity = self.identify(&request).inspect_err(|e| {
-            failures.record(peer, &e.to_string());
+            let why = match (
+                request.metadata().contains_key("authorization"),
+                request.peer_certs().is_some_and(|c| !c.is_empty()),
+            ) {
+                (true, _) => Refusal::Token,
+                (false, true) => Refusal::Certificate,
+                (false, false) => Refusal::Missing,
+            };
+            failures.record(peer, why, &e.to_string());
         })?;
         request.extensions_mut().insert(identity);
         Ok(request)

@@ -9,12 +9,14 @@
 //! | `identity.rs` | [`Identity`]: a name, a role and the fleets it may touch |
 //! | `gate.rs` | [`Gate`]: tokens (SHA-256, compared in constant time) and certificate subjects |
 //! | `tls.rs` | the server's TLS configuration from `[tls]` |
-//! | `failures.rs` | failed authentication: logged at a bounded rate, a guessing peer locked out |
+//! | `failures.rs` | failed authentication: logged at a bounded rate, counted, a guessing peer slowed then locked out |
+//! | `slowdown.rs` | the layer that makes a failing peer's calls wait before the gate |
 
 mod error;
 mod failures;
 mod gate;
 mod identity;
+mod slowdown;
 mod tls;
 
 pub(crate) use error::{AuthError, Refusal};

@@ -126,6 +126,12 @@ pub struct Config {
     /// Default 30 s.
     #[serde(with = "humantime_serde")]
     pub lease_timeout: Duration,
+    /// How long a finished rollout (succeeded, failed, cancelled), its events and its audit
+    /// entries are kept in the control store, e.g. `"90days"`; older ones are deleted at
+    /// start and every hour. Rollouts that have not finished are kept. At least 1 hour.
+    /// Default 90 days (issue 25, finding 12).
+    #[serde(default = "default_rollout_retention", with = "humantime_serde")]
+    pub rollout_retention: Duration,
     /// Allow listening on a non-loopback address without `[auth]` and `[tls]` (a warning
     /// says so at start). Default false: such a configuration is refused.
     pub insecure: bool,
@@ -160,6 +166,7 @@ impl Default for Config {
             control_store: DEFAULT_CONTROL_STORE.into(),
             shutdown_grace: Duration::from_secs(60),
             lease_timeout: Duration::from_secs(30),
+            rollout_retention: default_rollout_retention(),
             insecure: false,
             auth: AuthConfig::default(),
             tls: None,
@@ -167,6 +174,11 @@ impl Default for Config {
             fleets: BTreeMap::new(),
         }
     }
+}
+
+/// [`Config::rollout_retention`]'s default: 90 days.
+fn default_rollout_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
 }
 
 /// One fleet: tenants that share a dialect and a migration set.
@@ -601,6 +613,12 @@ impl Config {
         }
         if self.idle_timeout.is_zero() {
             return Err(invalid("idle_timeout".into(), "must be greater than zero"));
+        }
+        if self.rollout_retention < Duration::from_secs(3600) {
+            return Err(invalid(
+                "rollout_retention".into(),
+                "must be at least 1h (rollouts are looked at for deletion every hour)",
+            ));
         }
         check_identifier("history_table", &self.history_table)?;
         self.auth

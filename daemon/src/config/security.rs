@@ -172,6 +172,10 @@ pub struct LimitsConfig {
     /// so one fleet cannot take every slot of `max_running_rollouts`. Default 8.
     #[serde(default = "default_per_fleet")]
     pub max_running_rollouts_per_fleet: usize,
+    /// Rollouts started by one identity (a token's or a client's name) this daemon runs at
+    /// once; one more is `RESOURCE_EXHAUSTED`. Default 16.
+    #[serde(default = "default_per_identity")]
+    pub max_running_rollouts_per_identity: usize,
     /// Longest `pause_between_waves` a fleet or a request may set, e.g. `"1h"`. Default 1 h.
     #[serde(default = "default_max_pause", with = "humantime_serde")]
     pub max_pause_between_waves: Duration,
@@ -183,12 +187,26 @@ pub struct LimitsConfig {
     /// (its error names the file). Default 16 MiB.
     #[serde(default = "default_max_migration_bytes")]
     pub max_migration_bytes: u64,
+    /// Longest wait imposed on a call from a peer address with repeated failed
+    /// authentications: after 5 refusals in a minute its calls wait 10 ms, doubled with each
+    /// further refusal up to this, e.g. `"1s"`; `"0s"`: no wait. At 50 it is locked out for
+    /// the rest of the minute anyway. Default 1 s (issue 25, finding 16).
+    #[serde(default = "default_auth_failure_delay", with = "humantime_serde")]
+    pub max_auth_failure_delay: Duration,
+}
+
+fn default_auth_failure_delay() -> Duration {
+    Duration::from_secs(1)
 }
 
 pub use crate::model::DEFAULT_MAX_MIGRATION_BYTES;
 
 fn default_first_byte() -> Duration {
     Duration::from_secs(10)
+}
+
+fn default_per_identity() -> usize {
+    16
 }
 
 fn default_per_fleet() -> usize {
@@ -211,9 +229,11 @@ impl Default for LimitsConfig {
             max_running_rollouts: 32,
             request_timeout: Duration::from_secs(120),
             max_running_rollouts_per_fleet: default_per_fleet(),
+            max_running_rollouts_per_identity: default_per_identity(),
             max_pause_between_waves: default_max_pause(),
             first_byte_timeout: default_first_byte(),
             max_migration_bytes: DEFAULT_MAX_MIGRATION_BYTES,
+            max_auth_failure_delay: default_auth_failure_delay(),
         }
     }
 }

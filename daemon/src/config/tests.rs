@@ -284,3 +284,22 @@ fn a_syntax_error_shows_no_part_of_an_unusual_password() {
         Ok(())
     });
 }
+
+/// Issue 25, finding 12: `rollout_retention` is a duration, 90 days unless set, at least
+/// an hour.
+#[test]
+fn rollout_retention_is_a_duration_of_at_least_an_hour() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let default = Config::load(Some(write("").path())).unwrap();
+        assert_eq!(default.rollout_retention, Duration::from_secs(90 * 86_400));
+        let set = Config::load(Some(write("rollout_retention = \"30days\"\n").path())).unwrap();
+        assert_eq!(set.rollout_retention, Duration::from_secs(30 * 86_400));
+        for bad in ["\"10m\"", "\"ninety\""] {
+            let file = write(&format!("rollout_retention = {bad}\n"));
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(err.contains("rollout_retention"), "{bad}: {err}");
+        }
+        Ok(())
+    });
+}

@@ -219,6 +219,29 @@ pub enum EngineError {
         /// The limit.
         limit: usize,
     },
+    /// As many rollouts started by one identity as `[limits]
+    /// max_running_rollouts_per_identity` run here.
+    #[error(
+        "{limit} rollouts started by {identity:?} run on this daemon already ([limits] \
+         max_running_rollouts_per_identity); start this one when one ends"
+    )]
+    TooManyForIdentity {
+        /// The identity's name.
+        identity: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// A rollout of this fleet and direction runs and another waits its turn already.
+    #[error(
+        "fleet {fleet:?}: a {direction} rollout runs on this daemon and another waits its \
+         turn already; start this one when one ends"
+    )]
+    LineFull {
+        /// The fleet.
+        fleet: String,
+        /// `up` or `down`.
+        direction: &'static str,
+    },
     /// No rollout has that id.
     #[error("rollout {0:?} not found")]
     UnknownRollout(String),

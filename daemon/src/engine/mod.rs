@@ -12,16 +12,20 @@
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control |
 //! | `repair.rs` | Repair: one version's record rewritten on one tenant or many |
+//! | `audit.rs` | a rollout's request as stored (a bounded summary), and retention |
+//! | `queue.rs` | one changing rollout per fleet and direction at a time, one more waiting |
 //! | `baseline.rs` | Baseline: versions recorded as applied without running them |
 //! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
 //! | `observe.rs` | what a metrics scrape reports, and whether the engine is ready |
 //! | `error.rs` | [`EngineError`]: one variant per refusal, each keeping its cause |
 //! | `reason.rs` | each error's [`Reason`] (its stable code), [`ErrorKind`] and [`Subject`] |
 
+mod audit;
 mod baseline;
 mod canary;
 mod error;
 mod observe;
+mod queue;
 mod reads;
 mod reason;
 mod repair;
@@ -87,6 +91,10 @@ pub struct Engine {
     max_per_fleet: usize,
     /// Longest `pause_between_waves` a rollout may ask for.
     max_pause: std::time::Duration,
+    /// Rollouts started by one identity run here at once ([`Engine::limit_per_identity`]).
+    max_per_identity: usize,
+    /// Rollouts that change a fleet, one at a time per direction, one more waiting.
+    lines: Arc<queue::Lines>,
 }
 
 /// A fleet, its selected tenants and its migration set, as every operation starts.
@@ -157,6 +165,8 @@ impl Engine {
             max_running_rollouts: usize::MAX,
             max_per_fleet: usize::MAX,
             max_pause: std::time::Duration::MAX,
+            max_per_identity: usize::MAX,
+            lines: Arc::default(),
         })
     }
 
@@ -173,6 +183,13 @@ impl Engine {
     pub fn limit_per_fleet(mut self, per_fleet: usize, max_pause: std::time::Duration) -> Self {
         self.max_per_fleet = per_fleet.max(1);
         self.max_pause = max_pause;
+        self
+    }
+
+    /// The same engine refusing a new rollout of an identity while `per_identity` rollouts
+    /// it started run here (issue 25, finding 9); by default there is no limit.
+    pub fn limit_per_identity(mut self, per_identity: usize) -> Self {
+        self.max_per_identity = per_identity.max(1);
         self
     }
 

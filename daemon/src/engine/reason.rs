@@ -292,7 +292,10 @@ impl EngineError {
                 RunnerError::Store(_) => Reason::StoreUnavailable,
             },
             Self::ShuttingDown => Reason::ShuttingDown,
-            Self::TooManyRollouts { .. } | Self::TooManyInFleet { .. } => Reason::TooManyRollouts,
+            Self::TooManyRollouts { .. }
+            | Self::TooManyInFleet { .. }
+            | Self::TooManyForIdentity { .. }
+            | Self::LineFull { .. } => Reason::TooManyRollouts,
             Self::UnknownRollout(_) => Reason::RolloutNotFound,
             Self::Store(_) => Reason::StoreUnavailable,
             Self::Discovery(_) => Reason::DiscoveryFailed,
@@ -324,7 +327,8 @@ impl EngineError {
             Self::SetChanged { fleet, .. }
             | Self::GroupedWithoutTransactionalDdl { fleet, .. }
             | Self::NoDiscovery(fleet)
-            | Self::TooManyInFleet { fleet, .. } => Subject::fleet(fleet),
+            | Self::TooManyInFleet { fleet, .. }
+            | Self::LineFull { fleet, .. } => Subject::fleet(fleet),
             Self::RepeatableTarget { fleet, version }
             | Self::RepeatableRollbackTarget { fleet, version }
             | Self::UnknownVersion { fleet, version }
@@ -354,6 +358,7 @@ impl EngineError {
             | Self::InvalidName { .. }
             | Self::ShuttingDown
             | Self::TooManyRollouts { .. }
+            | Self::TooManyForIdentity { .. }
             | Self::Store(_) => Subject::default(),
         }
     }

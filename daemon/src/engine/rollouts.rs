@@ -5,7 +5,7 @@ use futures::{Stream, StreamExt};
 
 use super::{
     ApplyRequest, Engine, EngineError, ListRequest, MAX_CONCURRENCY, RollbackRequest, RolloutPage,
-    Scope, Selector, StrategyError, reads::apply_options,
+    Scope, Selector, StrategyError, audit::request_summary, reads::apply_options,
 };
 use crate::{
     model::{
@@ -47,7 +47,7 @@ impl Engine {
                 now: scope.set.digest().to_string(),
             });
         }
-        let request = request_json(&req.plan.selector, &req.expected_set_digest);
+        let request = request_summary(&req.plan.selector, &req.expected_set_digest);
         let mut scope = scope;
         let strategy = self::strategy(&scope, req.plan.strategy)?;
         self.canaries_first(&mut scope, strategy.canary, &req.plan.canary_selector)
@@ -98,7 +98,7 @@ impl Engine {
                 latest: scope.set.latest().map(Box::new),
             });
         }
-        let request = request_json(&req.selector, &None);
+        let request = request_summary(&req.selector, &None);
         self.start(
             scope,
             (RolloutOp::Rollback(req.target), req.accept_data_loss),
@@ -135,20 +135,34 @@ impl Engine {
         if transaction == TransactionMode::Tenant {
             grouped_allowed(&scope, op.direction())?;
         }
-        if self.runner.is_shutting_down() {
-            return Err(EngineError::ShuttingDown);
-        }
-        if self.runner.running_in(&scope.fleet.name) >= self.max_per_fleet {
-            return Err(EngineError::TooManyInFleet {
-                fleet: scope.fleet.name.clone(),
-                limit: self.max_per_fleet,
-            });
-        }
-        if self.runner.running_here() >= self.max_running_rollouts {
-            return Err(EngineError::TooManyRollouts {
-                limit: self.max_running_rollouts,
-            });
-        }
+        self.room_for(&scope.fleet.name, &caller)?;
+        // Issue 25, finding 9: a change of this fleet in this direction runs alone here;
+        // one request waits its turn (the wait ends with the call's deadline, which drops
+        // this future and its place), a further one is refused.
+        let direction = op.direction();
+        let fleet_name = scope.fleet.name.clone();
+        let changing = || self.runner.changing(&fleet_name, direction);
+        let ended = self.runner.ended();
+        let place = match dry_run {
+            true => None,
+            false => Some(
+                self.lines
+                    .join(&fleet_name, direction, changing())
+                    .map_err(|_| EngineError::LineFull {
+                        fleet: fleet_name.clone(),
+                        direction: direction.as_str(),
+                    })?,
+            ),
+        };
+        let _turn = match &place {
+            None => None,
+            Some(place) => tokio::select! {
+                turn = place.turn(changing, &ended) => Some(turn),
+                () = self.shutdown.cancelled() => return Err(EngineError::ShuttingDown),
+            },
+        };
+        // What the wait may have changed.
+        self.room_for(&fleet_name, &caller)?;
         let spec = RolloutSpec {
             fleet: scope.fleet.name.clone(),
             op,
@@ -173,6 +187,33 @@ impl Engine {
                 method: caller.method,
             })
             .await?)
+    }
+
+    /// Whether a rollout of `fleet` by `caller` may start now: the daemon is not shutting
+    /// down, and neither the fleet's, the daemon's nor the identity's limit is reached.
+    fn room_for(&self, fleet: &str, caller: &Caller) -> Result<(), EngineError> {
+        if self.runner.is_shutting_down() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.runner.running_in(fleet) >= self.max_per_fleet {
+            return Err(EngineError::TooManyInFleet {
+                fleet: fleet.to_owned(),
+                limit: self.max_per_fleet,
+            });
+        }
+        if self.runner.running_here() >= self.max_running_rollouts {
+            return Err(EngineError::TooManyRollouts {
+                limit: self.max_running_rollouts,
+            });
+        }
+        let identity = rollout::identity_of(&caller.who);
+        if self.runner.running_by(identity) >= self.max_per_identity {
+            return Err(EngineError::TooManyForIdentity {
+                identity: identity.to_owned(),
+                limit: self.max_per_identity,
+            });
+        }
+        Ok(())
     }
 
     /// Rollout `id` as stored, with its audit entries.
@@ -307,18 +348,6 @@ impl Engine {
             .map_err(EngineError::from)?;
         self.rollout(id).await
     }
-}
-
-/// What a rollout's request chose, as JSON for its audit (its resolved spec is added).
-fn request_json(
-    selector: &Selector,
-    digest: &Option<crate::model::SetDigest>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "tenant_ids": selector.ids,
-        "labels": selector.labels.to_string(),
-        "expected_set_digest": digest,
-    })
 }
 
 /// The request's strategy over the fleet's defaults, checked.

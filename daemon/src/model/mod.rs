@@ -14,6 +14,7 @@
 //! | `lint.rs` | [`Finding`]s of the lint: [`LintCode`], [`LintKind`] |
 //! | `labels.rs` | [`Labels`] of a tenant |
 //! | `redact.rs` | [`redact_secrets`]: DSN passwords out of text; [`holds_password`] |
+//! | `quote.rs` | [`bound_quotes`]: at most [`MAX_QUOTED`] bytes of any one quoted input in a message |
 //! | `placeholder.rs` | `${name}` placeholders: [`Placeholder`], [`PlaceholderContext`], [`PlaceholderError`] |
 //! | `names.rs` | what a valid id, identifier and label is ([`check_id`], …) |
 //! | `history.rs` | [`BaselineSource`], [`HistoryRecord`], [`RecordStatus`], [`RecordWrite`], [`RepairAction`] |
@@ -42,6 +43,7 @@ mod names;
 mod observe;
 mod placeholder;
 mod plan;
+mod quote;
 mod redact;
 mod rollout;
 mod set;
@@ -75,6 +77,7 @@ pub use plan::{
     ApplyOptions, Code, Diagnostic, Plan, PlanView, RollbackTarget, Severity, Step, StepView,
     TransactionMode,
 };
+pub use quote::{MAX_QUOTED, bound_quotes};
 pub use redact::{bounded, holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
 pub use set::{MigrationSet, VersionOrder};

@@ -14,8 +14,8 @@ use super::{RolloutCtx, job, replica::Replica, writer::Writer};
 use crate::{
     fleet::{Fleet, FleetError, Registry, Tenant},
     model::{
-        EventKind, MigrationSet, Refused, RolloutRecord, RolloutSpec, RolloutStarted, RolloutState,
-        RolloutStep, TenantWork, WorkState,
+        Direction, EventKind, MigrationSet, Refused, RolloutRecord, RolloutSpec, RolloutStarted,
+        RolloutState, RolloutStep, TenantWork, WorkState,
     },
     plan,
     store::{Changed, NewRollout, Store, StoreError},
@@ -119,6 +119,8 @@ pub(crate) struct Runner {
     pub(super) active: Active,
     /// Rollouts this daemon declined to join (another set, a fleet it lacks): said once.
     pub(super) declined: Mutex<HashSet<String>>,
+    /// Woken whenever a rollout stops running here (leaves [`Runner::active`]).
+    ended: Arc<tokio::sync::Notify>,
 }
 
 /// Rollouts this daemon runs now, by id.
@@ -144,6 +146,7 @@ impl Runner {
             shutdown,
             tracker: TaskTracker::new(),
             active: Active::default(),
+            ended: Arc::default(),
             declined: Mutex::default(),
         }
     }
@@ -167,6 +170,30 @@ impl Runner {
     pub(crate) fn running_in(&self, fleet: &str) -> usize {
         let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         active.values().filter(|c| c.fleet.name == fleet).count()
+    }
+
+    /// Rollouts started by `identity` (a name, as [`identity_of`] reads it) this daemon
+    /// runs now.
+    pub(crate) fn running_by(&self, identity: &str) -> usize {
+        let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        active.values().filter(|c| c.identity == identity).count()
+    }
+
+    /// Rollouts of `fleet` in `direction` that change something (not dry runs) this daemon
+    /// runs now.
+    pub(crate) fn changing(&self, fleet: &str, direction: Direction) -> usize {
+        let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
+        active
+            .values()
+            .filter(|c| {
+                c.fleet.name == fleet && c.spec.op.direction() == direction && !c.spec.dry_run
+            })
+            .count()
+    }
+
+    /// Wakes its waiters whenever a rollout stops running here.
+    pub(crate) fn ended(&self) -> Arc<tokio::sync::Notify> {
+        self.ended.clone()
     }
 
     /// Rollouts this daemon runs now (its own and those it joined).
@@ -239,22 +266,30 @@ impl Runner {
                 message: "not found".into(),
             })?;
         // Only now, with nothing left to fail, does it take a place among the running.
-        let ctx = self.context(&id, req.spec.clone(), req.fleet.clone(), req.set);
+        let ctx = self.context(
+            &id,
+            req.spec.clone(),
+            req.fleet.clone(),
+            req.set,
+            &req.caller,
+        );
         self.spawn(ctx, record);
         Ok(id)
     }
 
-    /// The shared state of rollout `id`'s run here; it counts as running here once
-    /// [`Runner::spawn`]ed.
+    /// The shared state of rollout `id`'s run here, started by `created_by` (as stored:
+    /// `name (peer addr)`); it counts as running here once [`Runner::spawn`]ed.
     pub(super) fn context(
         &self,
         id: &str,
         spec: RolloutSpec,
         fleet: Arc<Fleet>,
         set: Arc<MigrationSet>,
+        created_by: &str,
     ) -> Arc<RolloutCtx> {
         Arc::new(RolloutCtx {
             id: id.to_owned(),
+            identity: identity_of(created_by).to_owned(),
             spec,
             fleet,
             set,
@@ -287,7 +322,8 @@ impl Runner {
             trace_id = tracing::field::Empty,
         );
         record_trace_id(&span);
-        let (active, writer) = (self.active.clone(), self.writer.clone());
+        let (active, writer, ended) =
+            (self.active.clone(), self.writer.clone(), self.ended.clone());
         active
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -316,6 +352,7 @@ impl Runner {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&ctx.id);
+                ended.notify_waiters();
                 writer.forget(&ctx.id);
             }
             .instrument(span),
@@ -460,7 +497,7 @@ impl Runner {
             .audit(id, "avocet.v1.Rollouts/Resume", caller, "")
             .await?;
         let record = self.record(id).await?;
-        let ctx = self.context(id, record.spec.clone(), fleet, set);
+        let ctx = self.context(id, record.spec.clone(), fleet, set, &record.created_by);
         self.spawn(ctx, record);
         Ok(())
     }
@@ -539,6 +576,12 @@ fn refused(record: &RolloutRecord, action: &'static str) -> RunnerError {
         state: record.state.as_str(),
         action,
     }
+}
+
+/// The identity's name in a caller as the audit writes it (`deployer (peer 10.0.0.7:50122)`):
+/// its first word (identity names are ids, without spaces).
+pub(crate) fn identity_of(caller: &str) -> &str {
+    caller.split(' ').next().unwrap_or_default()
 }
 
 #[cfg(test)]

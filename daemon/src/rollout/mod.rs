@@ -33,7 +33,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use control::RunnerError;
-pub(crate) use control::{Runner, StartRequest};
+pub(crate) use control::{Runner, StartRequest, identity_of};
 pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
 
@@ -51,6 +51,8 @@ use writer::Writer;
 /// Shared state of one running rollout.
 pub(crate) struct RolloutCtx {
     id: String,
+    /// The name of the identity that started it, for `max_running_rollouts_per_identity`.
+    identity: String,
     spec: RolloutSpec,
     fleet: Arc<Fleet>,
     set: Arc<MigrationSet>,

@@ -81,7 +81,13 @@ impl Runner {
             match self.scope_of(&record) {
                 Ok((fleet, set)) => {
                     tracing::info!(rollout_id = %record.id, "joining a rollout");
-                    let ctx = self.context(&record.id, record.spec.clone(), fleet, set);
+                    let ctx = self.context(
+                        &record.id,
+                        record.spec.clone(),
+                        fleet,
+                        set,
+                        &record.created_by,
+                    );
                     self.spawn(ctx, record);
                 }
                 Err(e) => {

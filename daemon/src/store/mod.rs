@@ -13,11 +13,13 @@
 //! | `leases.rs` | replicas sharing rollouts: fenced claims of work items, heartbeats, one finisher, on the store's clock |
 //! | `states.rs` | a rollout's state changes: compare-and-set along `model`'s table, with their event |
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
+//! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, deleted |
 
 mod counts;
 mod events;
 mod known;
 mod leases;
+mod retention;
 mod rollouts;
 mod states;
 mod tenants;
@@ -82,7 +84,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 7] = [
+const SCHEMA: [(i64, &str, &str); 8] = [
     (
         1,
         "control store",
@@ -113,6 +115,11 @@ const SCHEMA: [(i64, &str, &str); 7] = [
         7,
         "registry generation",
         include_str!("migrations/0007_registry_generation.sql"),
+    ),
+    (
+        8,
+        "retention",
+        include_str!("migrations/0008_retention.sql"),
     ),
 ];
 

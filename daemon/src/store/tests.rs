@@ -184,3 +184,127 @@ async fn failed_versions_keep_a_repeatable_whose_description_holds_a_comma() {
     let blocked = groups.iter().filter(|g| g.state.blocked).count();
     assert_eq!(blocked, 1, "{groups:?}");
 }
+
+/// Issue 25, finding 12: rollouts finished before the cutoff go with their work items,
+/// events and audit entries, as do older audit entries whose rollout is gone; a rollout
+/// still running however old, and one finished after the cutoff, stay whole.
+#[tokio::test]
+async fn finished_rollouts_past_retention_are_purged_and_the_rest_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    // "r": created by `store_with`, running.
+    let store = store_with(&dir, [WorkState::Pending, WorkState::Pending]).await;
+    let day = 86_400_000;
+    let now = now_ms();
+    let spec = RolloutSpec {
+        accept_data_loss: false,
+        fleet: "f".into(),
+        op: RolloutOp::Apply(ApplyOptions::default()),
+        strategy: Strategy::default(),
+        transaction: TransactionMode::default(),
+        dry_run: true,
+        set_digest: SetDigest::default(),
+    };
+    let works = [TenantWork {
+        tenant: "t0".into(),
+        position: 0,
+        wave: 0,
+        state: WorkState::Succeeded,
+        attempts: 1,
+        last_error: None,
+    }];
+    // (id, state, finished_at): two old finished, one recent.
+    for (id, state, finished) in [
+        ("old-ok", "succeeded", now - 100 * day),
+        ("old-failed", "failed", now - 91 * day),
+        ("recent", "succeeded", now - 10 * day),
+    ] {
+        let new = NewRollout {
+            id,
+            spec: &spec,
+            request_json: "{}",
+            created_by: "test",
+            method: "Apply",
+            waves: 1,
+            works: &works,
+        };
+        store.create_rollout(&new).await.unwrap();
+        sqlx::query(
+            "UPDATE rollouts SET state = $1, created_at = $2, finished_at = $3 WHERE id = $4",
+        )
+        .bind(state)
+        .bind(finished - 1000)
+        .bind(finished)
+        .bind(id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO rollout_events (rollout_id, seq, at, body) VALUES ($1, 1, $2, '{}')",
+        )
+        .bind(id)
+        .bind(finished)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE audit SET at = $1 WHERE rollout_id = $2")
+            .bind(finished - 1000)
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+    // The running rollout is old too, and an old audit entry lost its rollout.
+    for sql in [
+        format!(
+            "UPDATE rollouts SET created_at = {} WHERE id = 'r'",
+            now - 200 * day
+        ),
+        format!(
+            "UPDATE audit SET at = {} WHERE rollout_id = 'r'",
+            now - 200 * day
+        ),
+        format!(
+            "INSERT INTO audit (rollout_id, at, method, caller, detail) \
+             VALUES ('gone', {}, 'Apply', 'test', '')",
+            now - 120 * day
+        ),
+    ] {
+        sqlx::query(&sql).execute(&store.pool).await.unwrap();
+    }
+    let purged = store.purge_finished_before(now - 90 * day).await.unwrap();
+    assert_eq!(purged.rollouts, 2, "{purged:?}");
+    assert_eq!(purged.audit, 3, "{purged:?}");
+    let count = |sql: &'static str| {
+        let pool = store.pool.clone();
+        async move {
+            let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
+            sqlx::Row::get::<i64, _>(&row, 0)
+        }
+    };
+    let kept = |table: &'static str| {
+        let pool = store.pool.clone();
+        async move {
+            let column = if table == "rollouts" {
+                "id"
+            } else {
+                "rollout_id"
+            };
+            let sql = format!("SELECT DISTINCT {column} FROM {table} ORDER BY {column}");
+            let rows = sqlx::query(&sql).fetch_all(&pool).await.unwrap();
+            rows.iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, 0))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(kept("rollouts").await, ["r", "recent"]);
+    assert_eq!(kept("rollout_tenants").await, ["r", "recent"]);
+    assert_eq!(kept("rollout_events").await, ["r", "recent"]);
+    assert_eq!(kept("audit").await, ["r", "recent"]);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM rollout_tenants WHERE rollout_id = 'r'").await,
+        2
+    );
+    // A second purge finds nothing.
+    let again = store.purge_finished_before(now - 90 * day).await.unwrap();
+    assert_eq!(again, super::retention::Purged::default());
+}

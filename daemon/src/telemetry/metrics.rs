@@ -164,3 +164,14 @@ impl Metrics {
         );
     }
 }
+
+/// `avocet.auth.failures` (Prometheus: `avocet_auth_failures_total`): calls refused by the
+/// gate, labelled `reason` = `token`, `certificate`, `missing` or `locked_out` (issue 25,
+/// finding 16).
+pub(crate) fn auth_failures(meter: &Meter) -> Counter<u64> {
+    meter
+        .u64_counter("avocet.auth.failures")
+        .with_unit("{call}")
+        .with_description("Calls refused by authentication, by reason")
+        .build()
+}

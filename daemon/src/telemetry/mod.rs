@@ -21,7 +21,7 @@ mod spans;
 pub(crate) use export::MetricsExport;
 pub use export::TelemetryError;
 pub(crate) use grpc::{CallDurationLayer, serve_methods};
-pub(crate) use metrics::{Metrics, MigrationDone};
+pub(crate) use metrics::{Metrics, MigrationDone, auth_failures};
 pub(crate) use spans::{db_system_name, fail, record_trace_id, server_span};
 
 use opentelemetry::trace::TracerProvider as _;

@@ -1,5 +1,11 @@
 //! Wiring: the gRPC services with health and reflection, the admin HTTP listener, the
 //! idle-session reaper, and an orderly shutdown.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `accept.rs` | both listeners' connections, closed when silent past `first_byte_timeout` |
+
+mod accept;
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,7 +14,7 @@ use avocet_proto::v1::{
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
-use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -97,10 +103,12 @@ pub async fn serve_with_admin(
     if let Ok(addr) = listener.local_addr() {
         config.check_exposure(addr)?;
     }
-    let gate = Gate::new(&config.auth).map_err(|(key, message)| ConfigError::Invalid {
-        key: format!("auth.{key}"),
-        message,
-    })?;
+    let gate = Gate::new(&config.auth)
+        .map_err(|(key, message)| ConfigError::Invalid {
+            key: format!("auth.{key}"),
+            message,
+        })?
+        .with_failure_delay(config.limits.max_auth_failure_delay);
     let tls = config
         .tls
         .as_ref()
@@ -111,6 +119,7 @@ pub async fn serve_with_admin(
     crate::catalog::set_max_migration_bytes(limits.max_migration_bytes);
     let registry = Registry::from_config(&config)?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
+    let retention = config.rollout_retention;
     let replica = ReplicaOptions {
         id: format!(
             "{}/{}",
@@ -124,6 +133,7 @@ pub async fn serve_with_admin(
     let token = CancellationToken::new();
     let export = Arc::new(MetricsExport::new("avocetd")?);
     let meter = export.meter();
+    gate.count_failures(crate::telemetry::auth_failures(&meter));
     let (opened, engine_rx) = watch::channel(None);
     let admin_stop = CancellationToken::new();
     let admin = admin.map(|listener| {
@@ -137,6 +147,7 @@ pub async fn serve_with_admin(
             Ok(addr) => tracing::info!(%addr, "admin listener serving"),
             Err(_) => tracing::info!("admin listener serving"),
         }
+        let listener = accept::FirstByte::new(listener, limits.first_byte_timeout);
         tokio::spawn(async move {
             if let Err(e) = admin::serve(listener, state, stop).await {
                 tracing::error!(error = %e, "admin listener failed");
@@ -151,7 +162,8 @@ pub async fn serve_with_admin(
                 .limit_per_fleet(
                     limits.max_running_rollouts_per_fleet,
                     limits.max_pause_between_waves,
-                ),
+                )
+                .limit_per_identity(limits.max_running_rollouts_per_identity),
         ),
         Err(e) => {
             admin_stop.cancel();
@@ -178,6 +190,10 @@ pub async fn serve_with_admin(
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.close_idle_sessions(stop).await })
+    };
+    let retained = {
+        let (engine, stop) = (engine.clone(), token.clone());
+        tokio::spawn(async move { engine.keep_retention(retention, stop).await })
     };
     let discovery = {
         let (engine, stop) = (engine.clone(), token.clone());
@@ -239,7 +255,8 @@ pub async fn serve_with_admin(
         .timeout(limits.request_timeout)
         .trace_fn(server_span)
         .layer(CallDurationLayer::new(&meter))
-        .layer(tower::util::MapResponseLayer::new(oversized_is_exhausted));
+        .layer(tower::util::MapResponseLayer::new(oversized_is_exhausted))
+        .layer(gate.slowdown());
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
@@ -262,20 +279,23 @@ pub async fn serve_with_admin(
             FleetServer::new(fleet).max_decoding_message_size(size),
             Gated(gate),
         ))
-        .serve_with_incoming_shutdown(incoming(listener, limits.first_byte_timeout), async move {
-            shutdown.await;
-            let _ = since.set(std::time::Instant::now());
-            tracing::info!("shutting down: no new tenant starts; tenants in flight finish");
-            let _checks = health_lock.lock().await;
-            stop.cancel();
-            // As `/readyz`: no longer ready (the rollouts' control is still served).
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
-            health
-                .set_not_serving::<MigratorServer<MigratorService>>()
-                .await;
-        });
+        .serve_with_incoming_shutdown(
+            accept::incoming(listener, limits.first_byte_timeout),
+            async move {
+                shutdown.await;
+                let _ = since.set(std::time::Instant::now());
+                tracing::info!("shutting down: no new tenant starts; tenants in flight finish");
+                let _checks = health_lock.lock().await;
+                stop.cancel();
+                // As `/readyz`: no longer ready (the rollouts' control is still served).
+                health
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                health
+                    .set_not_serving::<MigratorServer<MigratorService>>()
+                    .await;
+            },
+        );
     // Streams end on the token; a client that holds a connection open anyway must not keep
     // the daemon past the grace period.
     let deadline = async {
@@ -291,6 +311,7 @@ pub async fn serve_with_admin(
     };
     token.cancel();
     let _ = reaper.await;
+    let _ = retained.await;
     let _ = discovery.await;
     let _ = registrations.await;
     let _ = honest.await;
@@ -383,34 +404,4 @@ fn oversized_is_exhausted<B>(mut response: http::Response<B>) -> http::Response<
         }
     }
     response
-}
-
-/// Connections waiting for their first byte at once; more wait in the listen backlog.
-const PENDING_CONNECTIONS: usize = 4096;
-
-/// Accepted connections with `TCP_NODELAY` (a small gRPC response otherwise waits on
-/// Nagle's algorithm for the client's delayed ACK, about 40 ms on Linux) and TCP keepalive.
-/// A connection that sends no byte (no TLS ClientHello, no HTTP/2 preface) within
-/// `first_byte` is closed before the server sees it (issue 25, finding 18: idle connections
-/// held a descriptor each, for ever).
-fn incoming(
-    listener: TcpListener,
-    first_byte: Duration,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt as _;
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(30)))
-        .map(move |accepted| async move {
-            let stream = accepted?;
-            let mut byte = [0_u8; 1];
-            match tokio::time::timeout(first_byte, stream.peek(&mut byte)).await {
-                Ok(Ok(n)) if n > 0 => Ok(Some(stream)),
-                _ => Ok(None),
-            }
-        })
-        .buffer_unordered(PENDING_CONNECTIONS)
-        .filter_map(
-            |r: std::io::Result<Option<tokio::net::TcpStream>>| async move { r.transpose() },
-        )
 }
