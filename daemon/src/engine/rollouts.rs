@@ -5,7 +5,7 @@ use futures::{Stream, StreamExt};
 
 use super::{
     ApplyRequest, Engine, EngineError, ListRequest, MAX_CONCURRENCY, RollbackRequest, RolloutPage,
-    Scope, Selector, StrategyError, audit::request_summary, reads::apply_options,
+    Scope, StrategyError, audit::request_summary, reads::apply_options,
 };
 use crate::{
     model::{
