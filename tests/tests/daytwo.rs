@@ -167,13 +167,20 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
         "{again:?}"
     );
     ensure!(fleet.log_count(0, 4, "rolled_back").await? == 1);
-    // Over the whole fleet (no tenant named): t00 unchanged, t01 forgotten.
+    // Neither a tenant nor a selector is a bad request, never the whole fleet.
+    let neither = pb::RepairRequest {
+        fleet: FLEET.into(),
+        version: 4,
+        action: pb::RepairAction::Forget as i32,
+        ..Default::default()
+    };
+    let refused = c.repair(neither.clone()).await;
+    ensure!(refused.err().and_then(|e| e.code()) == Some(Code::InvalidArgument));
+    // Over the whole fleet (an empty selector): t00 unchanged, t01 forgotten.
     let all = c
         .repair(pb::RepairRequest {
-            fleet: FLEET.into(),
-            version: 4,
-            action: pb::RepairAction::Forget as i32,
-            ..Default::default()
+            selector: Some(pb::TenantSelector::default()),
+            ..neither
         })
         .await?;
     let outcome = |r: &pb::RepairResponse| -> Vec<(String, String, bool, bool)> {

@@ -333,17 +333,14 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
         };
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
-            tenants: {
-                let chosen = req.selector.as_ref();
-                let chosen =
-                    chosen.is_some_and(|s| !s.tenant_ids.is_empty() || !s.labels.is_empty());
-                match (req.tenant.is_empty(), chosen) {
-                    (true, _) => RepairTenants::Selected(selector(req.selector)?),
-                    (false, false) => RepairTenants::One(name("tenant", req.tenant)?),
-                    (false, true) => {
-                        return Err(invalid("give one tenant or a tenant selector, not both"));
-                    }
+            // One tenant, or a selector message (empty: every tenant); neither is a missing
+            // tenant, so an empty field never means the whole fleet.
+            tenants: match (req.tenant.is_empty(), req.selector) {
+                (true, Some(sel)) => RepairTenants::Selected(selector(Some(sel))?),
+                (false, Some(sel)) if !sel.tenant_ids.is_empty() || !sel.labels.is_empty() => {
+                    return Err(invalid("give one tenant or a tenant selector, not both"));
                 }
+                (_, _) => RepairTenants::One(name("tenant", req.tenant)?),
             },
             version: version("version", req.version, &req.version_text)?,
             action,
