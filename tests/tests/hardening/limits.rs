@@ -2,16 +2,11 @@
 //! watch sequences (13), silent connections (18), failed authentications (16), the
 //! control store's rows (12) and quoted input in errors (17).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use avocet_client::{ClientError, pb};
-use avocet_daemon::{
-    config::{AuthConfig, TokenConfig},
-    model::Role,
-};
 use avocet_tests::{FLEET, Fleet, TestDaemon, sample_dir};
-use sha2::{Digest, Sha256};
 use tonic::Code;
 
 use super::code;
@@ -22,12 +17,7 @@ use super::code;
 #[tokio::test(flavor = "multi_thread")]
 async fn one_fleet_cannot_take_every_rollout_slot() -> anyhow::Result<()> {
     let (eu, us) = (Fleet::sqlite(2).await?, Fleet::sqlite(1).await?);
-    let mut config = TestDaemon::config(&eu, &sample_dir(eu.dialect), Duration::from_secs(5))?;
-    let f = config.fleets.remove(FLEET).context("fleet")?;
-    let mut g = f.clone();
-    g.tenants = us.tenants.clone();
-    g.sqlite_root = us.sqlite_dir().map(std::path::Path::to_owned);
-    config.fleets = BTreeMap::from([("eu".to_owned(), f), ("us".to_owned(), g)]);
+    let mut config = super::two_fleets(("eu", &eu), ("us", &us))?;
     config.limits.max_running_rollouts = 8;
     config.limits.max_running_rollouts_per_fleet = 1;
     config.limits.max_pause_between_waves = Duration::from_secs(600);
@@ -82,12 +72,7 @@ fn slow(fleet: &str, pause_ms: u64) -> pb::ApplyRequest {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_apply_per_fleet_runs_one_waits_and_identities_are_limited() -> anyhow::Result<()> {
     let (eu, us) = (Fleet::sqlite(2).await?, Fleet::sqlite(1).await?);
-    let mut config = TestDaemon::config(&eu, &sample_dir(eu.dialect), Duration::from_secs(5))?;
-    let f = config.fleets.remove(FLEET).context("fleet")?;
-    let mut g = f.clone();
-    g.tenants = us.tenants.clone();
-    g.sqlite_root = us.sqlite_dir().map(std::path::Path::to_owned);
-    config.fleets = BTreeMap::from([("eu".to_owned(), f), ("us".to_owned(), g)]);
+    let mut config = super::two_fleets(("eu", &eu), ("us", &us))?;
     config.limits.max_running_rollouts_per_fleet = 8;
     config.limits.max_running_rollouts_per_identity = 2;
     let daemon = TestDaemon::start_with(config).await?;
@@ -228,21 +213,7 @@ async fn a_silent_connection_is_closed() -> anyhow::Result<()> {
 async fn a_token_guesser_is_locked_out() -> anyhow::Result<()> {
     use avocet_client::{Client, Credentials, Timeouts};
     let fleet = Fleet::sqlite(1).await?;
-    let mut config =
-        TestDaemon::config(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(5))?;
-    config.auth = AuthConfig {
-        tokens: vec![TokenConfig {
-            name: "viewer".into(),
-            sha256: Some(hex::encode(Sha256::digest("viewer-token"))),
-            sha256_file: None,
-            role: Role::Viewer,
-            fleets: Vec::new(),
-        }],
-        clients: Vec::new(),
-    };
-    // The slowdown before the lockout is checked by its unit test (auth/failures.rs).
-    config.limits.max_auth_failure_delay = Duration::ZERO;
-    let daemon = TestDaemon::start_with(config).await?;
+    let daemon = TestDaemon::start_with(super::viewer_only(&fleet)?).await?;
     let as_token = |token: &str| Credentials {
         token: Some(token.into()),
         ..Default::default()

@@ -37,21 +37,7 @@ fn registration(fleet: &str, tenant: &str, dsn: &str) -> pb::RegisterTenantReque
 #[tokio::test(flavor = "multi_thread")]
 async fn invented_paths_add_no_metric_series() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(1).await?;
-    let mut config =
-        TestDaemon::config(&fleet, &sample_dir(fleet.dialect), Duration::from_secs(5))?;
-    config.auth = AuthConfig {
-        tokens: vec![TokenConfig {
-            name: "viewer".into(),
-            sha256: Some(hex::encode(Sha256::digest("viewer-token"))),
-            sha256_file: None,
-            role: Role::Viewer,
-            fleets: Vec::new(),
-        }],
-        clients: Vec::new(),
-    };
-    // The slowdown of a failing peer (finding 16) is checked by its unit test.
-    config.limits.max_auth_failure_delay = Duration::ZERO;
-    let daemon = TestDaemon::start_with(config).await?;
+    let daemon = TestDaemon::start_with(viewer_only(&fleet)?).await?;
     let channel = tonic::transport::Channel::from_shared(daemon.addr.clone())?
         .connect()
         .await?;
@@ -180,13 +166,33 @@ async fn registered_dsns_reach_only_the_fleets_scram_servers() -> anyhow::Result
     Ok(())
 }
 
-/// Two PostgreSQL fleets on one server.
-fn two_fleets(a: &Fleet, b: &Fleet) -> anyhow::Result<Config> {
+/// A daemon serving two fleets of one dialect, named as given (SQLite fleets keep their
+/// own `sqlite_root`).
+fn two_fleets((name_a, a): (&str, &Fleet), (name_b, b): (&str, &Fleet)) -> anyhow::Result<Config> {
     let mut config = TestDaemon::config(a, &sample_dir(a.dialect), Duration::from_secs(5))?;
     let fa = config.fleets.remove(FLEET).context("fleet")?;
     let mut fb = fa.clone();
     fb.tenants = b.tenants.clone();
-    config.fleets = BTreeMap::from([("a".to_owned(), fa), ("b".to_owned(), fb)]);
+    fb.sqlite_root = b.sqlite_dir().map(std::path::Path::to_owned);
+    config.fleets = BTreeMap::from([(name_a.to_owned(), fa), (name_b.to_owned(), fb)]);
+    Ok(config)
+}
+
+/// A daemon over `fleet` whose `[auth]` knows one viewer token, `viewer-token`, and that
+/// never slows a failing peer down (the slowdown of finding 16 has its own unit test).
+fn viewer_only(fleet: &Fleet) -> anyhow::Result<Config> {
+    let mut config = TestDaemon::config(fleet, &sample_dir(fleet.dialect), Duration::from_secs(5))?;
+    config.auth = AuthConfig {
+        tokens: vec![TokenConfig {
+            name: "viewer".into(),
+            sha256: Some(hex::encode(Sha256::digest("viewer-token"))),
+            sha256_file: None,
+            role: Role::Viewer,
+            fleets: Vec::new(),
+        }],
+        clients: Vec::new(),
+    };
+    config.limits.max_auth_failure_delay = Duration::ZERO;
     Ok(config)
 }
 
@@ -194,7 +200,7 @@ fn two_fleets(a: &Fleet, b: &Fleet) -> anyhow::Result<Config> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_cannot_register_another_fleets_database() -> anyhow::Result<()> {
     let (a, b) = (Fleet::postgres(1).await?, Fleet::postgres(2).await?);
-    let daemon = TestDaemon::start_with(two_fleets(&a, &b)?).await?;
+    let daemon = TestDaemon::start_with(two_fleets(("a", &a), ("b", &b))?).await?;
     let mut c = daemon.client();
     let got = c
         .register_tenant(registration("b", "stolen", &a.tenants[0].dsn))
