@@ -162,3 +162,38 @@ async fn failing_statement_names_its_line_column_and_the_error_position() -> any
     ensure!((status.as_str(), done) == ("failed", 1), "{status} {done}");
     daemon.stop().await
 }
+
+/// A syntax error in a script PostgreSQL receives as one request (it parses the whole request
+/// before running any of it) is the failing statement's own: the migration is recorded
+/// `failed` with its version, and the message names the statement and its line.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_syntax_error_is_recorded_as_the_migrations_failure() -> anyhow::Result<()> {
+    use anyhow::ensure;
+    use avocet_tests::TestDaemon;
+
+    let fleet = Fleet::postgres(1).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("1_t1.sql"), "CREATE TABLE t1 (a int);\n")?;
+    std::fs::write(
+        dir.path().join("2_t2.sql"),
+        "CREATE TABLE t2 (a int);\n\
+         ALTER TABLE t2 ADD CONSTRAINT u UNIQUE (a) DROP CONSTRAINT IF EXISTS u;\n",
+    )?;
+    let daemon = TestDaemon::start(&fleet, dir.path(), std::time::Duration::from_secs(5)).await?;
+    let run = daemon.apply_all().await?;
+    let error = run.tenant("t00").and_then(|t| t.error.clone());
+    let error = error.as_ref();
+    ensure!(
+        error.is_some_and(|e| e.code == "migration_failed"
+            && e.version == Some(2)
+            && e.message.contains("statement 2 of 2 (line 2, column 1)")
+            && e.message.contains("syntax error")),
+        "{error:?}"
+    );
+    let history = fleet.history(0).await?;
+    ensure!(
+        history.iter().any(|h| h.0 == 2 && h.1 == "failed"),
+        "{history:?}"
+    );
+    daemon.stop().await
+}
