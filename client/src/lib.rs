@@ -14,7 +14,8 @@
 //! ```
 
 use avocet_proto::v1::{
-    fleet_client::FleetClient, migrator_client::MigratorClient, rollouts_client::RolloutsClient,
+    backups_client::BackupsClient, fleet_client::FleetClient, migrator_client::MigratorClient,
+    rollouts_client::RolloutsClient,
 };
 use std::{path::PathBuf, time::Duration};
 
@@ -28,6 +29,7 @@ use tonic::{
 pub use avocet_proto::v1 as pb;
 pub use error::{ClientError, ERROR_DOMAIN, Rejection, code_name};
 
+mod backups;
 mod error;
 
 /// Default daemon address, also the default of the command line's `--addr`.
@@ -205,6 +207,7 @@ pub struct Client {
     migrator: MigratorClient<Transport>,
     rollouts: RolloutsClient<Transport>,
     fleet: FleetClient<Transport>,
+    backups: BackupsClient<Transport>,
 }
 
 /// A server stream of rollout events; `message().await` yields `Ok(None)` at the end.
@@ -289,7 +292,8 @@ impl Client {
         Self {
             migrator: MigratorClient::new(transport.clone()),
             rollouts: RolloutsClient::new(transport.clone()),
-            fleet: FleetClient::new(transport),
+            fleet: FleetClient::new(transport.clone()),
+            backups: BackupsClient::new(transport),
         }
     }
 

@@ -14,7 +14,8 @@
 //! | 7 | `migrate` | the tenant engine: lock, plan under it, run, record (DESIGN.md rules 1-5) |
 //! | 8 | `dialect` | each database as data behind one session: locks, batches, the history table |
 //!
-//! Beside them: `auth` (who may call what), `admin` (the HTTP listener for `/metrics`,
+//! Beside them: `backup` (tenants backed up with their databases' own tools, and restored),
+//! `auth` (who may call what), `admin` (the HTTP listener for `/metrics`,
 //! `/livez`, `/readyz`),
 //! `model` (the domain's types, a leaf every layer shares), `config`
 //! (figment), `telemetry` (logs, traces, metrics) and `server` (wiring and shutdown).
@@ -22,6 +23,7 @@
 mod admin;
 mod api;
 mod auth;
+mod backup;
 mod catalog;
 pub mod config;
 mod dialect;
@@ -35,6 +37,7 @@ mod server;
 mod store;
 mod telemetry;
 
+pub use backup::{BackupError, RestoreError};
 pub use catalog::{CatalogError, ScriptError, parse_script};
 pub use config::{Config, ConfigError, FleetConfig, StrategyConfig, TenantConfig};
 pub use dialect::{DbError, Target, TenantLock};

@@ -28,13 +28,33 @@ const RULES: &[(&str, &[&str])] = &[
         &["model", "plan", "dialect", "fleet", "telemetry"],
     ),
     (
+        "backup",
+        &[
+            "model",
+            "dialect",
+            "config",
+            "fleet",
+            "migrate",
+            "store",
+            "telemetry",
+        ],
+    ),
+    (
         "rollout",
-        &["model", "plan", "fleet", "migrate", "store", "telemetry"],
+        &[
+            "model",
+            "plan",
+            "fleet",
+            "migrate",
+            "backup",
+            "store",
+            "telemetry",
+        ],
     ),
     (
         "engine",
         &[
-            "model", "plan", "dialect", "config", "fleet", "migrate", "rollout", "store",
+            "model", "plan", "dialect", "config", "fleet", "migrate", "backup", "rollout", "store",
         ],
     ),
     ("api", &["model", "engine", "auth"]),
@@ -45,6 +65,7 @@ const RULES: &[(&str, &[&str])] = &[
             "admin",
             "api",
             "auth",
+            "backup",
             "catalog",
             "config",
             "engine",

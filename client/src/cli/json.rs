@@ -170,6 +170,18 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                 "note": r.note,
             }),
         ),
+        Some(Kind::BackupTaken(b)) => (
+            "backup_taken",
+            json!({
+                "tenant": b.tenant,
+                "backup_id": b.backup_id,
+                "version": b.version,
+                "before_version": b.before_version,
+                "bytes": b.bytes,
+                "sha256": b.sha256,
+                "duration_ms": b.duration_ms,
+            }),
+        ),
         None => ("unknown", json!({})),
     };
     json!({

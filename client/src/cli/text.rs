@@ -389,6 +389,12 @@ impl RolloutView {
                 };
                 self.println(format!("rollout {what} by {by}{why}"));
             }
+            Some(Kind::BackupTaken(b)) => {
+                self.println(format!(
+                    "  backup  {:<20} before version {}: {} ({} bytes, {} ms)",
+                    b.tenant, b.before_version, b.backup_id, b.bytes, b.duration_ms
+                ));
+            }
             Some(Kind::LockRetry(r)) => {
                 let holders = match r.holders.is_empty() {
                     true => String::new(),

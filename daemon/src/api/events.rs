@@ -140,6 +140,15 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::MigrationFinished(m) => Kind::MigrationFinished(migration_finished(m)),
             EventKind::TenantFinished(t) => Kind::TenantFinished(tenant_finished(t)),
+            EventKind::BackupTaken(b) => Kind::BackupTaken(pb::BackupTaken {
+                tenant: b.tenant.clone(),
+                backup_id: b.backup_id.clone(),
+                version: b.version.clone(),
+                before_version: b.before.to_string(),
+                bytes: b.bytes,
+                sha256: b.sha256.clone(),
+                duration_ms: b.duration_ms,
+            }),
             EventKind::LockRetry(r) => Kind::LockRetry(pb::LockRetry {
                 tenant: r.tenant.clone(),
                 version: send::int(r.version),

@@ -4,6 +4,7 @@
 //! `tonic::Status` in one place, [`ApiError`]'s `From` (`error.rs`), with its reason code
 //! as `google.rpc.ErrorInfo`; the gate's refusals too ([`Gated`]).
 
+mod backups;
 mod error;
 mod events;
 mod fleet;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+pub(crate) use backups::BackupsService;
 pub(crate) use error::ApiError;
 pub(crate) use error::Gated;
 pub(crate) use fleet::FleetService;
@@ -87,10 +89,18 @@ async fn events_of(
 }
 
 /// The services over one engine.
-pub(crate) fn services(engine: Arc<Engine>) -> (MigratorService, RolloutsService, FleetService) {
+pub(crate) fn services(
+    engine: Arc<Engine>,
+) -> (
+    MigratorService,
+    RolloutsService,
+    FleetService,
+    BackupsService,
+) {
     (
         MigratorService(engine.clone()),
         RolloutsService(engine.clone()),
-        FleetService(engine),
+        FleetService(engine.clone()),
+        BackupsService(engine),
     )
 }

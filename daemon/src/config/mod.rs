@@ -4,6 +4,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
+//! | `backup.rs` | `[fleets.NAME.backup]`: when tenants are backed up, where, how many kept |
 //! | `template.rs` | a fleet's `dsn_template`, rendered for each tenant |
 //! | `builtin.rs` | the built-in default: `config/avocet.toml` and the SQLite sample set, in the binary |
 //! | `secret.rs` | DSN passwords from an environment variable or a file |
@@ -15,6 +16,7 @@
 //! | `observe.rs` | `admin_listen`: an address, or empty for none |
 //! | `guard.rs` | the lock guard's defaults: `ddl_lock_timeout`, `ddl_retry_for`, waiters per host |
 
+mod backup;
 mod builtin;
 mod dsn;
 mod guard;
@@ -26,6 +28,7 @@ mod security;
 pub(crate) mod subject;
 mod template;
 
+pub use backup::{BACKUP_PLACEHOLDERS, BackupConfig};
 pub use dsn::{RegistrationPolicy, TargetKey};
 pub use refusal::{DsnError, PolicyError, ProbeError, RegistrationError};
 pub use scram::{AuthRequest, probe as probe_auth, require_scram};
@@ -283,6 +286,10 @@ pub struct FleetConfig {
     /// `[A-Za-z_][A-Za-z0-9_]*`.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Backups of its tenants before risky migrations (`[fleets.NAME.backup]`;
+    /// docs/backups.md). Default: never.
+    #[serde(default)]
+    pub backup: BackupConfig,
 }
 
 /// A fleet's discovery query: its rows (`id`, `dsn`, `labels` as a JSON object) are tenants
@@ -346,6 +353,7 @@ impl FleetConfig {
             discovery: None,
             metrics_tenant_labels: false,
             vars: BTreeMap::new(),
+            backup: BackupConfig::default(),
         }
     }
 
@@ -686,6 +694,12 @@ impl Config {
                     key("strategy.per_host_concurrency"),
                     "must be at least 1",
                 ));
+            }
+            if let Err((k, message)) = fleet.backup.check() {
+                return Err(ConfigError::Invalid {
+                    key: key(&format!("backup.{k}")),
+                    message,
+                });
             }
             if let Some(table) = &fleet.history_table {
                 check_identifier(&key("history_table"), table)?;

@@ -178,6 +178,11 @@ pub(crate) trait Database: Send + Sync {
     fn host(&self) -> Option<String>;
     /// `db.namespace` for spans ([`Target::namespace`]).
     fn namespace(&self) -> Option<String>;
+    /// Where the tenant is, DSN included (secret), for the database's own tools (a
+    /// backup's dump, a restore); `None` where there is no such target (the engine's fake).
+    fn target(&self) -> Option<&Target> {
+        None
+    }
     /// True when the database does not exist yet and its first connection would create it
     /// (a SQLite file whose DSN says `mode=rwc`): it holds nothing, and a read need not, and
     /// must not, create it (issue 32, item 6). False for server databases.

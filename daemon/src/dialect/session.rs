@@ -158,6 +158,10 @@ impl<D: Dialect> Database for SqlxDatabase<D> {
         self.target.namespace()
     }
 
+    fn target(&self) -> Option<&Target> {
+        Some(&self.target)
+    }
+
     fn not_created(&self) -> bool {
         D::not_created(&self.target)
     }

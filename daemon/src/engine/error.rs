@@ -251,6 +251,69 @@ pub enum EngineError {
     /// A fleet's discovery query could not be read.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+    /// No backup of the fleet has the id.
+    #[error("fleet {fleet:?} has no backup {id:?}")]
+    UnknownBackup {
+        /// The fleet.
+        fleet: String,
+        /// The id asked for.
+        id: String,
+    },
+    /// A restore names a backup of another tenant.
+    #[error("backup {id:?} is of tenant {of:?}, not {tenant:?}")]
+    BackupOfAnotherTenant {
+        /// The fleet.
+        fleet: String,
+        /// The tenant the request names.
+        tenant: String,
+        /// The backup.
+        id: String,
+        /// The tenant it is of.
+        of: String,
+    },
+    /// A restore of a backup that failed when taken: it has no file.
+    #[error("backup {id:?} of tenant {tenant:?} failed when taken; it has nothing to restore")]
+    BackupNotTaken {
+        /// The fleet.
+        fleet: String,
+        /// The tenant.
+        tenant: String,
+        /// The backup.
+        id: String,
+    },
+    /// A restore of a tenant that a rollout not yet over (pending, running, paused) holds.
+    #[error(
+        "fleet {fleet:?}, tenant {tenant:?} is part of rollout {rollout} which is not over: \
+         wait for it or cancel it, then restore"
+    )]
+    TenantInRollout {
+        /// The fleet.
+        fleet: String,
+        /// The tenant.
+        tenant: String,
+        /// The rollout.
+        rollout: String,
+    },
+    /// A backup of one tenant was not taken.
+    #[error("fleet {fleet:?}, tenant {tenant:?}: backup: {source}")]
+    Backup {
+        /// The fleet.
+        fleet: String,
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        source: crate::backup::BackupError,
+    },
+    /// A restore of one tenant did not happen or did not check out.
+    #[error("fleet {fleet:?}, tenant {tenant:?}: restore: {source}")]
+    Restore {
+        /// The fleet.
+        fleet: String,
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        source: crate::backup::RestoreError,
+    },
 }
 
 /// A rollout strategy out of range (the request's, over the fleet's defaults).

@@ -11,6 +11,7 @@
 //! | `reads.rs` | Plan and Verify: concurrent history reads, one page at a time |
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control |
+//! | `backups.rs` | backups: listed, read, taken on request, deleted, restored |
 //! | `repair.rs` | Repair: one version's record rewritten on one tenant or many |
 //! | `audit.rs` | a rollout's request as stored (a bounded summary), and retention |
 //! | `queue.rs` | one changing rollout per fleet and direction at a time, one more waiting |
@@ -21,6 +22,7 @@
 //! | `reason.rs` | each error's [`Reason`] (its stable code), [`ErrorKind`] and [`Subject`] |
 
 mod audit;
+mod backups;
 mod baseline;
 mod canary;
 mod error;
@@ -45,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::fleet::DiscoveryReport;
 pub use crate::model::RepairAction;
+pub use backups::{DEFAULT_BACKUPS, MAX_BACKUPS, RestoreOutcome};
 pub use baseline::{BaselineOutcome, BaselineRequest};
 pub use error::{EngineError, ErrorKind, Reason, StrategyError, Subject};
 pub use repair::{RepairOutcome, RepairRequest, RepairTenants};

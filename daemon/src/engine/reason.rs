@@ -5,7 +5,12 @@
 
 use super::EngineError;
 use crate::{
-    dialect::DbError, fleet::FleetError, migrate::RepairError, model::Version, rollout::RunnerError,
+    backup::{BackupError, RestoreError},
+    dialect::DbError,
+    fleet::FleetError,
+    migrate::RepairError,
+    model::Version,
+    rollout::RunnerError,
 };
 
 /// What kind of failure an [`EngineError`] is; the API maps each to one gRPC code.
@@ -114,6 +119,21 @@ pub enum Reason {
     ShuttingDown,
     /// The control store failed.
     StoreUnavailable,
+    /// No backup of the fleet has the id.
+    BackupNotFound,
+    /// A restore names a backup of another tenant, or one that failed when taken.
+    BackupMismatch,
+    /// A restore of a tenant that a rollout not yet over holds.
+    TenantInRollout,
+    /// The database's backup or restore tool is not installed where the daemon looks.
+    BackupToolMissing,
+    /// The backup or restore tool failed, ran past its timeout, or its directory or file
+    /// could not be written or read.
+    BackupFailed,
+    /// A backup's file is missing or changed since it was taken (its SHA-256 differs).
+    BackupFileChanged,
+    /// A restore ran, but the history's newest version is not the backup's.
+    RestoreUnverified,
 }
 
 impl Reason {
@@ -160,6 +180,13 @@ impl Reason {
             Self::TooManyRollouts => "TOO_MANY_ROLLOUTS",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::StoreUnavailable => "STORE_UNAVAILABLE",
+            Self::BackupNotFound => "BACKUP_NOT_FOUND",
+            Self::BackupMismatch => "BACKUP_MISMATCH",
+            Self::TenantInRollout => "TENANT_IN_ROLLOUT",
+            Self::BackupToolMissing => "BACKUP_TOOL_MISSING",
+            Self::BackupFailed => "BACKUP_FAILED",
+            Self::BackupFileChanged => "BACKUP_FILE_CHANGED",
+            Self::RestoreUnverified => "RESTORE_UNVERIFIED",
         }
     }
 
@@ -181,7 +208,8 @@ impl Reason {
             Self::FleetNotFound
             | Self::TenantNotFound
             | Self::NoTenantMatches
-            | Self::RolloutNotFound => ErrorKind::NotFound,
+            | Self::RolloutNotFound
+            | Self::BackupNotFound => ErrorKind::NotFound,
             Self::TenantExists => ErrorKind::AlreadyExists,
             Self::TenantConfigured
             | Self::TargetInvalid
@@ -196,12 +224,18 @@ impl Reason {
             | Self::NoDiscovery
             | Self::RolloutStateConflict
             | Self::NeedsRepair
-            | Self::RolloutFleetUnavailable => ErrorKind::FailedPrecondition,
+            | Self::RolloutFleetUnavailable
+            | Self::BackupMismatch
+            | Self::TenantInRollout
+            | Self::BackupToolMissing
+            | Self::BackupFileChanged => ErrorKind::FailedPrecondition,
             Self::LockTimeout => ErrorKind::DeadlineExceeded,
             Self::TenantUnreachable | Self::DiscoveryFailed | Self::StoreUnavailable => {
                 ErrorKind::Unavailable
             }
-            Self::LockLost | Self::DatabaseError => ErrorKind::Internal,
+            Self::LockLost | Self::DatabaseError | Self::BackupFailed | Self::RestoreUnverified => {
+                ErrorKind::Internal
+            }
             Self::TooManyRollouts => ErrorKind::ResourceExhausted,
             Self::ShuttingDown => ErrorKind::Aborted,
         }
@@ -299,6 +333,17 @@ impl EngineError {
             Self::UnknownRollout(_) => Reason::RolloutNotFound,
             Self::Store(_) => Reason::StoreUnavailable,
             Self::Discovery(_) => Reason::DiscoveryFailed,
+            Self::UnknownBackup { .. } => Reason::BackupNotFound,
+            Self::BackupOfAnotherTenant { .. } | Self::BackupNotTaken { .. } => {
+                Reason::BackupMismatch
+            }
+            Self::TenantInRollout { .. } => Reason::TenantInRollout,
+            Self::Backup { source, .. } => backup_reason(source),
+            Self::Restore { source, .. } => match source {
+                RestoreError::FileChanged { .. } => Reason::BackupFileChanged,
+                RestoreError::VersionMismatch { .. } => Reason::RestoreUnverified,
+                RestoreError::Backup(e) => backup_reason(e),
+            },
         }
     }
 
@@ -351,6 +396,19 @@ impl EngineError {
                 RunnerError::Store(_) => Subject::default(),
             },
             Self::Discovery(e) => Subject::fleet(&e.fleet),
+            Self::UnknownBackup { fleet, .. } => Subject::fleet(fleet),
+            Self::BackupOfAnotherTenant { fleet, tenant, .. }
+            | Self::BackupNotTaken { fleet, tenant, .. }
+            | Self::Backup { fleet, tenant, .. }
+            | Self::Restore { fleet, tenant, .. } => Subject::tenant(fleet, tenant),
+            Self::TenantInRollout {
+                fleet,
+                tenant,
+                rollout,
+            } => Subject {
+                rollout: Some(rollout),
+                ..Subject::tenant(fleet, tenant)
+            },
             Self::Missing(_)
             | Self::Strategy(_)
             | Self::AdoptNeedsFormat
@@ -393,6 +451,19 @@ fn fleet_subject(e: &FleetError) -> Subject<'_> {
         | FleetError::DuplicateTenant { fleet, tenant, .. }
         | FleetError::Configured { fleet, tenant }
         | FleetError::Dsn { fleet, tenant, .. } => Subject::tenant(fleet, tenant),
+    }
+}
+
+/// The reason of a backup's (or a restore's tool's) failure.
+fn backup_reason(e: &BackupError) -> Reason {
+    match e {
+        BackupError::ToolMissing { .. } | BackupError::FleetTool { .. } => {
+            Reason::BackupToolMissing
+        }
+        BackupError::Db(e) => db_reason(e),
+        BackupError::Store(_) => Reason::StoreUnavailable,
+        BackupError::Dsn => Reason::TargetInvalid,
+        _ => Reason::BackupFailed,
     }
 }
 

@@ -174,6 +174,12 @@ impl Tenant {
         self.target.as_ref()
     }
 
+    /// Where the tenant is, its DSN included (secret: never logged), for the database's own
+    /// tools; `None` only for the engine's fake databases.
+    pub(crate) fn dump_target(&self) -> Option<&Target> {
+        self.db.target()
+    }
+
     /// What the tenant's database can do.
     pub(crate) fn caps(&self) -> crate::model::Capabilities {
         self.db.kind().caps()
@@ -262,6 +268,8 @@ pub struct Fleet {
     pub metrics_tenant_labels: bool,
     /// What a DSN registered through the API may point at.
     pub registration: crate::config::RegistrationPolicy,
+    /// Its backup policy (`[fleets.NAME.backup]`).
+    pub backup: crate::config::BackupConfig,
 }
 
 /// What the tenants of one fleet share.

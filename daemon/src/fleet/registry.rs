@@ -90,6 +90,7 @@ impl Registry {
                 set: catalog::SetCache::default(),
                 broken: std::sync::Mutex::default(),
                 metrics_tenant_labels: fc.metrics_tenant_labels,
+                backup: fc.backup.clone(),
                 registration: fc
                     .registration_policy(&config.control_store)
                     .map_err(|source| FleetError::Policy {

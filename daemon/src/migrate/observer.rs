@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::StepOutcome;
 use crate::{
     fleet::Tenant,
-    model::{LockRetry, Step},
+    model::{LockRetry, Step, Version},
 };
 
 /// Receives what happens on a tenant as it happens, and says when to stop.
@@ -24,6 +24,19 @@ pub(crate) trait Observer: Sync {
     async fn lock_retry(&self, tenant: &Tenant, retry: &LockRetry);
     /// `step` ended on `tenant` with `outcome` (recorded already).
     async fn migration_finished(&self, tenant: &Tenant, step: &Step, outcome: &StepOutcome);
+    /// The fleet's backup policy covers `before`, the first such step of this tenant's
+    /// run: back the tenant up now, under its lock, before the step runs; `version` is its
+    /// newest applied version now. `Err` (why, naming the cause) fails the tenant
+    /// `backup_failed` before the step runs; a policy that lets the migration run without
+    /// its backup (`on_failure = "continue"`) answers `Ok`. Nothing to do by default.
+    async fn backup(
+        &self,
+        _tenant: &Tenant,
+        _before: &Step,
+        _version: Option<Version>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
     /// True once the tenant must stop before its next migration (a cancel, the daemon's
     /// shutdown). A migration that started always finishes or fails on its own.
     fn stop_requested(&self) -> bool;

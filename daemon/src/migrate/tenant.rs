@@ -20,8 +20,9 @@ use crate::{
     dialect::{DbError, Session, connection_lost},
     fleet::{PooledSession, Tenant},
     model::{
-        Capabilities, DialectKind, FailureCode, HistoryRecord, LockGuard, MigrationSet, Plan,
-        PlanView, RecordStatus, RolloutOp, Step, TenantFailure, TenantOutcome, TransactionMode,
+        BackupWhen, Capabilities, DialectKind, FailureCode, HistoryRecord, LockGuard, MigrationSet,
+        Plan, PlanView, RecordStatus, RolloutOp, Step, TenantFailure, TenantOutcome,
+        TransactionMode,
     },
     plan,
     telemetry::fail,
@@ -50,6 +51,8 @@ pub(crate) struct Job<'a> {
     /// A rollback's acceptance of the data loss of destructive `down` scripts (an apply
     /// carries its own in its options).
     pub(crate) accept_data_loss: bool,
+    /// Which steps the fleet backs the tenant up before (the first one only).
+    pub(crate) backup: BackupWhen,
 }
 
 impl Job<'_> {
@@ -160,10 +163,23 @@ async fn migrate(
         flight: &flight,
     };
     if job.transaction == TransactionMode::Tenant && !plan.steps.is_empty() {
+        // One transaction: the backup, if any step needs one, comes before all of them.
+        if let Some(step) = plan.steps.iter().find(|s| job.backup.covers(s))
+            && let Err(failure) = backup(tenant, job, step, &run, observer).await
+        {
+            return run.failed(failure, job.set);
+        }
         return grouped(tenant, job, locked, &plan.steps, &meta, run, observer).await;
     }
+    let mut backed_up = false;
     for step in &plan.steps {
         let m = &step.migration;
+        if !backed_up && job.backup.covers(step) {
+            backed_up = true;
+            if let Err(failure) = backup(tenant, job, step, &run, observer).await {
+                return run.failed(failure, job.set);
+            }
+        }
         if observer.stop_requested() {
             let failure = TenantFailure {
                 code: FailureCode::Cancelled,
@@ -224,6 +240,32 @@ async fn migrate(
         }
     }
     run.succeeded(job.set)
+}
+
+/// Backs `tenant` up before `step` through the observer (the fleet's policy covers it).
+///
+/// # Errors
+/// The tenant's `backup_failed` failure, naming the version that did not run.
+async fn backup(
+    tenant: &Tenant,
+    job: &Job<'_>,
+    step: &Step,
+    run: &Progress,
+    observer: &dyn Observer,
+) -> Result<(), TenantFailure> {
+    let version = step.migration.version;
+    observer
+        .backup(tenant, step, run.current(job.set))
+        .await
+        .map_err(|why| TenantFailure {
+            code: FailureCode::BackupFailed,
+            version: Some(version),
+            message: format!(
+                "tenant {}: the backup before version {version} ({}) failed, so it did not \
+                 run: {why}",
+                tenant.id, step.migration.name
+            ),
+        })
 }
 
 /// Runs one step: on the locked session when sessions reset in place, otherwise on a new

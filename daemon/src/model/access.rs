@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// | role | allows |
 /// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch |
-/// | `operator` | and changes that run migrations: Apply, Rollback, and rollouts Cancel, Pause, Resume |
-/// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline |
+/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch, backups List and Get |
+/// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and backups Backup and Delete |
+/// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline, backups Restore |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -78,11 +78,16 @@ pub enum Rpc {
     RegisterTenant,
     DeregisterTenant,
     RefreshTenants,
+    ListBackups,
+    GetBackup,
+    DeleteBackup,
+    Restore,
+    Backup,
 }
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 20] = [
+    pub const ALL: [Rpc; 25] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -103,6 +108,11 @@ impl Rpc {
         Self::RegisterTenant,
         Self::DeregisterTenant,
         Self::RefreshTenants,
+        Self::ListBackups,
+        Self::GetBackup,
+        Self::DeleteBackup,
+        Self::Restore,
+        Self::Backup,
     ];
 
     /// The gRPC method's full name, e.g. `avocet.v1.Migrator/Apply`.
@@ -128,6 +138,11 @@ impl Rpc {
             Self::RegisterTenant => "avocet.v1.Fleet/RegisterTenant",
             Self::DeregisterTenant => "avocet.v1.Fleet/DeregisterTenant",
             Self::RefreshTenants => "avocet.v1.Fleet/RefreshTenants",
+            Self::ListBackups => "avocet.v1.Backups/List",
+            Self::GetBackup => "avocet.v1.Backups/Get",
+            Self::DeleteBackup => "avocet.v1.Backups/Delete",
+            Self::Restore => "avocet.v1.Backups/Restore",
+            Self::Backup => "avocet.v1.Backups/Backup",
         }
     }
 
@@ -143,11 +158,18 @@ impl Rpc {
             | Self::Watch
             | Self::ListFleets
             | Self::ListTenants
-            | Self::GetTenant => Role::Viewer,
-            Self::Apply | Self::Rollback | Self::Cancel | Self::Pause | Self::Resume => {
-                Role::Operator
-            }
-            Self::Repair
+            | Self::GetTenant
+            | Self::ListBackups
+            | Self::GetBackup => Role::Viewer,
+            Self::Apply
+            | Self::Rollback
+            | Self::Cancel
+            | Self::Pause
+            | Self::Resume
+            | Self::DeleteBackup
+            | Self::Backup => Role::Operator,
+            Self::Restore
+            | Self::Repair
             | Self::Baseline
             | Self::RegisterTenant
             | Self::DeregisterTenant

@@ -37,6 +37,8 @@ pub enum EventKind {
     /// A migration's statement gave up waiting for a lock; the migration runs again after
     /// a backoff (DESIGN.md rule 7).
     LockRetry(LockRetry),
+    /// A tenant was backed up before a risky migration (its fleet's backup policy).
+    BackupTaken(BackupTaken),
     /// A tenant's work ended.
     TenantFinished(TenantFinished),
     /// The last event of every rollout.
@@ -59,6 +61,25 @@ pub enum EventKind {
         /// Why, for people.
         reason: String,
     },
+}
+
+/// A tenant's backup, taken right before the migration it precedes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupTaken {
+    /// The tenant.
+    pub tenant: String,
+    /// The backup's id (`avocet restore --backup ID`).
+    pub backup_id: String,
+    /// The tenant's version in the backup, in its text form; empty when none.
+    pub version: String,
+    /// The migration it precedes.
+    pub before: Version,
+    /// The file's size, bytes.
+    pub bytes: u64,
+    /// The file's SHA-256, lowercase hex.
+    pub sha256: String,
+    /// How long the tool ran, ms.
+    pub duration_ms: u64,
 }
 
 /// A rollout began.
@@ -182,6 +203,9 @@ pub enum FailureCode {
     History,
     /// The daemon shut down before the tenant finished.
     Cancelled,
+    /// The backup the fleet's policy takes before a risky migration failed; the migration
+    /// did not run.
+    BackupFailed,
     /// A bug in the engine.
     Internal,
 }
@@ -197,6 +221,7 @@ impl FailureCode {
             Self::MigrationFailed => "migration_failed",
             Self::History => "history",
             Self::Cancelled => "cancelled",
+            Self::BackupFailed => "backup_failed",
             Self::Internal => "internal",
         }
     }

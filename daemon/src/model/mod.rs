@@ -5,6 +5,7 @@
 //! | file | types |
 //! | --- | --- |
 //! | `access.rs` | [`Role`] and the [`Rpc`]s each allows |
+//! | `backup.rs` | [`BackupWhen`], [`BackupOnFailure`], a backup as recorded ([`BackupRecord`], [`BackupState`]) |
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `foreign.rs` | another tool's history rows ([`ForeignRow`]) and its checksums, for adopting its databases |
 //! | `format.rs` | [`SetFormat`]: the on-disk layouts a set may come in |
@@ -28,6 +29,7 @@
 //! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
 
 mod access;
+mod backup;
 mod dialect;
 mod event;
 mod foreign;
@@ -51,10 +53,11 @@ mod strategy;
 mod version;
 
 pub use access::{Role, Rpc};
+pub use backup::{BackupOnFailure, BackupRecord, BackupState, BackupWhen};
 pub use dialect::{Capabilities, DialectKind};
 pub use event::{
-    EventKind, FailureCode, LockRetry, MigrationFinished, MigrationStarted, RolloutEvent,
-    RolloutStarted, RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
+    BackupTaken, EventKind, FailureCode, LockRetry, MigrationFinished, MigrationStarted,
+    RolloutEvent, RolloutStarted, RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
 };
 pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum};
 pub use format::SetFormat;

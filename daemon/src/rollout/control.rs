@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::{RolloutCtx, job, replica::Replica, writer::Writer};
 use crate::{
+    backup::Backups,
     fleet::{Fleet, FleetError, Registry, Tenant},
     model::{
         Direction, EventKind, MigrationSet, Refused, RolloutRecord, RolloutSpec, RolloutStarted,
@@ -112,6 +113,8 @@ pub(crate) struct Runner {
     pub(super) store: Arc<Store>,
     pub(super) writer: Writer,
     metrics: Metrics,
+    /// Backups its tenants take before risky migrations, and requests' backups.
+    backups: Arc<Backups>,
     pub(super) replica: Arc<Replica>,
     shutdown: CancellationToken,
     pub(super) tracker: TaskTracker,
@@ -140,8 +143,9 @@ impl Runner {
         Self {
             writer: Writer::start(store.clone()),
             registry,
-            store,
             metrics: Metrics::new(meter),
+            backups: Arc::new(Backups::new(store.clone(), meter)),
+            store,
             replica: Arc::new(replica),
             shutdown,
             tracker: TaskTracker::new(),
@@ -154,6 +158,11 @@ impl Runner {
     /// The control store.
     pub(crate) fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The backups: taken, recorded, restored.
+    pub(crate) fn backups(&self) -> &Arc<Backups> {
+        &self.backups
     }
 
     /// How far rollout `id`'s events are stored, while this daemon runs it.
@@ -295,6 +304,7 @@ impl Runner {
             set,
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
+            backups: self.backups.clone(),
             writer: self.writer.clone(),
             store: self.store.clone(),
             replica: self.replica.clone(),

@@ -58,6 +58,8 @@ pub(crate) struct RolloutCtx {
     set: Arc<MigrationSet>,
     registry: Arc<Registry>,
     metrics: Metrics,
+    /// Backups before risky migrations, as the fleet's policy says.
+    backups: Arc<crate::backup::Backups>,
     writer: Writer,
     store: Arc<Store>,
     replica: Arc<Replica>,

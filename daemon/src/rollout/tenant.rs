@@ -8,9 +8,13 @@ use tracing::Instrument;
 
 use super::RolloutCtx;
 use crate::{
+    backup::Occasion,
     fleet::Tenant,
     migrate::{self, Job, Observer, StepOutcome, TenantReport},
-    model::{EventKind, LockRetry, MigrationFinished, MigrationStarted, Step, TenantFinished},
+    model::{
+        BackupOnFailure, BackupTaken, EventKind, LockRetry, MigrationFinished, MigrationStarted,
+        Step, TenantFinished, Version,
+    },
     store::KnownState,
     telemetry::{MigrationDone, db_system_name, fail},
 };
@@ -48,6 +52,7 @@ impl RolloutCtx {
                 vars: &vars,
                 guard: self.fleet.guard,
                 accept_data_loss: self.spec.accept_data_loss,
+                backup: self.fleet.backup.when,
             };
             let mut report = if self.spec.dry_run {
                 migrate::dry_run(tenant, &job).await
@@ -169,6 +174,47 @@ impl Observer for RolloutCtx {
             error: outcome.error.clone(),
         }))
         .await;
+    }
+
+    async fn backup(
+        &self,
+        tenant: &Tenant,
+        before: &Step,
+        version: Option<Version>,
+    ) -> Result<(), String> {
+        let m = &before.migration;
+        let occasion = Occasion {
+            rollout_id: Some(&self.id),
+            before: Some((m.version, before.direction)),
+            name: "",
+            version,
+        };
+        match self.backups.take(&self.fleet, tenant, occasion).await {
+            Ok(b) => {
+                self.emit(EventKind::BackupTaken(BackupTaken {
+                    tenant: tenant.id.clone(),
+                    backup_id: b.id.clone(),
+                    version: b.version.clone(),
+                    before: m.version,
+                    bytes: b.bytes,
+                    sha256: b.sha256.clone(),
+                    duration_ms: b.duration_ms(),
+                }))
+                .await;
+                Ok(())
+            }
+            Err(e) if self.fleet.backup.on_failure == BackupOnFailure::Continue => {
+                tracing::warn!(
+                    tenant = %tenant.id,
+                    version = %m.version,
+                    "the backup failed and the fleet's on_failure is continue: version {} \
+                     runs without it: {e}",
+                    m.version
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn stop_requested(&self) -> bool {

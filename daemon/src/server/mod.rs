@@ -10,7 +10,8 @@ mod accept;
 use std::{sync::Arc, time::Duration};
 
 use avocet_proto::v1::{
-    fleet_server::FleetServer, migrator_server::MigratorServer, rollouts_server::RolloutsServer,
+    backups_server::BackupsServer, fleet_server::FleetServer, migrator_server::MigratorServer,
+    rollouts_server::RolloutsServer,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     admin::{self, Admin},
-    api::{self, FleetService, Gated, MigratorService, RolloutsService},
+    api::{self, BackupsService, FleetService, Gated, MigratorService, RolloutsService},
     auth::{Gate, server_tls},
     config::{Config, ConfigError},
     engine::{Engine, ReplicaOptions},
@@ -56,6 +57,9 @@ pub enum ServerError {
     /// The metrics pipeline could not be built.
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
+    /// A fleet whose backup policy takes backups lacks its database's tools.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 /// Serves `avocet.v1` (plus `grpc.health.v1` and reflection) on `listener` with the fleets
@@ -118,6 +122,11 @@ pub async fn serve_with_admin(
     let limits = config.limits.clone();
     crate::catalog::set_max_migration_bytes(limits.max_migration_bytes);
     let registry = Registry::from_config(&config)?;
+    crate::backup::check_fleets(
+        registry
+            .fleets()
+            .map(|f| (f.name.as_str(), f.dialect, &f.backup)),
+    )?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
     let retention = config.rollout_retention;
     let replica = ReplicaOptions {
@@ -186,7 +195,7 @@ pub async fn serve_with_admin(
             }
         })
     });
-    let (migrator, rollouts, fleet) = api::services(engine.clone());
+    let (migrator, rollouts, fleet, backups) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.close_idle_sessions(stop).await })
@@ -219,6 +228,7 @@ pub async fn serve_with_admin(
         .set_serving::<RolloutsServer<RolloutsService>>()
         .await;
     health.set_serving::<FleetServer<FleetService>>().await;
+    health.set_serving::<BackupsServer<BackupsService>>().await;
     // Health says what `/readyz` says, and each fleet's own health (`fleet/NAME`) whether
     // its set loads; a shutdown's change is never undone by a late check.
     let health_lock = Arc::new(tokio::sync::Mutex::new(()));
@@ -277,6 +287,10 @@ pub async fn serve_with_admin(
         ))
         .add_service(InterceptedService::new(
             FleetServer::new(fleet).max_decoding_message_size(size),
+            Gated(gate.clone()),
+        ))
+        .add_service(InterceptedService::new(
+            BackupsServer::new(backups).max_decoding_message_size(size),
             Gated(gate),
         ))
         .serve_with_incoming_shutdown(
@@ -373,6 +387,7 @@ async fn keep_health(
             <MigratorServer<MigratorService> as tonic::server::NamedService>::NAME,
             <RolloutsServer<RolloutsService> as tonic::server::NamedService>::NAME,
             <FleetServer<FleetService> as tonic::server::NamedService>::NAME,
+            <BackupsServer<BackupsService> as tonic::server::NamedService>::NAME,
         ] {
             health.set_service_status(service, status(ready)).await;
         }

@@ -6,6 +6,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `migrations/` | the store's own schema, versioned, applied by sqlx's migrator at start |
+//! | `backups.rs` | backups of tenants: recorded, listed, deleted; a rollout holding a tenant |
 //! | `rollouts.rs` | rollouts, their tenants' work items, audit entries |
 //! | `events.rs` | rollout events and the batched writes that keep counters with them |
 //! | `known.rs` | each tenant's last-known state, for `Status` |
@@ -15,6 +16,7 @@
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
 //! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, deleted |
 
+mod backups;
 mod counts;
 mod events;
 mod known;
@@ -35,6 +37,7 @@ use sqlx::{
     migrate::{Migration, MigrationSource, MigrationType, Migrator},
 };
 
+pub(crate) use backups::BackupFilter;
 pub(crate) use events::Write;
 pub(crate) use known::KnownState;
 pub(crate) use leases::{Claim, Lease, WaveCounts};
@@ -84,7 +87,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 8] = [
+const SCHEMA: [(i64, &str, &str); 9] = [
     (
         1,
         "control store",
@@ -121,6 +124,7 @@ const SCHEMA: [(i64, &str, &str); 8] = [
         "retention",
         include_str!("migrations/0008_retention.sql"),
     ),
+    (9, "backups", include_str!("migrations/0009_backups.sql")),
 ];
 
 /// [`SCHEMA`] as a source for sqlx's migrator.

@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `mod.rs` | the process-wide subscriber: stderr logs, OTLP traces |
 //! | `metrics.rs` | the engine's instruments ([`Metrics`]), durations in seconds |
+//! | `backups.rs` | the backups' instruments ([`BackupMetrics`]) |
 //! | `export.rs` | one daemon's meter provider: Prometheus text for `/metrics`, OTLP push, the gauges |
 //! | `grpc.rs` | `rpc.server.call.duration`, a tower layer |
 //! | `spans.rs` | the gRPC server span (continuing a caller's `traceparent`), span failure, `db.system.name` |
@@ -13,11 +14,13 @@
 //! (OpenTelemetry specification, "OTLP Exporter Configuration"); logs go to stderr,
 //! filtered by `RUST_LOG` (default `info`).
 
+mod backups;
 mod export;
 mod grpc;
 mod metrics;
 mod spans;
 
+pub(crate) use backups::BackupMetrics;
 pub(crate) use export::MetricsExport;
 pub use export::TelemetryError;
 pub(crate) use grpc::{CallDurationLayer, serve_methods};
