@@ -60,6 +60,9 @@ fn with_token(name: Option<&str>) -> Credentials {
     }
 }
 
+/// A backup id no daemon made.
+const NO_BACKUP: &str = "00000000-0000-4000-8000-000000000000";
+
 /// Calls `rpc` on fleet `fleet` with requests that pass validation; the status code, or
 /// `Ok` for an answer.
 async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<(), Code> {
@@ -166,6 +169,16 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
             .map(drop),
         Rpc::DeregisterTenant => c.deregister_tenant(fleet, "no-such-tenant").await.map(drop),
         Rpc::RefreshTenants => c.refresh_tenants(fleet).await.map(drop),
+        // No such backup or tenant: an allowed call is answered (`NOT_FOUND`, or nothing
+        // deleted) and writes no file.
+        Rpc::ListBackups => c.list_backups(fleet, "", 0).await.map(drop),
+        Rpc::GetBackup => c.get_backup(fleet, NO_BACKUP).await.map(drop),
+        Rpc::DeleteBackup => c.delete_backup(fleet, NO_BACKUP).await.map(drop),
+        Rpc::Restore => c
+            .restore(fleet, "no-such-tenant", NO_BACKUP)
+            .await
+            .map(drop),
+        Rpc::Backup => c.take_backup(fleet, "no-such-tenant", "").await.map(drop),
     }
     .map_err(code)
 }
@@ -176,9 +189,11 @@ fn needs(rpc: Rpc) -> Role {
     use Rpc::*;
     match rpc {
         Plan | History | Verify | Status | ListFleets | ListTenants | GetTenant | GetRollout
-        | ListRollouts | Watch => Role::Viewer,
-        Apply | Rollback | Cancel | Pause | Resume => Role::Operator,
-        RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline => Role::Admin,
+        | ListRollouts | Watch | ListBackups | GetBackup => Role::Viewer,
+        Apply | Rollback | Cancel | Pause | Resume | Backup | DeleteBackup => Role::Operator,
+        RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline | Restore => {
+            Role::Admin
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use avocet_client::{Client, RolloutRecord, pb};
 const SUMMARY_TENANTS: u32 = 100;
 
 /// True when both stdin and stderr are terminals: someone can answer.
-fn interactive() -> bool {
+pub(super) fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
@@ -33,7 +33,7 @@ fn answer(prompt: &str) -> anyhow::Result<String> {
 }
 
 /// Asks `question` on stderr; true for `y` or `yes`.
-fn ask(question: &str) -> anyhow::Result<bool> {
+pub(super) fn ask(question: &str) -> anyhow::Result<bool> {
     let answer = answer(&format!("{question} [y/N]"))?;
     Ok(matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"))
 }

@@ -1,5 +1,6 @@
 //! Arguments and dispatch of the `avocet` command line.
 
+mod backups;
 mod confirm;
 mod docs;
 mod fail;
@@ -429,6 +430,15 @@ pub(crate) enum Command {
     /// Rollouts: list, inspect, follow and steer them.
     #[command(subcommand)]
     Rollouts(RolloutsCommand),
+    /// Back one tenant up now with its database's own tool (`pg_dump`, `mariadb-dump`,
+    /// SQLite `VACUUM INTO`), under its lock; the daemon keeps the file and records it.
+    Backup(backups::BackupArgs),
+    /// Backups taken before risky migrations or with `avocet backup`: list, get, delete.
+    #[command(subcommand)]
+    Backups(backups::BackupsCommand),
+    /// Restore one tenant from a backup (admin), under its lock: asks first, naming the
+    /// tenant and the backup's time and version; refused while a rollout holds the tenant.
+    Restore(backups::RestoreArgs),
     /// List a fleet's tenants and their labels; `add`, `remove` and `get` one.
     #[command(args_conflicts_with_subcommands = true)]
     Tenants {

@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use avocet_client::{Client, pb};
 
 use super::{
-    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, confirm, json,
-    new, rollouts, tenants, text,
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, backups,
+    confirm, json, new, rollouts, tenants, text,
 };
 
 /// Runs the parsed command and returns the exit status.
@@ -231,6 +231,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
+        Command::Backup(args) => backups::backup(&mut client, target, args, out).await?,
+        Command::Backups(cmd) => backups::run(&mut client, target, cmd, out).await?,
+        Command::Restore(args) => backups::restore(&mut client, target, args, out).await?,
         Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
         // Answered above, before connecting.
         Command::Completions { .. } | Command::Man => true,
@@ -348,7 +351,7 @@ async fn baseline(
 /// # Errors
 /// [`Usage`] when the daemon serves several fleets and none was chosen; an error when it
 /// serves none the caller may use or cannot be asked.
-async fn resolve(
+pub(super) async fn resolve(
     client: &mut Client,
     target: Target,
 ) -> anyhow::Result<(String, Option<pb::TenantSelector>)> {
@@ -396,6 +399,9 @@ fn ignores_selection(command: &Command) -> Option<&'static str> {
         } => Some("avocet tenants refresh"),
         Command::Tenants { action: Some(_) } => Some("avocet tenants add|remove|get (--id)"),
         Command::Rollouts(_) => Some("avocet rollouts"),
+        Command::Backup(_) => Some("avocet backup (--tenant)"),
+        Command::Backups(_) => Some("avocet backups"),
+        Command::Restore(_) => Some("avocet restore (--tenant)"),
         Command::Fleets => Some("avocet fleets"),
         Command::Completions { .. } => Some("avocet completions"),
         Command::Man => Some("avocet man"),
