@@ -103,7 +103,7 @@ impl Engine {
             .map_err(|source| EngineError::Backup {
                 fleet: fleet.name.clone(),
                 tenant: tenant.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         tracing::info!(fleet = %fleet.name, tenant = %tenant.id, backup = %record.id, caller = %caller.who, "backup taken on request");
         Ok(record)
@@ -133,7 +133,7 @@ impl Engine {
             .map_err(|source| EngineError::Backup {
                 fleet: record.fleet.clone(),
                 tenant: record.tenant.clone(),
-                source,
+                source: Box::new(source),
             })?;
         tracing::info!(fleet = %record.fleet, tenant = %record.tenant, backup = %record.id, caller = %caller.who, "backup deleted");
         Ok(deleted)
@@ -198,7 +198,7 @@ impl Engine {
             .map_err(|source| EngineError::Restore {
                 fleet: fleet.name.clone(),
                 tenant: tenant.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         tracing::info!(
             fleet = %fleet.name,

@@ -302,7 +302,7 @@ pub enum EngineError {
         /// The tenant.
         tenant: String,
         /// Why.
-        source: crate::backup::BackupError,
+        source: Box<crate::backup::BackupError>,
     },
     /// A restore of one tenant did not happen or did not check out.
     #[error("fleet {fleet:?}, tenant {tenant:?}: restore: {source}")]
@@ -312,7 +312,7 @@ pub enum EngineError {
         /// The tenant.
         tenant: String,
         /// Why.
-        source: crate::backup::RestoreError,
+        source: Box<crate::backup::RestoreError>,
     },
 }
 

@@ -339,7 +339,7 @@ impl EngineError {
             }
             Self::TenantInRollout { .. } => Reason::TenantInRollout,
             Self::Backup { source, .. } => backup_reason(source),
-            Self::Restore { source, .. } => match source {
+            Self::Restore { source, .. } => match &**source {
                 RestoreError::FileChanged { .. } => Reason::BackupFileChanged,
                 RestoreError::VersionMismatch { .. } => Reason::RestoreUnverified,
                 RestoreError::Backup(e) => backup_reason(e),
