@@ -209,7 +209,10 @@ async fn every_rpc_allows_exactly_the_roles_and_fleets_it_should() -> anyhow::Re
         ],
         clients: Vec::new(),
     };
-    let daemon = TestDaemon::start_with(config(&eu, &us, auth)?).await?;
+    let daemon = TestDaemon::start_with(config(&eu, &us, auth.clone())?).await?;
+    // Each RPC is called twice unauthenticated; one address is locked out after 50
+    // refusals a minute, so the RPCs past the 20th are refused by a second daemon.
+    let second = TestDaemon::start_with(config(&eu, &us, auth)?).await?;
     let addr = daemon.addr.clone();
     let mut admin = client(&addr, with_token(Some("admin"))).await?;
     // One finished rollout on each fleet for the rollout RPCs.
@@ -237,8 +240,18 @@ async fn every_rpc_allows_exactly_the_roles_and_fleets_it_should() -> anyhow::Re
     )
     .await?;
     let mut nobody = client(&addr, with_token(None)).await?;
-    for rpc in Rpc::ALL {
-        for (who, c) in [("no token", &mut nobody), ("a wrong token", &mut wrong)] {
+    let wrong_token = Credentials {
+        token: Some("not-a-token".into()),
+        ..Default::default()
+    };
+    let mut wrong_2 = client(&second.addr, wrong_token).await?;
+    let mut nobody_2 = client(&second.addr, with_token(None)).await?;
+    for (i, rpc) in Rpc::ALL.into_iter().enumerate() {
+        let unauthenticated = match i < 20 {
+            true => [("no token", &mut nobody), ("a wrong token", &mut wrong)],
+            false => [("no token", &mut nobody_2), ("a wrong token", &mut wrong_2)],
+        };
+        for (who, c) in unauthenticated {
             let got = call(c, rpc, EU, &rollouts[EU]).await;
             ensure!(
                 got == Err(Code::Unauthenticated),
