@@ -135,7 +135,10 @@ pub(crate) async fn restore(
     );
     if !args.yes {
         if !confirm::interactive() {
-            bail!("{question}: not restored without a terminal to ask on; give --yes");
+            return Err(super::Usage(format!(
+                "{question}: not restored without a terminal to ask on; give --yes"
+            ))
+            .into());
         }
         if !confirm::ask(&question)? {
             eprintln!("not restored");
