@@ -351,3 +351,44 @@ async fn a_daemon_whose_fleet_needs_a_missing_tool_does_not_start() -> anyhow::R
     ensure!(fleet.dialect == DialectKind::Postgres);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_is_refused_while_a_rollout_holds_the_tenant() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(1).await?;
+    let dir = tempfile::tempdir()?;
+    let set = set(0)?;
+    set.write("0003_slow.up.sql", "SELECT pg_sleep(2);\n")?;
+    let daemon = TestDaemon::start_with(config(&fleet, &set, destructive(dir.path()))?).await?;
+    let mut client = daemon.client();
+    apply(&daemon, 1).await?;
+    let b = client.take_backup(FLEET, "t00", "before").await?;
+    ensure!(
+        b.version == "1" && b.name == "before" && b.rollout_id.is_empty(),
+        "{b:?}"
+    );
+    let mut events = client
+        .apply(pb::ApplyRequest {
+            accept_data_loss: true,
+            ..request()
+        })
+        .await?;
+    let id = events.message().await?.context("first event")?.rollout_id;
+    let refused = client
+        .restore(FLEET, "t00", &b.id)
+        .await
+        .err()
+        .context("a restore during the rollout")?;
+    let rejection = refused.rejection().context("a rejection")?;
+    ensure!(
+        rejection.reason() == Some("TENANT_IN_ROLLOUT") && rejection.rollout() == Some(&id),
+        "{refused}"
+    );
+    while client.rollout(&id).await?.finished_at_unix_ms.is_none() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(fleet.history_text(0).await?.len() == 3);
+    let r = client.restore(FLEET, "t00", &b.id).await?;
+    ensure!(r.version == "1", "{r:?}");
+    ensure!(fleet.columns(0, "people").await?.contains("email"));
+    Ok(())
+}
