@@ -251,6 +251,25 @@ async fn keep_two_after_four_destructive_migrations_leaves_the_two_newest() -> a
     ensure!(versions == ["8", "6"], "{versions:?}");
     let files = std::fs::read_dir(dir.path().join(FLEET).join("t00"))?.count();
     ensure!(files == 2, "{files} files");
+    // The metrics count four taken, their bytes and durations, by fleet.
+    let (_, text) = avocet_tests::get(daemon.admin, "/metrics").await?;
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l.contains("fleet=\"test\""))
+            .map(str::to_owned)
+    };
+    let taken = line("avocet_backups_total").context("avocet_backups_total")?;
+    ensure!(
+        taken.contains("state=\"taken\"") && taken.ends_with(" 4"),
+        "{taken}"
+    );
+    let bytes = line("avocet_backup_written_bytes_total").context("written bytes")?;
+    let total: u64 = listed.iter().map(|b| b.bytes).sum();
+    ensure!(
+        bytes.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()) > Some(total),
+        "{bytes}"
+    );
+    line("avocet_backup_duration_seconds_count").context("avocet_backup_duration_seconds")?;
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use opentelemetry::{
 
 use super::metrics::seconds;
 
-/// `avocet.backups` (Prometheus `avocet_backups_total{fleet,state}`), `avocet.backup.bytes`
-/// (`avocet_backup_bytes_total{fleet}`) and `avocet.backup.duration`
+/// `avocet.backups` (Prometheus `avocet_backups_total{fleet,state}`), `avocet.backup.written`
+/// (`avocet_backup_written_bytes_total{fleet}`) and `avocet.backup.duration`
 /// (`avocet_backup_duration_seconds{fleet,state}`).
 #[derive(Clone)]
 pub(crate) struct BackupMetrics {
@@ -28,7 +28,7 @@ impl BackupMetrics {
                 .with_description("Backups of tenants, by state: taken or failed")
                 .build(),
             bytes: meter
-                .u64_counter("avocet.backup.bytes")
+                .u64_counter("avocet.backup.written")
                 .with_unit("By")
                 .with_description("Bytes of backup files written")
                 .build(),
