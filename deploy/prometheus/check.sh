@@ -8,8 +8,8 @@
 #
 # avocetd serves its built-in default (fleet "demo", three SQLite tenants) in a temporary
 # directory; rollouts: every tenant to version 5, then two of them to the latest, so one
-# is behind. Alert expressions must evaluate without error; they return data only while
-# their condition holds, which is said, not failed. Needs curl, jq, python3 (free ports),
+# is behind; then a backup of one tenant. Alert expressions must evaluate without error;
+# they return data only while their condition holds, which is said, not failed. Needs curl, jq, python3 (free ports),
 # and prometheus/promtool (installed with apt-get when missing, as root or with sudo).
 set -euo pipefail
 
@@ -73,6 +73,8 @@ until_ok curl -fsS "http://127.0.0.1:$prom/-/ready"
 avocet() { "$bin_dir/avocet" --addr "http://127.0.0.1:$grpc" --fleet demo "$@" >/dev/null; }
 avocet apply --to 5 --yes
 avocet apply --tenants acme,globex --yes
+# One backup, for the backup panels (its file goes under the daemon's working directory).
+avocet backup --tenant acme
 
 query() { curl -fsS "http://127.0.0.1:$prom/api/v1/query" --data-urlencode "query=$1"; }
 # Prometheus has scraped the rollouts' results several times, and evaluated the rules.
