@@ -17,6 +17,7 @@
 //! | `baseline.rs` | versions recorded applied without running them (baseline, adoption) | 5 |
 //! | `repair.rs` | an operator's verdict on one record | 5 |
 //! | `fake.rs`, `tests.rs` | a scripted fake database, and unit tests of every rule on it | |
+//! | `backup_tests.rs` | when the engine asks its observer for a backup, and a failed one | |
 
 mod baseline;
 mod guard;
@@ -29,6 +30,8 @@ mod statements;
 mod tenant;
 mod transaction;
 
+#[cfg(test)]
+mod backup_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
