@@ -85,10 +85,18 @@ fn sha256(path: &str) -> anyhow::Result<String> {
     Ok(hex::encode(Sha256::digest(std::fs::read(path)?)))
 }
 
-async fn backup_before_destructive_then_restore(fleet: Fleet) -> anyhow::Result<()> {
+/// The flow on `fleet`, with a PostgreSQL control store in `store` when given (else SQLite).
+async fn backup_before_destructive_then_restore(
+    fleet: Fleet,
+    store: Option<&Fleet>,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let set = set(0)?;
-    let daemon = TestDaemon::start_with(config(&fleet, &set, destructive(dir.path()))?).await?;
+    let mut config = config(&fleet, &set, destructive(dir.path()))?;
+    if let Some(store) = store {
+        config.control_store = store.tenants[0].dsn.clone();
+    }
+    let daemon = TestDaemon::start_with(config).await?;
     let mut client = daemon.client();
     // Version 1 destroys nothing: no backup.
     let first = apply(&daemon, 1).await?;
@@ -182,17 +190,19 @@ async fn backup_before_destructive_then_restore(fleet: Fleet) -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_backs_up_before_a_destructive_migration_and_restores() -> anyhow::Result<()> {
-    backup_before_destructive_then_restore(Fleet::postgres(1).await?).await
+    // The backups' records in a PostgreSQL control store.
+    let store = Fleet::postgres(1).await?;
+    backup_before_destructive_then_restore(Fleet::postgres(1).await?, Some(&store)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_backs_up_before_a_destructive_migration_and_restores() -> anyhow::Result<()> {
-    backup_before_destructive_then_restore(Fleet::mysql(1).await?).await
+    backup_before_destructive_then_restore(Fleet::mysql(1).await?, None).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_backs_up_before_a_destructive_migration_and_restores() -> anyhow::Result<()> {
-    backup_before_destructive_then_restore(Fleet::sqlite(1).await?).await
+    backup_before_destructive_then_restore(Fleet::sqlite(1).await?, None).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
