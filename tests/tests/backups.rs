@@ -421,3 +421,53 @@ async fn a_restore_is_refused_while_a_rollout_holds_the_tenant() -> anyhow::Resu
     ensure!(fleet.columns(0, "people").await?.contains("email"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_file_is_not_restored_and_delete_removes_the_file() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(1).await?;
+    let dir = tempfile::tempdir()?;
+    let set = set(0)?;
+    let daemon = TestDaemon::start_with(config(&fleet, &set, destructive(dir.path()))?).await?;
+    let mut client = daemon.client();
+    apply(&daemon, 0).await?;
+    let b = client
+        .list_backups(FLEET, "t00", 0)
+        .await?
+        .pop()
+        .context("the backup")?;
+    let original = std::fs::read(&b.path)?;
+    let mut changed = original.clone();
+    changed.extend_from_slice(b"tampered");
+    std::fs::write(&b.path, &changed)?;
+    let refused = client
+        .restore(FLEET, "t00", &b.id)
+        .await
+        .err()
+        .context("a restore of a changed file")?;
+    let rejection = refused.rejection().context("a rejection")?;
+    ensure!(
+        rejection.reason() == Some("BACKUP_FILE_CHANGED")
+            && rejection.message().contains(&b.sha256),
+        "{refused}"
+    );
+    ensure!(
+        !fleet.columns(0, "people").await?.contains("email"),
+        "nothing was restored"
+    );
+    // A tenant the fleet does not have is refused before the backup is looked at.
+    let other = client
+        .restore(FLEET, "t01", &b.id)
+        .await
+        .err()
+        .context("t01")?;
+    ensure!(other.code() == Some(tonic::Code::NotFound), "{other}");
+    ensure!(client.delete_backup(FLEET, &b.id).await?);
+    ensure!(!Path::new(&b.path).exists(), "the file stayed");
+    ensure!(!client.delete_backup(FLEET, &b.id).await?, "deleted twice");
+    let gone = client.get_backup(FLEET, &b.id).await.err().context("get")?;
+    ensure!(
+        gone.rejection().and_then(|r| r.reason()) == Some("BACKUP_NOT_FOUND"),
+        "{gone}"
+    );
+    Ok(())
+}
