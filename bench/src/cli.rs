@@ -129,11 +129,14 @@ pub(crate) enum Scenario {
     OneMore,
     /// Schema-per-tenant: first apply, +1 migration and a fresh status over N schemas.
     Schemas,
+    /// A destructive migration on the heavy set with `[backup] when = "destructive"`
+    /// against `"never"`: what the backups cost in wall time and bytes.
+    Backups,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [Scenario; 8] = [
+    pub(crate) const ALL: [Scenario; 9] = [
         Scenario::Apply,
         Scenario::Grouped,
         Scenario::Tls,
@@ -141,6 +144,7 @@ impl Scenario {
         Scenario::Known,
         Scenario::OneMore,
         Scenario::Schemas,
+        Scenario::Backups,
         Scenario::Large,
     ];
 
@@ -155,6 +159,7 @@ impl Scenario {
             Scenario::Known => "known",
             Scenario::OneMore => "one-more",
             Scenario::Schemas => "schemas",
+            Scenario::Backups => "backups",
         }
     }
 }

@@ -79,6 +79,9 @@ pub(crate) struct Sample {
     pub(crate) daemon: Option<DaemonFigures>,
     /// CPU time of the tool's own processes (psql, sqlx, the avocet CLI), in ms.
     pub(crate) client_cpu_ms: Option<f64>,
+    /// Bytes of the backup files written (the backups scenario).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) backup_bytes: Option<u64>,
 }
 
 impl Sample {
@@ -109,6 +112,7 @@ impl Sample {
             peak_connections: None,
             daemon: None,
             client_cpu_ms: None,
+            backup_bytes: None,
         }
     }
 
@@ -135,7 +139,10 @@ impl Sample {
         );
         let op = format!("{:<14}", self.case.op);
         match (&self.error, self.wall_ms) {
-            (None, Some(ms)) => format!("{what} {op}{:>10.3} s", ms / 1000.0),
+            (None, Some(ms)) => match self.backup_bytes {
+                Some(b) => format!("{what} {op}{:>10.3} s, {b} backup bytes", ms / 1000.0),
+                None => format!("{what} {op}{:>10.3} s", ms / 1000.0),
+            },
             (Some(e), _) => {
                 let tag = if self.tolerated {
                     "failed (expected)"

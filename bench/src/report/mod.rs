@@ -31,7 +31,7 @@ pub(crate) fn write_all(out: &Path, r: &Results) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: [(&str, &str, &str, &str, bool); 6] = [
+const SECTIONS: [(&str, &str, &str, &str, bool); 7] = [
     (
         "apply",
         "Apply: fresh PostgreSQL fleets",
@@ -63,6 +63,13 @@ const SECTIONS: [(&str, &str, &str, &str, bool); 6] = [
     (
         "known",
         "Status from last-known state",
+        "dialect, fleet",
+        "floor",
+        false,
+    ),
+    (
+        "backups",
+        "Backups: a destructive migration on the heavy set, `when = \"destructive\"` against `\"never\"`",
         "dialect, fleet",
         "floor",
         false,
@@ -138,6 +145,9 @@ pub(crate) fn markdown(r: &Results, charted: bool) -> String {
         if let Some(rts) = rts {
             md.push_str(&round_trips::section(rts));
         }
+        if key == "backups" {
+            md.push_str(&backup_bytes(&r.samples));
+        }
     }
     let failures: Vec<&Sample> = r.samples.iter().filter(|s| !s.ok).collect();
     if !failures.is_empty() || !r.errors.is_empty() {
@@ -168,6 +178,23 @@ pub(crate) fn markdown(r: &Results, charted: bool) -> String {
         }
         md.push('\n');
     }
+    md
+}
+
+/// The bytes of backup files each successful backups sample wrote, one line per sample.
+fn backup_bytes(samples: &[Sample]) -> String {
+    let mut md = String::from("Backup files written:\n\n");
+    for s in samples.iter().filter(|s| s.scenario == "backups" && s.ok) {
+        let _ = writeln!(
+            md,
+            "- {} / {} / rep {}: {} bytes",
+            s.case.row(),
+            col_of(s),
+            s.rep + 1,
+            s.backup_bytes.unwrap_or(0)
+        );
+    }
+    md.push('\n');
     md
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) dsns: &'a [String],
     /// One schema per tenant (schema-per-tenant), or none.
     pub(crate) schemas: Option<&'a [String]>,
+    /// The body of `[fleets.bench.backup]` (TOML lines), or none.
+    pub(crate) backup: Option<&'a str>,
 }
 
 /// Peak RSS and CPU time of a daemon.
@@ -95,6 +97,9 @@ fn config_toml(port: u16, spec: &FleetSpec<'_>, control_store: Option<&Path>) ->
         ));
     }
     t.push_str("]\n");
+    if let Some(backup) = spec.backup {
+        t.push_str(&format!("\n[fleets.bench.backup]\n{backup}"));
+    }
     t
 }
 
