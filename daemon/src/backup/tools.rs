@@ -90,8 +90,34 @@ fn executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The first line `tool --version` prints (`pg_dump (PostgreSQL) 16.4`), or `unknown`.
+/// Tool versions read, by path and modification time: one `--version` per tool install,
+/// not one per backup.
+static VERSIONS: std::sync::Mutex<Vec<(PathBuf, Option<std::time::SystemTime>, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The first line `tool --version` prints (`pg_dump (PostgreSQL) 16.4`), or `unknown`; read
+/// again when the file changed.
 pub(crate) async fn version(tool: &Tool) -> String {
+    let modified = std::fs::metadata(&tool.path)
+        .and_then(|m| m.modified())
+        .ok();
+    let known = |v: &Vec<(PathBuf, Option<std::time::SystemTime>, String)>| {
+        v.iter()
+            .find(|(p, m, _)| *p == tool.path && *m == modified && m.is_some())
+            .map(|(_, _, v)| v.clone())
+    };
+    if let Some(v) = known(&VERSIONS.lock().unwrap_or_else(|e| e.into_inner())) {
+        return v;
+    }
+    let read = read_version(tool).await;
+    let mut versions = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    versions.retain(|(p, _, _)| *p != tool.path);
+    versions.push((tool.path.clone(), modified, read.clone()));
+    read
+}
+
+/// Runs `tool --version`.
+async fn read_version(tool: &Tool) -> String {
     let out = tokio::process::Command::new(&tool.path)
         .arg("--version")
         .env_clear()
