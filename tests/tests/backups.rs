@@ -170,6 +170,14 @@ async fn backup_before_destructive_then_restore(
         .await?;
     ensure!(logged == Some(format!("restore:{}", b.id)), "{logged:?}");
     ensure!(fleet.log_count(0, 1, "applied").await? == 2);
+    // `status` (from the last-known state) says version 1 at once.
+    let status = daemon.known_status().await?;
+    let versions: Vec<(&str, u32)> = status
+        .versions
+        .iter()
+        .map(|v| (v.version_text.as_str(), v.tenants))
+        .collect();
+    ensure!(versions == [("1", 1)] && status.pending == 1, "{status:?}");
     let verified = client
         .verify_all(pb::VerifyRequest {
             fleet: FLEET.into(),

@@ -44,7 +44,7 @@ impl Backups for BackupsService {
         };
         let tenant = match req.tenant.is_empty() {
             true => None,
-            false => Some(receive::tenant_ref("f".into(), req.tenant)?.1),
+            false => Some(receive::tenant_id(req.tenant)?),
         };
         if let Some(fleet) = &fleet {
             who.may_on(Rpc::ListBackups, fleet)?;

@@ -453,6 +453,11 @@ pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiE
     })
 }
 
+/// A tenant id: required, of the id syntax.
+pub(super) fn tenant_id(tenant: String) -> Result<String, ApiError> {
+    name("tenant", tenant)
+}
+
 /// The fleet of RefreshTenants: required, of the id syntax.
 pub(super) fn fleet_ref(fleet: String) -> Result<String, ApiError> {
     name("fleet", fleet)

@@ -140,8 +140,9 @@ impl Engine {
     }
 
     /// Restores backup `id` into `tenant` of `fleet` under the tenant lock, checks the
-    /// restored history's newest version against the backup's, and logs the restore in
-    /// the tenant's history log and the daemon's log, naming `caller`.
+    /// restored history's newest version against the backup's, logs the restore in the
+    /// tenant's history log and the daemon's log, naming `caller`, and reads the tenant
+    /// again for its last-known state.
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet or tenant; [`EngineError::UnknownBackup`];
@@ -208,6 +209,10 @@ impl Engine {
             caller = %caller.who,
             "backup restored"
         );
+        // Its last-known state (what `status` answers from) is read again now.
+        if let Err(e) = self.history(&fleet.name, &tenant.id).await {
+            tracing::warn!(fleet = %fleet.name, tenant = %tenant.id, "reading the restored tenant: {e}");
+        }
         Ok(RestoreOutcome {
             backup: record,
             version,
