@@ -156,20 +156,17 @@ async fn backup_before_destructive_then_restore(
         history == [("1".to_owned(), "applied".to_owned())],
         "{history:?}"
     );
-    // The restore is in the history log: version 1's apply (restored with the backup) and
-    // the restore's own entry.
+    // The restore is in the history log: a `restored` entry of version 1 by the backup.
     let logged = fleet
         .scalar(
             0,
-            &format!(
-                "SELECT rollout_id FROM avocet_migrations_log WHERE rollout_id = 'restore:{}' \
-                 AND version = 1 AND status = 'applied'",
-                b.id
-            ),
+            "SELECT rollout_id FROM avocet_migrations_log WHERE version = 1 \
+             AND status = 'restored'",
         )
         .await?;
     ensure!(logged == Some(format!("restore:{}", b.id)), "{logged:?}");
-    ensure!(fleet.log_count(0, 1, "applied").await? == 2);
+    ensure!(fleet.log_count(0, 1, "restored").await? == 1);
+    ensure!(fleet.log_count(0, 1, "applied").await? == 1);
     // `status` (from the last-known state) says version 1 at once.
     let status = daemon.known_status().await?;
     let versions: Vec<(&str, u32)> = status

@@ -3,7 +3,8 @@
 //! MySQL/MariaDB the dump through `mariadb`/`mysql`, SQLite the backup file's schema and
 //! rows copied over the tenant's in one transaction (`ATTACH`); then the restored history
 //! table's newest applied version is checked against the backup's, and a `restored` entry
-//! (`rollout_id` `restore:<backup id>`) appended to the tenant's history log.
+//! (`status` `restored`, `rollout_id` `restore:<backup id>`) appended to the tenant's history
+//! log.
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -154,8 +155,8 @@ pub(crate) fn newest_applied(set: &MigrationSet, history: &[HistoryRecord]) -> S
     .unwrap_or_default()
 }
 
-/// Appends the restore to the history log: the version's record as it is now, written by
-/// `restore:<backup id>`. The history row itself is the backup's.
+/// Appends the restore to the history log: a `restored` entry of the backup's version,
+/// written by `restore:<backup id>`. The history row itself is the backup's.
 async fn log_restored(
     locked: &mut PooledSession,
     record: &HistoryRecord,
@@ -176,7 +177,7 @@ async fn log_restored(
         }),
     };
     let who = format!("restore:{backup}");
-    let rec = RecordWrite::new(
+    let mut rec = RecordWrite::new(
         &migration,
         RecordStatus::Applied,
         Direction::Up,
@@ -184,6 +185,7 @@ async fn log_restored(
         (&who, applied_by),
         Utc::now(),
     );
+    rec.log_status = Some("restored");
     locked
         .session()
         .run(&[Item::Log(&rec)])

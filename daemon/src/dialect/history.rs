@@ -77,7 +77,7 @@ const COLUMNS: &[Column] = &[
     Column { name: "version", ty: ColumnType::Version, null: false, one_of: &[], logged: true, since: 1, write: |_| Value::Version, read: Some(read_version) },
     Column { name: "name", ty: ColumnType::Short(255), null: false, one_of: &[], logged: true, since: 1, write: |r| Value::Text(&r.name), read: Some(|h, v| text(v).map(|v| h.name = v)) },
     Column { name: "checksum", ty: ColumnType::Hash, null: false, one_of: &[], logged: false, since: 1, write: |r| Value::Text(&r.checksum), read: Some(|h, v| text(v).map(|v| h.checksum = v)) },
-    Column { name: "status", ty: ColumnType::Short(16), null: false, one_of: STATUSES, logged: true, since: 1, write: |r| Value::Text(r.status.as_str()), read: Some(read_status) },
+    Column { name: "status", ty: ColumnType::Short(16), null: false, one_of: STATUSES, logged: true, since: 1, write: |r| Value::Text(r.log_status.unwrap_or(r.status.as_str())), read: Some(read_status) },
     Column { name: "batch", ty: ColumnType::Int, null: false, one_of: &[], logged: true, since: 1, write: |r| Value::Int(r.batch), read: Some(|h, v| int(v).map(|v| h.batch = v)) },
     Column { name: "rollout_id", ty: ColumnType::Short(64), null: false, one_of: &[], logged: true, since: 1, write: |r| Value::Text(&r.rollout_id), read: None },
     Column { name: "applied_by", ty: ColumnType::Short(255), null: false, one_of: &[], logged: true, since: 1, write: |r| Value::Text(&r.applied_by), read: None },
@@ -543,6 +543,7 @@ mod tests {
             statements_done: 1,
             statements_total: 1,
             rolled_back_at: None,
+            log_status: None,
             direction: Direction::Up,
             no_transaction: false,
         }

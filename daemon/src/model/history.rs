@@ -158,6 +158,10 @@ pub struct RecordWrite {
     pub direction: Direction,
     /// True when that script runs statement by statement outside a transaction.
     pub no_transaction: bool,
+    /// The word a log-only entry writes in the log row's `status` in place of `status`
+    /// (`restored`: a backup was restored, the history row is the backup's); `None` for
+    /// every change of a history row, whose log row says its new status.
+    pub log_status: Option<&'static str>,
 }
 
 impl RecordWrite {
@@ -198,6 +202,7 @@ impl RecordWrite {
             rolled_back_at: (status == RecordStatus::RolledBack).then(Utc::now),
             direction,
             no_transaction: script.no_transaction,
+            log_status: None,
         }
     }
 
