@@ -198,6 +198,12 @@ impl Interceptor for Bearer {
     }
 }
 
+/// Largest answer the client reads, in bytes (256 MiB). gRPC's default of 4 MiB is below
+/// one large migration file: a plan carries the SQL of every script it runs
+/// (`PlanResponse.scripts`), and the daemon reads files up to `[limits]
+/// max_migration_bytes` (16 MiB by default) each.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
 /// The channel every generated client of [`Client`] shares, with its token.
 type Transport = InterceptedService<Channel, Bearer>;
 
@@ -290,10 +296,13 @@ impl Client {
     pub fn from_channel_as(channel: Channel, bearer: Bearer) -> Self {
         let transport = InterceptedService::new(channel, bearer);
         Self {
-            migrator: MigratorClient::new(transport.clone()),
-            rollouts: RolloutsClient::new(transport.clone()),
-            fleet: FleetClient::new(transport.clone()),
-            backups: BackupsClient::new(transport),
+            migrator: MigratorClient::new(transport.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            rollouts: RolloutsClient::new(transport.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            fleet: FleetClient::new(transport.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            backups: BackupsClient::new(transport).max_decoding_message_size(MAX_RESPONSE_BYTES),
         }
     }
 

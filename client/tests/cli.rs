@@ -749,6 +749,40 @@ async fn plan_shows_the_waves_of_the_strategy_flags() {
     let _ = d.stop.send(());
 }
 
+/// A migration file larger than gRPC's default 4 MiB message is planned: the plan carries
+/// its SQL, and the client reads answers up to `MAX_RESPONSE_BYTES` (issue 25, finding 11).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_above_four_mib_is_planned() {
+    let d = start().await;
+    let a = d.addr.as_str();
+    let mut sql = String::from("CREATE TABLE bulk (id INTEGER PRIMARY KEY, note TEXT);\n");
+    let mut rows = 0;
+    while sql.len() < 6 * 1024 * 1024 {
+        sql.push_str(&format!(
+            "INSERT INTO bulk (id, note) VALUES ({rows}, 'row {rows} of a data migration');\n"
+        ));
+        rows += 1;
+    }
+    std::fs::write(d.dir.path().join("migrations/0017_bulk.up.sql"), &sql).unwrap();
+    let out = avocet(&["plan", "--addr", a, "--output", "json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = json(&out);
+    let step = plan["tenants"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(step["version"], 17, "{step}");
+    assert_eq!(step["statements"], rows + 1, "{step}");
+    let checksum = step["checksum"].as_str().unwrap();
+    assert_eq!(
+        plan["scripts"][checksum].as_str().map(str::len),
+        Some(sql.len())
+    );
+    let _ = d.stop.send(());
+}
+
 /// `avocet new` names the file by its description (transliterated, never dropping a letter),
 /// refuses a name the set has, and the file it writes is refused by the plan until it holds
 /// SQL: a migration that does nothing is never recorded by accident.

@@ -11,6 +11,7 @@
 //! | `source/` | one reader per on-disk format, behind one `MigrationSource` trait |
 //! | `load.rs` | a format's files to a [`MigrationSet`](crate::model::MigrationSet) |
 //! | `script.rs` | one file: normalising, checksum, markers, what is refused |
+//! | `tokens.rs` | the tokenizer a window at a time: memory follows the longest statement |
 //! | `split.rs` | statements: where each ends, from the tokens |
 //! | `delimiter.rs` | the `mysql` client's `DELIMITER` lines (MySQL) |
 //! | `lint.rs` | the lint: statements that destroy data or hold blocking locks |
@@ -27,6 +28,7 @@ mod placeholders;
 mod script;
 mod source;
 mod split;
+mod tokens;
 
 pub(crate) use cache::SetCache;
 pub use load::CatalogError;

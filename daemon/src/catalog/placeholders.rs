@@ -7,74 +7,111 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 use super::split::Offsets;
 use crate::model::{DialectKind, Placeholder, PlaceholderContext, is_placeholder_name};
 
-/// The placeholders of `sql` (its `tokens`, in order).
-pub(super) fn find(sql: &str, tokens: &[TokenWithSpan], dialect: DialectKind) -> Vec<Placeholder> {
-    if !sql.contains("${") {
-        return Vec::new();
-    }
-    // Byte ranges of quoted tokens and comments, with what a placeholder inside becomes.
-    let mut offsets = Offsets::new(sql);
-    let mut regions: Vec<(usize, usize, Option<PlaceholderContext>)> = Vec::new();
-    let backslash = dialect == DialectKind::Mysql;
-    for t in tokens {
-        let context = match &t.token {
-            Token::SingleQuotedString(_)
-            | Token::NationalStringLiteral(_)
-            | Token::EscapedStringLiteral(_) => Some(Some(PlaceholderContext::Quoted {
-                quote: '\'',
-                backslash,
-            })),
-            Token::DoubleQuotedString(_) => Some(Some(PlaceholderContext::Quoted {
-                quote: '"',
-                backslash,
-            })),
-            Token::DollarQuotedString(_) => Some(Some(PlaceholderContext::Dollar)),
-            Token::Word(w) => w.quote_style.map(|quote| {
-                Some(PlaceholderContext::Quoted {
-                    quote: match quote {
-                        '[' => ']',
-                        q => q,
-                    },
-                    backslash: false,
-                })
-            }),
-            Token::Whitespace(Whitespace::SingleLineComment { .. })
-            | Token::Whitespace(Whitespace::MultiLineComment(_)) => Some(None),
-            _ => None,
-        };
-        if let Some(context) = context {
-            let start = offsets.byte(t.span.start.line, t.span.start.column);
-            let end = offsets.byte(t.span.end.line, t.span.end.column);
-            regions.push((start, end, context));
+/// Finds the placeholders of a script from its tokens, fed in runs, in order.
+pub(super) struct Finder<'a> {
+    sql: &'a str,
+    backslash: bool,
+    offsets: Offsets<'a>,
+    /// Byte ranges of quoted tokens and comments, with what a placeholder inside becomes
+    /// (`None`: left alone, in a comment). Empty when `sql` has no `${`.
+    regions: Vec<(usize, usize, Option<PlaceholderContext>)>,
+    wanted: bool,
+}
+
+impl<'a> Finder<'a> {
+    /// A finder for `sql` (the tokenizer's text) in `dialect`.
+    pub(super) fn new(sql: &'a str, dialect: DialectKind) -> Self {
+        Self {
+            sql,
+            backslash: dialect == DialectKind::Mysql,
+            offsets: Offsets::new(sql),
+            regions: Vec::new(),
+            wanted: sql.contains("${"),
         }
     }
-    let mut found = Vec::new();
-    let mut from = 0;
-    while let Some(i) = sql[from..].find("${") {
-        let start = from + i;
-        from = start + 2;
-        let Some(len) = sql[start + 2..].find('}') else {
-            break;
-        };
-        let name = &sql[start + 2..start + 2 + len];
-        if !is_placeholder_name(name) {
-            continue;
+
+    /// Reads the next run of tokens.
+    pub(super) fn feed(&mut self, tokens: &[TokenWithSpan]) {
+        if !self.wanted {
+            return;
         }
-        let end = start + 3 + len;
-        let context = match regions.iter().find(|(s, e, _)| *s <= start && end <= *e) {
-            Some((_, _, None)) => continue,
-            Some((_, _, Some(c))) => *c,
-            None => PlaceholderContext::Bare,
-        };
-        found.push(Placeholder {
-            name: name.to_owned(),
-            bytes: start..end,
-            line: sql[..start].matches('\n').count() as u64 + 1,
-            context,
-        });
-        from = end;
+        let backslash = self.backslash;
+        for t in tokens {
+            let context = match &t.token {
+                Token::SingleQuotedString(_)
+                | Token::NationalStringLiteral(_)
+                | Token::EscapedStringLiteral(_) => Some(Some(PlaceholderContext::Quoted {
+                    quote: '\'',
+                    backslash,
+                })),
+                Token::DoubleQuotedString(_) => Some(Some(PlaceholderContext::Quoted {
+                    quote: '"',
+                    backslash,
+                })),
+                Token::DollarQuotedString(_) => Some(Some(PlaceholderContext::Dollar)),
+                Token::Word(w) => w.quote_style.map(|quote| {
+                    Some(PlaceholderContext::Quoted {
+                        quote: match quote {
+                            '[' => ']',
+                            q => q,
+                        },
+                        backslash: false,
+                    })
+                }),
+                Token::Whitespace(Whitespace::SingleLineComment { .. })
+                | Token::Whitespace(Whitespace::MultiLineComment(_)) => Some(None),
+                _ => None,
+            };
+            if let Some(context) = context {
+                let start = self.offsets.byte(t.span.start.line, t.span.start.column);
+                let end = self.offsets.byte(t.span.end.line, t.span.end.column);
+                if self.sql[start..end].contains("${") {
+                    self.regions.push((start, end, context));
+                }
+            }
+        }
     }
-    found
+
+    /// The placeholders, once every token was fed.
+    pub(super) fn finish(self) -> Vec<Placeholder> {
+        let sql = self.sql;
+        let mut found = Vec::new();
+        if !self.wanted {
+            return found;
+        }
+        let mut regions = self.regions.iter().peekable();
+        // The line of byte `counted` (1-based), kept as `from` moves forward.
+        let (mut line, mut counted) = (1u64, 0usize);
+        let mut from = 0;
+        while let Some(i) = sql[from..].find("${") {
+            let start = from + i;
+            from = start + 2;
+            let Some(len) = sql[start + 2..].find('}') else {
+                break;
+            };
+            let name = &sql[start + 2..start + 2 + len];
+            if !is_placeholder_name(name) {
+                continue;
+            }
+            let end = start + 3 + len;
+            while regions.next_if(|(_, e, _)| *e <= start).is_some() {}
+            let context = match regions.peek().filter(|(s, e, _)| *s <= start && end <= *e) {
+                Some((_, _, None)) => continue,
+                Some((_, _, Some(c))) => *c,
+                None => PlaceholderContext::Bare,
+            };
+            line += sql[counted..start].matches('\n').count() as u64;
+            counted = start;
+            found.push(Placeholder {
+                name: name.to_owned(),
+                bytes: start..end,
+                line,
+                context,
+            });
+            from = end;
+        }
+        found
+    }
 }
 
 #[cfg(test)]

@@ -2,14 +2,12 @@
 //! (split by [`super::split`]), markers, and what Avocet refuses to run.
 
 use sha2::{Digest, Sha256};
-use sqlparser::{
-    dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect},
-    tokenizer::{TokenWithSpan, Tokenizer},
-};
+use sqlparser::dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 
 use super::{
-    delimiter,
-    split::{self, Cuts, Piece},
+    delimiter, placeholders,
+    split::{Cuts, MetaCommands, Piece, Splitter},
+    tokens,
 };
 use crate::model::{DialectKind, Script, SetFormat, StatementSpan};
 
@@ -105,22 +103,22 @@ pub(super) fn parse_script_as(
         ),
         None => (sql.as_str(), Cuts::default()),
     };
-    let tokens = tokenize(text, dialect).map_err(|e| refused_before(text, dialect, e))?;
+    let scanned = scan(text, dialect, cuts).map_err(|e| refused_before(text, dialect, e))?;
     let refuse = Refuse {
         dialect,
         no_transaction: no_transaction || has_no_transaction_marker(&sql),
         format,
     };
-    let pieces = split::split(text, &tokens, &cuts);
-    if let Some(e) = refusal(&pieces, &tokens, refuse) {
+    if let Some(e) = refusal(&scanned.pieces, scanned.meta, refuse) {
         return Err(e);
     }
+    let pieces = scanned.pieces;
     let no_transaction = refuse.no_transaction;
     let ddl_lock_timeout = leading_duration(&sql, DDL_LOCK_TIMEOUT_DIRECTIVE)?;
     let statement_timeout = leading_duration(&sql, STATEMENT_TIMEOUT_DIRECTIVE)?;
     let spans: Vec<StatementSpan> = pieces.into_iter().map(|p| p.span).collect();
     let findings = super::lint::lint(&sql, &spans, dialect);
-    let placeholders = super::placeholders::find(text, &tokens, dialect);
+    let placeholders = scanned.placeholders;
     Ok(Script {
         checksum: checksum(&sql),
         no_transaction,
@@ -134,6 +132,38 @@ pub(super) fn parse_script_as(
         placeholders,
         spans,
         sql,
+    })
+}
+
+/// What the tokens of a script say: its statements, its first psql meta-command, its
+/// placeholders.
+struct Scanned {
+    pieces: Vec<Piece>,
+    meta: Option<ScriptError>,
+    placeholders: Vec<crate::model::Placeholder>,
+}
+
+/// Reads `text` (the tokenizer's text, `DELIMITER` lines masked) a run of tokens at a time
+/// ([`tokens::each_run`]), so memory follows its longest statement rather than its length.
+///
+/// # Errors
+/// The tokenizer's, with the line and column of the text it could not read.
+fn scan(text: &str, dialect: DialectKind, cuts: Cuts<'_>) -> Result<Scanned, ScriptError> {
+    let mut splitter = Splitter::new(text, cuts);
+    let mut meta = MetaCommands::default();
+    let mut finder = placeholders::Finder::new(text, dialect);
+    let postgres = dialect == DialectKind::Postgres;
+    tokens::each_run(text, dialect, |run| {
+        splitter.feed(run);
+        if postgres {
+            meta.feed(run);
+        }
+        finder.feed(run);
+    })?;
+    Ok(Scanned {
+        pieces: splitter.finish(),
+        meta: meta.first(),
+        placeholders: finder.finish(),
     })
 }
 
@@ -175,8 +205,9 @@ fn transaction_fix(format: SetFormat) -> &'static str {
     }
 }
 
-/// The first statement or line of a script that Avocet will not run, if any.
-fn refusal(pieces: &[Piece], tokens: &[TokenWithSpan], how: Refuse) -> Option<ScriptError> {
+/// The first statement or line of a script that Avocet will not run, if any: of its
+/// `pieces` and its first psql meta-command (`meta`, PostgreSQL only).
+fn refusal(pieces: &[Piece], meta: Option<ScriptError>, how: Refuse) -> Option<ScriptError> {
     let refuse_control = how.dialect.transactional_ddl() && !how.no_transaction;
     let postgres = how.dialect == DialectKind::Postgres;
     let piece = pieces.iter().find_map(|p| {
@@ -200,8 +231,7 @@ fn refusal(pieces: &[Piece], tokens: &[TokenWithSpan], how: Refuse) -> Option<Sc
             message,
         })
     });
-    let meta = postgres.then(|| split::meta_command(tokens)).flatten();
-    [piece, meta]
+    [piece, meta.filter(|_| postgres)]
         .into_iter()
         .flatten()
         .min_by_key(|e| (e.line, e.column))
@@ -220,16 +250,15 @@ fn refused_before(sql: &str, dialect: DialectKind, error: ScriptError) -> Script
         .map(str::len)
         .sum::<usize>();
     let before = &sql[..line_start];
-    let Ok(tokens) = tokenize(before, dialect) else {
+    let Ok(scanned) = scan(before, dialect, Cuts::default()) else {
         return error;
     };
-    let pieces = split::split(before, &tokens, &Cuts::default());
     let how = Refuse {
         dialect,
         no_transaction: true,
         format: SetFormat::Auto,
     };
-    refusal(&pieces, &tokens, how)
+    refusal(&scanned.pieces, scanned.meta, how)
         .filter(|_| dialect == DialectKind::Postgres)
         .unwrap_or(error)
 }
@@ -241,17 +270,6 @@ pub(super) fn sql_dialect(dialect: DialectKind) -> &'static dyn SqlDialect {
         DialectKind::Mysql => &MySqlDialect {},
         DialectKind::Sqlite => &SQLiteDialect {},
     }
-}
-
-fn tokenize(sql: &str, dialect: DialectKind) -> Result<Vec<TokenWithSpan>, ScriptError> {
-    Tokenizer::new(sql_dialect(dialect), sql)
-        .with_unescape(false)
-        .tokenize_with_location()
-        .map_err(|e| ScriptError {
-            line: e.location.line,
-            column: e.location.column,
-            message: e.message,
-        })
 }
 
 fn has_no_transaction_marker(sql: &str) -> bool {

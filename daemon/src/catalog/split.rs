@@ -56,8 +56,10 @@ fn word_is(token: Option<&Token>, words: &[&str]) -> bool {
 
 /// The statement being read.
 #[derive(Default)]
-struct State<'t> {
-    first: Option<&'t TokenWithSpan>,
+struct State {
+    /// Where its first token starts (line, column), and whether that token is `CREATE`.
+    first: Option<(u64, u64)>,
+    create: bool,
     /// Open bodies (`BEGIN`, `CASE`).
     depth: usize,
     /// Open parentheses.
@@ -69,113 +71,184 @@ struct State<'t> {
     end_case: bool,
 }
 
-/// Splits `sql`, whose `tokens` the tokenizer read, at top-level `;` and at `cuts`.
-pub(super) fn split(sql: &str, tokens: &[TokenWithSpan], cuts: &Cuts<'_>) -> Vec<Piece> {
-    let mut offsets = Offsets::new(sql);
-    let sig: Vec<&TokenWithSpan> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .collect();
-    let mut pieces = Vec::new();
-    let mut start = 0usize;
-    let mut s = State::default();
-    let mut next_cut = cuts.cuts.iter().peekable();
-    let mut push = |start: usize, end: usize, s: &State<'_>| {
-        let Some(first) = s.first else { return };
-        let text = &sql[start..end];
+/// Splits a script at top-level `;` and at cuts, from its tokens fed in runs
+/// ([`super::tokens::each_run`]), so the tokens of the whole script are never held at once.
+pub(super) struct Splitter<'a> {
+    sql: &'a str,
+    cuts: Cuts<'a>,
+    /// The first cut not yet passed.
+    next_cut: usize,
+    offsets: Offsets<'a>,
+    /// Where the statement being read starts (bytes).
+    start: usize,
+    s: State,
+    pieces: Vec<Piece>,
+}
+
+impl<'a> Splitter<'a> {
+    /// A splitter of `sql` (the tokenizer's text) that also ends statements at `cuts`.
+    pub(super) fn new(sql: &'a str, cuts: Cuts<'a>) -> Self {
+        Self {
+            sql,
+            cuts,
+            next_cut: 0,
+            offsets: Offsets::new(sql),
+            start: 0,
+            s: State::default(),
+            pieces: Vec::new(),
+        }
+    }
+
+    /// Reads the next run of `sql`'s tokens. Each run but the last must end with a `;`
+    /// token: a keyword's neighbours are then always in the same run (a `;` is neither a
+    /// word nor a `.`, so it changes no neighbour's reading).
+    pub(super) fn feed(&mut self, tokens: &[TokenWithSpan]) {
+        let sig: Vec<&TokenWithSpan> = tokens
+            .iter()
+            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+            .collect();
+        for (i, t) in sig.iter().enumerate() {
+            let at = self.offsets.byte(t.span.start.line, t.span.start.column);
+            let cuts = self.cuts.cuts;
+            while let Some(cut) = cuts.get(self.next_cut).filter(|c| c.start <= at) {
+                self.push(cut.start);
+                self.next_cut += 1;
+                self.start = cut.end;
+            }
+            let prev = i.checked_sub(1).map(|p| &sig[p].token);
+            let next = sig.get(i + 1).map(|n| &n.token);
+            let custom = self.cuts.custom.iter().any(|r| r.contains(&at));
+            if let (Token::SemiColon, 0, 0, false) = (&t.token, self.s.depth, self.s.parens, custom)
+            {
+                self.push(at);
+                self.start = at + 1;
+                continue;
+            }
+            let s = &mut self.s;
+            let kw = keyword(&t.token, prev);
+            if s.first.is_none() {
+                s.first = Some((t.span.start.line, t.span.start.column));
+                s.create = kw == Some(Keyword::CREATE);
+                s.copy = kw == Some(Keyword::COPY);
+                s.transaction_control = match kw {
+                    Some(Keyword::COMMIT | Keyword::END | Keyword::ABORT) => true,
+                    Some(Keyword::ROLLBACK) => !word_is(next, &["TO"]),
+                    Some(Keyword::START) => word_is(next, &["TRANSACTION"]),
+                    Some(Keyword::BEGIN) => true,
+                    _ => false,
+                };
+            }
+            match (&t.token, kw) {
+                (Token::LParen, _) => s.parens += 1,
+                (Token::RParen, _) => s.parens = s.parens.saturating_sub(1),
+                (_, Some(Keyword::STDIN))
+                    if s.copy && s.parens == 0 && word_is(prev, &["FROM"]) =>
+                {
+                    s.copy_from_stdin = true;
+                }
+                (
+                    _,
+                    Some(
+                        Keyword::TRIGGER | Keyword::PROCEDURE | Keyword::FUNCTION | Keyword::EVENT,
+                    ),
+                ) if s.create => s.routine = true,
+                (_, Some(Keyword::BEGIN))
+                    if s.depth > 0 || s.routine || word_is(next, &["ATOMIC"]) =>
+                {
+                    s.depth += 1;
+                }
+                (_, Some(Keyword::CASE)) if s.end_case => s.end_case = false,
+                (_, Some(Keyword::CASE)) => s.depth += 1,
+                (_, Some(Keyword::END)) if !word_is(next, &["IF", "LOOP", "WHILE", "REPEAT"]) => {
+                    s.depth = s.depth.saturating_sub(1);
+                    s.end_case = word_is(next, &["CASE"]);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The statements, once every token was fed.
+    pub(super) fn finish(mut self) -> Vec<Piece> {
+        let end = self
+            .cuts
+            .cuts
+            .get(self.next_cut)
+            .map_or(self.sql.len(), |c| c.start);
+        self.push(end);
+        self.pieces
+    }
+
+    /// Ends the statement being read at byte `end` (kept when it has a token), and starts
+    /// the next.
+    fn push(&mut self, end: usize) {
+        let s = std::mem::take(&mut self.s);
+        let Some((line, column)) = s.first else {
+            return;
+        };
+        let text = &self.sql[self.start..end];
         let lead = text.len() - text.trim_start().len();
         let trail = text.len() - text.trim_end().len();
-        pieces.push(Piece {
+        self.pieces.push(Piece {
             span: StatementSpan {
-                bytes: start + lead..end - trail,
-                line: first.span.start.line,
-                column: first.span.start.column,
+                bytes: self.start + lead..end - trail,
+                line,
+                column,
             },
             transaction_control: s.transaction_control,
             copy_from_stdin: s.copy_from_stdin,
         });
-    };
-    for (i, t) in sig.iter().enumerate() {
-        let at = offsets.byte(t.span.start.line, t.span.start.column);
-        while let Some(cut) = next_cut.next_if(|c| c.start <= at) {
-            push(start, cut.start, &s);
-            start = cut.end;
-            s = State::default();
-        }
-        let prev = i.checked_sub(1).map(|p| &sig[p].token);
-        let next = sig.get(i + 1).map(|n| &n.token);
-        let custom = cuts.custom.iter().any(|r| r.contains(&at));
-        if let (Token::SemiColon, 0, 0, false) = (&t.token, s.depth, s.parens, custom) {
-            push(start, at, &s);
-            start = at + 1;
-            s = State::default();
-            continue;
-        }
-        let kw = keyword(&t.token, prev);
-        if s.first.is_none() {
-            s.first = Some(t);
-            s.copy = kw == Some(Keyword::COPY);
-            s.transaction_control = match kw {
-                Some(Keyword::COMMIT | Keyword::END | Keyword::ABORT) => true,
-                Some(Keyword::ROLLBACK) => !word_is(next, &["TO"]),
-                Some(Keyword::START) => word_is(next, &["TRANSACTION"]),
-                Some(Keyword::BEGIN) => true,
-                _ => false,
-            };
-        }
-        let create = s
-            .first
-            .is_some_and(|f| keyword(&f.token, None) == Some(Keyword::CREATE));
-        match (&t.token, kw) {
-            (Token::LParen, _) => s.parens += 1,
-            (Token::RParen, _) => s.parens = s.parens.saturating_sub(1),
-            (_, Some(Keyword::STDIN)) if s.copy && s.parens == 0 && word_is(prev, &["FROM"]) => {
-                s.copy_from_stdin = true;
-            }
-            (
-                _,
-                Some(Keyword::TRIGGER | Keyword::PROCEDURE | Keyword::FUNCTION | Keyword::EVENT),
-            ) if create => s.routine = true,
-            (_, Some(Keyword::BEGIN)) if s.depth > 0 || s.routine || word_is(next, &["ATOMIC"]) => {
-                s.depth += 1;
-            }
-            (_, Some(Keyword::CASE)) if s.end_case => s.end_case = false,
-            (_, Some(Keyword::CASE)) => s.depth += 1,
-            (_, Some(Keyword::END)) if !word_is(next, &["IF", "LOOP", "WHILE", "REPEAT"]) => {
-                s.depth = s.depth.saturating_sub(1);
-                s.end_case = word_is(next, &["CASE"]);
-            }
-            _ => {}
-        }
     }
-    let end = next_cut.next().map_or(sql.len(), |c| c.start);
-    push(start, end, &s);
-    pieces
 }
 
-/// The first psql meta-command of `tokens` (PostgreSQL): a `\` that opens a line, outside
-/// strings and comments (`\connect`, `\i`, `\set`, `\.`). Only psql runs them.
-pub(super) fn meta_command(tokens: &[TokenWithSpan]) -> Option<ScriptError> {
-    let mut line_open = true;
-    for t in tokens {
-        match &t.token {
-            Token::Backslash if line_open => {
-                return Some(ScriptError {
-                    line: t.span.start.line,
-                    column: t.span.start.column,
-                    message: "a psql meta-command (a line starting with `\\`): only psql \
-                              runs these; write the SQL they stand for"
-                        .into(),
-                });
-            }
-            Token::Whitespace(Whitespace::Space | Whitespace::Tab) => {}
-            Token::Whitespace(Whitespace::Newline | Whitespace::SingleLineComment { .. }) => {
-                line_open = true;
-            }
-            _ => line_open = false,
+/// Finds a script's first psql meta-command (PostgreSQL): a `\` that opens a line,
+/// outside strings and comments (`\connect`, `\i`, `\set`, `\.`). Only psql runs them.
+/// Fed the script's tokens in runs, in order.
+pub(super) struct MetaCommands {
+    /// Only spaces and tabs since the last newline (or the start).
+    line_open: bool,
+    found: Option<ScriptError>,
+}
+
+impl Default for MetaCommands {
+    fn default() -> Self {
+        Self {
+            line_open: true,
+            found: None,
         }
     }
-    None
+}
+
+impl MetaCommands {
+    /// Reads the next run of tokens.
+    pub(super) fn feed(&mut self, tokens: &[TokenWithSpan]) {
+        for t in tokens {
+            if self.found.is_some() {
+                return;
+            }
+            match &t.token {
+                Token::Backslash if self.line_open => {
+                    self.found = Some(ScriptError {
+                        line: t.span.start.line,
+                        column: t.span.start.column,
+                        message: "a psql meta-command (a line starting with `\\`): only psql \
+                                  runs these; write the SQL they stand for"
+                            .into(),
+                    });
+                }
+                Token::Whitespace(Whitespace::Space | Whitespace::Tab) => {}
+                Token::Whitespace(Whitespace::Newline | Whitespace::SingleLineComment { .. }) => {
+                    self.line_open = true;
+                }
+                _ => self.line_open = false,
+            }
+        }
+    }
+
+    /// The first meta-command fed, if any.
+    pub(super) fn first(self) -> Option<ScriptError> {
+        self.found
+    }
 }
 
 /// Maps the tokenizer's (line, column in characters) to byte offsets. Queries come in
