@@ -16,29 +16,45 @@ use super::{
     run,
 };
 use crate::{
-    catalog::parse_script,
     fleet::Tenant,
     model::{
         ApplyOptions, BackupWhen, DialectKind, FailureCode, LockGuard, LockRetry, Migration,
-        MigrationSet, RolloutOp, Step, TenantOutcome, TransactionMode, Version,
+        MigrationSet, RolloutOp, Script, StatementSpan, Step, TenantOutcome, TransactionMode,
+        Version,
     },
 };
+
+/// A script of the one statement `sql`, destructive as the lint would say.
+fn script(sql: &str, destructive: bool) -> Script {
+    use sha2::Digest as _;
+    Script {
+        sql: format!("{sql};\n"),
+        checksum: hex::encode(sha2::Sha256::digest(sql.as_bytes())),
+        spans: vec![StatementSpan {
+            bytes: 0..sql.len(),
+            line: 1,
+            column: 1,
+        }],
+        destructive,
+        ..Script::default()
+    }
+}
 
 /// 1 creates `a`, 2 creates `b`, 3 drops `a` (destructive), 4 drops `b` (destructive).
 fn set() -> MigrationSet {
     let scripts = [
-        "CREATE TABLE a (x int);\n",
-        "CREATE TABLE b (x int);\n",
-        "DROP TABLE a;\n",
-        "DROP TABLE b;\n",
+        ("CREATE TABLE a (x int)", false),
+        ("CREATE TABLE b (x int)", false),
+        ("DROP TABLE a", true),
+        ("DROP TABLE b", true),
     ];
     let migrations = scripts
         .iter()
         .enumerate()
-        .map(|(i, up)| Migration {
+        .map(|(i, (up, destructive))| Migration {
             version: (i as i64 + 1).into(),
             name: format!("m{}", i + 1),
-            up: parse_script(up, DialectKind::Postgres).unwrap(),
+            up: script(up, *destructive),
             down: None,
             unordered: false,
         })
