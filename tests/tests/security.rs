@@ -166,6 +166,16 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
             .map(drop),
         Rpc::DeregisterTenant => c.deregister_tenant(fleet, "no-such-tenant").await.map(drop),
         Rpc::RefreshTenants => c.refresh_tenants(fleet).await.map(drop),
+        Rpc::Census => c
+            .census(
+                pb::CensusRequest {
+                    fleet: fleet.into(),
+                    ..Default::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .map(drop),
     }
     .map_err(code)
 }
@@ -176,7 +186,7 @@ fn needs(rpc: Rpc) -> Role {
     use Rpc::*;
     match rpc {
         Plan | History | Verify | Status | ListFleets | ListTenants | GetTenant | GetRollout
-        | ListRollouts | Watch => Role::Viewer,
+        | ListRollouts | Watch | Census => Role::Viewer,
         Apply | Rollback | Cancel | Pause | Resume => Role::Operator,
         RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline => Role::Admin,
     }

@@ -1,5 +1,6 @@
 //! Arguments and dispatch of the `avocet` command line.
 
+mod census;
 mod confirm;
 mod docs;
 mod fail;
@@ -425,6 +426,21 @@ pub(crate) enum Command {
         /// pending.
         #[arg(long, conflicts_with = "refresh")]
         tenant: Option<String>,
+    },
+    /// Read every tenant's actual schema, fingerprint it, and group the fleet by (version,
+    /// fingerprint): the expected class of each version and the drift classes, each with
+    /// what differs from the expected schema. Touches nothing.
+    Census {
+        /// One tenant's class and its diff against the expected schema.
+        #[arg(long, conflicts_with = "export")]
+        tenant: Option<String>,
+        /// Print one tenant's schema as canonical JSON (what is fingerprinted) instead.
+        #[arg(long, value_name = "TENANT")]
+        export: Option<String>,
+        /// Compare constraints and indexes whose names the database made up by what they
+        /// are rather than by name.
+        #[arg(long)]
+        ignore_generated_names: bool,
     },
     /// Rollouts: list, inspect, follow and steer them.
     #[command(subcommand)]

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use avocet_client::{Client, pb};
 
 use super::{
-    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, confirm, json,
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, census, confirm, json,
     new, rollouts, tenants, text,
 };
 
@@ -230,6 +230,23 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Output::Text => text::tenants(&resp),
             }
             true
+        }
+        Command::Census {
+            tenant,
+            export,
+            ignore_generated_names,
+        } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let selector = selector.unwrap_or_default();
+            let req = pb::CensusRequest {
+                fleet,
+                tenant_ids: selector.tenant_ids,
+                labels: selector.labels,
+                ignore_generated_names,
+                export: export.is_some(),
+                focus_tenant: export.or(tenant).unwrap_or_default(),
+            };
+            census::run(&mut client, req, out).await?
         }
         Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
         // Answered above, before connecting.

@@ -9,7 +9,7 @@ use avocet_proto::v1 as pb;
 use super::ApiError;
 use crate::{
     engine::{
-        ApplyRequest, BaselineRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
+        ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
         PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest, RepairTenants,
         RollbackRequest, Selector, StatusRequest,
     },
@@ -406,6 +406,31 @@ fn rollout_state(s: pb::RolloutState) -> RolloutState {
 /// `ListTenants`: the fleet and selector.
 pub(super) fn list_tenants(req: pb::ListTenantsRequest) -> Result<(String, Selector), ApiError> {
     Ok((name("fleet", req.fleet)?, selector(req.selector)?))
+}
+
+/// `Census`: the engine's request, and whether only the focus tenant's model is asked for
+/// (`export`, which needs `focus_tenant`).
+pub(super) fn census(req: pb::CensusRequest) -> Result<(CensusRequest, bool), ApiError> {
+    let fleet = name("fleet", req.fleet)?;
+    let selector = selector(Some(pb::TenantSelector {
+        tenant_ids: req.tenant_ids,
+        labels: req.labels,
+    }))?;
+    let focus = match req.focus_tenant.is_empty() {
+        true if req.export => return Err(ApiError::Missing("focus_tenant")),
+        true => None,
+        false => Some(name("focus_tenant", req.focus_tenant)?),
+    };
+    let options = crate::model::FingerprintOptions {
+        ignore_generated_names: req.ignore_generated_names,
+    };
+    let request = CensusRequest {
+        fleet,
+        selector,
+        options,
+        focus,
+    };
+    Ok((request, req.export))
 }
 
 /// `(fleet, tenant)` of GetTenant and DeregisterTenant: both required.

@@ -6,7 +6,8 @@ use avocet_proto::v1 as pb;
 
 use crate::{
     engine::{
-        FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, TenantHistory,
+        DriftClass, FleetCensus, FleetInfo, FleetPlan, FleetStatus, FleetVerification,
+        RepairOutcome, TenantHistory,
         TenantInfo,
     },
     model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity, Version},
@@ -313,6 +314,47 @@ impl From<&TenantHistory> for pb::HistoryResponse {
                 .collect(),
             pending_versions: ints(&h.pending),
             pending_versions_text: texts(&h.pending),
+        }
+    }
+}
+
+impl From<&DriftClass> for pb::DriftClass {
+    fn from(c: &DriftClass) -> Self {
+        pb::DriftClass {
+            version: text(c.version),
+            fingerprint: c.fingerprint.clone(),
+            expected: c.expected,
+            tenants: c.tenants.clone(),
+            diff: c
+                .diff
+                .iter()
+                .map(|d| pb::SchemaChange {
+                    object: d.object.clone(),
+                    change: d.change.clone(),
+                    detail: d.detail.clone(),
+                })
+                .collect(),
+            basis: c.basis.to_owned(),
+        }
+    }
+}
+
+impl From<&FleetCensus> for pb::CensusResult {
+    fn from(c: &FleetCensus) -> Self {
+        pb::CensusResult {
+            fleet: c.fleet.clone(),
+            tenants: c.tenants,
+            classes: c.classes.iter().map(Into::into).collect(),
+            unreadable: c
+                .unreadable
+                .iter()
+                .map(|(tenant, error)| pb::CensusUnreadable {
+                    tenant: tenant.clone(),
+                    error: error.clone(),
+                })
+                .collect(),
+            focus: c.focus.as_ref().map(Into::into),
+            model_json: String::new(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `report.rs` | the answers ([`FleetPlan`], [`FleetStatus`], …) |
 //! | `reads.rs` | Plan and Verify: concurrent history reads, one page at a time |
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
+//! | `census.rs` | Census: every selected tenant's schema fingerprinted, the fleet in drift classes |
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control |
 //! | `repair.rs` | Repair: one version's record rewritten on one tenant or many |
 //! | `audit.rs` | a rollout's request as stored (a bounded summary), and retention |
@@ -23,6 +24,7 @@
 mod audit;
 mod baseline;
 mod canary;
+mod census;
 mod error;
 mod observe;
 mod queue;
@@ -46,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::fleet::DiscoveryReport;
 pub use crate::model::RepairAction;
 pub use baseline::{BaselineOutcome, BaselineRequest};
+pub use census::{CensusProgress, CensusRequest, DriftClass, FleetCensus};
 pub use error::{EngineError, ErrorKind, Reason, StrategyError, Subject};
 pub use repair::{RepairOutcome, RepairRequest, RepairTenants};
 pub use report::{

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// | role | allows |
 /// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch |
+/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, Census, rollouts Get, List and Watch |
 /// | `operator` | and changes that run migrations: Apply, Rollback, and rollouts Cancel, Pause, Resume |
 /// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,11 +78,12 @@ pub enum Rpc {
     RegisterTenant,
     DeregisterTenant,
     RefreshTenants,
+    Census,
 }
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 20] = [
+    pub const ALL: [Rpc; 21] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -103,6 +104,7 @@ impl Rpc {
         Self::RegisterTenant,
         Self::DeregisterTenant,
         Self::RefreshTenants,
+        Self::Census,
     ];
 
     /// The gRPC method's full name, e.g. `avocet.v1.Migrator/Apply`.
@@ -128,6 +130,7 @@ impl Rpc {
             Self::RegisterTenant => "avocet.v1.Fleet/RegisterTenant",
             Self::DeregisterTenant => "avocet.v1.Fleet/DeregisterTenant",
             Self::RefreshTenants => "avocet.v1.Fleet/RefreshTenants",
+            Self::Census => "avocet.v1.Fleet/Census",
         }
     }
 
@@ -143,7 +146,8 @@ impl Rpc {
             | Self::Watch
             | Self::ListFleets
             | Self::ListTenants
-            | Self::GetTenant => Role::Viewer,
+            | Self::GetTenant
+            | Self::Census => Role::Viewer,
             Self::Apply | Self::Rollback | Self::Cancel | Self::Pause | Self::Resume => {
                 Role::Operator
             }
