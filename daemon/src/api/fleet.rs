@@ -49,23 +49,30 @@ impl Fleet for FleetService {
             let (progress_tx, mut progress_rx) = mpsc::channel(STREAM_BUFFER);
             let census = engine.census(req, progress_tx);
             let mut census = std::pin::pin!(census);
+            let progress_event = |p: crate::engine::CensusProgress| pb::CensusEvent {
+                event: Some(pb::census_event::Event::Progress(pb::CensusProgress {
+                    done: p.done,
+                    total: p.total,
+                })),
+            };
             let result = loop {
                 tokio::select! {
-                    result = &mut census => break result,
+                    biased;
                     Some(p) = progress_rx.recv() => {
-                        let event = pb::CensusEvent {
-                            event: Some(pb::census_event::Event::Progress(pb::CensusProgress {
-                                done: p.done,
-                                total: p.total,
-                            })),
-                        };
                         // A gone client stops the census.
-                        if tx.send(Ok(event)).await.is_err() {
+                        if tx.send(Ok(progress_event(p))).await.is_err() {
                             return;
                         }
                     }
+                    result = &mut census => break result,
                 }
             };
+            // Reports sent just before the census ended.
+            while let Ok(p) = progress_rx.try_recv() {
+                if tx.send(Ok(progress_event(p))).await.is_err() {
+                    return;
+                }
+            }
             let item = result
                 .map(|c| pb::CensusEvent {
                     event: Some(pb::census_event::Event::Result((&c).into())),
