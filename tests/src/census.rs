@@ -103,7 +103,11 @@ pub async fn maintain(fleet: &Fleet, i: usize) -> anyhow::Result<()> {
         DialectKind::Mysql => "ANALYZE TABLE users, api_keys; OPTIMIZE TABLE users, api_keys".into(),
         DialectKind::Sqlite => "ANALYZE; VACUUM; REINDEX".into(),
     };
-    fleet.exec(i, &sql).await
+    // One statement a request: PostgreSQL runs `VACUUM` outside any transaction block.
+    for statement in sql.split("; ") {
+        fleet.exec(i, statement).await?;
+    }
+    Ok(())
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
