@@ -48,9 +48,10 @@ pub async fn drop_default(fleet: &Fleet, i: usize) -> anyhow::Result<()> {
                 .scalar(i, "SELECT sql FROM sqlite_schema WHERE name = 'api_keys'")
                 .await?
                 .context("no api_keys")?;
-            let rebuilt = table
-                .replace("DEFAULT 'read'", "")
-                .replacen("api_keys", "api_keys_new", 1);
+            let rebuilt =
+                table
+                    .replace("DEFAULT 'read'", "")
+                    .replacen("api_keys", "api_keys_new", 1);
             ensure!(rebuilt != table, "no default to drop in {table}");
             let indexes = fleet
                 .scalar(
@@ -100,7 +101,9 @@ pub async fn maintain(fleet: &Fleet, i: usize) -> anyhow::Result<()> {
             "ANALYZE; VACUUM FULL; REINDEX DATABASE {}",
             fleet.databases()[i]
         ),
-        DialectKind::Mysql => "ANALYZE TABLE users, api_keys; OPTIMIZE TABLE users, api_keys".into(),
+        DialectKind::Mysql => {
+            "ANALYZE TABLE users, api_keys; OPTIMIZE TABLE users, api_keys".into()
+        }
         DialectKind::Sqlite => "ANALYZE; VACUUM; REINDEX".into(),
     };
     // One statement a request: PostgreSQL runs `VACUUM` outside any transaction block.
@@ -127,7 +130,11 @@ pub async fn restore(fleet: &Fleet, from: usize, to: usize) -> anyhow::Result<()
         DialectKind::Sqlite => {
             let file = |i: usize| {
                 let dsn = &fleet.tenants[i].dsn;
-                dsn["sqlite://".len()..].split('?').next().unwrap_or_default().to_owned()
+                dsn["sqlite://".len()..]
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
             };
             run(Command::new("sqlite3")
                 .arg(file(from))
@@ -149,8 +156,15 @@ pub async fn restore(fleet: &Fleet, from: usize, to: usize) -> anyhow::Result<()
                 .await?;
             if dialect == DialectKind::Postgres {
                 let args = ["-h", "127.0.0.1", "-U", "postgres"];
-                run(Command::new("pg_dump").args(args).args(["-Fc", "-f"]).arg(&dump).arg(src))?;
-                run(Command::new("pg_restore").args(args).args(["-d", dst]).arg(&dump))
+                run(Command::new("pg_dump")
+                    .args(args)
+                    .args(["-Fc", "-f"])
+                    .arg(&dump)
+                    .arg(src))?;
+                run(Command::new("pg_restore")
+                    .args(args)
+                    .args(["-d", dst])
+                    .arg(&dump))
             } else {
                 let args = ["-h", "127.0.0.1", "-u", "root"];
                 run(Command::new("mariadb-dump")

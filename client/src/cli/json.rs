@@ -170,6 +170,19 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                 "note": r.note,
             }),
         ),
+        Some(Kind::SchemaDrift(d)) => (
+            "schema_drift",
+            json!({
+                "tenant": d.tenant,
+                "version": d.version,
+                "expected_fingerprint": d.expected_fingerprint,
+                "fingerprint": d.fingerprint,
+                "expected_from": d.expected_from,
+                "diff": d.diff.iter().map(|c| json!({
+                    "object": c.object, "change": c.change, "detail": c.detail,
+                })).collect::<Vec<_>>(),
+            }),
+        ),
         None => ("unknown", json!({})),
     };
     json!({

@@ -441,6 +441,10 @@ pub(crate) enum Command {
         /// are rather than by name.
         #[arg(long)]
         ignore_generated_names: bool,
+        /// Reuse a tenant's last census younger than this (e.g. `10m`) when its history is
+        /// unchanged (default: read every tenant's schema).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
     },
     /// Rollouts: list, inspect, follow and steer them.
     #[command(subcommand)]

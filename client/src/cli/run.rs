@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use avocet_client::{Client, pb};
 
 use super::{
-    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, census, confirm, json,
-    new, rollouts, tenants, text,
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, census,
+    confirm, json, new, rollouts, tenants, text,
 };
 
 /// Runs the parsed command and returns the exit status.
@@ -235,6 +235,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             tenant,
             export,
             ignore_generated_names,
+            max_age,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let selector = selector.unwrap_or_default();
@@ -245,6 +246,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ignore_generated_names,
                 export: export.is_some(),
                 focus_tenant: export.or(tenant).unwrap_or_default(),
+                max_age_ms: max_age.map(|d| d.as_millis() as u64),
             };
             census::run(&mut client, req, out).await?
         }

@@ -407,6 +407,18 @@ impl RolloutView {
                     r.wait_ms
                 ));
             }
+            Some(Kind::SchemaDrift(d)) => {
+                let mut line = format!(
+                    "  warning {:<20} schema differs from version {}'s expected one (set by {})",
+                    d.tenant,
+                    version(&d.version),
+                    d.expected_from
+                );
+                for c in &d.diff {
+                    line.push_str(&format!("\n      {}: {}", c.object, c.change));
+                }
+                self.println(line);
+            }
             _ => {}
         }
     }

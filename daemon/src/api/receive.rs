@@ -9,9 +9,9 @@ use avocet_proto::v1 as pb;
 use super::ApiError;
 use crate::{
     engine::{
-        ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
-        PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest, RepairTenants,
-        RollbackRequest, Selector, StatusRequest,
+        ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, LabelSelector, ListRequest,
+        MAX_PAGE, Page, PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest,
+        RepairTenants, RollbackRequest, Selector, StatusRequest,
     },
     model::{
         Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
@@ -429,6 +429,7 @@ pub(super) fn census(req: pb::CensusRequest) -> Result<(CensusRequest, bool), Ap
         selector,
         options,
         focus,
+        max_age: req.max_age_ms.map(Duration::from_millis),
     };
     Ok((request, req.export))
 }

@@ -7,8 +7,7 @@ use avocet_proto::v1 as pb;
 use crate::{
     engine::{
         DriftClass, FleetCensus, FleetInfo, FleetPlan, FleetStatus, FleetVerification,
-        RepairOutcome, TenantHistory,
-        TenantInfo,
+        RepairOutcome, TenantHistory, TenantInfo,
     },
     model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity, Version},
 };
@@ -318,6 +317,15 @@ impl From<&TenantHistory> for pb::HistoryResponse {
     }
 }
 
+/// One line of a schema diff.
+pub(super) fn schema_change(d: &crate::model::SchemaChange) -> pb::SchemaChange {
+    pb::SchemaChange {
+        object: d.object.clone(),
+        change: d.change.clone(),
+        detail: d.detail.clone(),
+    }
+}
+
 impl From<&DriftClass> for pb::DriftClass {
     fn from(c: &DriftClass) -> Self {
         pb::DriftClass {
@@ -325,15 +333,7 @@ impl From<&DriftClass> for pb::DriftClass {
             fingerprint: c.fingerprint.clone(),
             expected: c.expected,
             tenants: c.tenants.clone(),
-            diff: c
-                .diff
-                .iter()
-                .map(|d| pb::SchemaChange {
-                    object: d.object.clone(),
-                    change: d.change.clone(),
-                    detail: d.detail.clone(),
-                })
-                .collect(),
+            diff: c.diff.iter().map(schema_change).collect(),
             basis: c.basis.to_owned(),
         }
     }

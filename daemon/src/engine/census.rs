@@ -16,8 +16,13 @@ use tokio::sync::mpsc;
 use super::{Engine, EngineError, Scope, Selector};
 use crate::{
     dialect::DbError,
-    model::{FingerprintOptions, SchemaChange, SchemaModel, Version, diff_schemas},
+    fleet::Tenant,
+    model::{
+        FingerprintOptions, HistoryRecord, MigrationSet, SchemaChange, SchemaModel, Version,
+        diff_schemas, hash_text,
+    },
     plan,
+    store::{CensusRow, now_ms},
 };
 
 /// Tenants read at once by a census. The connection budget's admission is the real bound
@@ -39,6 +44,9 @@ pub struct CensusRequest {
     /// A tenant of the selection whose diff against the expected model is asked for (the
     /// answer's [`FleetCensus::focus`]).
     pub focus: Option<String>,
+    /// Reuse a tenant's kept result younger than this when its history is unchanged
+    /// (`--max-age`); `None`: read every tenant.
+    pub max_age: Option<std::time::Duration>,
 }
 
 /// Tenants read so far, of the selection's total.
@@ -165,10 +173,27 @@ pub(crate) fn classify(
     classes
 }
 
+/// What one tenant's read gave: its version, fingerprint, the model when it was read now
+/// (`None`: a kept result reused), and the digest of its history.
+type Read = (Option<Version>, String, Option<SchemaModel>, String);
+
+/// A digest of what a history says is applied and with which checksums: a tenant whose
+/// digest is unchanged ran nothing since its last census.
+fn history_digest(history: &[HistoryRecord]) -> String {
+    let lines: Vec<String> = history
+        .iter()
+        .map(|r| format!("{} {} {}", r.version, r.checksum, r.status.as_str()))
+        .collect();
+    hash_text(&lines.join("\n"))
+}
+
 impl Engine {
     /// Reads every selected tenant's schema, sending a [`CensusProgress`] on `progress`
     /// every [`PROGRESS_EVERY`] tenants and after the last (a closed receiver only stops the
-    /// reports), and groups the fleet into classes. Touches no tenant.
+    /// reports), groups the fleet into classes, and keeps each tenant's result (under the
+    /// default options). With `max_age`, a tenant whose kept result is younger and whose
+    /// history is unchanged is not read again (its history is: one round trip); one tenant
+    /// of each class is read for the model its diff needs. Touches no tenant.
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet or tenant or a set that does not load;
@@ -186,39 +211,84 @@ impl Engine {
         } = self.scope(&req.fleet, &req.selector)?;
         let total = tenants.len() as u32;
         let opts = req.options;
-        let set = &set;
+        let default_opts = opts == FingerprintOptions::default();
+        let kept: HashMap<String, CensusRow> = match (req.max_age, default_opts) {
+            (Some(_), true) => self
+                .runner
+                .store()
+                .census_rows(&fleet.name)
+                .await?
+                .into_iter()
+                .map(|r| (r.tenant.clone(), r))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let now = now_ms();
+        let fresh = |row: &CensusRow| {
+            req.max_age
+                .is_some_and(|age| now.saturating_sub(row.at_ms) <= age.as_millis() as i64)
+        };
+        let (set, kept, fresh) = (&set, &kept, &fresh);
         let mut reads = stream::iter(tenants.iter().cloned())
             .map(|tenant| async move {
-                let read = tenant.read_schema().await.map(|(history, model)| {
-                    let version = plan::current_version(set, &history);
-                    (version, model.fingerprint(opts), model)
-                });
-                (tenant.id.clone(), read)
+                let read = read_one(
+                    &tenant,
+                    set,
+                    opts,
+                    kept.get(&tenant.id).filter(|r| fresh(r)),
+                )
+                .await;
+                (tenant, read)
             })
             .buffered(CENSUS_IN_FLIGHT);
         let mut readings = Vec::with_capacity(tenants.len());
         let mut models: HashMap<String, SchemaModel> = HashMap::new();
         let mut unreadable = Vec::new();
+        let mut histories = HashMap::new();
+        let mut reused = HashMap::new();
         let mut done = 0u32;
         while let Some((tenant, read)) = reads.next().await {
             done += 1;
             match read {
-                Ok((version, fingerprint, model)) => {
-                    models.entry(fingerprint.clone()).or_insert(model);
+                Ok((version, fingerprint, model, history)) => {
+                    match model {
+                        Some(model) => {
+                            models.entry(fingerprint.clone()).or_insert(model);
+                        }
+                        None => {
+                            reused.entry(fingerprint.clone()).or_insert(tenant.clone());
+                        }
+                    }
+                    histories.insert(tenant.id.clone(), history);
                     readings.push(Reading {
-                        tenant,
+                        tenant: tenant.id.clone(),
                         version,
                         fingerprint,
                     });
                 }
-                Err(e) => unreadable.push((tenant, unreadable_text(&e))),
+                Err(e) => unreadable.push((tenant.id.clone(), unreadable_text(&e))),
             }
             if done as usize % PROGRESS_EVERY == 0 || done == total {
                 let _ = progress.try_send(CensusProgress { done, total });
             }
         }
-        let recorded = self.recorded_expected(&fleet.name, set, opts).await?;
+        // A class whose tenants were all reused: one of them read for its model.
+        for (fingerprint, tenant) in reused {
+            if !models.contains_key(&fingerprint)
+                && let Ok((_, model)) = tenant.read_schema().await
+            {
+                models.insert(fingerprint, model);
+            }
+        }
+        let recorded = match default_opts {
+            true => self.recorded_expected(&fleet.name, set).await?,
+            false => HashMap::new(),
+        };
         let classes = classify(&readings, &models, &recorded);
+        if default_opts {
+            self.keep_census(&fleet.name, &classes, &histories, kept, now)
+                .await;
+        }
         let focus = req.focus.as_ref().and_then(|f| {
             classes
                 .iter()
@@ -235,6 +305,43 @@ impl Engine {
             unreadable,
             focus,
         })
+    }
+
+    /// Keeps each tenant's class as its last census: the time of a reused result stays
+    /// its read's. A store that fails costs the record (logged), not the answer.
+    async fn keep_census(
+        &self,
+        fleet: &str,
+        classes: &[DriftClass],
+        histories: &HashMap<String, String>,
+        kept: &HashMap<String, CensusRow>,
+        now: i64,
+    ) {
+        let rows: Vec<CensusRow> = classes
+            .iter()
+            .flat_map(|c| {
+                c.tenants.iter().map(move |t| {
+                    let history = histories.get(t).cloned().unwrap_or_default();
+                    let at_ms = match kept.get(t) {
+                        Some(k) if k.history == history && k.fingerprint == c.fingerprint => {
+                            k.at_ms
+                        }
+                        _ => now,
+                    };
+                    CensusRow {
+                        tenant: t.clone(),
+                        version: c.version.map(|v| v.to_string()).unwrap_or_default(),
+                        fingerprint: c.fingerprint.clone(),
+                        drifted: !c.expected,
+                        history,
+                        at_ms,
+                    }
+                })
+            })
+            .collect();
+        if let Err(e) = self.runner.store().put_census(fleet, &rows).await {
+            tracing::warn!(fleet, "keeping census results: {e}");
+        }
     }
 
     /// Tenant `tenant`'s schema as the canonical model, read now.
@@ -255,16 +362,63 @@ impl Engine {
             })
     }
 
-    /// The expected fingerprints recorded at apply time for `fleet`'s set, per version;
-    /// none under options other than the default (they were recorded under it).
-    async fn recorded_expected(
+    /// The expected fingerprints recorded at apply time for `fleet`'s set, per version
+    /// (under the default options, which they were recorded with). A stored model that
+    /// does not decode is left out: its fingerprint still decides the class.
+    pub(super) async fn recorded_expected(
         &self,
-        _fleet: &str,
-        _set: &crate::model::MigrationSet,
-        _opts: FingerprintOptions,
+        fleet: &str,
+        set: &MigrationSet,
     ) -> Result<HashMap<Option<Version>, Recorded>, EngineError> {
-        Ok(HashMap::new())
+        let rows = self
+            .runner
+            .store()
+            .expected_schemas(fleet, &set.digest().to_string())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|e| {
+                let version = match e.version.as_str() {
+                    "" => None,
+                    v => Some(v.parse::<Version>().ok()?),
+                };
+                let model = serde_json::from_str(&e.model).ok();
+                Some((
+                    version,
+                    Recorded {
+                        fingerprint: e.fingerprint,
+                        model,
+                    },
+                ))
+            })
+            .collect())
     }
+}
+
+/// One tenant's census read: with a `kept` result young enough, its history alone, the
+/// kept fingerprint reused when the history is unchanged; else its history and schema.
+async fn read_one(
+    tenant: &Tenant,
+    set: &MigrationSet,
+    opts: FingerprintOptions,
+    kept: Option<&CensusRow>,
+) -> Result<Read, DbError> {
+    if let Some(kept) = kept {
+        let history = tenant.read_history().await?;
+        let digest = history_digest(&history);
+        if digest == kept.history {
+            let version = plan::current_version(set, &history);
+            return Ok((version, kept.fingerprint.clone(), None, digest));
+        }
+    }
+    let (history, model) = tenant.read_schema().await?;
+    let version = plan::current_version(set, &history);
+    Ok((
+        version,
+        model.fingerprint(opts),
+        Some(model),
+        history_digest(&history),
+    ))
 }
 
 /// Why a tenant could not be read, as the answer says it.

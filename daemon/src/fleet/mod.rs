@@ -299,6 +299,9 @@ pub struct Fleet {
     broken: std::sync::Mutex<Option<String>>,
     /// Tenant ids as a label of its migration and lock metrics (small fleets only).
     pub metrics_tenant_labels: bool,
+    /// Read a tenant's schema after its apply or rollback succeeds, and keep its
+    /// fingerprint as the version's expected one (`census_on_apply`).
+    pub census_on_apply: bool,
     /// What a DSN registered through the API may point at.
     pub registration: crate::config::RegistrationPolicy,
 }

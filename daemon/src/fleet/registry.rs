@@ -90,6 +90,7 @@ impl Registry {
                 set: catalog::SetCache::default(),
                 broken: std::sync::Mutex::default(),
                 metrics_tenant_labels: fc.metrics_tenant_labels,
+                census_on_apply: fc.census_on_apply,
                 registration: fc
                     .registration_policy(&config.control_store)
                     .map_err(|source| FleetError::Policy {

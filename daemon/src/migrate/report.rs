@@ -34,6 +34,9 @@ pub(crate) struct TenantReport {
     /// The tenant's state afterwards; `None` when nothing was learnt (a lock that did not
     /// come).
     pub(crate) known: Option<Known>,
+    /// Its schema read right after a successful run that changed it, on the locked session
+    /// (`census_on_apply`); `None` otherwise or when the read failed.
+    pub(crate) schema: Option<crate::model::SchemaModel>,
 }
 
 impl TenantReport {
@@ -56,6 +59,7 @@ impl TenantReport {
             failure: None,
             plan: None,
             known: None,
+            schema: None,
         }
     }
 
@@ -115,6 +119,7 @@ pub(crate) fn failed(
         failure: Some(failure),
         plan: None,
         known: None,
+        schema: None,
     }
 }
 
@@ -211,6 +216,7 @@ impl Progress {
             failure: None,
             plan: None,
             known: Some(self.known(set)),
+            schema: None,
         }
     }
 
@@ -228,6 +234,7 @@ impl Progress {
             failure: None,
             plan: Some(plan),
             known: Some(self.known(set)),
+            schema: None,
         }
     }
 }

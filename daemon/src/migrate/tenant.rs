@@ -50,6 +50,9 @@ pub(crate) struct Job<'a> {
     /// A rollback's acceptance of the data loss of destructive `down` scripts (an apply
     /// carries its own in its options).
     pub(crate) accept_data_loss: bool,
+    /// Read the tenant's schema on the locked session after a run that changed it
+    /// succeeded ([`TenantReport::schema`]; `census_on_apply`).
+    pub(crate) read_schema: bool,
 }
 
 impl Job<'_> {
@@ -101,7 +104,18 @@ pub(crate) async fn dry_run(tenant: &Tenant, job: &Job<'_>) -> TenantReport {
 pub(crate) async fn run(tenant: &Tenant, job: &Job<'_>, observer: &dyn Observer) -> TenantReport {
     let work = async |session: &mut PooledSession, waited: Duration| {
         observer.lock_waited(tenant, waited, true);
-        migrate(tenant, job, session, observer).await
+        let mut report = migrate(tenant, job, session, observer).await;
+        let changed = report.outcome == TenantOutcome::Succeeded && report.migrations_run > 0;
+        if job.read_schema && changed {
+            // After every commit, still under the lock: the schema the run left.
+            match session.session().introspect().await {
+                Ok(model) => report.schema = Some(model),
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.id, "reading the schema after the run: {e}")
+                }
+            }
+        }
+        report
     };
     under_lock(tenant, job.lock_timeout, work)
         .await

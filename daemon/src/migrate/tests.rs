@@ -137,6 +137,7 @@ impl Case {
             vars: &self.vars,
             guard: GUARD,
             accept_data_loss: false,
+            read_schema: false,
         }
     }
 
@@ -839,6 +840,7 @@ async fn rule_7_no_more_than_the_budget_of_one_server_retry_at_once() {
         vars: &vars,
         guard: GUARD,
         accept_data_loss: false,
+        read_schema: false,
     };
     let seen = Seen::default();
     let runs = tenants.iter().map(|t| run(t, &job, &seen));

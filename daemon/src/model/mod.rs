@@ -60,7 +60,7 @@ pub use access::{Role, Rpc};
 pub use dialect::{Capabilities, DialectKind};
 pub use event::{
     EventKind, FailureCode, LockRetry, MigrationFinished, MigrationStarted, RolloutEvent,
-    RolloutStarted, RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
+    RolloutStarted, RolloutSummary, SchemaDrift, TenantFailure, TenantFinished, TenantOutcome,
 };
 pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum};
 pub use format::SetFormat;

@@ -48,12 +48,17 @@ impl RolloutCtx {
                 vars: &vars,
                 guard: self.fleet.guard,
                 accept_data_loss: self.spec.accept_data_loss,
+                read_schema: self.fleet.census_on_apply,
             };
             let mut report = if self.spec.dry_run {
                 migrate::dry_run(tenant, &job).await
             } else {
                 migrate::run(tenant, &job, self).await
             };
+            if let Some(model) = report.schema.take() {
+                self.record_schema(tenant, report.current_version, &model)
+                    .await;
+            }
             let known = report.known.take().map(|k| KnownState {
                 fleet: self.fleet.name.clone(),
                 tenant: tenant.id.clone(),

@@ -12,9 +12,11 @@
 //! | `tenants.rs` | tenants registered through the API |
 //! | `leases.rs` | replicas sharing rollouts: fenced claims of work items, heartbeats, one finisher, on the store's clock |
 //! | `states.rs` | a rollout's state changes: compare-and-set along `model`'s table, with their event |
+//! | `census.rs` | expected schemas recorded at apply time, and each tenant's last census |
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
 //! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, deleted |
 
+mod census;
 mod counts;
 mod events;
 mod known;
@@ -35,6 +37,7 @@ use sqlx::{
     migrate::{Migration, MigrationSource, MigrationType, Migrator},
 };
 
+pub(crate) use census::{CensusRow, ExpectedSchema};
 pub(crate) use events::Write;
 pub(crate) use known::KnownState;
 pub(crate) use leases::{Claim, Lease, WaveCounts};
@@ -84,7 +87,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 8] = [
+const SCHEMA: [(i64, &str, &str); 9] = [
     (
         1,
         "control store",
@@ -120,6 +123,11 @@ const SCHEMA: [(i64, &str, &str); 8] = [
         8,
         "retention",
         include_str!("migrations/0008_retention.sql"),
+    ),
+    (
+        9,
+        "schema census",
+        include_str!("migrations/0009_schema_census.sql"),
     ),
 ];
 

@@ -55,10 +55,7 @@ pub(super) async fn read<C: Conn>(
             .await
             .map_err(DbError::query(context))?,
     };
-    let rows: Vec<Row> = rows
-        .into_iter()
-        .filter(|r| !belongs_to(r, own))
-        .collect();
+    let rows: Vec<Row> = rows.into_iter().filter(|r| !belongs_to(r, own)).collect();
     Ok(match kind {
         DialectKind::Postgres => postgres::build(rows),
         DialectKind::Mysql => mysql::build(rows, schema),

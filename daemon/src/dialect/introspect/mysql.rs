@@ -3,7 +3,9 @@
 //! (the server qualifies every table with it), so two tenants' views compare equal.
 
 use super::{Row, col, generated, opt, truthy};
-use crate::model::{Column, Constraint, ConstraintKind, Index, SchemaModel, View, hash_text, squash};
+use crate::model::{
+    Column, Constraint, ConstraintKind, Index, SchemaModel, View, hash_text, squash,
+};
 
 /// `s` as a string literal whatever `sql_mode` says of backslashes.
 fn lit(s: &str) -> String {
@@ -92,26 +94,38 @@ pub(super) fn sql(db: &str, mariadb: bool) -> String {
 pub(super) fn build(rows: Vec<Row>, db: &str) -> SchemaModel {
     let mut m = SchemaModel::default();
     let mut collation = std::collections::HashMap::new();
-    for r in rows.iter().filter(|r| col(r, 0) == "t" && col(r, 2) == "BASE TABLE") {
+    for r in rows
+        .iter()
+        .filter(|r| col(r, 0) == "t" && col(r, 2) == "BASE TABLE")
+    {
         m.tables.entry(col(r, 1).to_owned()).or_default();
         collation.insert(col(r, 1).to_owned(), col(r, 3).to_owned());
     }
     let kinds: std::collections::HashMap<(String, String), String> = rows
         .iter()
         .filter(|r| col(r, 0) == "k")
-        .map(|r| ((col(r, 1).to_owned(), col(r, 2).to_owned()), col(r, 3).to_owned()))
+        .map(|r| {
+            (
+                (col(r, 1).to_owned(), col(r, 2).to_owned()),
+                col(r, 3).to_owned(),
+            )
+        })
         .collect();
     // Key columns per (table, index), in order.
     let mut keys: std::collections::BTreeMap<(String, String), (Index, Vec<String>)> =
         Default::default();
-    let mut fks: std::collections::BTreeMap<(String, String), (Vec<String>, String, Vec<String>, String)> =
-        Default::default();
+    let mut fks: std::collections::BTreeMap<
+        (String, String),
+        (Vec<String>, String, Vec<String>, String),
+    > = Default::default();
     let qualifier = format!("`{}`.", db.replace('`', "``"));
     for r in &rows {
         let table = col(r, 1);
         match col(r, 0) {
             "c" => {
-                let Some(t) = m.tables.get_mut(table) else { continue };
+                let Some(t) = m.tables.get_mut(table) else {
+                    continue;
+                };
                 let extra = col(r, 6).to_ascii_lowercase();
                 let expr = opt(r, 7).filter(|e| !e.is_empty());
                 let generated = match expr {
@@ -170,7 +184,9 @@ pub(super) fn build(rows: Vec<Row>, db: &str) -> SchemaModel {
                 e.2.push(format!("`{}`", col(r, 5)));
             }
             "x" => {
-                let Some(t) = m.tables.get_mut(table) else { continue };
+                let Some(t) = m.tables.get_mut(table) else {
+                    continue;
+                };
                 let name = col(r, 2);
                 let is_column = t.columns.iter().any(|c| c.name == name);
                 t.constraints.insert(
@@ -201,20 +217,26 @@ pub(super) fn build(rows: Vec<Row>, db: &str) -> SchemaModel {
             "g" => {
                 if let Some(t) = m.tables.get_mut(table) {
                     let text = (3..=6).map(|i| squash(col(r, i))).collect::<Vec<_>>();
-                    t.triggers.insert(col(r, 2).to_owned(), hash_text(&text.join("\n")));
+                    t.triggers
+                        .insert(col(r, 2).to_owned(), hash_text(&text.join("\n")));
                 }
             }
             "r" => {
                 let text = (2..=6).map(|i| squash(col(r, i))).collect::<Vec<_>>();
-                m.functions.insert(table.to_owned(), hash_text(&text.join("\n")));
+                m.functions
+                    .insert(table.to_owned(), hash_text(&text.join("\n")));
             }
             _ => {}
         }
     }
     for ((table, name), (index, columns)) in keys {
-        let Some(t) = m.tables.get_mut(&table) else { continue };
+        let Some(t) = m.tables.get_mut(&table) else {
+            continue;
+        };
         let list = index.keys.join(", ");
-        let kind = kinds.get(&(table.clone(), name.clone())).map(String::as_str);
+        let kind = kinds
+            .get(&(table.clone(), name.clone()))
+            .map(String::as_str);
         match kind {
             Some("PRIMARY KEY") => {
                 t.constraints.insert(
@@ -240,12 +262,20 @@ pub(super) fn build(rows: Vec<Row>, db: &str) -> SchemaModel {
             _ => {
                 let generated_name = generated_index_name(&name, &columns)
                     || kinds.get(&(table.clone(), name.clone())).is_some();
-                t.indexes.insert(name, Index { generated_name, ..index });
+                t.indexes.insert(
+                    name,
+                    Index {
+                        generated_name,
+                        ..index
+                    },
+                );
             }
         }
     }
     for ((table, name), (from, target, to, actions)) in fks {
-        let Some(t) = m.tables.get_mut(&table) else { continue };
+        let Some(t) = m.tables.get_mut(&table) else {
+            continue;
+        };
         let generated_name = generated(&name, &table, &["ibfk"]);
         t.constraints.insert(
             name,

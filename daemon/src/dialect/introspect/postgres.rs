@@ -134,7 +134,9 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
         let table = col(r, 1);
         match col(r, 0) {
             "c" => {
-                let Some(t) = m.tables.get_mut(table) else { continue };
+                let Some(t) = m.tables.get_mut(table) else {
+                    continue;
+                };
                 let default = opt(r, 5).map(|d| squash(&d));
                 let (default, generated) = match (col(r, 6), col(r, 7)) {
                     ("a", _) => (default, Some("identity always".to_owned())),
@@ -152,7 +154,9 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
                 });
             }
             "k" => {
-                let Some(t) = m.tables.get_mut(table) else { continue };
+                let Some(t) = m.tables.get_mut(table) else {
+                    continue;
+                };
                 let kind = match col(r, 3) {
                     "p" => ConstraintKind::PrimaryKey,
                     "u" => ConstraintKind::Unique,
@@ -171,9 +175,12 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
                 );
             }
             "i" => {
-                let Some(t) = m.tables.get_mut(table) else { continue };
+                let Some(t) = m.tables.get_mut(table) else {
+                    continue;
+                };
                 let name = col(r, 2);
-                t.indexes.insert(name.to_owned(), index(r, generated(name, table, SUFFIXES)));
+                t.indexes
+                    .insert(name.to_owned(), index(r, generated(name, table, SUFFIXES)));
             }
             "v" => {
                 m.views.insert(
@@ -205,7 +212,8 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
                 .push(col(r, 2).to_owned()),
             "f" => {
                 let text = (2..=8).map(|i| squash(col(r, i))).collect::<Vec<_>>();
-                m.functions.insert(table.to_owned(), hash_text(&text.join("\n")));
+                m.functions
+                    .insert(table.to_owned(), hash_text(&text.join("\n")));
             }
             "g" => {
                 if let Some(t) = m.tables.get_mut(table) {
@@ -247,7 +255,11 @@ fn index(r: &Row, generated_name: bool) -> Index {
         unique: truthy(col(r, 3)),
         method: opt(r, 4),
         keys: ordered,
-        include: keys.iter().skip(key_count).map(|k| (*k).to_owned()).collect(),
+        include: keys
+            .iter()
+            .skip(key_count)
+            .map(|k| (*k).to_owned())
+            .collect(),
         predicate: opt(r, 5).map(|p| squash(&p)),
         generated_name,
     }

@@ -12,7 +12,9 @@ use sqlparser::{
 };
 
 use super::{Row, col, opt, truthy};
-use crate::model::{Column, Constraint, ConstraintKind, Index, SchemaModel, View, hash_text, squash};
+use crate::model::{
+    Column, Constraint, ConstraintKind, Index, SchemaModel, View, hash_text, squash,
+};
 
 /// The catalog queries: rows tagged `m` schema object, `c` column, `i` index key, `f`
 /// foreign key column. Each row's second column is the table it belongs to.
@@ -65,7 +67,10 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
             _ => {}
         }
     }
-    for r in rows.iter().filter(|r| col(r, 0) == "m" && col(r, 2) == "trigger") {
+    for r in rows
+        .iter()
+        .filter(|r| col(r, 0) == "m" && col(r, 2) == "trigger")
+    {
         if let Some(t) = m.tables.get_mut(col(r, 1)) {
             t.triggers
                 .insert(col(r, 3).to_owned(), hash_text(&squash(col(r, 4))));
@@ -79,11 +84,15 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
     let mut pk: std::collections::BTreeMap<String, Vec<(u32, String)>> = Default::default();
     let mut keys: std::collections::BTreeMap<(String, String), (Index, String)> =
         Default::default();
-    let mut fks: std::collections::BTreeMap<(String, String), (String, Vec<String>, Vec<String>, String)> =
-        Default::default();
+    let mut fks: std::collections::BTreeMap<
+        (String, String),
+        (String, Vec<String>, Vec<String>, String),
+    > = Default::default();
     for r in &rows {
         let table = col(r, 1);
-        let Some(t) = m.tables.get_mut(table) else { continue };
+        let Some(t) = m.tables.get_mut(table) else {
+            continue;
+        };
         match col(r, 0) {
             "c" => {
                 let generated = match col(r, 7) {
@@ -149,7 +158,9 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
         }
     }
     for (table, mut columns) in pk {
-        let Some(t) = m.tables.get_mut(&table) else { continue };
+        let Some(t) = m.tables.get_mut(&table) else {
+            continue;
+        };
         columns.sort();
         let list: Vec<String> = columns.into_iter().map(|(_, c)| c).collect();
         t.constraints.insert(
@@ -162,7 +173,9 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
         );
     }
     for ((table, name), (mut index, origin)) in keys {
-        let Some(t) = m.tables.get_mut(&table) else { continue };
+        let Some(t) = m.tables.get_mut(&table) else {
+            continue;
+        };
         match origin.as_str() {
             // The primary key's own index says what the key does.
             "pk" => {}
@@ -188,7 +201,9 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
         }
     }
     for ((table, _), (target, from, to, actions)) in fks {
-        let Some(t) = m.tables.get_mut(&table) else { continue };
+        let Some(t) = m.tables.get_mut(&table) else {
+            continue;
+        };
         let definition = format!(
             "FOREIGN KEY ({}) REFERENCES \"{target}\" ({}) {actions}",
             from.join(", "),
@@ -205,7 +220,9 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
         );
     }
     for (table, sql) in table_sql {
-        let Some(t) = m.tables.get_mut(table) else { continue };
+        let Some(t) = m.tables.get_mut(table) else {
+            continue;
+        };
         for (name, expr, generated_name) in checks(sql) {
             t.constraints.insert(
                 name,
@@ -234,7 +251,11 @@ fn checks(sql: &str) -> Vec<(String, String, bool)> {
     for c in &ct.columns {
         for o in &c.options {
             if let ColumnOption::Check(check) = &o.option {
-                let name = o.name.as_ref().or(check.name.as_ref()).map(|n| n.value.clone());
+                let name = o
+                    .name
+                    .as_ref()
+                    .or(check.name.as_ref())
+                    .map(|n| n.value.clone());
                 out.push(named(name, check.expr.to_string()));
             }
         }

@@ -44,11 +44,40 @@ fn postgres_index_order_and_include_columns_are_kept() {
 fn mysql_views_lose_their_database_name_and_keys_become_constraints() {
     let m = mysql::build(
         vec![
-            row(&[Some("t"), Some("t"), Some("BASE TABLE"), Some("utf8mb4_general_ci")]),
-            row(&[Some("i"), Some("t"), Some("PRIMARY"), Some("0"), Some("id"), Some("A"), None, Some("BTREE")]),
-            row(&[Some("i"), Some("t"), Some("t_email"), Some("1"), Some("email"), Some("A"), Some("10"), Some("BTREE")]),
+            row(&[
+                Some("t"),
+                Some("t"),
+                Some("BASE TABLE"),
+                Some("utf8mb4_general_ci"),
+            ]),
+            row(&[
+                Some("i"),
+                Some("t"),
+                Some("PRIMARY"),
+                Some("0"),
+                Some("id"),
+                Some("A"),
+                None,
+                Some("BTREE"),
+            ]),
+            row(&[
+                Some("i"),
+                Some("t"),
+                Some("t_email"),
+                Some("1"),
+                Some("email"),
+                Some("A"),
+                Some("10"),
+                Some("BTREE"),
+            ]),
             row(&[Some("k"), Some("t"), Some("PRIMARY"), Some("PRIMARY KEY")]),
-            row(&[Some("v"), Some("v"), Some("select `tenant_7`.`t`.`id` AS `id` from `tenant_7`.`t`"), Some("NONE"), Some("DEFINER")]),
+            row(&[
+                Some("v"),
+                Some("v"),
+                Some("select `tenant_7`.`t`.`id` AS `id` from `tenant_7`.`t`"),
+                Some("NONE"),
+                Some("DEFINER"),
+            ]),
         ],
         "tenant_7",
     );
@@ -63,11 +92,21 @@ fn sqlite_checks_and_views_are_read_from_their_text_whatever_its_spacing() {
     let table = |sql: &str| {
         sqlite::build(vec![
             row(&[Some("m"), Some("t"), Some("table"), Some("t"), Some(sql)]),
-            row(&[Some("m"), Some("v"), Some("view"), Some("v"), Some("CREATE VIEW v AS SELECT   id\n FROM t WHERE total>0")]),
+            row(&[
+                Some("m"),
+                Some("v"),
+                Some("view"),
+                Some("v"),
+                Some("CREATE VIEW v AS SELECT   id\n FROM t WHERE total>0"),
+            ]),
         ])
     };
-    let a = table("CREATE TABLE t (id INTEGER, total INT CHECK (total >= 0), CONSTRAINT named CHECK (id > 0))");
-    let b = table("create table t (\n  id integer,\n  total int check(total>=0),\n  constraint named check(id>0))");
+    let a = table(
+        "CREATE TABLE t (id INTEGER, total INT CHECK (total >= 0), CONSTRAINT named CHECK (id > 0))",
+    );
+    let b = table(
+        "create table t (\n  id integer,\n  total int check(total>=0),\n  constraint named check(id>0))",
+    );
     assert_eq!(a.tables["t"].constraints, b.tables["t"].constraints);
     assert!(a.tables["t"].constraints.contains_key("named"));
     assert!(a.tables["t"].constraints.contains_key("check (total >= 0)"));
