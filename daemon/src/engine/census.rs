@@ -268,7 +268,7 @@ impl Engine {
                 }
                 Err(e) => unreadable.push((tenant.id.clone(), unreadable_text(&e))),
             }
-            if done as usize % PROGRESS_EVERY == 0 || done == total {
+            if (done as usize).is_multiple_of(PROGRESS_EVERY) || done == total {
                 let _ = progress.try_send(CensusProgress { done, total });
             }
         }

@@ -35,13 +35,7 @@ impl std::fmt::Display for SchemaChange {
 /// Every difference of `actual` from `expected`.
 pub fn diff_schemas(expected: &SchemaModel, actual: &SchemaModel) -> Vec<SchemaChange> {
     let mut out = Vec::new();
-    keyed(
-        &mut out,
-        "table",
-        &expected.tables,
-        &actual.tables,
-        |out, name, e, a| table(out, name, e, a),
-    );
+    keyed(&mut out, "table", &expected.tables, &actual.tables, table);
     keyed(
         &mut out,
         "view",

@@ -90,6 +90,9 @@ pub(super) fn sql(db: &str, mariadb: bool) -> String {
     .join(";\n")
 }
 
+/// A foreign key being read: its columns, target table, target columns and actions.
+type ForeignKey = (Vec<String>, String, Vec<String>, String);
+
 /// The model from the rows of [`sql`]; `db` is taken out of view definitions.
 pub(super) fn build(rows: Vec<Row>, db: &str) -> SchemaModel {
     let mut m = SchemaModel::default();
@@ -114,10 +117,7 @@ pub(super) fn build(rows: Vec<Row>, db: &str) -> SchemaModel {
     // Key columns per (table, index), in order.
     let mut keys: std::collections::BTreeMap<(String, String), (Index, Vec<String>)> =
         Default::default();
-    let mut fks: std::collections::BTreeMap<
-        (String, String),
-        (Vec<String>, String, Vec<String>, String),
-    > = Default::default();
+    let mut fks: std::collections::BTreeMap<(String, String), ForeignKey> = Default::default();
     let qualifier = format!("`{}`.", db.replace('`', "``"));
     for r in &rows {
         let table = col(r, 1);
@@ -261,7 +261,7 @@ pub(super) fn build(rows: Vec<Row>, db: &str) -> SchemaModel {
             }
             _ => {
                 let generated_name = generated_index_name(&name, &columns)
-                    || kinds.get(&(table.clone(), name.clone())).is_some();
+                    || kinds.contains_key(&(table.clone(), name.clone()));
                 t.indexes.insert(
                     name,
                     Index {

@@ -38,6 +38,9 @@ fn parse(sql: &str) -> Option<Statement> {
     (statements.len() == 1).then(|| statements.remove(0))
 }
 
+/// A foreign key being read: its target table, columns, target columns and actions.
+type ForeignKey = (String, Vec<String>, Vec<String>, String);
+
 /// The model from the rows of [`SQL`].
 pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
     let mut m = SchemaModel::default();
@@ -84,10 +87,7 @@ pub(super) fn build(rows: Vec<Row>) -> SchemaModel {
     let mut pk: std::collections::BTreeMap<String, Vec<(u32, String)>> = Default::default();
     let mut keys: std::collections::BTreeMap<(String, String), (Index, String)> =
         Default::default();
-    let mut fks: std::collections::BTreeMap<
-        (String, String),
-        (String, Vec<String>, Vec<String>, String),
-    > = Default::default();
+    let mut fks: std::collections::BTreeMap<(String, String), ForeignKey> = Default::default();
     for r in &rows {
         let table = col(r, 1);
         let Some(t) = m.tables.get_mut(table) else {
