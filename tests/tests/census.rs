@@ -15,6 +15,23 @@ use avocet_tests::{
 
 const LOCK: Duration = Duration::from_secs(10);
 
+/// `avocet_fleet_schema_drift_tenants{fleet="test"}` as scraped now.
+async fn drift_gauge(daemon: &TestDaemon) -> anyhow::Result<f64> {
+    let scrape = avocet_tests::scrape(daemon.admin).await?;
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "avocet_fleet_schema_drift_tenants"
+                && s.labels.get("fleet") == Some(avocet_tests::FLEET)
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .ok_or_else(|| anyhow::anyhow!("no avocet_fleet_schema_drift_tenants"))
+}
+
 /// The class holding `tenant`.
 fn class_of<'a>(r: &'a pb::CensusResult, tenant: &str) -> &'a pb::DriftClass {
     r.classes
@@ -259,6 +276,9 @@ async fn sqlite_expected_schema_recorded_at_apply() -> anyhow::Result<()> {
     assert_eq!(r.classes[0].tenants, ["t00", "t01"]);
     assert_eq!(r.classes[0].fingerprint, drift[0].expected_fingerprint);
     assert_eq!(r.classes[1].tenants, ["t02"]);
+    // Status and the gauge count the drifted tenant of the last census.
+    assert_eq!(daemon.known_status().await?.drifted, 1);
+    assert_eq!(drift_gauge(&daemon).await?, 1.0);
 
     // A kept result younger than --max-age is reused while the history is unchanged: a
     // hand-made change since is seen only by a census that reads again.
@@ -277,6 +297,8 @@ async fn sqlite_expected_schema_recorded_at_apply() -> anyhow::Result<()> {
     assert_eq!(cached.classes, r.classes, "reused");
     let fresh = census(&daemon).await?;
     assert_eq!(fresh.classes[1].tenants, ["t01", "t02"], "{fresh:#?}");
+    assert_eq!(daemon.known_status().await?.drifted, 2);
+    assert_eq!(drift_gauge(&daemon).await?, 2.0);
     daemon.stop().await?;
     Ok(())
 }

@@ -221,6 +221,7 @@ pub(crate) fn status(resp: &pb::StatusResponse) -> Value {
         "pending": resp.pending,
         "failed": resp.failed,
         "unreachable": resp.unreachable,
+        "drifted": resp.drifted,
         "versions": resp.versions.iter().map(|v| json!({
             "version": v.version, "version_text": v.version_text, "tenants": v.tenants,
         })).collect::<Vec<_>>(),

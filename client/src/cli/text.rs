@@ -165,7 +165,7 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
 pub(crate) fn status(resp: &pb::StatusResponse, refreshed: bool) {
     let mut out = format!(
         "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, \
-         {} unreachable, {} never read\n",
+         {} unreachable, {} never read, {} drifted\n",
         resp.fleet,
         version(&resp.latest_version_text),
         resp.tenant_count,
@@ -173,7 +173,8 @@ pub(crate) fn status(resp: &pb::StatusResponse, refreshed: bool) {
         resp.pending,
         resp.failed,
         resp.unreachable,
-        resp.unknown
+        resp.unknown,
+        resp.drifted
     );
     if resp.oldest_read_at_unix_ms > 0 && !refreshed {
         let age = chrono_age(resp.oldest_read_at_unix_ms);

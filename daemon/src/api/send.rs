@@ -205,6 +205,7 @@ impl From<&FleetStatus> for pb::StatusResponse {
             unreachable: s.unreachable,
             unknown: s.unknown,
             oldest_read_at_unix_ms: s.oldest_read_at_unix_ms.unwrap_or_default(),
+            drifted: s.drifted,
             next_page_token: s.next_page.clone().unwrap_or_default(),
             tenants: s
                 .tenants

@@ -22,7 +22,7 @@ use crate::{
         diff_schemas, hash_text,
     },
     plan,
-    store::{CensusRow, now_ms},
+    store::{CensusRow, Store, StoreError, now_ms},
 };
 
 /// Tenants read at once by a census. The connection budget's admission is the real bound
@@ -171,6 +171,27 @@ pub(crate) fn classify(
         classes.extend(these);
     }
     classes
+}
+
+/// How many of `tenants` (of `fleet`) their last census put in a drift class: the one count
+/// `Status` and the `avocet_fleet_schema_drift_tenants` gauge show (DESIGN.md rule 9). A
+/// tenant never censused is not counted.
+///
+/// # Errors
+/// [`StoreError`] when the store cannot be read.
+pub(super) async fn drifted<'a>(
+    store: &Store,
+    fleet: &str,
+    tenants: impl Iterator<Item = &'a str>,
+) -> Result<u32, StoreError> {
+    let drifted: std::collections::HashSet<String> = store
+        .census_rows(fleet)
+        .await?
+        .into_iter()
+        .filter(|r| r.drifted)
+        .map(|r| r.tenant)
+        .collect();
+    Ok(tenants.filter(|t| drifted.contains(*t)).count() as u32)
 }
 
 /// What one tenant's read gave: its version, fingerprint, the model when it was read now

@@ -158,6 +158,8 @@ pub struct FleetStatus {
     pub unknown: u32,
     /// The oldest reading among the selected tenants, Unix ms.
     pub oldest_read_at_unix_ms: Option<i64>,
+    /// Tenants whose last census put them in a drift class (`avocet census`; docs/census.md).
+    pub drifted: u32,
     /// One line per tenant of the page, in selection order.
     pub tenants: Vec<TenantStatus>,
     /// The next page's token; `None` on the last page.
