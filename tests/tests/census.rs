@@ -302,3 +302,63 @@ async fn sqlite_expected_schema_recorded_at_apply() -> anyhow::Result<()> {
     daemon.stop().await?;
     Ok(())
 }
+
+/// `apply --require-expected-schema`: a tenant changed by hand since its version's
+/// expected schema was recorded is refused `drifted` with nothing run; the rest apply.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_apply_requires_the_expected_schema() -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(4).await?;
+    let daemon = TestDaemon::sample(&fleet, LOCK).await?;
+    daemon
+        .apply(pb::ApplyRequest {
+            target_version: Some(15),
+            ..avocet_tests::request()
+        })
+        .await?;
+    add_index(&fleet, 1).await?;
+    let run = daemon
+        .apply(pb::ApplyRequest {
+            require_expected_schema: true,
+            ..avocet_tests::request()
+        })
+        .await?;
+    let ended: Vec<(String, i32, String, String)> = run
+        .tenants()
+        .map(|t| {
+            let code = t.error.as_ref().map(|e| e.code.clone()).unwrap_or_default();
+            (
+                t.tenant.clone(),
+                t.outcome,
+                code,
+                t.current_version_text.clone(),
+            )
+        })
+        .collect();
+    let (ok, failed) = (
+        pb::TenantOutcome::Succeeded as i32,
+        pb::TenantOutcome::Failed as i32,
+    );
+    let mut ended = ended;
+    ended.sort();
+    assert_eq!(
+        ended,
+        [
+            ("t00".into(), ok, String::new(), "16".into()),
+            ("t01".into(), failed, "drifted".into(), "15".into()),
+            ("t02".into(), ok, String::new(), "16".into()),
+            ("t03".into(), ok, String::new(), "16".into()),
+        ]
+    );
+    let message = run
+        .tenant("t01")
+        .and_then(|t| t.error.as_ref())
+        .map(|e| e.message.clone());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("avocet census --tenant t01")),
+        "{message:?}"
+    );
+    daemon.stop().await?;
+    Ok(())
+}

@@ -394,6 +394,11 @@ pub(crate) enum Command {
         /// `set_digest` that `avocet plan` printed), so what runs is what was reviewed.
         #[arg(long)]
         expect_digest: Option<String>,
+        /// Refuse each tenant whose schema is not the expected one for its version (recorded
+        /// when Avocet applied it, else what the last `avocet census` found expected): it
+        /// fails `drifted` and nothing runs there; the rest run.
+        #[arg(long)]
+        require_expected_schema: bool,
     },
     /// Run down scripts in reverse order (default: the newest migration).
     Rollback {

@@ -95,6 +95,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_out_of_order,
             accept_data_loss,
             expect_digest,
+            require_expected_schema,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let req = pb::ApplyRequest {
@@ -110,6 +111,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 expected_set_digest: expect_digest.unwrap_or_default(),
                 transaction: super::Transaction::wire(run.transaction),
                 strategy: run.strategy(),
+                require_expected_schema,
             };
             let mut req = req;
             match confirm::apply(&mut client, &req, run.yes).await? {

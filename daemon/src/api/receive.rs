@@ -238,6 +238,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
             transaction: transaction(req.transaction)?,
             expected_set_digest: (!digest.is_empty())
                 .then(|| SetDigest(digest.to_ascii_lowercase())),
+            require_expected_schema: req.require_expected_schema,
         })
     }
 }

@@ -50,6 +50,17 @@ impl TenantReport {
         failed(failure, None, 0)
     }
 
+    /// The tenant was not started: what it needed first could not be read (`cause`, e.g.
+    /// the control store's expected schemas).
+    pub(crate) fn not_started(tenant: &str, cause: &str) -> Self {
+        let failure = TenantFailure {
+            code: FailureCode::Internal,
+            version: None,
+            message: format!("tenant {tenant}: not started: {cause}"),
+        };
+        failed(failure, None, 0)
+    }
+
     /// The rollout stopped before this tenant started.
     pub(crate) fn skipped() -> Self {
         Self {

@@ -209,6 +209,9 @@ pub enum FailureCode {
     History,
     /// The daemon shut down before the tenant finished.
     Cancelled,
+    /// `--require-expected-schema`: the tenant's schema is not the expected one for its
+    /// version; nothing ran.
+    Drifted,
     /// A bug in the engine.
     Internal,
 }
@@ -224,6 +227,7 @@ impl FailureCode {
             Self::MigrationFailed => "migration_failed",
             Self::History => "history",
             Self::Cancelled => "cancelled",
+            Self::Drifted => "drifted",
             Self::Internal => "internal",
         }
     }

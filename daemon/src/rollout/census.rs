@@ -7,10 +7,38 @@ use super::RolloutCtx;
 use crate::{
     fleet::Tenant,
     model::{EventKind, FingerprintOptions, SchemaDrift, SchemaModel, Version, diff_schemas},
-    store::{CensusRow, ExpectedSchema, now_ms},
+    store::{CensusRow, ExpectedSchema, StoreError, now_ms},
 };
+use std::collections::HashMap;
 
 impl RolloutCtx {
+    /// The expected fingerprint of each version (its text, `""` for none) that
+    /// `--require-expected-schema` binds tenants to: the one recorded at apply time for
+    /// the rollout's set, else the one the last census found expected at that version.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read: the tenant fails, it is not run
+    /// unbound.
+    pub(super) async fn expected_fingerprints(
+        &self,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut expected: HashMap<String, String> = HashMap::new();
+        for row in self.store.census_rows(&self.fleet.name).await? {
+            if !row.drifted {
+                expected.entry(row.version).or_insert(row.fingerprint);
+            }
+        }
+        let digest = self.spec.set_digest.to_string();
+        for e in self
+            .store
+            .expected_schemas(&self.fleet.name, &digest)
+            .await?
+        {
+            expected.insert(e.version, e.fingerprint);
+        }
+        Ok(expected)
+    }
+
     /// Records `model`, read on `tenant` right after its run left it at `version`. A store
     /// that fails costs the record (logged), never the tenant's outcome.
     pub(super) async fn record_schema(

@@ -12,6 +12,7 @@ pub(super) async fn store_with(dir: &tempfile::TempDir, states: [WorkState; 2]) 
     let store = Store::open(&url).await.unwrap();
     let spec = RolloutSpec {
         accept_data_loss: false,
+        require_expected_schema: false,
         fleet: "f".into(),
         op: RolloutOp::Apply(ApplyOptions::default()),
         strategy: Strategy::default(),
@@ -197,6 +198,7 @@ async fn finished_rollouts_past_retention_are_purged_and_the_rest_stay() {
     let now = now_ms();
     let spec = RolloutSpec {
         accept_data_loss: false,
+        require_expected_schema: false,
         fleet: "f".into(),
         op: RolloutOp::Apply(ApplyOptions::default()),
         strategy: Strategy::default(),
