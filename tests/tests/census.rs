@@ -359,6 +359,25 @@ async fn sqlite_apply_requires_the_expected_schema() -> anyhow::Result<()> {
             .is_some_and(|m| m.contains("avocet census --tenant t01")),
         "{message:?}"
     );
+    // `verify --schema` shows the drifted tenant's diff and counts it a problem.
+    let verified = daemon
+        .client()
+        .verify_all(pb::VerifyRequest {
+            fleet: avocet_tests::FLEET.into(),
+            schema: true,
+            ..Default::default()
+        })
+        .await?;
+    for t in &verified.tenants {
+        let schema = t.schema.as_ref().expect("a schema verdict");
+        match t.tenant.as_str() {
+            "t01" => {
+                assert!(!t.ok && !schema.expected);
+                assert_eq!(schema.diff[0].object, "index census_extra_idx");
+            }
+            _ => assert!(t.ok && schema.expected && schema.diff.is_empty(), "{t:#?}"),
+        }
+    }
     daemon.stop().await?;
     Ok(())
 }

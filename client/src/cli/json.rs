@@ -205,6 +205,14 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) -> Value {
             "current_version_text": t.current_version_text,
             "pending": t.pending,
             "diagnostics": t.diagnostics.iter().map(diagnostic).collect::<Vec<_>>(),
+            "schema": t.schema.as_ref().map(|s| json!({
+                "fingerprint": s.fingerprint,
+                "expected": s.expected,
+                "basis": s.basis,
+                "diff": s.diff.iter().map(|d| json!({
+                    "object": d.object, "change": d.change, "detail": d.detail,
+                })).collect::<Vec<_>>(),
+            })),
         })).collect::<Vec<_>>(),
     })
 }

@@ -420,7 +420,12 @@ pub(crate) enum Command {
         run: RunOptions,
     },
     /// Check applied migrations against the set: drift, missing, failed, pending.
-    Verify,
+    Verify {
+        /// Also compare each tenant's schema with the expected one for its version (as
+        /// `avocet census` does) and show what differs.
+        #[arg(long)]
+        schema: bool,
+    },
     /// Fleet summary: tenants per version, pending, failed, from each tenant's last-known
     /// state (what the daemon last read or changed).
     Status {

@@ -165,12 +165,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let events = client.rollback(req).await?;
             rollouts::started(events, out, run.detach, &addr, None).await?
         }
-        Command::Verify => {
+        Command::Verify { schema } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
                 .verify_all(pb::VerifyRequest {
                     fleet,
                     selector,
+                    schema,
                     ..Default::default()
                 })
                 .await?;

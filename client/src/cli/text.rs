@@ -155,6 +155,16 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
             t.pending
         );
         diagnostics(&mut out, &t.diagnostics);
+        if let Some(s) = &t.schema {
+            let what = match s.expected {
+                true => format!("schema as expected ({})", s.basis),
+                false => "schema DRIFTED from the expected one".to_owned(),
+            };
+            let _ = writeln!(out, "    {what}, fingerprint {}", s.fingerprint);
+            for d in &s.diff {
+                let _ = writeln!(out, "      {}: {} {}", d.object, d.change, d.detail);
+            }
+        }
     }
     let bad = resp.tenants.iter().filter(|t| !t.ok).count();
     let _ = writeln!(out, "{} tenant(s), {bad} with problems", resp.tenants.len());

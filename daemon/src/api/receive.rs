@@ -289,6 +289,7 @@ impl TryFrom<pb::VerifyRequest> for ReadRequest {
             fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
             page: page(req.page_size, &req.page_token, false)?,
+            schema: req.schema,
         })
     }
 }
@@ -302,6 +303,7 @@ impl TryFrom<pb::StatusRequest> for StatusRequest {
                 fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
                 page: page(req.page_size, &req.page_token, true)?,
+                schema: false,
             },
             refresh: req.refresh,
             refresh_timeout: match req.refresh_timeout_ms {

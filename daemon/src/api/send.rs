@@ -173,8 +173,9 @@ impl From<&FleetVerification> for pb::VerifyResponse {
                     current_version: opt_int(t.current_version),
                     current_version_text: text(t.current_version),
                     pending: t.pending,
-                    ok: t.diagnostics.is_empty(),
+                    ok: t.diagnostics.is_empty() && t.schema.as_ref().is_none_or(|s| s.expected),
                     diagnostics: t.diagnostics.iter().map(diagnostic).collect(),
+                    schema: t.schema.as_ref().map(Into::into),
                 })
                 .collect(),
             next_page_token: v.next_page.clone().unwrap_or_default(),

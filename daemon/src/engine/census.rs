@@ -365,6 +365,41 @@ impl Engine {
         }
     }
 
+    /// Each tenant of `tenants` (of `fleet`) with its census class, itself alone in it: a
+    /// census of those tenants (`verify --schema`).
+    ///
+    /// # Errors
+    /// As [`Engine::census`].
+    pub(super) async fn schema_classes(
+        &self,
+        fleet: &str,
+        tenants: &[std::sync::Arc<Tenant>],
+    ) -> Result<HashMap<String, DriftClass>, EngineError> {
+        let req = CensusRequest {
+            fleet: fleet.to_owned(),
+            selector: Selector {
+                ids: tenants.iter().map(|t| t.id.clone()).collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (progress, _) = mpsc::channel(1);
+        let census = self.census(req, progress).await?;
+        Ok(census
+            .classes
+            .into_iter()
+            .flat_map(|c| {
+                c.tenants.clone().into_iter().map(move |t| {
+                    let class = DriftClass {
+                        tenants: vec![t.clone()],
+                        ..c.clone()
+                    };
+                    (t, class)
+                })
+            })
+            .collect())
+    }
+
     /// Tenant `tenant`'s schema as the canonical model, read now.
     ///
     /// # Errors

@@ -133,6 +133,9 @@ pub struct TenantVerification {
     pub pending: u32,
     /// Drift, missing versions, failed and running records, or `unreachable`.
     pub diagnostics: Vec<Diagnostic>,
+    /// With `schema`: the tenant's census class (itself alone), its diff against the
+    /// expected model; `None` without `schema` or when its schema could not be read.
+    pub schema: Option<super::DriftClass>,
 }
 
 /// `Status`'s answer: a fleet summary and each tenant's line.

@@ -115,6 +115,9 @@ pub struct ReadRequest {
     pub selector: Selector,
     /// Which tenants of the selection this answer holds.
     pub page: Page,
+    /// Verify only: also read each tenant's schema and compare it with the expected one
+    /// for its version, as a census of the page would (docs/census.md).
+    pub schema: bool,
 }
 
 /// `Status`: a fleet summary from last-known state, or read afresh.
