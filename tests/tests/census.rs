@@ -154,7 +154,7 @@ async fn postgres_drift_classes() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_drift_classes() -> anyhow::Result<()> {
-    drift_classes(Fleet::mysql(24).await?).await
+    drift_classes(Fleet::mysql(60).await?).await
 }
 
 /// Two sets that make the same schema in different orders (tables, columns' constraints,
