@@ -70,6 +70,9 @@ pub(crate) struct Args {
     /// Schemas of one database in the schemas scenario (default 2000,10000; smoke 3).
     #[arg(long, value_delimiter = ',')]
     pub(crate) schemas_n: Vec<usize>,
+    /// SQLite tenants of the census scenario (default 10000; smoke 3).
+    #[arg(long)]
+    pub(crate) census_sqlite_n: Option<usize>,
     /// Tools to run, comma-separated (default: all). `avocet` means every `--avocet` build.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) tools: Vec<ToolKind>,
@@ -129,11 +132,14 @@ pub(crate) enum Scenario {
     OneMore,
     /// Schema-per-tenant: first apply, +1 migration and a fresh status over N schemas.
     Schemas,
+    /// `avocet census` over a migrated SQLite fleet, and the apply with `census_on_apply`
+    /// on and off.
+    Census,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [Scenario; 8] = [
+    pub(crate) const ALL: [Scenario; 9] = [
         Scenario::Apply,
         Scenario::Grouped,
         Scenario::Tls,
@@ -141,6 +147,7 @@ impl Scenario {
         Scenario::Known,
         Scenario::OneMore,
         Scenario::Schemas,
+        Scenario::Census,
         Scenario::Large,
     ];
 
@@ -155,6 +162,7 @@ impl Scenario {
             Scenario::Known => "known",
             Scenario::OneMore => "one-more",
             Scenario::Schemas => "schemas",
+            Scenario::Census => "census",
         }
     }
 }
@@ -271,6 +279,8 @@ pub(crate) struct Plan {
     pub(crate) one_more_sqlite_n: Vec<usize>,
     /// Schemas of the schemas scenario.
     pub(crate) schemas_n: Vec<usize>,
+    /// SQLite tenants of the census scenario.
+    pub(crate) census_sqlite_n: usize,
     /// Tool families.
     pub(crate) tools: Vec<ToolKind>,
     /// Tool families of the large scenario (within `tools`).
@@ -323,6 +333,10 @@ impl Plan {
             schemas_n: or(&a.schemas_n, &[2000, 10000], &[3], s),
             reads_sqlite_n: or(&a.reads_sqlite_n, &[1000, 10_000], &[3], s),
             known_n: a.known_n.unwrap_or(if s { 3 } else { 100_000 }),
+            census_sqlite_n: a
+                .census_sqlite_n
+                .unwrap_or(if s { 3 } else { 10_000 })
+                .max(1),
             cases: a.cases.clone(),
             tool_timeout_s: a.tool_timeout,
             tools: or(&a.tools, &all_tools, &all_tools, s),

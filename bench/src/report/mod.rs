@@ -31,7 +31,7 @@ pub(crate) fn write_all(out: &Path, r: &Results) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: [(&str, &str, &str, &str, bool); 6] = [
+const SECTIONS: [(&str, &str, &str, &str, bool); 7] = [
     (
         "apply",
         "Apply: fresh PostgreSQL fleets",
@@ -63,6 +63,13 @@ const SECTIONS: [(&str, &str, &str, &str, bool); 6] = [
     (
         "known",
         "Status from last-known state",
+        "dialect, fleet",
+        "floor",
+        false,
+    ),
+    (
+        "census",
+        "Census: every tenant's schema fingerprinted; apply with census_on_apply on and off",
         "dialect, fleet",
         "floor",
         false,

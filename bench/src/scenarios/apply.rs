@@ -150,6 +150,7 @@ async fn measure_on(
                 concurrency: c.p,
                 dsns: &dsns,
                 schemas: None,
+                census_on_apply: None,
             };
             let tag = format!("{}-{}-{}", c.scenario, build.label, s.rep);
             Some(Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?)

@@ -210,6 +210,7 @@ async fn measure(
                 concurrency: P,
                 dsns,
                 schemas,
+                census_on_apply: None,
             };
             let tag = format!("{}-{}-{}-{}", s.scenario, n, build.label, s.rep);
             let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;
@@ -429,6 +430,7 @@ async fn status_refresh(
         concurrency: P,
         dsns,
         schemas: Some(names),
+        census_on_apply: None,
     };
     let tag = format!("schemas-status-{}-{}", names.len(), build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

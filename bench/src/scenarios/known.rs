@@ -88,6 +88,7 @@ async fn measure(
         concurrency: CONCURRENCY,
         dsns,
         schemas: None,
+        census_on_apply: None,
     };
     let json = |verb: &str| [verb, "--fleet", "bench", "--output", "json"].map(String::from);
     let ops = [

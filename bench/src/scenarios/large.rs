@@ -219,6 +219,7 @@ async fn measure(
                 concurrency: 1,
                 dsns: &dsns,
                 schemas: None,
+                census_on_apply: None,
             };
             let tag = format!("large-{}-{}-{}", t.dialect.name(), build.label, s.rep);
             let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

@@ -1,6 +1,7 @@
 //! The scenarios, each selectable with `--only`.
 
 pub(crate) mod apply;
+pub(crate) mod census;
 pub(crate) mod everyday;
 pub(crate) mod known;
 pub(crate) mod large;
@@ -27,6 +28,7 @@ pub(crate) async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::Known => known::run(ctx).await,
         Scenario::OneMore => everyday::one_more(ctx).await,
         Scenario::Schemas => everyday::schemas(ctx).await,
+        Scenario::Census => census::run(ctx).await,
     };
     if let Err(e) = r {
         ctx.scenario_error(scenario.name(), &e);

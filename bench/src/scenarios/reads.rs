@@ -132,6 +132,7 @@ pub(crate) async fn prepare_template(
         concurrency: 1,
         dsns: &dsns,
         schemas: None,
+        census_on_apply: None,
     };
     let daemon = Daemon::start(
         build,
@@ -266,6 +267,7 @@ async fn avocet_reads(
         concurrency: SQLX_WORKERS,
         dsns: f.dsns,
         schemas: None,
+        census_on_apply: None,
     };
     let tag = format!("reads-{}-{n}-{}-{verb}-{rep}", f.dialect, build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await;

@@ -151,6 +151,7 @@ async fn traced_run(
         concurrency: 1,
         dsns: &dsns,
         schemas: None,
+        census_on_apply: None,
     };
     let tag = format!("round-trips-{}-{}", set.name, build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

@@ -26,6 +26,9 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) dsns: &'a [String],
     /// One schema per tenant (schema-per-tenant), or none.
     pub(crate) schemas: Option<&'a [String]>,
+    /// The fleet's `census_on_apply`; `None` leaves the key out (builds without it refuse
+    /// it).
+    pub(crate) census_on_apply: Option<bool>,
 }
 
 /// Peak RSS and CPU time of a daemon.
@@ -83,6 +86,13 @@ fn config_toml(port: u16, spec: &FleetSpec<'_>, control_store: Option<&Path>) ->
         quote(&spec.migrations.display().to_string()),
         spec.concurrency,
     );
+    if let Some(on) = spec.census_on_apply {
+        t = t.replacen(
+            "tenants = [\n",
+            &format!("census_on_apply = {on}\ntenants = [\n"),
+            1,
+        );
+    }
     for (i, dsn) in spec.dsns.iter().enumerate() {
         let schema = spec
             .schemas
