@@ -73,6 +73,12 @@ pub(crate) struct Args {
     /// SQLite tenants of the census scenario (default 10000; smoke 3).
     #[arg(long)]
     pub(crate) census_sqlite_n: Option<usize>,
+    /// PostgreSQL databases of the census scenario (default 1000; smoke 3).
+    #[arg(long)]
+    pub(crate) census_pg_n: Option<usize>,
+    /// Schemas of one PostgreSQL database in the census scenario (default 2000; smoke 3).
+    #[arg(long)]
+    pub(crate) census_schemas_n: Option<usize>,
     /// Tools to run, comma-separated (default: all). `avocet` means every `--avocet` build.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) tools: Vec<ToolKind>,
@@ -281,6 +287,10 @@ pub(crate) struct Plan {
     pub(crate) schemas_n: Vec<usize>,
     /// SQLite tenants of the census scenario.
     pub(crate) census_sqlite_n: usize,
+    /// PostgreSQL databases of the census scenario.
+    pub(crate) census_pg_n: usize,
+    /// Schemas of one PostgreSQL database in the census scenario.
+    pub(crate) census_schemas_n: usize,
     /// Tool families.
     pub(crate) tools: Vec<ToolKind>,
     /// Tool families of the large scenario (within `tools`).
@@ -336,6 +346,11 @@ impl Plan {
             census_sqlite_n: a
                 .census_sqlite_n
                 .unwrap_or(if s { 3 } else { 10_000 })
+                .max(1),
+            census_pg_n: a.census_pg_n.unwrap_or(if s { 3 } else { 1000 }).max(1),
+            census_schemas_n: a
+                .census_schemas_n
+                .unwrap_or(if s { 3 } else { 2000 })
                 .max(1),
             cases: a.cases.clone(),
             tool_timeout_s: a.tool_timeout,

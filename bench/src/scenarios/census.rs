@@ -1,10 +1,13 @@
-//! census: `avocet census` over N SQLite tenants migrated with the light set (default
-//! 10,000), and what `census_on_apply` costs the light-set apply: one apply with it on (the
-//! default), then the census, then an apply of fresh tenants with it off, each on a fresh
-//! daemon. Daemon CPU and peak RSS are recorded with each figure.
+//! census: `avocet census` over fleets migrated with the light set, each figure with the
+//! daemon's CPU and peak RSS:
 //!
-//! Only avocet builds whose CLI has `census` run it. The PostgreSQL cases the issue asks
-//! for (1,000 databases, 2,000 schemas of one database) are not written yet.
+//! - N SQLite tenants (default 10,000): the apply with `census_on_apply` on (the default),
+//!   the census, then an apply of fresh tenants with it off: what recording the expected
+//!   schema costs the apply;
+//! - N PostgreSQL databases (default 1,000): the apply, then the census;
+//! - N schemas of one PostgreSQL database (default 2,000): the apply, then the census.
+//!
+//! Only avocet builds whose CLI has `census` run it.
 
 use std::path::Path;
 
@@ -26,29 +29,139 @@ use crate::{
 /// Tenants at once, for the apply and the census alike.
 const CONCURRENCY: usize = 8;
 
-/// Runs the case for each build that has `census`.
+/// Runs the cases for each build that has `census`.
 pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<()> {
-    let set = ctx.light(Flavour::Sqlite)?;
-    let n = ctx.plan.census_sqlite_n;
     let builds: Vec<&Build> = ctx.builds.iter().filter(|b| b.census).collect();
     if builds.is_empty() {
         println!("   (no avocet build has census: nothing to run)");
         return Ok(());
     }
+    let sqlite = ctx.light(Flavour::Sqlite)?;
+    let pg = ctx.light(Flavour::Postgres)?;
+    let (n, dbs, schemas) = (
+        ctx.plan.census_sqlite_n,
+        ctx.plan.census_pg_n,
+        ctx.plan.census_schemas_n,
+    );
     for rep in 0..ctx.plan.reps {
         for (position, build) in builds.iter().enumerate() {
+            let at = Where { rep, position };
             let work = ctx.dir(&format!("census-{n}-{}-{rep}", build.label))?;
-            let r = measure(ctx, &set, n, build, &work, rep, position).await;
+            let r = sqlite_case(ctx, &sqlite, n, build, &work, at).await;
             remove_dir(&work);
-            r?;
+            if let Err(e) = r {
+                ctx.scenario_error(&format!("census sqlite N={n}"), &e);
+            }
+            let work = ctx.dir(&format!("census-pg-{}-{rep}", build.label))?;
+            if let Err(e) = pg_databases(ctx, &pg, dbs, build, &work, at).await {
+                ctx.scenario_error(&format!("census postgres N={dbs}"), &e);
+            }
+            if let Err(e) = pg_schemas(ctx, &pg, schemas, build, &work, at).await {
+                ctx.scenario_error(&format!("census schemas N={schemas}"), &e);
+            }
+            remove_dir(&work);
         }
     }
     Ok(())
 }
 
-fn case(set: &MigrationSet, n: usize, op: &str) -> Case {
+/// Which repetition, and the build's place in it.
+#[derive(Clone, Copy)]
+struct Where {
+    rep: u32,
+    position: usize,
+}
+
+/// `n` PostgreSQL databases: the apply, then the census.
+async fn pg_databases(
+    ctx: &Ctx,
+    set: &MigrationSet,
+    n: usize,
+    build: &Build,
+    work: &Path,
+    at: Where,
+) -> anyhow::Result<()> {
+    let fleet = ctx.admin.create_pg_fleet(n, None).await?;
+    let dsns: Vec<String> = fleet
+        .names
+        .iter()
+        .map(|d| ctx.admin.pg_dsn(d, false))
+        .collect();
+    let spec = FleetSpec {
+        dialect: "postgres",
+        migrations: &set.dir,
+        concurrency: CONCURRENCY,
+        dsns: &dsns,
+        schemas: None,
+        census_on_apply: Some(true),
+    };
+    let r = apply_and_census(ctx, set, "postgres", &spec, build, work, at).await;
+    ctx.admin.drop_pg(&fleet.names).await;
+    r
+}
+
+/// `n` schemas of one PostgreSQL database: the apply, then the census.
+async fn pg_schemas(
+    ctx: &Ctx,
+    set: &MigrationSet,
+    n: usize,
+    build: &Build,
+    work: &Path,
+    at: Where,
+) -> anyhow::Result<()> {
+    let db = ctx
+        .admin
+        .db_name(&format!("census_schemas_{n}_{}_{}", at.rep, at.position));
+    ctx.admin.create_pg_db(&db).await?;
+    let dsns = vec![ctx.admin.pg_dsn(&db, false); n];
+    let names: Vec<String> = (1..=n).map(|i| format!("tenant_{i:05}")).collect();
+    let spec = FleetSpec {
+        dialect: "postgres",
+        migrations: &set.dir,
+        concurrency: CONCURRENCY,
+        dsns: &dsns,
+        schemas: Some(&names),
+        census_on_apply: Some(true),
+    };
+    let r = apply_and_census(ctx, set, "postgres schemas", &spec, build, work, at).await;
+    ctx.admin.drop_pg(std::slice::from_ref(&db)).await;
+    r
+}
+
+/// On a fresh daemon for `spec`: the apply, then (when it succeeded) the census.
+async fn apply_and_census(
+    ctx: &Ctx,
+    set: &MigrationSet,
+    dialect: &str,
+    spec: &FleetSpec<'_>,
+    build: &Build,
+    work: &Path,
+    at: Where,
+) -> anyhow::Result<()> {
+    let n = spec.dsns.len();
+    let tag = format!("{}-{n}", dialect.replace(' ', "-"));
+    let daemon = Daemon::start(build, spec, work, &tag).await;
+    let apply = ["apply", "--fleet", "bench", "-y", "--output", "json"].map(String::from);
+    let c = case(set, dialect, n, "apply, census_on_apply on");
+    let s = call(ctx, build, daemon.as_ref(), &c, &apply, at).await;
+    let mut failed = !s.ok;
+    ctx.record(s);
+    if !failed {
+        let census = ["census", "--fleet", "bench", "--output", "json"].map(String::from);
+        let c = case(set, dialect, n, "census");
+        let s = call(ctx, build, daemon.as_ref(), &c, &census, at).await;
+        failed |= !s.ok;
+        ctx.record(s);
+    }
+    if let Ok(d) = daemon {
+        d.end(failed).await;
+    }
+    Ok(())
+}
+
+fn case(set: &MigrationSet, dialect: &str, n: usize, op: &str) -> Case {
     Case {
-        dialect: "sqlite".into(),
+        dialect: dialect.into(),
         set: set.name.clone(),
         n,
         p: CONCURRENCY,
@@ -58,16 +171,15 @@ fn case(set: &MigrationSet, n: usize, op: &str) -> Case {
     }
 }
 
-/// Apply with `census_on_apply` on and the census on one fleet, then apply with it off on
-/// another.
-async fn measure(
+/// SQLite: apply with `census_on_apply` on and the census on one fleet, then apply with it
+/// off on another.
+async fn sqlite_case(
     ctx: &Ctx,
     set: &MigrationSet,
     n: usize,
     build: &Build,
     work: &Path,
-    rep: u32,
-    position: usize,
+    at: Where,
 ) -> anyhow::Result<()> {
     for (on, tag) in [(true, "on"), (false, "off")] {
         let dir = work.join(format!("tenants-{tag}"));
@@ -84,19 +196,16 @@ async fn measure(
             schemas: None,
             census_on_apply: Some(on),
         };
+        if on {
+            apply_and_census(ctx, set, "sqlite", &spec, build, work, at).await?;
+            continue;
+        }
         let daemon = Daemon::start(build, &spec, work, tag).await;
         let apply = ["apply", "--fleet", "bench", "-y", "--output", "json"].map(String::from);
-        let c = case(set, n, &format!("apply, census_on_apply {tag}"));
-        let s = call(ctx, build, daemon.as_ref(), &c, &apply, rep, position).await;
-        let mut failed = !s.ok;
+        let c = case(set, "sqlite", n, "apply, census_on_apply off");
+        let s = call(ctx, build, daemon.as_ref(), &c, &apply, at).await;
+        let failed = !s.ok;
         ctx.record(s);
-        if on && !failed {
-            let census = ["census", "--fleet", "bench", "--output", "json"].map(String::from);
-            let c = case(set, n, "census");
-            let s = call(ctx, build, daemon.as_ref(), &c, &census, rep, position).await;
-            failed |= !s.ok;
-            ctx.record(s);
-        }
         if let Ok(d) = daemon {
             d.end(failed).await;
         }
@@ -112,11 +221,10 @@ async fn call(
     daemon: Result<&Daemon, &anyhow::Error>,
     c: &Case,
     args: &[String],
-    rep: u32,
-    position: usize,
+    at: Where,
 ) -> Sample {
     let tool = Tool::Avocet(build.clone());
-    let mut s = Sample::new("census", c, &tool, rep, position);
+    let mut s = Sample::new("census", c, &tool, at.rep, at.position);
     let d = match daemon {
         Err(e) => {
             s.fail(format!("{e:#}"));
