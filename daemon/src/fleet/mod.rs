@@ -12,6 +12,7 @@
 //! | `inflight.rs` | migrations running on their servers, cancelled there at the end of the shutdown grace |
 //! | `health.rs` | the fleet's set, loaded or broken; a broken fleet is said once per change |
 //! | `waiters.rs` | `max_lock_waiters_per_host`: tenants of one server retrying a lock at once |
+//! | `schema.rs` | a tenant's history and schema read on one session, for a census |
 
 mod budget;
 mod discovery;
@@ -20,6 +21,7 @@ mod inflight;
 mod pool;
 mod registered;
 mod registry;
+mod schema;
 mod selector;
 mod waiters;
 
@@ -146,45 +148,6 @@ impl Tenant {
             let mut session = self.session().await?;
             match session.session().read_history().await {
                 Ok(history) => return Ok(history.records().unwrap_or_default()),
-                Err(DbError::Query { source, .. }) if !retried && connection_lost(&source) => {
-                    session.close().await;
-                    retried = true;
-                }
-                Err(e) => {
-                    session.close().await;
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    /// The tenant's history and its schema as the canonical model, read one after the
-    /// other on one pooled session within a ticket of its own (two requests). Creates
-    /// nothing: a SQLite file not created yet is an empty history and an empty schema. A
-    /// pooled session that turns out to be broken is replaced once.
-    ///
-    /// # Errors
-    /// The connection error when the tenant is unreachable; [`DbError::Query`] when a read
-    /// fails.
-    pub(crate) async fn read_schema(
-        &self,
-    ) -> Result<(Vec<HistoryRecord>, crate::model::SchemaModel), DbError> {
-        if self.db.not_created() {
-            return Ok((Vec::new(), crate::model::SchemaModel::default()));
-        }
-        let _ticket = self.admit(1).await;
-        let mut retried = false;
-        loop {
-            let mut session = self.session().await?;
-            let read = match session.session().read_history().await {
-                Ok(history) => match session.session().introspect().await {
-                    Ok(model) => Ok((history.records().unwrap_or_default(), model)),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
-            match read {
-                Ok(read) => return Ok(read),
                 Err(DbError::Query { source, .. }) if !retried && connection_lost(&source) => {
                     session.close().await;
                     retried = true;
