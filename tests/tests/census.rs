@@ -299,6 +299,20 @@ async fn sqlite_expected_schema_recorded_at_apply() -> anyhow::Result<()> {
     assert_eq!(fresh.classes[1].tenants, ["t01", "t02"], "{fresh:#?}");
     assert_eq!(daemon.known_status().await?.drifted, 2);
     assert_eq!(drift_gauge(&daemon).await?, 2.0);
+    // A diff of a tenant the fleet does not have is NOT_FOUND, not an empty answer.
+    let unknown = daemon
+        .client()
+        .census(
+            pb::CensusRequest {
+                fleet: avocet_tests::FLEET.into(),
+                focus_tenant: "t99".into(),
+                ..Default::default()
+            },
+            |_, _| {},
+        )
+        .await
+        .expect_err("an unknown tenant");
+    assert_eq!(unknown.code(), Some(tonic::Code::NotFound), "{unknown}");
     daemon.stop().await?;
     Ok(())
 }

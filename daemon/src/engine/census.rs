@@ -230,6 +230,9 @@ impl Engine {
             tenants,
             set,
         } = self.scope(&req.fleet, &req.selector)?;
+        if let Some(focus) = &req.focus {
+            fleet.tenant(focus)?;
+        }
         let total = tenants.len() as u32;
         let opts = req.options;
         let default_opts = opts == FingerprintOptions::default();

@@ -33,14 +33,16 @@ pub(super) async fn read<C: Conn>(
     let context = "reading the schema from the catalog";
     let schema = schema.unwrap_or_default();
     let rows = match kind {
-        DialectKind::Postgres => {
-            conn.execute(&postgres::search_path(schema))
-                .await
-                .map_err(DbError::query(context))?;
-            conn.text_rows(&postgres::sql(schema))
-                .await
-                .map_err(DbError::query(context))?
-        }
+        // The `search_path` first, in the same request: its one row has no tag and is
+        // left out by the fold.
+        DialectKind::Postgres => conn
+            .text_rows(&format!(
+                "{};\n{}",
+                postgres::search_path(schema),
+                postgres::sql(schema)
+            ))
+            .await
+            .map_err(DbError::query(context))?,
         DialectKind::Mysql => match conn.text_rows(&mysql::sql(schema, true)).await {
             Ok(rows) => rows,
             // MySQL's CHECK_CONSTRAINTS has no TABLE_NAME (MariaDB's has).
