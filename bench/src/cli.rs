@@ -70,6 +70,15 @@ pub(crate) struct Args {
     /// Schemas of one database in the schemas scenario (default 2000,10000; smoke 3).
     #[arg(long, value_delimiter = ',')]
     pub(crate) schemas_n: Vec<usize>,
+    /// SQLite tenants of the census scenario (default 10000; smoke 3).
+    #[arg(long)]
+    pub(crate) census_sqlite_n: Option<usize>,
+    /// PostgreSQL databases of the census scenario (default 1000; smoke 3).
+    #[arg(long)]
+    pub(crate) census_pg_n: Option<usize>,
+    /// Schemas of one PostgreSQL database in the census scenario (default 2000; smoke 3).
+    #[arg(long)]
+    pub(crate) census_schemas_n: Option<usize>,
     /// Tools to run, comma-separated (default: all). `avocet` means every `--avocet` build.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) tools: Vec<ToolKind>,
@@ -132,11 +141,14 @@ pub(crate) enum Scenario {
     /// A destructive migration on the heavy set with `[backup] when = "destructive"`
     /// against `"never"`: what the backups cost in wall time and bytes.
     Backups,
+    /// `avocet census` over a migrated SQLite fleet, and the apply with `census_on_apply`
+    /// on and off.
+    Census,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [Scenario; 9] = [
+    pub(crate) const ALL: [Scenario; 10] = [
         Scenario::Apply,
         Scenario::Grouped,
         Scenario::Tls,
@@ -145,6 +157,7 @@ impl Scenario {
         Scenario::OneMore,
         Scenario::Schemas,
         Scenario::Backups,
+        Scenario::Census,
         Scenario::Large,
     ];
 
@@ -160,6 +173,7 @@ impl Scenario {
             Scenario::OneMore => "one-more",
             Scenario::Schemas => "schemas",
             Scenario::Backups => "backups",
+            Scenario::Census => "census",
         }
     }
 }
@@ -276,6 +290,12 @@ pub(crate) struct Plan {
     pub(crate) one_more_sqlite_n: Vec<usize>,
     /// Schemas of the schemas scenario.
     pub(crate) schemas_n: Vec<usize>,
+    /// SQLite tenants of the census scenario.
+    pub(crate) census_sqlite_n: usize,
+    /// PostgreSQL databases of the census scenario.
+    pub(crate) census_pg_n: usize,
+    /// Schemas of one PostgreSQL database in the census scenario.
+    pub(crate) census_schemas_n: usize,
     /// Tool families.
     pub(crate) tools: Vec<ToolKind>,
     /// Tool families of the large scenario (within `tools`).
@@ -328,6 +348,15 @@ impl Plan {
             schemas_n: or(&a.schemas_n, &[2000, 10000], &[3], s),
             reads_sqlite_n: or(&a.reads_sqlite_n, &[1000, 10_000], &[3], s),
             known_n: a.known_n.unwrap_or(if s { 3 } else { 100_000 }),
+            census_sqlite_n: a
+                .census_sqlite_n
+                .unwrap_or(if s { 3 } else { 10_000 })
+                .max(1),
+            census_pg_n: a.census_pg_n.unwrap_or(if s { 3 } else { 1000 }).max(1),
+            census_schemas_n: a
+                .census_schemas_n
+                .unwrap_or(if s { 3 } else { 2000 })
+                .max(1),
             cases: a.cases.clone(),
             tool_timeout_s: a.tool_timeout,
             tools: or(&a.tools, &all_tools, &all_tools, s),

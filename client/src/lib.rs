@@ -558,6 +558,30 @@ impl Client {
         Ok(self.fleet.refresh_tenants(req).await?.into_inner())
     }
 
+    /// `Fleet.Census`: every selected tenant's schema fingerprinted and the fleet grouped
+    /// into its expected class and drift classes; `on_progress(done, total)` is called for
+    /// each progress report. Returns the result (the stream's last message).
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown fleet or tenant; `INVALID_ARGUMENT` for a bad selector;
+    /// `UNAVAILABLE` for an exported tenant that cannot be read; `INTERNAL` when the
+    /// stream ends without a result.
+    pub async fn census(
+        &mut self,
+        req: pb::CensusRequest,
+        mut on_progress: impl FnMut(u32, u32),
+    ) -> Result<pb::CensusResult, ClientError> {
+        let mut stream = self.fleet.census(req).await?.into_inner();
+        while let Some(event) = stream.message().await? {
+            match event.event {
+                Some(pb::census_event::Event::Progress(p)) => on_progress(p.done, p.total),
+                Some(pb::census_event::Event::Result(r)) => return Ok(r),
+                None => {}
+            }
+        }
+        Err(tonic::Status::internal("the census stream ended without a result").into())
+    }
+
     /// Removes a tenant registered through the API.
     ///
     /// # Errors

@@ -11,11 +11,11 @@ use avocet_daemon::{DialectKind, TenantConfig};
 use futures::StreamExt;
 use sqlx::{AnyConnection, Connection, Row};
 
-fn pg_url() -> String {
+pub(crate) fn pg_url() -> String {
     std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-fn mysql_url() -> String {
+pub(crate) fn mysql_url() -> String {
     std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
@@ -23,7 +23,7 @@ const START_PG: &str = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgr
 const START_MARIADB: &str =
     "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
 
-async fn admin(dialect: DialectKind) -> anyhow::Result<AnyConnection> {
+pub(crate) async fn admin(dialect: DialectKind) -> anyhow::Result<AnyConnection> {
     sqlx::any::install_default_drivers();
     let (url, how) = match dialect {
         DialectKind::Postgres => (format!("{}/postgres", pg_url()), START_PG),

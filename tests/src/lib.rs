@@ -6,6 +6,7 @@
 //! `TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306`).
 
 mod admin;
+pub mod census;
 pub mod clients;
 mod daemon;
 mod fixture;

@@ -179,6 +179,16 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
             .await
             .map(drop),
         Rpc::Backup => c.take_backup(fleet, "no-such-tenant", "").await.map(drop),
+        Rpc::Census => c
+            .census(
+                pb::CensusRequest {
+                    fleet: fleet.into(),
+                    ..Default::default()
+                },
+                |_, _| {},
+            )
+            .await
+            .map(drop),
     }
     .map_err(code)
 }
@@ -189,7 +199,7 @@ fn needs(rpc: Rpc) -> Role {
     use Rpc::*;
     match rpc {
         Plan | History | Verify | Status | ListFleets | ListTenants | GetTenant | GetRollout
-        | ListRollouts | Watch | ListBackups | GetBackup => Role::Viewer,
+        | ListRollouts | Watch | ListBackups | GetBackup | Census => Role::Viewer,
         Apply | Rollback | Cancel | Pause | Resume | Backup | DeleteBackup => Role::Operator,
         RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline | Restore => {
             Role::Admin

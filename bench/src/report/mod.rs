@@ -31,7 +31,7 @@ pub(crate) fn write_all(out: &Path, r: &Results) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: [(&str, &str, &str, &str, bool); 7] = [
+const SECTIONS: [(&str, &str, &str, &str, bool); 8] = [
     (
         "apply",
         "Apply: fresh PostgreSQL fleets",
@@ -70,6 +70,13 @@ const SECTIONS: [(&str, &str, &str, &str, bool); 7] = [
     (
         "backups",
         "Backups: a destructive migration on the heavy set, `when = \"destructive\"` against `\"never\"`",
+        "dialect, fleet",
+        "floor",
+        false,
+    ),
+    (
+        "census",
+        "Census: every tenant's schema fingerprinted; apply with census_on_apply on and off",
         "dialect, fleet",
         "floor",
         false,

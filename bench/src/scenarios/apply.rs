@@ -151,6 +151,7 @@ async fn measure_on(
                 dsns: &dsns,
                 schemas: None,
                 backup: None,
+                census_on_apply: None,
             };
             let tag = format!("{}-{}-{}", c.scenario, build.label, s.rep);
             Some(Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?)

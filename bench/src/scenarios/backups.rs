@@ -111,6 +111,7 @@ async fn measure(
         dsns,
         schemas: None,
         backup: Some(&policy),
+        census_on_apply: None,
     };
     let tag = format!("backups-{n}-{}-{when}-{}", build.label, s.rep);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

@@ -211,6 +211,7 @@ async fn measure(
                 dsns,
                 schemas,
                 backup: None,
+                census_on_apply: None,
             };
             let tag = format!("{}-{}-{}-{}", s.scenario, n, build.label, s.rep);
             let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;
@@ -431,6 +432,7 @@ async fn status_refresh(
         dsns,
         schemas: Some(names),
         backup: None,
+        census_on_apply: None,
     };
     let tag = format!("schemas-status-{}-{}", names.len(), build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

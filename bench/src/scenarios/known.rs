@@ -89,6 +89,7 @@ async fn measure(
         dsns,
         schemas: None,
         backup: None,
+        census_on_apply: None,
     };
     let json = |verb: &str| [verb, "--fleet", "bench", "--output", "json"].map(String::from);
     let ops = [

@@ -220,6 +220,7 @@ async fn measure(
                 dsns: &dsns,
                 schemas: None,
                 backup: None,
+                census_on_apply: None,
             };
             let tag = format!("large-{}-{}-{}", t.dialect.name(), build.label, s.rep);
             let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

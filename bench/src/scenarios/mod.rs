@@ -2,6 +2,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod backups;
+pub(crate) mod census;
 pub(crate) mod everyday;
 pub(crate) mod known;
 pub(crate) mod large;
@@ -29,6 +30,7 @@ pub(crate) async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::OneMore => everyday::one_more(ctx).await,
         Scenario::Schemas => everyday::schemas(ctx).await,
         Scenario::Backups => backups::run(ctx).await,
+        Scenario::Census => census::run(ctx).await,
     };
     if let Err(e) = r {
         ctx.scenario_error(scenario.name(), &e);

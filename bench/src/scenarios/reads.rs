@@ -133,6 +133,7 @@ pub(crate) async fn prepare_template(
         dsns: &dsns,
         schemas: None,
         backup: None,
+        census_on_apply: None,
     };
     let daemon = Daemon::start(
         build,
@@ -268,6 +269,7 @@ async fn avocet_reads(
         dsns: f.dsns,
         schemas: None,
         backup: None,
+        census_on_apply: None,
     };
     let tag = format!("reads-{}-{n}-{}-{verb}-{rep}", f.dialect, build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await;

@@ -152,6 +152,7 @@ async fn traced_run(
         dsns: &dsns,
         schemas: None,
         backup: None,
+        census_on_apply: None,
     };
     let tag = format!("round-trips-{}-{}", set.name, build.label);
     let daemon = Daemon::start(build, &spec, &ctx.dir("daemons")?, &tag).await?;

@@ -28,6 +28,9 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) schemas: Option<&'a [String]>,
     /// The body of `[fleets.bench.backup]` (TOML lines), or none.
     pub(crate) backup: Option<&'a str>,
+    /// The fleet's `census_on_apply`; `None` leaves the key out (builds without it refuse
+    /// it).
+    pub(crate) census_on_apply: Option<bool>,
 }
 
 /// Peak RSS and CPU time of a daemon.
@@ -85,6 +88,13 @@ fn config_toml(port: u16, spec: &FleetSpec<'_>, control_store: Option<&Path>) ->
         quote(&spec.migrations.display().to_string()),
         spec.concurrency,
     );
+    if let Some(on) = spec.census_on_apply {
+        t = t.replacen(
+            "tenants = [\n",
+            &format!("census_on_apply = {on}\ntenants = [\n"),
+            1,
+        );
+    }
     for (i, dsn) in spec.dsns.iter().enumerate() {
         let schema = spec
             .schemas

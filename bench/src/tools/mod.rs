@@ -32,6 +32,8 @@ pub(crate) struct Build {
     pub(crate) commit_source: Option<String>,
     /// Whether `avocet status --help` lists `--refresh`.
     pub(crate) status_refresh: bool,
+    /// Whether `avocet --help` lists `census`.
+    pub(crate) census: bool,
 }
 
 /// One tool of a measurement.
@@ -136,6 +138,10 @@ pub(crate) fn builds(
             .output()
             .with_context(|| format!("running {} status --help", avocet.display()))?;
         let status_refresh = String::from_utf8_lossy(&help.stdout).contains("--refresh");
+        let census = std::process::Command::new(&avocet)
+            .arg("--help")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("census"));
         out.push(Build {
             label,
             dir,
@@ -144,6 +150,7 @@ pub(crate) fn builds(
             commit,
             commit_source,
             status_refresh,
+            census,
         });
     }
     Ok(out)

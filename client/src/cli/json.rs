@@ -182,6 +182,19 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                 "duration_ms": b.duration_ms,
             }),
         ),
+        Some(Kind::SchemaDrift(d)) => (
+            "schema_drift",
+            json!({
+                "tenant": d.tenant,
+                "version": d.version,
+                "expected_fingerprint": d.expected_fingerprint,
+                "fingerprint": d.fingerprint,
+                "expected_from": d.expected_from,
+                "diff": d.diff.iter().map(|c| json!({
+                    "object": c.object, "change": c.change, "detail": c.detail,
+                })).collect::<Vec<_>>(),
+            }),
+        ),
         None => ("unknown", json!({})),
     };
     json!({
@@ -204,6 +217,14 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) -> Value {
             "current_version_text": t.current_version_text,
             "pending": t.pending,
             "diagnostics": t.diagnostics.iter().map(diagnostic).collect::<Vec<_>>(),
+            "schema": t.schema.as_ref().map(|s| json!({
+                "fingerprint": s.fingerprint,
+                "expected": s.expected,
+                "basis": s.basis,
+                "diff": s.diff.iter().map(|d| json!({
+                    "object": d.object, "change": d.change, "detail": d.detail,
+                })).collect::<Vec<_>>(),
+            })),
         })).collect::<Vec<_>>(),
     })
 }
@@ -220,6 +241,7 @@ pub(crate) fn status(resp: &pb::StatusResponse) -> Value {
         "pending": resp.pending,
         "failed": resp.failed,
         "unreachable": resp.unreachable,
+        "drifted": resp.drifted,
         "versions": resp.versions.iter().map(|v| json!({
             "version": v.version, "version_text": v.version_text, "tenants": v.tenants,
         })).collect::<Vec<_>>(),

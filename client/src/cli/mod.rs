@@ -1,6 +1,7 @@
 //! Arguments and dispatch of the `avocet` command line.
 
 mod backups;
+mod census;
 mod confirm;
 mod docs;
 mod fail;
@@ -394,6 +395,11 @@ pub(crate) enum Command {
         /// `set_digest` that `avocet plan` printed), so what runs is what was reviewed.
         #[arg(long)]
         expect_digest: Option<String>,
+        /// Refuse each tenant whose schema is not the expected one for its version (recorded
+        /// when Avocet applied it, else what the last `avocet census` found expected): it
+        /// fails `drifted` and nothing runs there; the rest run.
+        #[arg(long)]
+        require_expected_schema: bool,
     },
     /// Run down scripts in reverse order (default: the newest migration).
     Rollback {
@@ -415,7 +421,12 @@ pub(crate) enum Command {
         run: RunOptions,
     },
     /// Check applied migrations against the set: drift, missing, failed, pending.
-    Verify,
+    Verify {
+        /// Also compare each tenant's schema with the expected one for its version (as
+        /// `avocet census` does) and show what differs.
+        #[arg(long)]
+        schema: bool,
+    },
     /// Fleet summary: tenants per version, pending, failed, from each tenant's last-known
     /// state (what the daemon last read or changed).
     Status {
@@ -426,6 +437,25 @@ pub(crate) enum Command {
         /// pending.
         #[arg(long, conflicts_with = "refresh")]
         tenant: Option<String>,
+    },
+    /// Read every tenant's actual schema, fingerprint it, and group the fleet by (version,
+    /// fingerprint): the expected class of each version and the drift classes, each with
+    /// what differs from the expected schema. Touches nothing.
+    Census {
+        /// One tenant's class and its diff against the expected schema.
+        #[arg(long, conflicts_with = "export")]
+        tenant: Option<String>,
+        /// Print one tenant's schema as canonical JSON (what is fingerprinted) instead.
+        #[arg(long, value_name = "TENANT")]
+        export: Option<String>,
+        /// Compare constraints and indexes whose names the database made up by what they
+        /// are rather than by name.
+        #[arg(long)]
+        ignore_generated_names: bool,
+        /// Reuse a tenant's last census younger than this (e.g. `10m`) when its history is
+        /// unchanged (default: read every tenant's schema).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
     },
     /// Rollouts: list, inspect, follow and steer them.
     #[command(subcommand)]

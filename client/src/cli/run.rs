@@ -7,7 +7,7 @@ use avocet_client::{Client, pb};
 
 use super::{
     Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, backups,
-    confirm, json, new, rollouts, tenants, text,
+    census, confirm, json, new, rollouts, tenants, text,
 };
 
 /// Runs the parsed command and returns the exit status.
@@ -95,6 +95,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_out_of_order,
             accept_data_loss,
             expect_digest,
+            require_expected_schema,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let req = pb::ApplyRequest {
@@ -110,6 +111,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 expected_set_digest: expect_digest.unwrap_or_default(),
                 transaction: super::Transaction::wire(run.transaction),
                 strategy: run.strategy(),
+                require_expected_schema,
             };
             let mut req = req;
             match confirm::apply(&mut client, &req, run.yes).await? {
@@ -163,12 +165,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let events = client.rollback(req).await?;
             rollouts::started(events, out, run.detach, &addr, None).await?
         }
-        Command::Verify => {
+        Command::Verify { schema } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
                 .verify_all(pb::VerifyRequest {
                     fleet,
                     selector,
+                    schema,
                     ..Default::default()
                 })
                 .await?;
@@ -234,6 +237,25 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backups::backup(&mut client, target, args, out).await?,
         Command::Backups(cmd) => backups::run(&mut client, target, cmd, out).await?,
         Command::Restore(args) => backups::restore(&mut client, target, args, out).await?,
+        Command::Census {
+            tenant,
+            export,
+            ignore_generated_names,
+            max_age,
+        } => {
+            let (fleet, selector) = resolve(&mut client, target).await?;
+            let selector = selector.unwrap_or_default();
+            let req = pb::CensusRequest {
+                fleet,
+                tenant_ids: selector.tenant_ids,
+                labels: selector.labels,
+                ignore_generated_names,
+                export: export.is_some(),
+                focus_tenant: export.or(tenant).unwrap_or_default(),
+                max_age_ms: max_age.map(|d| d.as_millis() as u64),
+            };
+            census::run(&mut client, req, out).await?
+        }
         Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
         // Answered above, before connecting.
         Command::Completions { .. } | Command::Man => true,

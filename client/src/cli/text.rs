@@ -155,6 +155,16 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
             t.pending
         );
         diagnostics(&mut out, &t.diagnostics);
+        if let Some(s) = &t.schema {
+            let what = match s.expected {
+                true => format!("schema as expected ({})", s.basis),
+                false => "schema DRIFTED from the expected one".to_owned(),
+            };
+            let _ = writeln!(out, "    {what}, fingerprint {}", s.fingerprint);
+            for d in &s.diff {
+                let _ = writeln!(out, "      {}: {} {}", d.object, d.change, d.detail);
+            }
+        }
     }
     let bad = resp.tenants.iter().filter(|t| !t.ok).count();
     let _ = writeln!(out, "{} tenant(s), {bad} with problems", resp.tenants.len());
@@ -165,7 +175,7 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
 pub(crate) fn status(resp: &pb::StatusResponse, refreshed: bool) {
     let mut out = format!(
         "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, \
-         {} unreachable, {} never read\n",
+         {} unreachable, {} never read, {} drifted\n",
         resp.fleet,
         version(&resp.latest_version_text),
         resp.tenant_count,
@@ -173,7 +183,8 @@ pub(crate) fn status(resp: &pb::StatusResponse, refreshed: bool) {
         resp.pending,
         resp.failed,
         resp.unreachable,
-        resp.unknown
+        resp.unknown,
+        resp.drifted
     );
     if resp.oldest_read_at_unix_ms > 0 && !refreshed {
         let age = chrono_age(resp.oldest_read_at_unix_ms);
@@ -412,6 +423,18 @@ impl RolloutView {
                     r.attempt,
                     r.wait_ms
                 ));
+            }
+            Some(Kind::SchemaDrift(d)) => {
+                let mut line = format!(
+                    "  warning {:<20} schema differs from version {}'s expected one (set by {})",
+                    d.tenant,
+                    version(&d.version),
+                    d.expected_from
+                );
+                for c in &d.diff {
+                    line.push_str(&format!("\n      {}: {}", c.object, c.change));
+                }
+                self.println(line);
             }
             _ => {}
         }

@@ -159,6 +159,14 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
                 holders: r.holders.clone(),
                 note: r.note.clone(),
             }),
+            EventKind::SchemaDrift(d) => Kind::SchemaDrift(pb::SchemaDrift {
+                tenant: d.tenant.clone(),
+                version: send::text(d.version),
+                expected_fingerprint: d.expected.clone(),
+                fingerprint: d.found.clone(),
+                expected_from: d.expected_from.clone(),
+                diff: d.diff.iter().map(send::schema_change).collect(),
+            }),
             EventKind::RolloutFinished(s) => Kind::RolloutFinished(pb::RolloutFinished {
                 succeeded: s.succeeded,
                 failed: s.failed,

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use avocet_proto::v1::{self as pb, fleet_server::Fleet};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, admit, receive};
+use super::{ApiError, STREAM_BUFFER, admit, receive};
 use crate::{engine::Engine, model::Rpc};
 
 /// The Fleet service.
@@ -13,6 +15,74 @@ pub(crate) struct FleetService(pub(super) Arc<Engine>);
 
 #[tonic::async_trait]
 impl Fleet for FleetService {
+    type CensusStream = ReceiverStream<Result<pb::CensusEvent, Status>>;
+
+    async fn census(
+        &self,
+        request: Request<pb::CensusRequest>,
+    ) -> Result<Response<Self::CensusStream>, Status> {
+        let (who, _) = admit(&request, Rpc::Census)?;
+        let (req, export) = receive::census(request.into_inner())?;
+        who.may_on(Rpc::Census, &req.fleet)?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        if export {
+            let tenant = req.focus.clone().unwrap_or_default();
+            let model = self
+                .0
+                .schema(&req.fleet, &tenant)
+                .await
+                .map_err(ApiError::from)?;
+            let result = pb::CensusResult {
+                fleet: req.fleet,
+                tenants: 1,
+                model_json: model.canonical_json(req.options),
+                ..Default::default()
+            };
+            let event = pb::CensusEvent {
+                event: Some(pb::census_event::Event::Result(result)),
+            };
+            let _ = tx.send(Ok(event)).await;
+            return Ok(Response::new(ReceiverStream::new(rx)));
+        }
+        let engine = self.0.clone();
+        tokio::spawn(async move {
+            let (progress_tx, mut progress_rx) = mpsc::channel(STREAM_BUFFER);
+            let census = engine.census(req, progress_tx);
+            let mut census = std::pin::pin!(census);
+            let progress_event = |p: crate::engine::CensusProgress| pb::CensusEvent {
+                event: Some(pb::census_event::Event::Progress(pb::CensusProgress {
+                    done: p.done,
+                    total: p.total,
+                })),
+            };
+            let result = loop {
+                tokio::select! {
+                    biased;
+                    Some(p) = progress_rx.recv() => {
+                        // A gone client stops the census.
+                        if tx.send(Ok(progress_event(p))).await.is_err() {
+                            return;
+                        }
+                    }
+                    result = &mut census => break result,
+                }
+            };
+            // Reports sent just before the census ended.
+            while let Ok(p) = progress_rx.try_recv() {
+                if tx.send(Ok(progress_event(p))).await.is_err() {
+                    return;
+                }
+            }
+            let item = result
+                .map(|c| pb::CensusEvent {
+                    event: Some(pb::census_event::Event::Result((&c).into())),
+                })
+                .map_err(|e| Status::from(ApiError::from(e)));
+            let _ = tx.send(item).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn list_fleets(
         &self,
         request: Request<pb::ListFleetsRequest>,

@@ -9,9 +9,9 @@ use avocet_proto::v1 as pb;
 use super::ApiError;
 use crate::{
     engine::{
-        ApplyRequest, BaselineRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
-        PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest, RepairTenants,
-        RollbackRequest, Selector, StatusRequest,
+        ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, LabelSelector, ListRequest,
+        MAX_PAGE, Page, PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest,
+        RepairTenants, RollbackRequest, Selector, StatusRequest,
     },
     model::{
         Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
@@ -238,6 +238,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
             transaction: transaction(req.transaction)?,
             expected_set_digest: (!digest.is_empty())
                 .then(|| SetDigest(digest.to_ascii_lowercase())),
+            require_expected_schema: req.require_expected_schema,
         })
     }
 }
@@ -288,6 +289,7 @@ impl TryFrom<pb::VerifyRequest> for ReadRequest {
             fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
             page: page(req.page_size, &req.page_token, false)?,
+            schema: req.schema,
         })
     }
 }
@@ -301,6 +303,7 @@ impl TryFrom<pb::StatusRequest> for StatusRequest {
                 fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
                 page: page(req.page_size, &req.page_token, true)?,
+                schema: false,
             },
             refresh: req.refresh,
             refresh_timeout: match req.refresh_timeout_ms {
@@ -406,6 +409,32 @@ fn rollout_state(s: pb::RolloutState) -> RolloutState {
 /// `ListTenants`: the fleet and selector.
 pub(super) fn list_tenants(req: pb::ListTenantsRequest) -> Result<(String, Selector), ApiError> {
     Ok((name("fleet", req.fleet)?, selector(req.selector)?))
+}
+
+/// `Census`: the engine's request, and whether only the focus tenant's model is asked for
+/// (`export`, which needs `focus_tenant`).
+pub(super) fn census(req: pb::CensusRequest) -> Result<(CensusRequest, bool), ApiError> {
+    let fleet = name("fleet", req.fleet)?;
+    let selector = selector(Some(pb::TenantSelector {
+        tenant_ids: req.tenant_ids,
+        labels: req.labels,
+    }))?;
+    let focus = match req.focus_tenant.is_empty() {
+        true if req.export => return Err(ApiError::Missing("focus_tenant")),
+        true => None,
+        false => Some(name("focus_tenant", req.focus_tenant)?),
+    };
+    let options = crate::model::FingerprintOptions {
+        ignore_generated_names: req.ignore_generated_names,
+    };
+    let request = CensusRequest {
+        fleet,
+        selector,
+        options,
+        focus,
+        max_age: req.max_age_ms.map(Duration::from_millis),
+    };
+    Ok((request, req.export))
 }
 
 /// `(fleet, tenant)` of GetTenant and DeregisterTenant: both required.

@@ -6,8 +6,8 @@ use avocet_proto::v1 as pb;
 
 use crate::{
     engine::{
-        FleetInfo, FleetPlan, FleetStatus, FleetVerification, RepairOutcome, TenantHistory,
-        TenantInfo,
+        DriftClass, FleetCensus, FleetInfo, FleetPlan, FleetStatus, FleetVerification,
+        RepairOutcome, TenantHistory, TenantInfo,
     },
     model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity, Version},
 };
@@ -173,8 +173,9 @@ impl From<&FleetVerification> for pb::VerifyResponse {
                     current_version: opt_int(t.current_version),
                     current_version_text: text(t.current_version),
                     pending: t.pending,
-                    ok: t.diagnostics.is_empty(),
+                    ok: t.diagnostics.is_empty() && t.schema.as_ref().is_none_or(|s| s.expected),
                     diagnostics: t.diagnostics.iter().map(diagnostic).collect(),
+                    schema: t.schema.as_ref().map(Into::into),
                 })
                 .collect(),
             next_page_token: v.next_page.clone().unwrap_or_default(),
@@ -205,6 +206,7 @@ impl From<&FleetStatus> for pb::StatusResponse {
             unreachable: s.unreachable,
             unknown: s.unknown,
             oldest_read_at_unix_ms: s.oldest_read_at_unix_ms.unwrap_or_default(),
+            drifted: s.drifted,
             next_page_token: s.next_page.clone().unwrap_or_default(),
             tenants: s
                 .tenants
@@ -313,6 +315,48 @@ impl From<&TenantHistory> for pb::HistoryResponse {
                 .collect(),
             pending_versions: ints(&h.pending),
             pending_versions_text: texts(&h.pending),
+        }
+    }
+}
+
+/// One line of a schema diff.
+pub(super) fn schema_change(d: &crate::model::SchemaChange) -> pb::SchemaChange {
+    pb::SchemaChange {
+        object: d.object.clone(),
+        change: d.change.clone(),
+        detail: d.detail.clone(),
+    }
+}
+
+impl From<&DriftClass> for pb::DriftClass {
+    fn from(c: &DriftClass) -> Self {
+        pb::DriftClass {
+            version: text(c.version),
+            fingerprint: c.fingerprint.clone(),
+            expected: c.expected,
+            tenants: c.tenants.clone(),
+            diff: c.diff.iter().map(schema_change).collect(),
+            basis: c.basis.to_owned(),
+        }
+    }
+}
+
+impl From<&FleetCensus> for pb::CensusResult {
+    fn from(c: &FleetCensus) -> Self {
+        pb::CensusResult {
+            fleet: c.fleet.clone(),
+            tenants: c.tenants,
+            classes: c.classes.iter().map(Into::into).collect(),
+            unreadable: c
+                .unreadable
+                .iter()
+                .map(|(tenant, error)| pb::CensusUnreadable {
+                    tenant: tenant.clone(),
+                    error: error.clone(),
+                })
+                .collect(),
+            focus: c.focus.as_ref().map(Into::into),
+            model_json: String::new(),
         }
     }
 }

@@ -281,6 +281,12 @@ pub struct FleetConfig {
     /// fleets: every tenant adds series. Default false: tenant ids are span attributes only.
     #[serde(default)]
     pub metrics_tenant_labels: bool,
+    /// After a tenant's apply or rollback succeeds, read its schema on the same session and
+    /// keep its fingerprint as the expected one for its version (the first tenant there
+    /// sets it; a later tenant that differs is a `SchemaDrift` event): docs/census.md.
+    /// Default true; it costs one catalog read per tenant that ran a migration.
+    #[serde(default = "census_on_apply_default")]
+    pub census_on_apply: bool,
     /// Values of `${name}` placeholders in this fleet's scripts (`[fleets.NAME.vars]`),
     /// beside the built-in `${tenant_id}`, `${schema}` and `${fleet}`. Names are
     /// `[A-Za-z_][A-Za-z0-9_]*`.
@@ -290,6 +296,11 @@ pub struct FleetConfig {
     /// docs/backups.md). Default: never.
     #[serde(default)]
     pub backup: BackupConfig,
+}
+
+/// `census_on_apply`'s default: on.
+fn census_on_apply_default() -> bool {
+    true
 }
 
 /// A fleet's discovery query: its rows (`id`, `dsn`, `labels` as a JSON object) are tenants
@@ -352,6 +363,7 @@ impl FleetConfig {
             tenants: Vec::new(),
             discovery: None,
             metrics_tenant_labels: false,
+            census_on_apply: true,
             vars: BTreeMap::new(),
             backup: BackupConfig::default(),
         }

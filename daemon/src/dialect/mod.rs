@@ -14,6 +14,7 @@
 //! | `batch.rs` | [`Item`]s packed into requests, and which one failed ([`ItemError`]) |
 //! | `target.rs` | [`Target`]: where a tenant lives |
 //! | `error.rs` | [`DbError`] |
+//! | `introspect/` | a tenant's schema read into the canonical [`crate::model::SchemaModel`] |
 //! | `foreign.rs` | another migration tool's history table, read for adoption |
 //! | `postgres.rs`, `mysql.rs`, `sqlite.rs` | one database each |
 
@@ -21,6 +22,7 @@ mod batch;
 mod error;
 mod foreign;
 mod history;
+mod introspect;
 mod mysql;
 mod postgres;
 mod session;
@@ -38,7 +40,7 @@ pub(crate) use error::{connection_lost, error_position};
 pub(crate) use spec::Place;
 pub use target::Target;
 
-use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SetFormat};
+use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SchemaModel, SetFormat};
 use session::SqlxDatabase;
 
 /// Longest wait for a lock release or a connection close before the connection is dropped.
@@ -75,6 +77,17 @@ pub(crate) trait Session: Send {
     /// # Errors
     /// [`DbError::LockTimeout`] when another session still holds it after `timeout`.
     async fn lock(&mut self, timeout: Duration) -> Result<Duration, DbError>;
+    /// The tenant's schema as the canonical model (`introspect/`), read from the catalog in
+    /// one request: its schema (PostgreSQL) or database (MySQL) only, Avocet's own tables
+    /// left out. Changes nothing but, on PostgreSQL, the session's `search_path` (set to the
+    /// tenant's schema, as the next migration's reset sets it).
+    ///
+    /// # Errors
+    /// [`DbError::Query`] when the catalog cannot be read; [`DbError::Unsupported`] for a
+    /// session that cannot (the engine's scripted fake).
+    async fn introspect(&mut self) -> Result<SchemaModel, DbError> {
+        Err(DbError::Unsupported("reading the schema"))
+    }
     /// A statement that fails unless the tenant lock this session took with
     /// [`Session::lock`] is still held by it; `None` before the lock is taken, and where the
     /// lock cannot be lost while the daemon lives (SQLite's file lock). It may run on any

@@ -15,7 +15,7 @@ use super::{
     history::{HistorySql, RECORD_STATEMENTS, VersionColumn, record_from_text, shared},
     spec::{Dialect, Place, poll_lock},
 };
-use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SetFormat};
+use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SchemaModel, SetFormat};
 
 /// What the engine needs of a driver's connection, for any of sqlx's three. Implemented once,
 /// for every connection type whose `&mut` is an executor.
@@ -85,6 +85,9 @@ struct Identity<D: Dialect> {
     reset: String,
     /// Statements in `reset`.
     reset_statements: u64,
+    /// Avocet's own tables in the tenant (the history table and its log), left out of its
+    /// schema ([`Session::introspect`]).
+    own_tables: Vec<String>,
 }
 
 impl<D: Dialect> SqlxDatabase<D> {
@@ -139,6 +142,7 @@ impl<D: Dialect> SqlxDatabase<D> {
             lock_name: D::lock_name(&lock),
             lock,
             reset_statements: reset.len() as u64,
+            own_tables: vec![table.clone(), format!("{table}_log")],
             reset: reset.join(";\n"),
         })
     }
@@ -378,6 +382,17 @@ impl<D: Dialect> Session for SqlxSession<D> {
             }
         }
         Ok(())
+    }
+
+    async fn introspect(&mut self) -> Result<SchemaModel, DbError> {
+        let identity = Arc::clone(&self.identity);
+        super::introspect::read(
+            D::KIND,
+            &mut self.conn,
+            identity.place.schema.as_deref(),
+            &identity.own_tables,
+        )
+        .await
     }
 
     async fn lock(&mut self, timeout: Duration) -> Result<Duration, DbError> {

@@ -10,6 +10,7 @@
 //! | `report.rs` | the answers ([`FleetPlan`], [`FleetStatus`], …) |
 //! | `reads.rs` | Plan and Verify: concurrent history reads, one page at a time |
 //! | `status.rs` | Status: last-known state, or a refresh with a per-tenant deadline |
+//! | `census.rs` | Census: every selected tenant's schema fingerprinted, the fleet in drift classes |
 //! | `rollouts.rs` | Apply, Rollback and the rollouts' control |
 //! | `backups.rs` | backups: listed, read, taken on request, deleted, restored |
 //! | `repair.rs` | Repair: one version's record rewritten on one tenant or many |
@@ -25,6 +26,7 @@ mod audit;
 mod backups;
 mod baseline;
 mod canary;
+mod census;
 mod error;
 mod observe;
 mod queue;
@@ -49,6 +51,7 @@ pub use crate::fleet::DiscoveryReport;
 pub use crate::model::RepairAction;
 pub use backups::{DEFAULT_BACKUPS, MAX_BACKUPS, RestoreOutcome};
 pub use baseline::{BaselineOutcome, BaselineRequest};
+pub use census::{CensusProgress, CensusRequest, DriftClass, FleetCensus};
 pub use error::{EngineError, ErrorKind, Reason, StrategyError, Subject};
 pub use repair::{RepairOutcome, RepairRequest, RepairTenants};
 pub use report::{

@@ -33,6 +33,10 @@ impl Engine {
                 None => std::sync::Arc::new(MigrationSet::default()),
             };
             let tally = super::status::tally_fleet(store, fleet, &judged).await?;
+            let ids = fleet.tenants();
+            let drifted =
+                super::census::drifted(store, &fleet.name, ids.iter().map(|t| t.id.as_str()))
+                    .await?;
             fleets.push(FleetHealth {
                 fleet: fleet.name.clone(),
                 dialect: fleet.dialect,
@@ -44,6 +48,7 @@ impl Engine {
                 unknown: tally.count(TenantClass::NeverRead),
                 lock_timeout_s: fleet.lock_timeout.as_secs_f64(),
                 broken: set.is_none(),
+                drifted,
             });
         }
         let mut rollouts = store.rollout_counts().await?;

@@ -147,6 +147,10 @@ impl Engine {
             .map(|(h, t)| known(&fleet, t, h, &set))
             .collect();
         self.remember(&known).await;
+        let mut schemas = match req.schema {
+            true => self.schema_classes(&fleet.name, page).await?,
+            false => std::collections::HashMap::new(),
+        };
         let verified = read
             .into_iter()
             .zip(page)
@@ -164,6 +168,7 @@ impl Engine {
                     current_version,
                     pending,
                     diagnostics,
+                    schema: schemas.remove(&tenant.id),
                 }
             })
             .collect();

@@ -133,6 +133,9 @@ pub struct TenantVerification {
     pub pending: u32,
     /// Drift, missing versions, failed and running records, or `unreachable`.
     pub diagnostics: Vec<Diagnostic>,
+    /// With `schema`: the tenant's census class (itself alone), its diff against the
+    /// expected model; `None` without `schema` or when its schema could not be read.
+    pub schema: Option<super::DriftClass>,
 }
 
 /// `Status`'s answer: a fleet summary and each tenant's line.
@@ -158,6 +161,8 @@ pub struct FleetStatus {
     pub unknown: u32,
     /// The oldest reading among the selected tenants, Unix ms.
     pub oldest_read_at_unix_ms: Option<i64>,
+    /// Tenants whose last census put them in a drift class (`avocet census`; docs/census.md).
+    pub drifted: u32,
     /// One line per tenant of the page, in selection order.
     pub tenants: Vec<TenantStatus>,
     /// The next page's token; `None` on the last page.

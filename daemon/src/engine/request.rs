@@ -80,6 +80,10 @@ pub struct ApplyRequest {
     /// Refuse to start unless the fleet's set has this digest (the one a reviewed plan
     /// showed), so what runs is what was reviewed.
     pub expected_set_digest: Option<SetDigest>,
+    /// Refuse each tenant whose schema is not the expected one for its version (the
+    /// fingerprint recorded at apply time, else the last census's expected class),
+    /// reporting it `drifted`, and run the rest.
+    pub require_expected_schema: bool,
 }
 
 /// `Rollback`: a rollout of `down` scripts.
@@ -111,6 +115,9 @@ pub struct ReadRequest {
     pub selector: Selector,
     /// Which tenants of the selection this answer holds.
     pub page: Page,
+    /// Verify only: also read each tenant's schema and compare it with the expected one
+    /// for its version, as a census of the page would (docs/census.md).
+    pub schema: bool,
 }
 
 /// `Status`: a fleet summary from last-known state, or read afresh.

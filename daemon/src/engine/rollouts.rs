@@ -54,7 +54,11 @@ impl Engine {
             .await?;
         self.start(
             scope,
-            (RolloutOp::Apply(opts), opts.accept_data_loss),
+            (
+                RolloutOp::Apply(opts),
+                opts.accept_data_loss,
+                req.require_expected_schema,
+            ),
             req.plan.strategy,
             req.dry_run,
             req.transaction,
@@ -101,7 +105,7 @@ impl Engine {
         let request = request_summary(&req.selector, &None);
         self.start(
             scope,
-            (RolloutOp::Rollback(req.target), req.accept_data_loss),
+            (RolloutOp::Rollback(req.target), req.accept_data_loss, false),
             req.strategy,
             req.dry_run,
             req.transaction,
@@ -115,7 +119,7 @@ impl Engine {
     async fn start(
         &self,
         scope: Scope,
-        (op, accept_data_loss): (RolloutOp, bool),
+        (op, accept_data_loss, require_expected_schema): (RolloutOp, bool, bool),
         strategy: StrategyRequest,
         dry_run: bool,
         transaction: Option<TransactionMode>,
@@ -171,6 +175,7 @@ impl Engine {
             dry_run,
             set_digest: scope.set.digest().clone(),
             accept_data_loss,
+            require_expected_schema,
         };
         let mut request = request;
         request["spec"] = serde_json::to_value(&spec).unwrap_or_default();

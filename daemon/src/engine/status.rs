@@ -61,8 +61,21 @@ impl Engine {
     /// [`EngineError::Store`] when the last-known state cannot be read.
     pub async fn status(&self, req: StatusRequest) -> Result<FleetStatus, EngineError> {
         let scope = self.scope(&req.read.fleet, &req.read.selector)?;
+        let mut status = self.status_of(&scope, req).await?;
+        let ids = scope.tenants.iter().map(|t| t.id.as_str());
+        status.drifted =
+            super::census::drifted(self.runner.store(), &scope.fleet.name, ids).await?;
+        Ok(status)
+    }
+
+    /// [`Engine::status`] but the drifted count.
+    async fn status_of(
+        &self,
+        scope: &Scope,
+        req: StatusRequest,
+    ) -> Result<FleetStatus, EngineError> {
         if !req.refresh && scope.tenants.len() == scope.fleet.tenants().len() {
-            return self.whole_fleet_known(&scope, &req.read.page).await;
+            return self.whole_fleet_known(scope, &req.read.page).await;
         }
         let known: HashMap<String, KnownState> = if req.refresh {
             let timeout = req.refresh_timeout;
@@ -102,7 +115,7 @@ impl Engine {
                 lines.push(line(&tenant.id, k, &c));
             }
         }
-        let mut status = summary(&scope, &tally);
+        let mut status = summary(scope, &tally);
         status.tenants = lines;
         status.next_page = req.read.page.next_token(scope.tenants.len());
         Ok(status)
@@ -154,6 +167,7 @@ fn summary(scope: &Scope, tally: &Tally) -> FleetStatus {
         unreachable: tally.count(TenantClass::Unreachable),
         unknown: tally.count(TenantClass::NeverRead),
         oldest_read_at_unix_ms: tally.oldest_read_at,
+        drifted: 0,
         tenants: Vec::new(),
         next_page: None,
     }

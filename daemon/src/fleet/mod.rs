@@ -12,6 +12,7 @@
 //! | `inflight.rs` | migrations running on their servers, cancelled there at the end of the shutdown grace |
 //! | `health.rs` | the fleet's set, loaded or broken; a broken fleet is said once per change |
 //! | `waiters.rs` | `max_lock_waiters_per_host`: tenants of one server retrying a lock at once |
+//! | `schema.rs` | a tenant's history and schema read on one session, for a census |
 
 mod budget;
 mod discovery;
@@ -20,6 +21,7 @@ mod inflight;
 mod pool;
 mod registered;
 mod registry;
+mod schema;
 mod selector;
 mod waiters;
 
@@ -266,6 +268,9 @@ pub struct Fleet {
     broken: std::sync::Mutex<Option<String>>,
     /// Tenant ids as a label of its migration and lock metrics (small fleets only).
     pub metrics_tenant_labels: bool,
+    /// Read a tenant's schema after its apply or rollback succeeds, and keep its
+    /// fingerprint as the version's expected one (`census_on_apply`).
+    pub census_on_apply: bool,
     /// What a DSN registered through the API may point at.
     pub registration: crate::config::RegistrationPolicy,
     /// Its backup policy (`[fleets.NAME.backup]`).

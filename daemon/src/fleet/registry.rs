@@ -91,6 +91,7 @@ impl Registry {
                 broken: std::sync::Mutex::default(),
                 metrics_tenant_labels: fc.metrics_tenant_labels,
                 backup: fc.backup.clone(),
+                census_on_apply: fc.census_on_apply,
                 registration: fc
                     .registration_policy(&config.control_store)
                     .map_err(|source| FleetError::Policy {

@@ -141,6 +141,8 @@ async fn apply(
         guard: GUARD,
         accept_data_loss: false,
         backup: when,
+        read_schema: false,
+        expected_schema: None,
     };
     let report = run(&tenant, &job, seen).await;
     assert_eq!(

@@ -34,6 +34,9 @@ pub(crate) struct TenantReport {
     /// The tenant's state afterwards; `None` when nothing was learnt (a lock that did not
     /// come).
     pub(crate) known: Option<Known>,
+    /// Its schema read right after a successful run that changed it, on the locked session
+    /// (`census_on_apply`); `None` otherwise or when the read failed.
+    pub(crate) schema: Option<crate::model::SchemaModel>,
 }
 
 impl TenantReport {
@@ -47,6 +50,17 @@ impl TenantReport {
         failed(failure, None, 0)
     }
 
+    /// The tenant was not started: what it needed first could not be read (`cause`, e.g.
+    /// the control store's expected schemas).
+    pub(crate) fn not_started(tenant: &str, cause: &str) -> Self {
+        let failure = TenantFailure {
+            code: FailureCode::Internal,
+            version: None,
+            message: format!("tenant {tenant}: not started: {cause}"),
+        };
+        failed(failure, None, 0)
+    }
+
     /// The rollout stopped before this tenant started.
     pub(crate) fn skipped() -> Self {
         Self {
@@ -56,6 +70,7 @@ impl TenantReport {
             failure: None,
             plan: None,
             known: None,
+            schema: None,
         }
     }
 
@@ -115,6 +130,7 @@ pub(crate) fn failed(
         failure: Some(failure),
         plan: None,
         known: None,
+        schema: None,
     }
 }
 
@@ -211,6 +227,7 @@ impl Progress {
             failure: None,
             plan: None,
             known: Some(self.known(set)),
+            schema: None,
         }
     }
 
@@ -228,6 +245,7 @@ impl Progress {
             failure: None,
             plan: Some(plan),
             known: Some(self.known(set)),
+            schema: None,
         }
     }
 }

@@ -53,6 +53,13 @@ pub(crate) struct Job<'a> {
     pub(crate) accept_data_loss: bool,
     /// Which steps the fleet backs the tenant up before (the first one only).
     pub(crate) backup: BackupWhen,
+    /// Read the tenant's schema on the locked session after a run that changed it
+    /// succeeded ([`TenantReport::schema`]; `census_on_apply`).
+    pub(crate) read_schema: bool,
+    /// The expected fingerprint per version (its text, `""` for none): a tenant whose
+    /// schema, read under the lock before anything runs, is not its version's fails
+    /// `drifted` (`--require-expected-schema`). A version without one binds nothing.
+    pub(crate) expected_schema: Option<&'a std::collections::HashMap<String, String>>,
 }
 
 impl Job<'_> {
@@ -104,7 +111,18 @@ pub(crate) async fn dry_run(tenant: &Tenant, job: &Job<'_>) -> TenantReport {
 pub(crate) async fn run(tenant: &Tenant, job: &Job<'_>, observer: &dyn Observer) -> TenantReport {
     let work = async |session: &mut PooledSession, waited: Duration| {
         observer.lock_waited(tenant, waited, true);
-        migrate(tenant, job, session, observer).await
+        let mut report = migrate(tenant, job, session, observer).await;
+        let changed = report.outcome == TenantOutcome::Succeeded && report.migrations_run > 0;
+        if job.read_schema && changed {
+            // After every commit, still under the lock: the schema the run left.
+            match session.session().introspect().await {
+                Ok(model) => report.schema = Some(model),
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.id, "reading the schema after the run: {e}")
+                }
+            }
+        }
+        report
     };
     under_lock(tenant, job.lock_timeout, work)
         .await
@@ -144,6 +162,36 @@ async fn migrate(
         let mut report = run.planned(TenantOutcome::Failed, PlanView::from(&plan), job.set);
         report.failure = Some(failure);
         return report;
+    }
+    if let Some(expected) = job.expected_schema
+        && !plan.steps.is_empty()
+    {
+        let version = plan::current_version(job.set, &history);
+        if let Some(print) = expected.get(&version.map(|v| v.to_string()).unwrap_or_default()) {
+            let found = match locked.session().introspect().await {
+                Ok(model) => model.fingerprint(crate::model::FingerprintOptions::default()),
+                Err(e) => return TenantReport::db(&tenant.id, &e),
+            };
+            if &found != print {
+                let shown = version.map_or_else(|| "none".to_owned(), |v| v.to_string());
+                let failure = TenantFailure {
+                    code: FailureCode::Drifted,
+                    version,
+                    message: format!(
+                        "tenant {}: its schema (fingerprint {}) is not the expected one for \
+                         version {shown} ({}); nothing ran (`avocet census --tenant {}` \
+                         shows what differs)",
+                        tenant.id,
+                        &found[..12],
+                        &print[..print.len().min(12)],
+                        tenant.id
+                    ),
+                };
+                let mut report = run.planned(TenantOutcome::Failed, PlanView::from(&plan), job.set);
+                report.failure = Some(failure);
+                return report;
+            }
+        }
     }
     if !ready && !plan.steps.is_empty() {
         // The history table is made (or brought to today's layout) only to be written.

@@ -138,6 +138,8 @@ impl Case {
             guard: GUARD,
             accept_data_loss: false,
             backup: crate::model::BackupWhen::Never,
+            read_schema: false,
+            expected_schema: None,
         }
     }
 
@@ -841,6 +843,8 @@ async fn rule_7_no_more_than_the_budget_of_one_server_retry_at_once() {
         guard: GUARD,
         accept_data_loss: false,
         backup: crate::model::BackupWhen::Never,
+        read_schema: false,
+        expected_schema: None,
     };
     let seen = Seen::default();
     let runs = tenants.iter().map(|t| run(t, &job, &seen));

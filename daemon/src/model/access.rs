@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// | role | allows |
 /// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch, backups List and Get |
+/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, Census, rollouts Get, List and Watch, backups List and Get |
 /// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and backups Backup and Delete |
 /// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline, backups Restore |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -83,11 +83,12 @@ pub enum Rpc {
     DeleteBackup,
     Restore,
     Backup,
+    Census,
 }
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 25] = [
+    pub const ALL: [Rpc; 26] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -113,6 +114,7 @@ impl Rpc {
         Self::DeleteBackup,
         Self::Restore,
         Self::Backup,
+        Self::Census,
     ];
 
     /// The gRPC method's full name, e.g. `avocet.v1.Migrator/Apply`.
@@ -143,6 +145,7 @@ impl Rpc {
             Self::DeleteBackup => "avocet.v1.Backups/Delete",
             Self::Restore => "avocet.v1.Backups/Restore",
             Self::Backup => "avocet.v1.Backups/Backup",
+            Self::Census => "avocet.v1.Fleet/Census",
         }
     }
 
@@ -160,7 +163,8 @@ impl Rpc {
             | Self::ListTenants
             | Self::GetTenant
             | Self::ListBackups
-            | Self::GetBackup => Role::Viewer,
+            | Self::GetBackup
+            | Self::Census => Role::Viewer,
             Self::Apply
             | Self::Rollback
             | Self::Cancel

@@ -41,6 +41,10 @@ pub enum EventKind {
     BackupTaken(BackupTaken),
     /// A tenant's work ended.
     TenantFinished(TenantFinished),
+    /// After its apply or rollback, a tenant's schema differs from the one the first tenant
+    /// to reach its version had (`census_on_apply`; docs/census.md). A warning: the tenant
+    /// succeeded.
+    SchemaDrift(SchemaDrift),
     /// The last event of every rollout.
     RolloutFinished(RolloutSummary),
     /// A wave began.
@@ -158,6 +162,29 @@ pub struct LockRetry {
     pub note: String,
 }
 
+/// A tenant's schema right after its migrations differs from the expected one recorded
+/// for its version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchemaDrift {
+    /// The tenant.
+    pub tenant: String,
+    /// Its version after the run; `None` when nothing is applied.
+    pub version: Option<Version>,
+    /// The fingerprint recorded for the version (hex SHA-256).
+    pub expected: String,
+    /// The tenant's.
+    pub found: String,
+    /// The tenant that set the expected fingerprint.
+    pub expected_from: String,
+    /// What differs from the expected model, at most [`SchemaDrift::MAX_CHANGES`] lines.
+    pub diff: Vec<super::SchemaChange>,
+}
+
+impl SchemaDrift {
+    /// Lines of diff an event carries at most.
+    pub const MAX_CHANGES: usize = 20;
+}
+
 /// How a tenant ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,6 +233,9 @@ pub enum FailureCode {
     /// The backup the fleet's policy takes before a risky migration failed; the migration
     /// did not run.
     BackupFailed,
+    /// `--require-expected-schema`: the tenant's schema is not the expected one for its
+    /// version; nothing ran.
+    Drifted,
     /// A bug in the engine.
     Internal,
 }
@@ -222,6 +252,7 @@ impl FailureCode {
             Self::History => "history",
             Self::Cancelled => "cancelled",
             Self::BackupFailed => "backup_failed",
+            Self::Drifted => "drifted",
             Self::Internal => "internal",
         }
     }

@@ -26,6 +26,8 @@
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
 //! | `version.rs` | [`Version`]: an integer, Flyway's dotted version or a repeatable's key, and their order |
 //! | `known.rs` | a tenant's last-known state ([`KnownState`], [`Applied`]) and its one classification against a set: [`classify`], [`TenantClass`], [`Tally`] |
+//! | `schema.rs` | a tenant's schema as one canonical model: [`SchemaModel`], its fingerprint ([`FingerprintOptions`]) |
+//! | `schema_diff.rs` | [`diff_schemas`]: two models compared as [`SchemaChange`]s |
 //! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
 
 mod access;
@@ -48,6 +50,10 @@ mod plan;
 mod quote;
 mod redact;
 mod rollout;
+mod schema;
+mod schema_diff;
+#[cfg(test)]
+mod schema_tests;
 mod set;
 mod strategy;
 mod version;
@@ -57,7 +63,8 @@ pub use backup::{BackupOnFailure, BackupRecord, BackupState, BackupWhen};
 pub use dialect::{Capabilities, DialectKind};
 pub use event::{
     BackupTaken, EventKind, FailureCode, LockRetry, MigrationFinished, MigrationStarted,
-    RolloutEvent, RolloutStarted, RolloutSummary, TenantFailure, TenantFinished, TenantOutcome,
+    RolloutEvent, RolloutStarted, RolloutSummary, SchemaDrift, TenantFailure, TenantFinished,
+    TenantOutcome,
 };
 pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum};
 pub use format::SetFormat;
@@ -83,6 +90,11 @@ pub use plan::{
 pub use quote::{MAX_QUOTED, bound_quotes};
 pub use redact::{bounded, holds_password, redact_secrets};
 pub use rollout::{AuditEntry, RolloutOp, RolloutRecord, RolloutSpec, TenantWork, WorkState};
+pub use schema::{
+    Column, Constraint, ConstraintKind, FingerprintOptions, Index, SchemaModel, Sequence, Table,
+    View, hash_text, squash,
+};
+pub use schema_diff::{SchemaChange, diff_schemas};
 pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
 pub(crate) use version::flyway_description;

@@ -42,6 +42,8 @@ pub struct FleetHealth {
     pub lock_timeout_s: f64,
     /// Its migration set does not load: the fleet is broken (the daemon serves the others).
     pub broken: bool,
+    /// Tenants whose last census put them in a drift class.
+    pub drifted: u32,
 }
 
 /// How much of the connection budget (`max_connections`) is used, daemon-wide.

@@ -46,6 +46,11 @@ pub struct RolloutSpec {
     /// its [`ApplyOptions`]) or a rollback's `down`s. Absent in rollouts stored before it.
     #[serde(default)]
     pub accept_data_loss: bool,
+    /// Refuse (fail with `drifted`) each tenant whose schema is not the expected one for
+    /// its version before anything runs on it (`apply --require-expected-schema`;
+    /// docs/census.md). Absent in rollouts stored before it.
+    #[serde(default)]
+    pub require_expected_schema: bool,
 }
 
 /// Where one tenant of a rollout is.

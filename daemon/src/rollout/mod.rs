@@ -14,11 +14,13 @@
 //! | `verdict.rs` | how a run ends: the pure `final_state`, the store's patience, the canary check, `finish` |
 //! | `writer.rs` | the one task that stores events in batches, then tells watchers |
 //! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
+//! | `census.rs` | a tenant's schema after its run: the version's expected one kept, or a `SchemaDrift` warning |
 //! | `tenant.rs` | one tenant: the engine's run (`crate::migrate`) with this rollout's events |
 //!
 //! The rollout schedules; it runs no SQL of its own. What happens on a tenant, and how it is
 //! recorded there, is `crate::migrate`'s.
 
+mod census;
 mod control;
 mod job;
 mod recovery;

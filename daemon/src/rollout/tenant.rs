@@ -41,6 +41,19 @@ impl RolloutCtx {
             .await;
             let clock = Instant::now();
             let vars = self.fleet.placeholder_values(tenant);
+            let expected = match self.spec.require_expected_schema && !self.spec.dry_run {
+                true => match self.expected_fingerprints().await {
+                    Ok(expected) => Some(expected),
+                    Err(e) => {
+                        let report = TenantReport::not_started(&tenant.id, &e.to_string());
+                        return (
+                            self.finish_tenant(&tenant.id, report, clock.elapsed()),
+                            None,
+                        );
+                    }
+                },
+                false => None,
+            };
             let job = Job {
                 set: &self.set,
                 op: self.spec.op,
@@ -53,12 +66,18 @@ impl RolloutCtx {
                 guard: self.fleet.guard,
                 accept_data_loss: self.spec.accept_data_loss,
                 backup: self.fleet.backup.when,
+                read_schema: self.fleet.census_on_apply,
+                expected_schema: expected.as_ref(),
             };
             let mut report = if self.spec.dry_run {
                 migrate::dry_run(tenant, &job).await
             } else {
                 migrate::run(tenant, &job, self).await
             };
+            if let Some(model) = report.schema.take() {
+                self.record_schema(tenant, report.current_version, &model)
+                    .await;
+            }
             let known = report.known.take().map(|k| KnownState {
                 fleet: self.fleet.name.clone(),
                 tenant: tenant.id.clone(),

@@ -13,10 +13,12 @@
 //! | `tenants.rs` | tenants registered through the API |
 //! | `leases.rs` | replicas sharing rollouts: fenced claims of work items, heartbeats, one finisher, on the store's clock |
 //! | `states.rs` | a rollout's state changes: compare-and-set along `model`'s table, with their event |
+//! | `census.rs` | expected schemas recorded at apply time, and each tenant's last census |
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
 //! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, deleted |
 
 mod backups;
+mod census;
 mod counts;
 mod events;
 mod known;
@@ -38,6 +40,7 @@ use sqlx::{
 };
 
 pub(crate) use backups::BackupFilter;
+pub(crate) use census::{CensusRow, ExpectedSchema};
 pub(crate) use events::Write;
 pub(crate) use known::KnownState;
 pub(crate) use leases::{Claim, Lease, WaveCounts};
@@ -87,7 +90,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 9] = [
+const SCHEMA: [(i64, &str, &str); 10] = [
     (
         1,
         "control store",
@@ -125,6 +128,11 @@ const SCHEMA: [(i64, &str, &str); 9] = [
         include_str!("migrations/0008_retention.sql"),
     ),
     (9, "backups", include_str!("migrations/0009_backups.sql")),
+    (
+        10,
+        "schema census",
+        include_str!("migrations/0010_schema_census.sql"),
+    ),
 ];
 
 /// [`SCHEMA`] as a source for sqlx's migrator.

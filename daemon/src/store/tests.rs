@@ -12,6 +12,7 @@ pub(super) async fn store_with(dir: &tempfile::TempDir, states: [WorkState; 2]) 
     let store = Store::open(&url).await.unwrap();
     let spec = RolloutSpec {
         accept_data_loss: false,
+        require_expected_schema: false,
         fleet: "f".into(),
         op: RolloutOp::Apply(ApplyOptions::default()),
         strategy: Strategy::default(),
@@ -197,6 +198,7 @@ async fn finished_rollouts_past_retention_are_purged_and_the_rest_stay() {
     let now = now_ms();
     let spec = RolloutSpec {
         accept_data_loss: false,
+        require_expected_schema: false,
         fleet: "f".into(),
         op: RolloutOp::Apply(ApplyOptions::default()),
         strategy: Strategy::default(),
@@ -307,4 +309,56 @@ async fn finished_rollouts_past_retention_are_purged_and_the_rest_stay() {
     // A second purge finds nothing.
     let again = store.purge_finished_before(now - 90 * day).await.unwrap();
     assert_eq!(again, super::retention::Purged::default());
+}
+
+#[tokio::test]
+async fn the_first_expected_schema_of_a_version_stays_and_census_rows_are_replaced() {
+    use super::{CensusRow, ExpectedSchema};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/control.db?mode=rwc", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let expected = |tenant: &str, fingerprint: &str| ExpectedSchema {
+        version: "3".into(),
+        fingerprint: fingerprint.into(),
+        model: "{}".into(),
+        tenant: tenant.into(),
+        at_ms: now_ms(),
+    };
+    let first = store
+        .record_expected("f", "d", &expected("t0", "aa"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.tenant.as_str(), first.fingerprint.as_str()),
+        ("t0", "aa")
+    );
+    // A later tenant with another schema does not replace it: it is told the first's.
+    let later = store
+        .record_expected("f", "d", &expected("t1", "bb"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (later.tenant.as_str(), later.fingerprint.as_str()),
+        ("t0", "aa")
+    );
+    // Another set's digest, another fleet: their own.
+    let other = store
+        .record_expected("f", "e", &expected("t1", "bb"))
+        .await
+        .unwrap();
+    assert_eq!(other.fingerprint, "bb");
+    assert_eq!(store.expected_schemas("f", "d").await.unwrap().len(), 1);
+    assert!(store.expected_schemas("g", "d").await.unwrap().is_empty());
+
+    let row = |fingerprint: &str, drifted: bool| CensusRow {
+        tenant: "t0".into(),
+        version: "3".into(),
+        fingerprint: fingerprint.into(),
+        drifted,
+        history: "h".into(),
+        at_ms: 1,
+    };
+    store.put_census("f", &[row("aa", false)]).await.unwrap();
+    store.put_census("f", &[row("bb", true)]).await.unwrap();
+    assert_eq!(store.census_rows("f").await.unwrap(), [row("bb", true)]);
 }

@@ -180,7 +180,7 @@ fn fleet(name: &str) -> Vec<KeyValue> {
 }
 
 /// The gauges: name, unit, description, and what each reads of an observation.
-const GAUGES: [(&str, &str, &str, Read); 12] = [
+const GAUGES: [(&str, &str, &str, Read); 13] = [
     (
         "avocet.fleet.broken",
         "",
@@ -233,6 +233,17 @@ const GAUGES: [(&str, &str, &str, Read); 12] = [
             o.fleets
                 .iter()
                 .map(|f| (f.unreachable.into(), fleet(&f.fleet)))
+                .collect()
+        },
+    ),
+    (
+        "avocet.fleet.schema_drift_tenants",
+        "{tenant}",
+        "Tenants whose last census put them in a drift class (docs/census.md)",
+        |o| {
+            o.fleets
+                .iter()
+                .map(|f| (f.drifted.into(), fleet(&f.fleet)))
                 .collect()
         },
     ),

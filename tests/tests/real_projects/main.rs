@@ -98,6 +98,14 @@ fn difference(a: &str, b: &str) -> String {
     lines.join("\n")
 }
 
+/// Where `a` and `b` first differ, in bytes (a char boundary of `a`).
+fn first_difference(a: &str, b: &str) -> usize {
+    a.char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i)
+}
+
 /// Compares tenant 0 (Avocet) with tenant 1 (the native client).
 async fn same_schema(fleet: &Fleet, context: &str) -> anyhow::Result<String> {
     let (avocet, native) = (schema(fleet, 0).await?, schema(fleet, 1).await?);
@@ -243,6 +251,21 @@ async fn compare(project: Project) -> anyhow::Result<()> {
     };
     let applied = same_schema(&fleet, &context).await?;
     ensure!(applied.contains("CREATE TABLE"), "{context}: nothing made");
+    // The census reads both as one model, so one fingerprint (docs/census.md).
+    let (by_avocet, by_client) = (
+        avocet_tests::census::export(&daemon, "t00").await?,
+        avocet_tests::census::export(&daemon, "t01").await?,
+    );
+    ensure!(
+        by_avocet == by_client,
+        "{context}: the census models differ from byte {}: {}",
+        first_difference(&by_avocet, &by_client),
+        &by_avocet[first_difference(&by_avocet, &by_client).saturating_sub(80)..]
+            .chars()
+            .take(240)
+            .collect::<String>()
+    );
+    ensure!(by_avocet.len() > 100, "{context}: an empty census model");
 
     let rollback = roll_back(&daemon, &fleet, &project, &dir, &context).await?;
     println!(
