@@ -312,3 +312,59 @@ pub(crate) async fn hash(file: &Path) -> Result<(u64, String), BackupError> {
     }
     Ok((bytes, hex::encode(sha.finalize())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(dsn: &str) -> Target {
+        Target {
+            dsn: dsn.into(),
+            schema: None,
+            history_table: "avocet_migrations".into(),
+            session_init: Vec::new(),
+            connect_timeout: Duration::from_secs(1),
+            text_versions: false,
+        }
+    }
+
+    #[test]
+    fn the_password_goes_to_the_environment_decoded_and_never_to_the_arguments() {
+        let pg = connection(
+            DialectKind::Postgres,
+            &target("postgres://app%40eu:p%40ss%2Fw0rd@db-1:6432/t%2D1?sslmode=require"),
+        )
+        .unwrap();
+        assert!(pg.args.is_empty());
+        let env: std::collections::BTreeMap<_, _> = pg.env.into_iter().collect();
+        assert_eq!(env["PGPASSWORD"], "p@ss/w0rd");
+        assert_eq!(env["PGUSER"], "app@eu");
+        assert_eq!(
+            (env["PGHOST"].as_str(), env["PGPORT"].as_str()),
+            ("db-1", "6432")
+        );
+        assert_eq!(
+            (env["PGDATABASE"].as_str(), env["PGSSLMODE"].as_str()),
+            ("t-1", "require")
+        );
+
+        let my = connection(
+            DialectKind::Mysql,
+            &target("mysql://root:s3cr%3Bt@127.0.0.1/shop?ssl-mode=DISABLED"),
+        )
+        .unwrap();
+        assert_eq!(my.env, [("MYSQL_PWD", "s3cr;t".to_owned())]);
+        assert_eq!(
+            my.args,
+            [
+                "--protocol=TCP",
+                "--host=127.0.0.1",
+                "--port=3306",
+                "--user=root",
+                "--skip-ssl",
+                "shop"
+            ]
+        );
+        assert!(my.args.iter().all(|a| !a.contains("s3cr")));
+    }
+}
