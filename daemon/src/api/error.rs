@@ -28,6 +28,17 @@ pub enum ApiError {
     /// A malformed or out-of-range field (→ `INVALID_ARGUMENT`, reason `INVALID_REQUEST`).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A version field that names no version (→ `INVALID_ARGUMENT`, reason
+    /// `INVALID_REQUEST`): `field` is the request's field (`target_version`, `to_version`,
+    /// `version`).
+    #[error("{field}: {cause}")]
+    Version {
+        /// The request's field.
+        field: &'static str,
+        /// What is wrong with it.
+        #[source]
+        cause: VersionFieldError,
+    },
     /// A required field left empty (→ `INVALID_ARGUMENT`, reason `MISSING_FIELD`, as the
     /// engine's [`EngineError::Missing`]).
     #[error("{0} is required")]
@@ -41,10 +52,27 @@ pub enum ApiError {
     Auth(#[from] AuthError),
 }
 
+/// Why a request's `Version` field names no version.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VersionFieldError {
+    /// None of `number`, `text` or `repeatable` is set.
+    #[error("a version needs one of number, text or repeatable")]
+    Empty,
+    /// A version below 0, as the request wrote it (cut at 128 bytes).
+    #[error("a version is 0 or more, not {0}")]
+    Negative(String),
+    /// A text or repeatable description that is no version.
+    #[error(transparent)]
+    Malformed(#[from] crate::model::VersionError),
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         let (code, reason, metadata) = match &e {
-            ApiError::InvalidArgument(_) => (Code::InvalidArgument, INVALID_REQUEST, Vec::new()),
+            ApiError::InvalidArgument(_) | ApiError::Version { .. } => {
+                (Code::InvalidArgument, INVALID_REQUEST, Vec::new())
+            }
             ApiError::Missing(_) => (
                 Code::InvalidArgument,
                 Reason::MissingField.code(),

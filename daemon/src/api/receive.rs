@@ -7,6 +7,7 @@ use std::time::Duration;
 use avocet_proto::v1 as pb;
 
 use super::ApiError;
+use super::error::VersionFieldError;
 use crate::{
     engine::{
         ApplyRequest, BaselineRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
@@ -14,8 +15,8 @@ use crate::{
         RollbackRequest, Selector, StatusRequest,
     },
     model::{
-        Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
-        StrategyRequest, TransactionMode, Version, check_id,
+        Amount, BaselineSource, REPEATABLE_PREFIX, RollbackTarget, RolloutState, SetDigest,
+        SetFormat, StrategyRequest, TransactionMode, Version, check_id,
     },
 };
 
@@ -26,49 +27,79 @@ const MAX_REFRESH_TIMEOUT_MS: u64 = 600_000;
 /// Longest wait between waves a request may ask: one day.
 const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 
-/// A version from a request: its `_text` field (`3`, `1.2.3`, `R__views`) when set, else
-/// its integer field. Versions are non-negative (`0001_x.sql` is 1).
-/// Both forms pass one rule: a version is 0 or more, so `"-1"` is refused as `-1` is
-/// (issue 25, finding 20).
-fn version(field: &str, v: i64, text: &str) -> Result<Version, ApiError> {
-    let negative = |shown: &str| invalid(format!("{field} must be 0 or more, not {shown}"));
-    if !text.is_empty() {
-        if text.trim_start().starts_with('-') {
-            return Err(negative(crate::model::bounded(text)));
+/// A version from a request, the one conversion in: `number` as it is, `text` parsed
+/// (`1.2.3`; also `3` and `R__views`), `repeatable` as that repeatable's key. Versions are
+/// 0 or more (`0001_x.sql` is 1), so `-1` is refused in every form (issue 25, finding 20).
+///
+/// # Errors
+/// [`ApiError::Version`] naming `field`: a `Version` with none of its forms set, a
+/// negative version, or a text or description [`Version::parse_requested`] refuses.
+fn version(field: &'static str, v: &pb::Version) -> Result<Version, ApiError> {
+    use pb::version::V;
+    let refuse = |cause| ApiError::Version { field, cause };
+    let parsed = match &v.v {
+        None => return Err(refuse(VersionFieldError::Empty)),
+        Some(V::Number(n)) => Version::from(*n),
+        Some(V::Text(text)) if text.trim_start().starts_with('-') => {
+            return Err(refuse(VersionFieldError::Negative(
+                crate::model::bounded(text).to_owned(),
+            )));
         }
-        let parsed =
-            Version::parse_requested(text).map_err(|e| invalid(format!("{field}_text: {e}")))?;
-        return match parsed.as_i64() {
-            Some(n) if n < 0 => Err(negative(&n.to_string())),
-            _ => Ok(parsed),
-        };
+        Some(V::Text(text)) => Version::parse_requested(text).map_err(|e| refuse(e.into()))?,
+        Some(V::Repeatable(name)) => {
+            Version::parse_requested(&format!("{REPEATABLE_PREFIX}{name}"))
+                .map_err(|e| refuse(e.into()))?
+        }
+    };
+    match parsed.as_i64() {
+        Some(n) if n < 0 => Err(refuse(VersionFieldError::Negative(n.to_string()))),
+        _ => Ok(parsed),
     }
-    if v < 0 {
-        return Err(negative(&v.to_string()));
-    }
-    Ok(v.into())
 }
 
 #[cfg(test)]
 #[test]
-fn negative_versions_are_refused_in_both_forms() {
-    for (v, text) in [(-1, ""), (0, "-1"), (0, " -7"), (0, "-0001")] {
-        assert!(version("to_version", v, text).is_err(), "{v} {text:?}");
+fn negative_versions_are_refused_in_every_form() {
+    use pb::version::V;
+    let wire = |v| pb::Version { v: Some(v) };
+    for v in [
+        V::Number(-1),
+        V::Number(i64::MIN),
+        V::Text("-1".into()),
+        V::Text(" -7".into()),
+        V::Text("-0001".into()),
+    ] {
+        let got = version("to_version", &wire(v.clone()));
+        assert!(
+            matches!(
+                got,
+                Err(ApiError::Version {
+                    field: "to_version",
+                    cause: VersionFieldError::Negative(_)
+                })
+            ),
+            "{v:?}: {got:?}"
+        );
     }
-    assert!(version("to_version", 0, "3").is_ok());
-    assert!(version("to_version", 3, "").is_ok());
+    assert!(version("to_version", &pb::Version::default()).is_err());
+    assert!(version("to_version", &wire(V::Text("1..2".into()))).is_err());
+    assert!(version("to_version", &wire(V::Repeatable(String::new()))).is_err());
+    assert_eq!(version("v", &wire(V::Text("3".into()))).unwrap(), 3);
+    assert_eq!(version("v", &wire(V::Number(3))).unwrap(), 3);
+    let views = version("v", &wire(V::Repeatable("views".into()))).unwrap();
+    assert_eq!(views.to_string(), "R__views");
+    let dotted = version("v", &wire(V::Text("1.2.3".into()))).unwrap();
+    assert_eq!(dotted.to_string(), "1.2.3");
 }
 
-/// An optional version from a request: its `_text` field, else its integer field.
-fn opt_version(
-    field: &str,
-    v: Option<i64>,
-    text: Option<&str>,
-) -> Result<Option<Version>, ApiError> {
-    match (v, text) {
-        (None, None) => Ok(None),
-        (v, text) => version(field, v.unwrap_or_default(), text.unwrap_or_default()).map(Some),
-    }
+/// An optional version from a request: unset is `None`.
+fn opt_version(field: &'static str, v: Option<&pb::Version>) -> Result<Option<Version>, ApiError> {
+    v.map(|v| version(field, v)).transpose()
+}
+
+/// A version from a request that defaults to 0 when unset (as its integer field did).
+fn version_or_zero(field: &'static str, v: Option<&pb::Version>) -> Result<Version, ApiError> {
+    Ok(opt_version(field, v)?.unwrap_or(Version::integer(0)))
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -194,11 +225,7 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
-            target: opt_version(
-                "target_version",
-                req.target_version,
-                req.target_version_text.as_deref(),
-            )?,
+            target: opt_version("target_version", req.target_version.as_ref())?,
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
             canary_selector: canary_selector(req.strategy.as_ref())?,
@@ -223,11 +250,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
             plan: PlanRequest {
                 fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
-                target: opt_version(
-                    "target_version",
-                    req.target_version,
-                    req.target_version_text.as_deref(),
-                )?,
+                target: opt_version("target_version", req.target_version.as_ref())?,
                 allow_out_of_order: req.allow_out_of_order,
                 accept_data_loss: req.accept_data_loss,
                 canary_selector: canary_selector(req.strategy.as_ref())?,
@@ -251,18 +274,7 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
             None => RollbackTarget::Steps(1),
             Some(Target::Steps(0)) => return Err(invalid("steps must be at least 1")),
             Some(Target::Steps(n)) => RollbackTarget::Steps(n),
-            Some(Target::ToVersion(v)) if v < 0 => {
-                return Err(invalid(format!(
-                    "to_version must be 0 or a version, not {v}"
-                )));
-            }
-            Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(v.into()),
-            Some(Target::ToVersionText(t)) if t.is_empty() => {
-                return Err(invalid("to_version_text must be a version when set"));
-            }
-            Some(Target::ToVersionText(t)) => {
-                RollbackTarget::ToVersion(version("to_version", 0, &t)?)
-            }
+            Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(version("to_version", &v)?),
             Some(Target::LastBatch(true)) => RollbackTarget::LastBatch,
             Some(Target::LastBatch(false)) => {
                 return Err(invalid("last_batch must be true when set"));
@@ -342,7 +354,7 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
                 }
                 (_, _) => RepairTenants::One(name("tenant", req.tenant)?),
             },
-            version: version("version", req.version, &req.version_text)?,
+            version: version_or_zero("version", req.version.as_ref())?,
             action,
         })
     }
@@ -433,7 +445,7 @@ pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registratio
 /// (`sqlx`, `diesel`, `golang-migrate`, `dbmate`, `flyway`, `refinery`).
 pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiError> {
     let source = match req.adopt_from.as_str() {
-        "" => BaselineSource::UpTo(version("to_version", req.to_version, &req.to_version_text)?),
+        "" => BaselineSource::UpTo(version_or_zero("to_version", req.to_version.as_ref())?),
         tool => BaselineSource::Adopt(
             tool.parse::<SetFormat>()
                 .ok()
