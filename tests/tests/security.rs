@@ -7,9 +7,8 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use anyhow::{Context, ensure};
 use avocet_client::{Client, ClientError, Control, Credentials, Timeouts, pb};
 use avocet_daemon::{
-    Config, ConfigError, ServerError,
-    config::{AuthConfig, ClientConfig, TlsConfig, TokenConfig},
-    model::{Role, Rpc},
+    Config, ConfigError, Rpc, ServerError,
+    config::{AuthConfig, ClientConfig, Role, TlsConfig, TokenConfig},
 };
 use avocet_tests::{Fleet, TestDaemon, VersionField, sample_dir};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};

@@ -6,7 +6,7 @@ use avocet_proto::v1::{self as pb, fleet_server::Fleet};
 use tonic::{Request, Response, Status};
 
 use super::{ApiError, admit, receive};
-use crate::{engine::Engine, model::Rpc};
+use crate::{auth::Rpc, engine::Engine};
 
 /// The Fleet service.
 pub(crate) struct FleetService(pub(super) Arc<Engine>);

@@ -27,9 +27,8 @@ pub(crate) use migrator::MigratorService;
 pub(crate) use rollouts::RolloutsService;
 
 use crate::{
-    auth::{AuthError, Identity},
+    auth::{AuthError, Identity, Rpc},
     engine::{Caller, Engine},
-    model::Rpc,
 };
 
 /// Events buffered per stream before the forwarder waits for the client; the rollout never

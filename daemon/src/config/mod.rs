@@ -12,7 +12,8 @@
 //! | `refusal.rs` | why a registered DSN is refused ([`RegistrationError`], [`ProbeError`]), a registration policy unusable ([`PolicyError`]), a tenant's DSN not made ([`DsnError`]) |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
 //! | `subject.rs` | distinguished names as attribute sets: RFC 4514 text and certificates, compared exactly ([`SubjectError`]) |
-//! | `observe.rs` | `admin_listen`: an address, or empty for none |
+//! | `observe.rs` | `admin_listen`: an address, or empty for none; `log_format` ([`LogFormat`]) |
+//! | `role.rs` | the [`Role`]s a token or certificate subject grants |
 //! | `guard.rs` | the lock guard's defaults: `ddl_lock_timeout`, `ddl_retry_for`, waiters per host |
 
 mod builtin;
@@ -20,6 +21,7 @@ mod dsn;
 mod guard;
 mod observe;
 mod refusal;
+mod role;
 mod scram;
 mod secret;
 mod security;
@@ -27,7 +29,9 @@ pub(crate) mod subject;
 mod template;
 
 pub use dsn::{RegistrationPolicy, TargetKey};
+pub use observe::LogFormat;
 pub use refusal::{DsnError, PolicyError, ProbeError, RegistrationError};
+pub use role::Role;
 pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{
@@ -52,7 +56,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Amount, DialectKind, LintCode, LintSeverity, LogFormat, SetFormat, Strategy, TransactionMode,
+    Amount, DialectKind, LintCode, LintSeverity, SetFormat, Strategy, TransactionMode,
 };
 
 /// Default path of the configuration file, relative to the working directory.

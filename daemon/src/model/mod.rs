@@ -4,7 +4,6 @@
 //!
 //! | file | types |
 //! | --- | --- |
-//! | `access.rs` | [`Role`] and the [`Rpc`]s each allows |
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `foreign.rs` | another tool's history rows ([`ForeignRow`]) and its checksums, for adopting its databases |
 //! | `format.rs` | [`SetFormat`]: the on-disk layouts a set may come in |
@@ -25,9 +24,8 @@
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
 //! | `version.rs` | [`Version`]: an integer, Flyway's dotted version or a repeatable's key, and their order |
 //! | `known.rs` | a tenant's last-known state ([`KnownState`], [`Applied`]) and its one classification against a set: [`classify`], [`TenantClass`], [`Tally`] |
-//! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
+//! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`] |
 
-mod access;
 mod dialect;
 mod event;
 mod foreign;
@@ -50,7 +48,6 @@ mod set;
 mod strategy;
 mod version;
 
-pub use access::{Role, Rpc};
 pub use dialect::{Capabilities, DialectKind};
 pub use event::{
     EventKind, FailureCode, LockRetry, MigrationFinished, MigrationStarted, RolloutEvent,
@@ -69,7 +66,7 @@ pub use migration::{
     StatementSpan,
 };
 pub use names::{check_id, check_identifier, check_label};
-pub use observe::{BudgetUse, FleetHealth, LogFormat, Observation, RolloutCount, WorkCount};
+pub use observe::{BudgetUse, FleetHealth, Observation, RolloutCount, WorkCount};
 pub use placeholder::{
     BUILTIN_PLACEHOLDERS, Placeholder, PlaceholderContext, PlaceholderError, is_placeholder_name,
 };
