@@ -80,7 +80,7 @@ fn migration_finished(m: &MigrationFinished) -> pb::MigrationFinished {
     };
     pb::MigrationFinished {
         tenant: m.tenant.clone(),
-        version: send::opt(m.version),
+        version: send::opt(m.version.clone()),
         name: m.name.clone(),
         status: status as i32,
         duration_ms: m.duration_ms,
@@ -102,10 +102,10 @@ fn tenant_finished(t: &TenantFinished) -> pb::TenantFinished {
         outcome: outcome as i32,
         migrations_run: t.migrations_run,
         duration_ms: t.duration_ms,
-        current_version: send::opt(t.current_version),
+        current_version: send::opt(t.current_version.clone()),
         error: t.error.as_ref().map(|f| pb::TenantError {
             code: f.code.as_str().to_owned(),
-            version: send::opt(f.version),
+            version: send::opt(f.version.clone()),
             message: f.message.clone(),
         }),
         plan: t.plan.as_ref().map(|p| plan_view(&t.tenant, p, 0)),
@@ -129,7 +129,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::MigrationStarted(m) => Kind::MigrationStarted(pb::MigrationStarted {
                 tenant: m.tenant.clone(),
-                version: send::opt(m.version),
+                version: send::opt(m.version.clone()),
                 name: m.name.clone(),
                 direction: direction(m.direction),
                 transactional: m.transactional,
@@ -138,7 +138,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             EventKind::TenantFinished(t) => Kind::TenantFinished(tenant_finished(t)),
             EventKind::LockRetry(r) => Kind::LockRetry(pb::LockRetry {
                 tenant: r.tenant.clone(),
-                version: send::opt(r.version),
+                version: send::opt(r.version.clone()),
                 statement: r.statement,
                 attempt: r.attempt,
                 wait_ms: r.wait_ms,

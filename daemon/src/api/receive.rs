@@ -15,8 +15,8 @@ use crate::{
         RollbackRequest, Selector, StatusRequest,
     },
     model::{
-        Amount, BaselineSource, REPEATABLE_PREFIX, RollbackTarget, RolloutState, SetDigest,
-        SetFormat, StrategyRequest, TransactionMode, Version, check_id,
+        Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
+        StrategyRequest, TransactionMode, Version, check_id,
     },
 };
 
@@ -33,7 +33,8 @@ const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 ///
 /// # Errors
 /// [`ApiError::Version`] naming `field`: a `Version` with none of its forms set, a
-/// negative version, or a text or description [`Version::parse_requested`] refuses.
+/// negative version, or a text ([`Version`]'s `FromStr`) or description
+/// ([`Version::repeatable`]) that is no version.
 fn version(field: &'static str, v: &pb::Version) -> Result<Version, ApiError> {
     use pb::version::V;
     let refuse = |cause| ApiError::Version { field, cause };
@@ -45,11 +46,10 @@ fn version(field: &'static str, v: &pb::Version) -> Result<Version, ApiError> {
                 crate::model::bounded(text).to_owned(),
             )));
         }
-        Some(V::Text(text)) => Version::parse_requested(text).map_err(|e| refuse(e.into()))?,
-        Some(V::Repeatable(name)) => {
-            Version::parse_requested(&format!("{REPEATABLE_PREFIX}{name}"))
-                .map_err(|e| refuse(e.into()))?
-        }
+        Some(V::Text(text)) => text
+            .parse()
+            .map_err(|e| refuse(VersionFieldError::from(e)))?,
+        Some(V::Repeatable(name)) => Version::repeatable(name).map_err(|e| refuse(e.into()))?,
     };
     match parsed.as_i64() {
         Some(n) if n < 0 => Err(refuse(VersionFieldError::Negative(n.to_string()))),

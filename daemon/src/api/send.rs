@@ -32,7 +32,7 @@ pub(super) fn opt(v: impl Into<Option<Version>>) -> Option<pb::Version> {
 
 /// A version list, every version in order.
 fn versions(versions: &[Version]) -> Vec<pb::Version> {
-    versions.iter().copied().map(version).collect()
+    versions.iter().cloned().map(version).collect()
 }
 
 pub(super) fn direction(d: Direction) -> i32 {
@@ -49,7 +49,7 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
             Severity::Error => pb::Severity::Error,
         } as i32,
         code: d.code.as_str().to_owned(),
-        version: opt(d.version),
+        version: opt(d.version.clone()),
         message: d.message.clone(),
     }
 }
@@ -59,12 +59,12 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
 pub(super) fn plan_view(tenant: &str, plan: &PlanView, wave: u32) -> pb::TenantPlan {
     pb::TenantPlan {
         tenant: tenant.to_owned(),
-        current_version: opt(plan.current_version),
+        current_version: opt(plan.current_version.clone()),
         steps: plan
             .steps
             .iter()
             .map(|s| pb::PlannedStep {
-                version: opt(s.version),
+                version: opt(s.version.clone()),
                 name: s.name.clone(),
                 direction: direction(s.direction),
                 checksum: s.checksum.clone(),
@@ -97,7 +97,7 @@ fn tenant_plan(
         scripts.insert(script.checksum.clone(), script.sql.clone());
         findings.extend(script.findings.iter().map(|f| {
             let finding = pb::LintFinding {
-                version: opt(step.migration.version),
+                version: opt(step.migration.version.clone()),
                 name: step.migration.name.clone(),
                 code: f.code.as_str().to_owned(),
                 kind: match f.code.kind() {
@@ -114,7 +114,7 @@ fn tenant_plan(
                 id: f.code.id().to_owned(),
                 blocks: f.blocks,
             };
-            (step.migration.version, finding)
+            (step.migration.version.clone(), finding)
         }));
     }
     plan_view(tenant, &PlanView::from(plan), wave)
@@ -129,7 +129,7 @@ impl From<&FleetPlan> for pb::PlanResponse {
             .iter()
             .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts, &mut findings))
             .collect();
-        findings.sort_by_key(|(version, f)| (*version, f.direction, f.line));
+        findings.sort_by_key(|(version, f)| (version.clone(), f.direction, f.line));
         Self {
             fleet: p.fleet.clone(),
             tenants,
@@ -163,7 +163,7 @@ impl From<&FleetVerification> for pb::VerifyResponse {
                 .iter()
                 .map(|t| pb::TenantVerification {
                     tenant: t.tenant.clone(),
-                    current_version: opt(t.current_version),
+                    current_version: opt(t.current_version.clone()),
                     pending: t.pending,
                     ok: t.diagnostics.is_empty(),
                     diagnostics: t.diagnostics.iter().map(diagnostic).collect(),
@@ -179,14 +179,14 @@ impl From<&FleetStatus> for pb::StatusResponse {
     fn from(s: &FleetStatus) -> Self {
         Self {
             fleet: s.fleet.clone(),
-            latest_version: opt(s.latest_version),
+            latest_version: opt(s.latest_version.clone()),
             tenant_count: s.tenant_count,
             versions: s
                 .versions
                 .iter()
-                .map(|&(version, tenants)| pb::VersionCount {
-                    version: opt(version),
-                    tenants,
+                .map(|(version, tenants)| pb::VersionCount {
+                    version: opt(version.clone()),
+                    tenants: *tenants,
                 })
                 .collect(),
             up_to_date: s.up_to_date,
@@ -201,7 +201,7 @@ impl From<&FleetStatus> for pb::StatusResponse {
                 .iter()
                 .map(|t| pb::TenantStatus {
                     tenant: t.tenant.clone(),
-                    current_version: opt(t.current_version),
+                    current_version: opt(t.current_version.clone()),
                     pending: t.pending,
                     failed_versions: versions(&t.failed_versions),
                     error: t.error.clone().unwrap_or_default(),
@@ -226,7 +226,7 @@ pub(super) fn repair(outcomes: &[RepairOutcome]) -> pb::RepairResponse {
     let first = outcomes.first();
     pb::RepairResponse {
         tenant: first.map(|r| r.tenant.clone()).unwrap_or_default(),
-        version: first.map(|r| version(r.version)),
+        version: first.map(|r| version(r.version.clone())),
         previous_status: first.map(previous).unwrap_or_default(),
         tenants: outcomes
             .iter()
@@ -247,7 +247,7 @@ impl From<&FleetInfo> for pb::FleetInfo {
             dialect: f.dialect.as_str().to_owned(),
             tenant_count: f.tenant_count,
             migration_count: f.migration_count,
-            latest_version: opt(f.latest_version),
+            latest_version: opt(f.latest_version.clone()),
             destructive_versions: versions(&f.destructive_versions),
             migrations_dir: f.migrations_dir.display().to_string(),
             format: f.format.as_str().to_owned(),
@@ -274,12 +274,12 @@ impl From<&TenantHistory> for pb::HistoryResponse {
     fn from(h: &TenantHistory) -> Self {
         Self {
             tenant: h.tenant.clone(),
-            current_version: opt(h.current_version),
+            current_version: opt(h.current_version.clone()),
             records: h
                 .records
                 .iter()
                 .map(|r| pb::HistoryEntry {
-                    version: opt(r.version),
+                    version: opt(r.version.clone()),
                     name: r.name.clone(),
                     status: r.status.as_str().to_owned(),
                     batch: r.batch,

@@ -229,7 +229,7 @@ impl Engine {
                     destructive_versions: set
                         .iter()
                         .filter(|m| m.up.destructive)
-                        .map(|m| m.version)
+                        .map(|m| m.version.clone())
                         .collect(),
                     migrations_dir: std::fs::canonicalize(&fleet.migrations)
                         .unwrap_or_else(|_| fleet.migrations.clone()),

@@ -54,7 +54,7 @@ impl Engine {
             .await?;
         self.start(
             scope,
-            (RolloutOp::Apply(opts), opts.accept_data_loss),
+            (RolloutOp::Apply(opts.clone()), opts.accept_data_loss),
             req.plan.strategy,
             req.dry_run,
             req.transaction,
@@ -77,24 +77,24 @@ impl Engine {
         caller: Caller,
     ) -> Result<String, EngineError> {
         let scope = self.scope(&req.fleet, &req.selector)?;
-        if let RollbackTarget::ToVersion(v) = req.target
+        if let RollbackTarget::ToVersion(v) = &req.target
             && v.is_repeatable()
         {
             return Err(EngineError::RepeatableRollbackTarget {
                 fleet: scope.fleet.name.clone(),
-                version: v,
+                version: v.clone(),
             });
         }
-        if let RollbackTarget::ToVersion(v) = req.target
+        if let RollbackTarget::ToVersion(v) = &req.target
             && scope
                 .set
                 .latest()
-                .is_none_or(|latest| scope.set.compare(v, latest).is_gt())
-            && v != 0
+                .is_none_or(|latest| scope.set.compare(v, &latest).is_gt())
+            && *v != 0
         {
             return Err(EngineError::NothingToRollBack {
                 fleet: scope.fleet.name.clone(),
-                version: v,
+                version: v.clone(),
                 latest: scope.set.latest().map(Box::new),
             });
         }
@@ -398,7 +398,7 @@ fn grouped_allowed(scope: &Scope, direction: Direction) -> Result<(), EngineErro
     if let Some(m) = outside {
         return Err(EngineError::GroupedOutsideTransaction {
             fleet: fleet.clone(),
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
         });
     }

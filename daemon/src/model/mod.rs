@@ -81,6 +81,5 @@ pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
 pub(crate) use version::flyway_description;
 pub use version::{
-    MAX_REPEATABLE_KEY_BYTES, MAX_REQUESTED_REPEATABLE_NAMES, MAX_VERSION_PARTS, REPEATABLE_PREFIX,
-    Version, VersionError,
+    MAX_REPEATABLE_KEY_BYTES, MAX_VERSION_PARTS, REPEATABLE_PREFIX, Version, VersionError,
 };

@@ -39,7 +39,7 @@ impl RolloutCtx {
             let vars = self.fleet.placeholder_values(tenant);
             let job = Job {
                 set: &self.set,
-                op: self.spec.op,
+                op: self.spec.op.clone(),
                 transaction: self.spec.transaction,
                 dialect: self.fleet.dialect,
                 lock_timeout: self.fleet.lock_timeout,
@@ -94,7 +94,7 @@ impl RolloutCtx {
         if let Some(f) = &report.failure {
             tracing::warn!(
                 code = f.code.as_str(),
-                version = f.version.map(tracing::field::display),
+                version = f.version.as_ref().map(tracing::field::display),
                 "{}",
                 f.message
             );
@@ -134,7 +134,7 @@ impl Observer for RolloutCtx {
         let m = &step.migration;
         self.emit(EventKind::MigrationStarted(MigrationStarted {
             tenant: tenant.id.clone(),
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
             direction: step.direction,
             transactional: step.transactional,
@@ -160,7 +160,7 @@ impl Observer for RolloutCtx {
         });
         self.emit(EventKind::MigrationFinished(MigrationFinished {
             tenant: tenant.id.clone(),
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
             status: outcome.status,
             duration_ms: outcome.duration_ms,

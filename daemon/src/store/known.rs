@@ -68,7 +68,7 @@ pub(super) async fn upsert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 ) -> Result<(), StoreError> {
     let failed = encode_versions(&s.failed_versions);
-    let (integer, text) = version_columns(s.current_version);
+    let (integer, text) = version_columns(s.current_version.clone());
     sqlx::query(
         "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
              error, read_at, current_version_text, applied) \
@@ -137,7 +137,7 @@ const COLUMNS: &str =
 /// sharing the store still reads it), the text for every version. Both columns stay: dropping one would rebuild the
 /// table on SQLite for no reader's gain.
 fn version_columns(v: Option<Version>) -> (Option<i64>, Option<String>) {
-    (v.and_then(|v| v.as_i64()), v.map(|v| v.to_string()))
+    (v.clone().and_then(|v| v.as_i64()), v.map(|v| v.to_string()))
 }
 
 /// The version stored as `text` (since the control store's schema 4) or else as `integer`
