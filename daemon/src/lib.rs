@@ -35,7 +35,7 @@ mod server;
 mod store;
 mod telemetry;
 
-pub use auth::Rpc;
+pub use auth::{Rpc, TlsError};
 pub use catalog::{CatalogError, ScriptError, parse_script};
 pub use config::{Config, ConfigError, FleetConfig, StrategyConfig, TenantConfig};
 pub use dialect::{DbError, Target, TenantLock};

@@ -7,6 +7,7 @@
 mod error;
 mod events;
 mod fleet;
+mod invalid;
 mod migrator;
 mod receive;
 mod rollouts;

@@ -1,13 +1,15 @@
 //! Wire requests to engine requests, validated on receipt (`TryFrom`). A field that does not
-//! make sense on its own is an `InvalidArgument` here; what needs the fleet (a target
+//! make sense on its own is a [`RequestError`] here (`INVALID_ARGUMENT`); what needs the fleet (a target
 //! version, the set's digest, a strategy over the fleet's defaults) is checked by the engine.
 
 use std::time::Duration;
 
 use avocet_proto::v1 as pb;
 
-use super::ApiError;
-use super::error::VersionFieldError;
+use super::{
+    ApiError,
+    invalid::{RequestError, VersionFieldError},
+};
 use crate::{
     engine::{
         ApplyRequest, BaselineRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_PAGE, Page,
@@ -32,12 +34,12 @@ const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 /// 0 or more (`0001_x.sql` is 1), so `-1` is refused in every form (issue 25, finding 20).
 ///
 /// # Errors
-/// [`ApiError::Version`] naming `field`: a `Version` with none of its forms set, a
+/// [`RequestError::Version`] naming `field`: a `Version` with none of its forms set, a
 /// negative version, or a text ([`Version`]'s `FromStr`) or description
 /// ([`Version::repeatable`]) that is no version.
 fn version(field: &'static str, v: &pb::Version) -> Result<Version, ApiError> {
     use pb::version::V;
-    let refuse = |cause| ApiError::Version { field, cause };
+    let refuse = |cause| ApiError::from(RequestError::Version { field, cause });
     let parsed = match &v.v {
         None => return Err(refuse(VersionFieldError::Empty)),
         Some(V::Number(n)) => Version::from(*n),
@@ -73,10 +75,10 @@ fn negative_versions_are_refused_in_every_form() {
         assert!(
             matches!(
                 got,
-                Err(ApiError::Version {
+                Err(ApiError::Request(RequestError::Version {
                     field: "to_version",
                     cause: VersionFieldError::Negative(_)
-                })
+                }))
             ),
             "{v:?}: {got:?}"
         );
@@ -102,10 +104,6 @@ fn version_or_zero(field: &'static str, v: Option<&pb::Version>) -> Result<Versi
     Ok(opt_version(field, v)?.unwrap_or(Version::integer(0)))
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::InvalidArgument(message.into())
-}
-
 /// A fleet name or tenant id from a request: required, and of the id syntax
 /// (`[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`), so no quote, separator, path or control character
 /// reaches the engine.
@@ -113,14 +111,17 @@ fn name(what: &'static str, value: String) -> Result<String, ApiError> {
     if value.is_empty() {
         return Err(ApiError::Missing(what));
     }
-    check_id(&value).map_err(|e| invalid(format!("{what}: {e}")))?;
+    check_id(&value).map_err(|reason| RequestError::Name {
+        field: what,
+        reason,
+    })?;
     Ok(value)
 }
 
 /// A tenant selector: ids as given, labels in Kubernetes label-selector syntax.
 fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
     let sel = sel.unwrap_or_default();
-    let labels = LabelSelector::parse(&sel.labels).map_err(|e| invalid(e.to_string()))?;
+    let labels = LabelSelector::parse(&sel.labels).map_err(RequestError::Selector)?;
     let ids = sel
         .tenant_ids
         .into_iter()
@@ -132,7 +133,7 @@ fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
 /// The strategy's `canary_selector`, parsed; empty when unset.
 fn canary_selector(s: Option<&pb::Strategy>) -> Result<LabelSelector, ApiError> {
     let text = s.map_or("", |s| s.canary_selector.as_str());
-    LabelSelector::parse(text).map_err(|e| invalid(format!("strategy.canary_selector: {e}")))
+    LabelSelector::parse(text).map_err(|e| RequestError::CanarySelector(e).into())
 }
 
 /// Unspecified means the fleet's own mode.
@@ -141,9 +142,12 @@ fn transaction(mode: i32) -> Result<Option<TransactionMode>, ApiError> {
         Ok(pb::TransactionMode::Unspecified) => Ok(None),
         Ok(pb::TransactionMode::Migration) => Ok(Some(TransactionMode::Migration)),
         Ok(pb::TransactionMode::Tenant) => Ok(Some(TransactionMode::Tenant)),
-        Err(_) => Err(invalid(format!(
-            "transaction {mode} is not a transaction mode"
-        ))),
+        Err(_) => Err(RequestError::UnknownEnum {
+            field: "transaction",
+            value: mode,
+            what: "transaction mode",
+        }
+        .into()),
     }
 }
 
@@ -154,7 +158,11 @@ fn page(size: u32, token: &str, summary_only: bool) -> Result<Page, ApiError> {
         0 if summary_only => 0,
         0 => DEFAULT_PAGE,
         n if n > MAX_PAGE => {
-            return Err(invalid(format!("page_size {n} is above {MAX_PAGE}")));
+            return Err(RequestError::PageSize {
+                size: n as u64,
+                max: MAX_PAGE as u64,
+            }
+            .into());
         }
         n => n,
     };
@@ -162,19 +170,19 @@ fn page(size: u32, token: &str, summary_only: bool) -> Result<Page, ApiError> {
         "" => 0,
         t => t
             .parse()
-            .map_err(|_| invalid(format!("page_token {t:?} is not one of ours")))?,
+            .map_err(|_| RequestError::PageToken(t.to_owned()))?,
     };
     Ok(Page { offset, size })
 }
 
 /// `"50"`, `"10%"`, or empty for none.
-fn amount(field: &str, text: &str) -> Result<Option<Option<Amount>>, ApiError> {
+fn amount(field: &'static str, text: &str) -> Result<Option<Option<Amount>>, ApiError> {
     match text.trim() {
         "" => Ok(None),
         t => t
             .parse::<Amount>()
             .map(|a| Some(Some(a)))
-            .map_err(|e| invalid(format!("{field}: {e}"))),
+            .map_err(|reason| RequestError::Amount { field, reason }.into()),
     }
 }
 
@@ -187,10 +195,7 @@ fn strategy(
 ) -> Result<StrategyRequest, ApiError> {
     let s = s.unwrap_or_default();
     if s.concurrency == Some(0) {
-        return Err(invalid(
-            "strategy.concurrency: 0 tenants at once runs nothing; give 1 or more, or leave \
-             it unset for the fleet's setting",
-        ));
+        return Err(RequestError::ZeroConcurrency.into());
     }
     let wave_size = match s.wave_size.trim() {
         "0" | "0%" => Some(None),
@@ -200,9 +205,11 @@ fn strategy(
         .pause_between_waves_ms
         .filter(|ms| *ms > MAX_WAVE_PAUSE_MS)
     {
-        return Err(invalid(format!(
-            "strategy.pause_between_waves_ms {ms} is above a day ({MAX_WAVE_PAUSE_MS})"
-        )));
+        return Err(RequestError::WavePause {
+            ms,
+            max_ms: MAX_WAVE_PAUSE_MS,
+        }
+        .into());
     }
     let mut max_failures = amount("max_failures", &s.max_failures)?;
     if max_failures.is_none() && stop_on_first_failure {
@@ -242,9 +249,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
         let digest = req.expected_set_digest;
         let well_formed = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
         if !digest.is_empty() && !well_formed {
-            return Err(invalid(format!(
-                "expected_set_digest must be 64 hex characters, not {digest:?}"
-            )));
+            return Err(RequestError::Digest(digest).into());
         }
         Ok(Self {
             plan: PlanRequest {
@@ -272,12 +277,12 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
         use pb::rollback_request::Target;
         let target = match req.target {
             None => RollbackTarget::Steps(1),
-            Some(Target::Steps(0)) => return Err(invalid("steps must be at least 1")),
+            Some(Target::Steps(0)) => return Err(RequestError::ZeroSteps.into()),
             Some(Target::Steps(n)) => RollbackTarget::Steps(n),
             Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(version("to_version", &v)?),
             Some(Target::LastBatch(true)) => RollbackTarget::LastBatch,
             Some(Target::LastBatch(false)) => {
-                return Err(invalid("last_batch must be true when set"));
+                return Err(RequestError::LastBatchFalse.into());
             }
         };
         Ok(Self {
@@ -318,9 +323,11 @@ impl TryFrom<pb::StatusRequest> for StatusRequest {
             refresh_timeout: match req.refresh_timeout_ms {
                 0 => DEFAULT_REFRESH_TIMEOUT,
                 ms if ms > MAX_REFRESH_TIMEOUT_MS => {
-                    return Err(invalid(format!(
-                        "refresh_timeout_ms {ms} is above {MAX_REFRESH_TIMEOUT_MS} (10 minutes)"
-                    )));
+                    return Err(RequestError::RefreshTimeout {
+                        ms,
+                        max_ms: MAX_REFRESH_TIMEOUT_MS,
+                    }
+                    .into());
                 }
                 ms => Duration::from_millis(ms),
             },
@@ -338,9 +345,7 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
             Ok(pb::RepairAction::AcceptChecksum) => RepairAction::AcceptChecksum,
             Ok(pb::RepairAction::Forget) => RepairAction::Forget,
             _ => {
-                return Err(invalid(
-                    "action must be MARK_APPLIED, MARK_ROLLED_BACK, ACCEPT_CHECKSUM or FORGET",
-                ));
+                return Err(RequestError::RepairAction.into());
             }
         };
         Ok(Self {
@@ -350,7 +355,7 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
             tenants: match (req.tenant.is_empty(), req.selector) {
                 (true, Some(sel)) => RepairTenants::Selected(selector(Some(sel))?),
                 (false, Some(sel)) if !sel.tenant_ids.is_empty() || !sel.labels.is_empty() => {
-                    return Err(invalid("give one tenant or a tenant selector, not both"));
+                    return Err(RequestError::TenantAndSelector.into());
                 }
                 (_, _) => RepairTenants::One(name("tenant", req.tenant)?),
             },
@@ -368,17 +373,20 @@ impl TryFrom<pb::ListRolloutsRequest> for ListRequest {
             Ok(pb::RolloutState::Unspecified) => None,
             Ok(s) => Some(rollout_state(s)),
             Err(_) => {
-                return Err(invalid(format!(
-                    "state {} is not a rollout state",
-                    req.state
-                )));
+                return Err(RequestError::UnknownEnum {
+                    field: "state",
+                    value: req.state,
+                    what: "rollout state",
+                }
+                .into());
             }
         };
         if req.page_size > 1000 {
-            return Err(invalid(format!(
-                "page_size {} is above 1000",
-                req.page_size
-            )));
+            return Err(RequestError::PageSize {
+                size: u64::from(req.page_size),
+                max: 1000,
+            }
+            .into());
         }
         Ok(Self {
             fleet: match req.fleet.is_empty() {
@@ -399,7 +407,7 @@ impl TryFrom<pb::ListRolloutsRequest> for ListRequest {
 pub(super) fn rollout_id(id: &str) -> Result<&str, ApiError> {
     match uuid::Uuid::try_parse(id) {
         Ok(_) => Ok(id),
-        Err(_) => Err(invalid(format!("{id:?} is not a rollout id"))),
+        Err(_) => Err(RequestError::RolloutId(id.to_owned()).into()),
     }
 }
 
@@ -450,12 +458,7 @@ pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiE
             tool.parse::<SetFormat>()
                 .ok()
                 .filter(|f| *f != SetFormat::Auto)
-                .ok_or_else(|| {
-                    ApiError::InvalidArgument(format!(
-                        "adopt_from: {tool:?} is not sqlx, diesel, golang-migrate, dbmate, \
-                         flyway or refinery"
-                    ))
-                })?,
+                .ok_or_else(|| RequestError::AdoptFrom(tool.to_owned()))?,
         ),
     };
     Ok(BaselineRequest {

@@ -25,4 +25,5 @@ pub(crate) use error::{AuthError, Refusal};
 pub(crate) use gate::Gate;
 pub(crate) use identity::Identity;
 pub use rpc::Rpc;
+pub use tls::TlsError;
 pub(crate) use tls::server_tls;

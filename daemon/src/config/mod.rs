@@ -31,7 +31,7 @@ mod template;
 pub use dsn::{RegistrationPolicy, TargetKey};
 pub use observe::LogFormat;
 pub use refusal::{DsnError, PolicyError, ProbeError, RegistrationError};
-pub use role::Role;
+pub use role::{Role, UnknownRole};
 pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{
@@ -418,11 +418,15 @@ impl StrategyConfig {
     /// The strategy these defaults make, with `concurrency` tenants at once.
     ///
     /// # Errors
-    /// A sentence naming the field that is not a count or a percentage.
-    pub fn resolve(&self, concurrency: usize) -> Result<Strategy, String> {
-        let amount = |field: &str, v: &Option<String>| -> Result<Option<Amount>, String> {
+    /// [`StrategyError`] naming the field (`wave_size`, `max_failures`) that is not a count
+    /// or a percentage.
+    pub fn resolve(&self, concurrency: usize) -> Result<Strategy, StrategyError> {
+        let amount = |field: &'static str, v: &Option<String>| {
             v.as_deref()
-                .map(|s| s.parse::<Amount>().map_err(|e| format!("{field}: {e}")))
+                .map(|s| {
+                    s.parse::<Amount>()
+                        .map_err(|reason| StrategyError { field, reason })
+                })
                 .transpose()
         };
         Ok(Strategy {
@@ -434,6 +438,16 @@ impl StrategyConfig {
             pause_between_waves_ms: self.pause_between_waves.map_or(0, |d| d.as_millis() as u64),
         })
     }
+}
+
+/// A strategy default that is not a count (`"50"`) or a percentage (`"10%"`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct StrategyError {
+    /// `wave_size` or `max_failures`.
+    pub field: &'static str,
+    /// Why, as [`Amount`]'s parser says it.
+    pub reason: String,
 }
 
 fn default_true() -> bool {
@@ -679,10 +693,10 @@ impl Config {
                     ));
                 }
             }
-            if let Err(message) = fleet.strategy.resolve(fleet.concurrency) {
+            if let Err(e) = fleet.strategy.resolve(fleet.concurrency) {
                 return Err(ConfigError::Invalid {
                     key: key("strategy"),
-                    message,
+                    message: e.to_string(),
                 });
             }
             if fleet.strategy.per_host_concurrency == Some(0) {

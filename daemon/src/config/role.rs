@@ -40,17 +40,24 @@ impl fmt::Display for Role {
     }
 }
 
-impl FromStr for Role {
-    type Err = String;
+/// A text that names no [`Role`] (it is quoted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a role (viewer, operator or admin)")]
+pub struct UnknownRole(pub String);
 
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    /// `viewer`, `operator` or `admin`.
+    ///
+    /// # Errors
+    /// [`UnknownRole`] for any other text.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "viewer" => Ok(Self::Viewer),
             "operator" => Ok(Self::Operator),
             "admin" => Ok(Self::Admin),
-            other => Err(format!(
-                "{other:?} is not a role (viewer, operator or admin)"
-            )),
+            other => Err(UnknownRole(other.to_owned())),
         }
     }
 }
@@ -65,6 +72,7 @@ mod tests {
         for role in [Role::Viewer, Role::Operator, Role::Admin] {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
-        assert!("root".parse::<Role>().unwrap_err().contains("root"));
+        let unknown = "root".parse::<Role>().unwrap_err();
+        assert!(unknown.to_string().contains("\"root\""), "{unknown}");
     }
 }

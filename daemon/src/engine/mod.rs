@@ -54,7 +54,7 @@ pub use report::{
 };
 pub use request::{
     ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_CONCURRENCY, MAX_PAGE, Page,
-    PlanRequest, ReadRequest, RollbackRequest, Selector, StatusRequest,
+    PlanRequest, ReadRequest, RollbackRequest, Selector, SelectorError, StatusRequest,
 };
 pub use rollouts::Caller;
 pub use tenants::{REGISTRY_POLL, Registration};
