@@ -128,17 +128,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             use pb::rollback_request::Target as T;
-            let target = match (steps, to, last_batch) {
+            let target = match (steps, &to, last_batch) {
                 (Some(n), _, _) => T::Steps(n),
                 (_, Some(v), _) => T::ToVersion(v.wire()),
                 (_, _, true) => T::LastBatch(true),
                 _ => T::Steps(1),
             };
-            let what = match &target {
-                T::Steps(1) => "the newest migration".to_owned(),
-                T::Steps(n) => format!("the newest {n} migrations"),
-                T::ToVersion(v) => format!("every migration above version {v}"),
-                T::LastBatch(_) => "the last apply batch".to_owned(),
+            let what = match (&target, &to) {
+                (T::Steps(1), _) => "the newest migration".to_owned(),
+                (T::Steps(n), _) => format!("the newest {n} migrations"),
+                // As typed (`0003` stays `0003`).
+                (T::ToVersion(_), Some(v)) => format!("every migration above version {}", v.text),
+                (T::ToVersion(v), None) => format!("every migration above version {v}"),
+                (T::LastBatch(_), _) => "the last apply batch".to_owned(),
             };
             let req = pb::RollbackRequest {
                 fleet,
