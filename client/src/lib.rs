@@ -27,6 +27,7 @@ use tonic::{
 };
 
 pub use avocet_proto::v1 as pb;
+pub use avocet_proto::{REPEATABLE_PREFIX, VersionField};
 pub use error::{ClientError, ERROR_DOMAIN, Rejection, code_name};
 
 mod backups;
@@ -340,7 +341,7 @@ impl Client {
             all.next_page_token = page.next_page_token;
         }
         all.findings
-            .sort_by_cached_key(|f| (version_order(&f.version_text), f.direction, f.line));
+            .sort_by_cached_key(|f| (version_order(&f.version.text()), f.direction, f.line));
         Ok(all)
     }
 

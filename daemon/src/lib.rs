@@ -37,6 +37,7 @@ mod server;
 mod store;
 mod telemetry;
 
+pub use auth::{Rpc, TlsError};
 pub use backup::{BackupError, RestoreError};
 pub use catalog::{CatalogError, ScriptError, parse_script};
 pub use config::{Config, ConfigError, FleetConfig, StrategyConfig, TenantConfig};

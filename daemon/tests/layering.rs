@@ -20,7 +20,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("dialect", &["model"]),
     ("config", &["model"]),
     ("auth", &["model", "config"]),
-    ("telemetry", &["model"]),
+    ("telemetry", &["model", "config"]),
     ("store", &["model"]),
     ("fleet", &["model", "catalog", "dialect", "config"]),
     (

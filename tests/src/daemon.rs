@@ -247,7 +247,7 @@ impl TestDaemon {
         let req = pb::RepairRequest {
             fleet: FLEET.into(),
             tenant: tenant.into(),
-            version,
+            version: Some(version.into()),
             action: pb::RepairAction::MarkApplied as i32,
             ..Default::default()
         };

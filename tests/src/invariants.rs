@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use avocet_client::RolloutRecord;
 
-use crate::{Fleet, MigrationCopy, pb};
+use crate::{Fleet, MigrationCopy, VersionField, pb};
 
 /// What a check looked at.
 #[derive(Debug, Default, Clone, Copy)]
@@ -293,7 +293,7 @@ pub async fn agrees(fleet: &Fleet, run: &RolloutRecord) -> anyhow::Result<usize>
         )
         .await?;
         ensure!(
-            last.current_version == applied.iter().max().copied(),
+            last.current_version.int() == applied.iter().max().copied(),
             "{id}: the control store says version {:?}, the tenant has {applied:?}",
             last.current_version
         );

@@ -22,4 +22,4 @@ pub use otlp::OtlpReceiver;
 pub use process::{ConfigFile, Daemon, free_port, start_detached, wait_for, write_config};
 
 /// The `avocet.v1` wire types.
-pub use avocet_client::pb;
+pub use avocet_client::{VersionField, pb};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use avocet_daemon::{DialectKind, Target, TenantLock};
 
-use crate::{Fleet, MigrationCopy, TestDaemon, only, pb, request};
+use crate::{Fleet, MigrationCopy, TestDaemon, VersionField, only, pb, request};
 
 /// The sample sets' latest version.
 pub const LATEST: i64 = 16;
@@ -132,8 +132,7 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
     ensure!(
         status.versions
             == [pb::VersionCount {
-                version: Some(LATEST),
-                version_text: LATEST.to_string(),
+                version: Some(LATEST.into()),
                 tenants: n as u32
             }],
         "{:?}",
@@ -156,7 +155,7 @@ pub async fn full_cycle(fleet: Fleet) -> anyhow::Result<()> {
         "{summary:?}"
     );
     for t in back.tenants() {
-        ensure!(t.current_version == Some(LATEST - 2), "{t:?}");
+        ensure!(t.current_version.int() == Some(LATEST - 2), "{t:?}");
     }
     for i in 0..n {
         let tables = fleet.objects(i, "BASE TABLE").await?;
@@ -213,7 +212,7 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
         let codes: Vec<(&str, Option<i64>)> = t
             .diagnostics
             .iter()
-            .map(|d| (d.code.as_str(), d.version))
+            .map(|d| (d.code.as_str(), d.version.int()))
             .collect();
         ensure!(codes == [("checksum_mismatch", Some(3))], "{codes:?}");
     }
@@ -222,7 +221,7 @@ pub async fn drift(fleet: Fleet) -> anyhow::Result<()> {
     let blocked = daemon.apply_all().await?;
     for t in blocked.tenants() {
         let e = t.error.as_ref().expect("error");
-        ensure!(e.code == "blocked" && e.version == Some(3), "{e:?}");
+        ensure!(e.code == "blocked" && e.version.int() == Some(3), "{e:?}");
         ensure!(
             e.message.contains(&t.tenant) && e.message.contains("version 3"),
             "{e:?}"
@@ -262,14 +261,14 @@ pub async fn failing_migration(fleet: Fleet) -> anyhow::Result<()> {
     ensure!(outcome(t0) == pb::TenantOutcome::Failed);
     let e = t0.error.as_ref().expect("error");
     ensure!(
-        e.code == "migration_failed" && e.version == Some(17),
+        e.code == "migration_failed" && e.version.int() == Some(17),
         "{e:?}"
     );
     ensure!(
         e.message.contains("t00") && e.message.contains("version 17"),
         "{e:?}"
     );
-    ensure!(t0.current_version == Some(LATEST), "{t0:?}");
+    ensure!(t0.current_version.int() == Some(LATEST), "{t0:?}");
     for i in 1..fleet.tenants.len() {
         ensure!(
             fleet

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use avocet_client::Client;
 use avocet_daemon::DialectKind;
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb};
 use sha2::{Digest, Sha384};
 
 /// The three migrations, as (file text, table it creates).
@@ -518,11 +518,11 @@ async fn adopt_repeatables(fleet: Fleet) -> anyhow::Result<()> {
             ..Default::default()
         })
         .await?;
-    let ran: Vec<&str> = run
+    let ran: Vec<String> = run
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            Some(pb::rollout_event::Kind::MigrationStarted(m)) => Some(m.version_text.as_str()),
+            Some(pb::rollout_event::Kind::MigrationStarted(m)) => Some(m.version.text()),
             _ => None,
         })
         .collect();

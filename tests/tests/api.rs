@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use avocet_daemon::{DialectKind, Target, TenantLock};
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, only, pb, request, scenarios};
+use avocet_tests::{
+    FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, only, pb, request, scenarios,
+};
 use tonic::Code;
 
 fn code(e: &avocet_client::ClientError) -> Option<Code> {
@@ -80,7 +82,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     for (req, needle, why) in [
         (
             pb::ApplyRequest {
-                target_version: Some(99),
+                target_version: Some(99.into()),
                 ..request()
             },
             "version 99",
@@ -118,7 +120,7 @@ async fn bad_requests_get_typed_errors_and_change_nothing() -> anyhow::Result<()
     }
     let err = client
         .apply(pb::ApplyRequest {
-            target_version: Some(99),
+            target_version: Some(99.into()),
             ..request()
         })
         .await
@@ -206,14 +208,18 @@ async fn dry_run_returns_the_plan_and_touches_nothing() -> anyhow::Result<()> {
     let run = daemon
         .apply(pb::ApplyRequest {
             dry_run: true,
-            target_version: Some(5),
+            target_version: Some(5.into()),
             ..request()
         })
         .await?;
     for t in run.tenants() {
         ensure!(t.outcome == pb::TenantOutcome::Planned as i32, "{t:?}");
         let plan = t.plan.as_ref().expect("plan");
-        let versions: Vec<i64> = plan.steps.iter().map(|s| s.version).collect();
+        let versions: Vec<i64> = plan
+            .steps
+            .iter()
+            .map(|s| s.version.int().unwrap_or_default())
+            .collect();
         ensure!(versions == [1, 2, 3, 4, 5], "{versions:?}");
         ensure!(
             plan.steps
@@ -249,7 +255,9 @@ async fn stop_on_first_failure_skips_the_tenants_not_yet_started() -> anyhow::Re
     ensure!(summary.failed == 1 && summary.skipped == 5, "{summary:?}");
     let t0 = run.tenant("t00").expect("t00");
     ensure!(
-        t0.error.as_ref().is_some_and(|e| e.version == Some(1)),
+        t0.error
+            .as_ref()
+            .is_some_and(|e| e.version.int() == Some(1)),
         "{t0:?}"
     );
     for i in 1..6 {
@@ -329,7 +337,7 @@ async fn schema_per_tenant_migrations_land_in_their_own_schema() -> anyhow::Resu
         .rollback_with(pb::RollbackRequest {
             fleet: FLEET.into(),
             selector: only(&["s01"]),
-            target: Some(pb::rollback_request::Target::ToVersion(0)),
+            target: Some(pb::rollback_request::Target::ToVersion(0.into())),
             accept_data_loss: true,
             ..Default::default()
         })

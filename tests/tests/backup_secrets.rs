@@ -47,7 +47,7 @@ async fn apply(client: &mut Client, all: bool) -> anyhow::Result<RolloutRecord> 
     let events = client
         .apply(pb::ApplyRequest {
             fleet: "test".into(),
-            target_version: (!all).then_some(1),
+            target_version: (!all).then(|| 1.into()),
             accept_data_loss: true,
             ..Default::default()
         })

@@ -12,7 +12,7 @@ use avocet_daemon::{
     config::BackupConfig,
     model::{BackupOnFailure, BackupWhen},
 };
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb, request};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb, request};
 use sha2::{Digest, Sha256};
 
 /// A set whose version 1 makes `people` with rows and version 2 drops its `email` column;
@@ -62,7 +62,7 @@ fn destructive(dir: &Path) -> BackupConfig {
 async fn apply(daemon: &TestDaemon, to: i64) -> anyhow::Result<avocet_client::RolloutRecord> {
     Ok(daemon
         .apply(pb::ApplyRequest {
-            target_version: (to > 0).then_some(to),
+            target_version: (to > 0).then(|| to.into()),
             accept_data_loss: true,
             ..request()
         })
@@ -169,12 +169,15 @@ async fn backup_before_destructive_then_restore(
     ensure!(fleet.log_count(0, 1, "applied").await? == 1);
     // `status` (from the last-known state) says version 1 at once.
     let status = daemon.known_status().await?;
-    let versions: Vec<(&str, u32)> = status
+    let versions: Vec<(String, u32)> = status
         .versions
         .iter()
-        .map(|v| (v.version_text.as_str(), v.tenants))
+        .map(|v| (v.version.text(), v.tenants))
         .collect();
-    ensure!(versions == [("1", 1)] && status.pending == 1, "{status:?}");
+    ensure!(
+        versions == [("1".to_owned(), 1)] && status.pending == 1,
+        "{status:?}"
+    );
     let verified = client
         .verify_all(pb::VerifyRequest {
             fleet: FLEET.into(),
@@ -183,7 +186,7 @@ async fn backup_before_destructive_then_restore(
         .await?;
     let t = &verified.tenants[0];
     ensure!(
-        t.ok && t.current_version_text == "1" && t.pending == 1,
+        t.ok && t.current_version.text() == "1" && t.pending == 1,
         "{t:?}"
     );
     // Applying again takes a new backup and drops the column again.

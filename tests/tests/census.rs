@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use avocet_tests::{
-    Fleet, MigrationCopy, TestDaemon,
+    Fleet, MigrationCopy, TestDaemon, VersionField,
     census::{add_index, census, change_view, drop_default, export, maintain, restore},
     pb,
 };
@@ -238,7 +238,7 @@ async fn sqlite_expected_schema_recorded_at_apply() -> anyhow::Result<()> {
     let fleet = Fleet::sqlite(3).await?;
     let daemon = TestDaemon::sample(&fleet, LOCK).await?;
     let to_15 = pb::ApplyRequest {
-        target_version: Some(15),
+        target_version: Some(15.into()),
         ..avocet_tests::request()
     };
     daemon.apply(to_15).await?;
@@ -325,7 +325,7 @@ async fn sqlite_apply_requires_the_expected_schema() -> anyhow::Result<()> {
     let daemon = TestDaemon::sample(&fleet, LOCK).await?;
     daemon
         .apply(pb::ApplyRequest {
-            target_version: Some(15),
+            target_version: Some(15.into()),
             ..avocet_tests::request()
         })
         .await?;
@@ -340,12 +340,7 @@ async fn sqlite_apply_requires_the_expected_schema() -> anyhow::Result<()> {
         .tenants()
         .map(|t| {
             let code = t.error.as_ref().map(|e| e.code.clone()).unwrap_or_default();
-            (
-                t.tenant.clone(),
-                t.outcome,
-                code,
-                t.current_version_text.clone(),
-            )
+            (t.tenant.clone(), t.outcome, code, t.current_version.text())
         })
         .collect();
     let (ok, failed) = (

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use avocet_client::Client;
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb};
 use tonic::Code;
 
 /// Four migrations, each creating one table.
@@ -29,7 +29,11 @@ fn diagnostics(v: &pb::VerifyResponse, tenant: &str) -> Vec<(String, Option<i64>
     v.tenants
         .iter()
         .filter(|t| t.tenant == tenant)
-        .flat_map(|t| t.diagnostics.iter().map(|d| (d.code.clone(), d.version)))
+        .flat_map(|t| {
+            t.diagnostics
+                .iter()
+                .map(|d| (d.code.clone(), d.version.int()))
+        })
         .collect()
 }
 
@@ -50,7 +54,7 @@ async fn repair(
     c.repair(pb::RepairRequest {
         fleet: FLEET.into(),
         tenant: tenant.into(),
-        version,
+        version: Some(version.into()),
         action: action as i32,
         ..Default::default()
     })
@@ -64,7 +68,7 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
     let baseline = |to: i64| pb::BaselineRequest {
         fleet: FLEET.into(),
         selector: None,
-        to_version: to,
+        to_version: Some(to.into()),
         ..Default::default()
     };
     // Baseline to 2: two records each, nothing run.
@@ -117,7 +121,7 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
         .records
         .iter()
         .filter(|r| r.drift)
-        .map(|r| r.version)
+        .map(|r| r.version.int().unwrap_or_default())
         .collect();
     ensure!(drifted == [3], "{h:?}");
     // Version 2's file matches its record: already as asked, nothing written.
@@ -170,7 +174,7 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
     // Neither a tenant nor a selector is a bad request, never the whole fleet.
     let neither = pb::RepairRequest {
         fleet: FLEET.into(),
-        version: 4,
+        version: Some(4.into()),
         action: pb::RepairAction::Forget as i32,
         ..Default::default()
     };
@@ -216,7 +220,7 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
     };
     let mark = |action: pb::RepairAction| pb::RepairRequest {
         fleet: FLEET.into(),
-        version: 3,
+        version: Some(3.into()),
         action: action as i32,
         selector: Some(only_t01.clone()),
         ..Default::default()
@@ -227,7 +231,7 @@ async fn baseline_then_repairs(fleet: Fleet) -> anyhow::Result<()> {
         "{marked:?}"
     );
     let h = c.history(FLEET, "t01").await?;
-    ensure!(h.pending_versions.contains(&3), "{h:?}");
+    ensure!(h.pending_versions.contains(&3.into()), "{h:?}");
     // Marking it applied now is refused for that tenant (it never ran since), not the call.
     let refused = c.repair(mark(pb::RepairAction::MarkApplied)).await?;
     ensure!(
@@ -276,7 +280,7 @@ async fn failed_then_removed(fleet: Fleet) -> anyhow::Result<()> {
     let five: Vec<_> = t00
         .diagnostics
         .iter()
-        .filter(|d| d.version == Some(5))
+        .filter(|d| d.version.int() == Some(5))
         .collect();
     ensure!(
         five.len() == 1

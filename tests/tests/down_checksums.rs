@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use avocet_client::Client;
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb};
 use sha2::{Digest, Sha256};
 
 fn sha256(text: &str) -> String {
@@ -24,7 +24,7 @@ fn diagnostics(v: &pb::VerifyResponse, tenant: &str) -> Vec<(String, Option<i64>
         .flat_map(|t| {
             t.diagnostics
                 .iter()
-                .map(|d| (d.code.clone(), d.version, d.severity))
+                .map(|d| (d.code.clone(), d.version.int(), d.severity))
         })
         .collect()
 }
@@ -101,7 +101,7 @@ async fn edits_are_warned_and_accepted(fleet: Fleet) -> anyhow::Result<()> {
         .records
         .iter()
         .filter(|r| r.down_drift)
-        .map(|r| r.version)
+        .map(|r| r.version.int().unwrap_or_default())
         .collect();
     ensure!(drifted == [2], "{h:?}");
     ensure!(
@@ -114,7 +114,7 @@ async fn edits_are_warned_and_accepted(fleet: Fleet) -> anyhow::Result<()> {
         .repair(pb::RepairRequest {
             fleet: FLEET.into(),
             tenant: "t00".into(),
-            version: 2,
+            version: Some(2.into()),
             action: pb::RepairAction::AcceptChecksum as i32,
             ..Default::default()
         })

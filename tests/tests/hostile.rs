@@ -76,7 +76,7 @@ async fn hostile_names_are_invalid_arguments_and_touch_nothing() -> anyhow::Resu
         let repair = pb::RepairRequest {
             fleet: FLEET.into(),
             tenant: bad.into(),
-            version: 1,
+            version: Some(1.into()),
             action: pb::RepairAction::MarkApplied as i32,
             ..Default::default()
         };
@@ -151,7 +151,7 @@ async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Re
         Code::InvalidArgument,
     ));
     for v in [-1, i64::MIN] {
-        let req = plan(&|r| r.target_version = Some(v));
+        let req = plan(&|r| r.target_version = Some(v.into()));
         cases.push((
             "negative target",
             c.plan(req).await.map(drop),
@@ -160,7 +160,7 @@ async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Re
         let repair = pb::RepairRequest {
             fleet: FLEET.into(),
             tenant: "t00".into(),
-            version: v,
+            version: Some(v.into()),
             action: pb::RepairAction::MarkApplied as i32,
             ..Default::default()
         };
@@ -171,7 +171,7 @@ async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Re
         ));
         let rollback = pb::RollbackRequest {
             fleet: FLEET.into(),
-            target: Some(pb::rollback_request::Target::ToVersion(v)),
+            target: Some(pb::rollback_request::Target::ToVersion(v.into())),
             ..Default::default()
         };
         cases.push((
@@ -180,7 +180,7 @@ async fn hostile_values_are_refused_before_any_tenant_is_touched() -> anyhow::Re
             Code::InvalidArgument,
         ));
     }
-    let req = plan(&|r| r.target_version = Some(i64::MAX));
+    let req = plan(&|r| r.target_version = Some(i64::MAX.into()));
     cases.push((
         "overflowing target",
         c.plan(req).await.map(drop),

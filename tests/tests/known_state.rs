@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use avocet_daemon::DialectKind;
 use avocet_tests::{
-    FLEET, Fleet, MigrationCopy, Scrape, TestDaemon, only, pb, request, scenarios::LATEST, scrape,
+    FLEET, Fleet, MigrationCopy, Scrape, TestDaemon, VersionField, only, pb, request,
+    scenarios::LATEST, scrape,
 };
 use prometheus_parse::Value;
 
@@ -76,10 +77,13 @@ async fn a_migration_added_after_a_refresh_is_pending_in_status_and_in_the_metri
     // A 17th migration while the daemon runs: every tenant is at 16 with one pending.
     set.write(NEXT, "ALTER TABLE projects ADD COLUMN owner TEXT;")?;
     let known = daemon.known_status().await?;
-    ensure!(known.latest_version == Some(LATEST + 1), "{known:?}");
+    ensure!(known.latest_version.int() == Some(LATEST + 1), "{known:?}");
     ensure!(counts(&known) == [0, 3, 0, 0, 0], "{known:?}");
     for t in &known.tenants {
-        ensure!(t.current_version == Some(LATEST) && t.pending == 1, "{t:?}");
+        ensure!(
+            t.current_version.int() == Some(LATEST) && t.pending == 1,
+            "{t:?}"
+        );
     }
     ensure!(
         gauges(&daemon).await? == counts(&known),
@@ -131,12 +135,18 @@ async fn after_a_failed_rollout_on_postgres_the_tenants_it_left_are_pending() ->
     ensure!(state == pb::RolloutState::Failed as i32, "{state}");
 
     let known = daemon.known_status().await?;
-    ensure!(known.latest_version == Some(LATEST + 1), "{known:?}");
+    ensure!(known.latest_version.int() == Some(LATEST + 1), "{known:?}");
     ensure!(counts(&known) == [0, 2, 1, 0, 0], "{known:?}");
     for t in &known.tenants {
-        ensure!(t.current_version == Some(LATEST) && t.pending == 1, "{t:?}");
+        ensure!(
+            t.current_version.int() == Some(LATEST) && t.pending == 1,
+            "{t:?}"
+        );
         let failed = t.tenant == "t00";
-        ensure!(t.failed_versions == [LATEST + 1] || !failed, "{t:?}");
+        ensure!(
+            t.failed_versions == [pb::Version::number(LATEST + 1)] || !failed,
+            "{t:?}"
+        );
     }
     ensure!(
         gauges(&daemon).await? == counts(&known),

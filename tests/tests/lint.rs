@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use avocet_tests::{Fleet, MigrationCopy, TestDaemon, pb};
+use avocet_tests::{Fleet, MigrationCopy, TestDaemon, VersionField, pb};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn destructive_migrations_need_acceptance() -> anyhow::Result<()> {
@@ -34,7 +34,7 @@ async fn destructive_migrations_need_acceptance() -> anyhow::Result<()> {
     let mut c = daemon.client();
     let up_to = |v: i64, accept: bool| pb::ApplyRequest {
         fleet: avocet_tests::FLEET.into(),
-        target_version: Some(v),
+        target_version: Some(pb::Version::number(v)),
         accept_data_loss: accept,
         ..Default::default()
     };
@@ -54,7 +54,14 @@ async fn destructive_migrations_need_acceptance() -> anyhow::Result<()> {
     let codes: Vec<(i64, &str, &str, u64)> = plan
         .findings
         .iter()
-        .map(|f| (f.version, f.code.as_str(), f.kind.as_str(), f.line))
+        .map(|f| {
+            (
+                f.version.int().unwrap_or_default(),
+                f.code.as_str(),
+                f.kind.as_str(),
+                f.line,
+            )
+        })
         .collect();
     ensure!(
         codes
@@ -172,20 +179,13 @@ async fn the_lint_tells_backfills_and_widenings_and_fleets_tune_it() -> anyhow::
     };
     use avocet_daemon::model::LintSeverity::{Error, Off};
     let plan = plan_of(&[]).await?;
-    let found: Vec<(&str, &str, &str, bool)> = plan
+    let found: Vec<(String, &str, &str, bool)> = plan
         .findings
         .iter()
-        .map(|f| {
-            (
-                f.version_text.as_str(),
-                f.code.as_str(),
-                f.id.as_str(),
-                f.blocks,
-            )
-        })
+        .map(|f| (f.version.text(), f.code.as_str(), f.id.as_str(), f.blocks))
         .collect();
     ensure!(
-        found.contains(&("3", "update_without_where", "AV201", false)),
+        found.contains(&("3".to_owned(), "update_without_where", "AV201", false)),
         "{found:?}"
     );
     ensure!(

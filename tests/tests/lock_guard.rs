@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context, ensure};
 use avocet_client::RolloutRecord;
-use avocet_tests::{Fleet, MigrationCopy, TestDaemon, pb, request, scrape};
+use avocet_tests::{Fleet, MigrationCopy, TestDaemon, VersionField, pb, request, scrape};
 use sqlx::{Connection, Executor};
 
 /// How long the blocker keeps its transaction open.
@@ -109,7 +109,9 @@ async fn reader_never_waits_long(
         "no lock retry while the blocker held the table"
     );
     ensure!(
-        retries.iter().all(|r| r.version == 1 && r.statement == 1),
+        retries
+            .iter()
+            .all(|r| r.version.int() == Some(1) && r.statement == 1),
         "{retries:?}"
     );
     let metrics = scrape(daemon.admin).await?;

@@ -190,7 +190,7 @@ async fn mysql_lock_session_killed_mid_migration_is_lock_lost() -> anyhow::Resul
     let repair = pb::RepairRequest {
         fleet: FLEET.into(),
         tenant: "t00".into(),
-        version: 2,
+        version: Some(2.into()),
         action: pb::RepairAction::MarkRolledBack as i32,
         ..Default::default()
     };

@@ -32,12 +32,12 @@ async fn held_named_lock_times_out() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn running_record_blocks_the_tenant_until_repaired() -> anyhow::Result<()> {
     use anyhow::ensure;
-    use avocet_tests::{TestDaemon, pb, request};
+    use avocet_tests::{TestDaemon, VersionField, pb, request};
 
     let fleet = Fleet::mysql(2).await?;
     let daemon = TestDaemon::sample(&fleet, std::time::Duration::from_secs(5)).await?;
     let to = |v| pb::ApplyRequest {
-        target_version: Some(v),
+        target_version: Some(pb::Version::number(v)),
         ..request()
     };
     let run = daemon.apply(to(4)).await?;
@@ -64,10 +64,10 @@ async fn running_record_blocks_the_tenant_until_repaired() -> anyhow::Result<()>
     ensure!(
         t0.error
             .as_ref()
-            .is_some_and(|e| e.code == "blocked" && e.version == Some(4))
+            .is_some_and(|e| e.code == "blocked" && e.version.int() == Some(4))
     );
     ensure!(t0.migrations_run == 0);
-    ensure!(run.tenant("t01").expect("t01").current_version == Some(16));
+    ensure!(run.tenant("t01").expect("t01").current_version.int() == Some(16));
 
     let repaired = daemon.mark_applied("t00", 4).await?;
     ensure!(repaired.previous_status == "running");

@@ -169,7 +169,7 @@ async fn failing_statement_names_its_line_column_and_the_error_position() -> any
 #[tokio::test(flavor = "multi_thread")]
 async fn a_syntax_error_is_recorded_as_the_migrations_failure() -> anyhow::Result<()> {
     use anyhow::ensure;
-    use avocet_tests::TestDaemon;
+    use avocet_tests::{TestDaemon, VersionField};
 
     let fleet = Fleet::postgres(1).await?;
     let dir = tempfile::tempdir()?;
@@ -185,7 +185,7 @@ async fn a_syntax_error_is_recorded_as_the_migrations_failure() -> anyhow::Resul
     let error = error.as_ref();
     ensure!(
         error.is_some_and(|e| e.code == "migration_failed"
-            && e.version == Some(2)
+            && e.version.int() == Some(2)
             && e.message.contains("statement 2 of 2 (line 2, column 1)")
             && e.message.contains("syntax error")),
         "{error:?}"

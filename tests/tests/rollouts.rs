@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, ensure};
 use avocet_client::{Control, RolloutRecord};
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb, request};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb, request};
 
 /// The two control stores: a SQLite file of the daemon's own, or a fresh PostgreSQL
 /// database (dropped with the returned fleet).
@@ -465,7 +465,7 @@ fn versions(status: &pb::StatusResponse) -> Vec<(Option<i64>, u32)> {
     status
         .versions
         .iter()
-        .map(|v| (v.version, v.tenants))
+        .map(|v| (v.version.int(), v.tenants))
         .collect()
 }
 
@@ -517,7 +517,7 @@ async fn status_from_last_known_counts_registered_tenants_only() -> anyhow::Resu
         );
         ensure!(counts == (4, 1, 1, 1, 1), "{all:?}");
         ensure!(
-            versions(&all) == vec![(None, 1), (all.latest_version, 1)],
+            versions(&all) == vec![(None, 1), (all.latest_version.int(), 1)],
             "{all:?}"
         );
         ensure!(all.oldest_read_at_unix_ms > 0, "{all:?}");

@@ -194,7 +194,7 @@ async fn a_dsn_password_is_nowhere_but_in_the_configuration() -> anyhow::Result<
     let back = RolloutRecord::collect(
         c.rollback(pb::RollbackRequest {
             fleet: "f".into(),
-            target: Some(pb::rollback_request::Target::ToVersion(0)),
+            target: Some(pb::rollback_request::Target::ToVersion(0.into())),
             accept_data_loss: true,
             ..Default::default()
         })

@@ -7,11 +7,10 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use anyhow::{Context, ensure};
 use avocet_client::{Client, ClientError, Control, Credentials, Timeouts, pb};
 use avocet_daemon::{
-    Config, ConfigError, ServerError,
-    config::{AuthConfig, ClientConfig, TlsConfig, TokenConfig},
-    model::{Role, Rpc},
+    Config, ConfigError, Rpc, ServerError,
+    config::{AuthConfig, ClientConfig, Role, TlsConfig, TokenConfig},
 };
-use avocet_tests::{Fleet, TestDaemon, sample_dir};
+use avocet_tests::{Fleet, TestDaemon, VersionField, sample_dir};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use sha2::{Digest, Sha256};
 use tonic::Code;
@@ -119,7 +118,7 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
             .repair(pb::RepairRequest {
                 fleet: fleet.into(),
                 tenant: "t00".into(),
-                version: 1,
+                version: Some(1.into()),
                 action: pb::RepairAction::MarkApplied as i32,
                 ..Default::default()
             })
@@ -131,7 +130,7 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
                 selector,
                 // Not in the set: an allowed call is refused by the engine and changes
                 // nothing, so the rollouts below still apply every version.
-                to_version: 999,
+                to_version: Some(999.into()),
                 ..Default::default()
             })
             .await
@@ -636,7 +635,7 @@ async fn rollouts_past_the_limit_are_resource_exhausted() -> anyhow::Result<()> 
         status
             .tenants
             .iter()
-            .all(|t| t.current_version.unwrap_or(0) == 0),
+            .all(|t| t.current_version.int().unwrap_or(0) == 0),
         "{status:?}"
     );
     // Once the first ends, the next one starts.

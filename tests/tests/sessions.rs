@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb, request};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb, request};
 use tokio::sync::watch;
 
 fn finished(run: &avocet_client::RolloutRecord) -> anyhow::Result<pb::RolloutFinished> {
@@ -259,7 +259,7 @@ async fn grouped_mode_applies_all_of_a_tenant_or_nothing() -> anyhow::Result<()>
             .tenant("t00")
             .and_then(|t| t.error.clone())
             .context("error")?;
-        ensure!(error.version == Some(3), "{error:?}");
+        ensure!(error.version.int() == Some(3), "{error:?}");
         for i in 0..2 {
             let tables = fleet.objects(i, "BASE TABLE").await?;
             ensure!(

@@ -31,13 +31,13 @@ async fn held_file_lock_times_out() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_last_batch_and_to_version() -> anyhow::Result<()> {
     use anyhow::ensure;
-    use avocet_tests::{TestDaemon, pb, pb::rollback_request::Target, request};
+    use avocet_tests::{TestDaemon, VersionField, pb, pb::rollback_request::Target, request};
 
     let fleet = Fleet::sqlite(2).await?;
     let daemon = TestDaemon::sample(&fleet, std::time::Duration::from_secs(5)).await?;
     for v in [5, 8] {
         let req = pb::ApplyRequest {
-            target_version: Some(v),
+            target_version: Some(pb::Version::number(v)),
             ..request()
         };
         ensure!(daemon.apply(req).await?.finished().expect("f").failed == 0);
@@ -45,12 +45,12 @@ async fn rollback_last_batch_and_to_version() -> anyhow::Result<()> {
     let run = daemon.rollback(Target::LastBatch(true)).await?;
     ensure!(
         run.tenants()
-            .all(|t| t.current_version == Some(5) && t.migrations_run == 3)
+            .all(|t| t.current_version.int() == Some(5) && t.migrations_run == 3)
     );
-    let run = daemon.rollback(Target::ToVersion(2)).await?;
+    let run = daemon.rollback(Target::ToVersion(2.into())).await?;
     ensure!(
         run.tenants()
-            .all(|t| t.current_version == Some(2) && t.migrations_run == 3)
+            .all(|t| t.current_version.int() == Some(2) && t.migrations_run == 3)
     );
     for i in 0..2 {
         let tables = fleet.objects(i, "BASE TABLE").await?;
@@ -59,7 +59,7 @@ async fn rollback_last_batch_and_to_version() -> anyhow::Result<()> {
             "{tables:?}"
         );
     }
-    let run = daemon.rollback(Target::ToVersion(0)).await?;
+    let run = daemon.rollback(Target::ToVersion(0.into())).await?;
     ensure!(run.tenants().all(|t| t.current_version.is_none()));
     for i in 0..2 {
         let tables = fleet.objects(i, "BASE TABLE").await?;

@@ -90,7 +90,7 @@ async fn a_scrape_counts_the_migrations_run_and_the_tenants_behind_failed_and_un
     let first = daemon
         .apply(pb::ApplyRequest {
             selector: only(&["t01"]),
-            target_version: Some(1),
+            target_version: Some(1.into()),
             ..request()
         })
         .await?;

@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use avocet_client::{Client, RolloutRecord, pb};
+use avocet_client::{Client, RolloutRecord, VersionField, pb};
 
 /// Tenants whose plans the summary reads (one page); the totals cover every tenant.
 const SUMMARY_TENANTS: u32 = 100;
@@ -95,8 +95,7 @@ pub(crate) async fn apply(
         .plan(pb::PlanRequest {
             fleet: req.fleet.clone(),
             selector: req.selector.clone(),
-            target_version: req.target_version,
-            target_version_text: req.target_version_text.clone(),
+            target_version: req.target_version.clone(),
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
             strategy: req.strategy.clone(),
@@ -111,7 +110,11 @@ pub(crate) async fn apply(
         .map(|f| {
             format!(
                 "version {} ({}) line {}: {}: {}",
-                f.version_text, f.name, f.line, f.code, f.message
+                f.version.text(),
+                f.name,
+                f.line,
+                f.code,
+                f.message
             )
         })
         .collect();
@@ -187,10 +190,11 @@ pub(crate) async fn rollback(
 /// and every finding.
 fn summary(plan: &pb::PlanResponse) -> String {
     // In plan order (each tenant's steps run in version order), each version once.
-    let mut versions: Vec<&str> = Vec::new();
+    let mut versions: Vec<String> = Vec::new();
     for s in plan.tenants.iter().flat_map(|t| &t.steps) {
-        if !versions.contains(&s.version_text.as_str()) {
-            versions.push(&s.version_text);
+        let shown = s.version.text();
+        if !versions.contains(&shown) {
+            versions.push(shown);
         }
     }
     let mut out = format!(
@@ -223,7 +227,11 @@ fn summary(plan: &pb::PlanResponse) -> String {
         };
         out += &format!(
             "  {kind}: version {} ({}) line {}: {}: {}{allowed}\n",
-            f.version_text, f.name, f.line, f.code, f.message
+            f.version.text(),
+            f.name,
+            f.line,
+            f.code,
+            f.message
         );
     }
     out

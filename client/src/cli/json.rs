@@ -1,7 +1,26 @@
 //! `--output json`: stable snake_case documents, enums as lowercase strings.
 
-use avocet_client::pb::{self, rollout_event::Kind};
+use avocet_client::{
+    VersionField,
+    pb::{self, rollout_event::Kind},
+};
 use serde_json::{Value, json};
+
+/// A version as the `version` key of a record, a step or an event shows it: the integer,
+/// 0 for a dotted version or a repeatable (whose `version_text` alone says it).
+fn int(v: &Option<pb::Version>) -> i64 {
+    v.int().unwrap_or_default()
+}
+
+/// A version list's integer key: its integer versions; the `_text` key has every one.
+fn ints(versions: &[pb::Version]) -> Vec<i64> {
+    versions.iter().filter_map(pb::Version::as_i64).collect()
+}
+
+/// A version list's `_text` key: every version as the set writes it, in order.
+fn texts(versions: &[pb::Version]) -> Vec<String> {
+    versions.iter().map(ToString::to_string).collect()
+}
 
 pub(crate) fn print(value: &Value) {
     super::emit(&format!("{value}\n"));
@@ -22,8 +41,8 @@ fn diagnostic(d: &pb::Diagnostic) -> Value {
     json!({
         "severity": name(severity.as_str_name(), "SEVERITY_"),
         "code": d.code,
-        "version": d.version,
-        "version_text": d.version_text,
+        "version": d.version.int(),
+        "version_text": d.version.text(),
         "message": d.message,
     })
 }
@@ -31,12 +50,12 @@ fn diagnostic(d: &pb::Diagnostic) -> Value {
 fn tenant_plan(p: &pb::TenantPlan) -> Value {
     json!({
         "tenant": p.tenant,
-        "current_version": p.current_version,
-        "current_version_text": p.current_version_text,
+        "current_version": p.current_version.int(),
+        "current_version_text": p.current_version.text(),
         "blocked": p.blocked,
         "steps": p.steps.iter().map(|s| json!({
-            "version": s.version,
-            "version_text": s.version_text,
+            "version": int(&s.version),
+            "version_text": s.version.text(),
             "name": s.name,
             "direction": direction(s.direction),
             "checksum": s.checksum,
@@ -63,8 +82,8 @@ pub(crate) fn plan(resp: &pb::PlanResponse) -> Value {
         })).collect::<Vec<_>>(),
         "tenants": resp.tenants.iter().map(tenant_plan).collect::<Vec<_>>(),
         "findings": resp.findings.iter().map(|f| json!({
-            "version": f.version,
-            "version_text": f.version_text,
+            "version": int(&f.version),
+            "version_text": f.version.text(),
             "name": f.name,
             "direction": direction(f.direction),
             "code": f.code,
@@ -95,8 +114,8 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
             "migration_started",
             json!({
                 "tenant": m.tenant,
-                "version": m.version,
-                "version_text": m.version_text,
+                "version": int(&m.version),
+                "version_text": m.version.text(),
                 "name": m.name,
                 "direction": direction(m.direction),
                 "transactional": m.transactional,
@@ -108,8 +127,8 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                 "migration_finished",
                 json!({
                     "tenant": m.tenant,
-                    "version": m.version,
-                    "version_text": m.version_text,
+                    "version": int(&m.version),
+                    "version_text": m.version.text(),
                     "name": m.name,
                     "status": name(status.as_str_name(), "MIGRATION_STATUS_"),
                     "duration_ms": m.duration_ms,
@@ -128,10 +147,10 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
                     "outcome": name(outcome.as_str_name(), "TENANT_OUTCOME_"),
                     "migrations_run": t.migrations_run,
                     "duration_ms": t.duration_ms,
-                    "current_version": t.current_version,
-                    "current_version_text": t.current_version_text,
+                    "current_version": t.current_version.int(),
+                    "current_version_text": t.current_version.text(),
                     "error": t.error.as_ref().map(|e| json!({
-                        "code": e.code, "version": e.version, "version_text": e.version_text,
+                        "code": e.code, "version": e.version.int(), "version_text": e.version.text(),
                         "message": e.message,
                     })),
                     "plan": t.plan.as_ref().map(tenant_plan),
@@ -162,7 +181,7 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
             "lock_retry",
             json!({
                 "tenant": r.tenant,
-                "version": r.version_text,
+                "version": r.version.text(),
                 "statement": r.statement,
                 "attempt": r.attempt,
                 "wait_ms": r.wait_ms,
@@ -213,8 +232,8 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) -> Value {
         "tenants": resp.tenants.iter().map(|t| json!({
             "tenant": t.tenant,
             "ok": t.ok,
-            "current_version": t.current_version,
-            "current_version_text": t.current_version_text,
+            "current_version": t.current_version.int(),
+            "current_version_text": t.current_version.text(),
             "pending": t.pending,
             "diagnostics": t.diagnostics.iter().map(diagnostic).collect::<Vec<_>>(),
             "schema": t.schema.as_ref().map(|s| json!({
@@ -232,8 +251,8 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) -> Value {
 pub(crate) fn status(resp: &pb::StatusResponse) -> Value {
     json!({
         "fleet": resp.fleet,
-        "latest_version": resp.latest_version,
-        "latest_version_text": resp.latest_version_text,
+        "latest_version": resp.latest_version.int(),
+        "latest_version_text": resp.latest_version.text(),
         "tenant_count": resp.tenant_count,
         "unknown": resp.unknown,
         "oldest_read_at_unix_ms": resp.oldest_read_at_unix_ms,
@@ -243,15 +262,15 @@ pub(crate) fn status(resp: &pb::StatusResponse) -> Value {
         "unreachable": resp.unreachable,
         "drifted": resp.drifted,
         "versions": resp.versions.iter().map(|v| json!({
-            "version": v.version, "version_text": v.version_text, "tenants": v.tenants,
+            "version": v.version.int(), "version_text": v.version.text(), "tenants": v.tenants,
         })).collect::<Vec<_>>(),
         "tenants": resp.tenants.iter().map(|t| json!({
             "tenant": t.tenant,
-            "current_version": t.current_version,
-            "current_version_text": t.current_version_text,
+            "current_version": t.current_version.int(),
+            "current_version_text": t.current_version.text(),
             "pending": t.pending,
-            "failed_versions": t.failed_versions,
-            "failed_versions_text": t.failed_versions_text,
+            "failed_versions": ints(&t.failed_versions),
+            "failed_versions_text": texts(&t.failed_versions),
             "error": (!t.error.is_empty()).then_some(&t.error),
         })).collect::<Vec<_>>(),
     })
@@ -278,8 +297,8 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) -> Value {
             "dialect": f.dialect,
             "tenant_count": f.tenant_count,
             "migration_count": f.migration_count,
-            "latest_version": f.latest_version,
-            "latest_version_text": f.latest_version_text,
+            "latest_version": f.latest_version.int(),
+            "latest_version_text": f.latest_version.text(),
             "format": f.format,
             "migrations_dir": f.migrations_dir,
             "error": (!f.error.is_empty()).then_some(&f.error),
@@ -289,8 +308,8 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) -> Value {
 
 pub(crate) fn repair(resp: &pb::RepairResponse) -> Value {
     json!({
-        "version": resp.version,
-        "version_text": resp.version_text,
+        "version": int(&resp.version),
+        "version_text": resp.version.text(),
         "tenants": resp.tenants.iter().map(|t| json!({
             "tenant": t.tenant,
             "previous_status": t.previous_status,
@@ -351,13 +370,13 @@ pub(crate) fn rollouts(rs: &[pb::Rollout]) -> Value {
 pub(crate) fn history(resp: &pb::HistoryResponse) -> Value {
     json!({
         "tenant": resp.tenant,
-        "current_version": resp.current_version,
-        "current_version_text": resp.current_version_text,
-        "pending_versions": resp.pending_versions,
-        "pending_versions_text": resp.pending_versions_text,
+        "current_version": resp.current_version.int(),
+        "current_version_text": resp.current_version.text(),
+        "pending_versions": ints(&resp.pending_versions),
+        "pending_versions_text": texts(&resp.pending_versions),
         "records": resp.records.iter().map(|r| json!({
-            "version": r.version,
-            "version_text": r.version_text,
+            "version": int(&r.version),
+            "version_text": r.version.text(),
             "name": r.name,
             "status": r.status,
             "batch": r.batch,

@@ -320,14 +320,20 @@ impl Transaction {
 }
 
 /// A version given on the command line: an integer (`20240313170000`), a dotted version
-/// (Flyway's `1.2.3`) or a Flyway repeatable's key (`R__<description>`, for `repair`), sent
-/// as text; the daemon checks it names a migration of the set.
+/// (Flyway's `1.2.3`) or a Flyway repeatable's key (`R__<description>`, for `repair`); the
+/// daemon checks it names a migration of the set.
 #[derive(Clone, Debug)]
 pub(crate) struct VersionArg {
     /// As typed.
     pub(crate) text: String,
-    /// The integer, when it is one (for the `int64` field older daemons read).
-    pub(crate) int: Option<i64>,
+}
+
+impl VersionArg {
+    /// The wire form: `number` for an integer, `repeatable` for `R__<description>`, else
+    /// `text` ([`avocet_client::pb::Version::from_shown`]).
+    pub(crate) fn wire(&self) -> avocet_client::pb::Version {
+        avocet_client::pb::Version::from_shown(&self.text)
+    }
 }
 
 impl std::str::FromStr for VersionArg {
@@ -344,7 +350,6 @@ impl std::str::FromStr for VersionArg {
         }
         Ok(Self {
             text: text.to_owned(),
-            int: text.parse().ok(),
         })
     }
 }
@@ -654,7 +659,10 @@ mod tests {
 
     #[test]
     fn versions_are_integers_dotted_digits_or_a_repeatables_key() {
-        let int = |t: &str| t.parse::<VersionArg>().map(|v| (v.text, v.int));
+        let int = |t: &str| {
+            t.parse::<VersionArg>()
+                .map(|v| (v.text.clone(), v.wire().as_i64()))
+        };
         assert_eq!(
             int("20240313170000"),
             Ok(("20240313170000".into(), Some(20240313170000)))

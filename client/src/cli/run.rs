@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use avocet_client::{Client, pb};
 
 use super::{
-    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, backups,
-    census, confirm, json, new, rollouts, tenants, text,
+    Args, Command, EXIT_TENANT_FAILED, Mark, Output, Target, TenantsCommand, Usage, VersionArg,
+    backups, census, confirm, json, new, rollouts, tenants, text,
 };
 
 /// Runs the parsed command and returns the exit status.
@@ -75,8 +75,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .plan_all(pb::PlanRequest {
                     fleet,
                     selector,
-                    target_version: to.as_ref().and_then(|v| v.int),
-                    target_version_text: to.map(|v| v.text),
+                    target_version: to.as_ref().map(VersionArg::wire),
                     allow_out_of_order,
                     accept_data_loss,
                     strategy: strategy.wire(),
@@ -101,8 +100,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let req = pb::ApplyRequest {
                 fleet,
                 selector,
-                target_version: to.as_ref().and_then(|v| v.int),
-                target_version_text: to.map(|v| v.text),
+                target_version: to.as_ref().map(VersionArg::wire),
                 concurrency: run.concurrency().unwrap_or(0),
                 dry_run: run.dry_run,
                 stop_on_first_failure: run.stop_on_failure,
@@ -119,7 +117,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 confirm::Decision::Accepted => req.accept_data_loss = true,
                 confirm::Decision::Go => {}
             }
-            let target = req.target_version_text.clone();
+            let target = to.map(|v| v.text);
             let events = client.apply(req).await?;
             rollouts::started(events, out, run.detach, &addr, target).await?
         }
@@ -132,18 +130,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             use pb::rollback_request::Target as T;
-            let target = match (steps, to, last_batch) {
+            let target = match (steps, &to, last_batch) {
                 (Some(n), _, _) => T::Steps(n),
-                (_, Some(v), _) => T::ToVersionText(v.text),
+                (_, Some(v), _) => T::ToVersion(v.wire()),
                 (_, _, true) => T::LastBatch(true),
                 _ => T::Steps(1),
             };
-            let what = match &target {
-                T::Steps(1) => "the newest migration".to_owned(),
-                T::Steps(n) => format!("the newest {n} migrations"),
-                T::ToVersion(v) => format!("every migration above version {v}"),
-                T::ToVersionText(v) => format!("every migration above version {v}"),
-                T::LastBatch(_) => "the last apply batch".to_owned(),
+            let what = match (&target, &to) {
+                (T::Steps(1), _) => "the newest migration".to_owned(),
+                (T::Steps(n), _) => format!("the newest {n} migrations"),
+                // As typed (`0003` stays `0003`).
+                (T::ToVersion(_), Some(v)) => format!("every migration above version {}", v.text),
+                (T::ToVersion(v), None) => format!("every migration above version {v}"),
+                (T::LastBatch(_), _) => "the last apply batch".to_owned(),
             };
             let req = pb::RollbackRequest {
                 fleet,
@@ -292,9 +291,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             true
         }
         Command::Baseline { to } => {
-            baseline(&mut client, target, out, to.text, String::new()).await?
+            baseline(&mut client, target, out, Some(to.wire()), String::new()).await?
         }
-        Command::Adopt { from } => baseline(&mut client, target, out, String::new(), from).await?,
+        Command::Adopt { from } => baseline(&mut client, target, out, None, from).await?,
         Command::Repair {
             tenant,
             version,
@@ -318,8 +317,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     fleet,
                     selector: selector.filter(|_| tenant.is_none()),
                     tenant: tenant.unwrap_or_default(),
-                    version: version.int.unwrap_or_default(),
-                    version_text: version.text,
+                    version: Some(version.wire()),
                     action: action as i32,
                 })
                 .await?;
@@ -343,7 +341,7 @@ async fn baseline(
     client: &mut Client,
     target: Target,
     out: Output,
-    to_version: String,
+    to_version: Option<pb::Version>,
     adopt_from: String,
 ) -> anyhow::Result<bool> {
     let (fleet, selector) = resolve(client, target).await?;
@@ -351,8 +349,7 @@ async fn baseline(
         .baseline(pb::BaselineRequest {
             fleet,
             selector,
-            to_version: to_version.parse().unwrap_or_default(),
-            to_version_text: to_version,
+            to_version,
             adopt_from,
         })
         .await?;

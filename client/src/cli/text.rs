@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use avocet_client::pb::{self, rollout_event::Kind};
+use avocet_client::{
+    VersionField,
+    pb::{self, rollout_event::Kind},
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// `rows` as a table: cells separated by tabs in, columns padded to their widest cell (two
@@ -23,9 +26,20 @@ where
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A version's `_text` field, `-` for none.
-fn version(text: &str) -> &str {
-    if text.is_empty() { "-" } else { text }
+/// A version as the set writes it (`3`, `1.2.3`, `R__views`), `-` for none.
+fn version(v: &Option<pb::Version>) -> String {
+    match v {
+        Some(v) => v.to_string(),
+        None => "-".to_owned(),
+    }
+}
+
+/// Versions as the set writes them, comma-separated.
+fn versions(vs: &[pb::Version]) -> String {
+    vs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn diagnostics(out: &mut String, ds: &[pb::Diagnostic]) {
@@ -50,7 +64,7 @@ fn tenant_plan_but(out: &mut String, p: &pb::TenantPlan, shared: &[&pb::Diagnost
         out,
         "{}  at {}  {} step(s){state}",
         p.tenant,
-        version(&p.current_version_text),
+        version(&p.current_version),
         p.steps.len()
     );
     for s in &p.steps {
@@ -67,7 +81,9 @@ fn tenant_plan_but(out: &mut String, p: &pb::TenantPlan, shared: &[&pb::Diagnost
         let _ = writeln!(
             out,
             "    {dir:4} {:>6} {}  {} statement(s){tx}",
-            s.version_text, s.name, s.statements
+            s.version.text(),
+            s.name,
+            s.statements
         );
     }
     let own: Vec<pb::Diagnostic> = p
@@ -137,7 +153,13 @@ pub(crate) fn plan(resp: &pb::PlanResponse) {
         let _ = writeln!(
             out,
             "  {} {} version {} ({}) line {}: {}{allowed} [{}]",
-            f.kind, f.code, f.version_text, f.name, f.line, f.message, f.id
+            f.kind,
+            f.code,
+            f.version.text(),
+            f.name,
+            f.line,
+            f.message,
+            f.id
         );
     }
     super::emit(&out);
@@ -151,7 +173,7 @@ pub(crate) fn verify(resp: &pb::VerifyResponse) {
             out,
             "{}  {state}  at {}  {} pending",
             t.tenant,
-            version(&t.current_version_text),
+            version(&t.current_version),
             t.pending
         );
         diagnostics(&mut out, &t.diagnostics);
@@ -177,7 +199,7 @@ pub(crate) fn status(resp: &pb::StatusResponse, refreshed: bool) {
         "fleet {}  latest version {}  {} tenant(s): {} up to date, {} pending, {} failed, \
          {} unreachable, {} never read, {} drifted\n",
         resp.fleet,
-        version(&resp.latest_version_text),
+        version(&resp.latest_version),
         resp.tenant_count,
         resp.up_to_date,
         resp.pending,
@@ -194,11 +216,11 @@ pub(crate) fn status(resp: &pb::StatusResponse, refreshed: bool) {
         );
     }
     let rows = resp.tenants.iter().map(|t| {
-        let failed = t.failed_versions_text.join(",");
+        let failed = versions(&t.failed_versions);
         format!(
             "{}\t{}\t{}\t{failed}\t{}",
             t.tenant,
-            version(&t.current_version_text),
+            version(&t.current_version),
             t.pending,
             t.error
         )
@@ -251,7 +273,7 @@ pub(crate) fn fleets(fleets: &[pb::FleetInfo]) {
             f.dialect,
             f.tenant_count,
             f.migration_count,
-            version(&f.latest_version_text),
+            version(&f.latest_version),
             f.format
         ));
         if !f.error.is_empty() {
@@ -283,8 +305,8 @@ impl RolloutView {
     /// A note for a tenant that ran nothing because it is already past `--to`.
     fn past_target(&self, t: &pb::TenantFinished) -> Option<String> {
         let target = self.target.as_deref()?;
-        let at = &t.current_version_text;
-        let above = crate::cli::version_above(at, target);
+        let at = t.current_version.text();
+        let above = crate::cli::version_above(&at, target);
         (t.migrations_run == 0 && above).then(|| {
             format!(
                 "          already past version {target} (at {at}): apply never goes down; \
@@ -328,7 +350,7 @@ impl RolloutView {
             }
             Some(Kind::MigrationStarted(m)) => {
                 if let Some(bar) = &self.bar {
-                    bar.set_message(format!("{}: {} {}", m.tenant, m.version_text, m.name));
+                    bar.set_message(format!("{}: {} {}", m.tenant, m.version.text(), m.name));
                 }
             }
             Some(Kind::TenantFinished(t)) => {
@@ -418,7 +440,7 @@ impl RolloutView {
                 self.println(format!(
                     "  waiting {:<20} version {} statement {} gave up on a lock; retry {} in {} ms{holders}{note}",
                     r.tenant,
-                    version(&r.version_text),
+                    version(&r.version),
                     r.statement,
                     r.attempt,
                     r.wait_ms
@@ -428,7 +450,11 @@ impl RolloutView {
                 let mut line = format!(
                     "  warning {:<20} schema differs from version {}'s expected one (set by {})",
                     d.tenant,
-                    version(&d.version),
+                    if d.version.is_empty() {
+                        "none"
+                    } else {
+                        &d.version
+                    },
                     d.expected_from
                 );
                 for c in &d.diff {
@@ -449,7 +475,7 @@ fn tenant_line(t: &pb::TenantFinished) -> String {
             t.tenant,
             t.migrations_run,
             t.duration_ms,
-            version(&t.current_version_text)
+            version(&t.current_version)
         ),
         pb::TenantOutcome::Planned => format!("  planned {}", t.tenant),
         pb::TenantOutcome::Skipped => format!("  skipped {}", t.tenant),
@@ -457,7 +483,7 @@ fn tenant_line(t: &pb::TenantFinished) -> String {
             "  FAILED  {:<20} after {} migration(s), at {}",
             t.tenant,
             t.migrations_run,
-            version(&t.current_version_text)
+            version(&t.current_version)
         ),
     };
     if let Some(e) = &t.error {
@@ -584,8 +610,8 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
     let mut out = format!(
         "tenant {}  at {}  {} pending\n",
         resp.tenant,
-        version(&resp.current_version_text),
-        resp.pending_versions_text.len()
+        version(&resp.current_version),
+        resp.pending_versions.len()
     );
     let mut rows = Vec::with_capacity(resp.records.len());
     for r in &resp.records {
@@ -604,7 +630,7 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
         }
         rows.push(format!(
             "  {}\t{}\t{}\tbatch {}\t{}/{} statements\t{}\t{}",
-            r.version_text,
+            r.version.text(),
             r.name,
             r.status,
             r.batch,
@@ -615,8 +641,12 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
         ));
     }
     out.push_str(&table(rows));
-    if !resp.pending_versions_text.is_empty() {
-        let pending = &resp.pending_versions_text;
+    if !resp.pending_versions.is_empty() {
+        let pending: Vec<String> = resp
+            .pending_versions
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let _ = writeln!(out, "  pending: {}", pending.join(", "));
     }
     super::emit(&out);
@@ -626,7 +656,7 @@ pub(crate) fn history(resp: &pb::HistoryResponse) {
 pub(crate) fn repair(resp: &pb::RepairResponse, now: &str) -> String {
     let mut out = String::new();
     for t in &resp.tenants {
-        let v = &resp.version_text;
+        let v = &resp.version.text();
         let _ = match (t.error.as_str(), t.changed) {
             ("", true) => writeln!(
                 out,

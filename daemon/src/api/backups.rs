@@ -7,10 +7,11 @@ use std::sync::Arc;
 use avocet_proto::v1::{self as pb, backups_server::Backups};
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, admit, receive};
+use super::{ApiError, admit, invalid::RequestError, receive};
 use crate::{
+    auth::Rpc,
     engine::{Engine, RestoreOutcome},
-    model::{BackupRecord, Rpc},
+    model::BackupRecord,
 };
 
 /// The Backups service.
@@ -23,10 +24,7 @@ fn backup_id(id: String) -> Result<String, ApiError> {
     }
     match uuid::Uuid::try_parse(&id) {
         Ok(_) => Ok(id),
-        Err(_) => Err(ApiError::InvalidArgument(format!(
-            "{:?} is not a backup id (a UUID, as `avocet backups list` shows them)",
-            crate::model::bound_quotes(&id)
-        ))),
+        Err(_) => Err(RequestError::BackupId(crate::model::bound_quotes(&id).into_owned()).into()),
     }
 }
 
@@ -131,10 +129,7 @@ impl Backups for BackupsService {
         let (fleet, tenant) = receive::tenant_ref(req.fleet, req.tenant)?;
         who.may_on(Rpc::Backup, &fleet)?;
         if req.name.len() > 128 || req.name.chars().any(char::is_control) {
-            return Err(ApiError::InvalidArgument(
-                "name: at most 128 characters, none of them control characters".into(),
-            )
-            .into());
+            return Err(ApiError::from(RequestError::BackupName).into());
         }
         let record = self
             .0

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use tonic::{Code, Request, Status, service::Interceptor};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::invalid::RequestError;
 use crate::{
     auth::{AuthError, Gate, Refusal},
     engine::{EngineError, ErrorKind, Reason, Subject},
@@ -17,8 +18,8 @@ use crate::{
 /// `google.rpc.ErrorInfo.domain` of every error the daemon sends.
 pub(crate) const DOMAIN: &str = "avocet.dev";
 
-/// The reason of [`ApiError::InvalidArgument`]: a field of the request that does not
-/// convert (a malformed version, selector, duration or enum).
+/// The reason of [`ApiError::Request`]: a field of the request that does not convert (a
+/// malformed version, selector, duration or enum).
 const INVALID_REQUEST: &str = "INVALID_REQUEST";
 
 /// A request that failed: a malformed field, the engine's error, or the gate's refusal.
@@ -26,8 +27,8 @@ const INVALID_REQUEST: &str = "INVALID_REQUEST";
 #[non_exhaustive]
 pub enum ApiError {
     /// A malformed or out-of-range field (→ `INVALID_ARGUMENT`, reason `INVALID_REQUEST`).
-    #[error("{0}")]
-    InvalidArgument(String),
+    #[error(transparent)]
+    Request(#[from] RequestError),
     /// A required field left empty (→ `INVALID_ARGUMENT`, reason `MISSING_FIELD`, as the
     /// engine's [`EngineError::Missing`]).
     #[error("{0} is required")]
@@ -44,7 +45,7 @@ pub enum ApiError {
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         let (code, reason, metadata) = match &e {
-            ApiError::InvalidArgument(_) => (Code::InvalidArgument, INVALID_REQUEST, Vec::new()),
+            ApiError::Request(_) => (Code::InvalidArgument, INVALID_REQUEST, Vec::new()),
             ApiError::Missing(_) => (
                 Code::InvalidArgument,
                 Reason::MissingField.code(),
@@ -148,18 +149,15 @@ mod tests {
     /// Issue 25, finding 17: a 1 MB quoted input does not come back whole.
     #[test]
     fn messages_are_bounded() {
-        let status = Status::from(ApiError::InvalidArgument(format!(
-            "bad selector {:?}",
-            "é".repeat(1 << 19)
-        )));
+        let status = Status::from(ApiError::from(RequestError::Digest("é".repeat(1 << 19))));
         assert!(
             status.message().len() < MAX_MESSAGE_BYTES + 64,
             "{}",
             status.message().len()
         );
         assert!(status.message().ends_with("bytes)"));
-        let short = Status::from(ApiError::InvalidArgument("short".into()));
-        assert_eq!(short.message(), "short");
+        let short = Status::from(ApiError::from(RequestError::ZeroSteps));
+        assert_eq!(short.message(), "steps must be at least 1");
     }
 
     /// Every status carries its reason and what it names as `google.rpc.ErrorInfo`.
@@ -175,7 +173,7 @@ mod tests {
             info.metadata.get("rollout").map(String::as_str),
             Some("r-1")
         );
-        let status = Status::from(ApiError::InvalidArgument("x".into()));
+        let status = Status::from(ApiError::from(RequestError::ZeroSteps));
         let info = status.get_details_error_info().expect("ErrorInfo");
         assert_eq!(info.reason, INVALID_REQUEST);
     }

@@ -80,8 +80,7 @@ fn migration_finished(m: &MigrationFinished) -> pb::MigrationFinished {
     };
     pb::MigrationFinished {
         tenant: m.tenant.clone(),
-        version: send::int(m.version),
-        version_text: send::text(m.version),
+        version: send::opt(m.version.clone()),
         name: m.name.clone(),
         status: status as i32,
         duration_ms: m.duration_ms,
@@ -103,12 +102,10 @@ fn tenant_finished(t: &TenantFinished) -> pb::TenantFinished {
         outcome: outcome as i32,
         migrations_run: t.migrations_run,
         duration_ms: t.duration_ms,
-        current_version: send::opt_int(t.current_version),
-        current_version_text: send::text(t.current_version),
+        current_version: send::opt(t.current_version.clone()),
         error: t.error.as_ref().map(|f| pb::TenantError {
             code: f.code.as_str().to_owned(),
-            version: send::opt_int(f.version),
-            version_text: send::text(f.version),
+            version: send::opt(f.version.clone()),
             message: f.message.clone(),
         }),
         plan: t.plan.as_ref().map(|p| plan_view(&t.tenant, p, 0)),
@@ -132,8 +129,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::MigrationStarted(m) => Kind::MigrationStarted(pb::MigrationStarted {
                 tenant: m.tenant.clone(),
-                version: send::int(m.version),
-                version_text: send::text(m.version),
+                version: send::opt(m.version.clone()),
                 name: m.name.clone(),
                 direction: direction(m.direction),
                 transactional: m.transactional,
@@ -151,8 +147,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::LockRetry(r) => Kind::LockRetry(pb::LockRetry {
                 tenant: r.tenant.clone(),
-                version: send::int(r.version),
-                version_text: send::text(r.version),
+                version: send::opt(r.version.clone()),
                 statement: r.statement,
                 attempt: r.attempt,
                 wait_ms: r.wait_ms,
@@ -161,7 +156,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::SchemaDrift(d) => Kind::SchemaDrift(pb::SchemaDrift {
                 tenant: d.tenant.clone(),
-                version: send::text(d.version),
+                version: send::text(d.version.clone()),
                 expected_fingerprint: d.expected.clone(),
                 fingerprint: d.found.clone(),
                 expected_from: d.expected_from.clone(),

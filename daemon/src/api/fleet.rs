@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{ApiError, STREAM_BUFFER, admit, receive};
-use crate::{engine::Engine, model::Rpc};
+use crate::{auth::Rpc, engine::Engine};
 
 /// The Fleet service.
 pub(crate) struct FleetService(pub(super) Arc<Engine>);

@@ -6,10 +6,10 @@ use avocet_proto::v1::{self as pb, migrator_server::Migrator};
 use tonic::{Request, Response, Status};
 
 use super::{ApiError, EventStream, admit, events_of, receive as wire};
+use crate::auth::Rpc;
 use crate::engine::{
     ApplyRequest, Engine, PlanRequest, ReadRequest, RepairRequest, RollbackRequest, StatusRequest,
 };
-use crate::model::Rpc;
 
 /// The Migrator service.
 pub(crate) struct MigratorService(pub(super) Arc<Engine>);

@@ -8,6 +8,7 @@ mod backups;
 mod error;
 mod events;
 mod fleet;
+mod invalid;
 mod migrator;
 mod receive;
 mod rollouts;
@@ -29,9 +30,8 @@ pub(crate) use migrator::MigratorService;
 pub(crate) use rollouts::RolloutsService;
 
 use crate::{
-    auth::{AuthError, Identity},
+    auth::{AuthError, Identity, Rpc},
     engine::{Caller, Engine},
-    model::Rpc,
 };
 
 /// Events buffered per stream before the forwarder waits for the client; the rollout never

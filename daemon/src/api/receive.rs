@@ -1,12 +1,15 @@
 //! Wire requests to engine requests, validated on receipt (`TryFrom`). A field that does not
-//! make sense on its own is an `InvalidArgument` here; what needs the fleet (a target
+//! make sense on its own is a [`RequestError`] here (`INVALID_ARGUMENT`); what needs the fleet (a target
 //! version, the set's digest, a strategy over the fleet's defaults) is checked by the engine.
 
 use std::time::Duration;
 
 use avocet_proto::v1 as pb;
 
-use super::ApiError;
+use super::{
+    ApiError,
+    invalid::{RequestError, VersionFieldError},
+};
 use crate::{
     engine::{
         ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, LabelSelector, ListRequest,
@@ -26,53 +29,79 @@ const MAX_REFRESH_TIMEOUT_MS: u64 = 600_000;
 /// Longest wait between waves a request may ask: one day.
 const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 
-/// A version from a request: its `_text` field (`3`, `1.2.3`, `R__views`) when set, else
-/// its integer field. Versions are non-negative (`0001_x.sql` is 1).
-/// Both forms pass one rule: a version is 0 or more, so `"-1"` is refused as `-1` is
-/// (issue 25, finding 20).
-fn version(field: &str, v: i64, text: &str) -> Result<Version, ApiError> {
-    let negative = |shown: &str| invalid(format!("{field} must be 0 or more, not {shown}"));
-    if !text.is_empty() {
-        if text.trim_start().starts_with('-') {
-            return Err(negative(crate::model::bounded(text)));
+/// A version from a request, the one conversion in: `number` as it is, `text` parsed
+/// (`1.2.3`; also `3` and `R__views`), `repeatable` as that repeatable's key. Versions are
+/// 0 or more (`0001_x.sql` is 1), so `-1` is refused in every form (issue 25, finding 20).
+///
+/// # Errors
+/// [`RequestError::Version`] naming `field`: a `Version` with none of its forms set, a
+/// negative version, or a text ([`Version`]'s `FromStr`) or description
+/// ([`Version::repeatable`]) that is no version.
+fn version(field: &'static str, v: &pb::Version) -> Result<Version, ApiError> {
+    use pb::version::V;
+    let refuse = |cause| ApiError::from(RequestError::Version { field, cause });
+    let parsed = match &v.v {
+        None => return Err(refuse(VersionFieldError::Empty)),
+        Some(V::Number(n)) => Version::from(*n),
+        Some(V::Text(text)) if text.trim_start().starts_with('-') => {
+            return Err(refuse(VersionFieldError::Negative(
+                crate::model::bounded(text).to_owned(),
+            )));
         }
-        let parsed =
-            Version::parse_requested(text).map_err(|e| invalid(format!("{field}_text: {e}")))?;
-        return match parsed.as_i64() {
-            Some(n) if n < 0 => Err(negative(&n.to_string())),
-            _ => Ok(parsed),
-        };
+        Some(V::Text(text)) => text
+            .parse()
+            .map_err(|e| refuse(VersionFieldError::from(e)))?,
+        Some(V::Repeatable(name)) => Version::repeatable(name).map_err(|e| refuse(e.into()))?,
+    };
+    match parsed.as_i64() {
+        Some(n) if n < 0 => Err(refuse(VersionFieldError::Negative(n.to_string()))),
+        _ => Ok(parsed),
     }
-    if v < 0 {
-        return Err(negative(&v.to_string()));
-    }
-    Ok(v.into())
 }
 
 #[cfg(test)]
 #[test]
-fn negative_versions_are_refused_in_both_forms() {
-    for (v, text) in [(-1, ""), (0, "-1"), (0, " -7"), (0, "-0001")] {
-        assert!(version("to_version", v, text).is_err(), "{v} {text:?}");
+fn negative_versions_are_refused_in_every_form() {
+    use pb::version::V;
+    let wire = |v| pb::Version { v: Some(v) };
+    for v in [
+        V::Number(-1),
+        V::Number(i64::MIN),
+        V::Text("-1".into()),
+        V::Text(" -7".into()),
+        V::Text("-0001".into()),
+    ] {
+        let got = version("to_version", &wire(v.clone()));
+        assert!(
+            matches!(
+                got,
+                Err(ApiError::Request(RequestError::Version {
+                    field: "to_version",
+                    cause: VersionFieldError::Negative(_)
+                }))
+            ),
+            "{v:?}: {got:?}"
+        );
     }
-    assert!(version("to_version", 0, "3").is_ok());
-    assert!(version("to_version", 3, "").is_ok());
+    assert!(version("to_version", &pb::Version::default()).is_err());
+    assert!(version("to_version", &wire(V::Text("1..2".into()))).is_err());
+    assert!(version("to_version", &wire(V::Repeatable(String::new()))).is_err());
+    assert_eq!(version("v", &wire(V::Text("3".into()))).unwrap(), 3);
+    assert_eq!(version("v", &wire(V::Number(3))).unwrap(), 3);
+    let views = version("v", &wire(V::Repeatable("views".into()))).unwrap();
+    assert_eq!(views.to_string(), "R__views");
+    let dotted = version("v", &wire(V::Text("1.2.3".into()))).unwrap();
+    assert_eq!(dotted.to_string(), "1.2.3");
 }
 
-/// An optional version from a request: its `_text` field, else its integer field.
-fn opt_version(
-    field: &str,
-    v: Option<i64>,
-    text: Option<&str>,
-) -> Result<Option<Version>, ApiError> {
-    match (v, text) {
-        (None, None) => Ok(None),
-        (v, text) => version(field, v.unwrap_or_default(), text.unwrap_or_default()).map(Some),
-    }
+/// An optional version from a request: unset is `None`.
+fn opt_version(field: &'static str, v: Option<&pb::Version>) -> Result<Option<Version>, ApiError> {
+    v.map(|v| version(field, v)).transpose()
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::InvalidArgument(message.into())
+/// A version from a request that defaults to 0 when unset (as its integer field did).
+fn version_or_zero(field: &'static str, v: Option<&pb::Version>) -> Result<Version, ApiError> {
+    Ok(opt_version(field, v)?.unwrap_or(Version::integer(0)))
 }
 
 /// A fleet name or tenant id from a request: required, and of the id syntax
@@ -82,14 +111,17 @@ fn name(what: &'static str, value: String) -> Result<String, ApiError> {
     if value.is_empty() {
         return Err(ApiError::Missing(what));
     }
-    check_id(&value).map_err(|e| invalid(format!("{what}: {e}")))?;
+    check_id(&value).map_err(|reason| RequestError::Name {
+        field: what,
+        reason,
+    })?;
     Ok(value)
 }
 
 /// A tenant selector: ids as given, labels in Kubernetes label-selector syntax.
 fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
     let sel = sel.unwrap_or_default();
-    let labels = LabelSelector::parse(&sel.labels).map_err(|e| invalid(e.to_string()))?;
+    let labels = LabelSelector::parse(&sel.labels).map_err(RequestError::Selector)?;
     let ids = sel
         .tenant_ids
         .into_iter()
@@ -101,7 +133,7 @@ fn selector(sel: Option<pb::TenantSelector>) -> Result<Selector, ApiError> {
 /// The strategy's `canary_selector`, parsed; empty when unset.
 fn canary_selector(s: Option<&pb::Strategy>) -> Result<LabelSelector, ApiError> {
     let text = s.map_or("", |s| s.canary_selector.as_str());
-    LabelSelector::parse(text).map_err(|e| invalid(format!("strategy.canary_selector: {e}")))
+    LabelSelector::parse(text).map_err(|e| RequestError::CanarySelector(e).into())
 }
 
 /// Unspecified means the fleet's own mode.
@@ -110,9 +142,12 @@ fn transaction(mode: i32) -> Result<Option<TransactionMode>, ApiError> {
         Ok(pb::TransactionMode::Unspecified) => Ok(None),
         Ok(pb::TransactionMode::Migration) => Ok(Some(TransactionMode::Migration)),
         Ok(pb::TransactionMode::Tenant) => Ok(Some(TransactionMode::Tenant)),
-        Err(_) => Err(invalid(format!(
-            "transaction {mode} is not a transaction mode"
-        ))),
+        Err(_) => Err(RequestError::UnknownEnum {
+            field: "transaction",
+            value: mode,
+            what: "transaction mode",
+        }
+        .into()),
     }
 }
 
@@ -123,7 +158,11 @@ fn page(size: u32, token: &str, summary_only: bool) -> Result<Page, ApiError> {
         0 if summary_only => 0,
         0 => DEFAULT_PAGE,
         n if n > MAX_PAGE => {
-            return Err(invalid(format!("page_size {n} is above {MAX_PAGE}")));
+            return Err(RequestError::PageSize {
+                size: n as u64,
+                max: MAX_PAGE as u64,
+            }
+            .into());
         }
         n => n,
     };
@@ -131,19 +170,19 @@ fn page(size: u32, token: &str, summary_only: bool) -> Result<Page, ApiError> {
         "" => 0,
         t => t
             .parse()
-            .map_err(|_| invalid(format!("page_token {t:?} is not one of ours")))?,
+            .map_err(|_| RequestError::PageToken(t.to_owned()))?,
     };
     Ok(Page { offset, size })
 }
 
 /// `"50"`, `"10%"`, or empty for none.
-fn amount(field: &str, text: &str) -> Result<Option<Option<Amount>>, ApiError> {
+fn amount(field: &'static str, text: &str) -> Result<Option<Option<Amount>>, ApiError> {
     match text.trim() {
         "" => Ok(None),
         t => t
             .parse::<Amount>()
             .map(|a| Some(Some(a)))
-            .map_err(|e| invalid(format!("{field}: {e}"))),
+            .map_err(|reason| RequestError::Amount { field, reason }.into()),
     }
 }
 
@@ -156,10 +195,7 @@ fn strategy(
 ) -> Result<StrategyRequest, ApiError> {
     let s = s.unwrap_or_default();
     if s.concurrency == Some(0) {
-        return Err(invalid(
-            "strategy.concurrency: 0 tenants at once runs nothing; give 1 or more, or leave \
-             it unset for the fleet's setting",
-        ));
+        return Err(RequestError::ZeroConcurrency.into());
     }
     let wave_size = match s.wave_size.trim() {
         "0" | "0%" => Some(None),
@@ -169,9 +205,11 @@ fn strategy(
         .pause_between_waves_ms
         .filter(|ms| *ms > MAX_WAVE_PAUSE_MS)
     {
-        return Err(invalid(format!(
-            "strategy.pause_between_waves_ms {ms} is above a day ({MAX_WAVE_PAUSE_MS})"
-        )));
+        return Err(RequestError::WavePause {
+            ms,
+            max_ms: MAX_WAVE_PAUSE_MS,
+        }
+        .into());
     }
     let mut max_failures = amount("max_failures", &s.max_failures)?;
     if max_failures.is_none() && stop_on_first_failure {
@@ -194,11 +232,7 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
         Ok(Self {
             fleet: name("fleet", req.fleet)?,
             selector: selector(req.selector)?,
-            target: opt_version(
-                "target_version",
-                req.target_version,
-                req.target_version_text.as_deref(),
-            )?,
+            target: opt_version("target_version", req.target_version.as_ref())?,
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
             canary_selector: canary_selector(req.strategy.as_ref())?,
@@ -215,19 +249,13 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
         let digest = req.expected_set_digest;
         let well_formed = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
         if !digest.is_empty() && !well_formed {
-            return Err(invalid(format!(
-                "expected_set_digest must be 64 hex characters, not {digest:?}"
-            )));
+            return Err(RequestError::Digest(digest).into());
         }
         Ok(Self {
             plan: PlanRequest {
                 fleet: name("fleet", req.fleet)?,
                 selector: selector(req.selector)?,
-                target: opt_version(
-                    "target_version",
-                    req.target_version,
-                    req.target_version_text.as_deref(),
-                )?,
+                target: opt_version("target_version", req.target_version.as_ref())?,
                 allow_out_of_order: req.allow_out_of_order,
                 accept_data_loss: req.accept_data_loss,
                 canary_selector: canary_selector(req.strategy.as_ref())?,
@@ -250,23 +278,12 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
         use pb::rollback_request::Target;
         let target = match req.target {
             None => RollbackTarget::Steps(1),
-            Some(Target::Steps(0)) => return Err(invalid("steps must be at least 1")),
+            Some(Target::Steps(0)) => return Err(RequestError::ZeroSteps.into()),
             Some(Target::Steps(n)) => RollbackTarget::Steps(n),
-            Some(Target::ToVersion(v)) if v < 0 => {
-                return Err(invalid(format!(
-                    "to_version must be 0 or a version, not {v}"
-                )));
-            }
-            Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(v.into()),
-            Some(Target::ToVersionText(t)) if t.is_empty() => {
-                return Err(invalid("to_version_text must be a version when set"));
-            }
-            Some(Target::ToVersionText(t)) => {
-                RollbackTarget::ToVersion(version("to_version", 0, &t)?)
-            }
+            Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(version("to_version", &v)?),
             Some(Target::LastBatch(true)) => RollbackTarget::LastBatch,
             Some(Target::LastBatch(false)) => {
-                return Err(invalid("last_batch must be true when set"));
+                return Err(RequestError::LastBatchFalse.into());
             }
         };
         Ok(Self {
@@ -309,9 +326,11 @@ impl TryFrom<pb::StatusRequest> for StatusRequest {
             refresh_timeout: match req.refresh_timeout_ms {
                 0 => DEFAULT_REFRESH_TIMEOUT,
                 ms if ms > MAX_REFRESH_TIMEOUT_MS => {
-                    return Err(invalid(format!(
-                        "refresh_timeout_ms {ms} is above {MAX_REFRESH_TIMEOUT_MS} (10 minutes)"
-                    )));
+                    return Err(RequestError::RefreshTimeout {
+                        ms,
+                        max_ms: MAX_REFRESH_TIMEOUT_MS,
+                    }
+                    .into());
                 }
                 ms => Duration::from_millis(ms),
             },
@@ -329,9 +348,7 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
             Ok(pb::RepairAction::AcceptChecksum) => RepairAction::AcceptChecksum,
             Ok(pb::RepairAction::Forget) => RepairAction::Forget,
             _ => {
-                return Err(invalid(
-                    "action must be MARK_APPLIED, MARK_ROLLED_BACK, ACCEPT_CHECKSUM or FORGET",
-                ));
+                return Err(RequestError::RepairAction.into());
             }
         };
         Ok(Self {
@@ -341,11 +358,11 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
             tenants: match (req.tenant.is_empty(), req.selector) {
                 (true, Some(sel)) => RepairTenants::Selected(selector(Some(sel))?),
                 (false, Some(sel)) if !sel.tenant_ids.is_empty() || !sel.labels.is_empty() => {
-                    return Err(invalid("give one tenant or a tenant selector, not both"));
+                    return Err(RequestError::TenantAndSelector.into());
                 }
                 (_, _) => RepairTenants::One(name("tenant", req.tenant)?),
             },
-            version: version("version", req.version, &req.version_text)?,
+            version: version_or_zero("version", req.version.as_ref())?,
             action,
         })
     }
@@ -359,17 +376,20 @@ impl TryFrom<pb::ListRolloutsRequest> for ListRequest {
             Ok(pb::RolloutState::Unspecified) => None,
             Ok(s) => Some(rollout_state(s)),
             Err(_) => {
-                return Err(invalid(format!(
-                    "state {} is not a rollout state",
-                    req.state
-                )));
+                return Err(RequestError::UnknownEnum {
+                    field: "state",
+                    value: req.state,
+                    what: "rollout state",
+                }
+                .into());
             }
         };
         if req.page_size > 1000 {
-            return Err(invalid(format!(
-                "page_size {} is above 1000",
-                req.page_size
-            )));
+            return Err(RequestError::PageSize {
+                size: u64::from(req.page_size),
+                max: 1000,
+            }
+            .into());
         }
         Ok(Self {
             fleet: match req.fleet.is_empty() {
@@ -390,7 +410,7 @@ impl TryFrom<pb::ListRolloutsRequest> for ListRequest {
 pub(super) fn rollout_id(id: &str) -> Result<&str, ApiError> {
     match uuid::Uuid::try_parse(id) {
         Ok(_) => Ok(id),
-        Err(_) => Err(invalid(format!("{id:?} is not a rollout id"))),
+        Err(_) => Err(RequestError::RolloutId(id.to_owned()).into()),
     }
 }
 
@@ -462,17 +482,12 @@ pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registratio
 /// (`sqlx`, `diesel`, `golang-migrate`, `dbmate`, `flyway`, `refinery`).
 pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiError> {
     let source = match req.adopt_from.as_str() {
-        "" => BaselineSource::UpTo(version("to_version", req.to_version, &req.to_version_text)?),
+        "" => BaselineSource::UpTo(version_or_zero("to_version", req.to_version.as_ref())?),
         tool => BaselineSource::Adopt(
             tool.parse::<SetFormat>()
                 .ok()
                 .filter(|f| *f != SetFormat::Auto)
-                .ok_or_else(|| {
-                    ApiError::InvalidArgument(format!(
-                        "adopt_from: {tool:?} is not sqlx, diesel, golang-migrate, dbmate, \
-                         flyway or refinery"
-                    ))
-                })?,
+                .ok_or_else(|| RequestError::AdoptFrom(tool.to_owned()))?,
         ),
     };
     Ok(BaselineRequest {

@@ -7,9 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::{ApiError, EventStream, admit, events_of, receive};
 use crate::{
-    auth::Identity,
+    auth::{Identity, Rpc},
     engine::{Engine, ListRequest},
-    model::Rpc,
 };
 
 /// The Rollouts service.

@@ -12,31 +12,33 @@ use crate::{
     model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity, Version},
 };
 
-/// A version's `int64` field: the integer, or 0 for a dotted version, which only its
-/// `_text` field carries.
-pub(super) fn int(v: Version) -> i64 {
-    v.as_i64().unwrap_or_default()
+/// A version's wire form, the one conversion out: an integer as `number`, a dotted version
+/// as `text` (`1.2.3`, as the set writes it), a repeatable as `repeatable` (its description,
+/// `views` for `R__views`).
+pub(super) fn version(v: Version) -> pb::Version {
+    use pb::version::V;
+    let v = match (v.repeatable_name(), v.as_i64()) {
+        (Some(name), _) => V::Repeatable(name.to_owned()),
+        (None, Some(n)) => V::Number(n),
+        (None, None) => V::Text(v.to_string()),
+    };
+    pb::Version { v: Some(v) }
 }
 
-/// An optional version's `int64` field: unset for none and for a dotted version.
-pub(super) fn opt_int(v: Option<Version>) -> Option<i64> {
-    v.and_then(|v| v.as_i64())
+/// A version's text (`3`, `1.2.3`, `R__views`), empty for none: the form of the `string
+/// version` fields of the census and backup messages.
+pub(super) fn text(v: Option<Version>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// A version's `_text` field (`3`, `1.2.3`); empty for none.
-pub(super) fn text(v: impl Into<Option<Version>>) -> String {
-    v.into().map(|v| v.to_string()).unwrap_or_default()
+/// A version field: [`version`], unset for none.
+pub(super) fn opt(v: impl Into<Option<Version>>) -> Option<pb::Version> {
+    v.into().map(version)
 }
 
-/// A version list's `int64` field: its integer versions; dotted ones are only in the
-/// `_text` list.
-fn ints(versions: &[Version]) -> Vec<i64> {
-    versions.iter().filter_map(Version::as_i64).collect()
-}
-
-/// A version list's `_text` field, every version in order.
-fn texts(versions: &[Version]) -> Vec<String> {
-    versions.iter().map(Version::to_string).collect()
+/// A version list, every version in order.
+fn versions(versions: &[Version]) -> Vec<pb::Version> {
+    versions.iter().cloned().map(version).collect()
 }
 
 pub(super) fn direction(d: Direction) -> i32 {
@@ -53,8 +55,7 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
             Severity::Error => pb::Severity::Error,
         } as i32,
         code: d.code.as_str().to_owned(),
-        version: opt_int(d.version),
-        version_text: text(d.version),
+        version: opt(d.version.clone()),
         message: d.message.clone(),
     }
 }
@@ -64,14 +65,12 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
 pub(super) fn plan_view(tenant: &str, plan: &PlanView, wave: u32) -> pb::TenantPlan {
     pb::TenantPlan {
         tenant: tenant.to_owned(),
-        current_version: opt_int(plan.current_version),
-        current_version_text: text(plan.current_version),
+        current_version: opt(plan.current_version.clone()),
         steps: plan
             .steps
             .iter()
             .map(|s| pb::PlannedStep {
-                version: int(s.version),
-                version_text: text(s.version),
+                version: opt(s.version.clone()),
                 name: s.name.clone(),
                 direction: direction(s.direction),
                 checksum: s.checksum.clone(),
@@ -94,7 +93,7 @@ fn tenant_plan(
     plan: &Plan,
     wave: u32,
     scripts: &mut HashMap<String, String>,
-    findings: &mut Vec<pb::LintFinding>,
+    findings: &mut Vec<(Version, pb::LintFinding)>,
 ) -> pb::TenantPlan {
     for step in &plan.steps {
         let script = step.script();
@@ -103,9 +102,8 @@ fn tenant_plan(
         }
         scripts.insert(script.checksum.clone(), script.sql.clone());
         findings.extend(script.findings.iter().map(|f| {
-            pb::LintFinding {
-                version: int(step.migration.version),
-                version_text: text(step.migration.version),
+            let finding = pb::LintFinding {
+                version: opt(step.migration.version.clone()),
                 name: step.migration.name.clone(),
                 code: f.code.as_str().to_owned(),
                 kind: match f.code.kind() {
@@ -121,7 +119,8 @@ fn tenant_plan(
                 direction: direction(step.direction),
                 id: f.code.id().to_owned(),
                 blocks: f.blocks,
-            }
+            };
+            (step.migration.version.clone(), finding)
         }));
     }
     plan_view(tenant, &PlanView::from(plan), wave)
@@ -136,7 +135,7 @@ impl From<&FleetPlan> for pb::PlanResponse {
             .iter()
             .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts, &mut findings))
             .collect();
-        findings.sort_by_key(|f| (f.version_text.parse::<Version>().ok(), f.direction, f.line));
+        findings.sort_by_key(|(version, f)| (version.clone(), f.direction, f.line));
         Self {
             fleet: p.fleet.clone(),
             tenants,
@@ -155,7 +154,7 @@ impl From<&FleetPlan> for pb::PlanResponse {
                 .collect(),
             next_page_token: p.next_page.clone().unwrap_or_default(),
             tenant_count: p.tenant_count,
-            findings,
+            findings: findings.into_iter().map(|(_, f)| f).collect(),
             set_warnings: p.set_warnings.clone(),
         }
     }
@@ -170,8 +169,7 @@ impl From<&FleetVerification> for pb::VerifyResponse {
                 .iter()
                 .map(|t| pb::TenantVerification {
                     tenant: t.tenant.clone(),
-                    current_version: opt_int(t.current_version),
-                    current_version_text: text(t.current_version),
+                    current_version: opt(t.current_version.clone()),
                     pending: t.pending,
                     ok: t.diagnostics.is_empty() && t.schema.as_ref().is_none_or(|s| s.expected),
                     diagnostics: t.diagnostics.iter().map(diagnostic).collect(),
@@ -188,16 +186,14 @@ impl From<&FleetStatus> for pb::StatusResponse {
     fn from(s: &FleetStatus) -> Self {
         Self {
             fleet: s.fleet.clone(),
-            latest_version: opt_int(s.latest_version),
-            latest_version_text: text(s.latest_version),
+            latest_version: opt(s.latest_version.clone()),
             tenant_count: s.tenant_count,
             versions: s
                 .versions
                 .iter()
-                .map(|&(version, tenants)| pb::VersionCount {
-                    version: opt_int(version),
-                    version_text: text(version),
-                    tenants,
+                .map(|(version, tenants)| pb::VersionCount {
+                    version: opt(version.clone()),
+                    tenants: *tenants,
                 })
                 .collect(),
             up_to_date: s.up_to_date,
@@ -213,11 +209,9 @@ impl From<&FleetStatus> for pb::StatusResponse {
                 .iter()
                 .map(|t| pb::TenantStatus {
                     tenant: t.tenant.clone(),
-                    current_version: opt_int(t.current_version),
-                    current_version_text: text(t.current_version),
+                    current_version: opt(t.current_version.clone()),
                     pending: t.pending,
-                    failed_versions: ints(&t.failed_versions),
-                    failed_versions_text: texts(&t.failed_versions),
+                    failed_versions: versions(&t.failed_versions),
                     error: t.error.clone().unwrap_or_default(),
                     read_at_unix_ms: t.read_at_unix_ms.unwrap_or_default(),
                 })
@@ -240,8 +234,7 @@ pub(super) fn repair(outcomes: &[RepairOutcome]) -> pb::RepairResponse {
     let first = outcomes.first();
     pb::RepairResponse {
         tenant: first.map(|r| r.tenant.clone()).unwrap_or_default(),
-        version: first.map(|r| int(r.version)).unwrap_or_default(),
-        version_text: first.map(|r| text(r.version)).unwrap_or_default(),
+        version: first.map(|r| version(r.version.clone())),
         previous_status: first.map(previous).unwrap_or_default(),
         tenants: outcomes
             .iter()
@@ -262,10 +255,8 @@ impl From<&FleetInfo> for pb::FleetInfo {
             dialect: f.dialect.as_str().to_owned(),
             tenant_count: f.tenant_count,
             migration_count: f.migration_count,
-            latest_version: opt_int(f.latest_version),
-            latest_version_text: text(f.latest_version),
-            destructive_versions: ints(&f.destructive_versions),
-            destructive_versions_text: texts(&f.destructive_versions),
+            latest_version: opt(f.latest_version.clone()),
+            destructive_versions: versions(&f.destructive_versions),
             migrations_dir: f.migrations_dir.display().to_string(),
             format: f.format.as_str().to_owned(),
             error: f.error.clone().unwrap_or_default(),
@@ -291,14 +282,12 @@ impl From<&TenantHistory> for pb::HistoryResponse {
     fn from(h: &TenantHistory) -> Self {
         Self {
             tenant: h.tenant.clone(),
-            current_version: opt_int(h.current_version),
-            current_version_text: text(h.current_version),
+            current_version: opt(h.current_version.clone()),
             records: h
                 .records
                 .iter()
                 .map(|r| pb::HistoryEntry {
-                    version: int(r.version),
-                    version_text: text(r.version),
+                    version: opt(r.version.clone()),
                     name: r.name.clone(),
                     status: r.status.as_str().to_owned(),
                     batch: r.batch,
@@ -313,8 +302,7 @@ impl From<&TenantHistory> for pb::HistoryResponse {
                     missing: h.missing.contains(&r.version),
                 })
                 .collect(),
-            pending_versions: ints(&h.pending),
-            pending_versions_text: texts(&h.pending),
+            pending_versions: versions(&h.pending),
         }
     }
 }
@@ -331,7 +319,7 @@ pub(super) fn schema_change(d: &crate::model::SchemaChange) -> pb::SchemaChange 
 impl From<&DriftClass> for pb::DriftClass {
     fn from(c: &DriftClass) -> Self {
         pb::DriftClass {
-            version: text(c.version),
+            version: text(c.version.clone()),
             fingerprint: c.fingerprint.clone(),
             expected: c.expected,
             tenants: c.tenants.clone(),

@@ -2,7 +2,7 @@
 //! identity whose role or fleets do not allow the call. The API turns each into its status
 //! (`UNAUTHENTICATED`, `PERMISSION_DENIED`, `RESOURCE_EXHAUSTED`) and reason.
 
-use crate::{config::SubjectError, model::Role};
+use crate::config::{Role, SubjectError};
 
 /// A refused call.
 #[derive(Debug, thiserror::Error)]

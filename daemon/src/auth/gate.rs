@@ -203,7 +203,7 @@ fn bearer(value: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::TokenConfig, model::Role};
+    use crate::config::{Role, TokenConfig};
 
     fn token(name: &str, secret: &str, role: Role) -> TokenConfig {
         TokenConfig {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::AuthError;
-use crate::model::{Role, Rpc};
+use super::Rpc;
+use crate::config::Role;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// A configured fleet pattern that is not a glob.

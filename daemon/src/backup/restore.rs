@@ -149,7 +149,7 @@ pub(crate) fn newest_applied(set: &MigrationSet, history: &[HistoryRecord]) -> S
         history
             .iter()
             .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
-            .map(|r| r.version),
+            .map(|r| r.version.clone()),
     )
     .map(|v| v.to_string())
     .unwrap_or_default()
@@ -164,7 +164,7 @@ async fn log_restored(
     applied_by: &str,
 ) -> Result<(), DbError> {
     let migration = Migration {
-        version: record.version,
+        version: record.version.clone(),
         unordered: false,
         name: record.name.clone(),
         up: Script {

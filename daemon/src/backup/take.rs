@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Why a backup is taken.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Occasion<'a> {
     /// The rollout it precedes a migration of; `None` for an ad-hoc backup.
     pub(crate) rollout_id: Option<&'a str>,
@@ -44,8 +44,12 @@ impl Backups {
     ) -> Result<BackupRecord, BackupError> {
         let policy = &fleet.backup;
         let target = tenant.dump_target().ok_or(BackupError::Dsn)?;
-        let version = occasion.version.map(|v| v.to_string()).unwrap_or_default();
-        let dir = directory(&policy.to, &fleet.name, &tenant.id, occasion, &version);
+        let version = occasion
+            .version
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let dir = directory(&policy.to, &fleet.name, &tenant.id, &occasion, &version);
         let id = uuid::Uuid::new_v4().to_string();
         let started = chrono::Utc::now();
         let ext = match fleet.dialect {
@@ -72,7 +76,7 @@ impl Backups {
             tenant: tenant.id.clone(),
             name: occasion.name.to_owned(),
             rollout_id: occasion.rollout_id.unwrap_or_default().to_owned(),
-            before: occasion.before.map(|(v, d)| (v.to_string(), d)),
+            before: occasion.before.as_ref().map(|(v, d)| (v.to_string(), *d)),
             version,
             path: file.display().to_string(),
             bytes: 0,
@@ -174,7 +178,7 @@ fn directory(
     template: &str,
     fleet: &str,
     tenant: &str,
-    occasion: Occasion<'_>,
+    occasion: &Occasion<'_>,
     version: &str,
 ) -> PathBuf {
     let version = if version.is_empty() { "0" } else { version };

@@ -124,13 +124,13 @@ pub(crate) fn load_dir(
         warnings,
     } = source.read(dir)?;
     // A Flyway baseline migration may share its version with a versioned one.
-    found.sort_by_key(|f| (f.baseline, f.version));
+    found.sort_by_key(|f| (f.baseline, f.version.clone()));
     if let Some(w) = found
         .windows(2)
-        .find(|w| (w[0].baseline, w[0].version) == (w[1].baseline, w[1].version))
+        .find(|w| (w[0].baseline, &w[0].version) == (w[1].baseline, &w[1].version))
     {
         return Err(CatalogError::DuplicateVersion {
-            version: w[0].version,
+            version: w[0].version.clone(),
             first: w[0].up.path.display().to_string(),
             second: w[1].up.path.display().to_string(),
         });
@@ -147,7 +147,7 @@ pub(crate) fn load_dir(
     let mut texts = BTreeMap::new();
     for f in &found {
         let m = Migration {
-            version: f.version,
+            version: f.version.clone(),
             name: f.name.clone(),
             up: script(&f.up)?,
             down: f.down.as_ref().map(script).transpose()?,
@@ -158,7 +158,7 @@ pub(crate) fn load_dir(
             false => migrations.push(m),
         }
         if let Some(text) = &f.text {
-            texts.insert(f.version, text.clone());
+            texts.insert(f.version.clone(), text.clone());
         }
     }
     super::lint::drop_widenings(&mut migrations, dialect);
@@ -245,7 +245,7 @@ mod tests {
         let err = load_dir(dir.path(), DialectKind::Sqlite, SetFormat::Auto).unwrap_err();
         assert!(matches!(
             err,
-            CatalogError::DuplicateVersion { version, .. } if version == 1
+            CatalogError::DuplicateVersion { ref version, .. } if *version == 1
         ));
         assert!(err.to_string().contains("0001_b.sql"), "{err}");
 

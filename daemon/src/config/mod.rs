@@ -13,7 +13,8 @@
 //! | `refusal.rs` | why a registered DSN is refused ([`RegistrationError`], [`ProbeError`]), a registration policy unusable ([`PolicyError`]), a tenant's DSN not made ([`DsnError`]) |
 //! | `security.rs` | `[auth]`, `[tls]` and `[limits]` |
 //! | `subject.rs` | distinguished names as attribute sets: RFC 4514 text and certificates, compared exactly ([`SubjectError`]) |
-//! | `observe.rs` | `admin_listen`: an address, or empty for none |
+//! | `observe.rs` | `admin_listen`: an address, or empty for none; `log_format` ([`LogFormat`]) |
+//! | `role.rs` | the [`Role`]s a token or certificate subject grants |
 //! | `guard.rs` | the lock guard's defaults: `ddl_lock_timeout`, `ddl_retry_for`, waiters per host |
 
 mod backup;
@@ -22,6 +23,7 @@ mod dsn;
 mod guard;
 mod observe;
 mod refusal;
+mod role;
 mod scram;
 mod secret;
 mod security;
@@ -30,7 +32,9 @@ mod template;
 
 pub use backup::{BACKUP_PLACEHOLDERS, BackupConfig};
 pub use dsn::{RegistrationPolicy, TargetKey};
+pub use observe::LogFormat;
 pub use refusal::{DsnError, PolicyError, ProbeError, RegistrationError};
+pub use role::{Role, UnknownRole};
 pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{
@@ -55,7 +59,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Amount, DialectKind, LintCode, LintSeverity, LogFormat, SetFormat, Strategy, TransactionMode,
+    Amount, DialectKind, LintCode, LintSeverity, SetFormat, Strategy, TransactionMode,
 };
 
 /// Default path of the configuration file, relative to the working directory.
@@ -434,11 +438,15 @@ impl StrategyConfig {
     /// The strategy these defaults make, with `concurrency` tenants at once.
     ///
     /// # Errors
-    /// A sentence naming the field that is not a count or a percentage.
-    pub fn resolve(&self, concurrency: usize) -> Result<Strategy, String> {
-        let amount = |field: &str, v: &Option<String>| -> Result<Option<Amount>, String> {
+    /// [`StrategyError`] naming the field (`wave_size`, `max_failures`) that is not a count
+    /// or a percentage.
+    pub fn resolve(&self, concurrency: usize) -> Result<Strategy, StrategyError> {
+        let amount = |field: &'static str, v: &Option<String>| {
             v.as_deref()
-                .map(|s| s.parse::<Amount>().map_err(|e| format!("{field}: {e}")))
+                .map(|s| {
+                    s.parse::<Amount>()
+                        .map_err(|reason| StrategyError { field, reason })
+                })
                 .transpose()
         };
         Ok(Strategy {
@@ -450,6 +458,16 @@ impl StrategyConfig {
             pause_between_waves_ms: self.pause_between_waves.map_or(0, |d| d.as_millis() as u64),
         })
     }
+}
+
+/// A strategy default that is not a count (`"50"`) or a percentage (`"10%"`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct StrategyError {
+    /// `wave_size` or `max_failures`.
+    pub field: &'static str,
+    /// Why, as [`Amount`]'s parser says it.
+    pub reason: String,
 }
 
 fn default_true() -> bool {
@@ -695,10 +713,10 @@ impl Config {
                     ));
                 }
             }
-            if let Err(message) = fleet.strategy.resolve(fleet.concurrency) {
+            if let Err(e) = fleet.strategy.resolve(fleet.concurrency) {
                 return Err(ConfigError::Invalid {
                     key: key("strategy"),
-                    message,
+                    message: e.to_string(),
                 });
             }
             if fleet.strategy.per_host_concurrency == Some(0) {

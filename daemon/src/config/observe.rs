@@ -1,4 +1,19 @@
-//! The observability keys: `admin_listen`, which an empty string turns off.
+//! The observability keys: `admin_listen`, which an empty string turns off, and
+//! `log_format` ([`LogFormat`]).
+
+use serde::{Deserialize, Serialize};
+
+/// How log records are written to stderr (`log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human lines with their span path (colour only on a terminal). The default.
+    #[default]
+    Pretty,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`,
+    /// `spans`), for a log collector.
+    Json,
+}
 
 /// `Option<SocketAddr>` as a string: `""` is `None` (turned off), anything else an address.
 pub(super) mod optional_addr {

@@ -19,7 +19,7 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Role;
+use super::Role;
 
 /// `[auth]`: the identities callers prove with a bearer token or a client certificate.
 /// With neither configured, every caller is `admin`, which the daemon allows only on a

@@ -229,9 +229,9 @@ fn the_admin_listener_is_on_by_default_and_an_empty_value_turns_it_off() {
     .unwrap();
     assert_eq!(config.admin_listen, None);
     assert!(config.fleets["demo"].metrics_tenant_labels);
-    assert_eq!(config.log_format, crate::model::LogFormat::Pretty);
+    assert_eq!(config.log_format, crate::config::LogFormat::Pretty);
     let json = Config::parse("log_format = \"json\"\n").unwrap();
-    assert_eq!(json.log_format, crate::model::LogFormat::Json);
+    assert_eq!(json.log_format, crate::config::LogFormat::Json);
     let err = Config::parse("log_format = \"xml\"\n")
         .unwrap_err()
         .to_string();
@@ -249,7 +249,7 @@ fn clients_without_a_client_ca_are_refused() {
     config.auth.clients.push(crate::config::ClientConfig {
         name: "ci".into(),
         subject: "CN=ci".into(),
-        role: crate::model::Role::Operator,
+        role: crate::config::Role::Operator,
         fleets: Vec::new(),
     });
     let loopback = "127.0.0.1:0".parse().unwrap();

@@ -260,7 +260,7 @@ impl<D: Dialect> SqlxSession<D> {
             .into_iter()
             .map(|row| record_from_text(row).map_err(|e| sqlx::Error::Decode(e.into())))
             .collect::<Result<Vec<_>, _>>()?;
-        records.sort_unstable_by_key(|r| r.version);
+        records.sort_unstable_by(|a, b| a.version.cmp(&b.version));
         Ok(records)
     }
 
@@ -281,7 +281,7 @@ impl<D: Dialect> SqlxSession<D> {
             Item::Reset => (self.identity.reset.clone(), self.identity.reset_statements),
             Item::Record(rec, _) | Item::Progress(rec) | Item::Log(rec) => {
                 let sql = &self.identity.sql;
-                sql.writable(rec.version).map_err(|e| match e {
+                sql.writable(rec.version.clone()).map_err(|e| match e {
                     DbError::Query { source, .. } => source,
                     e => sqlx::Error::Protocol(e.to_string()),
                 })?;

@@ -58,18 +58,19 @@ impl Engine {
             tenants,
             set,
         } = self.scope(&req.fleet, &req.selector)?;
-        match req.source {
+        match &req.source {
             BaselineSource::UpTo(to) => super::reads::check_target(&fleet.name, &set, to)?,
             BaselineSource::Adopt(SetFormat::Auto) => {
                 return Err(EngineError::AdoptNeedsFormat);
             }
             _ => {}
         }
-        let source = req.source;
+        let source = req.source.clone();
         let by = self.registry.instance_id.clone();
         let concurrency = fleet.concurrency.max(1);
         let runs = tenants.into_iter().map(|tenant| {
             let (fleet, set, by) = (fleet.clone(), set.clone(), by.clone());
+            let source = source.clone();
             async move {
                 let done = migrate::baseline(&tenant, fleet.lock_timeout, &set, source, &by).await;
                 BaselineOutcome {

@@ -118,7 +118,7 @@ pub(crate) fn classify(
     let mut groups: BTreeMap<Option<Version>, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for r in readings {
         groups
-            .entry(r.version)
+            .entry(r.version.clone())
             .or_default()
             .entry(r.fingerprint.clone())
             .or_default()
@@ -153,7 +153,7 @@ pub(crate) fn classify(
                     _ => Vec::new(),
                 };
                 DriftClass {
-                    version,
+                    version: version.clone(),
                     expected: is_expected,
                     basis,
                     fingerprint,
@@ -354,7 +354,11 @@ impl Engine {
                     };
                     CensusRow {
                         tenant: t.clone(),
-                        version: c.version.map(|v| v.to_string()).unwrap_or_default(),
+                        version: c
+                            .version
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
                         fingerprint: c.fingerprint.clone(),
                         drifted: !c.expected,
                         history,

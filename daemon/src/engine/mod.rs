@@ -60,7 +60,7 @@ pub use report::{
 };
 pub use request::{
     ApplyRequest, DEFAULT_PAGE, LabelSelector, ListRequest, MAX_CONCURRENCY, MAX_PAGE, Page,
-    PlanRequest, ReadRequest, RollbackRequest, Selector, StatusRequest,
+    PlanRequest, ReadRequest, RollbackRequest, Selector, SelectorError, StatusRequest,
 };
 pub use rollouts::Caller;
 pub use tenants::{REGISTRY_POLL, Registration};
@@ -235,7 +235,7 @@ impl Engine {
                     destructive_versions: set
                         .iter()
                         .filter(|m| m.up.destructive)
-                        .map(|m| m.version)
+                        .map(|m| m.version.clone())
                         .collect(),
                     migrations_dir: std::fs::canonicalize(&fleet.migrations)
                         .unwrap_or_else(|_| fleet.migrations.clone()),

@@ -45,7 +45,7 @@ pub(super) fn known(
             plan::current_version(set, h),
             h.iter()
                 .filter(|r| r.status.needs_attention())
-                .map(|r| r.version)
+                .map(|r| r.version.clone())
                 .collect(),
             h.iter().any(|r| plan::blocks_apply(set, r, fleet.dialect)),
             None,
@@ -97,7 +97,8 @@ impl Engine {
                 tenant: tenant.id.clone(),
                 plan: match history {
                     Ok(h) => {
-                        let mut p = plan::plan_apply(&scope.set, &h, opts, scope.fleet.dialect);
+                        let mut p =
+                            plan::plan_apply(&scope.set, &h, opts.clone(), scope.fleet.dialect);
                         plan::check_placeholders(&mut p, &scope.fleet.placeholder_values(tenant));
                         p
                     }
@@ -213,14 +214,14 @@ impl Engine {
                 source,
             })?;
         // Listed in the set's order (diesel's text order for a diesel set).
-        history.sort_by(|a, b| set.compare(a.version, b.version));
+        history.sort_by(|a, b| set.compare(&a.version, &b.version));
         let applied_where =
             |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<crate::model::Version> {
                 history
                     .iter()
                     .filter(|r| r.status == RecordStatus::Applied)
                     .filter(|r| set.for_record(r).is_some_and(|m| drifted(r, m)))
-                    .map(|r| r.version)
+                    .map(|r| r.version.clone())
                     .collect()
             };
         Ok(TenantHistory {
@@ -233,10 +234,10 @@ impl Engine {
             missing: history
                 .iter()
                 .filter(|r| r.status == RecordStatus::Applied && set.for_record(r).is_none())
-                .map(|r| r.version)
+                .map(|r| r.version.clone())
                 .collect(),
             pending: plan::pending(&set, &history, None)
-                .map(|m| m.version)
+                .map(|m| m.version.clone())
                 .collect(),
             records: history,
         })
@@ -259,18 +260,18 @@ impl Engine {
 pub(super) fn check_target(
     fleet: &str,
     set: &crate::model::MigrationSet,
-    target: crate::model::Version,
+    target: &crate::model::Version,
 ) -> Result<(), EngineError> {
     if target.is_repeatable() {
         return Err(EngineError::RepeatableTarget {
             fleet: fleet.to_owned(),
-            version: target,
+            version: target.clone(),
         });
     }
-    if set.get(target).is_none() {
+    if set.get(target.clone()).is_none() {
         return Err(EngineError::UnknownVersion {
             fleet: fleet.to_owned(),
-            version: target,
+            version: target.clone(),
         });
     }
     Ok(())
@@ -279,11 +280,11 @@ pub(super) fn check_target(
 /// The apply options of a plan request; the target must name a versioned migration of the
 /// set ([`check_target`]).
 pub(super) fn apply_options(scope: &Scope, req: &PlanRequest) -> Result<ApplyOptions, EngineError> {
-    if let Some(v) = req.target {
+    if let Some(v) = &req.target {
         check_target(&scope.fleet.name, &scope.set, v)?;
     }
     Ok(ApplyOptions {
-        target: req.target,
+        target: req.target.clone(),
         allow_out_of_order: req.allow_out_of_order,
         accept_data_loss: req.accept_data_loss,
     })

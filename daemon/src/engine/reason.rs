@@ -243,7 +243,7 @@ impl Reason {
 }
 
 /// What a failure names, where it is known: sent as `google.rpc.ErrorInfo`'s metadata.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subject<'a> {
     /// The fleet.
     pub fleet: Option<&'a str>,
@@ -365,7 +365,7 @@ impl EngineError {
                     RepairError::NothingToRepair { version }
                     | RepairError::NotInSet { version }
                     | RepairError::NoDrift { version }
-                    | RepairError::NotGone { version } => Some(*version),
+                    | RepairError::NotGone { version } => Some(version.clone()),
                 },
                 ..Subject::tenant(fleet, tenant)
             },
@@ -379,7 +379,7 @@ impl EngineError {
             | Self::UnknownVersion { fleet, version }
             | Self::NothingToRollBack { fleet, version, .. }
             | Self::GroupedOutsideTransaction { fleet, version, .. } => {
-                Subject::version(fleet, *version)
+                Subject::version(fleet, version.clone())
             }
             Self::PastLastEvent { rollout, .. } | Self::UnknownRollout(rollout) => {
                 Subject::rollout(rollout)

@@ -86,13 +86,14 @@ impl Engine {
         let by = self.registry.instance_id.clone();
         let runs = tenants.into_iter().map(|tenant| {
             let (fleet, set, by) = (&fleet, &set, &by);
+            let version = req.version.clone();
             async move {
                 let done = migrate::repair(
                     &tenant,
                     fleet.lock_timeout,
                     by,
                     set,
-                    req.version,
+                    version.clone(),
                     req.action,
                 )
                 .await;
@@ -100,7 +101,7 @@ impl Engine {
                     tracing::info!(
                         fleet = %fleet.name,
                         tenant = %tenant.id,
-                        version = %req.version,
+                        version = %version,
                         action = ?req.action,
                         ?previous,
                         changed,
@@ -126,7 +127,7 @@ impl Engine {
             };
             outcomes.push(RepairOutcome {
                 tenant,
-                version: req.version,
+                version: req.version.clone(),
                 previous,
                 changed,
                 error,

@@ -1,6 +1,6 @@
 //! The engine's requests: validated domain values, built by the API from the wire.
 
-pub use crate::fleet::{LabelSelector, Selector};
+pub use crate::fleet::{LabelSelector, Selector, SelectorError};
 use crate::model::{RollbackTarget, RolloutState, SetDigest, StrategyRequest, TransactionMode};
 
 /// Most tenants one rollout may run at once.

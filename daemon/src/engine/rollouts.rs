@@ -55,7 +55,7 @@ impl Engine {
         self.start(
             scope,
             (
-                RolloutOp::Apply(opts),
+                RolloutOp::Apply(opts.clone()),
                 opts.accept_data_loss,
                 req.require_expected_schema,
             ),
@@ -81,24 +81,24 @@ impl Engine {
         caller: Caller,
     ) -> Result<String, EngineError> {
         let scope = self.scope(&req.fleet, &req.selector)?;
-        if let RollbackTarget::ToVersion(v) = req.target
+        if let RollbackTarget::ToVersion(v) = &req.target
             && v.is_repeatable()
         {
             return Err(EngineError::RepeatableRollbackTarget {
                 fleet: scope.fleet.name.clone(),
-                version: v,
+                version: v.clone(),
             });
         }
-        if let RollbackTarget::ToVersion(v) = req.target
+        if let RollbackTarget::ToVersion(v) = &req.target
             && scope
                 .set
                 .latest()
-                .is_none_or(|latest| scope.set.compare(v, latest).is_gt())
-            && v != 0
+                .is_none_or(|latest| scope.set.compare(v, &latest).is_gt())
+            && *v != 0
         {
             return Err(EngineError::NothingToRollBack {
                 fleet: scope.fleet.name.clone(),
-                version: v,
+                version: v.clone(),
                 latest: scope.set.latest().map(Box::new),
             });
         }
@@ -403,7 +403,7 @@ fn grouped_allowed(scope: &Scope, direction: Direction) -> Result<(), EngineErro
     if let Some(m) = outside {
         return Err(EngineError::GroupedOutsideTransaction {
             fleet: fleet.clone(),
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
         });
     }

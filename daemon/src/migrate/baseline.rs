@@ -66,8 +66,8 @@ pub(crate) async fn baseline(
                 BaselineSource::UpTo(to) => {
                     let versions: Vec<crate::model::Version> = set
                         .iter()
-                        .map(|m| m.version)
-                        .filter(|v| !set.compare(*v, to).is_gt())
+                        .map(|m| m.version.clone())
+                        .filter(|v| !set.compare(v, &to).is_gt())
                         .collect();
                     (versions, "baseline", applied_by.to_owned())
                 }
@@ -89,7 +89,7 @@ pub(crate) async fn baseline(
             let who = (rollout_id, applied_by.as_str());
             let records: Vec<RecordWrite> = versions
                 .iter()
-                .filter_map(|v| set.get(*v))
+                .filter_map(|v| set.get(v.clone()))
                 .map(|m| {
                     let total = m.up.statement_count() as i64;
                     RecordWrite::new(m, RecordStatus::Applied, Direction::Up, 0, who, now)

@@ -235,7 +235,7 @@ impl FakeSession {
             .iter()
             .flat_map(BTreeMap::values)
             .map(|r| HistoryRecord {
-                version: r.version,
+                version: r.version.clone(),
                 name: r.name.clone(),
                 checksum: r.checksum.clone(),
                 down_checksum: r.down_checksum.clone(),
@@ -337,7 +337,7 @@ impl FakeSession {
 fn apply(s: &mut State, tx: Tx) {
     let history = s.history.get_or_insert_with(BTreeMap::new);
     for r in tx.history {
-        history.insert(r.version, r);
+        history.insert(r.version.clone(), r);
     }
     s.log.extend(tx.log);
     s.schema.extend(tx.schema);

@@ -75,7 +75,7 @@ impl<'a> Retries<'a> {
             .min(self.retry_for.saturating_sub(first.elapsed()));
         let retry = LockRetry {
             tenant: self.tenant.id.clone(),
-            version: step.migration.version,
+            version: step.migration.version.clone(),
             statement: index as u32 + 1,
             attempt: self.attempt,
             wait_ms: wait.as_millis() as u64,

@@ -120,32 +120,50 @@ pub(crate) async fn repair(
                     return unchanged;
                 }
                 (RepairAction::MarkApplied, Some(r)) if r.status.needs_attention() => {
-                    let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+                    let migration =
+                        set.get(version.clone())
+                            .ok_or_else(|| RepairError::NotInSet {
+                                version: version.clone(),
+                            })?;
                     (r, Cow::Borrowed(&**migration), RecordStatus::Applied)
                 }
                 (RepairAction::MarkApplied, _) => {
-                    return Err(RepairError::NothingToRepair { version });
+                    return Err(RepairError::NothingToRepair {
+                        version: version.clone(),
+                    });
                 }
                 (RepairAction::MarkRolledBack, None) => return unchanged,
                 (RepairAction::MarkRolledBack, Some(r)) if r.status == RecordStatus::RolledBack => {
                     return unchanged;
                 }
                 (RepairAction::MarkRolledBack, Some(r)) => {
-                    let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+                    let migration =
+                        set.get(version.clone())
+                            .ok_or_else(|| RepairError::NotInSet {
+                                version: version.clone(),
+                            })?;
                     (r, Cow::Borrowed(&**migration), RecordStatus::RolledBack)
                 }
                 (RepairAction::AcceptChecksum, record) => {
-                    let migration = set.get(version).ok_or(RepairError::NotInSet { version })?;
+                    let migration =
+                        set.get(version.clone())
+                            .ok_or_else(|| RepairError::NotInSet {
+                                version: version.clone(),
+                            })?;
                     let r = record
                         .filter(|r| r.status == RecordStatus::Applied)
-                        .ok_or(RepairError::NoDrift { version })?;
+                        .ok_or_else(|| RepairError::NoDrift {
+                            version: version.clone(),
+                        })?;
                     if !r.up_drifted(migration) && !r.down_drifted(migration) {
                         return unchanged;
                     }
                     (r, Cow::Borrowed(&**migration), RecordStatus::Applied)
                 }
-                (RepairAction::Forget, _) if set.get(version).is_some() => {
-                    return Err(RepairError::NotGone { version });
+                (RepairAction::Forget, _) if set.get(version.clone()).is_some() => {
+                    return Err(RepairError::NotGone {
+                        version: version.clone(),
+                    });
                 }
                 (RepairAction::Forget, None) => return unchanged,
                 (RepairAction::Forget, Some(r)) if r.status == RecordStatus::RolledBack => {
@@ -154,7 +172,7 @@ pub(crate) async fn repair(
                 (RepairAction::Forget, Some(r)) => {
                     // The record's own name and checksum: there is no file to take them from.
                     let gone = Migration {
-                        version,
+                        version: version.clone(),
                         unordered: false,
                         name: r.name.clone(),
                         up: Script {

@@ -152,22 +152,22 @@ impl Progress {
         set: &MigrationSet,
         dialect: crate::model::DialectKind,
     ) -> Self {
-        let stale = |r: &HistoryRecord| set.get(r.version).is_some_and(|m| r.rerun_due(m));
+        let stale = |r: &HistoryRecord| set.get(r.version.clone()).is_some_and(|m| r.rerun_due(m));
         Self {
             applied: history
                 .iter()
                 .filter(|r| r.status == RecordStatus::Applied && !stale(r))
-                .map(|r| r.version)
+                .map(|r| r.version.clone())
                 .collect(),
             attention: history
                 .iter()
                 .filter(|r| r.status.needs_attention())
-                .map(|r| r.version)
+                .map(|r| r.version.clone())
                 .collect(),
             blocking: history
                 .iter()
                 .filter(|r| crate::plan::blocks_apply(set, r, dialect))
-                .map(|r| r.version)
+                .map(|r| r.version.clone())
                 .collect(),
             run: 0,
         }
@@ -175,13 +175,13 @@ impl Progress {
 
     /// The newest numbered version applied in `set`'s order (a repeatable is never current).
     pub(crate) fn current(&self, set: &MigrationSet) -> Option<crate::model::Version> {
-        set.newest(self.applied.iter().copied().filter(|v| !v.is_repeatable()))
+        set.newest(self.applied.iter().filter(|v| !v.is_repeatable()).cloned())
     }
 
     /// `step` ran to completion.
     pub(crate) fn ran(&mut self, step: &Step) {
         self.run += 1;
-        let v = step.migration.version;
+        let v = step.migration.version.clone();
         self.attention.remove(&v);
         self.blocking.remove(&v);
         match step.direction {
@@ -194,11 +194,11 @@ impl Progress {
     /// its `applied` row).
     pub(crate) fn failed_step(&mut self, step: &Step) {
         if !(step.transactional && step.direction == Direction::Down) {
-            self.attention.insert(step.migration.version);
+            self.attention.insert(step.migration.version.clone());
             self.applied.remove(&step.migration.version);
             // A failed transactional `up` left nothing behind: an apply retries it.
             if !(step.transactional && step.direction == Direction::Up) {
-                self.blocking.insert(step.migration.version);
+                self.blocking.insert(step.migration.version.clone());
             }
         }
     }
@@ -207,7 +207,7 @@ impl Progress {
         Known {
             applied: Some(crate::model::Applied::from_versions(set, &self.applied)),
             current_version: self.current(set),
-            failed_versions: self.attention.iter().copied().collect(),
+            failed_versions: self.attention.iter().cloned().collect(),
             blocked: !self.blocking.is_empty(),
             error: None,
         }

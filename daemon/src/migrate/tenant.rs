@@ -65,12 +65,14 @@ pub(crate) struct Job<'a> {
 impl Job<'_> {
     /// The tenant's plan over `history`, its placeholders checked.
     fn plan(&self, history: &[HistoryRecord]) -> Plan {
-        let mut plan = match self.op {
-            RolloutOp::Apply(opts) => plan::plan_apply(self.set, history, opts, self.dialect),
+        let mut plan = match &self.op {
+            RolloutOp::Apply(opts) => {
+                plan::plan_apply(self.set, history, opts.clone(), self.dialect)
+            }
             RolloutOp::Rollback(target) => plan::plan_rollback(
                 self.set,
                 history,
-                target,
+                target.clone(),
                 self.accept_data_loss,
                 self.dialect,
             ),
@@ -89,7 +91,7 @@ pub(crate) async fn dry_run(tenant: &Tenant, job: &Job<'_>) -> TenantReport {
             let plan = job.plan(&history);
             let blocked = plan.first_error().map(|error| TenantFailure {
                 code: FailureCode::Blocked,
-                version: error.version,
+                version: error.version.clone(),
                 message: format!("tenant {}: {}", tenant.id, error.message),
             });
             let outcome = match blocked {
@@ -156,7 +158,7 @@ async fn migrate(
     if let Some(error) = plan.first_error() {
         let failure = TenantFailure {
             code: FailureCode::Blocked,
-            version: error.version,
+            version: error.version.clone(),
             message: format!("tenant {}: {}", tenant.id, error.message),
         };
         let mut report = run.planned(TenantOutcome::Failed, PlanView::from(&plan), job.set);
@@ -167,13 +169,16 @@ async fn migrate(
         && !plan.steps.is_empty()
     {
         let version = plan::current_version(job.set, &history);
-        if let Some(print) = expected.get(&version.map(|v| v.to_string()).unwrap_or_default()) {
+        let key = version.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        if let Some(print) = expected.get(&key) {
             let found = match locked.session().introspect().await {
                 Ok(model) => model.fingerprint(crate::model::FingerprintOptions::default()),
                 Err(e) => return TenantReport::db(&tenant.id, &e),
             };
             if &found != print {
-                let shown = version.map_or_else(|| "none".to_owned(), |v| v.to_string());
+                let shown = version
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), |v| v.to_string());
                 let failure = TenantFailure {
                     code: FailureCode::Drifted,
                     version,
@@ -231,7 +236,7 @@ async fn migrate(
         if observer.stop_requested() {
             let failure = TenantFailure {
                 code: FailureCode::Cancelled,
-                version: Some(m.version),
+                version: Some(m.version.clone()),
                 message: format!(
                     "tenant {}: stopped before version {} (the rollout is stopping)",
                     tenant.id, m.version
@@ -268,7 +273,7 @@ async fn migrate(
                 run.failed_step(step);
                 let failure = TenantFailure {
                     code,
-                    version: Some(m.version),
+                    version: Some(m.version.clone()),
                     message: format!(
                         "tenant {}, version {} ({}): {message}",
                         tenant.id, m.version, m.name
@@ -277,7 +282,7 @@ async fn migrate(
                 return run.failed(failure, job.set);
             }
             Err(e) => {
-                let failure = db_failure(&tenant.id, Some(m.version), &e);
+                let failure = db_failure(&tenant.id, Some(m.version.clone()), &e);
                 fail(&span, failure.code.as_str(), &e.to_string());
                 if matches!(e, DbError::LockLost { .. }) && !step.transactional {
                     // Its record says `failed`, with the statements that ran.
@@ -301,13 +306,13 @@ async fn backup(
     run: &Progress,
     observer: &dyn Observer,
 ) -> Result<(), TenantFailure> {
-    let version = step.migration.version;
+    let version = &step.migration.version;
     observer
         .backup(tenant, step, run.current(job.set))
         .await
         .map_err(|why| TenantFailure {
             code: FailureCode::BackupFailed,
-            version: Some(version),
+            version: Some(version.clone()),
             message: format!(
                 "tenant {}: the backup before version {version} ({}) failed, so it did not \
                  run: {why}",
@@ -421,13 +426,13 @@ async fn grouped(
         Some(step) => progress.failed_step(step),
         None => steps.iter().for_each(|s| progress.failed_step(s)),
     }
-    let versions: Vec<_> = steps.iter().map(|s| s.migration.version).collect();
+    let versions: Vec<_> = steps.iter().map(|s| s.migration.version.clone()).collect();
     let failure = TenantFailure {
         code: match failed.gave_up_on_lock {
             true => FailureCode::LockTimeout,
             false => FailureCode::MigrationFailed,
         },
-        version: culprit.map(|s| s.migration.version),
+        version: culprit.map(|s| s.migration.version.clone()),
         message: match culprit {
             Some(step) => format!(
                 "tenant {}, version {}: {}; the tenant's transaction was rolled back, so none \

@@ -206,7 +206,7 @@ fn failure(report: &TenantReport) -> (FailureCode, Option<i64>, String) {
     let f = report.failure.as_ref().expect("a failure");
     (
         f.code,
-        f.version.and_then(|v| v.as_i64()),
+        f.version.as_ref().and_then(|v| v.as_i64()),
         f.message.clone(),
     )
 }

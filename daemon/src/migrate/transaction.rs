@@ -257,7 +257,10 @@ async fn record(
     failed: Failed,
     clean: bool,
 ) -> Result<Ran, DbError> {
-    let versions: Vec<Version> = steps.iter().map(|r| r.step.migration.version).collect();
+    let versions: Vec<Version> = steps
+        .iter()
+        .map(|r| r.step.migration.version.clone())
+        .collect();
     let mut outcomes = Vec::with_capacity(steps.len());
     for (i, r) in steps.iter().enumerate() {
         let blamed = failed.culprit.is_none_or(|c| c == i);

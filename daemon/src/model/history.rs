@@ -185,7 +185,7 @@ impl RecordWrite {
             Direction::Up => &m.up,
         };
         Self {
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
             checksum: m.up.checksum.clone(),
             down_checksum: m.down.as_ref().map(|d| d.checksum.clone()),
@@ -228,7 +228,7 @@ pub enum RepairAction {
 }
 
 /// What a baseline records as applied on a tenant with no history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BaselineSource {
     /// Every version of the set up to this one.
     UpTo(super::Version),

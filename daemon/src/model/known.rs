@@ -32,12 +32,12 @@ impl Applied {
         for v in applied {
             match v.is_repeatable() {
                 true => {
-                    if let Some(m) = set.get(*v) {
-                        out.repeatables.insert(*v, m.up.checksum.clone());
+                    if let Some(m) = set.get(v.clone()) {
+                        out.repeatables.insert(v.clone(), m.up.checksum.clone());
                     }
                 }
                 false => {
-                    out.versions.insert(*v);
+                    out.versions.insert(v.clone());
                 }
             }
         }
@@ -142,7 +142,7 @@ impl KnownState {
         let applied = match &self.applied {
             Some(applied) => applied,
             None => {
-                legacy = legacy_applied(set, self.current_version, &self.failed_versions);
+                legacy = legacy_applied(set, self.current_version.clone(), &self.failed_versions);
                 &legacy
             }
         };
@@ -158,7 +158,7 @@ impl KnownState {
         };
         Classification {
             class,
-            current_version: set.newest(applied.versions.iter().copied()),
+            current_version: set.newest(applied.versions.iter().cloned()),
             pending,
         }
     }
@@ -172,16 +172,16 @@ fn legacy_applied(set: &MigrationSet, current: Option<Version>, failed: &[Versio
     let Some(current) = current else {
         return applied;
     };
+    for m in set.iter().chain(set.baselines()) {
+        let v = &m.version;
+        if v.is_repeatable() {
+            applied.repeatables.insert(v.clone(), m.up.checksum.clone());
+        } else if set.compare(v, &current) != Ordering::Greater && !failed.contains(v) {
+            applied.versions.insert(v.clone());
+        }
+    }
     if !failed.contains(&current) {
         applied.versions.insert(current);
-    }
-    for m in set.iter().chain(set.baselines()) {
-        let v = m.version;
-        if v.is_repeatable() {
-            applied.repeatables.insert(v, m.up.checksum.clone());
-        } else if set.compare(v, current) != Ordering::Greater && !failed.contains(&v) {
-            applied.versions.insert(v);
-        }
     }
     applied
 }
@@ -193,28 +193,31 @@ fn legacy_applied(set: &MigrationSet, current: Option<Version>, failed: &[Versio
 /// versions at or below an applied baseline migration are covered.
 fn pending(set: &MigrationSet, applied: &Applied) -> u32 {
     let start = match applied.versions.is_empty() {
-        true => set.baselines().next_back().map(|b| b.version),
+        true => set.baselines().next_back().map(|b| &b.version),
         false => None,
     };
-    let floor = start.or_else(|| {
+    let floor = start.cloned().or_else(|| {
         set.newest(
             applied
                 .versions
                 .iter()
-                .copied()
-                .filter(|v| set.baseline(*v).is_some()),
+                .filter(|v| set.baseline(v).is_some())
+                .cloned(),
         )
     });
-    let covered = |v: Version| {
-        !v.is_repeatable() && floor.is_some_and(|f| set.compare(v, f) != Ordering::Greater)
+    let covered = |v: &Version| {
+        !v.is_repeatable()
+            && floor
+                .as_ref()
+                .is_some_and(|f| set.compare(v, f) != Ordering::Greater)
     };
     let rest = set
         .iter()
         .filter(|m| {
-            let v = m.version;
+            let v = &m.version;
             match v.is_repeatable() {
-                true => applied.repeatables.get(&v) != Some(&m.up.checksum),
-                false => !covered(v) && !applied.versions.contains(&v),
+                true => applied.repeatables.get(v) != Some(&m.up.checksum),
+                false => !covered(v) && !applied.versions.contains(v),
             }
         })
         .count();
@@ -238,7 +241,7 @@ impl Tally {
     pub fn add(&mut self, c: &Classification, count: u32, read_at: Option<i64>) {
         *self.classes.entry(c.class).or_default() += count;
         if !matches!(c.class, TenantClass::NeverRead | TenantClass::Unreachable) {
-            *self.versions.entry(c.current_version).or_default() += count;
+            *self.versions.entry(c.current_version.clone()).or_default() += count;
         }
         if let Some(at) = read_at {
             self.oldest_read_at = Some(self.oldest_read_at.map_or(at, |o| o.min(at)));

@@ -186,7 +186,7 @@ fn a_state_stored_before_schema_6_is_judged_from_its_version() {
 fn applied_from_a_runs_versions_takes_the_sets_checksums() {
     let s = set_of(vec![numbered(1), repeatable("view", "SELECT 1;")]);
     let r = Version::repeatable("view").unwrap();
-    let applied = Applied::from_versions(&s, &BTreeSet::from([v(1), r]));
+    let applied = Applied::from_versions(&s, &BTreeSet::from([v(1), r.clone()]));
     assert_eq!(applied.versions, BTreeSet::from([v(1)]));
     assert_eq!(
         applied.repeatables.get(&r),

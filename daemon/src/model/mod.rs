@@ -4,7 +4,6 @@
 //!
 //! | file | types |
 //! | --- | --- |
-//! | `access.rs` | [`Role`] and the [`Rpc`]s each allows |
 //! | `backup.rs` | [`BackupWhen`], [`BackupOnFailure`], a backup as recorded ([`BackupRecord`], [`BackupState`]) |
 //! | `dialect.rs` | [`DialectKind`] and its capabilities |
 //! | `foreign.rs` | another tool's history rows ([`ForeignRow`]) and its checksums, for adopting its databases |
@@ -28,9 +27,8 @@
 //! | `known.rs` | a tenant's last-known state ([`KnownState`], [`Applied`]) and its one classification against a set: [`classify`], [`TenantClass`], [`Tally`] |
 //! | `schema.rs` | a tenant's schema as one canonical model: [`SchemaModel`], its fingerprint ([`FingerprintOptions`]) |
 //! | `schema_diff.rs` | [`diff_schemas`]: two models compared as [`SchemaChange`]s |
-//! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`]; [`LogFormat`] |
+//! | `observe.rs` | what a metrics scrape reports: [`Observation`], [`FleetHealth`], [`BudgetUse`] |
 
-mod access;
 mod backup;
 mod dialect;
 mod event;
@@ -58,7 +56,6 @@ mod set;
 mod strategy;
 mod version;
 
-pub use access::{Role, Rpc};
 pub use backup::{BackupOnFailure, BackupRecord, BackupState, BackupWhen};
 pub use dialect::{Capabilities, DialectKind};
 pub use event::{
@@ -79,7 +76,7 @@ pub use migration::{
     StatementSpan,
 };
 pub use names::{check_id, check_identifier, check_label};
-pub use observe::{BudgetUse, FleetHealth, LogFormat, Observation, RolloutCount, WorkCount};
+pub use observe::{BudgetUse, FleetHealth, Observation, RolloutCount, WorkCount};
 pub use placeholder::{
     BUILTIN_PLACEHOLDERS, Placeholder, PlaceholderContext, PlaceholderError, is_placeholder_name,
 };
@@ -99,6 +96,5 @@ pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
 pub(crate) use version::flyway_description;
 pub use version::{
-    MAX_REPEATABLE_KEY_BYTES, MAX_REQUESTED_REPEATABLE_NAMES, MAX_VERSION_PARTS, REPEATABLE_PREFIX,
-    Version, VersionError,
+    MAX_REPEATABLE_KEY_BYTES, MAX_VERSION_PARTS, REPEATABLE_PREFIX, Version, VersionError,
 };

@@ -2,21 +2,7 @@
 //! its tenants' last-known state, rollouts and their tenants by state, and the connection
 //! budget's use. Read from memory and the control store only; no tenant is touched.
 
-use serde::{Deserialize, Serialize};
-
 use super::{DialectKind, RolloutState, WorkState};
-
-/// How log records are written to stderr (`log_format`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human lines with their span path (colour only on a terminal). The default.
-    #[default]
-    Pretty,
-    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`,
-    /// `spans`), for a log collector.
-    Json,
-}
 
 /// One fleet's health, counted from each tenant's last-known state.
 #[derive(Debug, Clone, PartialEq)]

@@ -76,7 +76,7 @@ impl TransactionMode {
 }
 
 /// What to apply.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyOptions {
     /// Highest version to apply; `None` for the latest.
     pub target: Option<super::Version>,
@@ -88,7 +88,7 @@ pub struct ApplyOptions {
 }
 
 /// What to roll back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RollbackTarget {
     /// The newest N applied versions.
@@ -276,12 +276,12 @@ impl PlanView {
 impl From<&Plan> for PlanView {
     fn from(plan: &Plan) -> Self {
         Self {
-            current_version: plan.current_version,
+            current_version: plan.current_version.clone(),
             steps: plan
                 .steps
                 .iter()
                 .map(|s| StepView {
-                    version: s.migration.version,
+                    version: s.migration.version.clone(),
                     name: s.migration.name.clone(),
                     direction: s.direction,
                     checksum: s.migration.up.checksum.clone(),

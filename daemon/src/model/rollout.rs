@@ -7,7 +7,7 @@ use super::{
 };
 
 /// What a rollout does on each tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutOp {
     /// Apply pending migrations.

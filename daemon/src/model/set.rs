@@ -75,7 +75,7 @@ fn duplicate(sorted: &[Migration]) -> Option<DuplicateVersion> {
         .windows(2)
         .find(|w| w[0].version == w[1].version)
         .map(|w| DuplicateVersion {
-            version: w[0].version,
+            version: w[0].version.clone(),
             first: w[0].name.clone(),
             second: w[1].name.clone(),
         })
@@ -88,7 +88,7 @@ impl MigrationSet {
     /// # Errors
     /// [`DuplicateVersion`] when two migrations share a version.
     pub fn new(mut migrations: Vec<Migration>) -> Result<Self, DuplicateVersion> {
-        migrations.sort_by_key(|m| m.version);
+        migrations.sort_by_key(|m| m.version.clone());
         if let Some(d) = duplicate(&migrations) {
             return Err(d);
         }
@@ -112,15 +112,15 @@ impl MigrationSet {
         let mut keyed: Vec<(String, Arc<Migration>)> =
             self.migrations.drain(..).map(|m| (key(&m), m)).collect();
         keyed.sort_by(|(ka, a), (kb, b)| {
-            (a.version.is_repeatable(), ka, a.version).cmp(&(
+            (a.version.is_repeatable(), ka, a.version.clone()).cmp(&(
                 b.version.is_repeatable(),
                 kb,
-                b.version,
+                b.version.clone(),
             ))
         });
         (self.keys, self.migrations) = keyed.into_iter().unzip();
         let mut by_version: Vec<usize> = (0..self.migrations.len()).collect();
-        by_version.sort_by_key(|&i| self.migrations[i].version);
+        by_version.sort_by_key(|&i| self.migrations[i].version.clone());
         self.by_version = by_version;
         self.order = VersionOrder::Text;
         self
@@ -135,7 +135,7 @@ impl MigrationSet {
         mut self,
         mut baselines: Vec<Migration>,
     ) -> Result<Self, DuplicateVersion> {
-        baselines.sort_by_key(|m| m.version);
+        baselines.sort_by_key(|m| m.version.clone());
         if let Some(d) = duplicate(&baselines) {
             return Err(d);
         }
@@ -205,15 +205,15 @@ impl MigrationSet {
     }
 
     /// The position in [`Self::iter`] of the migration with `version`.
-    fn position(&self, version: Version) -> Option<usize> {
+    fn position(&self, version: &Version) -> Option<usize> {
         match self.order {
             VersionOrder::Numeric => self
                 .migrations
-                .binary_search_by_key(&version, |m| m.version)
+                .binary_search_by(|m| m.version.cmp(version))
                 .ok(),
             VersionOrder::Text => self
                 .by_version
-                .binary_search_by_key(&version, |&i| self.migrations[i].version)
+                .binary_search_by(|&i| self.migrations[i].version.cmp(version))
                 .ok()
                 .map(|i| self.by_version[i]),
         }
@@ -223,15 +223,15 @@ impl MigrationSet {
     /// versioned one, else a baseline migration of that version.
     pub fn get(&self, version: impl Into<Version>) -> Option<&Arc<Migration>> {
         let version = version.into();
-        self.position(version)
+        self.position(&version)
             .map(|i| &self.migrations[i])
-            .or_else(|| self.baseline(version))
+            .or_else(|| self.baseline(&version))
     }
 
     /// The baseline migration with `version`, if the set has one.
-    pub fn baseline(&self, version: Version) -> Option<&Arc<Migration>> {
+    pub fn baseline(&self, version: &Version) -> Option<&Arc<Migration>> {
         self.baselines
-            .binary_search_by_key(&version, |m| m.version)
+            .binary_search_by(|m| m.version.cmp(version))
             .ok()
             .map(|i| &self.baselines[i])
     }
@@ -240,8 +240,8 @@ impl MigrationSet {
     /// when the set has one and the record holds its checksum (or the set has no versioned
     /// migration of that version), else [`Self::get`].
     pub fn for_record(&self, record: &HistoryRecord) -> Option<&Arc<Migration>> {
-        let versioned = self.position(record.version).map(|i| &self.migrations[i]);
-        match self.baseline(record.version) {
+        let versioned = self.position(&record.version).map(|i| &self.migrations[i]);
+        match self.baseline(&record.version) {
             Some(b) if versioned.is_none() || b.up.checksum == record.checksum => Some(b),
             _ => versioned,
         }
@@ -249,7 +249,7 @@ impl MigrationSet {
 
     /// True when `record` ran one of the set's baseline migrations ([`Self::for_record`]).
     pub fn ran_baseline(&self, record: &HistoryRecord) -> bool {
-        match (self.for_record(record), self.baseline(record.version)) {
+        match (self.for_record(record), self.baseline(&record.version)) {
             (Some(m), Some(b)) => Arc::ptr_eq(m, b),
             _ => false,
         }
@@ -258,18 +258,18 @@ impl MigrationSet {
     /// `a` against `b` in the set's order ([`VersionOrder`]): versions the set has by
     /// their text as the tool wrote it, others by their [`Version`] text; repeatables
     /// after every numbered version. Equal only when `a == b`.
-    pub fn compare(&self, a: Version, b: Version) -> Ordering {
+    pub fn compare(&self, a: &Version, b: &Version) -> Ordering {
         match self.order {
-            VersionOrder::Numeric => a.cmp(&b),
+            VersionOrder::Numeric => a.cmp(b),
             VersionOrder::Text if a == b => Ordering::Equal,
             VersionOrder::Text => (a.is_repeatable(), self.key(a))
                 .cmp(&(b.is_repeatable(), self.key(b)))
-                .then_with(|| a.cmp(&b)),
+                .then_with(|| a.cmp(b)),
         }
     }
 
     /// `version`'s text for [`VersionOrder::Text`].
-    fn key(&self, version: Version) -> Cow<'_, str> {
+    fn key(&self, version: &Version) -> Cow<'_, str> {
         match self.position(version).and_then(|i| self.keys.get(i)) {
             Some(k) => Cow::Borrowed(k),
             None => Cow::Owned(version.to_string()),
@@ -278,7 +278,7 @@ impl MigrationSet {
 
     /// The newest of `versions` in the set's order ([`Self::compare`]).
     pub fn newest(&self, versions: impl IntoIterator<Item = Version>) -> Option<Version> {
-        versions.into_iter().max_by(|a, b| self.compare(*a, *b))
+        versions.into_iter().max_by(|a, b| self.compare(a, b))
     }
 
     /// The newest numbered version, a baseline migration's included (repeatables have
@@ -288,12 +288,13 @@ impl MigrationSet {
             .migrations
             .iter()
             .rev()
-            .map(|m| m.version)
-            .find(|v| !v.is_repeatable());
+            .map(|m| &m.version)
+            .find(|v| !v.is_repeatable())
+            .cloned();
         self.newest(
             versioned
                 .into_iter()
-                .chain(self.baselines.last().map(|b| b.version)),
+                .chain(self.baselines.last().map(|b| b.version.clone())),
         )
     }
 
@@ -399,12 +400,12 @@ mod tests {
         let v = |n: i64| Version::from(n);
         assert_eq!(set.latest(), Some(v(20260120162913)));
         assert_eq!(
-            set.compare(v(202512291102420000), v(20260120162913)),
+            set.compare(&v(202512291102420000), &v(20260120162913)),
             Ordering::Less
         );
-        assert_eq!(set.compare(v(0), v(0)), Ordering::Equal);
+        assert_eq!(set.compare(&v(0), &v(0)), Ordering::Equal);
         // A version the set lacks orders by its text among the set's.
-        assert_eq!(set.compare(v(2026), v(20251119101010)), Ordering::Greater);
+        assert_eq!(set.compare(&v(2026), &v(20251119101010)), Ordering::Greater);
         assert_eq!(
             set.newest([v(202512291102420000), v(20251119101010)]),
             Some(v(202512291102420000))

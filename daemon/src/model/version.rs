@@ -5,20 +5,15 @@
 //! `MigrationVersion.compareTo`).
 //!
 //! A Flyway repeatable migration (`R__<description>.sql`) has no version. Its key in the
-//! history table, on the wire and in events is `R__<description>`, a [`Version`] that orders
+//! history table and in events is `R__<description>` (on the wire, a `Version` message whose
+//! `repeatable` is the description), a [`Version`] that orders
 //! after every numbered one, repeatables among themselves by description: the order Flyway
 //! runs them in ("repeatable migrations are always applied last, after all pending
 //! versioned migrations … in the order of their description", Flyway docs, "Migrations"),
 //! the description read as Flyway reads it from the file name, underscores as spaces
 //! (`R__Customer_view` runs before `R__CustomerAudit`).
 
-use std::{
-    cmp::Ordering,
-    collections::HashSet,
-    fmt, hash,
-    str::FromStr,
-    sync::{Mutex, OnceLock, PoisonError},
-};
+use std::{cmp::Ordering, fmt, hash, str::FromStr, sync::Arc};
 
 /// Most dot-separated parts a version may have (`1.2.3.4.5.6`).
 pub const MAX_VERSION_PARTS: usize = 6;
@@ -30,15 +25,10 @@ pub const REPEATABLE_PREFIX: &str = "R__";
 /// column holds.
 pub const MAX_REPEATABLE_KEY_BYTES: usize = 128;
 
-/// Most repeatable descriptions first seen in requests ([`Version::parse_requested`]) one
-/// process holds. Every description is kept for the life of the process (see [`Version`]);
-/// those read from migration sets and history tables are not counted, so requests naming
-/// made-up repeatables can neither grow memory without bound nor stop a set from loading.
-pub const MAX_REQUESTED_REPEATABLE_NAMES: usize = 1_024;
-
-/// A migration's version. `Copy`, no allocation per copy: the first part is any `i64`
-/// (an integer version, a timestamp), the others up to `u32::MAX`; or a repeatable
-/// migration's description, interned once per process.
+/// A migration's version: the first part is any `i64` (an integer version, a timestamp),
+/// the others up to `u32::MAX`; or a repeatable migration's description, shared by every
+/// clone (an `Arc<str>`: a clone allocates nothing, and the description is freed with its
+/// last holder, so no process-wide table grows with what requests or history tables name).
 ///
 /// Equality, order and hash look at the numbers only: `1`, `1.0` and `1_0` are one
 /// version; repeatables are equal when their descriptions are, and order after every
@@ -46,7 +36,7 @@ pub const MAX_REQUESTED_REPEATABLE_NAMES: usize = 1_024;
 /// compares UTF-16 units, which differs only between astral and U+E000–U+FFFF characters),
 /// then as written. [`fmt::Display`] writes an integer as it is, a dotted version with dots
 /// and a repeatable as `R__<description>`.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Version {
     first: i64,
     /// The parts after the first, then zeros.
@@ -54,44 +44,7 @@ pub struct Version {
     /// How many parts were written; 1 for an integer, 0 for a repeatable.
     len: u8,
     /// A repeatable migration's description; `None` for a numbered version.
-    repeatable: Option<&'static str>,
-}
-
-/// Every repeatable description the process holds, and how many were first seen in
-/// requests.
-#[derive(Default)]
-struct Names {
-    held: HashSet<&'static str>,
-    requested: usize,
-}
-
-impl Names {
-    /// The held copy of `name`; `None` when `requested` and `name` is new once `budget`
-    /// names were first seen in requests.
-    fn intern(&mut self, name: &str, requested: bool, budget: usize) -> Option<&'static str> {
-        if let Some(held) = self.held.get(name) {
-            return Some(held);
-        }
-        if requested {
-            if self.requested >= budget {
-                return None;
-            }
-            self.requested += 1;
-        }
-        let held: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        self.held.insert(held);
-        Some(held)
-    }
-}
-
-/// [`Names::intern`] on the process's names, with [`MAX_REQUESTED_REPEATABLE_NAMES`].
-fn intern(name: &str, requested: bool) -> Option<&'static str> {
-    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
-    NAMES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .intern(name, requested, MAX_REQUESTED_REPEATABLE_NAMES)
+    repeatable: Option<Arc<str>>,
 }
 
 /// A repeatable's description as Flyway reads it from the file name (`R__Create_views.sql`
@@ -123,30 +76,13 @@ impl Version {
     }
 
     /// The key of the repeatable migration described `name` (`R__<name>`), as read from a
-    /// migration set or a history table.
+    /// migration set, a history table or a request.
     ///
     /// # Errors
     /// [`VersionError`] when `name` is empty, has a control character, starts or ends with
     /// whitespace (MySQL's `PAD SPACE` collations compare `views ` equal to `views`), or
     /// makes a key longer than [`MAX_REPEATABLE_KEY_BYTES`].
     pub fn repeatable(name: &str) -> Result<Self, VersionError> {
-        Self::repeatable_from(name, false)
-    }
-
-    /// Parses a version a request names, as [`FromStr`] does, except that a repeatable's
-    /// description never seen before (in a set, a history table or a request) is taken only
-    /// while fewer than [`MAX_REQUESTED_REPEATABLE_NAMES`] were first seen in requests.
-    ///
-    /// # Errors
-    /// What [`FromStr`] refuses, and a new repeatable description past that budget.
-    pub fn parse_requested(text: &str) -> Result<Self, VersionError> {
-        match text.strip_prefix(REPEATABLE_PREFIX) {
-            Some(name) => Self::repeatable_from(name, true),
-            None => text.parse(),
-        }
-    }
-
-    fn repeatable_from(name: &str, requested: bool) -> Result<Self, VersionError> {
         let refuse = |reason| VersionError {
             text: format!("{REPEATABLE_PREFIX}{name}"),
             reason,
@@ -164,21 +100,18 @@ impl Version {
         if REPEATABLE_PREFIX.len() + name.len() > MAX_REPEATABLE_KEY_BYTES {
             return Err(refuse("a repeatable's key is at most 128 bytes"));
         }
-        let name = intern(name, requested).ok_or_else(|| {
-            refuse("no such repeatable is known, and too many were named in requests")
-        })?;
         Ok(Self {
             first: 0,
             rest: [0; MAX_VERSION_PARTS - 1],
             len: 0,
-            repeatable: Some(name),
+            repeatable: Some(Arc::from(name)),
         })
     }
 
     /// A repeatable migration's description (`views` for `R__views`); `None` for a
     /// numbered version.
-    pub fn repeatable_name(&self) -> Option<&'static str> {
-        self.repeatable
+    pub fn repeatable_name(&self) -> Option<&str> {
+        self.repeatable.as_deref()
     }
 
     /// True for a repeatable migration's key: it has no place among numbered versions
@@ -214,7 +147,8 @@ impl From<i64> for Version {
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        (self.repeatable, self.first, self.rest) == (other.repeatable, other.first, other.rest)
+        (self.repeatable_name(), self.first, self.rest)
+            == (other.repeatable_name(), other.first, other.rest)
     }
 }
 
@@ -230,7 +164,7 @@ impl Ord for Version {
     /// Numbered versions part by part, then repeatables by Flyway's description
     /// (underscores as spaces), then as written.
     fn cmp(&self, other: &Self) -> Ordering {
-        match (self.repeatable, other.repeatable) {
+        match (self.repeatable_name(), other.repeatable_name()) {
             (None, None) => (self.first, self.rest).cmp(&(other.first, other.rest)),
             (None, Some(_)) => Ordering::Less,
             (Some(_), None) => Ordering::Greater,
@@ -249,13 +183,13 @@ impl PartialOrd for Version {
 
 impl hash::Hash for Version {
     fn hash<H: hash::Hasher>(&self, state: &mut H) {
-        (self.repeatable, self.first, self.rest).hash(state);
+        (self.repeatable_name(), self.first, self.rest).hash(state);
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(name) = self.repeatable {
+        if let Some(name) = self.repeatable_name() {
             return write!(f, "{REPEATABLE_PREFIX}{name}");
         }
         for (i, part) in self.parts().enumerate() {
@@ -425,27 +359,16 @@ mod tests {
     }
 
     #[test]
-    fn requests_cannot_use_up_the_repeatables_sets_and_histories_need() {
-        // The process's names, with a budget of 2 instead of 1,024 (a test of its own, so
-        // the process's budget stays whole for every other test).
-        let mut names = Names::default();
-        assert!(names.intern("from a set", false, 2).is_some());
-        assert!(names.intern("made up 1", true, 2).is_some());
-        assert!(names.intern("made up 2", true, 2).is_some());
-        assert_eq!(names.intern("made up 3", true, 2), None);
-        // Known names still come from requests; sets and histories still bring new ones.
-        assert_eq!(names.intern("from a set", true, 2), Some("from a set"));
-        assert_eq!(names.intern("made up 1", true, 2), Some("made up 1"));
-        assert!(
-            names
-                .intern("new in a set after the flood", false, 2)
-                .is_some()
-        );
-        // Requests parse through the budget to the same key a set gives.
-        let requested = Version::parse_requested("R__requested views").unwrap();
-        assert_eq!(requested, Version::repeatable("requested views").unwrap());
-        assert_eq!(Version::parse_requested("1.2").unwrap(), v("1.2"));
-        assert!(Version::parse_requested("R__ padded").is_err());
+    fn repeatable_keys_are_shared_by_clones_and_freed_with_the_last() {
+        let views = v("R__views");
+        let copy = views.clone();
+        let held = views.repeatable.as_ref().expect("a repeatable");
+        let shared = copy.repeatable.as_ref().expect("a repeatable");
+        assert!(Arc::ptr_eq(held, shared), "a clone allocates nothing");
+        let weak = Arc::downgrade(held);
+        drop((views, copy));
+        assert!(weak.upgrade().is_none(), "no table keeps the description");
+        assert!("R__ padded".parse::<Version>().is_err());
     }
 
     #[test]

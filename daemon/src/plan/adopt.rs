@@ -101,11 +101,13 @@ pub(crate) fn adoption(
         let m = in_set(set, tool, &raw)?;
         check_checksum(tool, m, row)?;
         match tool {
-            SetFormat::GolangMigrate => {
-                applied.extend(set.iter().map(|m| m.version).filter(|v| *v <= m.version))
-            }
+            SetFormat::GolangMigrate => applied.extend(
+                set.iter()
+                    .map(|m| m.version.clone())
+                    .filter(|v| *v <= m.version),
+            ),
             _ => {
-                applied.insert(m.version);
+                applied.insert(m.version.clone());
             }
         }
     }
@@ -151,7 +153,7 @@ fn flyway_row(
                 // and runs again, as Flyway would run it.
                 let current = kind == "SQL" && check_checksum(tool, m, row).is_ok();
                 match current {
-                    true => applied.insert(m.version),
+                    true => applied.insert(m.version.clone()),
                     false => applied.remove(&m.version),
                 };
                 Ok(true)
@@ -169,7 +171,11 @@ fn flyway_row(
         "SCHEMA" => Ok(true),
         "BASELINE" => {
             let m = in_set(set, tool, raw)?;
-            applied.extend(set.iter().map(|x| x.version).filter(|v| *v <= m.version));
+            applied.extend(
+                set.iter()
+                    .map(|x| x.version.clone())
+                    .filter(|v| *v <= m.version),
+            );
             Ok(true)
         }
         // A baseline migration (`B<version>__…`) that ran: it stands for every versioned
@@ -178,15 +184,15 @@ fn flyway_row(
             let b = raw
                 .parse::<Version>()
                 .ok()
-                .and_then(|v| set.baseline(v))
+                .and_then(|v| set.baseline(&v))
                 .ok_or_else(|| AdoptRefusal::NotInSet {
                     tool,
                     version: raw.to_owned(),
                 })?;
             check_checksum(tool, b, row)?;
             let below = |v: &Version| !v.is_repeatable() && *v <= b.version;
-            applied.extend(set.iter().map(|x| x.version).filter(below));
-            applied.insert(b.version);
+            applied.extend(set.iter().map(|x| x.version.clone()).filter(below));
+            applied.insert(b.version.clone());
             Ok(true)
         }
         "UNDO_SQL" | "DELETE" => {
@@ -259,7 +265,7 @@ fn check_checksum(tool: SetFormat, m: &Migration, row: &ForeignRow) -> Result<()
     };
     Err(AdoptRefusal::Checksum {
         tool,
-        version: m.version,
+        version: m.version.clone(),
         name: m.name.clone(),
         recorded: recorded.to_owned(),
         file,

@@ -11,7 +11,7 @@ use crate::model::{
 #[test]
 fn the_pending_count_is_the_planners() {
     let record = |m: &Migration, status| HistoryRecord {
-        version: m.version,
+        version: m.version.clone(),
         name: m.name.clone(),
         checksum: m.up.checksum.clone(),
         down_checksum: None,
@@ -51,9 +51,9 @@ fn the_pending_count_is_the_planners() {
             match r.version.is_repeatable() {
                 true => applied
                     .repeatables
-                    .insert(r.version, r.checksum.clone())
+                    .insert(r.version.clone(), r.checksum.clone())
                     .map(drop),
-                false => applied.versions.insert(r.version).then_some(()),
+                false => applied.versions.insert(r.version.clone()).then_some(()),
             };
         }
         let mut k = state(&[]);

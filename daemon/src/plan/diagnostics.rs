@@ -23,7 +23,7 @@ pub(super) fn missing(r: &HistoryRecord) -> Diagnostic {
     new(
         Severity::Error,
         Code::MissingMigration,
-        Some(r.version),
+        Some(r.version.clone()),
         format!(
             "version {} ({}) is applied but missing from the migration set",
             r.version, r.name
@@ -35,7 +35,7 @@ pub(super) fn drift(r: &HistoryRecord, m: &Migration) -> Diagnostic {
     new(
         Severity::Error,
         Code::ChecksumMismatch,
-        Some(r.version),
+        Some(r.version.clone()),
         format!(
             "version {} ({}) changed after it was applied: checksum {} applied, {} in the set",
             r.version,
@@ -55,7 +55,7 @@ pub(super) fn down_drift(r: &HistoryRecord, m: &Migration) -> Diagnostic {
     new(
         Severity::Warning,
         Code::DownChecksumMismatch,
-        Some(r.version),
+        Some(r.version.clone()),
         format!(
             "version {} ({}) down script changed after the migration was applied: checksum \
              {recorded} recorded, {now}; a rollback runs the file as it is now \
@@ -69,7 +69,7 @@ pub(super) fn running(r: &HistoryRecord) -> Diagnostic {
     new(
         Severity::Error,
         Code::RunningMigration,
-        Some(r.version),
+        Some(r.version.clone()),
         format!(
             "version {} ({}) is recorded as running ({} of {} statements done): its effect \
              is unknown; check the schema, then repair it",
@@ -82,7 +82,7 @@ pub(super) fn failed(r: &HistoryRecord) -> Diagnostic {
     new(
         Severity::Warning,
         Code::FailedMigration,
-        Some(r.version),
+        Some(r.version.clone()),
         format!(
             "version {} ({}) failed before and left nothing behind; it runs again: {}",
             r.version,
@@ -96,7 +96,7 @@ pub(super) fn failed_gone(r: &HistoryRecord) -> Diagnostic {
     new(
         Severity::Warning,
         Code::FailedMigration,
-        Some(r.version),
+        Some(r.version.clone()),
         format!(
             "version {} ({}) failed in a transaction and left nothing behind; its file is gone \
              from the set, so it does not run again (avocet repair --forget clears the \
@@ -112,7 +112,7 @@ pub(super) fn partial(r: &HistoryRecord) -> Diagnostic {
     new(
         Severity::Error,
         Code::PartiallyApplied,
-        Some(r.version),
+        Some(r.version.clone()),
         format!(
             "version {} ({}) {} failed after {} of {} statements, which no transaction undid; \
              check the schema, then repair it: {}",
@@ -144,14 +144,14 @@ pub(super) fn out_of_order(m: &Migration, current: Option<Version>, allowed: boo
     if !allowed {
         message.push_str("; allow out-of-order to apply it");
     }
-    new(severity, Code::OutOfOrder, Some(m.version), message)
+    new(severity, Code::OutOfOrder, Some(m.version.clone()), message)
 }
 
 pub(super) fn no_transaction(m: &Migration) -> Diagnostic {
     new(
         Severity::Warning,
         Code::NoTransaction,
-        Some(m.version),
+        Some(m.version.clone()),
         format!(
             "version {} ({}) runs statement by statement outside a transaction",
             m.version, m.name
@@ -179,7 +179,7 @@ pub(super) fn destructive(step: &Step, accepted: bool) -> Diagnostic {
         true => new(
             Severity::Warning,
             Code::Destructive,
-            Some(m.version),
+            Some(m.version.clone()),
             format!(
                 "version {} ({}): {script}destroys data: {what}",
                 m.version, m.name
@@ -188,7 +188,7 @@ pub(super) fn destructive(step: &Step, accepted: bool) -> Diagnostic {
         false => new(
             Severity::Error,
             Code::Destructive,
-            Some(m.version),
+            Some(m.version.clone()),
             format!(
                 "version {} ({}): {script}destroys data ({what}); if that is intended, pass \
                  accept_data_loss (avocet {command} --accept-data-loss) or mark the file \
@@ -207,7 +207,7 @@ pub(super) fn placeholder(
     new(
         Severity::Error,
         Code::Placeholder,
-        Some(m.version),
+        Some(m.version.clone()),
         format!(
             "version {} ({}), {} script: {e}",
             m.version,
@@ -221,7 +221,7 @@ pub(super) fn irreversible(m: &Migration) -> Diagnostic {
     new(
         Severity::Error,
         Code::Irreversible,
-        Some(m.version),
+        Some(m.version.clone()),
         format!(
             "version {} ({}) has no down script, so it cannot be rolled back",
             m.version, m.name
@@ -234,7 +234,7 @@ pub(super) fn empty(m: &Migration, template: bool) -> Diagnostic {
         true => new(
             Severity::Error,
             Code::EmptyMigration,
-            Some(m.version),
+            Some(m.version.clone()),
             format!(
                 "version {} ({}) is still the empty file `avocet new` wrote: write its SQL \
                  (and remove the `-- avocet:template` line)",
@@ -244,7 +244,7 @@ pub(super) fn empty(m: &Migration, template: bool) -> Diagnostic {
         false => new(
             Severity::Warning,
             Code::EmptyMigration,
-            Some(m.version),
+            Some(m.version.clone()),
             format!(
                 "version {} ({}) has no statement, only comments: it will be recorded as \
                  applied having done nothing (mark the file `-- avocet:allow-empty` if that is \

@@ -28,7 +28,7 @@ pub(crate) fn current_version(set: &MigrationSet, history: &[HistoryRecord]) -> 
         history
             .iter()
             .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
-            .map(|r| r.version),
+            .map(|r| r.version.clone()),
     )
 }
 
@@ -42,7 +42,7 @@ fn baseline_floor(set: &MigrationSet, history: &[HistoryRecord]) -> Option<Versi
             .iter()
             .filter(|r| r.status == RecordStatus::Applied)
             .filter(|r| set.ran_baseline(r))
-            .map(|r| r.version),
+            .map(|r| r.version.clone()),
     )
 }
 
@@ -53,7 +53,7 @@ fn baseline_floor(set: &MigrationSet, history: &[HistoryRecord]) -> Option<Versi
 fn starting_baseline<'a>(
     set: &'a MigrationSet,
     history: &[HistoryRecord],
-    target: Option<Version>,
+    target: Option<&Version>,
 ) -> Option<&'a Arc<Migration>> {
     let fresh = !history
         .iter()
@@ -62,7 +62,7 @@ fn starting_baseline<'a>(
         .then(|| {
             set.baselines()
                 .rev()
-                .find(|b| target.is_none_or(|t| set.compare(b.version, t) != Ordering::Greater))
+                .find(|b| target.is_none_or(|t| set.compare(&b.version, t) != Ordering::Greater))
         })
         .flatten()
 }
@@ -77,24 +77,25 @@ fn starting_baseline<'a>(
 pub(crate) fn pending<'a>(
     set: &'a MigrationSet,
     history: &[HistoryRecord],
-    target: Option<Version>,
+    target: Option<&'a Version>,
 ) -> impl Iterator<Item = &'a Arc<Migration>> {
-    let applied: HashMap<Version, &HistoryRecord> = history
+    let applied: HashMap<&Version, &HistoryRecord> = history
         .iter()
         .filter(|r| r.status == RecordStatus::Applied)
-        .map(|r| (r.version, r))
+        .map(|r| (&r.version, r))
         .collect();
     let start = starting_baseline(set, history, target);
     let floor = start
-        .map(|b| b.version)
+        .map(|b| b.version.clone())
         .or_else(|| baseline_floor(set, history));
-    let at_or_below = move |v: Version, limit: Version| set.compare(v, limit) != Ordering::Greater;
+    let at_or_below =
+        move |v: &Version, limit: &Version| set.compare(v, limit) != Ordering::Greater;
     let versioned = set.iter().filter(move |m| {
-        let v = m.version;
-        let covered = !v.is_repeatable() && floor.is_some_and(|f| at_or_below(v, f));
+        let v = &m.version;
+        let covered = !v.is_repeatable() && floor.as_ref().is_some_and(|f| at_or_below(v, f));
         target.is_none_or(|t| at_or_below(v, t))
             && !covered
-            && applied.get(&v).is_none_or(|r| r.rerun_due(m))
+            && applied.get(v).is_none_or(|r| r.rerun_due(m))
     });
     start.into_iter().chain(versioned)
 }
@@ -172,10 +173,12 @@ pub(crate) fn applied(history: &[HistoryRecord]) -> crate::model::Applied {
     for r in history.iter().filter(|r| r.status == RecordStatus::Applied) {
         match r.version.is_repeatable() {
             true => {
-                applied.repeatables.insert(r.version, r.checksum.clone());
+                applied
+                    .repeatables
+                    .insert(r.version.clone(), r.checksum.clone());
             }
             false => {
-                applied.versions.insert(r.version);
+                applied.versions.insert(r.version.clone());
             }
         }
     }
@@ -193,14 +196,18 @@ pub(crate) fn plan_apply(
 ) -> Plan {
     let current = current_version(set, history);
     let mut diagnostics = check_history(set, history, dialect);
-    let steps: Vec<Step> = pending(set, history, opts.target)
+    let steps: Vec<Step> = pending(set, history, opts.target.as_ref())
         .map(|m| Step::new(m, Direction::Up, dialect))
         .collect();
     for step in &steps {
         let m = &step.migration;
-        let below = |c: Version| set.compare(m.version, c) == Ordering::Less;
-        if current.is_some_and(below) && !m.unordered {
-            diagnostics.push(diag::out_of_order(m, current, opts.allow_out_of_order));
+        let below = |c: &Version| set.compare(&m.version, c) == Ordering::Less;
+        if current.as_ref().is_some_and(below) && !m.unordered {
+            diagnostics.push(diag::out_of_order(
+                m,
+                current.clone(),
+                opts.allow_out_of_order,
+            ));
         }
         if step.script().no_transaction {
             diagnostics.push(diag::no_transaction(m));
@@ -256,14 +263,14 @@ pub(crate) fn plan_rollback(
         .iter()
         .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
         .collect();
-    applied.sort_by(|a, b| set.compare(b.version, a.version));
+    applied.sort_by(|a, b| set.compare(&b.version, &a.version));
     let last_batch = last_batch(history);
     let chosen: Vec<&HistoryRecord> = match target {
         RollbackTarget::Steps(n) => applied.into_iter().take(n as usize).collect(),
-        RollbackTarget::ToVersion(v) if is_zero(v) => applied,
+        RollbackTarget::ToVersion(v) if is_zero(v.clone()) => applied,
         RollbackTarget::ToVersion(v) => applied
             .into_iter()
-            .filter(|r| set.compare(r.version, v) == Ordering::Greater)
+            .filter(|r| set.compare(&r.version, &v) == Ordering::Greater)
             .collect(),
         RollbackTarget::LastBatch => applied
             .into_iter()

@@ -420,7 +420,7 @@ fn repeatables_run_last_and_again_only_when_their_checksum_changes() {
         record(&first, 2, RecordStatus::Applied, 1),
     ];
     history.push(HistoryRecord {
-        version: views.version,
+        version: views.version.clone(),
         name: views.name.clone(),
         checksum: views.up.checksum.clone(),
         down_checksum: None,
@@ -449,7 +449,13 @@ fn repeatables_run_last_and_again_only_when_their_checksum_changes() {
         (RollbackTarget::LastBatch, &["2 down", "1 down"]),
         (RollbackTarget::ToVersion(1.into()), &["2 down"]),
     ] {
-        let plan = plan_rollback(&first, &history, target, false, DialectKind::Postgres);
+        let plan = plan_rollback(
+            &first,
+            &history,
+            target.clone(),
+            false,
+            DialectKind::Postgres,
+        );
         assert_eq!(step_keys(&plan), expected, "{target:?}");
     }
     // When the last apply ran only the edited repeatable, the last batch undoes nothing,

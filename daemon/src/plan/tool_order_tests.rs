@@ -32,7 +32,7 @@ fn migration(version: i64, up: &str) -> Migration {
 
 fn applied(m: &Migration, batch: i64) -> HistoryRecord {
     HistoryRecord {
-        version: m.version,
+        version: m.version.clone(),
         name: m.name.clone(),
         checksum: m.up.checksum.clone(),
         down_checksum: m.down.as_ref().map(|d| d.checksum.clone()),
@@ -181,7 +181,7 @@ fn a_fresh_tenant_starts_from_the_newest_baseline_and_one_with_history_ignores_i
         "the versioned file runs"
     );
     // After the baseline ran: nothing below it is pending, no drift against V2's file.
-    let ran = [applied(set.baseline(2.into()).unwrap(), 1)];
+    let ran = [applied(set.baseline(&2.into()).unwrap(), 1)];
     let plan = plan_apply(&set, &ran, ApplyOptions::default(), DialectKind::Postgres);
     assert_eq!(texts(&plan), ["3"]);
     assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);

@@ -48,7 +48,7 @@ impl RolloutCtx {
         model: &SchemaModel,
     ) {
         let opts = FingerprintOptions::default();
-        let version_text = version.map(|v| v.to_string()).unwrap_or_default();
+        let version_text = version.as_ref().map(|v| v.to_string()).unwrap_or_default();
         let mine = ExpectedSchema {
             version: version_text.clone(),
             fingerprint: model.fingerprint(opts),

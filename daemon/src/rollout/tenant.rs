@@ -56,7 +56,7 @@ impl RolloutCtx {
             };
             let job = Job {
                 set: &self.set,
-                op: self.spec.op,
+                op: self.spec.op.clone(),
                 transaction: self.spec.transaction,
                 dialect: self.fleet.dialect,
                 lock_timeout: self.fleet.lock_timeout,
@@ -75,7 +75,7 @@ impl RolloutCtx {
                 migrate::run(tenant, &job, self).await
             };
             if let Some(model) = report.schema.take() {
-                self.record_schema(tenant, report.current_version, &model)
+                self.record_schema(tenant, report.current_version.clone(), &model)
                     .await;
             }
             let known = report.known.take().map(|k| KnownState {
@@ -118,7 +118,7 @@ impl RolloutCtx {
         if let Some(f) = &report.failure {
             tracing::warn!(
                 code = f.code.as_str(),
-                version = f.version.map(tracing::field::display),
+                version = f.version.as_ref().map(tracing::field::display),
                 "{}",
                 f.message
             );
@@ -158,7 +158,7 @@ impl Observer for RolloutCtx {
         let m = &step.migration;
         self.emit(EventKind::MigrationStarted(MigrationStarted {
             tenant: tenant.id.clone(),
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
             direction: step.direction,
             transactional: step.transactional,
@@ -184,7 +184,7 @@ impl Observer for RolloutCtx {
         });
         self.emit(EventKind::MigrationFinished(MigrationFinished {
             tenant: tenant.id.clone(),
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
             status: outcome.status,
             duration_ms: outcome.duration_ms,
@@ -204,7 +204,7 @@ impl Observer for RolloutCtx {
         let m = &before.migration;
         let occasion = Occasion {
             rollout_id: Some(&self.id),
-            before: Some((m.version, before.direction)),
+            before: Some((m.version.clone(), before.direction)),
             name: "",
             version,
         };
@@ -214,7 +214,7 @@ impl Observer for RolloutCtx {
                     tenant: tenant.id.clone(),
                     backup_id: b.id.clone(),
                     version: b.version.clone(),
-                    before: m.version,
+                    before: m.version.clone(),
                     bytes: b.bytes,
                     sha256: b.sha256.clone(),
                     duration_ms: b.duration_ms(),

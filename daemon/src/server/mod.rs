@@ -21,7 +21,7 @@ use tonic_health::ServingStatus;
 use crate::{
     admin::{self, Admin},
     api::{self, BackupsService, FleetService, Gated, MigratorService, RolloutsService},
-    auth::{Gate, server_tls},
+    auth::{Gate, TlsError, server_tls},
     config::{Config, ConfigError},
     engine::{Engine, ReplicaOptions},
     fleet::{FleetError, Registry},
@@ -49,8 +49,8 @@ pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// `[tls]` names a file that cannot be read, or TLS cannot be set up with it.
-    #[error("{0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -113,12 +113,7 @@ pub async fn serve_with_admin(
             message,
         })?
         .with_failure_delay(config.limits.max_auth_failure_delay);
-    let tls = config
-        .tls
-        .as_ref()
-        .map(server_tls)
-        .transpose()
-        .map_err(ServerError::Tls)?;
+    let tls = config.tls.as_ref().map(server_tls).transpose()?;
     let limits = config.limits.clone();
     crate::catalog::set_max_migration_bytes(limits.max_migration_bytes);
     let registry = Registry::from_config(&config)?;
@@ -268,9 +263,7 @@ pub async fn serve_with_admin(
         .layer(tower::util::MapResponseLayer::new(oversized_is_exhausted))
         .layer(gate.slowdown());
     if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| ServerError::Tls(format!("tls: {e}")))?;
+        builder = builder.tls_config(tls).map_err(TlsError::Setup)?;
     }
     let size = limits.max_message_bytes;
     let server = builder

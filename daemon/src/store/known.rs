@@ -68,6 +68,7 @@ pub(super) async fn upsert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 ) -> Result<(), StoreError> {
     let failed = encode_versions(&s.failed_versions);
+    let (integer, text) = version_columns(s.current_version.clone());
     sqlx::query(
         "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
              error, read_at, current_version_text, applied) \
@@ -79,11 +80,11 @@ pub(super) async fn upsert(
     )
     .bind(s.fleet.clone())
     .bind(s.tenant.clone())
-    .bind(s.current_version.and_then(|v| v.as_i64()))
+    .bind(integer)
     .bind(failed)
     .bind(s.error.clone())
     .bind(s.read_at)
-    .bind(s.current_version.map(|v| v.to_string()))
+    .bind(text)
     .bind(encode_applied(s))
     .execute(&mut **tx)
     .await
@@ -130,7 +131,17 @@ const IDS_PER_STATEMENT: usize = 500;
 const COLUMNS: &str =
     "tenant, current_version, failed_versions, error, read_at, current_version_text, applied";
 
-/// The version stored as `text` (since the control store's schema 4) or else as `integer`.
+/// `current_version` as stored, the one conversion to the columns (the inverse of
+/// [`stored_version`]): `(current_version, current_version_text)`, the integer only for an
+/// integer version (as every release before dotted versions wrote it, so an older replica
+/// sharing the store still reads it), the text for every version. Both columns stay: dropping one would rebuild the
+/// table on SQLite for no reader's gain.
+fn version_columns(v: Option<Version>) -> (Option<i64>, Option<String>) {
+    (v.clone().and_then(|v| v.as_i64()), v.map(|v| v.to_string()))
+}
+
+/// The version stored as `text` (since the control store's schema 4) or else as `integer`
+/// (a row written before it); the inverse of [`version_columns`].
 fn stored_version(
     integer: Option<i64>,
     text: Option<String>,

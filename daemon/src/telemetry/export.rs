@@ -109,7 +109,7 @@ impl MetricsExport {
                     let o = observed.lock().unwrap_or_else(PoisonError::into_inner);
                     for f in &o.fleets {
                         // A dotted version (Flyway's `1.2.3`) is no number: not observed.
-                        if let Some(v) = f.latest_version.and_then(|v| v.as_i64()) {
+                        if let Some(v) = f.latest_version.as_ref().and_then(|v| v.as_i64()) {
                             gauge.observe(v, &[KeyValue::new("fleet", f.fleet.clone())]);
                         }
                     }

@@ -32,7 +32,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::model::LogFormat;
+use crate::config::LogFormat;
 
 /// Flushes and stops the trace exporter when dropped.
 pub struct TelemetryGuard {

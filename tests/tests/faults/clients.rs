@@ -83,7 +83,7 @@ async fn a_client_disconnecting_mid_stream_misses_nothing_on_watch() -> anyhow::
         if let Some(pb::rollout_event::Kind::TenantFinished(t)) = &mut e.kind
             && t.tenant == "t03"
         {
-            t.current_version = Some(2);
+            t.current_version = Some(2.into());
         }
     }
     ensure!(

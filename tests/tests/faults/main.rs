@@ -242,7 +242,7 @@ async fn repair_unfinished(client: &mut Client, fleet: &Fleet) -> anyhow::Result
                 .repair(pb::RepairRequest {
                     fleet: FLEET.into(),
                     tenant: fleet.tenants[i].id.clone(),
-                    version: v,
+                    version: Some(pb::Version::number(v)),
                     action: action as i32,
                     ..Default::default()
                 })

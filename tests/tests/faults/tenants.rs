@@ -243,7 +243,7 @@ async fn mariadb_migration_failing_on_its_third_statement() -> anyhow::Result<()
         .repair(pb::RepairRequest {
             fleet: FLEET.into(),
             tenant: "t00".into(),
-            version: 2,
+            version: Some(2.into()),
             action: pb::RepairAction::MarkRolledBack as i32,
             ..Default::default()
         })

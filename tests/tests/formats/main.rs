@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use avocet_daemon::{DialectKind, model::SetFormat};
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb};
 
 /// The three migrations every layout holds: a table, an index that must run outside a
 /// transaction on PostgreSQL, and another table.
@@ -266,13 +266,13 @@ async fn refinery_layout() -> anyhow::Result<()> {
     every_dialect(SetFormat::Refinery).await
 }
 
-/// The `version_text` of every `MigrationStarted` event for `tenant`, in order.
+/// The version (as the set writes it) of every `MigrationStarted` event for `tenant`, in order.
 fn started(run: &avocet_client::RolloutRecord, tenant: &str) -> Vec<String> {
     run.events
         .iter()
         .filter_map(|e| match &e.kind {
             Some(pb::rollout_event::Kind::MigrationStarted(m)) if m.tenant == tenant => {
-                Some(m.version_text.clone())
+                Some(m.version.text())
             }
             _ => None,
         })
@@ -306,14 +306,14 @@ async fn dotted(fleet: Fleet) -> anyhow::Result<()> {
     let plan = client
         .plan(pb::PlanRequest {
             fleet: FLEET.into(),
-            target_version_text: Some("1.2".into()),
+            target_version: Some(pb::Version::from_shown("1.2")),
             ..Default::default()
         })
         .await?;
-    let steps: Vec<&str> = plan.tenants[0]
+    let steps: Vec<String> = plan.tenants[0]
         .steps
         .iter()
-        .map(|s| s.version_text.as_str())
+        .map(|s| s.version.text())
         .collect();
     ensure!(steps == ["1", "1.2"], "{context}: plan to 1.2: {steps:?}");
 
@@ -331,13 +331,11 @@ async fn dotted(fleet: Fleet) -> anyhow::Result<()> {
             "{context}: the history table holds {stored:?}"
         );
         let history = client.history(FLEET, &tenant).await?;
-        let listed: Vec<&str> = history
-            .records
-            .iter()
-            .map(|r| r.version_text.as_str())
-            .collect();
+        let listed: Vec<String> = history.records.iter().map(|r| r.version.text()).collect();
         ensure!(listed == order, "{context}: History lists {listed:?}");
-        ensure!(history.current_version_text == "1.10" && history.current_version.is_none());
+        ensure!(
+            history.current_version.text() == "1.10" && history.current_version.int().is_none()
+        );
     }
     let status = client
         .status(pb::StatusRequest {
@@ -347,12 +345,14 @@ async fn dotted(fleet: Fleet) -> anyhow::Result<()> {
         })
         .await?;
     ensure!(
-        status.latest_version_text == "1.10",
+        status.latest_version.text() == "1.10",
         "{context}: {status:?}"
     );
 
     let back = daemon
-        .rollback(pb::rollback_request::Target::ToVersionText("1".into()))
+        .rollback(pb::rollback_request::Target::ToVersion(
+            pb::Version::from_shown("1"),
+        ))
         .await?;
     ensure!(
         started(&back, "t00") == ["1.10", "1.2"],

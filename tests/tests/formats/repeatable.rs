@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, pb, request};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, pb, request};
 
 use super::{on_every_dialect, scripts, started, versions_of};
 
@@ -29,7 +29,7 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
         let failed = run.finished().context("finished")?.failed;
         ensure!(failed == 0, "{context}: {run:?}");
         let ends = run.events.iter().filter_map(|e| match &e.kind {
-            Some(pb::rollout_event::Kind::TenantFinished(t)) => Some(&t.current_version_text),
+            Some(pb::rollout_event::Kind::TenantFinished(t)) => Some(t.current_version.text()),
             _ => None,
         });
         ensure!(
@@ -50,13 +50,13 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
     }
     let history = client.history(FLEET, "t00").await?;
     ensure!(
-        history.current_version_text == "2",
+        history.current_version.text() == "2",
         "{context}: a repeatable is never the current version: {history:?}"
     );
     let to_repeatable = client
         .plan(pb::PlanRequest {
             fleet: FLEET.into(),
-            target_version_text: Some(key.into()),
+            target_version: Some(pb::Version::from_shown(key)),
             ..Default::default()
         })
         .await;
@@ -65,7 +65,9 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
         "{context}: a repeatable is no target: {to_repeatable:?}"
     );
     let back_to_repeatable = daemon
-        .rollback(pb::rollback_request::Target::ToVersionText(key.into()))
+        .rollback(pb::rollback_request::Target::ToVersion(
+            pb::Version::from_shown(key),
+        ))
         .await;
     ensure!(
         matches!(&back_to_repeatable, Err(e) if e.code() == Some(tonic::Code::InvalidArgument)
@@ -89,7 +91,7 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
         })
         .await?;
     let t00 = &plan.tenants[0];
-    let steps: Vec<&str> = t00.steps.iter().map(|s| s.version_text.as_str()).collect();
+    let steps: Vec<String> = t00.steps.iter().map(|s| s.version.text()).collect();
     ensure!(steps == [key], "{context}: plan after the edit: {steps:?}");
     ensure!(
         t00.diagnostics.is_empty(),
@@ -97,9 +99,10 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
         t00.diagnostics
     );
     let history = client.history(FLEET, "t00").await?;
-    let views = history.records.iter().find(|r| r.version_text == key);
+    let views = history.records.iter().find(|r| r.version.text() == key);
     ensure!(
-        history.pending_versions_text == [key] && views.is_some_and(|r| !r.drift),
+        history.pending_versions == [pb::Version::from_shown(key)]
+            && views.is_some_and(|r| !r.drift),
         "{context}: an edited repeatable is pending, not drift: {history:?}"
     );
     // The last-known state a dry run stores says so too.
@@ -125,7 +128,9 @@ async fn repeatable(fleet: Fleet) -> anyhow::Result<()> {
     }
 
     let back = daemon
-        .rollback(pb::rollback_request::Target::ToVersionText("1".into()))
+        .rollback(pb::rollback_request::Target::ToVersion(
+            pb::Version::from_shown("1"),
+        ))
         .await?;
     ensure!(started(&back, "t00") == ["2"], "{context}: {back:?}");
     for i in 0..2 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use avocet_daemon::DialectKind;
-use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, only, pb, request};
+use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, VersionField, only, pb, request};
 
 use super::{on_every_dialect, started};
 
@@ -34,7 +34,7 @@ fn ok(run: &avocet_client::RolloutRecord, context: &str) -> anyhow::Result<()> {
 fn apply_to(ids: &[&str], to: Option<&str>) -> pb::ApplyRequest {
     pb::ApplyRequest {
         selector: only(ids),
-        target_version_text: to.map(str::to_owned),
+        target_version: to.map(pb::Version::from_shown),
         ..request()
     }
 }
@@ -127,14 +127,14 @@ async fn diesel_order(fleet: Fleet) -> anyhow::Result<()> {
         .plan(pb::PlanRequest {
             fleet: FLEET.into(),
             selector: only(&["t00"]),
-            target_version_text: Some("20260120162913".into()),
+            target_version: Some(pb::Version::from_shown("20260120162913")),
             ..Default::default()
         })
         .await?;
-    let steps: Vec<&str> = plan.tenants[0]
+    let steps: Vec<String> = plan.tenants[0]
         .steps
         .iter()
-        .map(|s| s.version_text.as_str())
+        .map(|s| s.version.text())
         .collect();
     ensure!(
         steps == all,
@@ -154,15 +154,11 @@ async fn diesel_order(fleet: Fleet) -> anyhow::Result<()> {
     ensure!(started(&rest, "t01") == all[4..], "{context}: {rest:?}");
     let history = client.history(FLEET, "t00").await?;
     ensure!(
-        history.current_version_text == "20260120162913",
+        history.current_version.text() == "20260120162913",
         "{context}: current version {}",
-        history.current_version_text
+        history.current_version.text()
     );
-    let listed: Vec<&str> = history
-        .records
-        .iter()
-        .map(|r| r.version_text.as_str())
-        .collect();
+    let listed: Vec<String> = history.records.iter().map(|r| r.version.text()).collect();
     ensure!(listed == all, "{context}: History lists {listed:?}");
 
     let adopted = client
@@ -182,7 +178,7 @@ async fn diesel_order(fleet: Fleet) -> anyhow::Result<()> {
     ensure!(started(&after, "t02") == all[4..], "{context}: {after:?}");
 
     let back = daemon
-        .rollback(pb::rollback_request::Target::ToVersion(0))
+        .rollback(pb::rollback_request::Target::ToVersion(0.into()))
         .await?;
     ok(&back, &context)?;
     let mut reversed = all.to_vec();
@@ -263,7 +259,7 @@ async fn flyway_baseline(fleet: Fleet) -> anyhow::Result<()> {
     let refreshed = daemon.status().await?;
     for status in [&known, &refreshed] {
         ensure!(
-            status.up_to_date == 2 && status.pending == 0 && status.latest_version_text == "3",
+            status.up_to_date == 2 && status.pending == 0 && status.latest_version.text() == "3",
             "{context}: {status:?}"
         );
     }
@@ -271,7 +267,7 @@ async fn flyway_baseline(fleet: Fleet) -> anyhow::Result<()> {
     ensure!(verify.tenants.iter().all(|t| t.ok), "{context}: {verify:?}");
     let history = client.history(FLEET, "t00").await?;
     ensure!(
-        history.pending_versions_text.is_empty() && history.current_version_text == "3",
+        history.pending_versions.is_empty() && history.current_version.text() == "3",
         "{context}: {history:?}"
     );
     daemon.stop().await

@@ -12,8 +12,7 @@ use anyhow::{Context, ensure};
 use avocet_client::{ClientError, pb};
 use avocet_daemon::{
     Config,
-    config::{AuthConfig, TokenConfig},
-    model::Role,
+    config::{AuthConfig, Role, TokenConfig},
 };
 use avocet_tests::{FLEET, Fleet, MigrationCopy, TestDaemon, sample_dir};
 use sha2::{Digest, Sha256};

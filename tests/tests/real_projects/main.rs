@@ -230,7 +230,7 @@ async fn compare(project: Project) -> anyhow::Result<()> {
     ensure!(t00.ok && t00.pending == 0, "{context}: {t00:?}");
     let history = daemon.client().history(FLEET, "t00").await?;
     ensure!(
-        history.pending_versions_text.is_empty()
+        history.pending_versions.is_empty()
             && history.records.iter().all(|r| !r.drift && !r.missing),
         "{context}: {history:?}"
     );
@@ -302,15 +302,15 @@ async fn roll_back(
                 None => format!("its down fails: {cause}"),
             };
             (
-                pb::rollback_request::Target::ToVersionText(v.clone()),
+                pb::rollback_request::Target::ToVersion(pb::Version::from_shown(&v)),
                 Some((v, why)),
             )
         }
         (None, Reach::DownTo(v)) => (
-            pb::rollback_request::Target::ToVersionText(v.clone()),
+            pb::rollback_request::Target::ToVersion(pb::Version::from_shown(&v)),
             Some((v, "it has no down file".to_owned())),
         ),
-        (None, _) => (pb::rollback_request::Target::ToVersion(0), None),
+        (None, _) => (pb::rollback_request::Target::ToVersion(0.into()), None),
     };
     let back = daemon
         .rollback_with(pb::RollbackRequest {

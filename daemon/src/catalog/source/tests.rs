@@ -185,7 +185,7 @@ fn flyway_versions_undo_files_and_conf() {
     let orphan = dir_with(&[("V1__a.sql", "SELECT 1;"), ("U2__b.sql", "SELECT 2;")]);
     let err = load(orphan.path(), SetFormat::Flyway).unwrap_err();
     assert!(
-        matches!(err, CatalogError::DownWithoutUp { version, .. } if version == 2),
+        matches!(err, CatalogError::DownWithoutUp { ref version, .. } if *version == 2),
         "{err}"
     );
 }

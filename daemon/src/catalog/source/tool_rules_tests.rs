@@ -68,7 +68,7 @@ fn flyway_baseline_migrations_are_read_beside_versioned_ones() {
         .collect();
     assert_eq!(baselines, [("1.20.0".into(), "1.0.0_baseline")]);
     assert!(
-        set.baseline("1.20.0".parse().unwrap())
+        set.baseline(&"1.20.0".parse().unwrap())
             .unwrap()
             .down
             .is_none()

@@ -1,58 +1,6 @@
-//! Who may call what: the three [`Role`]s and the [`Rpc`]s each allows.
+//! Every call that needs a role: the [`Rpc`]s and the least [`Role`] each allows.
 
-use std::{fmt, str::FromStr};
-
-use serde::{Deserialize, Serialize};
-
-/// What an identity may do, each role including the ones below it.
-///
-/// | role | allows |
-/// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, Census, rollouts Get, List and Watch, backups List and Get |
-/// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and backups Backup and Delete |
-/// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline, backups Restore |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Reads only.
-    Viewer,
-    /// Reads, and runs and steers rollouts.
-    Operator,
-    /// Everything.
-    Admin,
-}
-
-impl Role {
-    /// `viewer`, `operator` or `admin`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "viewer" => Ok(Self::Viewer),
-            "operator" => Ok(Self::Operator),
-            "admin" => Ok(Self::Admin),
-            other => Err(format!(
-                "{other:?} is not a role (viewer, operator or admin)"
-            )),
-        }
-    }
-}
+use crate::config::Role;
 
 /// Every RPC of `avocet.v1` that needs a role. `grpc.health.v1` and reflection need none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,12 +135,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn roles_are_ordered_and_parse_from_their_names() {
-        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
-        for role in [Role::Viewer, Role::Operator, Role::Admin] {
-            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
-        }
-        assert!("root".parse::<Role>().unwrap_err().contains("root"));
+    fn every_rpc_has_its_own_path() {
         let paths: std::collections::HashSet<_> = Rpc::ALL.iter().map(|r| r.path()).collect();
         assert_eq!(paths.len(), Rpc::ALL.len());
     }
