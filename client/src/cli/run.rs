@@ -110,6 +110,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 expected_set_digest: expect_digest.unwrap_or_default(),
                 transaction: super::Transaction::wire(run.transaction),
                 strategy: run.strategy(),
+                set: None,
             };
             let mut req = req;
             match confirm::apply(&mut client, &req, run.yes).await? {

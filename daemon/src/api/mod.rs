@@ -11,6 +11,7 @@ mod migrator;
 mod receive;
 mod rollouts;
 mod send;
+mod sets;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub(crate) use error::Gated;
 pub(crate) use fleet::FleetService;
 pub(crate) use migrator::MigratorService;
 pub(crate) use rollouts::RolloutsService;
+pub(crate) use sets::SetsService;
 
 use crate::{
     auth::{AuthError, Identity},
@@ -87,10 +89,13 @@ async fn events_of(
 }
 
 /// The services over one engine.
-pub(crate) fn services(engine: Arc<Engine>) -> (MigratorService, RolloutsService, FleetService) {
+pub(crate) fn services(
+    engine: Arc<Engine>,
+) -> (MigratorService, RolloutsService, FleetService, SetsService) {
     (
         MigratorService(engine.clone()),
         RolloutsService(engine.clone()),
-        FleetService(engine),
+        FleetService(engine.clone()),
+        SetsService(engine),
     )
 }

@@ -5,7 +5,7 @@
 
 use super::EngineError;
 use crate::{
-    dialect::DbError, fleet::FleetError, migrate::RepairError, model::Version, rollout::RunnerError,
+    dialect::DbError, fleet::{FleetError, SetError}, migrate::RepairError, model::Version, rollout::RunnerError,
 };
 
 /// What kind of failure an [`EngineError`] is; the API maps each to one gRPC code.
@@ -27,6 +27,9 @@ pub enum ErrorKind {
     Aborted,
     /// A limit of the daemon is reached, such as its running rollouts.
     ResourceExhausted,
+    /// Stored data no longer matches what was written, such as a published set edited in
+    /// the control store.
+    DataLoss,
     /// A database operation failed unexpectedly.
     Internal,
 }
@@ -114,6 +117,14 @@ pub enum Reason {
     ShuttingDown,
     /// The control store failed.
     StoreUnavailable,
+    /// No published set has the digest, or no tag the name.
+    SetNotFound,
+    /// A set to publish is refused: a file's path, a file that does not load, a tag's name.
+    SetRefused,
+    /// A set to publish is above `max_set_bytes` or `max_set_files`.
+    SetTooLarge,
+    /// A published set's stored files no longer match their SHA-256 or its digest.
+    SetTampered,
 }
 
 impl Reason {
@@ -160,6 +171,10 @@ impl Reason {
             Self::TooManyRollouts => "TOO_MANY_ROLLOUTS",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::StoreUnavailable => "STORE_UNAVAILABLE",
+            Self::SetNotFound => "SET_NOT_FOUND",
+            Self::SetRefused => "SET_REFUSED",
+            Self::SetTooLarge => "SET_TOO_LARGE",
+            Self::SetTampered => "SET_TAMPERED",
         }
     }
 
@@ -177,11 +192,13 @@ impl Reason {
             | Self::SequenceOutOfRange
             | Self::InvalidName
             | Self::RegistrationRefused
-            | Self::DatabaseTaken => ErrorKind::InvalidArgument,
+            | Self::DatabaseTaken
+            | Self::SetRefused => ErrorKind::InvalidArgument,
             Self::FleetNotFound
             | Self::TenantNotFound
             | Self::NoTenantMatches
-            | Self::RolloutNotFound => ErrorKind::NotFound,
+            | Self::RolloutNotFound
+            | Self::SetNotFound => ErrorKind::NotFound,
             Self::TenantExists => ErrorKind::AlreadyExists,
             Self::TenantConfigured
             | Self::TargetInvalid
@@ -202,7 +219,8 @@ impl Reason {
                 ErrorKind::Unavailable
             }
             Self::LockLost | Self::DatabaseError => ErrorKind::Internal,
-            Self::TooManyRollouts => ErrorKind::ResourceExhausted,
+            Self::TooManyRollouts | Self::SetTooLarge => ErrorKind::ResourceExhausted,
+            Self::SetTampered => ErrorKind::DataLoss,
             Self::ShuttingDown => ErrorKind::Aborted,
         }
     }
@@ -299,6 +317,7 @@ impl EngineError {
             Self::UnknownRollout(_) => Reason::RolloutNotFound,
             Self::Store(_) => Reason::StoreUnavailable,
             Self::Discovery(_) => Reason::DiscoveryFailed,
+            Self::Set(e) => set_reason(e),
         }
     }
 
@@ -359,7 +378,8 @@ impl EngineError {
             | Self::ShuttingDown
             | Self::TooManyRollouts { .. }
             | Self::TooManyForIdentity { .. }
-            | Self::Store(_) => Subject::default(),
+            | Self::Store(_)
+            | Self::Set(_) => Subject::default(),
         }
     }
 }
@@ -376,6 +396,22 @@ fn fleet_reason(e: &FleetError) -> Reason {
         FleetError::Target { .. } | FleetError::Dsn { .. } => Reason::TargetInvalid,
         FleetError::SessionInit { .. } | FleetError::Policy { .. } => Reason::FleetMisconfigured,
         FleetError::Catalog { .. } => Reason::SetInvalid,
+        FleetError::Published { source, .. } => match source {
+            SetError::NotFound(_) => Reason::SetNotFound,
+            SetError::Tampered { .. } => Reason::SetTampered,
+            _ => Reason::SetInvalid,
+        },
+    }
+}
+
+/// The reason of a set refused through the API.
+fn set_reason(e: &SetError) -> Reason {
+    match e {
+        SetError::NotFound(_) => Reason::SetNotFound,
+        SetError::Invalid(_) | SetError::Path { .. } => Reason::SetRefused,
+        SetError::BadTag { .. } => Reason::InvalidName,
+        SetError::TooLarge { .. } | SetError::TooManyFiles { .. } => Reason::SetTooLarge,
+        SetError::Tampered { .. } => Reason::SetTampered,
     }
 }
 
@@ -387,7 +423,8 @@ fn fleet_subject(e: &FleetError) -> Subject<'_> {
         | FleetError::TooManyIds { fleet, .. }
         | FleetError::SessionInit { fleet, .. }
         | FleetError::Policy { fleet, .. }
-        | FleetError::Catalog { fleet, .. } => Subject::fleet(fleet),
+        | FleetError::Catalog { fleet, .. }
+        | FleetError::Published { fleet, .. } => Subject::fleet(fleet),
         FleetError::UnknownTenant { fleet, tenant }
         | FleetError::Target { fleet, tenant, .. }
         | FleetError::DuplicateTenant { fleet, tenant, .. }

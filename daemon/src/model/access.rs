@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// | role | allows |
 /// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch |
-/// | `operator` | and changes that run migrations: Apply, Rollback, and rollouts Cancel, Pause, Resume |
+/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch, ListSets, GetSet |
+/// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and published sets: PublishSet, TagSet |
 /// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,11 +78,15 @@ pub enum Rpc {
     RegisterTenant,
     DeregisterTenant,
     RefreshTenants,
+    PublishSet,
+    TagSet,
+    ListSets,
+    GetSet,
 }
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 20] = [
+    pub const ALL: [Rpc; 24] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -103,6 +107,10 @@ impl Rpc {
         Self::RegisterTenant,
         Self::DeregisterTenant,
         Self::RefreshTenants,
+        Self::PublishSet,
+        Self::TagSet,
+        Self::ListSets,
+        Self::GetSet,
     ];
 
     /// The gRPC method's full name, e.g. `avocet.v1.Migrator/Apply`.
@@ -128,6 +136,10 @@ impl Rpc {
             Self::RegisterTenant => "avocet.v1.Fleet/RegisterTenant",
             Self::DeregisterTenant => "avocet.v1.Fleet/DeregisterTenant",
             Self::RefreshTenants => "avocet.v1.Fleet/RefreshTenants",
+            Self::PublishSet => "avocet.v1.Sets/PublishSet",
+            Self::TagSet => "avocet.v1.Sets/TagSet",
+            Self::ListSets => "avocet.v1.Sets/ListSets",
+            Self::GetSet => "avocet.v1.Sets/GetSet",
         }
     }
 
@@ -143,10 +155,16 @@ impl Rpc {
             | Self::Watch
             | Self::ListFleets
             | Self::ListTenants
-            | Self::GetTenant => Role::Viewer,
-            Self::Apply | Self::Rollback | Self::Cancel | Self::Pause | Self::Resume => {
-                Role::Operator
-            }
+            | Self::GetTenant
+            | Self::ListSets
+            | Self::GetSet => Role::Viewer,
+            Self::Apply
+            | Self::Rollback
+            | Self::Cancel
+            | Self::Pause
+            | Self::Resume
+            | Self::PublishSet
+            | Self::TagSet => Role::Operator,
             Self::Repair
             | Self::Baseline
             | Self::RegisterTenant

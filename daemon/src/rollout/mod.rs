@@ -21,6 +21,7 @@
 
 mod control;
 mod job;
+mod published;
 mod recovery;
 mod replica;
 mod tenant;
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use control::RunnerError;
 pub(crate) use control::{Runner, StartRequest, identity_of};
+pub(crate) use published::published_set;
 pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
 

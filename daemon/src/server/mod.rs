@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use avocet_proto::v1::{
     fleet_server::FleetServer, migrator_server::MigratorServer, rollouts_server::RolloutsServer,
+    sets_server::SetsServer,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     admin::{self, Admin},
-    api::{self, FleetService, Gated, MigratorService, RolloutsService},
+    api::{self, FleetService, Gated, MigratorService, RolloutsService, SetsService},
     auth::{Gate, server_tls},
     config::{Config, ConfigError},
     engine::{Engine, ReplicaOptions},
@@ -186,7 +187,7 @@ pub async fn serve_with_admin(
             }
         })
     });
-    let (migrator, rollouts, fleet) = api::services(engine.clone());
+    let (migrator, rollouts, fleet, sets) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.close_idle_sessions(stop).await })
@@ -219,6 +220,7 @@ pub async fn serve_with_admin(
         .set_serving::<RolloutsServer<RolloutsService>>()
         .await;
     health.set_serving::<FleetServer<FleetService>>().await;
+    health.set_serving::<SetsServer<SetsService>>().await;
     // Health says what `/readyz` says, and each fleet's own health (`fleet/NAME`) whether
     // its set loads; a shutdown's change is never undone by a late check.
     let health_lock = Arc::new(tokio::sync::Mutex::new(()));
@@ -277,6 +279,10 @@ pub async fn serve_with_admin(
         ))
         .add_service(InterceptedService::new(
             FleetServer::new(fleet).max_decoding_message_size(size),
+            Gated(gate.clone()),
+        ))
+        .add_service(InterceptedService::new(
+            SetsServer::new(sets).max_decoding_message_size(size),
             Gated(gate),
         ))
         .serve_with_incoming_shutdown(
@@ -359,6 +365,7 @@ async fn keep_health(
             () = tokio::time::sleep(HEALTH_EVERY) => {}
         }
         let ready = engine.ready().await.is_ok();
+        engine.follow_published().await;
         let fleets = engine.fleets();
         let _checks = lock.lock().await;
         if stop.is_cancelled() {
@@ -373,6 +380,7 @@ async fn keep_health(
             <MigratorServer<MigratorService> as tonic::server::NamedService>::NAME,
             <RolloutsServer<RolloutsService> as tonic::server::NamedService>::NAME,
             <FleetServer<FleetService> as tonic::server::NamedService>::NAME,
+            <SetsServer<SetsService> as tonic::server::NamedService>::NAME,
         ] {
             health.set_service_status(service, status(ready)).await;
         }

@@ -13,6 +13,7 @@
 //! | `leases.rs` | replicas sharing rollouts: fenced claims of work items, heartbeats, one finisher, on the store's clock |
 //! | `states.rs` | a rollout's state changes: compare-and-set along `model`'s table, with their event |
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
+//! | `sets.rs` | migration sets published through the API: their files, digests and tags |
 //! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, deleted |
 
 mod counts;
@@ -21,6 +22,7 @@ mod known;
 mod leases;
 mod retention;
 mod rollouts;
+mod sets;
 mod states;
 mod tenants;
 #[cfg(test)]
@@ -39,6 +41,7 @@ pub(crate) use events::Write;
 pub(crate) use known::KnownState;
 pub(crate) use leases::{Claim, Lease, WaveCounts};
 pub(crate) use rollouts::{NewRollout, RolloutFilter};
+pub(crate) use sets::{NewSet, StoredFile, StoredSet, TagMove};
 pub(crate) use states::Changed;
 pub(crate) use tenants::RegisteredTenant;
 
@@ -84,7 +87,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 8] = [
+const SCHEMA: [(i64, &str, &str); 9] = [
     (
         1,
         "control store",
@@ -120,6 +123,11 @@ const SCHEMA: [(i64, &str, &str); 8] = [
         8,
         "retention",
         include_str!("migrations/0008_retention.sql"),
+    ),
+    (
+        9,
+        "published sets",
+        include_str!("migrations/0009_published_sets.sql"),
     ),
 ];
 

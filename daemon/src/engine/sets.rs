@@ -1,0 +1,310 @@
+//! Migration sets published through the API: publishing (validated as a directory load
+//! would, stored once under the digest Plan reports), tags, listing and reading back with
+//! every file checked; and the published set a fleet or a request names, read from the
+//! control store and parsed once per replica.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::{Caller, Engine, EngineError};
+use crate::{
+    fleet::{Fleet, FleetError, SetError, SetFile, SetRef, load_published, tag_refusal},
+    model::{DialectKind, MigrationSet, SetFormat},
+    rollout::published_set,
+    store::{NewSet, StoredFile, StoredSet, TagMove},
+};
+
+/// `[limits] max_set_bytes` by default: 64 MiB.
+pub const DEFAULT_MAX_SET_BYTES: u64 = 64 << 20;
+/// `[limits] max_set_files` by default.
+pub const DEFAULT_MAX_SET_FILES: usize = 10_000;
+
+/// The limits of a published set: its files' total bytes and its number of files.
+#[derive(Debug, Clone, Copy)]
+pub struct SetLimits {
+    /// Total bytes of a set's files (`[limits] max_set_bytes`).
+    pub max_bytes: u64,
+    /// Files of a set (`[limits] max_set_files`).
+    pub max_files: usize,
+}
+
+impl Default for SetLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_MAX_SET_BYTES,
+            max_files: DEFAULT_MAX_SET_FILES,
+        }
+    }
+}
+
+/// `PublishSet`: a set's files, its layout and the dialect to validate it with.
+#[derive(Debug, Clone)]
+pub(crate) struct PublishRequest {
+    /// Its layout; [`SetFormat::Auto`] detects it as a directory load does.
+    pub(crate) format: SetFormat,
+    /// The dialect its scripts are tokenised and linted with.
+    pub(crate) dialect: DialectKind,
+    /// A tag to point at it once stored.
+    pub(crate) tag: Option<String>,
+    /// Its files, each path checked.
+    pub(crate) files: Vec<SetFile>,
+}
+
+/// What `PublishSet` did.
+#[derive(Debug, Clone)]
+pub(crate) struct Published {
+    /// The set's digest: Plan's for the same files in a directory.
+    pub(crate) digest: String,
+    /// False when a set with this digest was stored already (nothing was written but the tag).
+    pub(crate) created: bool,
+    /// Its migrations.
+    pub(crate) migrations: usize,
+    /// Its files' total bytes.
+    pub(crate) bytes: u64,
+    /// Its files.
+    pub(crate) files: usize,
+    /// Its layout, detected when the request left it to detection.
+    pub(crate) format: SetFormat,
+}
+
+impl Engine {
+    /// The limits a published set must keep.
+    pub(crate) fn set_limits(&self) -> SetLimits {
+        self.set_limits
+    }
+
+    /// The same engine with published sets limited by `limits`.
+    pub fn limit_sets(mut self, limits: SetLimits) -> Self {
+        self.set_limits = limits;
+        self
+    }
+
+    /// Validates `req`'s files as a directory holding them loads, then stores them under
+    /// the set's digest (a no-op for a set stored already) and moves `req.tag` to it, with
+    /// audit entries naming `caller`.
+    ///
+    /// # Errors
+    /// [`SetError::BadTag`], [`SetError::TooManyFiles`], [`SetError::TooLarge`],
+    /// [`SetError::Path`] naming the file, [`SetError::Invalid`] with the directory load's
+    /// error (all as [`EngineError::Set`], nothing stored); [`EngineError::Store`].
+    pub(crate) async fn publish_set(
+        &self,
+        req: PublishRequest,
+        caller: &Caller,
+    ) -> Result<Published, EngineError> {
+        if let Some(tag) = &req.tag {
+            check_tag(tag)?;
+        }
+        let limits = self.set_limits;
+        let mut bytes = 0u64;
+        for (i, f) in req.files.iter().enumerate() {
+            if i >= limits.max_files {
+                return Err(SetError::TooManyFiles {
+                    path: f.path.clone(),
+                    limit: limits.max_files,
+                }
+                .into());
+            }
+            bytes += f.bytes.len() as u64;
+            if bytes > limits.max_bytes {
+                return Err(SetError::TooLarge {
+                    path: f.path.clone(),
+                    bytes,
+                    limit: limits.max_bytes,
+                }
+                .into());
+            }
+        }
+        let PublishRequest {
+            format,
+            dialect,
+            tag,
+            files,
+        } = req;
+        let (set, files) = tokio::task::spawn_blocking(move || {
+            load_published(&files, dialect, format).map(|set| (set, files))
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let stored: Vec<StoredFile> = files
+            .into_iter()
+            .map(|f| StoredFile {
+                sha256: hex::encode(Sha256::digest(&f.bytes)),
+                path: f.path,
+                bytes: f.bytes,
+            })
+            .collect();
+        let new = NewSet {
+            digest: set.digest().0.clone(),
+            format: set.format().as_str().to_owned(),
+            dialect: dialect.as_str().to_owned(),
+            migrations: set.len() as i64,
+        };
+        let created = self
+            .runner
+            .store()
+            .publish_set(&new, &stored, tag.as_deref(), &caller.who)
+            .await?;
+        tracing::info!(digest = %new.digest, created, caller = %caller.who, tag = ?tag, "set published");
+        Ok(Published {
+            digest: new.digest,
+            created,
+            migrations: set.len(),
+            bytes,
+            files: stored.len(),
+            format: set.format(),
+        })
+    }
+
+    /// Points tag `name` at the stored set `set` (a digest, or another tag's set), with
+    /// the move in the tags' history and the audit; the digest and the one it named before.
+    ///
+    /// # Errors
+    /// [`SetError::BadTag`]; [`SetError::NotFound`] when `set` names no stored set;
+    /// [`EngineError::Store`].
+    pub(crate) async fn tag_set(
+        &self,
+        name: &str,
+        set: &str,
+        caller: &Caller,
+    ) -> Result<(String, Option<String>), EngineError> {
+        check_tag(name)?;
+        let digest = self.resolve_set(set).await?;
+        match self.runner.store().tag_set(name, &digest, &caller.who).await? {
+            TagMove::Moved { from } => Ok((digest, from)),
+            TagMove::NoSet => Err(SetError::NotFound(set.to_owned()).into()),
+        }
+    }
+
+    /// Every stored set, newest first, with its tags.
+    ///
+    /// # Errors
+    /// [`EngineError::Store`].
+    pub(crate) async fn list_sets(&self) -> Result<Vec<StoredSet>, EngineError> {
+        Ok(self.runner.store().published_sets().await?)
+    }
+
+    /// Stored set `set` (a digest or a tag) and its files, each checked against the
+    /// SHA-256 recorded when it was published.
+    ///
+    /// # Errors
+    /// [`SetError::NotFound`]; [`SetError::Tampered`] naming the file whose bytes changed;
+    /// [`EngineError::Store`].
+    pub(crate) async fn get_set(
+        &self,
+        set: &str,
+    ) -> Result<(StoredSet, Vec<StoredFile>), EngineError> {
+        let digest = self.resolve_set(set).await?;
+        let store = self.runner.store();
+        let stored = store
+            .published_set(&digest)
+            .await?
+            .ok_or_else(|| SetError::NotFound(set.to_owned()))?;
+        let listed = store.set_files(&digest).await?;
+        for f in &listed {
+            let sha = hex::encode(Sha256::digest(&f.bytes));
+            if sha != f.sha256 {
+                return Err(SetError::Tampered {
+                    digest,
+                    what: format!(
+                        "file {:?} has SHA-256 {sha}, {} when published",
+                        f.path, f.sha256
+                    ),
+                }
+                .into());
+            }
+        }
+        Ok((stored, listed))
+    }
+
+    /// The digest `set` names: a stored set's digest as given, or a tag's set.
+    ///
+    /// # Errors
+    /// [`SetError::NotFound`] when no stored set or tag matches; [`EngineError::Store`].
+    pub(crate) async fn resolve_set(&self, set: &str) -> Result<String, EngineError> {
+        let store = self.runner.store();
+        match SetRef::of_request(set) {
+            SetRef::Digest(d) => match store.published_set(&d).await? {
+                Some(_) => Ok(d),
+                None => Err(SetError::NotFound(set.to_owned()).into()),
+            },
+            SetRef::Tag(t) => store
+                .tagged_set(&t)
+                .await?
+                .ok_or_else(|| SetError::NotFound(format!("tag {t:?}")).into()),
+        }
+    }
+
+    /// The set `fleet` serves for a request: the published set `set` names when given,
+    /// else for a fleet following a published set the one its tag names now (read from the
+    /// store, parsed once, and made the fleet's current set), else its directory's.
+    ///
+    /// # Errors
+    /// [`FleetError::Catalog`] for a directory that does not load; [`FleetError::Published`]
+    /// for a published set not found, tampered with or that does not load with the fleet's
+    /// dialect; [`EngineError::Store`].
+    pub(super) async fn set_for(
+        &self,
+        fleet: &Fleet,
+        set: Option<&str>,
+    ) -> Result<Arc<MigrationSet>, EngineError> {
+        let published = |source| FleetError::Published {
+            fleet: fleet.name.clone(),
+            source,
+        };
+        let (wanted, follow) = match (set, fleet.follows()) {
+            (Some(s), _) => (SetRef::of_request(s), false),
+            (None, Some(r)) => (r, true),
+            (None, None) => return Ok(fleet.load_set()?),
+        };
+        let digest = match &wanted {
+            SetRef::Digest(d) => d.clone(),
+            SetRef::Tag(t) => self
+                .runner
+                .store()
+                .tagged_set(t)
+                .await?
+                .ok_or_else(|| published(SetError::NotFound(wanted.to_string())))?,
+        };
+        let loaded = published_set(self.runner.store(), fleet, &digest)
+            .await?
+            .map_err(published)?;
+        if follow {
+            fleet.follow_digest(&digest);
+        }
+        Ok(loaded)
+    }
+
+    /// The configured fleets that follow tag `name` (`migrations = "published:NAME"`).
+    pub(crate) fn followers(&self, name: &str) -> Vec<String> {
+        self.registry
+            .fleets()
+            .filter(|f| f.follows() == Some(SetRef::Tag(name.to_owned())))
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
+    /// Reads the published set of every fleet that follows one, so `ListFleets` and
+    /// health show it; a failure is logged and leaves the fleet broken until it loads.
+    pub(crate) async fn follow_published(&self) {
+        for fleet in self.registry.fleets() {
+            if fleet.follows().is_some()
+                && let Err(e) = self.set_for(fleet, None).await
+            {
+                tracing::warn!(fleet = %fleet.name, "published set: {e}");
+            }
+        }
+    }
+}
+
+/// `name` as a tag, or why not.
+fn check_tag(name: &str) -> Result<(), SetError> {
+    match tag_refusal(name) {
+        Some(reason) => Err(SetError::BadTag {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
