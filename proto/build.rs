@@ -5,8 +5,7 @@ use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=avocet");
-    let descriptors =
-        protox::compile(["avocet/v1/avocet.proto", "avocet/v1/sets.proto"], ["."])?;
+    let descriptors = protox::compile(["avocet/v1/avocet.proto", "avocet/v1/sets.proto"], ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(
         out.join("avocet_descriptor.bin"),

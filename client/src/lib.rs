@@ -15,6 +15,7 @@
 
 use avocet_proto::v1::{
     fleet_client::FleetClient, migrator_client::MigratorClient, rollouts_client::RolloutsClient,
+    sets_client::SetsClient,
 };
 use std::{path::PathBuf, time::Duration};
 
@@ -27,8 +28,10 @@ use tonic::{
 
 pub use avocet_proto::v1 as pb;
 pub use error::{ClientError, ERROR_DOMAIN, Rejection, code_name};
+pub use sets::{CHUNK_BYTES, read_set_dir};
 
 mod error;
+mod sets;
 
 /// Default daemon address, also the default of the command line's `--addr`.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
@@ -211,6 +214,7 @@ pub struct Client {
     migrator: MigratorClient<Transport>,
     rollouts: RolloutsClient<Transport>,
     fleet: FleetClient<Transport>,
+    sets: SetsClient<Transport>,
 }
 
 /// A server stream of rollout events; `message().await` yields `Ok(None)` at the end.
@@ -297,7 +301,9 @@ impl Client {
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
             rollouts: RolloutsClient::new(transport.clone())
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
-            fleet: FleetClient::new(transport).max_decoding_message_size(MAX_RESPONSE_BYTES),
+            fleet: FleetClient::new(transport.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            sets: SetsClient::new(transport).max_decoding_message_size(MAX_RESPONSE_BYTES),
         }
     }
 

@@ -166,6 +166,20 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
             .map(drop),
         Rpc::DeregisterTenant => c.deregister_tenant(fleet, "no-such-tenant").await.map(drop),
         Rpc::RefreshTenants => c.refresh_tenants(fleet).await.map(drop),
+        Rpc::PublishSet => c
+            .publish_set(
+                pb::PublishSetHeader {
+                    dialect: "sqlite".into(),
+                    ..Default::default()
+                },
+                vec![("0001_x.up.sql".into(), b"SELECT 1;".to_vec())],
+            )
+            .await
+            .map(drop),
+        // No such set: an allowed call is NOT_FOUND and changes nothing.
+        Rpc::TagSet => c.tag_set("main", &"0".repeat(64)).await.map(drop),
+        Rpc::ListSets => c.list_sets().await.map(drop),
+        Rpc::GetSet => c.get_set("no-such-set", false).await.map(drop),
     }
     .map_err(code)
 }
@@ -176,8 +190,8 @@ fn needs(rpc: Rpc) -> Role {
     use Rpc::*;
     match rpc {
         Plan | History | Verify | Status | ListFleets | ListTenants | GetTenant | GetRollout
-        | ListRollouts | Watch => Role::Viewer,
-        Apply | Rollback | Cancel | Pause | Resume => Role::Operator,
+        | ListRollouts | Watch | ListSets | GetSet => Role::Viewer,
+        Apply | Rollback | Cancel | Pause | Resume | PublishSet | TagSet => Role::Operator,
         RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline => Role::Admin,
     }
 }
@@ -265,7 +279,13 @@ async fn every_rpc_allows_exactly_the_roles_and_fleets_it_should() -> anyhow::Re
             rpc,
             Rpc::GetRollout | Rpc::Watch | Rpc::Cancel | Rpc::Pause | Rpc::Resume
         );
-        if rpc != Rpc::ListFleets {
+        // Published sets belong to no fleet: a fleet scope does not limit them (a tag that
+        // fleets follow is checked against each of them).
+        let fleetless = matches!(
+            rpc,
+            Rpc::ListFleets | Rpc::PublishSet | Rpc::TagSet | Rpc::ListSets | Rpc::GetSet
+        );
+        if !fleetless {
             let expected = match on_rollout {
                 true => Code::NotFound,
                 false => Code::PermissionDenied,

@@ -144,11 +144,7 @@ impl Sets for SetsService {
         if req.set.is_empty() {
             return Err(ApiError::Missing("set").into());
         }
-        let (set, files) = self
-            .0
-            .get_set(&req.set)
-            .await
-            .map_err(ApiError::from)?;
+        let (set, files) = self.0.get_set(&req.set).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::GetSetResponse {
             set: Some(info(&set)),
             files: files

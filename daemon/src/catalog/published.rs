@@ -41,7 +41,7 @@ pub(crate) fn path_refusal(path: &str) -> Option<&'static str> {
         return Some("a path with a backslash: separate directories with /");
     }
     let parts: Vec<&str> = path.split('/').collect();
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return Some("a path with a .. component");
     }
     if parts.iter().any(|p| p.is_empty() || *p == ".") {
@@ -96,7 +96,10 @@ pub(crate) fn load_files(
             })?;
         }
         if target.exists() {
-            return Err(refuse(&f.path, "given twice, or also a directory of the set"));
+            return Err(refuse(
+                &f.path,
+                "given twice, or also a directory of the set",
+            ));
         }
         std::fs::write(&target, &f.bytes).map_err(|source| CatalogError::Io {
             path: PathBuf::from(&f.path),

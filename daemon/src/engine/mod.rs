@@ -46,7 +46,10 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 pub use crate::fleet::DiscoveryReport;
+pub use crate::fleet::SetError;
+pub(crate) use crate::fleet::SetFile;
 pub use crate::model::RepairAction;
+pub(crate) use crate::store::{StoredFile, StoredSet};
 pub use baseline::{BaselineOutcome, BaselineRequest};
 pub use error::{EngineError, ErrorKind, Reason, StrategyError, Subject};
 pub use repair::{RepairOutcome, RepairRequest, RepairTenants};
@@ -59,11 +62,8 @@ pub use request::{
     PlanRequest, ReadRequest, RollbackRequest, Selector, StatusRequest,
 };
 pub use rollouts::Caller;
-pub use crate::fleet::SetError;
-pub(crate) use crate::fleet::SetFile;
-pub(crate) use crate::store::{StoredFile, StoredSet};
 pub(crate) use sets::PublishRequest;
-pub use sets::{DEFAULT_MAX_SET_BYTES, DEFAULT_MAX_SET_FILES, SetLimits};
+pub use sets::SetLimits;
 pub use tenants::{REGISTRY_POLL, Registration};
 
 use crate::{

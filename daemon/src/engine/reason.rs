@@ -5,7 +5,11 @@
 
 use super::EngineError;
 use crate::{
-    dialect::DbError, fleet::{FleetError, SetError}, migrate::RepairError, model::Version, rollout::RunnerError,
+    dialect::DbError,
+    fleet::{FleetError, SetError},
+    migrate::RepairError,
+    model::Version,
+    rollout::RunnerError,
 };
 
 /// What kind of failure an [`EngineError`] is; the API maps each to one gRPC code.

@@ -15,10 +15,7 @@ use crate::{
     store::{NewSet, StoredFile, StoredSet, TagMove},
 };
 
-/// `[limits] max_set_bytes` by default: 64 MiB.
-pub const DEFAULT_MAX_SET_BYTES: u64 = 64 << 20;
-/// `[limits] max_set_files` by default.
-pub const DEFAULT_MAX_SET_FILES: usize = 10_000;
+use crate::config::{DEFAULT_MAX_SET_BYTES, DEFAULT_MAX_SET_FILES};
 
 /// The limits of a published set: its files' total bytes and its number of files.
 #[derive(Debug, Clone, Copy)]
@@ -171,7 +168,12 @@ impl Engine {
     ) -> Result<(String, Option<String>), EngineError> {
         check_tag(name)?;
         let digest = self.resolve_set(set).await?;
-        match self.runner.store().tag_set(name, &digest, &caller.who).await? {
+        match self
+            .runner
+            .store()
+            .tag_set(name, &digest, &caller.who)
+            .await?
+        {
             TagMove::Moved { from } => Ok((digest, from)),
             TagMove::NoSet => Err(SetError::NotFound(set.to_owned()).into()),
         }

@@ -36,7 +36,7 @@ pub(crate) fn load_published(
             reason,
         });
     }
-    catalog::load_files(files, dialect, format).map_err(SetError::Invalid)
+    catalog::load_files(files, dialect, format).map_err(|e| SetError::Invalid(Box::new(e)))
 }
 
 /// What a fleet's `migrations` names: a directory, or a published set.
@@ -111,7 +111,7 @@ pub enum SetError {
     NotFound(String),
     /// The files do not load as a directory holding them would not.
     #[error("the set does not load: {0}")]
-    Invalid(#[source] CatalogError),
+    Invalid(#[source] Box<CatalogError>),
     /// A file's path the rules refuse ([`catalog::path_refusal`]).
     #[error("file {path:?}: {reason}: refused")]
     Path {
@@ -121,7 +121,9 @@ pub enum SetError {
         reason: &'static str,
     },
     /// The set is above `[limits] max_set_bytes`.
-    #[error("the set is above max_set_bytes ({limit} bytes) at file {path:?}: {bytes} bytes so far")]
+    #[error(
+        "the set is above max_set_bytes ({limit} bytes) at file {path:?}: {bytes} bytes so far"
+    )]
     TooLarge {
         /// The file that crossed the limit.
         path: String,
@@ -205,7 +207,8 @@ impl Fleet {
             SetFormat::Auto => format,
             f => f,
         };
-        let set = catalog::load_files(files, self.dialect, format).map_err(SetError::Invalid)?;
+        let set = catalog::load_files(files, self.dialect, format)
+            .map_err(|e| SetError::Invalid(Box::new(e)))?;
         if set.digest().0 != digest {
             return Err(SetError::Tampered {
                 digest: digest.to_owned(),
@@ -232,7 +235,10 @@ impl Fleet {
     }
 
     /// The published set this fleet serves now, for [`Fleet::load_set`].
-    pub(super) fn current_published(&self, follows: &SetRef) -> Result<Arc<MigrationSet>, FleetError> {
+    pub(super) fn current_published(
+        &self,
+        follows: &SetRef,
+    ) -> Result<Arc<MigrationSet>, FleetError> {
         let digest = match follows {
             SetRef::Digest(d) => Some(d.clone()),
             SetRef::Tag(_) => self
@@ -246,7 +252,9 @@ impl Fleet {
             .and_then(|d| self.published(&d))
             .ok_or_else(|| FleetError::Published {
                 fleet: self.name.clone(),
-                source: SetError::NotFound(format!("{follows} (not read from the control store yet)")),
+                source: SetError::NotFound(format!(
+                    "{follows} (not read from the control store yet)"
+                )),
             })
     }
 }

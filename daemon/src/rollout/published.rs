@@ -75,8 +75,7 @@ impl Runner {
         };
         let digest = &record.spec.set_digest;
         if fleet.published(&digest.0).is_some()
-            || (fleet.follows().is_none()
-                && fleet.load_set().is_ok_and(|s| s.digest() == digest))
+            || (fleet.follows().is_none() && fleet.load_set().is_ok_and(|s| s.digest() == digest))
         {
             return;
         }

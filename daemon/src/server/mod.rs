@@ -164,7 +164,11 @@ pub async fn serve_with_admin(
                     limits.max_running_rollouts_per_fleet,
                     limits.max_pause_between_waves,
                 )
-                .limit_per_identity(limits.max_running_rollouts_per_identity),
+                .limit_per_identity(limits.max_running_rollouts_per_identity)
+                .limit_sets(crate::engine::SetLimits {
+                    max_bytes: limits.max_set_bytes,
+                    max_files: limits.max_set_files,
+                }),
         ),
         Err(e) => {
             admin_stop.cancel();

@@ -200,9 +200,7 @@ impl Store {
     /// [`StoreError::Query`] when the read fails.
     pub(crate) async fn published_sets(&self) -> Result<Vec<StoredSet>, StoreError> {
         self.read_sets(
-            &format!(
-                "SELECT {SET_COLUMNS} FROM published_sets ORDER BY published_at DESC, digest"
-            ),
+            &format!("SELECT {SET_COLUMNS} FROM published_sets ORDER BY published_at DESC, digest"),
             None,
         )
         .await
