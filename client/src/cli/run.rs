@@ -69,6 +69,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_out_of_order,
             accept_data_loss,
             strategy,
+            set,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
@@ -80,6 +81,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     allow_out_of_order,
                     accept_data_loss,
                     strategy: strategy.wire(),
+                    set,
                     ..Default::default()
                 })
                 .await?;
@@ -95,6 +97,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_out_of_order,
             accept_data_loss,
             expect_digest,
+            set,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let req = pb::ApplyRequest {
@@ -110,7 +113,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 expected_set_digest: expect_digest.unwrap_or_default(),
                 transaction: super::Transaction::wire(run.transaction),
                 strategy: run.strategy(),
-                set: None,
+                set,
             };
             let mut req = req;
             match confirm::apply(&mut client, &req, run.yes).await? {
@@ -233,6 +236,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             true
         }
         Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
+        Command::Sets(cmd) => super::sets::run(&mut client, cmd, out).await?,
         // Answered above, before connecting.
         Command::Completions { .. } | Command::Man => true,
         Command::Fleets => {
@@ -398,6 +402,7 @@ fn ignores_selection(command: &Command) -> Option<&'static str> {
         Command::Tenants { action: Some(_) } => Some("avocet tenants add|remove|get (--id)"),
         Command::Rollouts(_) => Some("avocet rollouts"),
         Command::Fleets => Some("avocet fleets"),
+        Command::Sets(_) => Some("avocet sets"),
         Command::Completions { .. } => Some("avocet completions"),
         Command::Man => Some("avocet man"),
         _ => None,
