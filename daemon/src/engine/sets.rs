@@ -288,13 +288,24 @@ impl Engine {
     }
 
     /// Reads the published set of every fleet that follows one, so `ListFleets` and
-    /// health show it; a failure is logged and leaves the fleet broken until it loads.
+    /// health show it; each change between available and not is logged once, and a fleet
+    /// whose set is not available is broken (its operations say why) until it is.
     pub(crate) async fn follow_published(&self) {
         for fleet in self.registry.fleets() {
-            if fleet.follows().is_some()
-                && let Err(e) = self.set_for(fleet, None).await
-            {
-                tracing::warn!(fleet = %fleet.name, "published set: {e}");
+            if fleet.follows().is_none() {
+                continue;
+            }
+            match self.set_for(fleet, None).await {
+                Ok(set) => {
+                    if fleet.note_published(None) {
+                        tracing::info!(fleet = %fleet.name, digest = %set.digest(), "fleet follows its published set");
+                    }
+                }
+                Err(e) => {
+                    if fleet.note_published(Some(e.to_string())) {
+                        tracing::warn!(fleet = %fleet.name, "fleet broken: its published set is not available: {e}");
+                    }
+                }
             }
         }
     }

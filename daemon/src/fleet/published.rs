@@ -169,6 +169,8 @@ pub(super) struct Published {
     sets: RwLock<HashMap<String, Arc<MigrationSet>>>,
     /// The digest the fleet's `published:TAG` named when last resolved.
     current: RwLock<Option<String>>,
+    /// Why the set it follows was not read when last tried, if it was not.
+    error: RwLock<Option<String>>,
 }
 
 impl Fleet {
@@ -232,6 +234,19 @@ impl Fleet {
             .current
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(digest.to_owned());
+    }
+
+    /// Notes why the published set the fleet follows could not be read (`None`: it was);
+    /// true when that changed since the last note, so each change is logged once.
+    pub(crate) fn note_published(&self, error: Option<String>) -> bool {
+        let mut last = self
+            .published
+            .error
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let changed = *last != error;
+        *last = error;
+        changed
     }
 
     /// The published set this fleet serves now, for [`Fleet::load_set`].
