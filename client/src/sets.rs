@@ -130,4 +130,14 @@ impl Client {
         };
         Ok(self.sets.get_set(req).await?.into_inner())
     }
+
+    /// `Sets.DeleteSet`: deletes a stored set (a digest or a tag) and its tags.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown set; `FAILED_PRECONDITION` (`SET_IN_USE`) while a fleet
+    /// follows it or an unfinished rollout pinned it.
+    pub async fn delete_set(&mut self, set: &str) -> Result<pb::DeleteSetResponse, ClientError> {
+        let req = pb::DeleteSetRequest { set: set.into() };
+        Ok(self.sets.delete_set(req).await?.into_inner())
+    }
 }

@@ -180,6 +180,7 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
         Rpc::TagSet => c.tag_set("main", &"0".repeat(64)).await.map(drop),
         Rpc::ListSets => c.list_sets().await.map(drop),
         Rpc::GetSet => c.get_set("no-such-set", false).await.map(drop),
+        Rpc::DeleteSet => c.delete_set("no-such-set").await.map(drop),
     }
     .map_err(code)
 }
@@ -191,7 +192,9 @@ fn needs(rpc: Rpc) -> Role {
     match rpc {
         Plan | History | Verify | Status | ListFleets | ListTenants | GetTenant | GetRollout
         | ListRollouts | Watch | ListSets | GetSet => Role::Viewer,
-        Apply | Rollback | Cancel | Pause | Resume | PublishSet | TagSet => Role::Operator,
+        Apply | Rollback | Cancel | Pause | Resume | PublishSet | TagSet | DeleteSet => {
+            Role::Operator
+        }
         RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline => Role::Admin,
     }
 }
@@ -283,7 +286,12 @@ async fn every_rpc_allows_exactly_the_roles_and_fleets_it_should() -> anyhow::Re
         // fleets follow is checked against each of them).
         let fleetless = matches!(
             rpc,
-            Rpc::ListFleets | Rpc::PublishSet | Rpc::TagSet | Rpc::ListSets | Rpc::GetSet
+            Rpc::ListFleets
+                | Rpc::PublishSet
+                | Rpc::TagSet
+                | Rpc::ListSets
+                | Rpc::GetSet
+                | Rpc::DeleteSet
         );
         if !fleetless {
             let expected = match on_rollout {

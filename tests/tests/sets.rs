@@ -82,7 +82,7 @@ async fn a_set_published_through_one_replica_runs_through_the_other_pinned() -> 
 
     let first = MigrationCopy::empty()?;
     first.write("0001_a.up.sql", "CREATE TABLE a (x int);")?;
-    first.write("0002_slow.up.sql", "SELECT pg_sleep(0.2);")?;
+    first.write("0002_slow.up.sql", "SELECT pg_sleep(0.5);")?;
     first.write("0003_b.up.sql", "CREATE TABLE b (x int);")?;
     let published = a
         .client()
@@ -117,6 +117,19 @@ async fn a_set_published_through_one_replica_runs_through_the_other_pinned() -> 
         .client()
         .publish_set(header("postgres", "", "main"), files_of(second.path())?)
         .await?;
+    // Paused through A, its set (no longer tagged) cannot be deleted: the rollout pinned it.
+    let mut on_a = a.client();
+    on_a.control(&id, avocet_client::Control::Pause).await?;
+    let e = on_a
+        .delete_set(&published.digest)
+        .await
+        .expect_err("a set deleted under its paused rollout");
+    let (code, reason, message) = status(&e);
+    ensure!(
+        code == Some(Code::FailedPrecondition) && reason == "SET_IN_USE" && message.contains(&id),
+        "{code:?} {reason} {message}"
+    );
+    on_a.control(&id, avocet_client::Control::Resume).await?;
     let run = RolloutRecord::collect(events).await?;
     let rollout = a.client().rollout(&id).await?;
     ensure!(
@@ -145,9 +158,21 @@ async fn a_set_published_through_one_replica_runs_through_the_other_pinned() -> 
     // The tag's history and the audit: ListSets shows the tag on the new set only.
     let sets = b.client().list_sets().await?;
     ensure!(sets.len() == 2, "{sets:?}");
-    let tagged: Vec<_> = sets.iter().filter(|s| !s.tags.is_empty()).collect();
+    // The set the fleet follows is not deleted; the one nothing uses any more is.
+    let e = b
+        .client()
+        .delete_set("main")
+        .await
+        .expect_err("a set its fleet follows deleted");
     ensure!(
-        tagged.len() == 1 && tagged[0].digest == moved.digest && tagged[0].tags == ["main"],
+        status(&e).1 == "SET_IN_USE" && e.to_string().contains("test"),
+        "{e}"
+    );
+    let deleted = b.client().delete_set(&published.digest).await?;
+    ensure!(deleted.digest == published.digest && deleted.tags.is_empty());
+    let sets = a.client().list_sets().await?;
+    ensure!(
+        sets.len() == 1 && sets[0].digest == moved.digest && sets[0].tags == ["main"],
         "{sets:?}"
     );
     Ok(())

@@ -1,4 +1,4 @@
-//! `avocet sets publish|list|get|tag`: migration sets published through the API.
+//! `avocet sets publish|list|get|tag|delete`: migration sets published through the API.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,12 @@ pub(crate) enum SetsCommand {
         /// Write the set's files into this directory (created; it must not hold them).
         #[arg(long, value_name = "DIR")]
         files: Option<PathBuf>,
+    },
+    /// Delete a published set (a digest or a tag) and the tags naming it; refused while a
+    /// fleet follows it or an unfinished rollout runs it.
+    Delete {
+        /// A digest or a tag.
+        set: String,
     },
     /// Point tag NAME at a published set (a digest or another tag).
     Tag {
@@ -157,6 +163,19 @@ pub(crate) async fn run(
                     }
                     super::emit(&text);
                 }
+            }
+        }
+        SetsCommand::Delete { set } => {
+            let r = client.delete_set(&set).await?;
+            match out {
+                Output::Json => super::json::print(&serde_json::json!({
+                    "digest": r.digest, "tags": r.tags,
+                })),
+                Output::Text => super::emit(&format!(
+                    "set {} deleted, with tags [{}]\n",
+                    r.digest,
+                    r.tags.join(", ")
+                )),
             }
         }
         SetsCommand::Tag { name, set } => {

@@ -153,6 +153,23 @@ impl Sets for SetsService {
                 .collect(),
         }))
     }
+
+    async fn delete_set(
+        &self,
+        request: Request<pb::DeleteSetRequest>,
+    ) -> Result<Response<pb::DeleteSetResponse>, Status> {
+        let (_, caller) = admit(&request, Rpc::DeleteSet)?;
+        let req = request.into_inner();
+        if req.set.is_empty() {
+            return Err(ApiError::Missing("set").into());
+        }
+        let (digest, tags) = self
+            .0
+            .delete_set(&req.set, &caller)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::DeleteSetResponse { digest, tags }))
+    }
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {

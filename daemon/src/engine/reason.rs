@@ -129,6 +129,8 @@ pub enum Reason {
     SetTooLarge,
     /// A published set's stored files no longer match their SHA-256 or its digest.
     SetTampered,
+    /// A published set a fleet follows or an unfinished rollout pinned: not deleted.
+    SetInUse,
 }
 
 impl Reason {
@@ -179,6 +181,7 @@ impl Reason {
             Self::SetRefused => "SET_REFUSED",
             Self::SetTooLarge => "SET_TOO_LARGE",
             Self::SetTampered => "SET_TAMPERED",
+            Self::SetInUse => "SET_IN_USE",
         }
     }
 
@@ -217,7 +220,8 @@ impl Reason {
             | Self::NoDiscovery
             | Self::RolloutStateConflict
             | Self::NeedsRepair
-            | Self::RolloutFleetUnavailable => ErrorKind::FailedPrecondition,
+            | Self::RolloutFleetUnavailable
+            | Self::SetInUse => ErrorKind::FailedPrecondition,
             Self::LockTimeout => ErrorKind::DeadlineExceeded,
             Self::TenantUnreachable | Self::DiscoveryFailed | Self::StoreUnavailable => {
                 ErrorKind::Unavailable
@@ -416,6 +420,7 @@ fn set_reason(e: &SetError) -> Reason {
         SetError::BadTag { .. } => Reason::InvalidName,
         SetError::TooLarge { .. } | SetError::TooManyFiles { .. } => Reason::SetTooLarge,
         SetError::Tampered { .. } => Reason::SetTampered,
+        SetError::InUse { .. } => Reason::SetInUse,
     }
 }
 

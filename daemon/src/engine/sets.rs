@@ -12,7 +12,7 @@ use crate::{
     fleet::{Fleet, FleetError, SetError, SetFile, SetRef, load_published, tag_refusal},
     model::{DialectKind, MigrationSet, SetFormat},
     rollout::published_set,
-    store::{NewSet, StoredFile, StoredSet, TagMove},
+    store::{Deletion, NewSet, StoredFile, StoredSet, TagMove},
 };
 
 use crate::config::{DEFAULT_MAX_SET_BYTES, DEFAULT_MAX_SET_FILES};
@@ -276,6 +276,45 @@ impl Engine {
             fleet.follow_digest(&digest);
         }
         Ok(loaded)
+    }
+
+    /// Deletes stored set `set` (a digest or a tag) and the tags naming it, with an audit
+    /// entry naming `caller`; the digest and the tags removed.
+    ///
+    /// # Errors
+    /// [`SetError::NotFound`]; [`SetError::InUse`] while a fleet of this daemon follows it
+    /// (by digest, or by a tag naming it) or an unfinished rollout pinned it;
+    /// [`EngineError::Store`].
+    pub(crate) async fn delete_set(
+        &self,
+        set: &str,
+        caller: &Caller,
+    ) -> Result<(String, Vec<String>), EngineError> {
+        let digest = self.resolve_set(set).await?;
+        let store = self.runner.store();
+        for fleet in self.registry.fleets() {
+            let follows = match fleet.follows() {
+                Some(SetRef::Digest(d)) => d == digest,
+                Some(SetRef::Tag(t)) => store.tagged_set(&t).await?.as_deref() == Some(&digest),
+                None => false,
+            };
+            if follows {
+                return Err(SetError::InUse {
+                    digest,
+                    by: format!("fleet {:?}", fleet.name),
+                }
+                .into());
+            }
+        }
+        match store.delete_set(&digest, &caller.who).await? {
+            Deletion::Deleted { tags } => Ok((digest, tags)),
+            Deletion::NoSet => Err(SetError::NotFound(set.to_owned()).into()),
+            Deletion::InUse { rollout } => Err(SetError::InUse {
+                digest,
+                by: format!("rollout {rollout}"),
+            }
+            .into()),
+        }
     }
 
     /// The configured fleets that follow tag `name` (`migrations = "published:NAME"`).

@@ -148,6 +148,14 @@ pub enum SetError {
         /// Why.
         reason: &'static str,
     },
+    /// A set a fleet follows or an unfinished rollout pinned: it is not deleted.
+    #[error("published set {digest} is in use by {by}: it is not deleted")]
+    InUse {
+        /// The set's digest.
+        digest: String,
+        /// Who uses it: `fleet "eu"`, `rollout 0193…`.
+        by: String,
+    },
     /// A stored file whose bytes no longer match the SHA-256 recorded when it was
     /// published, or a stored set whose files no longer make its digest: the store was
     /// changed behind Avocet's back. The set is never run.

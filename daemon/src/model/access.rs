@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// | role | allows |
 /// | --- | --- |
 /// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch, ListSets, GetSet |
-/// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and published sets: PublishSet, TagSet |
+/// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and published sets: PublishSet, TagSet, DeleteSet |
 /// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,11 +82,12 @@ pub enum Rpc {
     TagSet,
     ListSets,
     GetSet,
+    DeleteSet,
 }
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 24] = [
+    pub const ALL: [Rpc; 25] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -111,6 +112,7 @@ impl Rpc {
         Self::TagSet,
         Self::ListSets,
         Self::GetSet,
+        Self::DeleteSet,
     ];
 
     /// The gRPC method's full name, e.g. `avocet.v1.Migrator/Apply`.
@@ -140,6 +142,7 @@ impl Rpc {
             Self::TagSet => "avocet.v1.Sets/TagSet",
             Self::ListSets => "avocet.v1.Sets/ListSets",
             Self::GetSet => "avocet.v1.Sets/GetSet",
+            Self::DeleteSet => "avocet.v1.Sets/DeleteSet",
         }
     }
 
@@ -164,7 +167,8 @@ impl Rpc {
             | Self::Pause
             | Self::Resume
             | Self::PublishSet
-            | Self::TagSet => Role::Operator,
+            | Self::TagSet
+            | Self::DeleteSet => Role::Operator,
             Self::Repair
             | Self::Baseline
             | Self::RegisterTenant

@@ -41,7 +41,7 @@ pub(crate) use events::Write;
 pub(crate) use known::KnownState;
 pub(crate) use leases::{Claim, Lease, WaveCounts};
 pub(crate) use rollouts::{NewRollout, RolloutFilter};
-pub(crate) use sets::{NewSet, StoredFile, StoredSet, TagMove};
+pub(crate) use sets::{Deletion, NewSet, StoredFile, StoredSet, TagMove};
 pub(crate) use states::Changed;
 pub(crate) use tenants::RegisteredTenant;
 

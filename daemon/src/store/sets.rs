@@ -335,3 +335,95 @@ async fn move_tag(
     insert_audit(tx, "", at, "avocet.v1.Sets/TagSet", caller, &detail).await?;
     Ok(from)
 }
+
+/// Why a stored set was not deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Deletion {
+    /// Deleted, with the tags that named it.
+    Deleted {
+        /// The tags removed with it.
+        tags: Vec<String>,
+    },
+    /// No set has the digest.
+    NoSet,
+    /// An unfinished rollout (pending, running, paused or interrupted) pinned it.
+    InUse {
+        /// The rollout's id.
+        rollout: String,
+    },
+}
+
+impl Store {
+    /// Deletes stored set `digest`, its files and the tags naming it, with an audit entry
+    /// naming `caller`, in one transaction, unless an unfinished rollout pinned it.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when a read or write fails (nothing changes then);
+    /// [`StoreError::Corrupt`] for a rollout whose stored request does not decode.
+    pub(crate) async fn delete_set(
+        &self,
+        digest: &str,
+        caller: &str,
+    ) -> Result<Deletion, StoreError> {
+        const CTX: &str = "deleting a published set";
+        let mut tx = self.pool.begin().await.map_err(StoreError::query(CTX))?;
+        let exists = sqlx::query("SELECT 1 FROM published_sets WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::query(CTX))?
+            .is_some();
+        if !exists {
+            return Ok(Deletion::NoSet);
+        }
+        let rows = sqlx::query(
+            "SELECT id, spec FROM rollouts \
+             WHERE state IN ('pending', 'running', 'paused', 'interrupted') ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::query(CTX))?;
+        for r in &rows {
+            let spec: String = get(r, 1, CTX)?;
+            let spec: serde_json::Value =
+                serde_json::from_str(&spec).map_err(StoreError::corrupt(CTX))?;
+            if spec["set_digest"].as_str() == Some(digest) {
+                return Ok(Deletion::InUse {
+                    rollout: get(r, 0, CTX)?,
+                });
+            }
+        }
+        let tag_rows = sqlx::query("SELECT name FROM set_tags WHERE set_digest = $1 ORDER BY name")
+            .bind(digest)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::query(CTX))?;
+        let tags = tag_rows
+            .iter()
+            .map(|r| get::<String>(r, 0, CTX))
+            .collect::<Result<Vec<_>, _>>()?;
+        for sql in [
+            "DELETE FROM set_tags WHERE set_digest = $1",
+            "DELETE FROM published_set_files WHERE set_digest = $1",
+            "DELETE FROM published_sets WHERE digest = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CTX))?;
+        }
+        let detail = format!("set {digest} deleted, with tags [{}]", tags.join(", "));
+        insert_audit(
+            &mut tx,
+            "",
+            now_ms(),
+            "avocet.v1.Sets/DeleteSet",
+            caller,
+            &detail,
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::query(CTX))?;
+        Ok(Deletion::Deleted { tags })
+    }
+}
