@@ -140,4 +140,21 @@ impl Client {
         let req = pb::DeleteSetRequest { set: set.into() };
         Ok(self.sets.delete_set(req).await?.into_inner())
     }
+
+    /// `Sets.DiffSets`: the versions `to` adds, removes and changes against `from` (each a
+    /// digest or a tag).
+    ///
+    /// # Errors
+    /// `NOT_FOUND` for an unknown set; `DATA_LOSS` for a set altered in the store.
+    pub async fn diff_sets(
+        &mut self,
+        from: &str,
+        to: &str,
+    ) -> Result<pb::DiffSetsResponse, ClientError> {
+        let req = pb::DiffSetsRequest {
+            from: from.into(),
+            to: to.into(),
+        };
+        Ok(self.sets.diff_sets(req).await?.into_inner())
+    }
 }

@@ -158,6 +158,17 @@ async fn a_set_published_through_one_replica_runs_through_the_other_pinned() -> 
     // The tag's history and the audit: ListSets shows the tag on the new set only.
     let sets = b.client().list_sets().await?;
     ensure!(sets.len() == 2, "{sets:?}");
+    // What the tag's move changed: one version added, nothing removed or changed.
+    let diff = b.client().diff_sets(&published.digest, "main").await?;
+    let added: Vec<(&str, &str)> = diff
+        .added
+        .iter()
+        .map(|v| (v.version.as_str(), v.name.as_str()))
+        .collect();
+    ensure!(
+        added == [("4", "c")] && diff.removed.is_empty() && diff.changed.is_empty(),
+        "{diff:?}"
+    );
     // The set the fleet follows is not deleted; the one nothing uses any more is.
     let e = b
         .client()

@@ -1,4 +1,4 @@
-//! `avocet sets publish|list|get|tag|delete`: migration sets published through the API.
+//! `avocet sets publish|list|get|diff|tag|delete`: migration sets published through the API.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,13 @@ pub(crate) enum SetsCommand {
         /// Write the set's files into this directory (created; it must not hold them).
         #[arg(long, value_name = "DIR")]
         files: Option<PathBuf>,
+    },
+    /// The versions set TO adds, removes and changes against set FROM (digests or tags).
+    Diff {
+        /// The set compared against.
+        from: String,
+        /// The set compared.
+        to: String,
     },
     /// Delete a published set (a digest or a tag) and the tags naming it; refused while a
     /// fleet follows it or an unfinished rollout runs it.
@@ -164,6 +171,31 @@ pub(crate) async fn run(
                     super::emit(&text);
                 }
             }
+        }
+        SetsCommand::Diff { from, to } => {
+            let d = client.diff_sets(&from, &to).await?;
+            let list = |v: &[pb::SetVersion]| -> Vec<serde_json::Value> {
+                v.iter()
+                    .map(|m| serde_json::json!({"version": m.version, "name": m.name}))
+                    .collect()
+            };
+            match out {
+                Output::Json => super::json::print(&serde_json::json!({
+                    "from_digest": d.from_digest, "to_digest": d.to_digest,
+                    "added": list(&d.added), "removed": list(&d.removed),
+                    "changed": list(&d.changed),
+                })),
+                Output::Text => {
+                    let mut text = format!("{} -> {}\n", d.from_digest, d.to_digest);
+                    for (sign, v) in [("+", &d.added), ("-", &d.removed), ("~", &d.changed)] {
+                        for m in v {
+                            text.push_str(&format!("{sign} {} {}\n", m.version, m.name));
+                        }
+                    }
+                    super::emit(&text);
+                }
+            }
+            return Ok(d.added.is_empty() && d.removed.is_empty() && d.changed.is_empty());
         }
         SetsCommand::Delete { set } => {
             let r = client.delete_set(&set).await?;

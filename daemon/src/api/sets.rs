@@ -154,6 +154,36 @@ impl Sets for SetsService {
         }))
     }
 
+    async fn diff_sets(
+        &self,
+        request: Request<pb::DiffSetsRequest>,
+    ) -> Result<Response<pb::DiffSetsResponse>, Status> {
+        admit(&request, Rpc::DiffSets)?;
+        let req = request.into_inner();
+        for (field, value) in [("from", &req.from), ("to", &req.to)] {
+            if value.is_empty() {
+                return Err(ApiError::Missing(field).into());
+            }
+        }
+        let d = self
+            .0
+            .diff_sets(&req.from, &req.to)
+            .await
+            .map_err(ApiError::from)?;
+        let versions = |v: Vec<(String, String)>| {
+            v.into_iter()
+                .map(|(version, name)| pb::SetVersion { version, name })
+                .collect()
+        };
+        Ok(Response::new(pb::DiffSetsResponse {
+            from_digest: d.from,
+            to_digest: d.to,
+            added: versions(d.added),
+            removed: versions(d.removed),
+            changed: versions(d.changed),
+        }))
+    }
+
     async fn delete_set(
         &self,
         request: Request<pb::DeleteSetRequest>,

@@ -65,6 +65,21 @@ pub(crate) struct Published {
     pub(crate) format: SetFormat,
 }
 
+/// What `DiffSets` found: versions as their text (`3`, `1.2.3`, `R__views`) with names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SetDiff {
+    /// The first set's digest.
+    pub(crate) from: String,
+    /// The second set's digest.
+    pub(crate) to: String,
+    /// Versions only the second set has.
+    pub(crate) added: Vec<(String, String)>,
+    /// Versions only the first set has.
+    pub(crate) removed: Vec<(String, String)>,
+    /// Versions both have, with another name or script.
+    pub(crate) changed: Vec<(String, String)>,
+}
+
 impl Engine {
     /// The limits a published set must keep.
     pub(crate) fn set_limits(&self) -> SetLimits {
@@ -315,6 +330,68 @@ impl Engine {
             }
             .into()),
         }
+    }
+
+    /// The versions `to` adds, removes and changes (name or a script's checksum) against
+    /// `from`, both stored sets (digests or tags), each parsed with the dialect and format
+    /// it was published with; with the two digests.
+    ///
+    /// # Errors
+    /// [`SetError::NotFound`]; [`SetError::Tampered`] for a stored file that no longer
+    /// matches its SHA-256; [`SetError::Invalid`] for a set that no longer loads;
+    /// [`EngineError::Store`].
+    pub(crate) async fn diff_sets(&self, from: &str, to: &str) -> Result<SetDiff, EngineError> {
+        let (from_digest, old) = self.parsed(from).await?;
+        let (to_digest, new) = self.parsed(to).await?;
+        let entry = |m: &crate::model::Migration| (m.version.to_string(), m.name.clone());
+        let mut diff = SetDiff {
+            from: from_digest,
+            to: to_digest,
+            ..SetDiff::default()
+        };
+        for m in new.iter() {
+            match old.iter().find(|o| o.version == m.version) {
+                None => diff.added.push(entry(m)),
+                Some(o) => {
+                    let down =
+                        |x: &crate::model::Migration| x.down.as_ref().map(|d| d.checksum.clone());
+                    if o.name != m.name || o.up.checksum != m.up.checksum || down(o) != down(m) {
+                        diff.changed.push(entry(m));
+                    }
+                }
+            }
+        }
+        for o in old.iter() {
+            if !new.iter().any(|m| m.version == o.version) {
+                diff.removed.push(entry(o));
+            }
+        }
+        Ok(diff)
+    }
+
+    /// Stored set `set` parsed as it was published (its dialect and format), its files
+    /// checked against their SHA-256 first; with its digest.
+    async fn parsed(&self, set: &str) -> Result<(String, MigrationSet), EngineError> {
+        let (stored, files) = self.get_set(set).await?;
+        let dialect = stored
+            .dialect
+            .parse::<DialectKind>()
+            .unwrap_or(DialectKind::Postgres);
+        let format = stored
+            .format
+            .parse::<SetFormat>()
+            .unwrap_or(SetFormat::Auto);
+        let files: Vec<SetFile> = files
+            .into_iter()
+            .map(|f| SetFile {
+                path: f.path,
+                bytes: f.bytes,
+            })
+            .collect();
+        let loaded = tokio::task::spawn_blocking(move || load_published(&files, dialect, format))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        Ok((stored.digest, loaded))
     }
 
     /// The configured fleets that follow tag `name` (`migrations = "published:NAME"`).

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// | role | allows |
 /// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch, ListSets, GetSet |
+/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, rollouts Get, List and Watch, ListSets, GetSet, DiffSets |
 /// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and published sets: PublishSet, TagSet, DeleteSet |
 /// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -83,11 +83,12 @@ pub enum Rpc {
     ListSets,
     GetSet,
     DeleteSet,
+    DiffSets,
 }
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 25] = [
+    pub const ALL: [Rpc; 26] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -113,6 +114,7 @@ impl Rpc {
         Self::ListSets,
         Self::GetSet,
         Self::DeleteSet,
+        Self::DiffSets,
     ];
 
     /// The gRPC method's full name, e.g. `avocet.v1.Migrator/Apply`.
@@ -143,6 +145,7 @@ impl Rpc {
             Self::ListSets => "avocet.v1.Sets/ListSets",
             Self::GetSet => "avocet.v1.Sets/GetSet",
             Self::DeleteSet => "avocet.v1.Sets/DeleteSet",
+            Self::DiffSets => "avocet.v1.Sets/DiffSets",
         }
     }
 
@@ -160,7 +163,8 @@ impl Rpc {
             | Self::ListTenants
             | Self::GetTenant
             | Self::ListSets
-            | Self::GetSet => Role::Viewer,
+            | Self::GetSet
+            | Self::DiffSets => Role::Viewer,
             Self::Apply
             | Self::Rollback
             | Self::Cancel
