@@ -15,6 +15,7 @@
 //! | `writer.rs` | the one task that stores events in batches, then tells watchers |
 //! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
 //! | `tenant.rs` | one tenant: the engine's run (`crate::migrate`) with this rollout's events |
+//! | `published.rs` | a published set read from the store (files checked) for a rollout pinned to it |
 //!
 //! The rollout schedules; it runs no SQL of its own. What happens on a tenant, and how it is
 //! recorded there, is `crate::migrate`'s.
