@@ -1,12 +1,18 @@
-//! Compiles `avocet/v1/avocet.proto` (and `avocet/v1/backups.proto`) with protox (no system `protoc`) and writes the
+//! Compiles `avocet/v1/avocet.proto`, `avocet/v1/backups.proto` and `avocet/v1/sets.proto` with protox (no system `protoc`) and writes the
 //! descriptor set used by gRPC server reflection.
 
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=avocet");
-    let descriptors =
-        protox::compile(["avocet/v1/avocet.proto", "avocet/v1/backups.proto"], ["."])?;
+    let descriptors = protox::compile(
+        [
+            "avocet/v1/avocet.proto",
+            "avocet/v1/backups.proto",
+            "avocet/v1/sets.proto",
+        ],
+        ["."],
+    )?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(
         out.join("avocet_descriptor.bin"),

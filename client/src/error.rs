@@ -33,6 +33,14 @@ pub enum ClientError {
     /// A token that cannot be sent, or a certificate or key file that cannot be read.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// A file or directory of a set to publish could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    SetFile {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The daemon answered with an error status; its message names fleet, tenant, version,
     /// and its [`Rejection`] carries them as fields with the reason code.
     #[error("{0}")]

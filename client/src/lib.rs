@@ -15,7 +15,7 @@
 
 use avocet_proto::v1::{
     backups_client::BackupsClient, fleet_client::FleetClient, migrator_client::MigratorClient,
-    rollouts_client::RolloutsClient,
+    rollouts_client::RolloutsClient, sets_client::SetsClient,
 };
 use std::{path::PathBuf, time::Duration};
 
@@ -29,9 +29,11 @@ use tonic::{
 pub use avocet_proto::v1 as pb;
 pub use avocet_proto::{REPEATABLE_PREFIX, VersionField};
 pub use error::{ClientError, ERROR_DOMAIN, Rejection, code_name};
+pub use sets::{CHUNK_BYTES, read_set_dir};
 
 mod backups;
 mod error;
+mod sets;
 
 /// Default daemon address, also the default of the command line's `--addr`.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
@@ -215,6 +217,7 @@ pub struct Client {
     rollouts: RolloutsClient<Transport>,
     fleet: FleetClient<Transport>,
     backups: BackupsClient<Transport>,
+    sets: SetsClient<Transport>,
 }
 
 /// A server stream of rollout events; `message().await` yields `Ok(None)` at the end.
@@ -303,7 +306,9 @@ impl Client {
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
             fleet: FleetClient::new(transport.clone())
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
-            backups: BackupsClient::new(transport).max_decoding_message_size(MAX_RESPONSE_BYTES),
+            backups: BackupsClient::new(transport.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            sets: SetsClient::new(transport).max_decoding_message_size(MAX_RESPONSE_BYTES),
         }
     }
 

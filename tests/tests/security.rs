@@ -188,6 +188,22 @@ async fn call(c: &mut Client, rpc: Rpc, fleet: &str, rollout: &str) -> Result<()
             )
             .await
             .map(drop),
+        Rpc::PublishSet => c
+            .publish_set(
+                pb::PublishSetHeader {
+                    dialect: "sqlite".into(),
+                    ..Default::default()
+                },
+                vec![("0001_x.up.sql".into(), b"SELECT 1;".to_vec())],
+            )
+            .await
+            .map(drop),
+        // No such set: an allowed call is NOT_FOUND and changes nothing.
+        Rpc::TagSet => c.tag_set("main", &"0".repeat(64)).await.map(drop),
+        Rpc::ListSets => c.list_sets().await.map(drop),
+        Rpc::GetSet => c.get_set("no-such-set", false).await.map(drop),
+        Rpc::DeleteSet => c.delete_set("no-such-set").await.map(drop),
+        Rpc::DiffSets => c.diff_sets("no-such-set", "main").await.map(drop),
     }
     .map_err(code)
 }
@@ -198,8 +214,10 @@ fn needs(rpc: Rpc) -> Role {
     use Rpc::*;
     match rpc {
         Plan | History | Verify | Status | ListFleets | ListTenants | GetTenant | GetRollout
-        | ListRollouts | Watch | ListBackups | GetBackup | Census => Role::Viewer,
-        Apply | Rollback | Cancel | Pause | Resume | Backup | DeleteBackup => Role::Operator,
+        | ListRollouts | Watch | ListBackups | GetBackup | Census | ListSets | GetSet
+        | DiffSets => Role::Viewer,
+        Apply | Rollback | Cancel | Pause | Resume | Backup | DeleteBackup | PublishSet
+        | TagSet | DeleteSet => Role::Operator,
         RegisterTenant | DeregisterTenant | RefreshTenants | Repair | Baseline | Restore => {
             Role::Admin
         }
@@ -302,7 +320,19 @@ async fn every_rpc_allows_exactly_the_roles_and_fleets_it_should() -> anyhow::Re
             rpc,
             Rpc::GetRollout | Rpc::Watch | Rpc::Cancel | Rpc::Pause | Rpc::Resume
         );
-        if rpc != Rpc::ListFleets {
+        // Published sets belong to no fleet: a fleet scope does not limit them (a tag that
+        // fleets follow is checked against each of them).
+        let fleetless = matches!(
+            rpc,
+            Rpc::ListFleets
+                | Rpc::PublishSet
+                | Rpc::TagSet
+                | Rpc::ListSets
+                | Rpc::GetSet
+                | Rpc::DeleteSet
+                | Rpc::DiffSets
+        );
+        if !fleetless {
             let expected = match on_rollout {
                 true => Code::NotFound,
                 false => Code::PermissionDenied,

@@ -25,6 +25,7 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
         "avocet.v1.Rollouts",
         "avocet.v1.Fleet",
         "avocet.v1.Backups",
+        "avocet.v1.Sets",
     ] {
         let resp = health
             .check(HealthCheckRequest {
@@ -80,6 +81,7 @@ async fn health_and_reflection_answer() -> anyhow::Result<()> {
             "avocet.v1.Rollouts",
             "avocet.v1.Fleet",
             "avocet.v1.Backups",
+            "avocet.v1.Sets",
             "grpc.health.v1.Health",
         ] {
             ensure!(names.iter().any(|n| n == s), "{s} missing from {names:?}");

@@ -99,6 +99,7 @@ pub(crate) async fn apply(
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
             strategy: req.strategy.clone(),
+            set: req.set.clone(),
             page_size: SUMMARY_TENANTS,
             ..Default::default()
         })

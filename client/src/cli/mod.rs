@@ -9,6 +9,7 @@ mod json;
 mod new;
 mod rollouts;
 mod run;
+mod sets;
 mod tenants;
 mod text;
 
@@ -379,6 +380,10 @@ pub(crate) enum Command {
         accept_data_loss: bool,
         #[command(flatten)]
         strategy: StrategyArgs,
+        /// Plan a published set (a tag or a digest, see `avocet sets`) instead of the
+        /// fleet's own.
+        #[arg(long = "set", value_name = "TAG|DIGEST")]
+        set: Option<String>,
     },
     /// Apply pending migrations, streaming progress.
     Apply {
@@ -405,6 +410,10 @@ pub(crate) enum Command {
         /// fails `drifted` and nothing runs there; the rest run.
         #[arg(long)]
         require_expected_schema: bool,
+        /// Roll out a published set (a tag or a digest, see `avocet sets`) instead of the
+        /// fleet's own; the rollout keeps the digest the tag names now.
+        #[arg(long = "set", value_name = "TAG|DIGEST")]
+        set: Option<String>,
     },
     /// Run down scripts in reverse order (default: the newest migration).
     Rollback {
@@ -482,6 +491,9 @@ pub(crate) enum Command {
     },
     /// List the daemon's fleets.
     Fleets,
+    /// Migration sets published through the API: publish a directory, list, show, tag.
+    #[command(subcommand)]
+    Sets(sets::SetsCommand),
     /// Print the completion script of a shell, e.g. `avocet completions bash >
     /// ~/.local/share/bash-completion/completions/avocet`. Needs no daemon.
     Completions {

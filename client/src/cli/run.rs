@@ -69,6 +69,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_out_of_order,
             accept_data_loss,
             strategy,
+            set,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let resp = client
@@ -79,6 +80,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     allow_out_of_order,
                     accept_data_loss,
                     strategy: strategy.wire(),
+                    set,
                     ..Default::default()
                 })
                 .await?;
@@ -95,6 +97,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             accept_data_loss,
             expect_digest,
             require_expected_schema,
+            set,
         } => {
             let (fleet, selector) = resolve(&mut client, target).await?;
             let req = pb::ApplyRequest {
@@ -110,6 +113,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 transaction: super::Transaction::wire(run.transaction),
                 strategy: run.strategy(),
                 require_expected_schema,
+                set,
             };
             let mut req = req;
             match confirm::apply(&mut client, &req, run.yes).await? {
@@ -256,6 +260,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             census::run(&mut client, req, out).await?
         }
         Command::Rollouts(cmd) => rollouts::run(&mut client, cmd, target.fleet, out, &addr).await?,
+        Command::Sets(cmd) => super::sets::run(&mut client, cmd, out).await?,
         // Answered above, before connecting.
         Command::Completions { .. } | Command::Man => true,
         Command::Fleets => {
@@ -422,6 +427,7 @@ fn ignores_selection(command: &Command) -> Option<&'static str> {
         Command::Backups(_) => Some("avocet backups"),
         Command::Restore(_) => Some("avocet restore (--tenant)"),
         Command::Fleets => Some("avocet fleets"),
+        Command::Sets(_) => Some("avocet sets"),
         Command::Completions { .. } => Some("avocet completions"),
         Command::Man => Some("avocet man"),
         _ => None,

@@ -92,6 +92,7 @@ fn code(kind: ErrorKind) -> Code {
         ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorKind::Aborted => Code::Aborted,
         ErrorKind::Internal => Code::Internal,
+        ErrorKind::DataLoss => Code::DataLoss,
     }
 }
 

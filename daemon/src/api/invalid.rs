@@ -58,6 +58,13 @@ pub enum RequestError {
     /// A backup's name longer than 128 characters or holding a control character.
     #[error("name: at most 128 characters, none of them control characters")]
     BackupName,
+    /// A `PublishSet` stream out of order: no header first, a second header, no file.
+    #[error("{0}")]
+    PublishStream(&'static str),
+    /// A `PublishSet` header's format or dialect that Avocet does not know (the parser's
+    /// sentence, naming what it takes).
+    #[error("{0}")]
+    PublishHeader(String),
     /// `strategy.concurrency` of 0.
     #[error(
         "strategy.concurrency: 0 tenants at once runs nothing; give 1 or more, or leave it \

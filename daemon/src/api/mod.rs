@@ -13,6 +13,7 @@ mod migrator;
 mod receive;
 mod rollouts;
 mod send;
+mod sets;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub(crate) use error::Gated;
 pub(crate) use fleet::FleetService;
 pub(crate) use migrator::MigratorService;
 pub(crate) use rollouts::RolloutsService;
+pub(crate) use sets::SetsService;
 
 use crate::{
     auth::{AuthError, Identity, Rpc},
@@ -96,11 +98,13 @@ pub(crate) fn services(
     RolloutsService,
     FleetService,
     BackupsService,
+    SetsService,
 ) {
     (
         MigratorService(engine.clone()),
         RolloutsService(engine.clone()),
         FleetService(engine.clone()),
-        BackupsService(engine),
+        BackupsService(engine.clone()),
+        SetsService(engine),
     )
 }

@@ -238,6 +238,7 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
             canary_selector: canary_selector(req.strategy.as_ref())?,
             strategy: strategy(req.strategy, 0, false)?,
             page: page(req.page_size, &req.page_token, false)?,
+            set: req.set.filter(|s| !s.is_empty()),
         })
     }
 }
@@ -261,6 +262,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
                 canary_selector: canary_selector(req.strategy.as_ref())?,
                 strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
                 page: Page::default(),
+                set: req.set.filter(|s| !s.is_empty()),
             },
             dry_run: req.dry_run,
             transaction: transaction(req.transaction)?,

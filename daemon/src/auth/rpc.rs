@@ -32,11 +32,17 @@ pub enum Rpc {
     Restore,
     Backup,
     Census,
+    PublishSet,
+    TagSet,
+    ListSets,
+    GetSet,
+    DeleteSet,
+    DiffSets,
 }
 
 impl Rpc {
     /// Every RPC, in the order of `avocet.proto`.
-    pub const ALL: [Rpc; 26] = [
+    pub const ALL: [Rpc; 32] = [
         Self::Plan,
         Self::Apply,
         Self::Rollback,
@@ -63,6 +69,12 @@ impl Rpc {
         Self::Restore,
         Self::Backup,
         Self::Census,
+        Self::PublishSet,
+        Self::TagSet,
+        Self::ListSets,
+        Self::GetSet,
+        Self::DeleteSet,
+        Self::DiffSets,
     ];
 
     /// The gRPC method's full name, e.g. `avocet.v1.Migrator/Apply`.
@@ -94,6 +106,12 @@ impl Rpc {
             Self::Restore => "avocet.v1.Backups/Restore",
             Self::Backup => "avocet.v1.Backups/Backup",
             Self::Census => "avocet.v1.Fleet/Census",
+            Self::PublishSet => "avocet.v1.Sets/PublishSet",
+            Self::TagSet => "avocet.v1.Sets/TagSet",
+            Self::ListSets => "avocet.v1.Sets/ListSets",
+            Self::GetSet => "avocet.v1.Sets/GetSet",
+            Self::DeleteSet => "avocet.v1.Sets/DeleteSet",
+            Self::DiffSets => "avocet.v1.Sets/DiffSets",
         }
     }
 
@@ -112,14 +130,20 @@ impl Rpc {
             | Self::GetTenant
             | Self::ListBackups
             | Self::GetBackup
-            | Self::Census => Role::Viewer,
+            | Self::Census
+            | Self::ListSets
+            | Self::GetSet
+            | Self::DiffSets => Role::Viewer,
             Self::Apply
             | Self::Rollback
             | Self::Cancel
             | Self::Pause
             | Self::Resume
             | Self::DeleteBackup
-            | Self::Backup => Role::Operator,
+            | Self::Backup
+            | Self::PublishSet
+            | Self::TagSet
+            | Self::DeleteSet => Role::Operator,
             Self::Restore
             | Self::Repair
             | Self::Baseline

@@ -17,6 +17,7 @@
 //! | `lint.rs` | the lint: statements that destroy data or hold blocking locks |
 //! | `parse.rs` | sqlparser on a thread with a known stack, never past a size |
 //! | `placeholders.rs` | a script's `${name}` placeholders and where each sits |
+//! | `published.rs` | a set given as files (path → bytes), loaded as its directory is |
 //! | `cache.rs` | [`SetCache`]: a set kept until its directory changes |
 
 mod cache;
@@ -25,6 +26,7 @@ mod lint;
 mod load;
 mod parse;
 mod placeholders;
+mod published;
 mod script;
 mod source;
 mod split;
@@ -33,6 +35,7 @@ mod tokens;
 pub(crate) use cache::SetCache;
 pub use load::CatalogError;
 pub(crate) use load::load_dir;
+pub(crate) use published::{SetFile, load_files, path_refusal};
 pub use script::ScriptError;
 pub use script::parse_script;
 pub(crate) use source::resolve as resolve_format;

@@ -38,8 +38,9 @@ pub use role::{Role, UnknownRole};
 pub use scram::{AuthRequest, probe as probe_auth, require_scram};
 pub(crate) use secret::{PasswordSource, fill_password};
 pub use security::{
-    AuthConfig, ClientConfig, DEFAULT_MAX_MIGRATION_BYTES, LimitsConfig, TlsConfig, TokenConfig,
-    certificate_attributes, subject_attributes,
+    AuthConfig, ClientConfig, DEFAULT_MAX_MIGRATION_BYTES, DEFAULT_MAX_SET_BYTES,
+    DEFAULT_MAX_SET_FILES, LimitsConfig, TlsConfig, TokenConfig, certificate_attributes,
+    subject_attributes,
 };
 pub(crate) use security::{NOT_A_DIGEST, sha256_digest};
 pub use subject::SubjectError;

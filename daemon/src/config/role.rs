@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// | role | allows |
 /// | --- | --- |
-/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, Census, rollouts Get, List and Watch, backups List and Get |
-/// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, and backups Backup and Delete |
+/// | `viewer` | reads: Plan, Verify, Status, History, ListFleets, ListTenants, GetTenant, Census, rollouts Get, List and Watch, backups List and Get, ListSets, GetSet, DiffSets |
+/// | `operator` | and changes that run migrations: Apply, Rollback, rollouts Cancel, Pause, Resume, backups Backup and Delete, and published sets: PublishSet, TagSet, DeleteSet |
 /// | `admin` | and changes to what is known: RegisterTenant, DeregisterTenant, RefreshTenants, Repair, Baseline, backups Restore |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

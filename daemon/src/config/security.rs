@@ -193,6 +193,27 @@ pub struct LimitsConfig {
     /// the rest of the minute anyway. Default 1 s (issue 25, finding 16).
     #[serde(default = "default_auth_failure_delay", with = "humantime_serde")]
     pub max_auth_failure_delay: Duration,
+    /// Largest migration set `PublishSet` accepts, its files' total bytes; a larger one is
+    /// refused (`RESOURCE_EXHAUSTED`, naming the file that crossed it) as it arrives.
+    /// Default 64 MiB.
+    #[serde(default = "default_max_set_bytes")]
+    pub max_set_bytes: u64,
+    /// Most files a published set may hold. Default 10,000.
+    #[serde(default = "default_max_set_files")]
+    pub max_set_files: usize,
+}
+
+/// `[limits] max_set_bytes` by default: 64 MiB.
+pub const DEFAULT_MAX_SET_BYTES: u64 = 64 << 20;
+/// `[limits] max_set_files` by default.
+pub const DEFAULT_MAX_SET_FILES: usize = 10_000;
+
+fn default_max_set_bytes() -> u64 {
+    DEFAULT_MAX_SET_BYTES
+}
+
+fn default_max_set_files() -> usize {
+    DEFAULT_MAX_SET_FILES
 }
 
 fn default_auth_failure_delay() -> Duration {
@@ -234,6 +255,8 @@ impl Default for LimitsConfig {
             first_byte_timeout: default_first_byte(),
             max_migration_bytes: DEFAULT_MAX_MIGRATION_BYTES,
             max_auth_failure_delay: default_auth_failure_delay(),
+            max_set_bytes: DEFAULT_MAX_SET_BYTES,
+            max_set_files: DEFAULT_MAX_SET_FILES,
         }
     }
 }

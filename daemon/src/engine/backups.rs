@@ -93,7 +93,7 @@ impl Engine {
             fleet,
             tenants,
             set,
-        } = self.scope(fleet, &one(tenant))?;
+        } = self.scope(fleet, &one(tenant)).await?;
         let tenant = &tenants[0];
         let record = self
             .runner
@@ -161,7 +161,7 @@ impl Engine {
             fleet,
             tenants,
             set,
-        } = self.scope(fleet, &one(tenant))?;
+        } = self.scope(fleet, &one(tenant)).await?;
         let tenant = &tenants[0];
         let record = self.backup_record(&fleet.name, id).await?;
         if record.tenant != tenant.id {

@@ -57,7 +57,7 @@ impl Engine {
             fleet,
             tenants,
             set,
-        } = self.scope(&req.fleet, &req.selector)?;
+        } = self.scope(&req.fleet, &req.selector).await?;
         match &req.source {
             BaselineSource::UpTo(to) => super::reads::check_target(&fleet.name, &set, to)?,
             BaselineSource::Adopt(SetFormat::Auto) => {

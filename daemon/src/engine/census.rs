@@ -229,7 +229,7 @@ impl Engine {
             fleet,
             tenants,
             set,
-        } = self.scope(&req.fleet, &req.selector)?;
+        } = self.scope(&req.fleet, &req.selector).await?;
         if let Some(focus) = &req.focus {
             fleet.tenant(focus)?;
         }

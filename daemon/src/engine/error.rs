@@ -8,7 +8,7 @@ pub use super::reason::{ErrorKind, Reason, Subject};
 use crate::{
     config::RegistrationError,
     dialect::DbError,
-    fleet::{DiscoveryError, FleetError},
+    fleet::{DiscoveryError, FleetError, SetError},
     migrate::RepairError,
     model::{DialectKind, Version},
     rollout::RunnerError,
@@ -314,6 +314,9 @@ pub enum EngineError {
         /// Why.
         source: Box<crate::backup::RestoreError>,
     },
+    /// A set published, tagged or read through the API was refused.
+    #[error(transparent)]
+    Set(#[from] SetError),
 }
 
 /// A rollout strategy out of range (the request's, over the fleet's defaults).

@@ -17,6 +17,7 @@
 //! | `audit.rs` | a rollout's request as stored (a bounded summary), and retention |
 //! | `queue.rs` | one changing rollout per fleet and direction at a time, one more waiting |
 //! | `baseline.rs` | Baseline: versions recorded as applied without running them |
+//! | `sets.rs` | migration sets published through the API, and the set a fleet or request names |
 //! | `tenants.rs` | tenants registered through the API ([`Registration`]) |
 //! | `observe.rs` | what a metrics scrape reports, and whether the engine is ready |
 //! | `error.rs` | [`EngineError`]: one variant per refusal, each keeping its cause |
@@ -36,6 +37,7 @@ mod repair;
 mod report;
 mod request;
 mod rollouts;
+mod sets;
 mod status;
 mod tenants;
 
@@ -48,7 +50,10 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 pub use crate::fleet::DiscoveryReport;
+pub use crate::fleet::SetError;
+pub(crate) use crate::fleet::SetFile;
 pub use crate::model::RepairAction;
+pub(crate) use crate::store::{StoredFile, StoredSet};
 pub use backups::{DEFAULT_BACKUPS, MAX_BACKUPS, RestoreOutcome};
 pub use baseline::{BaselineOutcome, BaselineRequest};
 pub use census::{CensusProgress, CensusRequest, DriftClass, FleetCensus};
@@ -63,6 +68,8 @@ pub use request::{
     PlanRequest, ReadRequest, RollbackRequest, Selector, SelectorError, StatusRequest,
 };
 pub use rollouts::Caller;
+pub(crate) use sets::PublishRequest;
+pub use sets::SetLimits;
 pub use tenants::{REGISTRY_POLL, Registration};
 
 use crate::{
@@ -101,6 +108,8 @@ pub struct Engine {
     max_per_identity: usize,
     /// Rollouts that change a fleet, one at a time per direction, one more waiting.
     lines: Arc<queue::Lines>,
+    /// What a published set may hold.
+    set_limits: SetLimits,
 }
 
 /// A fleet, its selected tenants and its migration set, as every operation starts.
@@ -163,7 +172,7 @@ impl Engine {
                 "last-known states of this configuration's tenants no longer configured deleted"
             );
         }
-        Ok(Self {
+        let engine = Self {
             registry,
             registry_sync: tokio::sync::Mutex::new(sync),
             runner,
@@ -173,7 +182,10 @@ impl Engine {
             max_pause: std::time::Duration::MAX,
             max_per_identity: usize::MAX,
             lines: Arc::default(),
-        })
+            set_limits: SetLimits::default(),
+        };
+        engine.follow_published().await;
+        Ok(engine)
     }
 
     /// The same engine refusing a new rollout while `limit` run here
@@ -281,13 +293,24 @@ impl Engine {
         self.registry.close_all_idle().await;
     }
 
-    fn scope(&self, fleet: &str, selector: &Selector) -> Result<Scope, EngineError> {
+    async fn scope(&self, fleet: &str, selector: &Selector) -> Result<Scope, EngineError> {
+        self.scope_with(fleet, selector, None).await
+    }
+
+    /// The scope of a request on `fleet` that may name a published set (`set`: a tag or a
+    /// digest) instead of the fleet's own.
+    async fn scope_with(
+        &self,
+        fleet: &str,
+        selector: &Selector,
+        set: Option<&str>,
+    ) -> Result<Scope, EngineError> {
         if fleet.is_empty() {
             return Err(EngineError::Missing("fleet"));
         }
         let fleet = self.registry.fleet(fleet)?.clone();
         let tenants = fleet.select(selector)?;
-        let set = fleet.load_set()?;
+        let set = self.set_for(&fleet, set).await?;
         Ok(Scope {
             fleet,
             tenants,

@@ -73,7 +73,9 @@ impl Engine {
     /// [`EngineError::UnknownVersion`] for a target version not in the set;
     /// [`EngineError::Strategy`] for a strategy out of range. Unreachable tenants are not errors: their plans say why.
     pub async fn plan(&self, req: PlanRequest) -> Result<FleetPlan, EngineError> {
-        let mut scope = self.scope(&req.fleet, &req.selector)?;
+        let mut scope = self
+            .scope_with(&req.fleet, &req.selector, req.set.as_deref())
+            .await?;
         let opts = apply_options(&scope, &req)?;
         let strategy = super::rollouts::strategy(&scope, req.strategy)?;
         // The waves an apply would run: its canaries first.
@@ -138,7 +140,7 @@ impl Engine {
             fleet,
             tenants,
             set,
-        } = self.scope(&req.fleet, &req.selector)?;
+        } = self.scope(&req.fleet, &req.selector).await?;
         let range = req.page.range(tenants.len());
         let page = &tenants[range];
         let read = histories(page).await;
@@ -196,7 +198,7 @@ impl Engine {
             fleet,
             tenants,
             set,
-        } = self.scope(fleet, &selector)?;
+        } = self.scope(fleet, &selector).await?;
         let read = histories(&tenants).await;
         let known: Vec<KnownState> = read
             .iter()

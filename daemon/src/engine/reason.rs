@@ -7,7 +7,7 @@ use super::EngineError;
 use crate::{
     backup::{BackupError, RestoreError},
     dialect::DbError,
-    fleet::FleetError,
+    fleet::{FleetError, SetError},
     migrate::RepairError,
     model::Version,
     rollout::RunnerError,
@@ -32,6 +32,9 @@ pub enum ErrorKind {
     Aborted,
     /// A limit of the daemon is reached, such as its running rollouts.
     ResourceExhausted,
+    /// Stored data no longer matches what was written, such as a published set edited in
+    /// the control store.
+    DataLoss,
     /// A database operation failed unexpectedly.
     Internal,
 }
@@ -134,6 +137,16 @@ pub enum Reason {
     BackupFileChanged,
     /// A restore ran, but the history's newest version is not the backup's.
     RestoreUnverified,
+    /// No published set has the digest, or no tag the name.
+    SetNotFound,
+    /// A set to publish is refused: a file's path, a file that does not load, a tag's name.
+    SetRefused,
+    /// A set to publish is above `max_set_bytes` or `max_set_files`.
+    SetTooLarge,
+    /// A published set's stored files no longer match their SHA-256 or its digest.
+    SetTampered,
+    /// A published set a fleet follows or an unfinished rollout pinned: not deleted.
+    SetInUse,
 }
 
 impl Reason {
@@ -187,6 +200,11 @@ impl Reason {
             Self::BackupFailed => "BACKUP_FAILED",
             Self::BackupFileChanged => "BACKUP_FILE_CHANGED",
             Self::RestoreUnverified => "RESTORE_UNVERIFIED",
+            Self::SetNotFound => "SET_NOT_FOUND",
+            Self::SetRefused => "SET_REFUSED",
+            Self::SetTooLarge => "SET_TOO_LARGE",
+            Self::SetTampered => "SET_TAMPERED",
+            Self::SetInUse => "SET_IN_USE",
         }
     }
 
@@ -204,12 +222,14 @@ impl Reason {
             | Self::SequenceOutOfRange
             | Self::InvalidName
             | Self::RegistrationRefused
-            | Self::DatabaseTaken => ErrorKind::InvalidArgument,
+            | Self::DatabaseTaken
+            | Self::SetRefused => ErrorKind::InvalidArgument,
             Self::FleetNotFound
             | Self::TenantNotFound
             | Self::NoTenantMatches
             | Self::RolloutNotFound
             | Self::BackupNotFound => ErrorKind::NotFound,
+            Self::SetNotFound => ErrorKind::NotFound,
             Self::TenantExists => ErrorKind::AlreadyExists,
             Self::TenantConfigured
             | Self::TargetInvalid
@@ -228,7 +248,8 @@ impl Reason {
             | Self::BackupMismatch
             | Self::TenantInRollout
             | Self::BackupToolMissing
-            | Self::BackupFileChanged => ErrorKind::FailedPrecondition,
+            | Self::BackupFileChanged
+            | Self::SetInUse => ErrorKind::FailedPrecondition,
             Self::LockTimeout => ErrorKind::DeadlineExceeded,
             Self::TenantUnreachable | Self::DiscoveryFailed | Self::StoreUnavailable => {
                 ErrorKind::Unavailable
@@ -236,7 +257,8 @@ impl Reason {
             Self::LockLost | Self::DatabaseError | Self::BackupFailed | Self::RestoreUnverified => {
                 ErrorKind::Internal
             }
-            Self::TooManyRollouts => ErrorKind::ResourceExhausted,
+            Self::TooManyRollouts | Self::SetTooLarge => ErrorKind::ResourceExhausted,
+            Self::SetTampered => ErrorKind::DataLoss,
             Self::ShuttingDown => ErrorKind::Aborted,
         }
     }
@@ -344,6 +366,7 @@ impl EngineError {
                 RestoreError::VersionMismatch { .. } => Reason::RestoreUnverified,
                 RestoreError::Backup(e) => backup_reason(e),
             },
+            Self::Set(e) => set_reason(e),
         }
     }
 
@@ -417,7 +440,8 @@ impl EngineError {
             | Self::ShuttingDown
             | Self::TooManyRollouts { .. }
             | Self::TooManyForIdentity { .. }
-            | Self::Store(_) => Subject::default(),
+            | Self::Store(_)
+            | Self::Set(_) => Subject::default(),
         }
     }
 }
@@ -434,6 +458,23 @@ fn fleet_reason(e: &FleetError) -> Reason {
         FleetError::Target { .. } | FleetError::Dsn { .. } => Reason::TargetInvalid,
         FleetError::SessionInit { .. } | FleetError::Policy { .. } => Reason::FleetMisconfigured,
         FleetError::Catalog { .. } => Reason::SetInvalid,
+        FleetError::Published { source, .. } => match source {
+            SetError::NotFound(_) => Reason::SetNotFound,
+            SetError::Tampered { .. } => Reason::SetTampered,
+            _ => Reason::SetInvalid,
+        },
+    }
+}
+
+/// The reason of a set refused through the API.
+fn set_reason(e: &SetError) -> Reason {
+    match e {
+        SetError::NotFound(_) => Reason::SetNotFound,
+        SetError::Invalid(_) | SetError::Path { .. } => Reason::SetRefused,
+        SetError::BadTag { .. } => Reason::InvalidName,
+        SetError::TooLarge { .. } | SetError::TooManyFiles { .. } => Reason::SetTooLarge,
+        SetError::Tampered { .. } => Reason::SetTampered,
+        SetError::InUse { .. } => Reason::SetInUse,
     }
 }
 
@@ -445,7 +486,8 @@ fn fleet_subject(e: &FleetError) -> Subject<'_> {
         | FleetError::TooManyIds { fleet, .. }
         | FleetError::SessionInit { fleet, .. }
         | FleetError::Policy { fleet, .. }
-        | FleetError::Catalog { fleet, .. } => Subject::fleet(fleet),
+        | FleetError::Catalog { fleet, .. }
+        | FleetError::Published { fleet, .. } => Subject::fleet(fleet),
         FleetError::UnknownTenant { fleet, tenant }
         | FleetError::Target { fleet, tenant, .. }
         | FleetError::DuplicateTenant { fleet, tenant, .. }

@@ -82,7 +82,7 @@ impl Engine {
             fleet,
             tenants,
             set,
-        } = self.scope(&req.fleet, &selector)?;
+        } = self.scope(&req.fleet, &selector).await?;
         let by = self.registry.instance_id.clone();
         let runs = tenants.into_iter().map(|tenant| {
             let (fleet, set, by) = (&fleet, &set, &by);

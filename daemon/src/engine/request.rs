@@ -65,6 +65,9 @@ pub struct PlanRequest {
     pub canary_selector: LabelSelector,
     /// Which tenants of the selection this answer holds.
     pub page: Page,
+    /// A published set to plan (and apply) instead of the fleet's own: a tag's name or a
+    /// digest (`None`: the fleet's set).
+    pub set: Option<String>,
 }
 
 /// `Apply`: a rollout of pending migrations.

@@ -36,7 +36,9 @@ impl Engine {
     /// [`EngineError::GroupedOutsideTransaction`] when grouped mode cannot hold; [`EngineError::ShuttingDown`]
     /// during shutdown; [`EngineError::Store`] when the store refuses it.
     pub async fn apply(&self, req: ApplyRequest, caller: Caller) -> Result<String, EngineError> {
-        let scope = self.scope(&req.plan.fleet, &req.plan.selector)?;
+        let scope = self
+            .scope_with(&req.plan.fleet, &req.plan.selector, req.plan.set.as_deref())
+            .await?;
         let opts = apply_options(&scope, &req.plan)?;
         if let Some(expected) = &req.expected_set_digest
             && expected != scope.set.digest()
@@ -80,7 +82,7 @@ impl Engine {
         req: RollbackRequest,
         caller: Caller,
     ) -> Result<String, EngineError> {
-        let scope = self.scope(&req.fleet, &req.selector)?;
+        let scope = self.scope(&req.fleet, &req.selector).await?;
         if let RollbackTarget::ToVersion(v) = &req.target
             && v.is_repeatable()
         {

@@ -60,7 +60,7 @@ impl Engine {
     /// [`EngineError::Fleet`] for an unknown fleet or tenant or a set that does not load;
     /// [`EngineError::Store`] when the last-known state cannot be read.
     pub async fn status(&self, req: StatusRequest) -> Result<FleetStatus, EngineError> {
-        let scope = self.scope(&req.read.fleet, &req.read.selector)?;
+        let scope = self.scope(&req.read.fleet, &req.read.selector).await?;
         let mut status = self.status_of(&scope, req).await?;
         let ids = scope.tenants.iter().map(|t| t.id.as_str());
         status.drifted =

@@ -9,14 +9,19 @@ use super::{Fleet, FleetError};
 use crate::model::MigrationSet;
 
 impl Fleet {
-    /// The fleet's migration set: from memory unless its directory changed since it was
-    /// loaded (so new files need no restart, and an unchanged set is not parsed again).
+    /// The fleet's migration set: for a fleet following a published set, the one it names
+    /// as last read from the control store (by the engine); else from memory unless its
+    /// directory changed since it was loaded (so new files need no restart, and an unchanged set is not parsed again).
     /// Notes whether the fleet is broken: the first failure after a success (or at start)
     /// is logged as an error, the first success after a failure as a recovery.
     ///
     /// # Errors
-    /// [`FleetError::Catalog`] naming the file that does not load.
+    /// [`FleetError::Catalog`] naming the file that does not load;
+    /// [`FleetError::Published`] when the published set was not read here yet.
     pub fn load_set(&self) -> Result<Arc<MigrationSet>, FleetError> {
+        if let Some(follows) = self.follows() {
+            return self.current_published(&follows);
+        }
         let loaded = self
             .set
             .get(&self.migrations, self.dialect, self.format, &self.lint);

@@ -19,6 +19,7 @@ mod discovery;
 mod health;
 mod inflight;
 mod pool;
+mod published;
 mod registered;
 mod registry;
 mod schema;
@@ -37,6 +38,8 @@ pub(crate) use discovery::discover;
 pub use discovery::{DiscoveryError, DiscoveryReport};
 pub(crate) use inflight::Flight;
 pub(crate) use pool::PooledSession;
+pub use published::SetError;
+pub(crate) use published::{SetFile, SetRef, load_published, tag_refusal};
 pub(crate) use registered::Registered;
 pub use registry::Registry;
 pub use selector::{LabelSelector, SelectorError};
@@ -264,6 +267,8 @@ pub struct Fleet {
     pub vars: std::collections::BTreeMap<String, String>,
     /// The set, loaded once and again only when the directory changes.
     set: catalog::SetCache,
+    /// Published sets parsed here, and the one the fleet follows (`published:TAG`).
+    published: published::Published,
     /// Why the set did not load when last read (`None` while it loads): the fleet is broken.
     broken: std::sync::Mutex<Option<String>>,
     /// Tenant ids as a label of its migration and lock metrics (small fleets only).
@@ -413,6 +418,14 @@ pub enum FleetError {
         fleet: String,
         /// Why, naming the file.
         source: CatalogError,
+    },
+    /// The published set the fleet follows (or a rollout pinned) is not available here.
+    #[error("fleet {fleet:?}: {source}")]
+    Published {
+        /// The fleet.
+        fleet: String,
+        /// Why.
+        source: SetError,
     },
 }
 

@@ -88,6 +88,7 @@ impl Registry {
                     pools: pool::SharedPools::default(),
                 },
                 set: catalog::SetCache::default(),
+                published: Default::default(),
                 broken: std::sync::Mutex::default(),
                 metrics_tenant_labels: fc.metrics_tenant_labels,
                 backup: fc.backup.clone(),

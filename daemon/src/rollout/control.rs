@@ -387,7 +387,11 @@ impl Runner {
             .fleet(&record.spec.fleet)
             .map_err(fleet_error)?
             .clone();
-        let set = fleet.load_set().map_err(fleet_error)?;
+        // A rollout runs the set it pinned: a published one read here, or the fleet's own.
+        let set = match fleet.published(&record.spec.set_digest.0) {
+            Some(set) => set,
+            None => fleet.load_set().map_err(fleet_error)?,
+        };
         if *set.digest() != record.spec.set_digest {
             return Err(RunnerError::SetChanged {
                 id: record.id.clone(),
@@ -493,6 +497,7 @@ impl Runner {
         if self.is_shutting_down() {
             return Err(refused(&record, "resumed while the daemon stops"));
         }
+        self.prepare_pinned(&record).await;
         let (fleet, set) = self.scope_of(&record)?;
         if record.state == RolloutState::Interrupted {
             self.refuse_unrepaired(&record, &fleet).await?;

@@ -16,6 +16,7 @@
 //! | `watch.rs` | a rollout's events from a sequence number: stored, then live |
 //! | `census.rs` | a tenant's schema after its run: the version's expected one kept, or a `SchemaDrift` warning |
 //! | `tenant.rs` | one tenant: the engine's run (`crate::migrate`) with this rollout's events |
+//! | `published.rs` | a published set read from the store (files checked) for a rollout pinned to it |
 //!
 //! The rollout schedules; it runs no SQL of its own. What happens on a tenant, and how it is
 //! recorded there, is `crate::migrate`'s.
@@ -23,6 +24,7 @@
 mod census;
 mod control;
 mod job;
+mod published;
 mod recovery;
 mod replica;
 mod tenant;
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use control::RunnerError;
 pub(crate) use control::{Runner, StartRequest, identity_of};
+pub(crate) use published::published_set;
 pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
 

@@ -78,6 +78,7 @@ impl Runner {
             if self.ctx(&record.id).is_some() {
                 continue;
             }
+            self.prepare_pinned(&record).await;
             match self.scope_of(&record) {
                 Ok((fleet, set)) => {
                     tracing::info!(rollout_id = %record.id, "joining a rollout");

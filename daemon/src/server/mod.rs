@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use avocet_proto::v1::{
     backups_server::BackupsServer, fleet_server::FleetServer, migrator_server::MigratorServer,
-    rollouts_server::RolloutsServer,
+    rollouts_server::RolloutsServer, sets_server::SetsServer,
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,9 @@ use tonic_health::ServingStatus;
 
 use crate::{
     admin::{self, Admin},
-    api::{self, BackupsService, FleetService, Gated, MigratorService, RolloutsService},
+    api::{
+        self, BackupsService, FleetService, Gated, MigratorService, RolloutsService, SetsService,
+    },
     auth::{Gate, TlsError, server_tls},
     config::{Config, ConfigError},
     engine::{Engine, ReplicaOptions},
@@ -167,7 +169,11 @@ pub async fn serve_with_admin(
                     limits.max_running_rollouts_per_fleet,
                     limits.max_pause_between_waves,
                 )
-                .limit_per_identity(limits.max_running_rollouts_per_identity),
+                .limit_per_identity(limits.max_running_rollouts_per_identity)
+                .limit_sets(crate::engine::SetLimits {
+                    max_bytes: limits.max_set_bytes,
+                    max_files: limits.max_set_files,
+                }),
         ),
         Err(e) => {
             admin_stop.cancel();
@@ -190,7 +196,7 @@ pub async fn serve_with_admin(
             }
         })
     });
-    let (migrator, rollouts, fleet, backups) = api::services(engine.clone());
+    let (migrator, rollouts, fleet, backups, sets) = api::services(engine.clone());
     let reaper = {
         let (engine, stop) = (engine.clone(), token.clone());
         tokio::spawn(async move { engine.close_idle_sessions(stop).await })
@@ -224,6 +230,7 @@ pub async fn serve_with_admin(
         .await;
     health.set_serving::<FleetServer<FleetService>>().await;
     health.set_serving::<BackupsServer<BackupsService>>().await;
+    health.set_serving::<SetsServer<SetsService>>().await;
     // Health says what `/readyz` says, and each fleet's own health (`fleet/NAME`) whether
     // its set loads; a shutdown's change is never undone by a late check.
     let health_lock = Arc::new(tokio::sync::Mutex::new(()));
@@ -284,6 +291,10 @@ pub async fn serve_with_admin(
         ))
         .add_service(InterceptedService::new(
             BackupsServer::new(backups).max_decoding_message_size(size),
+            Gated(gate.clone()),
+        ))
+        .add_service(InterceptedService::new(
+            SetsServer::new(sets).max_decoding_message_size(size),
             Gated(gate),
         ))
         .serve_with_incoming_shutdown(
@@ -366,6 +377,7 @@ async fn keep_health(
             () = tokio::time::sleep(HEALTH_EVERY) => {}
         }
         let ready = engine.ready().await.is_ok();
+        engine.follow_published().await;
         let fleets = engine.fleets();
         let _checks = lock.lock().await;
         if stop.is_cancelled() {
@@ -381,6 +393,7 @@ async fn keep_health(
             <RolloutsServer<RolloutsService> as tonic::server::NamedService>::NAME,
             <FleetServer<FleetService> as tonic::server::NamedService>::NAME,
             <BackupsServer<BackupsService> as tonic::server::NamedService>::NAME,
+            <SetsServer<SetsService> as tonic::server::NamedService>::NAME,
         ] {
             health.set_service_status(service, status(ready)).await;
         }

@@ -15,6 +15,7 @@
 //! | `states.rs` | a rollout's state changes: compare-and-set along `model`'s table, with their event |
 //! | `census.rs` | expected schemas recorded at apply time, and each tenant's last census |
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
+//! | `sets.rs` | migration sets published through the API: their files, digests and tags |
 //! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, deleted |
 
 mod backups;
@@ -25,6 +26,7 @@ mod known;
 mod leases;
 mod retention;
 mod rollouts;
+mod sets;
 mod states;
 mod tenants;
 #[cfg(test)]
@@ -45,6 +47,7 @@ pub(crate) use events::Write;
 pub(crate) use known::KnownState;
 pub(crate) use leases::{Claim, Lease, WaveCounts};
 pub(crate) use rollouts::{NewRollout, RolloutFilter};
+pub(crate) use sets::{Deletion, NewSet, StoredFile, StoredSet, TagMove};
 pub(crate) use states::Changed;
 pub(crate) use tenants::RegisteredTenant;
 
@@ -90,7 +93,7 @@ impl StoreError {
 }
 
 /// The store's schema, embedded in the binary.
-const SCHEMA: [(i64, &str, &str); 10] = [
+const SCHEMA: [(i64, &str, &str); 11] = [
     (
         1,
         "control store",
@@ -132,6 +135,11 @@ const SCHEMA: [(i64, &str, &str); 10] = [
         10,
         "schema census",
         include_str!("migrations/0010_schema_census.sql"),
+    ),
+    (
+        11,
+        "published sets",
+        include_str!("migrations/0011_published_sets.sql"),
     ),
 ];
 
