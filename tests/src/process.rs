@@ -55,8 +55,25 @@ impl Daemon {
         port: u16,
         log: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_logging_with_env(bin, config, port, log, &[]).await
+    }
+
+    /// As [`Daemon::start_logging_to`], with the environment variables `env` set for the
+    /// process (`RUST_LOG=debug` logs every level).
+    ///
+    /// # Errors
+    /// As [`Daemon::start_logging_to`].
+    pub async fn start_logging_with_env(
+        bin: &str,
+        config: &Path,
+        port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let file = std::fs::File::create(log)?;
-        Self::spawn(bin, config, port, &[("NO_COLOR", "1")], file.into()).await
+        let mut all = vec![("NO_COLOR", "1")];
+        all.extend_from_slice(env);
+        Self::spawn(bin, config, port, &all, file.into()).await
     }
 
     async fn spawn(

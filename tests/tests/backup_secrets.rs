@@ -3,11 +3,11 @@
 //! process itself), and no log line of the daemon holds it; a tool gone after start fails
 //! the tenant with nothing run and a message naming the tool and its package.
 
-use std::{os::unix::fs::PermissionsExt, path::Path, process::Stdio, time::Duration};
+use std::{os::unix::fs::PermissionsExt, path::Path};
 
 use anyhow::{Context, ensure};
 use avocet_client::{Client, RolloutRecord};
-use avocet_tests::{ConfigFile, Fleet, MigrationCopy, free_port, pb};
+use avocet_tests::{ConfigFile, Daemon, Fleet, MigrationCopy, free_port, pb};
 use sqlx::{Connection, PgConnection};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avocetd-test");
@@ -116,24 +116,9 @@ async fn with_role(admin_url: &str, role: &str, password: &str) -> anyhow::Resul
     ));
     std::fs::write(&file, text)?;
     let log = dir.path().join("avocetd.log");
-    let mut child = tokio::process::Command::new(BIN)
-        .arg(&file)
-        .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .kill_on_drop(true)
-        .spawn()?;
-    let addr = format!("http://127.0.0.1:{port}");
-    let mut client = None;
-    for _ in 0..400 {
-        if let Ok(c) = Client::connect(addr.clone()).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut client = client.context("the daemon did not start")?;
+    let mut daemon =
+        Daemon::start_logging_with_env(BIN, &file, port, &log, &[("RUST_LOG", "debug")]).await?;
+    let mut client = daemon.client().await?;
 
     apply(&mut client, false).await?;
     let run = apply(&mut client, true).await?;
@@ -195,7 +180,7 @@ async fn with_role(admin_url: &str, role: &str, password: &str) -> anyhow::Resul
         ensure!(!format!("{record:?}").contains(password), "{record:?}");
     }
     ensure!(!format!("{:?}", failed.events).contains(password));
-    child.kill().await?;
+    daemon.child.kill().await?;
     let logged = std::fs::read_to_string(&log)?;
     ensure!(logged.contains("backup taken"), "the log: {logged}");
     ensure!(
