@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use avocet_daemon::{DialectKind, TenantConfig};
 use futures::StreamExt;
 use sqlx::{AnyConnection, Connection, Row};
@@ -225,6 +225,35 @@ impl Fleet {
             DialectKind::Sqlite => bail!("sqlite has no server"),
         };
         let mut conn = admin(self.dialect).await?;
+        let n: i64 = sqlx::query(&sql).fetch_one(&mut conn).await?.try_get(0)?;
+        conn.close().await?;
+        Ok(n)
+    }
+
+    /// Transactions committed in the first PostgreSQL database of the fleet so far
+    /// (`pg_stat_database.xact_commit`), read once no other session is connected to it: a
+    /// backend's counts reach the statistics for sure when it exits.
+    pub async fn commits(&self) -> anyhow::Result<i64> {
+        ensure!(
+            self.dialect == DialectKind::Postgres,
+            "commits are read on PostgreSQL"
+        );
+        let db = self.databases.first().context("a server fleet")?;
+        let mut conn = admin(self.dialect).await?;
+        for _ in 0..100 {
+            let others: i64 = sqlx::query(&format!(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+            ))
+            .fetch_one(&mut conn)
+            .await?
+            .try_get(0)?;
+            if others == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let sql = format!("SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'");
         let n: i64 = sqlx::query(&sql).fetch_one(&mut conn).await?.try_get(0)?;
         conn.close().await?;
         Ok(n)

@@ -208,6 +208,11 @@ pub(super) struct HistorySql {
     pub(super) select: String,
     /// The qualified history and log table names.
     tables: [String; 2],
+    /// The history table's name, unqualified.
+    pub(super) name: String,
+    /// The read's column list (`CAST(version AS TEXT), …`), for a read of several tables
+    /// in one query ([`HistorySql::select_tagged`]).
+    read_list: String,
     /// The dialect's renderings: a record's values, a read of some columns, a column's
     /// definition.
     render: fn(&HistorySql, &RecordWrite, Timing) -> [String; 2],
@@ -230,7 +235,8 @@ impl HistorySql {
     ) -> Self {
         let history = qualified::<D>(schema, table);
         let log = qualified::<D>(schema, &format!("{table}_log"));
-        let read_all = select::<D>(&history, |_| true);
+        let read_list = select_list::<D>(|_| true);
+        let read_all = format!("SELECT {read_list} FROM {history}");
         Self {
             prelude: schema
                 .filter(|_| create_schema)
@@ -242,6 +248,8 @@ impl HistorySql {
             version_column,
             select: read_all,
             tables: [history, log],
+            name: table.to_owned(),
+            read_list,
             render: render::<D>,
             select_some: |table, present| select::<D>(table, |c| present.contains(c.name)),
             definition: definition::<D>,
@@ -262,6 +270,12 @@ impl HistorySql {
     /// others read as `NULL`.
     pub(super) fn select_present(&self, present: &BTreeSet<String>) -> String {
         (self.select_some)(&self.tables[0], present)
+    }
+
+    /// The read of a table of today's layout with `tag` (a string literal, e.g. `'7'`) as
+    /// its first column, to tell its rows from other tables' in a `UNION ALL`.
+    pub(super) fn select_tagged(&self, tag: &str) -> String {
+        format!("SELECT {tag}, {} FROM {}", self.read_list, self.tables[0])
     }
 
     /// The `ALTER TABLE`s that bring a table with only the columns in `present` to
@@ -335,13 +349,18 @@ impl HistorySql {
 }
 
 fn select<D: Dialect>(table: &str, present: impl Fn(&Column) -> bool) -> String {
+    format!("SELECT {} FROM {table}", select_list::<D>(present))
+}
+
+/// The read columns as text, `NULL` for those not `present`.
+fn select_list<D: Dialect>(present: impl Fn(&Column) -> bool) -> String {
     let columns: Vec<String> = read_columns()
         .map(|c| match present(c) {
             true => format!("CAST({} AS {})", c.name, D::TEXT),
             false => "NULL".to_owned(),
         })
         .collect();
-    format!("SELECT {} FROM {table}", columns.join(", "))
+    columns.join(", ")
 }
 
 fn definition<D: Dialect>(c: &Column, version: VersionColumn) -> String {

@@ -16,6 +16,7 @@
 //! | `error.rs` | [`DbError`] |
 //! | `introspect/` | a tenant's schema read into the canonical [`crate::model::SchemaModel`] |
 //! | `foreign.rs` | another migration tool's history table, read for adoption |
+//! | `many.rs` | the history tables of many schema tenants of one database in one query |
 //! | `postgres.rs`, `mysql.rs`, `sqlite.rs` | one database each |
 
 mod batch;
@@ -23,6 +24,7 @@ mod error;
 mod foreign;
 mod history;
 mod introspect;
+mod many;
 mod mysql;
 mod postgres;
 mod session;
@@ -62,6 +64,23 @@ pub(crate) trait Session: Send {
     /// …) in the tenant's schema, in the tool's order; `None` when the table does not exist.
     /// Reads only.
     async fn read_foreign(&mut self, tool: SetFormat) -> Result<Option<Vec<ForeignRow>>, DbError>;
+    /// The history of each tenant whose identity ([`Database::identity`]) is in `tenants`,
+    /// all in schemas of this session's database, in the order given, read in two round
+    /// trips whatever their number: the catalog names the schemas that have the table, then
+    /// one `UNION ALL` reads them all (`many.rs`). Creates nothing.
+    ///
+    /// `None` when one query cannot read them: a dialect without schemas, tenants whose
+    /// tables differ in name, or a table of an older layout among them (read each alone).
+    ///
+    /// # Errors
+    /// [`DbError::Query`] when the catalog or the tables cannot be read;
+    /// [`DbError::Unsupported`] for an identity of another dialect.
+    async fn read_histories(
+        &mut self,
+        _tenants: &[std::sync::Arc<dyn std::any::Any + Send + Sync>],
+    ) -> Result<Option<Vec<History>>, DbError> {
+        Ok(None)
+    }
     /// Runs `items` in order, in as few requests as the dialect's batch limit allows, over
     /// the simple protocol. A transaction is whatever `BEGIN` and `COMMIT` items say.
     ///
@@ -209,6 +228,18 @@ pub(crate) trait Database: Send + Sync {
     /// # Errors
     /// [`DbError::Query`] when the place cannot be read.
     async fn bind(&self, session: &mut dyn Session) -> Result<(), DbError>;
+    /// What [`Database::bind`] gives `session` for this tenant (where its history tables
+    /// and lock are), for [`Session::read_histories`]; resolved as `bind` resolves it.
+    ///
+    /// # Errors
+    /// As [`Database::bind`]; [`DbError::Unsupported`] for a database that has none (the
+    /// engine's scripted fake).
+    async fn identity(
+        &self,
+        _session: &mut dyn Session,
+    ) -> Result<std::sync::Arc<dyn std::any::Any + Send + Sync>, DbError> {
+        Err(DbError::Unsupported("reading several tenants at once"))
+    }
     /// Opens a new connection with `session_init` and the tenant's schema applied.
     ///
     /// # Errors

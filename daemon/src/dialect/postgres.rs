@@ -167,6 +167,17 @@ impl Dialect for Pg {
         )
     }
 
+    fn tables_sql(schemas: &[&str], table: &str) -> Option<String> {
+        let names: Vec<String> = schemas.iter().map(|s| Self::string(s)).collect();
+        Some(format!(
+            "SELECT n.nspname::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = {} AND c.relkind IN ('r', 'p') AND n.nspname IN ({})",
+            Self::string(table),
+            names.join(", ")
+        ))
+    }
+
     fn options(target: &Target) -> Result<PgConnectOptions, DbError> {
         let mut opts = PgConnectOptions::from_str(&target.dsn)
             .map_err(|source| DbError::Dsn {

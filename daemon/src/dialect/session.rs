@@ -229,7 +229,15 @@ impl<D: Dialect> Database for SqlxDatabase<D> {
     }
 
     async fn bind(&self, session: &mut dyn Session) -> Result<(), DbError> {
-        let identity = match self.identity.get() {
+        let identity = self.identity(session).await?;
+        session.bind(identity)
+    }
+
+    async fn identity(
+        &self,
+        session: &mut dyn Session,
+    ) -> Result<Arc<dyn Any + Send + Sync>, DbError> {
+        Ok(match self.identity.get() {
             Some(identity) => identity.clone(),
             None => {
                 let place = session.place(&self.target).await?;
@@ -238,8 +246,7 @@ impl<D: Dialect> Database for SqlxDatabase<D> {
                     .await
                     .clone()
             }
-        };
-        session.bind(identity)
+        })
     }
 }
 
@@ -469,6 +476,29 @@ impl<D: Dialect> Session for SqlxSession<D> {
             });
         }
         D::locate(&mut self.conn, target).await
+    }
+
+    async fn read_histories(
+        &mut self,
+        tenants: &[Arc<dyn Any + Send + Sync>],
+    ) -> Result<Option<Vec<History>>, DbError> {
+        let mut places = Vec::with_capacity(tenants.len());
+        for identity in tenants {
+            let Some(identity) = identity.downcast_ref::<Identity<D>>() else {
+                return Err(DbError::Unsupported(
+                    "a session of one dialect reading a tenant of another",
+                ));
+            };
+            let Some(schema) = identity.place.schema.as_deref() else {
+                return Ok(None);
+            };
+            places.push((schema, &*identity.sql));
+        }
+        super::many::read::<D>(&mut self.conn, &places)
+            .await
+            .map_err(DbError::query(
+                "reading the history tables of several tenants",
+            ))
     }
 
     fn bind(&mut self, identity: Arc<dyn Any + Send + Sync>) -> Result<(), DbError> {

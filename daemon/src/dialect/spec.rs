@@ -87,6 +87,12 @@ pub(super) trait Dialect: Sized + Send + Sync + 'static {
     /// A `SELECT` of the names of the columns `table` (unquoted) has in `schema` (the
     /// tenant's schema or database, `None` for SQLite), one per row.
     fn columns_sql(schema: Option<&str>, table: &str) -> String;
+    /// A `SELECT` of those of `schemas` that hold a table named `table` (unquoted), one
+    /// name per row; `None` where one session cannot read several tenants' tables (a
+    /// database without schemas).
+    fn tables_sql(_schemas: &[&str], _table: &str) -> Option<String> {
+        None
+    }
 
     /// The connect options of `target`: its DSN parsed as the driver will, with the
     /// engine's own settings.

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, stream};
-
 use super::{
     Engine, EngineError, FleetPlan, FleetVerification, PlanRequest, ReadRequest, Scope, Selector,
     TenantHistory, TenantPlan, TenantVerification, WaveInfo,
@@ -17,18 +15,11 @@ use crate::{
     store::{KnownState, now_ms},
 };
 
-/// Tenants read at once by one request. The connection budget's admission is the real
-/// bound (a read takes one ticket); this only bounds the reads in flight.
-const READS_IN_FLIGHT: usize = 64;
-
-/// Each tenant's history (or why it could not be read), in the order given, reading up to
-/// [`READS_IN_FLIGHT`] tenants at once within the connection budget.
+/// Each tenant's history (or why it could not be read), in the order given
+/// ([`crate::fleet::read_histories`]: concurrent within the connection budget, a shared
+/// pool's schema tenants in one query).
 pub(super) async fn histories(tenants: &[Arc<Tenant>]) -> Vec<Result<Vec<HistoryRecord>, DbError>> {
-    stream::iter(tenants.iter().cloned())
-        .map(|tenant| async move { tenant.read_history().await })
-        .buffered(READS_IN_FLIGHT)
-        .collect()
-        .await
+    crate::fleet::read_histories(tenants, None).await
 }
 
 /// What a history says of its tenant, for the last-known state: the facts, classified

@@ -11,20 +11,14 @@
 
 use std::collections::HashMap;
 
-use futures::{StreamExt, stream};
-
 use super::{
     Engine, EngineError, FleetStatus, Scope, StatusRequest, TenantStatus, reads, request::Page,
 };
 use crate::{
-    dialect::DbError,
     fleet::Fleet,
     model::{Classification, KnownState, MigrationSet, Tally, TenantClass, classify},
     store::{Store, StoreError},
 };
-
-/// Tenants read at once by a refresh (within the connection budget).
-const REFRESH_IN_FLIGHT: usize = 64;
 
 /// Every tenant of `fleet` classified against `set` from its last-known state: the store
 /// groups alike states, each group is classified once, and the tenants it has no state of
@@ -80,19 +74,12 @@ impl Engine {
         let known: HashMap<String, KnownState> = if req.refresh {
             let timeout = req.refresh_timeout;
             let (fleet, set) = (&scope.fleet, &scope.set);
-            let read: Vec<KnownState> = stream::iter(scope.tenants.iter().cloned())
-                .map(|tenant| async move {
-                    let history = match tokio::time::timeout(timeout, tenant.read_history()).await {
-                        Ok(history) => history,
-                        Err(_) => Err(DbError::Deadline {
-                            timeout_ms: timeout.as_millis() as u64,
-                        }),
-                    };
-                    reads::known(fleet, &tenant, &history, set)
-                })
-                .buffered(REFRESH_IN_FLIGHT)
-                .collect()
-                .await;
+            let read: Vec<KnownState> = crate::fleet::read_histories(&scope.tenants, Some(timeout))
+                .await
+                .iter()
+                .zip(&scope.tenants)
+                .map(|(history, tenant)| reads::known(fleet, tenant, history, set))
+                .collect();
             self.remember(&read).await;
             read.into_iter().map(|k| (k.tenant.clone(), k)).collect()
         } else {

@@ -13,6 +13,7 @@
 //! | `health.rs` | the fleet's set, loaded or broken; a broken fleet is said once per change |
 //! | `waiters.rs` | `max_lock_waiters_per_host`: tenants of one server retrying a lock at once |
 //! | `schema.rs` | a tenant's history and schema read on one session, for a census |
+//! | `reads.rs` | many tenants' histories at once; a shared pool's schema tenants in one query |
 
 mod budget;
 mod discovery;
@@ -20,6 +21,7 @@ mod health;
 mod inflight;
 mod pool;
 mod published;
+mod reads;
 mod registered;
 mod registry;
 mod schema;
@@ -40,6 +42,7 @@ pub(crate) use inflight::Flight;
 pub(crate) use pool::PooledSession;
 pub use published::SetError;
 pub(crate) use published::{SetFile, SetRef, load_published, tag_refusal};
+pub(crate) use reads::read_histories;
 pub(crate) use registered::Registered;
 pub use registry::Registry;
 pub use selector::{LabelSelector, SelectorError};
