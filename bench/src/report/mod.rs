@@ -31,7 +31,7 @@ pub(crate) fn write_all(out: &Path, r: &Results) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: [(&str, &str, &str, &str, bool); 8] = [
+const SECTIONS: [(&str, &str, &str, &str, bool); 10] = [
     (
         "apply",
         "Apply: fresh PostgreSQL fleets",
@@ -57,8 +57,22 @@ const SECTIONS: [(&str, &str, &str, &str, bool); 8] = [
         "reads",
         "Reads: status and plan",
         "dialect, fleet",
-        "floor",
+        "floor (connect + read)",
         false,
+    ),
+    (
+        "one-more",
+        "One more: +1 migration on every tenant of a migrated fleet",
+        "dialect, fleet",
+        "floor (psql)",
+        true,
+    ),
+    (
+        "schemas",
+        "Schemas: N schema tenants of one PostgreSQL database",
+        "dialect, fleet",
+        "floor (psql)",
+        true,
     ),
     (
         "known",

@@ -1,6 +1,7 @@
 //! reads: `avocet status` and `avocet plan` on a fresh daemon (first call, then the same
 //! call again) versus a `sqlx migrate info` loop with 8 workers, over fleets already on the
-//! light set. The fleet is copied from one template tenant migrated by avocet, into which
+//! light set; the floor is the connection rate: 8 workers in the bench that connect to each
+//! tenant, read its history table in one `SELECT` and close. The fleet is copied from one template tenant migrated by avocet, into which
 //! sqlx's own history rows are written with sqlx's library (same checksums as sqlx-cli), so
 //! both tools read a fully migrated history of their own.
 
@@ -218,7 +219,7 @@ impl ReadFleet<'_> {
 async fn measure_all(ctx: &Ctx, f: &ReadFleet<'_>) -> anyhow::Result<()> {
     let n = f.dsns.len();
     for rep in 0..ctx.plan.reps {
-        for (position, tool) in ctx.tools_for_rep(false, rep).into_iter().enumerate() {
+        for (position, tool) in ctx.tools_for_rep(true, rep).into_iter().enumerate() {
             match &tool {
                 Tool::Sqlx(sqlx) => {
                     let c = f.case("migrate info");
@@ -244,10 +245,55 @@ async fn measure_all(ctx: &Ctx, f: &ReadFleet<'_>) -> anyhow::Result<()> {
                         avocet_reads(ctx, f, build, verb, rep, position).await?;
                     }
                 }
-                Tool::Floor => {}
+                Tool::Floor => {
+                    // In the row of avocet's fresh `status`, the read it is the floor of.
+                    let c = f.case("status");
+                    let mut s = Sample::new("reads", &c, &tool, rep, position);
+                    let cpu_before = ctx.cpu.process_ms(std::process::id()).ok();
+                    let start = std::time::Instant::now();
+                    let read = floor_reads(f).await;
+                    s.ok = read.is_ok();
+                    s.error = read.err().map(|e| format!("{e:#}"));
+                    s.wall_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+                    s.client_cpu_ms = ctx
+                        .cpu
+                        .process_ms(std::process::id())
+                        .ok()
+                        .zip(cpu_before)
+                        .map(|(after, before)| after - before);
+                    ctx.record(s);
+                }
             }
         }
     }
+    Ok(())
+}
+
+/// The connection-rate floor of a fresh read: [`SQLX_WORKERS`] workers in this process,
+/// each connecting to its next tenant (the DSN as avocet gets it: TLS when the server
+/// offers it), reading its history table in one `SELECT`, and closing.
+async fn floor_reads(f: &ReadFleet<'_>) -> anyhow::Result<()> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    const READ: &str = "SELECT * FROM avocet_migrations";
+    futures::stream::iter(f.dsns.iter())
+        .map(|dsn| async move {
+            match f.dialect {
+                "postgres" => {
+                    let mut conn = sqlx::PgConnection::connect(dsn).await?;
+                    sqlx::raw_sql(READ).fetch_all(&mut conn).await?;
+                    conn.close().await
+                }
+                _ => {
+                    let mut conn = sqlx::SqliteConnection::connect(dsn).await?;
+                    sqlx::raw_sql(READ).fetch_all(&mut conn).await?;
+                    conn.close().await
+                }
+            }
+            .with_context(|| format!("reading {dsn}"))
+        })
+        .buffer_unordered(SQLX_WORKERS)
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok(())
 }
 
