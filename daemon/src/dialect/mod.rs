@@ -60,6 +60,15 @@ pub(crate) trait Session: Send {
     /// that will write: the history tables are created when missing (with the tenant's
     /// schema), and a table of an older layout is brought to today's before it is read.
     async fn prepare_history(&mut self) -> Result<Vec<HistoryRecord>, DbError>;
+    /// Creates the history tables (and the tenant's schema) for a caller holding the tenant
+    /// lock whose [`Session::read_history`] found none: one round trip, where
+    /// [`Session::prepare_history`] would first look again.
+    ///
+    /// # Errors
+    /// [`DbError::Query`] when the tables cannot be created.
+    async fn create_history(&mut self) -> Result<(), DbError> {
+        self.prepare_history().await.map(|_| ())
+    }
     /// Every row of `tool`'s own history table (`_sqlx_migrations`, `flyway_schema_history`,
     /// …) in the tenant's schema, in the tool's order; `None` when the table does not exist.
     /// Reads only.

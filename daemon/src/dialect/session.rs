@@ -352,6 +352,14 @@ impl<D: Dialect> Session for SqlxSession<D> {
         }
     }
 
+    async fn create_history(&mut self) -> Result<(), DbError> {
+        let sql = self.identity.sql.create_sql();
+        self.conn
+            .execute(&sql)
+            .await
+            .map_err(DbError::query("creating the history table"))
+    }
+
     async fn read_foreign(&mut self, tool: SetFormat) -> Result<Option<Vec<ForeignRow>>, DbError> {
         let Some(select) = super::foreign::select_sql::<D>(tool) else {
             return Ok(Some(Vec::new()));

@@ -17,7 +17,7 @@ use super::{
     statements, transaction,
 };
 use crate::{
-    dialect::{DbError, Session, connection_lost},
+    dialect::{DbError, History, Session, connection_lost},
     fleet::{PooledSession, Tenant},
     model::{
         BackupWhen, Capabilities, DialectKind, FailureCode, HistoryRecord, LockGuard, MigrationSet,
@@ -151,7 +151,7 @@ async fn migrate(
             return TenantReport::db(&tenant.id, &e);
         }
     };
-    let ready = read.ready();
+    let (ready, missing) = (read.ready(), read == History::Missing);
     let history = read.records().unwrap_or_default();
     let plan = job.plan(&history);
     let mut run = Progress::new(&history, job.set, job.dialect);
@@ -200,7 +200,11 @@ async fn migrate(
     }
     if !ready && !plan.steps.is_empty() {
         // The history table is made (or brought to today's layout) only to be written.
-        if let Err(e) = locked.session().prepare_history().await {
+        let prepared = match missing {
+            true => locked.session().create_history().await,
+            false => locked.session().prepare_history().await.map(|_| ()),
+        };
+        if let Err(e) = prepared {
             locked.poison();
             return TenantReport::db(&tenant.id, &e);
         }

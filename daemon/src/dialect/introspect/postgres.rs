@@ -32,16 +32,20 @@ pub(super) fn sql(schema: &str) -> String {
         "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = {})",
         lit(schema)
     );
-    let not_ext = |oid: &str| {
+    // The catalog of `oid` keeps the lookup on pg_depend's (classid, objid) index: without
+    // it each query scanned the whole of pg_depend.
+    let not_ext = |catalog: &str, oid: &str| {
         format!(
-            "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.objid = {oid} AND x.deptype = 'e')"
+            "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x \
+             WHERE x.classid = 'pg_catalog.{catalog}'::regclass AND x.objid = {oid} \
+             AND x.deptype = 'e')"
         )
     };
     [
         format!(
             "SELECT 't', c.relname::text FROM pg_catalog.pg_class c \
              WHERE c.relnamespace = {ns} AND c.relkind IN ('r', 'p') AND {}",
-            not_ext("c.oid")
+            not_ext("pg_class", "c.oid")
         ),
         format!(
             "SELECT 'c', c.relname::text, a.attname::text, \
@@ -83,7 +87,7 @@ pub(super) fn sql(schema: &str) -> String {
             "SELECT 'v', c.relname::text, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid, true) \
              FROM pg_catalog.pg_class c \
              WHERE c.relnamespace = {ns} AND c.relkind IN ('v', 'm') AND {}",
-            not_ext("c.oid")
+            not_ext("pg_class", "c.oid")
         ),
         format!(
             "SELECT 's', c.relname::text, pg_catalog.format_type(s.seqtypid, NULL), \
@@ -94,7 +98,7 @@ pub(super) fn sql(schema: &str) -> String {
                AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' LIMIT 1) \
              FROM pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid \
              WHERE c.relnamespace = {ns} AND {}",
-            not_ext("c.oid")
+            not_ext("pg_class", "c.oid")
         ),
         format!(
             "SELECT 'e', t.typname::text, e.enumlabel::text FROM pg_catalog.pg_type t \
@@ -109,7 +113,7 @@ pub(super) fn sql(schema: &str) -> String {
              coalesce(array_to_string(p.proconfig, ','), ''), p.prosrc \
              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
              WHERE p.pronamespace = {ns} AND {}",
-            not_ext("p.oid")
+            not_ext("pg_proc", "p.oid")
         ),
         format!(
             "SELECT 'g', c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid, true) \
