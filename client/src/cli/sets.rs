@@ -17,10 +17,10 @@ pub(crate) enum SetsCommand {
     /// nothing.
     Publish {
         /// The set's directory (its files, and those of the directories directly inside
-        /// it, as diesel lays them out; names starting with `.` are left out); or a tar
-        /// archive of those files (uncompressed ustar or pax, e.g. from
-        /// `tar -cf set.tar -C DIR .`), `-` reading it from standard input.
-        #[arg(value_name = "DIR|TAR|-")]
+        /// it, as diesel lays them out; names starting with `.` are left out); or a file:
+        /// a tar archive of those files (uncompressed ustar or pax, e.g. from
+        /// `tar -cf set.tar -C DIR .`); or `-`: such an archive on standard input.
+        #[arg(value_name = "PATH")]
         path: PathBuf,
         /// The dialect its scripts are read with: postgres, mysql or sqlite.
         #[arg(long)]
