@@ -14,15 +14,30 @@ use super::{header, pinned};
 const RETENTION: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread")]
-async fn untagged_unused_sets_past_retention_are_collected_and_the_rest_stay() -> anyhow::Result<()>
-{
-    let fleet = Fleet::sqlite(2).await?;
+async fn past_retention_a_sqlite_store_keeps_only_sets_in_use_or_young() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("control.db");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("control.db").display()
+    );
+    collects_on(&url).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_retention_a_postgres_store_keeps_only_sets_in_use_or_young() -> anyhow::Result<()> {
+    let control = Fleet::postgres(1).await?;
+    collects_on(&control.tenants[0].dsn).await
+}
+
+/// Three sets published long enough ago on the control store `url` (one untagged and
+/// unused, one tagged, one a finished rollout ran) and one just before a restart: at start
+/// the daemon deletes the first only, with its files and an audit entry.
+async fn collects_on(url: &str) -> anyhow::Result<()> {
+    let fleet = Fleet::sqlite(2).await?;
     let own = MigrationCopy::empty()?;
     own.write("0001_own.up.sql", "CREATE TABLE own (x int);")?;
     let mut config = TestDaemon::config(&fleet, own.path(), Duration::from_secs(10))?;
-    config.control_store = format!("sqlite://{}?mode=rwc", db.display());
+    config.control_store = url.to_owned();
     config.set_retention = RETENTION;
     let d = TestDaemon::start_with(config.clone()).await?;
     let mut client = d.client();
@@ -88,9 +103,10 @@ async fn untagged_unused_sets_past_retention_are_collected_and_the_rest_stay() -
         .expect_err("a collected set read back");
     ensure!(e.code() == Some(tonic::Code::NotFound), "{e}");
     // The audit says who deleted it and why; its files are gone with it.
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await?;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
     let audit: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT method, caller, detail FROM audit WHERE detail LIKE ?")
+        sqlx::query_as("SELECT method, caller, detail FROM audit WHERE detail LIKE $1")
             .bind(format!("%{}%", old.digest))
             .fetch_all(&mut conn)
             .await?;
@@ -103,7 +119,7 @@ async fn untagged_unused_sets_past_retention_are_collected_and_the_rest_stay() -
         "{audit:?}"
     );
     let (files,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM published_set_files WHERE set_digest = ?")
+        sqlx::query_as("SELECT COUNT(*) FROM published_set_files WHERE set_digest = $1")
             .bind(&old.digest)
             .fetch_one(&mut conn)
             .await?;
