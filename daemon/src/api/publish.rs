@@ -261,6 +261,12 @@ pub(crate) fn read_tar(input: impl Read, limits: SetLimits) -> Result<Vec<SetFil
         }
         let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         entry.read_to_end(&mut data).map_err(unreadable)?;
+        if data.len() as u64 != size {
+            return Err(SetError::Archive(format!(
+                "{path:?} ends after {} of its {size} bytes",
+                data.len()
+            )));
+        }
         files.push(SetFile {
             path: path.to_owned(),
             bytes: data,
@@ -288,4 +294,110 @@ fn invalid(message: &'static str) -> ApiError {
 
 fn set_error(e: SetError) -> Status {
     ApiError::from(EngineError::from(e)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> SetLimits {
+        SetLimits {
+            max_bytes: 1 << 20,
+            max_files: 8,
+            ..SetLimits::default()
+        }
+    }
+
+    /// An archive of one entry of type `kind` named `name` as given (byte for byte).
+    fn one(name: &str, kind: tar::EntryType, data: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn refusal(archive: &[u8]) -> String {
+        read_tar(archive, limits()).unwrap_err().to_string()
+    }
+
+    /// Directories are skipped and `./` dropped; a path longer than a ustar name reads
+    /// whole.
+    #[test]
+    fn an_archive_gives_its_regular_files_by_their_set_paths() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_ustar();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_size(0);
+        b.append_data(&mut dir, "2024-01-01-000000_a/", &[][..])
+            .unwrap();
+        let long = format!("{}/up.sql", "d".repeat(150));
+        let mut h = tar::Header::new_ustar();
+        h.set_size(3);
+        b.append_data(&mut h, &long, &b"one"[..]).unwrap();
+        let mut archive = b.into_inner().unwrap();
+        let dotted = one("./1_a.sql", tar::EntryType::Regular, b"two");
+        archive.truncate(archive.len() - 1024);
+        archive.extend_from_slice(&dotted);
+        let files = read_tar(&archive[..], limits()).unwrap();
+        let got: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.bytes.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [(long.as_str(), &b"one"[..]), ("1_a.sql", &b"two"[..])]
+        );
+    }
+
+    #[test]
+    fn links_devices_fifos_and_paths_out_of_the_set_are_refused_naming_them() {
+        for (kind, why) in [
+            (tar::EntryType::Symlink, "symbolic link"),
+            (tar::EntryType::Link, "hard link"),
+            (tar::EntryType::Char, "device"),
+            (tar::EntryType::Block, "device"),
+            (tar::EntryType::Fifo, "FIFO"),
+        ] {
+            let e = refusal(&one("1_a.sql", kind, b""));
+            assert!(e.contains("1_a.sql") && e.contains(why), "{kind:?}: {e}");
+        }
+        for bad in ["../1_a.sql", "/etc/1_a.sql", "a/b/c.sql"] {
+            let e = refusal(&one(bad, tar::EntryType::Regular, b"SELECT 1;"));
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let e = refusal(&one("../", tar::EntryType::Directory, b""));
+        assert!(e.contains(".."), "{e}");
+        let e = refusal(&one("1_a.sql", tar::EntryType::Regular, &[b'x'; 600])[..700]);
+        assert!(e.contains("tar archive"), "{e}");
+    }
+
+    /// An entry's declared size counts before its bytes are read; a ninth file is refused.
+    #[test]
+    fn limits_are_kept_entry_by_entry() {
+        let big = one(
+            "1_a.sql",
+            tar::EntryType::Regular,
+            &vec![b'x'; (1 << 20) + 1],
+        );
+        assert!(matches!(
+            read_tar(&big[..], limits()),
+            Err(SetError::TooLarge { path, .. }) if path == "1_a.sql"
+        ));
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..9 {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(1);
+            b.append_data(&mut h, format!("{i}_a.sql"), &b"x"[..])
+                .unwrap();
+        }
+        let many = b.into_inner().unwrap();
+        assert!(matches!(
+            read_tar(&many[..], limits()),
+            Err(SetError::TooManyFiles { path, .. }) if path == "8_a.sql"
+        ));
+    }
 }
