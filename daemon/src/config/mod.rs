@@ -196,9 +196,11 @@ fn default_rollout_retention() -> Duration {
     Duration::from_secs(90 * 24 * 3600)
 }
 
-/// [`Config::set_retention`]'s default: 30 days.
+/// [`Config::set_retention`]'s default: 30 days (issue 30).
+pub const DEFAULT_SET_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 fn default_set_retention() -> Duration {
-    Duration::from_secs(30 * 24 * 3600)
+    DEFAULT_SET_RETENTION
 }
 
 /// One fleet: tenants that share a dialect and a migration set.

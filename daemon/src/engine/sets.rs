@@ -15,7 +15,7 @@ use crate::{
     store::{Deletion, NewSet, StoredFile, StoredSet, TagMove},
 };
 
-use crate::config::{DEFAULT_MAX_SET_BYTES, DEFAULT_MAX_SET_FILES};
+use crate::config::{DEFAULT_MAX_SET_BYTES, DEFAULT_MAX_SET_FILES, DEFAULT_SET_RETENTION};
 
 /// The limits of a published set: its files' total bytes, its number of files, and how
 /// long it is kept untagged.
@@ -35,7 +35,7 @@ impl Default for SetLimits {
         Self {
             max_bytes: DEFAULT_MAX_SET_BYTES,
             max_files: DEFAULT_MAX_SET_FILES,
-            retention: Duration::from_secs(30 * 24 * 3600),
+            retention: DEFAULT_SET_RETENTION,
         }
     }
 }
@@ -404,7 +404,7 @@ impl Engine {
     /// has its audit entry (caller `set_retention`). The digests deleted.
     ///
     /// # Errors
-    /// [`EngineError::Store`] (nothing deleted then).
+    /// [`EngineError::Store`]; the sets deleted before the failure stay deleted.
     pub(crate) async fn collect_sets(&self) -> Result<Vec<String>, EngineError> {
         let retention = self.set_limits.retention;
         let cutoff = crate::store::now_ms()
