@@ -79,6 +79,10 @@ pub(crate) struct Args {
     /// Schemas of one PostgreSQL database in the census scenario (default 2000; smoke 3).
     #[arg(long)]
     pub(crate) census_schemas_n: Option<usize>,
+    /// Migrations of the set the publish scenario publishes (default 285, about 1 MB;
+    /// smoke 20).
+    #[arg(long)]
+    pub(crate) publish_migrations: Option<usize>,
     /// Tools to run, comma-separated (default: all). `avocet` means every `--avocet` build.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) tools: Vec<ToolKind>,
@@ -144,11 +148,14 @@ pub(crate) enum Scenario {
     /// `avocet census` over a migrated SQLite fleet, and the apply with `census_on_apply`
     /// on and off.
     Census,
+    /// `avocet sets publish` of a 285-migration set (about 1 MB) and the first `plan` of
+    /// it, on a SQLite and on a PostgreSQL control store.
+    Publish,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub(crate) const ALL: [Scenario; 10] = [
+    pub(crate) const ALL: [Scenario; 11] = [
         Scenario::Apply,
         Scenario::Grouped,
         Scenario::Tls,
@@ -158,6 +165,7 @@ impl Scenario {
         Scenario::Schemas,
         Scenario::Backups,
         Scenario::Census,
+        Scenario::Publish,
         Scenario::Large,
     ];
 
@@ -174,6 +182,7 @@ impl Scenario {
             Scenario::Schemas => "schemas",
             Scenario::Backups => "backups",
             Scenario::Census => "census",
+            Scenario::Publish => "publish",
         }
     }
 }
@@ -296,6 +305,8 @@ pub(crate) struct Plan {
     pub(crate) census_pg_n: usize,
     /// Schemas of one PostgreSQL database in the census scenario.
     pub(crate) census_schemas_n: usize,
+    /// Migrations of the published set of the publish scenario.
+    pub(crate) publish_migrations: usize,
     /// Tool families.
     pub(crate) tools: Vec<ToolKind>,
     /// Tool families of the large scenario (within `tools`).
@@ -356,6 +367,10 @@ impl Plan {
             census_schemas_n: a
                 .census_schemas_n
                 .unwrap_or(if s { 3 } else { 2000 })
+                .max(1),
+            publish_migrations: a
+                .publish_migrations
+                .unwrap_or(if s { 20 } else { 285 })
                 .max(1),
             cases: a.cases.clone(),
             tool_timeout_s: a.tool_timeout,

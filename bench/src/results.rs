@@ -33,6 +33,12 @@ impl Case {
     pub(crate) fn row(&self) -> String {
         match (self.set.as_str(), self.dialect.as_str()) {
             ("large", d) => format!("{d}, {:.1} MB", self.set_bytes as f64 / 1e6),
+            // publish: `dialect` is the control store's (the fleet is PostgreSQL).
+            ("published", d) => format!(
+                "{d} store, {} migrations, {:.2} MB",
+                self.migrations,
+                self.set_bytes as f64 / 1e6
+            ),
             (s, "postgres") if self.op.is_empty() => format!("{s}, N={}, P={}", self.n, self.p),
             (_, d) => format!("{d}, N={}", self.n),
         }

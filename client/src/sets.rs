@@ -1,5 +1,5 @@
-//! `avocet.v1.Sets` for [`Client`]: publishing a set (a directory's files streamed in
-//! chunks), tags, listing and reading one back.
+//! `avocet.v1.Sets` for [`Client`]: publishing a set (a directory's files, or one tar
+//! archive, streamed in chunks), tags, listing and reading one back.
 
 use std::path::Path;
 
@@ -85,6 +85,35 @@ impl Client {
                 });
             }
         }
+        let stream = futures::stream::iter(messages);
+        Ok(self.sets.publish_set(stream).await?.into_inner())
+    }
+
+    /// `Sets.PublishSet` with the set as one tar archive (ustar, pax or GNU; not
+    /// compressed): streams `header`, then `archive` in chunks of [`CHUNK_BYTES`]. The
+    /// daemon reads the archive's regular files as the set's files (a leading `./` dropped,
+    /// directories skipped), so the digest is that of the same files sent by
+    /// [`Client::publish_set`].
+    ///
+    /// # Errors
+    /// As [`Client::publish_set`]; also `INVALID_ARGUMENT` (`SET_REFUSED`) for an archive
+    /// that does not read or that holds a link, a device or a FIFO, naming the entry.
+    pub async fn publish_tar(
+        &mut self,
+        header: pb::PublishSetHeader,
+        archive: Vec<u8>,
+    ) -> Result<pb::PublishSetResponse, ClientError> {
+        use pb::publish_set_request::Item;
+        let mut messages = vec![pb::PublishSetRequest {
+            item: Some(Item::Header(header)),
+        }];
+        messages.extend(
+            archive
+                .chunks(CHUNK_BYTES)
+                .map(|chunk| pb::PublishSetRequest {
+                    item: Some(Item::Tar(chunk.to_vec())),
+                }),
+        );
         let stream = futures::stream::iter(messages);
         Ok(self.sets.publish_set(stream).await?.into_inner())
     }

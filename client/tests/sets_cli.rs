@@ -1,6 +1,7 @@
 //! `avocet sets` against an in-process daemon serving a SQLite fleet: a directory
 //! published prints Plan's digest for it, reads back byte for byte with `sets get --files`,
-//! is tagged, and is rolled out with `apply --set TAG`.
+//! is tagged, and is rolled out with `apply --set TAG`; the same files as a tar archive, from
+//! a file or standard input, are the same set.
 
 use std::{collections::BTreeMap, path::Path, process::Output};
 
@@ -57,6 +58,28 @@ async fn avocet(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `avocet ARGS` with `input` on its standard input.
+async fn avocet_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let input = input.to_vec();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
+            .args(&args)
+            .env_remove("AVOCET_ADDR")
+            .env_remove("AVOCET_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -92,6 +115,52 @@ async fn a_directory_published_reads_back_and_rolls_out_by_tag() {
     .await);
     let digest = printed.trim();
     assert_eq!(digest.len(), 64, "{printed}");
+
+    // The same files as a tar archive, from a file and from standard input: the same set.
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.append_dir_all(".", &sample).unwrap();
+    let archive = archive.into_inner().unwrap();
+    let tar_file = dir.path().join("set.tar");
+    std::fs::write(&tar_file, &archive).unwrap();
+    let as_tar: Value = serde_json::from_str(&ok(&avocet(&[
+        "sets",
+        "publish",
+        tar_file.to_str().unwrap(),
+        "--dialect",
+        "sqlite",
+        "--addr",
+        a,
+        "--output",
+        "json",
+    ])
+    .await))
+    .unwrap();
+    assert_eq!(as_tar["digest"], digest, "{as_tar}");
+    assert_eq!(as_tar["created"], false, "{as_tar}");
+    let piped = ok(&avocet_with_stdin(
+        &["sets", "publish", "-", "--dialect", "sqlite", "--addr", a],
+        &archive,
+    )
+    .await);
+    assert_eq!(piped.trim(), digest);
+    // A file that is not a tar archive is refused, naming what is wrong.
+    std::fs::write(&tar_file, b"not an archive").unwrap();
+    let refused = avocet(&[
+        "sets",
+        "publish",
+        tar_file.to_str().unwrap(),
+        "--dialect",
+        "sqlite",
+        "--addr",
+        a,
+    ])
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("tar archive"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     // Plan of the published set through its tag: the digest printed.
     let plan: Value = serde_json::from_str(&ok(&avocet(&[

@@ -31,7 +31,7 @@ pub(crate) fn write_all(out: &Path, r: &Results) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: [(&str, &str, &str, &str, bool); 10] = [
+const SECTIONS: [(&str, &str, &str, &str, bool); 11] = [
     (
         "apply",
         "Apply: fresh PostgreSQL fleets",
@@ -92,6 +92,13 @@ const SECTIONS: [(&str, &str, &str, &str, bool); 10] = [
         "census",
         "Census: every tenant's schema fingerprinted; apply with census_on_apply on and off",
         "dialect, fleet",
+        "floor",
+        false,
+    ),
+    (
+        "publish",
+        "Publish: a set published through the API, then its first plan (control store per row)",
+        "control store, set",
         "floor",
         false,
     ),

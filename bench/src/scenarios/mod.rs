@@ -6,6 +6,7 @@ pub(crate) mod census;
 pub(crate) mod everyday;
 pub(crate) mod known;
 pub(crate) mod large;
+pub(crate) mod publish;
 pub(crate) mod reads;
 pub(crate) mod round_trips;
 
@@ -31,6 +32,7 @@ pub(crate) async fn run(ctx: &Ctx, scenario: Scenario) {
         Scenario::Schemas => everyday::schemas(ctx).await,
         Scenario::Backups => backups::run(ctx).await,
         Scenario::Census => census::run(ctx).await,
+        Scenario::Publish => publish::run(ctx).await,
     };
     if let Err(e) = r {
         ctx.scenario_error(scenario.name(), &e);

@@ -72,13 +72,11 @@ fn quote(s: &str) -> String {
 
 /// The daemon's configuration. A build with a control store (those whose `status` has
 /// `--refresh`) gets one of its own beside the configuration, named after its label, so two
-/// builds never share one (an older daemon refuses a store a newer one has migrated).
-fn config_toml(port: u16, spec: &FleetSpec<'_>, control_store: Option<&Path>) -> String {
-    let store = control_store.map_or_else(String::new, |p| {
-        format!(
-            "control_store = {}\n",
-            quote(&format!("sqlite://{}?mode=rwc", p.display()))
-        )
+/// builds never share one (an older daemon refuses a store a newer one has migrated);
+/// `control_store` is its URL.
+fn config_toml(port: u16, spec: &FleetSpec<'_>, control_store: Option<&str>) -> String {
+    let store = control_store.map_or_else(String::new, |url| {
+        format!("control_store = {}\n", quote(url))
     });
     let mut t = format!(
         "listen = \"127.0.0.1:{port}\"\n{store}max_connections = {}\n\n[fleets.bench]\ndialect = \"{}\"\n\
@@ -140,10 +138,23 @@ impl Daemon {
         work: &Path,
         tag: &str,
     ) -> anyhow::Result<Daemon> {
+        let store = work.join(format!("control-{}.db", build.label));
+        let store = format!("sqlite://{}?mode=rwc", store.display());
+        let store = build.status_refresh.then_some(store.as_str());
+        Self::start_on(build, spec, work, tag, store).await
+    }
+
+    /// [`Daemon::start`] on the control store `store` (a URL: `sqlite://…`,
+    /// `postgres://…`), or the build's default store when `None`.
+    pub(crate) async fn start_on(
+        build: &Build,
+        spec: &FleetSpec<'_>,
+        work: &Path,
+        tag: &str,
+        store: Option<&str>,
+    ) -> anyhow::Result<Daemon> {
         let port = free_port()?;
         let config = work.join(format!("{tag}.toml"));
-        let store = work.join(format!("control-{}.db", build.label));
-        let store = build.status_refresh.then_some(store.as_path());
         std::fs::write(&config, config_toml(port, spec, store))?;
         let log = work.join(format!("{tag}.log"));
         let log_file = std::fs::File::create(&log)?;

@@ -34,6 +34,8 @@ pub(crate) struct Build {
     pub(crate) status_refresh: bool,
     /// Whether `avocet --help` lists `census`.
     pub(crate) census: bool,
+    /// Whether `avocet sets --help` succeeds (sets published through the API).
+    pub(crate) sets: bool,
 }
 
 /// One tool of a measurement.
@@ -142,6 +144,10 @@ pub(crate) fn builds(
             .arg("--help")
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("census"));
+        let sets = std::process::Command::new(&avocet)
+            .args(["sets", "--help"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         out.push(Build {
             label,
             dir,
@@ -151,6 +157,7 @@ pub(crate) fn builds(
             commit_source,
             status_refresh,
             census,
+            sets,
         });
     }
     Ok(out)

@@ -11,13 +11,17 @@ use super::Output;
 /// `avocet sets …`.
 #[derive(Subcommand)]
 pub(crate) enum SetsCommand {
-    /// Publish the migration set in a directory: its files are stored in the daemon's
-    /// control store under the set's digest (the digest `avocet plan` shows for the same
-    /// directory), which is printed. Publishing the same files again changes nothing.
+    /// Publish a migration set, a directory or a tar archive: its files are stored in the
+    /// daemon's control store under the set's digest (the digest `avocet plan` shows for
+    /// the same directory), which is printed. Publishing the same files again changes
+    /// nothing.
     Publish {
         /// The set's directory (its files, and those of the directories directly inside
-        /// it, as diesel lays them out; names starting with `.` are left out).
-        dir: PathBuf,
+        /// it, as diesel lays them out; names starting with `.` are left out); or a file:
+        /// a tar archive of those files (uncompressed ustar or pax, e.g. from
+        /// `tar -cf set.tar -C DIR .`); or `-`: such an archive on standard input.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
         /// The dialect its scripts are read with: postgres, mysql or sqlite.
         #[arg(long)]
         dialect: String,
@@ -70,18 +74,28 @@ pub(crate) async fn run(
 ) -> anyhow::Result<bool> {
     match cmd {
         SetsCommand::Publish {
-            dir,
+            path,
             dialect,
             tag,
             format,
         } => {
-            let files = read_set_dir(&dir)?;
             let header = pb::PublishSetHeader {
                 format: format.unwrap_or_default(),
                 dialect,
                 tag: tag.clone().unwrap_or_default(),
             };
-            let r = client.publish_set(header, files).await?;
+            let r = if path.as_os_str() == "-" {
+                let mut archive = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut archive)
+                    .context("reading the tar archive from standard input")?;
+                client.publish_tar(header, archive).await?
+            } else if path.is_dir() {
+                client.publish_set(header, read_set_dir(&path)?).await?
+            } else {
+                let archive = std::fs::read(&path)
+                    .with_context(|| format!("reading the tar archive {}", path.display()))?;
+                client.publish_tar(header, archive).await?
+            };
             match out {
                 Output::Json => super::json::print(&serde_json::json!({
                     "digest": r.digest, "created": r.created, "migrations": r.migrations,

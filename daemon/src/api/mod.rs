@@ -2,7 +2,8 @@
 //! (`receive.rs`), calls one [`Engine`] method, and converts the answer once on the way out
 //! (`send.rs` for answers, `events.rs` for events and rollouts). Every failure becomes a
 //! `tonic::Status` in one place, [`ApiError`]'s `From` (`error.rs`), with its reason code
-//! as `google.rpc.ErrorInfo`; the gate's refusals too ([`Gated`]).
+//! as `google.rpc.ErrorInfo`; the gate's refusals too ([`Gated`]). `PublishSet`'s stream
+//! (file chunks or one tar archive) becomes a set's files in `publish.rs`.
 
 mod backups;
 mod error;
@@ -10,6 +11,7 @@ mod events;
 mod fleet;
 mod invalid;
 mod migrator;
+mod publish;
 mod receive;
 mod rollouts;
 mod send;

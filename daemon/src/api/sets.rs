@@ -1,6 +1,6 @@
 //! `avocet.v1.Sets`: migration sets published through the API. `PublishSet` reads its
-//! stream under the set's limits (a set above `max_set_bytes` or `max_set_files` is refused
-//! as soon as it crosses them, never held whole), then hands the files to the engine.
+//! stream (files or one tar archive) under the set's limits (`publish.rs`), then hands the
+//! files to the engine.
 
 use std::{str::FromStr, sync::Arc};
 
@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{ApiError, admit, invalid::RequestError};
 use crate::{
     auth::Rpc,
-    engine::{Engine, EngineError, PublishRequest, SetError, SetFile, StoredFile, StoredSet},
+    engine::{Engine, PublishRequest, StoredFile, StoredSet},
     model::{DialectKind, SetFormat},
 };
 
@@ -39,36 +39,7 @@ impl Sets for SetsService {
             return Err(ApiError::Missing("dialect").into());
         }
         let dialect = DialectKind::from_str(&header.dialect).map_err(unknown_header)?;
-        let limits = self.0.set_limits();
-        let (mut files, mut bytes): (Vec<SetFile>, u64) = (Vec::new(), 0);
-        while let Some(msg) = stream.message().await? {
-            let Some(Item::File(chunk)) = msg.item else {
-                return Err(invalid("only the first message is a header").into());
-            };
-            bytes += chunk.data.len() as u64;
-            if bytes > limits.max_bytes {
-                return Err(set_error(SetError::TooLarge {
-                    path: chunk.path,
-                    bytes,
-                    limit: limits.max_bytes,
-                }));
-            }
-            match files.last_mut() {
-                Some(last) if last.path == chunk.path => last.bytes.extend_from_slice(&chunk.data),
-                _ => {
-                    if files.len() >= limits.max_files {
-                        return Err(set_error(SetError::TooManyFiles {
-                            path: chunk.path,
-                            limit: limits.max_files,
-                        }));
-                    }
-                    files.push(SetFile {
-                        path: chunk.path,
-                        bytes: chunk.data,
-                    });
-                }
-            }
-        }
+        let files = super::publish::receive_files(&mut stream, self.0.set_limits()).await?;
         if files.is_empty() {
             return Err(invalid("the set has no file").into());
         }
@@ -209,10 +180,6 @@ fn unknown_header(why: String) -> ApiError {
 
 fn invalid(message: &'static str) -> ApiError {
     RequestError::PublishStream(message).into()
-}
-
-fn set_error(e: SetError) -> Status {
-    ApiError::from(EngineError::from(e)).into()
 }
 
 fn info(s: &StoredSet) -> pb::SetInfo {

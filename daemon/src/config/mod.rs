@@ -140,6 +140,12 @@ pub struct Config {
     /// Default 90 days (issue 25, finding 12).
     #[serde(default = "default_rollout_retention", with = "humantime_serde")]
     pub rollout_retention: Duration,
+    /// How long a published set that no tag names stays in the control store, e.g.
+    /// `"30days"`: older untagged sets that no rollout in the store pinned and no fleet of
+    /// this daemon follows by digest are deleted at start and every hour (each in the log
+    /// and the audit). At least 1 s. Default 30 days (issue 30).
+    #[serde(default = "default_set_retention", with = "humantime_serde")]
+    pub set_retention: Duration,
     /// Allow listening on a non-loopback address without `[auth]` and `[tls]` (a warning
     /// says so at start). Default false: such a configuration is refused.
     pub insecure: bool,
@@ -175,6 +181,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(60),
             lease_timeout: Duration::from_secs(30),
             rollout_retention: default_rollout_retention(),
+            set_retention: default_set_retention(),
             insecure: false,
             auth: AuthConfig::default(),
             tls: None,
@@ -187,6 +194,13 @@ impl Default for Config {
 /// [`Config::rollout_retention`]'s default: 90 days.
 fn default_rollout_retention() -> Duration {
     Duration::from_secs(90 * 24 * 3600)
+}
+
+/// [`Config::set_retention`]'s default: 30 days (issue 30).
+pub const DEFAULT_SET_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn default_set_retention() -> Duration {
+    DEFAULT_SET_RETENTION
 }
 
 /// One fleet: tenants that share a dialect and a migration set.
@@ -658,6 +672,9 @@ impl Config {
                 "rollout_retention".into(),
                 "must be at least 1h (rollouts are looked at for deletion every hour)",
             ));
+        }
+        if self.set_retention < Duration::from_secs(1) {
+            return Err(invalid("set_retention".into(), "must be at least 1s"));
         }
         check_identifier("history_table", &self.history_table)?;
         self.auth

@@ -303,3 +303,21 @@ fn rollout_retention_is_a_duration_of_at_least_an_hour() {
         Ok(())
     });
 }
+
+/// Issue 30: `set_retention` is a duration, 30 days unless set, at least a second.
+#[test]
+fn set_retention_is_a_duration_of_at_least_a_second() {
+    // Serialised with the test that sets AVOCET_ variables.
+    figment::Jail::expect_with(|_| {
+        let default = Config::load(Some(write("").path())).unwrap();
+        assert_eq!(default.set_retention, Duration::from_secs(30 * 86_400));
+        let set = Config::load(Some(write("set_retention = \"7days\"\n").path())).unwrap();
+        assert_eq!(set.set_retention, Duration::from_secs(7 * 86_400));
+        for bad in ["\"0s\"", "\"a month\"", "30"] {
+            let file = write(&format!("set_retention = {bad}\n"));
+            let err = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(err.contains("set_retention"), "{bad}: {err}");
+        }
+        Ok(())
+    });
+}

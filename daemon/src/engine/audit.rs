@@ -1,6 +1,7 @@
 //! What a rollout's request leaves in the control store, and for how long (issue 25,
 //! finding 12): a bounded summary of the selector, never the request's unbounded input,
-//! and a purge of finished rollouts and their audit past `rollout_retention`.
+//! and a purge of finished rollouts and their audit past `rollout_retention`, then of the
+//! untagged published sets past `set_retention` that nothing uses.
 
 use std::time::Duration;
 
@@ -50,7 +51,9 @@ impl Engine {
     /// Until `stop`: deletes the rollouts that finished more than `retention` ago, with
     /// their work items, events and audit entries (and audit entries that old whose
     /// rollout is gone), now and every hour. A store that fails is logged and tried again
-    /// at the next hour; rollouts that have not finished are never deleted.
+    /// at the next hour; rollouts that have not finished are never deleted. Then, each
+    /// time, the untagged published sets past `set_retention` that no rollout in the store
+    /// pinned and no fleet follows ([`Engine::collect_sets`]).
     pub async fn keep_retention(&self, retention: Duration, stop: CancellationToken) {
         loop {
             let cutoff = crate::store::now_ms()
@@ -64,6 +67,9 @@ impl Engine {
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "rollout retention: will try again"),
+            }
+            if let Err(e) = self.collect_sets().await {
+                tracing::warn!(error = %e, "set retention: will try again");
             }
             tokio::select! {
                 () = stop.cancelled() => return,

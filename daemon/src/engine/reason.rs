@@ -470,7 +470,7 @@ fn fleet_reason(e: &FleetError) -> Reason {
 fn set_reason(e: &SetError) -> Reason {
     match e {
         SetError::NotFound(_) => Reason::SetNotFound,
-        SetError::Invalid(_) | SetError::Path { .. } => Reason::SetRefused,
+        SetError::Invalid(_) | SetError::Path { .. } | SetError::Archive(_) => Reason::SetRefused,
         SetError::BadTag { .. } => Reason::InvalidName,
         SetError::TooLarge { .. } | SetError::TooManyFiles { .. } => Reason::SetTooLarge,
         SetError::Tampered { .. } => Reason::SetTampered,

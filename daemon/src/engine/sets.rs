@@ -3,7 +3,7 @@
 //! every file checked; and the published set a fleet or a request names, read from the
 //! control store and parsed once per replica.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
 
@@ -15,15 +15,19 @@ use crate::{
     store::{Deletion, NewSet, StoredFile, StoredSet, TagMove},
 };
 
-use crate::config::{DEFAULT_MAX_SET_BYTES, DEFAULT_MAX_SET_FILES};
+use crate::config::{DEFAULT_MAX_SET_BYTES, DEFAULT_MAX_SET_FILES, DEFAULT_SET_RETENTION};
 
-/// The limits of a published set: its files' total bytes and its number of files.
+/// The limits of a published set: its files' total bytes, its number of files, and how
+/// long it is kept untagged.
 #[derive(Debug, Clone, Copy)]
 pub struct SetLimits {
     /// Total bytes of a set's files (`[limits] max_set_bytes`).
     pub max_bytes: u64,
     /// Files of a set (`[limits] max_set_files`).
     pub max_files: usize,
+    /// An untagged set published longer ago than this, pinned by no rollout and followed
+    /// by no fleet, is deleted (`set_retention`, default 30 days).
+    pub retention: Duration,
 }
 
 impl Default for SetLimits {
@@ -31,6 +35,7 @@ impl Default for SetLimits {
         Self {
             max_bytes: DEFAULT_MAX_SET_BYTES,
             max_files: DEFAULT_MAX_SET_FILES,
+            retention: DEFAULT_SET_RETENTION,
         }
     }
 }
@@ -392,6 +397,41 @@ impl Engine {
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         Ok((stored.digest, loaded))
+    }
+
+    /// Deletes the published sets past `set_retention` that no tag names, no rollout in
+    /// the store pinned and no fleet of this daemon follows by digest; each is logged and
+    /// has its audit entry (caller `set_retention`). The digests deleted.
+    ///
+    /// # Errors
+    /// [`EngineError::Store`]; the sets deleted before the failure stay deleted.
+    pub(crate) async fn collect_sets(&self) -> Result<Vec<String>, EngineError> {
+        let retention = self.set_limits.retention;
+        let cutoff = crate::store::now_ms()
+            .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let keep: Vec<String> = self
+            .registry
+            .fleets()
+            .filter_map(|f| match f.follows() {
+                Some(SetRef::Digest(d)) => Some(d),
+                _ => None,
+            })
+            .collect();
+        let collected = self
+            .runner
+            .store()
+            .collect_sets(cutoff, &keep, "set_retention")
+            .await?;
+        for set in &collected {
+            tracing::info!(
+                digest = %set.digest,
+                bytes = set.bytes,
+                published_at_unix_ms = set.published_at,
+                retention_s = retention.as_secs(),
+                "untagged published set collected: past set_retention, used by no rollout or fleet"
+            );
+        }
+        Ok(collected.into_iter().map(|s| s.digest).collect())
     }
 
     /// The configured fleets that follow tag `name` (`migrations = "published:NAME"`).

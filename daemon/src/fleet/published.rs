@@ -120,6 +120,10 @@ pub enum SetError {
         /// Why.
         reason: &'static str,
     },
+    /// A set sent as one tar archive that does not read as one (a truncated archive, a
+    /// bad header checksum): the reader's error.
+    #[error("the tar archive does not read: {0}")]
+    Archive(String),
     /// The set is above `[limits] max_set_bytes`.
     #[error(
         "the set is above max_set_bytes ({limit} bytes) at file {path:?}: {bytes} bytes so far"

@@ -125,7 +125,7 @@ pub async fn serve_with_admin(
             .map(|f| (f.name.as_str(), f.dialect, &f.backup)),
     )?;
     let (control_store, grace) = (config.control_store.clone(), config.shutdown_grace);
-    let retention = config.rollout_retention;
+    let (retention, set_retention) = (config.rollout_retention, config.set_retention);
     let replica = ReplicaOptions {
         id: format!(
             "{}/{}",
@@ -173,6 +173,7 @@ pub async fn serve_with_admin(
                 .limit_sets(crate::engine::SetLimits {
                     max_bytes: limits.max_set_bytes,
                     max_files: limits.max_set_files,
+                    retention: set_retention,
                 }),
         ),
         Err(e) => {

@@ -16,7 +16,7 @@
 //! | `census.rs` | expected schemas recorded at apply time, and each tenant's last census |
 //! | `counts.rs` | counts for a metrics scrape: rollouts and their tenants by state, a ping |
 //! | `sets.rs` | migration sets published through the API: their files, digests and tags |
-//! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, deleted |
+//! | `retention.rs` | finished rollouts and audit entries past `rollout_retention`, untagged unused sets past `set_retention`, deleted |
 
 mod backups;
 mod census;

@@ -2,8 +2,11 @@
 //! with their work items, events and audit entries, and so are audit entries older than
 //! the cutoff whose rollout is gone. A rollout that has not finished (pending, running,
 //! paused, interrupted) is kept however old, as is everything a kept rollout owns.
+//!
+//! Published sets (issue 30) that no tag names, stored before a cutoff, are deleted with
+//! their files unless a rollout still in the store pinned them or the caller keeps them.
 
-use super::{Store, StoreError, get};
+use super::{Store, StoreError, get, now_ms, rollouts::insert_audit};
 use crate::model::RolloutState;
 
 /// Rollouts deleted per transaction, so one purge never holds the store for long.
@@ -98,5 +101,99 @@ impl Store {
         .map_err(StoreError::query(CTX))?;
         purged.audit += orphans.rows_affected();
         Ok(purged)
+    }
+}
+
+/// A published set [`Store::collect_sets`] deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Collected {
+    /// Its digest.
+    pub(crate) digest: String,
+    /// Its files' total size, bytes.
+    pub(crate) bytes: i64,
+    /// When it was first published, ms since the epoch.
+    pub(crate) published_at: i64,
+}
+
+impl Store {
+    /// Deletes every published set first stored before `cutoff_ms` (ms since the epoch)
+    /// that no tag names, that no rollout in the store pinned (whatever its state: a
+    /// finished rollout's set goes once `rollout_retention` deleted the rollout; any
+    /// rollout whose stored spec names the digest counts) and that `keep` does not list,
+    /// with its files and an audit entry (`avocet.v1.Sets/DeleteSet`, caller `caller`),
+    /// one transaction per set whose first statement deletes the set only if no tag and
+    /// no rollout names it then.
+    ///
+    /// # Errors
+    /// [`StoreError::Query`] when a statement fails; the sets deleted before it stay
+    /// deleted.
+    pub(crate) async fn collect_sets(
+        &self,
+        cutoff_ms: i64,
+        keep: &[String],
+        caller: &str,
+    ) -> Result<Vec<Collected>, StoreError> {
+        const CTX: &str = "collecting untagged published sets";
+        let rows = sqlx::query(
+            "SELECT digest, bytes, published_at FROM published_sets WHERE published_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM set_tags WHERE set_tags.set_digest = published_sets.digest) \
+             ORDER BY published_at, digest",
+        )
+        .bind(cutoff_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CTX))?;
+        let mut collected = Vec::new();
+        for r in &rows {
+            let set = Collected {
+                digest: get(r, 0, CTX)?,
+                bytes: get(r, 1, CTX)?,
+                published_at: get(r, 2, CTX)?,
+            };
+            if keep.contains(&set.digest) {
+                continue;
+            }
+            // A write first: SQLite takes its write lock (waiting its busy timeout) rather
+            // than failing to upgrade a read; the conditions are read under it.
+            let mut tx = self.pool.begin().await.map_err(StoreError::query(CTX))?;
+            let deleted = sqlx::query(
+                "DELETE FROM published_sets WHERE digest = $1 AND published_at < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM set_tags WHERE set_tags.set_digest = $3) \
+                 AND NOT EXISTS (SELECT 1 FROM rollouts WHERE rollouts.spec LIKE $4)",
+            )
+            .bind(&set.digest)
+            .bind(cutoff_ms)
+            .bind(&set.digest)
+            .bind(format!("%{}%", set.digest))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(CTX))?
+            .rows_affected();
+            if deleted == 0 {
+                continue;
+            }
+            sqlx::query("DELETE FROM published_set_files WHERE set_digest = $1")
+                .bind(&set.digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CTX))?;
+            let detail = format!(
+                "set {} collected: untagged, named by no rollout, {} bytes, published at {} ms, \
+                 older than set_retention",
+                set.digest, set.bytes, set.published_at
+            );
+            insert_audit(
+                &mut tx,
+                "",
+                now_ms(),
+                "avocet.v1.Sets/DeleteSet",
+                caller,
+                &detail,
+            )
+            .await?;
+            tx.commit().await.map_err(StoreError::query(CTX))?;
+            collected.push(set);
+        }
+        Ok(collected)
     }
 }

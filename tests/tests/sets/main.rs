@@ -4,6 +4,9 @@
 //! digest Plan reports for the same directory (sqlx, Flyway, diesel); refusals store
 //! nothing; the exact bytes come back; a set altered in the store is never run.
 
+mod archive;
+mod retention;
+
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, ensure};
