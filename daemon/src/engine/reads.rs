@@ -218,7 +218,7 @@ impl Engine {
         // Listed in the set's order (diesel's text order for a diesel set).
         history.sort_by(|a, b| set.compare(&a.version, &b.version));
         let applied_where =
-            |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<crate::model::Version> {
+            |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<crate::model::MigrationKey> {
                 history
                     .iter()
                     .filter(|r| r.status == RecordStatus::Applied)
@@ -253,27 +253,20 @@ impl Engine {
     }
 }
 
-/// `Ok` when `target` names a versioned migration of `set`: a target is a place among
-/// numbered versions, which a repeatable (`R__…`) has not.
+/// `Ok` when `target` names a versioned migration of `set` (a repeatable has no version,
+/// so a request naming one is refused where it is read: `api::receive`).
 ///
 /// # Errors
-/// [`EngineError::RepeatableTarget`] or [`EngineError::UnknownVersion`] naming the fleet
-/// and the version otherwise.
+/// [`EngineError::UnknownVersion`] naming the fleet and the version otherwise.
 pub(super) fn check_target(
     fleet: &str,
     set: &crate::model::MigrationSet,
     target: &crate::model::Version,
 ) -> Result<(), EngineError> {
-    if target.is_repeatable() {
-        return Err(EngineError::RepeatableTarget {
-            fleet: fleet.to_owned(),
-            version: target.clone(),
-        });
-    }
-    if set.get(target.clone()).is_none() {
+    if set.get(*target).is_none() {
         return Err(EngineError::UnknownVersion {
             fleet: fleet.to_owned(),
-            version: target.clone(),
+            version: *target,
         });
     }
     Ok(())

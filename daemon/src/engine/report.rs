@@ -19,7 +19,7 @@ pub struct FleetInfo {
     /// The set's highest version.
     pub latest_version: Option<crate::model::Version>,
     /// Versions whose up script destroys data, ascending.
-    pub destructive_versions: Vec<crate::model::Version>,
+    pub destructive_versions: Vec<crate::model::MigrationKey>,
     /// The set's directory, absolute when it can be resolved.
     pub migrations_dir: std::path::PathBuf,
     /// The set's layout as read (`sqlx`, `diesel`, …; detected when configured `auto`).
@@ -74,13 +74,13 @@ pub struct TenantHistory {
     /// Every record, by version.
     pub records: Vec<crate::model::HistoryRecord>,
     /// Applied versions whose file's checksum is another now.
-    pub drifted: Vec<crate::model::Version>,
+    pub drifted: Vec<crate::model::MigrationKey>,
     /// Applied versions whose `down` script is another now, or gone, than when recorded.
-    pub down_drifted: Vec<crate::model::Version>,
+    pub down_drifted: Vec<crate::model::MigrationKey>,
     /// Recorded versions with no file in the set.
-    pub missing: Vec<crate::model::Version>,
+    pub missing: Vec<crate::model::MigrationKey>,
     /// The set's versions not yet applied, ascending.
-    pub pending: Vec<crate::model::Version>,
+    pub pending: Vec<crate::model::MigrationKey>,
 }
 
 /// One wave a rollout would run.
@@ -179,7 +179,7 @@ pub struct TenantStatus {
     /// Versions of the set not applied.
     pub pending: u32,
     /// Versions whose record is `failed` or `running`.
-    pub failed_versions: Vec<crate::model::Version>,
+    pub failed_versions: Vec<crate::model::MigrationKey>,
     /// Why the tenant could not be read.
     pub error: Option<String>,
     /// When this was read, Unix ms; `None`: never.
