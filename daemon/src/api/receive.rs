@@ -13,9 +13,8 @@ use super::{
 use crate::{
     engine::{
         ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, EngineError, LabelSelector,
-        ListRequest,
-        MAX_PAGE, Page, PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest,
-        RepairTenants, RollbackRequest, Selector, StatusRequest,
+        ListRequest, MAX_PAGE, Page, PlanRequest, ReadRequest, Registration, RepairAction,
+        RepairRequest, RepairTenants, RollbackRequest, Selector, StatusRequest,
     },
     model::{
         Amount, BaselineSource, MigrationKey, RollbackTarget, RolloutState, SetDigest, SetFormat,

@@ -9,7 +9,9 @@ use crate::{
     dialect::History,
     fleet::{Fleet, PooledSession, Tenant},
     migrate::under_lock,
-    model::{BackupRecord, BackupState, DialectKind, Direction, MigrationKey, MigrationSet, Version},
+    model::{
+        BackupRecord, BackupState, DialectKind, Direction, MigrationKey, MigrationSet, Version,
+    },
     store::{BackupFilter, now_ms},
 };
 

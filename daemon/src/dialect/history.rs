@@ -21,7 +21,9 @@ use std::{
 };
 
 use super::spec::{ColumnType, Dialect, qualified, quote};
-use crate::model::{DialectKind, Direction, HistoryRecord, MigrationKey, RecordStatus, RecordWrite};
+use crate::model::{
+    DialectKind, Direction, HistoryRecord, MigrationKey, RecordStatus, RecordWrite,
+};
 
 /// The statements one [`HistorySql::record_sql`] renders: the upsert and the log insert.
 pub(super) const RECORD_STATEMENTS: u64 = 2;

@@ -17,7 +17,9 @@ use async_trait::async_trait;
 
 use crate::{
     dialect::{Database, DbError, History, Item, ItemError, LockCheck, Session},
-    model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, RecordWrite, SetFormat, MigrationKey},
+    model::{
+        DialectKind, ForeignRow, HistoryRecord, LockGuard, MigrationKey, RecordWrite, SetFormat,
+    },
 };
 
 /// The lock check the fake hands out, followed by the holding session's id (a check may run

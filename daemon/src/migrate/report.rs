@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use crate::{
     dialect::DbError,
     model::{
-        Direction, FailureCode, HistoryRecord, MigrationKey, MigrationSet, PlanView, RecordStatus, Step,
-        TenantFailure, TenantOutcome,
+        Direction, FailureCode, HistoryRecord, MigrationKey, MigrationSet, PlanView, RecordStatus,
+        Step, TenantFailure, TenantOutcome,
     },
 };
 

@@ -19,8 +19,8 @@ use crate::{
     fleet::Tenant,
     model::{
         ApplyOptions, BaselineSource, DialectKind, Direction, FailureCode, LockGuard, LockRetry,
-        Migration, MigrationKey, MigrationSet, RecordStatus, RepairAction, RollbackTarget, RolloutOp, Step,
-        TenantOutcome, TransactionMode, Version,
+        Migration, MigrationKey, MigrationSet, RecordStatus, RepairAction, RollbackTarget,
+        RolloutOp, Step, TenantOutcome, TransactionMode, Version,
     },
 };
 

@@ -359,7 +359,9 @@ mod text_version {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Version>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Version>, D::Error> {
         match String::deserialize(d)?.as_str() {
             "" => Ok(None),
             text => text.parse().map(Some).map_err(serde::de::Error::custom),

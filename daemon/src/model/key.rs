@@ -240,7 +240,12 @@ mod tests {
 
     #[test]
     fn repeatables_order_after_every_version_by_description() {
-        let mut keys = [k("R__views"), k("20240313170000"), k("R__functions"), k("1.2")];
+        let mut keys = [
+            k("R__views"),
+            k("20240313170000"),
+            k("R__functions"),
+            k("1.2"),
+        ];
         keys.sort();
         let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["1.2", "20240313170000", "R__functions", "R__views"]);

@@ -220,7 +220,9 @@ fn pending(set: &MigrationSet, applied: &Applied) -> u32 {
     let rest = set
         .iter()
         .filter(|m| match &m.version {
-            MigrationKey::Repeatable(_) => applied.repeatables.get(&m.version) != Some(&m.up.checksum),
+            MigrationKey::Repeatable(_) => {
+                applied.repeatables.get(&m.version) != Some(&m.up.checksum)
+            }
             MigrationKey::Versioned(v) => !covered(v) && !applied.versions.contains(v),
         })
         .count();

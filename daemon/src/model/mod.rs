@@ -69,6 +69,8 @@ pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum}
 pub use format::SetFormat;
 pub use guard::LockGuard;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
+pub(crate) use key::flyway_description;
+pub use key::{Keyed, MAX_REPEATABLE_KEY_BYTES, MigrationKey, REPEATABLE_PREFIX};
 pub use known::{Applied, Classification, KnownState, Tally, TenantClass, classify};
 pub use labels::Labels;
 pub use lifecycle::{ROLLOUT_STATES, Refused, RolloutStep, WorkStep};
@@ -96,6 +98,4 @@ pub use schema::{
 pub use schema_diff::{SchemaChange, diff_schemas};
 pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
-pub(crate) use key::flyway_description;
-pub use key::{Keyed, MAX_REPEATABLE_KEY_BYTES, MigrationKey, REPEATABLE_PREFIX};
 pub use version::{MAX_VERSION_PARTS, Version, VersionError};

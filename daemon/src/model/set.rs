@@ -294,7 +294,11 @@ impl MigrationSet {
     /// The newest numbered version, a baseline migration's included (repeatables have
     /// none), or `None` when the set has no versioned migration.
     pub fn latest(&self) -> Option<Version> {
-        let versioned = self.migrations.iter().rev().find_map(|m| m.version.version());
+        let versioned = self
+            .migrations
+            .iter()
+            .rev()
+            .find_map(|m| m.version.version());
         let baseline = self.baselines.last().and_then(|b| b.version.version());
         self.newest(versioned.into_iter().chain(baseline))
     }

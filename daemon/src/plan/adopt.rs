@@ -13,8 +13,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    ForeignRow, Migration, MigrationKey, MigrationSet, SetFormat, Version, flyway_checksum, flyway_description,
-    refinery_checksum, sqlx_checksum,
+    ForeignRow, Migration, MigrationKey, MigrationSet, SetFormat, Version, flyway_checksum,
+    flyway_description, refinery_checksum, sqlx_checksum,
 };
 
 /// Why another tool's history cannot be adopted. Nothing is written then.

@@ -15,8 +15,8 @@ pub(crate) use waves::waves;
 use std::{cmp::Ordering, collections::HashMap, sync::Arc};
 
 use crate::model::{
-    ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationSet, Plan,
-    MigrationKey, RecordStatus, RollbackTarget, Step, Version,
+    ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationKey, MigrationSet,
+    Plan, RecordStatus, RollbackTarget, Step, Version,
 };
 use diagnostics as diag;
 
