@@ -204,7 +204,7 @@ impl From<&FleetStatus> for pb::StatusResponse {
                 .versions
                 .iter()
                 .map(|(version, tenants)| pb::VersionCount {
-                    version: opt(&version),
+                    version: opt(version),
                     tenants: *tenants,
                 })
                 .collect(),

@@ -279,7 +279,7 @@ pub(super) fn apply_options(scope: &Scope, req: &PlanRequest) -> Result<ApplyOpt
         check_target(&scope.fleet.name, &scope.set, v)?;
     }
     Ok(ApplyOptions {
-        target: req.target.clone(),
+        target: req.target,
         allow_out_of_order: req.allow_out_of_order,
         accept_data_loss: req.accept_data_loss,
     })

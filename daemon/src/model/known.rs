@@ -246,7 +246,7 @@ impl Tally {
     pub fn add(&mut self, c: &Classification, count: u32, read_at: Option<i64>) {
         *self.classes.entry(c.class).or_default() += count;
         if !matches!(c.class, TenantClass::NeverRead | TenantClass::Unreachable) {
-            *self.versions.entry(c.current_version.clone()).or_default() += count;
+            *self.versions.entry(c.current_version).or_default() += count;
         }
         if let Some(at) = read_at {
             self.oldest_read_at = Some(self.oldest_read_at.map_or(at, |o| o.min(at)));

@@ -276,7 +276,7 @@ impl PlanView {
 impl From<&Plan> for PlanView {
     fn from(plan: &Plan) -> Self {
         Self {
-            current_version: plan.current_version.clone(),
+            current_version: plan.current_version,
             steps: plan
                 .steps
                 .iter()
