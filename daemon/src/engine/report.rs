@@ -18,7 +18,7 @@ pub struct FleetInfo {
     pub migration_count: u32,
     /// The set's highest version.
     pub latest_version: Option<crate::model::Version>,
-    /// Versions whose up script destroys data, ascending.
+    /// Migrations (keys: a repeatable's too) whose up script destroys data, ascending.
     pub destructive_versions: Vec<crate::model::MigrationKey>,
     /// The set's directory, absolute when it can be resolved.
     pub migrations_dir: std::path::PathBuf,
@@ -73,13 +73,13 @@ pub struct TenantHistory {
     pub current_version: Option<crate::model::Version>,
     /// Every record, by version.
     pub records: Vec<crate::model::HistoryRecord>,
-    /// Applied versions whose file's checksum is another now.
+    /// Applied migrations (keys) whose file's checksum is another now.
     pub drifted: Vec<crate::model::MigrationKey>,
     /// Applied versions whose `down` script is another now, or gone, than when recorded.
     pub down_drifted: Vec<crate::model::MigrationKey>,
-    /// Recorded versions with no file in the set.
+    /// Recorded migrations (keys) with no file in the set.
     pub missing: Vec<crate::model::MigrationKey>,
-    /// The set's versions not yet applied, ascending.
+    /// The set's migrations (keys) not yet applied, ascending.
     pub pending: Vec<crate::model::MigrationKey>,
 }
 
@@ -178,7 +178,7 @@ pub struct TenantStatus {
     pub current_version: Option<crate::model::Version>,
     /// Versions of the set not applied.
     pub pending: u32,
-    /// Versions whose record is `failed` or `running`.
+    /// Migrations (keys) whose record is `failed` or `running`.
     pub failed_versions: Vec<crate::model::MigrationKey>,
     /// Why the tenant could not be read.
     pub error: Option<String>,

@@ -368,3 +368,32 @@ mod text_version {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_events_version_is_stored_as_the_text_every_release_wrote() {
+        let taken = |version: Option<Version>| BackupTaken {
+            tenant: "t00".into(),
+            backup_id: "b".into(),
+            version,
+            before: MigrationKey::from(2),
+            bytes: 1,
+            sha256: String::new(),
+            duration_ms: 0,
+        };
+        let json = serde_json::to_value(taken(Some("1.2".parse().unwrap()))).unwrap();
+        assert_eq!(
+            (&json["version"], &json["before"]),
+            (&"1.2".into(), &2.into())
+        );
+        let none = serde_json::to_value(taken(None)).unwrap();
+        assert_eq!(none["version"], "");
+        let back: BackupTaken = serde_json::from_value(none).unwrap();
+        assert_eq!(back.version, None);
+        let back: BackupTaken = serde_json::from_value(json).unwrap();
+        assert_eq!(back.version, Some("1.2".parse().unwrap()));
+    }
+}
