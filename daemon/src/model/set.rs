@@ -114,8 +114,8 @@ impl MigrationSet {
         let mut keyed: Vec<(String, Arc<Migration>)> =
             self.migrations.drain(..).map(|m| (key(&m), m)).collect();
         keyed.sort_by(|(ka, a), (kb, b)| {
-            (a.version.version().is_none(), ka, &a.version).cmp(&(
-                b.version.version().is_none(),
+            (a.version.is_repeatable(), ka, &a.version).cmp(&(
+                b.version.is_repeatable(),
                 kb,
                 &b.version,
             ))
@@ -271,8 +271,8 @@ impl MigrationSet {
         match self.order {
             VersionOrder::Numeric => a.cmp(&b),
             VersionOrder::Text if a == b => Ordering::Equal,
-            VersionOrder::Text => (a.version().is_none(), self.text(&a))
-                .cmp(&(b.version().is_none(), self.text(&b)))
+            VersionOrder::Text => (a.is_repeatable(), self.text(&a))
+                .cmp(&(b.is_repeatable(), self.text(&b)))
                 .then_with(|| a.cmp(&b)),
         }
     }

@@ -93,7 +93,7 @@ pub(crate) fn pending<'a>(
     let versioned = set.iter().filter(move |m| {
         let k = &m.version;
         // A repeatable is never covered by a baseline, and orders after every target.
-        let covered = k.version().is_some() && floor.is_some_and(|f| at_or_below(k, &f));
+        let covered = !k.is_repeatable() && floor.is_some_and(|f| at_or_below(k, &f));
         target.is_none_or(|t| at_or_below(k, t))
             && !covered
             && applied.get(k).is_none_or(|r| r.rerun_due(m))
