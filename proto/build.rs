@@ -1,5 +1,6 @@
-//! Compiles `avocet/v1/avocet.proto`, `avocet/v1/backups.proto` and `avocet/v1/sets.proto` with protox (no system `protoc`) and writes the
-//! descriptor set used by gRPC server reflection.
+//! Compiles `avocet/v1/avocet.proto`, `avocet/v1/backups.proto` and `avocet/v1/sets.proto`
+//! (and what they import: `census.proto`, `version.proto`) with protox (no system `protoc`)
+//! and writes the descriptor set used by gRPC server reflection.
 
 use std::{env, path::PathBuf};
 

@@ -126,8 +126,8 @@ async fn backup_before_destructive_then_restore(
     ensure!(b.id == events[0].backup_id && b.state == "taken", "{b:?}");
     ensure!(
         (
-            b.version.as_str(),
-            b.before_version.as_str(),
+            b.version.text().as_str(),
+            b.before_version.text().as_str(),
             b.before_direction.as_str()
         ) == ("1", "2", "up"),
         "{b:?}"
@@ -145,7 +145,7 @@ async fn backup_before_destructive_then_restore(
     ensure!(!fleet.columns(0, "people").await?.contains("email"));
 
     let restored = client.restore(FLEET, "t00", &b.id).await?;
-    ensure!(restored.version == "1", "{restored:?}");
+    ensure!(restored.version.text() == "1", "{restored:?}");
     ensure!(fleet.columns(0, "people").await?.contains("email"));
     let email = fleet
         .scalar(0, "SELECT email FROM people WHERE id = 2")
@@ -224,15 +224,18 @@ async fn schema_tenants_are_dumped_and_restored_alone() -> anyhow::Result<()> {
     ensure!(run.finished().context("finished")?.succeeded == 2);
     // One backup per schema, each taken right before version 2, holding version 1.
     let listed = client.list_backups(FLEET, "s00", 0).await?;
-    ensure!(listed.len() == 1 && listed[0].version == "1", "{listed:?}");
+    ensure!(
+        listed.len() == 1 && listed[0].version.text() == "1",
+        "{listed:?}"
+    );
     let b = client
         .list_backups(FLEET, "s01", 0)
         .await?
         .pop()
         .context("s01's backup")?;
-    ensure!(b.version == "1", "{b:?}");
+    ensure!(b.version.text() == "1", "{b:?}");
     let r = client.restore(FLEET, "s01", &b.id).await?;
-    ensure!(r.version == "1", "{r:?}");
+    ensure!(r.version.text() == "1", "{r:?}");
     ensure!(fleet.columns(1, "people").await?.contains("email"));
     // The other schema is untouched by s01's restore.
     ensure!(!fleet.columns(0, "people").await?.contains("email"));
@@ -265,7 +268,7 @@ async fn keep_two_after_four_destructive_migrations_leaves_the_two_newest() -> a
         kept == [ids[3].as_str(), ids[2].as_str()],
         "{kept:?} of {ids:?}"
     );
-    let versions: Vec<&str> = listed.iter().map(|b| b.before_version.as_str()).collect();
+    let versions: Vec<String> = listed.iter().map(|b| b.before_version.text()).collect();
     ensure!(versions == ["8", "6"], "{versions:?}");
     let files = std::fs::read_dir(dir.path().join(FLEET).join("t00"))?.count();
     ensure!(files == 2, "{files} files");
@@ -400,7 +403,7 @@ async fn a_restore_is_refused_while_a_rollout_holds_the_tenant() -> anyhow::Resu
     apply(&daemon, 1).await?;
     let b = client.take_backup(FLEET, "t00", "before").await?;
     ensure!(
-        b.version == "1" && b.name == "before" && b.rollout_id.is_empty(),
+        b.version.text() == "1" && b.name == "before" && b.rollout_id.is_empty(),
         "{b:?}"
     );
     let mut events = client
@@ -425,7 +428,7 @@ async fn a_restore_is_refused_while_a_rollout_holds_the_tenant() -> anyhow::Resu
     }
     ensure!(fleet.history_text(0).await?.len() == 3);
     let r = client.restore(FLEET, "t00", &b.id).await?;
-    ensure!(r.version == "1", "{r:?}");
+    ensure!(r.version.text() == "1", "{r:?}");
     ensure!(fleet.columns(0, "people").await?.contains("email"));
     Ok(())
 }

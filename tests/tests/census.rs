@@ -263,7 +263,7 @@ async fn sqlite_expected_schema_recorded_at_apply() -> anyhow::Result<()> {
     assert_eq!(drift.len(), 1, "{drift:#?}");
     assert_eq!(drift[0].tenant, "t02");
     assert_eq!(drift[0].expected_from, "t00");
-    assert_eq!(drift[0].version, "16");
+    assert_eq!(drift[0].version.text(), "16");
     assert_eq!(drift[0].diff[0].object, "index census_extra_idx");
     assert!(
         run.tenants()

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use anyhow::bail;
-use avocet_client::{Client, pb};
+use avocet_client::{Client, VersionField, pb};
 use clap::{Args as ClapArgs, Subcommand};
 use serde_json::{Value, json};
 
@@ -131,7 +131,7 @@ pub(crate) async fn restore(
         args.tenant,
         b.id,
         time(b.started_at_unix_ms),
-        version(&b.version)
+        version(&b.version.text())
     );
     if !args.yes {
         if !confirm::interactive() {
@@ -151,14 +151,14 @@ pub(crate) async fn restore(
             "fleet": fleet,
             "tenant": args.tenant,
             "backup": r.backup.as_ref().map(value),
-            "version": r.version,
+            "version": r.version.text(),
             "duration_ms": r.duration_ms,
         })),
         Output::Text => super::emit(&format!(
             "tenant {} restored from backup {} (version {}, {} ms)\n",
             args.tenant,
             args.backup,
-            version(&r.version),
+            version(&r.version.text()),
             r.duration_ms
         )),
     }
@@ -182,8 +182,8 @@ fn time(ms: i64) -> String {
 fn value(b: &pb::Backup) -> Value {
     json!({
         "id": b.id, "fleet": b.fleet, "tenant": b.tenant, "name": b.name,
-        "rollout_id": b.rollout_id, "before_version": b.before_version,
-        "before_direction": b.before_direction, "version": b.version, "path": b.path,
+        "rollout_id": b.rollout_id, "before_version": b.before_version.text(),
+        "before_direction": b.before_direction, "version": b.version.text(), "path": b.path,
         "bytes": b.bytes, "sha256": b.sha256, "started_at_unix_ms": b.started_at_unix_ms,
         "finished_at_unix_ms": b.finished_at_unix_ms, "duration_ms": b.duration_ms,
         "tool": b.tool, "tool_version": b.tool_version, "state": b.state, "error": b.error,
@@ -202,9 +202,9 @@ fn show(backups: &[pb::Backup], out: Output) {
         "ID\tFLEET\tTENANT\tTAKEN\tVERSION\tBEFORE\tBYTES\tSTATE\tNAME"
     );
     for b in backups {
-        let before = match b.before_version.is_empty() {
-            true => "-".to_owned(),
-            false => format!("{} ({})", b.before_version, b.before_direction),
+        let before = match &b.before_version {
+            None => "-".to_owned(),
+            Some(v) => format!("{v} ({})", b.before_direction),
         };
         let state = match b.error.is_empty() {
             true => b.state.clone(),
@@ -217,7 +217,7 @@ fn show(backups: &[pb::Backup], out: Output) {
             b.fleet,
             b.tenant,
             time(b.started_at_unix_ms),
-            version(&b.version),
+            version(&b.version.text()),
             b.bytes,
             b.name
         );

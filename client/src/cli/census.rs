@@ -1,7 +1,7 @@
 //! `avocet census`: the fleet's drift classes, one tenant's diff (`--tenant`), or one
 //! tenant's canonical schema (`--export`).
 
-use avocet_client::{Client, pb};
+use avocet_client::{Client, VersionField, pb};
 use serde_json::{Value, json};
 
 use super::{Output, json as out_json};
@@ -52,7 +52,7 @@ pub(crate) async fn run(
 
 fn class_json(c: &pb::DriftClass) -> Value {
     json!({
-        "version": c.version,
+        "version": c.version.text(),
         "fingerprint": c.fingerprint,
         "expected": c.expected,
         "basis": c.basis,
@@ -76,8 +76,8 @@ fn census_json(r: &pb::CensusResult) -> Value {
 }
 
 fn class_text(c: &pb::DriftClass) -> String {
-    let version = match c.version.as_str() {
-        "" => "none",
+    let version = match c.version.text() {
+        v if v.is_empty() => "none".to_owned(),
         v => v,
     };
     let what = match c.expected {

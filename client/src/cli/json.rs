@@ -194,8 +194,8 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
             json!({
                 "tenant": b.tenant,
                 "backup_id": b.backup_id,
-                "version": b.version,
-                "before_version": b.before_version,
+                "version": b.version.text(),
+                "before_version": b.before_version.text(),
                 "bytes": b.bytes,
                 "sha256": b.sha256,
                 "duration_ms": b.duration_ms,
@@ -205,7 +205,7 @@ pub(crate) fn event(e: &pb::RolloutEvent) -> Value {
             "schema_drift",
             json!({
                 "tenant": d.tenant,
-                "version": d.version,
+                "version": d.version.text(),
                 "expected_fingerprint": d.expected_fingerprint,
                 "fingerprint": d.fingerprint,
                 "expected_from": d.expected_from,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use avocet_client::{Client, pb, read_set_dir};
+use avocet_client::{Client, VersionField, pb, read_set_dir};
 use clap::Subcommand;
 
 use super::Output;
@@ -190,7 +190,7 @@ pub(crate) async fn run(
             let d = client.diff_sets(&from, &to).await?;
             let list = |v: &[pb::SetVersion]| -> Vec<serde_json::Value> {
                 v.iter()
-                    .map(|m| serde_json::json!({"version": m.version, "name": m.name}))
+                    .map(|m| serde_json::json!({"version": m.version.text(), "name": m.name}))
                     .collect()
             };
             match out {
@@ -203,7 +203,7 @@ pub(crate) async fn run(
                     let mut text = format!("{} -> {}\n", d.from_digest, d.to_digest);
                     for (sign, v) in [("+", &d.added), ("-", &d.removed), ("~", &d.changed)] {
                         for m in v {
-                            text.push_str(&format!("{sign} {} {}\n", m.version, m.name));
+                            text.push_str(&format!("{sign} {} {}\n", m.version.text(), m.name));
                         }
                     }
                     super::emit(&text);

@@ -425,7 +425,11 @@ impl RolloutView {
             Some(Kind::BackupTaken(b)) => {
                 self.println(format!(
                     "  backup  {:<20} before version {}: {} ({} bytes, {} ms)",
-                    b.tenant, b.before_version, b.backup_id, b.bytes, b.duration_ms
+                    b.tenant,
+                    b.before_version.text(),
+                    b.backup_id,
+                    b.bytes,
+                    b.duration_ms
                 ));
             }
             Some(Kind::LockRetry(r)) => {
@@ -450,10 +454,9 @@ impl RolloutView {
                 let mut line = format!(
                     "  warning {:<20} schema differs from version {}'s expected one (set by {})",
                     d.tenant,
-                    if d.version.is_empty() {
-                        "none"
-                    } else {
-                        &d.version
+                    match d.version.text() {
+                        v if v.is_empty() => "none".to_owned(),
+                        v => v,
                     },
                     d.expected_from
                 );

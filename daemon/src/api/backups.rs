@@ -7,7 +7,12 @@ use std::sync::Arc;
 use avocet_proto::v1::{self as pb, backups_server::Backups};
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, admit, invalid::RequestError, receive};
+use super::{
+    ApiError, admit,
+    invalid::RequestError,
+    receive,
+    send::{self, Wire},
+};
 use crate::{
     auth::Rpc,
     engine::{Engine, RestoreOutcome},
@@ -115,7 +120,7 @@ impl Backups for BackupsService {
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::RestoreResponse {
             backup: Some(backup(&record)),
-            version,
+            version: send::opt(&version),
             duration_ms,
         }))
     }
@@ -143,8 +148,8 @@ impl Backups for BackupsService {
 /// A backup on the wire.
 fn backup(b: &BackupRecord) -> pb::Backup {
     let (before_version, before_direction) = match &b.before {
-        Some((v, d)) => (v.clone(), d.as_str().to_owned()),
-        None => (String::new(), String::new()),
+        Some((v, d)) => (Some(v.wire()), d.as_str().to_owned()),
+        None => (None, String::new()),
     };
     pb::Backup {
         id: b.id.clone(),
@@ -154,7 +159,7 @@ fn backup(b: &BackupRecord) -> pb::Backup {
         rollout_id: b.rollout_id.clone(),
         before_version,
         before_direction,
-        version: b.version.clone(),
+        version: send::opt(&b.version),
         path: b.path.clone(),
         bytes: b.bytes,
         sha256: b.sha256.clone(),

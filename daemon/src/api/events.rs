@@ -2,7 +2,7 @@
 
 use avocet_proto::v1::{self as pb, rollout_event::Kind};
 
-use super::send::{self, direction, plan_view};
+use super::send::{self, Wire, direction, plan_view};
 use crate::model::{
     Amount, EventKind, MigrationFinished, RecordStatus, RolloutEvent, RolloutRecord, RolloutState,
     Strategy, TenantFinished, TenantOutcome,
@@ -80,7 +80,7 @@ fn migration_finished(m: &MigrationFinished) -> pb::MigrationFinished {
     };
     pb::MigrationFinished {
         tenant: m.tenant.clone(),
-        version: send::opt(m.version.clone()),
+        version: Some(m.version.wire()),
         name: m.name.clone(),
         status: status as i32,
         duration_ms: m.duration_ms,
@@ -102,10 +102,10 @@ fn tenant_finished(t: &TenantFinished) -> pb::TenantFinished {
         outcome: outcome as i32,
         migrations_run: t.migrations_run,
         duration_ms: t.duration_ms,
-        current_version: send::opt(t.current_version.clone()),
+        current_version: send::opt(&t.current_version),
         error: t.error.as_ref().map(|f| pb::TenantError {
             code: f.code.as_str().to_owned(),
-            version: send::opt(f.version.clone()),
+            version: send::opt(&f.version),
             message: f.message.clone(),
         }),
         plan: t.plan.as_ref().map(|p| plan_view(&t.tenant, p, 0)),
@@ -129,7 +129,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::MigrationStarted(m) => Kind::MigrationStarted(pb::MigrationStarted {
                 tenant: m.tenant.clone(),
-                version: send::opt(m.version.clone()),
+                version: Some(m.version.wire()),
                 name: m.name.clone(),
                 direction: direction(m.direction),
                 transactional: m.transactional,
@@ -139,15 +139,15 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             EventKind::BackupTaken(b) => Kind::BackupTaken(pb::BackupTaken {
                 tenant: b.tenant.clone(),
                 backup_id: b.backup_id.clone(),
-                version: b.version.clone(),
-                before_version: b.before.to_string(),
+                version: send::opt(&b.version),
+                before_version: Some(b.before.wire()),
                 bytes: b.bytes,
                 sha256: b.sha256.clone(),
                 duration_ms: b.duration_ms,
             }),
             EventKind::LockRetry(r) => Kind::LockRetry(pb::LockRetry {
                 tenant: r.tenant.clone(),
-                version: send::opt(r.version.clone()),
+                version: Some(r.version.wire()),
                 statement: r.statement,
                 attempt: r.attempt,
                 wait_ms: r.wait_ms,
@@ -156,7 +156,7 @@ impl From<&RolloutEvent> for pb::RolloutEvent {
             }),
             EventKind::SchemaDrift(d) => Kind::SchemaDrift(pb::SchemaDrift {
                 tenant: d.tenant.clone(),
-                version: send::text(d.version.clone()),
+                version: send::opt(&d.version),
                 expected_fingerprint: d.expected.clone(),
                 fingerprint: d.found.clone(),
                 expected_from: d.expected_from.clone(),

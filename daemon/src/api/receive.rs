@@ -12,12 +12,12 @@ use super::{
 };
 use crate::{
     engine::{
-        ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, LabelSelector, ListRequest,
-        MAX_PAGE, Page, PlanRequest, ReadRequest, Registration, RepairAction, RepairRequest,
-        RepairTenants, RollbackRequest, Selector, StatusRequest,
+        ApplyRequest, BaselineRequest, CensusRequest, DEFAULT_PAGE, EngineError, LabelSelector,
+        ListRequest, MAX_PAGE, Page, PlanRequest, ReadRequest, Registration, RepairAction,
+        RepairRequest, RepairTenants, RollbackRequest, Selector, StatusRequest,
     },
     model::{
-        Amount, BaselineSource, RollbackTarget, RolloutState, SetDigest, SetFormat,
+        Amount, BaselineSource, MigrationKey, RollbackTarget, RolloutState, SetDigest, SetFormat,
         StrategyRequest, TransactionMode, Version, check_id,
     },
 };
@@ -29,20 +29,21 @@ const MAX_REFRESH_TIMEOUT_MS: u64 = 600_000;
 /// Longest wait between waves a request may ask: one day.
 const MAX_WAVE_PAUSE_MS: u64 = 86_400_000;
 
-/// A version from a request, the one conversion in: `number` as it is, `text` parsed
-/// (`1.2.3`; also `3` and `R__views`), `repeatable` as that repeatable's key. Versions are
-/// 0 or more (`0001_x.sql` is 1), so `-1` is refused in every form (issue 25, finding 20).
+/// A migration's key from a request, the one conversion in: `number` as it is, `text`
+/// parsed (`1.2.3`; also `3` and `R__views`), `repeatable` as that repeatable's key.
+/// Versions are 0 or more (`0001_x.sql` is 1), so `-1` is refused in every form (issue 25,
+/// finding 20).
 ///
 /// # Errors
 /// [`RequestError::Version`] naming `field`: a `Version` with none of its forms set, a
-/// negative version, or a text ([`Version`]'s `FromStr`) or description
-/// ([`Version::repeatable`]) that is no version.
-fn version(field: &'static str, v: &pb::Version) -> Result<Version, ApiError> {
+/// negative version, or a text ([`MigrationKey`]'s `FromStr`) or description
+/// ([`MigrationKey::repeatable`]) that is no key.
+fn key(field: &'static str, v: &pb::Version) -> Result<MigrationKey, ApiError> {
     use pb::version::V;
     let refuse = |cause| ApiError::from(RequestError::Version { field, cause });
     let parsed = match &v.v {
         None => return Err(refuse(VersionFieldError::Empty)),
-        Some(V::Number(n)) => Version::from(*n),
+        Some(V::Number(n)) => MigrationKey::from(*n),
         Some(V::Text(text)) if text.trim_start().starts_with('-') => {
             return Err(refuse(VersionFieldError::Negative(
                 crate::model::bounded(text).to_owned(),
@@ -51,11 +52,38 @@ fn version(field: &'static str, v: &pb::Version) -> Result<Version, ApiError> {
         Some(V::Text(text)) => text
             .parse()
             .map_err(|e| refuse(VersionFieldError::from(e)))?,
-        Some(V::Repeatable(name)) => Version::repeatable(name).map_err(|e| refuse(e.into()))?,
+        Some(V::Repeatable(name)) => {
+            MigrationKey::repeatable(name).map_err(|e| refuse(e.into()))?
+        }
     };
     match parsed.as_i64() {
         Some(n) if n < 0 => Err(refuse(VersionFieldError::Negative(n.to_string()))),
         _ => Ok(parsed),
+    }
+}
+
+/// A target from a request: a numbered version (a place among the set's versions). A
+/// repeatable has none; naming one is `repeatable`'s error (the engine's typed refusal,
+/// [`EngineError::RepeatableTarget`] or [`EngineError::RepeatableRollbackTarget`]).
+///
+/// # Errors
+/// As [`key`]; `repeatable(key)` for a repeatable's key.
+fn target(
+    field: &'static str,
+    v: &pb::Version,
+    repeatable: impl FnOnce(MigrationKey) -> EngineError,
+) -> Result<Version, ApiError> {
+    match key(field, v)? {
+        MigrationKey::Versioned(v) => Ok(v),
+        other => Err(repeatable(other).into()),
+    }
+}
+
+/// [`EngineError::RepeatableTarget`] of `fleet`, for [`target`].
+fn up_to(fleet: &str) -> impl FnOnce(MigrationKey) -> EngineError + '_ {
+    move |version| EngineError::RepeatableTarget {
+        fleet: fleet.to_owned(),
+        version,
     }
 }
 
@@ -71,7 +99,7 @@ fn negative_versions_are_refused_in_every_form() {
         V::Text(" -7".into()),
         V::Text("-0001".into()),
     ] {
-        let got = version("to_version", &wire(v.clone()));
+        let got = key("to_version", &wire(v.clone()));
         assert!(
             matches!(
                 got,
@@ -83,25 +111,37 @@ fn negative_versions_are_refused_in_every_form() {
             "{v:?}: {got:?}"
         );
     }
-    assert!(version("to_version", &pb::Version::default()).is_err());
-    assert!(version("to_version", &wire(V::Text("1..2".into()))).is_err());
-    assert!(version("to_version", &wire(V::Repeatable(String::new()))).is_err());
-    assert_eq!(version("v", &wire(V::Text("3".into()))).unwrap(), 3);
-    assert_eq!(version("v", &wire(V::Number(3))).unwrap(), 3);
-    let views = version("v", &wire(V::Repeatable("views".into()))).unwrap();
+    assert!(key("to_version", &pb::Version::default()).is_err());
+    assert!(key("to_version", &wire(V::Text("1..2".into()))).is_err());
+    assert!(key("to_version", &wire(V::Repeatable(String::new()))).is_err());
+    assert_eq!(key("v", &wire(V::Text("3".into()))).unwrap(), 3);
+    assert_eq!(key("v", &wire(V::Number(3))).unwrap(), 3);
+    let views = key("v", &wire(V::Repeatable("views".into()))).unwrap();
     assert_eq!(views.to_string(), "R__views");
-    let dotted = version("v", &wire(V::Text("1.2.3".into()))).unwrap();
+    let dotted = key("v", &wire(V::Text("1.2.3".into()))).unwrap();
     assert_eq!(dotted.to_string(), "1.2.3");
+    for v in [V::Repeatable("views".into()), V::Text("R__views".into())] {
+        let got = target("target_version", &wire(v), up_to("app"));
+        assert!(
+            matches!(
+                &got,
+                Err(ApiError::Engine(EngineError::RepeatableTarget { fleet, version }))
+                    if fleet == "app" && version.to_string() == "R__views"
+            ),
+            "{got:?}"
+        );
+    }
+    let got = target("target_version", &wire(V::Text("1.2".into())), up_to("app"));
+    assert_eq!(got.unwrap().to_string(), "1.2");
 }
 
-/// An optional version from a request: unset is `None`.
-fn opt_version(field: &'static str, v: Option<&pb::Version>) -> Result<Option<Version>, ApiError> {
-    v.map(|v| version(field, v)).transpose()
-}
-
-/// A version from a request that defaults to 0 when unset (as its integer field did).
-fn version_or_zero(field: &'static str, v: Option<&pb::Version>) -> Result<Version, ApiError> {
-    Ok(opt_version(field, v)?.unwrap_or(Version::integer(0)))
+/// An optional target version of `fleet` from a request ([`target`]): unset is `None`.
+fn opt_target(
+    field: &'static str,
+    v: Option<&pb::Version>,
+    fleet: &str,
+) -> Result<Option<Version>, ApiError> {
+    v.map(|v| target(field, v, up_to(fleet))).transpose()
 }
 
 /// A fleet name or tenant id from a request: required, and of the id syntax
@@ -229,10 +269,11 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
     type Error = ApiError;
 
     fn try_from(req: pb::PlanRequest) -> Result<Self, ApiError> {
+        let fleet = name("fleet", req.fleet)?;
         Ok(Self {
-            fleet: name("fleet", req.fleet)?,
+            target: opt_target("target_version", req.target_version.as_ref(), &fleet)?,
+            fleet,
             selector: selector(req.selector)?,
-            target: opt_version("target_version", req.target_version.as_ref())?,
             allow_out_of_order: req.allow_out_of_order,
             accept_data_loss: req.accept_data_loss,
             canary_selector: canary_selector(req.strategy.as_ref())?,
@@ -252,11 +293,12 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
         if !digest.is_empty() && !well_formed {
             return Err(RequestError::Digest(digest).into());
         }
+        let fleet = name("fleet", req.fleet)?;
         Ok(Self {
             plan: PlanRequest {
-                fleet: name("fleet", req.fleet)?,
+                target: opt_target("target_version", req.target_version.as_ref(), &fleet)?,
+                fleet,
                 selector: selector(req.selector)?,
-                target: opt_version("target_version", req.target_version.as_ref())?,
                 allow_out_of_order: req.allow_out_of_order,
                 accept_data_loss: req.accept_data_loss,
                 canary_selector: canary_selector(req.strategy.as_ref())?,
@@ -278,18 +320,25 @@ impl TryFrom<pb::RollbackRequest> for RollbackRequest {
 
     fn try_from(req: pb::RollbackRequest) -> Result<Self, ApiError> {
         use pb::rollback_request::Target;
+        let fleet = name("fleet", req.fleet)?;
+        let never_rolled_back = |version| EngineError::RepeatableRollbackTarget {
+            fleet: fleet.clone(),
+            version,
+        };
         let target = match req.target {
             None => RollbackTarget::Steps(1),
             Some(Target::Steps(0)) => return Err(RequestError::ZeroSteps.into()),
             Some(Target::Steps(n)) => RollbackTarget::Steps(n),
-            Some(Target::ToVersion(v)) => RollbackTarget::ToVersion(version("to_version", &v)?),
+            Some(Target::ToVersion(v)) => {
+                RollbackTarget::ToVersion(target("to_version", &v, never_rolled_back)?)
+            }
             Some(Target::LastBatch(true)) => RollbackTarget::LastBatch,
             Some(Target::LastBatch(false)) => {
                 return Err(RequestError::LastBatchFalse.into());
             }
         };
         Ok(Self {
-            fleet: name("fleet", req.fleet)?,
+            fleet,
             selector: selector(req.selector)?,
             target,
             accept_data_loss: req.accept_data_loss,
@@ -364,7 +413,11 @@ impl TryFrom<pb::RepairRequest> for RepairRequest {
                 }
                 (_, _) => RepairTenants::One(name("tenant", req.tenant)?),
             },
-            version: version_or_zero("version", req.version.as_ref())?,
+            // Unset is 0, as its integer field was.
+            version: match &req.version {
+                Some(v) => key("version", v)?,
+                None => MigrationKey::from(0),
+            },
             action,
         })
     }
@@ -483,8 +536,13 @@ pub(super) fn registration(req: pb::RegisterTenantRequest) -> Result<Registratio
 /// Baseline: fleet, selector, and a target version of 0 or more, or the tool to adopt from
 /// (`sqlx`, `diesel`, `golang-migrate`, `dbmate`, `flyway`, `refinery`).
 pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiError> {
+    let fleet = name("fleet", req.fleet)?;
     let source = match req.adopt_from.as_str() {
-        "" => BaselineSource::UpTo(version_or_zero("to_version", req.to_version.as_ref())?),
+        // Unset is 0, as its integer field was.
+        "" => BaselineSource::UpTo(
+            opt_target("to_version", req.to_version.as_ref(), &fleet)?
+                .unwrap_or(Version::integer(0)),
+        ),
         tool => BaselineSource::Adopt(
             tool.parse::<SetFormat>()
                 .ok()
@@ -493,7 +551,7 @@ pub(super) fn baseline(req: pb::BaselineRequest) -> Result<BaselineRequest, ApiE
         ),
     };
     Ok(BaselineRequest {
-        fleet: name("fleet", req.fleet)?,
+        fleet,
         selector: selector(req.selector)?,
         source,
     })

@@ -9,36 +9,48 @@ use crate::{
         DriftClass, FleetCensus, FleetInfo, FleetPlan, FleetStatus, FleetVerification,
         RepairOutcome, TenantHistory, TenantInfo,
     },
-    model::{Diagnostic, Direction, LintKind, Plan, PlanView, Severity, Version},
+    model::{Diagnostic, Direction, LintKind, MigrationKey, Plan, PlanView, Severity, Version},
 };
 
-/// A version's wire form, the one conversion out: an integer as `number`, a dotted version
-/// as `text` (`1.2.3`, as the set writes it), a repeatable as `repeatable` (its description,
-/// `views` for `R__views`).
-pub(super) fn version(v: Version) -> pb::Version {
-    use pb::version::V;
-    let v = match (v.repeatable_name(), v.as_i64()) {
-        (Some(name), _) => V::Repeatable(name.to_owned()),
-        (None, Some(n)) => V::Number(n),
-        (None, None) => V::Text(v.to_string()),
-    };
-    pb::Version { v: Some(v) }
+/// What goes on the wire as an `avocet.v1.Version` message: a numbered [`Version`] or a
+/// migration's [`MigrationKey`].
+pub(super) trait Wire {
+    /// The one conversion out: an integer as `number`, a dotted version as `text`
+    /// (`1.2.3`, as the set writes it), a repeatable as `repeatable` (its description,
+    /// `views` for `R__views`).
+    fn wire(&self) -> pb::Version;
 }
 
-/// A version's text (`3`, `1.2.3`, `R__views`), empty for none: the form of the `string
-/// version` fields of the census and backup messages.
-pub(super) fn text(v: Option<Version>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+impl Wire for Version {
+    fn wire(&self) -> pb::Version {
+        use pb::version::V;
+        let v = match self.as_i64() {
+            Some(n) => V::Number(n),
+            None => V::Text(self.to_string()),
+        };
+        pb::Version { v: Some(v) }
+    }
 }
 
-/// A version field: [`version`], unset for none.
-pub(super) fn opt(v: impl Into<Option<Version>>) -> Option<pb::Version> {
-    v.into().map(version)
+impl Wire for MigrationKey {
+    fn wire(&self) -> pb::Version {
+        match self {
+            Self::Versioned(v) => v.wire(),
+            Self::Repeatable(name) => pb::Version {
+                v: Some(pb::version::V::Repeatable(name.to_string())),
+            },
+        }
+    }
+}
+
+/// A version field: [`Wire::wire`], unset for none.
+pub(super) fn opt(v: &Option<impl Wire>) -> Option<pb::Version> {
+    v.as_ref().map(Wire::wire)
 }
 
 /// A version list, every version in order.
-fn versions(versions: &[Version]) -> Vec<pb::Version> {
-    versions.iter().cloned().map(version).collect()
+pub(super) fn versions(versions: &[impl Wire]) -> Vec<pb::Version> {
+    versions.iter().map(Wire::wire).collect()
 }
 
 pub(super) fn direction(d: Direction) -> i32 {
@@ -55,7 +67,7 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
             Severity::Error => pb::Severity::Error,
         } as i32,
         code: d.code.as_str().to_owned(),
-        version: opt(d.version.clone()),
+        version: opt(&d.version),
         message: d.message.clone(),
     }
 }
@@ -65,12 +77,12 @@ pub(super) fn diagnostic(d: &Diagnostic) -> pb::Diagnostic {
 pub(super) fn plan_view(tenant: &str, plan: &PlanView, wave: u32) -> pb::TenantPlan {
     pb::TenantPlan {
         tenant: tenant.to_owned(),
-        current_version: opt(plan.current_version.clone()),
+        current_version: opt(&plan.current_version),
         steps: plan
             .steps
             .iter()
             .map(|s| pb::PlannedStep {
-                version: opt(s.version.clone()),
+                version: Some(s.version.wire()),
                 name: s.name.clone(),
                 direction: direction(s.direction),
                 checksum: s.checksum.clone(),
@@ -93,7 +105,7 @@ fn tenant_plan(
     plan: &Plan,
     wave: u32,
     scripts: &mut HashMap<String, String>,
-    findings: &mut Vec<(Version, pb::LintFinding)>,
+    findings: &mut Vec<(MigrationKey, pb::LintFinding)>,
 ) -> pb::TenantPlan {
     for step in &plan.steps {
         let script = step.script();
@@ -103,7 +115,7 @@ fn tenant_plan(
         scripts.insert(script.checksum.clone(), script.sql.clone());
         findings.extend(script.findings.iter().map(|f| {
             let finding = pb::LintFinding {
-                version: opt(step.migration.version.clone()),
+                version: Some(step.migration.version.wire()),
                 name: step.migration.name.clone(),
                 code: f.code.as_str().to_owned(),
                 kind: match f.code.kind() {
@@ -169,7 +181,7 @@ impl From<&FleetVerification> for pb::VerifyResponse {
                 .iter()
                 .map(|t| pb::TenantVerification {
                     tenant: t.tenant.clone(),
-                    current_version: opt(t.current_version.clone()),
+                    current_version: opt(&t.current_version),
                     pending: t.pending,
                     ok: t.diagnostics.is_empty() && t.schema.as_ref().is_none_or(|s| s.expected),
                     diagnostics: t.diagnostics.iter().map(diagnostic).collect(),
@@ -186,13 +198,13 @@ impl From<&FleetStatus> for pb::StatusResponse {
     fn from(s: &FleetStatus) -> Self {
         Self {
             fleet: s.fleet.clone(),
-            latest_version: opt(s.latest_version.clone()),
+            latest_version: opt(&s.latest_version),
             tenant_count: s.tenant_count,
             versions: s
                 .versions
                 .iter()
                 .map(|(version, tenants)| pb::VersionCount {
-                    version: opt(version.clone()),
+                    version: opt(version),
                     tenants: *tenants,
                 })
                 .collect(),
@@ -209,7 +221,7 @@ impl From<&FleetStatus> for pb::StatusResponse {
                 .iter()
                 .map(|t| pb::TenantStatus {
                     tenant: t.tenant.clone(),
-                    current_version: opt(t.current_version.clone()),
+                    current_version: opt(&t.current_version),
                     pending: t.pending,
                     failed_versions: versions(&t.failed_versions),
                     error: t.error.clone().unwrap_or_default(),
@@ -234,7 +246,7 @@ pub(super) fn repair(outcomes: &[RepairOutcome]) -> pb::RepairResponse {
     let first = outcomes.first();
     pb::RepairResponse {
         tenant: first.map(|r| r.tenant.clone()).unwrap_or_default(),
-        version: first.map(|r| version(r.version.clone())),
+        version: first.map(|r| r.version.wire()),
         previous_status: first.map(previous).unwrap_or_default(),
         tenants: outcomes
             .iter()
@@ -255,7 +267,7 @@ impl From<&FleetInfo> for pb::FleetInfo {
             dialect: f.dialect.as_str().to_owned(),
             tenant_count: f.tenant_count,
             migration_count: f.migration_count,
-            latest_version: opt(f.latest_version.clone()),
+            latest_version: opt(&f.latest_version),
             destructive_versions: versions(&f.destructive_versions),
             migrations_dir: f.migrations_dir.display().to_string(),
             format: f.format.as_str().to_owned(),
@@ -282,12 +294,12 @@ impl From<&TenantHistory> for pb::HistoryResponse {
     fn from(h: &TenantHistory) -> Self {
         Self {
             tenant: h.tenant.clone(),
-            current_version: opt(h.current_version.clone()),
+            current_version: opt(&h.current_version),
             records: h
                 .records
                 .iter()
                 .map(|r| pb::HistoryEntry {
-                    version: opt(r.version.clone()),
+                    version: Some(r.version.wire()),
                     name: r.name.clone(),
                     status: r.status.as_str().to_owned(),
                     batch: r.batch,
@@ -319,7 +331,7 @@ pub(super) fn schema_change(d: &crate::model::SchemaChange) -> pb::SchemaChange 
 impl From<&DriftClass> for pb::DriftClass {
     fn from(c: &DriftClass) -> Self {
         pb::DriftClass {
-            version: text(c.version.clone()),
+            version: opt(&c.version),
             fingerprint: c.fingerprint.clone(),
             expected: c.expected,
             tenants: c.tenants.clone(),

@@ -7,11 +7,11 @@ use std::{str::FromStr, sync::Arc};
 use avocet_proto::v1::{self as pb, publish_set_request::Item, sets_server::Sets};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{ApiError, admit, invalid::RequestError};
+use super::{ApiError, admit, invalid::RequestError, send::Wire};
 use crate::{
     auth::Rpc,
     engine::{Engine, PublishRequest, StoredFile, StoredSet},
-    model::{DialectKind, SetFormat},
+    model::{DialectKind, MigrationKey, SetFormat},
 };
 
 /// The Sets service.
@@ -142,9 +142,12 @@ impl Sets for SetsService {
             .diff_sets(&req.from, &req.to)
             .await
             .map_err(ApiError::from)?;
-        let versions = |v: Vec<(String, String)>| {
+        let versions = |v: Vec<(MigrationKey, String)>| {
             v.into_iter()
-                .map(|(version, name)| pb::SetVersion { version, name })
+                .map(|(key, name)| pb::SetVersion {
+                    version: Some(key.wire()),
+                    name,
+                })
                 .collect()
         };
         Ok(Response::new(pb::DiffSetsResponse {

@@ -21,7 +21,7 @@ use crate::{
     migrate::under_lock,
     model::{
         BackupRecord, DialectKind, Direction, HistoryRecord, Migration, MigrationSet, RecordStatus,
-        RecordWrite, Script,
+        RecordWrite, Script, Version,
     },
 };
 
@@ -60,8 +60,8 @@ pub enum RestoreError {
 /// A restore that checked out.
 #[derive(Debug, Clone)]
 pub(crate) struct Restored {
-    /// The tenant's newest applied version now (the backup's), empty when none.
-    pub(crate) version: String,
+    /// The tenant's newest applied version now (the backup's); `None` when none.
+    pub(crate) version: Option<Version>,
     /// How long the tool ran, ms.
     pub(crate) duration_ms: u64,
 }
@@ -113,20 +113,14 @@ impl Backups {
             };
             let found = newest_applied(set, &history);
             if found != record.version {
-                let none = |v: &str| {
-                    if v.is_empty() {
-                        "none".into()
-                    } else {
-                        v.to_owned()
-                    }
-                };
+                let none = |v: Option<Version>| v.map_or_else(|| "none".into(), |v| v.to_string());
                 return Err(RestoreError::VersionMismatch {
                     id: record.id.clone(),
-                    expected: none(&record.version),
-                    found: none(&found),
+                    expected: none(record.version),
+                    found: none(found),
                 });
             }
-            if let Some(r) = history.iter().find(|r| r.version.to_string() == found) {
+            if let Some(r) = found.and_then(|v| history.iter().find(|r| r.version == v)) {
                 log_restored(locked, r, &record.id, applied_by)
                     .await
                     .map_err(BackupError::Db)?;
@@ -142,17 +136,15 @@ impl Backups {
     }
 }
 
-/// The newest applied numbered version of `history` in `set`'s order, as text; empty when
-/// none. What a backup records as its version, and what a restore checks.
-pub(crate) fn newest_applied(set: &MigrationSet, history: &[HistoryRecord]) -> String {
+/// The newest applied numbered version of `history` in `set`'s order; `None` when none.
+/// What a backup records as its version, and what a restore checks.
+pub(crate) fn newest_applied(set: &MigrationSet, history: &[HistoryRecord]) -> Option<Version> {
     set.newest(
         history
             .iter()
-            .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
-            .map(|r| r.version.clone()),
+            .filter(|r| r.status == RecordStatus::Applied)
+            .filter_map(|r| r.version.version()),
     )
-    .map(|v| v.to_string())
-    .unwrap_or_default()
 }
 
 /// Appends the restore to the history log: a `restored` entry of the backup's version,

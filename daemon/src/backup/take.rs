@@ -9,7 +9,9 @@ use crate::{
     dialect::History,
     fleet::{Fleet, PooledSession, Tenant},
     migrate::under_lock,
-    model::{BackupRecord, BackupState, DialectKind, Direction, MigrationSet, Version},
+    model::{
+        BackupRecord, BackupState, DialectKind, Direction, MigrationKey, MigrationSet, Version,
+    },
     store::{BackupFilter, now_ms},
 };
 
@@ -19,7 +21,7 @@ pub(crate) struct Occasion<'a> {
     /// The rollout it precedes a migration of; `None` for an ad-hoc backup.
     pub(crate) rollout_id: Option<&'a str>,
     /// The step it precedes: its version and direction.
-    pub(crate) before: Option<(Version, Direction)>,
+    pub(crate) before: Option<(MigrationKey, Direction)>,
     /// An ad-hoc backup's name; empty otherwise.
     pub(crate) name: &'a str,
     /// The tenant's newest applied version now (what the backup holds).
@@ -44,12 +46,8 @@ impl Backups {
     ) -> Result<BackupRecord, BackupError> {
         let policy = &fleet.backup;
         let target = tenant.dump_target().ok_or(BackupError::Dsn)?;
-        let version = occasion
-            .version
-            .as_ref()
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let dir = directory(&policy.to, &fleet.name, &tenant.id, &occasion, &version);
+        let version = occasion.version;
+        let dir = directory(&policy.to, &fleet.name, &tenant.id, &occasion, version);
         let id = uuid::Uuid::new_v4().to_string();
         let started = chrono::Utc::now();
         let ext = match fleet.dialect {
@@ -76,7 +74,7 @@ impl Backups {
             tenant: tenant.id.clone(),
             name: occasion.name.to_owned(),
             rollout_id: occasion.rollout_id.unwrap_or_default().to_owned(),
-            before: occasion.before.as_ref().map(|(v, d)| (v.to_string(), *d)),
+            before: occasion.before.clone(),
             version,
             path: file.display().to_string(),
             bytes: 0,
@@ -140,12 +138,11 @@ impl Backups {
                 History::Missing => Vec::new(),
                 History::Current(h) | History::Older(h) => h,
             };
-            let newest = super::newest_applied(set, &history);
             let occasion = Occasion {
                 rollout_id: None,
                 before: None,
                 name,
-                version: newest.parse().ok(),
+                version: super::newest_applied(set, &history),
             };
             self.take(fleet, tenant, occasion).await
         };
@@ -179,14 +176,14 @@ fn directory(
     fleet: &str,
     tenant: &str,
     occasion: &Occasion<'_>,
-    version: &str,
+    version: Option<Version>,
 ) -> PathBuf {
-    let version = if version.is_empty() { "0" } else { version };
+    let version = version.map_or_else(|| "0".to_owned(), |v| v.to_string());
     PathBuf::from(
         template
             .replace("{fleet}", fleet)
             .replace("{tenant}", tenant)
             .replace("{rollout}", occasion.rollout_id.unwrap_or("adhoc"))
-            .replace("{version}", version),
+            .replace("{version}", &version),
     )
 }

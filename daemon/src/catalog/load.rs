@@ -48,8 +48,8 @@ pub enum CatalogError {
     /// Two files claim one version (and direction).
     #[error("version {version} is defined twice: {first} and {second}")]
     DuplicateVersion {
-        /// The version.
-        version: crate::model::Version,
+        /// The migration's key.
+        version: crate::model::MigrationKey,
         /// The first file or name.
         first: String,
         /// The second file or name.
@@ -124,7 +124,7 @@ pub(crate) fn load_dir(
         warnings,
     } = source.read(dir)?;
     // A Flyway baseline migration may share its version with a versioned one.
-    found.sort_by_key(|f| (f.baseline, f.version.clone()));
+    found.sort_by(|a, b| (a.baseline, &a.version).cmp(&(b.baseline, &b.version)));
     if let Some(w) = found
         .windows(2)
         .find(|w| (w[0].baseline, &w[0].version) == (w[1].baseline, &w[1].version))
@@ -157,8 +157,8 @@ pub(crate) fn load_dir(
             true => baselines.push(m),
             false => migrations.push(m),
         }
-        if let Some(text) = &f.text {
-            texts.insert(f.version.clone(), text.clone());
+        if let (Some(text), Some(v)) = (&f.text, f.version.version()) {
+            texts.insert(v, text.clone());
         }
     }
     super::lint::drop_widenings(&mut migrations, dialect);

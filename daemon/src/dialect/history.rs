@@ -21,7 +21,9 @@ use std::{
 };
 
 use super::spec::{ColumnType, Dialect, qualified, quote};
-use crate::model::{DialectKind, Direction, HistoryRecord, RecordStatus, RecordWrite, Version};
+use crate::model::{
+    DialectKind, Direction, HistoryRecord, MigrationKey, RecordStatus, RecordWrite,
+};
 
 /// The statements one [`HistorySql::record_sql`] renders: the upsert and the log insert.
 pub(super) const RECORD_STATEMENTS: u64 = 2;
@@ -145,7 +147,7 @@ fn read_columns() -> impl Iterator<Item = &'static Column> {
 /// A sentence naming the column whose value does not parse.
 pub(super) fn record_from_text(row: Vec<Option<String>>) -> Result<HistoryRecord, String> {
     let mut record = HistoryRecord {
-        version: Version::from(0),
+        version: MigrationKey::from(0),
         name: String::new(),
         checksum: String::new(),
         down_checksum: None,
@@ -324,7 +326,7 @@ impl HistorySql {
     ///
     /// # Errors
     /// [`super::DbError::Query`] naming the version and the column's type.
-    pub(super) fn writable(&self, version: Version) -> Result<(), super::DbError> {
+    pub(super) fn writable(&self, version: &MigrationKey) -> Result<(), super::DbError> {
         if self.version_column == VersionColumn::Integer && version.as_i64().is_none() {
             let message = format!(
                 "version {version} is not an integer, and this history table's version column \
@@ -547,7 +549,7 @@ mod tests {
     fn sample() -> RecordWrite {
         let now = chrono::Utc::now();
         RecordWrite {
-            version: Version::from(3),
+            version: MigrationKey::from(3),
             name: "it's".into(),
             checksum: "c".repeat(64),
             down_checksum: None,

@@ -288,7 +288,7 @@ impl<D: Dialect> SqlxSession<D> {
             Item::Reset => (self.identity.reset.clone(), self.identity.reset_statements),
             Item::Record(rec, _) | Item::Progress(rec) | Item::Log(rec) => {
                 let sql = &self.identity.sql;
-                sql.writable(rec.version.clone()).map_err(|e| match e {
+                sql.writable(&rec.version).map_err(|e| match e {
                     DbError::Query { source, .. } => source,
                     e => sqlx::Error::Protocol(e.to_string()),
                 })?;

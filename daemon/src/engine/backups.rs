@@ -19,8 +19,8 @@ pub const MAX_BACKUPS: u32 = 1000;
 pub struct RestoreOutcome {
     /// The backup restored.
     pub backup: BackupRecord,
-    /// The tenant's newest applied version now (the backup's), text form; empty when none.
-    pub version: String,
+    /// The tenant's newest applied version now (the backup's); `None` when none.
+    pub version: Option<crate::model::Version>,
     /// How long the restore tool ran, ms.
     pub duration_ms: u64,
 }
@@ -205,7 +205,7 @@ impl Engine {
             fleet = %fleet.name,
             tenant = %tenant.id,
             backup = %record.id,
-            version = %version,
+            version = %version.map(|v| v.to_string()).unwrap_or_default(),
             caller = %caller.who,
             "backup restored"
         );

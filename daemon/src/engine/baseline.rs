@@ -44,10 +44,10 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Fleet`] for an unknown fleet, a selector matching nothing or a set
-    /// that does not load; [`EngineError::UnknownVersion`] or
-    /// [`EngineError::RepeatableTarget`] when an `UpTo` version is not a versioned migration
-    /// of the set (a repeatable is not); [`EngineError::AdoptNeedsFormat`] when an `Adopt`
-    /// names no tool. Per-tenant failures are outcomes, not errors.
+    /// that does not load; [`EngineError::UnknownVersion`] when an `UpTo` version is not a
+    /// versioned migration of the set (a request naming a repeatable is refused where it is
+    /// read, [`EngineError::RepeatableTarget`]); [`EngineError::AdoptNeedsFormat`] when an
+    /// `Adopt` names no tool. Per-tenant failures are outcomes, not errors.
     pub async fn baseline(
         &self,
         req: BaselineRequest,

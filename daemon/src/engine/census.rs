@@ -118,7 +118,7 @@ pub(crate) fn classify(
     let mut groups: BTreeMap<Option<Version>, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for r in readings {
         groups
-            .entry(r.version.clone())
+            .entry(r.version)
             .or_default()
             .entry(r.fingerprint.clone())
             .or_default()
@@ -153,7 +153,7 @@ pub(crate) fn classify(
                     _ => Vec::new(),
                 };
                 DriftClass {
-                    version: version.clone(),
+                    version,
                     expected: is_expected,
                     basis,
                     fingerprint,

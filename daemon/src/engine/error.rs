@@ -10,7 +10,7 @@ use crate::{
     dialect::DbError,
     fleet::{DiscoveryError, FleetError, SetError},
     migrate::RepairError,
-    model::{DialectKind, Version},
+    model::{DialectKind, MigrationKey, Version},
     rollout::RunnerError,
     store::StoreError,
 };
@@ -55,7 +55,7 @@ pub enum EngineError {
         /// The fleet.
         fleet: String,
         /// The target given.
-        version: Version,
+        version: MigrationKey,
     },
     /// A rollback target that is a repeatable's key: repeatables are never rolled back.
     #[error(
@@ -66,7 +66,7 @@ pub enum EngineError {
         /// The fleet.
         fleet: String,
         /// The target given.
-        version: Version,
+        version: MigrationKey,
     },
     /// A target version that names no migration of the fleet's set.
     #[error("fleet {fleet:?} has no migration with version {version}")]
@@ -117,7 +117,7 @@ pub enum EngineError {
         /// The fleet.
         fleet: String,
         /// The version whose script runs outside a transaction.
-        version: Version,
+        version: MigrationKey,
         /// Its migration's name.
         name: String,
     },

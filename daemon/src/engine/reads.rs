@@ -209,7 +209,7 @@ impl Engine {
         // Listed in the set's order (diesel's text order for a diesel set).
         history.sort_by(|a, b| set.compare(&a.version, &b.version));
         let applied_where =
-            |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<crate::model::Version> {
+            |drifted: fn(&HistoryRecord, &Migration) -> bool| -> Vec<crate::model::MigrationKey> {
                 history
                     .iter()
                     .filter(|r| r.status == RecordStatus::Applied)
@@ -244,27 +244,20 @@ impl Engine {
     }
 }
 
-/// `Ok` when `target` names a versioned migration of `set`: a target is a place among
-/// numbered versions, which a repeatable (`R__…`) has not.
+/// `Ok` when `target` names a versioned migration of `set` (a repeatable has no version,
+/// so a request naming one is refused where it is read: `api::receive`).
 ///
 /// # Errors
-/// [`EngineError::RepeatableTarget`] or [`EngineError::UnknownVersion`] naming the fleet
-/// and the version otherwise.
+/// [`EngineError::UnknownVersion`] naming the fleet and the version otherwise.
 pub(super) fn check_target(
     fleet: &str,
     set: &crate::model::MigrationSet,
     target: &crate::model::Version,
 ) -> Result<(), EngineError> {
-    if target.is_repeatable() {
-        return Err(EngineError::RepeatableTarget {
-            fleet: fleet.to_owned(),
-            version: target.clone(),
-        });
-    }
-    if set.get(target.clone()).is_none() {
+    if set.get(*target).is_none() {
         return Err(EngineError::UnknownVersion {
             fleet: fleet.to_owned(),
-            version: target.clone(),
+            version: *target,
         });
     }
     Ok(())
@@ -277,7 +270,7 @@ pub(super) fn apply_options(scope: &Scope, req: &PlanRequest) -> Result<ApplyOpt
         check_target(&scope.fleet.name, &scope.set, v)?;
     }
     Ok(ApplyOptions {
-        target: req.target.clone(),
+        target: req.target,
         allow_out_of_order: req.allow_out_of_order,
         accept_data_loss: req.accept_data_loss,
     })

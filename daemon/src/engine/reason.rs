@@ -9,7 +9,7 @@ use crate::{
     dialect::DbError,
     fleet::{FleetError, SetError},
     migrate::RepairError,
-    model::Version,
+    model::MigrationKey,
     rollout::RunnerError,
 };
 
@@ -272,7 +272,7 @@ pub struct Subject<'a> {
     /// The tenant.
     pub tenant: Option<&'a str>,
     /// The migration version.
-    pub version: Option<Version>,
+    pub version: Option<MigrationKey>,
     /// The rollout's id.
     pub rollout: Option<&'a str>,
 }
@@ -292,9 +292,9 @@ impl<'a> Subject<'a> {
         }
     }
 
-    fn version(fleet: &'a str, version: Version) -> Self {
+    fn version(fleet: &'a str, version: impl Into<MigrationKey>) -> Self {
         Self {
-            version: Some(version),
+            version: Some(version.into()),
             ..Self::fleet(fleet)
         }
     }
@@ -399,11 +399,11 @@ impl EngineError {
             | Self::LineFull { fleet, .. } => Subject::fleet(fleet),
             Self::RepeatableTarget { fleet, version }
             | Self::RepeatableRollbackTarget { fleet, version }
-            | Self::UnknownVersion { fleet, version }
-            | Self::NothingToRollBack { fleet, version, .. }
             | Self::GroupedOutsideTransaction { fleet, version, .. } => {
                 Subject::version(fleet, version.clone())
             }
+            Self::UnknownVersion { fleet, version }
+            | Self::NothingToRollBack { fleet, version, .. } => Subject::version(fleet, *version),
             Self::PastLastEvent { rollout, .. } | Self::UnknownRollout(rollout) => {
                 Subject::rollout(rollout)
             }

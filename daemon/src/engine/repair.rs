@@ -8,7 +8,7 @@ use futures::StreamExt;
 use super::{Caller, Engine, EngineError, Scope, Selector};
 use crate::{
     migrate::{self, Repaired},
-    model::{RecordStatus, RepairAction, Version},
+    model::{MigrationKey, RecordStatus, RepairAction},
 };
 
 /// `Repair`: which tenants, which version, what to record.
@@ -18,8 +18,8 @@ pub struct RepairRequest {
     pub fleet: String,
     /// Which tenants.
     pub tenants: RepairTenants,
-    /// The version whose record is rewritten.
-    pub version: Version,
+    /// The migration whose record is rewritten (a repeatable's too).
+    pub version: MigrationKey,
     /// What to record.
     pub action: RepairAction,
 }
@@ -39,8 +39,8 @@ pub enum RepairTenants {
 pub struct RepairOutcome {
     /// The tenant.
     pub tenant: String,
-    /// The version asked for.
-    pub version: Version,
+    /// The migration asked for.
+    pub version: MigrationKey,
     /// The record's status before; `None` when the tenant had no record of the version.
     pub previous: Option<RecordStatus>,
     /// False when the record was already as asked (nothing written) or the tenant was

@@ -18,8 +18,8 @@ pub struct FleetInfo {
     pub migration_count: u32,
     /// The set's highest version.
     pub latest_version: Option<crate::model::Version>,
-    /// Versions whose up script destroys data, ascending.
-    pub destructive_versions: Vec<crate::model::Version>,
+    /// Migrations (keys: a repeatable's too) whose up script destroys data, ascending.
+    pub destructive_versions: Vec<crate::model::MigrationKey>,
     /// The set's directory, absolute when it can be resolved.
     pub migrations_dir: std::path::PathBuf,
     /// The set's layout as read (`sqlx`, `diesel`, …; detected when configured `auto`).
@@ -73,14 +73,14 @@ pub struct TenantHistory {
     pub current_version: Option<crate::model::Version>,
     /// Every record, by version.
     pub records: Vec<crate::model::HistoryRecord>,
-    /// Applied versions whose file's checksum is another now.
-    pub drifted: Vec<crate::model::Version>,
+    /// Applied migrations (keys) whose file's checksum is another now.
+    pub drifted: Vec<crate::model::MigrationKey>,
     /// Applied versions whose `down` script is another now, or gone, than when recorded.
-    pub down_drifted: Vec<crate::model::Version>,
-    /// Recorded versions with no file in the set.
-    pub missing: Vec<crate::model::Version>,
-    /// The set's versions not yet applied, ascending.
-    pub pending: Vec<crate::model::Version>,
+    pub down_drifted: Vec<crate::model::MigrationKey>,
+    /// Recorded migrations (keys) with no file in the set.
+    pub missing: Vec<crate::model::MigrationKey>,
+    /// The set's migrations (keys) not yet applied, ascending.
+    pub pending: Vec<crate::model::MigrationKey>,
 }
 
 /// One wave a rollout would run.
@@ -178,8 +178,8 @@ pub struct TenantStatus {
     pub current_version: Option<crate::model::Version>,
     /// Versions of the set not applied.
     pub pending: u32,
-    /// Versions whose record is `failed` or `running`.
-    pub failed_versions: Vec<crate::model::Version>,
+    /// Migrations (keys) whose record is `failed` or `running`.
+    pub failed_versions: Vec<crate::model::MigrationKey>,
     /// Why the tenant could not be read.
     pub error: Option<String>,
     /// When this was read, Unix ms; `None`: never.

@@ -75,22 +75,15 @@ impl Engine {
     /// # Errors
     /// As [`Engine::apply`], without the digest check; [`EngineError::NothingToRollBack`]
     /// for a target version above the set's latest (it would roll back nothing anywhere, as
-    /// an apply to it is refused); [`EngineError::RepeatableRollbackTarget`] for a
-    /// repeatable's key.
+    /// an apply to it is refused). A target is a [`Version`](crate::model::Version): a
+    /// request naming a repeatable is refused where it is read
+    /// ([`EngineError::RepeatableRollbackTarget`], `api::receive`).
     pub async fn rollback(
         &self,
         req: RollbackRequest,
         caller: Caller,
     ) -> Result<String, EngineError> {
         let scope = self.scope(&req.fleet, &req.selector).await?;
-        if let RollbackTarget::ToVersion(v) = &req.target
-            && v.is_repeatable()
-        {
-            return Err(EngineError::RepeatableRollbackTarget {
-                fleet: scope.fleet.name.clone(),
-                version: v.clone(),
-            });
-        }
         if let RollbackTarget::ToVersion(v) = &req.target
             && scope
                 .set
@@ -100,7 +93,7 @@ impl Engine {
         {
             return Err(EngineError::NothingToRollBack {
                 fleet: scope.fleet.name.clone(),
-                version: v.clone(),
+                version: *v,
                 latest: scope.set.latest().map(Box::new),
             });
         }

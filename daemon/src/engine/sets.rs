@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{Caller, Engine, EngineError};
 use crate::{
     fleet::{Fleet, FleetError, SetError, SetFile, SetRef, load_published, tag_refusal},
-    model::{DialectKind, MigrationSet, SetFormat},
+    model::{DialectKind, MigrationKey, MigrationSet, SetFormat},
     rollout::published_set,
     store::{Deletion, NewSet, StoredFile, StoredSet, TagMove},
 };
@@ -77,12 +77,12 @@ pub(crate) struct SetDiff {
     pub(crate) from: String,
     /// The second set's digest.
     pub(crate) to: String,
-    /// Versions only the second set has.
-    pub(crate) added: Vec<(String, String)>,
-    /// Versions only the first set has.
-    pub(crate) removed: Vec<(String, String)>,
-    /// Versions both have, with another name or script.
-    pub(crate) changed: Vec<(String, String)>,
+    /// Migrations (key, name) only the second set has.
+    pub(crate) added: Vec<(MigrationKey, String)>,
+    /// Migrations only the first set has.
+    pub(crate) removed: Vec<(MigrationKey, String)>,
+    /// Migrations both have, with another name or script.
+    pub(crate) changed: Vec<(MigrationKey, String)>,
 }
 
 impl Engine {
@@ -348,7 +348,7 @@ impl Engine {
     pub(crate) async fn diff_sets(&self, from: &str, to: &str) -> Result<SetDiff, EngineError> {
         let (from_digest, old) = self.parsed(from).await?;
         let (to_digest, new) = self.parsed(to).await?;
-        let entry = |m: &crate::model::Migration| (m.version.to_string(), m.name.clone());
+        let entry = |m: &crate::model::Migration| (m.version.clone(), m.name.clone());
         let mut diff = SetDiff {
             from: from_digest,
             to: to_digest,

@@ -147,11 +147,7 @@ fn summary(scope: &Scope, tally: &Tally) -> FleetStatus {
         fleet: scope.fleet.name.clone(),
         latest_version: scope.set.latest(),
         tenant_count: scope.tenants.len() as u32,
-        versions: tally
-            .versions
-            .iter()
-            .map(|(v, n)| (v.clone(), *n))
-            .collect(),
+        versions: tally.versions.iter().map(|(v, n)| (*v, *n)).collect(),
         up_to_date: tally.count(TenantClass::UpToDate),
         pending: tally.count(TenantClass::Pending),
         failed: tally.count(TenantClass::Failed) + tally.count(TenantClass::Blocked),
@@ -169,7 +165,7 @@ fn summary(scope: &Scope, tally: &Tally) -> FleetStatus {
 fn line(tenant: &str, k: Option<&KnownState>, c: &Classification) -> TenantStatus {
     TenantStatus {
         tenant: tenant.to_owned(),
-        current_version: c.current_version.clone(),
+        current_version: c.current_version,
         pending: c.pending,
         failed_versions: k.map(|k| k.failed_versions.clone()).unwrap_or_default(),
         error: k.and_then(|k| k.error.clone()),

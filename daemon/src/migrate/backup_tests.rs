@@ -205,7 +205,7 @@ async fn a_failed_backup_fails_the_tenant_before_the_destructive_step() {
     assert_eq!(report.outcome, TenantOutcome::Failed);
     let f = report.failure.expect("a failure");
     assert_eq!(f.code, FailureCode::BackupFailed);
-    assert_eq!(f.version, Some(Version::from(3)));
+    assert_eq!(f.version, Some(3.into()));
     assert!(f.message.contains("pg_dump not found"), "{}", f.message);
     assert_eq!(report.migrations_run, 2);
     assert_eq!(
@@ -216,7 +216,7 @@ async fn a_failed_backup_fails_the_tenant_before_the_destructive_step() {
     assert!(!events(&seen).contains(&"start 3".to_owned()));
     let s = db.state();
     let history = s.history.as_ref().expect("history");
-    assert!(!history.contains_key(&Version::from(3)), "{history:?}");
+    assert!(!history.contains_key(&3.into()), "{history:?}");
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ pub(crate) async fn baseline(
             }
             let (versions, rollout_id, applied_by) = match source {
                 BaselineSource::UpTo(to) => {
-                    let versions: Vec<crate::model::Version> = set
+                    let versions: Vec<crate::model::MigrationKey> = set
                         .iter()
                         .map(|m| m.version.clone())
                         .filter(|v| !set.compare(v, &to).is_gt())

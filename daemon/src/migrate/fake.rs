@@ -17,7 +17,9 @@ use async_trait::async_trait;
 
 use crate::{
     dialect::{Database, DbError, History, Item, ItemError, LockCheck, Session},
-    model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, RecordWrite, SetFormat, Version},
+    model::{
+        DialectKind, ForeignRow, HistoryRecord, LockGuard, MigrationKey, RecordWrite, SetFormat,
+    },
 };
 
 /// The lock check the fake hands out, followed by the holding session's id (a check may run
@@ -58,7 +60,7 @@ pub(super) struct Faults {
 pub(super) struct State {
     pub(super) faults: Faults,
     /// The history table, once made.
-    pub(super) history: Option<BTreeMap<Version, RecordWrite>>,
+    pub(super) history: Option<BTreeMap<MigrationKey, RecordWrite>>,
     /// The log table, in order.
     pub(super) log: Vec<RecordWrite>,
     /// Script statements that took effect, in order.

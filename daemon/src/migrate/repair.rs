@@ -36,7 +36,7 @@ pub enum RepairError {
     )]
     NothingToRepair {
         /// The version asked for.
-        version: crate::model::Version,
+        version: crate::model::MigrationKey,
     },
     /// Marking: the version is not in the fleet's migration set (`Forget` is for that).
     #[error(
@@ -45,13 +45,13 @@ pub enum RepairError {
     )]
     NotInSet {
         /// The version asked for.
-        version: crate::model::Version,
+        version: crate::model::MigrationKey,
     },
     /// Accepting a checksum: the version has no applied record.
     #[error("version {version} has no applied record whose checksum could be accepted")]
     NoDrift {
         /// The version asked for.
-        version: crate::model::Version,
+        version: crate::model::MigrationKey,
     },
     /// Forgetting: the version's file is still in the set.
     #[error(
@@ -60,7 +60,7 @@ pub enum RepairError {
     )]
     NotGone {
         /// The version asked for.
-        version: crate::model::Version,
+        version: crate::model::MigrationKey,
     },
 }
 
@@ -94,7 +94,7 @@ pub(crate) async fn repair(
     lock_timeout: std::time::Duration,
     applied_by: &str,
     set: &MigrationSet,
-    version: crate::model::Version,
+    version: crate::model::MigrationKey,
     action: RepairAction,
 ) -> Result<Repaired, RepairError> {
     under_lock(

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use crate::{
     dialect::DbError,
     model::{
-        Direction, FailureCode, HistoryRecord, MigrationSet, PlanView, RecordStatus, Step,
-        TenantFailure, TenantOutcome,
+        Direction, FailureCode, HistoryRecord, MigrationKey, MigrationSet, PlanView, RecordStatus,
+        Step, TenantFailure, TenantOutcome,
     },
 };
 
@@ -17,7 +17,7 @@ pub(crate) struct Known {
     /// What is applied; `None` when the tenant could not be read.
     pub(crate) applied: Option<crate::model::Applied>,
     pub(crate) current_version: Option<crate::model::Version>,
-    pub(crate) failed_versions: Vec<crate::model::Version>,
+    pub(crate) failed_versions: Vec<MigrationKey>,
     /// A record stops an apply until `avocet repair`.
     pub(crate) blocked: bool,
     /// Why the tenant could not be read.
@@ -101,7 +101,7 @@ impl TenantReport {
 /// A tenant failure from a database error: `lock_timeout`, `unreachable` or `history`.
 pub(crate) fn db_failure(
     tenant: &str,
-    version: Option<crate::model::Version>,
+    version: Option<crate::model::MigrationKey>,
     e: &DbError,
 ) -> TenantFailure {
     let code = match e {
@@ -136,11 +136,11 @@ pub(crate) fn failed(
 
 /// What has run on a tenant so far, from its history when the lock was taken.
 pub(crate) struct Progress {
-    applied: BTreeSet<crate::model::Version>,
-    /// Versions recorded `failed` or `running`.
-    attention: BTreeSet<crate::model::Version>,
+    applied: BTreeSet<MigrationKey>,
+    /// Migrations recorded `failed` or `running`.
+    attention: BTreeSet<MigrationKey>,
     /// Those of them that stop an apply until `avocet repair`.
-    blocking: BTreeSet<crate::model::Version>,
+    blocking: BTreeSet<MigrationKey>,
     run: u32,
 }
 
@@ -175,7 +175,7 @@ impl Progress {
 
     /// The newest numbered version applied in `set`'s order (a repeatable is never current).
     pub(crate) fn current(&self, set: &MigrationSet) -> Option<crate::model::Version> {
-        set.newest(self.applied.iter().filter(|v| !v.is_repeatable()).cloned())
+        set.newest(self.applied.iter().filter_map(MigrationKey::version))
     }
 
     /// `step` ran to completion.

@@ -181,7 +181,7 @@ async fn migrate(
                     .map_or_else(|| "none".to_owned(), |v| v.to_string());
                 let failure = TenantFailure {
                     code: FailureCode::Drifted,
-                    version,
+                    version: version.map(Into::into),
                     message: format!(
                         "tenant {}: its schema (fingerprint {}) is not the expected one for \
                          version {shown} ({}); nothing ran (`avocet census --tenant {}` \

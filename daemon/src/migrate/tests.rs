@@ -19,8 +19,8 @@ use crate::{
     fleet::Tenant,
     model::{
         ApplyOptions, BaselineSource, DialectKind, Direction, FailureCode, LockGuard, LockRetry,
-        Migration, MigrationSet, RecordStatus, RepairAction, RollbackTarget, RolloutOp, Step,
-        TenantOutcome, TransactionMode, Version,
+        Migration, MigrationKey, MigrationSet, RecordStatus, RepairAction, RollbackTarget,
+        RolloutOp, Step, TenantOutcome, TransactionMode, Version,
     },
 };
 
@@ -164,13 +164,13 @@ impl Case {
 
     fn status(&self, v: i64) -> Option<(RecordStatus, i64)> {
         let s = self.db.state();
-        let r = s.history.as_ref()?.get(&Version::from(v))?;
+        let r = s.history.as_ref()?.get(&MigrationKey::from(v))?;
         Some((r.status, r.statements_done))
     }
 
     fn error(&self, v: i64) -> String {
         let s = self.db.state();
-        let r = &s.history.as_ref().unwrap()[&Version::from(v)];
+        let r = &s.history.as_ref().unwrap()[&MigrationKey::from(v)];
         r.error.clone().unwrap_or_default()
     }
 
@@ -484,7 +484,7 @@ async fn rule_5_a_rollback_marks_rows_rolled_back_and_logs_every_change() {
     assert_eq!(report.outcome, TenantOutcome::Succeeded);
     assert_eq!(report.current_version, Some(Version::from(1)));
     let s = case.db.state();
-    let row = &s.history.as_ref().unwrap()[&Version::from(2)];
+    let row = &s.history.as_ref().unwrap()[&MigrationKey::from(2)];
     assert_eq!(
         (row.status, row.direction),
         (RecordStatus::RolledBack, Direction::Down)

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     dialect::{DbError, Item, ItemError, Session, Timing},
-    model::{RecordStatus, Version},
+    model::{MigrationKey, RecordStatus},
 };
 
 /// What one item of the transaction is.
@@ -257,7 +257,7 @@ async fn record(
     failed: Failed,
     clean: bool,
 ) -> Result<Ran, DbError> {
-    let versions: Vec<Version> = steps
+    let versions: Vec<MigrationKey> = steps
         .iter()
         .map(|r| r.step.migration.version.clone())
         .collect();
@@ -289,7 +289,7 @@ async fn record(
 }
 
 /// "1, 2 and 3".
-pub(super) fn list(versions: &[Version]) -> String {
+pub(super) fn list(versions: &[MigrationKey]) -> String {
     let text: Vec<String> = versions.iter().map(ToString::to_string).collect();
     match text.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),

@@ -102,13 +102,12 @@ pub struct BackupRecord {
     pub name: String,
     /// The rollout whose migration it was taken before; empty for an ad-hoc backup.
     pub rollout_id: String,
-    /// The migration it was taken before (in its text form, `3`, `1.2.3`), and the direction
-    /// of that step: the link from the backup to that migration's history row; `None` for
-    /// an ad-hoc backup.
-    pub before: Option<(String, Direction)>,
-    /// The tenant's version in the backup: its newest applied numbered version, in its text
-    /// form; empty when nothing was applied.
-    pub version: String,
+    /// The migration it was taken before, and the direction of that step: the link from
+    /// the backup to that migration's history row; `None` for an ad-hoc backup.
+    pub before: Option<(super::MigrationKey, Direction)>,
+    /// The tenant's version in the backup: its newest applied numbered version; `None` when
+    /// nothing was applied.
+    pub version: Option<super::Version>,
     /// The file, as the daemon wrote it (absolute, or relative to its working directory).
     pub path: String,
     /// The file's size, bytes.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Direction, PlanView, RecordStatus, RolloutState, Strategy, Version};
+use super::{Direction, MigrationKey, PlanView, RecordStatus, RolloutState, Strategy, Version};
 
 /// One progress event of a rollout. `seq` starts at 1 and has no gaps.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,10 +74,12 @@ pub struct BackupTaken {
     pub tenant: String,
     /// The backup's id (`avocet restore --backup ID`).
     pub backup_id: String,
-    /// The tenant's version in the backup, in its text form; empty when none.
-    pub version: String,
+    /// The tenant's version in the backup; `None` when nothing was applied (stored events
+    /// of earlier releases wrote its text, empty for none: both are read).
+    #[serde(with = "text_version")]
+    pub version: Option<Version>,
     /// The migration it precedes.
-    pub before: Version,
+    pub before: MigrationKey,
     /// The file's size, bytes.
     pub bytes: u64,
     /// The file's SHA-256, lowercase hex.
@@ -110,8 +112,8 @@ pub struct RolloutStarted {
 pub struct MigrationStarted {
     /// The tenant.
     pub tenant: String,
-    /// The migration's version.
-    pub version: Version,
+    /// The migration's key.
+    pub version: MigrationKey,
     /// The migration's name.
     pub name: String,
     /// Which script runs.
@@ -125,8 +127,8 @@ pub struct MigrationStarted {
 pub struct MigrationFinished {
     /// The tenant.
     pub tenant: String,
-    /// The migration's version.
-    pub version: Version,
+    /// The migration's key.
+    pub version: MigrationKey,
     /// The migration's name.
     pub name: String,
     /// `Applied`, `RolledBack` or `Failed`.
@@ -147,8 +149,8 @@ pub struct MigrationFinished {
 pub struct LockRetry {
     /// The tenant.
     pub tenant: String,
-    /// The migration's version.
-    pub version: Version,
+    /// The migration's key.
+    pub version: MigrationKey,
     /// The statement that gave up, 1-based.
     pub statement: u32,
     /// This retry, from 1.
@@ -270,8 +272,8 @@ impl fmt::Display for FailureCode {
 pub struct TenantFailure {
     /// What kind of failure.
     pub code: FailureCode,
-    /// The version concerned, if one is.
-    pub version: Option<Version>,
+    /// The migration concerned, if one is.
+    pub version: Option<MigrationKey>,
     /// A sentence for people.
     pub message: String,
 }
@@ -340,5 +342,58 @@ impl RolloutSummary {
             TenantOutcome::Skipped => self.skipped += 1,
             TenantOutcome::Succeeded | TenantOutcome::Planned => self.succeeded += 1,
         }
+    }
+}
+
+/// [`BackupTaken::version`] stored as its text, empty for none: what every release wrote
+/// (when it was a `String`), so replicas of either reading the other's events agree.
+mod text_version {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Version;
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Version>, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_events_version_is_stored_as_the_text_every_release_wrote() {
+        let taken = |version: Option<Version>| BackupTaken {
+            tenant: "t00".into(),
+            backup_id: "b".into(),
+            version,
+            before: MigrationKey::from(2),
+            bytes: 1,
+            sha256: String::new(),
+            duration_ms: 0,
+        };
+        let json = serde_json::to_value(taken(Some("1.2".parse().unwrap()))).unwrap();
+        assert_eq!(
+            (&json["version"], &json["before"]),
+            (&"1.2".into(), &2.into())
+        );
+        let none = serde_json::to_value(taken(None)).unwrap();
+        assert_eq!(none["version"], "");
+        let back: BackupTaken = serde_json::from_value(none).unwrap();
+        assert_eq!(back.version, None);
+        let back: BackupTaken = serde_json::from_value(json).unwrap();
+        assert_eq!(back.version, Some("1.2".parse().unwrap()));
     }
 }

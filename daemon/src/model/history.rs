@@ -64,8 +64,8 @@ impl FromStr for RecordStatus {
 /// One row of the history table, as the planner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRecord {
-    /// Migration version.
-    pub version: super::Version,
+    /// Migration key (a version, or a repeatable's `R__<description>`).
+    pub version: super::MigrationKey,
     /// Migration name when it was recorded.
     pub name: String,
     /// Hex SHA-256 of the `up` script that ran.
@@ -124,8 +124,8 @@ impl HistoryRecord {
 /// A full history row to insert or replace, plus what the log row needs.
 #[derive(Debug, Clone)]
 pub struct RecordWrite {
-    /// Migration version (the primary key).
-    pub version: super::Version,
+    /// Migration key (the primary key).
+    pub version: super::MigrationKey,
     /// Migration name.
     pub name: String,
     /// Hex SHA-256 of the `up` script.

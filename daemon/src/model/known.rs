@@ -12,32 +12,33 @@ use std::{
     collections::{BTreeMap, BTreeSet},
 };
 
-use super::{MigrationSet, Version};
+use super::{MigrationKey, MigrationSet, Version};
 
 /// What a tenant's history table held when it was last read (or changed by a rollout).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Numbered versions (baseline migrations' included) recorded `applied`.
     pub versions: BTreeSet<Version>,
-    /// Repeatables recorded `applied`, each with the checksum of the `up` script that ran:
-    /// one whose file changed since is pending again.
-    pub repeatables: BTreeMap<Version, String>,
+    /// Repeatables recorded `applied` (every key a [`MigrationKey::Repeatable`]), each with
+    /// the checksum of the `up` script that ran: one whose file changed since is pending
+    /// again.
+    pub repeatables: BTreeMap<MigrationKey, String>,
 }
 
 impl Applied {
-    /// From the applied versions of a run's progress, whose repeatables ran the set's
-    /// file as it is: their checksums are the set's.
-    pub fn from_versions(set: &MigrationSet, applied: &BTreeSet<Version>) -> Self {
+    /// From the applied keys of a run's progress, whose repeatables ran the set's file as
+    /// it is: their checksums are the set's.
+    pub fn from_versions(set: &MigrationSet, applied: &BTreeSet<MigrationKey>) -> Self {
         let mut out = Self::default();
-        for v in applied {
-            match v.is_repeatable() {
-                true => {
-                    if let Some(m) = set.get(v.clone()) {
-                        out.repeatables.insert(v.clone(), m.up.checksum.clone());
-                    }
+        for key in applied {
+            match key {
+                MigrationKey::Versioned(v) => {
+                    out.versions.insert(*v);
                 }
-                false => {
-                    out.versions.insert(v.clone());
+                MigrationKey::Repeatable(_) => {
+                    if let Some(m) = set.get(key.clone()) {
+                        out.repeatables.insert(key.clone(), m.up.checksum.clone());
+                    }
                 }
             }
         }
@@ -58,8 +59,8 @@ pub struct KnownState {
     /// Highest applied version in the set of the day it was read (what an older daemon
     /// reads; [`KnownState::classify`] says what it is in the set of now).
     pub current_version: Option<Version>,
-    /// Versions recorded `failed` or `running`.
-    pub failed_versions: Vec<Version>,
+    /// Migrations recorded `failed` or `running` (a repeatable may be one).
+    pub failed_versions: Vec<MigrationKey>,
     /// One of those records stops an apply until `avocet repair`: a `running` record, or
     /// a `failed` one that an apply does not retry.
     pub blocked: bool,
@@ -142,7 +143,7 @@ impl KnownState {
         let applied = match &self.applied {
             Some(applied) => applied,
             None => {
-                legacy = legacy_applied(set, self.current_version.clone(), &self.failed_versions);
+                legacy = legacy_applied(set, self.current_version, &self.failed_versions);
                 &legacy
             }
         };
@@ -167,20 +168,30 @@ impl KnownState {
 /// What a state stored before schema 6 (its highest applied version only) is taken to
 /// have applied: every numbered version of the set up to it, less the failed ones, and
 /// every repeatable as it is now (nothing was known of them).
-fn legacy_applied(set: &MigrationSet, current: Option<Version>, failed: &[Version]) -> Applied {
+fn legacy_applied(
+    set: &MigrationSet,
+    current: Option<Version>,
+    failed: &[MigrationKey],
+) -> Applied {
     let mut applied = Applied::default();
     let Some(current) = current else {
         return applied;
     };
     for m in set.iter().chain(set.baselines()) {
-        let v = &m.version;
-        if v.is_repeatable() {
-            applied.repeatables.insert(v.clone(), m.up.checksum.clone());
-        } else if set.compare(v, &current) != Ordering::Greater && !failed.contains(v) {
-            applied.versions.insert(v.clone());
+        match &m.version {
+            MigrationKey::Repeatable(_) => {
+                applied
+                    .repeatables
+                    .insert(m.version.clone(), m.up.checksum.clone());
+            }
+            MigrationKey::Versioned(v) => {
+                if set.compare(v, &current) != Ordering::Greater && !failed.contains(&m.version) {
+                    applied.versions.insert(*v);
+                }
+            }
         }
     }
-    if !failed.contains(&current) {
+    if !failed.contains(&current.into()) {
         applied.versions.insert(current);
     }
     applied
@@ -196,29 +207,23 @@ fn pending(set: &MigrationSet, applied: &Applied) -> u32 {
         true => set.baselines().next_back().map(|b| &b.version),
         false => None,
     };
-    let floor = start.cloned().or_else(|| {
+    let floor = start.and_then(MigrationKey::version).or_else(|| {
         set.newest(
             applied
                 .versions
                 .iter()
                 .filter(|v| set.baseline(v).is_some())
-                .cloned(),
+                .copied(),
         )
     });
-    let covered = |v: &Version| {
-        !v.is_repeatable()
-            && floor
-                .as_ref()
-                .is_some_and(|f| set.compare(v, f) != Ordering::Greater)
-    };
+    let covered = |v: &Version| floor.is_some_and(|f| set.compare(v, &f) != Ordering::Greater);
     let rest = set
         .iter()
-        .filter(|m| {
-            let v = &m.version;
-            match v.is_repeatable() {
-                true => applied.repeatables.get(v) != Some(&m.up.checksum),
-                false => !covered(v) && !applied.versions.contains(v),
+        .filter(|m| match &m.version {
+            MigrationKey::Repeatable(_) => {
+                applied.repeatables.get(&m.version) != Some(&m.up.checksum)
             }
+            MigrationKey::Versioned(v) => !covered(v) && !applied.versions.contains(v),
         })
         .count();
     (rest + usize::from(start.is_some())) as u32
@@ -241,7 +246,7 @@ impl Tally {
     pub fn add(&mut self, c: &Classification, count: u32, read_at: Option<i64>) {
         *self.classes.entry(c.class).or_default() += count;
         if !matches!(c.class, TenantClass::NeverRead | TenantClass::Unreachable) {
-            *self.versions.entry(c.current_version.clone()).or_default() += count;
+            *self.versions.entry(c.current_version).or_default() += count;
         }
         if let Some(at) = read_at {
             self.oldest_read_at = Some(self.oldest_read_at.map_or(at, |o| o.min(at)));

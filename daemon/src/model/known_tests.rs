@@ -28,7 +28,7 @@ pub(crate) fn numbered(v: i64) -> Migration {
 
 pub(crate) fn repeatable(name: &str, sql: &str) -> Migration {
     Migration {
-        version: Version::repeatable(name).unwrap(),
+        version: MigrationKey::repeatable(name).unwrap(),
         name: name.to_owned(),
         up: script(sql),
         down: None,
@@ -75,7 +75,7 @@ fn every_class_and_its_precedence() {
     assert_eq!(class(&state(&[1, 2, 3]), &s), (TenantClass::UpToDate, 0));
     assert_eq!(class(&state(&[1]), &s), (TenantClass::Pending, 2));
     let mut failed = state(&[1]);
-    failed.failed_versions = vec![v(2)];
+    failed.failed_versions = vec![2.into()];
     assert_eq!(class(&failed, &s), (TenantClass::Failed, 2));
     let mut blocked = failed.clone();
     blocked.blocked = true;
@@ -89,7 +89,7 @@ fn every_class_and_its_precedence() {
     assert_eq!(never.current_version, None);
     // A failed record on a tenant with nothing else pending is still failed.
     let mut failed_last = state(&[1, 2, 3]);
-    failed_last.failed_versions = vec![v(3)];
+    failed_last.failed_versions = vec![3.into()];
     assert_eq!(class(&failed_last, &s).0, TenantClass::Failed);
 }
 
@@ -178,15 +178,15 @@ fn a_state_stored_before_schema_6_is_judged_from_its_version() {
     assert_eq!(class(&k, &set(4)), (TenantClass::Pending, 4));
     // Its failed versions are not taken as applied.
     k.current_version = Some(v(3));
-    k.failed_versions = vec![v(3)];
+    k.failed_versions = vec![3.into()];
     assert_eq!(class(&k, &set(3)), (TenantClass::Failed, 1));
 }
 
 #[test]
 fn applied_from_a_runs_versions_takes_the_sets_checksums() {
     let s = set_of(vec![numbered(1), repeatable("view", "SELECT 1;")]);
-    let r = Version::repeatable("view").unwrap();
-    let applied = Applied::from_versions(&s, &BTreeSet::from([v(1), r.clone()]));
+    let r = MigrationKey::repeatable("view").unwrap();
+    let applied = Applied::from_versions(&s, &BTreeSet::from([1.into(), r.clone()]));
     assert_eq!(applied.versions, BTreeSet::from([v(1)]));
     assert_eq!(
         applied.repeatables.get(&r),

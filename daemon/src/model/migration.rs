@@ -120,11 +120,11 @@ impl Script {
 /// One versioned change, or a Flyway repeatable migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
-    /// The version its file name gives, parsed as its format parses it; unique within a set.
-    /// A repeatable migration's is its key `R__<description>`
-    /// ([`super::Version::repeatable`]): it runs after every numbered version, again each
-    /// time its checksum changes, and is never rolled back.
-    pub version: super::Version,
+    /// Its key: the version its file name gives, parsed as its format parses it; unique
+    /// within a set. A repeatable migration's is its description
+    /// ([`super::MigrationKey::Repeatable`], `R__<description>`): it runs after every
+    /// numbered version, again each time its checksum changes, and is never rolled back.
+    pub version: super::MigrationKey,
     /// The rest of the file name, e.g. `create_accounts`.
     pub name: String,
     /// The forward script; its checksum is the migration's checksum.
@@ -154,8 +154,8 @@ impl fmt::Display for SetDigest {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("version {version} is defined twice: {first} and {second}")]
 pub struct DuplicateVersion {
-    /// The version.
-    pub version: super::Version,
+    /// The key.
+    pub version: super::MigrationKey,
     /// The first migration's name.
     pub first: String,
     /// The second migration's name.

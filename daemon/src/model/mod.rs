@@ -23,7 +23,8 @@
 //! | `strategy.rs` | [`Strategy`], [`StrategyRequest`], [`Amount`], [`RolloutState`] |
 //! | `lifecycle.rs` | the state machines: [`RolloutStep`]s of a [`RolloutState`], [`WorkStep`]s of a [`WorkState`], [`Refused`] |
 //! | `rollout.rs` | a rollout as stored: [`RolloutRecord`], its [`RolloutSpec`], [`TenantWork`], [`AuditEntry`] |
-//! | `version.rs` | [`Version`]: an integer, Flyway's dotted version or a repeatable's key, and their order |
+//! | `version.rs` | [`Version`]: an integer or Flyway's dotted version, and their order |
+//! | `key.rs` | [`MigrationKey`]: a migration's key, a [`Version`] or a Flyway repeatable's description, and their order; [`Keyed`] |
 //! | `known.rs` | a tenant's last-known state ([`KnownState`], [`Applied`]) and its one classification against a set: [`classify`], [`TenantClass`], [`Tally`] |
 //! | `schema.rs` | a tenant's schema as one canonical model: [`SchemaModel`], its fingerprint ([`FingerprintOptions`]) |
 //! | `schema_diff.rs` | [`diff_schemas`]: two models compared as [`SchemaChange`]s |
@@ -36,6 +37,7 @@ mod foreign;
 mod format;
 mod guard;
 mod history;
+mod key;
 pub(crate) mod known;
 mod labels;
 mod lifecycle;
@@ -67,6 +69,8 @@ pub use foreign::{ForeignRow, flyway_checksum, refinery_checksum, sqlx_checksum}
 pub use format::SetFormat;
 pub use guard::LockGuard;
 pub use history::{BaselineSource, HistoryRecord, RecordStatus, RecordWrite, RepairAction};
+pub(crate) use key::flyway_description;
+pub use key::{Keyed, MAX_REPEATABLE_KEY_BYTES, MigrationKey, REPEATABLE_PREFIX};
 pub use known::{Applied, Classification, KnownState, Tally, TenantClass, classify};
 pub use labels::Labels;
 pub use lifecycle::{ROLLOUT_STATES, Refused, RolloutStep, WorkStep};
@@ -94,7 +98,4 @@ pub use schema::{
 pub use schema_diff::{SchemaChange, diff_schemas};
 pub use set::{MigrationSet, VersionOrder};
 pub use strategy::{Amount, RolloutState, Strategy, StrategyRequest};
-pub(crate) use version::flyway_description;
-pub use version::{
-    MAX_REPEATABLE_KEY_BYTES, MAX_VERSION_PARTS, REPEATABLE_PREFIX, Version, VersionError,
-};
+pub use version::{MAX_VERSION_PARTS, Version, VersionError};

@@ -183,7 +183,7 @@ pub struct Diagnostic {
     /// What kind of finding.
     pub code: Code,
     /// The version concerned, if one is.
-    pub version: Option<super::Version>,
+    pub version: Option<super::MigrationKey>,
     /// A sentence for people, naming the version and what to do.
     pub message: String,
 }
@@ -248,8 +248,8 @@ pub struct PlanView {
 /// One step of a [`PlanView`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepView {
-    /// The migration's version.
-    pub version: super::Version,
+    /// The migration's key.
+    pub version: super::MigrationKey,
     /// The migration's name.
     pub name: String,
     /// Which script runs.
@@ -276,7 +276,7 @@ impl PlanView {
 impl From<&Plan> for PlanView {
     fn from(plan: &Plan) -> Self {
         Self {
-            current_version: plan.current_version.clone(),
+            current_version: plan.current_version,
             steps: plan
                 .steps
                 .iter()

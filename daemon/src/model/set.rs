@@ -5,7 +5,7 @@ use std::{borrow::Cow, cmp::Ordering, collections::BTreeMap, sync::Arc};
 
 use sha2::{Digest, Sha256};
 
-use super::{DuplicateVersion, HistoryRecord, Migration, SetDigest, Version};
+use super::{DuplicateVersion, HistoryRecord, Keyed, Migration, MigrationKey, SetDigest, Version};
 
 /// How a set's tool orders its versions, and so in which order Avocet runs them, which
 /// version is current, which are below a target and which are out of order.
@@ -88,7 +88,7 @@ impl MigrationSet {
     /// # Errors
     /// [`DuplicateVersion`] when two migrations share a version.
     pub fn new(mut migrations: Vec<Migration>) -> Result<Self, DuplicateVersion> {
-        migrations.sort_by_key(|m| m.version.clone());
+        migrations.sort_by(|a, b| a.version.cmp(&b.version));
         if let Some(d) = duplicate(&migrations) {
             return Err(d);
         }
@@ -101,26 +101,28 @@ impl MigrationSet {
     }
 
     /// The same set in [`VersionOrder::Text`]: ordered by `keys`, each version's text as
-    /// its tool writes it (a version without a key is read as [`Version`] displays it).
-    /// The digest does not change: it is the set's content, not its order.
+    /// its tool writes it (a version without a key is read as [`Version`] displays it;
+    /// repeatables stay after every numbered version). The digest does not change: it is
+    /// the set's content, not its order.
     pub fn with_text_order(mut self, keys: &BTreeMap<Version, String>) -> Self {
         let key = |m: &Migration| {
-            keys.get(&m.version)
-                .cloned()
+            m.version
+                .version()
+                .and_then(|v| keys.get(&v).cloned())
                 .unwrap_or_else(|| m.version.to_string())
         };
         let mut keyed: Vec<(String, Arc<Migration>)> =
             self.migrations.drain(..).map(|m| (key(&m), m)).collect();
         keyed.sort_by(|(ka, a), (kb, b)| {
-            (a.version.is_repeatable(), ka, a.version.clone()).cmp(&(
+            (a.version.is_repeatable(), ka, &a.version).cmp(&(
                 b.version.is_repeatable(),
                 kb,
-                b.version.clone(),
+                &b.version,
             ))
         });
         (self.keys, self.migrations) = keyed.into_iter().unzip();
         let mut by_version: Vec<usize> = (0..self.migrations.len()).collect();
-        by_version.sort_by_key(|&i| self.migrations[i].version.clone());
+        by_version.sort_by(|&i, &j| self.migrations[i].version.cmp(&self.migrations[j].version));
         self.by_version = by_version;
         self.order = VersionOrder::Text;
         self
@@ -135,7 +137,7 @@ impl MigrationSet {
         mut self,
         mut baselines: Vec<Migration>,
     ) -> Result<Self, DuplicateVersion> {
-        baselines.sort_by_key(|m| m.version.clone());
+        baselines.sort_by(|a, b| a.version.cmp(&b.version));
         if let Some(d) = duplicate(&baselines) {
             return Err(d);
         }
@@ -204,8 +206,8 @@ impl MigrationSet {
         self.baselines.iter()
     }
 
-    /// The position in [`Self::iter`] of the migration with `version`.
-    fn position(&self, version: &Version) -> Option<usize> {
+    /// The position in [`Self::iter`] of the migration with key `version`.
+    fn position(&self, version: &MigrationKey) -> Option<usize> {
         match self.order {
             VersionOrder::Numeric => self
                 .migrations
@@ -219,21 +221,26 @@ impl MigrationSet {
         }
     }
 
-    /// The migration with `version` (a [`Version`] or an `i64`), if the set has it: the
-    /// versioned one, else a baseline migration of that version.
-    pub fn get(&self, version: impl Into<Version>) -> Option<&Arc<Migration>> {
-        let version = version.into();
-        self.position(&version)
+    /// The migration with key `version` (a [`MigrationKey`], a [`Version`] or an `i64`),
+    /// if the set has it: the versioned one, else a baseline migration of that version.
+    pub fn get(&self, version: impl Into<MigrationKey>) -> Option<&Arc<Migration>> {
+        let key = version.into();
+        self.position(&key)
             .map(|i| &self.migrations[i])
-            .or_else(|| self.baseline(&version))
+            .or_else(|| key.version().and_then(|v| self.baseline(&v)))
     }
 
     /// The baseline migration with `version`, if the set has one.
     pub fn baseline(&self, version: &Version) -> Option<&Arc<Migration>> {
         self.baselines
-            .binary_search_by(|m| m.version.cmp(version))
+            .binary_search_by(|m| m.version.cmp(&version.key()))
             .ok()
             .map(|i| &self.baselines[i])
+    }
+
+    /// The baseline migration with key `key`, if the set has one (a repeatable's: none).
+    fn baseline_of(&self, key: &MigrationKey) -> Option<&Arc<Migration>> {
+        key.version().and_then(|v| self.baseline(&v))
     }
 
     /// The migration whose script `record` says ran: the baseline migration of its version
@@ -241,7 +248,7 @@ impl MigrationSet {
     /// migration of that version), else [`Self::get`].
     pub fn for_record(&self, record: &HistoryRecord) -> Option<&Arc<Migration>> {
         let versioned = self.position(&record.version).map(|i| &self.migrations[i]);
-        match self.baseline(&record.version) {
+        match self.baseline_of(&record.version) {
             Some(b) if versioned.is_none() || b.up.checksum == record.checksum => Some(b),
             _ => versioned,
         }
@@ -249,35 +256,38 @@ impl MigrationSet {
 
     /// True when `record` ran one of the set's baseline migrations ([`Self::for_record`]).
     pub fn ran_baseline(&self, record: &HistoryRecord) -> bool {
-        match (self.for_record(record), self.baseline(&record.version)) {
+        match (self.for_record(record), self.baseline_of(&record.version)) {
             (Some(m), Some(b)) => Arc::ptr_eq(m, b),
             _ => false,
         }
     }
 
-    /// `a` against `b` in the set's order ([`VersionOrder`]): versions the set has by
-    /// their text as the tool wrote it, others by their [`Version`] text; repeatables
-    /// after every numbered version. Equal only when `a == b`.
-    pub fn compare(&self, a: &Version, b: &Version) -> Ordering {
+    /// `a` against `b` (migration keys or versions, [`Keyed`]) in the set's order
+    /// ([`VersionOrder`]): versions the set has by their text as the tool wrote it, others
+    /// by their [`Version`] text; repeatables after every numbered version. Equal only
+    /// when `a == b`.
+    pub fn compare(&self, a: &impl Keyed, b: &impl Keyed) -> Ordering {
+        let (a, b) = (a.key(), b.key());
         match self.order {
-            VersionOrder::Numeric => a.cmp(b),
+            VersionOrder::Numeric => a.cmp(&b),
             VersionOrder::Text if a == b => Ordering::Equal,
-            VersionOrder::Text => (a.is_repeatable(), self.key(a))
-                .cmp(&(b.is_repeatable(), self.key(b)))
-                .then_with(|| a.cmp(b)),
+            VersionOrder::Text => (a.is_repeatable(), self.text(&a))
+                .cmp(&(b.is_repeatable(), self.text(&b)))
+                .then_with(|| a.cmp(&b)),
         }
     }
 
-    /// `version`'s text for [`VersionOrder::Text`].
-    fn key(&self, version: &Version) -> Cow<'_, str> {
-        match self.position(version).and_then(|i| self.keys.get(i)) {
+    /// `key`'s text for [`VersionOrder::Text`].
+    fn text(&self, key: &MigrationKey) -> Cow<'_, str> {
+        match self.position(key).and_then(|i| self.keys.get(i)) {
             Some(k) => Cow::Borrowed(k),
-            None => Cow::Owned(version.to_string()),
+            None => Cow::Owned(key.to_string()),
         }
     }
 
-    /// The newest of `versions` in the set's order ([`Self::compare`]).
-    pub fn newest(&self, versions: impl IntoIterator<Item = Version>) -> Option<Version> {
+    /// The newest of `versions` (migration keys or versions) in the set's order
+    /// ([`Self::compare`]).
+    pub fn newest<K: Keyed>(&self, versions: impl IntoIterator<Item = K>) -> Option<K> {
         versions.into_iter().max_by(|a, b| self.compare(a, b))
     }
 
@@ -288,14 +298,9 @@ impl MigrationSet {
             .migrations
             .iter()
             .rev()
-            .map(|m| &m.version)
-            .find(|v| !v.is_repeatable())
-            .cloned();
-        self.newest(
-            versioned
-                .into_iter()
-                .chain(self.baselines.last().map(|b| b.version.clone())),
-        )
+            .find_map(|m| m.version.version());
+        let baseline = self.baselines.last().and_then(|b| b.version.version());
+        self.newest(versioned.into_iter().chain(baseline))
     }
 
     /// Number of migrations, baselines included.
@@ -398,6 +403,7 @@ mod tests {
             ]
         );
         let v = |n: i64| Version::from(n);
+        let k = |n: i64| MigrationKey::from(n);
         assert_eq!(set.latest(), Some(v(20260120162913)));
         assert_eq!(
             set.compare(&v(202512291102420000), &v(20260120162913)),
@@ -412,7 +418,7 @@ mod tests {
         );
         assert_eq!(
             set.get(202511191234560000).unwrap().version,
-            v(202511191234560000)
+            k(202511191234560000)
         );
         assert!(set.get(1).is_none());
         let numeric = MigrationSet::new(set.iter().map(|m| (**m).clone()).collect()).unwrap();

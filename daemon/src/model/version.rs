@@ -4,57 +4,35 @@
 //! `1 < 1.1 < 1.2 < 1.10 < 2` and `1.0` is the same version as `1` (Flyway's
 //! `MigrationVersion.compareTo`).
 //!
-//! A Flyway repeatable migration (`R__<description>.sql`) has no version. Its key in the
-//! history table and in events is `R__<description>` (on the wire, a `Version` message whose
-//! `repeatable` is the description), a [`Version`] that orders
-//! after every numbered one, repeatables among themselves by description: the order Flyway
-//! runs them in ("repeatable migrations are always applied last, after all pending
-//! versioned migrations … in the order of their description", Flyway docs, "Migrations"),
-//! the description read as Flyway reads it from the file name, underscores as spaces
-//! (`R__Customer_view` runs before `R__CustomerAudit`).
+//! A Flyway repeatable migration (`R__<description>.sql`) has no version: its key is a
+//! [`MigrationKey::Repeatable`](super::MigrationKey) (`key.rs`), so what can only be
+//! numbered (a target, the current version, a baseline, a backup's version) is a
+//! [`Version`] and cannot be a repeatable.
 
-use std::{cmp::Ordering, fmt, hash, str::FromStr, sync::Arc};
+use std::{cmp::Ordering, fmt, hash, str::FromStr};
+
+use super::REPEATABLE_PREFIX;
 
 /// Most dot-separated parts a version may have (`1.2.3.4.5.6`).
 pub const MAX_VERSION_PARTS: usize = 6;
 
-/// How a repeatable migration's key starts: `R__views` is the repeatable `views`.
-pub const REPEATABLE_PREFIX: &str = "R__";
-
-/// Longest repeatable key in bytes, prefix included: what MySQL's `VARCHAR(128)` history
-/// column holds.
-pub const MAX_REPEATABLE_KEY_BYTES: usize = 128;
-
-/// A migration's version: the first part is any `i64` (an integer version, a timestamp),
-/// the others up to `u32::MAX`; or a repeatable migration's description, shared by every
-/// clone (an `Arc<str>`: a clone allocates nothing, and the description is freed with its
-/// last holder, so no process-wide table grows with what requests or history tables name).
+/// A migration's numbered version: the first part is any `i64` (an integer version, a
+/// timestamp), the others up to `u32::MAX`. `Copy`: 32 bytes, no allocation.
 ///
 /// Equality, order and hash look at the numbers only: `1`, `1.0` and `1_0` are one
-/// version; repeatables are equal when their descriptions are, and order after every
-/// numbered version, by description with underscores read as spaces (byte order; Flyway
-/// compares UTF-16 units, which differs only between astral and U+E000–U+FFFF characters),
-/// then as written. [`fmt::Display`] writes an integer as it is, a dotted version with dots
-/// and a repeatable as `R__<description>`.
-#[derive(Clone)]
+/// version. [`fmt::Display`] writes an integer as it is and a dotted version with dots, as
+/// many parts as were written.
+#[derive(Clone, Copy)]
 pub struct Version {
     first: i64,
     /// The parts after the first, then zeros.
     rest: [u32; MAX_VERSION_PARTS - 1],
-    /// How many parts were written; 1 for an integer, 0 for a repeatable.
+    /// How many parts were written; 1 for an integer.
     len: u8,
-    /// A repeatable migration's description; `None` for a numbered version.
-    repeatable: Option<Arc<str>>,
 }
 
-/// A repeatable's description as Flyway reads it from the file name (`R__Create_views.sql`
-/// is `Create views`): underscores as spaces. Flyway orders repeatables by it, keys their
-/// history rows by it, and refuses two files with one.
-pub(crate) fn flyway_description(name: &str) -> String {
-    name.replace('_', " ")
-}
-
-/// A text that is not a version.
+/// A text that is not a version (or, for a [`MigrationKey`](super::MigrationKey), not a
+/// repeatable's key).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} is not a version: {reason}")]
 pub struct VersionError {
@@ -71,57 +49,10 @@ impl Version {
             first: n,
             rest: [0; MAX_VERSION_PARTS - 1],
             len: 1,
-            repeatable: None,
         }
     }
 
-    /// The key of the repeatable migration described `name` (`R__<name>`), as read from a
-    /// migration set, a history table or a request.
-    ///
-    /// # Errors
-    /// [`VersionError`] when `name` is empty, has a control character, starts or ends with
-    /// whitespace (MySQL's `PAD SPACE` collations compare `views ` equal to `views`), or
-    /// makes a key longer than [`MAX_REPEATABLE_KEY_BYTES`].
-    pub fn repeatable(name: &str) -> Result<Self, VersionError> {
-        let refuse = |reason| VersionError {
-            text: format!("{REPEATABLE_PREFIX}{name}"),
-            reason,
-        };
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(refuse(
-                "a repeatable needs a description without control characters",
-            ));
-        }
-        if name.trim() != name {
-            return Err(refuse(
-                "a repeatable's description neither starts nor ends with whitespace",
-            ));
-        }
-        if REPEATABLE_PREFIX.len() + name.len() > MAX_REPEATABLE_KEY_BYTES {
-            return Err(refuse("a repeatable's key is at most 128 bytes"));
-        }
-        Ok(Self {
-            first: 0,
-            rest: [0; MAX_VERSION_PARTS - 1],
-            len: 0,
-            repeatable: Some(Arc::from(name)),
-        })
-    }
-
-    /// A repeatable migration's description (`views` for `R__views`); `None` for a
-    /// numbered version.
-    pub fn repeatable_name(&self) -> Option<&str> {
-        self.repeatable.as_deref()
-    }
-
-    /// True for a repeatable migration's key: it has no place among numbered versions
-    /// (never the current version, never rolled back, never below a target).
-    pub fn is_repeatable(&self) -> bool {
-        self.repeatable.is_some()
-    }
-
-    /// The version as an integer, when it is one (`None` for a dotted version, even `2.0`,
-    /// and for a repeatable).
+    /// The version as an integer, when it is one (`None` for a dotted version, even `2.0`).
     pub fn as_i64(&self) -> Option<i64> {
         (self.len == 1).then_some(self.first)
     }
@@ -131,11 +62,10 @@ impl Version {
         self.len > 1
     }
 
-    /// The parts as written, e.g. `[1, 2, 3]` for `1.2.3`; none for a repeatable.
+    /// The parts as written, e.g. `[1, 2, 3]` for `1.2.3`.
     pub fn parts(&self) -> impl Iterator<Item = i64> + '_ {
         let rest = &self.rest[..usize::from(self.len).saturating_sub(1)];
-        let first = (self.len > 0).then_some(self.first);
-        first.into_iter().chain(rest.iter().map(|&p| i64::from(p)))
+        std::iter::once(self.first).chain(rest.iter().map(|&p| i64::from(p)))
     }
 }
 
@@ -147,8 +77,7 @@ impl From<i64> for Version {
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        (self.repeatable_name(), self.first, self.rest)
-            == (other.repeatable_name(), other.first, other.rest)
+        (self.first, self.rest) == (other.first, other.rest)
     }
 }
 
@@ -161,17 +90,9 @@ impl PartialEq<i64> for Version {
 }
 
 impl Ord for Version {
-    /// Numbered versions part by part, then repeatables by Flyway's description
-    /// (underscores as spaces), then as written.
+    /// Part by part, numerically, missing parts as 0.
     fn cmp(&self, other: &Self) -> Ordering {
-        match (self.repeatable_name(), other.repeatable_name()) {
-            (None, None) => (self.first, self.rest).cmp(&(other.first, other.rest)),
-            (None, Some(_)) => Ordering::Less,
-            (Some(_), None) => Ordering::Greater,
-            (Some(a), Some(b)) => flyway_description(a)
-                .cmp(&flyway_description(b))
-                .then_with(|| a.cmp(b)),
-        }
+        (self.first, self.rest).cmp(&(other.first, other.rest))
     }
 }
 
@@ -183,15 +104,12 @@ impl PartialOrd for Version {
 
 impl hash::Hash for Version {
     fn hash<H: hash::Hasher>(&self, state: &mut H) {
-        (self.repeatable_name(), self.first, self.rest).hash(state);
+        (self.first, self.rest).hash(state);
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(name) = self.repeatable_name() {
-            return write!(f, "{REPEATABLE_PREFIX}{name}");
-        }
         for (i, part) in self.parts().enumerate() {
             if i > 0 {
                 f.write_str(".")?;
@@ -211,22 +129,22 @@ impl fmt::Debug for Version {
 impl FromStr for Version {
     type Err = VersionError;
 
-    /// Parses an integer (`20240313170000`, `-1`), dotted digits (`1.2.3`; Flyway's
-    /// `1_2` is turned into `1.2` by its reader, not here) or a repeatable's key
-    /// (`R__views`, see [`Version::repeatable`]).
+    /// Parses an integer (`20240313170000`, `-1`) or dotted digits (`1.2.3`; Flyway's
+    /// `1_2` is turned into `1.2` by its reader, not here). A repeatable's key (`R__views`)
+    /// is no version: [`MigrationKey`](super::MigrationKey)'s `FromStr` reads it.
     ///
     /// # Errors
-    /// [`VersionError`] for an empty part, a character other than digits and dots, a first
-    /// part above `i64::MAX` or a later one above `u32::MAX`, more than
-    /// [`MAX_VERSION_PARTS`] parts, or a repeatable key [`Version::repeatable`] refuses.
+    /// [`VersionError`] for a repeatable's key, an empty part, a character other than
+    /// digits and dots, a first part above `i64::MAX` or a later one above `u32::MAX`, or
+    /// more than [`MAX_VERSION_PARTS`] parts.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Some(name) = text.strip_prefix(REPEATABLE_PREFIX) {
-            return Self::repeatable(name);
-        }
         let refuse = |reason| VersionError {
             text: text.to_owned(),
             reason,
         };
+        if text.starts_with(REPEATABLE_PREFIX) {
+            return Err(refuse("a repeatable migration has no version"));
+        }
         if let Ok(n) = text.parse::<i64>()
             && !text.starts_with('+')
         {
@@ -302,7 +220,7 @@ mod tests {
             v("20240313170000.4294967295").to_string(),
             "20240313170000.4294967295"
         );
-        assert!(std::mem::size_of::<Version>() <= 48);
+        assert!(std::mem::size_of::<Version>() <= 32);
     }
 
     #[test]
@@ -316,71 +234,11 @@ mod tests {
             "+1",
             "1.2.3.4.5.6.7",
             "9.99999999999999999999",
+            "R__views",
         ] {
             let err = bad.parse::<Version>().unwrap_err();
             assert_eq!(err.text, bad);
         }
-    }
-
-    #[test]
-    fn repeatables_order_after_every_version_by_description() {
-        let mut versions = [
-            v("R__views"),
-            v("20240313170000"),
-            v("R__functions"),
-            v("1.2"),
-        ];
-        versions.sort();
-        let shown: Vec<String> = versions.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["1.2", "20240313170000", "R__functions", "R__views"]);
-        let views = v("R__views");
-        assert_eq!(views, Version::repeatable("views").unwrap());
-        assert_eq!(views.repeatable_name(), Some("views"));
-        assert!(views.is_repeatable() && !v("1.2").is_repeatable());
-        assert_eq!(views.as_i64(), None);
-        assert_eq!(views.parts().count(), 0);
-        assert_ne!(views, Version::integer(0));
-        let json = serde_json::to_string(&views).unwrap();
-        assert_eq!(json, r#""R__views""#);
-        assert_eq!(serde_json::from_str::<Version>(&json).unwrap(), views);
-    }
-
-    #[test]
-    fn repeatables_order_by_description_as_flyway_reads_it() {
-        // Flyway's description of R__Customer_view.sql is "Customer view": the space sorts
-        // before "A", where the file name's underscore would sort after it.
-        let mut versions = [v("R__CustomerAudit"), v("R__Customer_view"), v("R__a b")];
-        versions.sort();
-        let shown: Vec<String> = versions.iter().map(ToString::to_string).collect();
-        assert_eq!(shown, ["R__Customer_view", "R__CustomerAudit", "R__a b"]);
-        // Written differently, one description: distinct keys, still a total order.
-        assert_ne!(v("R__a_b"), v("R__a b"));
-        assert_eq!(v("R__a b").cmp(&v("R__a_b")), Ordering::Less);
-    }
-
-    #[test]
-    fn repeatable_keys_are_shared_by_clones_and_freed_with_the_last() {
-        let views = v("R__views");
-        let copy = views.clone();
-        let held = views.repeatable.as_ref().expect("a repeatable");
-        let shared = copy.repeatable.as_ref().expect("a repeatable");
-        assert!(Arc::ptr_eq(held, shared), "a clone allocates nothing");
-        let weak = Arc::downgrade(held);
-        drop((views, copy));
-        assert!(weak.upgrade().is_none(), "no table keeps the description");
-        assert!("R__ padded".parse::<Version>().is_err());
-    }
-
-    #[test]
-    fn repeatable_keys_are_refused_when_empty_or_too_long() {
-        assert!("R__views ".parse::<Version>().is_err());
-        assert!("R__ views".parse::<Version>().is_err());
-        assert!("R__".parse::<Version>().is_err());
-        assert!(Version::repeatable("a\nb").is_err());
-        let long = "x".repeat(MAX_REPEATABLE_KEY_BYTES - REPEATABLE_PREFIX.len());
-        assert!(Version::repeatable(&long).is_ok());
-        let err = Version::repeatable(&format!("{long}x")).unwrap_err();
-        assert_eq!(err.reason, "a repeatable's key is at most 128 bytes");
     }
 
     #[test]

@@ -13,8 +13,8 @@
 use std::collections::BTreeSet;
 
 use crate::model::{
-    ForeignRow, Migration, MigrationSet, SetFormat, Version, flyway_checksum, flyway_description,
-    refinery_checksum, sqlx_checksum,
+    ForeignRow, Migration, MigrationKey, MigrationSet, SetFormat, Version, flyway_checksum,
+    flyway_description, refinery_checksum, sqlx_checksum,
 };
 
 /// Why another tool's history cannot be adopted. Nothing is written then.
@@ -53,8 +53,8 @@ pub(crate) enum AdoptRefusal {
     Checksum {
         /// The tool.
         tool: SetFormat,
-        /// The version.
-        version: Version,
+        /// The migration's key.
+        version: MigrationKey,
         /// The migration's name.
         name: String,
         /// What the tool recorded.
@@ -72,7 +72,8 @@ pub(crate) enum AdoptRefusal {
     },
 }
 
-/// The versions of `set` that `tool`'s history `rows` say are applied, ascending.
+/// The migrations of `set` (their keys) that `tool`'s history `rows` say are applied,
+/// ascending.
 ///
 /// # Errors
 /// [`AdoptRefusal`] for an unfinished row, a version the set lacks, a checksum that differs
@@ -81,7 +82,7 @@ pub(crate) fn adoption(
     set: &MigrationSet,
     tool: SetFormat,
     rows: &[ForeignRow],
-) -> Result<Vec<Version>, AdoptRefusal> {
+) -> Result<Vec<MigrationKey>, AdoptRefusal> {
     let mut applied = BTreeSet::new();
     for row in rows {
         let raw = row.version.clone().unwrap_or_default();
@@ -140,7 +141,7 @@ fn in_set<'a>(
 fn flyway_row(
     set: &MigrationSet,
     row: &ForeignRow,
-    applied: &mut BTreeSet<Version>,
+    applied: &mut BTreeSet<MigrationKey>,
 ) -> Result<bool, AdoptRefusal> {
     let tool = SetFormat::Flyway;
     let kind = row.kind.as_deref().unwrap_or("SQL");
@@ -190,7 +191,8 @@ fn flyway_row(
                     version: raw.to_owned(),
                 })?;
             check_checksum(tool, b, row)?;
-            let below = |v: &Version| !v.is_repeatable() && *v <= b.version;
+            // Repeatables order after every version: never below.
+            let below = |k: &MigrationKey| *k <= b.version;
             applied.extend(set.iter().map(|x| x.version.clone()).filter(below));
             applied.insert(b.version.clone());
             Ok(true)

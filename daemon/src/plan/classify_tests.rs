@@ -48,12 +48,12 @@ fn the_pending_count_is_the_planners() {
         let records: Vec<HistoryRecord> = history.iter().map(|(m, st)| record(m, *st)).collect();
         let mut applied = Applied::default();
         for r in records.iter().filter(|r| r.status == RecordStatus::Applied) {
-            match r.version.is_repeatable() {
-                true => applied
+            match r.version.version() {
+                None => applied
                     .repeatables
                     .insert(r.version.clone(), r.checksum.clone())
                     .map(drop),
-                false => applied.versions.insert(r.version.clone()).then_some(()),
+                Some(v) => applied.versions.insert(v).then_some(()),
             };
         }
         let mut k = state(&[]);

@@ -2,10 +2,15 @@
 //! the version and what to do.
 
 use crate::model::{
-    Code, Diagnostic, Direction, HistoryRecord, Migration, Severity, Step, Version,
+    Code, Diagnostic, Direction, HistoryRecord, Migration, MigrationKey, Severity, Step, Version,
 };
 
-fn new(severity: Severity, code: Code, version: Option<Version>, message: String) -> Diagnostic {
+fn new(
+    severity: Severity,
+    code: Code,
+    version: Option<MigrationKey>,
+    message: String,
+) -> Diagnostic {
     Diagnostic {
         severity,
         code,

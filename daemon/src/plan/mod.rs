@@ -15,8 +15,8 @@ pub(crate) use waves::waves;
 use std::{cmp::Ordering, collections::HashMap, sync::Arc};
 
 use crate::model::{
-    ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationSet, Plan,
-    RecordStatus, RollbackTarget, Step, Version,
+    ApplyOptions, DialectKind, Direction, HistoryRecord, Migration, MigrationKey, MigrationSet,
+    Plan, RecordStatus, RollbackTarget, Step, Version,
 };
 use diagnostics as diag;
 
@@ -27,8 +27,8 @@ pub(crate) fn current_version(set: &MigrationSet, history: &[HistoryRecord]) -> 
     set.newest(
         history
             .iter()
-            .filter(|r| r.status == RecordStatus::Applied && !r.version.is_repeatable())
-            .map(|r| r.version.clone()),
+            .filter(|r| r.status == RecordStatus::Applied)
+            .filter_map(|r| r.version.version()),
     )
 }
 
@@ -42,7 +42,7 @@ fn baseline_floor(set: &MigrationSet, history: &[HistoryRecord]) -> Option<Versi
             .iter()
             .filter(|r| r.status == RecordStatus::Applied)
             .filter(|r| set.ran_baseline(r))
-            .map(|r| r.version.clone()),
+            .filter_map(|r| r.version.version()),
     )
 }
 
@@ -79,23 +79,24 @@ pub(crate) fn pending<'a>(
     history: &[HistoryRecord],
     target: Option<&'a Version>,
 ) -> impl Iterator<Item = &'a Arc<Migration>> {
-    let applied: HashMap<&Version, &HistoryRecord> = history
+    let applied: HashMap<&MigrationKey, &HistoryRecord> = history
         .iter()
         .filter(|r| r.status == RecordStatus::Applied)
         .map(|r| (&r.version, r))
         .collect();
     let start = starting_baseline(set, history, target);
     let floor = start
-        .map(|b| b.version.clone())
+        .and_then(|b| b.version.version())
         .or_else(|| baseline_floor(set, history));
     let at_or_below =
-        move |v: &Version, limit: &Version| set.compare(v, limit) != Ordering::Greater;
+        move |k: &MigrationKey, limit: &Version| set.compare(k, limit) != Ordering::Greater;
     let versioned = set.iter().filter(move |m| {
-        let v = &m.version;
-        let covered = !v.is_repeatable() && floor.as_ref().is_some_and(|f| at_or_below(v, f));
-        target.is_none_or(|t| at_or_below(v, t))
+        let k = &m.version;
+        // A repeatable is never covered by a baseline, and orders after every target.
+        let covered = !k.is_repeatable() && floor.is_some_and(|f| at_or_below(k, &f));
+        target.is_none_or(|t| at_or_below(k, t))
             && !covered
-            && applied.get(v).is_none_or(|r| r.rerun_due(m))
+            && applied.get(k).is_none_or(|r| r.rerun_due(m))
     });
     start.into_iter().chain(versioned)
 }
@@ -171,14 +172,14 @@ pub(crate) fn blocks_apply(set: &MigrationSet, r: &HistoryRecord, dialect: Diale
 pub(crate) fn applied(history: &[HistoryRecord]) -> crate::model::Applied {
     let mut applied = crate::model::Applied::default();
     for r in history.iter().filter(|r| r.status == RecordStatus::Applied) {
-        match r.version.is_repeatable() {
-            true => {
+        match &r.version {
+            MigrationKey::Repeatable(_) => {
                 applied
                     .repeatables
                     .insert(r.version.clone(), r.checksum.clone());
             }
-            false => {
-                applied.versions.insert(r.version.clone());
+            MigrationKey::Versioned(v) => {
+                applied.versions.insert(*v);
             }
         }
     }
@@ -203,11 +204,7 @@ pub(crate) fn plan_apply(
         let m = &step.migration;
         let below = |c: &Version| set.compare(&m.version, c) == Ordering::Less;
         if current.as_ref().is_some_and(below) && !m.unordered {
-            diagnostics.push(diag::out_of_order(
-                m,
-                current.clone(),
-                opts.allow_out_of_order,
-            ));
+            diagnostics.push(diag::out_of_order(m, current, opts.allow_out_of_order));
         }
         if step.script().no_transaction {
             diagnostics.push(diag::no_transaction(m));
@@ -267,7 +264,7 @@ pub(crate) fn plan_rollback(
     let last_batch = last_batch(history);
     let chosen: Vec<&HistoryRecord> = match target {
         RollbackTarget::Steps(n) => applied.into_iter().take(n as usize).collect(),
-        RollbackTarget::ToVersion(v) if is_zero(v.clone()) => applied,
+        RollbackTarget::ToVersion(v) if is_zero(v) => applied,
         RollbackTarget::ToVersion(v) => applied
             .into_iter()
             .filter(|r| set.compare(&r.version, &v) == Ordering::Greater)

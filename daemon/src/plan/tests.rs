@@ -383,7 +383,7 @@ fn set_with_repeatable(view_sql: &str) -> MigrationSet {
         })
         .collect();
     migrations.push(Migration {
-        version: Version::repeatable("views").unwrap(),
+        version: MigrationKey::repeatable("views").unwrap(),
         name: "views".into(),
         up: parse_script(view_sql, DialectKind::Postgres).unwrap(),
         down: None,
@@ -414,7 +414,9 @@ fn repeatables_run_last_and_again_only_when_their_checksum_changes() {
     // An apply to a numbered version runs no repeatable.
     assert_eq!(step_keys(&apply(&first, &[], Some(2))), ["1 up", "2 up"]);
 
-    let views = first.get(Version::repeatable("views").unwrap()).unwrap();
+    let views = first
+        .get(MigrationKey::repeatable("views").unwrap())
+        .unwrap();
     let mut history = vec![
         record(&first, 1, RecordStatus::Applied, 1),
         record(&first, 2, RecordStatus::Applied, 1),

@@ -189,8 +189,8 @@ fn a_fresh_tenant_starts_from_the_newest_baseline_and_one_with_history_ignores_i
     assert_eq!(pending(&set, &after_v3, None).count(), 0);
     // The last-known state's classification counts as the plan does: a fresh tenant has
     // the baseline and 3 pending (two steps), not the three files.
-    let progress: BTreeSet<Version> = [2.into(), 3.into()].into();
-    let known = |applied: &BTreeSet<Version>| crate::model::KnownState {
+    let progress: BTreeSet<MigrationKey> = [2.into(), 3.into()].into();
+    let known = |applied: &BTreeSet<MigrationKey>| crate::model::KnownState {
         fleet: "f".into(),
         tenant: "t".into(),
         applied: Some(crate::model::Applied::from_versions(&set, applied)),

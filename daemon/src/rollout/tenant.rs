@@ -75,7 +75,7 @@ impl RolloutCtx {
                 migrate::run(tenant, &job, self).await
             };
             if let Some(model) = report.schema.take() {
-                self.record_schema(tenant, report.current_version.clone(), &model)
+                self.record_schema(tenant, report.current_version, &model)
                     .await;
             }
             let known = report.known.take().map(|k| KnownState {
@@ -213,7 +213,7 @@ impl Observer for RolloutCtx {
                 self.emit(EventKind::BackupTaken(BackupTaken {
                     tenant: tenant.id.clone(),
                     backup_id: b.id.clone(),
-                    version: b.version.clone(),
+                    version: b.version,
                     before: m.version.clone(),
                     bytes: b.bytes,
                     sha256: b.sha256.clone(),

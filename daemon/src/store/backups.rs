@@ -29,7 +29,7 @@ impl Store {
     pub(crate) async fn insert_backup(&self, b: &BackupRecord) -> Result<(), StoreError> {
         const CTX: &str = "recording a backup";
         let (before_version, before_direction) = match &b.before {
-            Some((v, d)) => (Some(v.clone()), Some(d.as_str().to_owned())),
+            Some((v, d)) => (Some(v.to_string()), Some(d.as_str().to_owned())),
             None => (None, None),
         };
         sqlx::query(&format!(
@@ -43,7 +43,8 @@ impl Store {
         .bind(&b.rollout_id)
         .bind(before_version)
         .bind(before_direction)
-        .bind(&b.version)
+        // The text form, empty for none, as the column always held.
+        .bind(b.version.map(|v| v.to_string()).unwrap_or_default())
         .bind(&b.path)
         .bind(b.bytes as i64)
         .bind(&b.sha256)
@@ -149,10 +150,15 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<BackupRecord, StoreError> {
     let state: String = get(row, 15, CTX)?;
     let before_version: Option<String> = get(row, 5, CTX)?;
     let before_direction: Option<String> = get(row, 6, CTX)?;
+    let parse_error = |e: crate::model::VersionError| corrupt(e.to_string());
     let before = match (before_version, before_direction.as_deref()) {
-        (Some(v), Some("down")) => Some((v, Direction::Down)),
-        (Some(v), _) => Some((v, Direction::Up)),
+        (Some(v), Some("down")) => Some((v.parse().map_err(parse_error)?, Direction::Down)),
+        (Some(v), _) => Some((v.parse().map_err(parse_error)?, Direction::Up)),
         (None, _) => None,
+    };
+    let version = match get::<String>(row, 7, CTX)?.as_str() {
+        "" => None,
+        text => Some(text.parse().map_err(parse_error)?),
     };
     Ok(BackupRecord {
         id: get(row, 0, CTX)?,
@@ -161,7 +167,7 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<BackupRecord, StoreError> {
         name: get(row, 3, CTX)?,
         rollout_id: get(row, 4, CTX)?,
         before,
-        version: get(row, 7, CTX)?,
+        version,
         path: get(row, 8, CTX)?,
         bytes: get::<i64>(row, 9, CTX)?.max(0) as u64,
         sha256: get(row, 10, CTX)?,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Store, StoreError, get};
 pub(crate) use crate::model::KnownState;
-use crate::model::{Applied, Version};
+use crate::model::{Applied, MigrationKey, Version};
 
 /// The `applied` column: what was applied, as JSON, and whether a record blocks an apply.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -45,19 +45,17 @@ fn decode_applied(
         context: ctx,
         message: e.to_string(),
     })?;
-    let parse = |t: &String| {
-        t.parse::<Version>()
-            .map_err(|e: crate::model::VersionError| StoreError::Corrupt {
-                context: ctx,
-                message: e.to_string(),
-            })
+    let corrupt = |e: crate::model::VersionError| StoreError::Corrupt {
+        context: ctx,
+        message: e.to_string(),
     };
     let mut applied = Applied::default();
     for t in &stored.versions {
-        applied.versions.insert(parse(t)?);
+        applied.versions.insert(t.parse().map_err(corrupt)?);
     }
     for (t, sum) in &stored.repeatables {
-        applied.repeatables.insert(parse(t)?, sum.clone());
+        let key: MigrationKey = t.parse().map_err(corrupt)?;
+        applied.repeatables.insert(key, sum.clone());
     }
     Ok((Some(applied), stored.blocked))
 }
@@ -68,7 +66,7 @@ pub(super) async fn upsert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 ) -> Result<(), StoreError> {
     let failed = encode_versions(&s.failed_versions);
-    let (integer, text) = version_columns(s.current_version.clone());
+    let (integer, text) = version_columns(s.current_version);
     sqlx::query(
         "INSERT INTO tenant_state (fleet, tenant, current_version, pending, failed_versions, \
              error, read_at, current_version_text, applied) \
@@ -95,8 +93,8 @@ pub(super) async fn upsert(
 /// `failed_versions` as stored: comma-separated (`3,1.2`, empty for none), as every release
 /// wrote it; a JSON array of texts when a version holds a comma (a repeatable's description
 /// may), since no version text starts with `[`.
-fn encode_versions(versions: &[Version]) -> String {
-    let texts: Vec<String> = versions.iter().map(Version::to_string).collect();
+fn encode_versions(versions: &[MigrationKey]) -> String {
+    let texts: Vec<String> = versions.iter().map(MigrationKey::to_string).collect();
     match texts.iter().any(|t| t.contains(',')) {
         true => serde_json::to_string(&texts).unwrap_or_default(),
         false => texts.join(","),
@@ -104,7 +102,7 @@ fn encode_versions(versions: &[Version]) -> String {
 }
 
 /// Reads what [`encode_versions`] wrote; a text that is no version is left out.
-fn decode_versions(stored: &str) -> Vec<Version> {
+fn decode_versions(stored: &str) -> Vec<MigrationKey> {
     let texts: Vec<String> = match stored.starts_with('[') {
         true => serde_json::from_str(stored).unwrap_or_default(),
         false => stored.split(',').map(str::to_owned).collect(),
@@ -137,7 +135,7 @@ const COLUMNS: &str =
 /// sharing the store still reads it), the text for every version. Both columns stay: dropping one would rebuild the
 /// table on SQLite for no reader's gain.
 fn version_columns(v: Option<Version>) -> (Option<i64>, Option<String>) {
-    (v.clone().and_then(|v| v.as_i64()), v.map(|v| v.to_string()))
+    (v.and_then(|v| v.as_i64()), v.map(|v| v.to_string()))
 }
 
 /// The version stored as `text` (since the control store's schema 4) or else as `integer`

@@ -161,7 +161,11 @@ async fn failed_versions_keep_a_repeatable_whose_description_holds_a_comma() {
         tenant: tenant.into(),
         applied: Some(crate::model::Applied {
             versions: [Version::from(1), Version::from(2)].into(),
-            repeatables: [(Version::repeatable("views").unwrap(), "sum".to_owned())].into(),
+            repeatables: [(
+                crate::model::MigrationKey::repeatable("views").unwrap(),
+                "sum".to_owned(),
+            )]
+            .into(),
         }),
         current_version: Some(Version::from(2)),
         failed_versions: failed.iter().map(|v| v.parse().unwrap()).collect(),

@@ -37,7 +37,7 @@ pub(super) struct FoundScript {
 
 /// One migration as found on disk, before parsing.
 pub(super) struct Found {
-    pub(super) version: crate::model::Version,
+    pub(super) version: crate::model::MigrationKey,
     pub(super) name: String,
     pub(super) up: FoundScript,
     pub(super) down: Option<FoundScript>,

@@ -8,7 +8,7 @@
 //! unversioned migration: it runs in version order but may run below the newest applied
 //! version ([`crate::model::Migration::unordered`]). Flyway's repeatable
 //! `R__<description>.sql` migrations are keyed `R__<description>`
-//! ([`Version::repeatable`]): they run after every versioned migration, again whenever their
+//! ([`MigrationKey::Repeatable`]): they run after every versioned migration, again whenever their
 //! checksum changes, and a `.sql.conf` beside one is read as for a versioned script.
 //! Flyway's baseline migrations `B<version>__<description>.sql` stand for every versioned
 //! migration up to their version: on a tenant with no history the newest one runs instead
@@ -19,7 +19,7 @@ use std::{collections::BTreeMap, path::Path};
 use super::{Found, FoundScript, Listing, MigrationSource, entries, integer_version, read_text};
 use crate::{
     catalog::CatalogError,
-    model::{SetFormat, Version},
+    model::{MigrationKey, SetFormat, Version},
 };
 
 /// `flyway`: Flyway's rules; else refinery's.
@@ -96,7 +96,7 @@ impl Prefixed {
 /// history table made by an earlier release compares text case-insensitively
 /// (`utf8mb4_general_ci`), so both would share one row and run again at every apply.
 fn refuse_case_twins(
-    ups: &[(Version, String, std::path::PathBuf, String, bool)],
+    ups: &[(MigrationKey, String, std::path::PathBuf, String, bool)],
     format: SetFormat,
 ) -> Result<(), CatalogError> {
     let mut seen: BTreeMap<String, &Path> = BTreeMap::new();
@@ -149,29 +149,29 @@ impl MigrationSource for Prefixed {
             let version = match prefix {
                 "R" if !self.flyway => Err("refinery has no repeatable (R__) migrations".into()),
                 "R" if !version.is_empty() => Err("a repeatable is R__<description>.sql".into()),
-                "R" => Version::repeatable(description).map_err(|e| e.to_string()),
-                _ => self.version(version),
+                "R" => MigrationKey::repeatable(description).map_err(|e| e.to_string()),
+                _ => self.version(version).map(MigrationKey::Versioned),
             }
             .map_err(|reason| super::refuse(&path, format, reason))?;
             let text = read_text(&path)?;
-            match prefix {
-                "B" => baselines.push((version, description.to_owned(), path, text)),
-                "U" if self.flyway => {
-                    if let Some((other, _)) = undos.get(&version) {
+            match (prefix, &version) {
+                ("B", _) => baselines.push((version, description.to_owned(), path, text)),
+                ("U", MigrationKey::Versioned(undone)) if self.flyway => {
+                    if let Some((other, _)) = undos.get(undone) {
                         return Err(CatalogError::DuplicateVersion {
-                            version,
                             first: other.display().to_string(),
                             second: path.display().to_string(),
+                            version,
                         });
                     }
-                    undos.insert(version, (path, text));
+                    undos.insert(*undone, (path, text));
                 }
                 _ => ups.push((version, description.to_owned(), path, text, prefix == "U")),
             }
         }
         refuse_case_twins(&ups, format)?;
         for (version, name, path, text, unordered) in ups {
-            let down = match undos.remove(&version) {
+            let down = match version.version().and_then(|v| undos.remove(&v)) {
                 Some((p, t)) => Some(FoundScript {
                     no_transaction: self.no_transaction(&p, &t)?,
                     path: p,
