@@ -14,10 +14,7 @@ use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::{ApiError, invalid::RequestError};
-use crate::{
-    catalog::path_refusal,
-    engine::{EngineError, SetError, SetFile, SetLimits},
-};
+use crate::engine::{EngineError, SetError, SetFile, SetLimits, path_refusal};
 
 /// Archive chunks received ahead of the thread reading them.
 const IN_FLIGHT: usize = 4;

@@ -49,6 +49,7 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use crate::catalog::path_refusal;
 pub use crate::fleet::DiscoveryReport;
 pub use crate::fleet::SetError;
 pub(crate) use crate::fleet::SetFile;
