@@ -49,10 +49,10 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use crate::catalog::path_refusal;
 pub use crate::fleet::DiscoveryReport;
 pub use crate::fleet::SetError;
 pub(crate) use crate::fleet::SetFile;
+pub(crate) use crate::fleet::path_refusal;
 pub use crate::model::RepairAction;
 pub(crate) use crate::store::{StoredFile, StoredSet};
 pub use backups::{DEFAULT_BACKUPS, MAX_BACKUPS, RestoreOutcome};

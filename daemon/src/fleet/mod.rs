@@ -35,6 +35,7 @@ use std::{
     time::Duration,
 };
 
+pub(crate) use crate::catalog::path_refusal;
 pub(crate) use budget::Ticket;
 pub(crate) use discovery::discover;
 pub use discovery::{DiscoveryError, DiscoveryReport};
