@@ -217,16 +217,7 @@ impl serde::Serialize for MigrationKey {
 
 impl<'de> serde::Deserialize<'de> for MigrationKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Stored {
-            Number(i64),
-            Text(String),
-        }
-        match Stored::deserialize(d)? {
-            Stored::Number(n) => Ok(Self::from(n)),
-            Stored::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        super::version::stored(d)
     }
 }
 

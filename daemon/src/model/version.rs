@@ -184,16 +184,26 @@ impl serde::Serialize for Version {
 
 impl<'de> serde::Deserialize<'de> for Version {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Stored {
-            Number(i64),
-            Text(String),
-        }
-        match Stored::deserialize(d)? {
-            Stored::Number(n) => Ok(Self::integer(n)),
-            Stored::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        stored(d)
+    }
+}
+
+/// A version or key as stored: a JSON number (an integer version) or its text, parsed.
+pub(super) fn stored<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: From<i64> + FromStr,
+    T::Err: fmt::Display,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Number(i64),
+        Text(String),
+    }
+    match <Stored as serde::Deserialize>::deserialize(d)? {
+        Stored::Number(n) => Ok(T::from(n)),
+        Stored::Text(t) => t.parse().map_err(serde::de::Error::custom),
     }
 }
 
