@@ -149,13 +149,7 @@ impl Store {
     ) -> Result<TagMove, StoreError> {
         const CTX: &str = "moving a set's tag";
         let mut tx = self.pool.begin().await.map_err(StoreError::query(CTX))?;
-        let exists = sqlx::query("SELECT 1 FROM published_sets WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::query(CTX))?
-            .is_some();
-        if !exists {
+        if !set_exists(&mut tx, digest, CTX).await? {
             return Ok(TagMove::NoSet);
         }
         let from = move_tag(&mut tx, name, digest, caller, now_ms()).await?;
@@ -284,6 +278,25 @@ impl Store {
     }
 }
 
+/// Whether set `digest` is stored, read in `tx`.
+///
+/// # Errors
+/// [`StoreError::Query`] when the read fails, with `ctx` as its context.
+async fn set_exists(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    digest: &str,
+    ctx: &'static str,
+) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM published_sets WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(StoreError::query(ctx))?
+            .is_some(),
+    )
+}
+
 /// Points `name` at `digest` inside `tx`, with its history row and audit entry; the digest
 /// it named before.
 async fn move_tag(
@@ -367,13 +380,7 @@ impl Store {
     ) -> Result<Deletion, StoreError> {
         const CTX: &str = "deleting a published set";
         let mut tx = self.pool.begin().await.map_err(StoreError::query(CTX))?;
-        let exists = sqlx::query("SELECT 1 FROM published_sets WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::query(CTX))?
-            .is_some();
-        if !exists {
+        if !set_exists(&mut tx, digest, CTX).await? {
             return Ok(Deletion::NoSet);
         }
         let rows = sqlx::query(
