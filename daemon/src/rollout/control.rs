@@ -313,6 +313,8 @@ impl Runner {
             cancelled: CancellationToken::new(),
             ended_elsewhere: CancellationToken::new(),
             shutdown: self.shutdown.child_token(),
+            expected: Default::default(),
+            census_expected: Default::default(),
         })
     }
 

@@ -80,6 +80,12 @@ pub(crate) struct RolloutCtx {
     /// Another replica marked the rollout interrupted (it stopped, and nobody else ran
     /// it): this run stops starting tenants and ends without an event of its own.
     ended_elsewhere: CancellationToken,
+    /// The expected schema of each version (its text) this run has recorded or read
+    /// (`census_on_apply`): the store's never change once written.
+    expected: std::sync::Mutex<std::collections::HashMap<String, crate::store::ExpectedSchema>>,
+    /// The fingerprint the fleet's last census found expected at each version, read once
+    /// (`--require-expected-schema`).
+    census_expected: tokio::sync::OnceCell<std::collections::HashMap<String, String>>,
 }
 
 impl RolloutCtx {

@@ -116,24 +116,7 @@ impl Store {
         let ctx = "storing census results";
         let mut tx = self.pool.begin().await.map_err(StoreError::query(ctx))?;
         for r in rows {
-            sqlx::query(
-                "INSERT INTO schema_census \
-                 (fleet, tenant, version, fingerprint, drifted, history, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (fleet, tenant) DO UPDATE SET version = excluded.version, \
-                 fingerprint = excluded.fingerprint, drifted = excluded.drifted, \
-                 history = excluded.history, at_ms = excluded.at_ms",
-            )
-            .bind(fleet.to_owned())
-            .bind(r.tenant.clone())
-            .bind(r.version.clone())
-            .bind(r.fingerprint.clone())
-            .bind(i64::from(r.drifted))
-            .bind(r.history.clone())
-            .bind(r.at_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(ctx))?;
+            upsert(fleet, r, &mut tx).await?;
         }
         tx.commit().await.map_err(StoreError::query(ctx))
     }
@@ -165,4 +148,34 @@ impl Store {
             )
             .collect())
     }
+}
+
+/// Keeps `row` as the last census of its tenant of `fleet`, within `tx`.
+///
+/// # Errors
+/// [`StoreError::Query`] when the store cannot be written.
+pub(super) async fn upsert(
+    fleet: &str,
+    row: &CensusRow,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO schema_census \
+         (fleet, tenant, version, fingerprint, drifted, history, at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (fleet, tenant) DO UPDATE SET version = excluded.version, \
+         fingerprint = excluded.fingerprint, drifted = excluded.drifted, \
+         history = excluded.history, at_ms = excluded.at_ms",
+    )
+    .bind(fleet.to_owned())
+    .bind(row.tenant.clone())
+    .bind(row.version.clone())
+    .bind(row.fingerprint.clone())
+    .bind(i64::from(row.drifted))
+    .bind(row.history.clone())
+    .bind(row.at_ms)
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(StoreError::query("storing census results"))
 }

@@ -2,7 +2,7 @@
 //! batch's events, the work items and counters they change, and the tenants' last-known
 //! state, so what a watcher reads and what `Get` says never disagree.
 
-use super::{KnownState, Lease, Store, StoreError, get, now_ms};
+use super::{CensusRow, KnownState, Lease, Store, StoreError, get, now_ms};
 use crate::model::{EventKind, RolloutEvent, WorkState, WorkStep};
 
 /// One write of a batch.
@@ -26,6 +26,14 @@ pub(crate) enum Write {
     },
     /// A tenant's last-known state.
     Known(KnownState),
+    /// A tenant's schema read right after its run (`census_on_apply`), kept as its last
+    /// census in `fleet`.
+    Census {
+        /// The tenant's fleet.
+        fleet: String,
+        /// What was read.
+        row: CensusRow,
+    },
 }
 
 impl Store {
@@ -82,6 +90,7 @@ impl Store {
                     }
                 }
                 Write::Known(k) => super::known::upsert(k, &mut tx).await?,
+                Write::Census { fleet, row } => super::census::upsert(fleet, row, &mut tx).await?,
             }
         }
         tx.commit().await.map_err(q("writing events"))?;
