@@ -515,6 +515,22 @@ async fn destructive_applies_need_accept_data_loss_and_only_that() {
     let status = json(&avocet(&["status", "--addr", a, "--refresh", "--output", "json"]).await);
     assert_eq!(status["up_to_date"], 3, "{status}");
     assert_eq!(status["latest_version"], 100, "{status}");
+    // The set still holds the destructive 100, applied everywhere: the next apply plans
+    // the tenants (the set alone could block), finds nothing destructive pending, and runs.
+    std::fs::write(
+        d.dir.path().join("migrations/0101_audit_note.up.sql"),
+        "CREATE TABLE audit_notes (id INTEGER PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let out = avocet(&["apply", "--addr", a, "--yes"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = json(&avocet(&["status", "--addr", a, "--refresh", "--output", "json"]).await);
+    assert_eq!(status["latest_version"], 101, "{status}");
+    assert_eq!(status["up_to_date"], 3, "{status}");
     let _ = d.stop.send(());
 }
 

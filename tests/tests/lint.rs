@@ -214,3 +214,55 @@ async fn the_lint_tells_backfills_and_widenings_and_fleets_tune_it() -> anyhow::
     );
     Ok(())
 }
+
+/// `PlanRequest.set_only` (what `avocet apply --yes` asks first) answers the findings of
+/// every migration of the set without reading a tenant: the fleet's one tenant is
+/// unreachable here, and the answer comes anyway, with no tenant plans, no page and the
+/// fleet's tenant count.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_only_plan_reads_no_tenant() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(1).await?;
+    let set = MigrationCopy::empty()?;
+    set.write(
+        "0001_accounts.up.sql",
+        "CREATE TABLE accounts (id int PRIMARY KEY, legacy text);",
+    )?;
+    set.write(
+        "0002_drop_legacy.up.sql",
+        "ALTER TABLE accounts DROP COLUMN legacy;",
+    )?;
+    let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
+    let test = config.fleets.get_mut("test").context("fleet test")?;
+    test.tenants[0].dsn = "postgres://postgres@127.0.0.1:1/nowhere".into();
+    let daemon = TestDaemon::start_with(config).await?;
+    let ask = |set_only| pb::PlanRequest {
+        fleet: avocet_tests::FLEET.into(),
+        set_only,
+        ..Default::default()
+    };
+    let mut c = daemon.client();
+    let whole = c.plan(ask(true)).await?;
+    let found: Vec<(i64, &str, bool)> = whole
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.version.int().unwrap_or_default(),
+                f.code.as_str(),
+                f.blocks,
+            )
+        })
+        .collect();
+    ensure!(found == [(2, "drop_column", true)], "{found:?}");
+    ensure!(
+        whole.tenants.is_empty() && whole.scripts.is_empty(),
+        "{whole:?}"
+    );
+    ensure!(whole.tenant_count == 1 && whole.next_page_token.is_empty());
+    // The tenant plan reads it, and says it is unreachable.
+    let read = c.plan(ask(false)).await?;
+    let tenant = read.tenants.first().context("one tenant")?;
+    ensure!(tenant.blocked && read.findings.is_empty(), "{read:?}");
+    daemon.stop().await?;
+    Ok(())
+}

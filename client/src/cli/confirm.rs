@@ -7,6 +7,9 @@
 //! - Without a terminal, a plan that destroys data without acceptance is refused before
 //!   anything starts, naming `--accept-data-loss`.
 //! - `--yes` only skips the plain question asked before a change to more than one tenant.
+//! - When nothing will be asked (`--yes`, or no terminal), the set alone is asked first
+//!   (`PlanRequest.set_only`, no tenant read); tenants are planned only when one of its
+//!   migrations could block.
 //!
 //! A dry run asks nothing: it is a plan.
 
@@ -91,34 +94,32 @@ pub(crate) async fn apply(
         return Ok(Decision::Go);
     }
     let tty = interactive();
-    let plan = client
-        .plan(pb::PlanRequest {
-            fleet: req.fleet.clone(),
-            selector: req.selector.clone(),
-            target_version: req.target_version.clone(),
-            allow_out_of_order: req.allow_out_of_order,
-            accept_data_loss: req.accept_data_loss,
-            strategy: req.strategy.clone(),
-            set: req.set.clone(),
-            page_size: SUMMARY_TENANTS,
-            ..Default::default()
-        })
-        .await?;
-    let unaccepted: Vec<String> = plan
-        .findings
-        .iter()
-        .filter(|f| f.blocks && !f.allowed && !req.accept_data_loss)
-        .map(|f| {
-            format!(
-                "version {} ({}) line {}: {}: {}",
-                f.version.text(),
-                f.name,
-                f.line,
-                f.code,
-                f.message
-            )
-        })
-        .collect();
+    let request = pb::PlanRequest {
+        fleet: req.fleet.clone(),
+        selector: req.selector.clone(),
+        target_version: req.target_version.clone(),
+        allow_out_of_order: req.allow_out_of_order,
+        accept_data_loss: req.accept_data_loss,
+        strategy: req.strategy.clone(),
+        set: req.set.clone(),
+        page_size: SUMMARY_TENANTS,
+        ..Default::default()
+    };
+    // Nothing will be asked: when no migration of the set could block, no tenant needs
+    // reading first (an everyday rollout opens each tenant's session once, not twice).
+    if !tty || yes {
+        let set = client
+            .plan(pb::PlanRequest {
+                set_only: true,
+                ..request.clone()
+            })
+            .await?;
+        if unaccepted(&set, req.accept_data_loss).is_empty() {
+            return Ok(Decision::Go);
+        }
+    }
+    let plan = client.plan(request).await?;
+    let unaccepted = unaccepted(&plan, req.accept_data_loss);
     if !unaccepted.is_empty() {
         if tty {
             eprint!("{}", summary(&plan));
@@ -134,6 +135,24 @@ pub(crate) async fn apply(
         plan.tenant_count, plan.fleet
     ))?;
     Ok(if go { Decision::Go } else { Decision::Declined })
+}
+
+/// The findings of `plan` that block without acceptance, one line each.
+fn unaccepted(plan: &pb::PlanResponse, accept_data_loss: bool) -> Vec<String> {
+    plan.findings
+        .iter()
+        .filter(|f| f.blocks && !f.allowed && !accept_data_loss)
+        .map(|f| {
+            format!(
+                "version {} ({}) line {}: {}: {}",
+                f.version.text(),
+                f.name,
+                f.line,
+                f.code,
+                f.message
+            )
+        })
+        .collect()
 }
 
 /// Whether a rollback of `what` goes ahead. A dry run always does. On a terminal, the

@@ -280,6 +280,7 @@ impl TryFrom<pb::PlanRequest> for PlanRequest {
             strategy: strategy(req.strategy, 0, false)?,
             page: page(req.page_size, &req.page_token, false)?,
             set: req.set.filter(|s| !s.is_empty()),
+            set_only: req.set_only,
         })
     }
 }
@@ -305,6 +306,7 @@ impl TryFrom<pb::ApplyRequest> for ApplyRequest {
                 strategy: strategy(req.strategy, req.concurrency, req.stop_on_first_failure)?,
                 page: Page::default(),
                 set: req.set.filter(|s| !s.is_empty()),
+                set_only: false,
             },
             dry_run: req.dry_run,
             transaction: transaction(req.transaction)?,

@@ -9,7 +9,10 @@ use crate::{
         DriftClass, FleetCensus, FleetInfo, FleetPlan, FleetStatus, FleetVerification,
         RepairOutcome, TenantHistory, TenantInfo,
     },
-    model::{Diagnostic, Direction, LintKind, MigrationKey, Plan, PlanView, Severity, Version},
+    model::{
+        Diagnostic, Direction, LintKind, Migration, MigrationKey, Plan, PlanView, Script, Severity,
+        Version,
+    },
 };
 
 /// What goes on the wire as an `avocet.v1.Version` message: a numbered [`Version`] or a
@@ -113,29 +116,39 @@ fn tenant_plan(
             continue;
         }
         scripts.insert(script.checksum.clone(), script.sql.clone());
-        findings.extend(script.findings.iter().map(|f| {
-            let finding = pb::LintFinding {
-                version: Some(step.migration.version.wire()),
-                name: step.migration.name.clone(),
-                code: f.code.as_str().to_owned(),
-                kind: match f.code.kind() {
-                    LintKind::Destructive => "destructive",
-                    LintKind::DataRewrite => "data_rewrite",
-                    LintKind::LockHazard => "lock_hazard",
-                    LintKind::Note => "note",
-                }
-                .to_owned(),
-                line: f.line,
-                message: f.code.why().to_owned(),
-                allowed: script.allow_destructive,
-                direction: direction(step.direction),
-                id: f.code.id().to_owned(),
-                blocks: f.blocks,
-            };
-            (step.migration.version.clone(), finding)
-        }));
+        script_findings(&step.migration, script, step.direction, findings);
     }
     plan_view(tenant, &PlanView::from(plan), wave)
+}
+
+/// Adds what the lint found in `script` (of `migration`, run `towards`) to `findings`.
+fn script_findings(
+    migration: &Migration,
+    script: &Script,
+    towards: Direction,
+    findings: &mut Vec<(MigrationKey, pb::LintFinding)>,
+) {
+    findings.extend(script.findings.iter().map(|f| {
+        let finding = pb::LintFinding {
+            version: Some(migration.version.wire()),
+            name: migration.name.clone(),
+            code: f.code.as_str().to_owned(),
+            kind: match f.code.kind() {
+                LintKind::Destructive => "destructive",
+                LintKind::DataRewrite => "data_rewrite",
+                LintKind::LockHazard => "lock_hazard",
+                LintKind::Note => "note",
+            }
+            .to_owned(),
+            line: f.line,
+            message: f.code.why().to_owned(),
+            allowed: script.allow_destructive,
+            direction: direction(towards),
+            id: f.code.id().to_owned(),
+            blocks: f.blocks,
+        };
+        (migration.version.clone(), finding)
+    }));
 }
 
 impl From<&FleetPlan> for pb::PlanResponse {
@@ -147,6 +160,9 @@ impl From<&FleetPlan> for pb::PlanResponse {
             .iter()
             .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts, &mut findings))
             .collect();
+        for m in p.whole_set.iter().flat_map(|set| set.iter()) {
+            script_findings(m, &m.up, Direction::Up, &mut findings);
+        }
         findings.sort_by_key(|(version, f)| (version.clone(), f.direction, f.line));
         Self {
             fleet: p.fleet.clone(),

@@ -79,7 +79,11 @@ impl Engine {
                 .find(|w| w.tenants.contains(&position))
                 .map_or(0, |w| w.index)
         };
-        let range = req.page.range(scope.tenants.len());
+        // A set-only plan reads no tenant.
+        let range = match req.set_only {
+            true => 0..0,
+            false => req.page.range(scope.tenants.len()),
+        };
         let page = &scope.tenants[range.clone()];
         let tenants = histories(page)
             .await
@@ -116,8 +120,12 @@ impl Engine {
             tenants,
             waves,
             tenant_count: scope.tenants.len() as u32,
-            next_page: req.page.next_token(scope.tenants.len()),
+            next_page: match req.set_only {
+                true => None,
+                false => req.page.next_token(scope.tenants.len()),
+            },
             set_warnings: scope.set.warnings().to_vec(),
+            whole_set: req.set_only.then(|| scope.set.clone()),
         })
     }
 

@@ -1,9 +1,9 @@
 //! What the engine's read operations answer, per fleet and per tenant.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 pub use crate::fleet::TenantSource;
-use crate::model::{Diagnostic, DialectKind, Plan, SetDigest};
+use crate::model::{Diagnostic, DialectKind, MigrationSet, Plan, SetDigest};
 
 /// One configured fleet.
 #[derive(Debug, Clone)]
@@ -62,6 +62,10 @@ pub struct FleetPlan {
     pub next_page: Option<String>,
     /// What loading the set noticed, e.g. files that look like migrations but are not read.
     pub set_warnings: Vec<String>,
+    /// The set planned with, when the request asked for the set alone
+    /// ([`crate::engine::PlanRequest::set_only`]): `tenants` is empty, and the findings of
+    /// every migration's `up` script are the answer.
+    pub whole_set: Option<Arc<MigrationSet>>,
 }
 
 /// One tenant's history, read now.
