@@ -366,3 +366,73 @@ async fn the_first_expected_schema_of_a_version_stays_and_census_rows_are_replac
     store.put_census("f", &[row("bb", true)]).await.unwrap();
     assert_eq!(store.census_rows("f").await.unwrap(), [row("bb", true)]);
 }
+
+/// A batch numbers each rollout's events in batch order after the ones stored, counts each
+/// ended work item once and adds the tenants' migrations to the rollout, whether the
+/// events came alone or with their work item.
+#[tokio::test]
+async fn a_batch_numbers_events_in_order_and_counts_tenants_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(&dir, [WorkState::Pending, WorkState::Pending]).await;
+    let before = store.rollout("r").await.unwrap().unwrap().last_seq;
+    let claims = store.claim("r", 0, "a", 60_000, 8, None).await.unwrap();
+    let event = |kind: EventKind| crate::model::RolloutEvent {
+        rollout_id: "r".into(),
+        seq: 0,
+        at_unix_ms: now_ms(),
+        kind,
+    };
+    let started = |t: &str| event(EventKind::TenantStarted { tenant: t.into() });
+    let finished = |t: &str, outcome, migrations_run| {
+        event(EventKind::TenantFinished(crate::model::TenantFinished {
+            tenant: t.into(),
+            outcome,
+            migrations_run,
+            duration_ms: 1,
+            current_version: None,
+            error: None,
+            plan: None,
+        }))
+    };
+    let work = |i: usize, state, e| Write::Work {
+        rollout_id: "r".into(),
+        position: claims[i].position,
+        lease: Some(claims[i].lease.clone()),
+        state,
+        error: None,
+        event: Some(e),
+    };
+    use crate::model::TenantOutcome::{Failed, Succeeded};
+    let newest = store
+        .write(&[
+            Write::Event(started("t0")),
+            Write::Event(started("t1")),
+            work(0, WorkState::Succeeded, finished("t0", Succeeded, 3)),
+            work(1, WorkState::Failed, finished("t1", Failed, 1)),
+            // Late twice: refused, neither counted nor stored.
+            work(0, WorkState::Succeeded, finished("t0", Succeeded, 3)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(newest, [("r".to_owned(), before + 4)]);
+    let r = store.rollout("r").await.unwrap().unwrap();
+    assert_eq!((r.succeeded, r.failed, r.migrations_run), (1, 1, 4));
+    let events = store.events_after("r", before, 100).await.unwrap();
+    let seen: Vec<(u64, String)> = events
+        .iter()
+        .map(|e| {
+            let what = match &e.kind {
+                EventKind::TenantStarted { tenant } => format!("started {tenant}"),
+                EventKind::TenantFinished(t) => format!("finished {}", t.tenant),
+                other => format!("{other:?}"),
+            };
+            (e.seq, what)
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = ["started t0", "started t1", "finished t0", "finished t1"]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (before + 1 + i as u64, (*w).to_owned()))
+        .collect();
+    assert_eq!(seen, expected);
+}
