@@ -231,10 +231,7 @@ async fn a_set_only_plan_reads_no_tenant() -> anyhow::Result<()> {
         "0002_drop_legacy.up.sql",
         "ALTER TABLE accounts DROP COLUMN legacy;",
     )?;
-    let mut config = TestDaemon::config(&fleet, set.path(), Duration::from_secs(5))?;
-    let test = config.fleets.get_mut("test").context("fleet test")?;
-    test.tenants[0].dsn = "postgres://postgres@127.0.0.1:1/nowhere".into();
-    let daemon = TestDaemon::start_with(config).await?;
+    let daemon = unreachable_fleet(&fleet, &set).await?;
     let ask = |set_only| pb::PlanRequest {
         fleet: avocet_tests::FLEET.into(),
         set_only,
@@ -263,6 +260,46 @@ async fn a_set_only_plan_reads_no_tenant() -> anyhow::Result<()> {
     let read = c.plan(ask(false)).await?;
     let tenant = read.tenants.first().context("one tenant")?;
     ensure!(tenant.blocked && read.findings.is_empty(), "{read:?}");
+    daemon.stop().await?;
+    Ok(())
+}
+
+/// A daemon over `fleet`'s configuration with `set`, its one tenant moved to a port where
+/// nothing listens.
+async fn unreachable_fleet(fleet: &Fleet, set: &MigrationCopy) -> anyhow::Result<TestDaemon> {
+    let mut config = TestDaemon::config(fleet, set.path(), Duration::from_secs(5))?;
+    let test = config.fleets.get_mut("test").context("fleet test")?;
+    test.tenants[0].dsn = "postgres://postgres@127.0.0.1:1/nowhere".into();
+    TestDaemon::start_with(config).await
+}
+
+/// A fresh tenant may start from a Flyway baseline (`B2__…`): a set-only plan answers its
+/// findings too, so `apply --yes` still stops before a baseline that destroys data.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_only_plan_counts_baselines() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(1).await?;
+    let set = MigrationCopy::empty()?;
+    set.write("V1__Create_people.sql", "CREATE TABLE people (id int);")?;
+    set.write("V2__Create_pets.sql", "CREATE TABLE pets (id int);")?;
+    set.write(
+        "B2__Baseline.sql",
+        "CREATE TABLE people (id int);\nCREATE TABLE pets (id int);\nDROP TABLE scratch;\n",
+    )?;
+    let daemon = unreachable_fleet(&fleet, &set).await?;
+    let whole = daemon
+        .client()
+        .plan(pb::PlanRequest {
+            fleet: avocet_tests::FLEET.into(),
+            set_only: true,
+            ..Default::default()
+        })
+        .await?;
+    let found: Vec<(&str, &str, bool)> = whole
+        .findings
+        .iter()
+        .map(|f| (f.name.as_str(), f.code.as_str(), f.blocks))
+        .collect();
+    ensure!(found == [("Baseline", "drop_table", true)], "{found:?}");
     daemon.stop().await?;
     Ok(())
 }

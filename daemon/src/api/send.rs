@@ -160,7 +160,12 @@ impl From<&FleetPlan> for pb::PlanResponse {
             .iter()
             .map(|t| tenant_plan(&t.tenant, &t.plan, t.wave, &mut scripts, &mut findings))
             .collect();
-        for m in p.whole_set.iter().flat_map(|set| set.iter()) {
+        // A new tenant may start from a baseline: its findings count too.
+        for m in p
+            .whole_set
+            .iter()
+            .flat_map(|set| set.baselines().chain(set.iter()))
+        {
             script_findings(m, &m.up, Direction::Up, &mut findings);
         }
         findings.sort_by_key(|(version, f)| (version.clone(), f.direction, f.line));

@@ -68,7 +68,8 @@ pub struct PlanRequest {
     /// A published set to plan (and apply) instead of the fleet's own: a tag's name or a
     /// digest (`None`: the fleet's set).
     pub set: Option<String>,
-    /// Plan the set alone: read no tenant, and answer every migration's `up` findings
+    /// Plan the set alone: read no tenant, and answer the `up` findings of every migration
+    /// and baseline
     /// ([`crate::engine::FleetPlan::whole_set`]). Ignored by an apply.
     pub set_only: bool,
 }
