@@ -52,7 +52,9 @@ impl RolloutCtx {
     }
 
     /// Records `model`, read on `tenant` right after its run left it at `version`. A store
-    /// that fails costs the record (logged), never the tenant's outcome.
+    /// that fails to record the version's expected schema costs that record (logged), never
+    /// the tenant's outcome; the tenant's census row goes with its end through the event
+    /// writer, which retries until the store answers, as for the end itself.
     pub(super) async fn record_schema(
         &self,
         tenant: &Tenant,

@@ -115,7 +115,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let ctx = "storing census results";
         let mut tx = self.pool.begin().await.map_err(StoreError::query(ctx))?;
-        for r in rows {
+        // In tenant order, as the event writer's batches take them: two transactions
+        // upserting the same tenants never wait on each other in a cycle.
+        let mut sorted: Vec<&CensusRow> = rows.iter().collect();
+        sorted.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        for r in sorted {
             upsert(fleet, r, &mut tx).await?;
         }
         tx.commit().await.map_err(StoreError::query(ctx))

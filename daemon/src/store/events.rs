@@ -53,6 +53,7 @@ impl Store {
     pub(crate) async fn write(&self, batch: &[Write]) -> Result<Vec<(String, u64)>, StoreError> {
         let q = StoreError::query;
         let mut tally = Tally::default();
+        let mut census = Vec::new();
         let mut tx = self.pool.begin().await.map_err(q("writing events"))?;
         for write in batch {
             match write {
@@ -84,9 +85,17 @@ impl Store {
                     }
                 }
                 Write::Known(k) => super::known::upsert(k, &mut tx).await?,
-                Write::Census { fleet, row } => super::census::upsert(fleet, row, &mut tx).await?,
+                Write::Census { fleet, row } => census.push((fleet, row)),
             }
         }
+        // Rows of other transactions are taken in one order: census rows by (fleet,
+        // tenant), as a fleet census stores them, and rollout rows by id, so two replicas'
+        // batches never wait on each other in a cycle.
+        census.sort_by(|a, b| (a.0, &a.1.tenant).cmp(&(b.0, &b.1.tenant)));
+        for (fleet, row) in census {
+            super::census::upsert(fleet, row, &mut tx).await?;
+        }
+        tally.0.sort_by(|a, b| a.0.cmp(b.0));
         let mut newest = Vec::new();
         for (id, delta) in &tally.0 {
             if let Some(seq) = delta.store(&mut tx, id).await? {
@@ -341,7 +350,9 @@ impl Delta<'_> {
                 "INSERT INTO rollout_events (rollout_id, seq, at, body) VALUES {}",
                 rows.join(", ")
             );
-            let mut insert = sqlx::query(&sql);
+            // Not kept prepared: a chunk's length makes its text, and up to
+            // EVENTS_PER_INSERT texts would churn through the connection's cache.
+            let mut insert = sqlx::query(&sql).persistent(false);
             for (i, e) in chunk.iter().enumerate() {
                 let body =
                     serde_json::to_string(&e.kind).map_err(StoreError::corrupt("an event"))?;
