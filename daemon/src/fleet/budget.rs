@@ -76,6 +76,8 @@ pub(crate) struct Budget {
     hosts: Mutex<HashMap<String, Arc<Counts>>>,
     /// Every tenant pool created so far, with its host: where idle connections are found.
     pools: Mutex<Vec<(Option<String>, Pool)>>,
+    /// Where [`Budget::close_one_idle`] starts its search: where it last found one.
+    cursor: AtomicUsize,
     /// Notified whenever a connection closes or goes idle, so a waiting open can retry.
     closed: Notify,
     /// Tenants of one server retrying a lock-timed-out migration at once.
@@ -95,6 +97,7 @@ impl Budget {
             per_host: per_host.min(max),
             hosts: Mutex::new(HashMap::new()),
             pools: Mutex::new(Vec::new()),
+            cursor: AtomicUsize::new(0),
             closed: Notify::new(),
             lock_waiters: super::waiters::LockWaiters::new(lock_waiters),
             in_flight: super::inflight::InFlight::default(),
@@ -172,27 +175,41 @@ impl Budget {
     }
 
     /// Closes one idle connection (of a pool on `host`, when given); false when none is idle.
+    ///
+    /// The search goes round the pools from where the last idle connection was found: a
+    /// rollout leaves its idle connections in the pools of the tenants it just ran, next to
+    /// each other, so a fleet of 10,000 tenants is not walked for every new connection.
     async fn close_one_idle(&self, host: Option<&str>) -> bool {
-        let pools: Vec<Pool> = {
+        let removed = {
             let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
-            pools
-                .iter()
-                .filter(|(h, p)| {
-                    p.status().available > 0 && host.is_none_or(|host| h.as_deref() == Some(host))
-                })
-                .map(|(_, p)| p.clone())
-                .collect()
+            let n = pools.len();
+            let start = self.cursor.load(Ordering::Relaxed);
+            let mut removed = None;
+            for at in (0..n).map(|k| (start + k) % n) {
+                let (h, pool) = &pools[at];
+                if pool.status().available == 0
+                    || host.is_some_and(|host| h.as_deref() != Some(host))
+                {
+                    continue;
+                }
+                let mut taken = false;
+                let out = pool.retain(|_, _| std::mem::replace(&mut taken, true));
+                if let Some(conn) = out.removed.into_iter().next() {
+                    self.cursor.store(at, Ordering::Relaxed);
+                    removed = Some(conn);
+                    break;
+                }
+            }
+            removed
         };
-        for pool in pools {
-            let mut taken = false;
-            let removed = pool.retain(|_, _| std::mem::replace(&mut taken, true));
-            if let Some(conn) = removed.removed.into_iter().next() {
+        match removed {
+            Some(conn) => {
                 conn.close().await;
                 self.closed.notify_waiters();
-                return true;
+                true
             }
+            None => false,
         }
-        false
     }
 
     /// Registers a new tenant pool so its idle connections can be found.
