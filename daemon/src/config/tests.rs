@@ -1,6 +1,7 @@
 //! Loading and validating configurations.
 
 use super::*;
+use crate::model::DialectKind;
 
 fn write(text: &str) -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
