@@ -6,7 +6,7 @@
 //! Published sets (issue 30) that no tag names, stored before a cutoff, are deleted with
 //! their files unless a rollout still in the store pinned them or the caller keeps them.
 
-use super::{Store, StoreError, get, now_ms, rollouts::insert_audit};
+use super::{Store, StoreError, get};
 use crate::model::RolloutState;
 
 /// Rollouts deleted per transaction, so one purge never holds the store for long.
@@ -172,26 +172,12 @@ impl Store {
             if deleted == 0 {
                 continue;
             }
-            sqlx::query("DELETE FROM published_set_files WHERE set_digest = $1")
-                .bind(&set.digest)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::query(CTX))?;
             let detail = format!(
                 "set {} collected: untagged, named by no rollout, {} bytes, published at {} ms, \
                  older than set_retention",
                 set.digest, set.bytes, set.published_at
             );
-            insert_audit(
-                &mut tx,
-                "",
-                now_ms(),
-                "avocet.v1.Sets/DeleteSet",
-                caller,
-                &detail,
-            )
-            .await?;
-            tx.commit().await.map_err(StoreError::query(CTX))?;
+            super::sets::end_deletion(tx, &set.digest, caller, &detail, CTX).await?;
             collected.push(set);
         }
         Ok(collected)

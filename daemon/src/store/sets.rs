@@ -411,7 +411,6 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         for sql in [
             "DELETE FROM set_tags WHERE set_digest = $1",
-            "DELETE FROM published_set_files WHERE set_digest = $1",
             "DELETE FROM published_sets WHERE digest = $1",
         ] {
             sqlx::query(sql)
@@ -421,16 +420,37 @@ impl Store {
                 .map_err(StoreError::query(CTX))?;
         }
         let detail = format!("set {digest} deleted, with tags [{}]", tags.join(", "));
-        insert_audit(
-            &mut tx,
-            "",
-            now_ms(),
-            "avocet.v1.Sets/DeleteSet",
-            caller,
-            &detail,
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::query(CTX))?;
+        end_deletion(tx, digest, caller, &detail, CTX).await?;
         Ok(Deletion::Deleted { tags })
     }
+}
+
+/// Ends the deletion of set `digest` begun in `tx` (its `published_sets` row is gone):
+/// deletes its files, audits the deletion as `DeleteSet` by `caller` with `detail`, and
+/// commits. Used by `DeleteSet` and by `set_retention`'s collection alike.
+///
+/// # Errors
+/// [`StoreError::Query`] (with `ctx`) when the store refuses it; nothing is kept then.
+pub(super) async fn end_deletion(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    digest: &str,
+    caller: &str,
+    detail: &str,
+    ctx: &'static str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM published_set_files WHERE set_digest = $1")
+        .bind(digest)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query(ctx))?;
+    insert_audit(
+        &mut tx,
+        "",
+        now_ms(),
+        "avocet.v1.Sets/DeleteSet",
+        caller,
+        detail,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::query(ctx))
 }
