@@ -141,37 +141,23 @@ impl Store {
     }
 }
 
-/// Stores `e` as its rollout's next event; returns its sequence number.
+/// Stores `e` as its rollout's next event, as a batch of one does; returns its sequence
+/// number.
+///
+/// # Errors
+/// [`StoreError::Query`] when the store refuses it, or has no such rollout.
 pub(super) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     e: &RolloutEvent,
 ) -> Result<u64, StoreError> {
-    let q = StoreError::query;
-    let body = serde_json::to_string(&e.kind).map_err(StoreError::corrupt("an event"))?;
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE rollouts SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-    )
-    .bind(e.rollout_id.clone())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(q("numbering an event"))?;
-    sqlx::query("INSERT INTO rollout_events (rollout_id, seq, at, body) VALUES ($1, $2, $3, $4)")
-        .bind(e.rollout_id.clone())
-        .bind(seq)
-        .bind(e.at_unix_ms)
-        .bind(body)
-        .execute(&mut **tx)
-        .await
-        .map_err(q("storing an event"))?;
-    if let EventKind::TenantFinished(t) = &e.kind {
-        sqlx::query("UPDATE rollouts SET migrations_run = migrations_run + $1 WHERE id = $2")
-            .bind(i64::from(t.migrations_run))
-            .bind(e.rollout_id.clone())
-            .execute(&mut **tx)
-            .await
-            .map_err(q("counting a tenant"))?;
-    }
-    Ok(seq as u64)
+    let mut tally = Tally::default();
+    tally.event(e);
+    let (id, delta) = &tally.0[0];
+    // A delta with an event always numbers it (or fails for a missing rollout).
+    delta.store(tx, id).await?.ok_or(StoreError::Query {
+        context: "numbering an event",
+        source: sqlx::Error::RowNotFound,
+    })
 }
 
 impl Store {
