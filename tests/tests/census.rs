@@ -3,7 +3,8 @@
 //! exactly those three drift classes, each naming the object; a tenant restored with the
 //! database's own dump tool is in the expected class; fingerprints survive a daemon
 //! restart, `ANALYZE`, `VACUUM FULL` and `REINDEX`, and do not depend on the order in which
-//! equivalent migration sets created the tables.
+//! equivalent migration sets created the tables. A PostgreSQL model holds each kind of
+//! object, and none of an extension's.
 
 use std::time::Duration;
 
@@ -226,6 +227,86 @@ async fn postgres_schema_tenants_fingerprint_alike() -> anyhow::Result<()> {
     let model = export(&daemon, "s00").await?;
     assert!(!model.contains("tenant_00"), "no schema name in the model");
     daemon.stop().await?;
+    Ok(())
+}
+
+/// What a PostgreSQL model holds of each kind of object, read from a schema tenant
+/// beside an extension's objects: columns in their table's order (identity, serial,
+/// generated, collation, default), an enum's labels in their order (one added `BEFORE`
+/// another), sequences (a standalone one and a `SERIAL`'s, not an identity column's), an index's keys, order, `INCLUDE`
+/// and predicate, a check, a view, a function and a trigger. The extension's functions
+/// and types in the same schema are not the tenant's, so the tenant beside it has the
+/// same model.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_model_holds_each_kind_of_object() -> anyhow::Result<()> {
+    // A label added to an enum cannot be used in the transaction that added it.
+    const ENUM: &str = "CREATE TYPE mood AS ENUM ('sad', 'happy');
+        ALTER TYPE mood ADD VALUE 'meh' BEFORE 'happy'";
+    const SCHEMA: &str = "CREATE SEQUENCE invoice_numbers START 1000 INCREMENT 10;
+        CREATE TABLE people (
+            zeta TEXT COLLATE \"C\",
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            serial_no SERIAL,
+            alpha mood NOT NULL DEFAULT 'meh',
+            doubled INT GENERATED ALWAYS AS (serial_no * 2) STORED,
+            CONSTRAINT people_alpha_check CHECK (alpha <> 'sad'));
+        CREATE INDEX people_zeta_idx ON people (lower(zeta) DESC) INCLUDE (id)
+            WHERE zeta IS NOT NULL;
+        CREATE VIEW happy_people AS SELECT id, zeta FROM people WHERE alpha = 'happy';
+        CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql
+            AS $$ BEGIN RETURN NEW; END $$;
+        CREATE TRIGGER people_touch BEFORE UPDATE ON people
+            FOR EACH ROW EXECUTE FUNCTION touch();";
+    let fleet = Fleet::postgres_schemas(2).await?;
+    fleet
+        .exec(
+            0,
+            "CREATE SCHEMA tenant_00; CREATE EXTENSION citext SCHEMA tenant_00",
+        )
+        .await?;
+    fleet.exec(1, "CREATE SCHEMA tenant_01").await?;
+    for i in 0..2 {
+        fleet.exec(i, ENUM).await?;
+        fleet.exec(i, SCHEMA).await?;
+    }
+    let daemon = TestDaemon::sample(&fleet, LOCK).await?;
+    let (beside_extension, alone) = (export(&daemon, "s00").await?, export(&daemon, "s01").await?);
+    daemon.stop().await?;
+    assert_eq!(
+        beside_extension, alone,
+        "the extension's objects are not the tenant's"
+    );
+
+    let m: avocet_daemon::model::SchemaModel = serde_json::from_str(&alone)?;
+    let people = &m.tables["people"];
+    let columns: Vec<_> = people.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(columns, ["zeta", "id", "serial_no", "alpha", "doubled"]);
+    assert_eq!(people.columns[0].collation.as_deref(), Some("C"));
+    assert_eq!(
+        people.columns[1].generated.as_deref(),
+        Some("identity always")
+    );
+    assert_eq!(people.columns[3].default.as_deref(), Some("'meh'::mood"));
+    assert_eq!(
+        people.columns[4].generated.as_deref(),
+        Some("stored (serial_no * 2)")
+    );
+    assert_eq!(m.enums["mood"], ["sad", "meh", "happy"]);
+    assert_eq!(
+        m.sequences.keys().collect::<Vec<_>>(),
+        ["invoice_numbers", "people_serial_no_seq"]
+    );
+    assert_eq!(m.sequences["invoice_numbers"].increment, "10");
+    let index = &people.indexes["people_zeta_idx"];
+    assert_eq!(index.keys, ["lower(zeta) DESC"]);
+    assert_eq!(index.include, ["id"]);
+    assert_eq!(index.predicate.as_deref(), Some("zeta IS NOT NULL"));
+    assert!(people.constraints.contains_key("people_alpha_check"));
+    assert!(people.constraints.contains_key("people_pkey"));
+    assert!(people.triggers.contains_key("people_touch"));
+    assert!(m.views.contains_key("happy_people"));
+    assert_eq!(m.functions.keys().collect::<Vec<_>>(), ["touch()"]);
+    assert_eq!(m.tables.len(), 1, "{:?}", m.tables.keys());
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! PostgreSQL's schema from `pg_catalog`, in one request: the tenant's schema only, its
+//! PostgreSQL's schema from `pg_catalog`, in one request of one statement: the tenant's schema only, its
 //! `search_path` set to it first so every definition the server prints names the tenant's
 //! own objects unqualified (a schema tenant's model then equals its neighbour's). Values
 //! are the server's canonical text, printed from its parse trees (`pg_get_expr`,
@@ -25,15 +25,23 @@ pub(super) fn search_path(schema: &str) -> String {
     )
 }
 
-/// The catalog queries, `;`-joined: rows tagged `t` table, `c` column, `k` constraint,
-/// `i` index, `v` view, `s` sequence, `e` enum label, `f` function, `g` trigger.
+/// The catalog read, one statement: rows tagged `t` table, `c` column, `k` constraint, `i`
+/// index, `v` view, `s` sequence, `e` enum label, `f` function, `g` trigger, ten text
+/// columns each (`NULL` past a row's own), ordered by tag, name, then a column's number
+/// or an enum label's place.
+///
+/// One statement, not one per tag: the schema's objects are found once (materialized
+/// CTEs) and every branch joins them, so the server plans one query over small inputs.
+/// Planning dominated the read: on the light sample set, 7.2 ms warm and 11.4 ms on a new
+/// backend as nine statements, 2.5 ms and 6.3 ms as this one (pgbench, same run).
 pub(super) fn sql(schema: &str) -> String {
-    let ns = format!(
-        "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = {})",
-        lit(schema)
-    );
-    // The catalog of `oid` keeps the lookup on pg_depend's (classid, objid) index: without
-    // it each query scanned the whole of pg_depend.
+    // Every relation, type and function records a dependency on its schema; reading those
+    // through pg_depend's (refclassid, refobjid) index finds a schema's objects without
+    // scanning the catalogs of every schema (pg_class has no index on relnamespace), so a
+    // read of one schema tenant costs what its own schema holds, not what the database
+    // holds (on 1,000 schemas of 20 tables: 554 ms -> 85 ms, with the connection). An
+    // extension's members (`deptype = 'e'`, looked up on pg_depend's (classid, objid)
+    // index) are the extension's, not the tenant's.
     let not_ext = |catalog: &str, oid: &str| {
         format!(
             "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x \
@@ -41,102 +49,97 @@ pub(super) fn sql(schema: &str) -> String {
              AND x.deptype = 'e')"
         )
     };
-    // Every relation, type and function records a dependency on its schema; reading those
-    // through pg_depend's (refclassid, refobjid) index finds a schema's objects without
-    // scanning the catalogs of every schema (pg_class has no index on relnamespace), so a
-    // read of one schema tenant costs what its own schema holds, not what the database
-    // holds (on 1,000 schemas of 20 tables: 554 ms -> 85 ms, with the connection).
-    let member = |catalog: &str, oid: &str| {
-        format!(
-            "{oid} IN (SELECT d.objid FROM pg_catalog.pg_depend d \
-             WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass AND d.refobjid = {ns} \
-             AND d.classid = 'pg_catalog.{catalog}'::regclass)"
-        )
+    let member = |catalog: &str| {
+        format!("(SELECT o.objid FROM obj o WHERE o.classid = 'pg_catalog.{catalog}'::regclass)")
     };
-    let rel_in = format!("c.relnamespace = {ns} AND {}", member("pg_class", "c.oid"));
-    let type_in = format!("t.typnamespace = {ns} AND {}", member("pg_type", "t.oid"));
-    let proc_in = format!("p.pronamespace = {ns} AND {}", member("pg_proc", "p.oid"));
-    [
+    let head = format!(
+        "WITH ns AS MATERIALIZED (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = {}), \
+         obj AS MATERIALIZED (SELECT d.classid, d.objid FROM pg_catalog.pg_depend d \
+           WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass \
+           AND d.refobjid = (SELECT oid FROM ns)), \
+         rel AS MATERIALIZED (SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c \
+           WHERE c.oid IN {} AND c.relnamespace = (SELECT oid FROM ns) AND {}), \
+         tab AS (SELECT oid, relname FROM rel WHERE relkind IN ('r', 'p'))",
+        lit(schema),
+        member("pg_class"),
+        not_ext("pg_class", "c.oid"),
+    );
+    let branches = [
+        "SELECT 't', relname::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0 \
+         FROM tab"
+            .to_owned(),
+        "SELECT 'c', c.relname::text, a.attname::text, \
+         pg_catalog.format_type(a.atttypid, a.atttypmod), (NOT a.attnotnull)::text, \
+         pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, \
+         a.attgenerated::text, \
+         CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation \
+              THEN co.collname::text END, NULL, a.attnum \
+         FROM tab c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+         JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+         WHERE a.attnum > 0 AND NOT a.attisdropped"
+            .to_owned(),
+        "SELECT 'k', c.relname::text, k.conname::text, k.contype::text, \
+         pg_catalog.pg_get_constraintdef(k.oid, true), NULL, NULL, NULL, NULL, NULL, 0 \
+         FROM pg_catalog.pg_constraint k JOIN tab c ON c.oid = k.conrelid \
+         WHERE k.contype IN ('p', 'u', 'c', 'f', 'x')"
+            .to_owned(),
+        "SELECT 'i', c.relname::text, ic.relname::text, i.indisunique::text, \
+         am.amname::text, pg_catalog.pg_get_expr(i.indpred, i.indrelid, true), \
+         i.indnkeyatts::text, i.indoption::text, \
+         array_to_string(ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true) \
+           FROM generate_series(1, i.indnatts) k ORDER BY k), chr(31)), NULL, 0 \
+         FROM pg_catalog.pg_index i JOIN tab c ON c.oid = i.indrelid \
+         JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
+         JOIN pg_catalog.pg_am am ON am.oid = ic.relam \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k \
+           WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid \
+           AND k.contype IN ('p', 'u', 'x'))"
+            .to_owned(),
+        "SELECT 'v', c.relname::text, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid, true), \
+         NULL, NULL, NULL, NULL, NULL, NULL, 0 \
+         FROM rel c WHERE c.relkind IN ('v', 'm')"
+            .to_owned(),
+        "SELECT 's', c.relname::text, pg_catalog.format_type(s.seqtypid, NULL), \
+         s.seqstart::text, s.seqincrement::text, s.seqmin::text, s.seqmax::text, \
+         s.seqcycle::text, \
+         (SELECT d.deptype::text FROM pg_catalog.pg_depend d \
+           WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid \
+           AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' LIMIT 1), \
+         NULL, 0 \
+         FROM pg_catalog.pg_sequence s JOIN rel c ON c.oid = s.seqrelid"
+            .to_owned(),
         format!(
-            "SELECT 't', c.relname::text FROM pg_catalog.pg_class c \
-             WHERE {rel_in} AND c.relkind IN ('r', 'p') AND {}",
-            not_ext("pg_class", "c.oid")
-        ),
-        format!(
-            "SELECT 'c', c.relname::text, a.attname::text, \
-             pg_catalog.format_type(a.atttypid, a.atttypmod), (NOT a.attnotnull)::text, \
-             pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, \
-             a.attgenerated::text, \
-             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation \
-                  THEN co.collname::text END \
-             FROM pg_catalog.pg_attribute a \
-             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-             LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
-             WHERE {rel_in} AND c.relkind IN ('r', 'p') AND a.attnum > 0 \
-             AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
-        ),
-        format!(
-            "SELECT 'k', c.relname::text, k.conname::text, k.contype::text, \
-             pg_catalog.pg_get_constraintdef(k.oid, true) \
-             FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
-             WHERE {rel_in} AND k.contype IN ('p', 'u', 'c', 'f', 'x')"
-        ),
-        format!(
-            "SELECT 'i', c.relname::text, ic.relname::text, i.indisunique::text, \
-             am.amname::text, pg_catalog.pg_get_expr(i.indpred, i.indrelid, true), \
-             i.indnkeyatts::text, i.indoption::text, \
-             array_to_string(ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true) \
-               FROM generate_series(1, i.indnatts) k ORDER BY k), chr(31)) \
-             FROM pg_catalog.pg_index i \
-             JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
-             JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
-             JOIN pg_catalog.pg_am am ON am.oid = ic.relam \
-             WHERE {rel_in} AND c.relkind IN ('r', 'p') \
-             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k \
-               WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid \
-               AND k.contype IN ('p', 'u', 'x'))"
-        ),
-        format!(
-            "SELECT 'v', c.relname::text, c.relkind::text, pg_catalog.pg_get_viewdef(c.oid, true) \
-             FROM pg_catalog.pg_class c \
-             WHERE {rel_in} AND c.relkind IN ('v', 'm') AND {}",
-            not_ext("pg_class", "c.oid")
-        ),
-        format!(
-            "SELECT 's', c.relname::text, pg_catalog.format_type(s.seqtypid, NULL), \
-             s.seqstart::text, s.seqincrement::text, s.seqmin::text, s.seqmax::text, \
-             s.seqcycle::text, \
-             (SELECT d.deptype::text FROM pg_catalog.pg_depend d \
-               WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid \
-               AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' LIMIT 1) \
-             FROM pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid \
-             WHERE {rel_in} AND {}",
-            not_ext("pg_class", "c.oid")
-        ),
-        format!(
-            "SELECT 'e', t.typname::text, e.enumlabel::text FROM pg_catalog.pg_type t \
-             JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid \
-             WHERE {type_in} ORDER BY t.typname, e.enumsortorder"
+            "SELECT 'e', t.typname::text, e.enumlabel::text, \
+             NULL, NULL, NULL, NULL, NULL, NULL, NULL, e.enumsortorder \
+             FROM pg_catalog.pg_type t JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid \
+             WHERE t.oid IN {} AND t.typnamespace = (SELECT oid FROM ns)",
+            member("pg_type")
         ),
         format!(
             "SELECT 'f', p.proname::text || '(' || \
              pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', p.prokind::text, \
              coalesce(pg_catalog.pg_get_function_result(p.oid), ''), l.lanname::text, \
              p.provolatile::text, p.prosecdef::text, \
-             coalesce(array_to_string(p.proconfig, ','), ''), p.prosrc \
+             coalesce(array_to_string(p.proconfig, ','), ''), p.prosrc, NULL, 0 \
              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
-             WHERE {proc_in} AND {}",
+             WHERE p.oid IN {} AND p.pronamespace = (SELECT oid FROM ns) AND {}",
+            member("pg_proc"),
             not_ext("pg_proc", "p.oid")
         ),
-        format!(
-            "SELECT 'g', c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid, true) \
-             FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
-             WHERE {rel_in} AND NOT t.tgisinternal"
-        ),
-    ]
-    .join(";\n")
+        "SELECT 'g', c.relname::text, t.tgname::text, pg_catalog.pg_get_triggerdef(t.oid, true), \
+         NULL, NULL, NULL, NULL, NULL, NULL, 0 \
+         FROM pg_catalog.pg_trigger t JOIN tab c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal"
+            .to_owned(),
+    ];
+    // The place column `o` orders the rows and stays out of them: every column read is
+    // text.
+    format!(
+        "SELECT tag, c1, c2, c3, c4, c5, c6, c7, c8, c9 FROM ({head} {}) \
+         AS u (tag, c1, c2, c3, c4, c5, c6, c7, c8, c9, o) ORDER BY tag, c1, o",
+        branches.join(" UNION ALL ")
+    )
 }
 
 /// Constraint and index name endings PostgreSQL makes up (`ChooseConstraintName`,
