@@ -399,8 +399,11 @@ fn every_module_imports_only_the_layers_below_it() {
         {
             continue;
         }
-        // Test modules in their own files (`#[cfg(test)] mod tests;`) may use fixtures.
-        if relative.file_name().is_some_and(|f| f == "tests.rs") {
+        // Test modules in their own files (`#[cfg(test)] mod tests;`, as `tests.rs` or a
+        // `tests/` directory) may use fixtures.
+        if relative.file_name().is_some_and(|f| f == "tests.rs")
+            || relative.components().any(|c| c.as_os_str() == "tests")
+        {
             continue;
         }
         let source = std::fs::read_to_string(path).unwrap();
