@@ -1,6 +1,7 @@
 //! Pooled sessions: one session serves a PostgreSQL tenant's whole apply and is reset between
 //! migrations, MySQL migrations get sessions of their own, nothing a script does to its
-//! session reaches the next migration, the history writes or another tenant, and the
+//! session reaches the next migration (of its run or of the next run on the same session),
+//! the history writes or another tenant, and the
 //! daemon never opens more server connections than its budgets allow.
 
 use std::time::Duration;
@@ -99,6 +100,45 @@ async fn one_postgres_session_runs_every_migration_and_is_reset_between_them() -
     ensure!(pids[0] != pids[1], "two tenants shared session {}", pids[0]);
     // The session went back to its tenant's pool after the reset and the unlock.
     ensure!(fleet.server_sessions().await? == 2);
+    daemon.stop().await
+}
+
+/// A session goes back to its pool reset when its run releases the lock, and the first
+/// migration of the next run, on that same session, runs no reset of its own: it finds the
+/// session as a new one would be all the same, nothing of the last run's script left.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_next_run_on_a_released_session_finds_it_reset() -> anyhow::Result<()> {
+    let fleet = Fleet::postgres(1).await?;
+    let set = MigrationCopy::empty()?;
+    let [dirty, look, _] = LEAKY_SET;
+    set.write(dirty.0, dirty.1)?;
+    let daemon = TestDaemon::start(&fleet, set.path(), Duration::from_secs(5)).await?;
+    ensure!(finished(&daemon.apply_all().await?)?.succeeded == 1);
+    set.write(look.0, look.1)?;
+    let second = daemon.apply_all().await?;
+    ensure!(
+        finished(&second)?.migrations_run == 1,
+        "{:?}",
+        second.tenants().collect::<Vec<_>>()
+    );
+    let seen = fleet
+        .scalar(
+            0,
+            "SELECT schema || '|' || app || '|' || work_mem || '|' || temp_tables || '|' \
+             || prepared FROM public.seen",
+        )
+        .await?;
+    ensure!(
+        seen.as_deref() == Some("public|avocetd|4MB|0|0"),
+        "the second run's migration saw {seen:?}"
+    );
+    let pids = fleet
+        .scalar(0, "SELECT count(DISTINCT pid)::text FROM public.pids")
+        .await?;
+    ensure!(
+        pids.as_deref() == Some("1"),
+        "the two runs used {pids:?} sessions, not one"
+    );
     daemon.stop().await
 }
 
