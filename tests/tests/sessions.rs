@@ -103,9 +103,9 @@ async fn one_postgres_session_runs_every_migration_and_is_reset_between_them() -
     daemon.stop().await
 }
 
-/// A session goes back to its pool reset when its run releases the lock, and the first
-/// migration of the next run, on that same session, runs no reset of its own: it finds the
-/// session as a new one would be all the same, nothing of the last run's script left.
+/// A session goes back to its pool when its run releases the lock, and the first migration
+/// of the next run, on that same session, finds it as a new one would be: nothing of the
+/// last run's script is left.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_next_run_on_a_released_session_finds_it_reset() -> anyhow::Result<()> {
     let fleet = Fleet::postgres(1).await?;

@@ -200,8 +200,6 @@ impl<D: Dialect> Database for SqlxDatabase<D> {
             identity,
             lock: D::LockState::default(),
             server_id: None,
-            // Just connected: the state the identity's reset returns a session to.
-            as_reset: true,
         }))
     }
 
@@ -259,12 +257,6 @@ pub(super) struct SqlxSession<D: Dialect> {
     lock: D::LockState,
     /// [`Session::server_id`], once read.
     server_id: Option<u64>,
-    /// True while the session is as its identity's reset leaves it: just connected, or
-    /// reset when it was last released, with nothing but reads run on it since (the lock,
-    /// the history, the server id). The first migration then skips the reset it would
-    /// repeat ([`Item::Reset`] first in a request). Anything else that runs on the session
-    /// clears it, and so does binding it to another tenant.
-    as_reset: bool,
 }
 
 impl<D: Dialect> SqlxSession<D> {
@@ -333,7 +325,6 @@ impl<D: Dialect> Session for SqlxSession<D> {
     }
 
     async fn prepare_history(&mut self) -> Result<Vec<HistoryRecord>, DbError> {
-        self.as_reset = false;
         let sql = Arc::clone(&self.identity.sql);
         let read = DbError::query("reading the history table");
         match self.select(&sql.select).await {
@@ -362,7 +353,6 @@ impl<D: Dialect> Session for SqlxSession<D> {
     }
 
     async fn create_history(&mut self) -> Result<(), DbError> {
-        self.as_reset = false;
         let sql = self.identity.sql.create_sql();
         self.conn
             .execute(&sql)
@@ -371,7 +361,6 @@ impl<D: Dialect> Session for SqlxSession<D> {
     }
 
     async fn read_foreign(&mut self, tool: SetFormat) -> Result<Option<Vec<ForeignRow>>, DbError> {
-        self.as_reset = false;
         let Some(select) = super::foreign::select_sql::<D>(tool) else {
             return Ok(Some(Vec::new()));
         };
@@ -385,14 +374,8 @@ impl<D: Dialect> Session for SqlxSession<D> {
     }
 
     async fn run(&mut self, items: &[Item<'_>]) -> Result<(), ItemError> {
-        let as_reset = std::mem::take(&mut self.as_reset);
         let mut rendered = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
-            if as_reset && index == 0 && matches!(item, Item::Reset) {
-                // No statements: the session is already as the reset leaves it.
-                rendered.push((String::new(), 0));
-                continue;
-            }
             let r = self.render(item).map_err(|source| ItemError {
                 index,
                 at: None,
@@ -417,8 +400,6 @@ impl<D: Dialect> Session for SqlxSession<D> {
     }
 
     async fn introspect(&mut self) -> Result<SchemaModel, DbError> {
-        // It sets the session's `search_path`.
-        self.as_reset = false;
         let identity = Arc::clone(&self.identity);
         super::introspect::read(
             D::KIND,
@@ -449,11 +430,7 @@ impl<D: Dialect> Session for SqlxSession<D> {
 
     async fn unlock(&mut self) -> Result<(), DbError> {
         let reset = self.identity.reset.clone();
-        self.as_reset = false;
-        D::unlock(&mut self.conn, &self.identity.lock, &mut self.lock, &reset).await?;
-        // The reset ran in the same request, before the release.
-        self.as_reset = !reset.is_empty();
-        Ok(())
+        D::unlock(&mut self.conn, &self.identity.lock, &mut self.lock, &reset).await
     }
 
     fn guard_sql(&self, guard: &LockGuard, local: bool) -> Vec<String> {
@@ -478,7 +455,6 @@ impl<D: Dialect> Session for SqlxSession<D> {
     }
 
     async fn clean_leftover(&mut self, statement: &str) -> Result<Option<String>, DbError> {
-        self.as_reset = false;
         let Some((check, drop)) = D::leftover(statement) else {
             return Ok(None);
         };
@@ -514,7 +490,6 @@ impl<D: Dialect> Session for SqlxSession<D> {
         &mut self,
         tenants: &[Arc<dyn Any + Send + Sync>],
     ) -> Result<Option<Vec<History>>, DbError> {
-        self.as_reset = false;
         let mut places = Vec::with_capacity(tenants.len());
         for identity in tenants {
             let Some(identity) = identity.downcast_ref::<Identity<D>>() else {
@@ -535,12 +510,9 @@ impl<D: Dialect> Session for SqlxSession<D> {
     }
 
     fn bind(&mut self, identity: Arc<dyn Any + Send + Sync>) -> Result<(), DbError> {
-        let identity = identity.downcast::<Identity<D>>().map_err(|_| {
+        self.identity = identity.downcast::<Identity<D>>().map_err(|_| {
             DbError::Unsupported("a session of one dialect bound to a tenant of another")
         })?;
-        // Another tenant's reset puts another schema on the `search_path`.
-        self.as_reset &= Arc::ptr_eq(&identity, &self.identity);
-        self.identity = identity;
         Ok(())
     }
 
