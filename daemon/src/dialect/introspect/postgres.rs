@@ -1,10 +1,10 @@
-//! PostgreSQL's schema from `pg_catalog`, in one request of one statement: the tenant's schema only, its
-//! `search_path` set to it first so every definition the server prints names the tenant's
-//! own objects unqualified (a schema tenant's model then equals its neighbour's). Values
-//! are the server's canonical text, printed from its parse trees (`pg_get_expr`,
-//! `pg_get_constraintdef`, `pg_get_indexdef` per key, `pg_get_viewdef`, `format_type`), so
-//! whitespace, case and parentheses in the migration do not count, and OIDs, `ANALYZE`,
-//! `VACUUM FULL`, `REINDEX` and a dump and restore change nothing.
+//! PostgreSQL's schema from `pg_catalog`, in one request of one statement: the tenant's
+//! schema only, its `search_path` set to it first so every definition the server prints
+//! names the tenant's own objects unqualified (a schema tenant's model then equals its
+//! neighbour's). Values are the server's canonical text, printed from its parse trees
+//! (`pg_get_expr`, `pg_get_constraintdef`, `pg_get_indexdef` per key, `pg_get_viewdef`,
+//! `format_type`), so whitespace, case and parentheses in the migration do not count, and
+//! OIDs, `ANALYZE`, `VACUUM FULL`, `REINDEX` and a dump and restore change nothing.
 
 use super::{Row, col, generated, opt, truthy};
 use crate::model::{
