@@ -44,6 +44,21 @@ const LEAKY_SET: [(&str, &str); 3] = [
     ),
 ];
 
+/// What migration 2 of [`LEAKY_SET`] saw of its session on tenant `i`: schema, application
+/// name, `work_mem`, temp tables, prepared statements, `|`-joined.
+async fn seen_by_migration_2(fleet: &Fleet, i: usize) -> anyhow::Result<Option<String>> {
+    fleet
+        .scalar(
+            i,
+            "SELECT schema || '|' || app || '|' || work_mem || '|' || temp_tables || '|' \
+             || prepared FROM public.seen",
+        )
+        .await
+}
+
+/// [`seen_by_migration_2`] on a session as a new one is.
+const AS_NEW: &str = "public|avocetd|4MB|0|0";
+
 fn leaky_set() -> anyhow::Result<MigrationCopy> {
     let set = MigrationCopy::empty()?;
     for (file, sql) in LEAKY_SET {
@@ -66,15 +81,9 @@ async fn one_postgres_session_runs_every_migration_and_is_reset_between_them() -
     );
     let mut pids = Vec::new();
     for i in 0..2 {
-        let seen = fleet
-            .scalar(
-                i,
-                "SELECT schema || '|' || app || '|' || work_mem || '|' || temp_tables || '|' \
-                 || prepared FROM public.seen",
-            )
-            .await?;
+        let seen = seen_by_migration_2(&fleet, i).await?;
         ensure!(
-            seen.as_deref() == Some("public|avocetd|4MB|0|0"),
+            seen.as_deref() == Some(AS_NEW),
             "tenant {i}: migration 2 saw {seen:?}"
         );
         let tenant_pids = fleet
@@ -121,15 +130,9 @@ async fn the_next_run_on_a_released_session_finds_it_reset() -> anyhow::Result<(
         "{:?}",
         second.tenants().collect::<Vec<_>>()
     );
-    let seen = fleet
-        .scalar(
-            0,
-            "SELECT schema || '|' || app || '|' || work_mem || '|' || temp_tables || '|' \
-             || prepared FROM public.seen",
-        )
-        .await?;
+    let seen = seen_by_migration_2(&fleet, 0).await?;
     ensure!(
-        seen.as_deref() == Some("public|avocetd|4MB|0|0"),
+        seen.as_deref() == Some(AS_NEW),
         "the second run's migration saw {seen:?}"
     );
     let pids = fleet
