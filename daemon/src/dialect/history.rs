@@ -15,10 +15,7 @@
 //! script takes its finish and duration from the server when the statement runs
 //! ([`Timing::InBatch`]); one written on its own takes the engine's ([`Timing::Known`]).
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex, PoisonError, Weak},
-};
+use std::collections::BTreeSet;
 
 use super::spec::{ColumnType, Dialect, qualified, quote};
 use crate::model::{
@@ -198,7 +195,7 @@ impl VersionColumn {
 }
 
 /// The history SQL of every tenant whose tables are in one place, built once per (dialect,
-/// schema, table, version column) and shared ([`shared`]).
+/// schema, table, version column) and shared ([`super::shared_sql::shared`]).
 pub(super) struct HistorySql {
     /// Run before the tables are made, e.g. `CREATE SCHEMA IF NOT EXISTS …`.
     prelude: Option<String>,
@@ -484,28 +481,6 @@ fn is_db_error(e: &sqlx::Error, code: &str, sqlite_text: &str) -> bool {
         }
         _ => false,
     }
-}
-
-/// The history SQL for `key` (dialect, schema or database, history table, version column),
-/// built by `build` once and shared by every tenant whose key is the same while any of them
-/// holds it: a fleet of 100,000 tenants in the `public` schema keeps one copy, not 100,000.
-pub(super) fn shared(
-    key: (DialectKind, &str, &str, VersionColumn),
-    build: impl FnOnce() -> HistorySql,
-) -> Arc<HistorySql> {
-    type Key = (DialectKind, String, String, VersionColumn);
-    static SHARED: Mutex<BTreeMap<Key, Weak<HistorySql>>> = Mutex::new(BTreeMap::new());
-    let (kind, schema, table, column) = key;
-    let key = (kind, schema.to_owned(), table.to_owned(), column);
-    // A poisoned map only means another thread panicked mid-insert; its entries are intact.
-    let mut map = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(sql) = map.get(&key).and_then(Weak::upgrade) {
-        return sql;
-    }
-    map.retain(|_, w| w.strong_count() > 0);
-    let sql = Arc::new(build());
-    map.insert(key, Arc::downgrade(&sql));
-    sql
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod many;
 mod mysql;
 mod postgres;
 mod session;
+mod shared_sql;
 mod spec;
 mod sqlite;
 mod target;

@@ -12,7 +12,8 @@ use super::{
     Database, DbError, History, LockCheck, RELEASE_TIMEOUT, Session, Target,
     batch::{Item, ItemError, pack},
     error_position,
-    history::{HistorySql, RECORD_STATEMENTS, VersionColumn, record_from_text, shared},
+    history::{HistorySql, RECORD_STATEMENTS, VersionColumn, record_from_text},
+    shared_sql::shared,
     spec::{Dialect, Place, poll_lock},
 };
 use crate::model::{DialectKind, ForeignRow, HistoryRecord, LockGuard, SchemaModel, SetFormat};

@@ -190,6 +190,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(30))
+            // A file does not drop a connection: no ping before each of the event
+            // writer's batches (a round trip through SQLite's worker thread each). sqlx
+            // still tests a connection as it goes back to the pool.
+            .test_before_acquire(!sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
