@@ -51,6 +51,7 @@ impl Store {
     /// [`StoreError::Query`] when the store refuses it; nothing of the batch is kept then,
     /// so the caller may write it again.
     pub(crate) async fn write(&self, batch: &[Write]) -> Result<Vec<(String, u64)>, StoreError> {
+        let _turn = self.write_turn().await;
         let q = StoreError::query;
         let mut tally = Tally::default();
         let mut census = Vec::new();

@@ -61,6 +61,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the writes.
     pub(crate) async fn heartbeat(&self, id: &str, lease_ms: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let q = StoreError::query("a replica's heartbeat");
         let clock = self.clock();
         sqlx::query(&format!(
@@ -129,6 +130,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the write.
     pub(crate) async fn release_leases(&self, id: &str) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE rollout_tenants SET state = 'pending', lease_owner = NULL, lease_until = NULL \
              WHERE lease_owner = $1 AND state = 'running'",
@@ -157,6 +159,7 @@ impl Store {
         limit: u32,
         max_failed: Option<u32>,
     ) -> Result<Vec<Claim>, StoreError> {
+        let _turn = self.write_turn().await;
         const CTX: &str = "claiming tenants";
         let skip_locked = if self.postgres {
             " FOR UPDATE SKIP LOCKED"
@@ -216,6 +219,7 @@ impl Store {
         owner: &str,
         positions: &[u32],
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         for position in positions {
             sqlx::query(
                 "UPDATE rollout_tenants SET state = 'pending', lease_owner = NULL, \
@@ -281,6 +285,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Query`] when the store refuses the write.
     pub(crate) async fn mark_wave(&self, rollout_id: &str, wave: u32) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE rollouts SET wave_mark = $1 WHERE id = $2 AND wave_mark < $3")
             .bind(i64::from(wave))
             .bind(rollout_id)
@@ -319,6 +324,7 @@ impl Store {
         rollout_id: &str,
         owner: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE rollouts SET finished_by = NULL WHERE id = $1 AND finished_by = $2")
             .bind(rollout_id)
             .bind(owner)
@@ -340,6 +346,7 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(&format!(
             "UPDATE rollouts SET finished_by = $1 WHERE id = $2 AND (finished_by IS NULL OR \
              NOT EXISTS (SELECT 1 FROM replicas WHERE id = rollouts.finished_by \

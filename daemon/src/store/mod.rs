@@ -172,6 +172,8 @@ pub(crate) struct Store {
     /// PostgreSQL, where claims skip rows another replica holds (`FOR UPDATE SKIP LOCKED`);
     /// SQLite has one writer at a time and no such clause.
     postgres: bool,
+    /// SQLite only: the turn of this daemon's frequent writers ([`Store::write_turn`]).
+    writes: Option<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -215,7 +217,25 @@ impl Store {
         Ok(Self {
             pool,
             postgres: !sqlite,
+            writes: sqlite.then(|| tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// On SQLite, waits for this daemon's other frequent writers (the event writer's
+    /// batches, claims, heartbeats, a rollout's end) to be done, and holds the turn while
+    /// the guard lives; `None` on PostgreSQL, whose writers take row locks.
+    ///
+    /// SQLite lets one writer in at a time (SQLite docs, "File Locking And Concurrency",
+    /// and "Write-Ahead Logging" 2.3: "there can only be one writer at a time"); a second
+    /// one gets `SQLITE_BUSY` and its busy handler sleeps 1, 2, 5, 10, 15, 20 ms … before
+    /// trying again, however soon the first commits. Waiting here instead wakes it as the
+    /// first one is done. Hold it around one write (or one write transaction) only, and
+    /// never take it twice: it is not reentrant.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writes {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        }
     }
 }
 
