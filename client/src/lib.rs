@@ -12,194 +12,38 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `lib.rs` | [`Client`]: connecting, and one method per RPC |
+//! | `credentials.rs` | [`Timeouts`], [`Credentials`] (token, TLS, trace context) and the [`Bearer`] interceptor |
+//! | `record.rs` | [`RolloutRecord`]: a rollout's stream read to the end; [`Control`] |
+//! | `backups.rs` | `avocet.v1.Backups`: list, get, take, delete and restore backups |
+//! | `sets.rs` | publishing a set: a directory read and sent in chunks |
+//! | `error.rs` | [`ClientError`] and the daemon's typed refusals |
 
 use avocet_proto::v1::{
     backups_client::BackupsClient, fleet_client::FleetClient, migrator_client::MigratorClient,
     rollouts_client::RolloutsClient, sets_client::SetsClient,
 };
-use std::{path::PathBuf, time::Duration};
 
-use tonic::{
-    Streaming,
-    metadata::AsciiMetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::{Certificate, Channel, ClientTlsConfig, Identity},
-};
+use tonic::{Streaming, service::interceptor::InterceptedService, transport::Channel};
 
 pub use avocet_proto::v1 as pb;
 pub use avocet_proto::{REPEATABLE_PREFIX, VersionField};
+pub use credentials::{Bearer, Credentials, Timeouts};
 pub use error::{ClientError, ERROR_DOMAIN, Rejection, code_name};
+pub use record::{Control, RolloutRecord};
 pub use sets::{CHUNK_BYTES, read_set_dir};
 
 mod backups;
+mod credentials;
 mod error;
+mod record;
 mod sets;
 
 /// Default daemon address, also the default of the command line's `--addr`.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7400";
-
-/// How long the client waits for the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Opening the connection. Default 10 s.
-    pub connect: Duration,
-    /// A unary call, or the first answer of a streaming one (a stream then runs as long as
-    /// its rollout). Default 30 s.
-    pub request: Duration,
-    /// HTTP/2 keepalive: a ping this often, and a connection whose ping is not answered
-    /// within the same time is closed, so a dead daemon is noticed within twice this even
-    /// in the middle of a stream. Default 10 s.
-    pub keepalive: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            request: Duration::from_secs(30),
-            keepalive: Duration::from_secs(10),
-        }
-    }
-}
-
-/// How the client proves who it is and checks the daemon (a bearer token, TLS), and the
-/// caller's trace context it sends along.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Credentials {
-    /// Sent as `authorization: Bearer <token>` on every call (`--token`, `AVOCET_TOKEN`).
-    pub token: Option<String>,
-    /// PEM CA certificate(s) the daemon's certificate must chain to (`--ca`); unset: the
-    /// Mozilla roots (webpki-roots). Setting it, a client certificate or an `https://`
-    /// address turns TLS on.
-    pub ca: Option<PathBuf>,
-    /// PEM client certificate and its key for mutual TLS (`--cert`, `--key`).
-    pub cert: Option<(PathBuf, PathBuf)>,
-    /// A W3C `traceparent` sent on every call (the command line's `TRACEPARENT`), e.g.
-    /// `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`: the daemon's spans of the
-    /// call, and of the rollout it starts, join that trace.
-    pub traceparent: Option<String>,
-    /// Its W3C `tracestate` (`TRACESTATE`), sent with it.
-    pub tracestate: Option<String>,
-    /// Send the token over plaintext to a non-loopback address anyway (`--insecure`);
-    /// without it, that connection is refused before anything is sent.
-    pub insecure: bool,
-}
-
-impl Credentials {
-    /// Refuses to send a token in clear to an address other than loopback (a mistyped
-    /// `http://` to a TLS daemon included), unless [`Credentials::insecure`].
-    fn check_plaintext(&self, addr: &str, tls: bool) -> Result<(), ClientError> {
-        if tls || self.token.is_none() || self.insecure {
-            return Ok(());
-        }
-        let host = addr
-            .parse::<tonic::transport::Uri>()
-            .ok()
-            .and_then(|u| u.host().map(str::to_owned))
-            .unwrap_or_default();
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let loopback = bare.eq_ignore_ascii_case("localhost")
-            || bare
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        match loopback {
-            true => Ok(()),
-            false => Err(ClientError::Credentials(format!(
-                "refusing to send the token in clear to {host:?}: use an https:// address \
-                 (or --ca), or pass --insecure"
-            ))),
-        }
-    }
-
-    fn wants_tls(&self, addr: &str) -> bool {
-        self.ca.is_some() || self.cert.is_some() || addr.starts_with("https://")
-    }
-
-    /// tonic's TLS configuration of these credentials.
-    fn tls(&self) -> Result<ClientTlsConfig, ClientError> {
-        let read = |what: &str, path: &PathBuf| {
-            std::fs::read(path)
-                .map_err(|e| ClientError::Credentials(format!("{what} {}: {e}", path.display())))
-        };
-        let mut tls = ClientTlsConfig::new();
-        tls = match &self.ca {
-            Some(ca) => tls.ca_certificate(Certificate::from_pem(read("--ca", ca)?)),
-            None => tls.with_webpki_roots(),
-        };
-        if let Some((cert, key)) = &self.cert {
-            tls = tls.identity(Identity::from_pem(
-                read("--cert", cert)?,
-                read("--key", key)?,
-            ));
-        }
-        Ok(tls)
-    }
-}
-
-/// Adds the bearer token and the caller's W3C trace context, if any, to every call.
-#[derive(Clone, Debug, Default)]
-pub struct Bearer {
-    token: Option<AsciiMetadataValue>,
-    traceparent: Option<AsciiMetadataValue>,
-    tracestate: Option<AsciiMetadataValue>,
-}
-
-impl Bearer {
-    /// `authorization: Bearer <token>` on every call.
-    ///
-    /// # Errors
-    /// [`ClientError::Credentials`] for a token that cannot be a header value (control
-    /// characters, non-ASCII).
-    pub fn new(token: &str) -> Result<Self, ClientError> {
-        format!("Bearer {}", token.trim())
-            .parse()
-            .map(|v| Self {
-                token: Some(v),
-                ..Self::default()
-            })
-            .map_err(|_| {
-                ClientError::Credentials("the token holds characters a header cannot".into())
-            })
-    }
-
-    /// The same, also sending `traceparent` (and `tracestate`) on every call.
-    ///
-    /// # Errors
-    /// [`ClientError::Credentials`] for a value that cannot be a header value.
-    pub fn with_trace_context(
-        mut self,
-        traceparent: &str,
-        tracestate: Option<&str>,
-    ) -> Result<Self, ClientError> {
-        let header = |name: &str, value: &str| {
-            value.trim().parse().map_err(|_| {
-                ClientError::Credentials(format!("{name} holds characters a header cannot"))
-            })
-        };
-        self.traceparent = Some(header("traceparent", traceparent)?);
-        self.tracestate = tracestate.map(|v| header("tracestate", v)).transpose()?;
-        Ok(self)
-    }
-}
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        let metadata = request.metadata_mut();
-        if let Some(value) = &self.token {
-            metadata.insert("authorization", value.clone());
-        }
-        if let Some(value) = &self.traceparent {
-            metadata.insert("traceparent", value.clone());
-        }
-        if let Some(value) = &self.tracestate {
-            metadata.insert("tracestate", value.clone());
-        }
-        Ok(request)
-    }
-}
 
 /// Largest answer the client reads, in bytes (256 MiB). gRPC's default of 4 MiB is below
 /// one large migration file: a plan carries the SQL of every script it runs
@@ -345,8 +189,13 @@ impl Client {
             all.scripts.extend(page.scripts);
             all.next_page_token = page.next_page_token;
         }
-        all.findings
-            .sort_by_cached_key(|f| (version_order(&f.version.text()), f.direction, f.line));
+        all.findings.sort_by_cached_key(|f| {
+            (
+                record::version_order(&f.version.text()),
+                f.direction,
+                f.line,
+            )
+        });
         Ok(all)
     }
 
@@ -607,96 +456,8 @@ impl Client {
     }
 }
 
-/// What [`Client::control`] asks of a rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// No further tenant starts; tenants in flight stop between migrations.
-    Cancel,
-    /// No further tenant starts until resumed.
-    Pause,
-    /// Continue a paused or interrupted rollout.
-    Resume,
-}
-
-/// Every event of a finished rollout stream.
-#[derive(Debug, Clone, Default)]
-pub struct RolloutRecord {
-    /// All events in order.
-    pub events: Vec<pb::RolloutEvent>,
-}
-
-impl RolloutRecord {
-    /// Reads `events` to the end.
-    ///
-    /// # Errors
-    /// [`ClientError::Status`] when the stream breaks.
-    pub async fn collect(mut events: Events) -> Result<Self, ClientError> {
-        let mut all = Vec::new();
-        while let Some(event) = events.message().await? {
-            all.push(event);
-        }
-        Ok(Self { events: all })
-    }
-
-    /// The rollout's id (every event carries it).
-    pub fn id(&self) -> Option<&str> {
-        self.events.first().map(|e| e.rollout_id.as_str())
-    }
-
-    /// The rollout's summary, if the stream reached the end.
-    pub fn finished(&self) -> Option<&pb::RolloutFinished> {
-        self.events.iter().rev().find_map(|e| match &e.kind {
-            Some(pb::rollout_event::Kind::RolloutFinished(f)) => Some(f),
-            _ => None,
-        })
-    }
-
-    /// Every `TenantFinished` event.
-    pub fn tenants(&self) -> impl Iterator<Item = &pb::TenantFinished> {
-        self.events.iter().filter_map(|e| match &e.kind {
-            Some(pb::rollout_event::Kind::TenantFinished(t)) => Some(t),
-            _ => None,
-        })
-    }
-
-    /// The `TenantFinished` event of `tenant`.
-    pub fn tenant(&self, tenant: &str) -> Option<&pb::TenantFinished> {
-        self.tenants().find(|t| t.tenant == tenant)
-    }
-
-    /// Every `MigrationFinished` event.
-    pub fn migrations(&self) -> impl Iterator<Item = &pb::MigrationFinished> {
-        self.events.iter().filter_map(|e| match &e.kind {
-            Some(pb::rollout_event::Kind::MigrationFinished(m)) => Some(m),
-            _ => None,
-        })
-    }
-}
-
-/// A sort key that orders version texts as the daemon orders versions: numbered versions part
-/// by part (`1 < 1.2 < 1.10 < 2`, Flyway's `MigrationVersion` order), then repeatables
-/// (`R__<description>`) by description as Flyway reads it (underscores as spaces), then as
-/// written.
-fn version_order(text: &str) -> (bool, Vec<i64>, String, String) {
-    let parts = text.split('.').map(|p| p.parse().unwrap_or(i64::MAX));
-    match text.starts_with("R__") {
-        true => (true, Vec::new(), text.replace('_', " "), text.to_owned()),
-        false => (false, parts.collect(), String::new(), String::new()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn version_texts_order_as_versions() {
-        let mut texts = ["R__views", "2", "R__a_b", "1.10", "R__aB", "1.2", "1"];
-        texts.sort_by_cached_key(|t| super::version_order(t));
-        assert_eq!(
-            texts,
-            ["1", "1.2", "1.10", "2", "R__a_b", "R__aB", "R__views"]
-        );
-    }
-
     /// Issue 25, finding 15: a token is not sent in clear beyond loopback without
     /// `insecure`.
     #[tokio::test]

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use avocet_client::{Client, Control, Events, pb};
 
-use super::{Output, RolloutsCommand, State, json, text};
+use super::{Output, RolloutsCommand, State, json, progress, text};
 
 /// Runs `avocet rollouts …` (`fleet`: the global `--fleet`); true unless the command
 /// reports a failure.
@@ -108,7 +108,7 @@ pub(crate) async fn follow(
     addr: &str,
     target: Option<String>,
 ) -> anyhow::Result<bool> {
-    let mut view = text::RolloutView::to(target);
+    let mut view = progress::RolloutView::to(target);
     let mut ok = true;
     let mut id = String::new();
     while let Some(event) = events
