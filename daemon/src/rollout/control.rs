@@ -10,10 +10,10 @@ use std::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::{RolloutCtx, job, replica::Replica, writer::Writer};
+use super::{RolloutCtx, RunnerError, job, replica::Replica, writer::Writer};
 use crate::{
     backup::Backups,
-    fleet::{Fleet, FleetError, Registry, Tenant},
+    fleet::{Fleet, Registry, Tenant},
     model::{
         Direction, EventKind, MigrationSet, Refused, RolloutRecord, RolloutSpec, RolloutStarted,
         RolloutState, RolloutStep, TenantWork, WorkState,
@@ -36,61 +36,6 @@ async fn unwound(task: impl Future<Output = ()>) -> Result<(), String> {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic without a message".to_owned())
         })
-}
-
-/// Why a rollout could not be started or changed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunnerError {
-    /// No rollout has that id.
-    #[error("rollout {0:?} not found")]
-    NotFound(String),
-    /// The rollout's state does not allow the action (the state table refused it).
-    #[error("rollout {id} is {state}: it cannot be {action}")]
-    State {
-        /// The rollout.
-        id: String,
-        /// Its state.
-        state: &'static str,
-        /// What was asked (`paused`, `resumed`, `cancelled`).
-        action: &'static str,
-    },
-    /// Tenants of the rollout need `avocet repair` before it can be resumed.
-    #[error(
-        "rollout {id}: tenant(s) {} have a migration recorded as running by a daemon that \
-         stopped; repair them (avocet repair --tenant ID), then resume",
-        tenants.join(", ")
-    )]
-    NeedsRepair {
-        /// The rollout.
-        id: String,
-        /// The tenants to repair.
-        tenants: Vec<String>,
-    },
-    /// The fleet's set changed since the rollout started; resuming would run other SQL.
-    #[error(
-        "rollout {id}: the migration set changed since it started (digest {started} then, \
-         {now} now): start a new rollout"
-    )]
-    SetChanged {
-        /// The rollout.
-        id: String,
-        /// The set's digest when it started.
-        started: String,
-        /// The set's digest now.
-        now: String,
-    },
-    /// The fleet is gone or its set does not load.
-    #[error("rollout {id}: {source}")]
-    Fleet {
-        /// The rollout.
-        id: String,
-        /// Why (boxed: the error stays small on every other path).
-        source: Box<FleetError>,
-    },
-    /// The control store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// A rollout to start.

@@ -8,6 +8,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `control.rs` | the runner: start, pause, resume, cancel |
+//! | `error.rs` | [`RunnerError`]: why a rollout could not be started or changed |
 //! | `recovery.rs` | recovery at start, drain at stop, ending a rollout nobody runs |
 //! | `replica.rs` | this daemon among others: heartbeat, joining rollouts, following their state |
 //! | `job.rs` | one rollout's run here: waves, claims, concurrency, canary, failure threshold |
@@ -23,6 +24,7 @@
 
 mod census;
 mod control;
+mod error;
 mod job;
 mod published;
 mod recovery;
@@ -36,8 +38,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use control::RunnerError;
 pub(crate) use control::{Runner, StartRequest, identity_of};
+pub use error::RunnerError;
 pub(crate) use published::published_set;
 pub(crate) use replica::Replica;
 pub(crate) use watch::watch;
