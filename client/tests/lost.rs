@@ -58,25 +58,8 @@ async fn a_daemon_that_dies_mid_stream_is_a_lost_connection() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let (addr, kill) = serve_on_own_runtime(config.clone(), 0);
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
-        .args([
-            "apply",
-            "--addr",
-            &addr,
-            "--wave-size",
-            "1",
-            "--pause-between-waves",
-            "60s",
-            "--output",
-            "json",
-        ])
-        .env_remove("AVOCET_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // The first wave runs, then the stream waits, open.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let child = common::paused_apply(&addr).await;
     drop(kill);
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await

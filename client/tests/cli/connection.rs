@@ -22,30 +22,6 @@ async fn proxy(upstream: String) -> (String, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// `avocet apply --output json` through `addr`, one tenant a wave with a minute between
-/// waves, spawned; returns once the first wave has run and the stream waits, open.
-async fn paused_apply(addr: &str) -> tokio::process::Child {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
-        .args([
-            "apply",
-            "--addr",
-            addr,
-            "--wave-size",
-            "1",
-            "--pause-between-waves",
-            "60s",
-            "--output",
-            "json",
-        ])
-        .env_remove("AVOCET_TOKEN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    child
-}
-
 /// A daemon that goes away mid-stream (every connection to it closed at once, as when it
 /// is killed) is one sentence: the connection was lost, and how to look at the rollout;
 /// never a claim that it goes on, which the client cannot know (issue 24, item 11).
@@ -53,7 +29,7 @@ async fn paused_apply(addr: &str) -> tokio::process::Child {
 async fn a_lost_connection_says_so_and_how_to_look() {
     let d = start().await;
     let (addr, cut) = proxy(d.addr.clone()).await;
-    let child = paused_apply(&addr).await;
+    let child = common::paused_apply(&addr).await;
     cut.abort();
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await
@@ -95,7 +71,7 @@ async fn a_daemon_shutting_down_mid_apply_is_no_success() {
         stop,
         dir: _dir,
     } = start().await;
-    let child = paused_apply(&addr).await;
+    let child = common::paused_apply(&addr).await;
     let _ = stop.send(());
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
         .await

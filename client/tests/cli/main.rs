@@ -1,9 +1,9 @@
 //! The `avocet` binary against an in-process daemon serving a SQLite fleet: the README's
 //! apply / status / rollback / verify flow, JSON output and exit codes.
 
-use std::{collections::BTreeMap, path::Path, process::Output};
+use std::{collections::BTreeMap, process::Output};
 
-use avocet_daemon::{Config, DialectKind, FleetConfig, TenantConfig};
+use avocet_daemon::{Config, DialectKind, FleetConfig};
 use serde_json::Value;
 
 struct Daemon {
@@ -11,6 +11,9 @@ struct Daemon {
     stop: tokio::sync::oneshot::Sender<()>,
     dir: tempfile::TempDir,
 }
+
+#[path = "../common/mod.rs"]
+mod common;
 
 mod authoring;
 mod connection;
@@ -27,25 +30,11 @@ async fn start() -> Daemon {
 /// As [`start`], with `change` made to the configuration first.
 async fn start_with(change: impl FnOnce(&mut Config)) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).unwrap();
-    for entry in std::fs::read_dir(sample).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).unwrap();
+    let migrations = common::copy_sample_set(dir.path());
+    let mut tenants = common::sqlite_tenants(dir.path(), &["acme", "globex", "initech"]);
+    for t in &mut tenants {
+        t.labels = BTreeMap::from([("region".into(), "eu".into())]);
     }
-    let tenants = ["acme", "globex", "initech"]
-        .iter()
-        .map(|id| TenantConfig {
-            id: (*id).into(),
-            dsn: format!("sqlite://{}/{id}.db?mode=rwc", dir.path().display()),
-            schema: None,
-            labels: BTreeMap::from([("region".into(), "eu".into())]),
-            vars: Default::default(),
-            password_env: None,
-            password_file: None,
-        })
-        .collect();
     let fleet = FleetConfig {
         concurrency: 8,
         lock_timeout: std::time::Duration::from_secs(5),

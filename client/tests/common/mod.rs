@@ -1,5 +1,6 @@
 //! Helpers shared by the client's test binaries: a copy of the sample SQLite set and a
-//! fleet's SQLite tenants, each in a test's own directory.
+//! fleet's SQLite tenants, each in a test's own directory, and an `avocet apply` left
+//! waiting between waves.
 
 // Each test binary compiles this module and uses part of it.
 #![allow(dead_code)]
@@ -36,4 +37,28 @@ pub(crate) fn sqlite_tenants(dir: &Path, ids: &[&str]) -> Vec<TenantConfig> {
             password_file: None,
         })
         .collect()
+}
+
+/// `avocet apply --output json` through `addr`, one tenant a wave with a minute between
+/// waves, spawned; returns once the first wave has run and the stream waits, open.
+pub(crate) async fn paused_apply(addr: &str) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_avocet"))
+        .args([
+            "apply",
+            "--addr",
+            addr,
+            "--wave-size",
+            "1",
+            "--pause-between-waves",
+            "60s",
+            "--output",
+            "json",
+        ])
+        .env_remove("AVOCET_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    child
 }
