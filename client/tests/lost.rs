@@ -65,20 +65,7 @@ async fn a_daemon_that_dies_mid_stream_is_a_lost_connection() {
         .await
         .expect("the client noticed within a minute")
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    let id = first["rollout_id"].as_str().unwrap().to_owned();
-    assert!(
-        stderr.contains(&format!("the connection to the daemon at {addr} was lost")),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("avocet rollouts get {id}")),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("continues"), "{stderr}");
+    let id = common::assert_lost_connection(&out, &addr);
 
     // What `rollouts get` then says, on the daemon started again (same address, so the
     // same replica: it takes back what it held, and marks the rollout interrupted).

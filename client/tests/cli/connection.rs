@@ -35,19 +35,8 @@ async fn a_lost_connection_says_so_and_how_to_look() {
         .await
         .expect("the client noticed within a minute")
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let id = common::assert_lost_connection(&out, &addr);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let first: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
-    let id = first["rollout_id"].as_str().unwrap().to_owned();
-    assert!(
-        stderr.contains(&format!("the connection to the daemon at {addr} was lost")),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("avocet rollouts get {id}")),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("continues"), "{stderr}");
     assert!(
         !stderr.contains("BrokenPipe") && !stderr.contains("transport error"),
         "{stderr}"

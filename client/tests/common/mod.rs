@@ -62,3 +62,24 @@ pub(crate) async fn paused_apply(addr: &str) -> tokio::process::Child {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     child
 }
+
+/// Checks what `avocet apply` through `addr` says when it lost its daemon mid-stream: exit
+/// status 3, that the connection was lost, how to look at the rollout, never that it goes
+/// on. Returns the rollout's id, from the first event printed.
+pub(crate) fn assert_lost_connection(out: &std::process::Output, addr: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let id = first["rollout_id"].as_str().unwrap().to_owned();
+    assert!(
+        stderr.contains(&format!("the connection to the daemon at {addr} was lost")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("avocet rollouts get {id}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("continues"), "{stderr}");
+    id
+}
